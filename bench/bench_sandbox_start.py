@@ -1,0 +1,127 @@
+"""Sandbox start-up costs of the local runtime, measured in one run on this host.
+
+- shell: cold start of a terminal until bash prints its first prompt (marker via PROMPT_COMMAND)
+- floor: a bare ``bwrap --unshare-all ... true`` as the same unprivileged uid (bwrap's own cost)
+- exec: ``/bin/true`` through ``Sandbox.exec`` (cgroup per exec, limits, accounting) versus an
+  unsandboxed ``asyncio`` subprocess.
+
+Targets: shell p50 < 50 ms, p99 < 150 ms; exec overhead < 10 ms. Writes bench/results/sandbox_start.json.
+Run as root: ``.venv/bin/python bench/bench_sandbox_start.py [runs]``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+from coolcoding.sandbox.base import SandboxSpec
+from coolcoding.sandbox.local.runtime import LocalRuntime
+from coolcoding.settings import Settings
+
+MARK = b"<CC-PROMPT>"
+
+
+def pct(xs: list[float], p: float) -> float:
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, round(p / 100 * (len(xs) - 1)))]
+
+
+def summary(xs: list[float]) -> dict[str, float]:
+    return {"p50": round(statistics.median(xs), 2), "p99": round(pct(xs, 99), 2),
+            "min": round(min(xs), 2), "mean": round(statistics.fmean(xs), 2)}  # fmt: skip
+
+
+async def main(runs: int) -> None:
+    base = Path(tempfile.mkdtemp(prefix="cc-bench-", dir="/tmp"))
+    os.chmod(base, 0o711)
+    settings = Settings(data_dir=base, sandbox_cgroup_parent=f"coolcoding-bench-{os.getpid()}")
+    rt = LocalRuntime(settings)
+    results: dict[str, dict[str, float]] = {}
+    try:
+        sb = await rt.start(SandboxSpec(session_uuid=str(uuid.uuid4())))
+        uid, gid = sb.creds.uid, sb.creds.gid  # type: ignore[attr-defined]
+
+        shell: list[float] = []
+        for _ in range(runs):
+            t = time.perf_counter()
+            term = await sb.open_terminal(80, 24, env={"PROMPT_COMMAND": "printf '<CC-%s>' PROMPT"})
+            out = b""
+            while MARK not in out:
+                out += await asyncio.wait_for(term.read(), 5)
+            shell.append((time.perf_counter() - t) * 1000)
+            await term.close()
+        results["shell_to_prompt_ms"] = summary(shell)
+
+        def drop() -> None:
+            os.setgroups([])
+            os.setresgid(gid, gid, gid)
+            os.setresuid(uid, uid, uid)
+
+        floor_argv = [settings.sandbox_bwrap_path, "--unshare-all", "--die-with-parent",
+                      "--new-session", "--ro-bind", "/usr", "/usr", "--symlink", "usr/lib64",
+                      "/lib64", "--symlink", "usr/lib", "/lib", "--proc", "/proc", "--dev", "/dev",
+                      "--", "/usr/bin/true"]  # fmt: skip
+        floor: list[float] = []
+        for _ in range(runs):
+            t = time.perf_counter()
+            subprocess.run(floor_argv, preexec_fn=drop, check=True)
+            floor.append((time.perf_counter() - t) * 1000)
+        results["bare_bwrap_true_ms"] = summary(floor)
+
+        sandboxed: list[float] = []
+        plain: list[float] = []
+        for _ in range(runs):
+            t = time.perf_counter()
+            r = await sb.exec(["/bin/true"])
+            sandboxed.append((time.perf_counter() - t) * 1000)
+            assert r.exit_code == 0, r
+            t = time.perf_counter()
+            p = await asyncio.create_subprocess_exec("/bin/true")
+            await p.wait()
+            plain.append((time.perf_counter() - t) * 1000)
+        results["exec_true_sandboxed_ms"] = summary(sandboxed)
+        results["exec_true_unsandboxed_ms"] = summary(plain)
+        results["exec_overhead_p50_ms"] = {
+            "p50": round(statistics.median(sandboxed) - statistics.median(plain), 2)
+        }
+    finally:
+        await rt.shutdown()
+        await rt.cleanup_orphans()
+        for d in set(rt.host.cgroups.bases.values()):
+            if d.is_dir():
+                os.rmdir(d)
+        shutil.rmtree(base, ignore_errors=True)
+
+    print(f"{'measure':28s} {'p50':>8s} {'p99':>8s} {'min':>8s}  (ms, {runs} runs)")
+    for name, s in results.items():
+        print(f"{name:28s} {s['p50']:8.2f} {s.get('p99', float('nan')):8.2f} "
+              f"{s.get('min', float('nan')):8.2f}")  # fmt: skip
+    out = {
+        "runs": runs,
+        "host": {
+            "kernel": platform.release(),
+            "cpus": os.cpu_count(),
+            "cgroup_version": rt.host.cgroups.version,
+            "bwrap": rt.host.bwrap_version,
+        },
+        "targets": {"shell_p50_ms": 50, "shell_p99_ms": 150, "exec_overhead_ms": 10},
+        "results": results,
+    }
+    path = Path(__file__).parent / "results" / "sandbox_start.json"
+    path.parent.mkdir(exist_ok=True)
+    path.write_text(json.dumps(out, indent=2) + "\n")
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    asyncio.run(main(int(sys.argv[1]) if len(sys.argv) > 1 else 200))

@@ -1,0 +1,3 @@
+"""Cool Coding Platform."""
+
+__version__ = "0.1.0"

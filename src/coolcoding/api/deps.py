@@ -1,0 +1,60 @@
+"""Dependency aliases for routers: ``PlatformDep``, ``CurrentUser``, ``OwnedSession``."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from coolcoding.db.models import CodeSession
+from coolcoding.errors import NotAuthenticated
+from coolcoding.platform import Platform
+from coolcoding.services.accounts import Principal
+from coolcoding.services.workspace import WorkspaceRef
+
+
+def get_platform(request: Request) -> Platform:
+    platform: Platform = request.app.state.platform
+    return platform
+
+
+PlatformDep = Annotated[Platform, Depends(get_platform)]
+
+
+def token_from(
+    headers: dict[str, str] | object, cookies: dict[str, str], cookie_name: str
+) -> str | None:
+    auth = getattr(headers, "get", lambda _k, _d=None: None)("authorization", None)
+    if isinstance(auth, str) and auth.lower().startswith("bearer "):
+        return auth[7:].strip() or None
+    return cookies.get(cookie_name) or None
+
+
+async def get_principal(request: Request, platform: PlatformDep) -> Principal:
+    token = token_from(request.headers, request.cookies, platform.settings.session_cookie_name)
+    if not token:
+        raise NotAuthenticated("not logged in")
+    return await platform.accounts.resolve_token(token)
+
+
+CurrentUser = Annotated[Principal, Depends(get_principal)]
+
+
+async def get_owned_session(
+    session_uuid: str, user: CurrentUser, platform: PlatformDep
+) -> CodeSession:
+    return await platform.sessions.get_owned(user.user_id, session_uuid)
+
+
+OwnedSession = Annotated[CodeSession, Depends(get_owned_session)]
+
+
+def workspace_ref(session: OwnedSession) -> WorkspaceRef:
+    return WorkspaceRef(session_id=session.id, session_uuid=str(session.uuid))
+
+
+WorkspaceDep = Annotated[WorkspaceRef, Depends(workspace_ref)]
+
+
+def client_ip(request: Request) -> str | None:
+    return request.client.host if request.client else None

@@ -1,0 +1,129 @@
+"""Judge jobs, runs in a session, and their server-sent event streams."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Response
+from fastapi.responses import StreamingResponse
+
+from coolcoding.api.deps import CurrentUser, OwnedSession, PlatformDep
+from coolcoding.errors import Unavailable
+from coolcoding.schemas.executions import (
+    BatchIn,
+    BatchOut,
+    ExecutionIn,
+    ExecutionOut,
+    ExecutionPage,
+    RunIn,
+    RunStartedOut,
+)
+from coolcoding.services.executions import ExecutionService, JobRequest
+
+router = APIRouter(prefix="/api", tags=["executions"])
+
+
+def get_executions(platform: PlatformDep) -> ExecutionService:
+    svc = platform.components.get("executions")
+    if not isinstance(svc, ExecutionService):
+        raise Unavailable("code execution is not available on this server", code="exec_unavailable")
+    return svc
+
+
+Executions = Annotated[ExecutionService, Depends(get_executions)]
+
+
+def job_request(body: ExecutionIn) -> JobRequest:
+    limits = body.limits.model_dump(exclude_none=True) if body.limits else None
+    return JobRequest(
+        language=body.language,
+        source=body.source,
+        files=body.files,
+        entry=body.entry,
+        stdin=body.stdin,
+        expected_output=body.expected_output,
+        limits=limits,
+    )
+
+
+@router.post("/executions", status_code=202, response_model=ExecutionOut)
+async def submit(
+    body: ExecutionIn,
+    user: CurrentUser,
+    svc: Executions,
+    response: Response,
+    wait: bool = False,
+) -> ExecutionOut:
+    """Queue a judge job; ``?wait=true`` answers 200 with the result once it is finished (202
+    as without ``wait`` when it takes longer than ``exec_wait_max_s``)."""
+    [row] = await svc.submit(user.user_id, [job_request(body)])
+    if wait:
+        row = await svc.wait(row, svc.settings.exec_wait_max_s)
+        if row.status == "finished":
+            response.status_code = 200
+    return ExecutionOut.of(row)
+
+
+@router.post("/executions/batch", status_code=202, response_model=BatchOut)
+async def submit_batch(body: BatchIn, user: CurrentUser, svc: Executions) -> BatchOut:
+    rows = await svc.submit(user.user_id, [job_request(j) for j in body.jobs])
+    return BatchOut(ids=[str(r.uuid) for r in rows])
+
+
+@router.get("/executions", response_model=ExecutionPage)
+async def list_executions(
+    user: CurrentUser,
+    svc: Executions,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> ExecutionPage:
+    rows = await svc.list_for(user.user_id, limit + 1, offset)
+    more = len(rows) > limit
+    return ExecutionPage(
+        items=[ExecutionOut.of(r, full=False) for r in rows[:limit]],
+        next_offset=offset + limit if more else None,
+    )
+
+
+@router.get("/executions/{execution_id}", response_model=ExecutionOut)
+async def get_execution(execution_id: str, user: CurrentUser, svc: Executions) -> ExecutionOut:
+    return ExecutionOut.of(await svc.get(user.user_id, execution_id))
+
+
+def sse(event: str, data: dict[str, Any]) -> bytes:
+    if event == "ping":
+        return b": ping\n\n"
+    return f"event: {event}\ndata: {json.dumps(data)}\n\n".encode()
+
+
+@router.get("/executions/{execution_id}/events")
+async def execution_events(
+    execution_id: str, user: CurrentUser, svc: Executions
+) -> StreamingResponse:
+    """Server-sent events: ``stdout``/``stderr`` (``{"data": text}``) as the program writes,
+    then one ``result``. A finished execution replays its stored output and result."""
+    row = await svc.get(user.user_id, execution_id)
+
+    async def stream() -> AsyncIterator[bytes]:
+        async for event, data in svc.follow(row):
+            yield sse(event, data)
+
+    return StreamingResponse(
+        stream(),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
+@router.post("/sessions/{session_uuid}/run", status_code=202, response_model=RunStartedOut)
+async def run_in_session(
+    body: RunIn, session: OwnedSession, user: CurrentUser, svc: Executions
+) -> RunStartedOut:
+    """Run the session's entry file (or ``path``) in its sandbox; follow ``events``."""
+    row = await svc.run_in_session(user.user_id, session, body.path, body.stdin)
+    eid = str(row.uuid)
+    return RunStartedOut(
+        execution_id=eid, id=eid, status=row.status, events=f"/api/executions/{eid}/events"
+    )

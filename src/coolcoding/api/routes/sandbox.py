@@ -1,0 +1,64 @@
+"""A session's sandbox, terminals and command history (the WebSockets are in ``api/ws/``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Query, Response
+
+from coolcoding.api.deps import OwnedSession, PlatformDep
+from coolcoding.errors import Unavailable
+from coolcoding.platform import Platform
+from coolcoding.schemas.sandbox import CommandOut, SandboxStateOut, TerminalOut
+from coolcoding.services.commands import CommandLog
+from coolcoding.services.sandboxes import SandboxManager
+from coolcoding.terminal.manager import TerminalManager
+
+router = APIRouter(prefix="/api/sessions", tags=["sandbox"])
+
+
+def _component(platform: Platform, name: str) -> Any:
+    found = platform.components.get(name)
+    if found is None:
+        raise Unavailable(
+            platform.components.get("sandbox_unavailable", "sandboxes are not available"),
+            code="sandbox_unavailable",
+        )
+    return found
+
+
+@router.post("/{session_uuid}/sandbox/start", response_model=SandboxStateOut)
+async def start_sandbox(session: OwnedSession, platform: PlatformDep) -> SandboxStateOut:
+    sandboxes: SandboxManager = _component(platform, "sandboxes")
+    await sandboxes.ensure_started(session)
+    return SandboxStateOut(status="running")
+
+
+@router.post("/{session_uuid}/sandbox/stop", response_model=SandboxStateOut)
+async def stop_sandbox(session: OwnedSession, platform: PlatformDep) -> SandboxStateOut:
+    sandboxes: SandboxManager = _component(platform, "sandboxes")
+    await sandboxes.stop(str(session.uuid), reason="stopped by the user")
+    return SandboxStateOut(status="stopped")
+
+
+@router.get("/{session_uuid}/terminals", response_model=list[TerminalOut])
+async def list_terminals(session: OwnedSession, platform: PlatformDep) -> list[TerminalOut]:
+    terms: TerminalManager = _component(platform, "terminals")
+    return [TerminalOut.model_validate(t) for t in terms.list(str(session.uuid))]
+
+
+@router.delete("/{session_uuid}/terminals/{terminal_id}", status_code=204)
+async def close_terminal(
+    terminal_id: str, session: OwnedSession, platform: PlatformDep
+) -> Response:
+    terms: TerminalManager = _component(platform, "terminals")
+    await terms.close(str(session.uuid), terminal_id)
+    return Response(status_code=204)
+
+
+@router.get("/{session_uuid}/commands", response_model=list[CommandOut])
+async def list_commands(
+    session: OwnedSession, platform: PlatformDep, limit: int = Query(100, ge=1, le=1000)
+) -> list[CommandOut]:
+    commands: CommandLog = _component(platform, "commands")
+    return [CommandOut.model_validate(c) for c in await commands.recent(session.id, limit)]

@@ -1,0 +1,48 @@
+"""Coding sessions (workspaces) of the current user."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Response
+
+from coolcoding.api.deps import CurrentUser, PlatformDep
+from coolcoding.schemas.sessions import SessionIn, SessionOut, SessionPatch
+
+router = APIRouter(prefix="/api/sessions", tags=["sessions"])
+
+
+@router.get("/", response_model=list[SessionOut])
+async def list_sessions(user: CurrentUser, platform: PlatformDep) -> list[SessionOut]:
+    return [SessionOut.model_validate(s) for s in await platform.sessions.list_for(user.user_id)]
+
+
+@router.post("/", status_code=201, response_model=SessionOut)
+async def create_session(body: SessionIn, user: CurrentUser, platform: PlatformDep) -> SessionOut:
+    sess = await platform.sessions.create(
+        user.user_id, body.name.strip() or "Untitled", body.language, body.network_enabled
+    )
+    return SessionOut.model_validate(sess)
+
+
+@router.get("/{session_uuid}", response_model=SessionOut)
+async def get_session(session_uuid: str, user: CurrentUser, platform: PlatformDep) -> SessionOut:
+    return SessionOut.model_validate(
+        await platform.sessions.get_owned(user.user_id, session_uuid, touch=True)
+    )
+
+
+@router.patch("/{session_uuid}", response_model=SessionOut)
+async def patch_session(
+    session_uuid: str, body: SessionPatch, user: CurrentUser, platform: PlatformDep
+) -> SessionOut:
+    changes = body.model_dump(exclude_unset=True)
+    if changes.get("entry_file"):
+        changes["entry_file"] = platform.workspace.normalize(changes["entry_file"])
+    return SessionOut.model_validate(
+        await platform.sessions.update(user.user_id, session_uuid, changes)
+    )
+
+
+@router.delete("/{session_uuid}", status_code=204)
+async def delete_session(session_uuid: str, user: CurrentUser, platform: PlatformDep) -> Response:
+    await platform.sessions.delete(user.user_id, session_uuid)
+    return Response(status_code=204)

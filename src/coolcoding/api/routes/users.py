@@ -1,0 +1,68 @@
+"""Accounts: register, login, logout, me."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request, Response
+
+from coolcoding.api.deps import CurrentUser, PlatformDep, client_ip
+from coolcoding.errors import NotFound
+from coolcoding.schemas.accounts import AuthOut, LoginIn, RegisterIn, UserOut
+
+router = APIRouter(prefix="/api/users", tags=["users"])
+
+
+def _set_cookie(response: Response, platform: PlatformDep, token: str) -> None:
+    s = platform.settings
+    response.set_cookie(
+        s.session_cookie_name,
+        token,
+        max_age=s.login_ttl_hours * 3600,
+        httponly=True,
+        samesite="lax",
+        secure=s.cookie_secure,
+        path="/",
+    )
+
+
+@router.post("/register", status_code=201, response_model=AuthOut)
+async def register(
+    body: RegisterIn, request: Request, response: Response, platform: PlatformDep
+) -> AuthOut:
+    user = await platform.accounts.register(body.username, body.email, body.password)
+    token = await platform.accounts.create_login(
+        user, request.headers.get("user-agent"), client_ip(request)
+    )
+    _set_cookie(response, platform, token)
+    return AuthOut(user=UserOut.model_validate(user), token=token)
+
+
+@router.post("/login", response_model=AuthOut)
+async def login(
+    body: LoginIn, request: Request, response: Response, platform: PlatformDep
+) -> AuthOut:
+    user = await platform.accounts.authenticate(body.username, body.password, client_ip(request))
+    token = await platform.accounts.create_login(
+        user, request.headers.get("user-agent"), client_ip(request)
+    )
+    _set_cookie(response, platform, token)
+    return AuthOut(user=UserOut.model_validate(user), token=token)
+
+
+@router.post("/logout", status_code=204)
+async def logout(user: CurrentUser, platform: PlatformDep) -> Response:
+    await platform.accounts.revoke(user.login_id)
+    response = Response(status_code=204)
+    response.delete_cookie(platform.settings.session_cookie_name, path="/")
+    return response
+
+
+@router.get("/me", response_model=UserOut)
+async def me(user: CurrentUser, platform: PlatformDep) -> UserOut:
+    return UserOut.model_validate(await platform.accounts.get_user(user.user_id))
+
+
+@router.get("/{user_id}", response_model=UserOut)
+async def get_user(user_id: int, user: CurrentUser, platform: PlatformDep) -> UserOut:
+    if user_id != user.user_id:
+        raise NotFound("no such user", code="user_not_found")
+    return UserOut.model_validate(await platform.accounts.get_user(user_id))

@@ -1,0 +1,83 @@
+"""The workspace events WebSocket: relays the session's EventBus to the browser.
+
+Opening it opens the session: its sandbox starts in the background (progress arrives as
+``sandbox_status`` events) and stays up while the socket is connected.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Coroutine
+from typing import Any
+
+from fastapi import APIRouter, WebSocket
+
+from coolcoding.api.errors import ws_close_code
+from coolcoding.api.ws.auth import authorize, close_quietly, platform_of
+from coolcoding.db.models import CodeSession
+from coolcoding.errors import DomainError
+from coolcoding.services.sandboxes import SandboxManager
+
+log = logging.getLogger(__name__)
+router = APIRouter()
+
+
+@router.websocket("/api/sessions/{session_uuid}/events")
+async def events_socket(ws: WebSocket, session_uuid: str) -> None:
+    platform = platform_of(ws)
+    await ws.accept()
+    try:
+        _, session = await authorize(ws, session_uuid)
+    except DomainError as exc:
+        await close_quietly(ws, ws_close_code(exc), exc.message)
+        return
+    uuid = str(session.uuid)
+    sandboxes: SandboxManager | None = platform.components.get("sandboxes")
+    async with platform.events.subscribe(uuid) as queue, contextlib.AsyncExitStack() as stack:
+        status = session.sandbox_status
+        if sandboxes is not None:
+            await stack.enter_async_context(sandboxes.hold(uuid))
+            status = "running" if sandboxes.is_running(uuid) else status
+            # Runs to its end even if the socket closes first (a start is never half done).
+            _background(_start(sandboxes, session))
+        await ws.send_json({"type": "sandbox_status", "status": status})
+
+        async def outbound() -> None:
+            while True:
+                await ws.send_json(await queue.get())
+
+        async def inbound() -> None:
+            while True:
+                m = await ws.receive()
+                if m["type"] == "websocket.disconnect":
+                    return
+                if m.get("text") and '"ping"' in m["text"]:
+                    await ws.send_json({"type": "pong"})
+
+        tasks = [asyncio.create_task(outbound()), asyncio.create_task(inbound())]
+        try:
+            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for t in tasks:
+                t.cancel()
+            for t in tasks:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await t
+    await close_quietly(ws, 1000, "bye")
+
+
+_tasks: set[asyncio.Task[None]] = set()
+
+
+def _background(coro: Coroutine[Any, Any, None]) -> None:
+    task = asyncio.create_task(coro)
+    _tasks.add(task)
+    task.add_done_callback(_tasks.discard)
+
+
+async def _start(sandboxes: SandboxManager, session: CodeSession) -> None:
+    """Errors are already published as a ``sandbox_status`` event with status ``error``."""
+    with contextlib.suppress(Exception):
+        await sandboxes.ensure_started(session)

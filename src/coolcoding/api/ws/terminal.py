@@ -1,0 +1,128 @@
+"""The terminal WebSocket adapter: authorize, attach to a PTY session, pump frames both ways.
+
+``/api/sessions/{uuid}/terminals/{terminal_id}`` and the seed's ``/ws?session_uuid=&terminal_id=``.
+Protocol in ``terminal/protocol.py``; errors become close codes via ``api/errors.ws_close_code``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from fastapi import APIRouter, WebSocket
+from starlette.websockets import WebSocketDisconnect
+
+from coolcoding.api.errors import ws_close_code
+from coolcoding.api.ws.auth import authorize, close_quietly, platform_of
+from coolcoding.errors import DomainError, Unavailable
+from coolcoding.sandbox.base import SandboxError
+from coolcoding.terminal import protocol
+from coolcoding.terminal.manager import TerminalManager
+from coolcoding.terminal.session import TerminalClient, TerminalSession
+
+log = logging.getLogger(__name__)
+router = APIRouter()
+
+
+def _int(raw: str | None, default: int) -> int:
+    try:
+        return int(raw) if raw is not None else default
+    except ValueError:
+        return default
+
+
+@router.websocket("/api/sessions/{session_uuid}/terminals/{terminal_id}")
+async def terminal_socket(ws: WebSocket, session_uuid: str, terminal_id: str) -> None:
+    await serve_terminal(ws, session_uuid, terminal_id)
+
+
+@router.websocket("/ws")
+async def seed_terminal_socket(ws: WebSocket) -> None:
+    q = ws.query_params
+    await serve_terminal(ws, q.get("session_uuid", ""), q.get("terminal_id") or "default")
+
+
+async def serve_terminal(ws: WebSocket, session_uuid: str, terminal_id: str) -> None:
+    platform = platform_of(ws)
+    await ws.accept()
+    try:
+        _, session = await authorize(ws, session_uuid)
+        terms: TerminalManager | None = platform.components.get("terminals")
+        if terms is None:
+            raise Unavailable(platform.components.get("sandbox_unavailable", "no sandboxes"))
+        cols = _int(ws.query_params.get("cols"), 80)
+        rows = _int(ws.query_params.get("rows"), 24)
+        ts, reattached = await terms.open(session, terminal_id, cols, rows)
+    except (DomainError, SandboxError) as exc:
+        msg = exc.message if isinstance(exc, DomainError) else exc.user_message
+        await close_quietly(ws, ws_close_code(exc), msg)
+        return
+    except Exception as exc:
+        log.exception("opening terminal %s/%s failed", session_uuid, terminal_id)
+        await close_quietly(ws, ws_close_code(exc), "terminal error")
+        return
+    async with terms.sandboxes.hold(ts.session_uuid):
+        client, replay = ts.attach()
+        try:
+            await ws.send_text(protocol.ready(terminal_id, reattached))
+            if replay:
+                await ws.send_bytes(replay)
+            if not ts.alive:
+                client.put(protocol.exited(ts.exit_code if ts.exit_code is not None else -1))
+                client.put(None)
+            await _pump(ws, ts, client, terms)
+        finally:
+            ts.detach(client)
+    await close_quietly(ws, 1000, "terminal closed")
+
+
+async def _pump(
+    ws: WebSocket, ts: TerminalSession, client: TerminalClient, terms: TerminalManager
+) -> None:
+    async def outbound() -> None:
+        while True:
+            msg = await client.get()
+            if msg is None:
+                return
+            if isinstance(msg, bytes):
+                await ws.send_bytes(msg)
+            else:
+                await ws.send_text(msg)
+
+    async def inbound() -> None:
+        while True:
+            m = await ws.receive()
+            if m["type"] == "websocket.disconnect":
+                return
+            data = m.get("bytes")
+            if data is not None:
+                terms.sandboxes.touch(ts.session_uuid)
+                await ts.write(data)
+                continue
+            text = m.get("text")
+            if text is None:
+                continue
+            try:
+                ctl = protocol.parse_client_text(text)
+            except protocol.ProtocolError as exc:
+                client.put(protocol.error("bad_message", str(exc)))
+                continue
+            if isinstance(ctl, protocol.Resize):
+                await ts.resize(ctl.cols, ctl.rows)
+            else:
+                client.put(protocol.pong())
+
+    tasks = [asyncio.create_task(outbound()), asyncio.create_task(inbound())]
+    try:
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        for t in done:
+            exc = t.exception()
+            if exc is not None and not isinstance(exc, WebSocketDisconnect | RuntimeError):
+                log.warning("terminal socket %s ended with %r", ts.terminal_id, exc)
+    finally:
+        for t in tasks:
+            t.cancel()
+        for t in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await t

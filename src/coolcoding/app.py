@@ -1,0 +1,57 @@
+"""The FastAPI application factory."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.middleware.gzip import GZipMiddleware
+
+from coolcoding import __version__
+from coolcoding.api.errors import install_error_handlers
+from coolcoding.api.guards import RequestGuards
+from coolcoding.api.routes import executions, health, languages, sandbox, sessions, users, workspace
+from coolcoding.api.spa import find_static_dir, mount_spa
+from coolcoding.api.ws import events as ws_events
+from coolcoding.api.ws import terminal as ws_terminal
+from coolcoding.platform import Platform
+from coolcoding.settings import Settings, get_settings
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    platform = Platform(settings)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        await platform.start()
+        try:
+            yield
+        finally:
+            await platform.stop()
+
+    app = FastAPI(
+        title="Cool Coding Platform",
+        version=__version__,
+        lifespan=lifespan,
+        docs_url="/docs",
+        openapi_url="/api/openapi.json",
+    )
+    app.state.platform = platform
+    app.add_middleware(GZipMiddleware, minimum_size=2048)
+    # base64 makes a file 4/3 larger; the rest is JSON framing.
+    max_body = max(settings.max_file_bytes, settings.exec_max_stdin_bytes) * 4 // 3 + 256 * 1024
+    app.add_middleware(
+        RequestGuards, max_body_bytes=max_body, allowed_origins=settings.public_origins
+    )
+    install_error_handlers(app)
+    for module in (health, users, sessions, workspace, languages, executions):
+        app.include_router(module.router)
+    for module in (sandbox, ws_terminal, ws_events):
+        app.include_router(module.router)
+    mount_spa(app, find_static_dir(settings.static_dir))
+    return app

@@ -1,0 +1,104 @@
+"""The ``coolcoding`` command: serve, db upgrade, user create/list."""
+
+from __future__ import annotations
+
+import asyncio
+import getpass
+
+import typer
+
+from coolcoding.errors import DomainError
+from coolcoding.settings import get_settings
+
+app = typer.Typer(help="Cool Coding Platform", no_args_is_help=True)
+db_app = typer.Typer(help="Database")
+user_app = typer.Typer(help="Users")
+app.add_typer(db_app, name="db")
+app.add_typer(user_app, name="user")
+
+
+@app.command()
+def serve(
+    host: str = typer.Option(None, help="Address to bind (default from COOLCODING_HOST)"),
+    port: int = typer.Option(None, help="Port (default from COOLCODING_PORT)"),
+) -> None:
+    """Run the platform (migrations are applied at start)."""
+    import uvicorn
+
+    from coolcoding.app import create_app
+
+    settings = get_settings()
+    host = host or settings.host
+    port = port or settings.port
+    typer.echo(
+        f"Cool Coding Platform on http://{host}:{port}/  (database: {settings.effective_database_url.split('://')[0]})"
+    )
+    uvicorn.run(
+        create_app(settings),
+        host=host,
+        port=port,
+        log_level="info",
+        access_log=settings.access_log,
+        ws_max_size=1 << 20,
+        ws_per_message_deflate=settings.ws_compression,
+    )
+
+
+@db_app.command("upgrade")
+def db_upgrade(revision: str = "head") -> None:
+    """Apply migrations up to REVISION."""
+    from coolcoding.db.engine import Database
+    from coolcoding.db.migrate import upgrade
+
+    async def _run() -> None:
+        db = Database(get_settings())
+        await upgrade(db.engine, revision)
+        await db.dispose()
+
+    asyncio.run(_run())
+    typer.echo("database is up to date")
+
+
+@user_app.command("create")
+def user_create(
+    username: str, email: str, password: str = typer.Option(None, help="Prompted if omitted")
+) -> None:
+    """Create a user account."""
+    from coolcoding.platform import Platform
+
+    pw = password or getpass.getpass("password: ")
+
+    async def _run() -> None:
+        p = Platform(get_settings())
+        await p.start()
+        try:
+            user = await p.accounts.create_user(username, email, pw)
+            typer.echo(f"created user {user.id} {user.username}")
+        except DomainError as exc:
+            typer.echo(f"error: {exc.message}", err=True)
+            raise typer.Exit(1) from exc
+        finally:
+            await p.stop()
+
+    asyncio.run(_run())
+
+
+@user_app.command("list")
+def user_list() -> None:
+    """List user accounts."""
+    from coolcoding.platform import Platform
+
+    async def _run() -> None:
+        p = Platform(get_settings())
+        await p.start()
+        try:
+            for u in await p.accounts.list_users():
+                typer.echo(f"{u.id}\t{u.username}\t{u.email}\t{u.created_at:%Y-%m-%d}")
+        finally:
+            await p.stop()
+
+    asyncio.run(_run())
+
+
+def main() -> None:
+    app()

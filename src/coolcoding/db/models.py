@@ -1,0 +1,192 @@
+"""SQLAlchemy 2 models: the data model of DESIGN.md. The same code runs on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import uuid as uuid_mod
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+    Uuid,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """A timezone-aware UTC timestamp on every backend (SQLite hands back naive datetimes)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        return value
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        return value
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {datetime: UtcDateTime}
+
+
+# SQLite stores integers up to 8 bytes but only autoincrements INTEGER PRIMARY KEY.
+IdType = BigInteger().with_variant(Integer(), "sqlite")
+# Paths compare byte-wise ("C" collation on PostgreSQL; SQLite's default BINARY): subtree queries
+# use the range [p + '/', p + '0') which a locale collation would break.
+PathType = String(1024).with_variant(String(1024, collation="C"), "postgresql")
+
+
+class User(Base):
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(IdType, primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    email: Mapped[str] = mapped_column(String(254), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    sessions: Mapped[list[CodeSession]] = relationship(
+        back_populates="user", cascade="all, delete-orphan", passive_deletes=True
+    )
+
+
+class LoginSession(Base):
+    """A login: the cookie/bearer token is stored as its SHA-256 so a DB leak reveals no token."""
+
+    __tablename__ = "login_sessions"
+
+    id: Mapped[int] = mapped_column(IdType, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    expires_at: Mapped[datetime] = mapped_column()
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_used_at: Mapped[datetime] = mapped_column(default=utcnow)
+    user_agent: Mapped[str | None] = mapped_column(String(512))
+    ip: Mapped[str | None] = mapped_column(String(64))
+
+
+class CodeSession(Base):
+    """A coding session (workspace): its files, its sandbox and its terminals."""
+
+    __tablename__ = "sessions"
+
+    id: Mapped[int] = mapped_column(IdType, primary_key=True)
+    uuid: Mapped[uuid_mod.UUID] = mapped_column(Uuid, unique=True, default=uuid_mod.uuid4)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(255))
+    language: Mapped[str] = mapped_column(String(32), default="python")
+    is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+    network_enabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    entry_file: Mapped[str | None] = mapped_column(String(1024))
+    # stopped | starting | running | error
+    sandbox_status: Mapped[str] = mapped_column(String(16), default="stopped")
+    sandbox_error: Mapped[str | None] = mapped_column(Text)
+    # Opaque runtime state (JupyterHub get_state/load_state): enough to find the sandbox again.
+    sandbox_state: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    last_accessed_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    user: Mapped[User] = relationship(back_populates="sessions")
+
+
+class WorkspaceItem(Base):
+    """A file or folder of a workspace. ``full_path`` is relative, '/'-separated, normalized."""
+
+    __tablename__ = "workspace_items"
+    __table_args__ = (
+        UniqueConstraint("session_id", "full_path", name="uq_workspace_items_session_path"),
+        Index("ix_workspace_items_parent", "session_id", "parent_id"),
+    )
+
+    id: Mapped[int] = mapped_column(IdType, primary_key=True)
+    session_id: Mapped[int] = mapped_column(ForeignKey("sessions.id", ondelete="CASCADE"))
+    parent_id: Mapped[int | None] = mapped_column(
+        ForeignKey("workspace_items.id", ondelete="CASCADE"), nullable=True
+    )
+    name: Mapped[str] = mapped_column(String(255))
+    type: Mapped[str] = mapped_column(String(8))  # file | folder
+    content: Mapped[bytes | None] = mapped_column(LargeBinary)
+    is_binary: Mapped[bool] = mapped_column(Boolean, default=False)
+    size_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
+    content_hash: Mapped[str | None] = mapped_column(String(64))
+    full_path: Mapped[str] = mapped_column(PathType)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class TerminalCommand(Base):
+    """One shell command run in a session's terminal, recorded via shell integration."""
+
+    __tablename__ = "terminal_commands"
+
+    id: Mapped[int] = mapped_column(IdType, primary_key=True)
+    session_id: Mapped[int] = mapped_column(
+        ForeignKey("sessions.id", ondelete="CASCADE"), index=True
+    )
+    terminal_id: Mapped[str | None] = mapped_column(String(64))
+    command: Mapped[str] = mapped_column(Text)
+    output: Mapped[str | None] = mapped_column(Text)
+    output_truncated: Mapped[bool] = mapped_column(Boolean, default=False)
+    exit_code: Mapped[int | None] = mapped_column(Integer)
+    cwd: Mapped[str | None] = mapped_column(String(4096))
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    duration_ms: Mapped[float | None] = mapped_column(Float)
+
+
+class Execution(Base):
+    """A run or judge job: what ran, with which limits, and what the kernel measured."""
+
+    __tablename__ = "executions"
+
+    id: Mapped[int] = mapped_column(IdType, primary_key=True)
+    uuid: Mapped[uuid_mod.UUID] = mapped_column(Uuid, unique=True, default=uuid_mod.uuid4)
+    session_id: Mapped[int | None] = mapped_column(
+        ForeignKey("sessions.id", ondelete="CASCADE"), index=True, nullable=True
+    )
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(16), default="judge")  # judge | run
+    language: Mapped[str] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(16), default="queued")  # queued|running|finished
+    verdict: Mapped[str | None] = mapped_column(String(32))
+    source: Mapped[dict[str, Any] | None] = mapped_column(
+        JSON
+    )  # {"files": {path: text}, "entry": ...}
+    stdin: Mapped[bytes | None] = mapped_column(LargeBinary)
+    expected_output: Mapped[bytes | None] = mapped_column(LargeBinary)
+    limits: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    stdout: Mapped[bytes | None] = mapped_column(LargeBinary)
+    stderr: Mapped[bytes | None] = mapped_column(LargeBinary)
+    compile_output: Mapped[str | None] = mapped_column(Text)
+    exit_code: Mapped[int | None] = mapped_column(Integer)
+    signal: Mapped[int | None] = mapped_column(Integer)
+    wall_ms: Mapped[float | None] = mapped_column(Float)
+    cpu_ms: Mapped[float | None] = mapped_column(Float)
+    memory_kb: Mapped[int | None] = mapped_column(BigInteger)
+    message: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column()
+    completed_at: Mapped[datetime | None] = mapped_column()

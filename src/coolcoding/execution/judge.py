@@ -1,0 +1,266 @@
+"""The judge: compile and run one job in a fresh throw-away sandbox, and decide its verdict.
+
+Each job gets its own ``Runtime.ephemeral`` sandbox (no network, its own cgroup, its own
+files), removed with every process and file in it when the job ends, whatever the program did.
+The compile step has its own limits (``exec_compile_*``); the run gets the job's limits.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from coolcoding.errors import InvalidInput
+from coolcoding.execution.compile_cache import CompileCache, cache_key
+from coolcoding.execution.languages import Language, LanguageRegistry, expand
+from coolcoding.execution.verdicts import Verdict, classify
+from coolcoding.sandbox.base import ExecLimits, ExecResult, Runtime, Sandbox, SandboxError
+from coolcoding.settings import Settings
+
+log = logging.getLogger(__name__)
+
+LIMIT_FIELDS = ("cpu_s", "wall_s", "memory_mb", "pids", "output_bytes")
+
+
+def resolve_limits(requested: Mapping[str, Any] | None, settings: Settings) -> ExecLimits:
+    """The job's limits: the defaults of ``settings`` for what is not given; anything above
+    the configured maxima (or not positive) is refused with a clear 400."""
+    requested = dict(requested or {})
+    unknown = set(requested) - set(LIMIT_FIELDS)
+    if unknown:
+        raise InvalidInput(f"unknown limits: {', '.join(sorted(unknown))}", code="invalid_limits")
+    values: dict[str, Any] = {}
+    for name in LIMIT_FIELDS:
+        default = getattr(settings, f"exec_default_{name}")
+        maximum = getattr(settings, f"exec_max_{name}")
+        value = requested.get(name)
+        if value is None:
+            value = default
+        if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+            raise InvalidInput(f"limits.{name} must be a positive number", code="invalid_limits")
+        if value > maximum:
+            raise InvalidInput(
+                f"limits.{name}={value:g} is above this server's maximum of {maximum:g}",
+                code="limit_too_high",
+                limit=name,
+                maximum=maximum,
+            )
+        values[name] = type(default)(value) if isinstance(default, int) else float(value)
+    return ExecLimits(**values)
+
+
+@dataclass(frozen=True)
+class JudgeJob:
+    language: str
+    files: Mapping[str, bytes]  # workspace-relative path -> content
+    entry: str
+    limits: ExecLimits
+    stdin: bytes = b""
+    expected_output: bytes | None = None
+    cache_scope: str = ""  # the compile cache's partition (the user)
+
+
+@dataclass
+class JudgeResult:
+    verdict: Verdict
+    message: str | None = None
+    stdout: bytes = b""
+    stderr: bytes = b""
+    compile_output: str | None = None
+    exit_code: int | None = None
+    signal: int | None = None
+    wall_ms: float | None = None
+    cpu_ms: float | None = None
+    memory_kb: int | None = None
+    compile_ms: float | None = None
+    cached_build: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_run(cls, run: ExecResult, verdict: Verdict, message: str | None) -> JudgeResult:
+        return cls(
+            verdict=verdict,
+            message=message,
+            stdout=run.stdout,
+            stderr=run.stderr,
+            exit_code=run.exit_code,
+            signal=run.signal,
+            wall_ms=round(run.wall_ms, 3),
+            cpu_ms=round(run.cpu_ms, 3),
+            memory_kb=run.memory_kb,
+        )
+
+
+def compile_output_text(res: ExecResult) -> str:
+    text = (res.stdout + res.stderr).decode("utf-8", errors="replace")
+    if res.stdout_truncated or res.stderr_truncated:
+        text += "\n[compiler output truncated]"
+    return text
+
+
+class Judge:
+    """Runs jobs; safe to call concurrently (the queue bounds how many run at once)."""
+
+    def __init__(
+        self,
+        runtime: Runtime | Callable[[], Runtime] | None,
+        languages: LanguageRegistry,
+        settings: Settings,
+    ) -> None:
+        # A runtime, or a function giving it on first use (it may be registered after us).
+        self._runtime = runtime
+        self.languages = languages
+        self.settings = settings
+        self.cache = CompileCache(settings.exec_compile_cache_mb * 1024 * 1024)
+
+    def runtime(self) -> Runtime:
+        if isinstance(self._runtime, Runtime):
+            return self._runtime
+        if self._runtime is None:
+            raise SandboxError("runtime_unavailable", "No sandbox runtime is configured.")
+        self._runtime = self._runtime()
+        return self._runtime
+
+    def compile_limits(self) -> ExecLimits:
+        s = self.settings
+        return ExecLimits(
+            cpu_s=s.exec_compile_cpu_s,
+            wall_s=s.exec_compile_wall_s,
+            memory_mb=s.exec_compile_memory_mb,
+            pids=s.exec_compile_pids,
+            output_bytes=s.exec_compile_output_bytes,
+        )
+
+    def language(self, language_id: str) -> Language:
+        lang = self.languages.get(language_id)
+        if lang is None:
+            known = ", ".join(sorted(self.languages.ids()))
+            raise InvalidInput(
+                f"unknown language {language_id!r}; known: {known}", code="unknown_language"
+            )
+        return lang
+
+    async def judge(self, job: JudgeJob) -> JudgeResult:
+        """Never raises for the program's failures or the sandbox's: those are verdicts
+        (``internal_error`` with a message for the latter, details in the log)."""
+        try:
+            return await self._judge(job)
+        except SandboxError as e:
+            log.warning("judge: sandbox error %s: %s", e.reason, e.log_message)
+            return JudgeResult(Verdict.INTERNAL_ERROR, f"sandbox error: {e.user_message}")
+        except Exception:
+            log.exception("judge: unexpected error")
+            return JudgeResult(Verdict.INTERNAL_ERROR, "internal error while judging")
+
+    async def _judge(self, job: JudgeJob) -> JudgeResult:
+        runtime = self.runtime()
+        lang = self.language(job.language)
+        limits = job.limits
+        run_memory = (
+            limits.memory_mb or self.settings.exec_default_memory_mb
+        ) + lang.memory_extra_mb
+        run_pids = (limits.pids or self.settings.exec_default_pids) + lang.pids_extra
+        run_limits = ExecLimits(
+            cpu_s=limits.cpu_s,
+            wall_s=limits.wall_s,
+            memory_mb=run_memory,
+            pids=run_pids,
+            output_bytes=limits.output_bytes,
+            file_size_bytes=limits.output_bytes,
+        )
+        sources = sorted(p for p in job.files if os.path.splitext(p)[1] in lang.extensions)
+        files = dict(job.files)
+        build: dict[str, bytes] | None = None
+        key = ""
+        if lang.compile is not None:
+            command = expand(lang.compile, entry=job.entry, sources=sources, build=".")
+            version = self.languages.versions.get(lang.id)
+            key = cache_key(job.cache_scope, lang.id, version, command, job.files)
+            build = self.cache.get(key) if self.cache.max_bytes > 0 else None
+            if build is not None:
+                files.update(build)
+        compile_limits = self.compile_limits()
+        box_memory = max(run_memory, (compile_limits.memory_mb or 0) if lang.compiled else 0)
+        box_pids = max(run_pids, (compile_limits.pids or 0) if lang.compiled else 0)
+
+        async with runtime.ephemeral(
+            files, network=False, memory_mb=box_memory, pids=box_pids
+        ) as box:
+            cwd = box.workspace_path
+            env = dict(lang.env)
+            result = JudgeResult(Verdict.INTERNAL_ERROR)
+            if lang.compile is not None and build is None:
+                command = expand(lang.compile, entry=job.entry, sources=sources, build=".")
+                comp = await box.exec(command, limits=compile_limits, cwd=cwd, env=env)
+                result.compile_ms = round(comp.wall_ms, 3)
+                output = compile_output_text(comp)
+                if comp.exit_code != 0 or comp.limit_hit:
+                    if comp.limit_hit:
+                        output += f"\n[compilation stopped: {comp.limit_hit} limit reached]"
+                    return JudgeResult(
+                        Verdict.COMPILATION_ERROR,
+                        "compilation failed",
+                        compile_output=output,
+                        compile_ms=result.compile_ms,
+                    )
+                result.compile_output = output
+                if self.cache.max_bytes > 0:
+                    self.cache.put(key, await self._collect(box, lang, compile_limits))
+            elif build is not None:
+                result.cached_build = True
+                await self._restore_modes(box, lang, build)
+
+            argv = expand(
+                lang.run,
+                entry=job.entry,
+                sources=sources,
+                build=".",
+                heap_mb=limits.memory_mb or 256,
+            )
+            run = await box.exec(argv, stdin=job.stdin, limits=run_limits, cwd=cwd, env=env)
+        decision = classify(
+            run,
+            limits,
+            expected=job.expected_output,
+            oom_pattern=lang.oom_pattern,
+            memory_limit_mb=run_memory,
+        )
+        out = JudgeResult.from_run(run, decision.verdict, decision.message)
+        out.compile_output = result.compile_output
+        out.compile_ms = result.compile_ms
+        out.cached_build = result.cached_build
+        return out
+
+    async def _collect(self, box: Sandbox, lang: Language, limits: ExecLimits) -> dict[str, bytes]:
+        """The compile step's artifacts, read back from the sandbox for the cache."""
+        found: dict[str, bytes] = {}
+        for art in lang.artifacts:
+            if art.endswith("/"):
+                listing = await box.exec(
+                    ["/usr/bin/find", art.rstrip("/"), "-type", "f"],
+                    limits=limits,
+                    cwd=box.workspace_path,
+                )
+                names = listing.stdout.decode(errors="replace").split("\n")
+                paths = [n.removeprefix("./") for n in names if n]
+            else:
+                paths = [art]
+            for path in paths:
+                found[path] = await box.read_file(path)
+        return found
+
+    async def _restore_modes(
+        self, box: Sandbox, lang: Language, build: Mapping[str, bytes]
+    ) -> None:
+        """Cached executables come back without their mode bits (sandbox files are written as
+        plain data): make the native ones executable again."""
+        executables = [p for p in build if not lang.artifacts[0].endswith("/")]
+        if executables:
+            await box.exec(
+                ["/usr/bin/chmod", "+x", *executables],
+                limits=self.compile_limits(),
+                cwd=box.workspace_path,
+            )

@@ -1,0 +1,428 @@
+"""Two-way sync between a session's files in the DB (the source of truth) and its running sandbox.
+
+- Start: the sandbox directory is made equal to the DB (``materialize.py``).
+- Sandbox -> DB: the watcher's batches (and a flush at the end of every shell command) are
+  reconciled path by path against ``known`` (path -> content hash last agreed by both sides, or
+  ``DIR``): cost follows what changed, never the workspace size. A full rescan happens only at
+  start and after an inotify queue overflow. Writes use ``base_hash`` = the last agreed hash.
+- DB -> sandbox: the workspace sink writes editor/API changes into the sandbox at once.
+- Conflicts: whoever reached the DB first keeps the path; the other content is stored next to it
+  as ``<name>.conflict-<timestamp><ext>`` (DB and sandbox) and a ``conflict`` event is published.
+- Symlinks and special files are not stored: they are skipped and reported (``sync_error``), and
+  never followed (see ``hostfs.py``). Files over the size limit or the quota are reported, not
+  half-stored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import stat
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from coolcoding.errors import Conflict, DomainError, NotFound
+from coolcoding.filesync.hostfs import WorkspaceDir
+from coolcoding.filesync.materialize import DIR, conflict_name, forget, materialize, remap
+from coolcoding.filesync.paths import ancestors, is_inside
+from coolcoding.filesync.watcher import Batch, TreeWatcher
+from coolcoding.sandbox.base import Sandbox
+from coolcoding.services.events import EventBus
+from coolcoding.services.workspace import Change, WorkspaceRef, WorkspaceService, content_hash
+from coolcoding.settings import Settings
+
+log = logging.getLogger(__name__)
+SOURCE = "sandbox"
+
+
+# New files arriving together are stored in one transaction per chunk (e.g. an unpacked archive).
+BULK_MIN = 16
+BULK_CHUNK = 500
+
+
+@dataclass
+class SessionSync:
+    ref: WorkspaceRef
+    sandbox: Sandbox
+    dir: WorkspaceDir
+    known: dict[str, str]
+    watcher: TreeWatcher | None = None
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    reported: set[tuple[str, str]] = field(default_factory=set)
+    synced_batches: int = 0
+    allow_deletes: bool = True
+
+
+class SyncEngine:
+    def __init__(self, workspace: WorkspaceService, events: EventBus, settings: Settings) -> None:
+        self.workspace = workspace
+        self.events = events
+        self.settings = settings
+        self._sessions: dict[str, SessionSync] = {}
+        workspace.sinks.append(self.on_db_changes)
+
+    def get(self, session_uuid: str) -> SessionSync | None:
+        return self._sessions.get(session_uuid)
+
+    # --- lifecycle ---------------------------------------------------------------------------
+
+    async def attach(self, ref: WorkspaceRef, sandbox: Sandbox, root: str) -> None:
+        """Materialize the DB into ``root`` and start watching it."""
+        wdir = WorkspaceDir(root)
+        st = SessionSync(ref, sandbox, wdir, {})
+        self._sessions[ref.session_uuid] = st
+        async with st.lock:
+            st.known = await materialize(self.workspace, ref, sandbox, wdir)
+            st.watcher = TreeWatcher(
+                root,
+                lambda batch: self._on_batch(st, batch),
+                debounce_ms=self.settings.sync_debounce_ms,
+                max_delay_ms=max(self.settings.sync_debounce_ms, 500),
+            )
+            st.watcher.start()
+
+    async def recover(self, ref: WorkspaceRef, sandbox: Sandbox, root: str) -> None:
+        """After an unclean server stop: store sandbox files newer than the DB's (mtime after the
+        DB row's update) and files the DB lacks. Never deletes: a file deleted in the sandbox in
+        the last moment before a crash comes back rather than one being lost."""
+        try:
+            wdir = WorkspaceDir(root)
+        except OSError:
+            return
+        try:
+            items = {i.path: i for i in await self.workspace.list_items(ref)}
+            known = {
+                p: (DIR if i.type == "folder" else i.content_hash or "") for p, i in items.items()
+            }
+            st = SessionSync(ref, sandbox, wdir, known, allow_deletes=False)
+            todo: list[str] = []
+            for path, info in wdir.walk():
+                db = items.get(path)
+                if db is None or (
+                    stat.S_ISREG(info.st_mode) and info.st_mtime > _utc_timestamp(db.updated_at)
+                ):
+                    todo.append(path)
+            await self._sync_paths(st, todo, set())
+        finally:
+            wdir.close()
+
+    async def detach(self, session_uuid: str, *, final_sync: bool = True) -> None:
+        st = self._sessions.get(session_uuid)
+        if st is None:
+            return
+        try:
+            if final_sync and st.watcher is not None:
+                await st.watcher.flush()
+        finally:
+            self._sessions.pop(session_uuid, None)
+            if st.watcher is not None:
+                await st.watcher.close()
+            st.dir.close()
+
+    async def flush(self, session_uuid: str) -> None:
+        """Sync everything changed so far (end of a shell command)."""
+        st = self._sessions.get(session_uuid)
+        if st is not None and st.watcher is not None:
+            await st.watcher.flush()
+
+    # --- sandbox -> DB -----------------------------------------------------------------------
+
+    async def _on_batch(self, st: SessionSync, batch: Batch) -> None:
+        async with st.lock:
+            if batch.overflow:
+                log.warning("inotify overflow in %s: full rescan", st.ref.session_uuid)
+                paths = {p for p, _ in st.dir.walk()} | set(st.known)
+                await self._sync_paths(st, paths, set())
+            else:
+                await self._sync_paths(st, batch.paths, batch.new_dirs)
+            st.synced_batches += 1
+
+    async def _sync_paths(self, st: SessionSync, paths: Iterable[str], new_dirs: set[str]) -> None:
+        todo = sorted(paths)  # parents before children
+        for d in sorted(new_dirs):
+            # Files written into a new directory before its watch existed had no event of their own.
+            todo.extend(p for p, _ in st.dir.walk(d))
+        todo = await self._detect_moves(st, sorted(set(todo)))
+        bulk = [p for p in todo if p not in st.known and _is_file(st.dir.lstat(p))]
+        if len(bulk) < BULK_MIN:
+            bulk = []
+        for rel in todo:
+            if rel not in bulk or rel in st.known:
+                await self._sync_one(st, rel)
+        for i in range(0, len(bulk), BULK_CHUNK):
+            await self._create_many(st, bulk[i : i + BULK_CHUNK])
+
+    async def _create_many(self, st: SessionSync, paths: list[str]) -> None:
+        """New files in bulk (one transaction per chunk); on any refusal, one by one."""
+        limit = self.settings.max_file_bytes
+        files: list[tuple[str, bytes]] = []
+        for rel in paths:
+            info = st.dir.lstat(rel)
+            if info is None or not _is_file(info) or info.st_size > limit:
+                await self._sync_one(
+                    st, rel
+                )  # gone, changed type or too large: the slow path says why
+                continue
+            try:
+                data = st.dir.read(rel, limit)
+            except OSError:
+                data = None
+            if data is None:
+                await self._sync_one(st, rel)
+                continue
+            files.append((rel, data))
+        try:
+            await self.workspace.create_files(st.ref, files, source=SOURCE)
+        except DomainError:
+            for rel, _ in files:
+                await self._sync_one(st, rel)
+            return
+        for rel, data in files:
+            st.known[rel] = content_hash(data)
+            for a in ancestors(rel):
+                st.known[a] = DIR
+
+    async def _detect_moves(self, st: SessionSync, todo: list[str]) -> list[str]:
+        """Turn a (vanished, appeared) pair into a DB move: a renamed file with the same content,
+        or the only vanished and the only new directory of the batch. Returns what is left."""
+        gone = [p for p in todo if p in st.known and st.dir.lstat(p) is None]
+        gone = [p for p in gone if not any(is_inside(p, g) and p != g for g in gone)]
+        new = [p for p in todo if p not in st.known]
+        moved: set[str] = set()
+        new_dirs = [p for p in new if _is_dir(st.dir.lstat(p))]
+        gone_dirs = [p for p in gone if st.known[p] == DIR]
+        pair = len(new_dirs) == 1 and len(gone_dirs) == 1
+        if pair and await self._move(st, gone_dirs[0], new_dirs[0]):
+            moved.update((gone_dirs[0], new_dirs[0]))
+        by_hash = {st.known[p]: p for p in gone if st.known[p] != DIR and p not in moved}
+        for p in new:
+            if p in moved or not by_hash or not _is_file(st.dir.lstat(p)):
+                continue
+            data = st.dir.read(p, self.settings.max_file_bytes)
+            src = by_hash.pop(content_hash(data), None) if data is not None else None
+            if src is not None and await self._move(st, src, p):
+                moved.update((src, p))
+        return [p for p in todo if not any(is_inside(p, m) for m in moved)] if moved else todo
+
+    async def _move(self, st: SessionSync, src: str, dst: str) -> bool:
+        try:
+            await self.workspace.move(st.ref, src, dst, source=SOURCE)
+        except DomainError:
+            return False
+        remap(st.known, src, dst)
+        for a in ancestors(dst):
+            st.known[a] = DIR
+        # Anything changed inside a moved folder in the same batch is caught by this walk.
+        if st.known[dst] == DIR:
+            for p, _ in st.dir.walk(dst):
+                await self._sync_one(st, p)
+        return True
+
+    async def _sync_one(self, st: SessionSync, rel: str) -> None:
+        try:
+            rel = self.workspace.normalize(rel)
+        except DomainError as exc:
+            await self._report(st, rel, exc.code, exc.message)
+            return
+        info = st.dir.lstat(rel)
+        prev = st.known.get(rel)
+        if info is None or not (_is_dir(info) or _is_file(info)):
+            if info is not None:
+                kind = "symlink" if stat.S_ISLNK(info.st_mode) else "special file"
+                await self._report(
+                    st, rel, "not_synced", f"{rel!r} is a {kind}: it is not stored in the workspace"
+                )
+            if prev is not None:
+                await self._delete_in_db(st, rel, prev)
+            return
+        if _is_dir(info):
+            if prev == DIR:
+                return
+            if prev is not None:
+                await self._delete_in_db(st, rel, prev)
+            try:
+                await self.workspace.make_folder(st.ref, rel, source=SOURCE)
+            except DomainError as exc:
+                await self._report(st, rel, exc.code, exc.message)
+                return
+            st.known[rel] = DIR
+            for a in ancestors(rel):
+                st.known[a] = DIR
+            return
+        limit = self.settings.max_file_bytes
+        if info.st_size > limit:
+            await self._report(
+                st, rel, "file_too_large", f"{rel!r} is over {limit} bytes: not stored"
+            )
+            return
+        try:
+            data = st.dir.read(rel, limit)
+        except PermissionError:
+            data = await st.sandbox.read_file(rel)
+        except OSError:
+            return  # vanished between lstat and open: its delete event follows
+        if data is None or len(data) > limit:
+            return
+        digest = content_hash(data)
+        if prev == digest:
+            return
+        if prev == DIR:
+            await self._delete_in_db(st, rel, prev)
+            prev = None
+        await self._save(st, rel, data, digest, prev)
+
+    async def _save(
+        self, st: SessionSync, rel: str, data: bytes, digest: str, prev: str | None
+    ) -> None:
+        try:
+            await self.workspace.save_file(
+                st.ref,
+                rel,
+                data,
+                base_hash=prev,
+                base_version=0 if prev is None else None,
+                source=SOURCE,
+            )
+        except Conflict as exc:
+            if exc.code not in ("version_conflict", "already_exists"):
+                await self._report(st, rel, exc.code, exc.message)
+                return
+            await self._keep_both(st, rel, data, loser="sandbox")
+            return
+        except DomainError as exc:
+            await self._report(st, rel, exc.code, exc.message)
+            return
+        st.known[rel] = digest
+        for a in ancestors(rel):
+            st.known[a] = DIR
+        st.reported = {r for r in st.reported if r[0] != rel}
+
+    async def _delete_in_db(self, st: SessionSync, rel: str, prev: str) -> None:
+        if not st.allow_deletes:
+            return
+        if prev != DIR:
+            try:
+                cur, content = await self.workspace.read(st.ref, rel)
+            except NotFound:
+                cur = None
+            if cur is not None and cur.content_hash != prev:
+                # The editor saved newer content that the program's delete never saw: keep it.
+                st.known[rel] = cur.content_hash or ""
+                await st.sandbox.write_files({rel: content})
+                await self.events.publish(
+                    st.ref.session_uuid,
+                    {
+                        "type": "conflict",
+                        "path": rel,
+                        "conflict_path": rel,
+                        "message": f"{rel!r} was deleted in the sandbox after an editor save; "
+                        "the saved version was kept",
+                    },
+                )
+                return
+        try:
+            await self.workspace.delete(st.ref, rel, source=SOURCE)
+        except NotFound:
+            pass
+        except DomainError as exc:
+            await self._report(st, rel, exc.code, exc.message)
+            return
+        forget(st.known, rel)
+
+    async def _keep_both(self, st: SessionSync, rel: str, loser_data: bytes, loser: str) -> None:
+        """The DB version stays at ``rel``; ``loser_data`` goes to a conflict copy on both sides."""
+        cpath = conflict_name(rel)
+        try:
+            await self.workspace.save_file(st.ref, cpath, loser_data, base_version=0, source=SOURCE)
+            st.known[cpath] = content_hash(loser_data)
+            await st.sandbox.write_files({cpath: loser_data})
+        except DomainError as exc:
+            await self._report(st, rel, exc.code, f"conflict copy not stored: {exc.message}")
+        try:
+            cur, content = await self.workspace.read(st.ref, rel)
+        except NotFound:
+            cur, content = None, b""
+        if cur is not None and cur.type == "file":
+            st.known[rel] = cur.content_hash or ""
+            await st.sandbox.write_files({rel: content})
+        await self.events.publish(
+            st.ref.session_uuid,
+            {
+                "type": "conflict",
+                "path": rel,
+                "conflict_path": cpath,
+                "message": f"{rel!r} was changed in the editor and in the sandbox at the same time; "
+                f"the {loser} version was saved as {cpath!r}",
+            },
+        )
+
+    async def _report(self, st: SessionSync, rel: str, code: str, message: str) -> None:
+        if (rel, code) in st.reported:
+            return
+        st.reported.add((rel, code))
+        log.info("sync of %s/%s skipped: %s", st.ref.session_uuid, rel, message)
+        await self.events.publish(
+            st.ref.session_uuid,
+            {"type": "sync_error", "path": rel, "error": code, "message": message},
+        )
+
+    # --- DB -> sandbox -----------------------------------------------------------------------
+
+    async def on_db_changes(self, session_uuid: str, changes: Sequence[Change]) -> None:
+        """Workspace sink: apply editor/API changes to the running sandbox. Never raises (the
+        DB transaction already committed; a failure here is logged and healed at next start)."""
+        ours = [c for c in changes if c.source != SOURCE]
+        st = self._sessions.get(session_uuid)
+        if not ours or st is None:
+            return
+        try:
+            async with st.lock:
+                # Unsynced program changes first, so an editor write cannot bury them.
+                if st.watcher is not None:
+                    st.watcher.drain()
+                for c in ours:
+                    await self._apply(st, c)
+        except Exception:
+            log.exception("writing an editor change into sandbox %s failed", session_uuid)
+
+    async def _apply(self, st: SessionSync, c: Change) -> None:
+        if c.kind == "write":
+            cur, content = await self.workspace.read(st.ref, c.path)
+            prev = st.known.get(c.path)
+            if prev is not None and prev != DIR:
+                try:
+                    on_disk = st.dir.read(c.path, self.settings.max_file_bytes)
+                except OSError:
+                    on_disk = None
+                if on_disk is not None and content_hash(on_disk) not in (prev, cur.content_hash):
+                    await self._keep_both(st, c.path, on_disk, loser="sandbox")
+                    return
+            st.known[c.path] = cur.content_hash or ""
+            for a in ancestors(c.path):
+                st.known[a] = DIR
+            await st.sandbox.write_files({c.path: content})
+        elif c.kind == "mkdir":
+            st.known[c.path] = DIR
+            await st.sandbox.write_files({c.path + "/": b""})
+        elif c.kind == "delete":
+            forget(st.known, c.path)
+            await st.sandbox.write_files({c.path: None})
+        elif c.kind == "move" and c.to_path:
+            remap(st.known, c.path, c.to_path)
+            try:
+                st.dir.rename(c.path, c.to_path)
+            except OSError:
+                log.warning("rename %s -> %s in the sandbox failed", c.path, c.to_path)
+
+
+def _utc_timestamp(dt: datetime) -> float:
+    return (dt if dt.tzinfo else dt.replace(tzinfo=UTC)).timestamp()
+
+
+def _is_dir(info: object) -> bool:
+    return info is not None and stat.S_ISDIR(info.st_mode)  # type: ignore[attr-defined]
+
+
+def _is_file(info: object) -> bool:
+    return info is not None and stat.S_ISREG(info.st_mode)  # type: ignore[attr-defined]

@@ -1,0 +1,247 @@
+"""A recursive, debounced inotify watcher of one host directory, driven by the event loop.
+
+One inotify fd per workspace, read with ``loop.add_reader`` (no thread per session). New
+directories get a watch as they appear (and are reported, so the caller scans what was written
+into them before the watch existed); a queue overflow asks the caller for a full rescan. Paths are
+reported relative to the root, batched: after ``debounce_ms`` of quiet, or ``max_delay_ms`` after
+the first change of a batch at the latest, or at once on ``flush()``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import ctypes.util
+import errno
+import logging
+import os
+import struct
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+log = logging.getLogger(__name__)
+
+IN_MODIFY = 0x002
+IN_ATTRIB = 0x004
+IN_CLOSE_WRITE = 0x008
+IN_MOVED_FROM = 0x040
+IN_MOVED_TO = 0x080
+IN_CREATE = 0x100
+IN_DELETE = 0x200
+IN_DELETE_SELF = 0x400
+IN_MOVE_SELF = 0x800
+IN_Q_OVERFLOW = 0x4000
+IN_IGNORED = 0x8000
+IN_ONLYDIR = 0x01000000
+IN_DONT_FOLLOW = 0x02000000
+IN_EXCL_UNLINK = 0x04000000
+IN_ISDIR = 0x40000000
+IN_NONBLOCK = os.O_NONBLOCK
+IN_CLOEXEC = os.O_CLOEXEC
+
+# MODIFY as well as CLOSE_WRITE: a file kept open and appended to (a log) is synced while it grows;
+# a burst of writes to one file is one path in the batch. DONT_FOLLOW: never watch through a link.
+WATCH_MASK = (
+    IN_MODIFY
+    | IN_ATTRIB
+    | IN_CLOSE_WRITE
+    | IN_MOVED_FROM
+    | IN_MOVED_TO
+    | IN_CREATE
+    | IN_DELETE
+    | IN_DELETE_SELF
+    | IN_ONLYDIR
+    | IN_DONT_FOLLOW
+    | IN_EXCL_UNLINK
+)
+_EVENT = struct.Struct("iIII")
+
+_libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+_libc.inotify_init1.argtypes = [ctypes.c_int]
+_libc.inotify_add_watch.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_uint32]
+_libc.inotify_rm_watch.argtypes = [ctypes.c_int, ctypes.c_int]
+
+
+def _check(ret: int, what: str) -> int:
+    if ret < 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"{what}: {os.strerror(err)}")
+    return ret
+
+
+@dataclass
+class Batch:
+    """What changed since the last batch: relative paths, and whether to rescan everything."""
+
+    paths: set[str] = field(default_factory=set)
+    new_dirs: set[str] = field(default_factory=set)
+    overflow: bool = False
+
+
+BatchHandler = Callable[[Batch], Awaitable[None]]
+
+
+class TreeWatcher:
+    """inotify on ``root`` and every directory below it; ``handler`` gets debounced batches."""
+
+    def __init__(
+        self,
+        root: str,
+        handler: BatchHandler,
+        *,
+        debounce_ms: int = 50,
+        max_delay_ms: int = 500,
+    ) -> None:
+        self.root = root
+        self._handler = handler
+        self._debounce = debounce_ms / 1000
+        self._max_delay = max_delay_ms / 1000
+        self._fd = -1
+        self._wd_path: dict[int, str] = {}  # watch descriptor -> relative dir ("" = root)
+        self._path_wd: dict[str, int] = {}
+        self._batch = Batch()
+        self._first_at: float | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._running: asyncio.Task[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._closed = False
+
+    # --- lifecycle ---------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._fd = _check(_libc.inotify_init1(IN_NONBLOCK | IN_CLOEXEC), "inotify_init1")
+        self.add_tree("")
+        self._loop.add_reader(self._fd, self._on_readable)
+
+    async def close(self) -> None:
+        self._closed = True
+        if self._timer is not None:
+            self._timer.cancel()
+        if self._fd >= 0:
+            assert self._loop is not None
+            self._loop.remove_reader(self._fd)
+            os.close(self._fd)
+            self._fd = -1
+        if self._running is not None:
+            await asyncio.shield(self._running)
+
+    @property
+    def watch_count(self) -> int:
+        return len(self._wd_path)
+
+    # --- watches -----------------------------------------------------------------------------
+
+    def add_tree(self, rel: str) -> None:
+        """Watch ``rel`` and every directory below it (never through a symlink)."""
+        stack = [rel]
+        while stack:
+            d = stack.pop()
+            if not self._add_watch(d):
+                continue
+            try:
+                with os.scandir(os.path.join(self.root, d) if d else self.root) as it:
+                    for e in it:
+                        if e.is_dir(follow_symlinks=False):
+                            stack.append(f"{d}/{e.name}" if d else e.name)
+            except OSError:
+                continue
+
+    def _add_watch(self, rel: str) -> bool:
+        full = os.path.join(self.root, rel) if rel else self.root
+        wd = _libc.inotify_add_watch(self._fd, os.fsencode(full), WATCH_MASK)
+        if wd < 0:
+            err = ctypes.get_errno()
+            if err == errno.ENOSPC:
+                log.warning(
+                    "inotify watch limit reached under %s: changes there are found by "
+                    "command-end rescans only (raise fs.inotify.max_user_watches)",
+                    full,
+                )
+            return False
+        self._wd_path[wd] = rel
+        self._path_wd[rel] = wd
+        return True
+
+    def _forget(self, wd: int) -> None:
+        rel = self._wd_path.pop(wd, None)
+        if rel is not None and self._path_wd.get(rel) == wd:
+            del self._path_wd[rel]
+
+    # --- events ------------------------------------------------------------------------------
+
+    def drain(self) -> None:
+        """Read every queued event now (non-blocking)."""
+        while self._fd >= 0:
+            try:
+                data = os.read(self._fd, 256 * 1024)
+            except BlockingIOError:
+                return
+            except OSError:
+                log.exception("inotify read failed under %s", self.root)
+                return
+            self._parse(data)
+
+    def _parse(self, data: bytes) -> None:
+        off = 0
+        while off + _EVENT.size <= len(data):
+            wd, mask, _cookie, length = _EVENT.unpack_from(data, off)
+            off += _EVENT.size
+            name = os.fsdecode(data[off : off + length].rstrip(b"\0"))
+            off += length
+            if mask & IN_Q_OVERFLOW:
+                self._batch.overflow = True
+                continue
+            if mask & IN_IGNORED:
+                self._forget(wd)
+                continue
+            base = self._wd_path.get(wd)
+            if base is None:
+                continue
+            rel = f"{base}/{name}" if base and name else (name or base)
+            if not rel:
+                continue  # the root itself
+            self._batch.paths.add(rel)
+            if mask & IN_ISDIR and mask & (IN_CREATE | IN_MOVED_TO):
+                self.add_tree(rel)
+                self._batch.new_dirs.add(rel)
+
+    def _on_readable(self) -> None:
+        self.drain()
+        if not (self._batch.paths or self._batch.overflow):
+            return
+        assert self._loop is not None
+        now = self._loop.time()
+        if self._first_at is None:
+            self._first_at = now
+        delay = min(self._debounce, max(0.0, self._first_at + self._max_delay - now))
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer = self._loop.call_later(delay, self._fire)
+
+    def _fire(self) -> None:
+        self._timer = None
+        if self._running is not None and not self._running.done():
+            # One batch at a time; the next one is picked up when this finishes.
+            return
+        self._running = asyncio.ensure_future(self._deliver())
+
+    async def _deliver(self) -> None:
+        while not self._closed and (self._batch.paths or self._batch.overflow):
+            batch, self._batch = self._batch, Batch()
+            self._first_at = None
+            try:
+                await self._handler(batch)
+            except Exception:
+                log.exception("sync of a batch under %s failed", self.root)
+
+    async def flush(self) -> None:
+        """Deliver everything the kernel has queued so far, now (end of a shell command)."""
+        self.drain()
+        if self._running is not None and not self._running.done():
+            await asyncio.shield(self._running)
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._running = asyncio.ensure_future(self._deliver())
+        await asyncio.shield(self._running)

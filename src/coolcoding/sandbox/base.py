@@ -1,0 +1,200 @@
+"""The sandbox runtime interface. One interface, several implementations (local, kubernetes).
+
+The API and services never ask which runtime they have. Contracts are in the docstrings;
+callers enforce timeouts (JupyterHub's rule): a runtime method may take as long as it takes.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import AsyncIterator, Mapping
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+SandboxStatus = Literal["stopped", "starting", "running", "error"]
+
+
+class SandboxError(Exception):
+    """A typed sandbox failure. ``reason`` is machine-readable; ``user_message`` is safe to show.
+
+    ``log_message`` may contain host details and is only logged.
+    """
+
+    def __init__(self, reason: str, user_message: str, log_message: str | None = None) -> None:
+        super().__init__(user_message)
+        self.reason = reason
+        self.user_message = user_message
+        self.log_message = log_message or user_message
+
+
+@dataclass(frozen=True)
+class SandboxSpec:
+    """What a runtime needs to know to start a session's sandbox."""
+
+    session_uuid: str
+    network: bool = False
+    memory_mb: int = 512
+    pids: int = 256
+    cpus: float = 1.0
+    disk_bytes: int = 200 * 1024 * 1024
+    env: Mapping[str, str] = field(default_factory=dict)
+    # Host file -> sandbox path, mounted read-only (e.g. the terminal's shell-integration script
+    # at /etc/profile.d/coolcoding.sh, which login shells source). Runtimes without host files
+    # (kubernetes) ship them in the image instead.
+    extra_ro_binds: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ExecLimits:
+    """Limits for one ``exec``. ``None`` means: the sandbox's own limit applies."""
+
+    cpu_s: float | None = None
+    wall_s: float | None = None
+    memory_mb: int | None = None
+    pids: int | None = None
+    output_bytes: int | None = None
+    file_size_bytes: int | None = None
+
+
+@dataclass
+class ExecResult:
+    """What happened, as measured by the kernel (cgroup accounting, rusage)."""
+
+    exit_code: int | None  # None when killed by a signal
+    signal: int | None
+    stdout: bytes
+    stderr: bytes
+    wall_ms: float
+    cpu_ms: float
+    memory_kb: int  # peak
+    # Which limit ended the process, if any:
+    # "cpu" | "wall" | "memory" | "pids" | "output" | "disk" | None
+    limit_hit: str | None = None
+    stdout_truncated: bool = False
+    stderr_truncated: bool = False
+
+
+class Terminal(abc.ABC):
+    """A PTY running a shell in a sandbox. Blocking I/O never runs on the event loop."""
+
+    @abc.abstractmethod
+    async def read(self) -> bytes:
+        """Next chunk of output; ``b""`` once the shell has exited and all output was read."""
+
+    @abc.abstractmethod
+    async def write(self, data: bytes) -> None:
+        """Send keystrokes/bytes to the shell."""
+
+    @abc.abstractmethod
+    async def resize(self, cols: int, rows: int) -> None: ...
+
+    @abc.abstractmethod
+    async def close(self) -> None:
+        """Kill the shell and its process group; idempotent."""
+
+    @abc.abstractmethod
+    def poll(self) -> int | None:
+        """``None`` while the shell runs, its exit status otherwise."""
+
+
+class Sandbox(abc.ABC):
+    """A started sandbox of one session."""
+
+    workspace_path: str  # where the workspace is, inside the sandbox ("/workspace")
+
+    @abc.abstractmethod
+    async def open_terminal(
+        self, cols: int, rows: int, env: Mapping[str, str] | None = None
+    ) -> Terminal:
+        """Start an interactive shell on a new PTY in the sandbox."""
+
+    @abc.abstractmethod
+    async def exec(
+        self,
+        argv: list[str],
+        *,
+        stdin: bytes = b"",
+        limits: ExecLimits | None = None,
+        cwd: str | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> ExecResult:
+        """Run ``argv`` to completion in the sandbox, enforcing ``limits``; never raises for the
+        program's own failures (they are in the result), only for the sandbox's."""
+
+    @abc.abstractmethod
+    def exec_stream(
+        self,
+        argv: list[str],
+        *,
+        stdin: bytes = b"",
+        limits: ExecLimits | None = None,
+        cwd: str | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> AbstractAsyncContextManager[ExecStream]:
+        """Like ``exec`` but yields output chunks as they come (for the Run button)."""
+
+    @abc.abstractmethod
+    async def write_files(self, files: Mapping[str, bytes | None]) -> None:
+        """Write (bytes) or delete (None) workspace-relative paths; creates parent folders.
+        An empty-directory entry is written as a path ending in '/' with value b""."""
+
+    @abc.abstractmethod
+    async def read_file(self, path: str) -> bytes:
+        """Read one workspace-relative file; never follows a symlink out of the workspace."""
+
+
+class ExecStream(abc.ABC):
+    """A running exec: stream its output, then get the result."""
+
+    @abc.abstractmethod
+    def chunks(self) -> AsyncIterator[tuple[Literal["stdout", "stderr"], bytes]]: ...
+
+    @abc.abstractmethod
+    async def result(self) -> ExecResult: ...
+
+    @abc.abstractmethod
+    async def kill(self) -> None: ...
+
+
+class Runtime(abc.ABC):
+    """Starts, finds and stops sandboxes. Methods are idempotent."""
+
+    @abc.abstractmethod
+    async def start(self, spec: SandboxSpec, state: dict[str, Any] | None = None) -> Sandbox:
+        """Start (or find again, from ``state``) the sandbox of ``spec.session_uuid``."""
+
+    @abc.abstractmethod
+    async def stop(self, session_uuid: str) -> None:
+        """Stop the sandbox and every process in it; keep its workspace files."""
+
+    @abc.abstractmethod
+    def poll(self, session_uuid: str) -> int | None:
+        """``None`` while the sandbox runs, an exit status (0 = stopped cleanly) otherwise."""
+
+    @abc.abstractmethod
+    def get_state(self, session_uuid: str) -> dict[str, Any]:
+        """Opaque JSON state to store in the DB (sessions.sandbox_state)."""
+
+    @abc.abstractmethod
+    def workspace_dir(self, session_uuid: str) -> str | None:
+        """Host path of the workspace when the runtime has one (local); ``None`` otherwise."""
+
+    @abc.abstractmethod
+    def ephemeral(
+        self,
+        files: Mapping[str, bytes],
+        *,
+        network: bool = False,
+        memory_mb: int = 512,
+        pids: int = 64,
+    ) -> AbstractAsyncContextManager[Sandbox]:
+        """A throw-away sandbox holding ``files`` (judge jobs); everything is removed on exit."""
+
+    @abc.abstractmethod
+    async def shutdown(self) -> None:
+        """Stop every sandbox (server shutdown)."""
+
+    @abc.abstractmethod
+    async def cleanup_orphans(self) -> int:
+        """Remove leftovers of a previous server process (processes, cgroups); returns how many."""

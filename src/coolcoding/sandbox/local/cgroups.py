@@ -1,0 +1,347 @@
+"""cgroup v1 and v2: limits (memory, pids, cpu) and accounting (cpu time, peak memory, OOM kills).
+
+Layout: ``<parent>/<session uuid>/<leaf>`` where the session group carries the sandbox's limits
+and each leaf holds one terminal (``term-N``) or one exec (``exec-N``, with its own limits, so its
+peak memory and CPU time are measured alone). Leaves keep v2's "no processes in inner groups"
+rule, and the same layout is used on v1. Fail closed: a missing controller raises, never
+a sandbox without limits.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import signal
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from coolcoding.sandbox.base import SandboxError
+
+V1_CONTROLLERS = ("memory", "pids", "cpu", "cpuacct")
+V2_CONTROLLERS = ("memory", "pids", "cpu")
+CPU_PERIOD_US = 100_000
+
+
+@dataclass(frozen=True)
+class CgroupLimits:
+    memory_bytes: int | None = None
+    pids: int | None = None
+    cpus: float | None = None
+
+
+def _write(path: Path, value: str) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+    try:
+        os.write(fd, value.encode())
+    finally:
+        os.close(fd)
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text()
+    except OSError:
+        return ""
+
+
+def _kv(text: str) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) == 2 and parts[1].lstrip("-").isdigit():
+            out[parts[0]] = int(parts[1])
+    return out
+
+
+def _mounts() -> list[tuple[str, str, set[str]]]:
+    """(mount point, fs type, super options) of every cgroup mount, from /proc/self/mountinfo."""
+    out = []
+    for line in _read(Path("/proc/self/mountinfo")).splitlines():
+        left, _, right = line.partition(" - ")
+        fields, rfields = left.split(), right.split()
+        if len(rfields) >= 3 and rfields[0] in ("cgroup", "cgroup2"):
+            out.append((fields[4], rfields[0], set(rfields[2].split(","))))
+    return out
+
+
+class Cgroup:
+    """One cgroup (a directory per v1 controller mount, or one v2 directory)."""
+
+    def __init__(self, version: Literal[1, 2], dirs: dict[str, Path]) -> None:
+        self.version = version
+        self.dirs = dirs  # controller -> directory (v2: every controller -> the same dir)
+        # Accounting baselines (``reset_accounting``): what a pooled zygote used before release.
+        self._cpu_base_ns = 0
+        self._oom_base = 0
+        self._pids_events_base = 0
+        self._peak_fd = -1  # v2: a memory.peak fd that was reset (the reset is per open file)
+
+    @property
+    def paths(self) -> list[str]:
+        return sorted({str(d) for d in self.dirs.values()})
+
+    @property
+    def procs_files(self) -> list[str]:
+        """The files a process writes "0" into to join this group (see process.py)."""
+        return [str(Path(p) / "cgroup.procs") for p in self.paths]
+
+    def _f(self, controller: str, name: str) -> Path:
+        return self.dirs[controller] / name
+
+    def set_limits(self, limits: CgroupLimits) -> None:
+        try:
+            if limits.memory_bytes is not None:
+                if self.version == 1:
+                    mem = self._f("memory", "memory.limit_in_bytes")
+                    memsw = self._f("memory", "memory.memsw.limit_in_bytes")
+                    # With swap accounting (no escaping the limit into swap) the kernel wants
+                    # memory <= memsw at every step: raising an existing limit (a pooled
+                    # sandbox's) writes memsw first.
+                    order = [mem, memsw] if memsw.exists() else [mem]
+                    if len(order) == 2 and limits.memory_bytes > int(_read(memsw) or 0):
+                        order.reverse()
+                    for path in order:
+                        _write(path, str(limits.memory_bytes))
+                else:
+                    _write(self._f("memory", "memory.max"), str(limits.memory_bytes))
+                    _write(self._f("memory", "memory.swap.max"), "0")
+            if limits.pids is not None:
+                _write(self._f("pids", "pids.max"), str(limits.pids))
+            if limits.cpus is not None:
+                quota = max(1000, int(limits.cpus * CPU_PERIOD_US))
+                if self.version == 1:
+                    _write(self._f("cpu", "cpu.cfs_period_us"), str(CPU_PERIOD_US))
+                    _write(self._f("cpu", "cpu.cfs_quota_us"), str(quota))
+                else:
+                    _write(self._f("cpu", "cpu.max"), f"{quota} {CPU_PERIOD_US}")
+        except FileNotFoundError as e:
+            if e.filename and "swap" in str(e.filename):
+                return  # v2 without swap accounting: no swap to escape into
+            raise SandboxError(
+                "cgroup_limit", "The sandbox could not be limited.", f"cgroup file missing: {e}"
+            ) from e
+
+    def reset_accounting(self) -> None:
+        """Measure from now on: CPU time, peak memory, OOM kills and pids.max events.
+
+        v1 resets CPU time and the peak in the kernel (write 0). v2 cannot reset cpu.stat, so
+        its usage is subtracted; memory.peak is reset per open file (kernel >= 6.12: write to it,
+        keep that fd, read it later). On an older v2 kernel the peak stays the group's (the
+        zygote's few MiB included), documented in pool.py.
+        """
+        if self.version == 1:
+            _write(self._f("cpuacct", "cpuacct.usage"), "0")
+            _write(self._f("memory", "memory.max_usage_in_bytes"), "0")
+        else:
+            self._cpu_base_ns = self._raw_cpu_ns()
+            with contextlib.suppress(OSError):
+                fd = os.open(self._f("memory", "memory.peak"), os.O_RDWR | os.O_CLOEXEC)
+                try:
+                    os.write(fd, b"reset")
+                except OSError:
+                    os.close(fd)
+                else:
+                    self._peak_fd = fd
+        self._oom_base = self._raw_oom_kills()
+        self._pids_events_base = self._raw_pids_events()
+
+    def _raw_cpu_ns(self) -> int:
+        if self.version == 1:
+            txt = _read(self._f("cpuacct", "cpuacct.usage")).strip()
+            return int(txt) if txt.isdigit() else 0
+        return _kv(_read(self._f("cpu", "cpu.stat"))).get("usage_usec", 0) * 1000
+
+    def cpu_ns(self) -> int:
+        return self._raw_cpu_ns() - self._cpu_base_ns
+
+    def memory_peak_bytes(self) -> int | None:
+        if self._peak_fd >= 0:
+            txt = os.pread(self._peak_fd, 64, 0).decode().strip()
+            os.close(self._peak_fd)
+            self._peak_fd = -1
+        else:
+            name = "memory.max_usage_in_bytes" if self.version == 1 else "memory.peak"
+            txt = _read(self._f("memory", name)).strip()
+        return int(txt) if txt.isdigit() else None
+
+    def _raw_oom_kills(self) -> int:
+        name = "memory.oom_control" if self.version == 1 else "memory.events"
+        kv = _kv(_read(self._f("memory", name)))
+        return kv.get("oom_kill", 0) + (kv.get("oom_group_kill", 0) if self.version == 2 else 0)
+
+    def oom_kills(self) -> int:
+        return self._raw_oom_kills() - self._oom_base
+
+    def _raw_pids_events(self) -> int:
+        return _kv(_read(self._f("pids", "pids.events"))).get("max", 0)
+
+    def pids_limit_events(self) -> int:
+        """How often a fork failed because of ``pids.max``."""
+        return self._raw_pids_events() - self._pids_events_base
+
+    def pids(self) -> list[int]:
+        found: set[int] = set()
+        for d in self.paths:
+            for line in _read(Path(d) / "cgroup.procs").split():
+                found.add(int(line))
+        return sorted(found)
+
+    def kill_all(self, spare: int | None = None) -> None:
+        """SIGKILL every process in the group (and its children); loops because a fork bomb may
+        fork between reading cgroup.procs and the kill (bounded by pids.max).
+
+        ``spare``: the host-side bwrap, left alive so that it reaps its child (the sandbox's
+        pid 1) and exits by itself; killed first, that child would be re-parented to the host's
+        init and could linger as a zombie.
+        """
+        if spare is None and self.version == 2 and (self.dirs["pids"] / "cgroup.kill").exists():
+            with contextlib.suppress(OSError):
+                _write(self.dirs["pids"] / "cgroup.kill", "1")
+        for _ in range(100):
+            pids = [p for p in self._all_pids() if p != spare]
+            if not pids:
+                return
+            for pid in pids:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+            time.sleep(0.0005)
+
+    def _all_pids(self) -> list[int]:
+        # Every process is in exactly one group of each hierarchy and sandboxes cannot move
+        # themselves (no cgroupfs inside), so one hierarchy (pids) lists them all.
+        found: set[int] = set()
+        for d in [str(self.dirs["pids"])]:
+            for root, _dirs, _files in os.walk(d):
+                for line in _read(Path(root) / "cgroup.procs").split():
+                    found.add(int(line))
+        return sorted(found)
+
+    def remove(self, timeout_s: float = 2.0) -> bool:
+        """Kill what is left and remove the directories (children first). True when gone."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            self.kill_all()
+            busy = False
+            for d in self.paths:
+                if not os.path.isdir(d):
+                    continue
+                for root, _dirs, _files in sorted(os.walk(d), key=lambda t: -len(t[0])):
+                    try:
+                        os.rmdir(root)
+                    except FileNotFoundError:
+                        pass
+                    except OSError as e:
+                        if e.errno != errno.EBUSY:
+                            raise
+                        busy = True
+            if not busy:
+                return True
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.001)
+
+
+class CgroupManager:
+    """Finds the cgroup hierarchy once and creates groups under ``<hierarchy>/<parent>``."""
+
+    def __init__(
+        self,
+        parent: str = "coolcoding",
+        version: Literal["auto", "v1", "v2"] = "auto",
+        v2_root: Path | None = None,
+    ) -> None:
+        if not parent or parent.startswith("/") or ".." in parent.split("/"):
+            raise SandboxError("cgroup_config", "Bad sandbox cgroup configuration.", parent)
+        self.parent = parent
+        mounts = _mounts()
+        v1 = {c: Path(mp) for mp, fs, opts in mounts if fs == "cgroup" for c in opts}
+        v2 = [Path(mp) for mp, fs, _ in mounts if fs == "cgroup2"]
+        v2_base = v2_root or (v2[0] if v2 else None)
+        v2_ok = v2_base is not None and set(V2_CONTROLLERS) <= set(
+            _read(v2_base / "cgroup.controllers").split()
+        )
+        if version == "v1" or (version == "auto" and all(c in v1 for c in V1_CONTROLLERS)):
+            missing = [c for c in V1_CONTROLLERS if c not in v1]
+            if missing:
+                raise SandboxError(
+                    "cgroup_missing",
+                    "Sandboxes are not available on this server.",
+                    f"cgroup v1 controllers not mounted: {', '.join(missing)} (mount them under "
+                    "/sys/fs/cgroup/<controller>, or use a cgroup v2 host)",
+                )
+            self.version: Literal[1, 2] = 1
+            self.bases = {c: v1[c] / parent for c in V1_CONTROLLERS}
+        elif v2_ok and v2_base is not None:
+            self.version = 2
+            self.bases = {c: v2_base / parent for c in V2_CONTROLLERS}
+        else:
+            raise SandboxError(
+                "cgroup_missing",
+                "Sandboxes are not available on this server.",
+                "no usable cgroup hierarchy: need cgroup v1 with memory, pids, cpu, cpuacct "
+                f"mounted, or a cgroup v2 tree ({v2_base}) whose cgroup.controllers lists "
+                "memory, pids and cpu (delegate it, e.g. systemd Delegate=yes, and set "
+                "COOLCODING_SANDBOX_CGROUP_V2_ROOT)",
+            )
+
+    def _enable_v2_controllers(self, directory: Path) -> None:
+        want = " ".join("+" + c for c in V2_CONTROLLERS)
+        try:
+            _write(directory / "cgroup.subtree_control", want)
+        except OSError as e:
+            raise SandboxError(
+                "cgroup_delegation",
+                "Sandboxes are not available on this server.",
+                f"cannot enable {want} in {directory}/cgroup.subtree_control: {e} (the cgroup "
+                "must be delegated to the server and hold no processes itself)",
+            ) from e
+
+    def ensure_parent(self) -> None:
+        for d in set(self.bases.values()):
+            try:
+                d.mkdir(exist_ok=True)
+            except OSError as e:
+                raise SandboxError(
+                    "cgroup_permission",
+                    "Sandboxes are not available on this server.",
+                    f"cannot create {d}: {e} (run the server as root or delegate that cgroup "
+                    "to its user)",
+                ) from e
+            if self.version == 2:
+                self._enable_v2_controllers(d.parent)
+                self._enable_v2_controllers(d)
+
+    def group(self, rel: str) -> Cgroup:
+        return Cgroup(self.version, {c: b / rel for c, b in self.bases.items()})
+
+    def create(self, rel: str, limits: CgroupLimits, *, inner: bool = False) -> Cgroup:
+        """Create (or reuse) ``<parent>/<rel>`` with ``limits``; ``inner``: will have children."""
+        cg = self.group(rel)
+        for d in cg.paths:
+            try:
+                os.makedirs(d, exist_ok=True)
+            except OSError as e:
+                raise SandboxError(
+                    "cgroup_permission", "The sandbox could not be created.", f"mkdir {d}: {e}"
+                ) from e
+        if self.version == 2 and inner:
+            self._enable_v2_controllers(Path(cg.paths[0]))
+        cg.set_limits(limits)
+        return cg
+
+    def remove_parent(self) -> None:
+        """Remove this server's (now empty) parent groups; a non-empty one is left in place."""
+        for d in set(self.bases.values()):
+            with contextlib.suppress(OSError):
+                d.rmdir()
+
+    def leftovers(self) -> list[str]:
+        """Names of groups under the parent (sessions of this or a previous server process)."""
+        names: set[str] = set()
+        for b in self.bases.values():
+            with contextlib.suppress(FileNotFoundError):
+                names.update(e.name for e in os.scandir(b) if e.is_dir(follow_symlinks=False))
+        return sorted(names)

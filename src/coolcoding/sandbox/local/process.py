@@ -1,0 +1,240 @@
+"""Spawning bwrap as the sandbox uid, inside the right cgroups, with rlimits; reaping it.
+
+The pre-exec function runs in the forked child before ``execve(bwrap)`` and only makes system
+calls (no locks, no logging, no allocation-heavy Python): join the cgroups by writing "0" to their
+``cgroup.procs`` (so bwrap and everything it starts are accounted from the first instruction),
+set the rlimits, optionally take the terminal as controlling tty, then drop every privilege:
+``setgroups([])``, ``setresgid``, ``setresuid`` (in this order: after setresuid we could no
+longer change groups). bwrap then runs unprivileged and builds its namespaces in a user namespace.
+
+Cost note: a pre-exec function makes CPython fork() instead of vfork(), so spawning costs grow with
+the server's resident memory (~2 ms at 30 MB, ~20 ms at 300 MB). A small helper process that
+spawns on the server's behalf would remove that; not done yet.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import fcntl
+import hashlib
+import os
+import re
+import resource
+import signal
+import subprocess
+import termios
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+from coolcoding.sandbox.base import SandboxError
+from coolcoding.sandbox.local.cgroups import Cgroup
+
+PR_SET_CHILD_SUBREAPER = 36
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """Who the sandbox runs as. ``drop`` is False when the server itself is not root: then the
+    sandbox runs as the server's own uid (it cannot switch), which is still unprivileged."""
+
+    uid: int
+    gid: int
+    drop: bool
+
+
+def credentials_for(session_uuid: str, uid_base: int, uid_count: int) -> Credentials:
+    """A stable per-session uid: ``uid_base + hash(uuid) % uid_count`` (root server), or the
+    server's own uid (unprivileged server)."""
+    if os.geteuid() != 0:
+        return Credentials(os.getuid(), os.getgid(), drop=False)
+    # A stable hash (not Python's salted hash()): the same session keeps its uid across restarts,
+    # so the files it owns stay its own. Collisions (two sessions, one uid) only share the
+    # RLIMIT_NPROC budget: namespaces keep them apart otherwise.
+    h = int.from_bytes(hashlib.sha256(session_uuid.encode()).digest()[:8], "big")
+    uid = uid_base + h % uid_count
+    if uid == 0 or uid_base <= 0:
+        raise SandboxError("config", "Bad sandbox uid configuration.", f"uid base {uid_base}")
+    return Credentials(uid, uid, drop=True)
+
+
+def rlimits_for(
+    *, nproc: int, fsize: int, cpu_s: float | None, nofile: int = 4096
+) -> list[tuple[int, tuple[int, int]]]:
+    """rlimits as a floor under the cgroup limits. NPROC counts per uid (per session here)."""
+    out = [
+        (resource.RLIMIT_CORE, (0, 0)),
+        (resource.RLIMIT_NPROC, (nproc, nproc)),
+        (resource.RLIMIT_FSIZE, (fsize, fsize)),
+        (resource.RLIMIT_NOFILE, (nofile, nofile)),
+    ]
+    if cpu_s is not None:
+        soft = max(1, int(-(-cpu_s // 1)))  # ceil: SIGXCPU at the soft limit,
+        out.append((resource.RLIMIT_CPU, (soft, soft + 1)))  # SIGKILL one second later
+    return out
+
+
+def make_preexec(
+    creds: Credentials,
+    procs_files: Sequence[str],
+    rlimits: Sequence[tuple[int, tuple[int, int]]],
+    *,
+    controlling_tty: bool,
+) -> Callable[[], None]:
+    procs = [p.encode() for p in procs_files]
+    limits = list(rlimits)
+    uid, gid, drop = creds.uid, creds.gid, creds.drop
+
+    def preexec() -> None:
+        for path in procs:
+            fd = os.open(path, os.O_WRONLY)
+            os.write(fd, b"0")  # "0" = the writing process itself
+            os.close(fd)
+        for res, lim in limits:
+            resource.setrlimit(res, lim)
+        if controlling_tty:
+            # start_new_session=True already made us a session leader; fd 0 is the PTY slave.
+            fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+        if drop:
+            os.setgroups([])
+            os.setresgid(gid, gid, gid)
+            os.setresuid(uid, uid, uid)
+
+    return preexec
+
+
+def become_subreaper() -> None:
+    """Make orphaned sandbox processes children of the server (see ``reap_orphan``) instead of
+    the host's init, which may not reap them (e.g. a container's pid 1)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_CHILD_SUBREAPER)")
+
+
+class SandboxProcess:
+    """The host-side bwrap process: spawned synchronously, reaped through a pidfd on the loop."""
+
+    def __init__(
+        self,
+        argv: list[str],
+        *,
+        env: Mapping[str, str],
+        preexec: Callable[[], None],
+        stdin: int,
+        stdout: int,
+        stderr: int,
+        pass_fds: Sequence[int],
+        new_session: bool,
+    ) -> None:
+        try:
+            # Spawned from the event loop's thread on purpose: bwrap's --die-with-parent uses
+            # PR_SET_PDEATHSIG, which fires when the *thread* that forked exits.
+            self._popen = subprocess.Popen(
+                argv,
+                stdin=stdin,
+                stdout=stdout,
+                stderr=stderr,
+                pass_fds=tuple(pass_fds),
+                env=dict(env),
+                cwd="/",
+                preexec_fn=preexec,
+                start_new_session=new_session,
+                close_fds=True,
+            )
+        except (OSError, subprocess.SubprocessError) as e:
+            raise SandboxError(
+                "spawn", "The sandbox could not start a process.", f"spawning bwrap: {e!r}"
+            ) from e
+        self.pid = self._popen.pid
+        self._pidfd = os.pidfd_open(self.pid)
+        self.status: int | None = None  # raw wait status once reaped
+        self.rusage: resource.struct_rusage | None = None
+        self._exited: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        asyncio.get_running_loop().add_reader(self._pidfd, self._on_exit)
+
+    def _on_exit(self) -> None:
+        with contextlib.suppress(ChildProcessError):
+            pid, status, rusage = os.wait4(self.pid, os.WNOHANG)
+            if pid == 0:
+                return
+            self.status, self.rusage = status, rusage
+            self._popen.returncode = os.waitstatus_to_exitcode(status)
+        asyncio.get_running_loop().remove_reader(self._pidfd)
+        os.close(self._pidfd)
+        self._pidfd = -1
+        if not self._exited.done():
+            self._exited.set_result(None)
+
+    def terminate_tree(self, cgroup: Cgroup) -> None:
+        """Kill everything in ``cgroup`` but bwrap itself, which then reaps its child and exits;
+        SIGKILL it too if it has not after a moment."""
+        cgroup.kill_all(spare=self.pid)
+        if not self._exited.done():
+            asyncio.get_running_loop().call_later(0.2, self.kill)
+
+    async def reap_orphan(self, status_json: bytes) -> None:
+        """Reap bwrap's inner process (the sandbox's pid 1), named in ``--json-status-fd``.
+
+        The host-side bwrap may exit before its child finishes exiting; the child is then
+        re-parented to the nearest subreaper. The server is one (``become_subreaper``), so the
+        child becomes ours and, if nobody waited for it, would stay a zombie.
+        """
+        m = re.search(rb'"child-pid":\s*(\d+)', status_json)
+        if m is None:
+            return
+        child = int(m.group(1))
+        for _ in range(50):
+            try:
+                pid, _status = os.waitpid(child, os.WNOHANG)  # noqa: ASYNC222 (WNOHANG)
+            except ChildProcessError:
+                return  # not (or no longer) our child: reaped by its own parent
+            if pid:
+                return
+            await asyncio.sleep(0.002)
+        # Still exiting (a loaded host: tearing down its namespaces): wait for it on a pidfd
+        # rather than leave a zombie, which would keep counting against pids.max and NPROC.
+        try:
+            fd = os.pidfd_open(child)
+        except ProcessLookupError:
+            return
+        loop = asyncio.get_running_loop()
+        exited: asyncio.Future[None] = loop.create_future()
+
+        def wake() -> None:
+            if not exited.done():
+                exited.set_result(None)
+
+        loop.add_reader(fd, wake)
+        try:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(exited, 10.0)
+        finally:
+            loop.remove_reader(fd)
+            os.close(fd)
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(child, os.WNOHANG)  # noqa: ASYNC222 (WNOHANG)
+
+    def abandon(self, status_json: bytes) -> None:
+        """Reap, blocking, an already SIGKILLed bwrap and its pid 1 when the event loop that
+        spawned them is gone (their pidfd reader went with it)."""
+        for pid in (self.pid, *(int(m) for m in re.findall(rb'"child-pid":\s*(\d+)', status_json))):
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, 0)
+        if self._pidfd >= 0:
+            os.close(self._pidfd)
+            self._pidfd = -1
+
+    async def wait(self) -> int | None:
+        await asyncio.shield(self._exited)
+        return self.status
+
+    @property
+    def done(self) -> bool:
+        return self._exited.done()
+
+    def kill(self) -> None:
+        """SIGKILL the host-side bwrap (prefer ``terminate_tree``: see ``Cgroup.kill_all``)."""
+        if not self._exited.done() and self._pidfd >= 0:
+            with contextlib.suppress(ProcessLookupError, OSError):
+                signal.pidfd_send_signal(self._pidfd, signal.SIGKILL)

@@ -1,0 +1,325 @@
+"""``LocalRuntime``: sandboxes on this host with bubblewrap, cgroups (v1 or v2) and rlimits.
+
+Persistent state lives on disk (the workspace directory survives restarts; the DB is the
+truth), the in-memory table only knows which sandboxes this process started. A previous
+process's leftovers are found by name under the ``coolcoding`` cgroups (``cleanup_orphans``).
+
+Disk quota: no per-directory quota exists on a plain ext4 data dir, so the workspace size is
+bounded by RLIMIT_FSIZE per file, measured after every exec (``limit_hit="disk"``) and every
+``sandbox_disk_check_interval_s`` for sandboxes with terminals, whose processes are then stopped.
+A program can overshoot by up to one interval's writes (each file <= the quota).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+import os
+import re
+import shutil
+import uuid
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from coolcoding.sandbox.base import Runtime, Sandbox, SandboxError, SandboxSpec
+from coolcoding.sandbox.local.environment import HostEnvironment, check_environment
+from coolcoding.sandbox.local.etcdir import EtcTemplates
+from coolcoding.sandbox.local.pool import WarmPool
+from coolcoding.sandbox.local.process import become_subreaper, credentials_for
+from coolcoding.sandbox.local.sandbox import LocalSandbox
+from coolcoding.settings import Settings
+
+log = logging.getLogger(__name__)
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+
+
+def _chown_tree(root: Path, uid: int, gid: int) -> None:
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in dirnames + filenames:
+            os.chown(os.path.join(dirpath, name), uid, gid, follow_symlinks=False)
+    os.chown(root, uid, gid, follow_symlinks=False)
+
+
+class LocalRuntime(Runtime):
+    def __init__(
+        self,
+        settings: Settings,
+        host: HostEnvironment | None = None,
+        *,
+        extra_ro_binds: Mapping[str, str] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.host = host or check_environment(settings)
+        become_subreaper()
+        self.extra_ro_binds = dict(extra_ro_binds or {})
+        self._sandboxes: dict[str, LocalSandbox] = {}
+        self._lock = asyncio.Lock()
+        self._watcher: asyncio.Task[None] | None = None
+        size = settings.sandbox_pool_size
+        size = 2 * (os.cpu_count() or 1) if size < 0 else size
+        self.pool = WarmPool(size, self._make_warm, self._destroy_ephemeral, self._abandon_warm)
+        self._live_ephemeral: set[str] = set()  # names cleanup_orphans must not touch
+        self._jobs: set[str] = set()  # ephemeral sandboxes a job holds (the others: the pool's)
+        self._removals: set[asyncio.Task[None]] = set()  # ephemeral directories being deleted
+        self._etc = EtcTemplates(self.state_dir / "etc-templates", self.host.layout)
+
+    @property
+    def state_dir(self) -> Path:
+        return (self.settings.data_dir / "sandbox-state").resolve()
+
+    def _check_name(self, session_uuid: str) -> None:
+        if not _NAME.match(session_uuid):
+            raise SandboxError("bad_session", "Invalid session id.", repr(session_uuid))
+
+    async def _make(self, spec: SandboxSpec, workspace: Path, etc_dir: Path) -> LocalSandbox:
+        s = self.settings
+        creds = credentials_for(spec.session_uuid, s.sandbox_uid_base, s.sandbox_uid_count)
+        binds = {**self.extra_ro_binds, **spec.extra_ro_binds}
+
+        def prepare() -> None:
+            workspace.parent.mkdir(mode=0o711, parents=True, exist_ok=True)
+            with contextlib.suppress(FileExistsError):
+                workspace.mkdir(mode=0o700)
+            st = os.stat(workspace, follow_symlinks=False)
+            if creds.drop and (st.st_uid, st.st_gid) != (creds.uid, creds.gid):
+                _chown_tree(workspace, creds.uid, creds.gid)  # new, or the uid range changed
+            self._etc.write(
+                etc_dir,
+                uid=creds.uid,
+                gid=creds.gid,
+                network=spec.network,
+                mount_points=binds.values(),
+            )
+
+        # Not to_thread: a cancelled caller (e.g. a pool refill when its loop ends) must wait
+        # for the thread, or its clean-up would race the directories the thread still creates.
+        done = asyncio.get_running_loop().run_in_executor(None, prepare)
+        try:
+            await asyncio.shield(done)
+        except asyncio.CancelledError:
+            with contextlib.suppress(Exception):
+                await done
+            raise
+        sb = LocalSandbox(
+            spec,
+            host=self.host,
+            creds=creds,
+            workspace=workspace,
+            etc_dir=etc_dir,
+            cgroup_name=spec.session_uuid,
+            tmp_bytes=s.sandbox_tmp_bytes,
+            extra_ro_binds=binds,
+        )
+        sb.create_cgroup()
+        return sb
+
+    async def start(self, spec: SandboxSpec, state: dict[str, Any] | None = None) -> Sandbox:
+        self._check_name(spec.session_uuid)
+        async with self._lock:
+            sb = self._sandboxes.get(spec.session_uuid)
+            if sb is not None and sb.spec == spec:
+                return sb
+            if sb is not None:  # limits or network changed: apply to the running sandbox
+                await sb.stop()
+            workspace = self.settings.workspaces_dir / spec.session_uuid
+            sb = await self._make(spec, workspace, self.state_dir / spec.session_uuid / "etc")
+            self._sandboxes[spec.session_uuid] = sb
+            if self._watcher is None and self.settings.sandbox_disk_check_interval_s > 0:
+                self._watcher = asyncio.get_running_loop().create_task(self._watch_disk())
+            return sb
+
+    async def stop(self, session_uuid: str) -> None:
+        self._check_name(session_uuid)
+        sb = self._sandboxes.pop(session_uuid, None)
+        if sb is not None:
+            await sb.stop()
+        else:  # e.g. started by a previous server process
+            await asyncio.to_thread(self.host.cgroups.group(session_uuid).remove)
+
+    def poll(self, session_uuid: str) -> int | None:
+        sb = self._sandboxes.get(session_uuid)
+        return None if sb is not None and not sb.stopped else 0
+
+    def get_state(self, session_uuid: str) -> dict[str, Any]:
+        sb = self._sandboxes.get(session_uuid)
+        return sb.state() if sb is not None else {}
+
+    def workspace_dir(self, session_uuid: str) -> str | None:
+        self._check_name(session_uuid)
+        return str(self.settings.workspaces_dir / session_uuid)
+
+    def _ephemeral_spec(self, network: bool, memory_mb: int, pids: int) -> SandboxSpec:
+        return SandboxSpec(
+            session_uuid="eph-" + uuid.uuid4().hex,
+            network=network,
+            memory_mb=memory_mb,
+            pids=pids,
+            cpus=self.settings.sandbox_cpus,
+            disk_bytes=self.settings.max_workspace_bytes,
+        )
+
+    def _ephemeral_root(self, name: str) -> Path:
+        return self.state_dir / "ephemeral" / name
+
+    async def _new_ephemeral(self, spec: SandboxSpec) -> LocalSandbox:
+        root = self._ephemeral_root(spec.session_uuid)
+        self._live_ephemeral.add(spec.session_uuid)
+        try:
+            return await self._make(spec, root / "workspace", root / "etc")
+        except BaseException:
+            await asyncio.to_thread(self.host.cgroups.group(spec.session_uuid).remove)
+            await asyncio.to_thread(shutil.rmtree, root, True)
+            self._live_ephemeral.discard(spec.session_uuid)
+            raise
+
+    async def _make_warm(self) -> LocalSandbox:
+        """A pooled sandbox (pool.py): limits are set again when a job claims it."""
+        sb = await self._new_ephemeral(self._ephemeral_spec(False, 512, 64))
+        try:
+            await sb.start_zygote(self.settings.sandbox_start_timeout_s)
+        except BaseException:
+            await self._destroy_ephemeral(sb)
+            raise
+        return sb
+
+    async def _destroy_ephemeral(self, sb: LocalSandbox) -> None:
+        """Kill its processes, remove its cgroups; its directory is renamed away at once and
+        deleted in the background (its /etc alone is ~400 entries: ~15 ms of unlinks)."""
+        name = sb.spec.session_uuid
+        await sb.stop()
+        trash = self.state_dir / "ephemeral-trash"
+        try:
+            trash.mkdir(mode=0o700, exist_ok=True)
+            os.rename(self._ephemeral_root(name), trash / name)
+        except FileNotFoundError:
+            pass
+        else:
+            task = asyncio.get_running_loop().create_task(
+                asyncio.to_thread(shutil.rmtree, trash / name, True)
+            )
+            self._removals.add(task)
+            task.add_done_callback(self._removals.discard)
+        self._live_ephemeral.discard(name)
+
+    def _abandon_warm(self, sb: LocalSandbox) -> None:
+        """Destroy a pooled sandbox without its (gone) event loop: see ``WarmPool``."""
+        if sb.warm is not None:
+            sb.warm.abandon()
+            sb.warm = None
+        sb.cgroup.remove()
+        shutil.rmtree(self._ephemeral_root(sb.spec.session_uuid), ignore_errors=True)
+        self._live_ephemeral.discard(sb.spec.session_uuid)
+
+    def pool_names(self) -> set[str]:
+        """Ephemeral sandboxes (cgroup and directory names) that belong to the warm pool: ready
+        or being started, never used by a job."""
+        return self._live_ephemeral - self._jobs
+
+    async def _claim_warm(self, memory_mb: int, pids: int) -> LocalSandbox | None:
+        sb = self.pool.claim()
+        if sb is None:
+            return None
+        try:
+            sb.spec = dataclasses.replace(sb.spec, memory_mb=memory_mb, pids=pids)
+            sb.create_cgroup()  # the job's session limits (the exec's are set at release)
+        except (OSError, SandboxError):
+            log.warning("warm sandbox %s: cannot set the job's limits", sb.spec.session_uuid,
+                        exc_info=True)  # fmt: skip
+            await self._destroy_ephemeral(sb)
+            return None  # the job takes the normal path
+        return sb
+
+    @asynccontextmanager
+    async def _ephemeral(
+        self, files: Mapping[str, bytes], network: bool, memory_mb: int, pids: int
+    ) -> AsyncIterator[Sandbox]:
+        sb: LocalSandbox | None = None
+        spec = self._ephemeral_spec(network, memory_mb, pids)
+        try:
+            if not network:
+                sb = await self._claim_warm(memory_mb, pids)
+            if sb is None:
+                self._jobs.add(spec.session_uuid)
+                sb = await self._new_ephemeral(spec)
+            self._jobs.add(sb.spec.session_uuid)
+            if files:
+                await sb.write_files(files)
+            yield sb
+        finally:
+            if sb is not None:
+                await self._destroy_ephemeral(sb)
+                self._jobs.discard(sb.spec.session_uuid)
+            self._jobs.discard(spec.session_uuid)
+            if not network:
+                self.pool.refill()
+
+    def ephemeral(
+        self,
+        files: Mapping[str, bytes],
+        *,
+        network: bool = False,
+        memory_mb: int = 512,
+        pids: int = 64,
+    ) -> contextlib.AbstractAsyncContextManager[Sandbox]:
+        return self._ephemeral(files, network, memory_mb, pids)
+
+    async def shutdown(self) -> None:
+        await self.pool.close()
+        if self._watcher is not None:
+            self._watcher.cancel()
+            self._watcher = None
+        for session_uuid in list(self._sandboxes):
+            await self.stop(session_uuid)
+        loop = asyncio.get_running_loop()
+        removals = [t for t in self._removals if t.get_loop() is loop]
+        if removals:
+            await asyncio.gather(*removals, return_exceptions=True)
+        # A server with its own cgroup parent (tests, benchmarks) leaves nothing behind.
+        await self.cleanup_orphans()
+        await asyncio.to_thread(self.host.cgroups.remove_parent)
+
+    async def cleanup_orphans(self) -> int:
+        count = 0
+        for name in self.host.cgroups.leftovers():
+            if name in self._sandboxes or name in self._live_ephemeral:
+                continue
+            removed = await asyncio.to_thread(self.host.cgroups.group(name).remove)
+            count += 1
+            if not removed:
+                log.warning("orphan sandbox cgroup %s could not be removed", name)
+        eph = self.state_dir / "ephemeral"
+        if eph.is_dir():
+            for entry in os.listdir(eph):
+                if entry not in self._live_ephemeral:
+                    await asyncio.to_thread(shutil.rmtree, eph / entry, True)
+        await asyncio.to_thread(shutil.rmtree, self.state_dir / "ephemeral-trash", True)
+        templates = self.state_dir / "etc-templates"
+        if templates.is_dir():
+            for entry in set(os.listdir(templates)) - self._etc.in_use():
+                await asyncio.to_thread(shutil.rmtree, templates / entry, True)
+        return count
+
+    async def _watch_disk(self) -> None:
+        interval = self.settings.sandbox_disk_check_interval_s
+        while True:
+            await asyncio.sleep(interval)
+            for sb in list(self._sandboxes.values()):
+                if not sb.terminals:
+                    continue
+                try:
+                    used = await sb.disk_usage()
+                except OSError:
+                    continue
+                if used > sb.spec.disk_bytes:
+                    mib = sb.spec.disk_bytes // (1024 * 1024)
+                    log.info("sandbox %s over its disk quota: %d bytes", sb.spec.session_uuid, used)
+                    for term in list(sb.terminals):
+                        term.notice(
+                            f"stopped: the workspace uses {used // (1024 * 1024)} MiB, more than "
+                            f"its {mib} MiB quota. Delete files, then open a new terminal."
+                        )
+                        term.kill_processes()

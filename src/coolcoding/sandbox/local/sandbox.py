@@ -1,0 +1,326 @@
+"""``LocalSandbox``: one session's sandbox on this host (a workspace dir, an /etc, cgroups).
+
+"Starting" it is cheap: directories, the session cgroup with its limits, and state. Processes
+only exist while a terminal or an exec is open; each lives in its own leaf cgroup under the
+session's (``term-N`` / ``exec-N``), so the session's limits cover them all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import os
+from collections.abc import AsyncIterator, Coroutine, Mapping, Sequence
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from coolcoding.sandbox.base import (
+    ExecLimits,
+    ExecResult,
+    ExecStream,
+    Sandbox,
+    SandboxError,
+    SandboxSpec,
+    Terminal,
+)
+from coolcoding.sandbox.local import bwrap
+from coolcoding.sandbox.local.cgroups import Cgroup, CgroupLimits, CgroupManager
+from coolcoding.sandbox.local.environment import HostEnvironment
+from coolcoding.sandbox.local.exec_run import LocalExec
+from coolcoding.sandbox.local.files import WorkspaceFiles, disk_usage_bytes
+from coolcoding.sandbox.local.process import (
+    Credentials,
+    SandboxProcess,
+    make_preexec,
+    rlimits_for,
+)
+from coolcoding.sandbox.local.terminal import LocalTerminal, set_winsize
+from coolcoding.sandbox.local.zygote import WarmProcess, encode_request, start_zygote
+
+log = logging.getLogger(__name__)
+_PATH_FLAGS = os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+# RLIMIT_NPROC counts every process of the uid; leave room for bwrap's own two per process tree.
+NPROC_SLACK = 16
+
+
+class LocalSandbox(Sandbox):
+    workspace_path = bwrap.SANDBOX_WORKSPACE
+
+    def __init__(
+        self,
+        spec: SandboxSpec,
+        *,
+        host: HostEnvironment,
+        creds: Credentials,
+        workspace: Path,
+        etc_dir: Path,
+        cgroup_name: str,
+        tmp_bytes: int,
+        extra_ro_binds: Mapping[str, str],
+    ) -> None:
+        self.spec = spec
+        self.host = host
+        self.creds = creds
+        self.workspace = workspace
+        self.etc_dir = etc_dir
+        self.cgroup_name = cgroup_name
+        self.tmp_bytes = tmp_bytes
+        self.extra_ro_binds = dict(extra_ro_binds)
+        self.files = WorkspaceFiles(str(workspace), creds.uid, creds.gid, chown=creds.drop)
+        self.terminals: set[LocalTerminal] = set()
+        self._counter = itertools.count(1)
+        self.cgroup: Cgroup = self._cgroups.group(cgroup_name)
+        self.stopped = False
+        self._cleanups: set[asyncio.Task[None]] = set()
+        self.warm: WarmProcess | None = None  # a pooled ephemeral sandbox's zygote
+        self.pooled_execs = 0  # execs released from ``warm`` (0 or 1)
+
+    @property
+    def _cgroups(self) -> CgroupManager:
+        return self.host.cgroups
+
+    def create_cgroup(self) -> None:
+        spec = self.spec
+        self.cgroup = self._cgroups.create(
+            self.cgroup_name,
+            CgroupLimits(memory_bytes=spec.memory_mb * 1024 * 1024, pids=spec.pids, cpus=spec.cpus),
+            inner=True,
+        )
+
+    def new_leaf(self, kind: str, limits: CgroupLimits) -> Cgroup:
+        if self.stopped:
+            raise SandboxError("stopped", "The sandbox was stopped.")
+        return self._cgroups.create(f"{self.cgroup_name}/{kind}-{next(self._counter)}", limits)
+
+    def spawn(
+        self,
+        command: list[str],
+        *,
+        cgroup: Cgroup,
+        stdin: int,
+        stdout: int,
+        stderr: int,
+        cwd: str | None,
+        env: Mapping[str, str] | None,
+        cpu_s: float | None = None,
+        file_size: int | None = None,
+        json_status_fd: int | None = None,
+        terminal: bool = False,
+        extra_fds: Sequence[int] = (),
+        rlimits: Sequence[tuple[int, tuple[int, int]]] | None = None,
+    ) -> SandboxProcess:
+        """Start ``command`` in this sandbox (bwrap as the session uid, in ``cgroup``)."""
+        ws_fd = os.open(self.workspace, _PATH_FLAGS)
+        fds = [ws_fd]
+        try:
+            fds.append(os.dup(ws_fd))
+            fds.append(os.open(self.etc_dir, _PATH_FLAGS))
+            cfg = bwrap.BwrapConfig(
+                layout=self.host.layout,
+                uid=self.creds.uid,
+                gid=self.creds.gid,
+                workspace_fd=fds[0],
+                app_alias_fd=fds[1],
+                etc_fd=fds[2],
+                network=self.spec.network,
+                new_session=not terminal,
+                cwd=cwd or bwrap.SANDBOX_WORKSPACE,
+                tmp_bytes=self.tmp_bytes,
+                home_bytes=self.tmp_bytes,
+                extra_ro_binds=self.extra_ro_binds,
+                json_status_fd=json_status_fd,
+            )
+            argv = bwrap.build_bwrap_argv(self.host.bwrap_path, cfg, command)
+            rl = self.exec_rlimits(cpu_s, file_size) if rlimits is None else rlimits
+            preexec = make_preexec(self.creds, cgroup.procs_files, rl, controlling_tty=terminal)
+            pass_fds = [*fds, *extra_fds] + ([json_status_fd] if json_status_fd is not None else [])
+            return SandboxProcess(
+                argv,
+                env=bwrap.sandbox_env({**self.spec.env, **(env or {})}),
+                preexec=preexec,
+                stdin=stdin,
+                stdout=stdout,
+                stderr=stderr,
+                pass_fds=pass_fds,
+                new_session=terminal,
+            )
+        finally:
+            for fd in fds:
+                os.close(fd)
+
+    def exec_rlimits(
+        self, cpu_s: float | None, file_size: int | None
+    ) -> list[tuple[int, tuple[int, int]]]:
+        return rlimits_for(
+            nproc=self.spec.pids + NPROC_SLACK,
+            fsize=file_size if file_size is not None else self.spec.disk_bytes,
+            cpu_s=cpu_s,
+        )
+
+    async def start_zygote(self, timeout_s: float) -> None:
+        """Pre-start this (ephemeral, unused) sandbox's first exec as a zygote: see zygote.py."""
+        self.warm = await start_zygote(self, timeout_s)
+
+    def _take_warm(
+        self, argv: list[str], cwd: str | None, env: Mapping[str, str] | None, limits: ExecLimits
+    ) -> tuple[WarmProcess, bytes] | None:
+        """The zygote, for the first exec only, if it can run this request exactly like bwrap."""
+        warm, self.warm = self.warm, None
+        if warm is None:
+            return None
+        full_env = bwrap.sandbox_env({**self.spec.env, **(env or {})})
+        rlimits = self.exec_rlimits(limits.cpu_s, limits.file_size_bytes)
+        request = encode_request(argv, cwd or bwrap.SANDBOX_WORKSPACE, full_env, rlimits)
+        if request is not None and warm.usable():
+            return warm, request
+        self.track_cleanup(warm.discard())  # its processes would count against the limits
+        return None
+
+    async def _start_exec(
+        self,
+        argv: list[str],
+        stdin: bytes,
+        limits: ExecLimits | None,
+        cwd: str | None,
+        env: Mapping[str, str] | None,
+        stream: bool,
+    ) -> LocalExec:
+        def new_run() -> LocalExec:
+            return LocalExec(self, argv, stdin=stdin, limits=limits, cwd=cwd, env=env,
+                             stream=stream)  # fmt: skip
+
+        taken = self._take_warm(argv, cwd, env, limits or ExecLimits())
+        if taken is not None:
+            run = new_run()
+            try:
+                await run.start_warm(*taken)
+            except (OSError, SandboxError):  # e.g. a limit the kernel refused: not released
+                log.warning("zygote of %s not usable", self.spec.session_uuid, exc_info=True)
+                self.track_cleanup(taken[0].discard())
+            else:
+                self.pooled_execs += 1
+                return run
+        run = new_run()
+        await run.start()
+        return run
+
+    async def open_terminal(
+        self, cols: int, rows: int, env: Mapping[str, str] | None = None
+    ) -> Terminal:
+        cg = self.new_leaf("term", CgroupLimits())
+        master, slave = os.openpty()
+        status_r, status_w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
+        try:
+            set_winsize(master, cols, rows)
+            os.set_blocking(master, False)
+            os.set_blocking(status_w, True)
+            proc = self.spawn(
+                ["/bin/bash", "--login", "-i"],
+                cgroup=cg,
+                stdin=slave,
+                stdout=slave,
+                stderr=slave,
+                cwd=None,
+                env=env,
+                json_status_fd=status_w,
+                terminal=True,
+            )
+        except BaseException:
+            os.close(master)
+            os.close(status_r)
+            cg.remove()
+            raise
+        finally:
+            os.close(slave)
+            os.close(status_w)
+        term = LocalTerminal(proc, master, cg, status_r, on_close=self.terminals.discard)
+        self.terminals.add(term)
+        return term
+
+    async def exec(
+        self,
+        argv: list[str],
+        *,
+        stdin: bytes = b"",
+        limits: ExecLimits | None = None,
+        cwd: str | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> ExecResult:
+        run = await self._start_exec(argv, stdin, limits, cwd, env, stream=False)
+        try:
+            return await run.result()
+        except BaseException:
+            run.kill_now()
+            raise
+
+    @asynccontextmanager
+    async def _exec_stream(
+        self,
+        argv: list[str],
+        stdin: bytes,
+        limits: ExecLimits | None,
+        cwd: str | None,
+        env: Mapping[str, str] | None,
+    ) -> AsyncIterator[ExecStream]:
+        run = await self._start_exec(argv, stdin, limits, cwd, env, stream=True)
+        try:
+            yield run
+        finally:
+            run.kill_now()
+            with contextlib.suppress(SandboxError):
+                await run.result()
+
+    def exec_stream(
+        self,
+        argv: list[str],
+        *,
+        stdin: bytes = b"",
+        limits: ExecLimits | None = None,
+        cwd: str | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> contextlib.AbstractAsyncContextManager[ExecStream]:
+        return self._exec_stream(argv, stdin, limits, cwd, env)
+
+    async def write_files(self, files: Mapping[str, bytes | None]) -> None:
+        await asyncio.to_thread(self.files.apply, files)
+
+    async def read_file(self, path: str) -> bytes:
+        return await asyncio.to_thread(self.files.read, path)
+
+    async def disk_usage(self) -> int:
+        return await asyncio.to_thread(disk_usage_bytes, str(self.workspace))
+
+    async def over_quota(self) -> bool:
+        return await self.disk_usage() > self.spec.disk_bytes
+
+    def state(self) -> dict[str, Any]:
+        return {
+            "uid": self.creds.uid,
+            "gid": self.creds.gid,
+            "workspace": str(self.workspace),
+            "cgroups": self.cgroup.paths,
+        }
+
+    def track_cleanup(self, coro: Coroutine[Any, Any, None]) -> None:
+        """Run a post-exec cleanup in the background; ``stop`` waits for all of them."""
+        task = asyncio.get_running_loop().create_task(coro)
+        self._cleanups.add(task)
+        task.add_done_callback(self._cleanups.discard)
+
+    async def stop(self) -> None:
+        """Kill every process of the session and remove its cgroups; keep the files."""
+        self.stopped = True
+        if self.warm is not None:
+            warm, self.warm = self.warm, None
+            self.track_cleanup(warm.discard())
+        terms = list(self.terminals)
+        for term in terms:
+            term.kill_processes()
+        await asyncio.gather(*(term.close() for term in terms))
+        self.terminals.clear()
+        if self._cleanups:
+            await asyncio.gather(*self._cleanups, return_exceptions=True)
+        await asyncio.to_thread(self.cgroup.remove)

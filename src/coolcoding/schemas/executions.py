@@ -1,0 +1,133 @@
+"""Request/response models of languages, judge jobs and runs."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from coolcoding.db.models import Execution
+from coolcoding.execution.verdicts import signal_name
+
+
+class LanguageOut(BaseModel):
+    id: str
+    name: str
+    version: str | None
+    extensions: list[str]
+    compiled: bool
+    available: bool
+
+
+class LimitsIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    cpu_s: float | None = Field(default=None, gt=0)
+    wall_s: float | None = Field(default=None, gt=0)
+    memory_mb: int | None = Field(default=None, gt=0)
+    pids: int | None = Field(default=None, gt=0)
+    output_bytes: int | None = Field(default=None, gt=0)
+
+
+class ExecutionIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    language: str = Field(max_length=32)
+    source: str | None = None
+    files: dict[str, str] | None = Field(default=None, max_length=1000)
+    entry: str | None = Field(default=None, max_length=1024)
+    stdin: str | None = None
+    expected_output: str | None = None
+    limits: LimitsIn | None = None
+
+
+class BatchIn(BaseModel):
+    jobs: list[ExecutionIn] = Field(min_length=1)
+
+
+class RunIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    path: str | None = Field(default=None, max_length=1024)
+    stdin: str | None = None
+
+
+class ExecutionRef(BaseModel):
+    id: str
+    status: str
+
+
+class RunStartedOut(BaseModel):
+    """A run that started in a session's sandbox: follow it at ``events`` (server-sent events)."""
+
+    execution_id: str
+    id: str
+    status: str
+    events: str
+
+
+class BatchOut(BaseModel):
+    ids: list[str]
+
+
+class ExecutionOut(BaseModel):
+    """An execution. ``stdout``/``stderr``/``compile_output`` are left out of list answers."""
+
+    id: str
+    kind: str
+    language: str
+    status: str  # queued | running | finished
+    verdict: str | None
+    message: str | None
+    session_uuid: str | None = None
+    entry: str | None
+    exit_code: int | None
+    signal: int | None
+    signal_name: str | None
+    wall_ms: float | None
+    cpu_ms: float | None
+    memory_kb: int | None
+    limits: dict[str, Any] | None
+    stdout: str | None = None
+    stderr: str | None = None
+    compile_output: str | None = None
+    created_at: datetime
+    started_at: datetime | None
+    completed_at: datetime | None
+
+    @classmethod
+    def of(
+        cls, row: Execution, *, full: bool = True, session_uuid: str | None = None
+    ) -> ExecutionOut:
+        def text(data: bytes | None) -> str | None:
+            return data.decode("utf-8", errors="replace") if data is not None else None
+
+        return cls(
+            id=str(row.uuid),
+            kind=row.kind,
+            language=row.language,
+            status=row.status,
+            verdict=row.verdict,
+            message=row.message,
+            session_uuid=session_uuid,
+            entry=(row.source or {}).get("entry"),
+            exit_code=row.exit_code,
+            signal=row.signal,
+            signal_name=signal_name(row.signal) if row.signal else None,
+            wall_ms=row.wall_ms,
+            cpu_ms=row.cpu_ms,
+            memory_kb=row.memory_kb,
+            limits=row.limits,
+            stdout=text(row.stdout) if full else None,
+            stderr=text(row.stderr) if full else None,
+            compile_output=row.compile_output if full else None,
+            created_at=row.created_at,
+            started_at=row.started_at,
+            completed_at=row.completed_at,
+        )
+
+
+class ExecutionPage(BaseModel):
+    items: list[ExecutionOut]
+    next_offset: int | None

@@ -1,0 +1,208 @@
+"""Accounts and logins: argon2id password hashes, hashed bearer/cookie tokens, login rate limits."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import re
+import secrets
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import delete, or_, select, update
+from sqlalchemy.exc import IntegrityError
+
+from coolcoding.db.engine import Database
+from coolcoding.db.models import LoginSession, User, utcnow
+from coolcoding.errors import Conflict, InvalidInput, NotAuthenticated, NotFound, RateLimited
+from coolcoding.services.ratelimit import RateLimiter
+from coolcoding.settings import Settings
+
+USERNAME_RE = re.compile(r"^[A-Za-z0-9_.-]{3,32}$")
+EMAIL_RE = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,185}\.[^@\s]{1,63}$")
+# A last-used timestamp written on every request would turn reads into writes.
+_TOUCH_EVERY = timedelta(minutes=1)
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Principal:
+    """The authenticated user of a request and the login it came with."""
+
+    user_id: int
+    username: str
+    login_id: int
+
+
+class AccountService:
+    def __init__(self, db: Database, settings: Settings, limiter: RateLimiter) -> None:
+        self.db = db
+        self.settings = settings
+        self.limiter = limiter
+        # argon2id with OWASP's minimum (19 MiB, t=2): ~20 ms a hash on this machine.
+        self.hasher = PasswordHasher(time_cost=2, memory_cost=19 * 1024, parallelism=1)
+        # Verified against when the account does not exist, so timing does not reveal usernames.
+        self._dummy_hash = self.hasher.hash(secrets.token_hex(16))
+        # token hash -> (principal, monotonic time it was resolved)
+        self._token_cache: dict[str, tuple[Principal, float]] = {}
+
+    def _validate(self, username: str, email: str, password: str) -> None:
+        if not USERNAME_RE.match(username):
+            raise InvalidInput(
+                "username must be 3-32 characters: letters, digits, '_', '.', '-'",
+                code="invalid_username",
+            )
+        if not EMAIL_RE.match(email):
+            raise InvalidInput("email address is not valid", code="invalid_email")
+        if len(password) < self.settings.password_min_length:
+            raise InvalidInput(
+                f"password must be at least {self.settings.password_min_length} characters",
+                code="weak_password",
+            )
+        if len(password) > 1024:
+            raise InvalidInput("password is longer than 1024 characters", code="invalid_password")
+
+    async def register(self, username: str, email: str, password: str) -> User:
+        email = email.strip().lower()
+        self._validate(username, email, password)
+        pw_hash = await asyncio.to_thread(self.hasher.hash, password)
+        async with self.db.session() as s:
+            taken = (
+                await s.execute(
+                    select(User.username, User.email).where(
+                        or_(User.username == username, User.email == email)
+                    )
+                )
+            ).first()
+            if taken is not None:
+                what = "username" if taken[0] == username else "email"
+                raise Conflict(f"this {what} is already registered", code=f"{what}_taken")
+            user = User(username=username, email=email, password_hash=pw_hash)
+            s.add(user)
+            try:
+                await s.commit()
+            except IntegrityError as exc:
+                raise Conflict(
+                    "username or email is already registered", code="username_taken"
+                ) from exc
+            return user
+
+    async def create_user(self, username: str, email: str, password: str) -> User:
+        return await self.register(username, email, password)
+
+    async def list_users(self) -> list[User]:
+        async with self.db.session() as s:
+            return list((await s.scalars(select(User).order_by(User.id))).all())
+
+    async def authenticate(self, login: str, password: str, ip: str | None) -> User:
+        """Check a password, with per-account and per-IP limits on failures."""
+        login = login.strip()
+        keys = [f"login:acct:{login.lower()}"] + ([f"login:ip:{ip}"] if ip else [])
+        for key in keys:
+            wait = await self.limiter.blocked(key)
+            if wait:
+                raise RateLimited(
+                    "too many failed logins; try again later", retry_after=round(wait + 0.5)
+                )
+        async with self.db.session() as s:
+            user = await s.scalar(
+                select(User).where(or_(User.username == login, User.email == login.lower()))
+            )
+        ok = False
+        candidate = user.password_hash if user is not None else self._dummy_hash
+        try:
+            ok = await asyncio.to_thread(self.hasher.verify, candidate, password)
+        except (VerificationError, InvalidHashError):
+            ok = False
+        if user is None or not ok:
+            for key in keys:
+                await self.limiter.hit(key)
+            raise NotAuthenticated("wrong username or password", code="invalid_credentials")
+        return user
+
+    async def create_login(self, user: User, user_agent: str | None, ip: str | None) -> str:
+        token = secrets.token_urlsafe(32)
+        async with self.db.session() as s:
+            s.add(
+                LoginSession(
+                    user_id=user.id,
+                    token_hash=hash_token(token),
+                    expires_at=utcnow() + timedelta(hours=self.settings.login_ttl_hours),
+                    user_agent=(user_agent or "")[:512] or None,
+                    ip=ip,
+                )
+            )
+            await s.commit()
+        return token
+
+    async def resolve_token(self, token: str) -> Principal:
+        token_hash = hash_token(token)
+        ttl = self.settings.auth_cache_ttl_s
+        cached = self._token_cache.get(token_hash)
+        if cached is not None and time.monotonic() - cached[1] < ttl:
+            return cached[0]
+        principal = await self._resolve_token(token_hash)
+        if ttl > 0:
+            if len(self._token_cache) > 10_000:
+                self._token_cache.clear()
+            self._token_cache[token_hash] = (principal, time.monotonic())
+        return principal
+
+    async def _resolve_token(self, token_hash: str) -> Principal:
+        now = utcnow()
+        async with self.db.session() as s:
+            row = (
+                await s.execute(
+                    select(
+                        LoginSession.id,
+                        LoginSession.expires_at,
+                        LoginSession.last_used_at,
+                        User.id,
+                        User.username,
+                    )
+                    .join(User, User.id == LoginSession.user_id)
+                    .where(LoginSession.token_hash == token_hash)
+                )
+            ).first()
+            if row is None:
+                raise NotAuthenticated("not logged in (unknown or revoked token)")
+            login_id, expires_at, last_used, user_id, username = row
+            if _aware(expires_at) <= now:
+                raise NotAuthenticated("login expired; log in again", code="login_expired")
+            if now - _aware(last_used) > _TOUCH_EVERY:
+                await s.execute(
+                    update(LoginSession).where(LoginSession.id == login_id).values(last_used_at=now)
+                )
+                await s.commit()
+        return Principal(user_id=user_id, username=username, login_id=login_id)
+
+    async def revoke(self, login_id: int) -> None:
+        self._token_cache = {
+            k: v for k, v in self._token_cache.items() if v[0].login_id != login_id
+        }
+        async with self.db.session() as s:
+            await s.execute(delete(LoginSession).where(LoginSession.id == login_id))
+            await s.commit()
+
+    async def get_user(self, user_id: int) -> User:
+        async with self.db.session() as s:
+            user = await s.get(User, user_id)
+        if user is None:
+            raise NotFound("no such user", code="user_not_found")
+        return user
+
+    async def delete_user(self, user_id: int) -> None:
+        async with self.db.session() as s:
+            await s.execute(delete(User).where(User.id == user_id))
+            await s.commit()
+
+
+def _aware(dt: datetime) -> datetime:
+    """Timestamps are stored as UTC; make sure a naive one compares as such."""
+    return dt if dt.tzinfo is not None else dt.replace(tzinfo=UTC)

@@ -1,0 +1,358 @@
+"""Executions: judge jobs (queued, run in throw-away sandboxes) and runs in a session's sandbox.
+
+Every job is a row of ``executions`` first (status queued -> running -> finished), then an id
+in the in-memory ``JobQueue``. Start-up recovery (``recover``): jobs left "running" by a dead
+server are marked ``internal_error``; "queued" judge jobs are re-queued in their original
+order; "queued"/"running" session runs are marked ``internal_error`` (the browser that asked
+for them is gone, and replaying a program into a live session unasked would surprise).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid as uuid_mod
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select, update
+
+from coolcoding.db.engine import Database
+from coolcoding.db.models import CodeSession, Execution, utcnow
+from coolcoding.errors import InvalidInput, NotFound, RateLimited, TooLarge, Unavailable
+from coolcoding.execution.judge import (
+    LIMIT_FIELDS,
+    Judge,
+    JudgeJob,
+    JudgeResult,
+    resolve_limits,
+)
+from coolcoding.execution.languages import Language, LanguageRegistry
+from coolcoding.execution.live import LiveHub
+from coolcoding.execution.queue import JobQueue
+from coolcoding.execution.verdicts import Verdict
+from coolcoding.filesync.paths import normalize_path
+from coolcoding.sandbox.base import ExecLimits
+from coolcoding.services.ratelimit import RateLimiter
+from coolcoding.services.session_runs import SessionRunner, result_event
+from coolcoding.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class JobRequest:
+    """A judge job as submitted (``POST /api/executions``)."""
+
+    language: str
+    source: str | None = None
+    files: dict[str, str] | None = None
+    entry: str | None = None
+    stdin: str | None = None
+    expected_output: str | None = None
+    limits: dict[str, Any] | None = None
+
+
+class ExecutionService:
+    def __init__(
+        self,
+        db: Database,
+        settings: Settings,
+        languages: LanguageRegistry,
+        judge: Judge,
+        limiter: RateLimiter,
+    ) -> None:
+        self.db = db
+        self.settings = settings
+        self.languages = languages
+        self.judge = judge
+        self.limiter = limiter
+        self.live = LiveHub()
+        self.queue = JobQueue(
+            self._process, workers=settings.exec_workers, max_size=settings.exec_queue_max
+        )
+        self.runner = SessionRunner(self)
+        self._finished: dict[int, asyncio.Event] = {}
+        # Why sandboxes cannot run on this host, when they cannot (set by the wiring).
+        self.unavailable: str | None = None
+
+    # --- lifecycle ------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        await self.languages.detect_versions()
+        self.queue.start()
+        await self.recover()
+
+    async def stop(self) -> None:
+        await self.runner.stop()
+        await self.queue.stop()
+
+    async def recover(self) -> int:
+        """See the module docstring; returns how many judge jobs were re-queued."""
+        interrupted = {
+            "status": "finished",
+            "verdict": Verdict.INTERNAL_ERROR.value,
+            "message": "interrupted by a server restart",
+            "completed_at": utcnow(),
+        }
+        async with self.db.session() as s:
+            await s.execute(
+                update(Execution).where(Execution.status == "running").values(**interrupted)
+            )
+            await s.execute(
+                update(Execution)
+                .where(Execution.status == "queued", Execution.kind != "judge")
+                .values(**interrupted)
+            )
+            ids = list(
+                (
+                    await s.scalars(
+                        select(Execution.id)
+                        .where(Execution.status == "queued")
+                        .order_by(Execution.id)
+                    )
+                ).all()
+            )
+            room = self.queue.free()
+            if len(ids) > room:
+                await s.execute(
+                    update(Execution)
+                    .where(Execution.id.in_(ids[room:]))
+                    .values(**{**interrupted, "message": "queue full after a server restart"})
+                )
+                ids = ids[:room]
+            await s.commit()
+        self.queue.submit(ids)
+        if ids:
+            log.info("re-queued %d judge jobs after a restart", len(ids))
+        return len(ids)
+
+    # --- validation -----------------------------------------------------------------------
+
+    def language(self, language_id: str) -> Language:
+        if self.unavailable:
+            raise Unavailable(self.unavailable, code="sandbox_unavailable")
+        lang = self.judge.language(language_id)
+        if not self.languages.available(lang.id):
+            raise Unavailable(
+                f"{lang.name} is not installed on this server", code="language_unavailable"
+            )
+        return lang
+
+    def _text_limit(self, name: str, value: str | None, maximum: int) -> bytes | None:
+        if value is None:
+            return None
+        data = value.encode("utf-8")
+        if len(data) > maximum:
+            raise TooLarge(
+                f"{name} is {len(data)} bytes; the maximum is {maximum}",
+                code=f"{name}_too_large",
+                maximum=maximum,
+            )
+        return data
+
+    def prepare(self, user_id: int, req: JobRequest) -> Execution:
+        """A validated, not yet saved ``Execution`` row for ``req`` (raises clear 4xx errors)."""
+        lang = self.language(req.language)
+        if (req.source is None) == (req.files is None):
+            raise InvalidInput("give either source or files", code="invalid_source")
+        if req.source is not None:
+            files = {lang.source_name(req.source): req.source}
+        else:
+            assert req.files is not None
+            files = {normalize_path(p): c for p, c in req.files.items()}
+        if not files or all(not c.strip() for c in files.values()):
+            raise InvalidInput("the source is empty", code="empty_source")
+        size = sum(len(c.encode("utf-8")) for c in files.values())
+        if size > self.settings.exec_max_source_bytes:
+            raise TooLarge(
+                f"the source is {size} bytes; the maximum is {self.settings.exec_max_source_bytes}",
+                code="source_too_large",
+                maximum=self.settings.exec_max_source_bytes,
+            )
+        entry = self._entry(lang, files, req.entry)
+        limits = resolve_limits(req.limits, self.settings)
+        return Execution(
+            user_id=user_id,
+            kind="judge",
+            language=lang.id,
+            status="queued",
+            source={"files": files, "entry": entry},
+            stdin=self._text_limit("stdin", req.stdin, self.settings.exec_max_stdin_bytes),
+            expected_output=self._text_limit(
+                "expected_output", req.expected_output, self.settings.exec_max_output_bytes
+            ),
+            limits={k: getattr(limits, k) for k in LIMIT_FIELDS},
+        )
+
+    def _entry(self, lang: Language, files: dict[str, str], entry: str | None) -> str:
+        if entry is not None:
+            entry = normalize_path(entry)
+            if entry not in files:
+                raise InvalidInput(f"entry {entry!r} is not one of the files", code="invalid_entry")
+            return entry
+        ours = sorted(p for p in files if any(p.endswith(e) for e in lang.extensions))
+        if len(ours) == 1:
+            return ours[0]
+        if lang.default_file in files:
+            return lang.default_file
+        raise InvalidInput(
+            f"say which file to run: entry is required with {len(ours)} {lang.name} files",
+            code="entry_required",
+        )
+
+    async def _admit(self, user_id: int, n: int) -> None:
+        """Per-user rate limit (``exec_rate_limit_per_minute``), then room in the queue."""
+        key = f"user:{user_id}"
+        used = await self.limiter.count(key)
+        if used + n > self.limiter.limit:
+            raise RateLimited(
+                f"too many executions: at most {self.limiter.limit} per minute",
+                retry_after=max(1, round(await self.limiter.blocked(key) + 0.5)),
+            )
+        for _ in range(n):
+            await self.limiter.hit(key)
+
+    # --- judge jobs -----------------------------------------------------------------------
+
+    async def submit(self, user_id: int, requests: Sequence[JobRequest]) -> list[Execution]:
+        """Validate all, admit all, save all, then queue all (in order), or refuse all."""
+        if len(requests) > self.settings.exec_batch_max:
+            raise TooLarge(
+                f"at most {self.settings.exec_batch_max} jobs per batch", code="batch_too_large"
+            )
+        if not requests:
+            raise InvalidInput("no jobs given", code="empty_batch")
+        rows = [self.prepare(user_id, r) for r in requests]
+        self.queue.check_room(len(rows))
+        await self._admit(user_id, len(rows))
+        async with self.db.session() as s:
+            s.add_all(rows)
+            await s.commit()
+        self.queue.submit([r.id for r in rows])
+        return rows
+
+    async def _process(self, execution_id: int) -> None:
+        """A queue worker's job: claim it (exactly once), judge it, store the result."""
+        async with self.db.session() as s:
+            claimed = await s.execute(
+                update(Execution)
+                .where(Execution.id == execution_id, Execution.status == "queued")
+                .values(status="running", started_at=utcnow())
+            )
+            row = await s.get(Execution, execution_id)
+            await s.commit()
+        if getattr(claimed, "rowcount", 0) != 1 or row is None:
+            return
+        try:
+            source = row.source or {}
+            limits = ExecLimits(**(row.limits or {}))
+            job = JudgeJob(
+                language=row.language,
+                files={p: c.encode("utf-8") for p, c in source.get("files", {}).items()},
+                entry=str(source.get("entry")),
+                limits=limits,
+                stdin=row.stdin or b"",
+                expected_output=row.expected_output,
+                cache_scope=f"user:{row.user_id}",
+            )
+            result = await self.judge.judge(job)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("execution %s failed", execution_id)
+            result = JudgeResult(Verdict.INTERNAL_ERROR, "internal error while judging")
+        await self.finish(row, result)
+
+    async def finish(self, row: Execution, result: JudgeResult) -> Execution:
+        values = {
+            "status": "finished",
+            "verdict": result.verdict.value,
+            "message": result.message,
+            "stdout": result.stdout,
+            "stderr": result.stderr,
+            "compile_output": result.compile_output,
+            "exit_code": result.exit_code,
+            "signal": result.signal,
+            "wall_ms": result.wall_ms,
+            "cpu_ms": result.cpu_ms,
+            "memory_kb": result.memory_kb,
+            "completed_at": utcnow(),
+        }
+        async with self.db.session() as s:
+            await s.execute(update(Execution).where(Execution.id == row.id).values(**values))
+            await s.commit()
+            fresh = await s.get(Execution, row.id, populate_existing=True)
+        event = self._finished.pop(row.id, None)
+        if event is not None:
+            event.set()
+        assert fresh is not None
+        return fresh
+
+    # --- reads ----------------------------------------------------------------------------
+
+    async def get(self, user_id: int, raw_id: str) -> Execution:
+        """The user's execution by its public id; another user's answers 404 like a missing one."""
+        try:
+            uid = uuid_mod.UUID(raw_id)
+        except ValueError as exc:
+            raise NotFound("no such execution", code="execution_not_found") from exc
+        async with self.db.session() as s:
+            row = await s.scalar(
+                select(Execution).where(Execution.uuid == uid, Execution.user_id == user_id)
+            )
+        if row is None:
+            raise NotFound("no such execution", code="execution_not_found")
+        return row
+
+    async def wait(self, row: Execution, timeout_s: float) -> Execution:
+        """``row`` once finished, or as it is after ``timeout_s``."""
+        event = self._finished.setdefault(row.id, asyncio.Event())
+        async with self.db.session() as s:
+            fresh = await s.get(Execution, row.id)
+        if fresh is not None and fresh.status == "finished":
+            self._finished.pop(row.id, None)
+            return fresh
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(event.wait(), timeout_s)
+        async with self.db.session() as s:
+            fresh = await s.get(Execution, row.id)
+        return fresh or row
+
+    async def list_for(self, user_id: int, limit: int, offset: int) -> list[Execution]:
+        async with self.db.session() as s:
+            rows = await s.scalars(
+                select(Execution)
+                .where(Execution.user_id == user_id)
+                .order_by(Execution.created_at.desc(), Execution.id.desc())
+                .limit(limit)
+                .offset(offset)
+            )
+            return list(rows.all())
+
+    async def follow(self, row: Execution) -> AsyncIterator[tuple[str, dict[str, Any]]]:
+        """The events of ``row`` (see ``api/routes/executions.py``): live when it runs in this
+        process, else (queued judge job, or another replica's) once it is finished, from the DB;
+        ``ping`` every 15 s meanwhile."""
+        live = self.live.get(str(row.uuid))
+        if live is not None:
+            async for event in live.follow():
+                yield event
+            return
+        while row.status != "finished":
+            row = await self.wait(row, 15.0)
+            if row.status != "finished":
+                yield "ping", {}
+        for name, data in (("stdout", row.stdout), ("stderr", row.stderr)):
+            if data:
+                yield name, {"data": data.decode("utf-8", errors="replace")}
+        yield "result", result_event(row)
+
+    # --- runs in a session ----------------------------------------------------------------
+
+    async def run_in_session(
+        self, user_id: int, session: CodeSession, path: str | None, stdin: str | None
+    ) -> Execution:
+        return await self.runner.start(user_id, session, path, stdin)

@@ -1,0 +1,271 @@
+"""The session sandboxes' lifecycle: lazy start, status in the DB and on the event bus, idle stop.
+
+A sandbox starts when its session is opened (a terminal or events connection, a run, or
+``POST .../sandbox/start``): the runtime starts it, the sync engine materializes the DB into it
+and starts watching, and only then is it ``running``. It stops after ``sandbox_idle_timeout_s``
+with no attached client (``hold``) and no activity (``touch``), on request, when its session is
+deleted, and at server shutdown; a stop kills its processes first, then syncs the last changes
+to the DB, then stops the runtime's sandbox. At start-up, leftovers of a previous server process
+are removed and sessions it left ``running`` are recovered (sandbox files -> DB) and marked
+``stopped``: a crash loses neither processes' files nor the DB's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import shutil
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from sqlalchemy import select, update
+
+from coolcoding.db.models import CodeSession
+from coolcoding.sandbox.base import Runtime, Sandbox, SandboxError, SandboxSpec
+from coolcoding.services.events import EventBus
+from coolcoding.services.sessions import SessionService, ref_of
+from coolcoding.settings import Settings
+from coolcoding.terminal.shell_integration import SANDBOX_SCRIPT_PATH, script_path
+
+if TYPE_CHECKING:
+    from coolcoding.filesync.sync import SyncEngine
+
+log = logging.getLogger(__name__)
+
+StopHook = Callable[[str], Awaitable[None]]
+
+
+@dataclass
+class ActiveSandbox:
+    sandbox: Sandbox
+    session_id: int
+    holds: int = 0
+    last_activity: float = field(default_factory=time.monotonic)
+
+
+class SandboxManager:
+    def __init__(
+        self,
+        settings: Settings,
+        runtime: Runtime,
+        sessions: SessionService,
+        events: EventBus,
+        sync: SyncEngine | None = None,
+    ) -> None:
+        self.settings = settings
+        self.runtime = runtime
+        self.sessions = sessions
+        self.events = events
+        self.sync = sync
+        self._active: dict[str, ActiveSandbox] = {}
+        self._holds: dict[str, int] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._reaper: asyncio.Task[None] | None = None
+        # Called with the session uuid before a sandbox stops (the terminal manager closes its
+        # shells there, so that nothing writes files after the final sync).
+        self.before_stop: list[StopHook] = []
+
+    def _lock(self, session_uuid: str) -> asyncio.Lock:
+        return self._locks.setdefault(session_uuid, asyncio.Lock())
+
+    def is_running(self, session_uuid: str) -> bool:
+        return session_uuid in self._active
+
+    def get(self, session_uuid: str) -> Sandbox | None:
+        a = self._active.get(session_uuid)
+        return a.sandbox if a is not None else None
+
+    # --- server lifecycle --------------------------------------------------------------------
+
+    async def startup(self) -> None:
+        removed = await self.runtime.cleanup_orphans()
+        if removed:
+            log.info("removed %d sandbox leftovers of a previous server process", removed)
+        async with self.sessions.db.session() as s:
+            stale = (
+                await s.scalars(
+                    select(CodeSession).where(
+                        CodeSession.sandbox_status.in_(("running", "starting"))
+                    )
+                )
+            ).all()
+        for sess in stale:
+            await self._recover(sess)
+        async with self.sessions.db.session() as s:
+            await s.execute(
+                update(CodeSession)
+                .where(CodeSession.sandbox_status.in_(("running", "starting")))
+                .values(sandbox_status="stopped", sandbox_state=None)
+            )
+            await s.commit()
+        self._reaper = asyncio.create_task(self._reap_idle())
+
+    async def _recover(self, sess: CodeSession) -> None:
+        """The previous server stopped without a final sync: take the sandbox's files as newer."""
+        uuid = str(sess.uuid)
+        root = self.runtime.workspace_dir(uuid)
+        if self.sync is None or root is None:
+            return
+        try:
+            sandbox = await self.runtime.start(self._spec(sess), sess.sandbox_state)
+            try:
+                await self.sync.recover(ref_of(sess), sandbox, root)
+            finally:
+                await self.runtime.stop(uuid)
+            log.info("recovered the files of sandbox %s after an unclean shutdown", uuid)
+        except Exception:
+            log.exception("recovering sandbox %s failed; its DB files are kept", uuid)
+
+    async def shutdown(self) -> None:
+        if self._reaper is not None:
+            self._reaper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reaper
+        for uuid in list(self._active):
+            try:
+                await self.stop(uuid, reason="server shutdown")
+            except Exception:
+                log.exception("stopping sandbox %s at shutdown failed", uuid)
+        await self.runtime.shutdown()
+
+    # --- one session -------------------------------------------------------------------------
+
+    def _spec(self, sess: CodeSession) -> SandboxSpec:
+        s = self.settings
+        return SandboxSpec(
+            session_uuid=str(sess.uuid),
+            network=bool(sess.network_enabled),
+            memory_mb=s.sandbox_memory_mb,
+            pids=s.sandbox_pids,
+            cpus=s.sandbox_cpus,
+            disk_bytes=s.max_workspace_bytes,
+            # Terminal shell integration, sourced by login shells from /etc/profile.d.
+            extra_ro_binds={script_path(): SANDBOX_SCRIPT_PATH},
+        )
+
+    async def _set_status(
+        self, sess_id: int, uuid: str, status: str, message: str | None = None
+    ) -> None:
+        state = self.runtime.get_state(uuid) if status == "running" else None
+        await self.sessions.set_sandbox_status(sess_id, status, message, state)
+        event: dict[str, object] = {"type": "sandbox_status", "status": status}
+        if message:
+            event["message"] = message
+        await self.events.publish(uuid, event)
+
+    async def ensure_started(self, sess: CodeSession) -> Sandbox:
+        """The session's running sandbox, started (and materialized) if needed."""
+        uuid = str(sess.uuid)
+        active = self._active.get(uuid)
+        if active is not None:
+            active.last_activity = time.monotonic()
+            return active.sandbox
+        async with self._lock(uuid):
+            active = self._active.get(uuid)
+            if active is not None:
+                return active.sandbox
+            await self._set_status(sess.id, uuid, "starting")
+            timeout = self.settings.sandbox_start_timeout_s
+            try:
+                try:
+                    sandbox = await asyncio.wait_for(
+                        self.runtime.start(self._spec(sess), sess.sandbox_state), timeout
+                    )
+                except TimeoutError as exc:
+                    raise SandboxError(
+                        "start_timeout",
+                        "The sandbox did not start in time; try again.",
+                        f"sandbox {uuid} did not start within {timeout}s: check that bubblewrap "
+                        "works and the cgroup hierarchy is writable (see the server log), or "
+                        "raise COOLCODING_SANDBOX_START_TIMEOUT_S",
+                    ) from exc
+                root = self.runtime.workspace_dir(uuid)
+                if self.sync is not None and root is not None:
+                    await self.sync.attach(ref_of(sess), sandbox, root)
+            except SandboxError as exc:
+                log.warning("sandbox %s failed to start: %s", uuid, exc.log_message)
+                with contextlib.suppress(Exception):
+                    await self.runtime.stop(uuid)
+                await self._set_status(sess.id, uuid, "error", exc.user_message)
+                raise
+            except Exception as exc:
+                log.exception("sandbox %s failed to start", uuid)
+                with contextlib.suppress(Exception):
+                    await self.runtime.stop(uuid)
+                await self._set_status(sess.id, uuid, "error", "The sandbox failed to start.")
+                raise SandboxError("start_failed", "The sandbox failed to start.") from exc
+            self._active[uuid] = ActiveSandbox(sandbox, sess.id)
+            await self._set_status(sess.id, uuid, "running")
+            return sandbox
+
+    async def stop(self, session_uuid: str, *, reason: str = "stopped") -> None:
+        """Stop the session's sandbox, keeping every file (idempotent)."""
+        async with self._lock(session_uuid):
+            active = self._active.pop(session_uuid, None)
+            if active is None:
+                return
+            log.info("stopping sandbox %s (%s)", session_uuid, reason)
+            for hook in self.before_stop:
+                try:
+                    await hook(session_uuid)
+                except Exception:
+                    log.exception("a before-stop hook of sandbox %s failed", session_uuid)
+            try:
+                if self.sync is not None:
+                    await self.sync.detach(session_uuid)
+            finally:
+                await self.runtime.stop(session_uuid)
+                await self._set_status(active.session_id, session_uuid, "stopped", reason)
+
+    async def delete_session_files(self, sess: CodeSession) -> None:
+        """Session ``before_delete`` hook: stop the sandbox, remove its workspace directory."""
+        uuid = str(sess.uuid)
+        await self.stop(uuid, reason="session deleted")
+        root = self.runtime.workspace_dir(uuid)
+        if root is not None:
+            await asyncio.to_thread(shutil.rmtree, root, True)
+        self._locks.pop(uuid, None)
+
+    # --- activity ----------------------------------------------------------------------------
+
+    def touch(self, session_uuid: str) -> None:
+        active = self._active.get(session_uuid)
+        if active is not None:
+            active.last_activity = time.monotonic()
+
+    @contextlib.asynccontextmanager
+    async def hold(self, session_uuid: str) -> AsyncIterator[None]:
+        """While held (an attached terminal or events client), the sandbox is never idle."""
+        self._holds[session_uuid] = self._holds.get(session_uuid, 0) + 1
+        try:
+            yield
+        finally:
+            n = self._holds.get(session_uuid, 1) - 1
+            if n > 0:
+                self._holds[session_uuid] = n
+            else:
+                self._holds.pop(session_uuid, None)
+            self.touch(session_uuid)
+
+    def idle_for(self, session_uuid: str) -> float | None:
+        """Seconds since the last activity when nothing holds the sandbox; ``None`` if held."""
+        active = self._active.get(session_uuid)
+        if active is None or self._holds.get(session_uuid):
+            return None
+        return time.monotonic() - active.last_activity
+
+    async def _reap_idle(self) -> None:
+        timeout = self.settings.sandbox_idle_timeout_s
+        interval = max(0.5, min(30.0, timeout / 4))
+        while True:
+            await asyncio.sleep(interval)
+            for uuid in list(self._active):
+                idle = self.idle_for(uuid)
+                if idle is not None and idle > timeout:
+                    try:
+                        await self.stop(uuid, reason=f"idle for {int(idle)} s")
+                    except Exception:
+                        log.exception("stopping idle sandbox %s failed", uuid)

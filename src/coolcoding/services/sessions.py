@@ -1,0 +1,131 @@
+"""Coding sessions (workspaces): a user sees and touches only their own."""
+
+from __future__ import annotations
+
+import uuid as uuid_mod
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from sqlalchemy import select, update
+
+from coolcoding.db.engine import Database
+from coolcoding.db.models import CodeSession, utcnow
+from coolcoding.errors import InvalidInput, NotFound
+from coolcoding.services.workspace import WorkspaceRef
+
+SessionHook = Callable[[CodeSession], Awaitable[None]]
+
+
+def parse_uuid(raw: str) -> uuid_mod.UUID:
+    try:
+        return uuid_mod.UUID(str(raw))
+    except ValueError as exc:
+        raise NotFound("no such session", code="session_not_found") from exc
+
+
+def ref_of(session: CodeSession) -> WorkspaceRef:
+    return WorkspaceRef(session_id=session.id, session_uuid=str(session.uuid))
+
+
+class SessionService:
+    def __init__(self, db: Database, languages: Callable[[], set[str]] | None = None) -> None:
+        self.db = db
+        self._languages = languages
+        # Called before a session is deleted (e.g. to stop its sandbox).
+        self.before_delete: list[SessionHook] = []
+
+    def set_languages(self, languages: Callable[[], set[str]]) -> None:
+        self._languages = languages
+
+    def _check_language(self, language: str) -> None:
+        known = self._languages() if self._languages else None
+        if known and language not in known:
+            raise InvalidInput(
+                f"unknown language {language!r}; known: {', '.join(sorted(known))}",
+                code="unknown_language",
+            )
+
+    async def list_for(self, user_id: int) -> list[CodeSession]:
+        async with self.db.session() as s:
+            rows = await s.scalars(
+                select(CodeSession)
+                .where(CodeSession.user_id == user_id)
+                .order_by(CodeSession.last_accessed_at.desc(), CodeSession.id.desc())
+            )
+            return list(rows.all())
+
+    async def create(
+        self, user_id: int, name: str, language: str, network_enabled: bool
+    ) -> CodeSession:
+        self._check_language(language)
+        async with self.db.session() as s:
+            sess = CodeSession(
+                user_id=user_id, name=name, language=language, network_enabled=network_enabled
+            )
+            s.add(sess)
+            await s.commit()
+            return sess
+
+    async def get_owned(self, user_id: int, raw_uuid: str, *, touch: bool = False) -> CodeSession:
+        """The session with this uuid if it belongs to ``user_id``; 404 otherwise (never 403:
+        another user's session must be indistinguishable from a missing one)."""
+        uid = parse_uuid(raw_uuid)
+        async with self.db.session() as s:
+            sess = await s.scalar(
+                select(CodeSession).where(CodeSession.uuid == uid, CodeSession.user_id == user_id)
+            )
+            if sess is None:
+                raise NotFound("no such session", code="session_not_found")
+            if touch:
+                sess.last_accessed_at = utcnow()
+                await s.commit()
+            return sess
+
+    async def get_by_uuid(self, raw_uuid: str) -> CodeSession | None:
+        async with self.db.session() as s:
+            return await s.scalar(
+                select(CodeSession).where(CodeSession.uuid == parse_uuid(raw_uuid))
+            )
+
+    async def update(self, user_id: int, raw_uuid: str, changes: dict[str, Any]) -> CodeSession:
+        if "language" in changes and changes["language"] is not None:
+            self._check_language(changes["language"])
+        sess = await self.get_owned(user_id, raw_uuid)
+        async with self.db.session() as s:
+            values = {k: v for k, v in changes.items() if v is not None}
+            if values:
+                await s.execute(
+                    update(CodeSession)
+                    .where(CodeSession.id == sess.id)
+                    .values(**values, updated_at=utcnow())
+                )
+                await s.commit()
+            fresh = await s.get(CodeSession, sess.id)
+            assert fresh is not None
+            return fresh
+
+    async def set_sandbox_status(
+        self,
+        session_id: int,
+        status: str,
+        error: str | None = None,
+        state: dict[str, Any] | None = None,
+    ) -> None:
+        async with self.db.session() as s:
+            values: dict[str, Any] = {"sandbox_status": status, "sandbox_error": error}
+            if state is not None:
+                values["sandbox_state"] = state
+            await s.execute(
+                update(CodeSession).where(CodeSession.id == session_id).values(**values)
+            )
+            await s.commit()
+
+    async def delete(self, user_id: int, raw_uuid: str) -> None:
+        sess = await self.get_owned(user_id, raw_uuid)
+        for hook in self.before_delete:
+            await hook(sess)
+        async with self.db.session() as s:
+            obj = await s.get(CodeSession, sess.id)
+            if obj is not None:
+                await s.delete(obj)
+                await s.commit()

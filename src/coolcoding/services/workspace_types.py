@@ -1,0 +1,141 @@
+"""Workspace value types and the prebuilt SQL of the workspace service's hot paths."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from sqlalchemy import bindparam, func, select, update
+from sqlalchemy.sql.elements import BindParameter
+
+from coolcoding.db.models import WorkspaceItem
+
+DEFAULT_FILE = "main.py"
+DEFAULT_CONTENT = b'print("Hello from Cool Coding Platform!")\n'
+
+
+@dataclass(frozen=True)
+class WorkspaceRef:
+    """Which workspace: the session's primary key and its public uuid."""
+
+    session_id: int
+    session_uuid: str
+
+
+@dataclass(frozen=True)
+class ItemInfo:
+    path: str
+    name: str
+    type: Literal["file", "folder"]
+    size: int
+    version: int
+    content_hash: str | None
+    is_binary: bool
+    updated_at: datetime
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "path": self.path,
+            "name": self.name,
+            "type": self.type,
+            "size": self.size,
+            "version": self.version,
+            "content_hash": self.content_hash,
+            "is_binary": self.is_binary,
+            "updated_at": _iso(self.updated_at),
+        }
+
+
+@dataclass(frozen=True)
+class Change:
+    """One applied change, told to listeners after commit."""
+
+    kind: Literal["write", "delete", "mkdir", "move"]
+    path: str
+    item_type: Literal["file", "folder"] = "file"
+    to_path: str | None = None
+    version: int | None = None
+    size: int | None = None
+    source: str = "api"
+
+
+ChangeSink = Callable[[str, Sequence[Change]], Awaitable[None]]
+
+INFO_COLUMNS = (
+    WorkspaceItem.full_path,
+    WorkspaceItem.name,
+    WorkspaceItem.type,
+    WorkspaceItem.size_bytes,
+    WorkspaceItem.version,
+    WorkspaceItem.content_hash,
+    WorkspaceItem.is_binary,
+    WorkspaceItem.updated_at,
+)
+
+
+# Hot-path statements are built once: constructing a statement costs more than running it.
+_SID: BindParameter[int] = bindparam("sid")
+_PATH: BindParameter[str] = bindparam("path")
+_AT_PATH = (WorkspaceItem.session_id == _SID, WorkspaceItem.full_path == _PATH)
+READ_STMT = select(*INFO_COLUMNS, WorkspaceItem.content).where(*_AT_PATH)
+INFO_STMT = select(*INFO_COLUMNS).where(*_AT_PATH)
+CURRENT_STMT = select(
+    WorkspaceItem.id,
+    WorkspaceItem.type,
+    WorkspaceItem.version,
+    WorkspaceItem.size_bytes,
+    WorkspaceItem.content_hash,
+).where(*_AT_PATH)
+STATS_STMT = select(
+    func.count(WorkspaceItem.id), func.coalesce(func.sum(WorkspaceItem.size_bytes), 0)
+).where(WorkspaceItem.session_id == _SID)
+UPDATE_CONTENT_STMT = (
+    update(WorkspaceItem)
+    .where(
+        WorkspaceItem.id == bindparam("item_id"), WorkspaceItem.version == bindparam("old_version")
+    )
+    .values(
+        content=bindparam("content"),
+        size_bytes=bindparam("size"),
+        content_hash=bindparam("digest"),
+        is_binary=bindparam("binary"),
+        version=bindparam("new_version"),
+        updated_at=bindparam("now"),
+    )
+    .returning(*INFO_COLUMNS)
+)
+
+
+def item_info(row: Sequence[Any]) -> ItemInfo:
+    return ItemInfo(
+        path=row[0],
+        name=row[1],
+        type="folder" if row[2] == "folder" else "file",
+        size=row[3],
+        version=row[4],
+        content_hash=row[5],
+        is_binary=row[6],
+        updated_at=row[7],
+    )
+
+
+def _iso(dt: datetime) -> str:
+    """ISO 8601 in UTC; SQLite returns naive datetimes for values stored as UTC."""
+    return (dt if dt.tzinfo else dt.replace(tzinfo=UTC)).isoformat().replace("+00:00", "Z")
+
+
+def content_hash(content: bytes) -> str:
+    return hashlib.sha256(content).hexdigest()
+
+
+def looks_binary(content: bytes) -> bool:
+    if b"\0" in content[:8192]:
+        return True
+    try:
+        content.decode("utf-8")
+    except UnicodeDecodeError:
+        return True
+    return False

@@ -1,0 +1,166 @@
+"""The local runtime with real bubblewrap and real cgroups: exec, terminals, files, lifecycle."""
+
+# ruff: noqa: F811 (pytest fixtures imported from conftest_sandbox, then requested by name)
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+
+import pytest
+
+from coolcoding.sandbox.base import ExecLimits, SandboxError
+from coolcoding.sandbox.local.cgroups import CgroupLimits
+from coolcoding.sandbox.local.environment import check_environment
+from coolcoding.sandbox.local.runtime import LocalRuntime
+from coolcoding.sandbox.local.sandbox import LocalSandbox
+from coolcoding.sandbox.registry import make_runtime
+from coolcoding.settings import Settings
+from tests.integration.conftest_sandbox import (  # noqa: F401 (fixtures)
+    new_spec,
+    requires_sandbox,
+    runtime,
+    sandbox,
+)
+
+pytestmark = [pytest.mark.sandbox, requires_sandbox]
+
+
+async def read_until(term: object, marker: bytes, timeout: float = 5.0) -> bytes:
+    out = b""
+    while marker not in out:
+        chunk = await asyncio.wait_for(term.read(), timeout)  # type: ignore[attr-defined]
+        if not chunk:
+            break
+        out += chunk
+    return out
+
+
+async def test_exec_runs_debian_python_with_stdin_and_exit_code(sandbox: LocalSandbox) -> None:
+    await sandbox.write_files({"main.py": b"import sys\nprint(sys.version_info[:2], input())\n"})
+    r = await sandbox.exec(["python3", "main.py"], stdin=b"hello\n")
+    assert (r.exit_code, r.signal, r.limit_hit) == (0, None, None)
+    assert r.stdout == b"(3, 11) hello\n"
+    assert r.wall_ms > 0 and r.cpu_ms > 0 and r.memory_kb > 0
+    r = await sandbox.exec(["sh", "-c", "echo out; echo err >&2; exit 3"])
+    assert (r.exit_code, r.stdout, r.stderr) == (3, b"out\n", b"err\n")
+
+
+async def test_host_pyenv_python_is_not_visible(sandbox: LocalSandbox) -> None:
+    r = await sandbox.exec(["sh", "-c", "command -v python3; ls /root"])
+    assert r.stdout == b"/usr/bin/python3\n"
+    assert b"No such file" in r.stderr
+
+
+async def test_workspace_is_also_at_app_and_is_the_cwd(sandbox: LocalSandbox) -> None:
+    await sandbox.write_files({"a/b.txt": b"x"})
+    r = await sandbox.exec(["sh", "-c", "pwd; cat /app/a/b.txt; echo $HOME $LANG $TERM $FOO"],
+                           env={"FOO": "bar"})  # fmt: skip
+    assert r.stdout == b"/workspace\nx/home/coder C.UTF-8 xterm-256color bar\n"
+    r = await sandbox.exec(["pwd"], cwd="/workspace/a")
+    assert r.stdout == b"/workspace/a\n"
+
+
+async def test_exec_stream_yields_chunks_then_the_result(sandbox: LocalSandbox) -> None:
+    seen: list[tuple[str, bytes]] = []
+    async with sandbox.exec_stream(["sh", "-c", "echo one; sleep 0.1; echo two >&2"]) as st:
+        async for name, chunk in st.chunks():
+            seen.append((name, chunk))
+        result = await st.result()
+    assert ("stdout", b"one\n") in seen and ("stderr", b"two\n") in seen
+    assert result.exit_code == 0 and result.stdout == b"one\n"
+
+
+async def test_wall_and_cpu_limits(sandbox: LocalSandbox) -> None:
+    r = await sandbox.exec(["sleep", "10"], limits=ExecLimits(wall_s=0.3))
+    assert r.limit_hit == "wall" and r.signal == 9 and r.wall_ms < 2000
+    r = await sandbox.exec(["sh", "-c", "while :; do :; done"], limits=ExecLimits(cpu_s=0.5))
+    assert r.limit_hit == "cpu" and r.cpu_ms >= 450
+
+
+async def test_files_are_owned_by_the_sandbox_uid_and_links_are_not_followed(
+    sandbox: LocalSandbox,
+) -> None:
+    await sandbox.write_files({"dir/f.txt": b"data", "empty/": b""})
+    st = os.stat(sandbox.workspace / "dir" / "f.txt")
+    assert (st.st_uid, st.st_gid) == (sandbox.creds.uid, sandbox.creds.gid) and st.st_uid != 0
+    assert await sandbox.read_file("dir/f.txt") == b"data"
+    await sandbox.exec(["sh", "-c", "ln -s /etc/passwd link; ln -s / rootlink; mkfifo fifo"])
+    with pytest.raises(SandboxError) as e:
+        await sandbox.read_file("link")
+    assert e.value.reason == "unsafe_path"
+    with pytest.raises(SandboxError):
+        await sandbox.write_files({"rootlink/etc/evil": b"x"})
+    with pytest.raises(SandboxError):
+        await sandbox.read_file("fifo")  # would block the server if opened blindly
+    with pytest.raises(SandboxError):
+        await sandbox.read_file("../../etc/shadow")
+    await sandbox.write_files({"dir/f.txt": None})
+    assert not (sandbox.workspace / "dir" / "f.txt").exists()
+
+
+async def test_terminal_prompt_input_resize_and_close(sandbox: LocalSandbox) -> None:
+    term = await sandbox.open_terminal(80, 24, env={"PROMPT_COMMAND": "printf '<%s>' READY"})
+    await read_until(term, b"<READY>")
+    await term.write(b"stty size; id -u\n")
+    out = await read_until(term, b"<READY>")
+    assert b"24 80" in out and str(sandbox.creds.uid).encode() in out
+    await term.resize(120, 40)
+    await term.write(b"stty size\n")
+    assert b"40 120" in await read_until(term, b"<READY>")
+    assert term.poll() is None
+    await term.close()
+    assert term.poll() is not None
+    assert sandbox.cgroup.pids() == []
+
+
+async def test_terminal_exit_ends_the_stream(sandbox: LocalSandbox) -> None:
+    term = await sandbox.open_terminal(80, 24)
+    await term.write(b"exit 7\n")
+    while await asyncio.wait_for(term.read(), 5):
+        pass
+    assert term.poll() == 7
+
+
+async def test_lifecycle_start_is_idempotent_stop_keeps_files(runtime: LocalRuntime) -> None:
+    spec = new_spec()
+    sb = await runtime.start(spec)
+    assert await runtime.start(spec) is sb
+    assert runtime.poll(spec.session_uuid) is None
+    state = runtime.get_state(spec.session_uuid)
+    assert state["uid"] >= 200_000 and state["workspace"].endswith(spec.session_uuid)
+    assert all(Path(p).is_dir() for p in state["cgroups"])
+    await sb.write_files({"keep.txt": b"1"})
+    term = await sb.open_terminal(80, 24)
+    await runtime.stop(spec.session_uuid)
+    assert runtime.poll(spec.session_uuid) == 0 and term.poll() is not None
+    assert not any(Path(p).exists() for p in state["cgroups"])
+    sb2 = await runtime.start(spec)
+    assert await sb2.read_file("keep.txt") == b"1"
+
+
+async def test_cleanup_orphans_removes_a_previous_process_cgroups(runtime: LocalRuntime) -> None:
+    leftover = runtime.host.cgroups.create("old-session", CgroupLimits(pids=8))
+    assert await runtime.cleanup_orphans() == 1
+    assert not any(Path(p).exists() for p in leftover.paths)
+
+
+async def test_ephemeral_sandbox_is_removed_on_exit(runtime: LocalRuntime) -> None:
+    async with runtime.ephemeral({"main.py": b"print(6*7)"}) as sb:
+        assert isinstance(sb, LocalSandbox)
+        r = await sb.exec(["python3", "main.py"])
+        root = sb.workspace.parent
+    assert r.stdout == b"42\n" and not root.exists()
+
+
+def test_missing_bwrap_is_a_clear_startup_error(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path, sandbox_bwrap_path="/nonexistent/bwrap")
+    with pytest.raises(SandboxError) as e:
+        check_environment(settings)
+    assert e.value.reason == "bwrap_missing" and "apt-get install bubblewrap" in e.value.log_message
+
+
+def test_kubernetes_runtime_is_not_available_in_this_build(tmp_path: Path) -> None:
+    with pytest.raises(SandboxError) as e:
+        make_runtime(Settings(data_dir=tmp_path, runtime="kubernetes"))
+    assert "not available in this build" in e.value.log_message

@@ -1,0 +1,117 @@
+"""Sandbox lifecycle: lazy start, status in DB and events, stop/start, idle stop, restart recovery."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import register_user, searchable, start_live_server
+from tests.sandbox_helpers import (
+    Term,
+    events_socket,
+    file_items,
+    next_event,
+    wait_until,
+)
+
+pytestmark = pytest.mark.sandbox
+
+
+def sleepers() -> list[str]:
+    found = []
+    for p in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            if p.read_bytes() == b"sleep\x00" + b"1000" + b"\x00":
+                found.append(p.parent.name)
+        except OSError:
+            continue
+    return found
+
+
+def status(u, sid: str) -> str:  # type: ignore[no-untyped-def]
+    return str(u.client.get(f"/api/sessions/{sid}").json()["sandbox_status"])
+
+
+async def test_lazy_start_status_events_stop_and_idle_timeout(tmp_path: Path) -> None:
+    server, stop = start_live_server(
+        "sqlite", searchable(tmp_path), sandbox_idle_timeout_s=1, terminal_reattach_grace_s=1
+    )
+    try:
+        u = register_user(server)
+        sid = u.new_session()
+        assert status(u, sid) == "stopped"  # creating a session starts nothing
+        ev = await events_socket(server, u, sid)
+        seen = [(await next_event(ev, lambda e: e["type"] == "sandbox_status"))["status"]]
+        while seen[-1] != "running":
+            seen.append((await next_event(ev, lambda e: e["type"] == "sandbox_status"))["status"])
+        assert seen[-1] == "running" and status(u, sid) == "running"
+        t = await Term.open(server, u, sid)
+        await t.run("echo kept > kept.txt")
+        r = u.client.post(f"/api/sessions/{sid}/sandbox/stop")
+        assert r.json() == {"status": "stopped"}
+        await t.recv_until(lambda m: m is not None and m["type"] == "exit")
+        assert (await next_event(ev, lambda e: e["type"] == "sandbox_status"))[
+            "status"
+        ] == "stopped"
+        assert "kept.txt" in file_items(u, sid) and status(u, sid) == "stopped"
+        assert u.client.post(f"/api/sessions/{sid}/sandbox/start").json() == {"status": "running"}
+        await ev.close()
+        t = await Term.open(server, u, sid, tid="t2")
+        _, out = await t.run("cat kept.txt")
+        assert b"kept" in out
+        await t.close()
+        # Nothing attached and no command: stopped after the idle timeout.
+        wait_until(lambda: status(u, sid) == "stopped", timeout=6, step=0.2)
+        assert not server.platform.components["sandboxes"].is_running(sid)
+    finally:
+        stop()
+
+
+async def test_delete_session_stops_sandbox_and_removes_its_files(tmp_path: Path) -> None:
+    server, stop = start_live_server("sqlite", searchable(tmp_path))
+    try:
+        u = register_user(server)
+        sid = u.new_session()
+        t = await Term.open(server, u, sid)
+        await t.run("echo x > x.txt")
+        root = Path(server.platform.components["runtime"].workspace_dir(sid))
+        assert (root / "x.txt").exists()
+        assert u.client.delete(f"/api/sessions/{sid}").status_code == 204
+        await t.recv_until(lambda m: m is not None and m["type"] == "exit")
+        assert not root.exists()
+    finally:
+        stop()
+
+
+async def test_restart_finds_no_orphans_and_loses_no_files(tmp_path: Path) -> None:
+    data = searchable(tmp_path)
+    server, stop = start_live_server("sqlite", data)
+    u = register_user(server)
+    sid = u.new_session()
+    try:
+        t = await Term.open(server, u, sid)
+        await t.run("echo before > before.txt; sleep 1000 &")
+    finally:
+        stop()  # graceful: final sync, sandboxes stopped
+    root = Path(server.platform.components["runtime"].workspace_dir(sid))
+    # Simulate a crash of the next server: status left 'running', a write not yet synced.
+    db = sqlite3.connect(data / "test.db")
+    db.execute("UPDATE sessions SET sandbox_status='running'")
+    db.commit()
+    db.close()
+    (root / "unsynced.txt").write_text("after crash\n")
+    assert not sleepers(), "a sandbox process outlived its server"
+    server2, stop2 = start_live_server("sqlite", data)
+    try:
+        u.client.base_url = server2.base_url  # type: ignore[misc]
+        assert status(u, sid) == "stopped"
+        items = file_items(u, sid)
+        assert "before.txt" in items and "unsynced.txt" in items
+        t = await Term.open(server2, u, sid)
+        _, out = await t.run("cat before.txt unsynced.txt")
+        assert b"before" in out and b"after crash" in out
+        await t.close()
+    finally:
+        stop2()

@@ -1,0 +1,48 @@
+"""EtcTemplates: a sandbox's /etc cloned from a template is what write_etc_dir would write."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from coolcoding.sandbox.local.environment import detect_host_layout
+from coolcoding.sandbox.local.etcdir import EtcTemplates, write_etc_dir
+
+
+def tree(root: Path) -> dict[str, tuple[int, str | bytes | None]]:
+    out: dict[str, tuple[int, str | bytes | None]] = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in dirnames + filenames:
+            p = os.path.join(dirpath, name)
+            st = os.lstat(p)
+            if os.path.islink(p):
+                content: str | bytes | None = os.readlink(p)
+            elif os.path.isfile(p):
+                content = Path(p).read_bytes()
+            else:
+                content = None
+            out[os.path.relpath(p, root)] = (st.st_mode, content)
+    return out
+
+
+def test_cloned_etc_equals_a_generated_one_and_has_its_own_passwd(tmp_path: Path) -> None:
+    layout = detect_host_layout()
+    templates = EtcTemplates(tmp_path / "templates", layout)
+    points = ["/etc/profile.d/coolcoding.sh"]
+    for uid in (200_001, 200_002):
+        templates.write(tmp_path / f"c{uid}" / "etc", uid=uid, gid=uid, network=False,
+                        mount_points=points)  # fmt: skip
+        write_etc_dir(tmp_path / f"r{uid}" / "etc", uid=uid, gid=uid, network=False,
+                      layout=layout, mount_points=points)  # fmt: skip
+        assert tree(tmp_path / f"c{uid}" / "etc") == tree(tmp_path / f"r{uid}" / "etc")
+    passwd = [tmp_path / f"c{uid}" / "etc" / "passwd" for uid in (200_001, 200_002)]
+    assert os.stat(passwd[0]).st_ino != os.stat(passwd[1]).st_ino
+    assert b"200002" in passwd[1].read_bytes() and b"200002" not in passwd[0].read_bytes()
+    assert len(templates.in_use()) == 1  # built once for both
+
+
+def test_network_sandboxes_get_their_own_template(tmp_path: Path) -> None:
+    templates = EtcTemplates(tmp_path / "templates", detect_host_layout())
+    templates.write(tmp_path / "a" / "etc", uid=1, gid=1, network=False)
+    templates.write(tmp_path / "b" / "etc", uid=1, gid=1, network=True)
+    assert len(templates.in_use()) == 2

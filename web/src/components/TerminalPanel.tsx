@@ -1,0 +1,115 @@
+/** The bottom panel: terminal tabs (each a live shell) and the Output tab of the Run button. */
+import { useEffect, useRef } from "react";
+import type { Runner } from "../modules/run/useRun";
+import type { TerminalTabs } from "../modules/terminal/useTerminalTabs";
+import { CloseIcon, PlusIcon, TrashIcon } from "./Icons";
+import { TerminalView } from "./TerminalView";
+
+export type BottomTab = { kind: "terminal" } | { kind: "output" };
+
+interface TerminalPanelProps {
+  sessionUuid: string;
+  theme: "dark" | "light";
+  terminals: TerminalTabs;
+  runner: Runner;
+  showOutput: boolean;
+  onShowOutput(show: boolean): void;
+}
+
+export function TerminalPanel({ sessionUuid, theme, terminals, runner, showOutput, onShowOutput }: TerminalPanelProps) {
+  const outputRef = useRef<HTMLDivElement>(null);
+  useEffect(() => {
+    const el = outputRef.current;
+    if (el) el.scrollTop = el.scrollHeight;
+  }, [runner.output]);
+
+  return (
+    <section className="bottom-panel" aria-label="Terminals and output">
+      <div className="panel-tabs" role="tablist" aria-label="Terminals">
+        {terminals.tabs.map((t) => {
+          const selected = !showOutput && terminals.active === t.id;
+          const state = terminals.states[t.id] ?? "connecting";
+          return (
+            <div key={t.id} className={`panel-tab ${selected ? "is-active" : ""}`}>
+              <button
+                role="tab"
+                aria-selected={selected}
+                className="panel-tab-label"
+                onClick={() => {
+                  terminals.activate(t.id);
+                  onShowOutput(false);
+                }}
+                title={`${t.title} (${state})`}
+              >
+                <span className={`dot dot-${state === "open" ? "running" : state}`} aria-hidden />
+                {t.title}
+              </button>
+              <button className="panel-tab-close" aria-label={`Close ${t.title}`} title="Close terminal (ends its shell)" onClick={() => terminals.close(t.id)}>
+                <CloseIcon />
+              </button>
+            </div>
+          );
+        })}
+        <button
+          className="icon-btn"
+          aria-label="New terminal"
+          title="New terminal"
+          onClick={() => {
+            terminals.add();
+            onShowOutput(false);
+          }}
+        >
+          <PlusIcon />
+        </button>
+        <div className="panel-tabs-spacer" />
+        <div className={`panel-tab ${showOutput ? "is-active" : ""}`}>
+          <button role="tab" aria-selected={showOutput} className="panel-tab-label" onClick={() => onShowOutput(true)}>
+            {runner.status !== "idle" && <span className="spinner spinner-sm" aria-hidden />}
+            Output
+          </button>
+        </div>
+        {showOutput && (
+          <button className="icon-btn" aria-label="Clear output" title="Clear output" onClick={runner.clear}>
+            <TrashIcon />
+          </button>
+        )}
+      </div>
+      <div className="panel-body">
+        {terminals.tabs.map((t) => (
+          <TerminalView
+            key={t.id}
+            sessionUuid={sessionUuid}
+            terminalId={t.id}
+            active={!showOutput && terminals.active === t.id}
+            theme={theme}
+            onState={terminals.setState}
+            onHandle={terminals.setHandle}
+          />
+        ))}
+        {!showOutput && terminals.tabs.length === 0 && (
+          <div className="panel-empty">
+            <p>No terminal is open.</p>
+            <button className="btn btn-sm" onClick={terminals.add}>
+              Open a terminal
+            </button>
+          </div>
+        )}
+        {showOutput && (
+          <div className="run-output" ref={outputRef} role="log" aria-live="polite" aria-label="Run output">
+            {runner.output.length === 0 ? (
+              <div className="panel-empty">
+                <p>Press Run (Ctrl+Enter) to run the open file. Its output appears here.</p>
+              </div>
+            ) : (
+              runner.output.map((l, i) => (
+                <span key={i} className={`out-${l.kind}`}>
+                  {l.kind === "info" || l.kind === "error" ? `${l.text}\n` : l.text}
+                </span>
+              ))
+            )}
+          </div>
+        )}
+      </div>
+    </section>
+  );
+}

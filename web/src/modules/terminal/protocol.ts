@@ -1,0 +1,79 @@
+/**
+ * The terminal WebSocket's message protocol (docs/API.md): binary frames carry raw terminal bytes both
+ * ways; text frames carry JSON control messages.
+ */
+
+export type ServerControl =
+  | { type: "ready"; terminal_id: string; reattached: boolean }
+  | { type: "command"; command: string; exit_code: number | null; cwd: string; duration_ms: number }
+  | { type: "exit"; code: number }
+  | { type: "error"; error: string; message: string }
+  | { type: "pong" };
+
+export type ServerMessage = { type: "output"; data: Uint8Array } | ServerControl;
+
+export type ClientControl = { type: "resize"; cols: number; rows: number } | { type: "ping" };
+
+const encoder = new TextEncoder();
+
+/** A keystroke/paste from xterm as the binary frame to send. */
+export function encodeInput(data: string): Uint8Array<ArrayBuffer> {
+  return encoder.encode(data);
+}
+
+export function encodeControl(msg: ClientControl): string {
+  return JSON.stringify(msg);
+}
+
+export function encodeResize(cols: number, rows: number): string {
+  return encodeControl({ type: "resize", cols: Math.max(1, Math.floor(cols)), rows: Math.max(1, Math.floor(rows)) });
+}
+
+/** Decodes one received frame; null for a malformed or unknown control message (ignored). */
+export function decodeServerMessage(data: unknown): ServerMessage | null {
+  if (data instanceof ArrayBuffer) return { type: "output", data: new Uint8Array(data) };
+  if (ArrayBuffer.isView(data)) return { type: "output", data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength) };
+  if (typeof data !== "string") return null;
+  let m: unknown;
+  try {
+    m = JSON.parse(data);
+  } catch {
+    return null;
+  }
+  if (typeof m !== "object" || m === null) return null;
+  const o = m as Record<string, unknown>;
+  switch (o["type"]) {
+    case "ready":
+      return { type: "ready", terminal_id: String(o["terminal_id"] ?? ""), reattached: o["reattached"] === true };
+    case "command":
+      return {
+        type: "command",
+        command: String(o["command"] ?? ""),
+        exit_code: typeof o["exit_code"] === "number" ? o["exit_code"] : null,
+        cwd: String(o["cwd"] ?? ""),
+        duration_ms: typeof o["duration_ms"] === "number" ? o["duration_ms"] : 0,
+      };
+    case "exit":
+      return { type: "exit", code: typeof o["code"] === "number" ? o["code"] : -1 };
+    case "error":
+      return { type: "error", error: String(o["error"] ?? "error"), message: String(o["message"] ?? "Terminal error") };
+    case "pong":
+      return { type: "pong" };
+    default:
+      return null;
+  }
+}
+
+/** Close codes after which reconnecting cannot help (docs/API.md). */
+export const FATAL_CLOSE_CODES: Readonly<Record<number, string>> = {
+  4401: "You are signed out. Sign in again to use the terminal.",
+  4403: "The server refused this page's origin.",
+  4404: "This session no longer exists.",
+  4429: "Too many terminals are open in this session. Close one and try again.",
+};
+
+export function isFatalClose(code: number): boolean {
+  return code in FATAL_CLOSE_CODES;
+}
+
+export const VALID_TERMINAL_ID = /^[A-Za-z0-9_-]{1,64}$/;
