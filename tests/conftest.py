@@ -35,6 +35,13 @@ PG_ADMIN_URL = os.environ.get(
 )
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The browser tests run last: Playwright's sync API keeps an event loop running in the main
+    thread while its session fixture lives, and ``asyncio.run`` refuses to start under it."""
+    e2e = Path(__file__).parent / "e2e"
+    items.sort(key=lambda item: e2e in item.path.parents)
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
