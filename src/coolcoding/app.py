@@ -42,7 +42,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         openapi_url="/api/openapi.json",
     )
     app.state.platform = platform
-    app.add_middleware(GZipMiddleware, minimum_size=2048)
+    # Level 1: a 10,000-item tree (2.4 MB of JSON) compresses in ~13 ms instead of ~57 ms at
+    # level 9, for 12% more bytes.
+    app.add_middleware(GZipMiddleware, minimum_size=2048, compresslevel=1)
     # base64 makes a file 4/3 larger; the rest is JSON framing.
     max_body = max(settings.max_file_bytes, settings.exec_max_stdin_bytes) * 4 // 3 + 256 * 1024
     app.add_middleware(

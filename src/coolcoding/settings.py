@@ -41,7 +41,11 @@ class Settings(BaseSettings):
     static_dir: Path | None = Field(
         default=None, description="Built SPA; default: the packaged bundle"
     )
-    db_pool_size: int = 20
+    db_pool_size: int = Field(
+        default=40,
+        description="PostgreSQL connections kept open per replica (and as many again on bursts); "
+        "below the number of concurrent requests, each burst pays new connections",
+    )
     ws_compression: bool = Field(
         default=False,
         description="permessage-deflate on WebSockets: saves bandwidth on slow links, but costs "
@@ -60,8 +64,9 @@ class Settings(BaseSettings):
     password_min_length: int = 8
     auth_cache_ttl_s: float = Field(
         default=2.0,
-        description="Seconds a resolved login token is cached in-process (0 = off); a logout on "
-        "another replica takes at most this long to apply there",
+        description="Seconds a resolved login token, and a session's owner, are cached in-process "
+        "(0 = off); a logout or a session delete on another replica takes at most this long to "
+        "apply there",
     )
 
     # --- workspace limits ------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -13,7 +14,8 @@ from coolcoding.services.accounts import Principal
 from coolcoding.services.workspace import WorkspaceRef
 
 
-def get_platform(request: Request) -> Platform:
+async def get_platform(request: Request) -> Platform:
+    # async: a plain ``def`` dependency would run in the thread pool on every request.
     platform: Platform = request.app.state.platform
     return platform
 
@@ -49,8 +51,12 @@ async def get_owned_session(
 OwnedSession = Annotated[CodeSession, Depends(get_owned_session)]
 
 
-def workspace_ref(session: OwnedSession) -> WorkspaceRef:
-    return WorkspaceRef(session_id=session.id, session_uuid=str(session.uuid))
+async def workspace_ref(
+    session_uuid: str, user: CurrentUser, platform: PlatformDep
+) -> WorkspaceRef:
+    """The workspace of a session the user owns (404 otherwise), without loading the session."""
+    sid = await platform.sessions.owned_id(user.user_id, session_uuid)
+    return WorkspaceRef(session_id=sid, session_uuid=str(uuid.UUID(session_uuid)))
 
 
 WorkspaceDep = Annotated[WorkspaceRef, Depends(workspace_ref)]

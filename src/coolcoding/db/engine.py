@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
@@ -54,12 +55,21 @@ class Database:
     def __init__(self, settings: Settings) -> None:
         self.engine = make_engine(settings)
         self.sessionmaker = make_sessionmaker(self.engine)
+        # Single-statement reads need no transaction: on PostgreSQL a plain checkout costs a
+        # BEGIN and a ROLLBACK round trip around the one query; this engine (same pool) skips both.
+        self.reader = self.engine.execution_options(isolation_level="AUTOCOMMIT")
         self.is_sqlite = self.engine.dialect.name == "sqlite"
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:
         async with self.sessionmaker() as s:
             yield s
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[AsyncConnection]:
+        """A connection for one read-only statement, outside any transaction."""
+        async with self.reader.connect() as conn:
+            yield conn
 
     async def dispose(self) -> None:
         await self.engine.dispose()

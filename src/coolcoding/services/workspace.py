@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
 
+import orjson
 from sqlalchemy import delete, func, insert, literal, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -32,6 +33,8 @@ from coolcoding.services.workspace_types import (
     DEFAULT_FILE,
     INFO_COLUMNS,
     INFO_STMT,
+    LIST_KEYS,
+    LIST_STMT,
     READ_STMT,
     STATS_STMT,
     UPDATE_CONTENT_STMT,
@@ -71,18 +74,26 @@ class WorkspaceService:
     # --- reads -----------------------------------------------------------------------------
 
     async def list_items(self, ref: WorkspaceRef) -> list[ItemInfo]:
-        async with self.db.session() as s:
-            rows = await s.execute(
-                select(*INFO_COLUMNS)
-                .where(WorkspaceItem.session_id == ref.session_id)
-                .order_by(WorkspaceItem.full_path)
-            )
+        async with self.db.read() as conn:
+            rows = await conn.execute(LIST_STMT, {"sid": ref.session_id})
             return [item_info(r) for r in rows.all()]
+
+    async def list_json(self, ref: WorkspaceRef) -> bytes:
+        """The tree as the API's JSON body (``{"items": [...]}``), built straight from the rows:
+        a 10,000-item tree through ItemInfo objects and the json module costs several times as
+        much as the query."""
+        async with self.db.read() as conn:
+            rows = (await conn.execute(LIST_STMT, {"sid": ref.session_id})).all()
+        keys = LIST_KEYS
+        return orjson.dumps(
+            {"items": [dict(zip(keys, row, strict=True)) for row in rows]},
+            option=orjson.OPT_UTC_Z | orjson.OPT_NAIVE_UTC,
+        )
 
     async def read(self, ref: WorkspaceRef, raw_path: str) -> tuple[ItemInfo, bytes]:
         path = self.normalize(raw_path)
-        async with self.db.session() as s:
-            row = (await s.execute(READ_STMT, {"sid": ref.session_id, "path": path})).first()
+        async with self.db.read() as conn:
+            row = (await conn.execute(READ_STMT, {"sid": ref.session_id, "path": path})).first()
         if row is None:
             raise NotFound(f"no file or folder at {path!r}", code="file_not_found", path=path)
         return item_info(row), row[8] or b""

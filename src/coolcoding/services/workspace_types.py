@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import Table, bindparam, func, select, update
 from sqlalchemy.sql.elements import BindParameter
 
 from coolcoding.db.models import WorkspaceItem
@@ -64,39 +64,44 @@ class Change:
 
 ChangeSink = Callable[[str, Sequence[Change]], Awaitable[None]]
 
+# Core columns, not ORM attributes: a statement on the table skips the ORM's per-execution
+# compile state (entities, bulk-update bookkeeping), which costs more than the query itself.
+_T: Table = WorkspaceItem.__table__  # type: ignore[assignment]
+
 INFO_COLUMNS = (
-    WorkspaceItem.full_path,
-    WorkspaceItem.name,
-    WorkspaceItem.type,
-    WorkspaceItem.size_bytes,
-    WorkspaceItem.version,
-    WorkspaceItem.content_hash,
-    WorkspaceItem.is_binary,
-    WorkspaceItem.updated_at,
+    _T.c.full_path,
+    _T.c.name,
+    _T.c.type,
+    _T.c.size_bytes,
+    _T.c.version,
+    _T.c.content_hash,
+    _T.c.is_binary,
+    _T.c.updated_at,
 )
 
 
 # Hot-path statements are built once: constructing a statement costs more than running it.
 _SID: BindParameter[int] = bindparam("sid")
 _PATH: BindParameter[str] = bindparam("path")
-_AT_PATH = (WorkspaceItem.session_id == _SID, WorkspaceItem.full_path == _PATH)
-READ_STMT = select(*INFO_COLUMNS, WorkspaceItem.content).where(*_AT_PATH)
+_AT_PATH = (_T.c.session_id == _SID, _T.c.full_path == _PATH)
+READ_STMT = select(*INFO_COLUMNS, _T.c.content).where(*_AT_PATH)
+# The JSON names of INFO_COLUMNS, in order (ItemInfo.as_json).
+LIST_KEYS = ("path", "name", "type", "size", "version", "content_hash", "is_binary", "updated_at")
+LIST_STMT = select(*INFO_COLUMNS).where(_T.c.session_id == _SID).order_by(_T.c.full_path)
 INFO_STMT = select(*INFO_COLUMNS).where(*_AT_PATH)
 CURRENT_STMT = select(
-    WorkspaceItem.id,
-    WorkspaceItem.type,
-    WorkspaceItem.version,
-    WorkspaceItem.size_bytes,
-    WorkspaceItem.content_hash,
+    _T.c.id,
+    _T.c.type,
+    _T.c.version,
+    _T.c.size_bytes,
+    _T.c.content_hash,
 ).where(*_AT_PATH)
-STATS_STMT = select(
-    func.count(WorkspaceItem.id), func.coalesce(func.sum(WorkspaceItem.size_bytes), 0)
-).where(WorkspaceItem.session_id == _SID)
+STATS_STMT = select(func.count(_T.c.id), func.coalesce(func.sum(_T.c.size_bytes), 0)).where(
+    _T.c.session_id == _SID
+)
 UPDATE_CONTENT_STMT = (
-    update(WorkspaceItem)
-    .where(
-        WorkspaceItem.id == bindparam("item_id"), WorkspaceItem.version == bindparam("old_version")
-    )
+    update(_T)
+    .where(_T.c.id == bindparam("item_id"), _T.c.version == bindparam("old_version"))
     .values(
         content=bindparam("content"),
         size_bytes=bindparam("size"),

@@ -25,7 +25,7 @@ from coolcoding.services.executions import ExecutionService, JobRequest
 router = APIRouter(prefix="/api", tags=["executions"])
 
 
-def get_executions(platform: PlatformDep) -> ExecutionService:
+async def get_executions(platform: PlatformDep) -> ExecutionService:
     svc = platform.components.get("executions")
     if not isinstance(svc, ExecutionService):
         raise Unavailable("code execution is not available on this server", code="exec_unavailable")
