@@ -185,6 +185,11 @@ def bench_backend(
                     return Request("POST", f"/api/workspace/{sid}/file/c{conn}.py", body, headers)
                 return Request("GET", f"/api/workspace/{sid}/file/c{conn}.py", b"", headers)
 
+            # Warm-up (not measured): opens the server's database pool (a PostgreSQL connect
+            # costs ~50 ms under load; a cold pool is a start-up cost, not a steady-state one).
+            asyncio.run(
+                run_load("127.0.0.1", port, make, connections=connections, duration_s=2, rate=None)
+            )
             fixed = asyncio.run(
                 run_load(
                     "127.0.0.1", port, make, connections=connections, duration_s=duration, rate=rate

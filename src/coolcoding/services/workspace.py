@@ -31,6 +31,7 @@ from coolcoding.services.workspace_types import (
     CURRENT_STMT,
     DEFAULT_CONTENT,
     DEFAULT_FILE,
+    FAST_UPDATE_STMT,
     INFO_COLUMNS,
     INFO_STMT,
     LIST_KEYS,
@@ -203,6 +204,44 @@ class WorkspaceService:
             )
         digest = content_hash(content)
         binary = looks_binary(content)
+        if base_version != 0:
+            # The common case, an edit of an existing file, in one statement (one round trip,
+            # its own transaction); anything else (a new file, a conflict, a no-op, a folder,
+            # the quota) matches no row and takes the general path below, which explains it.
+            async with self.db.read() as conn:
+                row = (
+                    await conn.execute(
+                        FAST_UPDATE_STMT,
+                        {
+                            "sid": ref.session_id,
+                            "path": path,
+                            "content": content,
+                            "size": len(content),
+                            "digest": digest,
+                            "binary": binary,
+                            "base_version": base_version,
+                            "base_hash": base_hash,
+                            "max_bytes": self.settings.max_workspace_bytes,
+                            "now": utcnow(),
+                        },
+                    )
+                ).first()
+            if row is not None:
+                info = item_info(row)
+                await self._notify(
+                    ref,
+                    [
+                        Change(
+                            "write",
+                            path,
+                            "file",
+                            version=info.version,
+                            size=info.size,
+                            source=source,
+                        )
+                    ],
+                )
+                return info, False
         changes: list[Change] = []
         try:
             async with self.db.session() as s, s.begin():

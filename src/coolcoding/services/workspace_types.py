@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from sqlalchemy import Table, bindparam, func, select, update
+from sqlalchemy import Integer, String, Table, bindparam, func, or_, select, update
 from sqlalchemy.sql.elements import BindParameter
 
 from coolcoding.db.models import WorkspaceItem
@@ -108,6 +108,40 @@ UPDATE_CONTENT_STMT = (
         content_hash=bindparam("digest"),
         is_binary=bindparam("binary"),
         version=bindparam("new_version"),
+        updated_at=bindparam("now"),
+    )
+    .returning(*INFO_COLUMNS)
+)
+
+# A save of an existing file, checked and applied in one statement: the row must be a file of
+# this path whose content differs, at the version (or hash) the save was based on, and the
+# workspace must stay within its byte quota. No row: the caller takes the general path.
+_Q = _T.alias("quota")
+_WORKSPACE_BYTES = (
+    select(func.coalesce(func.sum(_Q.c.size_bytes), 0)).where(_Q.c.session_id == _SID)
+).scalar_subquery()
+_BASE_VERSION: BindParameter[int | None] = bindparam("base_version", type_=Integer)
+_BASE_HASH: BindParameter[str | None] = bindparam("base_hash", type_=String)
+_SIZE: BindParameter[int] = bindparam("size", type_=Integer)
+FAST_UPDATE_STMT = (
+    update(_T)
+    .where(
+        *_AT_PATH,
+        _T.c.type == "file",
+        _T.c.content_hash != bindparam("digest"),
+        or_(_BASE_VERSION.is_(None), _T.c.version == _BASE_VERSION),
+        or_(_BASE_HASH.is_(None), _T.c.content_hash == _BASE_HASH),
+        or_(
+            _T.c.size_bytes >= _SIZE,
+            _WORKSPACE_BYTES - _T.c.size_bytes + _SIZE <= bindparam("max_bytes", type_=Integer),
+        ),
+    )
+    .values(
+        content=bindparam("content"),
+        size_bytes=_SIZE,
+        content_hash=bindparam("digest"),
+        is_binary=bindparam("binary"),
+        version=_T.c.version + 1,
         updated_at=bindparam("now"),
     )
     .returning(*INFO_COLUMNS)
