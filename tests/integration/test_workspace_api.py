@@ -321,3 +321,34 @@ async def _delete_user(server: LiveServer, user_id: int) -> None:
         await p.accounts.delete_user(user_id)
     finally:
         await p.db.dispose()
+
+
+def test_a_user_deletes_their_account_and_everything_in_it(live_server: LiveServer) -> None:
+    u = register_user(live_server)
+    other = register_user(live_server)
+    sid = u.new_session("mine")
+    _save(u.client, sid, "src/app.py", "print(1)\n")
+    kept = other.new_session("theirs")
+    _save(other.client, kept, "a.txt", "keep me")
+
+    wrong = u.client.request("DELETE", "/api/users/me", json={"password": "not it"})
+    assert wrong.status_code == 401 and wrong.json()["error"] == "invalid_credentials"
+    missing = u.client.request("DELETE", "/api/users/me", json={})
+    assert missing.status_code == 422
+    assert asyncio.run(_counts(live_server, u.user_id)) == (1, 2)
+
+    r = u.client.request("DELETE", "/api/users/me", json={"password": u.password})
+    assert r.status_code == 204
+    assert asyncio.run(_counts(live_server, u.user_id)) == (0, 0)
+    # The token no longer works (also through the Bearer header), and the login is gone.
+    bearer = httpx.get(
+        f"{live_server.base_url}/api/users/me", headers={"Authorization": f"Bearer {u.token}"}
+    )
+    assert bearer.status_code == 401
+    login = httpx.post(
+        f"{live_server.base_url}/api/users/login",
+        json={"username": u.username, "password": u.password},
+    )
+    assert login.status_code == 401
+    # Nobody else's data was touched.
+    assert _paths(other.client, kept) == ["a.txt"]

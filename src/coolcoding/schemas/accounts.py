@@ -18,6 +18,10 @@ class LoginIn(BaseModel):
     password: str = Field(max_length=1024)
 
 
+class DeleteAccountIn(BaseModel):
+    password: str = Field(max_length=1024, description="the account's password, to confirm")
+
+
 class UserOut(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 

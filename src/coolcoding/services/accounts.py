@@ -198,6 +198,9 @@ class AccountService:
         return user
 
     async def delete_user(self, user_id: int) -> None:
+        """Delete the account; the database cascades to its logins, sessions, files, commands
+        and executions. Callers stop the user's sandboxes first (SessionService.delete)."""
+        self._token_cache = {k: v for k, v in self._token_cache.items() if v[0].user_id != user_id}
         async with self.db.session() as s:
             await s.execute(delete(User).where(User.id == user_id))
             await s.commit()

@@ -6,7 +6,7 @@ from fastapi import APIRouter, Request, Response
 
 from coolcoding.api.deps import CurrentUser, PlatformDep, client_ip
 from coolcoding.errors import NotFound
-from coolcoding.schemas.accounts import AuthOut, LoginIn, RegisterIn, UserOut
+from coolcoding.schemas.accounts import AuthOut, DeleteAccountIn, LoginIn, RegisterIn, UserOut
 
 router = APIRouter(prefix="/api/users", tags=["users"])
 
@@ -59,6 +59,22 @@ async def logout(user: CurrentUser, platform: PlatformDep) -> Response:
 @router.get("/me", response_model=UserOut)
 async def me(user: CurrentUser, platform: PlatformDep) -> UserOut:
     return UserOut.model_validate(await platform.accounts.get_user(user.user_id))
+
+
+@router.delete("/me", status_code=204)
+async def delete_me(
+    body: DeleteAccountIn, request: Request, user: CurrentUser, platform: PlatformDep
+) -> Response:
+    """Delete the account and everything in it, after checking the password (rate-limited like a
+    login): each session's sandbox and terminals are stopped, then the rows are deleted."""
+    account = await platform.accounts.get_user(user.user_id)
+    await platform.accounts.authenticate(account.username, body.password, client_ip(request))
+    for sess in await platform.sessions.list_for(user.user_id):
+        await platform.sessions.delete(user.user_id, str(sess.uuid))
+    await platform.accounts.delete_user(user.user_id)
+    response = Response(status_code=204)
+    response.delete_cookie(platform.settings.session_cookie_name, path="/")
+    return response
 
 
 @router.get("/{user_id}", response_model=UserOut)
