@@ -321,7 +321,12 @@ export interface paths {
         get: operations["me_api_users_me_get"];
         put?: never;
         post?: never;
-        delete?: never;
+        /**
+         * Delete Me
+         * @description Delete the account and everything in it, after checking the password (rate-limited like a
+         *     login): each session's sandbox and terminals are stopped, then the rows are deleted.
+         */
+        delete: operations["delete_me_api_users_me_delete"];
         options?: never;
         head?: never;
         patch?: never;
@@ -494,6 +499,14 @@ export interface components {
             started_at: string;
             /** Terminal Id */
             terminal_id: string;
+        };
+        /** DeleteAccountIn */
+        DeleteAccountIn: {
+            /**
+             * Password
+             * @description the account's password, to confirm
+             */
+            password: string;
         };
         /** EnsureDefaultOut */
         EnsureDefaultOut: {
@@ -1508,6 +1521,37 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["UserOut"];
+                };
+            };
+        };
+    };
+    delete_me_api_users_me_delete: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["DeleteAccountIn"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
                 };
             };
         };
