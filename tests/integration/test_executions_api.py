@@ -32,13 +32,6 @@ def server(
     stop()
 
 
-@pytest.fixture
-def user(server: LiveServer) -> Iterator[UserClient]:
-    u = register_user(server)
-    yield u
-    u.client.close()
-
-
 def wait_finished(c: httpx.Client, eid: str, timeout: float = 60.0) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     while True:

@@ -17,7 +17,6 @@ from tests.conftest import (
     LiveServer,
     UserClient,
     make_settings,
-    register_user,
     searchable,
     start_live_server,
 )
@@ -41,13 +40,6 @@ def server(
     )
     yield srv
     stop()
-
-
-@pytest.fixture
-def user(server: LiveServer) -> Iterator[UserClient]:
-    u = register_user(server)
-    yield u
-    u.client.close()
 
 
 def raw(u: UserClient, sid: str, path: str) -> bytes:

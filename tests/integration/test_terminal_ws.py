@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 import websockets
 
-from tests.conftest import LiveServer, UserClient, register_user, searchable, start_live_server
+from tests.conftest import LiveServer, UserClient, searchable, start_live_server
 from tests.sandbox_helpers import Term, cookie
 
 pytestmark = pytest.mark.sandbox
@@ -19,13 +19,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     srv, stop = start_live_server("sqlite", searchable(tmp_path_factory.mktemp("term")))
     yield srv
     stop()
-
-
-@pytest.fixture
-def user(server: LiveServer) -> Iterator[UserClient]:
-    u = register_user(server)
-    yield u
-    u.client.close()
 
 
 async def test_command_output_and_record(server: LiveServer, user: UserClient) -> None:
