@@ -155,3 +155,29 @@ def test_signing_in_from_a_workspace_link_opens_its_terminal(
     wait_for_prompt(page)
     terminal_type(page, "echo signed-in-$((2+3))\n")
     expect(page.locator(".xterm-rows")).to_contain_text("signed-in-5")
+
+
+def test_a_user_deletes_their_account_from_the_dashboard(page: Page, shots: Screenshots) -> None:
+    username = register(page)
+    create_workspace(page, "to be deleted")
+    page.goto("/")
+    expect(page.get_by_text("to be deleted")).to_be_visible()
+
+    page.get_by_role("button", name="Delete account").click()
+    dialog = page.get_by_role("dialog")
+    field = dialog.locator("input[type=password]")
+    field.fill("not my password")
+    dialog.get_by_role("button", name="Delete account").click()
+    expect(dialog.get_by_role("alert")).to_contain_text("That is not your password.")
+    shots.take("wrong-password")
+    # A wrong password keeps the user signed in, on the dashboard.
+    expect(page.get_by_role("heading", name="Your workspaces")).to_be_visible()
+
+    field.fill(PASSWORD)
+    dialog.get_by_role("button", name="Delete account").click()
+    expect(page).to_have_url(re.compile(r"/login"))
+    shots.take("deleted")
+    page.fill("#login-username", username)
+    page.fill("#login-password", PASSWORD)
+    page.click("button[type=submit]")
+    expect(page.get_by_role("alert")).to_contain_text("Wrong username or password")

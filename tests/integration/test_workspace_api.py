@@ -332,7 +332,7 @@ def test_a_user_deletes_their_account_and_everything_in_it(live_server: LiveServ
     _save(other.client, kept, "a.txt", "keep me")
 
     wrong = u.client.request("DELETE", "/api/users/me", json={"password": "not it"})
-    assert wrong.status_code == 401 and wrong.json()["error"] == "invalid_credentials"
+    assert wrong.status_code == 403 and wrong.json()["error"] == "wrong_password"
     missing = u.client.request("DELETE", "/api/users/me", json={})
     assert missing.status_code == 422
     assert asyncio.run(_counts(live_server, u.user_id)) == (1, 2)

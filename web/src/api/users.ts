@@ -17,3 +17,8 @@ export function logout(): Promise<void> {
 export function me(): Promise<User> {
   return request<User>("/api/users/me");
 }
+
+/** Deletes the account and everything in it; the password confirms (403 `wrong_password`). */
+export function deleteAccount(password: string): Promise<void> {
+  return request<void>("/api/users/me", { method: "DELETE", body: { password } });
+}

@@ -73,11 +73,15 @@ export function PromptDialog(props: {
   busy?: boolean;
   error?: string | null;
   validate?: (value: string) => string | null;
+  /** "password": a masked field whose value is passed on as typed (not trimmed). */
+  inputType?: "text" | "password";
+  danger?: boolean;
   onConfirm: (value: string) => void;
   onCancel: () => void;
 }) {
   const id = useId();
   const inputId = useId();
+  const secret = props.inputType === "password";
   const [value, setValue] = useState(props.initialValue);
   const [touched, setTouched] = useState(false);
   const problem = props.validate?.(value) ?? null;
@@ -88,7 +92,7 @@ export function PromptDialog(props: {
         onSubmit={(e) => {
           e.preventDefault();
           setTouched(true);
-          if (!problem) props.onConfirm(value.trim());
+          if (!problem) props.onConfirm(secret ? value : value.trim());
         }}
       >
         <h2 id={id}>{props.title}</h2>
@@ -97,6 +101,8 @@ export function PromptDialog(props: {
           <input
             id={inputId}
             className="input"
+            type={secret ? "password" : "text"}
+            autoComplete={secret ? "current-password" : undefined}
             value={value}
             data-autofocus
             aria-invalid={shown ? true : undefined}
@@ -112,7 +118,7 @@ export function PromptDialog(props: {
           <button type="button" className="btn" onClick={props.onCancel}>
             Cancel
           </button>
-          <button type="submit" className="btn btn-primary" disabled={props.busy || Boolean(problem)}>
+          <button type="submit" className={props.danger ? "btn btn-danger" : "btn btn-primary"} disabled={props.busy || Boolean(problem)}>
             {props.busy ? "Working…" : props.confirmLabel}
           </button>
         </div>

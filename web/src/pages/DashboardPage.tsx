@@ -1,6 +1,6 @@
 import { useCallback, useEffect, useState, type FormEvent } from "react";
 import { Link, useNavigate } from "../modules/router/router";
-import { errorMessage } from "../api/errors";
+import { ApiError, errorMessage } from "../api/errors";
 import * as sessionsApi from "../api/sessions";
 import type { Language, Session } from "../api/types";
 import { Brand } from "../components/Brand";
@@ -22,7 +22,7 @@ function validateSessionName(v: string): string | null {
 }
 
 export function DashboardPage() {
-  const { state: auth, logout } = useAuth();
+  const { state: auth, logout, deleteAccount } = useAuth();
   const navigate = useNavigate();
   const [list, setList] = useState<ListState>({ status: "loading" });
   const [languages, setLanguages] = useState<Language[]>(FALLBACK_LANGUAGES);
@@ -32,6 +32,7 @@ export function DashboardPage() {
   const [createError, setCreateError] = useState<string | null>(null);
   const [renaming, setRenaming] = useState<Session | null>(null);
   const [deleting, setDeleting] = useState<Session | null>(null);
+  const [deletingAccount, setDeletingAccount] = useState(false);
   const [dialogBusy, setDialogBusy] = useState(false);
   const [dialogError, setDialogError] = useState<string | null>(null);
 
@@ -74,6 +75,7 @@ export function DashboardPage() {
   const closeDialogs = () => {
     setRenaming(null);
     setDeleting(null);
+    setDeletingAccount(false);
     setDialogBusy(false);
     setDialogError(null);
   };
@@ -107,6 +109,17 @@ export function DashboardPage() {
     }
   };
 
+  const onDeleteAccount = async (password: string) => {
+    setDialogBusy(true);
+    setDialogError(null);
+    try {
+      await deleteAccount(password);
+    } catch (err) {
+      setDialogError(err instanceof ApiError && err.code === "wrong_password" ? "That is not your password." : errorMessage(err));
+      setDialogBusy(false);
+    }
+  };
+
   const languageName = (id: string) => languages.find((l) => l.id === id)?.name ?? id;
 
   return (
@@ -118,6 +131,9 @@ export function DashboardPage() {
         <ThemeToggle />
         <button className="btn btn-sm" onClick={() => void logout()}>
           Sign out
+        </button>
+        <button className="btn btn-sm" onClick={() => setDeletingAccount(true)}>
+          Delete account
         </button>
       </header>
       <main className="dashboard">
@@ -207,6 +223,21 @@ export function DashboardPage() {
           error={dialogError}
           validate={validateSessionName}
           onConfirm={(v) => void onRename(v)}
+          onCancel={closeDialogs}
+        />
+      )}
+      {deletingAccount && (
+        <PromptDialog
+          title="Delete your account?"
+          label="Your account, all its workspaces and their files will be deleted, and their sandboxes stopped. This cannot be undone. Type your password to confirm."
+          initialValue=""
+          inputType="password"
+          confirmLabel="Delete account"
+          danger
+          busy={dialogBusy}
+          error={dialogError}
+          validate={(v) => (v ? null : "Your password is required.")}
+          onConfirm={(v) => void onDeleteAccount(v)}
           onCancel={closeDialogs}
         />
       )}

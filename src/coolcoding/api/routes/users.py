@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response
 
 from coolcoding.api.deps import CurrentUser, PlatformDep, client_ip
-from coolcoding.errors import NotFound
+from coolcoding.errors import Forbidden, NotAuthenticated, NotFound
 from coolcoding.schemas.accounts import AuthOut, DeleteAccountIn, LoginIn, RegisterIn, UserOut
 
 router = APIRouter(prefix="/api/users", tags=["users"])
@@ -68,7 +68,10 @@ async def delete_me(
     """Delete the account and everything in it, after checking the password (rate-limited like a
     login): each session's sandbox and terminals are stopped, then the rows are deleted."""
     account = await platform.accounts.get_user(user.user_id)
-    await platform.accounts.authenticate(account.username, body.password, client_ip(request))
+    try:
+        await platform.accounts.authenticate(account.username, body.password, client_ip(request))
+    except NotAuthenticated as exc:  # signed in, but not this password: not a 401 (a new login)
+        raise Forbidden("wrong password", code="wrong_password") from exc
     for sess in await platform.sessions.list_for(user.user_id):
         await platform.sessions.delete(user.user_id, str(sess.uuid))
     await platform.accounts.delete_user(user.user_id)

@@ -12,6 +12,7 @@ interface AuthValue {
   login(username: string, password: string): Promise<void>;
   register(username: string, email: string, password: string): Promise<void>;
   logout(): Promise<void>;
+  deleteAccount(password: string): Promise<void>;
   retry(): void;
 }
 
@@ -53,12 +54,16 @@ export function AuthProvider({ children }: { children: ReactNode }) {
       setState({ status: "anonymous" });
     }
   }, []);
+  const deleteAccount = useCallback(async (password: string) => {
+    await users.deleteAccount(password);
+    setState({ status: "anonymous" });
+  }, []);
   const retry = useCallback(() => {
     setState({ status: "loading" });
     setAttempt((a) => a + 1);
   }, []);
 
-  const value = useMemo(() => ({ state, login, register, logout, retry }), [state, login, register, logout, retry]);
+  const value = useMemo(() => ({ state, login, register, logout, deleteAccount, retry }), [state, login, register, logout, deleteAccount, retry]);
   return <AuthContext.Provider value={value}>{children}</AuthContext.Provider>;
 }
 
