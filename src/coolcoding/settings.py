@@ -102,6 +102,11 @@ class Settings(BaseSettings):
         default=None, description="cgroup v2: delegated subtree to use; default the v2 mount"
     )
     sandbox_tmp_bytes: int = Field(default=64 * MiB, description="Size of /tmp and of $HOME each")
+    sandbox_seccomp: bool = Field(
+        default=True,
+        description="Install the seccomp filter (sandbox/local/seccomp.py) in every sandboxed "
+        "process: keyrings, BPF, perf, userfaultfd, io_uring, mounts, modules... refused",
+    )
     sandbox_disk_check_interval_s: float = Field(
         default=5.0, description="How often running sandboxes' workspaces are measured (quota)"
     )

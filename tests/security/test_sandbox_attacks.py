@@ -4,6 +4,7 @@ sandboxes staying fine. Real bubblewrap, real cgroups, small limits to stay fast
 # ruff: noqa: F811 (pytest fixtures imported from conftest_sandbox, then requested by name)
 from __future__ import annotations
 
+import errno
 import os
 import resource
 import socket
@@ -16,6 +17,7 @@ from coolcoding.sandbox.local.runtime import LocalRuntime
 from coolcoding.sandbox.local.sandbox import LocalSandbox
 from tests.integration.conftest_sandbox import (  # noqa: F401 (fixtures)
     any_sandbox,
+    make_runtime,
     new_spec,
     requires_sandbox,
     runtime,
@@ -189,3 +191,55 @@ async def test_no_process_survives_the_exec(sandbox: LocalSandbox) -> None:
     assert r.stdout == b"started\n" and r.wall_ms < 3000
     assert host_pids_of_uid(sandbox.creds.uid) == []
     assert sandbox.cgroup.pids() == []
+
+
+SYSCALL_PROBE = r"""
+import ctypes, os, threading, subprocess
+libc = ctypes.CDLL(None, use_errno=True)
+def call(nr, *args):
+    ctypes.set_errno(0)
+    r = libc.syscall(nr, *args)
+    return 0 if r >= 0 else ctypes.get_errno()
+print("keyctl", call(250, 0, -3, 0))            # KEYCTL_GET_KEYRING_ID, the user keyring
+print("add_key", call(248, b"user", b"k", b"v", 1, -3))
+print("bpf", call(321, 0, 0, 0))
+print("perf_event_open", call(298, 0, 0, -1, -1, 0))
+print("userfaultfd", call(323, 0))
+print("io_uring_setup", call(425, 1, 0))
+print("unshare", call(272, 0x00020000))         # CLONE_NEWNS
+print("mount", call(165, b"none", b"/tmp", b"tmpfs", 0, 0))
+print("x32_getpid", call(0x40000000 | 39))
+t = threading.Thread(target=print, args=("thread", 0)); t.start(); t.join()
+print("subprocess", subprocess.run(["true"]).returncode)
+"""
+
+
+def probe_results(stdout: bytes) -> dict[str, int]:
+    return {k: int(v) for k, v in (line.split() for line in stdout.decode().splitlines())}
+
+
+async def test_dangerous_syscalls_are_refused_by_the_seccomp_filter(sandbox: LocalSandbox) -> None:
+    """Kernel attack surface a program has no business with: refused before the kernel code
+    behind it runs (EPERM; io_uring and the x32 ABI look absent: ENOSYS); threads and child
+    processes still work."""
+    r = await sandbox.exec(["python3", "-c", SYSCALL_PROBE], limits=ExecLimits(wall_s=20))
+    assert r.exit_code == 0, r.stderr
+    got = probe_results(r.stdout)
+    for name in ("keyctl", "add_key", "bpf", "perf_event_open", "userfaultfd", "unshare", "mount"):
+        assert got[name] == errno.EPERM, (name, got)
+    assert got["io_uring_setup"] == errno.ENOSYS
+    assert got["x32_getpid"] == errno.ENOSYS
+    assert got["thread"] == 0 and got["subprocess"] == 0
+    await assert_still_works(sandbox)
+
+
+async def test_without_the_filter_the_same_calls_reach_the_kernel() -> None:
+    """The control of the test above: with ``COOLCODING_SANDBOX_SECCOMP=false`` the kernel
+    answers (io_uring exists: a NULL params pointer is EFAULT; the user keyring exists), so the
+    refusals above are the filter's doing, not the namespaces'."""
+    async with make_runtime(sandbox_seccomp=False) as rt:
+        sb = await rt.start(new_spec())
+        r = await sb.exec(["python3", "-c", SYSCALL_PROBE], limits=ExecLimits(wall_s=20))
+        got = probe_results(r.stdout)
+    assert got["io_uring_setup"] == errno.EFAULT, got
+    assert got["keyctl"] != errno.EPERM, got

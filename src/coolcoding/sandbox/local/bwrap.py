@@ -83,6 +83,8 @@ class BwrapConfig:
     home_bytes: int = 64 * 1024 * 1024
     extra_ro_binds: Mapping[str, str] = field(default_factory=dict)
     json_status_fd: int | None = None
+    # fd of the seccomp BPF program (seccomp.py); bwrap installs it right before the exec.
+    seccomp_fd: int | None = None
 
 
 def build_bwrap_argv(bwrap: str, cfg: BwrapConfig, command: Sequence[str]) -> list[str]:
@@ -107,6 +109,8 @@ def build_bwrap_argv(bwrap: str, cfg: BwrapConfig, command: Sequence[str]) -> li
         a += ["--new-session"]
     if cfg.json_status_fd is not None:
         a += ["--json-status-fd", str(cfg.json_status_fd)]
+    if cfg.seccomp_fd is not None:
+        a += ["--seccomp", str(cfg.seccomp_fd)]
     a += ["--hostname", SANDBOX_HOSTNAME]
 
     # System directories, read-only, at their usual paths (python3, bash, gcc, the JDK in

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from coolcoding.sandbox.base import Runtime, Sandbox, SandboxError, SandboxSpec
+from coolcoding.sandbox.local import seccomp
 from coolcoding.sandbox.local.environment import HostEnvironment, check_environment
 from coolcoding.sandbox.local.etcdir import EtcTemplates
 from coolcoding.sandbox.local.pool import WarmPool
@@ -66,6 +67,9 @@ class LocalRuntime(Runtime):
         self._jobs: set[str] = set()  # ephemeral sandboxes a job holds (the others: the pool's)
         self._removals: set[asyncio.Task[None]] = set()  # ephemeral directories being deleted
         self._etc = EtcTemplates(self.state_dir / "etc-templates", self.host.layout)
+        self.seccomp_program = seccomp.program() if settings.sandbox_seccomp else None
+        if settings.sandbox_seccomp and self.seccomp_program is None:
+            log.warning("no seccomp syscall table for this architecture: sandboxes run without one")
 
     @property
     def state_dir(self) -> Path:
@@ -113,6 +117,7 @@ class LocalRuntime(Runtime):
             cgroup_name=spec.session_uuid,
             tmp_bytes=s.sandbox_tmp_bytes,
             extra_ro_binds=binds,
+            seccomp_program=self.seccomp_program,
         )
         sb.create_cgroup()
         return sb

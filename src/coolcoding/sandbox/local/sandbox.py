@@ -26,7 +26,7 @@ from coolcoding.sandbox.base import (
     SandboxSpec,
     Terminal,
 )
-from coolcoding.sandbox.local import bwrap
+from coolcoding.sandbox.local import bwrap, seccomp
 from coolcoding.sandbox.local.cgroups import Cgroup, CgroupLimits, CgroupManager
 from coolcoding.sandbox.local.environment import HostEnvironment
 from coolcoding.sandbox.local.exec_run import LocalExec
@@ -60,8 +60,10 @@ class LocalSandbox(Sandbox):
         cgroup_name: str,
         tmp_bytes: int,
         extra_ro_binds: Mapping[str, str],
+        seccomp_program: bytes | None = None,
     ) -> None:
         self.spec = spec
+        self.seccomp_program = seccomp_program
         self.host = host
         self.creds = creds
         self.workspace = workspace
@@ -118,6 +120,10 @@ class LocalSandbox(Sandbox):
         try:
             fds.append(os.dup(ws_fd))
             fds.append(os.open(self.etc_dir, _PATH_FLAGS))
+            seccomp_fd = None
+            if self.seccomp_program is not None:
+                seccomp_fd = seccomp.program_fd(self.seccomp_program)
+                fds.append(seccomp_fd)
             cfg = bwrap.BwrapConfig(
                 layout=self.host.layout,
                 uid=self.creds.uid,
@@ -132,6 +138,7 @@ class LocalSandbox(Sandbox):
                 home_bytes=self.tmp_bytes,
                 extra_ro_binds=self.extra_ro_binds,
                 json_status_fd=json_status_fd,
+                seccomp_fd=seccomp_fd,
             )
             argv = bwrap.build_bwrap_argv(self.host.bwrap_path, cfg, command)
             rl = self.exec_rlimits(cpu_s, file_size) if rlimits is None else rlimits
