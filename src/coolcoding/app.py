@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -30,10 +29,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         await platform.start()
-        # Everything loaded so far (FastAPI, SQLAlchemy, the routes) lives as long as the server:
-        # out of the collector's reach, a full collection no longer walks it (tail latency).
-        gc.collect()
-        gc.freeze()
         try:
             yield
         finally:

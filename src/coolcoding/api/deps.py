@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -55,8 +54,7 @@ async def workspace_ref(
     session_uuid: str, user: CurrentUser, platform: PlatformDep
 ) -> WorkspaceRef:
     """The workspace of a session the user owns (404 otherwise), without loading the session."""
-    sid = await platform.sessions.owned_id(user.user_id, session_uuid)
-    return WorkspaceRef(session_id=sid, session_uuid=str(uuid.UUID(session_uuid)))
+    return await platform.sessions.owned_ref(user.user_id, session_uuid)
 
 
 WorkspaceDep = Annotated[WorkspaceRef, Depends(workspace_ref)]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import mimetypes
 import os
 from pathlib import Path
 
@@ -56,10 +57,9 @@ async def _file_response(
     if "gzip" in request.headers.get("accept-encoding", ""):
         body = await assets.get(path)
         if body is not None:
-            media_type = FileResponse(path).media_type
             return Response(
                 body,
-                media_type=media_type,
+                media_type=mimetypes.guess_type(path.name)[0] or "application/octet-stream",
                 headers={
                     "Cache-Control": cache_control,
                     "Content-Encoding": "gzip",

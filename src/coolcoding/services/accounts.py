@@ -7,6 +7,7 @@ import hashlib
 import re
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -183,12 +184,13 @@ class AccountService:
         return Principal(user_id=user_id, username=username, login_id=login_id)
 
     async def revoke(self, login_id: int) -> None:
-        self._token_cache = {
-            k: v for k, v in self._token_cache.items() if v[0].login_id != login_id
-        }
+        self._forget_tokens(lambda p: p.login_id == login_id)
         async with self.db.session() as s:
             await s.execute(delete(LoginSession).where(LoginSession.id == login_id))
             await s.commit()
+
+    def _forget_tokens(self, match: Callable[[Principal], bool]) -> None:
+        self._token_cache = {k: v for k, v in self._token_cache.items() if not match(v[0])}
 
     async def get_user(self, user_id: int) -> User:
         async with self.db.session() as s:
@@ -200,7 +202,7 @@ class AccountService:
     async def delete_user(self, user_id: int) -> None:
         """Delete the account; the database cascades to its logins, sessions, files, commands
         and executions. Callers stop the user's sandboxes first (SessionService.delete)."""
-        self._token_cache = {k: v for k, v in self._token_cache.items() if v[0].user_id != user_id}
+        self._forget_tokens(lambda p: p.user_id == user_id)
         async with self.db.session() as s:
             await s.execute(delete(User).where(User.id == user_id))
             await s.commit()

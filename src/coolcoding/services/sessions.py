@@ -43,11 +43,11 @@ class SessionService:
         owner_cache_ttl_s: float = 0.0,
     ) -> None:
         self.db = db
-        # (user id, uuid) -> (session id, when): the ownership check of every workspace request.
+        # (user id, uuid) -> (workspace, when): the ownership check of every workspace request.
         # A session never changes owner; a delete here drops its entry, a delete on another
         # replica is seen within the TTL (the same bound as the token cache's).
         self._owner_ttl = owner_cache_ttl_s
-        self._owner_cache: dict[tuple[int, uuid_mod.UUID], tuple[int, float]] = {}
+        self._owner_cache: dict[tuple[int, uuid_mod.UUID], tuple[WorkspaceRef, float]] = {}
         self._languages = languages
         # Called before a session is deleted (e.g. to stop its sandbox).
         self.before_delete: list[SessionHook] = []
@@ -99,9 +99,9 @@ class SessionService:
                 await s.commit()
             return sess
 
-    async def owned_id(self, user_id: int, raw_uuid: str) -> int:
-        """The primary key of the session with this uuid if ``user_id`` owns it; 404 otherwise.
-        The hot path of every workspace request: one Core query on a bare connection."""
+    async def owned_ref(self, user_id: int, raw_uuid: str) -> WorkspaceRef:
+        """The workspace of the session with this uuid if ``user_id`` owns it; 404 otherwise.
+        The hot path of every workspace request: one Core query on a bare connection, cached."""
         uid = parse_uuid(raw_uuid)
         key = (user_id, uid)
         cached = self._owner_cache.get(key)
@@ -112,11 +112,12 @@ class SessionService:
             sid = (await conn.execute(OWNED_ID_STMT, {"uuid": uid, "user_id": user_id})).scalar()
         if sid is None:
             raise NotFound("no such session", code="session_not_found")
+        ref = WorkspaceRef(session_id=int(sid), session_uuid=str(uid))
         if self._owner_ttl > 0:
             if len(self._owner_cache) > 10_000:
                 self._owner_cache.clear()
-            self._owner_cache[key] = (int(sid), now)
-        return int(sid)
+            self._owner_cache[key] = (ref, now)
+        return ref
 
     async def get_by_uuid(self, raw_uuid: str) -> CodeSession | None:
         async with self.db.session() as s:

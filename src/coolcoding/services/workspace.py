@@ -227,21 +227,7 @@ class WorkspaceService:
                     )
                 ).first()
             if row is not None:
-                info = item_info(row)
-                await self._notify(
-                    ref,
-                    [
-                        Change(
-                            "write",
-                            path,
-                            "file",
-                            version=info.version,
-                            size=info.size,
-                            source=source,
-                        )
-                    ],
-                )
-                return info, False
+                return await self._written(ref, item_info(row), [], source), False
         changes: list[Change] = []
         try:
             async with self.db.session() as s, s.begin():
@@ -329,11 +315,17 @@ class WorkspaceService:
             raise Conflict(
                 f"{path!r} was created concurrently", code="already_exists", path=path
             ) from exc
+        return await self._written(ref, info, changes, source), created
+
+    async def _written(
+        self, ref: WorkspaceRef, info: ItemInfo, changes: list[Change], source: str
+    ) -> ItemInfo:
+        """Tell the sinks about a saved file (after ``changes``, e.g. folders made for it)."""
         changes.append(
-            Change("write", path, "file", version=info.version, size=info.size, source=source)
+            Change("write", info.path, "file", version=info.version, size=info.size, source=source)
         )
         await self._notify(ref, changes)
-        return info, created
+        return info
 
     async def create_files(
         self, ref: WorkspaceRef, files: Sequence[tuple[str, bytes]], *, source: str = "api"

@@ -117,14 +117,11 @@ def build_program(arch: int, eperm: list[int], enosys: list[int]) -> bytes:
     checks = len(eperm) + len(enosys)
     if checks > 250:
         raise ValueError("too many syscalls for 8-bit jump offsets")
-    body: list[bytes] = []
-    # After the checks: [allow, eperm, enosys]. From check i (0-based), the next instruction is
-    # i + 1; the allow return sits at ``checks``.
-    for i, nr in enumerate(eperm):
-        body.append(_insn(_JEQ_K, nr, jt=checks - i - 1 + 1, jf=0))
-    for j, nr in enumerate(enosys):
-        i = len(eperm) + j
-        body.append(_insn(_JEQ_K, nr, jt=checks - i - 1 + 2, jf=0))
+    # The checks, then three returns: allow (reached by falling through), EPERM, ENOSYS.
+    # A jump offset counts the instructions skipped after the jumping one.
+    eperm_at, enosys_at = checks + 1, checks + 2
+    targets = [(nr, eperm_at) for nr in eperm] + [(nr, enosys_at) for nr in enosys]
+    body = [_insn(_JEQ_K, nr, jt=target - i - 1) for i, (nr, target) in enumerate(targets)]
     tail = [
         _insn(_RET_K, RET_ALLOW),
         _insn(_RET_K, RET_ERRNO | errno.EPERM),
