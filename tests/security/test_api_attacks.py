@@ -8,7 +8,7 @@ from sqlalchemy import select
 
 from coolcoding.db.models import LoginSession, User
 from coolcoding.platform import Platform
-from tests.conftest import LiveServer, UserClient
+from tests.conftest import LiveServer, UserClient, register_user
 
 
 def test_cross_site_post_with_the_login_cookie_is_refused(api: UserClient) -> None:
@@ -107,3 +107,28 @@ def test_user_enumeration_by_login_message_is_not_possible(
             "/api/users/login", json={"username": "no-such-user-xyz", "password": "wrong-password"}
         )
     assert a.status_code == b.status_code == 401 and a.json() == b.json()
+
+
+def test_the_ownership_cache_never_serves_another_user_or_a_deleted_session(
+    live_server: LiveServer,
+) -> None:
+    """Workspace requests check ownership through a per-replica cache (seconds long): warming it
+    as the owner must give nothing to another user, and a delete must end access at once."""
+    owner, intruder = register_user(live_server), register_user(live_server)
+    sid = owner.new_session("cached")
+    url = f"/api/workspace/{sid}/file/secret.txt"
+    assert owner.client.post(url, json={"content": "owner only"}).status_code == 201
+    assert owner.client.get(url).status_code == 200  # the cache now holds (owner, sid)
+    for attempt in (
+        intruder.client.get(url),
+        intruder.client.post(url, json={"content": "mine now"}),
+        intruder.client.get(f"/api/workspace/{sid}/files"),
+        intruder.client.delete(url),
+    ):
+        assert attempt.status_code == 404, attempt.text
+        assert attempt.json()["error"] == "session_not_found"
+    assert owner.client.get(url).json()["content"] == "owner only"
+
+    assert owner.client.delete(f"/api/sessions/{sid}").status_code == 204
+    gone = owner.client.post(url, json={"content": "after delete"})
+    assert gone.status_code == 404 and gone.json()["error"] == "session_not_found"
