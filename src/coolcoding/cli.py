@@ -26,6 +26,7 @@ def serve(
     import uvicorn
 
     from coolcoding.app import create_app
+    from coolcoding.httpserver import raise_open_file_limit, uvicorn_options
 
     settings = get_settings()
     host = host or settings.host
@@ -33,14 +34,15 @@ def serve(
     typer.echo(
         f"Cool Coding Platform on http://{host}:{port}/  (database: {settings.effective_database_url.split('://')[0]})"
     )
+    before, nofile = raise_open_file_limit()
+    typer.echo(f"open-file limit {nofile} (was {before})")
     uvicorn.run(
         create_app(settings),
         host=host,
         port=port,
         log_level="info",
         access_log=settings.access_log,
-        ws_max_size=1 << 20,
-        ws_per_message_deflate=settings.ws_compression,
+        **uvicorn_options(settings, open_file_limit=nofile),
     )
 
 

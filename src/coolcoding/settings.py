@@ -52,6 +52,33 @@ class Settings(BaseSettings):
         "more CPU than it saves on a LAN (terminal throughput drops several-fold)",
     )
     access_log: bool = Field(default=False, description="Log every HTTP request (costs ~10% CPU)")
+    http_header_timeout_s: float = Field(
+        default=10.0,
+        description="Seconds from a connection (or the next request's first byte) to complete "
+        "request headers; slower connections are closed (slowloris)",
+    )
+    http_body_timeout_s: float = Field(
+        default=30.0, description="Seconds a request body may stall between chunks while read"
+    )
+    max_connections_per_ip: int = Field(
+        default=256,
+        description="Open connections (WebSockets included) per client address; more are refused "
+        "with 503 (trusted_proxies are exempt)",
+    )
+    max_connections: int = Field(
+        default=0,
+        description="Open connections in total; 0 = the open-file limit (raised to its hard limit "
+        "at start) minus 10% (at least 256) kept for the database, sandboxes and files",
+    )
+    trusted_proxies: list[str] = Field(
+        default_factory=list,
+        description="Addresses/CIDRs of reverse proxies whose X-Forwarded-For is believed; "
+        "empty = the client address is always the TCP peer",
+    )
+    docs_enabled: bool | None = Field(
+        default=None,
+        description="Serve /docs, /redoc and /api/openapi.json; default: on except in production",
+    )
 
     # --- accounts ---------------------------------------------------------------------------
     session_cookie_name: str = "cc_session"

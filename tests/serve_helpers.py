@@ -1,0 +1,76 @@
+"""Run the real ``coolcoding serve`` as a subprocess (its own uvicorn, protocol and fd limit)."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextmanager
+def serve(data_dir: Path, **env: str | int | float) -> Iterator[str]:
+    """``coolcoding serve`` on a free port of 0.0.0.0 (so 127.0.0.2 reaches it too), SQLite in
+    ``data_dir``, no sandbox pool; ``env`` adds COOLCODING_* settings. Yields the port."""
+    port = free_port()
+    full = {
+        **os.environ,
+        "COOLCODING_ENVIRONMENT": "test",
+        "COOLCODING_DATA_DIR": str(data_dir),
+        "COOLCODING_SANDBOX_POOL_SIZE": "0",
+        "COOLCODING_SANDBOX_CGROUP_PARENT": f"coolcoding-test-{os.getpid()}-{secrets.token_hex(3)}",
+        **{f"COOLCODING_{k.upper()}": str(v) for k, v in env.items()},
+    }
+    log = (data_dir / "serve.log").open("wb")
+    proc = subprocess.Popen(
+        [
+            str(Path(sys.executable).parent / "coolcoding"),
+            "serve",
+            "--host",
+            "0.0.0.0",
+            "--port",
+            str(port),
+        ],
+        env=full,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/api/health/", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(
+                    "coolcoding serve did not start: " + (data_dir / "serve.log").read_text()
+                )
+            time.sleep(0.1)
+        yield str(port)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+
+
+def serve_log(data_dir: Path) -> str:
+    return (data_dir / "serve.log").read_text(errors="replace")
