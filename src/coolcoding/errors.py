@@ -53,3 +53,9 @@ class RateLimited(DomainError):
 
 class Unavailable(DomainError):
     code = "unavailable"
+
+
+class DatabaseUnavailable(Unavailable):
+    """The database cannot be reached (refused, timed out, pool exhausted, SQLite locked)."""
+
+    code = "database_unavailable"

@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import logging
+import sqlite3
+from types import TracebackType
 
+import asyncpg  # type: ignore[import-untyped]
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from coolcoding.errors import (
     Conflict,
+    DatabaseUnavailable,
     DomainError,
     Forbidden,
     InvalidInput,
@@ -42,7 +47,63 @@ WS_CLOSE: dict[type[DomainError], int] = {
     RateLimited: 4429,
     InvalidInput: 4400,
     Conflict: 4409,
+    Unavailable: 4503,
 }
+
+# Seconds a client is asked to wait (Retry-After) when the database is unreachable; PostgreSQL
+# coming back is picked up by the next request (measured: ~0.5 s).
+DB_RETRY_AFTER_S = 5
+_SQLITE_UNAVAILABLE = ("unable to open database", "database is locked", "disk i/o error")
+_ASYNCPG_UNAVAILABLE = (
+    asyncpg.exceptions.PostgresConnectionError,  # SQLSTATE class 08
+    asyncpg.exceptions.CannotConnectNowError,
+    asyncpg.exceptions.TooManyConnectionsError,
+    asyncpg.exceptions.AdminShutdownError,
+    asyncpg.exceptions.CrashShutdownError,
+    asyncpg.exceptions.InterfaceError,  # the connection is closed / gone
+)
+
+
+def _from_database_driver(tb: TracebackType | None) -> bool:
+    while tb is not None:
+        name = tb.tb_frame.f_code.co_filename
+        if "/sqlalchemy/" in name or "/asyncpg/" in name or "/aiosqlite/" in name:
+            return True
+        tb = tb.tb_next
+    return False
+
+
+def database_unavailable(exc: BaseException) -> bool:
+    """Whether ``exc`` means "the database cannot be reached now" (503), not a bug (500):
+    connection refused/reset/timed out while the driver connects or talks, a pool checkout
+    timeout, a connection SQLAlchemy found dead, PostgreSQL refusing connections, SQLite unable to
+    open its file or still locked after its busy timeout."""
+    e: BaseException | None = exc
+    for _ in range(8):
+        if e is None:
+            return False
+        if isinstance(e, sa_exc.TimeoutError):  # no pool connection within pool_timeout
+            return True
+        if isinstance(e, sa_exc.DBAPIError) and e.connection_invalidated:
+            return True
+        if isinstance(e, sqlite3.OperationalError):
+            return str(e).lower().startswith(_SQLITE_UNAVAILABLE)
+        if isinstance(e, _ASYNCPG_UNAVAILABLE):
+            return True
+        if isinstance(e, OSError) and _from_database_driver(e.__traceback__):
+            return True  # ConnectionRefusedError, TimeoutError, socket.gaierror...
+        nxt = e.orig if isinstance(e, sa_exc.DBAPIError) else None
+        e = nxt if nxt is not None else (e.__cause__ or e.__context__)
+    return False
+
+
+def database_error(exc: BaseException) -> DatabaseUnavailable | None:
+    """The domain error for ``exc`` when it means the database is unreachable."""
+    if not database_unavailable(exc):
+        return None
+    return DatabaseUnavailable(
+        "the database is unavailable; try again shortly", retry_after=DB_RETRY_AFTER_S
+    )
 
 
 def http_status(exc: DomainError) -> int:
@@ -53,6 +114,7 @@ def http_status(exc: DomainError) -> int:
 
 
 def ws_close_code(exc: Exception) -> int:
+    exc = database_error(exc) or exc
     if isinstance(exc, DomainError):
         for cls in type(exc).__mro__:
             if cls in WS_CLOSE:
@@ -68,7 +130,7 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(DomainError)
     async def _domain(_: Request, exc: DomainError) -> JSONResponse:
         headers = {}
-        if isinstance(exc, RateLimited) and "retry_after" in exc.extra:
+        if isinstance(exc, (RateLimited, Unavailable)) and "retry_after" in exc.extra:
             headers["Retry-After"] = str(int(exc.extra["retry_after"]))
         return JSONResponse(
             error_body(exc.code, exc.message, **exc.extra),
@@ -107,7 +169,16 @@ def install_error_handlers(app: FastAPI) -> None:
             error_body(code, str(exc.detail)), status_code=exc.status_code, headers=exc.headers
         )
 
-    @app.exception_handler(Exception)
-    async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        unavailable = database_error(exc)
+        if unavailable is not None:
+            log.warning("database unavailable: %s: %s", type(exc).__name__, exc)
+            return await _domain(request, unavailable)
         log.exception("unhandled error", exc_info=exc)
         return JSONResponse(error_body("internal_error", "internal server error"), status_code=500)
+
+    # The driver's exceptions are handled inside the middleware stack (so responses still get the
+    # security headers); anything else reaches the catch-all.
+    for cls in (sa_exc.SQLAlchemyError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+        app.add_exception_handler(cls, _unexpected)
+    app.add_exception_handler(Exception, _unexpected)

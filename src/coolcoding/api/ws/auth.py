@@ -15,6 +15,7 @@ from fastapi import WebSocket
 from starlette.websockets import WebSocketState
 
 from coolcoding.api.deps import token_from
+from coolcoding.api.errors import database_error
 from coolcoding.db.models import CodeSession
 from coolcoding.errors import Forbidden, NotAuthenticated
 from coolcoding.platform import Platform
@@ -55,6 +56,12 @@ async def authorize(ws: WebSocket, session_uuid: str) -> tuple[Principal, CodeSe
     token = token_from(ws.headers, ws.cookies, platform.settings.session_cookie_name)
     if not token:
         raise NotAuthenticated("not logged in")
-    principal = await platform.accounts.resolve_token(token)
-    session = await platform.sessions.get_owned(principal.user_id, session_uuid, touch=True)
+    try:
+        principal = await platform.accounts.resolve_token(token)
+        session = await platform.sessions.get_owned(principal.user_id, session_uuid, touch=True)
+    except Exception as exc:
+        unavailable = database_error(exc)
+        if unavailable is None:
+            raise
+        raise unavailable from exc  # closes with 4503 like any Unavailable
     return principal, session
