@@ -28,6 +28,7 @@ class Server:
             "COOLCODING_DATA_DIR": self.tmp,
             "COOLCODING_SANDBOX_CGROUP_PARENT": f"coolcoding-bench-{os.getpid()}",
             "COOLCODING_LOGIN_RATE_LIMIT": "100000",
+            "COOLCODING_REGISTER_RATE_LIMIT": "100000",
             **{f"COOLCODING_{k.upper()}": v for k, v in env.items()},
         }
         self.proc = subprocess.Popen(

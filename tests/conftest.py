@@ -90,6 +90,7 @@ def make_settings(data_dir: Path, database_url: str, **overrides: Any) -> Settin
         "database_url": database_url,
         "sandbox_cgroup_parent": f"coolcoding-test-{os.getpid()}-{secrets.token_hex(3)}",
         "login_rate_limit": 1000,
+        "register_rate_limit": 100_000,
     }
     values.update(overrides)
     return Settings(**values)
@@ -122,6 +123,7 @@ class _ServerThread:
             log_level="warning",
             ws_max_size=1 << 20,
             ws_per_message_deflate=settings.ws_compression,
+            proxy_headers=False,  # as ``coolcoding serve``: api/clientip.py decides
         )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)

@@ -55,11 +55,14 @@ def total_connection_cap(settings: Settings, open_file_limit: int) -> int:
     return max(64, open_file_limit - max(256, open_file_limit // 10))
 
 
-def _networks(entries: list[str]) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+Networks = list[ipaddress.IPv4Network | ipaddress.IPv6Network]
+
+
+def _networks(entries: list[str]) -> Networks:
     return [ipaddress.ip_network(e, strict=False) for e in entries]
 
 
-def address_in(host: str, networks: list[ipaddress.IPv4Network | ipaddress.IPv6Network]) -> bool:
+def address_in(host: str, networks: Networks) -> bool:
     try:
         addr = ipaddress.ip_address(host)
     except ValueError:
@@ -88,7 +91,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     body_timeout_s: float = 30.0
     per_address_cap: int = 0
     total_cap: int = 0
-    exempt: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = []
+    exempt: Networks = []
     open_by_address: dict[str, int] = {}
     open_total: list[int] = [0]
 

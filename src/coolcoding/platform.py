@@ -37,7 +37,7 @@ class Platform:
         self.login_limiter = RateLimiter(
             settings.login_rate_limit, settings.login_rate_window_s, self.redis, prefix="cc:login"
         )
-        self.accounts = AccountService(self.db, settings, self.login_limiter)
+        self.accounts = AccountService(self.db, settings, self.login_limiter, self.redis)
         self.sessions = SessionService(self.db, owner_cache_ttl_s=settings.auth_cache_ttl_s)
         self.workspace = WorkspaceService(self.db, settings)
         self.workspace.sinks.append(self._publish_changes)

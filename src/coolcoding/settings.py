@@ -85,9 +85,24 @@ class Settings(BaseSettings):
     login_ttl_hours: int = 24 * 14
     cookie_secure: bool = False
     login_rate_limit: int = Field(
-        default=10, description="Failed logins allowed per window, per account and per IP"
+        default=10, description="Failed logins allowed per window from one client IP (then 429)"
     )
     login_rate_window_s: int = 300
+    login_account_free_failures: int = Field(
+        default=5,
+        description="Failed logins on one account before it is slowed down: each further "
+        "attempt waits login_account_delay_s, doubled per failure (429 with Retry-After); a "
+        "correct password from a known device (cookie of an earlier login) is never slowed",
+    )
+    login_account_delay_s: float = 1.0
+    login_account_delay_max_s: float = 300.0
+    login_account_window_s: int = Field(
+        default=3600, description="Failed logins older than this no longer count for the delay"
+    )
+    register_rate_limit: int = Field(
+        default=10, description="Registrations allowed per window from one client IP (then 429)"
+    )
+    register_rate_window_s: int = 3600
     password_min_length: int = 8
     auth_cache_ttl_s: float = Field(
         default=2.0,

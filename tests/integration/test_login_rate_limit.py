@@ -12,7 +12,12 @@ from tests.conftest import register_user, start_live_server
 def test_failed_logins_are_limited_per_account_with_429(tmp_path: Path, with_redis: bool) -> None:
     extra = {"redis_url": "redis://127.0.0.1:6379/0"} if with_redis else {}
     server, stop = start_live_server(
-        "sqlite", tmp_path, login_rate_limit=3, login_rate_window_s=60, **extra
+        "sqlite",
+        tmp_path,
+        login_rate_limit=3,
+        login_rate_window_s=60,
+        trusted_proxies=["127.0.0.1"],
+        **extra,
     )
     try:
         u = register_user(server)
@@ -33,7 +38,7 @@ def test_failed_logins_are_limited_per_account_with_429(tmp_path: Path, with_red
                 "/api/users/login", json={"username": v.username, "password": v.password}
             )
             assert same_ip.status_code == 429
-            # ... but not from another IP (the server trusts X-Forwarded-For from its loopback proxy)
+            # ... but not from another IP (X-Forwarded-For from the configured loopback proxy)
             other_ip = c.post(
                 "/api/users/login",
                 json={"username": v.username, "password": v.password},

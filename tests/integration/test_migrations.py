@@ -2,10 +2,13 @@
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from coolcoding.db.migrate import upgrade
@@ -61,5 +64,67 @@ def test_upgrade_from_the_first_schema_keeps_existing_rows(backend: str, tmp_pat
     db = make_database(backend, tmp_path)
     try:
         assert asyncio.run(_upgrade_with_data(db.url)) == (1, "old")
+    finally:
+        db.drop()
+
+
+def _insert_user(username: str, email: str) -> Any:
+    return text(
+        "INSERT INTO users (username, email, password_hash, created_at, updated_at) "
+        f"VALUES ('{username}', '{email}', 'x', CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
+    )
+
+
+async def _case_variants_after_upgrade(url: str) -> list[str]:
+    """Upgrade a schema holding 'Mixed'; then insert case variants: each must be refused."""
+    engine = create_async_engine(url)
+    refused = []
+    try:
+        await upgrade(engine, "0001")
+        async with engine.begin() as conn:
+            await conn.execute(_insert_user("Mixed", "mixed@example.com"))
+        await upgrade(engine, "head")
+        for username, email in [("mIXED", "other@example.com"), ("other", "MIXED@example.com")]:
+            try:
+                async with engine.begin() as conn:
+                    await conn.execute(_insert_user(username, email))
+            except IntegrityError:
+                refused.append(username)
+        return refused
+    finally:
+        await engine.dispose()
+
+
+def test_upgrade_makes_usernames_and_emails_case_insensitive(backend: str, tmp_path: Path) -> None:
+    db = make_database(backend, tmp_path)
+    try:
+        assert asyncio.run(_case_variants_after_upgrade(db.url)) == ["mIXED", "other"]
+    finally:
+        db.drop()
+
+
+async def _upgrade_with_case_duplicates(url: str) -> tuple[str, int]:
+    engine = create_async_engine(url)
+    try:
+        await upgrade(engine, "0001")
+        async with engine.begin() as conn:
+            await conn.execute(_insert_user("dup", "a@example.com"))
+            await conn.execute(_insert_user("DUP", "b@example.com"))
+        with pytest.raises(RuntimeError) as refused:
+            await upgrade(engine, "head")
+        async with engine.connect() as conn:
+            n = (await conn.execute(text("SELECT count(*) FROM users"))).scalar_one()
+        return str(refused.value), int(n)
+    finally:
+        await engine.dispose()
+
+
+def test_upgrade_refuses_accounts_that_differ_only_in_case(backend: str, tmp_path: Path) -> None:
+    """Existing case duplicates are not merged or dropped: the upgrade stops and names them."""
+    db = make_database(backend, tmp_path)
+    try:
+        message, rows = asyncio.run(_upgrade_with_case_duplicates(db.url))
+        assert "'dup'" in message and "'DUP'" in message and "differ only in case" in message
+        assert rows == 2
     finally:
         db.drop()

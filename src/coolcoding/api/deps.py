@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from coolcoding.api.clientip import client_ip as client_ip  # re-exported for the routers
 from coolcoding.db.models import CodeSession
 from coolcoding.errors import NotAuthenticated
 from coolcoding.platform import Platform
@@ -58,7 +59,3 @@ async def workspace_ref(
 
 
 WorkspaceDep = Annotated[WorkspaceRef, Depends(workspace_ref)]
-
-
-def client_ip(request: Request) -> str | None:
-    return request.client.host if request.client else None

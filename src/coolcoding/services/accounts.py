@@ -1,19 +1,36 @@
-"""Accounts and logins: argon2id password hashes, hashed bearer/cookie tokens, login rate limits."""
+"""Accounts and logins: argon2id password hashes, hashed bearer/cookie tokens, login throttling.
+
+Login throttling stops guessing without locking the owner out:
+
+- per client IP: ``login_rate_limit`` failures per ``login_rate_window_s``, then 429;
+- per account: after ``login_account_free_failures`` failures, each attempt must wait
+  ``login_account_delay_s`` doubled per further failure (capped at ``login_account_delay_max_s``)
+  since the last failure, else 429 with Retry-After (the password is not even checked);
+- a known device passes the account delay: every successful login sets a device cookie, an HMAC
+  of (user id, nonce) keyed by the account's password hash (so no table, valid on every replica,
+  and void when the password changes). A correct password from a browser with that cookie logs in
+  while the account is slowed down for everyone else. Its IP is still limited.
+
+Usernames and emails are case-insensitive ("abc" and "ABC" are one account; the case of the
+registration is kept for display): unique indexes on lower(), and every lookup uses lower().
+"""
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+import hmac
 import re
 import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import delete, or_, select, update
+from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from coolcoding.db.engine import Database
@@ -42,10 +59,21 @@ class Principal:
 
 
 class AccountService:
-    def __init__(self, db: Database, settings: Settings, limiter: RateLimiter) -> None:
+    def __init__(
+        self, db: Database, settings: Settings, limiter: RateLimiter, redis: Any = None
+    ) -> None:
         self.db = db
         self.settings = settings
-        self.limiter = limiter
+        self.limiter = limiter  # failed logins per IP
+        self.account_failures = RateLimiter(
+            settings.login_account_free_failures + 32,
+            settings.login_account_window_s,
+            redis,
+            prefix="cc:login:acct",
+        )
+        self.registrations = RateLimiter(
+            settings.register_rate_limit, settings.register_rate_window_s, redis, prefix="cc:reg"
+        )
         # argon2id with OWASP's minimum (19 MiB, t=2): ~20 ms a hash on this machine.
         self.hasher = PasswordHasher(time_cost=2, memory_cost=19 * 1024, parallelism=1)
         # Verified against when the account does not exist, so timing does not reveal usernames.
@@ -69,7 +97,21 @@ class AccountService:
         if len(password) > 1024:
             raise InvalidInput("password is longer than 1024 characters", code="invalid_password")
 
-    async def register(self, username: str, email: str, password: str) -> User:
+    async def register(
+        self, username: str, email: str, password: str, ip: str | None = None
+    ) -> User:
+        """Create an account; ``ip`` (a request's client) is limited to ``register_rate_limit``
+        attempts per ``register_rate_window_s``."""
+        if ip is not None:
+            wait = await self.registrations.blocked(f"ip:{ip}")
+            if wait:
+                raise RateLimited(
+                    "too many registrations from this address "
+                    f"(register_rate_limit={self.settings.register_rate_limit} per "
+                    f"{self.settings.register_rate_window_s} s); try again later",
+                    retry_after=round(wait + 0.5),
+                )
+            await self.registrations.hit(f"ip:{ip}")
         email = email.strip().lower()
         self._validate(username, email, password)
         pw_hash = await asyncio.to_thread(self.hasher.hash, password)
@@ -77,12 +119,15 @@ class AccountService:
             taken = (
                 await s.execute(
                     select(User.username, User.email).where(
-                        or_(User.username == username, User.email == email)
+                        or_(
+                            func.lower(User.username) == username.lower(),
+                            func.lower(User.email) == email,
+                        )
                     )
                 )
             ).first()
             if taken is not None:
-                what = "username" if taken[0] == username else "email"
+                what = "username" if taken[0].lower() == username.lower() else "email"
                 raise Conflict(f"this {what} is already registered", code=f"{what}_taken")
             user = User(username=username, email=email, password_hash=pw_hash)
             s.add(user)
@@ -101,20 +146,34 @@ class AccountService:
         async with self.db.session() as s:
             return list((await s.scalars(select(User).order_by(User.id))).all())
 
-    async def authenticate(self, login: str, password: str, ip: str | None) -> User:
-        """Check a password, with per-account and per-IP limits on failures."""
-        login = login.strip()
-        keys = [f"login:acct:{login.lower()}"] + ([f"login:ip:{ip}"] if ip else [])
-        for key in keys:
-            wait = await self.limiter.blocked(key)
+    async def authenticate(
+        self, login: str, password: str, ip: str | None, device: str | None = None
+    ) -> User:
+        """Check a password, throttled per IP and per account (module docstring); ``device`` is
+        the device cookie, if the client sent one."""
+        login = login.strip().lower()
+        ip_key = f"login:ip:{ip}" if ip else None
+        acct_key = f"login:acct:{login}"
+        if ip_key is not None:
+            wait = await self.limiter.blocked(ip_key)
             if wait:
                 raise RateLimited(
-                    "too many failed logins; try again later", retry_after=round(wait + 0.5)
+                    "too many failed logins from this address; try again later",
+                    retry_after=round(wait + 0.5),
                 )
         async with self.db.session() as s:
             user = await s.scalar(
-                select(User).where(or_(User.username == login, User.email == login.lower()))
+                select(User).where(
+                    or_(func.lower(User.username) == login, func.lower(User.email) == login)
+                )
             )
+        if user is None or not self.known_device(user, device):
+            wait = await self._account_wait(acct_key)
+            if wait:
+                raise RateLimited(
+                    "too many failed logins for this account; try again later",
+                    retry_after=max(1, round(wait + 0.5)),
+                )
         ok = False
         candidate = user.password_hash if user is not None else self._dummy_hash
         try:
@@ -122,10 +181,42 @@ class AccountService:
         except (VerificationError, InvalidHashError):
             ok = False
         if user is None or not ok:
-            for key in keys:
-                await self.limiter.hit(key)
+            if ip_key is not None:
+                await self.limiter.hit(ip_key)
+            await self.account_failures.hit(acct_key)
             raise NotAuthenticated("wrong username or password", code="invalid_credentials")
+        await self.account_failures.reset(acct_key)
         return user
+
+    async def _account_wait(self, key: str) -> float:
+        """Seconds this account must still wait: 0 for the first free failures, then
+        ``login_account_delay_s`` * 2^(extra failures), capped, counted from the last failure."""
+        st = self.settings
+        failures = await self.account_failures.count(key)
+        if failures < st.login_account_free_failures:
+            return 0.0
+        last = await self.account_failures.newest(key)
+        if last is None:
+            return 0.0
+        extra = failures - st.login_account_free_failures
+        delay = min(st.login_account_delay_s * 2 ** min(extra, 32), st.login_account_delay_max_s)
+        return max(0.0, float(last + delay - time.time()))
+
+    def device_token(self, user: User) -> str:
+        """A new device cookie value for ``user`` (see the module docstring)."""
+        nonce = secrets.token_urlsafe(12)
+        return f"{user.id}.{nonce}.{self._device_mac(user, nonce)}"
+
+    def known_device(self, user: User, device: str | None) -> bool:
+        if not device or device.count(".") != 2:
+            return False
+        uid, nonce, mac = device.split(".")
+        return uid == str(user.id) and hmac.compare_digest(mac, self._device_mac(user, nonce))
+
+    @staticmethod
+    def _device_mac(user: User, nonce: str) -> str:
+        key = hashlib.sha256(b"coolcoding-device:" + user.password_hash.encode()).digest()
+        return hmac.new(key, f"{user.id}.{nonce}".encode(), hashlib.sha256).hexdigest()[:32]
 
     async def create_login(self, user: User, user_agent: str | None, ip: str | None) -> str:
         token = secrets.token_urlsafe(32)

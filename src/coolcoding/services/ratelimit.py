@@ -91,6 +91,19 @@ class RateLimiter:
             return 0.0
         return max(0.0, log[0] + self.window_s - now)
 
+    async def newest(self, key: str) -> float | None:
+        """Time (epoch seconds) of ``key``'s latest event in the window, if any."""
+        now = time.time()
+        if self.redis is not None:
+            k = self._key(key)
+            pipe = self.redis.pipeline()
+            pipe.zremrangebyscore(k, 0, now - self.window_s)
+            pipe.zrange(k, -1, -1, withscores=True)
+            _, latest = await pipe.execute()
+            return float(latest[0][1]) if latest else None
+        log = self._recent(key, now)
+        return log[-1] if log else None
+
     async def reset(self, key: str) -> None:
         if self.redis is not None:
             await self.redis.delete(self._key(key))

@@ -5,10 +5,14 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response
 
 from coolcoding.api.deps import CurrentUser, PlatformDep, client_ip
+from coolcoding.db.models import User
 from coolcoding.errors import Forbidden, NotAuthenticated, NotFound
 from coolcoding.schemas.accounts import AuthOut, DeleteAccountIn, LoginIn, RegisterIn, UserOut
 
 router = APIRouter(prefix="/api/users", tags=["users"])
+
+# Marks a browser that logged in to an account before (services/accounts.py: known devices).
+DEVICE_COOKIE = "cc_device"
 
 
 def _set_cookie(response: Response, platform: PlatformDep, token: str) -> None:
@@ -24,15 +28,30 @@ def _set_cookie(response: Response, platform: PlatformDep, token: str) -> None:
     )
 
 
+def _set_device_cookie(response: Response, platform: PlatformDep, user: User) -> None:
+    response.set_cookie(
+        DEVICE_COOKIE,
+        platform.accounts.device_token(user),
+        max_age=365 * 24 * 3600,
+        httponly=True,
+        samesite="lax",
+        secure=platform.settings.cookie_secure,
+        path="/api/users",
+    )
+
+
 @router.post("/register", status_code=201, response_model=AuthOut)
 async def register(
     body: RegisterIn, request: Request, response: Response, platform: PlatformDep
 ) -> AuthOut:
-    user = await platform.accounts.register(body.username, body.email, body.password)
+    user = await platform.accounts.register(
+        body.username, body.email, body.password, client_ip(request)
+    )
     token = await platform.accounts.create_login(
         user, request.headers.get("user-agent"), client_ip(request)
     )
     _set_cookie(response, platform, token)
+    _set_device_cookie(response, platform, user)
     return AuthOut(user=UserOut.model_validate(user), token=token)
 
 
@@ -40,11 +59,14 @@ async def register(
 async def login(
     body: LoginIn, request: Request, response: Response, platform: PlatformDep
 ) -> AuthOut:
-    user = await platform.accounts.authenticate(body.username, body.password, client_ip(request))
+    user = await platform.accounts.authenticate(
+        body.username, body.password, client_ip(request), request.cookies.get(DEVICE_COOKIE)
+    )
     token = await platform.accounts.create_login(
         user, request.headers.get("user-agent"), client_ip(request)
     )
     _set_cookie(response, platform, token)
+    _set_device_cookie(response, platform, user)
     return AuthOut(user=UserOut.model_validate(user), token=token)
 
 
@@ -69,7 +91,9 @@ async def delete_me(
     login): each session's sandbox and terminals are stopped, then the rows are deleted."""
     account = await platform.accounts.get_user(user.user_id)
     try:
-        await platform.accounts.authenticate(account.username, body.password, client_ip(request))
+        await platform.accounts.authenticate(
+            account.username, body.password, client_ip(request), request.cookies.get(DEVICE_COOKIE)
+        )
     except NotAuthenticated as exc:  # signed in, but not this password: not a 401 (a new login)
         raise Forbidden("wrong password", code="wrong_password") from exc
     for sess in await platform.sessions.list_for(user.user_id):
