@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from coolcoding.api.security_headers import security_headers
 from coolcoding.errors import (
     Conflict,
     DatabaseUnavailable,
@@ -175,7 +176,13 @@ def install_error_handlers(app: FastAPI) -> None:
             log.warning("database unavailable: %s: %s", type(exc).__name__, exc)
             return await _domain(request, unavailable)
         log.exception("unhandled error", exc_info=exc)
-        return JSONResponse(error_body("internal_error", "internal server error"), status_code=500)
+        # Answered outside the middleware stack: add the headers SecurityHeaders would.
+        response = JSONResponse(
+            error_body("internal_error", "internal server error"), status_code=500
+        )
+        for name, value in security_headers(request.url.path):
+            response.headers[name.decode()] = value.decode()
+        return response
 
     # The driver's exceptions are handled inside the middleware stack (so responses still get the
     # security headers); anything else reaches the catch-all.
