@@ -231,6 +231,16 @@ def guarded_protocol(settings: Settings, open_file_limit: int) -> type[GuardedHt
     )
 
 
+def listen_backlog() -> int:
+    """The kernel's accept-queue maximum (net.core.somaxconn): under a connection flood a full
+    queue drops SYNs and a normal client waits seconds for the retransmission."""
+    try:
+        with open("/proc/sys/net/core/somaxconn") as f:
+            return max(2048, min(int(f.read()), 65535))
+    except (OSError, ValueError):
+        return 2048
+
+
 def uvicorn_options(settings: Settings, *, open_file_limit: int | None = None) -> dict[str, Any]:
     """Keyword arguments for ``uvicorn.run``/``uvicorn.Config`` shared by the CLI and the tests.
 
@@ -241,6 +251,7 @@ def uvicorn_options(settings: Settings, *, open_file_limit: int | None = None) -
     return {
         "http": guarded_protocol(settings, limit),
         "proxy_headers": False,
+        "backlog": listen_backlog(),
         "ws_max_size": 1 << 20,
         "ws_per_message_deflate": settings.ws_compression,
     }
