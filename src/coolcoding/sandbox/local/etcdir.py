@@ -16,7 +16,7 @@ import uuid
 from collections.abc import Iterable
 from pathlib import Path
 
-from coolcoding.sandbox.local import bwrap
+from coolcoding.sandbox.local import bwrap, netpolicy
 
 
 def _copy_host_entry(src: str, dst_root: Path) -> None:
@@ -54,6 +54,8 @@ def write_etc_dir(
     for src in wanted:
         if os.path.lexists(src):
             _copy_host_entry(src, tmp)
+    if network:
+        (tmp / "resolv.conf").write_bytes(netpolicy.resolv_conf())
     for mp in mount_points:
         if mp.startswith("/etc/"):
             point = tmp / mp.removeprefix("/etc/")

@@ -120,6 +120,17 @@ class LocalRuntime(Runtime):
             seccomp_program=self.seccomp_program,
         )
         sb.create_cgroup()
+        if spec.network:
+            try:
+                await sb.start_network(
+                    slirp_path=s.sandbox_slirp4netns_path,
+                    ip_path=s.sandbox_ip_path,
+                    allow=s.sandbox_network_allow,
+                    timeout_s=s.sandbox_start_timeout_s,
+                )
+            except BaseException:
+                await sb.stop()
+                raise
         return sb
 
     async def start(self, spec: SandboxSpec, state: dict[str, Any] | None = None) -> Sandbox:
