@@ -103,6 +103,11 @@ class Settings(BaseSettings):
     sandbox_ip_path: str = Field(
         default="/usr/sbin/ip", description="iproute2's ip: routes of a sandbox's network namespace"
     )
+    sandbox_etc_root: Path = Field(
+        default=Path("/dev/shm"),
+        description="A tmpfs where each sandbox's generated /etc is made (a private directory "
+        "per server): its path shows in the sandbox's /proc/self/mountinfo, the data dir's does not",
+    )
     sandbox_idle_timeout_s: int = 30 * 60
     sandbox_uid_base: int = 200_000
     sandbox_uid_count: int = 60_000

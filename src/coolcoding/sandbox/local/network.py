@@ -183,6 +183,7 @@ async def _read_one(fd: int, timeout_s: float) -> bytes:
     """One byte from ``fd`` (b"" at EOF or after ``timeout_s``), without blocking the loop."""
     loop = asyncio.get_running_loop()
     readable: asyncio.Future[None] = loop.create_future()
+
     def wake() -> None:
         if not readable.done():
             readable.set_result(None)
