@@ -100,9 +100,6 @@ class Settings(BaseSettings):
         default="/usr/bin/slirp4netns",
         description="User-mode NAT of network-enabled sandboxes (Debian: slirp4netns)",
     )
-    sandbox_ip_path: str = Field(
-        default="/usr/sbin/ip", description="iproute2's ip: routes of a sandbox's network namespace"
-    )
     sandbox_etc_root: Path = Field(
         default=Path("/dev/shm"),
         description="A tmpfs where each sandbox's generated /etc is made (a private directory "

@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import json
-from ipaddress import IPv4Network
+import struct
+from ipaddress import IPv4Address, IPv4Network
 
-from coolcoding.sandbox.local.netpolicy import (
-    blocked_networks,
-    host_networks_from_ip_json,
-    resolv_conf,
-    route_batch,
-)
+from coolcoding.sandbox.local.netpolicy import blocked_networks, host_networks, resolv_conf
+from coolcoding.sandbox.local.rtnetlink import parse_address, prohibit_route, split
 
 # slirp's 10.0.2.0/24 is cut out of 10/8 (its gateway and DNS are slirp's own).
 TEN_WITHOUT_SLIRP = [
@@ -48,22 +44,37 @@ def test_allow_list_cuts_exactly_its_networks_out() -> None:
     )
 
 
-def test_host_networks_from_ip_json() -> None:
-    text = json.dumps([
-        {"ifname": "lo", "addr_info": [{"family": "inet", "local": "127.0.0.1", "prefixlen": 8}]},
-        {"ifname": "eth0", "addr_info": [
-            {"family": "inet", "local": "192.0.2.2", "prefixlen": 24},
-            {"family": "inet6", "local": "fd00::2", "prefixlen": 64},
-        ]},
-        {"ifname": "vpn0", "addr_info": [{"family": "inet", "local": "8.8.8.1", "prefixlen": 1}]},
-    ])  # fmt: skip
-    assert names(host_networks_from_ip_json(text)) == [
+def test_host_networks_are_addresses_and_their_lans() -> None:
+    addresses = [
+        (IPv4Address("127.0.0.1"), 8),
+        (IPv4Address("192.0.2.2"), 24),
+        (IPv4Address("8.8.8.1"), 1),
+    ]
+    assert names(host_networks(addresses)) == [
         "127.0.0.1/32", "192.0.2.2/32", "192.0.2.0/24",
         "8.8.8.1/32",  # a /1 is not the host's LAN: only its address
     ]  # fmt: skip
 
 
-def test_route_batch_and_resolv_conf() -> None:
-    nets = [IPv4Network("10.0.0.0/23"), IPv4Network("224.0.0.0/3")]
-    assert route_batch(nets) == "route add prohibit 10.0.0.0/23\nroute add prohibit 224.0.0.0/3\n"
+def test_prohibit_route_message_is_what_ip_route_sends() -> None:
+    # ip route add prohibit 10.0.0.0/23: nlmsghdr (REQUEST|ACK|EXCL|CREATE), rtmsg (AF_INET,
+    # /23, main table, static, universe, RTN_PROHIBIT), RTA_DST.
+    msg = prohibit_route(IPv4Network("10.0.0.0/23"), seq=7)
+    assert msg == struct.pack("=IHHII", 36, 24, 0x605, 7, 0) + bytes(
+        [2, 23, 0, 0, 254, 4, 0, 8, 0, 0, 0, 0, 8, 0, 1, 0, 10, 0, 0, 0]
+    )
+    [(kind, seq, payload)] = list(split(msg))
+    assert (kind, seq, len(payload)) == (24, 7, 20)
+
+
+def test_address_attributes_are_parsed() -> None:
+    ifa = struct.pack("=BBBBI", 2, 24, 0, 0, 3)
+    attrs = struct.pack("=HH", 8, 1) + bytes([198, 51, 100, 1])  # IFA_ADDRESS (a peer)
+    attrs += struct.pack("=HH", 8, 2) + bytes([192, 0, 2, 2])  # IFA_LOCAL: ours
+    attrs += struct.pack("=HH", 9, 3) + b"eth0\x00" + b"\x00" * 3  # IFA_LABEL, padded to 4
+    assert parse_address(ifa + attrs) == (IPv4Address("192.0.2.2"), 24)
+    assert parse_address(struct.pack("=BBBBI", 10, 64, 0, 0, 3)) is None  # IPv6
+
+
+def test_resolv_conf_names_slirps_dns() -> None:
     assert resolv_conf().startswith(b"nameserver 10.0.2.3\n")

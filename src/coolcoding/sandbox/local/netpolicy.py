@@ -10,9 +10,8 @@ service bound to 0.0.0.0), the machines of its private networks, or a cloud meta
 from __future__ import annotations
 
 import ipaddress
-import json
 from collections.abc import Iterable, Sequence
-from ipaddress import IPv4Network
+from ipaddress import IPv4Address, IPv4Network
 
 # slirp4netns's default virtual network: the sandbox is 10.0.2.100, the gateway 10.0.2.2 (host
 # loopback, refused by --disable-host-loopback), the DNS forwarder 10.0.2.3. Never blocked: its
@@ -42,18 +41,14 @@ ALWAYS_BLOCKED: tuple[IPv4Network, ...] = tuple(
 MIN_LAN_PREFIX = 16
 
 
-def host_networks_from_ip_json(text: str) -> list[IPv4Network]:
-    """The host's own IPv4 addresses (/32) and the networks they are on, from ``ip -j -4 addr``."""
+def host_networks(addresses: Iterable[tuple[IPv4Address, int]]) -> list[IPv4Network]:
+    """The host's own IPv4 addresses (/32) and the networks they are on, from its interfaces'
+    (address, prefix length) pairs."""
     out: list[IPv4Network] = []
-    for link in json.loads(text or "[]"):
-        for info in link.get("addr_info", []):
-            if info.get("family") != "inet":
-                continue
-            address = ipaddress.IPv4Address(info["local"])
-            out.append(IPv4Network(address))
-            prefix = int(info.get("prefixlen", 32))
-            if prefix >= MIN_LAN_PREFIX:
-                out.append(IPv4Network(f"{address}/{prefix}", strict=False))
+    for address, prefix in addresses:
+        out.append(IPv4Network(address))
+        if prefix >= MIN_LAN_PREFIX:
+            out.append(IPv4Network(f"{address}/{prefix}", strict=False))
     return out
 
 
@@ -79,11 +74,6 @@ def blocked_networks(
     collapsed and sorted (deterministic: the unit test checks the whole list)."""
     wanted = [*ALWAYS_BLOCKED, *host_networks]
     return sorted(ipaddress.collapse_addresses(_subtract(wanted, [SLIRP_NETWORK, *allow])))
-
-
-def route_batch(blocked: Iterable[IPv4Network]) -> str:
-    """Input of ``ip -4 -batch -``: one ``prohibit`` route per blocked network."""
-    return "".join(f"route add prohibit {net}\n" for net in blocked)
 
 
 def resolv_conf() -> bytes:

@@ -20,17 +20,22 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
+import fcntl
 import os
+import socket
+import struct
 import subprocess
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from ipaddress import IPv4Network
 
 from coolcoding.sandbox.base import SandboxError
 from coolcoding.sandbox.local import netpolicy
 from coolcoding.sandbox.local.cgroups import Cgroup
+from coolcoding.sandbox.local.rtnetlink import NetlinkSocket
 
 CLONE_NEWNET = 0x40000000
+SIOCGIFFLAGS, SIOCSIFFLAGS, IFF_UP = 0x8913, 0x8914, 0x1
 _libc = ctypes.CDLL(None, use_errno=True)
 _USER_MESSAGE = "Network access is not available for this sandbox."
 
@@ -57,9 +62,30 @@ def _write_sysctl(path: str, value: str) -> None:
         os.close(fd)
 
 
-def _new_netns_in_thread() -> int:
-    """An fd of a new, empty network namespace (IPv6 off), made in a throw-away thread: unshare
-    moves only the calling thread, which then ends rather than run anything else in there."""
+def _loopback_up() -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        req = struct.pack("16sH14x", b"lo", 0)
+        flags = struct.unpack_from("16sH", fcntl.ioctl(s, SIOCGIFFLAGS, req))[1]
+        fcntl.ioctl(s, SIOCSIFFLAGS, struct.pack("16sH14x", b"lo", flags | IFF_UP))
+
+
+def _prepare_netns(blocked: Sequence[IPv4Network]) -> None:
+    """In the new namespace (the calling thread's): IPv6 off, lo up, the prohibit routes."""
+    # /proc/sys/net is the opening thread's namespace: this one's.
+    for scope in ("all", "default"):
+        _write_sysctl(f"/proc/sys/net/ipv6/conf/{scope}/disable_ipv6", "1")
+    _loopback_up()
+    nl = NetlinkSocket()
+    try:
+        nl.add_prohibit_routes(blocked)
+    finally:
+        nl.close()
+
+
+def _new_netns_in_thread(blocked: Sequence[IPv4Network]) -> int:
+    """An fd of a new network namespace, prepared (``_prepare_netns``) before anything can join
+    it, made in a throw-away thread: unshare moves only the calling thread, which then ends
+    rather than run anything else in there."""
     box: list[int | BaseException] = []
 
     def run() -> None:
@@ -67,9 +93,7 @@ def _new_netns_in_thread() -> int:
             _check(_libc.unshare(CLONE_NEWNET), "unshare(CLONE_NEWNET)")
             fd = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
             try:
-                # /proc/sys/net is the opening thread's namespace: this one's.
-                for scope in ("all", "default"):
-                    _write_sysctl(f"/proc/sys/net/ipv6/conf/{scope}/disable_ipv6", "1")
+                _prepare_netns(blocked)
             except BaseException:
                 os.close(fd)
                 raise
@@ -86,12 +110,13 @@ def _new_netns_in_thread() -> int:
     return result
 
 
-def host_networks(ip_path: str) -> list[IPv4Network]:
+def host_networks() -> list[IPv4Network]:
     """The host's own addresses and networks (from the server's, i.e. the host's, namespace)."""
-    out = subprocess.run(
-        [ip_path, "-j", "-4", "addr", "show"], capture_output=True, timeout=10, check=True
-    )
-    return netpolicy.host_networks_from_ip_json(out.stdout.decode())
+    nl = NetlinkSocket()
+    try:
+        return netpolicy.host_networks(nl.addresses())
+    finally:
+        nl.close()
 
 
 def _unavailable(detail: str) -> SandboxError:
@@ -111,32 +136,28 @@ class SandboxNetwork:
         cls,
         *,
         slirp_path: str,
-        ip_path: str,
         allow: Sequence[IPv4Network],
         cgroup: Cgroup,
         timeout_s: float,
     ) -> SandboxNetwork:
         """Fail closed: any missing tool or failed step raises ``SandboxError``."""
-        for tool, package in ((slirp_path, "slirp4netns"), (ip_path, "iproute2")):
-            if not os.access(tool, os.X_OK):
-                raise _unavailable(
-                    f"{tool} not found: install it (Debian: apt-get install {package}); "
-                    "network-enabled sandboxes need it"
-                )
+        if not os.access(slirp_path, os.X_OK):
+            raise _unavailable(
+                f"{slirp_path} not found: install it (Debian: apt-get install slirp4netns); "
+                "network-enabled sandboxes need it"
+            )
         if os.geteuid() != 0:
             raise _unavailable(
                 "network-enabled sandboxes need a root server: it creates each one's network "
                 "namespace in the initial user namespace"
             )
         try:
-            blocked = netpolicy.blocked_networks(await asyncio.to_thread(host_networks, ip_path),
-                                                 allow)  # fmt: skip
-            netns_fd = await asyncio.to_thread(_new_netns_in_thread)
-        except (OSError, subprocess.SubprocessError, ValueError) as e:
+            blocked = netpolicy.blocked_networks(await asyncio.to_thread(host_networks), allow)
+            # Routes first, then tap0: nothing is ever reachable without them.
+            netns_fd = await asyncio.to_thread(_new_netns_in_thread, blocked)
+        except (OSError, ValueError) as e:
             raise _unavailable(f"creating the network namespace: {e!r}") from e
         try:
-            # Routes first, then tap0: nothing is ever reachable without them.
-            await asyncio.to_thread(_add_routes, ip_path, netns_fd, blocked)
             slirp, exit_w = await _start_slirp(slirp_path, netns_fd, cgroup, timeout_s)
         except BaseException:
             os.close(netns_fd)
@@ -156,27 +177,6 @@ class SandboxNetwork:
         if self.netns_fd >= 0:
             os.close(self.netns_fd)
             self.netns_fd = -1
-
-
-def _in_netns(netns_fd: int) -> Callable[[], None]:
-    def preexec() -> None:
-        join(netns_fd)
-
-    return preexec
-
-
-def _add_routes(ip_path: str, netns_fd: int, blocked: Sequence[IPv4Network]) -> None:
-    # lo up too: slirp4netns --configure does it as well, but the routes must not depend on it.
-    batch = "link set lo up\n" + netpolicy.route_batch(blocked)
-    out = subprocess.run(
-        [ip_path, "-4", "-batch", "-"],
-        input=batch.encode(),
-        capture_output=True,
-        timeout=10,
-        preexec_fn=_in_netns(netns_fd),
-    )
-    if out.returncode != 0:
-        raise _unavailable(f"ip -batch failed: {out.stderr[-500:]!r}")
 
 
 async def _read_one(fd: int, timeout_s: float) -> bytes:
@@ -199,19 +199,32 @@ async def _read_one(fd: int, timeout_s: float) -> bytes:
 
 
 def _spawn(
-    argv: list[str], log_fd: int, pass_fds: tuple[int, ...], preexec: Callable[[], None]
+    argv: list[str], log_fd: int, pass_fds: tuple[int, ...], cgroup: Cgroup
 ) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
+    """No pre-exec function (which would make CPython fork instead of vfork, ~20 ms in a large
+    server): the cgroup is joined by pid right after; slirp4netns has nothing to account yet."""
+    proc = subprocess.Popen(
         argv,
         stdin=subprocess.DEVNULL,
         stdout=log_fd,
         stderr=log_fd,
         pass_fds=pass_fds,
-        preexec_fn=preexec,
         close_fds=True,
         env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"},
         cwd="/",
     )
+    try:
+        for path in cgroup.procs_files:  # accounted to (and killed with) the session
+            fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+            try:
+                os.write(fd, str(proc.pid).encode())
+            finally:
+                os.close(fd)
+    except OSError:
+        proc.kill()
+        proc.wait()
+        raise
+    return proc
 
 
 async def _start_slirp(
@@ -221,13 +234,6 @@ async def _start_slirp(
     ready_r, ready_w = os.pipe2(os.O_CLOEXEC)
     exit_r, exit_w = os.pipe2(os.O_CLOEXEC)
     log_fd = os.memfd_create("slirp4netns-log", os.MFD_CLOEXEC)
-    procs = [p.encode() for p in cgroup.procs_files]
-
-    def preexec() -> None:
-        for path in procs:  # accounted to (and killed with) the session
-            fd = os.open(path, os.O_WRONLY)
-            os.write(fd, b"0")
-            os.close(fd)
 
     argv = [
         slirp_path,
@@ -243,7 +249,7 @@ async def _start_slirp(
         "tap0",
     ]
     try:
-        slirp = _spawn(argv, log_fd, (ready_w, exit_r, netns_fd), preexec)
+        slirp = _spawn(argv, log_fd, (ready_w, exit_r, netns_fd), cgroup)
     except (OSError, subprocess.SubprocessError) as e:
         for fd in (ready_r, ready_w, exit_r, exit_w, log_fd):
             os.close(fd)

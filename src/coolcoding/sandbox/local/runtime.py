@@ -146,7 +146,6 @@ class LocalRuntime(Runtime):
             try:
                 await sb.start_network(
                     slirp_path=s.sandbox_slirp4netns_path,
-                    ip_path=s.sandbox_ip_path,
                     allow=s.sandbox_network_allow,
                     timeout_s=s.sandbox_start_timeout_s,
                 )

@@ -101,7 +101,7 @@ class LocalSandbox(Sandbox):
         return self._cgroups.create(f"{self.cgroup_name}/{kind}-{next(self._counter)}", limits)
 
     async def start_network(
-        self, *, slirp_path: str, ip_path: str, allow: Sequence[IPv4Network], timeout_s: float
+        self, *, slirp_path: str, allow: Sequence[IPv4Network], timeout_s: float
     ) -> None:
         """Create the sandbox's network namespace (network.py); before any process starts."""
         if self.network is not None:
@@ -109,9 +109,8 @@ class LocalSandbox(Sandbox):
         leaf = self.new_leaf("net", CgroupLimits())
         try:
             self.network = await network.SandboxNetwork.create(
-                slirp_path=slirp_path, ip_path=ip_path, allow=allow, cgroup=leaf,
-                timeout_s=timeout_s,
-            )  # fmt: skip
+                slirp_path=slirp_path, allow=allow, cgroup=leaf, timeout_s=timeout_s
+            )
         except BaseException:
             await asyncio.to_thread(leaf.remove)
             raise
