@@ -18,18 +18,22 @@ import subprocess
 import textwrap
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
 from coolcoding.sandbox.base import ExecLimits
 from coolcoding.sandbox.local.runtime import LocalRuntime
 from coolcoding.sandbox.local.sandbox import LocalSandbox
+from tests.conftest import register_user, searchable, start_live_server
 from tests.integration.conftest_sandbox import (  # noqa: F401 (fixtures)
     make_runtime,
     new_spec,
     requires_sandbox,
     runtime,
 )
+from tests.sandbox_helpers import Term
 
 pytestmark = [pytest.mark.sandbox, requires_sandbox]
 
@@ -275,3 +279,25 @@ async def test_slirp_dies_with_the_sandbox(runtime: LocalRuntime) -> None:
     assert os.path.exists(f"/proc/{pid}")
     await runtime.stop(sb.spec.session_uuid)
     assert not os.path.exists(f"/proc/{pid}")
+
+
+async def test_network_session_through_the_api_cannot_reach_the_api(tmp_path: Path) -> None:
+    """The whole path: a session created with ``network_enabled`` over HTTP, its terminal."""
+    server, stop = start_live_server("sqlite", searchable(tmp_path))
+    try:
+        u = register_user(server)
+        sid = u.new_session(network_enabled=True)
+        port = urlsplit(server.base_url).port
+        t = await Term.open(server, u, sid)
+        code = (
+            "import errno, socket\n"
+            "try: socket.create_connection(('127.0.0.1', PORT), 3); r = 'ok'\n"
+            "except OSError as e: r = errno.errorcode[e.errno]\n"
+            "print('RES' + 'ULT=' + r)\n"
+        ).replace("PORT", str(port))
+        _, out = await t.run(f'python3 -c "{code}"; ip -o link | grep -c tap0')
+        assert b"RESULT=ECONNREFUSED" in out, out
+        assert host_can_connect("127.0.0.1", port or 0)  # control: the API is up, on the host
+        await t.close()
+    finally:
+        stop()
