@@ -9,12 +9,15 @@ namespaces of its own (``ip netns`` + veth) with private and link-local addresse
 # ruff: noqa: F811 (pytest fixtures imported from conftest_sandbox, then requested by name)
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import json
 import os
 import secrets
+import shutil
 import socket
 import subprocess
+import sys
 import textwrap
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -301,3 +304,48 @@ async def test_network_session_through_the_api_cannot_reach_the_api(tmp_path: Pa
         await t.close()
     finally:
         stop()
+
+
+SERVER_WITH_A_NETWORK_SANDBOX = textwrap.dedent("""\
+    import asyncio, sys, uuid
+    from pathlib import Path
+    from coolcoding.sandbox.base import SandboxSpec
+    from coolcoding.sandbox.local.runtime import LocalRuntime
+    from coolcoding.settings import Settings
+
+    async def main():
+        rt = LocalRuntime(Settings(data_dir=Path(sys.argv[1]), sandbox_cgroup_parent=sys.argv[2],
+                                   sandbox_pool_size=0))
+        sb = await rt.start(SandboxSpec(session_uuid=str(uuid.uuid4()), network=True))
+        print(sb.network.slirp.pid, rt.etc_root, flush=True)
+        await asyncio.sleep(600)
+
+    asyncio.run(main())
+""")
+
+
+async def test_slirp_exits_when_the_server_is_killed(tmp_path: Path) -> None:
+    """SIGKILL of the server: slirp4netns sees its --exit-fd close and exits, not orphaned."""
+    searchable(tmp_path)
+    parent = f"coolcoding-test-{secrets.token_hex(6)}"
+    server = subprocess.Popen(
+        [sys.executable, "-c", SERVER_WITH_A_NETWORK_SANDBOX, str(tmp_path), parent],
+        stdout=subprocess.PIPE,
+    )
+    assert server.stdout is not None
+    pid_text, etc_root = server.stdout.readline().decode().split()
+    slirp = int(pid_text)
+    try:
+        assert Path(f"/proc/{slirp}/cmdline").read_bytes().startswith(b"/usr/bin/slirp4netns")
+        server.kill()
+        server.wait()
+        for _ in range(100):  # its exit is an event to wait for, not a time to measure
+            if not os.path.exists(f"/proc/{slirp}"):
+                break
+            await asyncio.sleep(0.1)
+        assert not os.path.exists(f"/proc/{slirp}")
+    finally:
+        server.kill()
+        async with make_runtime(sandbox_cgroup_parent=parent) as rt:
+            await rt.cleanup_orphans()  # the killed server's cgroups
+        shutil.rmtree(etc_root, ignore_errors=True)
