@@ -10,6 +10,7 @@ namespaces of its own (``ip netns`` + veth) with private and link-local addresse
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import json
 import os
@@ -26,7 +27,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from coolcoding.sandbox.base import ExecLimits
+from coolcoding.sandbox.base import ExecLimits, SandboxError
 from coolcoding.sandbox.local.runtime import LocalRuntime
 from coolcoding.sandbox.local.sandbox import LocalSandbox
 from tests.conftest import register_user, searchable, start_live_server
@@ -324,6 +325,20 @@ SERVER_WITH_A_NETWORK_SANDBOX = textwrap.dedent("""\
 """)
 
 
+def running(pid: int) -> bool:
+    """Alive, not a zombie (this test process may be its subreaper: see process.py); a zombie
+    is reaped here when it is ours."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    if state != "Z":
+        return True
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)
+    return False
+
+
 async def test_slirp_exits_when_the_server_is_killed(tmp_path: Path) -> None:
     """SIGKILL of the server: slirp4netns sees its --exit-fd close and exits, not orphaned."""
     searchable(tmp_path)
@@ -340,12 +355,25 @@ async def test_slirp_exits_when_the_server_is_killed(tmp_path: Path) -> None:
         server.kill()
         server.wait()
         for _ in range(100):  # its exit is an event to wait for, not a time to measure
-            if not os.path.exists(f"/proc/{slirp}"):
+            if not running(slirp):
                 break
             await asyncio.sleep(0.1)
-        assert not os.path.exists(f"/proc/{slirp}")
+        assert not running(slirp)
     finally:
         server.kill()
         async with make_runtime(sandbox_cgroup_parent=parent) as rt:
             await rt.cleanup_orphans()  # the killed server's cgroups
         shutil.rmtree(etc_root, ignore_errors=True)
+
+
+@pytest.mark.parametrize("slirp", ["/nonexistent/slirp4netns", "/bin/false"])
+async def test_without_a_working_nat_a_network_sandbox_does_not_start(slirp: str) -> None:
+    """Fail closed: a missing or failing slirp4netns is an error, never the host's network."""
+    async with make_runtime(sandbox_slirp4netns_path=slirp) as rt:
+        spec = new_spec(network=True)
+        with pytest.raises(SandboxError) as caught:
+            await rt.start(spec)
+        assert caught.value.reason == "network_unavailable"
+        assert "slirp4netns" in caught.value.log_message
+        assert rt.poll(spec.session_uuid) == 0  # not running
+        assert rt.host.cgroups.leftovers() == []  # its cgroups are gone

@@ -164,19 +164,21 @@ class SandboxNetwork:
             raise
         return cls(netns_fd, slirp, exit_w)
 
-    def close(self) -> None:
+    async def close(self) -> None:
         """Kill slirp4netns (closing its exit fd alone would do; SIGKILL does not wait for it),
-        reap it, and drop the namespace's last reference held by the server."""
+        drop the namespace's reference held by the server, then reap slirp4netns. The fds are
+        closed on the event loop's thread, which also spawns: no spawn can see a closed (or
+        reused) namespace fd number."""
+        if self.netns_fd >= 0:
+            os.close(self.netns_fd)
+            self.netns_fd = -1
         if self._exit_w >= 0:
             os.close(self._exit_w)
             self._exit_w = -1
             with contextlib.suppress(ProcessLookupError):
                 self.slirp.kill()
             with contextlib.suppress(subprocess.TimeoutExpired):
-                self.slirp.wait(timeout=5)
-        if self.netns_fd >= 0:
-            os.close(self.netns_fd)
-            self.netns_fd = -1
+                await asyncio.to_thread(self.slirp.wait, 5)
 
 
 async def _read_one(fd: int, timeout_s: float) -> bytes:
@@ -256,17 +258,18 @@ async def _start_slirp(
         raise _unavailable(f"starting slirp4netns: {e!r}") from e
     os.close(ready_w)
     os.close(exit_r)
+    ok = b""
     try:
         ok = await _read_one(ready_r, timeout_s)
     finally:
         os.close(ready_r)
-    if ok != b"1":
-        os.close(exit_w)
-        slirp.kill()
-        await asyncio.to_thread(slirp.wait)
-        os.lseek(log_fd, 0, os.SEEK_SET)
-        log = os.read(log_fd, 2000)
+        if ok != b"1":  # not ready, timed out or cancelled: nothing may stay behind
+            os.close(exit_w)
+            slirp.kill()
+            slirp.wait()  # SIGKILLed: immediate
+            os.lseek(log_fd, 0, os.SEEK_SET)
+            log = os.read(log_fd, 2000)
         os.close(log_fd)
+    if ok != b"1":
         raise _unavailable(f"slirp4netns did not come up: {log!r}")
-    os.close(log_fd)
     return slirp, exit_w

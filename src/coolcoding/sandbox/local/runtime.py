@@ -46,13 +46,31 @@ def _chown_tree(root: Path, uid: int, gid: int) -> None:
     os.chown(root, uid, gid, follow_symlinks=False)
 
 
+def _remove_dead_etc_roots(tmpfs_dir: Path) -> None:
+    """Remove the /etc dirs of server processes that are gone (killed, or never shut down)."""
+    with contextlib.suppress(OSError):
+        for entry in os.scandir(tmpfs_dir):
+            parts = entry.name.split("-")
+            if len(parts) != 4 or parts[:2] != ["cc", "etc"] or not parts[2].isdigit():
+                continue
+            if entry.stat(follow_symlinks=False).st_uid != os.geteuid():
+                continue
+            try:
+                os.kill(int(parts[2]), 0)
+            except ProcessLookupError:
+                shutil.rmtree(entry.path, ignore_errors=True)
+            except PermissionError:
+                continue
+
+
 def make_etc_root(tmpfs_dir: Path, state_dir: Path) -> Path:
     """A private directory for this runtime's generated /etc dirs, in a tmpfs (default
     /dev/shm): the path of a bind mount's source, relative to its file system, shows in the
     sandbox's /proc/self/mountinfo, and in a tmpfs that is ``/cc-etc-<random>/<name>``, not the
     host's data dir. Falls back to the state dir when ``tmpfs_dir`` is unusable."""
+    _remove_dead_etc_roots(tmpfs_dir)
     try:
-        path = Path(tempfile.mkdtemp(prefix="cc-etc-", dir=tmpfs_dir))
+        path = Path(tempfile.mkdtemp(prefix=f"cc-etc-{os.getpid()}-", dir=tmpfs_dir))
     except OSError as e:
         log.warning("sandbox /etc dirs under %s (%s is not usable: %s)", state_dir, tmpfs_dir, e)
         state_dir.mkdir(mode=0o711, parents=True, exist_ok=True)

@@ -365,5 +365,5 @@ class LocalSandbox(Sandbox):
         if self._cleanups:
             await asyncio.gather(*self._cleanups, return_exceptions=True)
         if self.network is not None:
-            await asyncio.to_thread(self.network.close)
+            await self.network.close()
         await asyncio.to_thread(self.cgroup.remove)
