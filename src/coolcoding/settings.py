@@ -7,6 +7,7 @@ Every user-facing limit lives here with its default and is documented in README.
 from __future__ import annotations
 
 from functools import lru_cache
+from ipaddress import IPv4Network
 from pathlib import Path
 from typing import Literal
 
@@ -130,6 +131,21 @@ class Settings(BaseSettings):
     sandbox_cpus: float = 1.0
     sandbox_network: bool = Field(
         default=False, description="Default for new sessions: allow network"
+    )
+    sandbox_network_allow: list[IPv4Network] = Field(
+        default_factory=list,
+        description="IPv4 networks a network-enabled sandbox may reach although they are blocked "
+        "(private ranges, link-local, the host's own addresses and networks), as a JSON list "
+        'of CIDRs, e.g. ["10.20.0.0/16"]',
+    )
+    sandbox_slirp4netns_path: str = Field(
+        default="/usr/bin/slirp4netns",
+        description="User-mode NAT of network-enabled sandboxes (Debian: slirp4netns)",
+    )
+    sandbox_etc_root: Path = Field(
+        default=Path("/dev/shm"),
+        description="A tmpfs where each sandbox's generated /etc is made (a private directory "
+        "per server): its path shows in the sandbox's /proc/self/mountinfo, the data dir's does not",
     )
     sandbox_idle_timeout_s: int = 30 * 60
     sandbox_uid_base: int = 200_000

@@ -65,7 +65,9 @@ def test_exec_argv_is_isolated_without_network() -> None:
     ]  # fmt: skip
 
 
-def test_terminal_argv_shares_network_only_when_enabled_and_keeps_the_pty() -> None:
+def test_terminal_argv_keeps_the_joined_netns_only_when_enabled_and_keeps_the_pty() -> None:
+    """``network=True``: the pre-exec joined the sandbox's own network namespace (network.py),
+    so bwrap must not unshare it; never the host's (LocalSandbox refuses to spawn without)."""
     cfg = config(
         network=True,
         new_session=False,

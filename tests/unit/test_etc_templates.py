@@ -7,6 +7,7 @@ from pathlib import Path
 
 from coolcoding.sandbox.local.environment import detect_host_layout
 from coolcoding.sandbox.local.etcdir import EtcTemplates, write_etc_dir
+from coolcoding.sandbox.local.runtime import make_etc_root
 
 
 def tree(root: Path) -> dict[str, tuple[int, str | bytes | None]]:
@@ -46,3 +47,15 @@ def test_network_sandboxes_get_their_own_template(tmp_path: Path) -> None:
     templates.write(tmp_path / "a" / "etc", uid=1, gid=1, network=False)
     templates.write(tmp_path / "b" / "etc", uid=1, gid=1, network=True)
     assert len(templates.in_use()) == 2
+
+
+def test_etc_root_is_private_and_dead_servers_roots_are_removed(tmp_path: Path) -> None:
+    dead = tmp_path / "cc-etc-999999999-abc"  # above any pid_max: no such process
+    alive = tmp_path / f"cc-etc-{os.getpid()}-def"
+    other = tmp_path / "cc-etc-notes"
+    for d in (dead, alive, other):
+        d.mkdir()
+    root = make_etc_root(tmp_path, tmp_path / "state")
+    assert root.parent == tmp_path and root.name.startswith(f"cc-etc-{os.getpid()}-")
+    assert root.stat().st_mode & 0o777 == 0o711
+    assert not dead.exists() and alive.exists() and other.exists()

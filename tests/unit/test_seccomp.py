@@ -17,9 +17,10 @@ UNISTD = Path("/usr/include/x86_64-linux-gnu/asm/unistd_64.h")
 AUDIT_ARCH_I386 = 0x40000003
 
 
-def run_bpf(prog: bytes, nr: int, arch: int) -> int:
-    """The return value of ``prog`` for seccomp_data(nr, arch): the opcodes seccomp.py emits."""
-    data = struct.pack("<iI", nr, arch) + bytes(56)
+def run_bpf(prog: bytes, nr: int, arch: int, arg0: int = 0) -> int:
+    """The return value of ``prog`` for seccomp_data(nr, arch, args[0]): the opcodes seccomp.py
+    emits."""
+    data = struct.pack("<iIQQ", nr, arch, 0, arg0) + bytes(40)
     insns = [struct.unpack_from("<HBBI", prog, off) for off in range(0, len(prog), 8)]
     acc, pc = 0, 0
     while True:
@@ -57,6 +58,17 @@ def test_each_syscall_gets_its_action() -> None:
     # i386 (int 0x80) uses another table entirely: the process is killed.
     assert run_bpf(prog, 250, AUDIT_ARCH_I386) == seccomp.RET_KILL_PROCESS
     assert run_bpf(prog, 39, AUDIT_ARCH_I386) == seccomp.RET_KILL_PROCESS
+
+
+def test_packet_sockets_are_refused_and_other_sockets_allowed() -> None:
+    prog = seccomp.program()
+    assert prog is not None
+    arch, nr = seccomp.AUDIT_ARCH_X86_64, seccomp.SOCKET_X86_64
+    assert run_bpf(prog, nr, arch, arg0=17) == seccomp.RET_ERRNO | errno.EPERM  # AF_PACKET
+    assert run_bpf(prog, nr, arch, arg0=(1 << 32) | 17) == seccomp.RET_ERRNO | errno.EPERM
+    for family in (1, 2, 10, 16):  # AF_UNIX, AF_INET, AF_INET6, AF_NETLINK
+        assert run_bpf(prog, nr, arch, arg0=family) == seccomp.RET_ALLOW, family
+    assert run_bpf(prog, 0, arch, arg0=17) == seccomp.RET_ALLOW  # read(17, ...): not socket()
 
 
 def test_everyday_calls_are_allowed() -> None:

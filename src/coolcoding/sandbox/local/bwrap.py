@@ -34,11 +34,11 @@ ETC_FROM_HOST: tuple[str, ...] = (
     "/etc/services",
     "/etc/ssl/openssl.cnf",  # OpenSSL's config (python's ssl module loads it); no keys in it
 )
-# Only with network access: CA certificates for HTTPS and the host's resolver configuration.
+# Only with network access: CA certificates for HTTPS. (resolv.conf is generated: the sandbox
+# asks slirp4netns's DNS forwarder, see netpolicy.py, never the host's resolver directly.)
 ETC_FROM_HOST_NETWORK: tuple[str, ...] = (
     "/etc/ssl/certs",
     "/etc/ca-certificates.conf",
-    "/etc/resolv.conf",
     "/etc/gai.conf",
 )
 
@@ -73,6 +73,7 @@ class BwrapConfig:
     # O_PATH fd of the sandbox's generated /etc directory (see etcdir.py): one bind mount instead
     # of one per file keeps the start cheap (each bind costs a mount + a read-only remount).
     etc_fd: int
+    # True only when the spawning pre-exec joined the sandbox's own network namespace.
     network: bool = False
     # exec: a new session, so the program has no controlling terminal and cannot TIOCSTI into
     # anything. Terminals: False, because the server's pre-exec already made the PTY the
@@ -98,7 +99,10 @@ def build_bwrap_argv(bwrap: str, cfg: BwrapConfig, command: Sequence[str]) -> li
     # itself (never to 0): an unprivileged host uid stays unprivileged on every host file.
     a += ["--unshare-all"]
     if cfg.network:
-        a += ["--share-net"]  # the session opted into network access
+        # The session opted into network access: the pre-exec already joined the sandbox's own
+        # network namespace (network.py: user-mode NAT, no route to the host or private
+        # ranges), which bwrap keeps. Never the host's namespace.
+        a += ["--share-net"]
     # Explicit on top of --unshare-all (fail closed if bwrap's defaults ever change; bwrap
     # insists on an explicit --unshare-user for --disable-userns).
     a += ["--unshare-user", "--unshare-pid", "--die-with-parent"]

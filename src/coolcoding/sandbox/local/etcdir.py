@@ -16,7 +16,7 @@ import uuid
 from collections.abc import Iterable
 from pathlib import Path
 
-from coolcoding.sandbox.local import bwrap
+from coolcoding.sandbox.local import bwrap, netpolicy
 
 
 def _copy_host_entry(src: str, dst_root: Path) -> None:
@@ -39,9 +39,12 @@ def write_etc_dir(
     network: bool,
     layout: bwrap.HostLayout,
     mount_points: Iterable[str] = (),
+    copies: Iterable[tuple[str, str]] = (),
 ) -> None:
     """(Re)create ``target`` as the sandbox's /etc. ``mount_points``: sandbox paths under /etc
-    that ``extra_ro_binds`` will mount over (created empty here, as /etc is read-only inside)."""
+    that ``extra_ro_binds`` will mount over (created empty here, as /etc is read-only inside).
+    ``copies``: (host file, sandbox path under /etc) pairs copied in: a copy, unlike a bind,
+    does not show the host file's path in the sandbox's /proc/self/mountinfo."""
     tmp = target.with_name(target.name + ".new")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(mode=0o755, parents=True)
@@ -54,6 +57,12 @@ def write_etc_dir(
     for src in wanted:
         if os.path.lexists(src):
             _copy_host_entry(src, tmp)
+    if network:
+        (tmp / "resolv.conf").write_bytes(netpolicy.resolv_conf())
+    for host_file, sandbox_path in copies:
+        dst = tmp / sandbox_path.removeprefix("/etc/")
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(host_file, dst)
     for mp in mount_points:
         if mp.startswith("/etc/"):
             point = tmp / mp.removeprefix("/etc/")
@@ -70,6 +79,7 @@ def write_etc_dir(
     os.replace(tmp, target)
 
 
+_Key = tuple[bool, tuple[str, ...], tuple[tuple[str, str], ...]]
 # Generated per sandbox (they name its uid); everything else is hard-linked from a template.
 PER_SANDBOX = ("passwd", "group")
 
@@ -90,11 +100,16 @@ class EtcTemplates:
         self.layout = layout
         self.ttl_s = ttl_s
         self._lock = threading.Lock()
-        self._built: dict[tuple[bool, tuple[str, ...]], tuple[Path, float]] = {}
-        self._retired: dict[tuple[bool, tuple[str, ...]], Path] = {}
+        self._built: dict[_Key, tuple[Path, float]] = {}
+        self._retired: dict[_Key, Path] = {}
 
-    def _template(self, network: bool, mount_points: tuple[str, ...]) -> Path:
-        key = (network, mount_points)
+    def _template(
+        self,
+        network: bool,
+        mount_points: tuple[str, ...],
+        copies: tuple[tuple[str, str], ...] = (),
+    ) -> Path:
+        key = (network, mount_points, copies)
         with self._lock:
             found = self._built.get(key)
             if found is not None and time.monotonic() - found[1] < self.ttl_s:
@@ -102,7 +117,7 @@ class EtcTemplates:
             self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
             path = self.root / f"etc-{uuid.uuid4().hex}"  # unique: runtimes may share a root
             write_etc_dir(path, uid=0, gid=0, network=network, layout=self.layout,
-                          mount_points=mount_points)  # fmt: skip
+                          mount_points=mount_points, copies=copies)  # fmt: skip
             self._built[key] = (path, time.monotonic())
             # Clones keep their inodes, but one may still be copying from the old template in
             # another thread: it goes at the next rebuild, a TTL later.
@@ -120,18 +135,26 @@ class EtcTemplates:
             return built | {path.name for path in self._retired.values()}
 
     def write(
-        self, target: Path, *, uid: int, gid: int, network: bool, mount_points: Iterable[str] = ()
+        self,
+        target: Path,
+        *,
+        uid: int,
+        gid: int,
+        network: bool,
+        mount_points: Iterable[str] = (),
+        copies: Iterable[tuple[str, str]] = (),
     ) -> None:
         """(Re)create ``target`` like ``write_etc_dir`` would."""
         points = tuple(sorted(mount_points))
-        template = self._template(network, points)
+        copied = tuple(sorted(copies))
+        template = self._template(network, points, copied)
         try:
             self._clone(template, target, uid, gid)
         except OSError as e:
             if e.errno != errno.EXDEV:  # another file system than the templates': copy
                 raise
             write_etc_dir(target, uid=uid, gid=gid, network=network, layout=self.layout,
-                          mount_points=points)  # fmt: skip
+                          mount_points=points, copies=copied)  # fmt: skip
 
     @staticmethod
     def _clone(template: Path, target: Path, uid: int, gid: int) -> None:

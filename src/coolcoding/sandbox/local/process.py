@@ -81,7 +81,10 @@ def make_preexec(
     rlimits: Sequence[tuple[int, tuple[int, int]]],
     *,
     controlling_tty: bool,
+    join_netns: Callable[[], None] | None = None,
 ) -> Callable[[], None]:
+    """``join_netns``: enter the sandbox's own network namespace (network.py), which needs the
+    server's privileges, so it runs before they are dropped."""
     procs = [p.encode() for p in procs_files]
     limits = list(rlimits)
     uid, gid, drop = creds.uid, creds.gid, creds.drop
@@ -96,6 +99,8 @@ def make_preexec(
         if controlling_tty:
             # start_new_session=True already made us a session leader; fd 0 is the PTY slave.
             fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+        if join_netns is not None:
+            join_netns()
         if drop:
             os.setgroups([])
             os.setresgid(gid, gid, gid)

@@ -19,6 +19,7 @@ import logging
 import os
 import re
 import shutil
+import tempfile
 import uuid
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
@@ -45,6 +46,39 @@ def _chown_tree(root: Path, uid: int, gid: int) -> None:
     os.chown(root, uid, gid, follow_symlinks=False)
 
 
+def _remove_dead_etc_roots(tmpfs_dir: Path) -> None:
+    """Remove the /etc dirs of server processes that are gone (killed, or never shut down)."""
+    with contextlib.suppress(OSError):
+        for entry in os.scandir(tmpfs_dir):
+            parts = entry.name.split("-")
+            if len(parts) != 4 or parts[:2] != ["cc", "etc"] or not parts[2].isdigit():
+                continue
+            if entry.stat(follow_symlinks=False).st_uid != os.geteuid():
+                continue
+            try:
+                os.kill(int(parts[2]), 0)
+            except ProcessLookupError:
+                shutil.rmtree(entry.path, ignore_errors=True)
+            except PermissionError:
+                continue
+
+
+def make_etc_root(tmpfs_dir: Path, state_dir: Path) -> Path:
+    """A private directory for this runtime's generated /etc dirs, in a tmpfs (default
+    /dev/shm): the path of a bind mount's source, relative to its file system, shows in the
+    sandbox's /proc/self/mountinfo, and in a tmpfs that is ``/cc-etc-<random>/<name>``, not the
+    host's data dir. Falls back to the state dir when ``tmpfs_dir`` is unusable."""
+    _remove_dead_etc_roots(tmpfs_dir)
+    try:
+        path = Path(tempfile.mkdtemp(prefix=f"cc-etc-{os.getpid()}-", dir=tmpfs_dir))
+    except OSError as e:
+        log.warning("sandbox /etc dirs under %s (%s is not usable: %s)", state_dir, tmpfs_dir, e)
+        state_dir.mkdir(mode=0o711, parents=True, exist_ok=True)
+        path = Path(tempfile.mkdtemp(prefix="etc-", dir=state_dir))
+    os.chmod(path, 0o711)  # noqa: S103 (search only: bwrap resolves it as the sandbox uid)
+    return path
+
+
 class LocalRuntime(Runtime):
     def __init__(
         self,
@@ -66,7 +100,8 @@ class LocalRuntime(Runtime):
         self._live_ephemeral: set[str] = set()  # names cleanup_orphans must not touch
         self._jobs: set[str] = set()  # ephemeral sandboxes a job holds (the others: the pool's)
         self._removals: set[asyncio.Task[None]] = set()  # ephemeral directories being deleted
-        self._etc = EtcTemplates(self.state_dir / "etc-templates", self.host.layout)
+        self.etc_root = make_etc_root(settings.sandbox_etc_root, self.state_dir)
+        self._etc = EtcTemplates(self.etc_root / "templates", self.host.layout)
         self.seccomp_program = seccomp.program() if settings.sandbox_seccomp else None
         if settings.sandbox_seccomp and self.seccomp_program is None:
             log.warning("no seccomp syscall table for this architecture: sandboxes run without one")
@@ -83,6 +118,10 @@ class LocalRuntime(Runtime):
         s = self.settings
         creds = credentials_for(spec.session_uuid, s.sandbox_uid_base, s.sandbox_uid_count)
         binds = {**self.extra_ro_binds, **spec.extra_ro_binds}
+        # Files for /etc are copied into the generated /etc, not bound: a bind would show the
+        # host path (e.g. the server's source tree) in the sandbox's /proc/self/mountinfo.
+        copies = [(host, target) for host, target in binds.items() if target.startswith("/etc/")]
+        binds = {host: target for host, target in binds.items() if not target.startswith("/etc/")}
 
         def prepare() -> None:
             workspace.parent.mkdir(mode=0o711, parents=True, exist_ok=True)
@@ -97,6 +136,7 @@ class LocalRuntime(Runtime):
                 gid=creds.gid,
                 network=spec.network,
                 mount_points=binds.values(),
+                copies=copies,
             )
 
         # Not to_thread: a cancelled caller (e.g. a pool refill when its loop ends) must wait
@@ -120,6 +160,16 @@ class LocalRuntime(Runtime):
             seccomp_program=self.seccomp_program,
         )
         sb.create_cgroup()
+        if spec.network:
+            try:
+                await sb.start_network(
+                    slirp_path=s.sandbox_slirp4netns_path,
+                    allow=s.sandbox_network_allow,
+                    timeout_s=s.sandbox_start_timeout_s,
+                )
+            except BaseException:
+                await sb.stop()
+                raise
         return sb
 
     async def start(self, spec: SandboxSpec, state: dict[str, Any] | None = None) -> Sandbox:
@@ -131,7 +181,7 @@ class LocalRuntime(Runtime):
             if sb is not None:  # limits or network changed: apply to the running sandbox
                 await sb.stop()
             workspace = self.settings.workspaces_dir / spec.session_uuid
-            sb = await self._make(spec, workspace, self.state_dir / spec.session_uuid / "etc")
+            sb = await self._make(spec, workspace, self.etc_root / spec.session_uuid)
             self._sandboxes[spec.session_uuid] = sb
             if self._watcher is None and self.settings.sandbox_disk_check_interval_s > 0:
                 self._watcher = asyncio.get_running_loop().create_task(self._watch_disk())
@@ -142,6 +192,7 @@ class LocalRuntime(Runtime):
         sb = self._sandboxes.pop(session_uuid, None)
         if sb is not None:
             await sb.stop()
+            await asyncio.to_thread(shutil.rmtree, sb.etc_dir, True)
         else:  # e.g. started by a previous server process
             await asyncio.to_thread(self.host.cgroups.group(session_uuid).remove)
 
@@ -174,10 +225,11 @@ class LocalRuntime(Runtime):
         root = self._ephemeral_root(spec.session_uuid)
         self._live_ephemeral.add(spec.session_uuid)
         try:
-            return await self._make(spec, root / "workspace", root / "etc")
+            return await self._make(spec, root / "workspace", self.etc_root / spec.session_uuid)
         except BaseException:
             await asyncio.to_thread(self.host.cgroups.group(spec.session_uuid).remove)
             await asyncio.to_thread(shutil.rmtree, root, True)
+            await asyncio.to_thread(shutil.rmtree, self.etc_root / spec.session_uuid, True)
             self._live_ephemeral.discard(spec.session_uuid)
             raise
 
@@ -196,6 +248,7 @@ class LocalRuntime(Runtime):
         deleted in the background (its /etc alone is ~400 entries: ~15 ms of unlinks)."""
         name = sb.spec.session_uuid
         await sb.stop()
+        await asyncio.to_thread(shutil.rmtree, sb.etc_dir, True)
         trash = self.state_dir / "ephemeral-trash"
         try:
             trash.mkdir(mode=0o700, exist_ok=True)
@@ -217,6 +270,7 @@ class LocalRuntime(Runtime):
             sb.warm = None
         sb.cgroup.remove()
         shutil.rmtree(self._ephemeral_root(sb.spec.session_uuid), ignore_errors=True)
+        shutil.rmtree(sb.etc_dir, ignore_errors=True)
         self._live_ephemeral.discard(sb.spec.session_uuid)
 
     def pool_names(self) -> set[str]:
@@ -286,6 +340,7 @@ class LocalRuntime(Runtime):
         # A server with its own cgroup parent (tests, benchmarks) leaves nothing behind.
         await self.cleanup_orphans()
         await asyncio.to_thread(self.host.cgroups.remove_parent)
+        await asyncio.to_thread(shutil.rmtree, self.etc_root, True)
 
     async def cleanup_orphans(self) -> int:
         count = 0
@@ -302,7 +357,10 @@ class LocalRuntime(Runtime):
                 if entry not in self._live_ephemeral:
                     await asyncio.to_thread(shutil.rmtree, eph / entry, True)
         await asyncio.to_thread(shutil.rmtree, self.state_dir / "ephemeral-trash", True)
-        templates = self.state_dir / "etc-templates"
+        for entry in os.listdir(self.etc_root) if self.etc_root.is_dir() else ():
+            if entry not in {"templates", *self._sandboxes, *self._live_ephemeral}:
+                await asyncio.to_thread(shutil.rmtree, self.etc_root / entry, True)
+        templates = self.etc_root / "templates"
         if templates.is_dir():
             for entry in set(os.listdir(templates)) - self._etc.in_use():
                 await asyncio.to_thread(shutil.rmtree, templates / entry, True)

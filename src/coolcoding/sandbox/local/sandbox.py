@@ -12,8 +12,9 @@ import contextlib
 import itertools
 import logging
 import os
-from collections.abc import AsyncIterator, Coroutine, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequence
 from contextlib import asynccontextmanager
+from ipaddress import IPv4Network
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,7 @@ from coolcoding.sandbox.base import (
     SandboxSpec,
     Terminal,
 )
-from coolcoding.sandbox.local import bwrap, seccomp
+from coolcoding.sandbox.local import bwrap, network, seccomp
 from coolcoding.sandbox.local.cgroups import Cgroup, CgroupLimits, CgroupManager
 from coolcoding.sandbox.local.environment import HostEnvironment
 from coolcoding.sandbox.local.exec_run import LocalExec
@@ -79,6 +80,8 @@ class LocalSandbox(Sandbox):
         self._cleanups: set[asyncio.Task[None]] = set()
         self.warm: WarmProcess | None = None  # a pooled ephemeral sandbox's zygote
         self.pooled_execs = 0  # execs released from ``warm`` (0 or 1)
+        # Its own network namespace and NAT, if the session has network (``start_network``).
+        self.network: network.SandboxNetwork | None = None
 
     @property
     def _cgroups(self) -> CgroupManager:
@@ -96,6 +99,33 @@ class LocalSandbox(Sandbox):
         if self.stopped:
             raise SandboxError("stopped", "The sandbox was stopped.")
         return self._cgroups.create(f"{self.cgroup_name}/{kind}-{next(self._counter)}", limits)
+
+    async def start_network(
+        self, *, slirp_path: str, allow: Sequence[IPv4Network], timeout_s: float
+    ) -> None:
+        """Create the sandbox's network namespace (network.py); before any process starts."""
+        if self.network is not None:
+            return
+        leaf = self.new_leaf("net", CgroupLimits())
+        try:
+            self.network = await network.SandboxNetwork.create(
+                slirp_path=slirp_path, allow=allow, cgroup=leaf, timeout_s=timeout_s
+            )
+        except BaseException:
+            await asyncio.to_thread(leaf.remove)
+            raise
+
+    def _join_netns(self) -> Callable[[], None] | None:
+        """The pre-exec step entering the sandbox's namespace; fail closed: a network-enabled
+        sandbox without its namespace spawns nothing (never the host's namespace)."""
+        if not self.spec.network:
+            return None
+        if self.network is None or self.network.netns_fd < 0:
+            raise SandboxError("network_unavailable",
+                               "Network access is not available for this sandbox.",
+                               "the sandbox's network namespace is gone")  # fmt: skip
+        fd = self.network.netns_fd
+        return lambda: network.join(fd)
 
     def spawn(
         self,
@@ -115,6 +145,7 @@ class LocalSandbox(Sandbox):
         rlimits: Sequence[tuple[int, tuple[int, int]]] | None = None,
     ) -> SandboxProcess:
         """Start ``command`` in this sandbox (bwrap as the session uid, in ``cgroup``)."""
+        join_netns = self._join_netns()
         ws_fd = os.open(self.workspace, _PATH_FLAGS)
         fds = [ws_fd]
         try:
@@ -131,7 +162,8 @@ class LocalSandbox(Sandbox):
                 workspace_fd=fds[0],
                 app_alias_fd=fds[1],
                 etc_fd=fds[2],
-                network=self.spec.network,
+                # With network, the pre-exec joined the sandbox's own namespace: bwrap keeps it.
+                network=join_netns is not None,
                 new_session=not terminal,
                 cwd=cwd or bwrap.SANDBOX_WORKSPACE,
                 tmp_bytes=self.tmp_bytes,
@@ -142,7 +174,9 @@ class LocalSandbox(Sandbox):
             )
             argv = bwrap.build_bwrap_argv(self.host.bwrap_path, cfg, command)
             rl = self.exec_rlimits(cpu_s, file_size) if rlimits is None else rlimits
-            preexec = make_preexec(self.creds, cgroup.procs_files, rl, controlling_tty=terminal)
+            preexec = make_preexec(
+                self.creds, cgroup.procs_files, rl, controlling_tty=terminal, join_netns=join_netns
+            )
             pass_fds = [*fds, *extra_fds] + ([json_status_fd] if json_status_fd is not None else [])
             return SandboxProcess(
                 argv,
@@ -330,4 +364,6 @@ class LocalSandbox(Sandbox):
         self.terminals.clear()
         if self._cleanups:
             await asyncio.gather(*self._cleanups, return_exceptions=True)
+        if self.network is not None:
+            await self.network.close()
         await asyncio.to_thread(self.cgroup.remove)

@@ -9,6 +9,7 @@ before they reach the kernel code behind them, the usual path of kernel exploits
 - io_uring: ``ENOSYS`` (as on a kernel without it; libuv and others fall back to threads);
 - mounts, namespaces, modules, kexec, reboot, swap, clocks, quotas, accounting and the
   obsolete calls (uselib, ustat, sysfs, _sysctl...): ``EPERM``;
+- packet sockets (``socket(AF_PACKET, ...)``, raw frames): ``EPERM``;
 - the x32 ABI (same calls, other numbers): ``ENOSYS``; any other architecture (i386 through
   ``int 0x80``): the process is killed.
 
@@ -84,6 +85,11 @@ ENOSYS_X86_64: dict[str, int] = {
     "io_uring_register": 427,
 }
 
+# socket(AF_PACKET, ...): raw link-layer frames. The sandbox lacks CAP_NET_RAW over its network
+# namespace anyway (network.py); refused here too, before the kernel's packet code.
+SOCKET_X86_64 = 41
+AF_PACKET = 17
+
 AUDIT_ARCH_X86_64 = 0xC000003E
 X32_SYSCALL_BIT = 0x40000000
 
@@ -97,15 +103,19 @@ RET_ERRNO = 0x00050000
 RET_ALLOW = 0x7FFF0000
 _OFFSET_NR = 0  # struct seccomp_data: int nr; __u32 arch; ...
 _OFFSET_ARCH = 4
+_OFFSET_ARG0 = 16  # __u64 args[6]: the low word of args[0] (an int: the kernel truncates too)
 
 
 def _insn(code: int, k: int, jt: int = 0, jf: int = 0) -> bytes:
     return struct.pack("<HBBI", code, jt, jf, k)
 
 
-def build_program(arch: int, eperm: list[int], enosys: list[int]) -> bytes:
+def build_program(
+    arch: int, eperm: list[int], enosys: list[int], packet_socket_nr: int | None = None
+) -> bytes:
     """A filter that returns EPERM for ``eperm``, ENOSYS for ``enosys`` and the x32 ABI, kills
-    the process for any other architecture than ``arch``, and allows the rest."""
+    the process for any other architecture than ``arch``, and allows the rest. With
+    ``packet_socket_nr`` (socket(2)'s number), socket(AF_PACKET, ...) gets EPERM too."""
     head = [
         _insn(_LD_W_ABS, _OFFSET_ARCH),
         _insn(_JEQ_K, arch, jt=1, jf=0),
@@ -114,6 +124,14 @@ def build_program(arch: int, eperm: list[int], enosys: list[int]) -> bytes:
         _insn(_JGE_K, X32_SYSCALL_BIT, jt=0, jf=1),
         _insn(_RET_K, RET_ERRNO | errno.ENOSYS),
     ]
+    if packet_socket_nr is not None:
+        head += [
+            _insn(_JEQ_K, packet_socket_nr, jt=0, jf=3),  # not socket(): on to the checks
+            _insn(_LD_W_ABS, _OFFSET_ARG0),
+            _insn(_JEQ_K, AF_PACKET, jt=0, jf=1),
+            _insn(_RET_K, RET_ERRNO | errno.EPERM),
+            _insn(_LD_W_ABS, _OFFSET_NR),  # the syscall number again, for the checks
+        ]
     checks = len(eperm) + len(enosys)
     if checks > 250:
         raise ValueError("too many syscalls for 8-bit jump offsets")
@@ -136,7 +154,10 @@ def program() -> bytes | None:
     if platform.machine() != "x86_64":
         return None
     return build_program(
-        AUDIT_ARCH_X86_64, sorted(EPERM_X86_64.values()), sorted(ENOSYS_X86_64.values())
+        AUDIT_ARCH_X86_64,
+        sorted(EPERM_X86_64.values()),
+        sorted(ENOSYS_X86_64.values()),
+        packet_socket_nr=SOCKET_X86_64,
     )
 
 

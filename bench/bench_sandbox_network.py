@@ -1,0 +1,136 @@
+"""Start-up cost of a network-enabled sandbox (own network namespace + slirp4netns, issue 12)
+against a network-off one, interleaved in the same run on this host.
+
+Each sample starts a fresh session sandbox (``Runtime.start``: cgroups, /etc, and with network
+the namespace, its routes and slirp4netns) and runs its first program: ``/bin/true`` through
+``Sandbox.exec`` ("exec"), or a login shell until its first prompt ("prompt"). The sandbox is
+then stopped (timed apart: with network it also stops slirp4netns). The order of the two kinds
+alternates every round, so drift on the host hits both alike.
+
+Writes bench/results/sandbox_network.json. Run as root:
+``.venv/bin/python bench/bench_sandbox_network.py [runs]`` (default 60 of each).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import platform
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+from coolcoding.sandbox.base import SandboxSpec
+from coolcoding.sandbox.local.runtime import LocalRuntime
+from coolcoding.settings import Settings
+
+MARK = b"<CC-PROMPT>"
+
+
+def pct(xs: list[float], p: float) -> float:
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, round(p / 100 * (len(xs) - 1)))]
+
+
+def summary(xs: list[float]) -> dict[str, float]:
+    return {"p50": round(statistics.median(xs), 2), "p99": round(pct(xs, 99), 2),
+            "min": round(min(xs), 2), "mean": round(statistics.fmean(xs), 2)}  # fmt: skip
+
+
+async def first_exec(rt: LocalRuntime, network: bool) -> tuple[float, float]:
+    spec = SandboxSpec(session_uuid=str(uuid.uuid4()), network=network)
+    t = time.perf_counter()
+    sb = await rt.start(spec)
+    r = await sb.exec(["/bin/true"])
+    started = (time.perf_counter() - t) * 1000
+    assert r.exit_code == 0, r
+    t = time.perf_counter()
+    await rt.stop(spec.session_uuid)
+    return started, (time.perf_counter() - t) * 1000
+
+
+async def first_prompt(rt: LocalRuntime, network: bool) -> float:
+    spec = SandboxSpec(session_uuid=str(uuid.uuid4()), network=network)
+    t = time.perf_counter()
+    sb = await rt.start(spec)
+    term = await sb.open_terminal(80, 24, env={"PROMPT_COMMAND": "printf '<CC-%s>' PROMPT"})
+    out = b""
+    while MARK not in out:
+        out += await asyncio.wait_for(term.read(), 10)
+    started = (time.perf_counter() - t) * 1000
+    await term.close()
+    await rt.stop(spec.session_uuid)
+    return started
+
+
+async def main(runs: int) -> None:
+    base = Path(tempfile.mkdtemp(prefix="cc-bench-", dir="/tmp"))
+    os.chmod(base, 0o711)
+    settings = Settings(data_dir=base, sandbox_cgroup_parent=f"coolcoding-bench-{os.getpid()}",
+                        sandbox_pool_size=0, sandbox_disk_check_interval_s=0)  # fmt: skip
+    rt = LocalRuntime(settings)
+    samples: dict[str, list[float]] = {
+        f"{what}_{kind}_ms": []
+        for what in ("start_to_exec", "start_to_prompt", "stop")
+        for kind in ("network_off", "network_on")
+    }
+    try:
+        for warm in (False, True):  # one unmeasured round: templates, page cache
+            await first_exec(rt, warm)
+        for i in range(runs):
+            order = (False, True) if i % 2 == 0 else (True, False)
+            for network in order:
+                kind = "network_on" if network else "network_off"
+                started, stopped = await first_exec(rt, network)
+                samples[f"start_to_exec_{kind}_ms"].append(started)
+                samples[f"stop_{kind}_ms"].append(stopped)
+            for network in order:
+                kind = "network_on" if network else "network_off"
+                samples[f"start_to_prompt_{kind}_ms"].append(await first_prompt(rt, network))
+    finally:
+        await rt.shutdown()
+        await rt.cleanup_orphans()
+        for d in set(rt.host.cgroups.bases.values()):
+            if d.is_dir():
+                os.rmdir(d)
+        shutil.rmtree(base, ignore_errors=True)
+
+    results = {name: summary(xs) for name, xs in samples.items()}
+
+    def ratio(what: str, p: str) -> float:
+        on, off = results[f"{what}_network_on_ms"][p], results[f"{what}_network_off_ms"][p]
+        return round(on / off, 2)
+
+    ratios = {
+        what: {"p50": ratio(what, "p50"), "p99": ratio(what, "p99")}
+        for what in ("start_to_exec", "start_to_prompt", "stop")
+    }
+    print(f"{'measure':34s} {'p50':>8s} {'p99':>8s} {'min':>8s}  (ms, {runs} runs each)")
+    for name, s in results.items():
+        print(f"{name:34s} {s['p50']:8.2f} {s['p99']:8.2f} {s['min']:8.2f}")
+    for what, r in ratios.items():
+        print(f"ratio network on/off {what:14s} p50 {r['p50']:.2f}x  p99 {r['p99']:.2f}x")
+    out = {
+        "runs": runs,
+        "host": {
+            "kernel": platform.release(),
+            "cpus": os.cpu_count(),
+            "cgroup_version": rt.host.cgroups.version,
+            "bwrap": rt.host.bwrap_version,
+        },
+        "results": results,
+        "ratio_network_on_over_off": ratios,
+    }
+    path = Path(__file__).parent / "results" / "sandbox_network.json"
+    path.parent.mkdir(exist_ok=True)
+    path.write_text(json.dumps(out, indent=2) + "\n")
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    asyncio.run(main(int(sys.argv[1]) if len(sys.argv) > 1 else 60))

@@ -1,0 +1,275 @@
+"""A network-enabled sandbox's own network namespace, with slirp4netns as its user-mode NAT.
+
+Never the host's namespace (``--share-net`` there reached PostgreSQL, Redis and the API on the
+host's loopback). The server (root) creates the namespace, so it belongs to the initial user
+namespace: the sandbox user, in bwrap's user namespace, has no CAP_NET_ADMIN or CAP_NET_RAW
+over it and cannot change its routes, open raw or packet sockets on tap0, or re-enable IPv6.
+Before any sandboxed process joins it (``join``, in the pre-exec of every terminal and exec),
+it has: IPv6 disabled, a ``prohibit`` route for every blocked range (netpolicy.py), and tap0
+configured by slirp4netns with ``--disable-host-loopback`` (10.0.2.2 does not lead to the
+host's 127.0.0.1). slirp4netns runs sandboxed (its own mount namespace, no capabilities,
+seccomp), in the session's cgroup (killed with it, also by orphan clean-up), and exits when
+the server's end of its ``--exit-fd`` pipe closes: at ``close``, or when the server dies.
+
+One namespace per sandbox, shared by its terminals and execs (as one machine's loopback is:
+a server started in one terminal answers ``curl localhost`` in another).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import fcntl
+import os
+import socket
+import struct
+import subprocess
+import threading
+from collections.abc import Sequence
+from ipaddress import IPv4Network
+
+from coolcoding.sandbox.base import SandboxError
+from coolcoding.sandbox.local import netpolicy
+from coolcoding.sandbox.local.cgroups import Cgroup
+from coolcoding.sandbox.local.rtnetlink import NetlinkSocket
+
+CLONE_NEWNET = 0x40000000
+SIOCGIFFLAGS, SIOCSIFFLAGS, IFF_UP = 0x8913, 0x8914, 0x1
+_libc = ctypes.CDLL(None, use_errno=True)
+_USER_MESSAGE = "Network access is not available for this sandbox."
+
+
+def _check(rc: int, what: str) -> None:
+    if rc != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"{what}: {os.strerror(err)}")
+
+
+def join(netns_fd: int) -> None:
+    """setns(2) into the sandbox's namespace; called in a forked child, before dropping root."""
+    _check(_libc.setns(netns_fd, CLONE_NEWNET), "setns")
+
+
+def _write_sysctl(path: str, value: str) -> None:
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return  # no IPv6 in this kernel at all
+    try:
+        os.write(fd, value.encode())
+    finally:
+        os.close(fd)
+
+
+def _loopback_up() -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        req = struct.pack("16sH14x", b"lo", 0)
+        flags = struct.unpack_from("16sH", fcntl.ioctl(s, SIOCGIFFLAGS, req))[1]
+        fcntl.ioctl(s, SIOCSIFFLAGS, struct.pack("16sH14x", b"lo", flags | IFF_UP))
+
+
+def _prepare_netns(blocked: Sequence[IPv4Network]) -> None:
+    """In the new namespace (the calling thread's): IPv6 off, lo up, the prohibit routes."""
+    # /proc/sys/net is the opening thread's namespace: this one's.
+    for scope in ("all", "default"):
+        _write_sysctl(f"/proc/sys/net/ipv6/conf/{scope}/disable_ipv6", "1")
+    _loopback_up()
+    nl = NetlinkSocket()
+    try:
+        nl.add_prohibit_routes(blocked)
+    finally:
+        nl.close()
+
+
+def _new_netns_in_thread(blocked: Sequence[IPv4Network]) -> int:
+    """An fd of a new network namespace, prepared (``_prepare_netns``) before anything can join
+    it, made in a throw-away thread: unshare moves only the calling thread, which then ends
+    rather than run anything else in there."""
+    box: list[int | BaseException] = []
+
+    def run() -> None:
+        try:
+            _check(_libc.unshare(CLONE_NEWNET), "unshare(CLONE_NEWNET)")
+            fd = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                _prepare_netns(blocked)
+            except BaseException:
+                os.close(fd)
+                raise
+            box.append(fd)
+        except BaseException as e:  # handed to the caller's thread
+            box.append(e)
+
+    thread = threading.Thread(target=run, name="netns", daemon=True)
+    thread.start()
+    thread.join()
+    result = box[0]
+    if isinstance(result, BaseException):
+        raise result
+    return result
+
+
+def host_networks() -> list[IPv4Network]:
+    """The host's own addresses and networks (from the server's, i.e. the host's, namespace)."""
+    nl = NetlinkSocket()
+    try:
+        return netpolicy.host_networks(nl.addresses())
+    finally:
+        nl.close()
+
+
+def _unavailable(detail: str) -> SandboxError:
+    return SandboxError("network_unavailable", _USER_MESSAGE, detail)
+
+
+class SandboxNetwork:
+    """The namespace fd and its slirp4netns process; ``close`` is idempotent."""
+
+    def __init__(self, netns_fd: int, slirp: subprocess.Popen[bytes], exit_w: int) -> None:
+        self.netns_fd = netns_fd
+        self.slirp = slirp
+        self._exit_w = exit_w
+
+    @classmethod
+    async def create(
+        cls,
+        *,
+        slirp_path: str,
+        allow: Sequence[IPv4Network],
+        cgroup: Cgroup,
+        timeout_s: float,
+    ) -> SandboxNetwork:
+        """Fail closed: any missing tool or failed step raises ``SandboxError``."""
+        if not os.access(slirp_path, os.X_OK):
+            raise _unavailable(
+                f"{slirp_path} not found: install it (Debian: apt-get install slirp4netns); "
+                "network-enabled sandboxes need it"
+            )
+        if os.geteuid() != 0:
+            raise _unavailable(
+                "network-enabled sandboxes need a root server: it creates each one's network "
+                "namespace in the initial user namespace"
+            )
+        try:
+            blocked = netpolicy.blocked_networks(await asyncio.to_thread(host_networks), allow)
+            # Routes first, then tap0: nothing is ever reachable without them.
+            netns_fd = await asyncio.to_thread(_new_netns_in_thread, blocked)
+        except (OSError, ValueError) as e:
+            raise _unavailable(f"creating the network namespace: {e!r}") from e
+        try:
+            slirp, exit_w = await _start_slirp(slirp_path, netns_fd, cgroup, timeout_s)
+        except BaseException:
+            os.close(netns_fd)
+            raise
+        return cls(netns_fd, slirp, exit_w)
+
+    async def close(self) -> None:
+        """Kill slirp4netns (closing its exit fd alone would do; SIGKILL does not wait for it),
+        drop the namespace's reference held by the server, then reap slirp4netns. The fds are
+        closed on the event loop's thread, which also spawns: no spawn can see a closed (or
+        reused) namespace fd number."""
+        if self.netns_fd >= 0:
+            os.close(self.netns_fd)
+            self.netns_fd = -1
+        if self._exit_w >= 0:
+            os.close(self._exit_w)
+            self._exit_w = -1
+            with contextlib.suppress(ProcessLookupError):
+                self.slirp.kill()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                await asyncio.to_thread(self.slirp.wait, 5)
+
+
+async def _read_one(fd: int, timeout_s: float) -> bytes:
+    """One byte from ``fd`` (b"" at EOF or after ``timeout_s``), without blocking the loop."""
+    loop = asyncio.get_running_loop()
+    readable: asyncio.Future[None] = loop.create_future()
+
+    def wake() -> None:
+        if not readable.done():
+            readable.set_result(None)
+
+    loop.add_reader(fd, wake)
+    try:
+        await asyncio.wait_for(readable, timeout_s)
+    except TimeoutError:
+        return b""
+    finally:
+        loop.remove_reader(fd)
+    return os.read(fd, 1)
+
+
+def _spawn(
+    argv: list[str], log_fd: int, pass_fds: tuple[int, ...], cgroup: Cgroup
+) -> subprocess.Popen[bytes]:
+    """No pre-exec function (which would make CPython fork instead of vfork, ~20 ms in a large
+    server): the cgroup is joined by pid right after; slirp4netns has nothing to account yet."""
+    proc = subprocess.Popen(
+        argv,
+        stdin=subprocess.DEVNULL,
+        stdout=log_fd,
+        stderr=log_fd,
+        pass_fds=pass_fds,
+        close_fds=True,
+        env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"},
+        cwd="/",
+    )
+    try:
+        for path in cgroup.procs_files:  # accounted to (and killed with) the session
+            fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+            try:
+                os.write(fd, str(proc.pid).encode())
+            finally:
+                os.close(fd)
+    except OSError:
+        proc.kill()
+        proc.wait()
+        raise
+    return proc
+
+
+async def _start_slirp(
+    slirp_path: str, netns_fd: int, cgroup: Cgroup, timeout_s: float
+) -> tuple[subprocess.Popen[bytes], int]:
+    """slirp4netns attached to ``netns_fd``, configured (tap0 up, address, default route)."""
+    ready_r, ready_w = os.pipe2(os.O_CLOEXEC)
+    exit_r, exit_w = os.pipe2(os.O_CLOEXEC)
+    log_fd = os.memfd_create("slirp4netns-log", os.MFD_CLOEXEC)
+
+    argv = [
+        slirp_path,
+        "--configure",
+        "--mtu=65520",
+        "--disable-host-loopback",
+        "--enable-sandbox",
+        "--enable-seccomp",
+        f"--ready-fd={ready_w}",
+        f"--exit-fd={exit_r}",
+        "--netns-type=path",
+        f"/proc/self/fd/{netns_fd}",
+        "tap0",
+    ]
+    try:
+        slirp = _spawn(argv, log_fd, (ready_w, exit_r, netns_fd), cgroup)
+    except (OSError, subprocess.SubprocessError) as e:
+        for fd in (ready_r, ready_w, exit_r, exit_w, log_fd):
+            os.close(fd)
+        raise _unavailable(f"starting slirp4netns: {e!r}") from e
+    os.close(ready_w)
+    os.close(exit_r)
+    ok = b""
+    try:
+        ok = await _read_one(ready_r, timeout_s)
+    finally:
+        os.close(ready_r)
+        if ok != b"1":  # not ready, timed out or cancelled: nothing may stay behind
+            os.close(exit_w)
+            slirp.kill()
+            slirp.wait()  # SIGKILLed: immediate
+            os.lseek(log_fd, 0, os.SEEK_SET)
+            log = os.read(log_fd, 2000)
+        os.close(log_fd)
+    if ok != b"1":
+        raise _unavailable(f"slirp4netns did not come up: {log!r}")
+    return slirp, exit_w
