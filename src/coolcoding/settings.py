@@ -133,6 +133,11 @@ class Settings(BaseSettings):
     # --- execution / judge ------------------------------------------------------------------------
     exec_workers: int = Field(default=0, description="Judge workers; 0 = one per CPU core")
     exec_queue_max: int = 5_000
+    exec_max_running_per_user: int = Field(
+        default=0,
+        description="Judge jobs of one user running at once; 0 = no cap (a user alone may use "
+        "every worker; another user's job still takes the next free worker: fair share)",
+    )
     exec_default_cpu_s: float = 5.0
     exec_default_wall_s: float = 10.0
     exec_default_memory_mb: int = 256
