@@ -59,3 +59,21 @@ def host_limit_message(exc: BaseException) -> str | None:
             if found is not None:
                 return found
     return None
+
+
+def running_cap_warning(max_running: int) -> str | None:
+    """A start-up warning when ``sandbox_max_running`` does not keep the server below the host's
+    inotify instance limit (one instance per running session; other servers and programs of
+    the same uid share it)."""
+    name = "fs.inotify.max_user_instances"
+    value = _sysctl(name)
+    if not value.isdigit():
+        return None
+    if max_running <= 0 or max_running >= int(value):
+        shown = "no cap" if max_running <= 0 else str(max_running)
+        return (
+            f"COOLCODING_SANDBOX_MAX_RUNNING ({shown}) is not below {name} ({value}): starts "
+            f"beyond the host limit will fail for every user of every server on this host; "
+            f"lower the setting or raise the sysctl"
+        )
+    return None

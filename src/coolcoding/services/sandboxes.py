@@ -27,7 +27,7 @@ from sqlalchemy import select, update
 from coolcoding.db.models import CodeSession
 from coolcoding.errors import Conflict, Unavailable
 from coolcoding.sandbox.base import Runtime, Sandbox, SandboxError, SandboxSpec
-from coolcoding.sandbox.host_limits import host_limit_message
+from coolcoding.sandbox.host_limits import host_limit_message, running_cap_warning
 from coolcoding.services.events import EventBus
 from coolcoding.services.sessions import SessionService, ref_of
 from coolcoding.settings import Settings
@@ -118,6 +118,9 @@ class SandboxManager:
     # --- server lifecycle --------------------------------------------------------------------
 
     async def startup(self) -> None:
+        warning = running_cap_warning(self.settings.sandbox_max_running)
+        if warning:
+            log.warning("%s", warning)
         removed = await self.runtime.cleanup_orphans()
         if removed:
             log.info("removed %d sandbox leftovers of a previous server process", removed)
