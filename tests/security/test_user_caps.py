@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ctypes
 import errno
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -36,6 +37,16 @@ def server(
     stop()
 
 
+def finished(u: UserClient, eid: str, timeout: float = 60.0) -> dict[str, object]:
+    deadline = time.monotonic() + timeout
+    while True:
+        body: dict[str, object] = u.client.get(f"/api/executions/{eid}").json()
+        if body["status"] == "finished":
+            return body
+        assert time.monotonic() < deadline, body
+        time.sleep(0.05)
+
+
 def start(u: UserClient, sid: str) -> tuple[int, dict[str, object]]:
     r = u.client.post(f"/api/sessions/{sid}/sandbox/start")
     return r.status_code, r.json()
@@ -58,6 +69,14 @@ def test_caps_on_sessions_and_running_sandboxes(server: LiveServer) -> None:
     status, body = start(a, a_sids[2])
     assert status == 409 and body["error"] == "too_many_running_sandboxes", body
     assert "COOLCODING_MAX_RUNNING_SANDBOXES_PER_USER" in str(body["message"])
+    session = a.client.get(f"/api/sessions/{a_sids[2]}").json()  # what the IDE is told
+    assert session["sandbox_status"] == "error"
+    r = a.client.post(f"/api/workspace/{a_sids[2]}/file/main.py", json={"content": "print(1)"})
+    assert r.status_code in (200, 201), r.text
+    r = a.client.post(f"/api/sessions/{a_sids[2]}/run", json={"path": "main.py"})
+    assert r.status_code == 202, r.text
+    run = finished(a, r.json()["id"])  # a run says why too
+    assert "COOLCODING_MAX_RUNNING_SANDBOXES_PER_USER" in str(run["message"]), run
     assert start(b, b_sid)[0] == 200  # B still starts: A holds only its share
 
     status, body = start(c, c_sid)  # the server's own cap (below the host's limits)

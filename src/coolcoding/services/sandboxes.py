@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import select, update
 
 from coolcoding.db.models import CodeSession
-from coolcoding.errors import Conflict, Unavailable
+from coolcoding.errors import Conflict, DomainError, Unavailable
 from coolcoding.sandbox.base import Runtime, Sandbox, SandboxError, SandboxSpec
 from coolcoding.sandbox.host_limits import host_limit_message, running_cap_warning
 from coolcoding.services.events import EventBus
@@ -225,8 +225,12 @@ class SandboxManager:
             active = self._active.get(uuid)
             if active is not None:
                 return active.sandbox
-            self._check_caps(sess.user_id)
-            self._starting[uuid] = sess.user_id  # counted from here on (no await above)
+            try:
+                self._check_caps(sess.user_id)
+            except DomainError as exc:  # told to the IDE too (the events socket starts it)
+                await self._set_status(sess.id, uuid, "error", exc.message)
+                raise
+            self._starting[uuid] = sess.user_id  # counted from here on (no await since)
             try:
                 return await self._start(sess, uuid)
             finally:
