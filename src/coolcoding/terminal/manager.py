@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 from coolcoding.db.models import CodeSession
 from coolcoding.errors import InvalidInput, NotFound, RateLimited
+from coolcoding.sandbox.base import SandboxError
+from coolcoding.sandbox.host_limits import host_limit_message
 from coolcoding.services.commands import CommandLog, CommandRecord
 from coolcoding.services.sandboxes import SandboxManager
 from coolcoding.settings import Settings
@@ -121,7 +123,15 @@ class TerminalManager:
         sandbox = await self.sandboxes.ensure_started(sess)
         cols, rows = protocol.clamp_size(cols, rows)
         nonce = new_nonce()
-        term = await sandbox.open_terminal(cols, rows, env={NONCE_ENV: nonce})
+        try:
+            term = await sandbox.open_terminal(cols, rows, env={NONCE_ENV: nonce})
+        except OSError as exc:
+            limit = host_limit_message(exc)
+            if limit is None:
+                raise
+            raise SandboxError(
+                "host_limit", f"The terminal could not open: {limit}; ask the administrator.", limit
+            ) from exc
         ts = TerminalSession(
             terminal_id,
             uuid,
