@@ -149,6 +149,10 @@ class Settings(BaseSettings):
     # --- execution / judge ------------------------------------------------------------------------
     exec_workers: int = Field(default=0, description="Judge workers; 0 = one per CPU core")
     exec_queue_max: int = 5_000
+    exec_queue_max_per_user: int = Field(
+        default=1000,
+        description="Judge jobs one user may have waiting (429 beyond); 0 = only exec_queue_max",
+    )
     exec_max_running_per_user: int = Field(
         default=0,
         description="Judge jobs of one user running at once; 0 = no cap (a user alone may use "

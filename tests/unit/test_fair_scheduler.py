@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from coolcoding.execution.queue import FairScheduler
+import pytest
+
+from coolcoding.errors import RateLimited, Unavailable
+from coolcoding.execution.queue import FairScheduler, JobQueue
 
 A, B, C = 1, 2, 3
 
@@ -57,3 +60,21 @@ def test_the_per_owner_cap_leaves_work_queued() -> None:
     assert s.pick() is None  # capped, although a worker may be free
     s.done(A)
     assert s.pick() == (A, 1)
+
+
+async def _never(_job_id: int) -> None:
+    raise AssertionError("no worker runs in this test")
+
+
+def test_one_owner_cannot_fill_the_shared_queue() -> None:
+    q = JobQueue(_never, workers=1, max_size=10, max_queued_per_owner=4)
+    q.submit([1, 2, 3], owner=A)
+    with pytest.raises(RateLimited) as info:
+        q.submit([4, 5], owner=A)  # all or nothing
+    assert info.value.code == "too_many_queued" and q.depth == 3
+    q.submit([4], owner=A)
+    q.submit([10, 11, 12, 13], owner=B)  # another user still has room
+    q.submit([20, 21], owner=C)
+    with pytest.raises(Unavailable) as full:
+        q.submit([22], owner=C)  # the whole queue's bound still holds
+    assert full.value.code == "queue_full" and q.depth == 10

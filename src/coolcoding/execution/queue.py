@@ -13,7 +13,8 @@ one owner's running jobs even then, to keep workers free for newcomers. Within o
 jobs start in submission order.
 
 When the queue holds ``max_size`` jobs (all owners together), ``submit`` refuses the whole
-submission with a clear 503 rather than buffering without bound.
+submission with a clear 503 rather than buffering without bound; when one owner has
+``max_queued_per_owner`` jobs waiting, its submissions get 429, so no user fills the queue.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import os
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 
-from coolcoding.errors import Unavailable
+from coolcoding.errors import RateLimited, Unavailable
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +54,10 @@ class FairScheduler:
 
     def running(self, owner: int) -> int:
         return self._running.get(owner, 0)
+
+    def pending(self, owner: int) -> int:
+        queue = self._pending.get(owner)
+        return len(queue) if queue is not None else 0
 
     def pick(self) -> tuple[int, int] | None:
         """(owner, job id) to start now, marked running; ``None`` when nothing may start."""
@@ -96,10 +101,12 @@ class JobQueue:
         workers: int,
         max_size: int,
         max_running_per_owner: int = 0,
+        max_queued_per_owner: int = 0,
     ) -> None:
         self._handler = handler
         self.workers = worker_count(workers)
         self.max_size = max_size
+        self.max_queued_per_owner = max_queued_per_owner
         self._scheduler = FairScheduler(max_running_per_owner)
         self._changed = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
@@ -113,8 +120,20 @@ class JobQueue:
     def free(self) -> int:
         return max(0, self.max_size - self.depth)
 
-    def check_room(self, n: int) -> None:
-        """Raise the "queue full" error unless ``n`` more jobs fit."""
+    def check_room(self, n: int, owner: int = 0) -> None:
+        """Raise the "queue full" error unless ``n`` more jobs fit (429 when ``owner``'s own
+        share is full: one user cannot fill the queue and shut everyone else out)."""
+        cap = self.max_queued_per_owner
+        if cap > 0 and self._scheduler.pending(owner) + n > cap:
+            waiting = self._scheduler.pending(owner)
+            raise RateLimited(
+                f"you have {waiting} jobs waiting; at most {cap} may wait "
+                "(COOLCODING_EXEC_QUEUE_MAX_PER_USER): wait for some to finish",
+                code="too_many_queued",
+                limit=cap,
+                setting="exec_queue_max_per_user",
+                retry_after=max(1, waiting // max(1, self.workers * 10)),
+            )
         if n > self.free():
             raise Unavailable(
                 f"the execution queue is full ({self.depth} jobs waiting); try again shortly",
@@ -125,7 +144,7 @@ class JobQueue:
     def submit(self, job_ids: Sequence[int], owner: int = 0) -> None:
         """Enqueue all of ``owner``'s ``job_ids`` in order, or none of them (when they do not
         fit)."""
-        self.check_room(len(job_ids))
+        self.check_room(len(job_ids), owner)
         for job_id in job_ids:
             self._scheduler.add(owner, job_id)
         self._changed.set()

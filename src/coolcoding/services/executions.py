@@ -76,6 +76,7 @@ class ExecutionService:
             workers=settings.exec_workers,
             max_size=settings.exec_queue_max,
             max_running_per_owner=settings.exec_max_running_per_user,
+            max_queued_per_owner=settings.exec_queue_max_per_user,
         )
         self.runner = SessionRunner(self)
         self._finished: dict[int, asyncio.Event] = {}
@@ -110,34 +111,39 @@ class ExecutionService:
                 .where(Execution.status == "queued", Execution.kind != "judge")
                 .values(**interrupted)
             )
-            queued = [
-                (int(job_id), int(owner))
-                for job_id, owner in (
-                    await s.execute(
-                        select(Execution.id, Execution.user_id)
-                        .where(Execution.status == "queued")
-                        .order_by(Execution.id)
-                    )
-                ).all()
-            ]
-            room = self.queue.free()
-            if len(queued) > room:
+            rows = (
+                await s.execute(
+                    select(Execution.id, Execution.user_id)
+                    .where(Execution.status == "queued")
+                    .order_by(Execution.id)
+                )
+            ).all()
+            # Each user's jobs back into their own sub-queue, in their original order, as many
+            # as fit (in all, and per user); the others are finished with a message.
+            room, cap = self.queue.free(), self.queue.max_queued_per_owner
+            by_owner: dict[int, list[int]] = {}
+            refused: list[int] = []
+            for job_id, owner in rows:
+                mine = by_owner.setdefault(int(owner), [])
+                if room > 0 and (cap <= 0 or len(mine) < cap):
+                    mine.append(int(job_id))
+                    room -= 1
+                else:
+                    refused.append(int(job_id))
+            if refused:
                 await s.execute(
                     update(Execution)
-                    .where(Execution.id.in_([job_id for job_id, _ in queued[room:]]))
+                    .where(Execution.id.in_(refused))
                     .values(**{**interrupted, "message": "queue full after a server restart"})
                 )
-                queued = queued[:room]
             await s.commit()
-        # Each user's jobs back into their own sub-queue, in their original order.
-        by_owner: dict[int, list[int]] = {}
-        for job_id, owner in queued:
-            by_owner.setdefault(owner, []).append(job_id)
         for owner, ids in by_owner.items():
-            self.queue.submit(ids, owner=owner)
+            if ids:
+                self.queue.submit(ids, owner=owner)
+        queued = len(rows) - len(refused)
         if queued:
-            log.info("re-queued %d judge jobs after a restart", len(queued))
-        return len(queued)
+            log.info("re-queued %d judge jobs after a restart", queued)
+        return queued
 
     # --- validation -----------------------------------------------------------------------
 
@@ -236,7 +242,7 @@ class ExecutionService:
         if not requests:
             raise InvalidInput("no jobs given", code="empty_batch")
         rows = [self.prepare(user_id, r) for r in requests]
-        self.queue.check_room(len(rows))
+        self.queue.check_room(len(rows), user_id)
         await self._admit(user_id, len(rows))
         async with self.db.session() as s:
             s.add_all(rows)
