@@ -310,26 +310,40 @@ class CgroupManager:
             ) from e
 
     def ensure_parent(self) -> None:
-        for top, base in {(self.tops[c], self.bases[c]) for c in self.tops}:
-            for d in dict.fromkeys([top, base]):
-                try:
-                    d.mkdir(exist_ok=True)
-                except OSError as e:
-                    raise SandboxError(
-                        "cgroup_permission",
-                        "Sandboxes are not available on this server.",
-                        f"cannot create {d}: {e} (run the server as root or delegate that "
-                        "cgroup to its user)",
-                    ) from e
+        """Create the (shared) parent and check that we may; this server's own group in it is
+        made by the first sandbox (``create``), so an app that never runs one (a schema
+        export) leaves nothing named after it."""
+        for top in set(self.tops.values()):
+            self._mkdir(top)
             if self.version == 2:
-                for d in dict.fromkeys([top.parent, top, base]):
-                    self._enable_v2_controllers(d)
+                self._enable_v2_controllers(top.parent)
+                self._enable_v2_controllers(top)
+
+    def _mkdir(self, d: Path) -> None:
+        try:
+            d.mkdir(exist_ok=True)
+        except OSError as e:
+            raise SandboxError(
+                "cgroup_permission",
+                "Sandboxes are not available on this server.",
+                f"cannot create {d}: {e} (run the server as root or delegate that cgroup "
+                "to its user)",
+            ) from e
+
+    def _ensure_base(self) -> None:
+        for base in set(self.bases.values()):
+            if base.is_dir():
+                continue
+            self._mkdir(base)
+            if self.version == 2 and base != self.tops["pids"]:
+                self._enable_v2_controllers(base)
 
     def group(self, rel: str) -> Cgroup:
         return Cgroup(self.version, {c: b / rel for c, b in self.bases.items()})
 
     def create(self, rel: str, limits: CgroupLimits, *, inner: bool = False) -> Cgroup:
         """Create (or reuse) ``<parent>/<rel>`` with ``limits``; ``inner``: will have children."""
+        self._ensure_base()
         cg = self.group(rel)
         for d in cg.paths:
             try:
