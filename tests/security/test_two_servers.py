@@ -10,7 +10,10 @@ not touched by the test either.
 from __future__ import annotations
 
 import asyncio
+import os
 import secrets
+import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -28,6 +31,7 @@ from tests.conftest import (
     searchable,
     start_live_server,
 )
+from tests.integration.conftest_sandbox import new_spec, sandbox_settings
 from tests.sandbox_helpers import Term
 
 pytestmark = pytest.mark.sandbox
@@ -89,3 +93,24 @@ async def test_another_servers_start_and_stop_leave_our_sandboxes_alone(
     assert b"still-42" in out
     await term.close()
     user.client.close()
+
+
+async def test_the_shared_parent_removed_by_another_servers_shutdown_is_made_again() -> None:
+    """B's shutdown removes the shared parent when it is empty (A had no sandbox yet); A's
+    next sandbox still starts."""
+    parent = f"coolcoding-test-two-{secrets.token_hex(4)}"
+    dirs = [Path(tempfile.mkdtemp(prefix="cc-two-", dir="/tmp")) for _ in range(2)]
+    for d in dirs:
+        os.chmod(d, 0o711)
+    a, b = (LocalRuntime(sandbox_settings(d, sandbox_cgroup_parent=parent)) for d in dirs)
+    try:
+        await b.shutdown()
+        assert not any(top.exists() for top in a.host.cgroups.tops.values())
+        sb = await a.start(new_spec(memory_mb=128, pids=16))
+        result = await sb.exec(["/bin/echo", "ok"])
+        assert result.exit_code == 0 and result.stdout == b"ok\n"
+    finally:
+        await a.shutdown()
+        for d in dirs:
+            shutil.rmtree(d, ignore_errors=True)
+    assert not any(top.exists() for top in a.host.cgroups.tops.values())

@@ -1,9 +1,9 @@
 """cgroup v1 and v2: limits (memory, pids, cpu) and accounting (cpu time, peak memory, OOM kills).
 
 Layout: ``<parent>/<server id>/<session uuid>/<leaf>`` (the server id: ``identity.py``; a
-server lists and removes groups under its own id only) where the session group carries the sandbox's limits
-and each leaf holds one terminal (``term-N``) or one exec (``exec-N``, with its own limits, so its
-peak memory and CPU time are measured alone). Leaves keep v2's "no processes in inner groups"
+server lists and removes groups under its own id only, the parent may be shared) where the
+session group carries the sandbox's limits and each leaf holds one terminal (``term-N``) or one
+exec (``exec-N``, with its own limits, so its peak memory and CPU time are measured alone). Leaves keep v2's "no processes in inner groups"
 rule, and the same layout is used on v1. Fail closed: a missing controller raises, never
 a sandbox without limits.
 """
@@ -245,6 +245,14 @@ class Cgroup:
             time.sleep(0.001)
 
 
+def _cannot_create(d: Path, e: OSError) -> SandboxError:
+    return SandboxError(
+        "cgroup_permission",
+        "Sandboxes are not available on this server.",
+        f"cannot create {d}: {e} (run the server as root or delegate that cgroup to its user)",
+    )
+
+
 class CgroupManager:
     """Finds the cgroup hierarchy once and creates groups under
     ``<hierarchy>/<parent>/<instance>`` (``instance``: this server's id; the bases)."""
@@ -314,29 +322,39 @@ class CgroupManager:
         made by the first sandbox (``create``), so an app that never runs one (a schema
         export) leaves nothing named after it."""
         for top in set(self.tops.values()):
-            self._mkdir(top)
-            if self.version == 2:
-                self._enable_v2_controllers(top.parent)
-                self._enable_v2_controllers(top)
+            self._make_top(top)
+
+    def _make_top(self, top: Path) -> None:
+        self._mkdir(top)
+        if self.version == 2:
+            self._enable_v2_controllers(top.parent)
+            self._enable_v2_controllers(top)
 
     def _mkdir(self, d: Path) -> None:
         try:
             d.mkdir(exist_ok=True)
         except OSError as e:
-            raise SandboxError(
-                "cgroup_permission",
-                "Sandboxes are not available on this server.",
-                f"cannot create {d}: {e} (run the server as root or delegate that cgroup "
-                "to its user)",
-            ) from e
+            raise _cannot_create(d, e) from e
 
     def _ensure_base(self) -> None:
-        for base in set(self.bases.values()):
-            if base.is_dir():
-                continue
-            self._mkdir(base)
-            if self.version == 2 and base != self.tops["pids"]:
-                self._enable_v2_controllers(base)
+        for top, base in {(self.tops[c], self.bases[c]) for c in self.tops}:
+            for _attempt in range(3):
+                if base.is_dir():
+                    break
+                # Another server's shutdown removes the shared parent when it is empty.
+                if not top.is_dir():
+                    self._make_top(top)
+                try:
+                    base.mkdir()
+                except FileExistsError:
+                    break
+                except FileNotFoundError:
+                    continue  # the parent went again in between: once more
+                except OSError as e:
+                    raise _cannot_create(base, e) from e
+                if self.version == 2 and base != top:
+                    self._enable_v2_controllers(base)
+                break
 
     def group(self, rel: str) -> Cgroup:
         return Cgroup(self.version, {c: b / rel for c, b in self.bases.items()})
