@@ -38,7 +38,11 @@ class Platform:
             settings.login_rate_limit, settings.login_rate_window_s, self.redis, prefix="cc:login"
         )
         self.accounts = AccountService(self.db, settings, self.login_limiter, self.redis)
-        self.sessions = SessionService(self.db, owner_cache_ttl_s=settings.auth_cache_ttl_s)
+        self.sessions = SessionService(
+            self.db,
+            owner_cache_ttl_s=settings.auth_cache_ttl_s,
+            max_per_user=settings.max_sessions_per_user,
+        )
         self.workspace = WorkspaceService(self.db, settings)
         self.workspace.sinks.append(self._publish_changes)
         self._on_start: list[Hook] = []

@@ -123,6 +123,9 @@ class Settings(BaseSettings):
     max_name_length: int = 255
     max_path_length: int = 1024
     max_depth: int = 64
+    max_sessions_per_user: int = Field(
+        default=100, description="Sessions (workspaces) one user may own; 0 = no cap"
+    )
 
     # --- sandboxes ----------------------------------------------------------------------------
     runtime: Literal["local", "kubernetes"] = "local"
@@ -148,6 +151,15 @@ class Settings(BaseSettings):
         "per server): its path shows in the sandbox's /proc/self/mountinfo, the data dir's does not",
     )
     sandbox_idle_timeout_s: int = 30 * 60
+    max_running_sandboxes_per_user: int = Field(
+        default=4, description="Session sandboxes of one user running at once; 0 = no cap"
+    )
+    sandbox_max_running: int = Field(
+        default=64,
+        description="Session sandboxes running at once on this server, 0 = no cap; keep it below "
+        "host limits shared by every server on the host: each running session holds one inotify "
+        "instance of fs.inotify.max_user_instances (128 by default)",
+    )
     sandbox_uid_base: int = 200_000
     sandbox_uid_count: int = 60_000
     sandbox_start_timeout_s: float = 10.0
@@ -175,12 +187,16 @@ class Settings(BaseSettings):
     )
     sandbox_cgroup_parent: str = Field(
         default="coolcoding",
-        description="Name of this server's cgroup subtree; two servers on one host need different names "
-        "(orphan cleanup at start-up removes everything under it)",
+        description="Name of the cgroup subtree sandboxes live in; servers on one host may share "
+        "it: each keeps its groups under <parent>/<server id> (the id is kept in "
+        "<data_dir>/server-id) and its orphan cleanup touches only its own",
     )
 
     # --- terminals ------------------------------------------------------------------------------
     terminal_max_per_session: int = 8
+    terminal_max_per_user: int = Field(
+        default=16, description="Live terminals of one user, all sessions together; 0 = no cap"
+    )
     terminal_scrollback_bytes: int = 256 * 1024
     terminal_reattach_grace_s: int = 300
     terminal_command_output_bytes: int = 16 * 1024
@@ -191,6 +207,15 @@ class Settings(BaseSettings):
     # --- execution / judge ------------------------------------------------------------------------
     exec_workers: int = Field(default=0, description="Judge workers; 0 = one per CPU core")
     exec_queue_max: int = 5_000
+    exec_queue_max_per_user: int = Field(
+        default=1000,
+        description="Judge jobs one user may have waiting (429 beyond); 0 = only exec_queue_max",
+    )
+    exec_max_running_per_user: int = Field(
+        default=0,
+        description="Judge jobs of one user running at once; 0 = no cap (a user alone may use "
+        "every worker; another user's job still takes the next free worker: fair share)",
+    )
     exec_default_cpu_s: float = 5.0
     exec_default_wall_s: float = 10.0
     exec_default_memory_mb: int = 256

@@ -18,6 +18,7 @@ from coolcoding.execution.compile_cache import CompileCache, cache_key
 from coolcoding.execution.languages import Language, LanguageRegistry, expand
 from coolcoding.execution.verdicts import Verdict, classify
 from coolcoding.sandbox.base import ExecLimits, ExecResult, Runtime, Sandbox, SandboxError
+from coolcoding.sandbox.host_limits import host_limit_message
 from coolcoding.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -151,8 +152,11 @@ class Judge:
         except SandboxError as e:
             log.warning("judge: sandbox error %s: %s", e.reason, e.log_message)
             return JudgeResult(Verdict.INTERNAL_ERROR, f"sandbox error: {e.user_message}")
-        except Exception:
+        except Exception as e:
             log.exception("judge: unexpected error")
+            limit = host_limit_message(e)
+            if limit is not None:
+                return JudgeResult(Verdict.INTERNAL_ERROR, f"sandbox error: {limit}")
             return JudgeResult(Verdict.INTERNAL_ERROR, "internal error while judging")
 
     async def _judge(self, job: JudgeJob) -> JudgeResult:

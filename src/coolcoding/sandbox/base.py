@@ -160,6 +160,11 @@ class ExecStream(abc.ABC):
 class Runtime(abc.ABC):
     """Starts, finds and stops sandboxes. Methods are idempotent."""
 
+    # Who owns what this runtime creates (the local runtime: this server's id, see
+    # local/identity.py); stored with a session's sandbox state so that another server's
+    # start-up leaves that session alone.
+    instance_id: str = ""
+
     @abc.abstractmethod
     async def start(self, spec: SandboxSpec, state: dict[str, Any] | None = None) -> Sandbox:
         """Start (or find again, from ``state``) the sandbox of ``spec.session_uuid``."""

@@ -1,7 +1,8 @@
 """Executions: judge jobs (queued, run in throw-away sandboxes) and runs in a session's sandbox.
 
 Every job is a row of ``executions`` first (status queued -> running -> finished), then an id
-in the in-memory ``JobQueue``. Start-up recovery (``recover``): jobs left "running" by a dead
+in the in-memory ``JobQueue``, in the submitting user's sub-queue (fair share between users,
+see ``execution/queue.py``). Start-up recovery (``recover``): jobs left "running" by a dead
 server are marked ``internal_error``; "queued" judge jobs are re-queued in their original
 order; "queued"/"running" session runs are marked ``internal_error`` (the browser that asked
 for them is gone, and replaying a program into a live session unasked would surprise).
@@ -71,7 +72,11 @@ class ExecutionService:
         self.limiter = limiter
         self.live = LiveHub()
         self.queue = JobQueue(
-            self._process, workers=settings.exec_workers, max_size=settings.exec_queue_max
+            self._process,
+            workers=settings.exec_workers,
+            max_size=settings.exec_queue_max,
+            max_running_per_owner=settings.exec_max_running_per_user,
+            max_queued_per_owner=settings.exec_queue_max_per_user,
         )
         self.runner = SessionRunner(self)
         self._finished: dict[int, asyncio.Event] = {}
@@ -106,28 +111,39 @@ class ExecutionService:
                 .where(Execution.status == "queued", Execution.kind != "judge")
                 .values(**interrupted)
             )
-            ids = list(
-                (
-                    await s.scalars(
-                        select(Execution.id)
-                        .where(Execution.status == "queued")
-                        .order_by(Execution.id)
-                    )
-                ).all()
-            )
-            room = self.queue.free()
-            if len(ids) > room:
+            rows = (
+                await s.execute(
+                    select(Execution.id, Execution.user_id)
+                    .where(Execution.status == "queued")
+                    .order_by(Execution.id)
+                )
+            ).all()
+            # Each user's jobs back into their own sub-queue, in their original order, as many
+            # as fit (in all, and per user); the others are finished with a message.
+            room, cap = self.queue.free(), self.queue.max_queued_per_owner
+            by_owner: dict[int, list[int]] = {}
+            refused: list[int] = []
+            for job_id, owner in rows:
+                mine = by_owner.setdefault(int(owner), [])
+                if room > 0 and (cap <= 0 or len(mine) < cap):
+                    mine.append(int(job_id))
+                    room -= 1
+                else:
+                    refused.append(int(job_id))
+            if refused:
                 await s.execute(
                     update(Execution)
-                    .where(Execution.id.in_(ids[room:]))
+                    .where(Execution.id.in_(refused))
                     .values(**{**interrupted, "message": "queue full after a server restart"})
                 )
-                ids = ids[:room]
             await s.commit()
-        self.queue.submit(ids)
-        if ids:
-            log.info("re-queued %d judge jobs after a restart", len(ids))
-        return len(ids)
+        for owner, ids in by_owner.items():
+            if ids:
+                self.queue.submit(ids, owner=owner)
+        queued = len(rows) - len(refused)
+        if queued:
+            log.info("re-queued %d judge jobs after a restart", queued)
+        return queued
 
     # --- validation -----------------------------------------------------------------------
 
@@ -226,12 +242,12 @@ class ExecutionService:
         if not requests:
             raise InvalidInput("no jobs given", code="empty_batch")
         rows = [self.prepare(user_id, r) for r in requests]
-        self.queue.check_room(len(rows))
+        self.queue.check_room(len(rows), user_id)
         await self._admit(user_id, len(rows))
         async with self.db.session() as s:
             s.add_all(rows)
             await s.commit()
-        self.queue.submit([r.id for r in rows])
+        self.queue.submit([r.id for r in rows], owner=user_id)
         return rows
 
     async def _process(self, execution_id: int) -> None:

@@ -5,9 +5,10 @@ A sandbox starts when its session is opened (a terminal or events connection, a 
 and starts watching, and only then is it ``running``. It stops after ``sandbox_idle_timeout_s``
 with no attached client (``hold``) and no activity (``touch``), on request, when its session is
 deleted, and at server shutdown; a stop kills its processes first, then syncs the last changes
-to the DB, then stops the runtime's sandbox. At start-up, leftovers of a previous server process
-are removed and sessions it left ``running`` are recovered (sandbox files -> DB) and marked
-``stopped``: a crash loses neither processes' files nor the DB's.
+to the DB, then stops the runtime's sandbox. At start-up, leftovers of a previous process of this
+server are removed and sessions it left ``running`` are recovered (sandbox files -> DB) and
+marked ``stopped``: a crash loses neither processes' files nor the DB's. Sessions whose sandbox
+another server runs (its id in ``sandbox_state``) are left alone.
 """
 
 from __future__ import annotations
@@ -24,7 +25,9 @@ from typing import TYPE_CHECKING
 from sqlalchemy import select, update
 
 from coolcoding.db.models import CodeSession
+from coolcoding.errors import Conflict, DomainError, Unavailable
 from coolcoding.sandbox.base import Runtime, Sandbox, SandboxError, SandboxSpec
+from coolcoding.sandbox.host_limits import host_limit_message, running_cap_warning
 from coolcoding.services.events import EventBus
 from coolcoding.services.sessions import SessionService, ref_of
 from coolcoding.settings import Settings
@@ -36,12 +39,15 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 StopHook = Callable[[str], Awaitable[None]]
+# In ``sessions.sandbox_state``: the id of the server whose runtime runs the sandbox.
+OWNER_KEY = "server"
 
 
 @dataclass
 class ActiveSandbox:
     sandbox: Sandbox
     session_id: int
+    user_id: int = 0
     holds: int = 0
     last_activity: float = field(default_factory=time.monotonic)
 
@@ -64,6 +70,7 @@ class SandboxManager:
         self._holds: dict[str, int] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self._reaper: asyncio.Task[None] | None = None
+        self._starting: dict[str, int] = {}  # session uuid -> user id, while it starts
         # Called with the session uuid before a sandbox stops (the terminal manager closes its
         # shells there, so that nothing writes files after the final sync).
         self.before_stop: list[StopHook] = []
@@ -74,6 +81,36 @@ class SandboxManager:
     def is_running(self, session_uuid: str) -> bool:
         return session_uuid in self._active
 
+    def running_for(self, user_id: int) -> int:
+        """The user's sandboxes running or starting on this server."""
+        return sum(a.user_id == user_id for a in self._active.values()) + sum(
+            owner == user_id for owner in self._starting.values()
+        )
+
+    def _check_caps(self, user_id: int) -> None:
+        """Refuse a start over the per-user or the per-server cap (a clear error naming the
+        setting, before any host-wide resource such as an inotify instance is taken)."""
+        s = self.settings
+        per_user = s.max_running_sandboxes_per_user
+        if per_user > 0 and self.running_for(user_id) >= per_user:
+            raise Conflict(
+                f"you have {per_user} sandboxes running, the most allowed "
+                "(COOLCODING_MAX_RUNNING_SANDBOXES_PER_USER); stop one first",
+                code="too_many_running_sandboxes",
+                limit=per_user,
+                setting="max_running_sandboxes_per_user",
+            )
+        total = s.sandbox_max_running
+        if total > 0 and len(self._active) + len(self._starting) >= total:
+            raise Unavailable(
+                f"this server runs {total} sandboxes, its most (COOLCODING_SANDBOX_MAX_RUNNING); "
+                "try again later",
+                code="server_sandbox_limit",
+                limit=total,
+                setting="sandbox_max_running",
+                retry_after=30,
+            )
+
     def get(self, session_uuid: str) -> Sandbox | None:
         a = self._active.get(session_uuid)
         return a.sandbox if a is not None else None
@@ -81,27 +118,44 @@ class SandboxManager:
     # --- server lifecycle --------------------------------------------------------------------
 
     async def startup(self) -> None:
+        warning = running_cap_warning(self.settings.sandbox_max_running)
+        if warning:
+            log.warning("%s", warning)
         removed = await self.runtime.cleanup_orphans()
         if removed:
             log.info("removed %d sandbox leftovers of a previous server process", removed)
         async with self.sessions.db.session() as s:
-            stale = (
-                await s.scalars(
-                    select(CodeSession).where(
-                        CodeSession.sandbox_status.in_(("running", "starting"))
+            stale = [
+                sess
+                for sess in (
+                    await s.scalars(
+                        select(CodeSession).where(
+                            CodeSession.sandbox_status.in_(("running", "starting"))
+                        )
                     )
-                )
-            ).all()
+                ).all()
+                if self._owned(sess)
+            ]
         for sess in stale:
             await self._recover(sess)
-        async with self.sessions.db.session() as s:
-            await s.execute(
-                update(CodeSession)
-                .where(CodeSession.sandbox_status.in_(("running", "starting")))
-                .values(sandbox_status="stopped", sandbox_state=None)
-            )
-            await s.commit()
+        if stale:
+            async with self.sessions.db.session() as s:
+                await s.execute(
+                    update(CodeSession)
+                    .where(
+                        CodeSession.id.in_([sess.id for sess in stale]),
+                        CodeSession.sandbox_status.in_(("running", "starting")),
+                    )
+                    .values(sandbox_status="stopped", sandbox_state=None)
+                )
+                await s.commit()
         self._reaper = asyncio.create_task(self._reap_idle())
+
+    def _owned(self, sess: CodeSession) -> bool:
+        """Whether this server started the session's sandbox (or no server is recorded):
+        another server's running sessions (a shared database) are not ours to recover."""
+        owner = (sess.sandbox_state or {}).get(OWNER_KEY)
+        return owner is None or owner == self.runtime.instance_id
 
     async def _recover(self, sess: CodeSession) -> None:
         """The previous server stopped without a final sync: take the sandbox's files as newer."""
@@ -149,7 +203,11 @@ class SandboxManager:
     async def _set_status(
         self, sess_id: int, uuid: str, status: str, message: str | None = None
     ) -> None:
-        state = self.runtime.get_state(uuid) if status == "running" else None
+        state: dict[str, object] | None = None
+        if status == "running":
+            state = {**self.runtime.get_state(uuid), OWNER_KEY: self.runtime.instance_id}
+        elif status == "starting":
+            state = {OWNER_KEY: self.runtime.instance_id}
         await self.sessions.set_sandbox_status(sess_id, status, message, state)
         event: dict[str, object] = {"type": "sandbox_status", "status": status}
         if message:
@@ -167,39 +225,65 @@ class SandboxManager:
             active = self._active.get(uuid)
             if active is not None:
                 return active.sandbox
-            await self._set_status(sess.id, uuid, "starting")
-            timeout = self.settings.sandbox_start_timeout_s
             try:
-                try:
-                    sandbox = await asyncio.wait_for(
-                        self.runtime.start(self._spec(sess), sess.sandbox_state), timeout
-                    )
-                except TimeoutError as exc:
-                    raise SandboxError(
-                        "start_timeout",
-                        "The sandbox did not start in time; try again.",
-                        f"sandbox {uuid} did not start within {timeout}s: check that bubblewrap "
-                        "works and the cgroup hierarchy is writable (see the server log), or "
-                        "raise COOLCODING_SANDBOX_START_TIMEOUT_S",
-                    ) from exc
-                root = self.runtime.workspace_dir(uuid)
-                if self.sync is not None and root is not None:
-                    await self.sync.attach(ref_of(sess), sandbox, root)
-            except SandboxError as exc:
-                log.warning("sandbox %s failed to start: %s", uuid, exc.log_message)
-                with contextlib.suppress(Exception):
-                    await self.runtime.stop(uuid)
-                await self._set_status(sess.id, uuid, "error", exc.user_message)
+                self._check_caps(sess.user_id)
+            except DomainError as exc:  # told to the IDE too (the events socket starts it)
+                await self._set_status(sess.id, uuid, "error", exc.message)
                 raise
-            except Exception as exc:
-                log.exception("sandbox %s failed to start", uuid)
+            self._starting[uuid] = sess.user_id  # counted from here on (no await since)
+            try:
+                return await self._start(sess, uuid)
+            finally:
+                self._starting.pop(uuid, None)
+
+    async def _start(self, sess: CodeSession, uuid: str) -> Sandbox:
+        """Start, materialize and watch (``ensure_started`` holds the lock and the caps)."""
+        await self._set_status(sess.id, uuid, "starting")
+        timeout = self.settings.sandbox_start_timeout_s
+        try:
+            try:
+                sandbox = await asyncio.wait_for(
+                    self.runtime.start(self._spec(sess), sess.sandbox_state), timeout
+                )
+            except TimeoutError as exc:
+                raise SandboxError(
+                    "start_timeout",
+                    "The sandbox did not start in time; try again.",
+                    f"sandbox {uuid} did not start within {timeout}s: check that bubblewrap "
+                    "works and the cgroup hierarchy is writable (see the server log), or "
+                    "raise COOLCODING_SANDBOX_START_TIMEOUT_S",
+                ) from exc
+            root = self.runtime.workspace_dir(uuid)
+            if self.sync is not None and root is not None:
+                await self.sync.attach(ref_of(sess), sandbox, root)
+        except SandboxError as exc:
+            log.warning("sandbox %s failed to start: %s", uuid, exc.log_message)
+            with contextlib.suppress(Exception):
+                await self.runtime.stop(uuid)
+            limit = host_limit_message(exc)
+            if limit is not None:
+                message = f"The sandbox could not start: {limit}; ask the administrator."
+                await self._set_status(sess.id, uuid, "error", message)
+                raise SandboxError("host_limit", message, exc.log_message) from exc
+            await self._set_status(sess.id, uuid, "error", exc.user_message)
+            raise
+        except Exception as exc:
+            log.exception("sandbox %s failed to start", uuid)
+            if self.sync is not None:
                 with contextlib.suppress(Exception):
-                    await self.runtime.stop(uuid)
-                await self._set_status(sess.id, uuid, "error", "The sandbox failed to start.")
-                raise SandboxError("start_failed", "The sandbox failed to start.") from exc
-            self._active[uuid] = ActiveSandbox(sandbox, sess.id)
-            await self._set_status(sess.id, uuid, "running")
-            return sandbox
+                    await self.sync.detach(uuid, final_sync=False)
+            with contextlib.suppress(Exception):
+                await self.runtime.stop(uuid)
+            limit = host_limit_message(exc)
+            if limit is not None:
+                message = f"The sandbox could not start: {limit}; ask the administrator."
+                await self._set_status(sess.id, uuid, "error", message)
+                raise SandboxError("host_limit", message, limit) from exc
+            await self._set_status(sess.id, uuid, "error", "The sandbox failed to start.")
+            raise SandboxError("start_failed", "The sandbox failed to start.") from exc
+        self._active[uuid] = ActiveSandbox(sandbox, sess.id, sess.user_id)
+        await self._set_status(sess.id, uuid, "running")
+        return sandbox
 
     async def stop(self, session_uuid: str, *, reason: str = "stopped") -> None:
         """Stop the session's sandbox, keeping every file (idempotent)."""

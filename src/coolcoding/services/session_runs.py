@@ -17,7 +17,7 @@ from contextlib import AbstractAsyncContextManager
 from typing import TYPE_CHECKING, Any
 
 from coolcoding.db.models import CodeSession, Execution, utcnow
-from coolcoding.errors import InvalidInput, Unavailable
+from coolcoding.errors import DomainError, InvalidInput, Unavailable
 from coolcoding.execution.judge import JudgeResult, compile_output_text
 from coolcoding.execution.languages import Language
 from coolcoding.execution.live import LiveOutput
@@ -151,6 +151,8 @@ class SessionRunner:
         except SandboxError as e:
             log.warning("run %s: sandbox error %s: %s", row.uuid, e.reason, e.log_message)
             result = JudgeResult(Verdict.INTERNAL_ERROR, f"sandbox error: {e.user_message}")
+        except DomainError as e:  # e.g. the user's cap on running sandboxes: say which
+            result = JudgeResult(Verdict.INTERNAL_ERROR, e.message)
         except Exception:
             log.exception("run %s failed", row.uuid)
             result = JudgeResult(Verdict.INTERNAL_ERROR, "internal error while running")

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid as uuid_mod
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import bindparam, func, select, update
 
 from coolcoding.db.engine import Database
 from coolcoding.db.models import CodeSession, utcnow
-from coolcoding.errors import InvalidInput, NotFound
+from coolcoding.errors import Conflict, InvalidInput, NotFound
 from coolcoding.services.workspace import WorkspaceRef
 
 SessionHook = Callable[[CodeSession], Awaitable[None]]
@@ -41,8 +42,11 @@ class SessionService:
         languages: Callable[[], set[str]] | None = None,
         *,
         owner_cache_ttl_s: float = 0.0,
+        max_per_user: int = 0,
     ) -> None:
         self.db = db
+        self.max_per_user = max_per_user  # sessions one user may own (0 = no cap)
+        self._create_locks: dict[int, asyncio.Lock] = {}
         # (user id, uuid) -> (workspace, when): the ownership check of every workspace request.
         # A session never changes owner; a delete here drops its entry, a delete on another
         # replica is seen within the TTL (the same bound as the token cache's).
@@ -76,13 +80,30 @@ class SessionService:
         self, user_id: int, name: str, language: str, network_enabled: bool
     ) -> CodeSession:
         self._check_language(language)
-        async with self.db.session() as s:
+        # The count and the insert under one lock per user: a burst of creates from one user
+        # on this replica cannot overshoot the cap (across replicas it can, by their number).
+        lock = self._create_locks.setdefault(user_id, asyncio.Lock())
+        async with lock, self.db.session() as s:
+            if self.max_per_user > 0:
+                owned = await s.scalar(
+                    select(func.count())
+                    .select_from(CodeSession)
+                    .where(CodeSession.user_id == user_id)
+                )
+                if (owned or 0) >= self.max_per_user:
+                    raise Conflict(
+                        f"you have {owned} sessions, the most allowed "
+                        "(COOLCODING_MAX_SESSIONS_PER_USER); delete one first",
+                        code="too_many_sessions",
+                        limit=self.max_per_user,
+                        setting="max_sessions_per_user",
+                    )
             sess = CodeSession(
                 user_id=user_id, name=name, language=language, network_enabled=network_enabled
             )
             s.add(sess)
             await s.commit()
-            return sess
+        return sess
 
     async def get_owned(self, user_id: int, raw_uuid: str, *, touch: bool = False) -> CodeSession:
         """The session with this uuid if it belongs to ``user_id``; 404 otherwise (never 403:

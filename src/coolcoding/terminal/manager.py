@@ -1,7 +1,8 @@
 """Which terminal id maps to which PTY session, per coding session; limits and reaping.
 
 Terminal ids are chosen by the client (coder's reconnect token): connecting to a live id
-reattaches to the same shell. A session has at most ``terminal_max_per_session`` live terminals.
+reattaches to the same shell. A session has at most ``terminal_max_per_session`` live terminals,
+a user at most ``terminal_max_per_user`` over all their sessions.
 A terminal nobody is attached to is closed after ``terminal_reattach_grace_s``; an exited one as
 soon as its last client leaves. All of a session's terminals close when its sandbox stops.
 """
@@ -16,6 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 from coolcoding.db.models import CodeSession
 from coolcoding.errors import InvalidInput, NotFound, RateLimited
+from coolcoding.sandbox.base import SandboxError
+from coolcoding.sandbox.host_limits import host_limit_message
 from coolcoding.services.commands import CommandLog, CommandRecord
 from coolcoding.services.sandboxes import SandboxManager
 from coolcoding.settings import Settings
@@ -43,6 +46,8 @@ class TerminalManager:
         self.sync = sync
         self._terms: dict[str, dict[str, TerminalSession]] = {}
         self._session_ids: dict[str, int] = {}
+        self._owners: dict[str, int] = {}  # session uuid -> user id
+        self._opening: dict[int, int] = {}  # user id -> terminals being opened
         self._locks: dict[str, asyncio.Lock] = {}
         self._reaper: asyncio.Task[None] | None = None
         sandboxes.before_stop.append(self.close_all)
@@ -84,25 +89,65 @@ class TerminalManager:
                     "close one first",
                     code="too_many_terminals",
                 )
-            sandbox = await self.sandboxes.ensure_started(sess)
-            cols, rows = protocol.clamp_size(cols, rows)
-            nonce = new_nonce()
-            term = await sandbox.open_terminal(cols, rows, env={NONCE_ENV: nonce})
-            ts = TerminalSession(
-                terminal_id,
-                uuid,
-                term,
-                nonce=nonce,
-                cols=cols,
-                rows=rows,
-                scrollback_bytes=self.settings.terminal_scrollback_bytes,
-                command_output_bytes=self.settings.terminal_command_output_bytes,
-                on_command=self._on_command,
+            self._check_user_cap(sess.user_id)
+            self._opening[sess.user_id] = self._opening.get(sess.user_id, 0) + 1
+            try:
+                return await self._open(sess, terminal_id, cols, rows)
+            finally:
+                n = self._opening.pop(sess.user_id, 1) - 1
+                if n > 0:
+                    self._opening[sess.user_id] = n
+
+    def for_user(self, user_id: int) -> int:
+        """The user's live terminals on this server, all sessions, and those being opened."""
+        live = sum(len(self._terms.get(u, {})) for u, o in self._owners.items() if o == user_id)
+        return live + self._opening.get(user_id, 0)
+
+    def _check_user_cap(self, user_id: int) -> None:
+        cap = self.settings.terminal_max_per_user
+        if cap > 0 and self.for_user(user_id) >= cap:
+            raise RateLimited(
+                f"at most {cap} terminals per user, all sessions together "
+                "(COOLCODING_TERMINAL_MAX_PER_USER); close one first",
+                code="too_many_terminals_per_user",
+                limit=cap,
+                setting="terminal_max_per_user",
             )
-            self._session_ids[uuid] = sess.id
-            terms[terminal_id] = ts
-            ts.start()
-            return ts, False
+
+    async def _open(
+        self, sess: CodeSession, terminal_id: str, cols: int, rows: int
+    ) -> tuple[TerminalSession, bool]:
+        """A new shell (``open`` holds the session's lock and checked the caps)."""
+        uuid = str(sess.uuid)
+        terms = self._terms.setdefault(uuid, {})
+        sandbox = await self.sandboxes.ensure_started(sess)
+        cols, rows = protocol.clamp_size(cols, rows)
+        nonce = new_nonce()
+        try:
+            term = await sandbox.open_terminal(cols, rows, env={NONCE_ENV: nonce})
+        except OSError as exc:
+            limit = host_limit_message(exc)
+            if limit is None:
+                raise
+            raise SandboxError(
+                "host_limit", f"The terminal could not open: {limit}; ask the administrator.", limit
+            ) from exc
+        ts = TerminalSession(
+            terminal_id,
+            uuid,
+            term,
+            nonce=nonce,
+            cols=cols,
+            rows=rows,
+            scrollback_bytes=self.settings.terminal_scrollback_bytes,
+            command_output_bytes=self.settings.terminal_command_output_bytes,
+            on_command=self._on_command,
+        )
+        self._session_ids[uuid] = sess.id
+        self._owners[uuid] = sess.user_id
+        terms[terminal_id] = ts
+        ts.start()
+        return ts, False
 
     async def _on_command(self, ts: TerminalSession, rec: CommandRecord) -> None:
         """End of a shell command: sync its file changes now, then record it."""
@@ -137,6 +182,7 @@ class TerminalManager:
     async def close_all(self, session_uuid: str) -> None:
         terms = self._terms.pop(session_uuid, {})
         self._session_ids.pop(session_uuid, None)
+        self._owners.pop(session_uuid, None)
         for ts in terms.values():
             try:
                 await ts.close()

@@ -1,8 +1,9 @@
 """cgroup v1 and v2: limits (memory, pids, cpu) and accounting (cpu time, peak memory, OOM kills).
 
-Layout: ``<parent>/<session uuid>/<leaf>`` where the session group carries the sandbox's limits
-and each leaf holds one terminal (``term-N``) or one exec (``exec-N``, with its own limits, so its
-peak memory and CPU time are measured alone). Leaves keep v2's "no processes in inner groups"
+Layout: ``<parent>/<server id>/<session uuid>/<leaf>`` (the server id: ``identity.py``; a
+server lists and removes groups under its own id only, the parent may be shared) where the
+session group carries the sandbox's limits and each leaf holds one terminal (``term-N``) or one
+exec (``exec-N``, with its own limits, so its peak memory and CPU time are measured alone). Leaves keep v2's "no processes in inner groups"
 rule, and the same layout is used on v1. Fail closed: a missing controller raises, never
 a sandbox without limits.
 """
@@ -244,18 +245,32 @@ class Cgroup:
             time.sleep(0.001)
 
 
+def _cannot_create(d: Path, e: OSError) -> SandboxError:
+    return SandboxError(
+        "cgroup_permission",
+        "Sandboxes are not available on this server.",
+        f"cannot create {d}: {e} (run the server as root or delegate that cgroup to its user)",
+    )
+
+
 class CgroupManager:
-    """Finds the cgroup hierarchy once and creates groups under ``<hierarchy>/<parent>``."""
+    """Finds the cgroup hierarchy once and creates groups under
+    ``<hierarchy>/<parent>/<instance>`` (``instance``: this server's id; the bases)."""
 
     def __init__(
         self,
         parent: str = "coolcoding",
         version: Literal["auto", "v1", "v2"] = "auto",
         v2_root: Path | None = None,
+        *,
+        instance: str = "",
     ) -> None:
         if not parent or parent.startswith("/") or ".." in parent.split("/"):
             raise SandboxError("cgroup_config", "Bad sandbox cgroup configuration.", parent)
+        if "/" in instance or instance in (".", ".."):
+            raise SandboxError("cgroup_config", "Bad sandbox cgroup configuration.", instance)
         self.parent = parent
+        self.instance = instance
         mounts = _mounts()
         v1 = {c: Path(mp) for mp, fs, opts in mounts if fs == "cgroup" for c in opts}
         v2 = [Path(mp) for mp, fs, _ in mounts if fs == "cgroup2"]
@@ -273,10 +288,10 @@ class CgroupManager:
                     "/sys/fs/cgroup/<controller>, or use a cgroup v2 host)",
                 )
             self.version: Literal[1, 2] = 1
-            self.bases = {c: v1[c] / parent for c in V1_CONTROLLERS}
+            self.tops = {c: v1[c] / parent for c in V1_CONTROLLERS}
         elif v2_ok and v2_base is not None:
             self.version = 2
-            self.bases = {c: v2_base / parent for c in V2_CONTROLLERS}
+            self.tops = {c: v2_base / parent for c in V2_CONTROLLERS}
         else:
             raise SandboxError(
                 "cgroup_missing",
@@ -286,6 +301,9 @@ class CgroupManager:
                 "memory, pids and cpu (delegate it, e.g. systemd Delegate=yes, and set "
                 "COOLCODING_SANDBOX_CGROUP_V2_ROOT)",
             )
+        # The parent may be shared with other servers; this server's groups live in its own
+        # child of it (or in the parent itself when no instance is given).
+        self.bases = {c: (t / instance if instance else t) for c, t in self.tops.items()}
 
     def _enable_v2_controllers(self, directory: Path) -> None:
         want = " ".join("+" + c for c in V2_CONTROLLERS)
@@ -300,25 +318,50 @@ class CgroupManager:
             ) from e
 
     def ensure_parent(self) -> None:
-        for d in set(self.bases.values()):
-            try:
-                d.mkdir(exist_ok=True)
-            except OSError as e:
-                raise SandboxError(
-                    "cgroup_permission",
-                    "Sandboxes are not available on this server.",
-                    f"cannot create {d}: {e} (run the server as root or delegate that cgroup "
-                    "to its user)",
-                ) from e
-            if self.version == 2:
-                self._enable_v2_controllers(d.parent)
-                self._enable_v2_controllers(d)
+        """Create the (shared) parent and check that we may; this server's own group in it is
+        made by the first sandbox (``create``), so an app that never runs one (a schema
+        export) leaves nothing named after it."""
+        for top in set(self.tops.values()):
+            self._make_top(top)
+
+    def _make_top(self, top: Path) -> None:
+        self._mkdir(top)
+        if self.version == 2:
+            self._enable_v2_controllers(top.parent)
+            self._enable_v2_controllers(top)
+
+    def _mkdir(self, d: Path) -> None:
+        try:
+            d.mkdir(exist_ok=True)
+        except OSError as e:
+            raise _cannot_create(d, e) from e
+
+    def _ensure_base(self) -> None:
+        for top, base in {(self.tops[c], self.bases[c]) for c in self.tops}:
+            for _attempt in range(3):
+                if base.is_dir():
+                    break
+                # Another server's shutdown removes the shared parent when it is empty.
+                if not top.is_dir():
+                    self._make_top(top)
+                try:
+                    base.mkdir()
+                except FileExistsError:
+                    break
+                except FileNotFoundError:
+                    continue  # the parent went again in between: once more
+                except OSError as e:
+                    raise _cannot_create(base, e) from e
+                if self.version == 2 and base != top:
+                    self._enable_v2_controllers(base)
+                break
 
     def group(self, rel: str) -> Cgroup:
         return Cgroup(self.version, {c: b / rel for c, b in self.bases.items()})
 
     def create(self, rel: str, limits: CgroupLimits, *, inner: bool = False) -> Cgroup:
         """Create (or reuse) ``<parent>/<rel>`` with ``limits``; ``inner``: will have children."""
+        self._ensure_base()
         cg = self.group(rel)
         for d in cg.paths:
             try:
@@ -333,13 +376,16 @@ class CgroupManager:
         return cg
 
     def remove_parent(self) -> None:
-        """Remove this server's (now empty) parent groups; a non-empty one is left in place."""
-        for d in set(self.bases.values()):
-            with contextlib.suppress(OSError):
-                d.rmdir()
+        """Remove this server's (now empty) groups, then the shared parent if no other server
+        uses it; a non-empty one is left in place."""
+        for c in self.tops:
+            for d in dict.fromkeys([self.bases[c], self.tops[c]]):
+                with contextlib.suppress(OSError):
+                    d.rmdir()
 
     def leftovers(self) -> list[str]:
-        """Names of groups under the parent (sessions of this or a previous server process)."""
+        """Names of groups under this server's base (sessions of this or a previous process of
+        the same server; never another server's)."""
         names: set[str] = set()
         for b in self.bases.values():
             with contextlib.suppress(FileNotFoundError):

@@ -15,6 +15,7 @@ from pathlib import Path
 from coolcoding.sandbox.base import SandboxError
 from coolcoding.sandbox.local.bwrap import HostLayout
 from coolcoding.sandbox.local.cgroups import CgroupManager
+from coolcoding.sandbox.local.identity import server_id
 from coolcoding.settings import Settings
 
 # Top-level system directories a program may need. On a merged-/usr host (Debian 12) most are
@@ -103,6 +104,7 @@ def check_environment(settings: Settings) -> HostEnvironment:
         settings.sandbox_cgroup_parent,
         settings.sandbox_cgroup_version,
         settings.sandbox_cgroup_v2_root,
+        instance=server_id(settings.data_dir.resolve()),
     )
     cgroups.ensure_parent()
     ensure_traversable(settings.workspaces_dir)

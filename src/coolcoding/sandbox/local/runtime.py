@@ -2,7 +2,9 @@
 
 Persistent state lives on disk (the workspace directory survives restarts; the DB is the
 truth), the in-memory table only knows which sandboxes this process started. A previous
-process's leftovers are found by name under the ``coolcoding`` cgroups (``cleanup_orphans``).
+process's leftovers are found by name under this server's own cgroup subtree
+(``<sandbox_cgroup_parent>/<server id>``, see identity.py) and in its data dir
+(``cleanup_orphans``): another server on the same host is never touched.
 
 Disk quota: no per-directory quota exists on a plain ext4 data dir, so the workspace size is
 bounded by RLIMIT_FSIZE per file, measured after every exec (``limit_hit="disk"``) and every
@@ -89,6 +91,7 @@ class LocalRuntime(Runtime):
     ) -> None:
         self.settings = settings
         self.host = host or check_environment(settings)
+        self.instance_id = self.host.cgroups.instance
         become_subreaper()
         self.extra_ro_binds = dict(extra_ro_binds or {})
         self._sandboxes: dict[str, LocalSandbox] = {}

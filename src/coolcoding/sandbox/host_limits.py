@@ -1,0 +1,79 @@
+"""Name the host-wide kernel limit behind a failure, so the error says what to raise.
+
+A sandbox start can fail on limits the whole host shares: inotify instances and watches (one
+instance per running session's watcher, charged to the server's uid), open files, loop devices.
+The generic "the sandbox failed to start" hid which; ``host_limit_message`` finds the errno in
+the exception (or its causes) and names the limit with its current value, e.g.
+``fs.inotify.max_user_instances (128) reached on the host``.
+"""
+
+from __future__ import annotations
+
+import errno
+import resource
+from pathlib import Path
+
+PROC_SYS = Path("/proc/sys")
+
+
+def _sysctl(name: str) -> str:
+    try:
+        return (PROC_SYS / name.replace(".", "/")).read_text().split()[0]
+    except (OSError, IndexError):
+        return "?"
+
+
+def _causes(exc: BaseException) -> list[BaseException]:
+    seen: list[BaseException] = []
+    cur: BaseException | None = exc
+    while cur is not None and cur not in seen:
+        seen.append(cur)
+        cur = cur.__cause__ or cur.__context__
+    return seen
+
+
+def describe_os_error(err: OSError) -> str | None:
+    """The host limit ``err`` means, or ``None`` when it is not one."""
+    text = str(err)
+    if "inotify_init" in text and err.errno == errno.EMFILE:
+        name = "fs.inotify.max_user_instances"
+        return f"{name} ({_sysctl(name)}) reached on the host"
+    if "inotify_add_watch" in text and err.errno == errno.ENOSPC:
+        name = "fs.inotify.max_user_watches"
+        return f"{name} ({_sysctl(name)}) reached on the host"
+    if err.errno == errno.ENFILE:
+        return f"fs.file-max ({_sysctl('fs.file-max')}) open files reached on the host"
+    if err.errno == errno.EMFILE:
+        soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        return f"the server's open-file limit (RLIMIT_NOFILE {soft}) reached"
+    if "loop" in text and err.errno in (errno.ENXIO, errno.ENODEV, errno.EBUSY, errno.ENOSPC):
+        return "no free loop device on the host (raise the loop module's max_loop)"
+    return None
+
+
+def host_limit_message(exc: BaseException) -> str | None:
+    """The host limit behind ``exc`` or one of its causes, or ``None``."""
+    for cause in _causes(exc):
+        if isinstance(cause, OSError):
+            found = describe_os_error(cause)
+            if found is not None:
+                return found
+    return None
+
+
+def running_cap_warning(max_running: int) -> str | None:
+    """A start-up warning when ``sandbox_max_running`` does not keep the server below the host's
+    inotify instance limit (one instance per running session; other servers and programs of
+    the same uid share it)."""
+    name = "fs.inotify.max_user_instances"
+    value = _sysctl(name)
+    if not value.isdigit():
+        return None
+    if max_running <= 0 or max_running >= int(value):
+        shown = "no cap" if max_running <= 0 else str(max_running)
+        return (
+            f"COOLCODING_SANDBOX_MAX_RUNNING ({shown}) is not below {name} ({value}): starts "
+            f"beyond the host limit will fail for every user of every server on this host; "
+            f"lower the setting or raise the sysctl"
+        )
+    return None
