@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from coolcoding.db.models import Execution
 from coolcoding.execution.verdicts import signal_name
+from coolcoding.schemas.limits import LanguageId, RunnablePath, WorkspacePath
 
 
 class LanguageOut(BaseModel):
@@ -31,12 +32,18 @@ class LimitsIn(BaseModel):
 
 
 class ExecutionIn(BaseModel):
+    """A judge job: either ``source`` (one file) or ``files`` (path -> content) with ``entry``
+    (the file to run; needed when more than one file is in ``language``). Rules between fields
+    that JSON Schema cannot state answer 400: ``invalid_source`` (both or neither of source and
+    files), ``empty_source`` (only blank content), ``invalid_entry`` (entry is not one of the
+    files), ``entry_required``."""
+
     model_config = ConfigDict(extra="forbid")
 
-    language: str = Field(max_length=32)
+    language: LanguageId
     source: str | None = None
-    files: dict[str, str] | None = Field(default=None, max_length=1000)
-    entry: str | None = Field(default=None, max_length=1024)
+    files: dict[WorkspacePath, str] | None = Field(default=None, max_length=1000)
+    entry: WorkspacePath | None = None
     stdin: str | None = None
     expected_output: str | None = None
     limits: LimitsIn | None = None
@@ -47,9 +54,11 @@ class BatchIn(BaseModel):
 
 
 class RunIn(BaseModel):
+    """``path`` (default: the session's entry file) is run by the language of its extension."""
+
     model_config = ConfigDict(extra="forbid")
 
-    path: str | None = Field(default=None, max_length=1024)
+    path: RunnablePath | None = None
     stdin: str | None = None
 
 

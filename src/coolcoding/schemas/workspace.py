@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
+
+from coolcoding.schemas.limits import INT32_MAX, WorkspacePath
+
+BASE64_PATTERN = r"^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$"
 
 
 class ItemOut(BaseModel):
@@ -29,18 +34,34 @@ class FileOut(ItemOut):
 
 
 class SaveIn(BaseModel):
+    # With ``encoding: base64`` the content is standard padded base64 (stated to JSON Schema by
+    # the if/then below, enforced by the validator: 422, not a 400 after the fact).
+    model_config = {
+        "json_schema_extra": {
+            "if": {"properties": {"encoding": {"const": "base64"}}, "required": ["encoding"]},
+            "then": {"properties": {"content": {"pattern": BASE64_PATTERN}}},
+        }
+    }
+
     content: str
     encoding: Literal["utf-8", "base64"] = "utf-8"
     base_version: int | None = Field(
         default=None,
         ge=0,
+        le=INT32_MAX,
         description="Version the edit is based on; 0 = create only; omitted = overwrite",
     )
 
+    @model_validator(mode="after")
+    def _base64_content(self) -> SaveIn:
+        if self.encoding == "base64" and not re.fullmatch(BASE64_PATTERN, self.content):
+            raise ValueError("content is not valid base64 (standard alphabet, padded)")
+        return self
+
 
 class MoveIn(BaseModel):
-    from_: str = Field(alias="from", max_length=4096)
-    to: str = Field(max_length=4096)
+    from_: WorkspacePath = Field(alias="from")
+    to: WorkspacePath
 
 
 class StatusOut(BaseModel):
