@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, StrictBool
 
 from coolcoding.schemas.limits import LanguageId, SessionName, WorkspacePath
 
@@ -13,14 +13,14 @@ from coolcoding.schemas.limits import LanguageId, SessionName, WorkspacePath
 class SessionIn(BaseModel):
     name: SessionName = "Untitled"
     language: LanguageId = "python"
-    network_enabled: bool = False
+    network_enabled: StrictBool = False
 
 
 class SessionPatch(BaseModel):
     name: SessionName | None = None
     language: LanguageId | None = None
     entry_file: WorkspacePath | None = None
-    network_enabled: bool | None = None
+    network_enabled: StrictBool | None = None
 
 
 class SessionOut(BaseModel):

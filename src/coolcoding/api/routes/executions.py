@@ -11,7 +11,7 @@ from fastapi.responses import StreamingResponse
 
 from coolcoding.api.deps import CurrentUser, OwnedSession, PlatformDep
 from coolcoding.api.responses import AUTHED, OWNED, WRITE, WRITE_OWNED, errors, merge
-from coolcoding.errors import RateLimited, Unavailable
+from coolcoding.errors import Conflict, RateLimited, Unavailable
 from coolcoding.schemas.executions import (
     BatchIn,
     BatchOut,
@@ -138,7 +138,7 @@ async def execution_events(
     "/sessions/{session_uuid}/run",
     status_code=202,
     response_model=RunStartedOut,
-    responses=merge(WRITE_OWNED, errors(RateLimited)),
+    responses=merge(WRITE_OWNED, errors(Conflict, RateLimited)),
 )
 async def run_in_session(
     body: RunIn, session: OwnedSession, user: CurrentUser, svc: Executions
