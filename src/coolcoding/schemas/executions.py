@@ -9,7 +9,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from coolcoding.db.models import Execution
 from coolcoding.execution.verdicts import signal_name
-from coolcoding.schemas.limits import LanguageId, RunnablePath, WorkspacePath
+from coolcoding.filesync.paths import DEFAULT_RULES
+from coolcoding.schemas.limits import PATH_PATTERN, LanguageId, RunnablePath, WorkspacePath
 
 
 class LanguageOut(BaseModel):
@@ -31,6 +32,20 @@ class LimitsIn(BaseModel):
     output_bytes: int | None = Field(default=None, gt=0)
 
 
+def _files_keys_are_paths(schema: dict[str, Any]) -> None:
+    """State the rule of ``files``' keys as ``propertyNames`` (pydantic writes the pattern as
+    ``patternProperties``, which does not restrict the other keys)."""
+    for option in schema["properties"]["files"].get("anyOf", []):
+        if option.get("type") == "object":
+            option.pop("patternProperties", None)
+            option["propertyNames"] = {
+                "minLength": 1,
+                "maxLength": DEFAULT_RULES.max_path_bytes,
+                "pattern": PATH_PATTERN,
+            }
+            option["additionalProperties"] = {"type": "string"}
+
+
 class ExecutionIn(BaseModel):
     """A judge job: either ``source`` (one file) or ``files`` (path -> content) with ``entry``
     (the file to run; needed when more than one file is in ``language``). Rules between fields
@@ -38,7 +53,7 @@ class ExecutionIn(BaseModel):
     files), ``empty_source`` (only blank content), ``invalid_entry`` (entry is not one of the
     files), ``entry_required``."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra=lambda s: _files_keys_are_paths(s))
 
     language: LanguageId
     source: str | None = None
