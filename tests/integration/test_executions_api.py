@@ -125,7 +125,7 @@ def test_a_crash_reports_the_signal(user: UserClient) -> None:
 @pytest.mark.parametrize(
     ("payload", "status", "code"),
     [
-        ({"language": "cobol", "source": "x"}, 400, "unknown_language"),
+        ({"language": "cobol", "source": "x"}, 422, "validation_error"),
         ({"language": "python", "source": "  \n"}, 400, "empty_source"),
         ({"language": "python"}, 400, "invalid_source"),
         ({"language": "python", "source": "x", "files": {"a.py": "x"}}, 400, "invalid_source"),

@@ -50,8 +50,9 @@ def _valid_path(raw: str) -> str:
     return raw
 
 
-# The pattern documents the rule; ``normalize_path`` enforces it (pydantic's regex engine cannot
-# compile the pattern's counted repetitions within its size limit).
+# The pattern states the rule; the services enforce it with ``normalize_path`` (400
+# ``invalid_path``, the answer clients know; pydantic's regex engine cannot compile the pattern's
+# counted repetitions within its size limit anyway).
 WorkspacePath = Annotated[
     str,
     Field(
@@ -60,7 +61,6 @@ WorkspacePath = Annotated[
         description=PATH_DESCRIPTION,
         json_schema_extra={"pattern": PATH_PATTERN},
     ),
-    AfterValidator(_valid_path),
 ]
 
 # The same rule as a path parameter (FastAPI wants its own ``Path`` marker there).
@@ -72,7 +72,6 @@ WorkspacePathParam = Annotated[
         description=PATH_DESCRIPTION,
         json_schema_extra={"pattern": PATH_PATTERN},
     ),
-    AfterValidator(_valid_path),
 ]
 
 _EXTENSIONS = sorted({ext.lstrip(".") for lang in LANGUAGES for ext in lang.extensions})
