@@ -12,6 +12,7 @@ from fastapi.middleware.gzip import GZipMiddleware
 from coolcoding import __version__
 from coolcoding.api.errors import install_error_handlers
 from coolcoding.api.guards import RequestGuards
+from coolcoding.api.openapi import install_openapi
 from coolcoding.api.routes import executions, health, languages, sandbox, sessions, users, workspace
 from coolcoding.api.security_headers import SecurityHeaders
 from coolcoding.api.spa import find_static_dir, mount_spa
@@ -63,4 +64,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for module in (sandbox, ws_terminal, ws_events):
         app.include_router(module.router)
     mount_spa(app, find_static_dir(settings.static_dir))
+    install_openapi(app, settings)
     return app

@@ -125,7 +125,7 @@ def test_a_crash_reports_the_signal(user: UserClient) -> None:
 @pytest.mark.parametrize(
     ("payload", "status", "code"),
     [
-        ({"language": "cobol", "source": "x"}, 400, "unknown_language"),
+        ({"language": "cobol", "source": "x"}, 422, "validation_error"),
         ({"language": "python", "source": "  \n"}, 400, "empty_source"),
         ({"language": "python"}, 400, "invalid_source"),
         ({"language": "python", "source": "x", "files": {"a.py": "x"}}, 400, "invalid_source"),
@@ -255,12 +255,12 @@ def test_run_of_a_compiled_language_builds_it_first(user: UserClient) -> None:
 def test_run_errors(user: UserClient, server: LiveServer) -> None:
     sid = user.new_session()
     r = user.client.post(f"/api/sessions/{sid}/run", json={})
-    assert r.status_code == 400 and r.json()["error"] == "no_entry_file"
+    assert r.status_code == 409 and r.json()["error"] == "no_entry_file"
     r = user.client.post(f"/api/sessions/{sid}/run", json={"path": "missing.py"})
-    assert r.status_code == 400 and r.json()["error"] == "file_not_found"
+    assert r.status_code == 404 and r.json()["error"] == "file_not_found"
     write_file(user, sid, "notes.txt", "hi")
     r = user.client.post(f"/api/sessions/{sid}/run", json={"path": "notes.txt"})
-    assert r.status_code == 400 and r.json()["error"] == "unknown_language"
+    assert r.status_code == 422 and r.json()["error"] == "validation_error"
     other = register_user(server)
     r = other.client.post(f"/api/sessions/{sid}/run", json={"path": "notes.txt"})
     assert r.status_code == 404 and r.json()["error"] == "session_not_found"

@@ -124,7 +124,7 @@ def test_folders_and_type_conflicts(api: UserClient) -> None:
     r = _save(c, sid, "a/b", "x")
     assert r.status_code == 409 and r.json()["error"] == "is_a_folder"
     r = c.get(f"/api/workspace/{sid}/file/a")
-    assert r.status_code == 400 and r.json()["error"] == "is_a_folder"
+    assert r.status_code == 409 and r.json()["error"] == "is_a_folder"
 
 
 def test_rename_and_move_files_and_folders_with_subtrees(api: UserClient) -> None:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
+from starlette.convertors import Convertor, register_url_convertor
 
 from coolcoding.api.errors import error_body
 
@@ -69,15 +70,27 @@ async def _file_response(
     return FileResponse(path, headers={"Cache-Control": cache_control})
 
 
+class ClientPathConvertor(Convertor[str]):
+    """Any path but the API's (``/api/...``, ``/ws...``): those are not the web app's, and a path
+    the API serves for other methods must answer 405 with its ``Allow``, not index.html or 404."""
+
+    regex = r"(?!api/|ws).*"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+register_url_convertor("clientpath", ClientPathConvertor())
+
+
 def mount_spa(app: FastAPI, static_dir: Path | None) -> None:
     assets = CompressedAssets()
 
-    @app.get("/{full_path:path}", include_in_schema=False)
+    @app.get("/{full_path:clientpath}", include_in_schema=False)
     async def spa(full_path: str, request: Request) -> Response:
-        if full_path.startswith(("api/", "ws")):
-            return JSONResponse(
-                error_body("not_found", f"no route {request.url.path}"), status_code=404
-            )
         if static_dir is None:
             return JSONResponse(
                 error_body(

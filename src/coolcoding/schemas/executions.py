@@ -9,6 +9,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from coolcoding.db.models import Execution
 from coolcoding.execution.verdicts import signal_name
+from coolcoding.filesync.paths import DEFAULT_RULES
+from coolcoding.schemas.limits import PATH_PATTERN, LanguageId, RunnablePath, WorkspacePath
 
 
 class LanguageOut(BaseModel):
@@ -30,13 +32,33 @@ class LimitsIn(BaseModel):
     output_bytes: int | None = Field(default=None, gt=0)
 
 
-class ExecutionIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+def _files_keys_are_paths(schema: dict[str, Any]) -> None:
+    """State the rule of ``files``' keys as ``propertyNames`` (pydantic writes the pattern as
+    ``patternProperties``, which does not restrict the other keys)."""
+    for option in schema["properties"]["files"].get("anyOf", []):
+        if option.get("type") == "object":
+            option.pop("patternProperties", None)
+            option["propertyNames"] = {
+                "minLength": 1,
+                "maxLength": DEFAULT_RULES.max_path_bytes,
+                "pattern": PATH_PATTERN,
+            }
+            option["additionalProperties"] = {"type": "string"}
 
-    language: str = Field(max_length=32)
+
+class ExecutionIn(BaseModel):
+    """A judge job: either ``source`` (one file) or ``files`` (path -> content) with ``entry``
+    (the file to run; needed when more than one file is in ``language``). Rules between fields
+    that JSON Schema cannot state answer 400: ``invalid_source`` (both or neither of source and
+    files), ``empty_source`` (only blank content), ``invalid_entry`` (entry is not one of the
+    files), ``entry_required``."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra=lambda s: _files_keys_are_paths(s))
+
+    language: LanguageId
     source: str | None = None
-    files: dict[str, str] | None = Field(default=None, max_length=1000)
-    entry: str | None = Field(default=None, max_length=1024)
+    files: dict[WorkspacePath, str] | None = Field(default=None, max_length=1000)
+    entry: WorkspacePath | None = None
     stdin: str | None = None
     expected_output: str | None = None
     limits: LimitsIn | None = None
@@ -47,9 +69,11 @@ class BatchIn(BaseModel):
 
 
 class RunIn(BaseModel):
+    """``path`` (default: the session's entry file) is run by the language of its extension."""
+
     model_config = ConfigDict(extra="forbid")
 
-    path: str | None = Field(default=None, max_length=1024)
+    path: RunnablePath | None = None
     stdin: str | None = None
 
 

@@ -5,20 +5,22 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, StrictBool
+
+from coolcoding.schemas.limits import LanguageId, SessionName, WorkspacePath
 
 
 class SessionIn(BaseModel):
-    name: str = Field(default="Untitled", min_length=1, max_length=255)
-    language: str = Field(default="python", max_length=32)
-    network_enabled: bool = False
+    name: SessionName = "Untitled"
+    language: LanguageId = "python"
+    network_enabled: StrictBool = False
 
 
 class SessionPatch(BaseModel):
-    name: str | None = Field(default=None, min_length=1, max_length=255)
-    language: str | None = Field(default=None, max_length=32)
-    entry_file: str | None = Field(default=None, max_length=1024)
-    network_enabled: bool | None = None
+    name: SessionName | None = None
+    language: LanguageId | None = None
+    entry_file: WorkspacePath | None = None
+    network_enabled: StrictBool | None = None
 
 
 class SessionOut(BaseModel):

@@ -7,6 +7,10 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from coolcoding.schemas.limits import INT32_MAX, WorkspacePath
+
+BASE64_PATTERN = r"^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$"
+
 
 class ItemOut(BaseModel):
     path: str
@@ -29,18 +33,28 @@ class FileOut(ItemOut):
 
 
 class SaveIn(BaseModel):
+    # With ``encoding: base64`` the content is standard padded base64: stated to JSON Schema by
+    # the if/then below, enforced by the route (400 ``invalid_content``).
+    model_config = {
+        "json_schema_extra": {
+            "if": {"properties": {"encoding": {"const": "base64"}}, "required": ["encoding"]},
+            "then": {"properties": {"content": {"pattern": BASE64_PATTERN}}},
+        }
+    }
+
     content: str
     encoding: Literal["utf-8", "base64"] = "utf-8"
     base_version: int | None = Field(
         default=None,
         ge=0,
+        le=INT32_MAX,
         description="Version the edit is based on; 0 = create only; omitted = overwrite",
     )
 
 
 class MoveIn(BaseModel):
-    from_: str = Field(alias="from", max_length=4096)
-    to: str = Field(max_length=4096)
+    from_: WorkspacePath = Field(alias="from")
+    to: WorkspacePath
 
 
 class StatusOut(BaseModel):

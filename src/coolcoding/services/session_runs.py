@@ -17,7 +17,7 @@ from contextlib import AbstractAsyncContextManager
 from typing import TYPE_CHECKING, Any
 
 from coolcoding.db.models import CodeSession, Execution, utcnow
-from coolcoding.errors import DomainError, InvalidInput, Unavailable
+from coolcoding.errors import Conflict, DomainError, InvalidInput, NotFound, Unavailable
 from coolcoding.execution.judge import JudgeResult, compile_output_text
 from coolcoding.execution.languages import Language
 from coolcoding.execution.live import LiveOutput
@@ -77,7 +77,7 @@ class SessionRunner:
     ) -> Execution:
         raw = path or session.entry_file
         if not raw:
-            raise InvalidInput(
+            raise Conflict(
                 "no file to run: give a path or set the session's entry file",
                 code="no_entry_file",
             )
@@ -92,7 +92,7 @@ class SessionRunner:
         if self.sandbox_for is None:
             raise Unavailable("runs in sessions are not available", code="sandbox_unavailable")
         if self.file_exists is not None and not await self.file_exists(session, entry):
-            raise InvalidInput(f"{entry!r} does not exist in this session", code="file_not_found")
+            raise NotFound(f"{entry!r} does not exist in this session", code="file_not_found")
         await self.svc._admit(user_id, 1)
         limits = self.limits(lang)
         row = Execution(

@@ -10,7 +10,8 @@ from fastapi import APIRouter, Depends, Query, Response
 from fastapi.responses import StreamingResponse
 
 from coolcoding.api.deps import CurrentUser, OwnedSession, PlatformDep
-from coolcoding.errors import Unavailable
+from coolcoding.api.responses import AUTHED, OWNED, WRITE, WRITE_OWNED, errors, merge
+from coolcoding.errors import Conflict, RateLimited, Unavailable
 from coolcoding.schemas.executions import (
     BatchIn,
     BatchOut,
@@ -20,6 +21,7 @@ from coolcoding.schemas.executions import (
     RunIn,
     RunStartedOut,
 )
+from coolcoding.schemas.limits import MAX_OFFSET
 from coolcoding.services.executions import ExecutionService, JobRequest
 
 router = APIRouter(prefix="/api", tags=["executions"])
@@ -48,7 +50,16 @@ def job_request(body: ExecutionIn) -> JobRequest:
     )
 
 
-@router.post("/executions", status_code=202, response_model=ExecutionOut)
+# 413: a source, stdin or batch beyond the limits; 429: the per-user rate of jobs.
+SUBMIT = merge(WRITE, errors(RateLimited))
+
+
+@router.post(
+    "/executions",
+    status_code=202,
+    response_model=ExecutionOut,
+    responses=merge(SUBMIT, {200: {"model": ExecutionOut, "description": "Finished (?wait=true)"}}),
+)
 async def submit(
     body: ExecutionIn,
     user: CurrentUser,
@@ -66,18 +77,18 @@ async def submit(
     return ExecutionOut.of(row)
 
 
-@router.post("/executions/batch", status_code=202, response_model=BatchOut)
+@router.post("/executions/batch", status_code=202, response_model=BatchOut, responses=SUBMIT)
 async def submit_batch(body: BatchIn, user: CurrentUser, svc: Executions) -> BatchOut:
     rows = await svc.submit(user.user_id, [job_request(j) for j in body.jobs])
     return BatchOut(ids=[str(r.uuid) for r in rows])
 
 
-@router.get("/executions", response_model=ExecutionPage)
+@router.get("/executions", response_model=ExecutionPage, responses=AUTHED)
 async def list_executions(
     user: CurrentUser,
     svc: Executions,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> ExecutionPage:
     rows = await svc.list_for(user.user_id, limit + 1, offset)
     more = len(rows) > limit
@@ -87,7 +98,7 @@ async def list_executions(
     )
 
 
-@router.get("/executions/{execution_id}", response_model=ExecutionOut)
+@router.get("/executions/{execution_id}", response_model=ExecutionOut, responses=OWNED)
 async def get_execution(execution_id: str, user: CurrentUser, svc: Executions) -> ExecutionOut:
     return ExecutionOut.of(await svc.get(user.user_id, execution_id))
 
@@ -98,7 +109,13 @@ def sse(event: str, data: dict[str, Any]) -> bytes:
     return f"event: {event}\ndata: {json.dumps(data)}\n\n".encode()
 
 
-@router.get("/executions/{execution_id}/events")
+@router.get(
+    "/executions/{execution_id}/events",
+    response_class=StreamingResponse,
+    responses=merge(
+        {200: {"content": {"text/event-stream": {"schema": {"type": "string"}}}}}, OWNED
+    ),
+)
 async def execution_events(
     execution_id: str, user: CurrentUser, svc: Executions
 ) -> StreamingResponse:
@@ -117,7 +134,12 @@ async def execution_events(
     )
 
 
-@router.post("/sessions/{session_uuid}/run", status_code=202, response_model=RunStartedOut)
+@router.post(
+    "/sessions/{session_uuid}/run",
+    status_code=202,
+    response_model=RunStartedOut,
+    responses=merge(WRITE_OWNED, errors(Conflict, RateLimited)),
+)
 async def run_in_session(
     body: RunIn, session: OwnedSession, user: CurrentUser, svc: Executions
 ) -> RunStartedOut:

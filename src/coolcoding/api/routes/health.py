@@ -14,7 +14,10 @@ from coolcoding.api.deps import PlatformDep
 router = APIRouter(tags=["health"])
 
 
-@router.get("/api/health/")
+@router.get(
+    "/api/health/",
+    responses={503: {"description": "The database is unreachable (`status`: `degraded`)"}},
+)
 @router.get("/api/health", include_in_schema=False)
 async def health(platform: PlatformDep) -> JSONResponse:
     t0 = time.perf_counter()

@@ -7,7 +7,8 @@ from typing import Any
 from fastapi import APIRouter, Query, Response
 
 from coolcoding.api.deps import OwnedSession, PlatformDep
-from coolcoding.errors import Unavailable
+from coolcoding.api.responses import OWNED, WRITE_OWNED, errors, merge
+from coolcoding.errors import RateLimited, Unavailable
 from coolcoding.platform import Platform
 from coolcoding.schemas.sandbox import CommandOut, SandboxStateOut, TerminalOut
 from coolcoding.services.commands import CommandLog
@@ -27,27 +28,32 @@ def _component(platform: Platform, name: str) -> Any:
     return found
 
 
-@router.post("/{session_uuid}/sandbox/start", response_model=SandboxStateOut)
+# 429: per-user caps on running sandboxes (503 also when the host is out of a kernel resource).
+@router.post(
+    "/{session_uuid}/sandbox/start",
+    response_model=SandboxStateOut,
+    responses=merge(WRITE_OWNED, errors(RateLimited)),
+)
 async def start_sandbox(session: OwnedSession, platform: PlatformDep) -> SandboxStateOut:
     sandboxes: SandboxManager = _component(platform, "sandboxes")
     await sandboxes.ensure_started(session)
     return SandboxStateOut(status="running")
 
 
-@router.post("/{session_uuid}/sandbox/stop", response_model=SandboxStateOut)
+@router.post("/{session_uuid}/sandbox/stop", response_model=SandboxStateOut, responses=WRITE_OWNED)
 async def stop_sandbox(session: OwnedSession, platform: PlatformDep) -> SandboxStateOut:
     sandboxes: SandboxManager = _component(platform, "sandboxes")
     await sandboxes.stop(str(session.uuid), reason="stopped by the user")
     return SandboxStateOut(status="stopped")
 
 
-@router.get("/{session_uuid}/terminals", response_model=list[TerminalOut])
+@router.get("/{session_uuid}/terminals", response_model=list[TerminalOut], responses=OWNED)
 async def list_terminals(session: OwnedSession, platform: PlatformDep) -> list[TerminalOut]:
     terms: TerminalManager = _component(platform, "terminals")
     return [TerminalOut.model_validate(t) for t in terms.list(str(session.uuid))]
 
 
-@router.delete("/{session_uuid}/terminals/{terminal_id}", status_code=204)
+@router.delete("/{session_uuid}/terminals/{terminal_id}", status_code=204, responses=WRITE_OWNED)
 async def close_terminal(
     terminal_id: str, session: OwnedSession, platform: PlatformDep
 ) -> Response:
@@ -56,7 +62,7 @@ async def close_terminal(
     return Response(status_code=204)
 
 
-@router.get("/{session_uuid}/commands", response_model=list[CommandOut])
+@router.get("/{session_uuid}/commands", response_model=list[CommandOut], responses=OWNED)
 async def list_commands(
     session: OwnedSession, platform: PlatformDep, limit: int = Query(100, ge=1, le=1000)
 ) -> list[CommandOut]:

@@ -5,17 +5,18 @@ from __future__ import annotations
 from fastapi import APIRouter, Response
 
 from coolcoding.api.deps import CurrentUser, PlatformDep
+from coolcoding.api.responses import AUTHED, OWNED, WRITE, WRITE_OWNED
 from coolcoding.schemas.sessions import SessionIn, SessionOut, SessionPatch
 
 router = APIRouter(prefix="/api/sessions", tags=["sessions"])
 
 
-@router.get("/", response_model=list[SessionOut])
+@router.get("/", response_model=list[SessionOut], responses=AUTHED)
 async def list_sessions(user: CurrentUser, platform: PlatformDep) -> list[SessionOut]:
     return [SessionOut.model_validate(s) for s in await platform.sessions.list_for(user.user_id)]
 
 
-@router.post("/", status_code=201, response_model=SessionOut)
+@router.post("/", status_code=201, response_model=SessionOut, responses=WRITE)
 async def create_session(body: SessionIn, user: CurrentUser, platform: PlatformDep) -> SessionOut:
     sess = await platform.sessions.create(
         user.user_id, body.name.strip() or "Untitled", body.language, body.network_enabled
@@ -23,14 +24,14 @@ async def create_session(body: SessionIn, user: CurrentUser, platform: PlatformD
     return SessionOut.model_validate(sess)
 
 
-@router.get("/{session_uuid}", response_model=SessionOut)
+@router.get("/{session_uuid}", response_model=SessionOut, responses=OWNED)
 async def get_session(session_uuid: str, user: CurrentUser, platform: PlatformDep) -> SessionOut:
     return SessionOut.model_validate(
         await platform.sessions.get_owned(user.user_id, session_uuid, touch=True)
     )
 
 
-@router.patch("/{session_uuid}", response_model=SessionOut)
+@router.patch("/{session_uuid}", response_model=SessionOut, responses=WRITE_OWNED)
 async def patch_session(
     session_uuid: str, body: SessionPatch, user: CurrentUser, platform: PlatformDep
 ) -> SessionOut:
@@ -42,7 +43,7 @@ async def patch_session(
     )
 
 
-@router.delete("/{session_uuid}", status_code=204)
+@router.delete("/{session_uuid}", status_code=204, responses=WRITE_OWNED)
 async def delete_session(session_uuid: str, user: CurrentUser, platform: PlatformDep) -> Response:
     await platform.sessions.delete(user.user_id, session_uuid)
     return Response(status_code=204)

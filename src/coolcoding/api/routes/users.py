@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request, Response
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Request, Response
 
 from coolcoding.api.deps import CurrentUser, PlatformDep, client_ip
+from coolcoding.api.responses import AUTHED, GUARDS, PUBLIC, WRITE, errors, merge
 from coolcoding.db.models import User
-from coolcoding.errors import Forbidden, NotAuthenticated, NotFound
+from coolcoding.errors import Conflict, Forbidden, NotAuthenticated, NotFound, RateLimited
 from coolcoding.schemas.accounts import AuthOut, DeleteAccountIn, LoginIn, RegisterIn, UserOut
+from coolcoding.schemas.limits import INT64_MAX
 
 router = APIRouter(prefix="/api/users", tags=["users"])
 
@@ -40,7 +44,12 @@ def _set_device_cookie(response: Response, platform: PlatformDep, user: User) ->
     )
 
 
-@router.post("/register", status_code=201, response_model=AuthOut)
+@router.post(
+    "/register",
+    status_code=201,
+    response_model=AuthOut,
+    responses=merge(PUBLIC, GUARDS, errors(Conflict, RateLimited)),
+)
 async def register(
     body: RegisterIn, request: Request, response: Response, platform: PlatformDep
 ) -> AuthOut:
@@ -55,7 +64,11 @@ async def register(
     return AuthOut(user=UserOut.model_validate(user), token=token)
 
 
-@router.post("/login", response_model=AuthOut)
+@router.post(
+    "/login",
+    response_model=AuthOut,
+    responses=merge(PUBLIC, GUARDS, errors(NotAuthenticated, RateLimited)),
+)
 async def login(
     body: LoginIn, request: Request, response: Response, platform: PlatformDep
 ) -> AuthOut:
@@ -70,7 +83,7 @@ async def login(
     return AuthOut(user=UserOut.model_validate(user), token=token)
 
 
-@router.post("/logout", status_code=204)
+@router.post("/logout", status_code=204, responses=WRITE)
 async def logout(user: CurrentUser, platform: PlatformDep) -> Response:
     await platform.accounts.revoke(user.login_id)
     response = Response(status_code=204)
@@ -78,12 +91,12 @@ async def logout(user: CurrentUser, platform: PlatformDep) -> Response:
     return response
 
 
-@router.get("/me", response_model=UserOut)
+@router.get("/me", response_model=UserOut, responses=AUTHED)
 async def me(user: CurrentUser, platform: PlatformDep) -> UserOut:
     return UserOut.model_validate(await platform.accounts.get_user(user.user_id))
 
 
-@router.delete("/me", status_code=204)
+@router.delete("/me", status_code=204, responses=merge(WRITE, errors(RateLimited)))
 async def delete_me(
     body: DeleteAccountIn, request: Request, user: CurrentUser, platform: PlatformDep
 ) -> Response:
@@ -104,8 +117,12 @@ async def delete_me(
     return response
 
 
-@router.get("/{user_id}", response_model=UserOut)
-async def get_user(user_id: int, user: CurrentUser, platform: PlatformDep) -> UserOut:
+# ``:int``: only digits reach this route, so ``GET /api/users/login`` is a 405 (the path exists,
+# for POST), not a validation error of a user id.
+@router.get("/{user_id:int}", response_model=UserOut, responses=merge(AUTHED, errors(NotFound)))
+async def get_user(
+    user_id: Annotated[int, Path(ge=1, le=INT64_MAX)], user: CurrentUser, platform: PlatformDep
+) -> UserOut:
     if user_id != user.user_id:
         raise NotFound("no such user", code="user_not_found")
     return UserOut.model_validate(await platform.accounts.get_user(user_id))

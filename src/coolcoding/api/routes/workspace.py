@@ -11,7 +11,9 @@ from fastapi.responses import JSONResponse
 from starlette.convertors import Convertor, register_url_convertor
 
 from coolcoding.api.deps import OwnedSession, PlatformDep, WorkspaceDep
-from coolcoding.errors import InvalidInput
+from coolcoding.api.responses import OWNED, WRITE_OWNED, errors, merge
+from coolcoding.errors import Conflict, InvalidInput, TooLarge
+from coolcoding.schemas.limits import WorkspacePathParam
 from coolcoding.schemas.workspace import (
     EnsureDefaultOut,
     FileOut,
@@ -41,21 +43,32 @@ register_url_convertor("anypath", AnyPathConvertor())
 
 router = APIRouter(prefix="/api/workspace/{session_uuid}", tags=["workspace"])
 CREATED: dict[int | str, dict[str, Any]] = {201: {"model": ItemOut, "description": "Created"}}
+# 409: a stale base_version, a folder in the way, a target that exists; 413: file size or quota.
+CHANGE = merge(WRITE_OWNED, errors(Conflict, TooLarge))
 
 
-@router.get("/files", response_model=ItemList)
+@router.get("/files", response_model=ItemList, responses=OWNED)
 async def list_files(ws: WorkspaceDep, platform: PlatformDep) -> Response:
     # Serialized by the service: a 10,000-item tree through pydantic costs several times as much.
     return Response(await platform.workspace.list_json(ws), media_type="application/json")
 
 
-@router.get("/file/{path:anypath}", response_model=FileOut)
+@router.get(
+    "/file/{path:anypath}",
+    response_model=FileOut,
+    responses=merge(
+        OWNED,
+        errors(Conflict),
+        {200: {"content": {"application/octet-stream": {"schema": {"type": "string"}}}}},
+    ),
+)
 async def read_file(
-    path: str, ws: WorkspaceDep, platform: PlatformDep, raw: bool = False
+    path: WorkspacePathParam, ws: WorkspaceDep, platform: PlatformDep, raw: bool = False
 ) -> Response:
+    """The file's content (``?raw=true``: the bytes); 409 ``is_a_folder`` for a folder."""
     info, content = await platform.workspace.read(ws, path)
     if info.type == "folder":
-        raise InvalidInput(f"{info.path!r} is a folder", code="is_a_folder")
+        raise Conflict(f"{info.path!r} is a folder", code="is_a_folder", path=info.path)
     if raw:
         return Response(
             content,
@@ -69,9 +82,9 @@ async def read_file(
     return JSONResponse({**info.as_json(), "content": text, "encoding": encoding})
 
 
-@router.post("/file/{path:anypath}", response_model=ItemOut, responses=CREATED)
+@router.post("/file/{path:anypath}", response_model=ItemOut, responses=merge(CHANGE, CREATED))
 async def save_file(
-    path: str, body: SaveIn, ws: WorkspaceDep, platform: PlatformDep
+    path: WorkspacePathParam, body: SaveIn, ws: WorkspaceDep, platform: PlatformDep
 ) -> JSONResponse:
     if body.encoding == "base64":
         try:
@@ -89,25 +102,29 @@ async def save_file(
     return JSONResponse(info.as_json(), status_code=201 if created else 200)
 
 
-@router.delete("/file/{path:anypath}", status_code=204)
-async def delete_file(path: str, ws: WorkspaceDep, platform: PlatformDep) -> Response:
+@router.delete("/file/{path:anypath}", status_code=204, responses=WRITE_OWNED)
+async def delete_file(
+    path: WorkspacePathParam, ws: WorkspaceDep, platform: PlatformDep
+) -> Response:
     await platform.workspace.delete(ws, path)
     return Response(status_code=204)
 
 
-@router.post("/folder/{path:anypath}", response_model=ItemOut, responses=CREATED)
-async def make_folder(path: str, ws: WorkspaceDep, platform: PlatformDep) -> JSONResponse:
+@router.post("/folder/{path:anypath}", response_model=ItemOut, responses=merge(CHANGE, CREATED))
+async def make_folder(
+    path: WorkspacePathParam, ws: WorkspaceDep, platform: PlatformDep
+) -> JSONResponse:
     info, created = await platform.workspace.make_folder(ws, path)
     return JSONResponse(info.as_json(), status_code=201 if created else 200)
 
 
-@router.post("/move", response_model=ItemOut)
+@router.post("/move", response_model=ItemOut, responses=CHANGE)
 async def move(body: MoveIn, ws: WorkspaceDep, platform: PlatformDep) -> JSONResponse:
     info = await platform.workspace.move(ws, body.from_, body.to)
     return JSONResponse(info.as_json())
 
 
-@router.get("/status", response_model=StatusOut)
+@router.get("/status", response_model=StatusOut, responses=OWNED)
 async def status(session: OwnedSession, platform: PlatformDep) -> StatusOut:
     count, total = await platform.workspace.stats(ref_of(session))
     return StatusOut(
@@ -118,6 +135,6 @@ async def status(session: OwnedSession, platform: PlatformDep) -> StatusOut:
     )
 
 
-@router.post("/ensure-default", response_model=EnsureDefaultOut)
+@router.post("/ensure-default", response_model=EnsureDefaultOut, responses=CHANGE)
 async def ensure_default(ws: WorkspaceDep, platform: PlatformDep) -> EnsureDefaultOut:
     return EnsureDefaultOut(created=await platform.workspace.ensure_default(ws))
