@@ -1448,6 +1448,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorOut"];
                 };
             };
+            /** @description Conflict with the current state (e.g. a stale `base_version`, a taken name) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
             /** @description Too large: the request body, or a workspace quota (`quota_exceeded`) */
             413: {
                 headers: {
@@ -1937,6 +1946,15 @@ export interface operations {
             };
             /** @description Not found, or not yours (never told apart) */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description Conflict with the current state (e.g. a stale `base_version`, a taken name) */
+            409: {
                 headers: {
                     [name: string]: unknown;
                 };

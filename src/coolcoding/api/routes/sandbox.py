@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query, Response
 
 from coolcoding.api.deps import OwnedSession, PlatformDep
 from coolcoding.api.responses import OWNED, WRITE_OWNED, errors, merge
-from coolcoding.errors import RateLimited, Unavailable
+from coolcoding.errors import Conflict, RateLimited, Unavailable
 from coolcoding.platform import Platform
 from coolcoding.schemas.sandbox import CommandOut, SandboxStateOut, TerminalOut
 from coolcoding.services.commands import CommandLog
@@ -28,11 +28,12 @@ def _component(platform: Platform, name: str) -> Any:
     return found
 
 
-# 429: per-user caps on running sandboxes (503 also when the host is out of a kernel resource).
+# 409: the per-user cap on running sandboxes; 503: the per-server cap, or the host is out of a
+# kernel resource (named in the message).
 @router.post(
     "/{session_uuid}/sandbox/start",
     response_model=SandboxStateOut,
-    responses=merge(WRITE_OWNED, errors(RateLimited)),
+    responses=merge(WRITE_OWNED, errors(Conflict, RateLimited)),
 )
 async def start_sandbox(session: OwnedSession, platform: PlatformDep) -> SandboxStateOut:
     sandboxes: SandboxManager = _component(platform, "sandboxes")

@@ -5,7 +5,8 @@ from __future__ import annotations
 from fastapi import APIRouter, Response
 
 from coolcoding.api.deps import CurrentUser, PlatformDep
-from coolcoding.api.responses import AUTHED, OWNED, WRITE, WRITE_OWNED
+from coolcoding.api.responses import AUTHED, OWNED, WRITE, WRITE_OWNED, errors, merge
+from coolcoding.errors import Conflict
 from coolcoding.schemas.sessions import SessionIn, SessionOut, SessionPatch
 
 router = APIRouter(prefix="/api/sessions", tags=["sessions"])
@@ -16,7 +17,10 @@ async def list_sessions(user: CurrentUser, platform: PlatformDep) -> list[Sessio
     return [SessionOut.model_validate(s) for s in await platform.sessions.list_for(user.user_id)]
 
 
-@router.post("/", status_code=201, response_model=SessionOut, responses=WRITE)
+# 409: the per-user cap on sessions (COOLCODING_MAX_SESSIONS_PER_USER).
+@router.post(
+    "/", status_code=201, response_model=SessionOut, responses=merge(WRITE, errors(Conflict))
+)
 async def create_session(body: SessionIn, user: CurrentUser, platform: PlatformDep) -> SessionOut:
     sess = await platform.sessions.create(
         user.user_id, body.name.strip() or "Untitled", body.language, body.network_enabled
