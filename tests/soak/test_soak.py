@@ -13,15 +13,18 @@ from __future__ import annotations
 import asyncio
 import itertools
 import os
+import shutil
+import tempfile
 import time
 from collections import Counter
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.conftest import LiveServer, UserClient, register_user, searchable, start_live_server
+from tests.conftest import LiveServer, UserClient, register_user, start_live_server
 from tests.sandbox_helpers import Term
 
 pytestmark = pytest.mark.sandbox
@@ -48,17 +51,20 @@ def kinds(fds: dict[int, str]) -> Counter[str]:
 
 
 @pytest.fixture(scope="module", params=BACKENDS)
-def server(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[LiveServer]:
+def server(request: pytest.FixtureRequest) -> Iterator[LiveServer]:
+    # Not under pytest's own temp root: every pytest session that starts meanwhile (another
+    # run on this host) makes /tmp/pytest-of-<user> 0700 again, and the sandbox uids could no
+    # longer reach the workspaces of a run that lasts minutes.
+    data_dir = Path(tempfile.mkdtemp(prefix=f"cc-soak-{request.param}-", dir="/tmp"))
+    os.chmod(data_dir, 0o711)
     srv, stop = start_live_server(
-        str(request.param),
-        searchable(tmp_path_factory.mktemp(f"soak-{request.param}")),
-        terminal_reattach_grace_s=1,
-        exec_workers=2,
+        str(request.param), data_dir, terminal_reattach_grace_s=1, exec_workers=2
     )
-    yield srv
-    stop()
+    try:
+        yield srv
+    finally:
+        stop()
+        shutil.rmtree(data_dir, ignore_errors=True)
 
 
 class Soak:
