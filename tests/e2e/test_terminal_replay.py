@@ -17,7 +17,9 @@ def test_a_reload_after_vim_types_nothing_into_the_shell(page: Page) -> None:
     wait_for_prompt(page)
     # vim asks the terminal for the cursor position, its version and colours at start-up;
     # the printf asks the same things again, in case this vim build does not.
-    terminal_type(page, "printf '\\e[6n\\e[>c\\e]10;?\\a\\e]11;?\\a'; read -rs -t 1 -N 4096 _; echo\n")
+    terminal_type(
+        page, "printf '\\e[6n\\e[>c\\e]10;?\\a\\e]11;?\\a'; read -rs -t 1 -N 4096 _; echo\n"
+    )
     page.wait_for_timeout(2500)  # read's second is over: what follows is run, not read
     terminal_type(page, "echo asked-$((1+1))\n")
     expect(page.locator(".xterm-rows")).to_contain_text("asked-2")
