@@ -241,6 +241,12 @@ class Settings(BaseSettings):
     exec_wait_max_s: float = Field(
         default=120.0, description="?wait=true answers 202 instead when a job takes longer"
     )
+    exec_watchdog_margin_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="A judge job still running this long after its wall limits (compile + run) "
+        "is failed as internal_error and its worker freed",
+    )
 
     @model_validator(mode="after")
     def _refuse_unsafe_production(self) -> Settings:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Iterator
 
@@ -68,7 +69,16 @@ async def test_reattach_gets_the_same_shell_and_its_scrollback(
     await t.run("export SECRET=xyzzy; echo MARK-$((1+1))")
     await t.ws.close()  # a dropped connection
     t2 = await Term.open(server, user, sid, tid="keep")
-    assert t2.controls[0] == {"type": "ready", "terminal_id": "keep", "reattached": True}
+    ready = t2.controls[0]
+    assert {**ready, "replay_bytes": 0} == {
+        "type": "ready",
+        "terminal_id": "keep",
+        "reattached": True,
+        "replay_bytes": 0,
+    }
+    replay = await asyncio.wait_for(t2.ws.recv(), 15)  # the replay: one frame of that length
+    assert isinstance(replay, bytes) and len(replay) == ready["replay_bytes"]
+    t2.output += replay
     await t2.wait_output(b"MARK-2")  # replayed scrollback
     _, out = await t2.run("echo $SECRET")
     assert b"xyzzy" in out

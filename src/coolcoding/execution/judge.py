@@ -7,6 +7,7 @@ The compile step has its own limits (``exec_compile_*``); the run gets the job's
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 from collections.abc import Callable, Mapping
@@ -24,6 +25,13 @@ from coolcoding.settings import Settings
 log = logging.getLogger(__name__)
 
 LIMIT_FIELDS = ("cpu_s", "wall_s", "memory_mb", "pids", "output_bytes")
+WATCHDOG_CANCEL_GRACE_S = 5.0  # how long a job the watchdog cancelled may take to unwind
+
+
+def _log_late_end(task: asyncio.Future[JudgeResult]) -> None:
+    """A job the watchdog gave up on finally ended (its result is dropped)."""
+    if not task.cancelled() and task.exception() is not None:
+        log.warning("judge: a job stopped by the watchdog ended with %r", task.exception())
 
 
 def resolve_limits(requested: Mapping[str, Any] | None, settings: Settings) -> ExecLimits:
@@ -144,9 +152,42 @@ class Judge:
             )
         return lang
 
+    def deadline_s(self, job: JudgeJob) -> float:
+        """How long a job may take in all: its wall limits (the compile step's too, for a
+        compiled language) plus ``exec_watchdog_margin_s`` for the sandbox's set-up and teardown."""
+        s = self.settings
+        lang = self.languages.get(job.language)
+        compile_s = s.exec_compile_wall_s if lang is not None and lang.compile is not None else 0
+        return (job.limits.wall_s or s.exec_default_wall_s) + compile_s + s.exec_watchdog_margin_s
+
     async def judge(self, job: JudgeJob) -> JudgeResult:
         """Never raises for the program's failures or the sandbox's: those are verdicts
-        (``internal_error`` with a message for the latter, details in the log)."""
+        (``internal_error`` with a message for the latter, details in the log). Never hangs
+        either: a job past ``deadline_s`` is cancelled and failed as ``internal_error``, so a
+        stuck sandbox cannot hold its queue worker for good (the watchdog)."""
+        deadline = self.deadline_s(job)
+        task = asyncio.ensure_future(self._judge_verdict(job))
+        try:
+            done, _ = await asyncio.wait({task}, timeout=deadline)
+        except asyncio.CancelledError:
+            task.cancel()
+            raise
+        if task in done:
+            return task.result()
+        task.cancel()
+        # The job's own teardown may be what hangs: give it a moment, never wait for good.
+        done, _ = await asyncio.wait({task}, timeout=WATCHDOG_CANCEL_GRACE_S)
+        if not done:
+            task.add_done_callback(_log_late_end)
+        log.error("judge: a %s job still ran after %.1f s; stopped by the watchdog", job.language,
+                  deadline)  # fmt: skip
+        return JudgeResult(
+            Verdict.INTERNAL_ERROR,
+            f"the job did not finish within {deadline:g} s (its wall limits plus "
+            f"{self.settings.exec_watchdog_margin_s:g} s); stopped by the judge's watchdog",
+        )
+
+    async def _judge_verdict(self, job: JudgeJob) -> JudgeResult:
         try:
             return await self._judge(job)
         except SandboxError as e:

@@ -67,8 +67,17 @@ def _dump(msg: dict[str, Any]) -> str:
     return json.dumps(msg, separators=(",", ":"))
 
 
-def ready(terminal_id: str, reattached: bool) -> str:
-    return _dump({"type": "ready", "terminal_id": terminal_id, "reattached": reattached})
+def ready(terminal_id: str, reattached: bool, replay_bytes: int = 0) -> str:
+    """``replay_bytes``: the length of the scrollback replay, the output that follows at once;
+    the client ignores what its emulator answers to that output (it is not the user typing)."""
+    return _dump(
+        {
+            "type": "ready",
+            "terminal_id": terminal_id,
+            "reattached": reattached,
+            "replay_bytes": replay_bytes,
+        }
+    )
 
 
 def command(command: str, exit_code: int | None, cwd: str | None, duration_ms: float) -> str:

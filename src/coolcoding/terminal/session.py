@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from coolcoding.sandbox.base import Terminal
 from coolcoding.services.commands import CommandRecord
 from coolcoding.terminal import protocol
+from coolcoding.terminal.replay import without_queries
 from coolcoding.terminal.shell_integration import ShellEvent, ShellIntegrationParser
 
 log = logging.getLogger(__name__)
@@ -120,11 +121,12 @@ class TerminalSession:
     # --- clients -----------------------------------------------------------------------------
 
     def attach(self) -> tuple[TerminalClient, bytes]:
-        """A new client and the scrollback to replay to it (taken atomically with the attach)."""
+        """A new client and the scrollback to replay to it (taken atomically with the attach),
+        without the terminal queries in it (replay.py: their answers would reach the shell)."""
         client = TerminalClient()
         self.clients.add(client)
         self.detached_at = None
-        return client, b"".join(self._replay)
+        return client, without_queries(b"".join(self._replay))
 
     def detach(self, client: TerminalClient) -> None:
         self.clients.discard(client)

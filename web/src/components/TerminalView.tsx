@@ -67,7 +67,7 @@ export function TerminalView(props: TerminalViewProps) {
       cols: term.cols,
       rows: term.rows,
       events: {
-        output: (data) => term.write(data),
+        output: (data, parsed) => term.write(data, parsed),
         reset: () => term.reset(),
         state: (s, detail) => {
           setState({ state: s, detail });

@@ -65,7 +65,7 @@ async def serve_terminal(ws: WebSocket, session_uuid: str, terminal_id: str) -> 
     async with terms.sandboxes.hold(ts.session_uuid):
         client, replay = ts.attach()
         try:
-            await ws.send_text(protocol.ready(terminal_id, reattached))
+            await ws.send_text(protocol.ready(terminal_id, reattached, len(replay)))
             if replay:
                 await ws.send_bytes(replay)
             if not ts.alive:

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Literal
 
 from coolcoding.sandbox.base import ExecLimits, ExecResult, ExecStream, SandboxError
 from coolcoding.sandbox.local.cgroups import Cgroup, CgroupLimits
+from coolcoding.sandbox.local.loopfd import LoopFd
 from coolcoding.sandbox.local.process import SandboxProcess
 from coolcoding.sandbox.local.zygote import WarmProcess
 
@@ -40,11 +41,6 @@ def _exit_of(status: int | None) -> tuple[int | None, int | None]:
     if 128 < code <= 128 + 64:
         return None, code - 128
     return code, None
-
-
-def _wake(fut: asyncio.Future[None]) -> None:
-    if not fut.done():
-        fut.set_result(None)
 
 
 class LocalExec(ExecStream):
@@ -75,7 +71,8 @@ class LocalExec(ExecStream):
         self._proc: SandboxProcess | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._timers: list[asyncio.TimerHandle] = []
-        self._status_r = -1
+        self._status_r: LoopFd | None = None
+        self._pipes: list[LoopFd] = []  # stdout, stderr: owned by the pumps, closed by _finish
         self._result: ExecResult | None = None
         self._finishing: asyncio.Task[ExecResult] | None = None
         self._t0 = 0.0
@@ -100,7 +97,7 @@ class LocalExec(ExecStream):
                 os.set_blocking(w, True)
                 ours.append(r)
                 child_fds.append(w)
-            out_r, err_r, self._status_r = ours
+            out_r, err_r, status_r = ours
             _, out_w, err_w, status_w = child_fds
             self._t0 = time.perf_counter()
             self._proc = sb.spawn(
@@ -123,7 +120,8 @@ class LocalExec(ExecStream):
         finally:
             for fd in child_fds:
                 os.close(fd)
-        self._begin(out_r, err_r)
+        self._status_r = LoopFd(status_r)
+        self._begin(LoopFd(out_r), LoopFd(err_r))
 
     async def start_warm(self, warm: WarmProcess, request: bytes) -> None:
         """Release a pooled zygote (see zygote.py) with this exec's limits instead of spawning."""
@@ -144,10 +142,11 @@ class LocalExec(ExecStream):
             raise
         self._begin(warm.stdout_r, warm.stderr_r)
 
-    def _begin(self, out_r: int, err_r: int) -> None:
+    def _begin(self, out_r: LoopFd, err_r: LoopFd) -> None:
         lim = self._limits
         loop = asyncio.get_running_loop()
         out_limit = lim.output_bytes if lim.output_bytes is not None else DEFAULT_OUTPUT_BYTES
+        self._pipes = [out_r, err_r]
         self._tasks = [
             loop.create_task(self._pump(out_r, "stdout", out_limit)),
             loop.create_task(self._pump(err_r, "stderr", out_limit)),
@@ -166,20 +165,14 @@ class LocalExec(ExecStream):
         if self._proc is not None and self._cg is not None:
             self._proc.terminate_tree(self._cg)
 
-    async def _pump(self, fd: int, name: StreamName, limit: int) -> None:
-        loop = asyncio.get_running_loop()
+    async def _pump(self, src: LoopFd, name: StreamName, limit: int) -> None:
         buf = self._bufs[name]
         try:
             while True:
                 try:
-                    data = os.read(fd, CHUNK)
+                    data = src.read(CHUNK)
                 except BlockingIOError:
-                    ready: asyncio.Future[None] = loop.create_future()
-                    loop.add_reader(fd, _wake, ready)
-                    try:
-                        await ready
-                    finally:
-                        loop.remove_reader(fd)
+                    await src.readable()  # False once closed: the next read() says b""
                     continue
                 if not data:
                     return
@@ -194,7 +187,7 @@ class LocalExec(ExecStream):
                     self._kill_for("output")  # stop reading: never buffer unbounded output
                     return
         finally:
-            os.close(fd)
+            src.close()
 
     async def _watch_cpu(self, cpu_s: float) -> None:
         """RLIMIT_CPU is per process; this bounds the CPU time of all of them together."""
@@ -256,6 +249,8 @@ class LocalExec(ExecStream):
             await asyncio.wait_for(pumps, 2.0)
         for t in self._tasks:
             t.cancel()
+        for pipe in self._pipes:
+            pipe.close()  # a pump cancelled before it ever ran never closes its own
         if self._queue is not None:
             with contextlib.suppress(asyncio.QueueFull):
                 self._queue.put_nowait(None)
@@ -318,8 +313,9 @@ class LocalExec(ExecStream):
         """bwrap's --json-status-fd: "child-pid" once its namespaces exist, "exit-code" once the
         program ran and exited (bwrap's own set-up errors, e.g. a failed mount, have none)."""
         data = self._warm.status_json if self._warm is not None else b""
-        with contextlib.suppress(BlockingIOError):
-            while chunk := os.read(self._status_r, 4096):
-                data += chunk
-        os.close(self._status_r)
+        if self._status_r is not None:
+            with contextlib.suppress(BlockingIOError):
+                while chunk := self._status_r.read(4096):
+                    data += chunk
+            self._status_r.close()
         return data

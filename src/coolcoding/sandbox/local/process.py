@@ -30,6 +30,7 @@ from dataclasses import dataclass
 
 from coolcoding.sandbox.base import SandboxError
 from coolcoding.sandbox.local.cgroups import Cgroup
+from coolcoding.sandbox.local.loopfd import LoopFd
 
 PR_SET_CHILD_SUBREAPER = 36
 
@@ -152,11 +153,11 @@ class SandboxProcess:
                 "spawn", "The sandbox could not start a process.", f"spawning bwrap: {e!r}"
             ) from e
         self.pid = self._popen.pid
-        self._pidfd = os.pidfd_open(self.pid)
+        self._pidfd = LoopFd(os.pidfd_open(self.pid))
         self.status: int | None = None  # raw wait status once reaped
         self.rusage: resource.struct_rusage | None = None
         self._exited: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        asyncio.get_running_loop().add_reader(self._pidfd, self._on_exit)
+        self._pidfd.watch_readable(self._on_exit)
 
     def _on_exit(self) -> None:
         with contextlib.suppress(ChildProcessError):
@@ -165,9 +166,7 @@ class SandboxProcess:
                 return
             self.status, self.rusage = status, rusage
             self._popen.returncode = os.waitstatus_to_exitcode(status)
-        asyncio.get_running_loop().remove_reader(self._pidfd)
-        os.close(self._pidfd)
-        self._pidfd = -1
+        self._pidfd.close()
         if not self._exited.done():
             self._exited.set_result(None)
 
@@ -200,23 +199,14 @@ class SandboxProcess:
         # Still exiting (a loaded host: tearing down its namespaces): wait for it on a pidfd
         # rather than leave a zombie, which would keep counting against pids.max and NPROC.
         try:
-            fd = os.pidfd_open(child)
+            pidfd = LoopFd(os.pidfd_open(child))
         except ProcessLookupError:
             return
-        loop = asyncio.get_running_loop()
-        exited: asyncio.Future[None] = loop.create_future()
-
-        def wake() -> None:
-            if not exited.done():
-                exited.set_result(None)
-
-        loop.add_reader(fd, wake)
         try:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(exited, 10.0)
+                await asyncio.wait_for(pidfd.readable(), 10.0)
         finally:
-            loop.remove_reader(fd)
-            os.close(fd)
+            pidfd.close()
         with contextlib.suppress(ChildProcessError):
             os.waitpid(child, os.WNOHANG)  # noqa: ASYNC222 (WNOHANG)
 
@@ -226,9 +216,7 @@ class SandboxProcess:
         for pid in (self.pid, *(int(m) for m in re.findall(rb'"child-pid":\s*(\d+)', status_json))):
             with contextlib.suppress(ChildProcessError):
                 os.waitpid(pid, 0)
-        if self._pidfd >= 0:
-            os.close(self._pidfd)
-            self._pidfd = -1
+        self._pidfd.close()  # unwatched on its (closed) loop first, if that loop still exists
 
     async def wait(self) -> int | None:
         await asyncio.shield(self._exited)
@@ -240,6 +228,6 @@ class SandboxProcess:
 
     def kill(self) -> None:
         """SIGKILL the host-side bwrap (prefer ``terminate_tree``: see ``Cgroup.kill_all``)."""
-        if not self._exited.done() and self._pidfd >= 0:
+        if not self._exited.done() and not self._pidfd.closed:
             with contextlib.suppress(ProcessLookupError, OSError):
-                signal.pidfd_send_signal(self._pidfd, signal.SIGKILL)
+                signal.pidfd_send_signal(self._pidfd.fd, signal.SIGKILL)

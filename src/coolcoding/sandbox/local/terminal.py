@@ -1,7 +1,7 @@
 """A PTY terminal: the master stays on the host, the slave is the sandboxed shell's tty.
 
-All I/O on the master is non-blocking and driven by the event loop (``add_reader``/``add_writer``);
-nothing blocks the loop. Reading is demand-driven (one read per ``read()`` call), so a shell
+All I/O on the master is non-blocking and driven by the event loop through a ``LoopFd`` (which
+unwatches the fd before it closes it: see loopfd.py); nothing blocks the loop. Reading is demand-driven (one read per ``read()`` call), so a shell
 producing output faster than the client consumes it blocks on the full PTY, not our memory.
 
 TIOCSTI note: the shell may push bytes into its own tty's input queue (TIOCSTI). That is harmless
@@ -22,6 +22,7 @@ from collections.abc import Callable
 
 from coolcoding.sandbox.base import Terminal
 from coolcoding.sandbox.local.cgroups import Cgroup
+from coolcoding.sandbox.local.loopfd import LoopFd
 from coolcoding.sandbox.local.process import SandboxProcess
 
 
@@ -29,11 +30,6 @@ def set_winsize(fd: int, cols: int, rows: int) -> None:
     cols = max(1, min(int(cols), 1000))
     rows = max(1, min(int(rows), 1000))
     fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
-
-
-def _wake(fut: asyncio.Future[None]) -> None:
-    if not fut.done():
-        fut.set_result(None)
 
 
 class LocalTerminal(Terminal):
@@ -45,14 +41,15 @@ class LocalTerminal(Terminal):
         status_fd: int,
         on_close: Callable[[LocalTerminal], None] | None = None,
     ) -> None:
-        self._status_fd = status_fd  # bwrap's --json-status-fd (to reap its inner process)
+        self._status = LoopFd(status_fd)  # bwrap's --json-status-fd (to reap its inner process)
         self._on_close = on_close
         self._proc = proc
-        self._fd = master_fd
+        self._master = LoopFd(master_fd)
         self._cg = cgroup
         self._closed = False
         self._notices: list[bytes] = []
         self._read_lock = asyncio.Lock()
+        self._releasing: asyncio.Future[None] | None = None
 
     @property
     def pid(self) -> int:
@@ -63,37 +60,35 @@ class LocalTerminal(Terminal):
         self._notices.append(f"\r\n[coolcoding] {message}\r\n".encode())
 
     async def read(self) -> bytes:
-        loop = asyncio.get_running_loop()
         async with self._read_lock:
             while True:
-                if self._fd < 0:
+                if self._master.closed:
                     return self._notices.pop(0) if self._notices else b""
                 try:
-                    data = os.read(self._fd, 65536)
+                    data = self._master.read(65536)
                 except BlockingIOError:
                     if self._proc.done:
                         # The shell exited; its pid namespace (and so every slave holder) goes
                         # with it. Give the kernel a moment to hang up, then call it the end.
                         await asyncio.sleep(0.02)
                         try:
-                            data = os.read(self._fd, 65536)
+                            data = self._master.read(65536)
                         except OSError:
                             data = b""
                         if data:
                             return data
                         await self._release()
                         continue
-                    ready: asyncio.Future[None] = loop.create_future()
-                    loop.add_reader(self._fd, _wake, ready)
+                    # The master also wakes up (EIO) when the last slave holder exits; a close
+                    # wakes it too (the LoopFd unwatches before it closes).
+                    ready = self._master.when_readable()
                     closer: asyncio.Future[object] = asyncio.ensure_future(self._proc.wait())
                     waiters: set[asyncio.Future[object]] = {ready, closer}  # type: ignore[arg-type]
                     try:
-                        # The master also wakes up (EIO) when the last slave holder exits.
                         await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
                     finally:
                         closer.cancel()
-                        if self._fd >= 0:
-                            loop.remove_reader(self._fd)
+                        ready.cancel()
                     continue
                 except OSError as e:
                     if e.errno != errno.EIO:  # EIO: every slave fd is closed, the shell is gone
@@ -111,7 +106,7 @@ class LocalTerminal(Terminal):
         total = len(first)
         while total < limit:
             try:
-                more = os.read(self._fd, 65536)
+                more = self._master.read(65536)
             except OSError:  # EAGAIN (nothing more now) or EIO (hung up: the next read says so)
                 break
             if not more:
@@ -121,48 +116,43 @@ class LocalTerminal(Terminal):
         return first if len(chunks) == 1 else b"".join(chunks)
 
     async def write(self, data: bytes) -> None:
-        loop = asyncio.get_running_loop()
         view = memoryview(data)
-        while view and self._fd >= 0:
+        while view and not self._master.closed:
             try:
-                view = view[os.write(self._fd, view) :]
+                view = view[self._master.write(view) :]
             except BlockingIOError:
-                ready: asyncio.Future[None] = loop.create_future()
-                loop.add_writer(self._fd, _wake, ready)
                 try:
-                    await asyncio.wait_for(ready, 5.0)
+                    await asyncio.wait_for(self._master.writable(), 5.0)
                 except TimeoutError:
                     return  # the shell does not read its input; drop instead of piling up
-                finally:
-                    if self._fd >= 0:
-                        loop.remove_writer(self._fd)
             except OSError as e:
-                if e.errno == errno.EIO:
+                if e.errno in (errno.EIO, errno.EPIPE):
                     return
                 raise
 
     async def resize(self, cols: int, rows: int) -> None:
-        if self._fd >= 0:
-            set_winsize(self._fd, cols, rows)  # the kernel sends SIGWINCH to the foreground
+        if not self._master.closed:
+            set_winsize(self._master.fd, cols, rows)  # the kernel sends SIGWINCH to the foreground
 
     def kill_processes(self) -> None:
         self._proc.terminate_tree(self._cg)
 
     async def _release(self) -> None:
-        if self._fd >= 0:
-            with contextlib.suppress(OSError):
-                os.close(self._fd)
-            self._fd = -1
+        """Close the master and reap everything, once, whoever (reader or close) asks first."""
+        if self._releasing is None:
+            self._releasing = asyncio.ensure_future(self._release_once())
+        await asyncio.shield(self._releasing)
+
+    async def _release_once(self) -> None:
+        self._master.close()  # unwatches first; a waiting read() wakes and sees it closed
         self.kill_processes()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._proc.wait(), 2.0)
-        if self._status_fd >= 0:
-            status = b""
-            with contextlib.suppress(OSError):
-                status = os.read(self._status_fd, 65536)
-            os.close(self._status_fd)
-            self._status_fd = -1
-            await self._proc.reap_orphan(status)
+        status = b""
+        with contextlib.suppress(OSError):
+            status = self._status.read(65536)
+        self._status.close()
+        await self._proc.reap_orphan(status)
         await asyncio.to_thread(self._cg.remove)
         if self._on_close is not None:
             self._on_close(self)

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from coolcoding.sandbox.local.cgroups import Cgroup, CgroupLimits
+from coolcoding.sandbox.local.loopfd import LoopFd
 from coolcoding.sandbox.local.process import SandboxProcess
 
 if TYPE_CHECKING:
@@ -115,42 +116,32 @@ def encode_request(
     return data if len(data) <= MAX_REQUEST_BYTES else None
 
 
-def _wake(fut: asyncio.Future[None]) -> None:
-    if not fut.done():
-        fut.set_result(None)
-
-
 @dataclass
 class WarmProcess:
-    """A zygote waiting in its exec cgroup, with the host ends of its fds."""
+    """A zygote waiting in its exec cgroup, with the host ends of its fds (each a ``LoopFd``:
+    closing one twice, here and in the exec that took it over, is harmless)."""
 
     proc: SandboxProcess
     cgroup: Cgroup
-    stdin_fd: int  # memfd shared with the zygote's fd 0
-    stdout_r: int
-    stderr_r: int
-    status_r: int
-    request_w: int
-    control_r: int
+    stdin_fd: LoopFd  # memfd shared with the zygote's fd 0
+    stdout_r: LoopFd
+    stderr_r: LoopFd
+    status_r: LoopFd
+    request_w: LoopFd
+    control_r: LoopFd
     status_json: bytes = b""
     ready: bool = False
 
     async def wait_ready(self, timeout_s: float) -> None:
         """Until the zygote wrote ``R`` (bwrap's set-up is done); raises ``OSError`` if not."""
-        loop = asyncio.get_running_loop()
-        ready: asyncio.Future[None] = loop.create_future()
-        loop.add_reader(self.control_r, _wake, ready)
-        try:
-            await asyncio.wait_for(ready, timeout_s)
-        finally:
-            loop.remove_reader(self.control_r)
-        if os.read(self.control_r, 1) != b"R":
+        await asyncio.wait_for(self.control_r.readable(), timeout_s)
+        if self.control_r.read(1) != b"R":
             err = b""
             with contextlib.suppress(OSError):
-                err = os.read(self.stderr_r, 2000)
+                err = self.stderr_r.read(2000)
             raise OSError(f"the zygote exited during set-up: {err!r}")
         with contextlib.suppress(BlockingIOError):
-            self.status_json = os.read(self.status_r, 4096)
+            self.status_json = self.status_r.read(4096)
         self.ready = True
 
     def usable(self) -> bool:
@@ -159,7 +150,7 @@ class WarmProcess:
             return False
         for fd in (self.stdout_r, self.stderr_r):
             try:
-                if os.read(fd, 1):
+                if fd.read(1):
                     return False
             except BlockingIOError:
                 continue
@@ -168,27 +159,24 @@ class WarmProcess:
     def release(self, request: bytes, stdin: bytes) -> None:
         """Start the program. From here the exec owns stdout_r, stderr_r and status_r."""
         if stdin:
-            os.write(self.stdin_fd, stdin)
-            os.lseek(self.stdin_fd, 0, os.SEEK_SET)
-        os.write(self.request_w, request)
+            self.stdin_fd.write(stdin)
+            os.lseek(self.stdin_fd.fd, 0, os.SEEK_SET)
+        self.request_w.write(request)
         self._close("stdin_fd", "request_w")
 
     def exec_failed(self) -> bool:
         """True when the zygote found no such cwd or program (reads the control fd's rest)."""
         data = b""
         with contextlib.suppress(BlockingIOError, OSError):
-            while chunk := os.read(self.control_r, 64):
+            while chunk := self.control_r.read(64):
                 data += chunk
         self._close("control_r")
         return b"X" in data
 
     def _close(self, *names: str) -> None:
         for name in names:
-            fd = getattr(self, name)
-            if fd >= 0:
-                with contextlib.suppress(OSError):
-                    os.close(fd)
-                setattr(self, name, -1)
+            fd: LoopFd = getattr(self, name)
+            fd.close()
 
     def close_fds(self) -> None:
         self._close("stdin_fd", "request_w", "control_r", "stdout_r", "stderr_r", "status_r")
@@ -197,7 +185,7 @@ class WarmProcess:
         """``discard`` without an event loop (the one that started the zygote is gone)."""
         self.cgroup.kill_all()
         with contextlib.suppress(BlockingIOError, OSError):
-            self.status_json += os.read(self.status_r, 4096)
+            self.status_json += self.status_r.read(4096)
         self.proc.abandon(self.status_json)
         self.close_fds()
 
@@ -207,7 +195,7 @@ class WarmProcess:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.proc.wait(), 2.0)
         with contextlib.suppress(BlockingIOError, OSError):
-            self.status_json += os.read(self.status_r, 4096)
+            self.status_json += self.status_r.read(4096)
         await self.proc.reap_orphan(self.status_json)
         self.close_fds()
 
@@ -254,7 +242,10 @@ async def start_zygote(sb: LocalSandbox, timeout_s: float) -> WarmProcess:
         raise
     for fd in theirs:
         os.close(fd)
-    warm = WarmProcess(proc, cg, stdin_fd, out_r, err_r, status_r, request_w, control_r)
+    warm = WarmProcess(
+        proc, cg, LoopFd(stdin_fd), LoopFd(out_r), LoopFd(err_r), LoopFd(status_r),
+        LoopFd(request_w), LoopFd(control_r),
+    )  # fmt: skip
     try:
         await warm.wait_ready(timeout_s)
     except BaseException:

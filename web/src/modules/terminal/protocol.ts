@@ -4,7 +4,7 @@
  */
 
 export type ServerControl =
-  | { type: "ready"; terminal_id: string; reattached: boolean }
+  | { type: "ready"; terminal_id: string; reattached: boolean; replay_bytes: number }
   | { type: "command"; command: string; exit_code: number | null; cwd: string; duration_ms: number }
   | { type: "exit"; code: number }
   | { type: "error"; error: string; message: string }
@@ -44,7 +44,13 @@ export function decodeServerMessage(data: unknown): ServerMessage | null {
   const o = m as Record<string, unknown>;
   switch (o["type"]) {
     case "ready":
-      return { type: "ready", terminal_id: String(o["terminal_id"] ?? ""), reattached: o["reattached"] === true };
+      return {
+        type: "ready",
+        terminal_id: String(o["terminal_id"] ?? ""),
+        reattached: o["reattached"] === true,
+        // The length of the scrollback replay that follows (0 from a server that does not say).
+        replay_bytes: typeof o["replay_bytes"] === "number" && o["replay_bytes"] > 0 ? o["replay_bytes"] : 0,
+      };
     case "command":
       return {
         type: "command",

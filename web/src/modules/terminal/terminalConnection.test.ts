@@ -14,7 +14,8 @@ describe("protocol", () => {
     const out = decodeServerMessage(new TextEncoder().encode("hi").buffer);
     expect(out?.type).toBe("output");
     expect(new TextDecoder().decode((out as { data: Uint8Array }).data)).toBe("hi");
-    expect(decodeServerMessage('{"type":"ready","terminal_id":"t1","reattached":true}')).toEqual({ type: "ready", terminal_id: "t1", reattached: true });
+    expect(decodeServerMessage('{"type":"ready","terminal_id":"t1","reattached":true}')).toEqual({ type: "ready", terminal_id: "t1", reattached: true, replay_bytes: 0 });
+    expect(decodeServerMessage('{"type":"ready","terminal_id":"t1","reattached":true,"replay_bytes":12}')).toMatchObject({ replay_bytes: 12 });
     expect(decodeServerMessage('{"type":"exit","code":130}')).toEqual({ type: "exit", code: 130 });
     expect(decodeServerMessage('{"type":"command","command":"ls","exit_code":0,"cwd":"/w","duration_ms":5}')).toMatchObject({ command: "ls", exit_code: 0 });
     expect(decodeServerMessage('{"type":"error","error":"sandbox_error","message":"boom"}')).toEqual({ type: "error", error: "sandbox_error", message: "boom" });

@@ -5,6 +5,7 @@
  */
 import { backoffDelay, DEFAULT_BACKOFF, type BackoffOptions } from "./reconnect";
 import { decodeServerMessage, encodeInput, encodeResize, encodeControl, FATAL_CLOSE_CODES, isFatalClose, type ServerControl } from "./protocol";
+import { isTerminalReport } from "./terminalReports";
 
 export type ConnectionState = "connecting" | "open" | "reconnecting" | "exited" | "failed" | "closed";
 
@@ -27,8 +28,12 @@ export interface Clock {
 }
 
 export interface TerminalConnectionEvents {
-  /** Bytes to write to the terminal. */
-  output(data: Uint8Array): void;
+  /**
+   * Bytes to write to the terminal. For the scrollback replay of a reattach, `parsed` is given: call it
+   * once the emulator has processed these bytes (xterm's write callback). Until then, the emulator's
+   * answers to queries in the replay are not sent to the shell.
+   */
+  output(data: Uint8Array, parsed?: () => void): void;
   /** Clear the screen: the server is about to replay its scrollback after a reattach. */
   reset(): void;
   state(state: ConnectionState, detail: string | null): void;
@@ -53,6 +58,8 @@ export interface TerminalConnectionOptions {
 
 const OPEN = 1;
 const MAX_PENDING_INPUT = 64 * 1024;
+/** If the view never reports the replay as processed, stop ignoring terminal reports after this long. */
+export const REPLAY_SETTLE_MS = 5_000;
 
 const realClock: Clock = {
   setTimeout: (fn, ms) => globalThis.setTimeout(fn, ms),
@@ -74,6 +81,13 @@ export class TerminalConnection {
   private firstFrame = true;
   private pendingInput: Uint8Array<ArrayBuffer>[] = [];
   private pendingBytes = 0;
+  /** Bytes of the current socket's scrollback replay still to come (from the ready message). */
+  private replayLeft = 0;
+  /** Replay chunks handed to the emulator and not yet processed by it. */
+  private replayUnparsed = 0;
+  /** A replay is being shown: the emulator's reports are its answers to old queries, not input. */
+  private replaying = false;
+  private replayTimer: unknown = null;
   private cols: number;
   private rows: number;
 
@@ -96,6 +110,7 @@ export class TerminalConnection {
 
   /** Keystrokes or pasted text. Kept (bounded) while reconnecting and sent once reconnected. */
   sendInput(data: string): void {
+    if (this.replaying && isTerminalReport(data)) return; // the emulator answering the replay
     const bytes = encodeInput(data);
     if (this.socket && this.socket.readyState === OPEN && this.stateValue === "open") {
       this.socket.send(bytes);
@@ -133,6 +148,7 @@ export class TerminalConnection {
     this.setState("closed", null);
     this.clearReconnect();
     this.clearPing();
+    this.endReplay();
     const s = this.socket;
     this.socket = null;
     if (s) {
@@ -164,6 +180,7 @@ export class TerminalConnection {
     socket.binaryType = "arraybuffer";
     this.socket = socket;
     this.firstFrame = true;
+    this.replayLeft = 0;
     socket.onopen = () => {
       if (this.socket !== socket) return;
       this.attempt = 0;
@@ -200,15 +217,59 @@ export class TerminalConnection {
       // Output arriving first on a new socket is the server's scrollback replay: start from a clean screen.
       if (first && this.hadOutput) this.opts.events.reset();
       this.hadOutput = true;
-      this.opts.events.output(msg.data);
+      this.output(msg.data);
       return;
     }
-    if (msg.type === "ready" && first && msg.reattached && this.hadOutput) this.opts.events.reset();
+    if (msg.type === "ready") {
+      if (first && msg.reattached && this.hadOutput) this.opts.events.reset();
+      this.replayLeft = msg.replay_bytes;
+      if (this.replayLeft > 0) this.beginReplay();
+    }
     if (msg.type === "exit") {
       this.setState("exited", `Process exited with code ${msg.code}.`);
     }
     if (msg.type === "pong") return;
     this.opts.events.control(msg);
+  }
+
+  /** Hands output to the view; the replay's part with a callback that ends the replay once processed. */
+  private output(data: Uint8Array): void {
+    if (this.replayLeft <= 0) {
+      this.opts.events.output(data);
+      return;
+    }
+    const n = Math.min(this.replayLeft, data.byteLength);
+    this.replayLeft -= n;
+    this.replayUnparsed += 1;
+    let done = false;
+    const replayed = n === data.byteLength ? data : data.subarray(0, n);
+    this.opts.events.output(replayed, () => {
+      if (done) return;
+      done = true;
+      this.replayUnparsed -= 1;
+      this.maybeEndReplay();
+    });
+    if (n < data.byteLength) this.opts.events.output(data.subarray(n));
+  }
+
+  private beginReplay(): void {
+    this.replaying = true;
+    if (this.replayTimer !== null) this.clock.clearTimeout(this.replayTimer);
+    this.replayTimer = this.clock.setTimeout(() => {
+      this.replayTimer = null;
+      this.endReplay();
+    }, REPLAY_SETTLE_MS);
+  }
+
+  private maybeEndReplay(): void {
+    if (this.replaying && this.replayLeft <= 0 && this.replayUnparsed <= 0) this.endReplay();
+  }
+
+  private endReplay(): void {
+    this.replaying = false;
+    this.replayLeft = 0;
+    if (this.replayTimer !== null) this.clock.clearTimeout(this.replayTimer);
+    this.replayTimer = null;
   }
 
   private handleClose(code: number, reason: string): void {
