@@ -86,6 +86,26 @@ def test_terminal_argv_shares_network_only_when_enabled_and_keeps_the_pty() -> N
     ]  # fmt: skip
 
 
+def test_agent_argv_binds_only_the_package_read_only_and_its_socket_dir() -> None:
+    cfg = config(
+        agent_package_dir="/srv/cc/src/coolcoding",
+        agent_socket_dir="/var/lib/cc/agents/s1",
+        json_status_fd=None,
+    )
+    argv = build_bwrap_argv("/usr/bin/bwrap", cfg, ["/usr/bin/python3", "-m", "coolcoding.agent"])
+    assert argv == [
+        *COMMON_HEAD,
+        *COMMON_TAIL,
+        "--new-session",
+        *MOUNTS,
+        "--ro-bind", "/srv/cc/src/coolcoding", "/opt/coolcoding/coolcoding",
+        "--bind", "/var/lib/cc/agents/s1", "/run/coolcoding",
+        "--remount-ro", "/",
+        "--chdir", "/workspace",
+        "--", "/usr/bin/python3", "-m", "coolcoding.agent",
+    ]  # fmt: skip
+
+
 def test_never_binds_host_secrets_or_home_dirs() -> None:
     argv = build_bwrap_argv("/usr/bin/bwrap", config(network=True), ["true"])
     sources = [
