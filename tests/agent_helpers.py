@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from coolcoding.agent.client import AgentClient, Attachment
+from coolcoding.terminal.shell_integration import SANDBOX_SCRIPT_PATH, script_path
 
 TIMEOUT = 15.0
 
@@ -29,6 +30,13 @@ class RunningAgent:
     secret: bytes
     workspace: Path
     kind: str  # "plain" | "sandbox"
+
+    @property
+    def shell(self) -> list[str] | None:
+        """argv of an interactive bash with shell integration (the sandbox's login shell)."""
+        if self.kind == "sandbox":
+            return None  # the agent's default: a login shell sources /etc/profile.d
+        return ["/bin/bash", "--noprofile", "--rcfile", script_path(), "-i"]
 
     async def client(self, secret: bytes | None = None) -> AgentClient:
         return await asyncio.wait_for(
@@ -75,7 +83,9 @@ async def sandbox_agent(*extra: str) -> AsyncIterator[RunningAgent]:
 
     limits = dict(zip([a[2:].replace("-", "_") for a in extra[::2]], extra[1::2], strict=True))
     async with make_runtime() as rt:
-        sb = await rt.start(new_spec(memory_mb=256, pids=64, disk_bytes=64 * 1024 * 1024))
+        spec = new_spec(memory_mb=256, pids=64, disk_bytes=64 * 1024 * 1024,
+                        extra_ro_binds={script_path(): SANDBOX_SCRIPT_PATH})  # fmt: skip
+        sb = await rt.start(spec)
         assert isinstance(sb, LocalSandbox)
         sock_base = Path(tempfile.mkdtemp(prefix="cc-agent-sock-", dir="/tmp"))
         os.chmod(sock_base, 0o711)

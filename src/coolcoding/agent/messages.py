@@ -1,9 +1,9 @@
 """Every control message of the agent protocol, defined once as a TypedDict.
 
 These are the schema: the agent validates requests against them (``schema_check.py``), the
-client builds requests from them, and JSON Schema / TypeScript can be generated from them
-(``pydantic.TypeAdapter(T).json_schema()`` understands TypedDicts). TypedDicts rather than
-pydantic models so the agent imports only the standard library (start-up time inside a sandbox).
+client builds requests from them, and ``schema_export.py`` turns them into JSON Schema (the
+input for TypeScript generation). TypedDicts rather than pydantic models so the agent imports
+only the standard library (start-up time inside a sandbox).
 """
 
 # No ``from __future__ import annotations`` here: TypedDict only sees ``NotRequired`` in
