@@ -35,7 +35,7 @@ def json_schema(tp: Any, defs: dict[str, Any]) -> dict[str, Any]:
             defs[name] = {
                 "type": "object",
                 "properties": {k: json_schema(v, defs) for k, v in hints.items()},
-                "required": sorted(tp.__required_keys__),
+                "required": sorted(getattr(tp, "__required_keys__", ())),
                 "additionalProperties": False,
             }
             if tp.__doc__ and not tp.__doc__.startswith(name + "("):
