@@ -28,10 +28,10 @@ def read_secret(fd: int | None, path: str | None) -> bytes:
         while chunk := os.read(fd, 4096):
             chunks.append(chunk)
         os.close(fd)
-        return b"".join(chunks).strip()
+        return b"".join(chunks)  # the exact bytes: a random secret may end in b"\n"
     if path is not None:
         with open(path, "rb") as f:
-            secret = f.read().strip()
+            secret = f.read()
         os.unlink(path)
         return secret
     raise SystemExit("coolcoding-agent: --secret-fd or --secret-file is required")
