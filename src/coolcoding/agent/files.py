@@ -245,8 +245,12 @@ class WorkspaceFs(WorkspaceDir):
         return None if st is None else self.entry(rel, st, with_hash=False)
 
     def list_tree(self, rel: str, *, hashes: bool, max_entries: int) -> list[dict[str, Any]]:
-        if rel and (st := self.lstat(rel)) is not None and not stat.S_ISDIR(st.st_mode):
-            raise FileOpError("not_a_folder", f"{rel!r} is not a folder")
+        if rel:
+            st = self.lstat(rel)
+            if st is None:
+                raise FileOpError("not_found", f"{rel!r} does not exist (or is below a symlink)")
+            if not stat.S_ISDIR(st.st_mode):
+                raise FileOpError("not_a_folder", f"{rel!r} is not a folder")
         out: list[dict[str, Any]] = []
         for path, st in self.walk(rel):
             if path.rpartition("/")[2].startswith(TMP_PREFIX):
