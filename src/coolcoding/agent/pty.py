@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 HIGH_WATER_BYTES = 1024 * 1024
 STUCK_PEER_S = 10.0
 READ_BYTES = 65536
+BURST_BYTES = 256 * 1024
 MAX_PENDING_INPUT = 1024 * 1024
 HANGUP_GRACE_S = 0.2
 KILL_GRACE_S = 1.0
@@ -212,13 +213,30 @@ class AgentTerminal:
 
     # --- output --------------------------------------------------------------------------------
 
+    def _read_burst(self) -> bytes | None:
+        """What the PTY holds now, up to ``BURST_BYTES`` (fewer, larger frames under a flood);
+        ``b""`` at hang-up, ``None`` when there is nothing yet."""
+        chunks: list[bytes] = []
+        size = 0
+        while size < BURST_BYTES:
+            try:
+                data = os.read(self._fd, READ_BYTES)
+            except BlockingIOError:
+                break
+            except OSError:  # EIO: every slave fd is closed (the shell and its children left)
+                data = b""
+            if not data:
+                if not chunks:
+                    return b""
+                break
+            chunks.append(data)
+            size += len(data)
+        return b"".join(chunks) if chunks else None
+
     def _on_readable(self) -> None:
-        try:
-            data = os.read(self._fd, READ_BYTES)
-        except BlockingIOError:
+        data = self._read_burst()
+        if data is None:
             return
-        except OSError:  # EIO: every slave fd is closed (the shell and its children are gone)
-            data = b""
         if not data:
             self._spawn(self._finish())
             return
