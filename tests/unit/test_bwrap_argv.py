@@ -132,3 +132,20 @@ def test_refuses_relative_cwd_and_empty_command() -> None:
         build_bwrap_argv("/usr/bin/bwrap", config(cwd="workspace"), ["true"])
     with pytest.raises(ValueError):
         build_bwrap_argv("/usr/bin/bwrap", config(), [])
+
+
+def test_agent_limits_from_settings_are_exactly_the_agents_options() -> None:
+    from dataclasses import fields
+
+    from coolcoding.agent.server import AgentLimits
+    from coolcoding.sandbox.local.agent_launch import agent_argv, agent_limits
+    from coolcoding.settings import Settings
+
+    limits = agent_limits(Settings(environment="test"))  # type: ignore[call-arg]
+    assert set(limits) == {f.name for f in fields(AgentLimits)}
+    argv = agent_argv("/usr/bin/python3", 5, 6, {"max_frame_bytes": 4096})
+    assert argv == [
+        "/usr/bin/python3", "-S", "-m", "coolcoding.agent",
+        "--socket", "/run/coolcoding/agent.sock", "--workspace", "/workspace",
+        "--secret-fd", "5", "--ready-fd", "6", "--max-frame-bytes", "4096",
+    ]  # fmt: skip

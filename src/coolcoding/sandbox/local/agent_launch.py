@@ -22,6 +22,7 @@ from coolcoding.sandbox.local import bwrap, seccomp
 from coolcoding.sandbox.local.cgroups import Cgroup, CgroupLimits
 from coolcoding.sandbox.local.process import SandboxProcess, make_preexec
 from coolcoding.sandbox.local.sandbox import LocalSandbox
+from coolcoding.settings import Settings
 
 _PATH_FLAGS = os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 SOCKET_NAME = "agent.sock"
@@ -57,6 +58,21 @@ def prepare_socket_dir(path: Path, uid: int, gid: int) -> None:
         os.fchmod(fd, 0o700)
     finally:
         os.close(fd)
+
+
+def agent_limits(settings: Settings) -> dict[str, object]:
+    """The agent's command-line limits (``AgentLimits`` fields) from the server's settings."""
+    return {
+        "max_frame_bytes": settings.agent_max_frame_bytes,
+        "max_connections": settings.agent_max_connections,
+        "max_terminals": settings.terminal_max_per_session,
+        "scrollback_bytes": settings.terminal_scrollback_bytes,
+        "command_output_bytes": settings.terminal_command_output_bytes,
+        "max_file_bytes": settings.max_file_bytes,
+        "max_list_entries": settings.agent_max_list_entries,
+        "exec_timeout_s": settings.agent_exec_timeout_s,
+        "exec_output_bytes": settings.agent_exec_output_bytes,
+    }
 
 
 def agent_argv(
