@@ -23,6 +23,7 @@ from coolcoding.agent.schema_check import SchemaError, check
 
 log = logging.getLogger(__name__)
 MAX_IN_FLIGHT = 64
+MAX_BACKLOG_BYTES = 96 * 1024 * 1024  # more than one file read (64 MiB) can queue
 
 
 class RequestError(Exception):
@@ -98,15 +99,26 @@ class Connection:
     # --- Peer ----------------------------------------------------------------------------------
 
     def send_data(self, channel: int, data: bytes) -> None:
-        if not self.closed:
-            self.writer.write(protocol.data_frame(channel, data))
+        self._write(protocol.data_frame(channel, data))
 
     def send_event(self, event: str, channel: int, data: dict[str, Any]) -> None:
         self.send_control({"type": "event", "event": event, "channel": channel, "data": data})
 
     def send_control(self, message: dict[str, Any]) -> None:
-        if not self.closed:
-            self.writer.write(protocol.encode_control(message))
+        self._write(protocol.encode_control(message))
+
+    def _write(self, frame: bytes) -> None:
+        if self.closed:
+            return
+        transport = self.writer.transport
+        if transport.is_closing():
+            return
+        self.writer.write(frame)
+        if transport.get_write_buffer_size() > MAX_BACKLOG_BYTES:
+            # A client that reads nothing (events, exec output) must not grow the agent's memory
+            # without bound: drop it; its terminals stay, it can reconnect and reattach.
+            log.warning("dropping a client that stopped reading")
+            transport.abort()
 
     def backlog(self) -> int:
         if self.closed:

@@ -148,6 +148,9 @@ class AgentServer:
     async def m_pty_open(self, conn: Connection, p: dict[str, Any]) -> dict[str, Any]:
         cols, rows = self._size(p["cols"], p["rows"])
         if len(self.terminals) >= self.limits.max_terminals:
+            for dead in [t for t, term in self.terminals.items() if not term.alive]:
+                del self.terminals[dead]  # ended terminals make room (their status was kept)
+        if len(self.terminals) >= self.limits.max_terminals:
             raise RequestError("limit", f"at most {self.limits.max_terminals} terminals")
         tid = p.get("terminal_id")
         if tid is None:
