@@ -177,3 +177,20 @@ async def test_exec_streams_output_stdin_exit_and_limits(agent: RunningAgent) ->
     _out, _err, ex = await run.collect()
     assert ex["signal"] == 9
     await c.close()
+
+
+async def test_closing_a_terminal_kills_its_jobs_in_other_groups(agent: RunningAgent) -> None:
+    c = await agent.client()
+    await c.pty_open(80, 24, terminal_id="t", argv=agent.shell)
+    att = await c.pty_attach("t")
+    # A job-control shell puts each job in its own group; nohup ignores the hang-up.
+    await att.write(b"nohup sleep 4242 >/dev/null 2>&1 & echo started$((6*7))\r")
+    await read_until(att, b"started42")
+    run = await c.exec_start(["sh", "-c", "pgrep -f 'slee[p] 4242' || true"])
+    out, _err, _ex = await run.collect()
+    assert out.strip(), "the job is running"
+    await c.pty_close("t")
+    run = await c.exec_start(["sh", "-c", "pgrep -f 'slee[p] 4242' || echo none"])
+    out, _err, _ex = await run.collect()
+    assert out.strip() == b"none"
+    await c.close()

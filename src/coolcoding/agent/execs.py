@@ -16,6 +16,7 @@ import signal
 import time
 from collections.abc import Mapping, Sequence
 
+from coolcoding.agent.procs import kill_session
 from coolcoding.agent.pty import Peer
 
 READ_BYTES = 65536
@@ -120,6 +121,7 @@ class AgentExec:
         if self.pid > 0:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(self.pid, signal.SIGKILL)
+            kill_session(self.pid)  # members that left the group
 
     async def wait(self) -> None:
         await self._done.wait()

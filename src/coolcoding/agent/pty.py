@@ -24,6 +24,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from coolcoding.agent.procs import kill_session
 from coolcoding.terminal.shell_integration import NONCE_ENV, ShellIntegrationParser, new_nonce
 
 log = logging.getLogger(__name__)
@@ -364,4 +365,6 @@ class AgentTerminal:
             except TimeoutError:
                 with contextlib.suppress(ProcessLookupError, PermissionError):
                     os.killpg(self.pid, signal.SIGKILL)
+                kill_session(self.pid)  # jobs in their own groups, SIGHUP ignorers
         await self._finished.wait()
+        kill_session(self.pid)
