@@ -6,7 +6,7 @@
 - agent start to ready inside a sandbox (p50), next to its parts: the bare sandboxed exec floor
   (``Sandbox.exec /bin/true``), ``python3 -S -c pass`` in a sandbox, and the agent's imports on
   the host (``python3 -S`` importing ``coolcoding.agent.__main__``) vs bare ``python3 -S``;
-- the agent's RSS, idle, with one terminal open.
+- the agent's memory (RSS, PSS, private), idle, with one terminal open.
 
     .venv/bin/python bench/bench_agent.py [--keys 1000] [--mb 100] [--starts 30]
 """
@@ -122,11 +122,17 @@ async def cat(send: Send, recv: Recv, path: str) -> float:
     return n / 1e6 / (time.perf_counter() - t0)
 
 
-def rss_kb(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    return 0
+def memory_kb(pid: int) -> dict[str, int]:
+    """RSS (counts shared pages of the interpreter in full), PSS and private memory."""
+    out = {}
+    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines()[1:]:
+        key, _, rest = line.partition(":")
+        out[key] = int(rest.split()[0])
+    return {
+        "rss_kb": out["Rss"],
+        "pss_kb": out["Pss"],
+        "private_kb": out["Private_Clean"] + out["Private_Dirty"],
+    }
 
 
 def agent_host_pid(agent: AgentProcess) -> int:
@@ -178,6 +184,9 @@ async def run(keys: int, mb: int, starts: int) -> dict[str, object]:
             "sandbox_exec_true_p50_ms": round(pct(floor, 50), 1),
             "sandbox_exec_python_pass_p50_ms": round(pct(py, 50), 1),
             "host_python_S_pass_p50_ms": round(host_python_ms("pass", starts), 1),
+            "host_python_S_import_asyncio_p50_ms": round(
+                host_python_ms("import asyncio", starts), 1
+            ),
             "host_python_S_import_agent_p50_ms": round(
                 host_python_ms("import coolcoding.agent.__main__", starts), 1
             ),
@@ -215,7 +224,7 @@ async def run(keys: int, mb: int, starts: int) -> dict[str, object]:
                 "echo_direct_pty_p99_ms": round(pct(lat_d, 99), 3),
                 "cat_agent_mb_per_s_median": round(sorted(cat_a)[1], 1),
                 "cat_direct_pty_mb_per_s_median": round(sorted(cat_d)[1], 1),
-                "agent_rss_kb_idle_one_terminal": rss_kb(pid),
+                **{f"agent_{k}_idle_one_terminal": v for k, v in memory_kb(pid).items()},
             }
             await c.close()
         finally:
