@@ -34,7 +34,7 @@ sys.path.insert(0, str(ROOT))
 from tests.integration.conftest_sandbox import make_runtime, new_spec
 
 from coolcoding.agent.client import AgentClient, Attachment
-from coolcoding.sandbox.local.agent_launch import AgentProcess, start_agent
+from coolcoding.sandbox.local.agent_launch import start_agent
 from coolcoding.sandbox.local.sandbox import LocalSandbox
 from coolcoding.terminal.shell_integration import SANDBOX_SCRIPT_PATH, script_path
 
@@ -135,16 +135,6 @@ def memory_kb(pid: int) -> dict[str, int]:
     }
 
 
-def agent_host_pid(agent: AgentProcess) -> int:
-    for procs in agent.cgroup.procs_files:
-        for pid in Path(procs).read_text().split():
-            with contextlib.suppress(OSError):
-                argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-                if argv[0].endswith(b"python3") and b"coolcoding.agent" in argv:
-                    return int(pid)
-    raise RuntimeError("agent process not found")
-
-
 def host_python_ms(code: str, runs: int) -> float:
     times = []
     env = {"PYTHONPATH": str(ROOT / "src"), "PATH": "/usr/bin:/bin"}
@@ -216,7 +206,8 @@ async def run(keys: int, mb: int, starts: int) -> dict[str, object]:
             direct.close()
             await a_send(b"rm -f /tmp/big.txt; clear\r")
             await asyncio.sleep(2)
-            pid = agent_host_pid(agent)
+            pid = agent.host_pid()
+            assert pid is not None
             out["terminal"] = {
                 "echo_agent_p50_ms": round(pct(lat_a, 50), 3),
                 "echo_agent_p99_ms": round(pct(lat_a, 99), 3),

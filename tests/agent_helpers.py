@@ -30,6 +30,8 @@ class RunningAgent:
     secret: bytes
     workspace: Path
     kind: str  # "plain" | "sandbox"
+    host_pid: int | None = None
+    uid: int | None = None
 
     @property
     def shell(self) -> list[str] | None:
@@ -94,7 +96,8 @@ async def sandbox_agent(*extra: str) -> AsyncIterator[RunningAgent]:
             start_agent(sb, sock_base / "s", secret, limits=limits), TIMEOUT
         )
         try:
-            yield RunningAgent(agent.socket_path, secret, sb.workspace, "sandbox")
+            yield RunningAgent(agent.socket_path, secret, sb.workspace, "sandbox",
+                               agent.host_pid(), sb.creds.uid)  # fmt: skip
         finally:
             await agent.stop()
             shutil.rmtree(sock_base, ignore_errors=True)

@@ -180,3 +180,20 @@ async def test_the_sandbox_user_cannot_use_or_steal_its_agents_secret(
     assert sandboxed.secret.hex() not in report["cmdline"]
     assert report["my_fds"] == [0, 1, 2, 3]  # nothing of the agent's leaks into programs
     await c.close()
+
+
+async def test_the_watchers_inotify_instance_is_the_sandbox_users_not_roots(
+    sandboxed: RunningAgent,
+) -> None:
+    """Each session's watcher used to take one of root's 128 inotify instances; in the agent it
+    is charged to the sandbox's own uid."""
+    c = await sandboxed.client()
+    await c.subscribe(fs=True)
+    pid = sandboxed.host_pid
+    assert pid is not None
+    status = Path(f"/proc/{pid}/status").read_text()
+    uids = next(line for line in status.splitlines() if line.startswith("Uid:")).split()[1:]
+    assert set(uids) == {str(sandboxed.uid)} and sandboxed.uid != 0
+    links = [os.readlink(f"/proc/{pid}/fd/{fd}") for fd in os.listdir(f"/proc/{pid}/fd")]
+    assert "anon_inode:inotify" in links
+    await c.close()

@@ -37,6 +37,17 @@ class AgentProcess:
     pid: int  # the agent's pid inside the sandbox
     status_fd: int
 
+    def host_pid(self) -> int | None:
+        """The agent's pid as the host sees it (the python3 process in the agent's cgroup)."""
+        for procs in self.cgroup.procs_files:
+            with contextlib.suppress(OSError):
+                for pid in Path(procs).read_text().split():
+                    with contextlib.suppress(OSError):
+                        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+                        if argv[0].endswith(b"python3") and b"coolcoding.agent" in argv:
+                            return int(pid)
+        return None
+
     async def stop(self) -> None:
         """Kill the agent and everything it started (the whole cgroup), reap, clean up."""
         self.proc.terminate_tree(self.cgroup)
