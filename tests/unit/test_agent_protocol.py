@@ -229,3 +229,19 @@ async def test_bad_params_and_unknown_methods_are_errors_not_disconnects(agent_s
         assert e.value.code == code, (method, e.value)
     assert await c.ping()
     await c.close()
+
+
+async def test_the_same_protocol_runs_over_tcp(tmp_path: object) -> None:
+    """The transport a Kubernetes port-forward gives: a plain TCP stream (loopback here)."""
+    ws = tempfile.mkdtemp(prefix="cc-agent-tcp-")
+    agent = AgentServer(ws, SECRET, AgentLimits())
+    server = await asyncio.start_server(agent.on_client, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    async with server:
+        c = await AgentClient.connect(("127.0.0.1", port), SECRET)
+        await c.write_file("x.txt", b"over tcp")
+        assert (await c.read_file("x.txt"))[0] == b"over tcp"
+        with pytest.raises(AgentRefused):
+            await AgentClient.connect(("127.0.0.1", port), b"z" * 32)
+        await c.close()
+    await agent.shutdown()
