@@ -135,6 +135,20 @@ def memory_kb(pid: int) -> dict[str, int]:
     }
 
 
+def idle_python_memory() -> dict[str, int]:
+    """The floor: a bare ``python3 -S`` with asyncio imported, idle in its event loop."""
+    code = "import asyncio, sys; print(flush=True); asyncio.run(asyncio.sleep(30))"
+    proc = subprocess.Popen(["/usr/bin/python3", "-S", "-c", code], stdout=subprocess.PIPE)
+    try:
+        assert proc.stdout is not None
+        proc.stdout.readline()
+        time.sleep(0.5)
+        return memory_kb(proc.pid)
+    finally:
+        proc.kill()
+        proc.wait()
+
+
 def host_python_ms(code: str, runs: int) -> float:
     times = []
     env = {"PYTHONPATH": str(ROOT / "src"), "PATH": "/usr/bin:/bin"}
@@ -216,6 +230,7 @@ async def run(keys: int, mb: int, starts: int) -> dict[str, object]:
                 "cat_agent_mb_per_s_median": round(sorted(cat_a)[1], 1),
                 "cat_direct_pty_mb_per_s_median": round(sorted(cat_d)[1], 1),
                 **{f"agent_{k}_idle_one_terminal": v for k, v in memory_kb(pid).items()},
+                **{f"floor_python_asyncio_idle_{k}": v for k, v in idle_python_memory().items()},
             }
             await c.close()
         finally:
