@@ -194,3 +194,20 @@ async def test_closing_a_terminal_kills_its_jobs_in_other_groups(agent: RunningA
     out, _err, _ex = await run.collect()
     assert out.strip() == b"none"
     await c.close()
+
+
+async def test_a_small_frame_limit_is_respected_both_ways() -> None:
+    from tests.agent_helpers import plain_agent
+
+    async with plain_agent("--max-frame-bytes", "4096") as agent:
+        c = await agent.client()
+        assert c.max_frame == 4096  # learnt from the welcome
+        data = os.urandom(100_000)
+        await c.write_file("f.bin", data)  # sent in 4 KiB frames, or the agent would hang up
+        assert (await c.read_file("f.bin"))[0] == data
+        await c.pty_open(80, 24, terminal_id="t", argv=["/bin/bash", "--norc", "-i"])
+        att = await c.pty_attach("t")
+        await att.write(b"head -c 300000 /dev/zero | tr '\\0' a; echo; echo E$((1+1))\r")
+        out = await read_until(att, b"E2")
+        assert out.count(b"a") >= 300_000
+        await c.close()

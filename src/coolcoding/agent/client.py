@@ -175,6 +175,7 @@ class AgentClient:
         ):
             raise AgentRefused("bad_agent", "the agent did not prove it holds the secret")
         self.protocol = int(answer["protocol"])
+        self.max_frame = int(answer["max_frame"])  # the agent's limit, for both directions
 
     async def _control(self, limit: int) -> dict[str, Any]:
         frame = await protocol.read_frame(self._reader, limit)

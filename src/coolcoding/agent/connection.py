@@ -200,6 +200,7 @@ class Connection:
             "protocol": version,
             "proof": protocol.auth_proof(self._secret, "agent", challenge, msg["challenge"]),
             "agent": protocol.AGENT_VERSION,
+            "max_frame": self.max_frame,
         }
         self.send_control(dict(welcome))
 

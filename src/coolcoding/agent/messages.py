@@ -28,10 +28,13 @@ class Auth(TypedDict):
 
 
 class Welcome(TypedDict):
+    """``max_frame``: the agent's largest frame payload, both ways, for this connection."""
+
     type: Literal["welcome"]
     protocol: int
     proof: str
     agent: str
+    max_frame: int
 
 
 class Refused(TypedDict):

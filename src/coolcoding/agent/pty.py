@@ -73,11 +73,13 @@ class AgentTerminal:
         self,
         terminal_id: str,
         *,
+        max_frame: int,
         scrollback_bytes: int,
         command_output_bytes: int,
         on_command: CommandHook,
     ) -> None:
         self.terminal_id = terminal_id
+        self._burst = min(BURST_BYTES, max_frame)  # one output frame never exceeds the limit
         self.cols = self.rows = 0
         self.pid = -1
         self.exit_code: int | None = None
@@ -219,9 +221,9 @@ class AgentTerminal:
         ``b""`` at hang-up, ``None`` when there is nothing yet."""
         chunks: list[bytes] = []
         size = 0
-        while size < BURST_BYTES:
+        while size < self._burst:
             try:
-                data = os.read(self._fd, READ_BYTES)
+                data = os.read(self._fd, min(READ_BYTES, self._burst - size))
             except BlockingIOError:
                 break
             except OSError:  # EIO: every slave fd is closed (the shell and its children left)

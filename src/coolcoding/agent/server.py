@@ -47,6 +47,8 @@ class AgentLimits:
 
 class AgentServer:
     def __init__(self, workspace: str, secret: bytes, limits: AgentLimits) -> None:
+        if limits.max_frame_bytes < protocol.HANDSHAKE_MAX_FRAME_BYTES:
+            raise ValueError(f"max_frame_bytes must be >= {protocol.HANDSHAKE_MAX_FRAME_BYTES}")
         if len(secret) < protocol.MIN_SECRET_BYTES:
             raise ValueError(f"the secret must have at least {protocol.MIN_SECRET_BYTES} bytes")
         self.workspace = workspace
@@ -161,7 +163,8 @@ class AgentServer:
         if tid in self.terminals:
             raise RequestError("conflict", f"terminal {tid!r} exists")
         argv = p.get("argv") or list(DEFAULT_SHELL)
-        term = AgentTerminal(tid, scrollback_bytes=self.limits.scrollback_bytes,
+        term = AgentTerminal(tid, max_frame=self.limits.max_frame_bytes,
+                             scrollback_bytes=self.limits.scrollback_bytes,
                              command_output_bytes=self.limits.command_output_bytes,
                              on_command=self._on_command)  # fmt: skip
         self.terminals[tid] = term
