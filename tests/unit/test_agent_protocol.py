@@ -245,3 +245,16 @@ async def test_the_same_protocol_runs_over_tcp(tmp_path: object) -> None:
             await AgentClient.connect(("127.0.0.1", port), b"z" * 32)
         await c.close()
     await agent.shutdown()
+
+
+async def test_a_refused_upload_frees_its_buffer(agent_socket: str) -> None:
+    from coolcoding.agent.client import AgentError
+
+    c = await AgentClient.connect(agent_socket, SECRET)
+    for path in ("../x", "/abs", "a/./b"):
+        with pytest.raises(AgentError) as e:
+            await c.write_file(path, b"data" * 100)
+        assert e.value.code == "invalid_path"
+    await c.write_file("ok.txt", b"fine")
+    assert (await c.read_file("ok.txt"))[0] == b"fine"
+    await c.close()

@@ -264,3 +264,8 @@ class Connection:
             log.exception("agent request %s failed", method)
             self.send_control({"type": "response", "id": rid,
                                "error": {"code": "internal", "message": "the agent failed"}})  # fmt: skip
+        finally:
+            for key in ("channel", "stdin_channel"):  # a refused upload frees its buffer
+                ch = params.get(key)
+                if isinstance(ch, int) and ch % 2 == 1:
+                    self.inbound.pop(ch, None)
