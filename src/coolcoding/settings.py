@@ -201,6 +201,14 @@ class Settings(BaseSettings):
     terminal_reattach_grace_s: int = 300
     terminal_command_output_bytes: int = 16 * 1024
 
+    # --- sandbox agent (docs/AGENT_PROTOCOL.md) ---------------------------------------------------
+    agent_max_frame_bytes: int = Field(default=1024 * 1024, description="Largest protocol frame")
+    agent_max_connections: int = 64
+    agent_max_list_entries: int = 100_000
+    agent_exec_timeout_s: float = 600.0
+    agent_exec_output_bytes: int = 16 * 1024 * 1024
+    agent_start_timeout_s: float = 10.0
+
     # --- sync -----------------------------------------------------------------------------------
     sync_debounce_ms: int = 50
 

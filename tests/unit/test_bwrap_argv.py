@@ -88,6 +88,26 @@ def test_terminal_argv_keeps_the_joined_netns_only_when_enabled_and_keeps_the_pt
     ]  # fmt: skip
 
 
+def test_agent_argv_binds_only_the_package_read_only_and_its_socket_dir() -> None:
+    cfg = config(
+        agent_package_dir="/srv/cc/src/coolcoding",
+        agent_socket_dir="/var/lib/cc/agents/s1",
+        json_status_fd=None,
+    )
+    argv = build_bwrap_argv("/usr/bin/bwrap", cfg, ["/usr/bin/python3", "-m", "coolcoding.agent"])
+    assert argv == [
+        *COMMON_HEAD,
+        *COMMON_TAIL,
+        "--new-session",
+        *MOUNTS,
+        "--ro-bind", "/srv/cc/src/coolcoding", "/opt/coolcoding/coolcoding",
+        "--bind", "/var/lib/cc/agents/s1", "/run/coolcoding",
+        "--remount-ro", "/",
+        "--chdir", "/workspace",
+        "--", "/usr/bin/python3", "-m", "coolcoding.agent",
+    ]  # fmt: skip
+
+
 def test_never_binds_host_secrets_or_home_dirs() -> None:
     argv = build_bwrap_argv("/usr/bin/bwrap", config(network=True), ["true"])
     sources = [
@@ -114,3 +134,20 @@ def test_refuses_relative_cwd_and_empty_command() -> None:
         build_bwrap_argv("/usr/bin/bwrap", config(cwd="workspace"), ["true"])
     with pytest.raises(ValueError):
         build_bwrap_argv("/usr/bin/bwrap", config(), [])
+
+
+def test_agent_limits_from_settings_are_exactly_the_agents_options() -> None:
+    from dataclasses import fields
+
+    from coolcoding.agent.server import AgentLimits
+    from coolcoding.sandbox.local.agent_launch import agent_argv, agent_limits
+    from coolcoding.settings import Settings
+
+    limits = agent_limits(Settings(environment="test"))  # type: ignore[call-arg]
+    assert set(limits) == {f.name for f in fields(AgentLimits)}
+    argv = agent_argv("/usr/bin/python3", 5, 6, {"max_frame_bytes": 4096})
+    assert argv == [
+        "/usr/bin/python3", "-S", "-m", "coolcoding.agent",
+        "--socket", "/run/coolcoding/agent.sock", "--workspace", "/workspace",
+        "--secret-fd", "5", "--ready-fd", "6", "--max-frame-bytes", "4096",
+    ]  # fmt: skip

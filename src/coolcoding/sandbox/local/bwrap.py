@@ -16,6 +16,10 @@ SANDBOX_WORKSPACE = "/workspace"
 SANDBOX_APP_ALIAS = "/app"  # seed 000 runs code in /app; kept as a second mount of the workspace
 SANDBOX_HOSTNAME = "coolcoding"
 SANDBOX_PATH = "/usr/local/bin:/usr/bin:/bin"
+# The in-sandbox agent (coolcoding.agent): its package, read-only, on this import path, and the
+# directory where it creates its unix socket.
+AGENT_PYTHONPATH = "/opt/coolcoding"
+AGENT_SOCKET_DIR = "/run/coolcoding"
 
 # Host files under /etc that programs need and that hold no secrets; copied (when present) into
 # the sandbox's generated /etc by ``etcdir.py``. Never /etc wholesale: it has shadow, ssh keys,
@@ -86,6 +90,14 @@ class BwrapConfig:
     json_status_fd: int | None = None
     # fd of the seccomp BPF program (seccomp.py); bwrap installs it right before the exec.
     seccomp_fd: int | None = None
+    # The agent as the sandbox's first process (agent_launch.py). Its code is stdlib-only and
+    # runs on the sandbox's own /usr/bin/python3, so only the package directory is bound,
+    # read-only; never the server's virtualenv (under /root, mode 0700, with every dependency).
+    agent_package_dir: str | None = None
+    # Host directory (this sandbox's alone, owned by its uid, mode 0700) bound read-write at
+    # AGENT_SOCKET_DIR: the agent's socket appears on the host for the server, and in no other
+    # sandbox.
+    agent_socket_dir: str | None = None
 
 
 def build_bwrap_argv(bwrap: str, cfg: BwrapConfig, command: Sequence[str]) -> list[str]:
@@ -142,6 +154,10 @@ def build_bwrap_argv(bwrap: str, cfg: BwrapConfig, command: Sequence[str]) -> li
     # Sorted so the argv is deterministic.
     for host_path, sandbox_path in sorted(cfg.extra_ro_binds.items(), key=lambda kv: kv[1]):
         a += ["--ro-bind", host_path, sandbox_path]
+    if cfg.agent_package_dir is not None:
+        a += ["--ro-bind", cfg.agent_package_dir, f"{AGENT_PYTHONPATH}/coolcoding"]
+    if cfg.agent_socket_dir is not None:
+        a += ["--bind", cfg.agent_socket_dir, AGENT_SOCKET_DIR]
     # bwrap builds the root on a tmpfs that the sandbox user owns; freeze it so "/" and "/etc"
     # are read-only (EROFS). /tmp, the home and the workspace are separate, writable mounts.
     a += ["--remount-ro", "/"]

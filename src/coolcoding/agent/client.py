@@ -1,0 +1,366 @@
+"""The API side of the agent protocol: connect, authenticate, typed calls, channel streams.
+
+One ``AgentClient`` per connection. The caller enforces timeouts (``asyncio.timeout`` around a
+call) and reconnects when it wants to; terminals live in the agent, so a new client reattaches by
+terminal id. Channel data must be consumed: a channel holding more than ``CHANNEL_HIGH_WATER``
+unread bytes pauses reading the whole connection, which pushes back on the agent (and its PTY).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import itertools
+from collections.abc import AsyncIterator, Mapping, Sequence
+from typing import Any, cast
+
+from coolcoding.agent import messages, protocol
+from coolcoding.agent.protocol import ProtocolError
+
+CHANNEL_HIGH_WATER = 8 * 1024 * 1024
+
+ChannelItem = bytes | dict[str, Any]  # raw data, or an event on that channel
+
+
+class AgentError(Exception):
+    """The agent answered a request with an error (``code`` from docs/AGENT_PROTOCOL.md)."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+
+
+class AgentRefused(AgentError):
+    """The agent refused the connection (bad secret, version, protocol error, busy)."""
+
+
+class AgentConnectionLost(ConnectionError):
+    pass
+
+
+class ChannelStream:
+    """Items of one channel, in order; ends (``None``) after the empty data frame."""
+
+    def __init__(self) -> None:
+        self.queue: asyncio.Queue[ChannelItem | None] = asyncio.Queue()
+        self.pending = 0
+        self.room = asyncio.Event()
+        self.room.set()
+
+    def put(self, item: ChannelItem | None) -> None:
+        if isinstance(item, bytes):
+            self.pending += len(item)
+            if self.pending > CHANNEL_HIGH_WATER:
+                self.room.clear()
+        self.queue.put_nowait(item)
+
+    async def get(self) -> ChannelItem | None:
+        item = await self.queue.get()
+        if isinstance(item, bytes):
+            self.pending -= len(item)
+            if self.pending <= CHANNEL_HIGH_WATER // 2:
+                self.room.set()
+        return item
+
+    async def read_all(self) -> bytes:
+        out = bytearray()
+        while (item := await self.get()) is not None:
+            if isinstance(item, bytes):
+                out += item
+        return bytes(out)
+
+
+class Attachment:
+    """One attachment to a terminal: iterate for output (bytes) and events (dicts)."""
+
+    def __init__(self, client: AgentClient, channel: int, info: messages.PtyInfo) -> None:
+        self.client = client
+        self.channel = channel
+        self.info = info
+        self.stream = client.stream(channel)
+
+    def __aiter__(self) -> AsyncIterator[ChannelItem]:
+        return self._iter()
+
+    async def _iter(self) -> AsyncIterator[ChannelItem]:
+        while (item := await self.stream.get()) is not None:
+            yield item
+
+    async def write(self, data: bytes) -> None:
+        await self.client.send_data(self.channel, data)
+
+    async def detach(self) -> None:
+        await self.client.call("pty.detach", {"channel": self.channel})
+
+
+class ExecRun:
+    def __init__(self, client: AgentClient, result: messages.ExecStartResult) -> None:
+        self.client = client
+        self.pid = result["pid"]
+        self.stdout = client.stream(result["stdout"])
+        self.stderr = client.stream(result["stderr"])
+        self.channel = result["stdout"]
+
+    async def collect(self) -> tuple[bytes, bytes, messages.ExecExitEvent]:
+        """All output and the exit event (the event follows the last output)."""
+        err_task = asyncio.ensure_future(self.stderr.read_all())
+        out = bytearray()
+        exit_event: dict[str, Any] | None = None
+        while (item := await self.stdout.get()) is not None:
+            if isinstance(item, bytes):
+                out += item
+        while exit_event is None:  # the exit event comes after the stream's end marker
+            item = await self.stdout.get()
+            if isinstance(item, dict):
+                exit_event = item
+        return bytes(out), await err_task, cast(messages.ExecExitEvent, exit_event["data"])
+
+    async def kill(self) -> None:
+        await self.client.call("exec.kill", {"channel": self.channel})
+
+
+class AgentClient:
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._reader = reader
+        self._writer = writer
+        self._ids = itertools.count(1)
+        self._odd = itertools.count(1, 2)
+        self._pending: dict[int, asyncio.Future[dict[str, Any]]] = {}
+        self._streams: dict[int, ChannelStream] = {}
+        self.events: asyncio.Queue[dict[str, Any]] = asyncio.Queue()  # channel-0 events
+        self.protocol = 0
+        self.max_frame = protocol.DEFAULT_MAX_FRAME_BYTES
+        self._task: asyncio.Task[None] | None = None
+        self._lost: BaseException | None = None
+
+    @classmethod
+    async def connect(
+        cls, address: str | tuple[str, int], secret: bytes, *, version: int | None = None
+    ) -> AgentClient:
+        if isinstance(address, str):
+            reader, writer = await asyncio.open_unix_connection(address)
+        else:
+            reader, writer = await asyncio.open_connection(*address)
+        client = cls(reader, writer)
+        try:
+            await client._handshake(secret, version or protocol.PROTOCOL_VERSIONS[-1])
+        except BaseException:
+            writer.close()
+            raise
+        client._task = asyncio.ensure_future(client._read_loop())
+        return client
+
+    async def _handshake(self, secret: bytes, version: int) -> None:
+        await protocol.read_magic(self._reader)
+        hello = await self._control(protocol.HANDSHAKE_MAX_FRAME_BYTES)
+        if hello.get("type") != "hello":
+            raise ProtocolError("bad_message", "expected hello")
+        mine = protocol.new_challenge()
+        proof = protocol.auth_proof(secret, "client", str(hello["challenge"]), mine)
+        auth: messages.Auth = {
+            "type": "auth",
+            "protocol": version,
+            "challenge": mine,
+            "proof": proof,
+        }
+        self._writer.write(protocol.MAGIC + protocol.encode_control(dict(auth)))
+        answer = await self._control(protocol.HANDSHAKE_MAX_FRAME_BYTES)
+        if answer.get("type") == "refused":
+            raise AgentRefused(str(answer.get("code")), str(answer.get("message")))
+        expected = protocol.auth_proof(secret, "agent", str(hello["challenge"]), mine)
+        if answer.get("type") != "welcome" or not protocol.proof_matches(
+            expected, answer.get("proof")
+        ):
+            raise AgentRefused("bad_agent", "the agent did not prove it holds the secret")
+        self.protocol = int(answer["protocol"])
+        self.max_frame = int(answer["max_frame"])  # the agent's limit, for both directions
+
+    async def _control(self, limit: int) -> dict[str, Any]:
+        frame = await protocol.read_frame(self._reader, limit)
+        if frame is None or frame.kind != protocol.KIND_CONTROL:
+            raise AgentConnectionLost("the agent closed the connection during the handshake")
+        return protocol.decode_control(frame.payload)
+
+    async def _read_loop(self) -> None:
+        try:
+            while True:
+                frame = await protocol.read_frame(self._reader, self.max_frame)
+                if frame is None:
+                    raise AgentConnectionLost("the agent closed the connection")
+                if frame.kind == protocol.KIND_DATA:
+                    stream = self.stream(frame.channel)
+                    stream.put(frame.payload if frame.payload else None)
+                    if frame.payload and not stream.room.is_set():
+                        await stream.room.wait()
+                    continue
+                self._on_control(protocol.decode_control(frame.payload))
+        except (Exception, asyncio.CancelledError) as e:
+            self._lost = e
+            for fut in self._pending.values():
+                if not fut.done():
+                    fut.set_exception(AgentConnectionLost(str(e) or type(e).__name__))
+            for stream in self._streams.values():
+                stream.put(None)
+
+    def _on_control(self, msg: dict[str, Any]) -> None:
+        kind = msg.get("type")
+        if kind == "response":
+            fut = self._pending.pop(msg.get("id", -1), None)
+            if fut is not None and not fut.done():
+                fut.set_result(msg)
+        elif kind == "event":
+            channel = msg.get("channel", 0)
+            if channel:
+                self.stream(channel).put(msg)
+            else:
+                self.events.put_nowait(msg)
+        elif kind == "refused":
+            raise AgentRefused(str(msg.get("code")), str(msg.get("message")))
+
+    def stream(self, channel: int) -> ChannelStream:
+        s = self._streams.get(channel)
+        if s is None:
+            s = self._streams[channel] = ChannelStream()
+        return s
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        self._writer.close()
+        with contextlib.suppress(Exception):
+            await self._writer.wait_closed()
+
+    # --- sending -------------------------------------------------------------------------------
+
+    async def call(self, method: str, params: Mapping[str, Any]) -> dict[str, Any]:
+        if self._lost is not None:
+            raise AgentConnectionLost(f"connection lost: {self._lost!r}")
+        rid = next(self._ids)
+        fut: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._pending[rid] = fut
+        request = {"type": "request", "id": rid, "method": method, "params": dict(params)}
+        self._writer.write(protocol.encode_control(request))
+        try:
+            await self._writer.drain()
+            msg = await fut
+        finally:
+            self._pending.pop(rid, None)
+        if "error" in msg:
+            raise AgentError(msg["error"]["code"], msg["error"]["message"])
+        return cast(dict[str, Any], msg["result"])
+
+    async def send_data(self, channel: int, data: bytes) -> None:
+        step = self.max_frame
+        for i in range(0, max(len(data), 1), step):
+            self._writer.write(protocol.data_frame(channel, data[i : i + step]))
+        await self._writer.drain()
+
+    # --- typed methods -------------------------------------------------------------------------
+
+    async def ping(self) -> bool:
+        return bool((await self.call("ping", {}))["pong"])
+
+    async def version(self) -> messages.VersionResult:
+        return cast(messages.VersionResult, await self.call("version", {}))
+
+    async def subscribe(self, *, fs: bool = False, pty: bool = False) -> None:
+        await self.call("subscribe", {"fs": fs, "pty": pty})
+
+    async def pty_open(
+        self, cols: int, rows: int, *, terminal_id: str | None = None,
+        argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None,
+        cwd: str | None = None,
+    ) -> messages.PtyInfo:  # fmt: skip
+        p: dict[str, Any] = {"cols": cols, "rows": rows}
+        for key, value in (("terminal_id", terminal_id), ("cwd", cwd)):
+            if value is not None:
+                p[key] = value
+        if argv is not None:
+            p["argv"] = list(argv)
+        if env is not None:
+            p["env"] = dict(env)
+        return cast(messages.PtyInfo, await self.call("pty.open", p))
+
+    async def pty_attach(self, terminal_id: str, *, replay: bool = True) -> Attachment:
+        r = await self.call("pty.attach", {"terminal_id": terminal_id, "replay": replay})
+        return Attachment(self, r["channel"], r["info"])
+
+    async def pty_resize(self, terminal_id: str, cols: int, rows: int) -> None:
+        await self.call("pty.resize", {"terminal_id": terminal_id, "cols": cols, "rows": rows})
+
+    async def pty_close(self, terminal_id: str) -> None:
+        await self.call("pty.close", {"terminal_id": terminal_id})
+
+    async def pty_list(self) -> list[messages.PtyInfo]:
+        return cast(list[messages.PtyInfo], (await self.call("pty.list", {}))["terminals"])
+
+    async def read_file(self, path: str, max_bytes: int | None = None) -> tuple[bytes, str]:
+        p: dict[str, Any] = {"path": path}
+        if max_bytes is not None:
+            p["max_bytes"] = max_bytes
+        r = await self.call("files.read", p)
+        data = await self.stream(r["channel"]).read_all()
+        self._streams.pop(r["channel"], None)
+        if hashlib.sha256(data).hexdigest() != r["sha256"]:
+            raise AgentError("io", f"{path!r}: content does not match its hash")
+        return data, str(r["sha256"])
+
+    async def write_file(
+        self, path: str, data: bytes, *, expected_sha256: str | None = None,
+        expect_absent: bool = False,
+    ) -> messages.FilesWriteResult:  # fmt: skip
+        channel = next(self._odd)
+        p: dict[str, Any] = {"path": path, "channel": channel}
+        if expected_sha256 is not None:
+            p["expected_sha256"] = expected_sha256
+        if expect_absent:
+            p["expect_absent"] = True
+        call = asyncio.ensure_future(self.call("files.write", p))
+        await asyncio.sleep(0)  # the request frame is written before its data frames
+        await self.send_data(channel, data)
+        if data:
+            await self.send_data(channel, b"")
+        return cast(messages.FilesWriteResult, await call)
+
+    async def delete(self, path: str) -> bool:
+        return bool((await self.call("files.delete", {"path": path}))["deleted"])
+
+    async def move(self, src: str, dst: str, *, overwrite: bool = False) -> None:
+        await self.call("files.move", {"src": src, "dst": dst, "overwrite": overwrite})
+
+    async def mkdir(self, path: str) -> None:
+        await self.call("files.mkdir", {"path": path})
+
+    async def list_tree(self, path: str = "", *, hashes: bool = False) -> list[messages.Entry]:
+        r = await self.call("files.list", {"path": path, "hashes": hashes})
+        return cast(list[messages.Entry], r["entries"])
+
+    async def stat(self, path: str) -> messages.Entry | None:
+        return cast(messages.Entry | None, (await self.call("files.stat", {"path": path}))["entry"])
+
+    async def exec_start(
+        self, argv: Sequence[str], *, stdin: bytes | None = None, cwd: str | None = None,
+        env: Mapping[str, str] | None = None, timeout_s: float | None = None,
+        output_limit_bytes: int | None = None,
+    ) -> ExecRun:  # fmt: skip
+        p: dict[str, Any] = {"argv": list(argv)}
+        for key, value in (("cwd", cwd), ("timeout_s", timeout_s),
+                           ("output_limit_bytes", output_limit_bytes)):  # fmt: skip
+            if value is not None:
+                p[key] = value
+        if env is not None:
+            p["env"] = dict(env)
+        channel = next(self._odd) if stdin is not None else None
+        if channel is not None:
+            p["stdin_channel"] = channel
+        call = asyncio.ensure_future(self.call("exec.start", p))
+        await asyncio.sleep(0)
+        if channel is not None and stdin is not None:
+            if stdin:
+                await self.send_data(channel, stdin)
+            await self.send_data(channel, b"")
+        return ExecRun(self, cast(messages.ExecStartResult, await call))

@@ -1,0 +1,311 @@
+"""Every control message of the agent protocol, defined once as a TypedDict.
+
+These are the schema: the agent validates requests against them (``schema_check.py``), the
+client builds requests from them, and ``schema_export.py`` turns them into JSON Schema (the
+input for TypeScript generation). TypedDicts rather than pydantic models so the agent imports
+only the standard library (start-up time inside a sandbox).
+"""
+
+# No ``from __future__ import annotations`` here: TypedDict only sees ``NotRequired`` in
+# evaluated annotations (``__required_keys__`` would be wrong with strings on Python 3.11).
+from typing import Any, Literal, NotRequired, TypedDict
+
+# --- handshake -------------------------------------------------------------------------------
+
+
+class Hello(TypedDict):
+    type: Literal["hello"]
+    protocols: list[int]
+    challenge: str
+    agent: str
+
+
+class Auth(TypedDict):
+    type: Literal["auth"]
+    protocol: int
+    challenge: str
+    proof: str
+
+
+class Welcome(TypedDict):
+    """``max_frame``: the agent's largest frame payload, both ways, for this connection."""
+
+    type: Literal["welcome"]
+    protocol: int
+    proof: str
+    agent: str
+    max_frame: int
+
+
+class Refused(TypedDict):
+    type: Literal["refused"]
+    code: str
+    message: str
+
+
+# --- envelopes -------------------------------------------------------------------------------
+
+
+class Request(TypedDict):
+    type: Literal["request"]
+    id: int
+    method: str
+    params: dict[str, Any]
+
+
+class ErrorBody(TypedDict):
+    code: str
+    message: str
+
+
+class Response(TypedDict):
+    type: Literal["response"]
+    id: int
+    result: NotRequired[dict[str, Any]]
+    error: NotRequired[ErrorBody]
+
+
+class Event(TypedDict):
+    type: Literal["event"]
+    event: str
+    channel: int
+    data: dict[str, Any]
+
+
+# --- health ----------------------------------------------------------------------------------
+
+
+class Empty(TypedDict):
+    pass
+
+
+class PingResult(TypedDict):
+    pong: bool
+
+
+class VersionResult(TypedDict):
+    agent: str
+    protocol: int
+    pid: int
+    uptime_s: float
+
+
+# --- terminals -------------------------------------------------------------------------------
+
+
+class PtyOpenParams(TypedDict):
+    terminal_id: NotRequired[str]
+    argv: NotRequired[list[str]]
+    cols: int
+    rows: int
+    env: NotRequired[dict[str, str]]
+    cwd: NotRequired[str]
+
+
+class PtyInfo(TypedDict):
+    terminal_id: str
+    pid: int
+    cols: int
+    rows: int
+    alive: bool
+    exit_code: int | None
+    attachments: int
+
+
+class PtyAttachParams(TypedDict):
+    terminal_id: str
+    replay: NotRequired[bool]
+
+
+class PtyAttachResult(TypedDict):
+    channel: int
+    info: PtyInfo
+
+
+class PtyRef(TypedDict):
+    terminal_id: str
+
+
+class PtyResizeParams(TypedDict):
+    terminal_id: str
+    cols: int
+    rows: int
+
+
+class ChannelRef(TypedDict):
+    channel: int
+
+
+class PtyListResult(TypedDict):
+    terminals: list[PtyInfo]
+
+
+class CommandEvent(TypedDict):
+    """``pty.command``: one shell command finished (shell integration)."""
+
+    terminal_id: str
+    command: str
+    exit_code: int | None
+    cwd: str | None
+    started_at: float
+    duration_ms: float
+    output: str
+    output_truncated: bool
+
+
+class PtyExitEvent(TypedDict):
+    """``pty.exit``: the terminal's process ended (also ends its attach channels)."""
+
+    terminal_id: str
+    exit_code: int
+
+
+# --- files -----------------------------------------------------------------------------------
+
+EntryType = Literal["file", "dir", "symlink", "other"]
+
+
+class Entry(TypedDict):
+    path: str
+    type: EntryType
+    size: int
+    mtime: float
+    sha256: NotRequired[str]
+
+
+class PathRef(TypedDict):
+    path: str
+
+
+class FilesReadParams(TypedDict):
+    path: str
+    max_bytes: NotRequired[int]
+
+
+class FilesReadResult(TypedDict):
+    """The content follows on ``channel`` as data frames, then an empty frame."""
+
+    channel: int
+    size: int
+    sha256: str
+
+
+class FilesWriteParams(TypedDict):
+    """Content: data frames on the client-chosen (odd) ``channel`` after this request, then an
+    empty frame. ``expected_sha256``: write only if the current content hashes to this;
+    ``expect_absent``: only if nothing is there (compare-and-swap)."""
+
+    path: str
+    channel: int
+    expected_sha256: NotRequired[str]
+    expect_absent: NotRequired[bool]
+
+
+class FilesWriteResult(TypedDict):
+    sha256: str
+    size: int
+
+
+class FilesDeleteResult(TypedDict):
+    deleted: bool
+
+
+class FilesMoveParams(TypedDict):
+    src: str
+    dst: str
+    overwrite: NotRequired[bool]
+
+
+class FilesListParams(TypedDict):
+    path: NotRequired[str]
+    hashes: NotRequired[bool]
+
+
+class FilesListResult(TypedDict):
+    entries: list[Entry]
+
+
+class FilesStatResult(TypedDict):
+    entry: Entry | None
+
+
+# --- watch -----------------------------------------------------------------------------------
+
+
+class Change(TypedDict):
+    path: str
+    type: EntryType | Literal["absent", "invalid_name"]
+
+
+class FsChangesEvent(TypedDict):
+    """``fs.changes``: paths that changed (their state now); ``rescan``: the kernel queue
+    overflowed, list everything with hashes and reconcile."""
+
+    changes: list[Change]
+    rescan: bool
+
+
+class SubscribeParams(TypedDict):
+    fs: NotRequired[bool]
+    pty: NotRequired[bool]
+
+
+# --- exec ------------------------------------------------------------------------------------
+
+
+class ExecStartParams(TypedDict):
+    """stdin: data frames on the client-chosen ``stdin_channel`` then an empty frame (absent:
+    /dev/null). Output: data on ``stdout``/``stderr`` channels of the result."""
+
+    argv: list[str]
+    cwd: NotRequired[str]
+    env: NotRequired[dict[str, str]]
+    stdin_channel: NotRequired[int]
+    timeout_s: NotRequired[float]
+    output_limit_bytes: NotRequired[int]
+
+
+class ExecStartResult(TypedDict):
+    stdout: int
+    stderr: int
+    pid: int
+
+
+class ExecExitEvent(TypedDict):
+    """``exec.exit`` on the stdout channel: after the last output of both channels."""
+
+    exit_code: int | None
+    signal: int | None
+    timed_out: bool
+    output_truncated: bool
+    wall_ms: float
+
+
+# method name -> (params, result): the agent dispatches on it, the client types its calls by it.
+METHODS: dict[str, tuple[type[Any], type[Any]]] = {
+    "ping": (Empty, PingResult),
+    "version": (Empty, VersionResult),
+    "subscribe": (SubscribeParams, Empty),
+    "pty.open": (PtyOpenParams, PtyInfo),
+    "pty.attach": (PtyAttachParams, PtyAttachResult),
+    "pty.detach": (ChannelRef, Empty),
+    "pty.resize": (PtyResizeParams, Empty),
+    "pty.close": (PtyRef, Empty),
+    "pty.list": (Empty, PtyListResult),
+    "files.read": (FilesReadParams, FilesReadResult),
+    "files.write": (FilesWriteParams, FilesWriteResult),
+    "files.delete": (PathRef, FilesDeleteResult),
+    "files.move": (FilesMoveParams, Empty),
+    "files.mkdir": (PathRef, Empty),
+    "files.list": (FilesListParams, FilesListResult),
+    "files.stat": (PathRef, FilesStatResult),
+    "exec.start": (ExecStartParams, ExecStartResult),
+    "exec.kill": (ChannelRef, Empty),
+}
+
+EVENTS: dict[str, type[Any]] = {
+    "pty.command": CommandEvent,
+    "pty.exit": PtyExitEvent,
+    "fs.changes": FsChangesEvent,
+    "exec.exit": ExecExitEvent,
+}

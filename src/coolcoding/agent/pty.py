@@ -1,0 +1,372 @@
+"""A PTY owned by the agent: the process, a bounded scrollback and any number of attachments.
+
+The PTY outlives every connection: a client that disconnects loses nothing, a new one attaches by
+terminal id and gets the scrollback, then live output. The master fd is non-blocking and driven
+by ``add_reader``/``add_writer``; its reader is removed before the fd is closed (a closed fd
+number reused by another file while still watched once fed a PTY's output into the wrong place).
+While an attached peer's send buffer is over ``HIGH_WATER_BYTES`` reading pauses (backpressure on
+the shell, like a real terminal); a peer stuck for ``STUCK_PEER_S`` is detached, not waited for.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import fcntl
+import logging
+import os
+import signal
+import struct
+import termios
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from coolcoding.agent.procs import kill_session
+from coolcoding.terminal.shell_integration import NONCE_ENV, ShellIntegrationParser, new_nonce
+
+log = logging.getLogger(__name__)
+
+HIGH_WATER_BYTES = 1024 * 1024
+STUCK_PEER_S = 10.0
+READ_BYTES = 65536
+BURST_BYTES = 256 * 1024
+MAX_PENDING_INPUT = 1024 * 1024
+HANGUP_GRACE_S = 0.2
+KILL_GRACE_S = 1.0
+
+
+class Peer(Protocol):
+    """The side of a connection a terminal or an exec writes to."""
+
+    def send_data(self, channel: int, data: bytes) -> None: ...
+    def send_event(self, event: str, channel: int, data: dict[str, Any]) -> None: ...
+    def backlog(self) -> int: ...
+    async def drained(self) -> None: ...
+
+
+CommandHook = Callable[["AgentTerminal", dict[str, Any]], Awaitable[None]]
+
+
+def set_winsize(fd: int, cols: int, rows: int) -> None:
+    fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+
+
+def _take_controlling_tty() -> None:  # runs in the child between fork and exec
+    fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+
+@dataclass
+class _Running:
+    command: str
+    cwd: str | None
+    started_at: float = field(default_factory=time.time)
+    t0: float = field(default_factory=time.monotonic)
+    output: bytearray = field(default_factory=bytearray)
+    truncated: bool = False
+
+
+class AgentTerminal:
+    def __init__(
+        self,
+        terminal_id: str,
+        *,
+        max_frame: int,
+        scrollback_bytes: int,
+        command_output_bytes: int,
+        on_command: CommandHook,
+    ) -> None:
+        self.terminal_id = terminal_id
+        self._burst = min(BURST_BYTES, max_frame)  # one output frame never exceeds the limit
+        self.cols = self.rows = 0
+        self.pid = -1
+        self.exit_code: int | None = None
+        self.attachments: dict[tuple[Peer, int], None] = {}
+        self._scrollback: collections.deque[bytes] = collections.deque()
+        self._scrollback_bytes = 0
+        self._scrollback_limit = scrollback_bytes
+        self._output_limit = command_output_bytes
+        self._on_command = on_command
+        self._nonce = new_nonce()
+        self._parser = ShellIntegrationParser(self._nonce)
+        self._fd = -1
+        self._loop = asyncio.get_running_loop()
+        self._proc: asyncio.subprocess.Process | None = None
+        self._pending_input = bytearray()
+        self._paused = False
+        self._finished = asyncio.Event()
+        self._finishing = False
+        self._cwd: str | None = None
+        self._next_command = ""
+        self._running: _Running | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._command_lock = asyncio.Lock()
+
+    @property
+    def alive(self) -> bool:
+        return not self._finished.is_set()
+
+    def info(self) -> dict[str, Any]:
+        return {
+            "terminal_id": self.terminal_id,
+            "pid": self.pid,
+            "cols": self.cols,
+            "rows": self.rows,
+            "alive": self.alive,
+            "exit_code": self.exit_code,
+            "attachments": len(self.attachments),
+        }
+
+    async def start(
+        self, argv: Sequence[str], cols: int, rows: int, env: Mapping[str, str], cwd: str
+    ) -> None:
+        master, slave = os.openpty()
+        try:
+            self.cols, self.rows = cols, rows
+            set_winsize(master, cols, rows)
+            os.set_blocking(master, False)
+            self._proc = await asyncio.create_subprocess_exec(
+                *argv,
+                stdin=slave,
+                stdout=slave,
+                stderr=slave,
+                env={**env, NONCE_ENV: self._nonce},
+                cwd=cwd,
+                start_new_session=True,
+                preexec_fn=_take_controlling_tty,
+            )
+        except BaseException:
+            os.close(master)
+            raise
+        finally:
+            os.close(slave)
+        self.pid = self._proc.pid
+        self._fd = master
+        self._loop.add_reader(master, self._on_readable)
+        self._spawn(self._wait_exit())
+
+    def _spawn(self, coro: Awaitable[None]) -> None:
+        task: asyncio.Task[None] = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # --- attachments ---------------------------------------------------------------------------
+
+    def attach(self, peer: Peer, channel: int, *, replay: bool, max_frame: int) -> None:
+        """Register the attachment and queue the scrollback to it, atomically (one loop step)."""
+        self.attachments[(peer, channel)] = None
+        if replay:
+            data = b"".join(self._scrollback)
+            for i in range(0, len(data), max_frame):
+                peer.send_data(channel, data[i : i + max_frame])
+        if not self.alive:
+            self._end_attachment(peer, channel)
+
+    def detach(self, peer: Peer, channel: int) -> bool:
+        return self.attachments.pop((peer, channel), 0) is None
+
+    def detach_peer(self, peer: Peer) -> None:
+        for key in [k for k in self.attachments if k[0] is peer]:
+            del self.attachments[key]
+
+    def _end_attachment(self, peer: Peer, channel: int) -> None:
+        self.attachments.pop((peer, channel), None)
+        peer.send_event("pty.exit", channel, {"terminal_id": self.terminal_id,
+                                              "exit_code": self.exit_code})  # fmt: skip
+        peer.send_data(channel, b"")
+
+    # --- input ---------------------------------------------------------------------------------
+
+    def write(self, data: bytes) -> None:
+        if self._fd < 0 or not data:
+            return
+        if len(self._pending_input) + len(data) > MAX_PENDING_INPUT:
+            log.warning("terminal %s: input dropped (the shell reads nothing)", self.terminal_id)
+            return
+        if self._pending_input:
+            self._pending_input += data
+            return
+        try:
+            n = os.write(self._fd, data)
+        except BlockingIOError:
+            n = 0
+        except OSError:
+            return
+        if n < len(data):
+            self._pending_input += data[n:]
+            self._loop.add_writer(self._fd, self._on_writable)
+
+    def _on_writable(self) -> None:
+        try:
+            n = os.write(self._fd, self._pending_input)
+        except BlockingIOError:
+            return
+        except OSError:
+            n = len(self._pending_input)
+        del self._pending_input[:n]
+        if not self._pending_input:
+            self._loop.remove_writer(self._fd)
+
+    def resize(self, cols: int, rows: int) -> None:
+        self.cols, self.rows = cols, rows
+        if self._fd >= 0:
+            set_winsize(self._fd, cols, rows)
+
+    # --- output --------------------------------------------------------------------------------
+
+    def _read_burst(self) -> bytes | None:
+        """What the PTY holds now, up to ``BURST_BYTES`` (fewer, larger frames under a flood);
+        ``b""`` at hang-up, ``None`` when there is nothing yet."""
+        chunks: list[bytes] = []
+        size = 0
+        while size < self._burst:
+            try:
+                data = os.read(self._fd, min(READ_BYTES, self._burst - size))
+            except BlockingIOError:
+                break
+            except OSError:  # EIO: every slave fd is closed (the shell and its children left)
+                data = b""
+            if not data:
+                if not chunks:
+                    return b""
+                break
+            chunks.append(data)
+            size += len(data)
+        return b"".join(chunks) if chunks else None
+
+    def _on_readable(self) -> None:
+        data = self._read_burst()
+        if data is None:
+            return
+        if not data:
+            self._spawn(self._finish())
+            return
+        for seg in self._parser.feed(data):
+            if isinstance(seg, bytes):
+                self._output(seg)
+            else:
+                self._shell_event(seg.kind, seg.payload)
+        stuck = [k for k in self.attachments if k[0].backlog() > HIGH_WATER_BYTES]
+        if stuck and not self._paused:
+            self._paused = True
+            self._loop.remove_reader(self._fd)
+            self._spawn(self._wait_for_peers(stuck))
+
+    async def _wait_for_peers(self, stuck: list[tuple[Peer, int]]) -> None:
+        for peer, channel in stuck:
+            try:
+                await asyncio.wait_for(peer.drained(), STUCK_PEER_S)
+            except (TimeoutError, ConnectionError):
+                log.info("terminal %s: detaching a stuck peer", self.terminal_id)
+                self.detach(peer, channel)
+        self._paused = False
+        if self._fd >= 0 and self.alive:
+            self._loop.add_reader(self._fd, self._on_readable)
+
+    def _output(self, data: bytes) -> None:
+        self._scrollback.append(data)
+        self._scrollback_bytes += len(data)
+        while self._scrollback_bytes - len(self._scrollback[0]) >= self._scrollback_limit:
+            self._scrollback_bytes -= len(self._scrollback.popleft())
+        over = self._scrollback_bytes - self._scrollback_limit
+        if over > 0:  # cut the oldest chunk at a line start when one is near
+            head = self._scrollback[0]
+            nl = head.find(b"\n", over, over + 4096)
+            cut = nl + 1 if nl >= 0 else over
+            self._scrollback[0] = head[cut:]
+            self._scrollback_bytes -= cut
+        run = self._running
+        if run is not None and not run.truncated:
+            room = self._output_limit - len(run.output)
+            run.output += data[:room]
+            run.truncated = len(data) > room
+        for peer, channel in list(self.attachments):
+            peer.send_data(channel, data)
+
+    def _shell_event(self, kind: str, payload: str) -> None:
+        if kind == "P" and payload.startswith("Cwd="):
+            self._cwd = payload[4:]
+        elif kind == "E":
+            self._next_command = payload
+        elif kind == "C":
+            self._running = _Running(self._next_command, self._cwd)
+            self._next_command = ""
+        elif kind == "D" and self._running is not None:
+            run, self._running = self._running, None
+            try:
+                code: int | None = int(payload)
+            except ValueError:
+                code = None
+            event = {
+                "terminal_id": self.terminal_id,
+                "command": run.command,
+                "exit_code": code,
+                "cwd": run.cwd,
+                "started_at": run.started_at,
+                "duration_ms": (time.monotonic() - run.t0) * 1000,
+                "output": bytes(run.output).decode("utf-8", "replace"),
+                "output_truncated": run.truncated,
+            }
+            self._spawn(self._command_done(event))
+
+    async def _command_done(self, event: dict[str, Any]) -> None:
+        async with self._command_lock:  # in order, one at a time
+            try:
+                await self._on_command(self, event)
+            except Exception:
+                log.exception("terminal %s: command hook failed", self.terminal_id)
+            for peer, channel in list(self.attachments):
+                peer.send_event("pty.command", channel, event)
+
+    # --- end -----------------------------------------------------------------------------------
+
+    async def _wait_exit(self) -> None:
+        assert self._proc is not None
+        await self._proc.wait()
+        # The shell is gone; give the kernel a moment to hang up the PTY (a background job may
+        # still hold the slave: it is part of the shell's session and is hung up with it).
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.pid, signal.SIGHUP)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._finished.wait(), HANGUP_GRACE_S)
+        await self._finish()
+
+    async def _finish(self) -> None:
+        if self._finishing:
+            await self._finished.wait()
+            return
+        self._finishing = True
+        if self._fd >= 0:
+            self._loop.remove_reader(self._fd)  # before close: never watch a reused fd number
+            self._loop.remove_writer(self._fd)
+            os.close(self._fd)
+            self._fd = -1
+        rest = self._parser.flush()
+        if rest:
+            self._output(rest)
+        assert self._proc is not None
+        if self._proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.pid, signal.SIGKILL)
+            await self._proc.wait()
+        code = self._proc.returncode
+        self.exit_code = code if code is not None and code >= 0 else 128 - (code or 0)
+        self._finished.set()
+        for peer, channel in list(self.attachments):
+            self._end_attachment(peer, channel)
+
+    async def close(self) -> None:
+        """Hang up the terminal's whole session, then kill what is left; wait for the end."""
+        if self.pid > 0 and self.alive:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.pid, signal.SIGHUP)
+            try:
+                await asyncio.wait_for(self._finished.wait(), KILL_GRACE_S)
+            except TimeoutError:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(self.pid, signal.SIGKILL)
+                kill_session(self.pid)  # jobs in their own groups, SIGHUP ignorers
+        await self._finished.wait()
+        kill_session(self.pid)

@@ -1,0 +1,67 @@
+"""The agent's workspace watcher: ``filesync.watcher.TreeWatcher`` (one inotify instance of the
+sandbox user, never following a symlink) turned into ``fs.changes`` events for subscribers.
+
+A batch names paths, not kinds of event: each path is reported with its state *now* (its type,
+or ``absent``), which is what a reconciler needs and what stays true when events coalesce. A
+kernel queue overflow becomes ``rescan: true`` (list everything with hashes and compare).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from coolcoding.agent.files import TMP_PREFIX, WorkspaceFs, entry_type, is_utf8, printable
+from coolcoding.filesync.watcher import Batch, TreeWatcher
+
+log = logging.getLogger(__name__)
+MAX_CHANGES_PER_EVENT = 1000
+
+Publish = Callable[[dict[str, Any]], None]
+
+
+class WorkspaceWatch:
+    def __init__(self, fs: WorkspaceFs, publish: Publish) -> None:
+        self._fs = fs
+        self._publish = publish
+        self._watcher: TreeWatcher | None = None
+
+    @property
+    def running(self) -> bool:
+        return self._watcher is not None
+
+    def start(self) -> None:
+        if self._watcher is None:
+            self._watcher = TreeWatcher(self._fs.root, self._on_batch)
+            self._watcher.start()
+
+    async def flush(self) -> None:
+        """Deliver what the kernel queued so far (at a shell command's end, before its record)."""
+        if self._watcher is not None:
+            await self._watcher.flush()
+
+    async def close(self) -> None:
+        if self._watcher is not None:
+            await self._watcher.close()
+            self._watcher = None
+
+    async def _on_batch(self, batch: Batch) -> None:
+        changes: list[dict[str, Any]] = []
+        paths = set(batch.paths)
+        for d in batch.new_dirs:  # written into before its watch existed: report its content
+            paths.update(p for p, _st in self._fs.walk(d))
+        for path in sorted(paths):
+            if path.rpartition("/")[2].startswith(TMP_PREFIX):
+                continue
+            if not is_utf8(path):
+                changes.append({"path": printable(path), "type": "invalid_name"})
+                continue
+            st = self._fs.lstat(path)
+            changes.append(
+                {"path": path, "type": "absent" if st is None else entry_type(st.st_mode)}
+            )
+        for i in range(0, max(len(changes), 1), MAX_CHANGES_PER_EVENT):
+            part = changes[i : i + MAX_CHANGES_PER_EVENT]
+            if part or batch.overflow:
+                self._publish({"changes": part, "rescan": batch.overflow})

@@ -1,0 +1,195 @@
+"""Start ``coolcoding.agent`` as the first process of a local sandbox (bwrap), not yet wired into
+``LocalRuntime``: the next step makes every terminal, exec and file operation go through it.
+
+The agent runs as the sandbox uid on the sandbox's own ``/usr/bin/python3`` (it imports only
+the standard library and this package, bound read-only); its unix socket is created in a host
+directory that belongs to this sandbox alone (mode 0700, owned by its uid), bound at
+``/run/coolcoding``, so the server (root) reaches it and no other sandbox does. The secret is
+written into a pipe the agent reads and closes: it is never in argv, the environment or a file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import coolcoding
+from coolcoding.sandbox.local import bwrap, seccomp
+from coolcoding.sandbox.local.cgroups import Cgroup, CgroupLimits
+from coolcoding.sandbox.local.process import SandboxProcess, make_preexec
+from coolcoding.sandbox.local.sandbox import LocalSandbox
+from coolcoding.settings import Settings
+
+_PATH_FLAGS = os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+SOCKET_NAME = "agent.sock"
+PACKAGE_DIR = str(Path(coolcoding.__file__).resolve().parent)
+
+
+@dataclass
+class AgentProcess:
+    proc: SandboxProcess
+    cgroup: Cgroup
+    socket_path: str  # host path of the agent's socket
+    pid: int  # the agent's pid inside the sandbox
+    status_fd: int
+
+    def host_pid(self) -> int | None:
+        """The agent's pid as the host sees it (the python3 process in the agent's cgroup)."""
+        for procs in self.cgroup.procs_files:
+            with contextlib.suppress(OSError):
+                for pid in Path(procs).read_text().split():
+                    with contextlib.suppress(OSError):
+                        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+                        if argv[0].endswith(b"python3") and b"coolcoding.agent" in argv:
+                            return int(pid)
+        return None
+
+    async def stop(self) -> None:
+        """Kill the agent and everything it started (the whole cgroup), reap, clean up."""
+        self.proc.terminate_tree(self.cgroup)
+        await self.proc.wait()
+        status = b""
+        with contextlib.suppress(OSError):
+            status = os.read(self.status_fd, 65536)
+        os.close(self.status_fd)
+        await self.proc.reap_orphan(status)
+        await asyncio.to_thread(self.cgroup.remove)
+
+
+def prepare_socket_dir(path: Path, uid: int, gid: int) -> None:
+    """The sandbox's private socket directory: its parents must be root's and o+x only."""
+    path.mkdir(mode=0o700, exist_ok=True)
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        os.fchown(fd, uid, gid)
+        os.fchmod(fd, 0o700)
+    finally:
+        os.close(fd)
+
+
+def agent_limits(settings: Settings) -> dict[str, object]:
+    """The agent's command-line limits (``AgentLimits`` fields) from the server's settings."""
+    return {
+        "max_frame_bytes": settings.agent_max_frame_bytes,
+        "max_connections": settings.agent_max_connections,
+        "max_terminals": settings.terminal_max_per_session,
+        "scrollback_bytes": settings.terminal_scrollback_bytes,
+        "command_output_bytes": settings.terminal_command_output_bytes,
+        "max_file_bytes": settings.max_file_bytes,
+        "max_list_entries": settings.agent_max_list_entries,
+        "exec_timeout_s": settings.agent_exec_timeout_s,
+        "exec_output_bytes": settings.agent_exec_output_bytes,
+    }
+
+
+def agent_argv(
+    python: str, secret_fd: int, ready_fd: int, limits: Mapping[str, object] | None = None
+) -> list[str]:
+    argv = [python, "-S", "-m", "coolcoding.agent",
+            "--socket", f"{bwrap.AGENT_SOCKET_DIR}/{SOCKET_NAME}",
+            "--workspace", bwrap.SANDBOX_WORKSPACE,
+            "--secret-fd", str(secret_fd), "--ready-fd", str(ready_fd)]  # fmt: skip
+    for name, value in (limits or {}).items():
+        argv += ["--" + name.replace("_", "-"), str(value)]
+    return argv
+
+
+async def start_agent(
+    sandbox: LocalSandbox,
+    socket_dir: Path,
+    secret: bytes,
+    *,
+    python: str = "/usr/bin/python3",
+    limits: Mapping[str, object] | None = None,
+    log_fd: int = 2,
+) -> AgentProcess:
+    """Spawn the agent in ``sandbox`` and wait until its socket accepts connections.
+
+    The caller bounds the wait (``asyncio.timeout``); on cancellation the agent is killed."""
+    prepare_socket_dir(socket_dir, sandbox.creds.uid, sandbox.creds.gid)
+    cg = sandbox.new_leaf("agent", CgroupLimits())
+    secret_r, secret_w = os.pipe()
+    ready_r, ready_w = os.pipe2(os.O_CLOEXEC)
+    status_r, status_w = os.pipe2(os.O_CLOEXEC)
+    fds = [os.open(sandbox.workspace, _PATH_FLAGS)]
+    devnull = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        os.write(secret_w, secret)
+        os.close(secret_w)
+        secret_w = -1
+        fds.append(os.dup(fds[0]))
+        fds.append(os.open(sandbox.etc_dir, _PATH_FLAGS))
+        seccomp_fd = None
+        if sandbox.seccomp_program is not None:
+            seccomp_fd = seccomp.program_fd(sandbox.seccomp_program)
+            fds.append(seccomp_fd)
+        cfg = bwrap.BwrapConfig(
+            layout=sandbox.host.layout, uid=sandbox.creds.uid, gid=sandbox.creds.gid,
+            workspace_fd=fds[0], app_alias_fd=fds[1], etc_fd=fds[2],
+            network=sandbox.spec.network, new_session=True,
+            tmp_bytes=sandbox.tmp_bytes, home_bytes=sandbox.tmp_bytes,
+            extra_ro_binds=sandbox.extra_ro_binds, json_status_fd=status_w,
+            seccomp_fd=seccomp_fd, agent_package_dir=PACKAGE_DIR,
+            agent_socket_dir=str(socket_dir),
+        )  # fmt: skip
+        argv = bwrap.build_bwrap_argv(
+            sandbox.host.bwrap_path, cfg, agent_argv(python, secret_r, ready_w, limits)
+        )
+        rl = sandbox.exec_rlimits(None, None)
+        env = bwrap.sandbox_env({**sandbox.spec.env, "PYTHONPATH": bwrap.AGENT_PYTHONPATH})
+        proc = SandboxProcess(
+            argv, env=env, preexec=make_preexec(sandbox.creds, cg.procs_files, rl,
+                                                controlling_tty=False),
+            stdin=devnull, stdout=log_fd, stderr=log_fd,
+            pass_fds=[*fds, secret_r, ready_w, status_w], new_session=True,
+        )  # fmt: skip
+    except BaseException:
+        for fd in (ready_r, status_r):
+            os.close(fd)
+        cg.remove()
+        raise
+    finally:
+        for fd in (*fds, devnull, secret_r, ready_w, status_w):
+            os.close(fd)
+        if secret_w >= 0:
+            os.close(secret_w)
+    agent = AgentProcess(proc, cg, str(socket_dir / SOCKET_NAME), -1, status_r)
+    try:
+        line = await _read_line(ready_r)
+    except BaseException:
+        await agent.stop()
+        raise
+    finally:
+        os.close(ready_r)
+    if not line.startswith(b"ready "):
+        await agent.stop()
+        raise RuntimeError(f"the agent did not start (exit status {proc.status})")
+    agent.pid = int(line.split()[1])
+    return agent
+
+
+async def _read_line(fd: int) -> bytes:
+    """One line from a pipe, on the event loop (empty when the writer exits first)."""
+    loop = asyncio.get_running_loop()
+    os.set_blocking(fd, False)
+    buf = b""
+    got: asyncio.Event = asyncio.Event()
+    loop.add_reader(fd, got.set)
+    try:
+        while not buf.endswith(b"\n"):
+            await got.wait()
+            got.clear()
+            try:
+                chunk = os.read(fd, 256)
+            except BlockingIOError:
+                continue
+            if not chunk:
+                break
+            buf += chunk
+    finally:
+        loop.remove_reader(fd)
+    return buf

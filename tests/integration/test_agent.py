@@ -1,0 +1,213 @@
+"""The agent for real: as a plain subprocess on a temp dir, and as the first process of a real
+bubblewrap sandbox (socket on a host path bound into it). Terminals survive their client;
+files, watcher and exec work through the protocol."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import stat
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from coolcoding.agent.client import AgentClient, AgentError
+from tests.agent_helpers import TIMEOUT, RunningAgent, read_until, running_agent
+from tests.integration.conftest_sandbox import requires_sandbox
+
+KINDS = [
+    "plain",
+    pytest.param("sandbox", marks=[pytest.mark.sandbox, requires_sandbox]),
+]
+
+
+@pytest.fixture(params=KINDS)
+async def agent(request: pytest.FixtureRequest) -> AsyncIterator[RunningAgent]:
+    async with running_agent(request.param) as a:
+        yield a
+
+
+async def next_event(c: AgentClient, pred: Any, timeout: float = TIMEOUT) -> dict[str, Any]:
+    async with asyncio.timeout(timeout):
+        while True:
+            ev = await c.events.get()
+            if pred(ev):
+                return ev
+
+
+async def test_terminal_echo_then_reattach_from_a_new_client_sees_scrollback_and_live_loop(
+    agent: RunningAgent,
+) -> None:
+    c1 = await agent.client()
+    await c1.pty_open(100, 30, terminal_id="main", argv=agent.shell)
+    att = await c1.pty_attach("main")
+    await att.write(b"echo hi\r")
+    await read_until(att, b"hi\r\n")
+    await att.write(b"for i in $(seq 5); do echo n$i; sleep 1; done\r")
+    await read_until(att, b"n1\r\n")
+    await c1.close()  # the client goes away; the shell and its loop do not
+
+    c2 = await agent.client()
+    [info] = await c2.pty_list()
+    assert info["terminal_id"] == "main" and info["alive"]
+    att2 = await c2.pty_attach("main")
+    out = await read_until(att2, b"n5\r\n")
+    assert b"hi\r\n" in out and b"n1\r\n" in out  # the scrollback, then live output
+    assert out.index(b"n1") < out.index(b"n5")
+    await att2.write(b"echo done$((40+2))\r")
+    await read_until(att2, b"done42")
+    await c2.close()
+
+
+async def test_several_attachments_share_output_and_resize_reaches_the_shell(
+    agent: RunningAgent,
+) -> None:
+    c = await agent.client()
+    await c.pty_open(80, 24, terminal_id="t", argv=agent.shell)
+    a1 = await c.pty_attach("t")
+    a2 = await c.pty_attach("t", replay=False)
+    await c.pty_resize("t", 123, 45)
+    await a1.write(b"stty size\r")
+    await read_until(a1, b"45 123")
+    await read_until(a2, b"45 123")
+    await a2.detach()
+    await c.pty_close("t")
+    assert await c.pty_list() == []
+    await c.close()
+
+
+async def test_shell_integration_reports_commands_and_exit(agent: RunningAgent) -> None:
+    c = await agent.client()
+    await c.subscribe(pty=True)
+    await c.pty_open(80, 24, terminal_id="t", argv=agent.shell)
+    att = await c.pty_attach("t")
+    await att.write(b"(exit 3)\r")
+    ev = await next_event(c, lambda e: e["event"] == "pty.command")
+    assert ev["data"]["command"] == "(exit 3)" and ev["data"]["exit_code"] == 3
+    assert ev["data"]["cwd"] == "/workspace" if agent.kind == "sandbox" else ev["data"]["cwd"]
+    await att.write(b"exit 7\r")
+    items = [i async for i in att]  # ends when the terminal does
+    exits = [i for i in items if isinstance(i, dict) and i["event"] == "pty.exit"]
+    assert exits and exits[-1]["data"]["exit_code"] == 7
+    [info] = await c.pty_list()
+    assert not info["alive"] and info["exit_code"] == 7
+    await c.close()
+
+
+async def test_file_write_is_atomic_compare_and_swap(agent: RunningAgent) -> None:
+    c = await agent.client()
+    first = await c.write_file("src/a.txt", b"one", expect_absent=True)
+    with pytest.raises(AgentError) as e:
+        await c.write_file("src/a.txt", b"two", expect_absent=True)
+    assert e.value.code == "conflict"
+    with pytest.raises(AgentError) as e:
+        await c.write_file("src/a.txt", b"two", expected_sha256="0" * 64)
+    assert e.value.code == "conflict"
+    assert (await c.read_file("src/a.txt"))[0] == b"one"
+    second = await c.write_file("src/a.txt", b"two", expected_sha256=first["sha256"])
+    assert (await c.read_file("src/a.txt")) == (b"two", second["sha256"])
+    assert (agent.workspace / "src/a.txt").read_bytes() == b"two"
+    # An existing file's mode survives a save (a script keeps its x bit).
+    os.chmod(agent.workspace / "src/a.txt", 0o755)
+    await c.write_file("src/a.txt", b"three")
+    assert stat.S_IMODE(os.stat(agent.workspace / "src/a.txt").st_mode) == 0o755
+    await c.close()
+
+
+async def test_files_list_move_delete_mkdir_and_big_content(agent: RunningAgent) -> None:
+    c = await agent.client()
+    big = os.urandom(3 * 1024 * 1024 + 7)  # several frames each way
+    await c.write_file("d/big.bin", big)
+    await c.mkdir("e/f")
+    await c.move("d/big.bin", "e/f/big.bin")
+    with pytest.raises(AgentError) as e:
+        await c.move("e", "e/f/inside")
+    assert e.value.code == "invalid_path"
+    entries = {x["path"]: x for x in await c.list_tree(hashes=True)}
+    assert set(entries) == {"d", "e", "e/f", "e/f/big.bin"}
+    import hashlib
+
+    assert entries["e/f/big.bin"]["sha256"] == hashlib.sha256(big).hexdigest()
+    assert (await c.read_file("e/f/big.bin"))[0] == big
+    assert await c.delete("e") is True
+    assert await c.delete("e") is False
+    assert await c.stat("e") is None
+    await c.close()
+
+
+async def test_watcher_reports_a_file_created_in_the_terminal(agent: RunningAgent) -> None:
+    c = await agent.client()
+    await c.subscribe(fs=True)
+    await c.pty_open(80, 24, terminal_id="t", argv=agent.shell)
+    att = await c.pty_attach("t")
+    await att.write(b"mkdir -p made && echo x > made/new.txt && ln -s /etc made/link\r")
+
+    seen: dict[str, str] = {}
+
+    def done(ev: dict[str, Any]) -> bool:
+        if ev["event"] == "fs.changes":
+            seen.update({ch["path"]: ch["type"] for ch in ev["data"]["changes"]})
+        return seen.get("made/new.txt") == "file" and seen.get("made/link") == "symlink"
+
+    await next_event(c, done)
+    assert seen["made"] == "dir"
+    await att.write(b"rm made/new.txt\r")
+    await next_event(c, lambda ev: any(ch == {"path": "made/new.txt", "type": "absent"}
+                                       for ch in ev["data"]["changes"]))  # fmt: skip
+    await c.close()
+
+
+async def test_exec_streams_output_stdin_exit_and_limits(agent: RunningAgent) -> None:
+    c = await agent.client()
+    run = await c.exec_start(["sh", "-c", "cat; echo oops >&2; exit 4"], stdin=b"in\n")
+    out, err, ex = await run.collect()
+    assert (out, err, ex["exit_code"], ex["timed_out"]) == (b"in\n", b"oops\n", 4, False)
+
+    run = await c.exec_start(["sh", "-c", "sleep 1000 & sleep 1000"], timeout_s=0.5)
+    _out, _err, ex = await run.collect()
+    assert ex["timed_out"] and ex["signal"] == 9
+
+    run = await c.exec_start(["sh", "-c", "yes"], output_limit_bytes=10_000)
+    out, _err, ex = await run.collect()
+    assert ex["output_truncated"] and len(out) == 10_000
+
+    run = await c.exec_start(["sleep", "1000"])
+    await run.kill()
+    _out, _err, ex = await run.collect()
+    assert ex["signal"] == 9
+    await c.close()
+
+
+async def test_closing_a_terminal_kills_its_jobs_in_other_groups(agent: RunningAgent) -> None:
+    c = await agent.client()
+    await c.pty_open(80, 24, terminal_id="t", argv=agent.shell)
+    att = await c.pty_attach("t")
+    # A job-control shell puts each job in its own group; nohup ignores the hang-up.
+    await att.write(b"nohup sleep 4242 >/dev/null 2>&1 & echo started$((6*7))\r")
+    await read_until(att, b"started42")
+    run = await c.exec_start(["sh", "-c", "pgrep -f 'slee[p] 4242' || true"])
+    out, _err, _ex = await run.collect()
+    assert out.strip(), "the job is running"
+    await c.pty_close("t")
+    run = await c.exec_start(["sh", "-c", "pgrep -f 'slee[p] 4242' || echo none"])
+    out, _err, _ex = await run.collect()
+    assert out.strip() == b"none"
+    await c.close()
+
+
+async def test_a_small_frame_limit_is_respected_both_ways() -> None:
+    from tests.agent_helpers import plain_agent
+
+    async with plain_agent("--max-frame-bytes", "4096") as agent:
+        c = await agent.client()
+        assert c.max_frame == 4096  # learnt from the welcome
+        data = os.urandom(100_000)
+        await c.write_file("f.bin", data)  # sent in 4 KiB frames, or the agent would hang up
+        assert (await c.read_file("f.bin"))[0] == data
+        await c.pty_open(80, 24, terminal_id="t", argv=["/bin/bash", "--norc", "-i"])
+        att = await c.pty_attach("t")
+        await att.write(b"head -c 300000 /dev/zero | tr '\\0' a; echo; echo E$((1+1))\r")
+        out = await read_until(att, b"E2")
+        assert out.count(b"a") >= 300_000
+        await c.close()
