@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import shutil
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -24,7 +23,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import select, update
 
 from coolcoding.db.models import CodeSession
-from coolcoding.sandbox.base import Runtime, Sandbox, SandboxError, SandboxSpec
+from coolcoding.sandbox.base import DiskUsage, Runtime, Sandbox, SandboxError, SandboxSpec
 from coolcoding.services.events import EventBus
 from coolcoding.services.sessions import SessionService, ref_of
 from coolcoding.settings import Settings
@@ -224,10 +223,13 @@ class SandboxManager:
         """Session ``before_delete`` hook: stop the sandbox, remove its workspace directory."""
         uuid = str(sess.uuid)
         await self.stop(uuid, reason="session deleted")
-        root = self.runtime.workspace_dir(uuid)
-        if root is not None:
-            await asyncio.to_thread(shutil.rmtree, root, True)
+        await self.runtime.delete_workspace(uuid)
         self._locks.pop(uuid, None)
+
+    async def disk_usage(self, session_uuid: str) -> DiskUsage | None:
+        """The running sandbox's workspace disk usage; ``None`` when it is not running here."""
+        active = self._active.get(session_uuid)
+        return await active.sandbox.disk_usage() if active is not None else None
 
     # --- activity ----------------------------------------------------------------------------
 

@@ -4,10 +4,12 @@ Persistent state lives on disk (the workspace directory survives restarts; the D
 truth), the in-memory table only knows which sandboxes this process started. A previous
 process's leftovers are found by name under the ``coolcoding`` cgroups (``cleanup_orphans``).
 
-Disk quota: no per-directory quota exists on a plain ext4 data dir, so the workspace size is
-bounded by RLIMIT_FSIZE per file, measured after every exec (``limit_hit="disk"``) and every
-``sandbox_disk_check_interval_s`` for sandboxes with terminals, whose processes are then stopped.
-A program can overshoot by up to one interval's writes (each file <= the quota).
+Disk quota (``sandbox_disk_quota``): ``image`` (default) mounts a filesystem image of the
+quota's size at each session's workspace (diskimage.py), so the kernel refuses writes beyond it
+(ENOSPC). ``measured`` bounds each file by RLIMIT_FSIZE and measures the workspace after every
+exec (``limit_hit="disk"``) and every ``sandbox_disk_check_interval_s`` for sandboxes with
+terminals, whose processes are then stopped: a program can overshoot by one interval's writes.
+Ephemeral (judge) sandboxes are always measured: short-lived, RLIMIT_FSIZE and wall-time bound.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from typing import Any
 
 from coolcoding.sandbox.base import Runtime, Sandbox, SandboxError, SandboxSpec
 from coolcoding.sandbox.local import seccomp
+from coolcoding.sandbox.local.diskimage import WorkspaceImages
 from coolcoding.sandbox.local.environment import HostEnvironment, check_environment
 from coolcoding.sandbox.local.etcdir import EtcTemplates
 from coolcoding.sandbox.local.pool import WarmPool
@@ -67,6 +70,15 @@ class LocalRuntime(Runtime):
         self._jobs: set[str] = set()  # ephemeral sandboxes a job holds (the others: the pool's)
         self._removals: set[asyncio.Task[None]] = set()  # ephemeral directories being deleted
         self._etc = EtcTemplates(self.state_dir / "etc-templates", self.host.layout)
+        self.images = (
+            WorkspaceImages(
+                self.state_dir / "workspace-images",
+                settings.workspaces_dir,
+                settings.max_workspace_items,
+            )
+            if settings.sandbox_disk_quota == "image"
+            else None
+        )
         self.seccomp_program = seccomp.program() if settings.sandbox_seccomp else None
         if settings.sandbox_seccomp and self.seccomp_program is None:
             log.warning("no seccomp syscall table for this architecture: sandboxes run without one")
@@ -79,7 +91,9 @@ class LocalRuntime(Runtime):
         if not _NAME.match(session_uuid):
             raise SandboxError("bad_session", "Invalid session id.", repr(session_uuid))
 
-    async def _make(self, spec: SandboxSpec, workspace: Path, etc_dir: Path) -> LocalSandbox:
+    async def _make(
+        self, spec: SandboxSpec, workspace: Path, etc_dir: Path, images: WorkspaceImages | None
+    ) -> LocalSandbox:
         s = self.settings
         creds = credentials_for(spec.session_uuid, s.sandbox_uid_base, s.sandbox_uid_count)
         binds = {**self.extra_ro_binds, **spec.extra_ro_binds}
@@ -88,6 +102,8 @@ class LocalRuntime(Runtime):
             workspace.parent.mkdir(mode=0o711, parents=True, exist_ok=True)
             with contextlib.suppress(FileExistsError):
                 workspace.mkdir(mode=0o700)
+            if images is not None:
+                images.mount(spec.session_uuid, workspace, spec.disk_bytes, creds.uid, creds.gid)
             st = os.stat(workspace, follow_symlinks=False)
             if creds.drop and (st.st_uid, st.st_gid) != (creds.uid, creds.gid):
                 _chown_tree(workspace, creds.uid, creds.gid)  # new, or the uid range changed
@@ -118,6 +134,7 @@ class LocalRuntime(Runtime):
             tmp_bytes=s.sandbox_tmp_bytes,
             extra_ro_binds=binds,
             seccomp_program=self.seccomp_program,
+            disk_image=images is not None,
         )
         sb.create_cgroup()
         return sb
@@ -128,12 +145,19 @@ class LocalRuntime(Runtime):
             sb = self._sandboxes.get(spec.session_uuid)
             if sb is not None and sb.spec == spec:
                 return sb
+            workspace = self.settings.workspaces_dir / spec.session_uuid
             if sb is not None:  # limits or network changed: apply to the running sandbox
                 await sb.stop()
-            workspace = self.settings.workspaces_dir / spec.session_uuid
-            sb = await self._make(spec, workspace, self.state_dir / spec.session_uuid / "etc")
+                if self.images is not None and sb.spec.disk_bytes != spec.disk_bytes:
+                    await asyncio.to_thread(self.images.unmount, workspace)  # to resize it
+            etc = self.state_dir / spec.session_uuid / "etc"
+            sb = await self._make(spec, workspace, etc, self.images)
             self._sandboxes[spec.session_uuid] = sb
-            if self._watcher is None and self.settings.sandbox_disk_check_interval_s > 0:
+            if (
+                self._watcher is None
+                and self.images is None
+                and self.settings.sandbox_disk_check_interval_s > 0
+            ):
                 self._watcher = asyncio.get_running_loop().create_task(self._watch_disk())
             return sb
 
@@ -144,6 +168,18 @@ class LocalRuntime(Runtime):
             await sb.stop()
         else:  # e.g. started by a previous server process
             await asyncio.to_thread(self.host.cgroups.group(session_uuid).remove)
+        if self.images is not None:
+            await asyncio.to_thread(
+                self.images.unmount, self.settings.workspaces_dir / session_uuid
+            )
+
+    async def delete_workspace(self, session_uuid: str) -> None:
+        await self.stop(session_uuid)
+        workspace = self.settings.workspaces_dir / session_uuid
+        if self.images is not None:
+            await asyncio.to_thread(self.images.delete, session_uuid, workspace)
+        else:
+            await asyncio.to_thread(shutil.rmtree, workspace, True)
 
     def poll(self, session_uuid: str) -> int | None:
         sb = self._sandboxes.get(session_uuid)
@@ -174,7 +210,7 @@ class LocalRuntime(Runtime):
         root = self._ephemeral_root(spec.session_uuid)
         self._live_ephemeral.add(spec.session_uuid)
         try:
-            return await self._make(spec, root / "workspace", root / "etc")
+            return await self._make(spec, root / "workspace", root / "etc", None)
         except BaseException:
             await asyncio.to_thread(self.host.cgroups.group(spec.session_uuid).remove)
             await asyncio.to_thread(shutil.rmtree, root, True)
@@ -296,6 +332,11 @@ class LocalRuntime(Runtime):
             count += 1
             if not removed:
                 log.warning("orphan sandbox cgroup %s could not be removed", name)
+        if self.images is not None:  # only mounts under this server's workspaces dir
+            for mountpoint in await asyncio.to_thread(self.images.mounted):
+                if mountpoint.name not in self._sandboxes:
+                    await asyncio.to_thread(self.images.unmount, mountpoint)
+                    count += 1
         eph = self.state_dir / "ephemeral"
         if eph.is_dir():
             for entry in os.listdir(eph):
@@ -316,7 +357,7 @@ class LocalRuntime(Runtime):
                 if not sb.terminals:
                     continue
                 try:
-                    used = await sb.disk_usage()
+                    used = (await sb.disk_usage()).used_bytes
                 except OSError:
                     continue
                 if used > sb.spec.disk_bytes:

@@ -1,0 +1,245 @@
+"""Per-workspace ext4 images, loop-mounted at the workspace directory: the kernel enforces the quota.
+
+A measured quota can be overshot between two measurements (ten ``fallocate -l 199M`` in 0.2 s);
+a filesystem of the quota's size cannot: a write beyond it fails with ENOSPC in the sandbox.
+The image is a sparse file (an empty workspace costs a few hundred KiB of host disk), made once
+per session, kept across stops (crash recovery reads the sandbox's files) and deleted with the
+session. Its usable space is the quota plus one block per allowed item, so every workspace the DB
+accepts (it counts content bytes, the disk allocates whole blocks) fits when materialized; its
+inode count is ``max_workspace_items``, so the kernel also bounds the number of files.
+No journal: the DB is the truth and ``e2fsck -p`` repairs an image after a host crash.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import logging
+import os
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+from coolcoding.sandbox.base import DiskUsage, SandboxError
+
+log = logging.getLogger(__name__)
+BLOCK = 4096  # 1 KiB blocks halve the per-file slack but cost ~40 % of write throughput
+RESERVED_INODES = 11  # ext4's first inodes (root is 2, lost+found 11)
+TOOLS = ("mkfs.ext4", "e2fsck", "dumpe2fs", "resize2fs", "mount", "umount")
+MOUNT_OPTIONS = "loop,nosuid,nodev,noatime"  # util-linux sets LO_FLAGS_AUTOCLEAR for -o loop
+_UNAVAILABLE = "The workspace disk could not be prepared; try again later."
+
+
+def mkfs_argv(image: Path, blocks: int, inodes: int, uid: int, gid: int) -> list[str]:
+    """``mkfs.ext4`` for a workspace image (pure; tested whole)."""
+    return [
+        "mkfs.ext4", "-q", "-F",
+        "-b", str(BLOCK),
+        "-m", "0",  # no root reserve: the sandbox user may use all of it
+        "-N", str(inodes),
+        "-O", "^has_journal",  # the DB is the truth; e2fsck -p repairs after a crash
+        "-E", f"root_owner={uid}:{gid},lazy_itable_init=0",
+        str(image), str(blocks),
+    ]  # fmt: skip
+
+
+def capacity_bytes(block_count: int, overhead_blocks: int) -> int:
+    """What an unprivileged user can store: ext4 keeps min(2 %, 4096) clusters for itself."""
+    reserved = min(block_count // 50, 4096)
+    return (block_count - overhead_blocks - reserved) * BLOCK
+
+
+def _run(argv: list[str], what: str) -> subprocess.CompletedProcess[str]:
+    try:
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
+    except (OSError, subprocess.SubprocessError) as e:
+        raise SandboxError("disk_image", _UNAVAILABLE, f"{what}: {argv[0]}: {e}") from e
+    return done
+
+
+def _superblock(image: Path) -> tuple[int, int]:
+    """(block count, overhead blocks) of an image, from ``dumpe2fs -h``."""
+    out = _run(["dumpe2fs", "-h", str(image)], "reading the workspace image").stdout
+    fields = dict(line.split(":", 1) for line in out.splitlines() if ":" in line)
+    count = int(fields["Block count"])
+    if "Overhead clusters" in fields:
+        return count, int(fields["Overhead clusters"])
+    # Older e2fsprogs: count root and lost+found as overhead too (a few blocks larger).
+    return count, count - int(fields["Free blocks"])
+
+
+def missing_tools() -> list[str]:
+    return [t for t in TOOLS if shutil.which(t) is None]
+
+
+class WorkspaceImages:
+    """The images of one server (under its data dir) and their mounts (under its workspaces dir)."""
+
+    def __init__(self, images_dir: Path, workspaces_dir: Path, max_items: int) -> None:
+        self.images_dir = images_dir
+        self.workspaces_dir = workspaces_dir
+        self.max_items = max_items
+
+    def image_path(self, name: str) -> Path:
+        return self.images_dir / f"{name}.img"
+
+    def target_bytes(self, quota_bytes: int) -> int:
+        return quota_bytes + self.max_items * BLOCK
+
+    def _make(self, image: Path, quota_bytes: int, uid: int, gid: int) -> None:
+        """Create the image: mkfs, then resize until its capacity is the target (2-3 passes;
+        the overhead grows in steps with the number of block groups)."""
+        target = self.target_bytes(quota_bytes)
+        inodes = self.max_items + RESERVED_INODES + 1
+        tmp = image.with_suffix(".new")
+        blocks = (target * 102 // 100) // BLOCK + 64
+        for _ in range(6):
+            tmp.unlink(missing_ok=True)
+            tmp.touch(mode=0o600)
+            done = _run(mkfs_argv(tmp, blocks, inodes, uid, gid), "making the workspace image")
+            if done.returncode != 0:
+                tmp.unlink(missing_ok=True)
+                raise SandboxError("disk_image", _UNAVAILABLE, f"mkfs.ext4: {done.stderr.strip()}")
+            capacity = capacity_bytes(*_superblock(tmp))
+            if target - 16 * BLOCK <= capacity <= target:
+                break
+            blocks += (target - capacity) // BLOCK - (1 if capacity > target else 0)
+        else:
+            tmp.unlink(missing_ok=True)
+            raise SandboxError(
+                "disk_image", _UNAVAILABLE, f"cannot size an image to {target} bytes"
+            )
+        os.rename(tmp, image)
+
+    def _resize(self, image: Path, quota_bytes: int) -> None:
+        """Follow a changed quota (offline resize2fs); a workspace holding more than a lowered
+        quota keeps its size (logged): its files are the user's."""
+        target = self.target_bytes(quota_bytes)
+        count, overhead = _superblock(image)
+        capacity = capacity_bytes(count, overhead)
+        if target - 16 * BLOCK <= capacity <= target:
+            return
+        _run(["e2fsck", "-f", "-p", str(image)], "checking the workspace image")
+        for _ in range(6):
+            count += (target - capacity) // BLOCK - (1 if capacity > target else 0)
+            done = _run(["resize2fs", str(image), str(count)], "resizing the workspace image")
+            if done.returncode != 0:
+                log.warning("workspace image %s not resized: %s", image, done.stderr.strip())
+                return
+            capacity = capacity_bytes(*_superblock(image))
+            if target - 16 * BLOCK <= capacity <= target:
+                return
+        log.warning("workspace image %s: capacity %d, quota target %d", image, capacity, target)
+
+    def _fsck(self, image: Path) -> None:
+        """Preen (instant on a clean image); repairs one left by a host crash."""
+        done = _run(["e2fsck", "-p", str(image)], "checking the workspace image")
+        if done.returncode >= 4:  # 1 = errors corrected, 2 = corrected (reboot: not for us)
+            raise SandboxError(
+                "disk_image",
+                _UNAVAILABLE,
+                f"e2fsck {image} found errors it cannot fix (exit {done.returncode}): "
+                f"{done.stdout.strip()} {done.stderr.strip()}",
+            )
+
+    def mount(self, name: str, mountpoint: Path, quota_bytes: int, uid: int, gid: int) -> None:
+        """Mount the session's image at ``mountpoint`` (made first if new); idempotent."""
+        if os.path.ismount(mountpoint):
+            return
+        image = self.image_path(name)
+        self.images_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if not image.exists():
+            self._make(image, quota_bytes, uid, gid)
+        else:
+            self._fsck(image)
+            self._resize(image, quota_bytes)
+        with os.scandir(mountpoint) as it:
+            leftovers = any(True for _ in it)
+        if leftovers:
+            # Files below a mount point would be hidden, their disk lost: a workspace of a
+            # server without images, or one left by a failed mount. The DB is the truth.
+            log.warning("workspace %s: removing the files below its mount point", name)
+            for entry in os.scandir(mountpoint):
+                if entry.is_dir(follow_symlinks=False):
+                    shutil.rmtree(entry.path)
+                else:
+                    os.unlink(entry.path)
+        argv = ["mount", "-t", "ext4", "-o", MOUNT_OPTIONS, str(image), str(mountpoint)]
+        done = _run(argv, "mounting the workspace image")
+        if done.returncode != 0:
+            raise SandboxError(
+                "disk_image",
+                _UNAVAILABLE,
+                f"mounting {image} at {mountpoint} failed: {done.stderr.strip()} "
+                "(COOLCODING_SANDBOX_DISK_QUOTA=image needs root and a free loop device: "
+                "/dev/loop-control, the loop module's max_loop)",
+            )
+        lost = mountpoint / "lost+found"
+        with contextlib.suppress(FileNotFoundError):
+            if os.stat(lost, follow_symlinks=False).st_uid == 0:
+                try:  # mkfs's (root-owned, unreadable by the sandbox): not a workspace file
+                    os.rmdir(lost)
+                except OSError as e:
+                    if e.errno != errno.ENOTEMPTY:
+                        raise
+                    log.warning("workspace %s: e2fsck recovered files into lost+found", name)
+                    os.chown(lost, uid, gid)
+        os.chmod(mountpoint, 0o700)
+
+    def unmount(self, mountpoint: Path) -> None:
+        """Unmount (the loop device is freed with it); lazily if still busy after 2 s."""
+        if not os.path.ismount(mountpoint):
+            return
+        deadline = time.monotonic() + 2.0
+        while True:
+            done = _run(["umount", str(mountpoint)], "unmounting the workspace image")
+            if done.returncode == 0 or not os.path.ismount(mountpoint):
+                return
+            if time.monotonic() > deadline:
+                break
+            time.sleep(0.05)  # e.g. a sandbox's mount namespace still being torn down
+        log.warning("workspace %s busy (%s): detached lazily", mountpoint, done.stderr.strip())
+        _run(["umount", "-l", str(mountpoint)], "unmounting the workspace image")
+
+    def delete(self, name: str, mountpoint: Path) -> None:
+        """Unmount and delete the session's image and mount point (session deleted)."""
+        self.unmount(mountpoint)
+        self.image_path(name).unlink(missing_ok=True)
+        shutil.rmtree(mountpoint, ignore_errors=True)
+
+    def mounted(self) -> list[Path]:
+        """This server's workspace mounts (under its workspaces dir), from mountinfo."""
+        prefix = str(self.workspaces_dir) + "/"
+        found = []
+        with open("/proc/self/mountinfo", encoding="utf-8", errors="surrogateescape") as f:
+            for line in f:
+                point = _unescape(line.split(" ")[4])
+                if point.startswith(prefix) and "/" not in point[len(prefix) :]:
+                    found.append(Path(point))
+        return found
+
+    def images(self) -> list[str]:
+        """Names of this server's images."""
+        if not self.images_dir.is_dir():
+            return []
+        return [p.stem for p in self.images_dir.glob("*.img")]
+
+    @staticmethod
+    def usage(mountpoint: Path) -> DiskUsage:
+        st = os.statvfs(mountpoint)
+        used = (st.f_blocks - st.f_bfree) * st.f_frsize
+        return DiskUsage(used, used + st.f_bavail * st.f_frsize)
+
+
+def _unescape(field: str) -> str:
+    """mountinfo escapes space, tab, newline and backslash as octal (``\\040``)."""
+    out, i = [], 0
+    while i < len(field):
+        if field[i] == "\\" and field[i + 1 : i + 4].isdigit():
+            out.append(chr(int(field[i + 1 : i + 4], 8)))
+            i += 4
+        else:
+            out.append(field[i])
+            i += 1
+    return "".join(out)
