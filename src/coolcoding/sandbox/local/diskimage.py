@@ -13,6 +13,7 @@ No journal: the DB is the truth and ``e2fsck -p`` repairs an image after a host 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import errno
 import logging
 import os
@@ -26,9 +27,12 @@ from coolcoding.sandbox.base import DiskUsage, SandboxError
 log = logging.getLogger(__name__)
 BLOCK = 4096  # 1 KiB blocks halve the per-file slack but cost ~40 % of write throughput
 RESERVED_INODES = 11  # ext4's first inodes (root is 2, lost+found 11)
-TOOLS = ("mkfs.ext4", "e2fsck", "dumpe2fs", "resize2fs", "mount", "umount")
+TOOLS = ("mkfs.ext4", "e2fsck", "dumpe2fs", "resize2fs", "mount")
 MOUNT_OPTIONS = "loop,nosuid,nodev,noatime"  # util-linux sets LO_FLAGS_AUTOCLEAR for -o loop
 _UNAVAILABLE = "The workspace disk could not be prepared; try again later."
+TARGET_XATTR = "user.coolcoding.target"  # the capacity an image was sized for (skips dumpe2fs)
+MNT_DETACH = 2
+_libc = ctypes.CDLL(None, use_errno=True)
 
 
 def mkfs_argv(image: Path, blocks: int, inodes: int, uid: int, gid: int) -> list[str]:
@@ -69,6 +73,28 @@ def _superblock(image: Path) -> tuple[int, int]:
     return count, count - int(fields["Free blocks"])
 
 
+def is_clean(image: Path) -> bool:
+    """The superblock says "cleanly unmounted, no errors": without a journal ext4 clears
+    EXT4_VALID_FS while mounted, so a crash leaves it cleared (then e2fsck runs)."""
+    with open(image, "rb") as f:
+        f.seek(1024 + 56)
+        head = f.read(4)
+    magic, state = int.from_bytes(head[:2], "little"), int.from_bytes(head[2:], "little")
+    return magic == 0xEF53 and state & 0b11 == 1  # VALID_FS set, ERROR_FS clear
+
+
+def _tag(image: Path, target: int) -> None:
+    with contextlib.suppress(OSError):  # no user xattrs here: dumpe2fs at each start instead
+        os.setxattr(image, TARGET_XATTR, str(target).encode())
+
+
+def _tagged(image: Path, target: int) -> bool:
+    try:
+        return os.getxattr(image, TARGET_XATTR) == str(target).encode()
+    except OSError:
+        return False
+
+
 def missing_tools() -> list[str]:
     return [t for t in TOOLS if shutil.which(t) is None]
 
@@ -80,6 +106,7 @@ class WorkspaceImages:
         self.images_dir = images_dir
         self.workspaces_dir = workspaces_dir
         self.max_items = max_items
+        self._blocks: dict[int, int] = {}  # target capacity -> block count found for it
 
     def image_path(self, name: str) -> Path:
         return self.images_dir / f"{name}.img"
@@ -93,7 +120,8 @@ class WorkspaceImages:
         target = self.target_bytes(quota_bytes)
         inodes = self.max_items + RESERVED_INODES + 1
         tmp = image.with_suffix(".new")
-        blocks = (target * 102 // 100) // BLOCK + 64
+        known = self._blocks.get(target)
+        blocks = known or (target * 102 // 100) // BLOCK + 64
         for _ in range(6):
             tmp.unlink(missing_ok=True)
             tmp.touch(mode=0o600)
@@ -101,6 +129,8 @@ class WorkspaceImages:
             if done.returncode != 0:
                 tmp.unlink(missing_ok=True)
                 raise SandboxError("disk_image", _UNAVAILABLE, f"mkfs.ext4: {done.stderr.strip()}")
+            if known is not None:  # mkfs is deterministic for one size and inode count
+                break
             capacity = capacity_bytes(*_superblock(tmp))
             if target - 16 * BLOCK <= capacity <= target:
                 break
@@ -110,30 +140,39 @@ class WorkspaceImages:
             raise SandboxError(
                 "disk_image", _UNAVAILABLE, f"cannot size an image to {target} bytes"
             )
+        self._blocks[target] = blocks
+        _tag(tmp, target)
         os.rename(tmp, image)
 
-    def _resize(self, image: Path, quota_bytes: int) -> None:
-        """Follow a changed quota (offline resize2fs); a workspace holding more than a lowered
-        quota keeps its size (logged): its files are the user's."""
-        target = self.target_bytes(quota_bytes)
-        count, overhead = _superblock(image)
-        capacity = capacity_bytes(count, overhead)
-        if target - 16 * BLOCK <= capacity <= target:
-            return
-        _run(["e2fsck", "-f", "-p", str(image)], "checking the workspace image")
-        for _ in range(6):
-            count += (target - capacity) // BLOCK - (1 if capacity > target else 0)
-            done = _run(["resize2fs", str(image), str(count)], "resizing the workspace image")
+    def _fit(self, image: Path, mountpoint: Path, target: int) -> None:
+        """Follow a changed quota: offline resize2fs, measured by the kernel (statvfs) after
+        each pass. A workspace holding more than a lowered quota keeps its size (logged): its
+        files are the user's."""
+        capacity = self.usage(mountpoint).limit_bytes
+        for _ in range(4):
+            if target - 16 * BLOCK <= capacity <= target:
+                _tag(image, target)
+                return
+            self.unmount(mountpoint)
+            try:
+                _run(["e2fsck", "-f", "-p", str(image)], "checking the workspace image")
+                count = _superblock(image)[0]
+                count += (target - capacity) // BLOCK - (1 if capacity > target else 0)
+                argv = ["resize2fs", str(image), str(count)]
+                done = _run(argv, "resizing the workspace image")
+            finally:
+                self._mount(image, mountpoint)
             if done.returncode != 0:
                 log.warning("workspace image %s not resized: %s", image, done.stderr.strip())
                 return
-            capacity = capacity_bytes(*_superblock(image))
-            if target - 16 * BLOCK <= capacity <= target:
-                return
+            capacity = self.usage(mountpoint).limit_bytes
         log.warning("workspace image %s: capacity %d, quota target %d", image, capacity, target)
 
     def _fsck(self, image: Path) -> None:
-        """Preen (instant on a clean image); repairs one left by a host crash."""
+        """Repair an image left by a crash (preen); a clean one is not checked."""
+        if is_clean(image):
+            return
+        log.warning("workspace image %s was not unmounted cleanly: e2fsck -p", image)
         done = _run(["e2fsck", "-p", str(image)], "checking the workspace image")
         if done.returncode >= 4:  # 1 = errors corrected, 2 = corrected (reboot: not for us)
             raise SandboxError(
@@ -153,7 +192,6 @@ class WorkspaceImages:
             self._make(image, quota_bytes, uid, gid)
         else:
             self._fsck(image)
-            self._resize(image, quota_bytes)
         with os.scandir(mountpoint) as it:
             leftovers = any(True for _ in it)
         if leftovers:
@@ -165,16 +203,10 @@ class WorkspaceImages:
                     shutil.rmtree(entry.path)
                 else:
                     os.unlink(entry.path)
-        argv = ["mount", "-t", "ext4", "-o", MOUNT_OPTIONS, str(image), str(mountpoint)]
-        done = _run(argv, "mounting the workspace image")
-        if done.returncode != 0:
-            raise SandboxError(
-                "disk_image",
-                _UNAVAILABLE,
-                f"mounting {image} at {mountpoint} failed: {done.stderr.strip()} "
-                "(COOLCODING_SANDBOX_DISK_QUOTA=image needs root and a free loop device: "
-                "/dev/loop-control, the loop module's max_loop)",
-            )
+        self._mount(image, mountpoint)
+        target = self.target_bytes(quota_bytes)
+        if not _tagged(image, target):
+            self._fit(image, mountpoint, target)
         lost = mountpoint / "lost+found"
         with contextlib.suppress(FileNotFoundError):
             if os.stat(lost, follow_symlinks=False).st_uid == 0:
@@ -187,20 +219,36 @@ class WorkspaceImages:
                     os.chown(lost, uid, gid)
         os.chmod(mountpoint, 0o700)
 
+    @staticmethod
+    def _mount(image: Path, mountpoint: Path) -> None:
+        argv = ["mount", "-t", "ext4", "-o", MOUNT_OPTIONS, str(image), str(mountpoint)]
+        done = _run(argv, "mounting the workspace image")
+        if done.returncode != 0:
+            raise SandboxError(
+                "disk_image",
+                _UNAVAILABLE,
+                f"mounting {image} at {mountpoint} failed: {done.stderr.strip()} "
+                "(COOLCODING_SANDBOX_DISK_QUOTA=image needs root and a free loop device: "
+                "/dev/loop-control, the loop module's max_loop)",
+            )
+
     def unmount(self, mountpoint: Path) -> None:
         """Unmount (the loop device is freed with it); lazily if still busy after 2 s."""
         if not os.path.ismount(mountpoint):
             return
+        path = os.fsencode(mountpoint)
         deadline = time.monotonic() + 2.0
-        while True:
-            done = _run(["umount", str(mountpoint)], "unmounting the workspace image")
-            if done.returncode == 0 or not os.path.ismount(mountpoint):
-                return
+        while _libc.umount2(path, 0) != 0:
+            err = ctypes.get_errno()
+            if err != errno.EBUSY:
+                raise OSError(err, f"umount {mountpoint}: {os.strerror(err)}")
             if time.monotonic() > deadline:
-                break
+                log.warning("workspace %s still busy after 2 s: detached lazily", mountpoint)
+                if _libc.umount2(path, MNT_DETACH) != 0:
+                    err = ctypes.get_errno()
+                    raise OSError(err, f"umount -l {mountpoint}: {os.strerror(err)}")
+                return
             time.sleep(0.05)  # e.g. a sandbox's mount namespace still being torn down
-        log.warning("workspace %s busy (%s): detached lazily", mountpoint, done.stderr.strip())
-        _run(["umount", "-l", str(mountpoint)], "unmounting the workspace image")
 
     def delete(self, name: str, mountpoint: Path) -> None:
         """Unmount and delete the session's image and mount point (session deleted)."""
