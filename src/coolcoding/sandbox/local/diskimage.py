@@ -13,7 +13,6 @@ No journal: the DB is the truth and ``e2fsck -p`` repairs an image after a host 
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import errno
 import logging
 import os
@@ -23,16 +22,14 @@ import time
 from pathlib import Path
 
 from coolcoding.sandbox.base import DiskUsage, SandboxError
+from coolcoding.sandbox.local import loopmount
 
 log = logging.getLogger(__name__)
 BLOCK = 4096  # 1 KiB blocks halve the per-file slack but cost ~40 % of write throughput
 RESERVED_INODES = 11  # ext4's first inodes (root is 2, lost+found 11)
-TOOLS = ("mkfs.ext4", "e2fsck", "dumpe2fs", "resize2fs", "mount")
-MOUNT_OPTIONS = "loop,nosuid,nodev,noatime"  # util-linux sets LO_FLAGS_AUTOCLEAR for -o loop
+TOOLS = ("mkfs.ext4", "e2fsck", "dumpe2fs", "resize2fs")
 _UNAVAILABLE = "The workspace disk could not be prepared; try again later."
 TARGET_XATTR = "user.coolcoding.target"  # the capacity an image was sized for (skips dumpe2fs)
-MNT_DETACH = 2
-_libc = ctypes.CDLL(None, use_errno=True)
 
 
 def mkfs_argv(image: Path, blocks: int, inodes: int, uid: int, gid: int) -> list[str]:
@@ -221,32 +218,31 @@ class WorkspaceImages:
 
     @staticmethod
     def _mount(image: Path, mountpoint: Path) -> None:
-        argv = ["mount", "-t", "ext4", "-o", MOUNT_OPTIONS, str(image), str(mountpoint)]
-        done = _run(argv, "mounting the workspace image")
-        if done.returncode != 0:
+        try:
+            loopmount.mount_image(image, mountpoint, "ext4", BLOCK)
+        except OSError as e:
             raise SandboxError(
                 "disk_image",
                 _UNAVAILABLE,
-                f"mounting {image} at {mountpoint} failed: {done.stderr.strip()} "
-                "(COOLCODING_SANDBOX_DISK_QUOTA=image needs root and a free loop device: "
-                "/dev/loop-control, the loop module's max_loop)",
-            )
+                f"mounting the workspace image failed: {e} "
+                "(COOLCODING_SANDBOX_DISK_QUOTA=image needs root and loop devices)",
+            ) from e
 
     def unmount(self, mountpoint: Path) -> None:
         """Unmount (the loop device is freed with it); lazily if still busy after 2 s."""
         if not os.path.ismount(mountpoint):
             return
-        path = os.fsencode(mountpoint)
         deadline = time.monotonic() + 2.0
-        while _libc.umount2(path, 0) != 0:
-            err = ctypes.get_errno()
-            if err != errno.EBUSY:
-                raise OSError(err, f"umount {mountpoint}: {os.strerror(err)}")
+        while True:
+            try:
+                loopmount.unmount(mountpoint)
+                return
+            except OSError as e:
+                if e.errno != errno.EBUSY:
+                    raise
             if time.monotonic() > deadline:
                 log.warning("workspace %s still busy after 2 s: detached lazily", mountpoint)
-                if _libc.umount2(path, MNT_DETACH) != 0:
-                    err = ctypes.get_errno()
-                    raise OSError(err, f"umount -l {mountpoint}: {os.strerror(err)}")
+                loopmount.unmount(mountpoint, lazy=True)
                 return
             time.sleep(0.05)  # e.g. a sandbox's mount namespace still being torn down
 

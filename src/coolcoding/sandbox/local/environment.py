@@ -69,7 +69,7 @@ def check_disk_images() -> None:
     elif not os.path.exists("/dev/loop-control"):
         problem = "no loop devices (/dev/loop-control missing: modprobe loop)"
     elif missing := diskimage.missing_tools():
-        problem = f"{', '.join(missing)} not found (Debian/Ubuntu: apt-get install e2fsprogs mount)"
+        problem = f"{', '.join(missing)} not found (Debian/Ubuntu: apt-get install e2fsprogs)"
     if problem is not None:
         raise SandboxError(
             "disk_quota_unavailable",
