@@ -22,5 +22,5 @@ def test_no_loop_control_is_named_in_the_error(
 ) -> None:
     monkeypatch.setattr(loopmount, "LOOP_CONTROL", str(tmp_path / "loop-control"))
     (tmp_path / "img").write_bytes(b"")
-    with pytest.raises(loopmount.LoopMountError, match="no loop devices .*loop-control missing"):
+    with pytest.raises(loopmount.LoopMountError, match=r"no loop devices .*loop-control missing"):
         loopmount.mount_image(tmp_path / "img", tmp_path, "ext4", 4096)
