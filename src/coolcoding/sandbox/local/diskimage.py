@@ -238,6 +238,8 @@ class WorkspaceImages:
                 loopmount.unmount(mountpoint)
                 return
             except OSError as e:
+                if e.errno == errno.EINVAL and not os.path.ismount(mountpoint):
+                    return  # unmounted meanwhile (a concurrent stop or clean-up)
                 if e.errno != errno.EBUSY:
                     raise
             if time.monotonic() > deadline:

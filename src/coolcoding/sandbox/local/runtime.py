@@ -333,10 +333,11 @@ class LocalRuntime(Runtime):
             if not removed:
                 log.warning("orphan sandbox cgroup %s could not be removed", name)
         if self.images is not None:  # only mounts under this server's workspaces dir
-            for mountpoint in await asyncio.to_thread(self.images.mounted):
-                if mountpoint.name not in self._sandboxes:
-                    await asyncio.to_thread(self.images.unmount, mountpoint)
-                    count += 1
+            async with self._lock:  # not one that a start is mounting now
+                for mountpoint in await asyncio.to_thread(self.images.mounted):
+                    if mountpoint.name not in self._sandboxes:
+                        await asyncio.to_thread(self.images.unmount, mountpoint)
+                        count += 1
         eph = self.state_dir / "ephemeral"
         if eph.is_dir():
             for entry in os.listdir(eph):
