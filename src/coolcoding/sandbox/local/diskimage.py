@@ -188,6 +188,14 @@ class WorkspaceImages:
         if not image.exists():
             self._make(image, quota_bytes, uid, gid)
         else:
+            if devices := loopmount.devices_of(image):
+                # Mounting it twice (two loop devices, two live file systems) would corrupt it.
+                raise SandboxError(
+                    "disk_image",
+                    _UNAVAILABLE,
+                    f"{image} is still attached to {', '.join(devices)} (a mount that has not "
+                    "been released yet, e.g. held by a process's mount namespace)",
+                )
             self._fsck(image)
         with os.scandir(mountpoint) as it:
             leftovers = any(True for _ in it)
@@ -229,9 +237,17 @@ class WorkspaceImages:
             ) from e
 
     def unmount(self, mountpoint: Path) -> None:
-        """Unmount (the loop device is freed with it); lazily if still busy after 2 s."""
-        if not os.path.ismount(mountpoint):
-            return
+        """Unmount, lazily if still busy after 2 s; then wait (5 s at most) until the file
+        system is released everywhere, so that its image is clean when this returns."""
+        if os.path.ismount(mountpoint):
+            self._unmount(mountpoint)
+        image = self.image_path(mountpoint.name)
+        deadline = time.monotonic() + 5.0
+        while loopmount.devices_of(image) and time.monotonic() < deadline:
+            time.sleep(0.02)
+
+    @staticmethod
+    def _unmount(mountpoint: Path) -> None:
         deadline = time.monotonic() + 2.0
         while True:
             try:

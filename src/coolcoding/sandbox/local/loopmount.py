@@ -108,6 +108,17 @@ def mount_image(image: Path, target: Path, fstype: str, block_size: int) -> None
         os.close(dev)  # the mount holds the device now; on failure this detaches it
 
 
+def devices_of(image: Path) -> list[str]:
+    """Loop devices still attached to ``image``: its filesystem is alive until they detach
+    (e.g. a copy of the mount in a mount namespace another process is creating)."""
+    found = []
+    for backing in Path("/sys/block").glob("loop*/loop/backing_file"):
+        with contextlib.suppress(OSError):
+            if backing.read_text().rstrip("\n") == str(image):
+                found.append(backing.parent.parent.name)
+    return found
+
+
 def unmount(target: Path, *, lazy: bool = False) -> None:
     if _libc.umount2(os.fsencode(target), MNT_DETACH if lazy else 0) != 0:
         err = ctypes.get_errno()
