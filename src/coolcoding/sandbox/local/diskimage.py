@@ -7,7 +7,8 @@ per session, kept across stops (crash recovery reads the sandbox's files) and de
 session. Its usable space is the quota plus one block per allowed item, so every workspace the DB
 accepts (it counts content bytes, the disk allocates whole blocks) fits when materialized; its
 inode count is ``max_workspace_items``, so the kernel also bounds the number of files.
-No journal: the DB is the truth and ``e2fsck -p`` repairs an image after a host crash.
+No journal: the DB is the truth and ``e2fsck -p`` repairs an image after a host crash. Mounted
+through loopmount.py; only this server's mounts (under its workspaces dir) are ever unmounted.
 """
 
 from __future__ import annotations
@@ -112,8 +113,9 @@ class WorkspaceImages:
         return quota_bytes + self.max_items * BLOCK
 
     def _make(self, image: Path, quota_bytes: int, uid: int, gid: int) -> None:
-        """Create the image: mkfs, then resize until its capacity is the target (2-3 passes;
-        the overhead grows in steps with the number of block groups)."""
+        """Create the image: mkfs, read its overhead, mkfs again with the size corrected until
+        its capacity is the target (2-3 passes, the overhead grows in steps with the number of
+        block groups; later images of the same target take one)."""
         target = self.target_bytes(quota_bytes)
         inodes = self.max_items + RESERVED_INODES + 1
         tmp = image.with_suffix(".new")
