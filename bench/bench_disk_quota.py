@@ -56,6 +56,13 @@ def summary(xs: list[float]) -> dict[str, float]:
             "min": round(min(xs), 2), "max": round(max(xs), 2)}  # fmt: skip
 
 
+def paired(per: dict[str, list[float]]) -> dict[str, float]:
+    """Median and 10th/90th percentiles of image/plain, round by round."""
+    r = [i / m for i, m in zip(per["image"], per["measured"], strict=True)]
+    return {"p50": round(statistics.median(r), 3), "p10": round(pct(r, 10), 3),
+            "p90": round(pct(r, 90), 3)}  # fmt: skip
+
+
 def make_runtime(base: Path, quota: str) -> LocalRuntime:
     settings = Settings(
         data_dir=base / quota,
@@ -132,6 +139,9 @@ async def main(rounds: int) -> None:
         "small_files_image_over_plain_p50": round(
             statistics.median(files_s["image"]) / statistics.median(files_s["measured"]), 3
         ),
+        # Each round's two measurements ran back to back: their ratio shares the host's load.
+        "dd_paired_ratio": paired(mbps),
+        "small_files_paired_ratio": paired(files_s),
     }
     print(f"{'measure':26s} {'quota':9s} {'p50':>9s} {'p99':>9s} {'min':>9s} {'max':>9s}")
     for name, per in results.items():
@@ -139,7 +149,7 @@ async def main(rounds: int) -> None:
             print(f"{name:26s} {q:9s} {s['p50']:9.2f} {s['p99']:9.2f} {s['min']:9.2f} "
                   f"{s['max']:9.2f}")  # fmt: skip
     for name, r in ratios.items():
-        print(f"{name:34s} {r:.3f}")
+        print(f"{name:34s} {r}")
     out = {
         "rounds": rounds,
         "quota_bytes": QUOTA,
