@@ -1,12 +1,15 @@
-"""The loop device set-up's pure parts, and its error naming the missing host resource."""
+"""The loop device set-up's pure parts, and the errors naming the missing host resource."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
+from coolcoding.sandbox.base import SandboxError
 from coolcoding.sandbox.local import loopmount
+from coolcoding.sandbox.local.environment import check_disk_images
 
 
 def test_loop_config_is_the_kernels_struct() -> None:
@@ -24,3 +27,14 @@ def test_no_loop_control_is_named_in_the_error(
     (tmp_path / "img").write_bytes(b"")
     with pytest.raises(loopmount.LoopMountError, match=r"no loop devices .*loop-control missing"):
         loopmount.mount_image(tmp_path / "img", tmp_path, "ext4", 4096)
+
+
+def test_a_server_that_cannot_mount_images_fails_closed_naming_the_setting(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    with pytest.raises(SandboxError) as info:
+        check_disk_images()
+    assert info.value.reason == "disk_quota_unavailable"
+    assert "needs root" in info.value.log_message
+    assert "COOLCODING_SANDBOX_DISK_QUOTA=measured" in info.value.log_message
