@@ -177,8 +177,16 @@ class Settings(BaseSettings):
         description="Install the seccomp filter (sandbox/local/seccomp.py) in every sandboxed "
         "process: keyrings, BPF, perf, userfaultfd, io_uring, mounts, modules... refused",
     )
+    sandbox_disk_quota: Literal["image", "measured"] = Field(
+        default="image",
+        description="How the workspace quota is enforced: image = the kernel (a filesystem image "
+        "per workspace, loop-mounted: needs root and loop devices; writes beyond it fail with "
+        "ENOSPC); measured = measured every sandbox_disk_check_interval_s, can be overshot",
+    )
     sandbox_disk_check_interval_s: float = Field(
-        default=5.0, description="How often running sandboxes' workspaces are measured (quota)"
+        default=5.0,
+        description="sandbox_disk_quota=measured: how often running sandboxes' workspaces are "
+        "measured",
     )
     sandbox_pool_size: int = Field(
         default=-1,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -95,12 +96,17 @@ async def test_restart_finds_no_orphans_and_loses_no_files(tmp_path: Path) -> No
         await t.run("echo before > before.txt; sleep 1000 &")
     finally:
         stop()  # graceful: final sync, sandboxes stopped
-    root = Path(server.platform.components["runtime"].workspace_dir(sid))
-    # Simulate a crash of the next server: status left 'running', a write not yet synced.
+    runtime = server.platform.components["runtime"]
+    root = Path(runtime.workspace_dir(sid))
+    # Simulate a crash of the next server: status left 'running', a write not yet synced, and
+    # (with the disk quota's images) the workspace image left mounted.
     db = sqlite3.connect(data / "test.db")
     db.execute("UPDATE sessions SET sandbox_status='running'")
     db.commit()
     db.close()
+    if runtime.images is not None:
+        image = str(runtime.images.image_path(sid))
+        subprocess.run(["mount", "-o", "loop,nosuid,nodev", image, str(root)], check=True)
     (root / "unsynced.txt").write_text("after crash\n")
     assert not sleepers(), "a sandbox process outlived its server"
     server2, stop2 = start_live_server("sqlite", data)
@@ -115,3 +121,5 @@ async def test_restart_finds_no_orphans_and_loses_no_files(tmp_path: Path) -> No
         await t.close()
     finally:
         stop2()
+    assert not [line for line in Path("/proc/self/mountinfo").read_text().splitlines()
+                if str(root) in line], "a workspace image outlived its server"  # fmt: skip

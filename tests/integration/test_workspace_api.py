@@ -228,6 +228,8 @@ def test_status_and_ensure_default(api: UserClient) -> None:
         "item_count": 0,
         "total_bytes": 0,
         "sandbox_status": "stopped",
+        "disk_used_bytes": None,  # no running sandbox
+        "disk_limit_bytes": None,
     }
     assert c.post(f"/api/workspace/{sid}/ensure-default").json() == {"created": True}
     assert c.post(f"/api/workspace/{sid}/ensure-default").json() == {"created": False}

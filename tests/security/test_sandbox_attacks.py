@@ -155,22 +155,27 @@ async def test_disk_filler_stops_at_the_file_size_limit(sandbox: LocalSandbox) -
                            limits=ExecLimits(wall_s=10))  # fmt: skip
     assert r.limit_hit == "disk"
     assert os.stat(sandbox.workspace / "big").st_size <= sandbox.spec.disk_bytes
-    # Many files under the per-file limit: measured after the exec, still reported.
-    r = await sandbox.exec(["sh", "-c", "for i in 1 2 3; do head -c 8M /dev/zero > f$i; done"],
+    # Many files under the per-file limit, beyond the quota (a session's image holds the quota
+    # plus 4 KiB per allowed item): refused by the image, or measured after the exec; reported.
+    files = [f"f{i}" for i in range(1, 9)]
+    r = await sandbox.exec(["sh", "-c", "for f in " + " ".join(files) + "; do head -c 8M /dev/zero > $f; done"],
                            limits=ExecLimits(wall_s=10))  # fmt: skip
     assert r.limit_hit == "disk"
-    await sandbox.write_files({"big": None, "f1": None, "f2": None, "f3": None})
+    await sandbox.write_files(dict.fromkeys(["big", *files]))
 
 
-async def test_terminal_disk_filler_is_stopped_with_a_message(sandbox: LocalSandbox) -> None:
-    if sandbox.warm is not None:
-        pytest.skip("the disk watcher covers session sandboxes (ephemeral ones have no terminals)")
-    term = await sandbox.open_terminal(80, 24)
-    await term.write(b"for i in 1 2 3 4; do head -c 8M /dev/zero > g$i; done; sleep 60\n")
-    out = b""
-    while chunk := await __import__("asyncio").wait_for(term.read(), 10):
-        out += chunk
-    assert b"quota" in out and term.poll() is not None
+async def test_terminal_disk_filler_is_stopped_with_a_message() -> None:
+    """With ``sandbox_disk_quota=measured`` the watcher stops a terminal's disk filler (with the
+    image, the default, its writes fail with ENOSPC: test_disk_quota_attacks.py)."""
+    async with make_runtime(sandbox_disk_quota="measured") as rt:
+        sandbox = await rt.start(new_spec(memory_mb=256, pids=64, disk_bytes=16 * 1024 * 1024))
+        assert isinstance(sandbox, LocalSandbox)
+        term = await sandbox.open_terminal(80, 24)
+        await term.write(b"for i in 1 2 3 4; do head -c 8M /dev/zero > g$i; done; sleep 60\n")
+        out = b""
+        while chunk := await __import__("asyncio").wait_for(term.read(), 10):
+            out += chunk
+        assert b"quota" in out and term.poll() is not None
 
 
 @pytest.mark.parametrize("command", [["yes"], ["head", "-c", "1G", "/dev/zero"]])

@@ -57,6 +57,14 @@ class ExecLimits:
     file_size_bytes: int | None = None
 
 
+@dataclass(frozen=True)
+class DiskUsage:
+    """A workspace's disk: bytes in use, and how many it may hold in all."""
+
+    used_bytes: int
+    limit_bytes: int
+
+
 @dataclass
 class ExecResult:
     """What happened, as measured by the kernel (cgroup accounting, rusage)."""
@@ -143,6 +151,10 @@ class Sandbox(abc.ABC):
     async def read_file(self, path: str) -> bytes:
         """Read one workspace-relative file; never follows a symlink out of the workspace."""
 
+    @abc.abstractmethod
+    async def disk_usage(self) -> DiskUsage:
+        """The workspace's disk usage and limit (for the API's status)."""
+
 
 class ExecStream(abc.ABC):
     """A running exec: stream its output, then get the result."""
@@ -184,6 +196,10 @@ class Runtime(abc.ABC):
     @abc.abstractmethod
     def workspace_dir(self, session_uuid: str) -> str | None:
         """Host path of the workspace when the runtime has one (local); ``None`` otherwise."""
+
+    @abc.abstractmethod
+    async def delete_workspace(self, session_uuid: str) -> None:
+        """Stop the sandbox and delete its workspace for good (the session was deleted)."""
 
     @abc.abstractmethod
     def ephemeral(

@@ -62,6 +62,15 @@ class StatusOut(BaseModel):
     item_count: int
     total_bytes: int
     sandbox_status: str
+    disk_used_bytes: int | None = Field(
+        default=None,
+        description="Bytes the running sandbox's workspace uses on disk (null when not running)",
+    )
+    disk_limit_bytes: int | None = Field(
+        default=None,
+        description="Bytes it may use in all: beyond, writes fail with ENOSPC (null when not "
+        "running)",
+    )
 
 
 class EnsureDefaultOut(BaseModel):

@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import shutil
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -26,7 +25,7 @@ from sqlalchemy import select, update
 
 from coolcoding.db.models import CodeSession
 from coolcoding.errors import Conflict, DomainError, Unavailable
-from coolcoding.sandbox.base import Runtime, Sandbox, SandboxError, SandboxSpec
+from coolcoding.sandbox.base import DiskUsage, Runtime, Sandbox, SandboxError, SandboxSpec
 from coolcoding.sandbox.host_limits import host_limit_message, running_cap_warning
 from coolcoding.services.events import EventBus
 from coolcoding.services.sessions import SessionService, ref_of
@@ -308,10 +307,13 @@ class SandboxManager:
         """Session ``before_delete`` hook: stop the sandbox, remove its workspace directory."""
         uuid = str(sess.uuid)
         await self.stop(uuid, reason="session deleted")
-        root = self.runtime.workspace_dir(uuid)
-        if root is not None:
-            await asyncio.to_thread(shutil.rmtree, root, True)
+        await self.runtime.delete_workspace(uuid)
         self._locks.pop(uuid, None)
+
+    async def disk_usage(self, session_uuid: str) -> DiskUsage | None:
+        """The running sandbox's workspace disk usage; ``None`` when it is not running here."""
+        active = self._active.get(session_uuid)
+        return await active.sandbox.disk_usage() if active is not None else None
 
     # --- activity ----------------------------------------------------------------------------
 

@@ -879,6 +879,16 @@ export interface components {
         };
         /** StatusOut */
         StatusOut: {
+            /**
+             * Disk Limit Bytes
+             * @description Bytes it may use in all: beyond, writes fail with ENOSPC (null when not running)
+             */
+            disk_limit_bytes?: number | null;
+            /**
+             * Disk Used Bytes
+             * @description Bytes the running sandbox's workspace uses on disk (null when not running)
+             */
+            disk_used_bytes?: number | null;
             /** Initialized */
             initialized: boolean;
             /** Item Count */

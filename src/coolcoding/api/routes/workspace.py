@@ -23,6 +23,7 @@ from coolcoding.schemas.workspace import (
     SaveIn,
     StatusOut,
 )
+from coolcoding.services.sandboxes import SandboxManager
 from coolcoding.services.sessions import ref_of
 
 
@@ -127,11 +128,15 @@ async def move(body: MoveIn, ws: WorkspaceDep, platform: PlatformDep) -> JSONRes
 @router.get("/status", response_model=StatusOut, responses=OWNED)
 async def status(session: OwnedSession, platform: PlatformDep) -> StatusOut:
     count, total = await platform.workspace.stats(ref_of(session))
+    sandboxes: SandboxManager | None = platform.components.get("sandboxes")
+    disk = await sandboxes.disk_usage(str(session.uuid)) if sandboxes is not None else None
     return StatusOut(
         initialized=count > 0,
         item_count=count,
         total_bytes=total,
         sandbox_status=session.sandbox_status,
+        disk_used_bytes=disk.used_bytes if disk is not None else None,
+        disk_limit_bytes=disk.limit_bytes if disk is not None else None,
     )
 
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from coolcoding.sandbox.base import SandboxError
+from coolcoding.sandbox.local import diskimage
 from coolcoding.sandbox.local.bwrap import HostLayout
 from coolcoding.sandbox.local.cgroups import CgroupManager
 from coolcoding.sandbox.local.identity import server_id
@@ -60,6 +61,25 @@ def ensure_traversable(directory: Path) -> None:
             )
 
 
+def check_disk_images() -> None:
+    """The kernel-enforced quota mounts an ext4 image per workspace: root, loop devices and
+    e2fsprogs are needed. Fail closed: a quota that cannot be enforced is not silently dropped."""
+    problem = None
+    if os.geteuid() != 0:
+        problem = "mounting a workspace image needs root"
+    elif not os.path.exists("/dev/loop-control"):
+        problem = "no loop devices (/dev/loop-control missing: modprobe loop)"
+    elif missing := diskimage.missing_tools():
+        problem = f"{', '.join(missing)} not found (Debian/Ubuntu: apt-get install e2fsprogs)"
+    if problem is not None:
+        raise SandboxError(
+            "disk_quota_unavailable",
+            "Sandboxes are not available on this server.",
+            f"COOLCODING_SANDBOX_DISK_QUOTA=image: {problem}; or set "
+            "COOLCODING_SANDBOX_DISK_QUOTA=measured (measured at intervals, can be overshot)",
+        )
+
+
 def check_environment(settings: Settings) -> HostEnvironment:
     """Verify the host can run local sandboxes; raise ``SandboxError`` saying what to fix."""
     bwrap = settings.sandbox_bwrap_path
@@ -100,6 +120,8 @@ def check_environment(settings: Settings) -> HostEnvironment:
             "Sandboxes are not available on this server.",
             "user namespaces are disabled (sysctl user.max_user_namespaces=0): enable them",
         )
+    if settings.sandbox_disk_quota == "image":
+        check_disk_images()
     cgroups = CgroupManager(
         settings.sandbox_cgroup_parent,
         settings.sandbox_cgroup_version,

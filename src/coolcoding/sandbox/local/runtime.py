@@ -6,10 +6,12 @@ process's leftovers are found by name under this server's own cgroup subtree
 (``<sandbox_cgroup_parent>/<server id>``, see identity.py) and in its data dir
 (``cleanup_orphans``): another server on the same host is never touched.
 
-Disk quota: no per-directory quota exists on a plain ext4 data dir, so the workspace size is
-bounded by RLIMIT_FSIZE per file, measured after every exec (``limit_hit="disk"``) and every
-``sandbox_disk_check_interval_s`` for sandboxes with terminals, whose processes are then stopped.
-A program can overshoot by up to one interval's writes (each file <= the quota).
+Disk quota (``sandbox_disk_quota``): ``image`` (default) mounts a filesystem image of the
+quota's size at each session's workspace (diskimage.py), so the kernel refuses writes beyond it
+(ENOSPC). ``measured`` bounds each file by RLIMIT_FSIZE and measures the workspace after every
+exec (``limit_hit="disk"``) and every ``sandbox_disk_check_interval_s`` for sandboxes with
+terminals, whose processes are then stopped: a program can overshoot by one interval's writes.
+Ephemeral (judge) sandboxes are always measured: short-lived, RLIMIT_FSIZE and wall-time bound.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from typing import Any
 
 from coolcoding.sandbox.base import Runtime, Sandbox, SandboxError, SandboxSpec
 from coolcoding.sandbox.local import seccomp
+from coolcoding.sandbox.local.diskimage import WorkspaceImages
 from coolcoding.sandbox.local.environment import HostEnvironment, check_environment
 from coolcoding.sandbox.local.etcdir import EtcTemplates
 from coolcoding.sandbox.local.pool import WarmPool
@@ -105,6 +108,15 @@ class LocalRuntime(Runtime):
         self._removals: set[asyncio.Task[None]] = set()  # ephemeral directories being deleted
         self.etc_root = make_etc_root(settings.sandbox_etc_root, self.state_dir)
         self._etc = EtcTemplates(self.etc_root / "templates", self.host.layout)
+        self.images = (
+            WorkspaceImages(
+                self.state_dir / "workspace-images",
+                settings.workspaces_dir,
+                settings.max_workspace_items,
+            )
+            if settings.sandbox_disk_quota == "image"
+            else None
+        )
         self.seccomp_program = seccomp.program() if settings.sandbox_seccomp else None
         if settings.sandbox_seccomp and self.seccomp_program is None:
             log.warning("no seccomp syscall table for this architecture: sandboxes run without one")
@@ -117,7 +129,9 @@ class LocalRuntime(Runtime):
         if not _NAME.match(session_uuid):
             raise SandboxError("bad_session", "Invalid session id.", repr(session_uuid))
 
-    async def _make(self, spec: SandboxSpec, workspace: Path, etc_dir: Path) -> LocalSandbox:
+    async def _make(
+        self, spec: SandboxSpec, workspace: Path, etc_dir: Path, images: WorkspaceImages | None
+    ) -> LocalSandbox:
         s = self.settings
         creds = credentials_for(spec.session_uuid, s.sandbox_uid_base, s.sandbox_uid_count)
         binds = {**self.extra_ro_binds, **spec.extra_ro_binds}
@@ -130,6 +144,8 @@ class LocalRuntime(Runtime):
             workspace.parent.mkdir(mode=0o711, parents=True, exist_ok=True)
             with contextlib.suppress(FileExistsError):
                 workspace.mkdir(mode=0o700)
+            if images is not None:
+                images.mount(spec.session_uuid, workspace, spec.disk_bytes, creds.uid, creds.gid)
             st = os.stat(workspace, follow_symlinks=False)
             if creds.drop and (st.st_uid, st.st_gid) != (creds.uid, creds.gid):
                 _chown_tree(workspace, creds.uid, creds.gid)  # new, or the uid range changed
@@ -161,6 +177,7 @@ class LocalRuntime(Runtime):
             tmp_bytes=s.sandbox_tmp_bytes,
             extra_ro_binds=binds,
             seccomp_program=self.seccomp_program,
+            disk_image=images is not None,
         )
         sb.create_cgroup()
         if spec.network:
@@ -181,12 +198,18 @@ class LocalRuntime(Runtime):
             sb = self._sandboxes.get(spec.session_uuid)
             if sb is not None and sb.spec == spec:
                 return sb
+            workspace = self.settings.workspaces_dir / spec.session_uuid
             if sb is not None:  # limits or network changed: apply to the running sandbox
                 await sb.stop()
-            workspace = self.settings.workspaces_dir / spec.session_uuid
-            sb = await self._make(spec, workspace, self.etc_root / spec.session_uuid)
+                if self.images is not None and sb.spec.disk_bytes != spec.disk_bytes:
+                    await asyncio.to_thread(self.images.unmount, workspace)  # to resize it
+            sb = await self._make(spec, workspace, self.etc_root / spec.session_uuid, self.images)
             self._sandboxes[spec.session_uuid] = sb
-            if self._watcher is None and self.settings.sandbox_disk_check_interval_s > 0:
+            if (
+                self._watcher is None
+                and self.images is None
+                and self.settings.sandbox_disk_check_interval_s > 0
+            ):
                 self._watcher = asyncio.get_running_loop().create_task(self._watch_disk())
             return sb
 
@@ -198,6 +221,18 @@ class LocalRuntime(Runtime):
             await asyncio.to_thread(shutil.rmtree, sb.etc_dir, True)
         else:  # e.g. started by a previous server process
             await asyncio.to_thread(self.host.cgroups.group(session_uuid).remove)
+        if self.images is not None:
+            await asyncio.to_thread(
+                self.images.unmount, self.settings.workspaces_dir / session_uuid
+            )
+
+    async def delete_workspace(self, session_uuid: str) -> None:
+        await self.stop(session_uuid)
+        workspace = self.settings.workspaces_dir / session_uuid
+        if self.images is not None:
+            await asyncio.to_thread(self.images.delete, session_uuid, workspace)
+        else:
+            await asyncio.to_thread(shutil.rmtree, workspace, True)
 
     def poll(self, session_uuid: str) -> int | None:
         sb = self._sandboxes.get(session_uuid)
@@ -228,7 +263,7 @@ class LocalRuntime(Runtime):
         root = self._ephemeral_root(spec.session_uuid)
         self._live_ephemeral.add(spec.session_uuid)
         try:
-            return await self._make(spec, root / "workspace", self.etc_root / spec.session_uuid)
+            return await self._make(spec, root / "workspace", self.etc_root / spec.session_uuid, None)
         except BaseException:
             await asyncio.to_thread(self.host.cgroups.group(spec.session_uuid).remove)
             await asyncio.to_thread(shutil.rmtree, root, True)
@@ -354,6 +389,12 @@ class LocalRuntime(Runtime):
             count += 1
             if not removed:
                 log.warning("orphan sandbox cgroup %s could not be removed", name)
+        if self.images is not None:  # only mounts under this server's workspaces dir
+            async with self._lock:  # not one that a start is mounting now
+                for mountpoint in await asyncio.to_thread(self.images.mounted):
+                    if mountpoint.name not in self._sandboxes:
+                        await asyncio.to_thread(self.images.unmount, mountpoint)
+                        count += 1
         eph = self.state_dir / "ephemeral"
         if eph.is_dir():
             for entry in os.listdir(eph):
@@ -377,7 +418,7 @@ class LocalRuntime(Runtime):
                 if not sb.terminals:
                     continue
                 try:
-                    used = await sb.disk_usage()
+                    used = (await sb.disk_usage()).used_bytes
                 except OSError:
                     continue
                 if used > sb.spec.disk_bytes:

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from coolcoding.sandbox.base import (
+    DiskUsage,
     ExecLimits,
     ExecResult,
     ExecStream,
@@ -29,6 +30,7 @@ from coolcoding.sandbox.base import (
 )
 from coolcoding.sandbox.local import bwrap, network, seccomp
 from coolcoding.sandbox.local.cgroups import Cgroup, CgroupLimits, CgroupManager
+from coolcoding.sandbox.local.diskimage import WorkspaceImages
 from coolcoding.sandbox.local.environment import HostEnvironment
 from coolcoding.sandbox.local.exec_run import LocalExec
 from coolcoding.sandbox.local.files import WorkspaceFiles, disk_usage_bytes
@@ -62,8 +64,12 @@ class LocalSandbox(Sandbox):
         tmp_bytes: int,
         extra_ro_binds: Mapping[str, str],
         seccomp_program: bytes | None = None,
+        disk_image: bool = False,
     ) -> None:
         self.spec = spec
+        # The workspace is a mounted image of the quota's size (diskimage.py): the kernel
+        # enforces the quota; otherwise it is measured (after each exec, by the runtime).
+        self.disk_image = disk_image
         self.seccomp_program = seccomp_program
         self.host = host
         self.creds = creds
@@ -331,11 +337,18 @@ class LocalSandbox(Sandbox):
     async def read_file(self, path: str) -> bytes:
         return await asyncio.to_thread(self.files.read, path)
 
-    async def disk_usage(self) -> int:
-        return await asyncio.to_thread(disk_usage_bytes, str(self.workspace))
+    async def disk_usage(self) -> DiskUsage:
+        if self.disk_image:
+            return await asyncio.to_thread(WorkspaceImages.usage, self.workspace)
+        used = await asyncio.to_thread(disk_usage_bytes, str(self.workspace))
+        return DiskUsage(used, self.spec.disk_bytes)
 
     async def over_quota(self) -> bool:
-        return await self.disk_usage() > self.spec.disk_bytes
+        """Whether an exec ran into the quota: over it (measured), or filled it (image)."""
+        usage = await self.disk_usage()
+        if self.disk_image:
+            return usage.used_bytes >= usage.limit_bytes
+        return usage.used_bytes > usage.limit_bytes
 
     def state(self) -> dict[str, Any]:
         return {
