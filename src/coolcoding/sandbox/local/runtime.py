@@ -263,7 +263,9 @@ class LocalRuntime(Runtime):
         root = self._ephemeral_root(spec.session_uuid)
         self._live_ephemeral.add(spec.session_uuid)
         try:
-            return await self._make(spec, root / "workspace", self.etc_root / spec.session_uuid, None)
+            return await self._make(
+                spec, root / "workspace", self.etc_root / spec.session_uuid, None
+            )
         except BaseException:
             await asyncio.to_thread(self.host.cgroups.group(spec.session_uuid).remove)
             await asyncio.to_thread(shutil.rmtree, root, True)
