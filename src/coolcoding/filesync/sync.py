@@ -15,17 +15,17 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import stat
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from coolcoding.errors import Conflict, DomainError, NotFound
+from coolcoding.filesync.guarded_write import GuardedWriter
 from coolcoding.filesync.hostfs import WorkspaceDir
-from coolcoding.filesync.materialize import DIR, conflict_name, forget, materialize, remap
+from coolcoding.filesync.materialize import DIR, forget, materialize, remap
 from coolcoding.filesync.paths import ancestors, is_inside
+from coolcoding.filesync.session_state import SOURCE, SessionSync
 from coolcoding.filesync.watcher import Batch, TreeWatcher
 from coolcoding.sandbox.base import Sandbox
 from coolcoding.services.events import EventBus
@@ -33,25 +33,12 @@ from coolcoding.services.workspace import Change, WorkspaceRef, WorkspaceService
 from coolcoding.settings import Settings
 
 log = logging.getLogger(__name__)
-SOURCE = "sandbox"
+__all__ = ["SOURCE", "SessionSync", "SyncEngine"]
 
 
 # New files arriving together are stored in one transaction per chunk (e.g. an unpacked archive).
 BULK_MIN = 16
 BULK_CHUNK = 500
-
-
-@dataclass
-class SessionSync:
-    ref: WorkspaceRef
-    sandbox: Sandbox
-    dir: WorkspaceDir
-    known: dict[str, str]
-    watcher: TreeWatcher | None = None
-    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    reported: set[tuple[str, str]] = field(default_factory=set)
-    synced_batches: int = 0
-    allow_deletes: bool = True
 
 
 class SyncEngine:
@@ -60,6 +47,7 @@ class SyncEngine:
         self.events = events
         self.settings = settings
         self._sessions: dict[str, SessionSync] = {}
+        self.writer = GuardedWriter(workspace, events, settings, self._report)
         workspace.sinks.append(self.on_db_changes)
 
     def get(self, session_uuid: str) -> SessionSync | None:
@@ -114,6 +102,7 @@ class SyncEngine:
         try:
             if final_sync and st.watcher is not None:
                 await st.watcher.flush()
+            await self.writer.late_checks(st)
         finally:
             self._sessions.pop(session_uuid, None)
             if st.watcher is not None:
@@ -309,7 +298,9 @@ class SyncEngine:
             if cur is not None and cur.content_hash != prev:
                 # The editor saved newer content that the program's delete never saw: keep it.
                 st.known[rel] = cur.content_hash or ""
-                await st.sandbox.write_files({rel: content})
+                why = "was deleted in the sandbox after an editor save"
+                if await self.writer.put(st, rel, content, (), why) is None:
+                    await st.sandbox.write_files({rel: content})
                 await self.events.publish(
                     st.ref.session_uuid,
                     {
@@ -331,31 +322,25 @@ class SyncEngine:
         forget(st.known, rel)
 
     async def _keep_both(self, st: SessionSync, rel: str, loser_data: bytes, loser: str) -> None:
-        """The DB version stays at ``rel``; ``loser_data`` goes to a conflict copy on both sides."""
-        cpath = conflict_name(rel)
-        try:
-            await self.workspace.save_file(st.ref, cpath, loser_data, base_version=0, source=SOURCE)
-            st.known[cpath] = content_hash(loser_data)
-            await st.sandbox.write_files({cpath: loser_data})
-        except DomainError as exc:
-            await self._report(st, rel, exc.code, f"conflict copy not stored: {exc.message}")
+        """The DB version stays at ``rel``; the sandbox's file there (``loser_data`` and anything
+        written to it since) becomes an announced conflict copy on both sides."""
+        why = f"was changed in the editor and in the sandbox at the same time ({loser} lost)"
         try:
             cur, content = await self.workspace.read(st.ref, rel)
         except NotFound:
             cur, content = None, b""
-        if cur is not None and cur.type == "file":
-            st.known[rel] = cur.content_hash or ""
+        if cur is None or cur.type != "file":
+            await self.writer.store_copy(st, rel, loser_data, why)
+            return
+        digest = cur.content_hash or ""
+        res = await self.writer.put(st, rel, content, {digest}, why)
+        st.known[rel] = digest
+        if res is None:
             await st.sandbox.write_files({rel: content})
-        await self.events.publish(
-            st.ref.session_uuid,
-            {
-                "type": "conflict",
-                "path": rel,
-                "conflict_path": cpath,
-                "message": f"{rel!r} was changed in the editor and in the sandbox at the same time; "
-                f"the {loser} version was saved as {cpath!r}",
-            },
-        )
+        if res is None or res.aside is None:
+            # The file was not there to move aside (or already equal to the DB): keep the copy
+            # that was read.
+            await self.writer.store_copy(st, rel, loser_data, why)
 
     async def _report(self, st: SessionSync, rel: str, code: str, message: str) -> None:
         if (rel, code) in st.reported:
@@ -390,23 +375,25 @@ class SyncEngine:
         if c.kind == "write":
             cur, content = await self.workspace.read(st.ref, c.path)
             prev = st.known.get(c.path)
-            if prev is not None and prev != DIR:
-                try:
-                    on_disk = st.dir.read(c.path, self.settings.max_file_bytes)
-                except OSError:
-                    on_disk = None
-                if on_disk is not None and content_hash(on_disk) not in (prev, cur.content_hash):
-                    await self._keep_both(st, c.path, on_disk, loser="sandbox")
-                    return
-            st.known[c.path] = cur.content_hash or ""
+            digest = cur.content_hash or ""
+            base = {h for h in (prev, digest) if h and h != DIR}
+            why = "was saved in the editor while a program changed it"
+            res = await self.writer.put(st, c.path, content, base, why)
+            st.known[c.path] = digest
             for a in ancestors(c.path):
                 st.known[a] = DIR
-            await st.sandbox.write_files({c.path: content})
+            if res is None:
+                await st.sandbox.write_files({c.path: content})
         elif c.kind == "mkdir":
             st.known[c.path] = DIR
             await st.sandbox.write_files({c.path + "/": b""})
         elif c.kind == "delete":
+            prev = st.known.get(c.path)
             forget(st.known, c.path)
+            if c.item_type == "file" and prev is not None and prev != DIR:
+                why = "was deleted in the editor while a program changed it"
+                if await self.writer.put(st, c.path, None, {prev}, why) is not None:
+                    return
             await st.sandbox.write_files({c.path: None})
         elif c.kind == "move" and c.to_path:
             remap(st.known, c.path, c.to_path)
