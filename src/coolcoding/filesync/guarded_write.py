@@ -52,7 +52,8 @@ class GuardedWriter:
 
         try:
             res = await asyncio.to_thread(st.dir.swap, rel, data, aside, limit)
-        except OSError:
+        except OSError as exc:
+            log.info("guarded write of %s fell back to a plain write: %s", rel, exc)
             return None
         if res.late is not None:
             self._watch_late(st, res.late)

@@ -49,6 +49,7 @@ class SyncEngine:
         self._sessions: dict[str, SessionSync] = {}
         self.writer = GuardedWriter(workspace, events, settings, self._report)
         workspace.sinks.append(self.on_db_changes)
+        workspace.save_guards.append(self.before_save)
 
     def get(self, session_uuid: str) -> SessionSync | None:
         return self._sessions.get(session_uuid)
@@ -370,6 +371,19 @@ class SyncEngine:
                     await self._apply(st, c)
         except Exception:
             log.exception("writing an editor change into sandbox %s failed", session_uuid)
+
+    async def before_save(self, session_uuid: str, path: str, source: str) -> None:
+        """An editor save of ``path`` first stores the program's pending change to it, so a save
+        based on the older version gets a 409 instead of making a conflict copy."""
+        st = self._sessions.get(session_uuid)
+        if source == SOURCE or st is None or st.watcher is None:
+            return
+        try:
+            async with st.lock:
+                if st.watcher.pending(path) and st.known.get(path, DIR) != DIR:
+                    await self._sync_one(st, path)
+        except Exception:
+            log.exception("syncing %s before an editor save failed", path)
 
     async def _apply(self, st: SessionSync, c: Change) -> None:
         if c.kind == "write":

@@ -182,6 +182,11 @@ class TreeWatcher:
                 return
             self._parse(data)
 
+    def pending(self, rel: str) -> bool:
+        """Whether a change to ``rel`` is queued (in the kernel or the current batch)."""
+        self.drain()
+        return self._batch.overflow or rel in self._batch.paths
+
     def _parse(self, data: bytes) -> None:
         off = 0
         while off + _EVENT.size <= len(data):
