@@ -24,7 +24,7 @@ from coolcoding.errors import Conflict, DomainError, NotFound
 from coolcoding.filesync.guarded_write import GuardedWriter
 from coolcoding.filesync.hostfs import WorkspaceDir
 from coolcoding.filesync.materialize import DIR, forget, materialize, remap
-from coolcoding.filesync.paths import ancestors, is_inside
+from coolcoding.filesync.paths import ancestors, first_undecodable, is_inside, shown_path
 from coolcoding.filesync.session_state import SOURCE, SessionSync
 from coolcoding.filesync.watcher import Batch, TreeWatcher
 from coolcoding.sandbox.base import Sandbox
@@ -210,6 +210,12 @@ class SyncEngine:
         return True
 
     async def _sync_one(self, st: SessionSync, rel: str) -> None:
+        bad = first_undecodable(rel)
+        if bad is not None:
+            # One report for the bad name, not one per file below a bad folder.
+            msg = f"{shown_path(bad)!r}: the name is not valid UTF-8: it is not stored"
+            await self._report(st, bad, "invalid_path", msg)
+            return
         try:
             rel = self.workspace.normalize(rel)
         except DomainError as exc:
@@ -347,10 +353,11 @@ class SyncEngine:
         if (rel, code) in st.reported:
             return
         st.reported.add((rel, code))
-        log.info("sync of %s/%s skipped: %s", st.ref.session_uuid, rel, message)
+        path, message = shown_path(rel), shown_path(message)
+        log.info("sync of %s/%s skipped: %s", st.ref.session_uuid, path, message)
         await self.events.publish(
             st.ref.session_uuid,
-            {"type": "sync_error", "path": rel, "error": code, "message": message},
+            {"type": "sync_error", "path": path, "error": code, "message": message},
         )
 
     # --- DB -> sandbox -----------------------------------------------------------------------
