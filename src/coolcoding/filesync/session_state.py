@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 
+from coolcoding.filesync.budget import Pacer
 from coolcoding.filesync.hostfs import LateCheck, WorkspaceDir
 from coolcoding.filesync.watcher import TreeWatcher
 from coolcoding.sandbox.base import Sandbox
@@ -26,3 +27,5 @@ class SessionSync:
     allow_deletes: bool = True
     late: list[LateCheck] = field(default_factory=list)
     late_timer: asyncio.TimerHandle | None = None
+    pacer: Pacer = field(default_factory=lambda: Pacer(1_000_000))
+    quota_told: bool = False  # the user was told that new sandbox files are over the quota

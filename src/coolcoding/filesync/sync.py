@@ -15,12 +15,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import os
 import stat
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 
-from coolcoding.errors import Conflict, DomainError, NotFound
+from coolcoding.errors import Conflict, DomainError, NotFound, TooLarge
+from coolcoding.filesync.budget import Pacer, Probe, lstat_all, probe_all, walk_paths
 from coolcoding.filesync.guarded_write import GuardedWriter
 from coolcoding.filesync.hostfs import WorkspaceDir
 from coolcoding.filesync.materialize import DIR, forget, materialize, remap
@@ -38,7 +41,6 @@ __all__ = ["SOURCE", "SessionSync", "SyncEngine"]
 
 # New files arriving together are stored in one transaction per chunk (e.g. an unpacked archive).
 BULK_MIN = 16
-BULK_CHUNK = 500
 
 
 class SyncEngine:
@@ -59,7 +61,7 @@ class SyncEngine:
     async def attach(self, ref: WorkspaceRef, sandbox: Sandbox, root: str) -> None:
         """Materialize the DB into ``root`` and start watching it."""
         wdir = WorkspaceDir(root)
-        st = SessionSync(ref, sandbox, wdir, {})
+        st = SessionSync(ref, sandbox, wdir, {}, pacer=Pacer(self.settings.sync_files_per_s))
         self._sessions[ref.session_uuid] = st
         async with st.lock:
             st.known = await materialize(self.workspace, ref, sandbox, wdir)
@@ -68,6 +70,8 @@ class SyncEngine:
                 lambda batch: self._on_batch(st, batch),
                 debounce_ms=self.settings.sync_debounce_ms,
                 max_delay_ms=max(self.settings.sync_debounce_ms, 500),
+                max_watches=self.settings.max_workspace_items,
+                max_pending=self.settings.sync_backlog_max,
             )
             st.watcher.start()
 
@@ -92,7 +96,8 @@ class SyncEngine:
                     stat.S_ISREG(info.st_mode) and info.st_mtime > _utc_timestamp(db.updated_at)
                 ):
                     todo.append(path)
-            await self._sync_paths(st, todo, set())
+            async with st.lock:
+                await self._sync_paths(st, todo, set())
         finally:
             wdir.close()
 
@@ -121,75 +126,116 @@ class SyncEngine:
     async def _on_batch(self, st: SessionSync, batch: Batch) -> None:
         async with st.lock:
             if batch.overflow:
-                log.warning("inotify overflow in %s: full rescan", st.ref.session_uuid)
-                paths = {p for p, _ in st.dir.walk()} | set(st.known)
+                # The kernel's queue or our backlog overflowed: compare everything by content hash
+                # instead of following events, then have the browser re-list the tree.
+                log.warning("sync backlog in %s: full rescan", st.ref.session_uuid)
+                paths = set(await asyncio.to_thread(walk_paths, st.dir)) | set(st.known)
                 await self._sync_paths(st, paths, set())
+                await self.events.publish(
+                    st.ref.session_uuid, {"type": "resync", "reason": "sync_backlog"}
+                )
             else:
                 await self._sync_paths(st, batch.paths, batch.new_dirs)
             st.synced_batches += 1
 
     async def _sync_paths(self, st: SessionSync, paths: Iterable[str], new_dirs: set[str]) -> None:
-        todo = sorted(paths)  # parents before children
+        """Called with ``st.lock`` held; releases it while waiting for the session's budget."""
+        found = set(paths)
         for d in sorted(new_dirs):
             # Files written into a new directory before its watch existed had no event of their own.
-            todo.extend(p for p, _ in st.dir.walk(d))
-        todo = await self._detect_moves(st, sorted(set(todo)))
-        bulk = [p for p in todo if p not in st.known and _is_file(st.dir.lstat(p))]
-        if len(bulk) < BULK_MIN:
-            bulk = []
-        for rel in todo:
-            if rel not in bulk or rel in st.known:
-                await self._sync_one(st, rel)
-        for i in range(0, len(bulk), BULK_CHUNK):
-            await self._create_many(st, bulk[i : i + BULK_CHUNK])
-
-    async def _create_many(self, st: SessionSync, paths: list[str]) -> None:
-        """New files in bulk (one transaction per chunk); on any refusal, one by one."""
-        limit = self.settings.max_file_bytes
-        files: list[tuple[str, bytes]] = []
-        for rel in paths:
-            info = st.dir.lstat(rel)
-            if info is None or not _is_file(info) or info.st_size > limit:
-                await self._sync_one(
-                    st, rel
-                )  # gone, changed type or too large: the slow path says why
-                continue
-            try:
-                data = st.dir.read(rel, limit)
-            except OSError:
-                data = None
-            if data is None:
-                await self._sync_one(st, rel)
-                continue
-            files.append((rel, data))
-        try:
-            await self.workspace.create_files(st.ref, files, source=SOURCE)
-        except DomainError:
-            for rel, _ in files:
-                await self._sync_one(st, rel)
+            found.update(await asyncio.to_thread(walk_paths, st.dir, d))
+        todo = await self._within_quota(st, sorted(found))  # sorted: parents before children
+        if not todo:
             return
-        for rel, data in files:
+        stats = await asyncio.to_thread(lstat_all, st.dir, todo)
+        todo = await self._detect_moves(st, todo, stats)
+        step = max(1, self.settings.sync_batch_files)
+        for i in range(0, len(todo), step):
+            if i:
+                st.lock.release()
+                try:
+                    await st.pacer.spend(step)
+                finally:
+                    await st.lock.acquire()
+            chunk = todo[i : i + step]
+            probes = await asyncio.to_thread(probe_all, st.dir, chunk, self.settings.max_file_bytes)
+            bulk = [p for p in chunk if p not in st.known and probes[p].data is not None]
+            if len(bulk) < BULK_MIN:
+                bulk = []
+            for rel in chunk:
+                if rel not in bulk or rel in st.known:
+                    await self._sync_one(st, rel, probes[rel])
+            if bulk:
+                await self._create_many(st, [(p, probes[p]) for p in bulk])
+
+    async def _within_quota(self, st: SessionSync, todo: list[str]) -> list[str]:
+        """New entries beyond the workspace's item quota are dropped before any work is done on
+        them, and the user is told once (until there is room again)."""
+        new = [p for p in todo if p not in st.known]
+        if not new:
+            return todo
+        limit = self.settings.max_workspace_items
+        count, _ = await self.workspace.stats(st.ref)
+        room = max(0, limit - count)
+        if len(new) <= room:
+            st.quota_told = False
+            return todo
+        keep = set(new[:room])
+        skipped = len(new) - room
+        first = new[room]
+        await self._report_once(
+            st,
+            first,
+            "quota_exceeded",
+            f"workspace quota reached (at most {limit} files and folders): {skipped} new "
+            f"files and folders in the sandbox, from {shown_path(first)!r} on, are not stored",
+        )
+        return [p for p in todo if p in st.known or p in keep]
+
+    async def _create_many(self, st: SessionSync, files: list[tuple[str, Probe]]) -> None:
+        """New files in bulk (one transaction per chunk); on any refusal, one by one."""
+        contents = [(rel, pr.data) for rel, pr in files if pr.data is not None]
+        try:
+            await self.workspace.create_files(st.ref, contents, source=SOURCE)
+        except TooLarge as exc:
+            if exc.code == "quota_exceeded":
+                await self._report_once(st, contents[0][0], exc.code, exc.message)
+                return
+            for rel, pr in files:
+                await self._sync_one(st, rel, pr)
+            return
+        except DomainError:
+            for rel, pr in files:
+                await self._sync_one(st, rel, pr)
+            return
+        for rel, data in contents:
             st.known[rel] = content_hash(data)
             for a in ancestors(rel):
                 st.known[a] = DIR
 
-    async def _detect_moves(self, st: SessionSync, todo: list[str]) -> list[str]:
+    async def _detect_moves(
+        self, st: SessionSync, todo: list[str], stats: dict[str, os.stat_result | None]
+    ) -> list[str]:
         """Turn a (vanished, appeared) pair into a DB move: a renamed file with the same content,
         or the only vanished and the only new directory of the batch. Returns what is left."""
-        gone = [p for p in todo if p in st.known and st.dir.lstat(p) is None]
+        gone = [p for p in todo if p in st.known and stats.get(p) is None]
         gone = [p for p in gone if not any(is_inside(p, g) and p != g for g in gone)]
         new = [p for p in todo if p not in st.known]
         moved: set[str] = set()
-        new_dirs = [p for p in new if _is_dir(st.dir.lstat(p))]
+        new_dirs = [p for p in new if _is_dir(stats.get(p))]
         gone_dirs = [p for p in gone if st.known[p] == DIR]
         pair = len(new_dirs) == 1 and len(gone_dirs) == 1
         if pair and await self._move(st, gone_dirs[0], new_dirs[0]):
             moved.update((gone_dirs[0], new_dirs[0]))
         by_hash = {st.known[p]: p for p in gone if st.known[p] != DIR and p not in moved}
         for p in new:
-            if p in moved or not by_hash or not _is_file(st.dir.lstat(p)):
+            if not by_hash:
+                break
+            if p in moved or not _is_file(stats.get(p)):
                 continue
-            data = st.dir.read(p, self.settings.max_file_bytes)
+            data = (await asyncio.to_thread(probe_all, st.dir, [p], self.settings.max_file_bytes))[
+                p
+            ].data
             src = by_hash.pop(content_hash(data), None) if data is not None else None
             if src is not None and await self._move(st, src, p):
                 moved.update((src, p))
@@ -205,11 +251,11 @@ class SyncEngine:
             st.known[a] = DIR
         # Anything changed inside a moved folder in the same batch is caught by this walk.
         if st.known[dst] == DIR:
-            for p, _ in st.dir.walk(dst):
+            for p in await asyncio.to_thread(walk_paths, st.dir, dst):
                 await self._sync_one(st, p)
         return True
 
-    async def _sync_one(self, st: SessionSync, rel: str) -> None:
+    async def _sync_one(self, st: SessionSync, rel: str, probe: Probe | None = None) -> None:
         bad = first_undecodable(rel)
         if bad is not None:
             # One report for the bad name, not one per file below a bad folder.
@@ -221,7 +267,10 @@ class SyncEngine:
         except DomainError as exc:
             await self._report(st, rel, exc.code, exc.message)
             return
-        info = st.dir.lstat(rel)
+        if probe is None:
+            limit = self.settings.max_file_bytes
+            probe = (await asyncio.to_thread(probe_all, st.dir, [rel], limit))[rel]
+        info = probe.info
         prev = st.known.get(rel)
         if info is None or not (_is_dir(info) or _is_file(info)):
             if info is not None:
@@ -252,12 +301,7 @@ class SyncEngine:
                 st, rel, "file_too_large", f"{rel!r} is over {limit} bytes: not stored"
             )
             return
-        try:
-            data = st.dir.read(rel, limit)
-        except PermissionError:
-            data = await st.sandbox.read_file(rel)
-        except OSError:
-            return  # vanished between lstat and open: its delete event follows
+        data = probe.data
         if data is None or len(data) > limit:
             return
         digest = content_hash(data)
@@ -287,7 +331,10 @@ class SyncEngine:
             await self._keep_both(st, rel, data, loser="sandbox")
             return
         except DomainError as exc:
-            await self._report(st, rel, exc.code, exc.message)
+            if exc.code == "quota_exceeded":
+                await self._report_once(st, rel, exc.code, exc.message)
+            else:
+                await self._report(st, rel, exc.code, exc.message)
             return
         st.known[rel] = digest
         for a in ancestors(rel):
@@ -348,6 +395,14 @@ class SyncEngine:
             # The file was not there to move aside (or already equal to the DB): keep the copy
             # that was read.
             await self.writer.store_copy(st, rel, loser_data, why)
+
+    async def _report_once(self, st: SessionSync, rel: str, code: str, message: str) -> None:
+        """A session-wide problem (the quota): one event until there is room again."""
+        if st.quota_told:
+            return
+        st.quota_told = True
+        st.reported.discard((rel, code))
+        await self._report(st, rel, code, message)
 
     async def _report(self, st: SessionSync, rel: str, code: str, message: str) -> None:
         if (rel, code) in st.reported:

@@ -94,9 +94,11 @@ class TreeWatcher:
         debounce_ms: int = 50,
         max_delay_ms: int = 500,
         max_watches: int | None = None,
+        max_pending: int | None = None,
     ) -> None:
         self.root = root
         self.max_watches = max_watches
+        self.max_pending = max_pending
         self.watch_limit_hit = False
         self._root_fd = -1
         self._handler = handler
@@ -266,10 +268,18 @@ class TreeWatcher:
             rel = f"{base}/{name}" if base and name else (name or base)
             if not rel:
                 continue  # the root itself
-            self._batch.paths.add(rel)
-            if mask & IN_ISDIR and mask & (IN_CREATE | IN_MOVED_TO):
+            new_dir = bool(mask & IN_ISDIR and mask & (IN_CREATE | IN_MOVED_TO))
+            if new_dir:
                 self.add_tree(rel)
+            if self._batch.overflow:
+                continue  # a rescan is due anyway: no need to remember paths
+            self._batch.paths.add(rel)
+            if new_dir:
                 self._batch.new_dirs.add(rel)
+            if self.max_pending is not None and len(self._batch.paths) > self.max_pending:
+                # Backpressure: beyond this, one rescan by content hash is cheaper than the events
+                # (and the memory stays bounded).
+                self._batch = Batch(overflow=True)
 
     def _on_readable(self) -> None:
         self.drain()
