@@ -135,6 +135,10 @@ class Settings(BaseSettings):
     sync_batch_files: int = Field(
         default=200, description="Entries read and stored per step (the event loop yields between)"
     )
+    sync_rescan_interval_s: float = Field(
+        default=2.0,
+        description="Per session: at most one full rescan (after a backlog) per interval",
+    )
     sync_backlog_max: int = Field(
         default=20_000,
         description="Changed paths queued per session beyond which sync rescans by content hash",

@@ -28,4 +28,5 @@ class SessionSync:
     late: list[LateCheck] = field(default_factory=list)
     late_timer: asyncio.TimerHandle | None = None
     pacer: Pacer = field(default_factory=lambda: Pacer(1_000_000))
+    rescan_at: float = float("-inf")  # loop time of the last full rescan
     quota_told: bool = False  # the user was told that new sandbox files are over the quota

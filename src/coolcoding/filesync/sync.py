@@ -127,9 +127,21 @@ class SyncEngine:
         async with st.lock:
             if batch.overflow:
                 # The kernel's queue or our backlog overflowed: compare everything by content hash
-                # instead of following events, then have the browser re-list the tree.
+                # instead of following events, then have the browser re-list the tree. At most one
+                # rescan per interval (a storm overflows again and again); with the item quota
+                # used up, only the stored entries are looked at (nothing new could be stored).
+                wait = st.rescan_at + self.settings.sync_rescan_interval_s - _now()
+                if wait > 0:
+                    st.lock.release()
+                    try:
+                        await asyncio.sleep(wait)
+                    finally:
+                        await st.lock.acquire()
+                st.rescan_at = _now()
                 log.warning("sync backlog in %s: full rescan", st.ref.session_uuid)
-                paths = set(await asyncio.to_thread(walk_paths, st.dir)) | set(st.known)
+                paths = set(st.known)
+                if await self._room(st) > 0:
+                    paths.update(await asyncio.to_thread(walk_paths, st.dir))
                 await self._sync_paths(st, paths, set())
                 await self.events.publish(
                     st.ref.session_uuid, {"type": "resync", "reason": "sync_backlog"}
@@ -141,10 +153,12 @@ class SyncEngine:
     async def _sync_paths(self, st: SessionSync, paths: Iterable[str], new_dirs: set[str]) -> None:
         """Called with ``st.lock`` held; releases it while waiting for the session's budget."""
         found = set(paths)
-        for d in sorted(new_dirs):
-            # Files written into a new directory before its watch existed had no event of their own.
-            found.update(await asyncio.to_thread(walk_paths, st.dir, d))
-        todo = await self._within_quota(st, sorted(found))  # sorted: parents before children
+        if new_dirs and await self._room(st) > 0:
+            for d in sorted(new_dirs):
+                # Files written into a new directory before its watch existed had no event of
+                # their own.
+                found.update(await asyncio.to_thread(walk_paths, st.dir, d))
+        todo = await self._within_quota(st, found)
         if not todo:
             return
         stats = await asyncio.to_thread(lstat_all, st.dir, todo)
@@ -159,30 +173,40 @@ class SyncEngine:
                     await st.lock.acquire()
             chunk = todo[i : i + step]
             probes = await asyncio.to_thread(probe_all, st.dir, chunk, self.settings.max_file_bytes)
-            bulk = [p for p in chunk if p not in st.known and probes[p].data is not None]
+            bulk = {p for p in chunk if p not in st.known and probes[p].data is not None}
             if len(bulk) < BULK_MIN:
-                bulk = []
+                bulk = set()
             for rel in chunk:
                 if rel not in bulk or rel in st.known:
                     await self._sync_one(st, rel, probes[rel])
             if bulk:
-                await self._create_many(st, [(p, probes[p]) for p in bulk])
+                await self._create_many(st, [(p, probes[p]) for p in chunk if p in bulk])
 
-    async def _within_quota(self, st: SessionSync, todo: list[str]) -> list[str]:
-        """New entries beyond the workspace's item quota are dropped before any work is done on
-        them, and the user is told once (until there is room again)."""
-        new = [p for p in todo if p not in st.known]
-        if not new:
-            return todo
-        limit = self.settings.max_workspace_items
+    async def _room(self, st: SessionSync) -> int:
+        """How many more files and folders the workspace's item quota allows."""
         count, _ = await self.workspace.stats(st.ref)
-        room = max(0, limit - count)
-        if len(new) <= room:
+        return max(0, self.settings.max_workspace_items - count)
+
+    async def _within_quota(self, st: SessionSync, found: set[str]) -> list[str]:
+        """``found`` sorted (parents before children), without the new entries beyond the
+        workspace's item quota: they are dropped before any work is done on them, and the user
+        is told once (until there is room again)."""
+        known = [p for p in found if p in st.known]
+        if len(known) == len(found):
+            return sorted(known)
+        limit = self.settings.max_workspace_items
+        room = await self._room(st)
+        if room == 0:  # a storm beyond the quota: no sort, no syscall for what cannot be stored
+            new = [min(p for p in found if p not in st.known)]
+            skipped = len(found) - len(known)
+        else:
+            new = sorted(p for p in found if p not in st.known)
+            skipped = len(new) - room
+        if skipped <= 0:
             st.quota_told = False
-            return todo
+            return sorted(found)
         keep = set(new[:room])
-        skipped = len(new) - room
-        first = new[room]
+        first = new[room] if room else new[0]
         await self._report_once(
             st,
             first,
@@ -190,7 +214,7 @@ class SyncEngine:
             f"workspace quota reached (at most {limit} files and folders): {skipped} new "
             f"files and folders in the sandbox, from {shown_path(first)!r} on, are not stored",
         )
-        return [p for p in todo if p in st.known or p in keep]
+        return sorted([*known, *keep])
 
     async def _create_many(self, st: SessionSync, files: list[tuple[str, Probe]]) -> None:
         """New files in bulk (one transaction per chunk); on any refusal, one by one."""
@@ -263,7 +287,8 @@ class SyncEngine:
             await self._report(st, bad, "invalid_path", msg)
             return
         try:
-            rel = self.workspace.normalize(rel)
+            # A stored path was normalized when it was stored (a rescan looks at thousands).
+            rel = rel if rel in st.known else self.workspace.normalize(rel)
         except DomainError as exc:
             await self._report(st, rel, exc.code, exc.message)
             return
@@ -477,6 +502,10 @@ class SyncEngine:
                 st.dir.rename(c.path, c.to_path)
             except OSError:
                 log.warning("rename %s -> %s in the sandbox failed", c.path, c.to_path)
+
+
+def _now() -> float:
+    return asyncio.get_running_loop().time()
 
 
 def _utc_timestamp(dt: datetime) -> float:

@@ -232,9 +232,12 @@ class TreeWatcher:
 
     # --- events ------------------------------------------------------------------------------
 
-    def drain(self) -> None:
-        """Read every queued event now (non-blocking)."""
-        while self._fd >= 0:
+    def drain(self, max_reads: int | None = None) -> None:
+        """Read the queued events now (non-blocking): all of them, or ``max_reads`` reads of
+        256 KiB (the event loop is not held for long while a storm keeps the queue full)."""
+        reads = 0
+        while self._fd >= 0 and (max_reads is None or reads < max_reads):
+            reads += 1
             try:
                 data = os.read(self._fd, 256 * 1024)
             except BlockingIOError:
@@ -254,8 +257,12 @@ class TreeWatcher:
         while off + _EVENT.size <= len(data):
             wd, mask, _cookie, length = _EVENT.unpack_from(data, off)
             off += _EVENT.size
-            name = os.fsdecode(data[off : off + length].rstrip(b"\0"))
+            raw = data[off : off + length]
             off += length
+            new_dir = bool(mask & IN_ISDIR and mask & (IN_CREATE | IN_MOVED_TO))
+            if self._batch.overflow and not new_dir and not mask & (IN_IGNORED | IN_Q_OVERFLOW):
+                continue  # a rescan is due anyway: only new folders (to watch) matter
+            name = os.fsdecode(raw.rstrip(b"\0"))
             if mask & IN_Q_OVERFLOW:
                 self._batch.overflow = True
                 continue
@@ -268,7 +275,6 @@ class TreeWatcher:
             rel = f"{base}/{name}" if base and name else (name or base)
             if not rel:
                 continue  # the root itself
-            new_dir = bool(mask & IN_ISDIR and mask & (IN_CREATE | IN_MOVED_TO))
             if new_dir:
                 self.add_tree(rel)
             if self._batch.overflow:
@@ -282,7 +288,7 @@ class TreeWatcher:
                 self._batch = Batch(overflow=True)
 
     def _on_readable(self) -> None:
-        self.drain()
+        self.drain(max_reads=4)
         if not (self._batch.paths or self._batch.overflow):
             return
         assert self._loop is not None
