@@ -10,14 +10,24 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.conftest import LiveServer, UserClient, register_user, searchable, start_live_server
+from coolcoding.platform import Platform
+from coolcoding.services.workspace import WorkspaceRef
+from tests.conftest import (
+    LiveServer,
+    UserClient,
+    make_database,
+    make_settings,
+    register_user,
+    searchable,
+    start_live_server,
+)
 from tests.sandbox_helpers import Term, events_socket
 
 pytestmark = pytest.mark.sandbox
@@ -118,3 +128,47 @@ async def test_terminal_appends_racing_editor_saves_are_never_lost(
         f"lost {len(lost_t)} terminal lines {lost_t[:10]} and {len(lost_e)} editor lines "
         f"{lost_e[:10]}; {len(conflicts)} conflict copies"
     )
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+async def slow_sync(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Platform]:
+    """An in-process platform whose watcher waits long: the unsynced state is set up at will."""
+    data = searchable(tmp_path)
+    db = await asyncio.to_thread(make_database, request.param, data)
+    p = Platform(make_settings(data, db.url, sync_debounce_ms=5000))
+    await p.start()
+    try:
+        yield p
+    finally:
+        await p.stop()
+        await asyncio.to_thread(db.drop)
+
+
+async def test_editor_delete_and_move_never_bury_unsynced_sandbox_writes(
+    slow_sync: Platform,
+) -> None:
+    p = slow_sync
+    user = await p.accounts.register("mover", "mover@example.com", "correct horse battery")
+    sess = await p.sessions.create(user.id, "race", "python", False)
+    ref = WorkspaceRef(sess.id, str(sess.uuid))
+    await p.workspace.save_file(ref, "gone.txt", b"base\n")
+    await p.workspace.save_file(ref, "src.txt", b"moved\n")
+    await p.components["sandboxes"].ensure_started(sess)
+    root = Path(p.components["runtime"].workspace_dir(ref.session_uuid))
+    async with p.events.subscribe(ref.session_uuid) as q:
+        # Program output the watcher has not synced yet (long debounce)...
+        (root / "gone.txt").write_bytes(b"base\nprogram line\n")
+        (root / "dst.txt").write_bytes(b"made by a program\n")
+        # ...meets an editor delete and an editor move onto that name.
+        await p.workspace.delete(ref, "gone.txt")
+        await p.workspace.move(ref, "src.txt", "dst.txt")
+        events = []
+        while not q.empty():
+            events.append(q.get_nowait())
+    copies = {e["path"]: str(e["conflict_path"]) for e in events if e["type"] == "conflict"}
+    assert set(copies) == {"gone.txt", "dst.txt"}, events
+    assert (await p.workspace.read(ref, copies["gone.txt"]))[1] == b"base\nprogram line\n"
+    assert (await p.workspace.read(ref, copies["dst.txt"]))[1] == b"made by a program\n"
+    assert (root / copies["dst.txt"]).read_bytes() == b"made by a program\n"
+    assert (root / "dst.txt").read_bytes() == b"moved\n"
+    assert not (root / "gone.txt").exists()

@@ -72,3 +72,22 @@ def test_swap_refuses_a_folder_or_a_symlink(tmp_path: Path) -> None:
         assert sorted(os.listdir(tmp_path)) == ["d", "l"]
     finally:
         wdir.close()
+
+
+def test_rename_never_replaces_an_existing_entry(tmp_path: Path) -> None:
+    (tmp_path / "a").write_bytes(b"a")
+    (tmp_path / "b").write_bytes(b"unsynced program output")
+    (tmp_path / "d").mkdir()
+    wdir = WorkspaceDir(str(tmp_path))
+    try:
+        try:
+            wdir.rename("a", "b")
+        except FileExistsError:
+            pass
+        else:
+            raise AssertionError("rename replaced b")
+        assert (tmp_path / "b").read_bytes() == b"unsynced program output"
+        wdir.rename("a", "d/a")
+        assert (tmp_path / "d" / "a").read_bytes() == b"a"
+    finally:
+        wdir.close()

@@ -27,9 +27,10 @@ _libc.renameat2.argtypes = [
 MAX_ASIDE_TRIES = 50
 
 
-def _rename2(dfd: int, src: str, dst: str, flags: int) -> None:
-    """renameat2(2) within one directory (Python has no binding for EXCHANGE/NOREPLACE)."""
-    if _libc.renameat2(dfd, os.fsencode(src), dfd, os.fsencode(dst), flags) != 0:
+def _rename2(dfd: int, src: str, dst: str, flags: int, dst_dfd: int | None = None) -> None:
+    """renameat2(2) (Python has no binding for EXCHANGE/NOREPLACE)."""
+    to = dfd if dst_dfd is None else dst_dfd
+    if _libc.renameat2(dfd, os.fsencode(src), to, os.fsencode(dst), flags) != 0:
         err = ctypes.get_errno()
         raise OSError(err, os.strerror(err), dst)
 
@@ -241,11 +242,12 @@ class WorkspaceDir:
         raise OSError(errno.EEXIST, "no free conflict copy name", rel)
 
     def rename(self, src: str, dst: str) -> None:
+        """Move ``src`` to ``dst``; never replaces an entry at ``dst`` (``FileExistsError``)."""
         sfd, sname = self._parent_fd(src)
         try:
             dfd, dname = self._parent_fd(dst)
             try:
-                os.rename(sname, dname, src_dir_fd=sfd, dst_dir_fd=dfd)
+                _rename2(sfd, sname, dname, _RENAME_NOREPLACE, dfd)
             finally:
                 if dfd != self._fd:
                     os.close(dfd)

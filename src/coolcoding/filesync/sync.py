@@ -499,7 +499,13 @@ class SyncEngine:
         elif c.kind == "move" and c.to_path:
             remap(st.known, c.path, c.to_path)
             try:
-                st.dir.rename(c.path, c.to_path)
+                try:
+                    st.dir.rename(c.path, c.to_path)
+                except FileExistsError:
+                    # A program made the target meanwhile (not synced yet): keep it as a copy.
+                    why = "was the target of a move in the editor while a program wrote it"
+                    await self.writer.put(st, c.to_path, None, (), why)
+                    st.dir.rename(c.path, c.to_path)
             except OSError:
                 log.warning("rename %s -> %s in the sandbox failed", c.path, c.to_path)
 
