@@ -219,6 +219,20 @@ class Settings(BaseSettings):
 
     # --- sync -----------------------------------------------------------------------------------
     sync_debounce_ms: int = 50
+    sync_files_per_s: int = Field(
+        default=5_000, description="Per session: sandbox entries synced per second at most"
+    )
+    sync_batch_files: int = Field(
+        default=200, description="Entries read and stored per step (the event loop yields between)"
+    )
+    sync_rescan_interval_s: float = Field(
+        default=2.0,
+        description="Per session: at most one full rescan (after a backlog) per interval",
+    )
+    sync_backlog_max: int = Field(
+        default=20_000,
+        description="Changed paths queued per session beyond which sync rescans by content hash",
+    )
 
     # --- execution / judge ------------------------------------------------------------------------
     exec_workers: int = Field(default=0, description="Judge workers; 0 = one per CPU core")

@@ -17,15 +17,15 @@ _BATCH_BYTES = 8 * 1024 * 1024
 _BATCH_FILES = 500
 
 
-def conflict_name(path: str, now: datetime | None = None) -> str:
+def conflict_name(path: str, now: datetime | None = None, attempt: int = 0) -> str:
     """``src/app.py`` -> ``src/app.conflict-20250101T120000123.py`` (same folder, same extension,
-    so editors still highlight it)."""
+    so editors still highlight it); ``attempt`` > 0 adds ``-<attempt>`` when that name is taken."""
     now = now or datetime.now(UTC)
     head, name = posixpath.split(path)
     stem, ext = posixpath.splitext(name)
     if not stem:  # ".bashrc"
         stem, ext = name, ""
-    stamp = now.strftime("%Y%m%dT%H%M%S%f")[:-3]
+    stamp = now.strftime("%Y%m%dT%H%M%S%f")[:-3] + (f"-{attempt}" if attempt else "")
     new = f"{stem}.conflict-{stamp}{ext}"
     return f"{head}/{new}" if head else new
 

@@ -63,6 +63,26 @@ def normalize_path(raw: str, rules: PathRules = DEFAULT_RULES) -> str:
     return path
 
 
+def shown_path(path: str) -> str:
+    """``path`` as printable text: bytes that are not UTF-8 (decoded by ``os.fsdecode`` as lone
+    surrogates) are shown as ``\\xff``, so an event naming them can always be sent as JSON."""
+    try:
+        return path.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    except UnicodeError:
+        return path.encode("utf-8", "backslashreplace").decode("ascii")
+
+
+def first_undecodable(path: str) -> str | None:
+    """The shortest prefix of ``path`` whose last name is not valid UTF-8, or ``None``."""
+    parts = path.split("/")
+    for i, name in enumerate(parts):
+        try:
+            name.encode("utf-8")
+        except UnicodeError:
+            return "/".join(parts[: i + 1])
+    return None
+
+
 def parent_of(path: str) -> str | None:
     """``"a/b/c"`` -> ``"a/b"``; a top-level path has no parent (``None``)."""
     i = path.rfind("/")

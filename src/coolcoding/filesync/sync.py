@@ -17,15 +17,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import stat
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from coolcoding.errors import Conflict, DomainError, NotFound
+from coolcoding.errors import Conflict, DomainError, NotFound, TooLarge
+from coolcoding.filesync.budget import Pacer, Probe, lstat_all, probe_all, walk_paths
+from coolcoding.filesync.guarded_write import GuardedWriter
 from coolcoding.filesync.hostfs import WorkspaceDir
-from coolcoding.filesync.materialize import DIR, conflict_name, forget, materialize, remap
-from coolcoding.filesync.paths import ancestors, is_inside
+from coolcoding.filesync.materialize import DIR, forget, materialize, remap
+from coolcoding.filesync.paths import ancestors, first_undecodable, is_inside, shown_path
+from coolcoding.filesync.session_state import SOURCE, SessionSync
 from coolcoding.filesync.watcher import Batch, TreeWatcher
 from coolcoding.sandbox.base import Sandbox
 from coolcoding.services.events import EventBus
@@ -33,25 +36,11 @@ from coolcoding.services.workspace import Change, WorkspaceRef, WorkspaceService
 from coolcoding.settings import Settings
 
 log = logging.getLogger(__name__)
-SOURCE = "sandbox"
+__all__ = ["SOURCE", "SessionSync", "SyncEngine"]
 
 
 # New files arriving together are stored in one transaction per chunk (e.g. an unpacked archive).
 BULK_MIN = 16
-BULK_CHUNK = 500
-
-
-@dataclass
-class SessionSync:
-    ref: WorkspaceRef
-    sandbox: Sandbox
-    dir: WorkspaceDir
-    known: dict[str, str]
-    watcher: TreeWatcher | None = None
-    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    reported: set[tuple[str, str]] = field(default_factory=set)
-    synced_batches: int = 0
-    allow_deletes: bool = True
 
 
 class SyncEngine:
@@ -60,7 +49,9 @@ class SyncEngine:
         self.events = events
         self.settings = settings
         self._sessions: dict[str, SessionSync] = {}
+        self.writer = GuardedWriter(workspace, events, settings, self._report)
         workspace.sinks.append(self.on_db_changes)
+        workspace.save_guards.append(self.before_save)
 
     def get(self, session_uuid: str) -> SessionSync | None:
         return self._sessions.get(session_uuid)
@@ -70,7 +61,7 @@ class SyncEngine:
     async def attach(self, ref: WorkspaceRef, sandbox: Sandbox, root: str) -> None:
         """Materialize the DB into ``root`` and start watching it."""
         wdir = WorkspaceDir(root)
-        st = SessionSync(ref, sandbox, wdir, {})
+        st = SessionSync(ref, sandbox, wdir, {}, pacer=Pacer(self.settings.sync_files_per_s))
         self._sessions[ref.session_uuid] = st
         async with st.lock:
             st.known = await materialize(self.workspace, ref, sandbox, wdir)
@@ -79,6 +70,8 @@ class SyncEngine:
                 lambda batch: self._on_batch(st, batch),
                 debounce_ms=self.settings.sync_debounce_ms,
                 max_delay_ms=max(self.settings.sync_debounce_ms, 500),
+                max_watches=self.settings.max_workspace_items,
+                max_pending=self.settings.sync_backlog_max,
             )
             st.watcher.start()
 
@@ -103,7 +96,8 @@ class SyncEngine:
                     stat.S_ISREG(info.st_mode) and info.st_mtime > _utc_timestamp(db.updated_at)
                 ):
                     todo.append(path)
-            await self._sync_paths(st, todo, set())
+            async with st.lock:
+                await self._sync_paths(st, todo, set())
         finally:
             wdir.close()
 
@@ -114,6 +108,7 @@ class SyncEngine:
         try:
             if final_sync and st.watcher is not None:
                 await st.watcher.flush()
+            await self.writer.late_checks(st)
         finally:
             self._sessions.pop(session_uuid, None)
             if st.watcher is not None:
@@ -131,75 +126,140 @@ class SyncEngine:
     async def _on_batch(self, st: SessionSync, batch: Batch) -> None:
         async with st.lock:
             if batch.overflow:
-                log.warning("inotify overflow in %s: full rescan", st.ref.session_uuid)
-                paths = {p for p, _ in st.dir.walk()} | set(st.known)
+                # The kernel's queue or our backlog overflowed: compare everything by content hash
+                # instead of following events, then have the browser re-list the tree. At most one
+                # rescan per interval (a storm overflows again and again); with the item quota
+                # used up, only the stored entries are looked at (nothing new could be stored).
+                wait = st.rescan_at + self.settings.sync_rescan_interval_s - _now()
+                if wait > 0:
+                    st.lock.release()
+                    try:
+                        await asyncio.sleep(wait)
+                    finally:
+                        await st.lock.acquire()
+                st.rescan_at = _now()
+                log.warning("sync backlog in %s: full rescan", st.ref.session_uuid)
+                paths = set(st.known)
+                if await self._room(st) > 0:
+                    paths.update(await asyncio.to_thread(walk_paths, st.dir))
                 await self._sync_paths(st, paths, set())
+                await self.events.publish(
+                    st.ref.session_uuid, {"type": "resync", "reason": "sync_backlog"}
+                )
             else:
                 await self._sync_paths(st, batch.paths, batch.new_dirs)
             st.synced_batches += 1
 
     async def _sync_paths(self, st: SessionSync, paths: Iterable[str], new_dirs: set[str]) -> None:
-        todo = sorted(paths)  # parents before children
-        for d in sorted(new_dirs):
-            # Files written into a new directory before its watch existed had no event of their own.
-            todo.extend(p for p, _ in st.dir.walk(d))
-        todo = await self._detect_moves(st, sorted(set(todo)))
-        bulk = [p for p in todo if p not in st.known and _is_file(st.dir.lstat(p))]
-        if len(bulk) < BULK_MIN:
-            bulk = []
-        for rel in todo:
-            if rel not in bulk or rel in st.known:
-                await self._sync_one(st, rel)
-        for i in range(0, len(bulk), BULK_CHUNK):
-            await self._create_many(st, bulk[i : i + BULK_CHUNK])
-
-    async def _create_many(self, st: SessionSync, paths: list[str]) -> None:
-        """New files in bulk (one transaction per chunk); on any refusal, one by one."""
-        limit = self.settings.max_file_bytes
-        files: list[tuple[str, bytes]] = []
-        for rel in paths:
-            info = st.dir.lstat(rel)
-            if info is None or not _is_file(info) or info.st_size > limit:
-                await self._sync_one(
-                    st, rel
-                )  # gone, changed type or too large: the slow path says why
-                continue
-            try:
-                data = st.dir.read(rel, limit)
-            except OSError:
-                data = None
-            if data is None:
-                await self._sync_one(st, rel)
-                continue
-            files.append((rel, data))
-        try:
-            await self.workspace.create_files(st.ref, files, source=SOURCE)
-        except DomainError:
-            for rel, _ in files:
-                await self._sync_one(st, rel)
+        """Called with ``st.lock`` held; releases it while waiting for the session's budget."""
+        found = set(paths)
+        if new_dirs and await self._room(st) > 0:
+            for d in sorted(new_dirs):
+                # Files written into a new directory before its watch existed had no event of
+                # their own.
+                found.update(await asyncio.to_thread(walk_paths, st.dir, d))
+        todo = await self._within_quota(st, found)
+        if not todo:
             return
-        for rel, data in files:
+        stats = await asyncio.to_thread(lstat_all, st.dir, todo)
+        todo = await self._detect_moves(st, todo, stats)
+        step = max(1, self.settings.sync_batch_files)
+        for i in range(0, len(todo), step):
+            if i:
+                st.lock.release()
+                try:
+                    await st.pacer.spend(step)
+                finally:
+                    await st.lock.acquire()
+            chunk = todo[i : i + step]
+            probes = await asyncio.to_thread(probe_all, st.dir, chunk, self.settings.max_file_bytes)
+            bulk = {p for p in chunk if p not in st.known and probes[p].data is not None}
+            if len(bulk) < BULK_MIN:
+                bulk = set()
+            for rel in chunk:
+                if rel not in bulk or rel in st.known:
+                    await self._sync_one(st, rel, probes[rel])
+            if bulk:
+                await self._create_many(st, [(p, probes[p]) for p in chunk if p in bulk])
+
+    async def _room(self, st: SessionSync) -> int:
+        """How many more files and folders the workspace's item quota allows."""
+        count, _ = await self.workspace.stats(st.ref)
+        return max(0, self.settings.max_workspace_items - count)
+
+    async def _within_quota(self, st: SessionSync, found: set[str]) -> list[str]:
+        """``found`` sorted (parents before children), without the new entries beyond the
+        workspace's item quota: they are dropped before any work is done on them, and the user
+        is told once (until there is room again)."""
+        known = [p for p in found if p in st.known]
+        if len(known) == len(found):
+            return sorted(known)
+        limit = self.settings.max_workspace_items
+        room = await self._room(st)
+        if room == 0:  # a storm beyond the quota: no sort, no syscall for what cannot be stored
+            new = [min(p for p in found if p not in st.known)]
+            skipped = len(found) - len(known)
+        else:
+            new = sorted(p for p in found if p not in st.known)
+            skipped = len(new) - room
+        if skipped <= 0:
+            st.quota_told = False
+            return sorted(found)
+        keep = set(new[:room])
+        first = new[room] if room else new[0]
+        await self._report_once(
+            st,
+            first,
+            "quota_exceeded",
+            f"workspace quota reached (at most {limit} files and folders): {skipped} new "
+            f"files and folders in the sandbox, from {shown_path(first)!r} on, are not stored",
+        )
+        return sorted([*known, *keep])
+
+    async def _create_many(self, st: SessionSync, files: list[tuple[str, Probe]]) -> None:
+        """New files in bulk (one transaction per chunk); on any refusal, one by one."""
+        contents = [(rel, pr.data) for rel, pr in files if pr.data is not None]
+        try:
+            await self.workspace.create_files(st.ref, contents, source=SOURCE)
+        except TooLarge as exc:
+            if exc.code == "quota_exceeded":
+                await self._report_once(st, contents[0][0], exc.code, exc.message)
+                return
+            for rel, pr in files:
+                await self._sync_one(st, rel, pr)
+            return
+        except DomainError:
+            for rel, pr in files:
+                await self._sync_one(st, rel, pr)
+            return
+        for rel, data in contents:
             st.known[rel] = content_hash(data)
             for a in ancestors(rel):
                 st.known[a] = DIR
 
-    async def _detect_moves(self, st: SessionSync, todo: list[str]) -> list[str]:
+    async def _detect_moves(
+        self, st: SessionSync, todo: list[str], stats: dict[str, os.stat_result | None]
+    ) -> list[str]:
         """Turn a (vanished, appeared) pair into a DB move: a renamed file with the same content,
         or the only vanished and the only new directory of the batch. Returns what is left."""
-        gone = [p for p in todo if p in st.known and st.dir.lstat(p) is None]
+        gone = [p for p in todo if p in st.known and stats.get(p) is None]
         gone = [p for p in gone if not any(is_inside(p, g) and p != g for g in gone)]
         new = [p for p in todo if p not in st.known]
         moved: set[str] = set()
-        new_dirs = [p for p in new if _is_dir(st.dir.lstat(p))]
+        new_dirs = [p for p in new if _is_dir(stats.get(p))]
         gone_dirs = [p for p in gone if st.known[p] == DIR]
         pair = len(new_dirs) == 1 and len(gone_dirs) == 1
         if pair and await self._move(st, gone_dirs[0], new_dirs[0]):
             moved.update((gone_dirs[0], new_dirs[0]))
         by_hash = {st.known[p]: p for p in gone if st.known[p] != DIR and p not in moved}
         for p in new:
-            if p in moved or not by_hash or not _is_file(st.dir.lstat(p)):
+            if not by_hash:
+                break
+            if p in moved or not _is_file(stats.get(p)):
                 continue
-            data = st.dir.read(p, self.settings.max_file_bytes)
+            data = (await asyncio.to_thread(probe_all, st.dir, [p], self.settings.max_file_bytes))[
+                p
+            ].data
             src = by_hash.pop(content_hash(data), None) if data is not None else None
             if src is not None and await self._move(st, src, p):
                 moved.update((src, p))
@@ -215,17 +275,27 @@ class SyncEngine:
             st.known[a] = DIR
         # Anything changed inside a moved folder in the same batch is caught by this walk.
         if st.known[dst] == DIR:
-            for p, _ in st.dir.walk(dst):
+            for p in await asyncio.to_thread(walk_paths, st.dir, dst):
                 await self._sync_one(st, p)
         return True
 
-    async def _sync_one(self, st: SessionSync, rel: str) -> None:
+    async def _sync_one(self, st: SessionSync, rel: str, probe: Probe | None = None) -> None:
+        bad = first_undecodable(rel)
+        if bad is not None:
+            # One report for the bad name, not one per file below a bad folder.
+            msg = f"{shown_path(bad)!r}: the name is not valid UTF-8: it is not stored"
+            await self._report(st, bad, "invalid_path", msg)
+            return
         try:
-            rel = self.workspace.normalize(rel)
+            # A stored path was normalized when it was stored (a rescan looks at thousands).
+            rel = rel if rel in st.known else self.workspace.normalize(rel)
         except DomainError as exc:
             await self._report(st, rel, exc.code, exc.message)
             return
-        info = st.dir.lstat(rel)
+        if probe is None:
+            limit = self.settings.max_file_bytes
+            probe = (await asyncio.to_thread(probe_all, st.dir, [rel], limit))[rel]
+        info = probe.info
         prev = st.known.get(rel)
         if info is None or not (_is_dir(info) or _is_file(info)):
             if info is not None:
@@ -256,12 +326,7 @@ class SyncEngine:
                 st, rel, "file_too_large", f"{rel!r} is over {limit} bytes: not stored"
             )
             return
-        try:
-            data = st.dir.read(rel, limit)
-        except PermissionError:
-            data = await st.sandbox.read_file(rel)
-        except OSError:
-            return  # vanished between lstat and open: its delete event follows
+        data = probe.data
         if data is None or len(data) > limit:
             return
         digest = content_hash(data)
@@ -291,7 +356,10 @@ class SyncEngine:
             await self._keep_both(st, rel, data, loser="sandbox")
             return
         except DomainError as exc:
-            await self._report(st, rel, exc.code, exc.message)
+            if exc.code == "quota_exceeded":
+                await self._report_once(st, rel, exc.code, exc.message)
+            else:
+                await self._report(st, rel, exc.code, exc.message)
             return
         st.known[rel] = digest
         for a in ancestors(rel):
@@ -309,7 +377,9 @@ class SyncEngine:
             if cur is not None and cur.content_hash != prev:
                 # The editor saved newer content that the program's delete never saw: keep it.
                 st.known[rel] = cur.content_hash or ""
-                await st.sandbox.write_files({rel: content})
+                why = "was deleted in the sandbox after an editor save"
+                if await self.writer.put(st, rel, content, (), why) is None:
+                    await st.sandbox.write_files({rel: content})
                 await self.events.publish(
                     st.ref.session_uuid,
                     {
@@ -331,40 +401,43 @@ class SyncEngine:
         forget(st.known, rel)
 
     async def _keep_both(self, st: SessionSync, rel: str, loser_data: bytes, loser: str) -> None:
-        """The DB version stays at ``rel``; ``loser_data`` goes to a conflict copy on both sides."""
-        cpath = conflict_name(rel)
-        try:
-            await self.workspace.save_file(st.ref, cpath, loser_data, base_version=0, source=SOURCE)
-            st.known[cpath] = content_hash(loser_data)
-            await st.sandbox.write_files({cpath: loser_data})
-        except DomainError as exc:
-            await self._report(st, rel, exc.code, f"conflict copy not stored: {exc.message}")
+        """The DB version stays at ``rel``; the sandbox's file there (``loser_data`` and anything
+        written to it since) becomes an announced conflict copy on both sides."""
+        why = f"was changed in the editor and in the sandbox at the same time ({loser} lost)"
         try:
             cur, content = await self.workspace.read(st.ref, rel)
         except NotFound:
             cur, content = None, b""
-        if cur is not None and cur.type == "file":
-            st.known[rel] = cur.content_hash or ""
+        if cur is None or cur.type != "file":
+            await self.writer.store_copy(st, rel, loser_data, why)
+            return
+        digest = cur.content_hash or ""
+        res = await self.writer.put(st, rel, content, {digest}, why)
+        st.known[rel] = digest
+        if res is None:
             await st.sandbox.write_files({rel: content})
-        await self.events.publish(
-            st.ref.session_uuid,
-            {
-                "type": "conflict",
-                "path": rel,
-                "conflict_path": cpath,
-                "message": f"{rel!r} was changed in the editor and in the sandbox at the same time; "
-                f"the {loser} version was saved as {cpath!r}",
-            },
-        )
+        if res is None or res.aside is None:
+            # The file was not there to move aside (or already equal to the DB): keep the copy
+            # that was read.
+            await self.writer.store_copy(st, rel, loser_data, why)
+
+    async def _report_once(self, st: SessionSync, rel: str, code: str, message: str) -> None:
+        """A session-wide problem (the quota): one event until there is room again."""
+        if st.quota_told:
+            return
+        st.quota_told = True
+        st.reported.discard((rel, code))
+        await self._report(st, rel, code, message)
 
     async def _report(self, st: SessionSync, rel: str, code: str, message: str) -> None:
         if (rel, code) in st.reported:
             return
         st.reported.add((rel, code))
-        log.info("sync of %s/%s skipped: %s", st.ref.session_uuid, rel, message)
+        path, message = shown_path(rel), shown_path(message)
+        log.info("sync of %s/%s skipped: %s", st.ref.session_uuid, path, message)
         await self.events.publish(
             st.ref.session_uuid,
-            {"type": "sync_error", "path": rel, "error": code, "message": message},
+            {"type": "sync_error", "path": path, "error": code, "message": message},
         )
 
     # --- DB -> sandbox -----------------------------------------------------------------------
@@ -386,34 +459,59 @@ class SyncEngine:
         except Exception:
             log.exception("writing an editor change into sandbox %s failed", session_uuid)
 
+    async def before_save(self, session_uuid: str, path: str, source: str) -> None:
+        """An editor save of ``path`` first stores the program's pending change to it, so a save
+        based on the older version gets a 409 instead of making a conflict copy."""
+        st = self._sessions.get(session_uuid)
+        if source == SOURCE or st is None or st.watcher is None:
+            return
+        try:
+            async with st.lock:
+                if st.watcher.pending(path) and st.known.get(path, DIR) != DIR:
+                    await self._sync_one(st, path)
+        except Exception:
+            log.exception("syncing %s before an editor save failed", path)
+
     async def _apply(self, st: SessionSync, c: Change) -> None:
         if c.kind == "write":
             cur, content = await self.workspace.read(st.ref, c.path)
             prev = st.known.get(c.path)
-            if prev is not None and prev != DIR:
-                try:
-                    on_disk = st.dir.read(c.path, self.settings.max_file_bytes)
-                except OSError:
-                    on_disk = None
-                if on_disk is not None and content_hash(on_disk) not in (prev, cur.content_hash):
-                    await self._keep_both(st, c.path, on_disk, loser="sandbox")
-                    return
-            st.known[c.path] = cur.content_hash or ""
+            digest = cur.content_hash or ""
+            base = {h for h in (prev, digest) if h and h != DIR}
+            why = "was saved in the editor while a program changed it"
+            res = await self.writer.put(st, c.path, content, base, why)
+            st.known[c.path] = digest
             for a in ancestors(c.path):
                 st.known[a] = DIR
-            await st.sandbox.write_files({c.path: content})
+            if res is None:
+                await st.sandbox.write_files({c.path: content})
         elif c.kind == "mkdir":
             st.known[c.path] = DIR
             await st.sandbox.write_files({c.path + "/": b""})
         elif c.kind == "delete":
+            prev = st.known.get(c.path)
             forget(st.known, c.path)
+            if c.item_type == "file" and prev is not None and prev != DIR:
+                why = "was deleted in the editor while a program changed it"
+                if await self.writer.put(st, c.path, None, {prev}, why) is not None:
+                    return
             await st.sandbox.write_files({c.path: None})
         elif c.kind == "move" and c.to_path:
             remap(st.known, c.path, c.to_path)
             try:
-                st.dir.rename(c.path, c.to_path)
+                try:
+                    st.dir.rename(c.path, c.to_path)
+                except FileExistsError:
+                    # A program made the target meanwhile (not synced yet): keep it as a copy.
+                    why = "was the target of a move in the editor while a program wrote it"
+                    await self.writer.put(st, c.to_path, None, (), why)
+                    st.dir.rename(c.path, c.to_path)
             except OSError:
                 log.warning("rename %s -> %s in the sandbox failed", c.path, c.to_path)
+
+
+def _now() -> float:
+    return asyncio.get_running_loop().time()
 
 
 def _utc_timestamp(dt: datetime) -> float:

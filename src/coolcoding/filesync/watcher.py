@@ -55,6 +55,8 @@ WATCH_MASK = (
     | IN_EXCL_UNLINK
 )
 _EVENT = struct.Struct("iIII")
+_DIR_OPEN = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+MAX_DEPTH = 256  # deeper folders cannot be stored anyway (paths.PathRules.max_depth)
 
 _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
 _libc.inotify_init1.argtypes = [ctypes.c_int]
@@ -91,8 +93,14 @@ class TreeWatcher:
         *,
         debounce_ms: int = 50,
         max_delay_ms: int = 500,
+        max_watches: int | None = None,
+        max_pending: int | None = None,
     ) -> None:
         self.root = root
+        self.max_watches = max_watches
+        self.max_pending = max_pending
+        self.watch_limit_hit = False
+        self._root_fd = -1
         self._handler = handler
         self._debounce = debounce_ms / 1000
         self._max_delay = max_delay_ms / 1000
@@ -110,6 +118,7 @@ class TreeWatcher:
 
     def start(self) -> None:
         self._loop = asyncio.get_running_loop()
+        self._root_fd = os.open(self.root, _DIR_OPEN)
         self._fd = _check(_libc.inotify_init1(IN_NONBLOCK | IN_CLOEXEC), "inotify_init1")
         self.add_tree("")
         self._loop.add_reader(self._fd, self._on_readable)
@@ -123,6 +132,9 @@ class TreeWatcher:
             self._loop.remove_reader(self._fd)
             os.close(self._fd)
             self._fd = -1
+        if self._root_fd >= 0:
+            os.close(self._root_fd)
+            self._root_fd = -1
         if self._running is not None:
             await asyncio.shield(self._running)
 
@@ -133,32 +145,82 @@ class TreeWatcher:
     # --- watches -----------------------------------------------------------------------------
 
     def add_tree(self, rel: str) -> None:
-        """Watch ``rel`` and every directory below it (never through a symlink)."""
-        stack = [rel]
-        while stack:
-            d = stack.pop()
-            if not self._add_watch(d):
-                continue
-            try:
-                with os.scandir(os.path.join(self.root, d) if d else self.root) as it:
-                    for e in it:
-                        if e.is_dir(follow_symlinks=False):
-                            stack.append(f"{d}/{e.name}" if d else e.name)
-            except OSError:
-                continue
+        """Watch ``rel`` and every directory below it, never through a symlink at any depth.
 
-    def _add_watch(self, rel: str) -> bool:
-        full = os.path.join(self.root, rel) if rel else self.root
-        wd = _libc.inotify_add_watch(self._fd, os.fsencode(full), WATCH_MASK)
+        The sandbox renames and replaces folders while we walk (``mv e keep; ln -s / e``), so a
+        path string is never resolved again: ``rel`` is opened one component at a time with
+        ``O_NOFOLLOW`` below the root's fd, children are opened relative to their parent's fd, and
+        each watch is added through ``/proc/self/fd/N``: it lands on exactly the opened inode.
+        """
+        try:
+            top = self._open_dir(rel)
+        except OSError:
+            return
+        # Depth-first with one open fd per level (not one per pending folder).
+        stack: list[tuple[int, str, list[str]]] = []
+        try:
+            if self._add_watch_fd(top, rel):
+                stack.append((top, rel, self._child_dirs(top)))
+            else:
+                os.close(top)
+            while stack:
+                fd, d, todo = stack[-1]
+                if not todo or len(stack) > MAX_DEPTH:
+                    os.close(fd)
+                    stack.pop()
+                    continue
+                name = todo.pop()
+                try:
+                    cfd = os.open(name, _DIR_OPEN, dir_fd=fd)
+                except OSError:
+                    continue  # gone, or replaced by a link or a file
+                child = f"{d}/{name}" if d else name
+                if self._add_watch_fd(cfd, child):
+                    stack.append((cfd, child, self._child_dirs(cfd)))
+                else:
+                    os.close(cfd)
+        finally:
+            for fd, _, _ in stack:
+                os.close(fd)
+
+    def _open_dir(self, rel: str) -> int:
+        fd = os.dup(self._root_fd)
+        for name in rel.split("/") if rel else []:
+            try:
+                nfd = os.open(name, _DIR_OPEN, dir_fd=fd)
+            finally:
+                os.close(fd)
+            fd = nfd
+        return fd
+
+    @staticmethod
+    def _child_dirs(fd: int) -> list[str]:
+        try:
+            with os.scandir(fd) as it:
+                return [e.name for e in it if e.is_dir(follow_symlinks=False)]
+        except OSError:
+            return []
+
+    def _add_watch_fd(self, fd: int, rel: str) -> bool:
+        if self.max_watches is not None and len(self._wd_path) >= self.max_watches:
+            self.watch_limit_hit = True
+            return False
+        # /proc/self/fd/N is a magic link to the opened directory itself: following it (no
+        # IN_DONT_FOLLOW here) watches that inode, whatever its path has become meanwhile.
+        proc = f"/proc/self/fd/{fd}".encode()
+        wd = _libc.inotify_add_watch(self._fd, proc, WATCH_MASK & ~IN_DONT_FOLLOW)
         if wd < 0:
             err = ctypes.get_errno()
             if err == errno.ENOSPC:
                 log.warning(
                     "inotify watch limit reached under %s: changes there are found by "
                     "command-end rescans only (raise fs.inotify.max_user_watches)",
-                    full,
+                    self.root,
                 )
             return False
+        old = self._wd_path.get(wd)
+        if old is not None and self._path_wd.get(old) == wd:
+            del self._path_wd[old]  # the same folder, moved: it is known by its new path now
         self._wd_path[wd] = rel
         self._path_wd[rel] = wd
         return True
@@ -170,9 +232,12 @@ class TreeWatcher:
 
     # --- events ------------------------------------------------------------------------------
 
-    def drain(self) -> None:
-        """Read every queued event now (non-blocking)."""
-        while self._fd >= 0:
+    def drain(self, max_reads: int | None = None) -> None:
+        """Read the queued events now (non-blocking): all of them, or ``max_reads`` reads of
+        256 KiB (the event loop is not held for long while a storm keeps the queue full)."""
+        reads = 0
+        while self._fd >= 0 and (max_reads is None or reads < max_reads):
+            reads += 1
             try:
                 data = os.read(self._fd, 256 * 1024)
             except BlockingIOError:
@@ -182,13 +247,22 @@ class TreeWatcher:
                 return
             self._parse(data)
 
+    def pending(self, rel: str) -> bool:
+        """Whether a change to ``rel`` is queued (in the kernel or the current batch)."""
+        self.drain()
+        return self._batch.overflow or rel in self._batch.paths
+
     def _parse(self, data: bytes) -> None:
         off = 0
         while off + _EVENT.size <= len(data):
             wd, mask, _cookie, length = _EVENT.unpack_from(data, off)
             off += _EVENT.size
-            name = os.fsdecode(data[off : off + length].rstrip(b"\0"))
+            raw = data[off : off + length]
             off += length
+            new_dir = bool(mask & IN_ISDIR and mask & (IN_CREATE | IN_MOVED_TO))
+            if self._batch.overflow and not new_dir and not mask & (IN_IGNORED | IN_Q_OVERFLOW):
+                continue  # a rescan is due anyway: only new folders (to watch) matter
+            name = os.fsdecode(raw.rstrip(b"\0"))
             if mask & IN_Q_OVERFLOW:
                 self._batch.overflow = True
                 continue
@@ -201,13 +275,20 @@ class TreeWatcher:
             rel = f"{base}/{name}" if base and name else (name or base)
             if not rel:
                 continue  # the root itself
-            self._batch.paths.add(rel)
-            if mask & IN_ISDIR and mask & (IN_CREATE | IN_MOVED_TO):
+            if new_dir:
                 self.add_tree(rel)
+            if self._batch.overflow:
+                continue  # a rescan is due anyway: no need to remember paths
+            self._batch.paths.add(rel)
+            if new_dir:
                 self._batch.new_dirs.add(rel)
+            if self.max_pending is not None and len(self._batch.paths) > self.max_pending:
+                # Backpressure: beyond this, one rescan by content hash is cheaper than the events
+                # (and the memory stays bounded).
+                self._batch = Batch(overflow=True)
 
     def _on_readable(self) -> None:
-        self.drain()
+        self.drain(max_reads=4)
         if not (self._batch.paths or self._batch.overflow):
             return
         assert self._loop is not None

@@ -42,6 +42,7 @@ from coolcoding.services.workspace_types import (
     Change,
     ChangeSink,
     ItemInfo,
+    SaveGuard,
     WorkspaceRef,
     content_hash,
     item_info,
@@ -64,6 +65,7 @@ class WorkspaceService:
             max_depth=settings.max_depth,
         )
         self.sinks: list[ChangeSink] = []
+        self.save_guards: list[SaveGuard] = []
 
     def normalize(self, raw: str) -> str:
         return normalize_path(raw, self.rules)
@@ -202,6 +204,9 @@ class WorkspaceService:
                 code="file_too_large",
                 limit_bytes=self.settings.max_file_bytes,
             )
+        if base_version or base_hash is not None:
+            for guard in self.save_guards:
+                await guard(ref.session_uuid, path, source)
         digest = content_hash(content)
         binary = looks_binary(content)
         if base_version != 0:

@@ -63,6 +63,10 @@ class Change:
 
 
 ChangeSink = Callable[[str, Sequence[Change]], Awaitable[None]]
+# Called before a conditional save (one with a base) is checked: (session uuid, path, source). The
+# sync uses it to store a program's pending change to that file first, so a save based on the
+# version before it gets its 409 rather than a conflict copy.
+SaveGuard = Callable[[str, str, str], Awaitable[None]]
 
 # Core columns, not ORM attributes: a statement on the table skips the ORM's per-execution
 # compile state (entities, bulk-update bookkeeping), which costs more than the query itself.

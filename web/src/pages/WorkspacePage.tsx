@@ -22,7 +22,7 @@ import { useEditorTabs } from "../modules/editor/useEditorTabs";
 import { EventsConnection, type EventsState } from "../modules/files/eventsConnection";
 import { isSameOrInside } from "../modules/files/paths";
 import { useWorkspaceFiles } from "../modules/files/useWorkspaceFiles";
-import type { WorkspaceEvent } from "../modules/files/workspaceEvents";
+import { syncNotice, type WorkspaceEvent } from "../modules/files/workspaceEvents";
 import { useToasts } from "../modules/layout/useToasts";
 import { useRun } from "../modules/run/useRun";
 import { useTerminalTabs } from "../modules/terminal/useTerminalTabs";
@@ -117,6 +117,12 @@ function Workspace({ initial }: { initial: Session }) {
         case "conflict":
           push("info", ev.message || `Conflicting edits to ${ev.path}: the other version was kept as ${ev.conflict_path}.`);
           break;
+        case "sync_error":
+        case "resync": {
+          const notice = syncNotice(ev);
+          if (notice) push(ev.type === "sync_error" ? "error" : "info", notice);
+          break;
+        }
         case "file_changed":
           break; // tabs follow the item list (below)
       }

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 from collections.abc import Coroutine
 from typing import Any
@@ -46,7 +47,9 @@ async def events_socket(ws: WebSocket, session_uuid: str) -> None:
 
         async def outbound() -> None:
             while True:
-                await ws.send_json(await queue.get())
+                # ensure_ascii: a lone surrogate (an undecodable file name) is escaped, never
+                # an encoding error that would end the socket.
+                await ws.send_text(json.dumps(await queue.get()))
 
         async def inbound() -> None:
             while True:

@@ -55,7 +55,10 @@ export class EventsConnection {
     s.onmessage = (ev) => {
       if (this.socket !== s || typeof ev.data !== "string") return;
       const parsed = parseWorkspaceEvent(ev.data);
-      if (parsed) this.opts.onEvent(parsed);
+      if (!parsed) return;
+      this.opts.onEvent(parsed);
+      // The server dropped events for us (a slow socket) or synced a storm by a rescan.
+      if (parsed.type === "resync") this.opts.onResync();
     };
     s.onerror = () => {};
     s.onclose = (ev) => {

@@ -1,7 +1,7 @@
 import { describe, expect, it, vi } from "vitest";
 import type { FileItem } from "../../api/types";
 import { EventsConnection } from "./eventsConnection";
-import { applyWorkspaceEvent, parseWorkspaceEvent } from "./workspaceEvents";
+import { applyWorkspaceEvent, parseWorkspaceEvent, syncNotice } from "./workspaceEvents";
 import { FakeClock, FakeSocket } from "../terminal/testFakes";
 
 const f = (path: string, version = 1): FileItem => ({ path, name: path.split("/").pop()!, type: "file", size: 1, version, content_hash: null, is_binary: false, updated_at: "" });
@@ -14,6 +14,18 @@ describe("parseWorkspaceEvent", () => {
     expect(parseWorkspaceEvent('{"type":"file_moved","from":"a","to":"b","source":"api"}')).toEqual({ type: "file_moved", from: "a", to: "b", source: "api" });
     expect(parseWorkspaceEvent('{"type":"sandbox_status","status":"running"}')).toEqual({ type: "sandbox_status", status: "running" });
     expect(parseWorkspaceEvent('{"type":"conflict","path":"a","conflict_path":"a.conflict","message":"m"}')).toMatchObject({ type: "conflict", conflict_path: "a.conflict" });
+  });
+  it("parses sync problems and the server's resync, and words a notice for them", () => {
+    const err = parseWorkspaceEvent('{"type":"sync_error","path":"bad\\\\xff.txt","error":"invalid_path","message":"not valid UTF-8"}');
+    expect(err).toEqual({ type: "sync_error", path: "bad\\xff.txt", error: "invalid_path", message: "not valid UTF-8" });
+    expect(syncNotice(err!)).toBe("not valid UTF-8");
+    expect(syncNotice({ type: "sync_error", path: "big.bin", error: "file_too_large", message: "" })).toContain("big.bin");
+    const storm = parseWorkspaceEvent('{"type":"resync","reason":"sync_backlog"}');
+    expect(storm).toEqual({ type: "resync", reason: "sync_backlog" });
+    expect(syncNotice(storm!)).toContain("reloaded");
+    expect(parseWorkspaceEvent('{"type":"resync"}')).toEqual({ type: "resync" });
+    expect(syncNotice({ type: "resync" })).toBeNull();
+    expect(parseWorkspaceEvent('{"type":"sync_error","path":"x"}')).toBeNull();
   });
   it("ignores malformed and unknown messages", () => {
     expect(parseWorkspaceEvent("not json")).toBeNull();
@@ -65,6 +77,9 @@ describe("EventsConnection", () => {
     sockets[0]!.receive('{"type":"file_deleted","path":"x","source":"api"}');
     expect(onEvent).toHaveBeenCalledWith({ type: "file_deleted", path: "x", source: "api" });
     expect(onResync).not.toHaveBeenCalled();
+    sockets[0]!.receive('{"type":"resync"}'); // the server dropped events for this socket
+    expect(onResync).toHaveBeenCalledTimes(1);
+    onResync.mockClear();
     sockets[0]!.serverClose(1006);
     expect(states.at(-1)).toBe("reconnecting");
     clock.advance(500);

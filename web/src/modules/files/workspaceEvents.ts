@@ -8,7 +8,9 @@ export type WorkspaceEvent =
   | { type: "file_deleted"; path: string; source: string }
   | { type: "file_moved"; from: string; to: string; source: string }
   | { type: "sandbox_status"; status: string; message?: string }
-  | { type: "conflict"; path: string; conflict_path: string; message: string };
+  | { type: "conflict"; path: string; conflict_path: string; message: string }
+  | { type: "sync_error"; path: string; error: string; message: string }
+  | { type: "resync"; reason?: string };
 
 const str = (v: unknown): v is string => typeof v === "string";
 const num = (v: unknown): v is number => typeof v === "number" && Number.isFinite(v);
@@ -45,9 +47,21 @@ export function parseWorkspaceEvent(text: string): WorkspaceEvent | null {
     case "conflict":
       if (!str(o["path"]) || !str(o["conflict_path"])) return null;
       return { type: "conflict", path: o["path"], conflict_path: o["conflict_path"], message: str(o["message"]) ? o["message"] : "" };
+    case "sync_error":
+      if (!str(o["path"]) || !str(o["error"])) return null;
+      return { type: "sync_error", path: o["path"], error: o["error"], message: str(o["message"]) ? o["message"] : "" };
+    case "resync":
+      return str(o["reason"]) ? { type: "resync", reason: o["reason"] } : { type: "resync" };
     default:
       return null;
   }
+}
+
+/** The notice a sandbox sync problem deserves (null: nothing to tell). */
+export function syncNotice(ev: WorkspaceEvent): string | null {
+  if (ev.type === "sync_error") return ev.message || `${ev.path} was not saved to the workspace (${ev.error}).`;
+  if (ev.type === "resync" && ev.reason === "sync_backlog") return "Many files changed in the sandbox at once: the file list was reloaded.";
+  return null;
 }
 
 /** The item list after an event (unchanged for events that are not about files). */
