@@ -3,7 +3,11 @@ user's session, and the workspace quota is applied early (the user is told once)
 
 One user's terminal creates 20,000 small files (the quota is 10,000 items) while a second user
 polls /api/health/ and opens a terminal in their own session. Success, not latency, is asserted
-(the latency figure is bench/bench_sync_storm.py); the timeouts are generous."""
+(the latency figure is bench/bench_sync_storm.py); the timeouts are generous.
+
+The workspace is a plain directory (``sandbox_disk_quota=measured``): with the default disk image
+the kernel itself refuses files beyond the item quota (its inode count), so the storm would stop
+at ENOSPC before the sync's own quota handling, which is what this test attacks."""
 
 from __future__ import annotations
 
@@ -28,7 +32,9 @@ def server(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[LiveServer]:
     srv, stop = start_live_server(
-        request.param, searchable(tmp_path_factory.mktemp(f"storm-{request.param}"))
+        request.param,
+        searchable(tmp_path_factory.mktemp(f"storm-{request.param}")),
+        sandbox_disk_quota="measured",
     )
     yield srv
     stop()

@@ -49,6 +49,9 @@ _PATH_FLAGS = os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 NPROC_SLACK = 16
 
 
+IMAGE_FULL_SLACK_BYTES = 1024 * 1024
+
+
 class LocalSandbox(Sandbox):
     workspace_path = bwrap.SANDBOX_WORKSPACE
 
@@ -344,10 +347,15 @@ class LocalSandbox(Sandbox):
         return DiskUsage(used, self.spec.disk_bytes)
 
     async def over_quota(self) -> bool:
-        """Whether an exec ran into the quota: over it (measured), or filled it (image)."""
+        """Whether an exec ran into the quota: over it (measured), or filled it (image).
+
+        An image counts as filled with less than ``IMAGE_FULL_SLACK_BYTES`` free: right after a
+        write failed with ENOSPC, ext4's delayed-allocation reservations can still show a few
+        free blocks in statvfs (seen under load), and a write of one larger block can fail while
+        a smaller one is still free."""
         usage = await self.disk_usage()
         if self.disk_image:
-            return usage.used_bytes >= usage.limit_bytes
+            return usage.limit_bytes - usage.used_bytes < IMAGE_FULL_SLACK_BYTES
         return usage.used_bytes > usage.limit_bytes
 
     def state(self) -> dict[str, Any]:
