@@ -25,6 +25,7 @@ from coolcoding.execution.session_run import MarkerFilter, session_run_command
 from coolcoding.execution.verdicts import Verdict, classify, signal_name
 from coolcoding.filesync.paths import normalize_path
 from coolcoding.sandbox.base import ExecLimits, ExecResult, Sandbox, SandboxError
+from coolcoding.schemas.ws import RunResult
 
 if TYPE_CHECKING:
     from coolcoding.services.executions import ExecutionService
@@ -36,22 +37,23 @@ FileExists = Callable[[CodeSession, str], Awaitable[bool]]
 
 
 def result_event(row: Execution) -> dict[str, Any]:
-    """The ``result`` server-sent event (also understood by web/src/modules/run/runEvents.ts:
-    ``status`` there is the verdict, ``duration_ms`` the wall time)."""
-    return {
-        "id": str(row.uuid),
-        "status": row.verdict,
-        "verdict": row.verdict,
-        "message": row.message,
-        "exit_code": row.exit_code,
-        "signal": row.signal,
-        "signal_name": signal_name(row.signal) if row.signal else None,
-        "duration_ms": round(row.wall_ms) if row.wall_ms is not None else None,
-        "wall_ms": row.wall_ms,
-        "cpu_ms": row.cpu_ms,
-        "memory_kb": row.memory_kb,
-        "compile_output": row.compile_output,
-    }
+    """The data of the ``result`` server-sent event (``schemas/ws.py``: ``status`` is the
+    verdict, ``duration_ms`` the wall time)."""
+    verdict = Verdict(row.verdict) if row.verdict else None
+    return RunResult(
+        id=str(row.uuid),
+        status=verdict,
+        verdict=verdict,
+        message=row.message,
+        exit_code=row.exit_code,
+        signal=row.signal,
+        signal_name=signal_name(row.signal) if row.signal else None,
+        duration_ms=round(row.wall_ms) if row.wall_ms is not None else None,
+        wall_ms=row.wall_ms,
+        cpu_ms=row.cpu_ms,
+        memory_kb=row.memory_kb,
+        compile_output=row.compile_output,
+    ).as_dict()
 
 
 class SessionRunner:
