@@ -12,6 +12,7 @@ from typing import Any
 
 from coolcoding.db.engine import Database
 from coolcoding.db.migrate import upgrade
+from coolcoding.schemas.ws import FileChanged, FileDeleted, FileMoved
 from coolcoding.services.accounts import AccountService
 from coolcoding.services.events import EventBus
 from coolcoding.services.ratelimit import RateLimiter
@@ -89,26 +90,14 @@ class Platform:
 
 def change_event(c: Change) -> dict[str, Any]:
     """The browser-facing event of a workspace change (docs/API.md, events WebSocket)."""
+    # The sync marks its own changes "sandbox"; everything else came through the API.
+    source = "sandbox" if c.source == "sandbox" else "api"
     if c.kind == "delete":
-        return {
-            "type": "file_deleted",
-            "path": c.path,
-            "item_type": c.item_type,
-            "source": c.source,
-        }
+        return FileDeleted(path=c.path, item_type=c.item_type, source=source).as_dict()
     if c.kind == "move":
-        return {
-            "type": "file_moved",
-            "from": c.path,
-            "to": c.to_path,
-            "item_type": c.item_type,
-            "source": c.source,
-        }
-    return {
-        "type": "file_changed",
-        "path": c.path,
-        "item_type": c.item_type,
-        "version": c.version,
-        "size": c.size,
-        "source": c.source,
-    }
+        return FileMoved(
+            from_=c.path, to=c.to_path or "", item_type=c.item_type, source=source
+        ).as_dict()
+    return FileChanged(
+        path=c.path, item_type=c.item_type, version=c.version, size=c.size, source=source
+    ).as_dict()

@@ -24,10 +24,10 @@ from coolcoding.errors import (
     NotAuthenticated,
     NotFound,
     RateLimited,
+    SandboxError,
     TooLarge,
     Unavailable,
 )
-from coolcoding.sandbox.base import SandboxError
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +40,7 @@ HTTP_STATUS: dict[type[DomainError], int] = {
     TooLarge: 413,
     RateLimited: 429,
     Unavailable: 503,
+    SandboxError: 503,
 }
 
 WS_CLOSE: dict[type[DomainError], int] = {
@@ -50,6 +51,7 @@ WS_CLOSE: dict[type[DomainError], int] = {
     InvalidInput: 4400,
     Conflict: 4409,
     Unavailable: 4503,
+    SandboxError: 4500,
 }
 
 # Seconds a client is asked to wait (Retry-After) when the database is unreachable; PostgreSQL
@@ -142,19 +144,17 @@ def allowed_methods(request: Request) -> list[str]:
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(DomainError)
     async def _domain(_: Request, exc: DomainError) -> JSONResponse:
+        status = http_status(exc)
+        if status >= 500:
+            log.warning("%s: %s", exc.code, exc.log_message)
         headers = {}
         if isinstance(exc, (RateLimited, Unavailable)) and "retry_after" in exc.extra:
             headers["Retry-After"] = str(int(exc.extra["retry_after"]))
         return JSONResponse(
             error_body(exc.code, exc.message, **exc.extra),
-            status_code=http_status(exc),
+            status_code=status,
             headers=headers,
         )
-
-    @app.exception_handler(SandboxError)
-    async def _sandbox(_: Request, exc: SandboxError) -> JSONResponse:
-        log.warning("sandbox error %s: %s", exc.reason, exc.log_message)
-        return JSONResponse(error_body("sandbox_" + exc.reason, exc.user_message), status_code=503)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:

@@ -14,6 +14,8 @@ import codecs
 from collections.abc import AsyncIterator
 from typing import Any
 
+from coolcoding.schemas.ws import RunOutput
+
 Event = tuple[str, dict[str, Any]]
 
 
@@ -30,13 +32,13 @@ class LiveOutput:
     async def append(self, stream: str, data: bytes) -> None:
         text = self._decoders[stream].decode(data)
         if text:
-            await self._add((stream, {"data": text}))
+            await self._add((stream, RunOutput(data=text).as_dict()))
 
     async def finish(self, result: dict[str, Any]) -> None:
         for name, decoder in self._decoders.items():
             tail = decoder.decode(b"", final=True)
             if tail:
-                await self._add((name, {"data": tail}))
+                await self._add((name, RunOutput(data=tail).as_dict()))
         await self._add(("result", result))
         self.done = True
 

@@ -17,6 +17,7 @@ from coolcoding.errors import DomainError
 from coolcoding.filesync.hostfs import LateCheck, Swapped
 from coolcoding.filesync.materialize import conflict_name
 from coolcoding.filesync.session_state import SOURCE, SessionSync
+from coolcoding.schemas.ws import ConflictEvent
 from coolcoding.services.events import EventBus
 from coolcoding.services.workspace import WorkspaceService, content_hash
 from coolcoding.settings import Settings
@@ -83,12 +84,11 @@ class GuardedWriter:
             )
         await self.events.publish(
             st.ref.session_uuid,
-            {
-                "type": "conflict",
-                "path": rel,
-                "conflict_path": cpath,
-                "message": f"{rel!r} {why}; the sandbox's unsynced version was kept as {cpath!r}",
-            },
+            ConflictEvent(
+                path=rel,
+                conflict_path=cpath,
+                message=f"{rel!r} {why}; the sandbox's unsynced version was kept as {cpath!r}",
+            ).as_dict(),
         )
 
     async def store_copy(self, st: SessionSync, rel: str, data: bytes, why: str) -> None:

@@ -31,6 +31,7 @@ from coolcoding.filesync.paths import ancestors, first_undecodable, is_inside, s
 from coolcoding.filesync.session_state import SOURCE, SessionSync
 from coolcoding.filesync.watcher import Batch, TreeWatcher
 from coolcoding.sandbox.base import Sandbox
+from coolcoding.schemas.ws import ConflictEvent, Resync, SyncError
 from coolcoding.services.events import EventBus
 from coolcoding.services.workspace import Change, WorkspaceRef, WorkspaceService, content_hash
 from coolcoding.settings import Settings
@@ -144,7 +145,7 @@ class SyncEngine:
                     paths.update(await asyncio.to_thread(walk_paths, st.dir))
                 await self._sync_paths(st, paths, set())
                 await self.events.publish(
-                    st.ref.session_uuid, {"type": "resync", "reason": "sync_backlog"}
+                    st.ref.session_uuid, Resync(reason="sync_backlog").as_dict()
                 )
             else:
                 await self._sync_paths(st, batch.paths, batch.new_dirs)
@@ -382,13 +383,12 @@ class SyncEngine:
                     await st.sandbox.write_files({rel: content})
                 await self.events.publish(
                     st.ref.session_uuid,
-                    {
-                        "type": "conflict",
-                        "path": rel,
-                        "conflict_path": rel,
-                        "message": f"{rel!r} was deleted in the sandbox after an editor save; "
+                    ConflictEvent(
+                        path=rel,
+                        conflict_path=rel,
+                        message=f"{rel!r} was deleted in the sandbox after an editor save; "
                         "the saved version was kept",
-                    },
+                    ).as_dict(),
                 )
                 return
         try:
@@ -437,7 +437,7 @@ class SyncEngine:
         log.info("sync of %s/%s skipped: %s", st.ref.session_uuid, path, message)
         await self.events.publish(
             st.ref.session_uuid,
-            {"type": "sync_error", "path": path, "error": code, "message": message},
+            SyncError(path=path, error=code, message=message).as_dict(),
         )
 
     # --- DB -> sandbox -----------------------------------------------------------------------

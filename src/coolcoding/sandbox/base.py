@@ -12,20 +12,10 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+# Runtimes raise the domain's sandbox error (one error vocabulary, mapped in api/errors.py).
+from coolcoding.errors import SandboxError as SandboxError
+
 SandboxStatus = Literal["stopped", "starting", "running", "error"]
-
-
-class SandboxError(Exception):
-    """A typed sandbox failure. ``reason`` is machine-readable; ``user_message`` is safe to show.
-
-    ``log_message`` may contain host details and is only logged.
-    """
-
-    def __init__(self, reason: str, user_message: str, log_message: str | None = None) -> None:
-        super().__init__(user_message)
-        self.reason = reason
-        self.user_message = user_message
-        self.log_message = log_message or user_message
 
 
 @dataclass(frozen=True)

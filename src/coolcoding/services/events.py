@@ -15,6 +15,8 @@ from collections import defaultdict
 from collections.abc import AsyncIterator
 from typing import Any
 
+from coolcoding.schemas.ws import Resync
+
 log = logging.getLogger(__name__)
 
 Event = dict[str, Any]
@@ -69,7 +71,7 @@ class EventBus:
                 with contextlib.suppress(asyncio.QueueEmpty):
                     while not q.empty():
                         q.get_nowait()
-                q.put_nowait({"type": "resync"})
+                q.put_nowait(Resync().as_dict())
             q.put_nowait(event)
 
     async def publish(self, session_uuid: str, event: Event) -> None:

@@ -36,6 +36,7 @@ from coolcoding.execution.queue import JobQueue
 from coolcoding.execution.verdicts import Verdict
 from coolcoding.filesync.paths import normalize_path
 from coolcoding.sandbox.base import ExecLimits
+from coolcoding.schemas.ws import RunOutput
 from coolcoding.services.ratelimit import RateLimiter
 from coolcoding.services.session_runs import SessionRunner, result_event
 from coolcoding.settings import Settings
@@ -363,7 +364,7 @@ class ExecutionService:
                 yield "ping", {}
         for name, data in (("stdout", row.stdout), ("stderr", row.stderr)):
             if data:
-                yield name, {"data": data.decode("utf-8", errors="replace")}
+                yield name, RunOutput(data=data.decode("utf-8", errors="replace")).as_dict()
         yield "result", result_event(row)
 
     # --- runs in a session ----------------------------------------------------------------

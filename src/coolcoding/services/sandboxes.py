@@ -27,6 +27,7 @@ from coolcoding.db.models import CodeSession
 from coolcoding.errors import Conflict, DomainError, Unavailable
 from coolcoding.sandbox.base import DiskUsage, Runtime, Sandbox, SandboxError, SandboxSpec
 from coolcoding.sandbox.host_limits import host_limit_message, running_cap_warning
+from coolcoding.schemas.ws import SandboxStatusEvent
 from coolcoding.services.events import EventBus
 from coolcoding.services.sessions import SessionService, ref_of
 from coolcoding.settings import Settings
@@ -208,10 +209,8 @@ class SandboxManager:
         elif status == "starting":
             state = {OWNER_KEY: self.runtime.instance_id}
         await self.sessions.set_sandbox_status(sess_id, status, message, state)
-        event: dict[str, object] = {"type": "sandbox_status", "status": status}
-        if message:
-            event["message"] = message
-        await self.events.publish(uuid, event)
+        event = SandboxStatusEvent(status=status, message=message or None)
+        await self.events.publish(uuid, event.as_dict())
 
     async def ensure_started(self, sess: CodeSession) -> Sandbox:
         """The session's running sandbox, started (and materialized) if needed."""

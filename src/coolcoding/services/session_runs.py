@@ -14,20 +14,20 @@ import logging
 import signal as signal_mod
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
+from coolcoding.db.engine import Database
 from coolcoding.db.models import CodeSession, Execution, utcnow
 from coolcoding.errors import Conflict, DomainError, InvalidInput, NotFound, Unavailable
 from coolcoding.execution.judge import JudgeResult, compile_output_text
-from coolcoding.execution.languages import Language
-from coolcoding.execution.live import LiveOutput
+from coolcoding.execution.languages import Language, LanguageRegistry
+from coolcoding.execution.live import LiveHub, LiveOutput
 from coolcoding.execution.session_run import MarkerFilter, session_run_command
 from coolcoding.execution.verdicts import Verdict, classify, signal_name
 from coolcoding.filesync.paths import normalize_path
 from coolcoding.sandbox.base import ExecLimits, ExecResult, Sandbox, SandboxError
-
-if TYPE_CHECKING:
-    from coolcoding.services.executions import ExecutionService
+from coolcoding.schemas.ws import RunResult
+from coolcoding.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -35,27 +35,46 @@ SessionSandbox = Callable[[CodeSession], AbstractAsyncContextManager[Sandbox]]
 FileExists = Callable[[CodeSession, str], Awaitable[bool]]
 
 
+class RunHost(Protocol):
+    """What a session run needs of the execution service (``ExecutionService`` is one): passed
+    in, so that this module does not import the service that imports it."""
+
+    db: Database
+    settings: Settings
+    languages: LanguageRegistry
+    live: LiveHub
+
+    def language(self, language_id: str) -> Language: ...
+
+    def _text_limit(self, name: str, value: str | None, maximum: int) -> bytes | None: ...
+
+    async def _admit(self, user_id: int, n: int) -> None: ...
+
+    async def finish(self, row: Execution, result: JudgeResult) -> Execution: ...
+
+
 def result_event(row: Execution) -> dict[str, Any]:
-    """The ``result`` server-sent event (also understood by web/src/modules/run/runEvents.ts:
-    ``status`` there is the verdict, ``duration_ms`` the wall time)."""
-    return {
-        "id": str(row.uuid),
-        "status": row.verdict,
-        "verdict": row.verdict,
-        "message": row.message,
-        "exit_code": row.exit_code,
-        "signal": row.signal,
-        "signal_name": signal_name(row.signal) if row.signal else None,
-        "duration_ms": round(row.wall_ms) if row.wall_ms is not None else None,
-        "wall_ms": row.wall_ms,
-        "cpu_ms": row.cpu_ms,
-        "memory_kb": row.memory_kb,
-        "compile_output": row.compile_output,
-    }
+    """The data of the ``result`` server-sent event (``schemas/ws.py``: ``status`` is the
+    verdict, ``duration_ms`` the wall time)."""
+    verdict = Verdict(row.verdict) if row.verdict else None
+    return RunResult(
+        id=str(row.uuid),
+        status=verdict,
+        verdict=verdict,
+        message=row.message,
+        exit_code=row.exit_code,
+        signal=row.signal,
+        signal_name=signal_name(row.signal) if row.signal else None,
+        duration_ms=round(row.wall_ms) if row.wall_ms is not None else None,
+        wall_ms=row.wall_ms,
+        cpu_ms=row.cpu_ms,
+        memory_kb=row.memory_kb,
+        compile_output=row.compile_output,
+    ).as_dict()
 
 
 class SessionRunner:
-    def __init__(self, service: ExecutionService) -> None:
+    def __init__(self, service: RunHost) -> None:
         self.svc = service
         # Wired by the platform: how to get a session's (started) sandbox, and whether a file
         # exists in its workspace.

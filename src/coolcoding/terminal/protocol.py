@@ -1,15 +1,25 @@
 """The terminal WebSocket's message protocol (docs/API.md, "Terminal WebSocket").
 
 Binary frames carry raw terminal bytes both ways; text frames carry JSON control messages. This
-module only parses and builds messages; it knows nothing of sockets or PTYs.
+module only parses and builds messages (from the models in ``schemas/ws.py``); it knows nothing
+of sockets or PTYs.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
-from typing import Any
+from typing import Literal
+
+from coolcoding.schemas.ws import (
+    Ping,
+    Pong,
+    TerminalCommand,
+    TerminalError,
+    TerminalExit,
+    TerminalReady,
+    TerminalResize,
+)
 
 TERMINAL_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 MAX_COLS = 1000
@@ -21,17 +31,8 @@ class ProtocolError(ValueError):
     """A malformed client control message (answered with an ``error`` message, not a close)."""
 
 
-@dataclass(frozen=True)
-class Resize:
-    cols: int
-    rows: int
-
-
-@dataclass(frozen=True)
-class Ping:
-    pass
-
-
+# The client's control messages (schemas/ws.py defines every message of this socket).
+Resize = TerminalResize
 ClientControl = Resize | Ping
 
 
@@ -57,48 +58,37 @@ def parse_client_text(text: str) -> ClientControl:
         return Ping()
     if kind == "resize":
         cols, rows = msg.get("cols"), msg.get("rows")
-        if not (isinstance(cols, int) and isinstance(rows, int)) or isinstance(cols, bool):
+        if not (isinstance(cols, int) and isinstance(rows, int)) or bool in (
+            type(cols),
+            type(rows),
+        ):
             raise ProtocolError("resize needs integer cols and rows")
-        return Resize(*clamp_size(cols, rows))
+        cols, rows = clamp_size(cols, rows)
+        return Resize(cols=cols, rows=rows)
     raise ProtocolError(f"unknown control message type {kind!r}")
-
-
-def _dump(msg: dict[str, Any]) -> str:
-    return json.dumps(msg, separators=(",", ":"))
 
 
 def ready(terminal_id: str, reattached: bool, replay_bytes: int = 0) -> str:
     """``replay_bytes``: the length of the scrollback replay, the output that follows at once;
     the client ignores what its emulator answers to that output (it is not the user typing)."""
-    return _dump(
-        {
-            "type": "ready",
-            "terminal_id": terminal_id,
-            "reattached": reattached,
-            "replay_bytes": replay_bytes,
-        }
-    )
+    return TerminalReady(
+        terminal_id=terminal_id, reattached=reattached, replay_bytes=replay_bytes
+    ).as_json()
 
 
 def command(command: str, exit_code: int | None, cwd: str | None, duration_ms: float) -> str:
-    return _dump(
-        {
-            "type": "command",
-            "command": command,
-            "exit_code": exit_code,
-            "cwd": cwd,
-            "duration_ms": round(duration_ms, 3),
-        }
-    )
+    return TerminalCommand(
+        command=command, exit_code=exit_code, cwd=cwd, duration_ms=round(duration_ms, 3)
+    ).as_json()
 
 
 def exited(code: int) -> str:
-    return _dump({"type": "exit", "code": code})
+    return TerminalExit(code=code).as_json()
 
 
-def error(code: str, message: str) -> str:
-    return _dump({"type": "error", "error": code, "message": message})
+def error(code: Literal["bad_message"], message: str) -> str:
+    return TerminalError(error=code, message=message).as_json()
 
 
 def pong() -> str:
-    return _dump({"type": "pong"})
+    return Pong().as_json()

@@ -19,6 +19,7 @@ from coolcoding.api.errors import ws_close_code
 from coolcoding.api.ws.auth import authorize, close_quietly, platform_of
 from coolcoding.db.models import CodeSession
 from coolcoding.errors import DomainError
+from coolcoding.schemas.ws import Pong, SandboxStatusEvent
 from coolcoding.services.sandboxes import SandboxManager
 
 log = logging.getLogger(__name__)
@@ -43,12 +44,12 @@ async def events_socket(ws: WebSocket, session_uuid: str) -> None:
             status = "running" if sandboxes.is_running(uuid) else status
             # Runs to its end even if the socket closes first (a start is never half done).
             _background(_start(sandboxes, session))
-        await ws.send_json({"type": "sandbox_status", "status": status})
+        await ws.send_text(SandboxStatusEvent(status=status).as_json())
 
         async def outbound() -> None:
             while True:
-                # ensure_ascii: a lone surrogate (an undecodable file name) is escaped, never
-                # an encoding error that would end the socket.
+                # Events are built by the models of schemas/ws.py (``as_dict``); ensure_ascii: a
+                # lone surrogate (an undecodable file name) is escaped, never an encoding error.
                 await ws.send_text(json.dumps(await queue.get()))
 
         async def inbound() -> None:
@@ -57,7 +58,7 @@ async def events_socket(ws: WebSocket, session_uuid: str) -> None:
                 if m["type"] == "websocket.disconnect":
                     return
                 if m.get("text") and '"ping"' in m["text"]:
-                    await ws.send_json({"type": "pong"})
+                    await ws.send_text(Pong().as_json())
 
         tasks = [asyncio.create_task(outbound()), asyncio.create_task(inbound())]
         try:

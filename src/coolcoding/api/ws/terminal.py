@@ -16,7 +16,6 @@ from starlette.websockets import WebSocketDisconnect
 from coolcoding.api.errors import ws_close_code
 from coolcoding.api.ws.auth import authorize, close_quietly, platform_of
 from coolcoding.errors import DomainError, Unavailable
-from coolcoding.sandbox.base import SandboxError
 from coolcoding.terminal import protocol
 from coolcoding.terminal.manager import TerminalManager
 from coolcoding.terminal.session import TerminalClient, TerminalSession
@@ -54,9 +53,8 @@ async def serve_terminal(ws: WebSocket, session_uuid: str, terminal_id: str) -> 
         cols = _int(ws.query_params.get("cols"), 80)
         rows = _int(ws.query_params.get("rows"), 24)
         ts, reattached = await terms.open(session, terminal_id, cols, rows)
-    except (DomainError, SandboxError) as exc:
-        msg = exc.message if isinstance(exc, DomainError) else exc.user_message
-        await close_quietly(ws, ws_close_code(exc), msg)
+    except DomainError as exc:
+        await close_quietly(ws, ws_close_code(exc), exc.message)
         return
     except Exception as exc:
         log.exception("opening terminal %s/%s failed", session_uuid, terminal_id)

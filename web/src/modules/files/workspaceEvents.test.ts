@@ -11,7 +11,7 @@ describe("parseWorkspaceEvent", () => {
     expect(parseWorkspaceEvent('{"type":"file_changed","path":"a.py","item_type":"file","version":3,"size":10,"source":"sandbox"}')).toEqual({
       type: "file_changed", path: "a.py", item_type: "file", version: 3, size: 10, source: "sandbox",
     });
-    expect(parseWorkspaceEvent('{"type":"file_moved","from":"a","to":"b","source":"api"}')).toEqual({ type: "file_moved", from: "a", to: "b", source: "api" });
+    expect(parseWorkspaceEvent('{"type":"file_moved","from":"a","to":"b","source":"api"}')).toEqual({ type: "file_moved", from: "a", to: "b", item_type: "file", source: "api" });
     expect(parseWorkspaceEvent('{"type":"sandbox_status","status":"running"}')).toEqual({ type: "sandbox_status", status: "running" });
     expect(parseWorkspaceEvent('{"type":"conflict","path":"a","conflict_path":"a.conflict","message":"m"}')).toMatchObject({ type: "conflict", conflict_path: "a.conflict" });
   });
@@ -44,8 +44,8 @@ describe("applyWorkspaceEvent", () => {
     expect(upd.find((i) => i.path === "a.py")!.version).toBe(5);
   });
   it("deletes and moves", () => {
-    expect(applyWorkspaceEvent(list, { type: "file_deleted", path: "dir", source: "sandbox" }).map((i) => i.path)).toEqual(["a.py"]);
-    expect(applyWorkspaceEvent(list, { type: "file_moved", from: "dir", to: "lib", source: "api" }).map((i) => i.path)).toEqual(["a.py", "lib/b.py"]);
+    expect(applyWorkspaceEvent(list, { type: "file_deleted", path: "dir", item_type: "folder", source: "sandbox" }).map((i) => i.path)).toEqual(["a.py"]);
+    expect(applyWorkspaceEvent(list, { type: "file_moved", from: "dir", to: "lib", item_type: "folder", source: "api" }).map((i) => i.path)).toEqual(["a.py", "lib/b.py"]);
   });
   it("leaves the list alone for other events", () => {
     expect(applyWorkspaceEvent(list, { type: "sandbox_status", status: "running" })).toBe(list);
@@ -75,7 +75,7 @@ describe("EventsConnection", () => {
     c.connect();
     sockets[0]!.open();
     sockets[0]!.receive('{"type":"file_deleted","path":"x","source":"api"}');
-    expect(onEvent).toHaveBeenCalledWith({ type: "file_deleted", path: "x", source: "api" });
+    expect(onEvent).toHaveBeenCalledWith({ type: "file_deleted", path: "x", item_type: "file", source: "api" });
     expect(onResync).not.toHaveBeenCalled();
     sockets[0]!.receive('{"type":"resync"}'); // the server dropped events for this socket
     expect(onResync).toHaveBeenCalledTimes(1);

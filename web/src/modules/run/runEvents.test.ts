@@ -4,11 +4,12 @@ import { formatBytes, formatRelativeTime } from "../format/relativeTime";
 import { describeResult, isSuccess, parseRunEvent, shouldFallbackToTerminal, type RunEvent } from "./runEvents";
 
 describe("run events", () => {
-  it("reads stdout/stderr as JSON objects, JSON strings or plain text", () => {
+  it("reads stdout/stderr as the schema's {data} objects, and nothing else", () => {
     expect(parseRunEvent("stdout", '{"data":"hi\\n"}')).toEqual({ kind: "stdout", text: "hi\n" });
-    expect(parseRunEvent("stderr", '"oops"')).toEqual({ kind: "stderr", text: "oops" });
-    expect(parseRunEvent("stdout", "plain text")).toEqual({ kind: "stdout", text: "plain text" });
+    expect(parseRunEvent("stderr", '{"data":"oops"}')).toEqual({ kind: "stderr", text: "oops" });
+    expect(parseRunEvent("stdout", "plain text")).toBeNull();
     expect(parseRunEvent("other", "x")).toBeNull();
+    expect(parseRunEvent("toString", "{}")).toBeNull();
   });
   it("reads the result", () => {
     const r = parseRunEvent("result", '{"status":"completed","exit_code":1,"duration_ms":1500}');

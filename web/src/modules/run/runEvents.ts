@@ -1,5 +1,10 @@
 /** Runs of the open file: the run endpoint's server-sent events, and when to fall back to the terminal. */
 import { ApiError } from "../../api/errors";
+import type { components } from "../../api/ws.gen";
+
+/** The data of each server-sent event by name, generated from src/coolcoding/schemas/ws.py. */
+type RunEventsData = components["schemas"]["RunEvents"];
+type RunResultData = RunEventsData["result"];
 
 export type RunEvent =
   | { kind: "stdout" | "stderr"; text: string }
@@ -18,35 +23,43 @@ function asRecord(v: unknown): Record<string, unknown> | null {
   return typeof v === "object" && v !== null && !Array.isArray(v) ? (v as Record<string, unknown>) : null;
 }
 
-/** Decodes one SSE event (`stdout`, `stderr`, `result`); data may be JSON (`{data|text|chunk}`, or a JSON string) or plain text. */
+function output(kind: "stdout" | "stderr", o: Record<string, unknown>): RunEvent | null {
+  const text = o["data" satisfies keyof RunEventsData["stdout"]];
+  return typeof text === "string" ? { kind, text } : null;
+}
+
+function result(o: Record<string, unknown>): RunEvent {
+  const num = (k: keyof RunResultData) => (typeof o[k] === "number" ? (o[k] as number) : null);
+  const str = (k: keyof RunResultData) => (typeof o[k] === "string" ? (o[k] as string) : null);
+  return {
+    kind: "result",
+    exitCode: num("exit_code"),
+    durationMs: num("duration_ms"),
+    status: str("status"),
+    message: str("message"),
+    signal: str("signal_name"),
+    compileOutput: str("compile_output") || null,
+  };
+}
+
+/** One decoder per event name: an event added to the schema fails typecheck until it is decoded here. */
+const DECODERS: { [K in keyof RunEventsData]: (o: Record<string, unknown>) => RunEvent | null } = {
+  stdout: (o) => output("stdout", o),
+  stderr: (o) => output("stderr", o),
+  result,
+};
+
+/** Decodes one SSE event (`stdout`, `stderr`, `result`, whose data is a JSON object); null for anything else. */
 export function parseRunEvent(name: string, data: string): RunEvent | null {
-  let parsed: unknown = data;
+  if (!Object.hasOwn(DECODERS, name)) return null;
+  let parsed: unknown;
   try {
     parsed = JSON.parse(data);
   } catch {
-    parsed = data;
+    return null;
   }
-  if (name === "stdout" || name === "stderr") {
-    if (typeof parsed === "string") return { kind: name, text: parsed };
-    const o = asRecord(parsed);
-    const text = o ? (o["data"] ?? o["text"] ?? o["chunk"] ?? o["output"]) : null;
-    return { kind: name, text: typeof text === "string" ? text : data };
-  }
-  if (name === "result") {
-    const o = asRecord(parsed) ?? {};
-    const num = (k: string) => (typeof o[k] === "number" ? (o[k] as number) : null);
-    const str = (k: string) => (typeof o[k] === "string" ? (o[k] as string) : null);
-    return {
-      kind: "result",
-      exitCode: num("exit_code") ?? num("returncode") ?? num("code"),
-      durationMs: num("duration_ms") ?? (num("wall_time") !== null ? Math.round(num("wall_time")! * 1000) : null),
-      status: str("status"),
-      message: str("message") ?? str("error"),
-      signal: str("signal_name"),
-      compileOutput: str("compile_output") || null,
-    };
-  }
-  return null;
+  const o = asRecord(parsed);
+  return o ? DECODERS[name as keyof RunEventsData](o) : null;
 }
 
 /** True when starting a run failed because the backend has no run endpoint (so the terminal runs the file instead). */

@@ -1,18 +1,18 @@
+import type { components } from "../../api/ws.gen";
+
 /**
  * The terminal WebSocket's message protocol (docs/API.md): binary frames carry raw terminal bytes both
  * ways; text frames carry JSON control messages.
  */
 
-export type ServerControl =
-  | { type: "ready"; terminal_id: string; reattached: boolean; replay_bytes: number }
-  | { type: "command"; command: string; exit_code: number | null; cwd: string; duration_ms: number }
-  | { type: "exit"; code: number }
-  | { type: "error"; error: string; message: string }
-  | { type: "pong" };
+type Messages = components["schemas"];
+
+/** The server's text frames, generated from src/coolcoding/schemas/ws.py (scripts/gen-ws-types.sh). */
+export type ServerControl = Messages["TerminalServerMessage"];
 
 export type ServerMessage = { type: "output"; data: Uint8Array } | ServerControl;
 
-export type ClientControl = { type: "resize"; cols: number; rows: number } | { type: "ping" };
+export type ClientControl = Messages["TerminalClientMessage"];
 
 const encoder = new TextEncoder();
 
@@ -42,33 +42,32 @@ export function decodeServerMessage(data: unknown): ServerMessage | null {
   }
   if (typeof m !== "object" || m === null) return null;
   const o = m as Record<string, unknown>;
-  switch (o["type"]) {
-    case "ready":
-      return {
-        type: "ready",
-        terminal_id: String(o["terminal_id"] ?? ""),
-        reattached: o["reattached"] === true,
-        // The length of the scrollback replay that follows (0 from a server that does not say).
-        replay_bytes: typeof o["replay_bytes"] === "number" && o["replay_bytes"] > 0 ? o["replay_bytes"] : 0,
-      };
-    case "command":
-      return {
-        type: "command",
-        command: String(o["command"] ?? ""),
-        exit_code: typeof o["exit_code"] === "number" ? o["exit_code"] : null,
-        cwd: String(o["cwd"] ?? ""),
-        duration_ms: typeof o["duration_ms"] === "number" ? o["duration_ms"] : 0,
-      };
-    case "exit":
-      return { type: "exit", code: typeof o["code"] === "number" ? o["code"] : -1 };
-    case "error":
-      return { type: "error", error: String(o["error"] ?? "error"), message: String(o["message"] ?? "Terminal error") };
-    case "pong":
-      return { type: "pong" };
-    default:
-      return null;
-  }
+  const type = o["type"];
+  return typeof type === "string" && Object.hasOwn(DECODERS, type) ? DECODERS[type as ServerControl["type"]](o) : null;
 }
+
+type Decoders = { [K in ServerControl["type"]]: (o: Record<string, unknown>) => Extract<ServerControl, { type: K }> };
+
+/** One decoder per server message type: a message added to the schema fails typecheck until it is decoded here. */
+const DECODERS: Decoders = {
+  ready: (o) => ({
+    type: "ready",
+    terminal_id: String(o["terminal_id"] ?? ""),
+    reattached: o["reattached"] === true,
+    // The length of the scrollback replay that follows (0 from a server that does not say).
+    replay_bytes: typeof o["replay_bytes"] === "number" && o["replay_bytes"] > 0 ? o["replay_bytes"] : 0,
+  }),
+  command: (o) => ({
+    type: "command",
+    command: String(o["command"] ?? ""),
+    exit_code: typeof o["exit_code"] === "number" ? o["exit_code"] : null,
+    cwd: typeof o["cwd"] === "string" ? o["cwd"] : null,
+    duration_ms: typeof o["duration_ms"] === "number" ? o["duration_ms"] : 0,
+  }),
+  exit: (o) => ({ type: "exit", code: typeof o["code"] === "number" ? o["code"] : -1 }),
+  error: (o) => ({ type: "error", error: "bad_message", message: String(o["message"] ?? "Terminal error") }),
+  pong: () => ({ type: "pong" }),
+};
 
 /** Close codes after which reconnecting cannot help (docs/API.md). */
 export const FATAL_CLOSE_CODES: Readonly<Record<number, string>> = {

@@ -18,7 +18,7 @@ describe("protocol", () => {
     expect(decodeServerMessage('{"type":"ready","terminal_id":"t1","reattached":true,"replay_bytes":12}')).toMatchObject({ replay_bytes: 12 });
     expect(decodeServerMessage('{"type":"exit","code":130}')).toEqual({ type: "exit", code: 130 });
     expect(decodeServerMessage('{"type":"command","command":"ls","exit_code":0,"cwd":"/w","duration_ms":5}')).toMatchObject({ command: "ls", exit_code: 0 });
-    expect(decodeServerMessage('{"type":"error","error":"sandbox_error","message":"boom"}')).toEqual({ type: "error", error: "sandbox_error", message: "boom" });
+    expect(decodeServerMessage('{"type":"error","error":"bad_message","message":"boom"}')).toEqual({ type: "error", error: "bad_message", message: "boom" });
     expect(decodeServerMessage('{"type":"pong"}')).toEqual({ type: "pong" });
   });
   it("ignores malformed or unknown frames", () => {

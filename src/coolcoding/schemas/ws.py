@@ -1,0 +1,262 @@
+"""Every message of the WebSockets and the run events, defined once (docs/API.md).
+
+The server builds its messages from these models; ``python -m coolcoding.schemas.ws`` prints
+them as components of an OpenAPI document, from which ``scripts/gen-ws-types.sh`` generates
+web/src/api/ws.gen.ts (a test fails when it is stale), as HTTP's types are generated.
+The agent protocol (server <-> in-sandbox agent) has its own schema: ``agent/schema_export.py``.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Annotated, Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, RootModel, StrictInt
+from pydantic.json_schema import models_json_schema
+
+from coolcoding.execution.verdicts import Verdict
+
+
+def _type_required(schema: dict[str, Any]) -> None:
+    """``type`` has a default (so the server need not repeat it) but is always sent: required,
+    which makes the generated TypeScript a union discriminated on it."""
+    props = schema.get("properties", {})
+    if "type" in props:
+        props["type"].pop("default", None)
+        schema["required"] = ["type", *(k for k in schema.get("required", []) if k != "type")]
+
+
+class Message(BaseModel):
+    """One JSON message; ``OMIT_NONE`` models leave out their unset optional fields."""
+
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, populate_by_name=True, json_schema_extra=_type_required
+    )
+    OMIT_NONE: ClassVar[bool] = False
+
+    def as_dict(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", by_alias=True, exclude_none=self.OMIT_NONE)
+
+    def as_json(self) -> str:
+        # ensure_ascii: a lone surrogate (an undecodable file name) is escaped, never an
+        # encoding error that would end the socket.
+        return json.dumps(self.as_dict(), separators=(",", ":"))
+
+
+# --- terminal WebSocket (/api/sessions/{uuid}/terminals/{id}) --------------------------------
+
+
+class TerminalReady(Message):
+    """Sent once on attach. ``replay_bytes``: the length of the scrollback replay (the binary
+    output that follows at once); the client ignores what its emulator answers to it."""
+
+    type: Literal["ready"] = "ready"
+    terminal_id: str
+    reattached: bool
+    replay_bytes: int = Field(ge=0)
+
+
+class TerminalCommand(Message):
+    """A command the shell finished (shell integration)."""
+
+    type: Literal["command"] = "command"
+    command: str
+    exit_code: int | None
+    cwd: str | None
+    duration_ms: float
+
+
+class TerminalExit(Message):
+    type: Literal["exit"] = "exit"
+    code: int
+
+
+class TerminalError(Message):
+    """A malformed control message from the client (``error``: ``bad_message``)."""
+
+    type: Literal["error"] = "error"
+    error: Literal["bad_message"]
+    message: str
+
+
+class Pong(Message):
+    type: Literal["pong"] = "pong"
+
+
+class TerminalResize(Message):
+    type: Literal["resize"] = "resize"
+    cols: StrictInt
+    rows: StrictInt
+
+
+class Ping(Message):
+    type: Literal["ping"] = "ping"
+
+
+class TerminalServerMessage(RootModel[Any]):
+    """A text frame from the server on the terminal WebSocket (binary frames are output)."""
+
+    root: Annotated[
+        TerminalReady | TerminalCommand | TerminalExit | TerminalError | Pong,
+        Field(discriminator="type"),
+    ]
+
+
+class TerminalClientMessage(RootModel[Any]):
+    """A text frame from the client on the terminal WebSocket (binary frames are input)."""
+
+    root: Annotated[TerminalResize | Ping, Field(discriminator="type")]
+
+
+# --- workspace events WebSocket (/api/sessions/{uuid}/events) ---------------------------------
+
+ItemType = Literal["file", "folder"]
+ChangeSource = Literal["api", "sandbox"]
+
+
+class FileChanged(Message):
+    type: Literal["file_changed"] = "file_changed"
+    path: str
+    item_type: ItemType
+    version: int | None
+    size: int | None
+    source: ChangeSource
+
+
+class FileDeleted(Message):
+    type: Literal["file_deleted"] = "file_deleted"
+    path: str
+    item_type: ItemType
+    source: ChangeSource
+
+
+class FileMoved(Message):
+    type: Literal["file_moved"] = "file_moved"
+    from_: str = Field(alias="from")
+    to: str
+    item_type: ItemType
+    source: ChangeSource
+
+
+class SandboxStatusEvent(Message):
+    """The session's sandbox status; sent on connect and on every change."""
+
+    OMIT_NONE: ClassVar[bool] = True
+    type: Literal["sandbox_status"] = "sandbox_status"
+    status: Literal["stopped", "starting", "running", "error"]
+    message: str | None = None
+
+
+class ConflictEvent(Message):
+    """Both versions kept: the loser is saved at ``conflict_path``."""
+
+    type: Literal["conflict"] = "conflict"
+    path: str
+    conflict_path: str
+    message: str
+
+
+class SyncError(Message):
+    """A sandbox file that is not stored. ``error`` is a domain error code: ``file_too_large``,
+    ``quota_exceeded``, ``invalid_path``, ``not_synced`` (symlinks, special files), or the code
+    of the workspace rule that refused it (``already_exists``, ``not_a_folder``...)."""
+
+    type: Literal["sync_error"] = "sync_error"
+    path: str
+    error: str
+    message: str
+
+
+class Resync(Message):
+    """Re-list the tree: events were dropped for a slow client (no reason), or a storm of
+    sandbox changes was synced by a rescan (``sync_backlog``)."""
+
+    OMIT_NONE: ClassVar[bool] = True
+    type: Literal["resync"] = "resync"
+    reason: Literal["sync_backlog"] | None = None
+
+
+WorkspaceEventModel = (
+    FileChanged
+    | FileDeleted
+    | FileMoved
+    | SandboxStatusEvent
+    | ConflictEvent
+    | SyncError
+    | Resync
+    | Pong
+)
+
+
+class WorkspaceServerMessage(RootModel[Any]):
+    """A text frame from the server on the workspace events WebSocket."""
+
+    root: Annotated[WorkspaceEventModel, Field(discriminator="type")]
+
+
+class WorkspaceClientMessage(RootModel[Any]):
+    root: Annotated[Ping, Field(discriminator="type")]
+
+
+# --- run events (server-sent events of /api/executions/{id}/events) --------------------------
+
+
+class RunOutput(Message):
+    """The data of a ``stdout`` or ``stderr`` event: text as the program wrote it."""
+
+    data: str
+
+
+class RunResult(Message):
+    """The data of the one ``result`` event (``status`` is the verdict, ``duration_ms`` the
+    wall time rounded)."""
+
+    id: str
+    status: Verdict | None
+    verdict: Verdict | None
+    message: str | None
+    exit_code: int | None
+    signal: int | None
+    signal_name: str | None
+    duration_ms: int | None
+    wall_ms: float | None
+    cpu_ms: float | None
+    memory_kb: int | None
+    compile_output: str | None
+
+
+class RunEvents(BaseModel):
+    """The data of each server-sent event, by event name (``: ping`` comments carry none)."""
+
+    stdout: RunOutput
+    stderr: RunOutput
+    result: RunResult
+
+
+EXPORTED: tuple[type[BaseModel], ...] = (
+    TerminalServerMessage,
+    TerminalClientMessage,
+    WorkspaceServerMessage,
+    WorkspaceClientMessage,
+    RunEvents,
+)
+
+
+def openapi_document() -> dict[str, Any]:
+    """An OpenAPI document without paths whose components are these messages: the input of the
+    same generator (openapi-typescript) as the HTTP types."""
+    _, schema = models_json_schema(
+        [(m, "serialization") for m in EXPORTED], ref_template="#/components/schemas/{model}"
+    )
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "coolcoding WebSocket and server-sent event messages", "version": "1"},
+        "paths": {},
+        "components": {"schemas": schema.get("$defs", {})},
+    }
+
+
+if __name__ == "__main__":
+    json.dump(openapi_document(), sys.stdout, indent=2, sort_keys=True)
+    sys.stdout.write("\n")
