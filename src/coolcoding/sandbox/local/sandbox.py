@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequenc
 from contextlib import asynccontextmanager
 from ipaddress import IPv4Network
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from coolcoding.sandbox.base import (
     DiskUsage,
@@ -42,6 +42,10 @@ from coolcoding.sandbox.local.process import (
 )
 from coolcoding.sandbox.local.terminal import LocalTerminal, set_winsize
 from coolcoding.sandbox.local.zygote import WarmProcess, encode_request, start_zygote
+
+if TYPE_CHECKING:
+    from coolcoding.agent.client import AgentClient
+    from coolcoding.sandbox.local.agents import AgentHandle
 
 log = logging.getLogger(__name__)
 _PATH_FLAGS = os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -88,6 +92,8 @@ class LocalSandbox(Sandbox):
         self.pooled_execs = 0  # execs released from ``warm`` (0 or 1)
         # Its own network namespace and NAT, if the session has network (``start_network``).
         self.network: network.SandboxNetwork | None = None
+        # A session sandbox's agent (agents.py): its first process, holding its terminals.
+        self.agent: AgentHandle | None = None
 
     @property
     def _cgroups(self) -> CgroupManager:
@@ -100,6 +106,17 @@ class LocalSandbox(Sandbox):
             CgroupLimits(memory_bytes=spec.memory_mb * 1024 * 1024, pids=spec.pids, cpus=spec.cpus),
             inner=True,
         )
+
+    def bump_counter(self) -> None:
+        """Leaf names after those an earlier server process created (an adopted sandbox)."""
+        existing = 0
+        for d in self.cgroup.paths:
+            with contextlib.suppress(OSError):
+                for e in os.scandir(d):
+                    tail = e.name.rpartition("-")[2]
+                    if e.is_dir(follow_symlinks=False) and tail.isdigit():
+                        existing = max(existing, int(tail))
+        self._counter = itertools.count(existing + 1)
 
     def new_leaf(self, kind: str, limits: CgroupLimits) -> Cgroup:
         if self.stopped:
@@ -121,7 +138,7 @@ class LocalSandbox(Sandbox):
             await asyncio.to_thread(leaf.remove)
             raise
 
-    def _join_netns(self) -> Callable[[], None] | None:
+    def join_netns(self) -> Callable[[], None] | None:
         """The pre-exec step entering the sandbox's namespace; fail closed: a network-enabled
         sandbox without its namespace spawns nothing (never the host's namespace)."""
         if not self.spec.network:
@@ -151,7 +168,7 @@ class LocalSandbox(Sandbox):
         rlimits: Sequence[tuple[int, tuple[int, int]]] | None = None,
     ) -> SandboxProcess:
         """Start ``command`` in this sandbox (bwrap as the session uid, in ``cgroup``)."""
-        join_netns = self._join_netns()
+        join_netns = self.join_netns()
         ws_fd = os.open(self.workspace, _PATH_FLAGS)
         fds = [ws_fd]
         try:
@@ -351,12 +368,25 @@ class LocalSandbox(Sandbox):
         return usage.used_bytes > usage.limit_bytes
 
     def state(self) -> dict[str, Any]:
-        return {
+        state: dict[str, Any] = {
             "uid": self.creds.uid,
             "gid": self.creds.gid,
             "workspace": str(self.workspace),
             "cgroups": self.cgroup.paths,
         }
+        if self.agent is not None:
+            state["agent"] = self.agent.state()
+        return state
+
+    async def connect_agent(self) -> AgentClient:
+        if self.agent is None or self.stopped:
+            return await super().connect_agent()
+        return await self.agent.connect()
+
+    async def wait_ended(self) -> str:
+        if self.agent is None:
+            return await super().wait_ended()
+        return await self.agent.wait_ended()
 
     def track_cleanup(self, coro: Coroutine[Any, Any, None]) -> None:
         """Run a post-exec cleanup in the background; ``stop`` waits for all of them."""
@@ -377,6 +407,10 @@ class LocalSandbox(Sandbox):
         self.terminals.clear()
         if self._cleanups:
             await asyncio.gather(*self._cleanups, return_exceptions=True)
+        if self.agent is not None:
+            self.agent.forget()
+            if self.agent.process is not None:
+                await self.agent.process.stop()
         if self.network is not None:
             await self.network.close()
         await asyncio.to_thread(self.cgroup.remove)
