@@ -31,6 +31,7 @@ def serve(data_dir: Path, **env: str | int | float) -> Iterator[str]:
         "COOLCODING_ENVIRONMENT": "test",
         "COOLCODING_DATA_DIR": str(data_dir),
         "COOLCODING_SANDBOX_POOL_SIZE": "0",
+        "COOLCODING_SANDBOX_KEEP_ON_SHUTDOWN": "false",
         "COOLCODING_REGISTER_RATE_LIMIT": "100000",
         "COOLCODING_SANDBOX_CGROUP_PARENT": f"coolcoding-test-{os.getpid()}-{secrets.token_hex(3)}",
         **{f"COOLCODING_{k.upper()}": str(v) for k, v in env.items()},
