@@ -88,11 +88,27 @@ class AgentFiles:
         return found
 
 
+SUN_PATH_MAX = 107  # sockaddr_un.sun_path, less the terminating NUL
+
+
+async def connect_agent(socket_path: str, secret: bytes) -> AgentClient:
+    """Connect to the agent at ``socket_path``, however deep the data dir: a path too long for
+    ``sockaddr_un`` is reached through an O_PATH fd of its directory (``/proc/self/fd/N/...``)."""
+    if len(socket_path.encode()) <= SUN_PATH_MAX:
+        return await AgentClient.connect(socket_path, secret)
+    head, _, name = socket_path.rpartition("/")
+    dirfd = os.open(head, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        return await AgentClient.connect(f"/proc/self/fd/{dirfd}/{name}", secret)
+    finally:
+        os.close(dirfd)
+
+
 async def agent_answers(socket_path: str, secret: bytes, timeout_s: float) -> bool:
     """Whether an agent holding ``secret`` answers a ping on ``socket_path`` in time."""
     try:
         async with asyncio.timeout(timeout_s):
-            client = await AgentClient.connect(socket_path, secret)
+            client = await connect_agent(socket_path, secret)
             try:
                 return await client.ping()
             finally:
@@ -129,7 +145,7 @@ class AgentHandle:
     _pidfd: LoopFd | None = field(default=None, repr=False)
 
     async def connect(self) -> AgentClient:
-        return await AgentClient.connect(self.socket_path, self.secret)
+        return await connect_agent(self.socket_path, self.secret)
 
     def state(self) -> dict[str, Any]:
         return {"socket": self.socket_path, "secret_file": self.secret_file, "pid": self.pid}
