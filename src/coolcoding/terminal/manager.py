@@ -78,7 +78,7 @@ class TerminalManager:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._reaper
         for uuid in list(self._controls):
-            await self.close_all(uuid)
+            await self.close_all(uuid, ended=False)
 
     # --- control connections -----------------------------------------------------------------
 
@@ -275,11 +275,13 @@ class TerminalManager:
         except AgentError as exc:
             raise NotFound(f"no terminal {terminal_id!r}", code="terminal_not_found") from exc
 
-    async def close_all(self, session_uuid: str) -> None:
-        """The sandbox stops (its terminals die with it) or this server shuts down."""
+    async def close_all(self, session_uuid: str, *, ended: bool = True) -> None:
+        """The sandbox stops (``ended``: its terminals die with it) or this server shuts down
+        (the clients are disconnected and reattach through the next server process)."""
         for key in [k for k in self._attached if k[0] == session_uuid]:
             for att in self._attached.pop(key, set()):
-                att.notify(protocol.exited(-1))
+                if ended:
+                    att.notify(protocol.exited(-1))
                 with contextlib.suppress(asyncio.QueueFull):
                     att.outbox.put_nowait(None)
         control = self._controls.pop(session_uuid, None)

@@ -76,11 +76,14 @@ class TerminalAttachment:
 
     async def _feed(self) -> None:
         try:
-            if self._pending is not None:
-                await self._forward(self._pending)
+            if self._pending is not None and await self._forward(self._pending):
+                await self.outbox.put(None)
+                return
             async for item in self._items:
                 if await self._forward(item):
                     break
+            else:  # the agent's connection ended without the shell's exit: the agent is gone
+                await self.outbox.put(protocol.exited(-1))
         except Exception:  # not CancelledError: closed by ``close``, nobody reads any more
             log.exception("terminal %s/%s: agent stream failed", self.session_uuid,
                           self.terminal_id)  # fmt: skip
