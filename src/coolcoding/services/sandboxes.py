@@ -4,11 +4,13 @@ A sandbox starts when its session is opened (a terminal or events connection, a 
 ``POST .../sandbox/start``): the runtime starts it, the sync engine materializes the DB into it
 and starts watching, and only then is it ``running``. It stops after ``sandbox_idle_timeout_s``
 with no attached client (``hold``) and no activity (``touch``), on request, when its session is
-deleted, and at server shutdown; a stop kills its processes first, then syncs the last changes
-to the DB, then stops the runtime's sandbox. At start-up, leftovers of a previous process of this
-server are removed and sessions it left ``running`` are recovered (sandbox files -> DB) and
-marked ``stopped``: a crash loses neither processes' files nor the DB's. Sessions whose sandbox
-another server runs (its id in ``sandbox_state``) are left alone.
+deleted, and at server shutdown unless ``sandbox_keep_on_shutdown`` (then it is synced and left
+running for the next process); a stop kills its processes first, then syncs the last changes
+to the DB, then stops the runtime's sandbox. At start-up, sandboxes a previous process of this
+server left ``running`` whose agent still answers are found again (files newer in the sandbox
+go to the DB) and keep running; the others are recovered (sandbox files -> DB) and marked
+``stopped``; leftovers without either are removed. Sessions whose sandbox another server runs
+(its id in ``sandbox_state``) are left alone.
 """
 
 from __future__ import annotations

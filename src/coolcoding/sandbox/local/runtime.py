@@ -31,6 +31,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+from coolcoding.agent.client import AgentConnectionLost, AgentError
 from coolcoding.sandbox.base import Runtime, Sandbox, SandboxError, SandboxSpec
 from coolcoding.sandbox.local import seccomp
 from coolcoding.sandbox.local.agent_launch import agent_limits, start_agent
@@ -544,7 +545,7 @@ class LocalRuntime(Runtime):
         while True:
             await asyncio.sleep(interval)
             for sb in list(self._sandboxes.values()):
-                if not sb.terminals:
+                if not sb.terminals and sb.agent is None:
                     continue
                 try:
                     used = (await sb.disk_usage()).used_bytes
@@ -559,3 +560,19 @@ class LocalRuntime(Runtime):
                             f"its {mib} MiB quota. Delete files, then open a new terminal."
                         )
                         term.kill_processes()
+                    if sb.agent is not None:  # the agent's terminals: closed (hang-up, kill)
+                        await self._close_agent_terminals(sb)
+
+    @staticmethod
+    async def _close_agent_terminals(sb: LocalSandbox) -> None:
+        try:
+            async with asyncio.timeout(10):
+                client = await sb.connect_agent()
+                try:
+                    for t in await client.pty_list():
+                        await client.pty_close(t["terminal_id"])
+                finally:
+                    await client.close()
+        except (OSError, TimeoutError, AgentError, AgentConnectionLost):
+            log.warning("sandbox %s: closing its terminals failed", sb.spec.session_uuid,
+                        exc_info=True)  # fmt: skip
