@@ -244,7 +244,8 @@ class LocalRuntime(Runtime):
             return sb
 
     async def _start_agent(self, sb: LocalSandbox) -> None:
-        """The sandbox's first process: the agent, which outlives this server process."""
+        """The sandbox's first process: the agent, which outlives this server process (but for
+        a network-enabled sandbox)."""
         uuid = sb.spec.session_uuid
         secret = await asyncio.to_thread(self.agents.new_secret, uuid)
         devnull = os.open(os.devnull, os.O_WRONLY | os.O_CLOEXEC)
@@ -256,7 +257,9 @@ class LocalRuntime(Runtime):
                     secret,
                     limits=agent_limits(self.settings),
                     log_fd=devnull,  # the server's stderr may be gone before the agent
-                    outlive_server=True,
+                    # A network sandbox's NAT (slirp4netns) exits with this process: its
+                    # sandbox does too, as before (README: known limits).
+                    outlive_server=not sb.spec.network,
                 )
         except TimeoutError as exc:
             raise SandboxError(
