@@ -548,7 +548,7 @@ class LocalRuntime(Runtime):
         while True:
             await asyncio.sleep(interval)
             for sb in list(self._sandboxes.values()):
-                if not sb.terminals and sb.agent is None:
+                if sb.agent is None:
                     continue
                 try:
                     used = (await sb.disk_usage()).used_bytes
@@ -562,9 +562,7 @@ class LocalRuntime(Runtime):
                             f"stopped: the workspace uses {used // (1024 * 1024)} MiB, more than "
                             f"its {mib} MiB quota. Delete files, then open a new terminal."
                         )
-                        term.kill_processes()
-                    if sb.agent is not None:  # the agent's terminals: closed (hang-up, kill)
-                        await self._close_agent_terminals(sb)
+                    await self._close_agent_terminals(sb)  # hang-up, then kill
 
     @staticmethod
     async def _close_agent_terminals(sb: LocalSandbox) -> None:

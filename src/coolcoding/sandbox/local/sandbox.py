@@ -18,6 +18,7 @@ from ipaddress import IPv4Network
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from coolcoding.sandbox.agent_terminal import AgentTerminal
 from coolcoding.sandbox.base import (
     DiskUsage,
     ExecLimits,
@@ -40,7 +41,6 @@ from coolcoding.sandbox.local.process import (
     make_preexec,
     rlimits_for,
 )
-from coolcoding.sandbox.local.terminal import LocalTerminal, set_winsize
 from coolcoding.sandbox.local.zygote import WarmProcess, encode_request, start_zygote
 
 if TYPE_CHECKING:
@@ -83,7 +83,7 @@ class LocalSandbox(Sandbox):
         self.tmp_bytes = tmp_bytes
         self.extra_ro_binds = dict(extra_ro_binds)
         self.files = WorkspaceFiles(str(workspace), creds.uid, creds.gid, chown=creds.drop)
-        self.terminals: set[LocalTerminal] = set()
+        self.terminals: set[AgentTerminal] = set()
         self._counter = itertools.count(1)
         self.cgroup: Cgroup = self._cgroups.group(cgroup_name)
         self.stopped = False
@@ -274,33 +274,17 @@ class LocalSandbox(Sandbox):
     async def open_terminal(
         self, cols: int, rows: int, env: Mapping[str, str] | None = None
     ) -> Terminal:
-        cg = self.new_leaf("term", CgroupLimits())
-        master, slave = os.openpty()
-        status_r, status_w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
+        """A shell on a PTY of the sandbox's agent (a session sandbox's first process)."""
+        client = await self.connect_agent()
         try:
-            set_winsize(master, cols, rows)
-            os.set_blocking(master, False)
-            os.set_blocking(status_w, True)
-            proc = self.spawn(
-                ["/bin/bash", "--login", "-i"],
-                cgroup=cg,
-                stdin=slave,
-                stdout=slave,
-                stderr=slave,
-                cwd=None,
-                env=env,
-                json_status_fd=status_w,
-                terminal=True,
-            )
+            term = await AgentTerminal.open(
+                client, cols, rows, env,
+                pid=(self.agent.pid if self.agent else None) or -1,
+                on_close=self.terminals.discard,
+            )  # fmt: skip
         except BaseException:
-            os.close(master)
-            os.close(status_r)
-            cg.remove()
+            await client.close()
             raise
-        finally:
-            os.close(slave)
-            os.close(status_w)
-        term = LocalTerminal(proc, master, cg, status_r, on_close=self.terminals.discard)
         self.terminals.add(term)
         return term
 
@@ -400,10 +384,8 @@ class LocalSandbox(Sandbox):
         if self.warm is not None:
             warm, self.warm = self.warm, None
             self.track_cleanup(warm.discard())
-        terms = list(self.terminals)
-        for term in terms:
-            term.kill_processes()
-        await asyncio.gather(*(term.close() for term in terms))
+        terms = list(self.terminals)  # their shells die with the agent, below
+        await asyncio.gather(*(term.close(kill=False) for term in terms))
         self.terminals.clear()
         if self._cleanups:
             await asyncio.gather(*self._cleanups, return_exceptions=True)
