@@ -91,6 +91,9 @@ def make_settings(data_dir: Path, database_url: str, **overrides: Any) -> Settin
         "sandbox_cgroup_parent": f"coolcoding-test-{os.getpid()}-{secrets.token_hex(3)}",
         "login_rate_limit": 1000,
         "register_rate_limit": 100_000,
+        # In-process test servers stop their sandboxes at shutdown (nothing outlives a test);
+        # tests/integration/test_sandbox_outlives_server.py checks the default.
+        "sandbox_keep_on_shutdown": False,
     }
     values.update(overrides)
     return Settings(**values)

@@ -31,6 +31,7 @@ def serve(data_dir: Path, **env: str | int | float) -> Iterator[str]:
         "COOLCODING_ENVIRONMENT": "test",
         "COOLCODING_DATA_DIR": str(data_dir),
         "COOLCODING_SANDBOX_POOL_SIZE": "0",
+        "COOLCODING_SANDBOX_KEEP_ON_SHUTDOWN": "false",
         "COOLCODING_REGISTER_RATE_LIMIT": "100000",
         "COOLCODING_SANDBOX_CGROUP_PARENT": f"coolcoding-test-{os.getpid()}-{secrets.token_hex(3)}",
         **{f"COOLCODING_{k.upper()}": str(v) for k, v in env.items()},
@@ -75,3 +76,61 @@ def serve(data_dir: Path, **env: str | int | float) -> Iterator[str]:
 
 def serve_log(data_dir: Path) -> str:
     return (data_dir / "serve.log").read_text(errors="replace")
+
+
+class ServeProcess:
+    """A ``coolcoding serve`` subprocess a test can SIGKILL or SIGTERM and start again on the
+    same data dir (``env``: COOLCODING_* settings, as in ``serve``)."""
+
+    def __init__(self, data_dir: Path, **env: str | int | float) -> None:
+        self.data_dir = data_dir
+        self.port = free_port()
+        self.env = {
+            **os.environ,
+            "COOLCODING_ENVIRONMENT": "test",
+            "COOLCODING_DATA_DIR": str(data_dir),
+            "COOLCODING_SANDBOX_POOL_SIZE": "0",
+            "COOLCODING_REGISTER_RATE_LIMIT": "100000",
+            **{f"COOLCODING_{k.upper()}": str(v) for k, v in env.items()},
+        }
+        log = (data_dir / "serve.log").open("ab")
+        self.proc = subprocess.Popen(
+            [str(Path(sys.executable).parent / "coolcoding"), "serve",
+             "--host", "127.0.0.1", "--port", str(self.port)],
+            env=self.env, stdout=log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        log.close()
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"{self.base_url}/api/health/", timeout=2).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.kill()
+                raise RuntimeError("coolcoding serve did not start: " + serve_log(data_dir))
+            time.sleep(0.1)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}"
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown code runs."""
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+
+    def terminate(self) -> None:
+        """SIGTERM: a graceful shutdown."""
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.kill()

@@ -216,6 +216,14 @@ class Settings(BaseSettings):
     agent_exec_timeout_s: float = 600.0
     agent_exec_output_bytes: int = 16 * 1024 * 1024
     agent_start_timeout_s: float = 10.0
+    sandbox_keep_on_shutdown: bool = Field(
+        default=True,
+        description="A server shutdown (SIGTERM) leaves session sandboxes and their shells "
+        "running for the next server process of this data dir; false stops them",
+    )
+    agent_connect_timeout_s: float = Field(
+        default=2.0, description="Connecting to a sandbox's agent (at start-up: is it alive?)"
+    )
 
     # --- sync -----------------------------------------------------------------------------------
     sync_debounce_ms: int = 50

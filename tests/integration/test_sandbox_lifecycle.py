@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import sqlite3
 import subprocess
 from pathlib import Path
@@ -123,3 +125,31 @@ async def test_restart_finds_no_orphans_and_loses_no_files(tmp_path: Path) -> No
         stop2()
     assert not [line for line in Path("/proc/self/mountinfo").read_text().splitlines()
                 if str(root) in line], "a workspace image outlived its server"  # fmt: skip
+
+
+async def test_an_agent_that_dies_reports_the_sandbox_as_error_with_the_reason(
+    tmp_path: Path,
+) -> None:
+    server, stop = start_live_server("sqlite", searchable(tmp_path))
+    try:
+        u = register_user(server)
+        sid = u.new_session()
+        ev = await events_socket(server, u, sid)
+        t = await Term.open(server, u, sid)
+        await t.run("true")
+        sandbox = server.platform.components["sandboxes"].get(sid)
+        assert sandbox is not None and sandbox.agent is not None and sandbox.agent.pid
+        os.kill(sandbox.agent.pid, signal.SIGKILL)  # the user's own programs could do this
+        event = await next_event(
+            ev, lambda e: e["type"] == "sandbox_status" and e["status"] == "error"
+        )
+        assert "agent stopped" in event["message"]
+        await t.recv_until(lambda m: m is not None and m["type"] == "exit")
+        assert status(u, sid) == "error"
+        t = await Term.open(server, u, sid, tid="t2")  # a new terminal starts a new sandbox
+        _, out = await t.run("echo back-$((6*7))")
+        assert b"back-42" in out
+        await t.close()
+        await ev.close()
+    finally:
+        stop()

@@ -47,6 +47,13 @@ def host_pids_of_uid(uid: int) -> list[int]:
     return pids
 
 
+def exec_leftovers(sb: LocalSandbox) -> list[int]:
+    """Processes of the sandbox uid on the host, but the session sandbox's agent (its first
+    process, which holds its terminals, in its own leaf cgroup)."""
+    agent = sb.agent.process.cgroup._all_pids() if sb.agent and sb.agent.process else []
+    return sorted(set(host_pids_of_uid(sb.creds.uid)) - set(agent))
+
+
 async def assert_still_works(sb: LocalSandbox) -> None:
     r = await sb.exec(["echo", "alive"])
     assert r.stdout == b"alive\n" and r.limit_hit is None
@@ -135,7 +142,7 @@ async def test_fork_bomb_hits_the_pids_limit_and_exec_returns(sandbox: LocalSand
     r = await sandbox.exec(["bash", "-c", ":(){ :|:& };:; sleep 1"],
                            limits=ExecLimits(pids=32, wall_s=3))  # fmt: skip
     assert r.limit_hit == "pids"
-    assert sandbox.cgroup.pids() == [] and host_pids_of_uid(sandbox.creds.uid) == []
+    assert sandbox.cgroup.pids() == [] and exec_leftovers(sandbox) == []
     await assert_still_works(sandbox)
 
 
@@ -194,7 +201,7 @@ async def test_no_process_survives_the_exec(sandbox: LocalSandbox) -> None:
                                           "nohup sleep 100 >/dev/null 2>&1 & echo started"],
                            limits=ExecLimits(wall_s=5))  # fmt: skip
     assert r.stdout == b"started\n" and r.wall_ms < 3000
-    assert host_pids_of_uid(sandbox.creds.uid) == []
+    assert exec_leftovers(sandbox) == []
     assert sandbox.cgroup.pids() == []
 
 

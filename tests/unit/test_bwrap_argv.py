@@ -108,6 +108,15 @@ def test_agent_argv_binds_only_the_package_read_only_and_its_socket_dir() -> Non
     ]  # fmt: skip
 
 
+def test_a_session_agent_outlives_the_server_only_without_die_with_parent() -> None:
+    """The agent's sandbox is the one started without --die-with-parent (it outlives the API
+    process); every other invocation keeps it."""
+    kept = build_bwrap_argv("/usr/bin/bwrap", config(), ["true"])
+    agent = build_bwrap_argv("/usr/bin/bwrap", config(die_with_parent=False), ["true"])
+    assert "--die-with-parent" in kept
+    assert [a for a in kept if a != "--die-with-parent"] == agent
+
+
 def test_never_binds_host_secrets_or_home_dirs() -> None:
     argv = build_bwrap_argv("/usr/bin/bwrap", config(network=True), ["true"])
     sources = [

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from coolcoding.sandbox.local.environment import detect_host_layout
 from coolcoding.sandbox.local.etcdir import EtcTemplates, write_etc_dir
-from coolcoding.sandbox.local.runtime import make_etc_root
+from coolcoding.sandbox.local.runtime import make_etc_root, reclaim_dead_etc_roots
 
 
 def tree(root: Path) -> dict[str, tuple[int, str | bytes | None]]:
@@ -53,9 +53,16 @@ def test_etc_root_is_private_and_dead_servers_roots_are_removed(tmp_path: Path) 
     dead = tmp_path / "cc-etc-999999999-abc"  # above any pid_max: no such process
     alive = tmp_path / f"cc-etc-{os.getpid()}-def"
     other = tmp_path / "cc-etc-notes"
-    for d in (dead, alive, other):
+    # A dead process of this server whose sandbox "s1" outlived it, and another server's.
+    mine = tmp_path / "cc-etc-999999998-tag00001-x"
+    theirs = tmp_path / "cc-etc-999999997-tag00002-y"
+    for d in (dead, alive, other, mine, mine / "s1", mine / "s2", theirs):
         d.mkdir()
-    root = make_etc_root(tmp_path, tmp_path / "state")
-    assert root.parent == tmp_path and root.name.startswith(f"cc-etc-{os.getpid()}-")
+    (mine / "s1" / "passwd").write_text("kept")
+    root = make_etc_root(tmp_path, tmp_path / "state", "tag00001")
+    assert root.parent == tmp_path and root.name.startswith(f"cc-etc-{os.getpid()}-tag00001-")
     assert root.stat().st_mode & 0o777 == 0o711
+    reclaim_dead_etc_roots(tmp_path, "tag00001", {"s1"}, root)
     assert not dead.exists() and alive.exists() and other.exists()
+    assert not mine.exists() and (root / "s1" / "passwd").read_text() == "kept"
+    assert not (root / "s2").exists() and theirs.exists()

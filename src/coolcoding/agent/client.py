@@ -219,6 +219,11 @@ class AgentClient:
         elif kind == "refused":
             raise AgentRefused(str(msg.get("code")), str(msg.get("message")))
 
+    async def wait_closed(self) -> None:
+        """Returns once the connection is gone (the agent closed it, or it broke)."""
+        if self._task is not None:
+            await asyncio.shield(self._task)
+
     def stream(self, channel: int) -> ChannelStream:
         s = self._streams.get(channel)
         if s is None:

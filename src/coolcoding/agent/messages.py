@@ -153,6 +153,14 @@ class CommandEvent(TypedDict):
     output_truncated: bool
 
 
+class PtyReplayEvent(TypedDict):
+    """First on an attachment's channel when replay is on: how many bytes of scrollback follow
+    (in their own frames), so the client can treat them apart from live output."""
+
+    terminal_id: str
+    bytes: int
+
+
 class PtyExitEvent(TypedDict):
     """``pty.exit``: the terminal's process ended (also ends its attach channels)."""
 
@@ -306,6 +314,7 @@ METHODS: dict[str, tuple[type[Any], type[Any]]] = {
 EVENTS: dict[str, type[Any]] = {
     "pty.command": CommandEvent,
     "pty.exit": PtyExitEvent,
+    "pty.replay": PtyReplayEvent,
     "fs.changes": FsChangesEvent,
     "exec.exit": ExecExitEvent,
 }

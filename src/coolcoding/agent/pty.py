@@ -159,6 +159,8 @@ class AgentTerminal:
         self.attachments[(peer, channel)] = None
         if replay:
             data = b"".join(self._scrollback)
+            peer.send_event("pty.replay", channel, {"terminal_id": self.terminal_id,
+                                                    "bytes": len(data)})  # fmt: skip
             for i in range(0, len(data), max_frame):
                 peer.send_data(channel, data[i : i + max_frame])
         if not self.alive:

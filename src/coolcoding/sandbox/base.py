@@ -7,10 +7,14 @@ callers enforce timeouts (JupyterHub's rule): a runtime method may take as long 
 from __future__ import annotations
 
 import abc
-from collections.abc import AsyncIterator, Mapping
+import asyncio
+from collections.abc import AsyncIterator, Collection, Mapping
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from coolcoding.agent.client import AgentClient
 
 # Runtimes raise the domain's sandbox error (one error vocabulary, mapped in api/errors.py).
 from coolcoding.errors import SandboxError as SandboxError
@@ -100,6 +104,18 @@ class Sandbox(abc.ABC):
     """A started sandbox of one session."""
 
     workspace_path: str  # where the workspace is, inside the sandbox ("/workspace")
+    # True when ``Runtime.start`` found this sandbox running (started by an earlier server
+    # process) instead of starting it: its files may be newer than the DB's.
+    adopted: bool = False
+
+    async def connect_agent(self) -> AgentClient:
+        """A new authenticated connection to the sandbox's agent (its terminals live there)."""
+        raise SandboxError("no_agent", "This sandbox has no terminals.")
+
+    async def wait_ended(self) -> str:
+        """Returns, with a message for the user, when the sandbox's agent is gone."""
+        await asyncio.Future()
+        raise AssertionError("unreachable")
 
     @abc.abstractmethod
     async def open_terminal(
@@ -207,5 +223,16 @@ class Runtime(abc.ABC):
         """Stop every sandbox (server shutdown)."""
 
     @abc.abstractmethod
-    async def cleanup_orphans(self) -> int:
-        """Remove leftovers of a previous server process (processes, cgroups); returns how many."""
+    async def cleanup_orphans(self, keep: Collection[str] = ()) -> int:
+        """Remove leftovers of a previous server process (processes, cgroups); returns how many.
+        ``keep``: sessions whose sandboxes are alive and will be found again (``start``)."""
+
+    async def reachable(self, session_uuid: str, state: Mapping[str, Any] | None) -> bool:
+        """Whether the sandbox ``state`` describes is running and its agent answers (a sandbox
+        an earlier server process left running, which ``start`` then finds again)."""
+        return False
+
+    async def release(self, session_uuid: str) -> bool:
+        """Forget a running sandbox without stopping it (server shutdown: it outlives this
+        process). False when it cannot outlive this process; the caller then stops it."""
+        return False

@@ -4,11 +4,13 @@ A sandbox starts when its session is opened (a terminal or events connection, a 
 ``POST .../sandbox/start``): the runtime starts it, the sync engine materializes the DB into it
 and starts watching, and only then is it ``running``. It stops after ``sandbox_idle_timeout_s``
 with no attached client (``hold``) and no activity (``touch``), on request, when its session is
-deleted, and at server shutdown; a stop kills its processes first, then syncs the last changes
-to the DB, then stops the runtime's sandbox. At start-up, leftovers of a previous process of this
-server are removed and sessions it left ``running`` are recovered (sandbox files -> DB) and
-marked ``stopped``: a crash loses neither processes' files nor the DB's. Sessions whose sandbox
-another server runs (its id in ``sandbox_state``) are left alone.
+deleted, and at server shutdown unless ``sandbox_keep_on_shutdown`` (then it is synced and left
+running for the next process); a stop kills its processes first, then syncs the last changes
+to the DB, then stops the runtime's sandbox. At start-up, sandboxes a previous process of this
+server left ``running`` whose agent still answers are found again (files newer in the sandbox
+go to the DB) and keep running; the others are recovered (sandbox files -> DB) and marked
+``stopped``; leftovers without either are removed. Sessions whose sandbox another server runs
+(its id in ``sandbox_state``) are left alone.
 """
 
 from __future__ import annotations
@@ -39,6 +41,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 StopHook = Callable[[str], Awaitable[None]]
+# Called once a session's sandbox runs in this process (started or found again):
+# (session uuid, session id, user id, sandbox).
+StartHook = Callable[[str, int, int, Sandbox], Awaitable[None]]
 # In ``sessions.sandbox_state``: the id of the server whose runtime runs the sandbox.
 OWNER_KEY = "server"
 
@@ -74,6 +79,8 @@ class SandboxManager:
         # Called with the session uuid before a sandbox stops (the terminal manager closes its
         # shells there, so that nothing writes files after the final sync).
         self.before_stop: list[StopHook] = []
+        self.after_start: list[StartHook] = []
+        self._agent_watches: dict[str, asyncio.Task[None]] = {}
 
     def _lock(self, session_uuid: str) -> asyncio.Lock:
         return self._locks.setdefault(session_uuid, asyncio.Lock())
@@ -118,12 +125,12 @@ class SandboxManager:
     # --- server lifecycle --------------------------------------------------------------------
 
     async def startup(self) -> None:
+        """Find this server's sandboxes again: those whose agent answers keep running (their
+        shells outlived the previous process); the others are recovered (files) and stopped;
+        leftovers without a live agent or a DB row are removed."""
         warning = running_cap_warning(self.settings.sandbox_max_running)
         if warning:
             log.warning("%s", warning)
-        removed = await self.runtime.cleanup_orphans()
-        if removed:
-            log.info("removed %d sandbox leftovers of a previous server process", removed)
         async with self.sessions.db.session() as s:
             stale = [
                 sess
@@ -136,14 +143,31 @@ class SandboxManager:
                 ).all()
                 if self._owned(sess)
             ]
-        for sess in stale:
+        alive = [
+            sess
+            for sess in stale
+            if sess.sandbox_status == "running"
+            and await self.runtime.reachable(str(sess.uuid), sess.sandbox_state)
+        ]
+        removed = await self.runtime.cleanup_orphans(keep={str(sess.uuid) for sess in alive})
+        if removed:
+            log.info("removed %d sandbox leftovers of a previous server process", removed)
+        for sess in alive:
+            uuid = str(sess.uuid)
+            try:
+                async with self._lock(uuid):
+                    await self._start(sess, uuid)
+            except Exception:
+                log.exception("sandbox %s: reattaching after a restart failed", uuid)
+        lost = [sess for sess in stale if str(sess.uuid) not in self._active]
+        for sess in lost:
             await self._recover(sess)
-        if stale:
+        if lost:
             async with self.sessions.db.session() as s:
                 await s.execute(
                     update(CodeSession)
                     .where(
-                        CodeSession.id.in_([sess.id for sess in stale]),
+                        CodeSession.id.in_([sess.id for sess in lost]),
                         CodeSession.sandbox_status.in_(("running", "starting")),
                     )
                     .values(sandbox_status="stopped", sandbox_state=None)
@@ -180,10 +204,27 @@ class SandboxManager:
                 await self._reaper
         for uuid in list(self._active):
             try:
+                if self.settings.sandbox_keep_on_shutdown and await self._release(uuid):
+                    continue
                 await self.stop(uuid, reason="server shutdown")
             except Exception:
                 log.exception("stopping sandbox %s at shutdown failed", uuid)
         await self.runtime.shutdown()
+
+    async def _release(self, uuid: str) -> bool:
+        """Leave the sandbox running for the next server process (its row stays ``running``):
+        a final sync, then the runtime forgets it."""
+        async with self._lock(uuid):
+            if uuid not in self._active:
+                return True
+            self._unwatch_agent(uuid)
+            if self.sync is not None:
+                await self.sync.detach(uuid)
+            if not await self.runtime.release(uuid):
+                return False
+            del self._active[uuid]
+            log.info("sandbox %s left running for the next server process", uuid)
+            return True
 
     # --- one session -------------------------------------------------------------------------
 
@@ -253,6 +294,8 @@ class SandboxManager:
                 ) from exc
             root = self.runtime.workspace_dir(uuid)
             if self.sync is not None and root is not None:
+                if sandbox.adopted:  # it ran without a server: its files may be newer
+                    await self.sync.recover(ref_of(sess), sandbox, root)
                 await self.sync.attach(ref_of(sess), sandbox, root)
         except SandboxError as exc:
             log.warning("sandbox %s failed to start: %s", uuid, exc.log_message)
@@ -281,14 +324,39 @@ class SandboxManager:
             raise SandboxError("start_failed", "The sandbox failed to start.") from exc
         self._active[uuid] = ActiveSandbox(sandbox, sess.id, sess.user_id)
         await self._set_status(sess.id, uuid, "running")
+        for hook in self.after_start:
+            try:
+                await hook(uuid, sess.id, sess.user_id, sandbox)
+            except Exception:
+                log.exception("an after-start hook of sandbox %s failed", uuid)
+        self._agent_watches[uuid] = asyncio.create_task(self._watch_agent(uuid, sandbox))
         return sandbox
 
-    async def stop(self, session_uuid: str, *, reason: str = "stopped") -> None:
+    async def _watch_agent(self, uuid: str, sandbox: Sandbox) -> None:
+        """An agent that dies takes the sandbox's terminals with it: say so (status ``error``
+        with the reason) and stop what is left."""
+        message = await sandbox.wait_ended()
+        active = self._active.get(uuid)
+        if active is None or active.sandbox is not sandbox:
+            return
+        log.warning("sandbox %s: %s", uuid, message)
+        self._agent_watches.pop(uuid, None)
+        await self.stop(uuid, reason=message, status="error")
+
+    def _unwatch_agent(self, uuid: str) -> None:
+        task = self._agent_watches.pop(uuid, None)
+        if task is not None and task is not asyncio.current_task():
+            task.cancel()
+
+    async def stop(
+        self, session_uuid: str, *, reason: str = "stopped", status: str = "stopped"
+    ) -> None:
         """Stop the session's sandbox, keeping every file (idempotent)."""
         async with self._lock(session_uuid):
             active = self._active.pop(session_uuid, None)
             if active is None:
                 return
+            self._unwatch_agent(session_uuid)
             log.info("stopping sandbox %s (%s)", session_uuid, reason)
             for hook in self.before_stop:
                 try:
@@ -300,7 +368,7 @@ class SandboxManager:
                     await self.sync.detach(session_uuid)
             finally:
                 await self.runtime.stop(session_uuid)
-                await self._set_status(active.session_id, session_uuid, "stopped", reason)
+                await self._set_status(active.session_id, session_uuid, status, reason)
 
     async def delete_session_files(self, sess: CodeSession) -> None:
         """Session ``before_delete`` hook: stop the sandbox, remove its workspace directory."""

@@ -1,10 +1,13 @@
-"""Which terminal id maps to which PTY session, per coding session; limits and reaping.
+"""Terminals of the sessions' sandboxes, which live in each sandbox's agent: caps, commands, reaping.
 
-Terminal ids are chosen by the client (coder's reconnect token): connecting to a live id
-reattaches to the same shell. A session has at most ``terminal_max_per_session`` live terminals,
-a user at most ``terminal_max_per_user`` over all their sessions.
+Terminal ids are chosen by the client (coder's reconnect token) and are the agent's own ids, so
+connecting to a live id reattaches to the same shell, from this or any later server process.
+A session has at most ``terminal_max_per_session`` live terminals, a user at most
+``terminal_max_per_user`` over all their sessions (counted from the agents' terminal lists).
 A terminal nobody is attached to is closed after ``terminal_reattach_grace_s``; an exited one as
-soon as its last client leaves. All of a session's terminals close when its sandbox stops.
+soon as nobody is attached. One control connection per running sandbox receives the agents'
+``pty.command`` events: the command's file changes are synced, it is recorded in
+``terminal_commands``, then the attached clients are told.
 """
 
 from __future__ import annotations
@@ -13,23 +16,36 @@ import asyncio
 import contextlib
 import logging
 import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from coolcoding.agent.client import AgentClient, AgentConnectionLost, AgentError
 from coolcoding.db.models import CodeSession
 from coolcoding.errors import InvalidInput, NotFound, RateLimited
-from coolcoding.sandbox.base import SandboxError
-from coolcoding.sandbox.host_limits import host_limit_message
+from coolcoding.sandbox.base import Sandbox, SandboxError
 from coolcoding.services.commands import CommandLog, CommandRecord
 from coolcoding.services.sandboxes import SandboxManager
 from coolcoding.settings import Settings
 from coolcoding.terminal import protocol
-from coolcoding.terminal.session import TerminalSession
-from coolcoding.terminal.shell_integration import NONCE_ENV, new_nonce
+from coolcoding.terminal.session import TerminalAttachment
 
 if TYPE_CHECKING:
     from coolcoding.filesync.sync import SyncEngine
 
 log = logging.getLogger(__name__)
+MAX_COMMAND_CHARS = 64 * 1024  # an agent's event is untrusted input
+
+
+@dataclass
+class _Control:
+    """This process's control connection to one sandbox's agent."""
+
+    client: AgentClient
+    session_id: int
+    user_id: int
+    events: asyncio.Task[None] | None = None
+    detached_since: dict[str, float] = field(default_factory=dict)
 
 
 class TerminalManager:
@@ -44,68 +60,173 @@ class TerminalManager:
         self.sandboxes = sandboxes
         self.commands = commands
         self.sync = sync
-        self._terms: dict[str, dict[str, TerminalSession]] = {}
-        self._session_ids: dict[str, int] = {}
-        self._owners: dict[str, int] = {}  # session uuid -> user id
+        self._controls: dict[str, _Control] = {}
+        self._attached: dict[tuple[str, str], set[TerminalAttachment]] = {}
         self._opening: dict[int, int] = {}  # user id -> terminals being opened
         self._locks: dict[str, asyncio.Lock] = {}
         self._reaper: asyncio.Task[None] | None = None
         sandboxes.before_stop.append(self.close_all)
+        sandboxes.after_start.append(self._connect)
 
     def start(self) -> None:
         self._reaper = asyncio.create_task(self._reap())
 
     async def shutdown(self) -> None:
+        """Close this process's connections; the terminals keep running in the agents."""
         if self._reaper is not None:
             self._reaper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._reaper
-        for uuid in list(self._terms):
-            await self.close_all(uuid)
+        for uuid in list(self._controls):
+            await self.close_all(uuid, ended=False)
 
-    def get(self, session_uuid: str, terminal_id: str) -> TerminalSession | None:
-        return self._terms.get(session_uuid, {}).get(terminal_id)
+    # --- control connections -----------------------------------------------------------------
+
+    async def _connect(self, uuid: str, session_id: int, user_id: int, sandbox: Sandbox) -> None:
+        """SandboxManager after-start hook: subscribe to the agent's command events."""
+        old = self._controls.pop(uuid, None)
+        if old is not None:
+            await self._close_control(old)
+        async with asyncio.timeout(self.settings.agent_connect_timeout_s * 5):
+            client = await sandbox.connect_agent()
+            try:
+                await client.subscribe(pty=True)
+            except BaseException:
+                await client.close()
+                raise
+        control = _Control(client, session_id, user_id)
+        control.events = asyncio.create_task(self._events(uuid, control))
+        self._controls[uuid] = control
+
+    async def _control(self, sess: CodeSession) -> tuple[Sandbox, _Control]:
+        uuid = str(sess.uuid)
+        sandbox = await self.sandboxes.ensure_started(sess)
+        control = self._controls.get(uuid)
+        if control is None or control.events is None or control.events.done():
+            await self._connect(uuid, sess.id, sess.user_id, sandbox)
+            control = self._controls[uuid]
+        return sandbox, control
+
+    @staticmethod
+    async def _close_control(control: _Control) -> None:
+        if control.events is not None and control.events is not asyncio.current_task():
+            control.events.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await control.events
+        await control.client.close()
+
+    async def _events(self, uuid: str, control: _Control) -> None:
+        closed = asyncio.ensure_future(control.client.wait_closed())
+        try:
+            while True:
+                get = asyncio.ensure_future(control.client.events.get())
+                done, _ = await asyncio.wait({get, closed}, return_when=asyncio.FIRST_COMPLETED)
+                if get not in done:
+                    get.cancel()
+                    log.info("sandbox %s: the agent closed its control connection", uuid)
+                    return
+                msg = get.result()
+                if msg.get("event") == "pty.command" and isinstance(msg.get("data"), dict):
+                    try:
+                        await self._on_command(uuid, control, _record(msg["data"]))
+                    except (ValueError, TypeError) as exc:
+                        log.warning("sandbox %s: a malformed command event: %s", uuid, exc)
+        finally:
+            closed.cancel()
+
+    async def _on_command(self, uuid: str, control: _Control, rec: CommandRecord) -> None:
+        """End of a shell command: sync its file changes now, record it, tell the clients."""
+        self.sandboxes.touch(uuid)
+        if self.sync is not None:
+            try:
+                await self.sync.flush(uuid)
+            except Exception:
+                log.exception("sync at command end failed")
+        try:
+            await self.commands.record(control.session_id, rec)
+        except Exception:
+            log.exception("recording a command of terminal %s failed", rec.terminal_id)
+        message = protocol.command(rec.command, rec.exit_code, rec.cwd, rec.duration_ms)
+        for att in list(self._attached.get((uuid, rec.terminal_id), ())):
+            att.notify(message)
+
+    # --- opening -----------------------------------------------------------------------------
 
     async def open(
         self, sess: CodeSession, terminal_id: str, cols: int, rows: int
-    ) -> tuple[TerminalSession, bool]:
-        """The live terminal ``terminal_id`` of the session (reattached=True), or a new shell."""
+    ) -> tuple[TerminalAttachment, bool]:
+        """An attachment to the live terminal ``terminal_id`` (reattached=True), or a new shell."""
         if not protocol.valid_terminal_id(terminal_id):
             raise InvalidInput(
                 "terminal id must match [A-Za-z0-9_-]{1,64}", code="invalid_terminal_id"
             )
         uuid = str(sess.uuid)
         async with self._locks.setdefault(uuid, asyncio.Lock()):
-            terms = self._terms.setdefault(uuid, {})
-            existing = terms.get(terminal_id)
-            if existing is not None and existing.alive:
-                return existing, True
-            if existing is not None:
-                terms.pop(terminal_id, None)
-                await existing.close()
-            if len(terms) >= self.settings.terminal_max_per_session:
+            sandbox, control = await self._control(sess)
+            try:
+                terms = {t["terminal_id"]: t for t in await control.client.pty_list()}
+                existing = terms.get(terminal_id)
+                reattached = existing is not None and bool(existing["alive"])
+                if not reattached:
+                    await self._new_shell(sess, control, terms, terminal_id, cols, rows)
+                att = await TerminalAttachment.open(sandbox, uuid, terminal_id)
+            except (AgentConnectionLost, OSError) as exc:
+                raise SandboxError(
+                    "agent_unreachable",
+                    "The sandbox's agent does not answer; stop and start the sandbox again.",
+                    f"sandbox {uuid}: {exc!r}",
+                ) from exc
+        self._attached.setdefault((uuid, terminal_id), set()).add(att)
+        control.detached_since.pop(terminal_id, None)
+        return att, reattached
+
+    async def _new_shell(
+        self, sess: CodeSession, control: _Control, terms: dict[str, Any],
+        terminal_id: str, cols: int, rows: int,
+    ) -> None:  # fmt: skip
+        """Open ``terminal_id`` (``open`` holds the session's lock), within the caps."""
+        if terminal_id in terms:  # ended: its id is taken again
+            with contextlib.suppress(AgentError):
+                await control.client.pty_close(terminal_id)
+        live = sum(1 for t in terms.values() if t["alive"] and t["terminal_id"] != terminal_id)
+        if live >= self.settings.terminal_max_per_session:
+            raise RateLimited(
+                f"at most {self.settings.terminal_max_per_session} terminals per session; "
+                "close one first",
+                code="too_many_terminals",
+            )
+        await self._check_user_cap(sess.user_id)
+        self._opening[sess.user_id] = self._opening.get(sess.user_id, 0) + 1
+        try:
+            cols, rows = protocol.clamp_size(cols, rows)
+            await control.client.pty_open(cols, rows, terminal_id=terminal_id)
+        except AgentError as exc:
+            if exc.code == "limit":
                 raise RateLimited(
                     f"at most {self.settings.terminal_max_per_session} terminals per session; "
                     "close one first",
                     code="too_many_terminals",
-                )
-            self._check_user_cap(sess.user_id)
-            self._opening[sess.user_id] = self._opening.get(sess.user_id, 0) + 1
-            try:
-                return await self._open(sess, terminal_id, cols, rows)
-            finally:
-                n = self._opening.pop(sess.user_id, 1) - 1
-                if n > 0:
-                    self._opening[sess.user_id] = n
+                ) from exc
+            raise SandboxError(
+                "terminal_failed", f"The terminal could not open: {exc.message}", str(exc)
+            ) from exc
+        finally:
+            n = self._opening.pop(sess.user_id, 1) - 1
+            if n > 0:
+                self._opening[sess.user_id] = n
 
-    def for_user(self, user_id: int) -> int:
-        """The user's live terminals on this server, all sessions, and those being opened."""
-        live = sum(len(self._terms.get(u, {})) for u, o in self._owners.items() if o == user_id)
+    async def for_user(self, user_id: int) -> int:
+        """The user's live terminals in the sandboxes this server runs, and those opening."""
+        live = 0
+        for control in list(self._controls.values()):
+            if control.user_id == user_id:
+                with contextlib.suppress(AgentError, AgentConnectionLost, OSError):
+                    live += sum(1 for t in await control.client.pty_list() if t["alive"])
         return live + self._opening.get(user_id, 0)
 
-    def _check_user_cap(self, user_id: int) -> None:
+    async def _check_user_cap(self, user_id: int) -> None:
         cap = self.settings.terminal_max_per_user
-        if cap > 0 and self.for_user(user_id) >= cap:
+        if cap > 0 and await self.for_user(user_id) >= cap:
             raise RateLimited(
                 f"at most {cap} terminals per user, all sessions together "
                 "(COOLCODING_TERMINAL_MAX_PER_USER); close one first",
@@ -114,98 +235,106 @@ class TerminalManager:
                 setting="terminal_max_per_user",
             )
 
-    async def _open(
-        self, sess: CodeSession, terminal_id: str, cols: int, rows: int
-    ) -> tuple[TerminalSession, bool]:
-        """A new shell (``open`` holds the session's lock and checked the caps)."""
-        uuid = str(sess.uuid)
-        terms = self._terms.setdefault(uuid, {})
-        sandbox = await self.sandboxes.ensure_started(sess)
-        cols, rows = protocol.clamp_size(cols, rows)
-        nonce = new_nonce()
+    async def detach(self, att: TerminalAttachment) -> None:
+        """A client left: its connection closes; the terminal keeps running in the agent."""
+        key = (att.session_uuid, att.terminal_id)
+        clients = self._attached.get(key)
+        if clients is not None:
+            clients.discard(att)
+            if not clients:
+                del self._attached[key]
+        await att.close()
+
+    # --- listing, closing ----------------------------------------------------------------------
+
+    async def list(self, session_uuid: str) -> list[dict[str, Any]]:
+        control = self._controls.get(session_uuid)
+        if control is None:
+            return []
         try:
-            term = await sandbox.open_terminal(cols, rows, env={NONCE_ENV: nonce})
-        except OSError as exc:
-            limit = host_limit_message(exc)
-            if limit is None:
-                raise
-            raise SandboxError(
-                "host_limit", f"The terminal could not open: {limit}; ask the administrator.", limit
-            ) from exc
-        ts = TerminalSession(
-            terminal_id,
-            uuid,
-            term,
-            nonce=nonce,
-            cols=cols,
-            rows=rows,
-            scrollback_bytes=self.settings.terminal_scrollback_bytes,
-            command_output_bytes=self.settings.terminal_command_output_bytes,
-            on_command=self._on_command,
-        )
-        self._session_ids[uuid] = sess.id
-        self._owners[uuid] = sess.user_id
-        terms[terminal_id] = ts
-        ts.start()
-        return ts, False
-
-    async def _on_command(self, ts: TerminalSession, rec: CommandRecord) -> None:
-        """End of a shell command: sync its file changes now, then record it."""
-        self.sandboxes.touch(ts.session_uuid)
-        if self.sync is not None:
-            try:
-                await self.sync.flush(ts.session_uuid)
-            except Exception:
-                log.exception("sync at command end failed")
-        session_id = self._session_ids.get(ts.session_uuid)
-        if session_id is not None:
-            await self.commands.record(session_id, rec)
-
-    def list(self, session_uuid: str) -> list[dict[str, Any]]:
+            terms = await control.client.pty_list()
+        except (AgentError, AgentConnectionLost, OSError):
+            return []
         return [
             {
-                "id": tid,
-                "cols": t.cols,
-                "rows": t.rows,
-                "alive": t.alive,
-                "attached": len(t.clients),
+                "id": t["terminal_id"],
+                "cols": t["cols"],
+                "rows": t["rows"],
+                "alive": t["alive"],
+                "attached": t["attachments"],
             }
-            for tid, t in sorted(self._terms.get(session_uuid, {}).items())
+            for t in sorted(terms, key=lambda t: t["terminal_id"])
         ]
 
     async def close(self, session_uuid: str, terminal_id: str) -> None:
-        ts = self._terms.get(session_uuid, {}).pop(terminal_id, None)
-        if ts is None:
-            raise NotFound(f"no terminal {terminal_id!r}", code="terminal_not_found")
-        await ts.close()
+        control = self._controls.get(session_uuid)
+        try:
+            if control is None:
+                raise AgentError("not_found", terminal_id)
+            await control.client.pty_close(terminal_id)
+        except AgentError as exc:
+            raise NotFound(f"no terminal {terminal_id!r}", code="terminal_not_found") from exc
 
-    async def close_all(self, session_uuid: str) -> None:
-        terms = self._terms.pop(session_uuid, {})
-        self._session_ids.pop(session_uuid, None)
-        self._owners.pop(session_uuid, None)
-        for ts in terms.values():
-            try:
-                await ts.close()
-            except Exception:
-                log.exception("closing terminal %s failed", ts.terminal_id)
+    async def close_all(self, session_uuid: str, *, ended: bool = True) -> None:
+        """The sandbox stops (``ended``: its terminals die with it) or this server shuts down
+        (the clients are disconnected and reattach through the next server process)."""
+        for key in [k for k in self._attached if k[0] == session_uuid]:
+            for att in self._attached.pop(key, set()):
+                if ended:
+                    att.notify(protocol.exited(-1))
+                with contextlib.suppress(asyncio.QueueFull):
+                    att.outbox.put_nowait(None)
+        control = self._controls.pop(session_uuid, None)
+        if control is not None:
+            await self._close_control(control)
 
     def count(self) -> int:
-        return sum(len(t) for t in self._terms.values())
+        """Clients attached through this process."""
+        return sum(len(c) for c in self._attached.values())
 
     async def _reap(self) -> None:
         grace = self.settings.terminal_reattach_grace_s
         interval = max(0.5, min(10.0, grace / 4))
         while True:
             await asyncio.sleep(interval)
-            now = time.monotonic()
-            for terms in list(self._terms.values()):
-                for tid, ts in list(terms.items()):
-                    detached = ts.detached_at
-                    if detached is None:
-                        continue
-                    if not ts.alive or now - detached > grace:
-                        terms.pop(tid, None)
-                        try:
-                            await ts.close()
-                        except Exception:
-                            log.exception("closing terminal %s failed", tid)
+            for uuid, control in list(self._controls.items()):
+                try:
+                    await self._reap_one(control, grace)
+                except (AgentError, AgentConnectionLost, OSError):
+                    log.info("sandbox %s: reaping its terminals failed", uuid, exc_info=True)
+
+    @staticmethod
+    async def _reap_one(control: _Control, grace: float) -> None:
+        now = time.monotonic()
+        for t in await control.client.pty_list():
+            tid = t["terminal_id"]
+            if t["attachments"]:
+                control.detached_since.pop(tid, None)
+                continue
+            since = control.detached_since.setdefault(tid, now)
+            if not t["alive"] or now - since > grace:
+                control.detached_since.pop(tid, None)
+                with contextlib.suppress(AgentError):
+                    await control.client.pty_close(tid)
+
+
+def _record(data: dict[str, Any]) -> CommandRecord:
+    """A command record from an agent's ``pty.command`` event (untrusted: checked, bounded)."""
+    exit_code = data.get("exit_code")
+    cwd = data.get("cwd")
+    started = data.get("started_at")
+    duration = data.get("duration_ms")
+    if not isinstance(started, int | float) or not isinstance(duration, int | float):
+        raise TypeError("started_at and duration_ms must be numbers")
+    return CommandRecord(
+        terminal_id=str(data.get("terminal_id", ""))[:64],
+        command=str(data.get("command", ""))[:MAX_COMMAND_CHARS],
+        exit_code=exit_code
+        if isinstance(exit_code, int) and -(2**31) <= exit_code < 2**31
+        else None,
+        cwd=str(cwd)[:4096] if isinstance(cwd, str) else None,
+        started_at=datetime.fromtimestamp(float(started), UTC),
+        duration_ms=max(0.0, float(duration)),
+        output=str(data.get("output", ""))[:MAX_COMMAND_CHARS],
+        output_truncated=bool(data.get("output_truncated", False)),
+    )

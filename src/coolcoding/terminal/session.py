@@ -1,248 +1,136 @@
-"""One PTY session: the runtime's shell, a bounded replay buffer, the attached clients.
+"""One client's attachment to a terminal that lives in the sandbox's agent.
 
-A reader task pulls output from the PTY (the runtime's ``Terminal.read`` never blocks the loop),
-strips the shell-integration sequences, appends the rest to the replay buffer and hands it to
-every attached client. A client is a bounded queue; while any client's queue is over its high
-water mark the reader waits (backpressure on the shell, like a real terminal), and a client that
-stays stuck for ``STUCK_CLIENT_S`` is dropped (it can reattach and gets the replay).
+The PTY, its process and its scrollback live in the agent (agent/pty.py), so they outlive this
+server process; each WebSocket gets its own agent connection and attachment. The scrollback the
+agent replays first (announced by ``pty.replay`` with its size) has its terminal queries
+neutralized (replay.py: their answers would reach the shell); live output is forwarded as is.
+The outbox is bounded: a slow browser stops this reader, which fills the agent connection's
+channel, which stops the agent reading the PTY (backpressure on the shell, like a real terminal).
 """
 
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
 import logging
-import time
-from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from typing import Any
 
-from coolcoding.sandbox.base import Terminal
-from coolcoding.services.commands import CommandRecord
+from coolcoding.agent.client import AgentClient, Attachment
+from coolcoding.sandbox.base import Sandbox
 from coolcoding.terminal import protocol
 from coolcoding.terminal.replay import without_queries
-from coolcoding.terminal.shell_integration import ShellEvent, ShellIntegrationParser
 
 log = logging.getLogger(__name__)
 
-HIGH_WATER_BYTES = 1024 * 1024
+OUTBOX_ITEMS = 64
 MAX_FRAME_BYTES = 256 * 1024
-STUCK_CLIENT_S = 10.0
 
 Message = bytes | str  # binary output | JSON control text
-CommandHandler = Callable[["TerminalSession", CommandRecord], Awaitable[None]]
 
 
-class TerminalClient:
-    """One attached connection's outbox. ``None`` in the queue means: disconnect."""
-
-    def __init__(self) -> None:
-        self.queue: asyncio.Queue[Message | None] = asyncio.Queue()
-        self.pending_bytes = 0
-        self.drained = asyncio.Event()
-        self.drained.set()
-
-    def put(self, msg: Message | None) -> None:
-        if isinstance(msg, bytes):
-            self.pending_bytes += len(msg)
-            if self.pending_bytes > HIGH_WATER_BYTES:
-                self.drained.clear()
-        self.queue.put_nowait(msg)
-
-    async def get(self) -> Message | None:
-        """The next message; consecutive output chunks already queued come as one (fewer frames)."""
-        msg = await self.queue.get()
-        if isinstance(msg, bytes):
-            parts = [msg]
-            size = len(msg)
-            while size < MAX_FRAME_BYTES and not self.queue.empty():
-                nxt = self.queue._queue[0]  # type: ignore[attr-defined]
-                if not isinstance(nxt, bytes):
-                    break
-                parts.append(self.queue.get_nowait())  # type: ignore[arg-type]
-                size += len(nxt)
-            self.pending_bytes -= size
-            if self.pending_bytes <= HIGH_WATER_BYTES // 2:
-                self.drained.set()
-            return parts[0] if len(parts) == 1 else b"".join(parts)
-        return msg
-
-
-class _Running:
-    def __init__(self, command: str, cwd: str | None) -> None:
-        self.command = command
-        self.cwd = cwd
-        self.started_at = datetime.now(UTC)
-        self.t0 = time.monotonic()
-        self.output = bytearray()
-        self.truncated = False
-
-
-class TerminalSession:
+class TerminalAttachment:
     def __init__(
-        self,
-        terminal_id: str,
-        session_uuid: str,
-        terminal: Terminal,
-        *,
-        nonce: str,
-        cols: int,
-        rows: int,
-        scrollback_bytes: int,
-        command_output_bytes: int,
-        on_command: CommandHandler,
+        self, session_uuid: str, terminal_id: str, client: AgentClient, attachment: Attachment
     ) -> None:
-        self.terminal_id = terminal_id
         self.session_uuid = session_uuid
-        self.terminal = terminal
-        self.cols, self.rows = cols, rows
-        self.clients: set[TerminalClient] = set()
-        self.alive = True
-        self.exit_code: int | None = None
-        self.detached_at: float | None = time.monotonic()
-        self._parser = ShellIntegrationParser(nonce)
-        # Replay buffer: whole chunks, trimmed from the left (no memmove of the whole buffer per
-        # chunk, which at 256 KiB would cost more than the output itself).
-        self._replay: collections.deque[bytes] = collections.deque()
-        self._replay_bytes = 0
-        self._scrollback = scrollback_bytes
-        self._output_limit = command_output_bytes
-        self._on_command = on_command
-        self._cwd: str | None = None
-        self._next_command = ""
-        self._running: _Running | None = None
-        self._reader: asyncio.Task[None] | None = None
-        self._command_tasks: set[asyncio.Task[None]] = set()
-        self._command_lock = asyncio.Lock()
+        self.terminal_id = terminal_id
+        self.client = client
+        self.attachment = attachment
+        self.outbox: asyncio.Queue[Message | None] = asyncio.Queue(OUTBOX_ITEMS)
+        self._feeder: asyncio.Task[None] | None = None
+        self._items = aiter(attachment)
+
+    @classmethod
+    async def open(
+        cls, sandbox: Sandbox, session_uuid: str, terminal_id: str
+    ) -> TerminalAttachment:
+        client = await sandbox.connect_agent()
+        try:
+            att = await client.pty_attach(terminal_id)
+        except BaseException:
+            await client.close()
+            raise
+        return cls(session_uuid, terminal_id, client, att)
+
+    async def replay(self) -> bytes:
+        """The scrollback (the agent sends it first), without terminal queries."""
+        first = await anext(self._items, None)
+        if not isinstance(first, dict) or first.get("event") != "pty.replay":
+            self._pending = first
+            return b""
+        size = first.get("data", {}).get("bytes", 0)
+        size = size if isinstance(size, int) else 0
+        data = bytearray()
+        while len(data) < size:
+            item = await anext(self._items, None)
+            if item is None:
+                break
+            if isinstance(item, bytes):
+                data += item
+        return without_queries(bytes(data))
+
+    _pending: bytes | dict[str, Any] | None = None
 
     def start(self) -> None:
-        self._reader = asyncio.create_task(self._read_loop())
+        self._feeder = asyncio.create_task(self._feed())
 
-    # --- clients -----------------------------------------------------------------------------
+    async def _feed(self) -> None:
+        try:
+            if self._pending is not None and await self._forward(self._pending):
+                await self.outbox.put(None)
+                return
+            async for item in self._items:
+                if await self._forward(item):
+                    break
+            else:  # the agent's connection ended without the shell's exit: the agent is gone
+                await self.outbox.put(protocol.exited(-1))
+        except Exception:  # not CancelledError: closed by ``close``, nobody reads any more
+            log.exception("terminal %s/%s: agent stream failed", self.session_uuid,
+                          self.terminal_id)  # fmt: skip
+        await self.outbox.put(None)
 
-    def attach(self) -> tuple[TerminalClient, bytes]:
-        """A new client and the scrollback to replay to it (taken atomically with the attach),
-        without the terminal queries in it (replay.py: their answers would reach the shell)."""
-        client = TerminalClient()
-        self.clients.add(client)
-        self.detached_at = None
-        return client, without_queries(b"".join(self._replay))
+    async def _forward(self, item: bytes | dict[str, Any]) -> bool:
+        """Queue one item for the browser; True at the terminal's end."""
+        if isinstance(item, bytes):
+            await self.outbox.put(item)
+            return False
+        if item.get("event") == "pty.exit":
+            code = item.get("data", {}).get("exit_code")
+            await self.outbox.put(protocol.exited(code if isinstance(code, int) else -1))
+            return True
+        return False  # pty.command: the manager sends it once recorded
 
-    def detach(self, client: TerminalClient) -> None:
-        self.clients.discard(client)
-        if not self.clients:
-            self.detached_at = time.monotonic()
+    def notify(self, message: str) -> None:
+        """A control message (a recorded command) for this client; dropped if it is stuck."""
+        with contextlib.suppress(asyncio.QueueFull):
+            self.outbox.put_nowait(message)
 
-    def broadcast(self, msg: Message | None) -> None:
-        for c in list(self.clients):
-            c.put(msg)
+    async def next_message(self) -> Message | None:
+        """The next message; output chunks already queued come as one (fewer frames)."""
+        msg = await self.outbox.get()
+        if not isinstance(msg, bytes):
+            return msg
+        parts = [msg]
+        size = len(msg)
+        while size < MAX_FRAME_BYTES and not self.outbox.empty():
+            nxt = self.outbox._queue[0]  # type: ignore[attr-defined]
+            if not isinstance(nxt, bytes):
+                break
+            parts.append(self.outbox.get_nowait())  # type: ignore[arg-type]
+            size += len(nxt)
+        return parts[0] if len(parts) == 1 else b"".join(parts)
 
     async def write(self, data: bytes) -> None:
-        if self.alive:
-            await self.terminal.write(data)
+        await self.attachment.write(data)
 
     async def resize(self, cols: int, rows: int) -> None:
-        self.cols, self.rows = protocol.clamp_size(cols, rows)
-        if self.alive:
-            await self.terminal.resize(self.cols, self.rows)
+        cols, rows = protocol.clamp_size(cols, rows)
+        await self.client.pty_resize(self.terminal_id, cols, rows)
 
     async def close(self) -> None:
-        await self.terminal.close()
-        if self._reader is not None:
+        """Detach (the terminal keeps running in the agent) and close this connection."""
+        if self._feeder is not None:
+            self._feeder.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
-                await asyncio.wait_for(self._reader, 5.0)
-        for t in list(self._command_tasks):
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await t
-
-    # --- output ------------------------------------------------------------------------------
-
-    async def _read_loop(self) -> None:
-        try:
-            while True:
-                data = await self.terminal.read()
-                if not data:
-                    break
-                for seg in self._parser.feed(data):
-                    if isinstance(seg, bytes):
-                        self._output(seg)
-                    else:
-                        self._shell_event(seg)
-                await self._wait_for_clients()
-        except Exception:
-            log.exception("terminal %s/%s read failed", self.session_uuid, self.terminal_id)
-        rest = self._parser.flush()
-        if rest:
-            self._output(rest)
-        self.alive = False
-        code = self.terminal.poll()
-        self.exit_code = code if code is not None else -1
-        self.broadcast(protocol.exited(self.exit_code))
-        self.broadcast(None)
-
-    def _output(self, data: bytes) -> None:
-        self._replay.append(data)
-        self._replay_bytes += len(data)
-        while self._replay_bytes - len(self._replay[0]) >= self._scrollback:
-            self._replay_bytes -= len(self._replay.popleft())
-        over = self._replay_bytes - self._scrollback
-        if over > 0:
-            # Cut at a line start when one is near, so the replay does not begin mid-sequence.
-            head = self._replay[0]
-            nl = head.find(b"\n", over, over + 4096)
-            cut = nl + 1 if nl >= 0 else over
-            self._replay[0] = head[cut:]
-            self._replay_bytes -= cut
-        run = self._running
-        if run is not None and not run.truncated:
-            room = self._output_limit - len(run.output)
-            run.output += data[:room]
-            run.truncated = len(data) > room
-        self.broadcast(data)
-
-    async def _wait_for_clients(self) -> None:
-        for c in list(self.clients):
-            if c.drained.is_set():
-                continue
-            try:
-                await asyncio.wait_for(c.drained.wait(), STUCK_CLIENT_S)
-            except TimeoutError:
-                log.info("dropping a stuck client of terminal %s", self.terminal_id)
-                self.detach(c)
-                c.put(None)
-
-    def _shell_event(self, ev: ShellEvent) -> None:
-        if ev.kind == "P" and ev.payload.startswith("Cwd="):
-            self._cwd = ev.payload[4:]
-        elif ev.kind == "E":
-            self._next_command = ev.payload
-        elif ev.kind == "C":
-            self._running = _Running(self._next_command, self._cwd)
-            self._next_command = ""
-        elif ev.kind == "D" and self._running is not None:
-            run, self._running = self._running, None
-            try:
-                exit_code: int | None = int(ev.payload)
-            except ValueError:
-                exit_code = None
-            rec = CommandRecord(
-                terminal_id=self.terminal_id,
-                command=run.command,
-                exit_code=exit_code,
-                cwd=run.cwd,
-                started_at=run.started_at,
-                duration_ms=(time.monotonic() - run.t0) * 1000,
-                output=bytes(run.output).decode("utf-8", "replace"),
-                output_truncated=run.truncated,
-            )
-            task = asyncio.create_task(self._finish_command(rec))
-            self._command_tasks.add(task)
-            task.add_done_callback(self._command_tasks.discard)
-
-    async def _finish_command(self, rec: CommandRecord) -> None:
-        async with self._command_lock:  # one at a time, in order
-            try:
-                await self._on_command(self, rec)
-            except Exception:
-                log.exception("recording a command of terminal %s failed", self.terminal_id)
-            self.broadcast(protocol.command(rec.command, rec.exit_code, rec.cwd, rec.duration_ms))
+                await self._feeder
+        await self.client.close()

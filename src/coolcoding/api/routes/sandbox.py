@@ -51,7 +51,7 @@ async def stop_sandbox(session: OwnedSession, platform: PlatformDep) -> SandboxS
 @router.get("/{session_uuid}/terminals", response_model=list[TerminalOut], responses=OWNED)
 async def list_terminals(session: OwnedSession, platform: PlatformDep) -> list[TerminalOut]:
     terms: TerminalManager = _component(platform, "terminals")
-    return [TerminalOut.model_validate(t) for t in terms.list(str(session.uuid))]
+    return [TerminalOut.model_validate(t) for t in await terms.list(str(session.uuid))]
 
 
 @router.delete("/{session_uuid}/terminals/{terminal_id}", status_code=204, responses=WRITE_OWNED)

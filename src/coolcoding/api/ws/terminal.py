@@ -1,4 +1,4 @@
-"""The terminal WebSocket adapter: authorize, attach to a PTY session, pump frames both ways.
+"""The terminal WebSocket adapter: authorize, attach to the agent's terminal, pump frames both ways.
 
 ``/api/sessions/{uuid}/terminals/{terminal_id}`` and the seed's ``/ws?session_uuid=&terminal_id=``.
 Protocol in ``terminal/protocol.py``; errors become close codes via ``api/errors.ws_close_code``.
@@ -18,7 +18,7 @@ from coolcoding.api.ws.auth import authorize, close_quietly, platform_of
 from coolcoding.errors import DomainError, Unavailable
 from coolcoding.terminal import protocol
 from coolcoding.terminal.manager import TerminalManager
-from coolcoding.terminal.session import TerminalClient, TerminalSession
+from coolcoding.terminal.session import TerminalAttachment
 
 log = logging.getLogger(__name__)
 router = APIRouter()
@@ -52,7 +52,7 @@ async def serve_terminal(ws: WebSocket, session_uuid: str, terminal_id: str) -> 
             raise Unavailable(platform.components.get("sandbox_unavailable", "no sandboxes"))
         cols = _int(ws.query_params.get("cols"), 80)
         rows = _int(ws.query_params.get("rows"), 24)
-        ts, reattached = await terms.open(session, terminal_id, cols, rows)
+        att, reattached = await terms.open(session, terminal_id, cols, rows)
     except DomainError as exc:
         await close_quietly(ws, ws_close_code(exc), exc.message)
         return
@@ -60,27 +60,26 @@ async def serve_terminal(ws: WebSocket, session_uuid: str, terminal_id: str) -> 
         log.exception("opening terminal %s/%s failed", session_uuid, terminal_id)
         await close_quietly(ws, ws_close_code(exc), "terminal error")
         return
-    async with terms.sandboxes.hold(ts.session_uuid):
-        client, replay = ts.attach()
+    async with terms.sandboxes.hold(att.session_uuid):
         try:
+            replay = await att.replay()
             await ws.send_text(protocol.ready(terminal_id, reattached, len(replay)))
             if replay:
                 await ws.send_bytes(replay)
-            if not ts.alive:
-                client.put(protocol.exited(ts.exit_code if ts.exit_code is not None else -1))
-                client.put(None)
-            await _pump(ws, ts, client, terms)
+            att.start()
+            await _pump(ws, att, terms)
+        except Exception as exc:
+            if not isinstance(exc, WebSocketDisconnect | RuntimeError):
+                log.warning("terminal socket %s ended with %r", terminal_id, exc)
         finally:
-            ts.detach(client)
+            await terms.detach(att)
     await close_quietly(ws, 1000, "terminal closed")
 
 
-async def _pump(
-    ws: WebSocket, ts: TerminalSession, client: TerminalClient, terms: TerminalManager
-) -> None:
+async def _pump(ws: WebSocket, att: TerminalAttachment, terms: TerminalManager) -> None:
     async def outbound() -> None:
         while True:
-            msg = await client.get()
+            msg = await att.next_message()
             if msg is None:
                 return
             if isinstance(msg, bytes):
@@ -95,8 +94,8 @@ async def _pump(
                 return
             data = m.get("bytes")
             if data is not None:
-                terms.sandboxes.touch(ts.session_uuid)
-                await ts.write(data)
+                terms.sandboxes.touch(att.session_uuid)
+                await att.write(data)
                 continue
             text = m.get("text")
             if text is None:
@@ -104,12 +103,12 @@ async def _pump(
             try:
                 ctl = protocol.parse_client_text(text)
             except protocol.ProtocolError as exc:
-                client.put(protocol.error("bad_message", str(exc)))
+                att.notify(protocol.error("bad_message", str(exc)))
                 continue
             if isinstance(ctl, protocol.Resize):
-                await ts.resize(ctl.cols, ctl.rows)
+                await att.resize(ctl.cols, ctl.rows)
             else:
-                client.put(protocol.pong())
+                att.notify(protocol.pong())
 
     tasks = [asyncio.create_task(outbound()), asyncio.create_task(inbound())]
     try:
@@ -117,7 +116,7 @@ async def _pump(
         for t in done:
             exc = t.exception()
             if exc is not None and not isinstance(exc, WebSocketDisconnect | RuntimeError):
-                log.warning("terminal socket %s ended with %r", ts.terminal_id, exc)
+                log.warning("terminal socket %s ended with %r", att.terminal_id, exc)
     finally:
         for t in tasks:
             t.cancel()

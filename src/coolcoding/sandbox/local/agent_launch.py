@@ -1,5 +1,6 @@
-"""Start ``coolcoding.agent`` as the first process of a local sandbox (bwrap), not yet wired into
-``LocalRuntime``: the next step makes every terminal, exec and file operation go through it.
+"""Start ``coolcoding.agent`` as the first process of a local sandbox (bwrap). ``LocalRuntime``
+starts one per session sandbox (its terminals live there); judge/ephemeral sandboxes and
+``exec`` keep the per-exec bwrap path (per-exec cgroup accounting).
 
 The agent runs as the sandbox uid on the sandbox's own ``/usr/bin/python3`` (it imports only
 the standard library and this package, bound read-only); its unix socket is created in a host
@@ -106,10 +107,15 @@ async def start_agent(
     python: str = "/usr/bin/python3",
     limits: Mapping[str, object] | None = None,
     log_fd: int = 2,
+    outlive_server: bool = False,
 ) -> AgentProcess:
     """Spawn the agent in ``sandbox`` and wait until its socket accepts connections.
 
+    ``outlive_server``: no ``--die-with-parent``; with ``new_session`` and its own cgroup, a
+    SIGKILL or a restart of the server reaches no process of the sandbox (reparented to init
+    or the nearest subreaper). A network-enabled sandbox's agent joins its namespace first.
     The caller bounds the wait (``asyncio.timeout``); on cancellation the agent is killed."""
+    join_netns = sandbox.join_netns()
     prepare_socket_dir(socket_dir, sandbox.creds.uid, sandbox.creds.gid)
     cg = sandbox.new_leaf("agent", CgroupLimits())
     secret_r, secret_w = os.pipe()
@@ -134,7 +140,7 @@ async def start_agent(
             tmp_bytes=sandbox.tmp_bytes, home_bytes=sandbox.tmp_bytes,
             extra_ro_binds=sandbox.extra_ro_binds, json_status_fd=status_w,
             seccomp_fd=seccomp_fd, agent_package_dir=PACKAGE_DIR,
-            agent_socket_dir=str(socket_dir),
+            agent_socket_dir=str(socket_dir), die_with_parent=not outlive_server,
         )  # fmt: skip
         argv = bwrap.build_bwrap_argv(
             sandbox.host.bwrap_path, cfg, agent_argv(python, secret_r, ready_w, limits)
@@ -143,7 +149,7 @@ async def start_agent(
         env = bwrap.sandbox_env({**sandbox.spec.env, "PYTHONPATH": bwrap.AGENT_PYTHONPATH})
         proc = SandboxProcess(
             argv, env=env, preexec=make_preexec(sandbox.creds, cg.procs_files, rl,
-                                                controlling_tty=False),
+                                                controlling_tty=False, join_netns=join_netns),
             stdin=devnull, stdout=log_fd, stderr=log_fd,
             pass_fds=[*fds, secret_r, ready_w, status_w], new_session=True,
         )  # fmt: skip

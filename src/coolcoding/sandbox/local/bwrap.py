@@ -98,6 +98,10 @@ class BwrapConfig:
     # AGENT_SOCKET_DIR: the agent's socket appears on the host for the server, and in no other
     # sandbox.
     agent_socket_dir: str | None = None
+    # False only for a session's agent: the sandbox outlives the API process that started it
+    # (a restart or a crash of the server kills no shell; the next process finds it from the
+    # DB, and stop kills its whole cgroup). Everything else dies with the server.
+    die_with_parent: bool = True
 
 
 def build_bwrap_argv(bwrap: str, cfg: BwrapConfig, command: Sequence[str]) -> list[str]:
@@ -117,7 +121,9 @@ def build_bwrap_argv(bwrap: str, cfg: BwrapConfig, command: Sequence[str]) -> li
         a += ["--share-net"]
     # Explicit on top of --unshare-all (fail closed if bwrap's defaults ever change; bwrap
     # insists on an explicit --unshare-user for --disable-userns).
-    a += ["--unshare-user", "--unshare-pid", "--die-with-parent"]
+    a += ["--unshare-user", "--unshare-pid"]
+    if cfg.die_with_parent:
+        a += ["--die-with-parent"]
     # No nested user namespaces: closes the kernel attack surface reachable only as "root" in a
     # fresh userns (nftables, overlayfs...).
     a += ["--disable-userns", "--assert-userns-disabled"]

@@ -19,19 +19,23 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import hashlib
 import logging
 import os
 import re
 import shutil
 import tempfile
 import uuid
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Collection, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+from coolcoding.agent.client import AgentConnectionLost, AgentError
 from coolcoding.sandbox.base import Runtime, Sandbox, SandboxError, SandboxSpec
 from coolcoding.sandbox.local import seccomp
+from coolcoding.sandbox.local.agent_launch import agent_limits, start_agent
+from coolcoding.sandbox.local.agents import AgentFiles, AgentHandle, agent_answers, is_agent_of
 from coolcoding.sandbox.local.diskimage import WorkspaceImages
 from coolcoding.sandbox.local.environment import HostEnvironment, check_environment
 from coolcoding.sandbox.local.etcdir import EtcTemplates
@@ -51,31 +55,43 @@ def _chown_tree(root: Path, uid: int, gid: int) -> None:
     os.chown(root, uid, gid, follow_symlinks=False)
 
 
-def _remove_dead_etc_roots(tmpfs_dir: Path) -> None:
-    """Remove the /etc dirs of server processes that are gone (killed, or never shut down)."""
+def etc_root_tag(instance_id: str) -> str:
+    """A short tag of the server id in its /etc roots' names (only its own are reclaimed)."""
+    return hashlib.sha256(instance_id.encode()).hexdigest()[:8]
+
+
+def reclaim_dead_etc_roots(tmpfs_dir: Path, tag: str, keep: Collection[str], into: Path) -> None:
+    """Remove the /etc roots of server processes that are gone (killed, or never shut down).
+    The /etc dirs of sandboxes that outlived them (``keep``, this server's) move into ``into``
+    first: a rename within the tmpfs keeps the directory the running sandbox has bound."""
     with contextlib.suppress(OSError):
         for entry in os.scandir(tmpfs_dir):
             parts = entry.name.split("-")
-            if len(parts) != 4 or parts[:2] != ["cc", "etc"] or not parts[2].isdigit():
+            if len(parts) not in (4, 5) or parts[:2] != ["cc", "etc"] or not parts[2].isdigit():
                 continue
-            if entry.stat(follow_symlinks=False).st_uid != os.geteuid():
+            if len(parts) == 5 and parts[3] != tag:
+                continue  # another server's: it reclaims its own sandboxes' /etc
+            if entry.stat(follow_symlinks=False).st_uid != os.geteuid() or entry.path == str(into):
                 continue
             try:
                 os.kill(int(parts[2]), 0)
             except ProcessLookupError:
+                for name in keep:
+                    with contextlib.suppress(OSError):
+                        if not (into / name).exists():
+                            os.rename(Path(entry.path) / name, into / name)
                 shutil.rmtree(entry.path, ignore_errors=True)
             except PermissionError:
                 continue
 
 
-def make_etc_root(tmpfs_dir: Path, state_dir: Path) -> Path:
+def make_etc_root(tmpfs_dir: Path, state_dir: Path, tag: str) -> Path:
     """A private directory for this runtime's generated /etc dirs, in a tmpfs (default
     /dev/shm): the path of a bind mount's source, relative to its file system, shows in the
     sandbox's /proc/self/mountinfo, and in a tmpfs that is ``/cc-etc-<random>/<name>``, not the
     host's data dir. Falls back to the state dir when ``tmpfs_dir`` is unusable."""
-    _remove_dead_etc_roots(tmpfs_dir)
     try:
-        path = Path(tempfile.mkdtemp(prefix=f"cc-etc-{os.getpid()}-", dir=tmpfs_dir))
+        path = Path(tempfile.mkdtemp(prefix=f"cc-etc-{os.getpid()}-{tag}-", dir=tmpfs_dir))
     except OSError as e:
         log.warning("sandbox /etc dirs under %s (%s is not usable: %s)", state_dir, tmpfs_dir, e)
         state_dir.mkdir(mode=0o711, parents=True, exist_ok=True)
@@ -106,7 +122,10 @@ class LocalRuntime(Runtime):
         self._live_ephemeral: set[str] = set()  # names cleanup_orphans must not touch
         self._jobs: set[str] = set()  # ephemeral sandboxes a job holds (the others: the pool's)
         self._removals: set[asyncio.Task[None]] = set()  # ephemeral directories being deleted
-        self.etc_root = make_etc_root(settings.sandbox_etc_root, self.state_dir)
+        self._etc_tag = etc_root_tag(self.instance_id)
+        self.etc_root = make_etc_root(settings.sandbox_etc_root, self.state_dir, self._etc_tag)
+        self.agents = AgentFiles(self.state_dir)
+        self._released: set[str] = set()  # left running at shutdown, for the next process
         self._etc = EtcTemplates(self.etc_root / "templates", self.host.layout)
         self.images = (
             WorkspaceImages(
@@ -203,7 +222,18 @@ class LocalRuntime(Runtime):
                 await sb.stop()
                 if self.images is not None and sb.spec.disk_bytes != spec.disk_bytes:
                     await asyncio.to_thread(self.images.unmount, workspace)  # to resize it
+            elif not spec.network:
+                sb = await self._adopt(spec, state, workspace)
+                if sb is not None:
+                    self._sandboxes[spec.session_uuid] = sb
+                    return sb
             sb = await self._make(spec, workspace, self.etc_root / spec.session_uuid, self.images)
+            try:
+                await self._start_agent(sb)
+            except BaseException:
+                await sb.stop()
+                await asyncio.to_thread(shutil.rmtree, sb.etc_dir, True)
+                raise
             self._sandboxes[spec.session_uuid] = sb
             if (
                 self._watcher is None
@@ -213,14 +243,105 @@ class LocalRuntime(Runtime):
                 self._watcher = asyncio.get_running_loop().create_task(self._watch_disk())
             return sb
 
+    async def _start_agent(self, sb: LocalSandbox) -> None:
+        """The sandbox's first process: the agent, which outlives this server process (but for
+        a network-enabled sandbox)."""
+        uuid = sb.spec.session_uuid
+        secret = await asyncio.to_thread(self.agents.new_secret, uuid)
+        devnull = os.open(os.devnull, os.O_WRONLY | os.O_CLOEXEC)
+        try:
+            async with asyncio.timeout(self.settings.agent_start_timeout_s):
+                proc = await start_agent(
+                    sb,
+                    self.agents.socket_dir(uuid),
+                    secret,
+                    limits=agent_limits(self.settings),
+                    log_fd=devnull,  # the server's stderr may be gone before the agent
+                    # A network sandbox's NAT (slirp4netns) exits with this process: its
+                    # sandbox does too, as before (README: known limits).
+                    outlive_server=not sb.spec.network,
+                )
+        except TimeoutError as exc:
+            raise SandboxError(
+                "agent_timeout",
+                "The sandbox did not start in time; try again.",
+                f"the agent of {uuid} was not ready within {self.settings.agent_start_timeout_s}"
+                " s (COOLCODING_AGENT_START_TIMEOUT_S)",
+            ) from exc
+        except OSError as exc:
+            raise SandboxError("agent_start", "The sandbox failed to start.", repr(exc)) from exc
+        finally:
+            os.close(devnull)
+        sb.agent = AgentHandle(
+            proc.socket_path, secret, str(self.agents.secret_path(uuid)), proc.host_pid(), proc
+        )
+
+    async def reachable(self, session_uuid: str, state: Mapping[str, Any] | None) -> bool:
+        if not _NAME.match(session_uuid) or not state or not isinstance(state.get("agent"), dict):
+            return False
+        secret = await asyncio.to_thread(self.agents.read_secret, session_uuid)
+        if secret is None:
+            return False
+        return await agent_answers(
+            self.agents.socket_path(session_uuid), secret, self.settings.agent_connect_timeout_s
+        )
+
+    async def _adopt(
+        self, spec: SandboxSpec, state: Mapping[str, Any] | None, workspace: Path
+    ) -> LocalSandbox | None:
+        """The sandbox an earlier process of this server left running, if its agent answers;
+        ``None`` otherwise (the caller starts a new one: whatever is left is killed first)."""
+        uuid = spec.session_uuid
+        secret = await asyncio.to_thread(self.agents.read_secret, uuid)
+        if secret is None or not await self.reachable(uuid, state):
+            await asyncio.to_thread(self.host.cgroups.group(uuid).remove)
+            return None
+        pid = (state or {})["agent"].get("pid")
+        pid = pid if isinstance(pid, int) and is_agent_of(pid, uuid) else None
+        s = self.settings
+        creds = credentials_for(uuid, s.sandbox_uid_base, s.sandbox_uid_count)
+        binds = {**self.extra_ro_binds, **spec.extra_ro_binds}
+        copies = [(host, target) for host, target in binds.items() if target.startswith("/etc/")]
+        binds = {host: target for host, target in binds.items() if not target.startswith("/etc/")}
+        etc_dir = self.etc_root / uuid
+        if not etc_dir.exists():  # for the execs this process spawns (the agent has its own)
+            await asyncio.to_thread(
+                self._etc.write, etc_dir, uid=creds.uid, gid=creds.gid, network=False,
+                mount_points=binds.values(), copies=copies,
+            )  # fmt: skip
+        sb = LocalSandbox(
+            spec, host=self.host, creds=creds, workspace=workspace, etc_dir=etc_dir,
+            cgroup_name=uuid, tmp_bytes=s.sandbox_tmp_bytes, extra_ro_binds=binds,
+            seccomp_program=self.seccomp_program, disk_image=self.images is not None,
+        )  # fmt: skip
+        sb.agent = AgentHandle(
+            self.agents.socket_path(uuid), secret, str(self.agents.secret_path(uuid)), pid
+        )
+        sb.adopted = True
+        sb.bump_counter()
+        self._released.discard(uuid)
+        log.info("found sandbox %s running (agent pid %s): reattached", uuid, pid)
+        return sb
+
+    async def release(self, session_uuid: str) -> bool:
+        sb = self._sandboxes.get(session_uuid)
+        if sb is None or sb.agent is None or sb.spec.network or sb.stopped:
+            return False  # network: its namespace and NAT live in this process
+        del self._sandboxes[session_uuid]
+        sb.agent.forget()
+        self._released.add(session_uuid)
+        return True
+
     async def stop(self, session_uuid: str) -> None:
         self._check_name(session_uuid)
         sb = self._sandboxes.pop(session_uuid, None)
+        self._released.discard(session_uuid)
         if sb is not None:
             await sb.stop()
             await asyncio.to_thread(shutil.rmtree, sb.etc_dir, True)
         else:  # e.g. started by a previous server process
             await asyncio.to_thread(self.host.cgroups.group(session_uuid).remove)
+        await asyncio.to_thread(self.agents.remove, session_uuid)
         if self.images is not None:
             await asyncio.to_thread(
                 self.images.unmount, self.settings.workspaces_dir / session_uuid
@@ -377,15 +498,22 @@ class LocalRuntime(Runtime):
         removals = [t for t in self._removals if t.get_loop() is loop]
         if removals:
             await asyncio.gather(*removals, return_exceptions=True)
-        # A server with its own cgroup parent (tests, benchmarks) leaves nothing behind.
-        await self.cleanup_orphans()
+        # A server with its own cgroup parent (tests, benchmarks) leaves nothing behind, but
+        # the sandboxes released to outlive it (their /etc dirs stay too).
+        await self.cleanup_orphans(keep=self._released)
         await asyncio.to_thread(self.host.cgroups.remove_parent)
-        await asyncio.to_thread(shutil.rmtree, self.etc_root, True)
+        if not self._released:
+            await asyncio.to_thread(shutil.rmtree, self.etc_root, True)
 
-    async def cleanup_orphans(self) -> int:
+    async def cleanup_orphans(self, keep: Collection[str] = ()) -> int:
+        keep = {*keep, *self._released}
         count = 0
+        await asyncio.to_thread(
+            reclaim_dead_etc_roots,
+            self.settings.sandbox_etc_root, self._etc_tag, keep, self.etc_root,
+        )  # fmt: skip
         for name in self.host.cgroups.leftovers():
-            if name in self._sandboxes or name in self._live_ephemeral:
+            if name in self._sandboxes or name in self._live_ephemeral or name in keep:
                 continue
             removed = await asyncio.to_thread(self.host.cgroups.group(name).remove)
             count += 1
@@ -394,7 +522,7 @@ class LocalRuntime(Runtime):
         if self.images is not None:  # only mounts under this server's workspaces dir
             async with self._lock:  # not one that a start is mounting now
                 for mountpoint in await asyncio.to_thread(self.images.mounted):
-                    if mountpoint.name not in self._sandboxes:
+                    if mountpoint.name not in self._sandboxes and mountpoint.name not in keep:
                         await asyncio.to_thread(self.images.unmount, mountpoint)
                         count += 1
         eph = self.state_dir / "ephemeral"
@@ -403,8 +531,11 @@ class LocalRuntime(Runtime):
                 if entry not in self._live_ephemeral:
                     await asyncio.to_thread(shutil.rmtree, eph / entry, True)
         await asyncio.to_thread(shutil.rmtree, self.state_dir / "ephemeral-trash", True)
+        for name in await asyncio.to_thread(self.agents.names):
+            if name not in self._sandboxes and name not in keep:
+                await asyncio.to_thread(self.agents.remove, name)
         for entry in os.listdir(self.etc_root) if self.etc_root.is_dir() else ():
-            if entry not in {"templates", *self._sandboxes, *self._live_ephemeral}:
+            if entry not in {"templates", *self._sandboxes, *self._live_ephemeral, *keep}:
                 await asyncio.to_thread(shutil.rmtree, self.etc_root / entry, True)
         templates = self.etc_root / "templates"
         if templates.is_dir():
@@ -417,7 +548,7 @@ class LocalRuntime(Runtime):
         while True:
             await asyncio.sleep(interval)
             for sb in list(self._sandboxes.values()):
-                if not sb.terminals:
+                if sb.agent is None:
                     continue
                 try:
                     used = (await sb.disk_usage()).used_bytes
@@ -431,4 +562,18 @@ class LocalRuntime(Runtime):
                             f"stopped: the workspace uses {used // (1024 * 1024)} MiB, more than "
                             f"its {mib} MiB quota. Delete files, then open a new terminal."
                         )
-                        term.kill_processes()
+                    await self._close_agent_terminals(sb)  # hang-up, then kill
+
+    @staticmethod
+    async def _close_agent_terminals(sb: LocalSandbox) -> None:
+        try:
+            async with asyncio.timeout(10):
+                client = await sb.connect_agent()
+                try:
+                    for t in await client.pty_list():
+                        await client.pty_close(t["terminal_id"])
+                finally:
+                    await client.close()
+        except (OSError, TimeoutError, AgentError, AgentConnectionLost):
+            log.warning("sandbox %s: closing its terminals failed", sb.spec.session_uuid,
+                        exc_info=True)  # fmt: skip

@@ -16,8 +16,9 @@ from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequenc
 from contextlib import asynccontextmanager
 from ipaddress import IPv4Network
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from coolcoding.sandbox.agent_terminal import AgentTerminal
 from coolcoding.sandbox.base import (
     DiskUsage,
     ExecLimits,
@@ -40,8 +41,11 @@ from coolcoding.sandbox.local.process import (
     make_preexec,
     rlimits_for,
 )
-from coolcoding.sandbox.local.terminal import LocalTerminal, set_winsize
 from coolcoding.sandbox.local.zygote import WarmProcess, encode_request, start_zygote
+
+if TYPE_CHECKING:
+    from coolcoding.agent.client import AgentClient
+    from coolcoding.sandbox.local.agents import AgentHandle
 
 log = logging.getLogger(__name__)
 _PATH_FLAGS = os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -82,7 +86,7 @@ class LocalSandbox(Sandbox):
         self.tmp_bytes = tmp_bytes
         self.extra_ro_binds = dict(extra_ro_binds)
         self.files = WorkspaceFiles(str(workspace), creds.uid, creds.gid, chown=creds.drop)
-        self.terminals: set[LocalTerminal] = set()
+        self.terminals: set[AgentTerminal] = set()
         self._counter = itertools.count(1)
         self.cgroup: Cgroup = self._cgroups.group(cgroup_name)
         self.stopped = False
@@ -91,6 +95,8 @@ class LocalSandbox(Sandbox):
         self.pooled_execs = 0  # execs released from ``warm`` (0 or 1)
         # Its own network namespace and NAT, if the session has network (``start_network``).
         self.network: network.SandboxNetwork | None = None
+        # A session sandbox's agent (agents.py): its first process, holding its terminals.
+        self.agent: AgentHandle | None = None
 
     @property
     def _cgroups(self) -> CgroupManager:
@@ -103,6 +109,17 @@ class LocalSandbox(Sandbox):
             CgroupLimits(memory_bytes=spec.memory_mb * 1024 * 1024, pids=spec.pids, cpus=spec.cpus),
             inner=True,
         )
+
+    def bump_counter(self) -> None:
+        """Leaf names after those an earlier server process created (an adopted sandbox)."""
+        existing = 0
+        for d in self.cgroup.paths:
+            with contextlib.suppress(OSError):
+                for e in os.scandir(d):
+                    tail = e.name.rpartition("-")[2]
+                    if e.is_dir(follow_symlinks=False) and tail.isdigit():
+                        existing = max(existing, int(tail))
+        self._counter = itertools.count(existing + 1)
 
     def new_leaf(self, kind: str, limits: CgroupLimits) -> Cgroup:
         if self.stopped:
@@ -124,7 +141,7 @@ class LocalSandbox(Sandbox):
             await asyncio.to_thread(leaf.remove)
             raise
 
-    def _join_netns(self) -> Callable[[], None] | None:
+    def join_netns(self) -> Callable[[], None] | None:
         """The pre-exec step entering the sandbox's namespace; fail closed: a network-enabled
         sandbox without its namespace spawns nothing (never the host's namespace)."""
         if not self.spec.network:
@@ -154,7 +171,7 @@ class LocalSandbox(Sandbox):
         rlimits: Sequence[tuple[int, tuple[int, int]]] | None = None,
     ) -> SandboxProcess:
         """Start ``command`` in this sandbox (bwrap as the session uid, in ``cgroup``)."""
-        join_netns = self._join_netns()
+        join_netns = self.join_netns()
         ws_fd = os.open(self.workspace, _PATH_FLAGS)
         fds = [ws_fd]
         try:
@@ -260,33 +277,17 @@ class LocalSandbox(Sandbox):
     async def open_terminal(
         self, cols: int, rows: int, env: Mapping[str, str] | None = None
     ) -> Terminal:
-        cg = self.new_leaf("term", CgroupLimits())
-        master, slave = os.openpty()
-        status_r, status_w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
+        """A shell on a PTY of the sandbox's agent (a session sandbox's first process)."""
+        client = await self.connect_agent()
         try:
-            set_winsize(master, cols, rows)
-            os.set_blocking(master, False)
-            os.set_blocking(status_w, True)
-            proc = self.spawn(
-                ["/bin/bash", "--login", "-i"],
-                cgroup=cg,
-                stdin=slave,
-                stdout=slave,
-                stderr=slave,
-                cwd=None,
-                env=env,
-                json_status_fd=status_w,
-                terminal=True,
-            )
+            term = await AgentTerminal.open(
+                client, cols, rows, env,
+                pid=(self.agent.pid if self.agent else None) or -1,
+                on_close=self.terminals.discard,
+            )  # fmt: skip
         except BaseException:
-            os.close(master)
-            os.close(status_r)
-            cg.remove()
+            await client.close()
             raise
-        finally:
-            os.close(slave)
-            os.close(status_w)
-        term = LocalTerminal(proc, master, cg, status_r, on_close=self.terminals.discard)
         self.terminals.add(term)
         return term
 
@@ -359,12 +360,25 @@ class LocalSandbox(Sandbox):
         return usage.used_bytes > usage.limit_bytes
 
     def state(self) -> dict[str, Any]:
-        return {
+        state: dict[str, Any] = {
             "uid": self.creds.uid,
             "gid": self.creds.gid,
             "workspace": str(self.workspace),
             "cgroups": self.cgroup.paths,
         }
+        if self.agent is not None:
+            state["agent"] = self.agent.state()
+        return state
+
+    async def connect_agent(self) -> AgentClient:
+        if self.agent is None or self.stopped:
+            return await super().connect_agent()
+        return await self.agent.connect()
+
+    async def wait_ended(self) -> str:
+        if self.agent is None:
+            return await super().wait_ended()
+        return await self.agent.wait_ended()
 
     def track_cleanup(self, coro: Coroutine[Any, Any, None]) -> None:
         """Run a post-exec cleanup in the background; ``stop`` waits for all of them."""
@@ -378,13 +392,15 @@ class LocalSandbox(Sandbox):
         if self.warm is not None:
             warm, self.warm = self.warm, None
             self.track_cleanup(warm.discard())
-        terms = list(self.terminals)
-        for term in terms:
-            term.kill_processes()
-        await asyncio.gather(*(term.close() for term in terms))
+        terms = list(self.terminals)  # their shells die with the agent, below
+        await asyncio.gather(*(term.close(kill=False) for term in terms))
         self.terminals.clear()
         if self._cleanups:
             await asyncio.gather(*self._cleanups, return_exceptions=True)
+        if self.agent is not None:
+            self.agent.forget()
+            if self.agent.process is not None:
+                await self.agent.process.stop()
         if self.network is not None:
             await self.network.close()
         await asyncio.to_thread(self.cgroup.remove)
