@@ -14,6 +14,7 @@ from coolcoding.db.engine import Database
 from coolcoding.db.migrate import upgrade
 from coolcoding.services.accounts import AccountService
 from coolcoding.services.events import EventBus
+from coolcoding.services.leases import LeaseService
 from coolcoding.services.ratelimit import RateLimiter
 from coolcoding.services.sessions import SessionService
 from coolcoding.services.workspace import Change, WorkspaceService
@@ -34,6 +35,8 @@ class Platform:
 
             self.redis = aioredis.from_url(settings.redis_url)
         self.events = EventBus(settings.redis_url)
+        # Session and replica leases (which replica does the once-per-session work).
+        self.leases = LeaseService(self.db, settings)
         self.login_limiter = RateLimiter(
             settings.login_rate_limit, settings.login_rate_window_s, self.redis, prefix="cc:login"
         )
@@ -72,6 +75,7 @@ class Platform:
         if migrate:
             await upgrade(self.db.engine)
         await self.events.start()
+        await self.leases.start()
         for hook in self._on_start:
             await hook()
 
@@ -81,6 +85,7 @@ class Platform:
                 await hook()
             except Exception:
                 log.exception("shutdown hook failed")
+        await self.leases.stop()
         await self.events.stop()
         if self.redis is not None:
             await self.redis.aclose()

@@ -35,7 +35,9 @@ def attach_sandboxes(platform: Platform) -> None:
         platform.components["sandbox_unavailable"] = exc.user_message
         return
     sync = SyncEngine(platform.workspace, platform.events, settings)
-    sandboxes = SandboxManager(settings, runtime, platform.sessions, platform.events, sync)
+    sandboxes = SandboxManager(
+        settings, runtime, platform.sessions, platform.events, sync, platform.leases
+    )
     commands = CommandLog(platform.db)
     terminals = TerminalManager(settings, sandboxes, commands, sync)
     platform.components.update(

@@ -101,6 +101,7 @@ class SessionRunner:
             kind="run",
             language=lang.id,
             status="running",
+            owner=self.svc.owner,
             started_at=utcnow(),
             source={"entry": entry},
             stdin=data,
