@@ -130,3 +130,62 @@ async def test_live_replicas_are_those_whose_replica_lease_is_live(
     await b.stop()  # a clean stop gives its leases back at once
     assert await a.live_replicas([a.replica_id, b.replica_id]) == {a.replica_id}
     await a.stop()
+
+
+async def test_job_recovery_leaves_live_replicas_rows_and_claims_dead_ones_once(
+    databases: DbFactory, tmp_path: Path
+) -> None:
+    """Start-up recovery with leases: a live replica's running and queued jobs are left alone;
+    a dead replica's running job is failed and its queued judge job re-queued by exactly one of
+    two replicas recovering at once."""
+    from coolcoding.db.models import Execution, User
+    from coolcoding.execution.judge import Judge
+    from coolcoding.execution.languages import LanguageRegistry
+    from coolcoding.services.executions import ExecutionService
+    from coolcoding.services.ratelimit import RateLimiter
+
+    settings = make_settings(tmp_path, "sqlite://", lease_ttl_s=30, lease_renew_interval_s=60)
+    live = LeaseService(databases(), settings)
+    await live.start()
+    db = databases()
+    async with db.session() as s:
+        user = User(username="jobs", email="jobs@example.com", password_hash="x")
+        s.add(user)
+        await s.flush()
+        rows = {
+            (owner, status): Execution(
+                user_id=user.id, kind="judge", language="bash", status=status, owner=owner
+            )
+            for owner in (live.replica_id, "rep-dead")
+            for status in ("running", "queued")
+        }
+        s.add_all(rows.values())
+        await s.commit()
+
+    def service() -> ExecutionService:
+        svc = ExecutionService(
+            databases(), settings, LanguageRegistry(), Judge(None, LanguageRegistry(), settings),
+            RateLimiter(10, 60),
+        )  # fmt: skip
+        svc.leases = LeaseService(svc.db, settings)
+        return svc
+
+    first, second = service(), service()
+    assert first.leases is not None and second.leases is not None
+    await first.leases.start()
+    await second.leases.start()
+    requeued = await asyncio.gather(first.recover(), second.recover())
+    assert sorted(requeued) == [0, 1]
+    async with db.session() as s:
+        got = {k: await s.get(Execution, r.id, populate_existing=True) for k, r in rows.items()}
+    assert got[(live.replica_id, "running")].status == "running"  # type: ignore[union-attr]
+    assert got[(live.replica_id, "queued")].status == "queued"  # type: ignore[union-attr]
+    assert got[(live.replica_id, "queued")].owner == live.replica_id  # type: ignore[union-attr]
+    assert got[("rep-dead", "running")].verdict == "internal_error"  # type: ignore[union-attr]
+    claimed = got[("rep-dead", "queued")]
+    assert claimed is not None and claimed.status == "queued"
+    assert claimed.owner in {first.owner, second.owner}
+    for svc in (first, second):
+        assert svc.leases is not None
+        await svc.leases.stop()
+    await live.stop()
