@@ -12,6 +12,8 @@ from collections.abc import Callable
 from typing import Any
 
 import httpx
+import pytest
+import websockets
 
 from tests.replicas.conftest import (
     LEASE_TTL_S,
@@ -49,6 +51,10 @@ async def test_a_save_through_replica_b_reaches_the_sandbox_run_by_replica_a(
             r = c.post(f"/api/sessions/{sid}/sandbox/start")
             assert r.status_code == 409, r.text
             assert r.json()["error"] == "sandbox_on_other_replica", r.json()
+        # A terminal landing on B cannot reach A's shells in this step: refused with 4409.
+        with pytest.raises(websockets.ConnectionClosed) as closed:
+            await open_terminal(b.ws_url, user, sid, "t2")
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == 4409
 
         async def seen() -> bool:
             _, out = await term.run("cat from-b.txt 2>/dev/null || echo missing")
