@@ -12,9 +12,11 @@ from typing import Any
 
 from coolcoding.db.engine import Database
 from coolcoding.db.migrate import upgrade
+from coolcoding.sandbox.local.identity import server_id
 from coolcoding.schemas.ws import FileChanged, FileDeleted, FileMoved
 from coolcoding.services.accounts import AccountService
 from coolcoding.services.events import EventBus
+from coolcoding.services.leases import LeaseService
 from coolcoding.services.ratelimit import RateLimiter
 from coolcoding.services.sessions import SessionService
 from coolcoding.services.workspace import Change, WorkspaceService
@@ -35,6 +37,10 @@ class Platform:
 
             self.redis = aioredis.from_url(settings.redis_url)
         self.events = EventBus(settings.redis_url)
+        # Session and replica leases (which replica does the once-per-session work).
+        self.leases = LeaseService(
+            self.db, settings, server_id=lambda: server_id(settings.data_dir)
+        )
         self.login_limiter = RateLimiter(
             settings.login_rate_limit, settings.login_rate_window_s, self.redis, prefix="cc:login"
         )
@@ -73,6 +79,7 @@ class Platform:
         if migrate:
             await upgrade(self.db.engine)
         await self.events.start()
+        await self.leases.start()
         for hook in self._on_start:
             await hook()
 
@@ -82,6 +89,7 @@ class Platform:
                 await hook()
             except Exception:
                 log.exception("shutdown hook failed")
+        await self.leases.stop()
         await self.events.stop()
         if self.redis is not None:
             await self.redis.aclose()

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
+from coolcoding.filesync.relay import SandboxWriteRelay
 from coolcoding.filesync.sync import SyncEngine
 from coolcoding.sandbox.base import SandboxError
 from coolcoding.services.commands import CommandLog
@@ -35,7 +36,11 @@ def attach_sandboxes(platform: Platform) -> None:
         platform.components["sandbox_unavailable"] = exc.user_message
         return
     sync = SyncEngine(platform.workspace, platform.events, settings)
-    sandboxes = SandboxManager(settings, runtime, platform.sessions, platform.events, sync)
+    # Editor changes for sandboxes other replicas run go to them over the bus.
+    SandboxWriteRelay(sync, platform.events)
+    sandboxes = SandboxManager(
+        settings, runtime, platform.sessions, platform.events, sync, platform.leases
+    )
     commands = CommandLog(platform.db)
     terminals = TerminalManager(settings, sandboxes, commands, sync)
     platform.components.update(

@@ -151,6 +151,22 @@ class Settings(BaseSettings):
         "per server): its path shows in the sandbox's /proc/self/mountinfo, the data dir's does not",
     )
     sandbox_idle_timeout_s: int = 30 * 60
+    lease_ttl_s: float = Field(
+        default=15.0,
+        gt=0,
+        description="Replicas: how long a session or replica lease lives without renewal; a dead "
+        "replica's sessions are taken over (and its jobs recovered) this long after it died",
+    )
+    lease_renew_interval_s: float = Field(
+        default=5.0,
+        gt=0,
+        description="Replicas: how often a replica renews its leases (well below lease_ttl_s)",
+    )
+    replica_address: str = Field(
+        default="",
+        description="Replicas: this replica's own http://host:port, stored with its leases so "
+        "that operators (and later a proxy) can see which replica holds a session",
+    )
     max_running_sandboxes_per_user: int = Field(
         default=4, description="Session sandboxes of one user running at once; 0 = no cap"
     )

@@ -196,3 +196,19 @@ class Execution(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column()
     completed_at: Mapped[datetime | None] = mapped_column()
+    # The replica whose in-memory queue or runner holds the job (its lease ``replica:<id>``):
+    # start-up recovery of another replica leaves it alone while that lease is live.
+    owner: Mapped[str | None] = mapped_column(String(64), index=True)
+
+
+class Lease(Base):
+    """A named lease with expiry (``session:<uuid>``, ``replica:<id>``): the once-per-session
+    work (sync, idle stop) and start-up recovery are done by whoever holds it, on any backend."""
+
+    __tablename__ = "leases"
+
+    name: Mapped[str] = mapped_column(String(128), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(64))
+    # Where the holder serves HTTP (informative; for a future proxy to the holder).
+    address: Mapped[str | None] = mapped_column(String(255))
+    expires_at: Mapped[datetime] = mapped_column(index=True)

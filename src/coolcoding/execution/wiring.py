@@ -51,6 +51,7 @@ def attach_execution(platform: Platform) -> ExecutionService:
     limiter = RateLimiter(settings.exec_rate_limit_per_minute, 60, platform.redis, prefix="cc:exec")
     svc = ExecutionService(platform.db, settings, languages, judge, limiter)
     svc.unavailable = platform.components.get("sandbox_unavailable")
+    svc.leases = platform.leases
     platform.components["languages"] = languages
     # New sessions and language changes must name a language the registry knows.
     platform.sessions.set_languages(languages.ids)

@@ -2,6 +2,9 @@
 
 In-process queues always; with Redis configured, events are also published on a Redis channel so
 that every API replica's subscribers see them (a replica ignores its own messages by origin id).
+Replica messages (``publish_to_replicas``, e.g. an editor save that must reach a sandbox another
+replica runs) travel on the same channel but go to the registered handlers, never to browsers;
+delivery is at most once (Redis pub/sub): the DB stays the truth.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ import json
 import logging
 import uuid
 from collections import defaultdict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Any
 
 from coolcoding.schemas.ws import Resync
@@ -21,6 +24,7 @@ log = logging.getLogger(__name__)
 
 Event = dict[str, Any]
 _CHANNEL = "coolcoding:events"
+ReplicaHandler = Callable[[str, Event], Coroutine[Any, Any, None]]
 
 
 class EventBus:
@@ -33,6 +37,35 @@ class EventBus:
         self._origin = uuid.uuid4().hex
         self._redis: Any = None
         self._listener: asyncio.Task[None] | None = None
+        self._handlers: list[ReplicaHandler] = []
+        self._handling: set[asyncio.Task[None]] = set()
+
+    @property
+    def shared(self) -> bool:
+        """Whether messages reach other replicas (Redis is configured)."""
+        return bool(self._redis_url)
+
+    def on_replica_message(self, handler: ReplicaHandler) -> None:
+        """Call ``handler(session_uuid, message)`` for other replicas' replica messages."""
+        self._handlers.append(handler)
+
+    async def publish_to_replicas(self, session_uuid: str, message: Event) -> bool:
+        """Send ``message`` to the other replicas' handlers; whether it was sent."""
+        if self._redis is None:
+            return False
+        payload = json.dumps({"origin": self._origin, "session": session_uuid, "replica": message})
+        try:
+            await self._redis.publish(_CHANNEL, payload)
+        except Exception:
+            log.warning("redis publish of a replica message failed", exc_info=True)
+            return False
+        return True
+
+    def _handle(self, session_uuid: str, message: Event) -> None:
+        for handler in self._handlers:
+            task = asyncio.create_task(handler(session_uuid, message))
+            self._handling.add(task)
+            task.add_done_callback(self._handling.discard)
 
     async def start(self) -> None:
         if not self._redis_url:
@@ -60,7 +93,11 @@ class EventBus:
                 envelope = json.loads(msg["data"])
             except (ValueError, TypeError):
                 continue
-            if envelope.get("origin") != self._origin:
+            if envelope.get("origin") == self._origin:
+                continue
+            if "replica" in envelope:
+                self._handle(envelope["session"], envelope["replica"])
+            else:
                 self._deliver(envelope["session"], envelope["event"])
 
     def _deliver(self, session_uuid: str, event: Event) -> None:

@@ -6,6 +6,10 @@ see ``execution/queue.py``). Start-up recovery (``recover``): jobs left "running
 server are marked ``internal_error``; "queued" judge jobs are re-queued in their original
 order; "queued"/"running" session runs are marked ``internal_error`` (the browser that asked
 for them is gone, and replaying a program into a live session unasked would surprise).
+Across replicas each row names its ``owner`` (the replica whose in-memory queue or runner holds
+it): recovery touches only rows without an owner or whose owner's replica lease lapsed, claims
+the queued judge jobs it re-queues (one conditional ``UPDATE``, so two recovering replicas never
+both run one), and runs again every ``lease_ttl_s`` to pick up the jobs of a replica that died.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import ColumnElement, or_, select, update
 
 from coolcoding.db.engine import Database
 from coolcoding.db.models import CodeSession, Execution, utcnow
@@ -37,6 +41,7 @@ from coolcoding.execution.verdicts import Verdict
 from coolcoding.filesync.paths import normalize_path
 from coolcoding.sandbox.base import ExecLimits
 from coolcoding.schemas.ws import RunOutput
+from coolcoding.services.leases import LeaseService
 from coolcoding.services.ratelimit import RateLimiter
 from coolcoding.services.session_runs import SessionRunner, result_event
 from coolcoding.settings import Settings
@@ -83,6 +88,14 @@ class ExecutionService:
         self._finished: dict[int, asyncio.Event] = {}
         # Why sandboxes cannot run on this host, when they cannot (set by the wiring).
         self.unavailable: str | None = None
+        # Replica leases (set by the wiring): recovery leaves live replicas' rows alone.
+        self.leases: LeaseService | None = None
+        self._sweeper: asyncio.Task[None] | None = None
+
+    @property
+    def owner(self) -> str | None:
+        """The ``owner`` written on this replica's rows."""
+        return self.leases.replica_id if self.leases is not None else None
 
     # --- lifecycle ------------------------------------------------------------------------
 
@@ -90,8 +103,43 @@ class ExecutionService:
         await self.languages.detect_versions()
         self.queue.start()
         await self.recover()
+        if self.leases is not None:
+            self._sweeper = asyncio.create_task(self._sweep())
+
+    async def _sweep(self) -> None:
+        """Recover the jobs of replicas that died while this one runs."""
+        assert self.leases is not None
+        while True:
+            await asyncio.sleep(self.leases.ttl.total_seconds())
+            try:
+                await self.recover()
+            except Exception:
+                log.warning("recovering the jobs of dead replicas failed", exc_info=True)
+
+    async def _orphaned(self) -> ColumnElement[bool]:
+        """Which unfinished rows no live replica holds (no owner, or its lease lapsed)."""
+        if self.leases is None:
+            return Execution.id.is_not(None)
+        async with self.db.session() as s:
+            owners = {
+                o
+                for o in (
+                    await s.scalars(
+                        select(Execution.owner)
+                        .where(Execution.status != "finished", Execution.owner.is_not(None))
+                        .distinct()
+                    )
+                ).all()
+                if o is not None
+            }
+        dead = [o for o in owners - await self.leases.live_replicas(owners) if o != self.owner]
+        return or_(Execution.owner.is_(None), Execution.owner.in_(dead))
 
     async def stop(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sweeper
         await self.runner.stop()
         await self.queue.stop()
 
@@ -103,22 +151,25 @@ class ExecutionService:
             "message": "interrupted by a server restart",
             "completed_at": utcnow(),
         }
+        orphaned = await self._orphaned()
         async with self.db.session() as s:
             await s.execute(
-                update(Execution).where(Execution.status == "running").values(**interrupted)
+                update(Execution)
+                .where(Execution.status == "running", orphaned)
+                .values(**interrupted)
             )
             await s.execute(
                 update(Execution)
-                .where(Execution.status == "queued", Execution.kind != "judge")
+                .where(Execution.status == "queued", Execution.kind != "judge", orphaned)
                 .values(**interrupted)
             )
-            rows = (
-                await s.execute(
-                    select(Execution.id, Execution.user_id)
-                    .where(Execution.status == "queued")
-                    .order_by(Execution.id)
-                )
-            ).all()
+            claimed = await s.execute(
+                update(Execution)
+                .where(Execution.status == "queued", orphaned)
+                .values(owner=self.owner)
+                .returning(Execution.id, Execution.user_id)
+            )
+            rows = sorted(claimed.all())
             # Each user's jobs back into their own sub-queue, in their original order, as many
             # as fit (in all, and per user); the others are finished with a message.
             room, cap = self.queue.free(), self.queue.max_queued_per_owner
@@ -202,6 +253,7 @@ class ExecutionService:
                 "expected_output", req.expected_output, self.settings.exec_max_output_bytes
             ),
             limits={k: getattr(limits, k) for k in LIMIT_FIELDS},
+            owner=self.owner,
         )
 
     def _entry(self, lang: Language, files: dict[str, str], entry: str | None) -> str:

@@ -11,6 +11,12 @@ server left ``running`` whose agent still answers are found again (files newer i
 go to the DB) and keep running; the others are recovered (sandbox files -> DB) and marked
 ``stopped``; leftovers without either are removed. Sessions whose sandbox another server runs
 (its id in ``sandbox_state``) are left alone.
+
+Across replicas (``services/leases.py``): the replica that starts a sandbox holds the session's
+lease while it runs it; another replica refuses to start a second sandbox for that session
+(409 ``sandbox_on_other_replica``) until the lease lapses, then takes it over. A replica whose
+lease was taken over stops its copy without a final sync and without touching the DB status
+(the new holder owns both now). Start-up recovery skips sessions whose lease is live.
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ from coolcoding.sandbox.base import DiskUsage, Runtime, Sandbox, SandboxError, S
 from coolcoding.sandbox.host_limits import host_limit_message, running_cap_warning
 from coolcoding.schemas.ws import SandboxStatusEvent
 from coolcoding.services.events import EventBus
+from coolcoding.services.leases import LeaseService, session_lease
 from coolcoding.services.sessions import SessionService, ref_of
 from coolcoding.settings import Settings
 from coolcoding.terminal.shell_integration import SANDBOX_SCRIPT_PATH, script_path
@@ -65,12 +72,14 @@ class SandboxManager:
         sessions: SessionService,
         events: EventBus,
         sync: SyncEngine | None = None,
+        leases: LeaseService | None = None,
     ) -> None:
         self.settings = settings
         self.runtime = runtime
         self.sessions = sessions
         self.events = events
         self.sync = sync
+        self.leases = leases
         self._active: dict[str, ActiveSandbox] = {}
         self._holds: dict[str, int] = {}
         self._locks: dict[str, asyncio.Lock] = {}
@@ -143,6 +152,9 @@ class SandboxManager:
                 ).all()
                 if self._owned(sess)
             ]
+        # Only sessions whose lease lapsed, or was held by a previous process of this server
+        # (same data dir: it is dead, two live processes never share one), are ours to handle.
+        stale = [sess for sess in stale if await self._take_for_recovery(str(sess.uuid))]
         alive = [
             sess
             for sess in stale
@@ -156,12 +168,17 @@ class SandboxManager:
             uuid = str(sess.uuid)
             try:
                 async with self._lock(uuid):
+                    await self._take_lease(uuid)  # held already: registers the lost-lease hook
                     await self._start(sess, uuid)
             except Exception:
                 log.exception("sandbox %s: reattaching after a restart failed", uuid)
         lost = [sess for sess in stale if str(sess.uuid) not in self._active]
         for sess in lost:
-            await self._recover(sess)
+            try:
+                await self._recover(sess)
+            finally:
+                if self.leases is not None:
+                    await self.leases.release(session_lease(str(sess.uuid)))
         if lost:
             async with self.sessions.db.session() as s:
                 await s.execute(
@@ -180,6 +197,34 @@ class SandboxManager:
         another server's running sessions (a shared database) are not ours to recover."""
         owner = (sess.sandbox_state or {}).get(OWNER_KEY)
         return owner is None or owner == self.runtime.instance_id
+
+    async def _take_for_recovery(self, session_uuid: str) -> bool:
+        """Whether this replica may recover the session: its lease lapsed and is now ours (a
+        live replica of this server still runs it otherwise)."""
+        if self.leases is None:
+            return True
+        return await self.leases.acquire(session_lease(session_uuid), from_predecessor=True)
+
+    async def _take_lease(self, session_uuid: str) -> None:
+        """Hold the session's lease before starting its sandbox, or refuse: another replica
+        runs it (its lease is live)."""
+        if self.leases is None:
+            return
+        name = session_lease(session_uuid)
+        if await self.leases.acquire(name, self._lease_lost):
+            return
+        holder = await self.leases.holder(name)
+        where = f" ({holder[1]})" if holder is not None and holder[1] else ""
+        raise Conflict(
+            f"this session's sandbox runs on another replica{where}; its files can be read and "
+            "saved here, and its terminals are served by that replica",
+            code="sandbox_on_other_replica",
+            retry_after=int(self.settings.lease_ttl_s) + 1,
+        )
+
+    async def _lease_lost(self, name: str) -> None:
+        """Another replica took the session over: stop our copy, leave the DB to the new holder."""
+        await self.stop(name.removeprefix("session:"), reason="lease lost", lease_lost=True)
 
     async def _recover(self, sess: CodeSession) -> None:
         """The previous server stopped without a final sync: take the sandbox's files as newer."""
@@ -264,16 +309,26 @@ class SandboxManager:
             active = self._active.get(uuid)
             if active is not None:
                 return active.sandbox
+            await self._take_lease(uuid)
             try:
                 self._check_caps(sess.user_id)
             except DomainError as exc:  # told to the IDE too (the events socket starts it)
+                await self._release_lease(uuid)
                 await self._set_status(sess.id, uuid, "error", exc.message)
                 raise
             self._starting[uuid] = sess.user_id  # counted from here on (no await since)
             try:
                 return await self._start(sess, uuid)
+            except BaseException:
+                await self._release_lease(uuid)
+                raise
             finally:
                 self._starting.pop(uuid, None)
+
+    async def _release_lease(self, session_uuid: str) -> None:
+        if self.leases is not None:
+            with contextlib.suppress(Exception):
+                await self.leases.release(session_lease(session_uuid))
 
     async def _start(self, sess: CodeSession, uuid: str) -> Sandbox:
         """Start, materialize and watch (``ensure_started`` holds the lock and the caps)."""
@@ -349,9 +404,15 @@ class SandboxManager:
             task.cancel()
 
     async def stop(
-        self, session_uuid: str, *, reason: str = "stopped", status: str = "stopped"
+        self,
+        session_uuid: str,
+        *,
+        reason: str = "stopped",
+        status: str = "stopped",
+        lease_lost: bool = False,
     ) -> None:
-        """Stop the session's sandbox, keeping every file (idempotent)."""
+        """Stop the session's sandbox, keeping every file (idempotent). ``lease_lost``: another
+        replica holds the session now, so neither the last sync nor the status is ours to write."""
         async with self._lock(session_uuid):
             active = self._active.pop(session_uuid, None)
             if active is None:
@@ -365,10 +426,12 @@ class SandboxManager:
                     log.exception("a before-stop hook of sandbox %s failed", session_uuid)
             try:
                 if self.sync is not None:
-                    await self.sync.detach(session_uuid)
+                    await self.sync.detach(session_uuid, final_sync=not lease_lost)
             finally:
                 await self.runtime.stop(session_uuid)
-                await self._set_status(active.session_id, session_uuid, status, reason)
+                if not lease_lost:
+                    await self._set_status(active.session_id, session_uuid, status, reason)
+                    await self._release_lease(session_uuid)
 
     async def delete_session_files(self, sess: CodeSession) -> None:
         """Session ``before_delete`` hook: stop the sandbox, remove its workspace directory."""

@@ -44,6 +44,9 @@ class RunHost(Protocol):
     languages: LanguageRegistry
     live: LiveHub
 
+    @property
+    def owner(self) -> str | None: ...
+
     def language(self, language_id: str) -> Language: ...
 
     def _text_limit(self, name: str, value: str | None, maximum: int) -> bytes | None: ...
@@ -120,6 +123,7 @@ class SessionRunner:
             kind="run",
             language=lang.id,
             status="running",
+            owner=self.svc.owner,
             started_at=utcnow(),
             source={"entry": entry},
             stdin=data,
