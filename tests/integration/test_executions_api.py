@@ -257,7 +257,7 @@ def test_run_errors(user: UserClient, server: LiveServer) -> None:
     r = user.client.post(f"/api/sessions/{sid}/run", json={})
     assert r.status_code == 409 and r.json()["error"] == "no_entry_file"
     r = user.client.post(f"/api/sessions/{sid}/run", json={"path": "missing.py"})
-    assert r.status_code == 404 and r.json()["error"] == "file_not_found"
+    assert r.status_code == 409 and r.json()["error"] == "file_not_found"
     write_file(user, sid, "notes.txt", "hi")
     r = user.client.post(f"/api/sessions/{sid}/run", json={"path": "notes.txt"})
     assert r.status_code == 422 and r.json()["error"] == "validation_error"

@@ -18,7 +18,7 @@ from typing import Any, Protocol
 
 from coolcoding.db.engine import Database
 from coolcoding.db.models import CodeSession, Execution, utcnow
-from coolcoding.errors import Conflict, DomainError, InvalidInput, NotFound, Unavailable
+from coolcoding.errors import Conflict, DomainError, InvalidInput, Unavailable
 from coolcoding.execution.judge import JudgeResult, compile_output_text
 from coolcoding.execution.languages import Language, LanguageRegistry
 from coolcoding.execution.live import LiveHub, LiveOutput
@@ -114,7 +114,9 @@ class SessionRunner:
         if self.sandbox_for is None:
             raise Unavailable("runs in sessions are not available", code="sandbox_unavailable")
         if self.file_exists is not None and not await self.file_exists(session, entry):
-            raise NotFound(f"{entry!r} does not exist in this session", code="file_not_found")
+            # 409, not 404: the request's target (the session's run) exists; the file named in
+            # the body does not, a state of the workspace (a 404 would say the session is gone).
+            raise Conflict(f"{entry!r} does not exist in this session", code="file_not_found")
         await self.svc._admit(user_id, 1)
         limits = self.limits(lang)
         row = Execution(
