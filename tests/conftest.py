@@ -176,6 +176,25 @@ def backend(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
+def module_live_server(prefix: str, **overrides: Any) -> Any:
+    """A fixture: one live server per test module on each database, with these settings
+    (``server = module_live_server("sync")`` in the module)."""
+
+    @pytest.fixture(scope="module", params=["sqlite", "postgres"])
+    def server(
+        request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+    ) -> Iterator[LiveServer]:
+        srv, stop = start_live_server(
+            request.param,
+            searchable(tmp_path_factory.mktemp(f"{prefix}-{request.param}")),
+            **overrides,
+        )
+        yield srv
+        stop()
+
+    return server
+
+
 @pytest.fixture(scope="session")
 def live_server(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     server, stop = start_live_server(backend, tmp_path_factory.mktemp(f"live-{backend}"))

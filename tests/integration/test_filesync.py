@@ -6,7 +6,6 @@ import asyncio
 import base64
 import hashlib
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,8 +16,8 @@ from tests.conftest import (
     LiveServer,
     UserClient,
     make_settings,
+    module_live_server,
     searchable,
-    start_live_server,
 )
 from tests.sandbox_helpers import (
     Term,
@@ -31,15 +30,7 @@ from tests.sandbox_helpers import (
 pytestmark = pytest.mark.sandbox
 
 
-@pytest.fixture(scope="module", params=["sqlite", "postgres"])
-def server(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[LiveServer]:
-    srv, stop = start_live_server(
-        request.param, searchable(tmp_path_factory.mktemp(f"sync-{request.param}"))
-    )
-    yield srv
-    stop()
+server = module_live_server("sync")
 
 
 def raw(u: UserClient, sid: str, path: str) -> bytes:

@@ -8,21 +8,18 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.conftest import LiveServer, UserClient, register_user, searchable, start_live_server
+from tests.conftest import (
+    LiveServer,
+    UserClient,
+    module_live_server,
+    register_user,
+)
 from tests.sandbox_helpers import Term, events_socket, file_items, next_event
 
 pytestmark = pytest.mark.sandbox
 
 
-@pytest.fixture(scope="module", params=["sqlite", "postgres"])
-def server(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[LiveServer]:
-    srv, stop = start_live_server(
-        request.param, searchable(tmp_path_factory.mktemp(f"badname-{request.param}"))
-    )
-    yield srv
-    stop()
+server = module_live_server("badname")
 
 
 @pytest.fixture

@@ -24,24 +24,16 @@ from tests.conftest import (
     UserClient,
     make_database,
     make_settings,
+    module_live_server,
     register_user,
     searchable,
-    start_live_server,
 )
 from tests.sandbox_helpers import Term, events_socket
 
 pytestmark = pytest.mark.sandbox
 
 
-@pytest.fixture(scope="module", params=["sqlite", "postgres"])
-def server(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[LiveServer]:
-    srv, stop = start_live_server(
-        request.param, searchable(tmp_path_factory.mktemp(f"lost-{request.param}"))
-    )
-    yield srv
-    stop()
+server = module_live_server("lost")
 
 
 @pytest.fixture

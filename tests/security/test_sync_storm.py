@@ -14,30 +14,23 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.conftest import LiveServer, register_user, searchable, start_live_server
+from tests.conftest import (
+    LiveServer,
+    module_live_server,
+    register_user,
+)
 from tests.sandbox_helpers import Term, events_socket, file_items
 
 pytestmark = pytest.mark.sandbox
 FILES = 20_000
 
 
-@pytest.fixture(scope="module", params=["sqlite", "postgres"])
-def server(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[LiveServer]:
-    srv, stop = start_live_server(
-        request.param,
-        searchable(tmp_path_factory.mktemp(f"storm-{request.param}")),
-        sandbox_disk_quota="measured",
-    )
-    yield srv
-    stop()
+server = module_live_server("storm", sandbox_disk_quota="measured")
 
 
 async def _collect(ws: Any, into: list[dict[str, Any]]) -> None:
