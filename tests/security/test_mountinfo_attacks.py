@@ -4,6 +4,7 @@ generated /etc), not the server's source tree (the shell-integration script)."""
 # ruff: noqa: F811 (pytest fixtures imported from conftest_sandbox, then requested by name)
 from __future__ import annotations
 
+import asyncio
 import os
 from pathlib import Path
 
@@ -39,3 +40,27 @@ async def test_mountinfo_shows_no_host_path(runtime: LocalRuntime, network: bool
         # file system of its own (the per-workspace image of the disk quota) hides it.
         leaks = [ln for ln in leaks if ln.split()[4] not in ("/workspace", "/app")]
     assert leaks == [], mountinfo
+
+
+async def test_a_terminal_shows_no_host_path_either(runtime: LocalRuntime) -> None:
+    """A terminal runs in the agent's bwrap, which also mounts the agent's code: bound from the
+    server's install, the source tree's path showed in a shell's mountinfo."""
+    sb = await runtime.start(new_spec())
+    assert isinstance(sb, LocalSandbox)
+    term = await sb.open_terminal(200, 50)
+    try:
+        await term.write(b"cat /proc/self/mountinfo; echo MOUNTINFO-$((40+2))\n")
+        out = b""
+        while b"MOUNTINFO-42" not in out:
+            chunk = await asyncio.wait_for(term.read(), 20)
+            assert chunk, out
+            out += chunk
+    finally:
+        await term.close()
+    text = out.decode(errors="replace")
+    assert "/opt/coolcoding" in text  # the agent's code is mounted: this is its mountinfo
+    data_dir = str(runtime.settings.data_dir.resolve())
+    leaks = [ln for ln in text.splitlines() if data_dir in ln or SOURCE_TREE in ln]
+    if not os.path.ismount(sb.workspace):
+        leaks = [ln for ln in leaks if "/workspace" not in ln and "/app" not in ln]
+    assert leaks == [], text

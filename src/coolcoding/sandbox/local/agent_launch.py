@@ -13,7 +13,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import os
+import shutil
+import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +31,38 @@ from coolcoding.settings import Settings
 _PATH_FLAGS = os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 SOCKET_NAME = "agent.sock"
 PACKAGE_DIR = str(Path(coolcoding.__file__).resolve().parent)
+_PACKAGE_FILES = ("*.py", "*.sh")  # what the agent imports or reads (shell integration)
+
+
+def agent_package_copy(tmpfs_dir: Path, source: str = PACKAGE_DIR) -> str:
+    """A read-only copy of the package's code in a tmpfs, named by its content's hash.
+
+    The agent's bind mount source shows in the sandbox's /proc/self/mountinfo (a bind's root is
+    its path inside its file system): bound from the server's install it would name the host's
+    source tree; from here it names ``/cc-agent-<hash>/coolcoding`` of a tmpfs. The copy is
+    shared by every sandbox of this code version, survives the server (sandboxes outlive it)
+    and is made once (a new directory renamed into place, so concurrent servers agree)."""
+    root = Path(source)
+    files = sorted(p for pattern in _PACKAGE_FILES for p in root.rglob(pattern) if p.is_file())
+    digest = hashlib.sha256()
+    for f in files:
+        digest.update(str(f.relative_to(root)).encode() + b"\0" + f.read_bytes() + b"\0")
+    target = tmpfs_dir / f"cc-agent-{digest.hexdigest()[:16]}"
+    if (target / "coolcoding").is_dir():
+        return str(target / "coolcoding")
+    tmp = Path(tempfile.mkdtemp(prefix="cc-agent-tmp-", dir=tmpfs_dir))
+    for f in files:
+        dest = tmp / "coolcoding" / f.relative_to(root)
+        dest.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
+        shutil.copyfile(f, dest)
+        os.chmod(dest, 0o444)
+    for d in [tmp, *(p for p in tmp.rglob("*") if p.is_dir())]:
+        os.chmod(d, 0o555)  # noqa: S103 (read and search for the sandbox's uid)
+    try:
+        os.rename(tmp, target)
+    except OSError:  # made meanwhile by another server
+        shutil.rmtree(tmp, ignore_errors=True)
+    return str(target / "coolcoding")
 
 
 @dataclass
@@ -108,6 +143,7 @@ async def start_agent(
     limits: Mapping[str, object] | None = None,
     log_fd: int = 2,
     outlive_server: bool = False,
+    package_dir: str = PACKAGE_DIR,
 ) -> AgentProcess:
     """Spawn the agent in ``sandbox`` and wait until its socket accepts connections.
 
@@ -139,7 +175,7 @@ async def start_agent(
             network=sandbox.spec.network, new_session=True,
             tmp_bytes=sandbox.tmp_bytes, home_bytes=sandbox.tmp_bytes,
             extra_ro_binds=sandbox.extra_ro_binds, json_status_fd=status_w,
-            seccomp_fd=seccomp_fd, agent_package_dir=PACKAGE_DIR,
+            seccomp_fd=seccomp_fd, agent_package_dir=package_dir,
             agent_socket_dir=str(socket_dir), die_with_parent=not outlive_server,
         )  # fmt: skip
         argv = bwrap.build_bwrap_argv(

@@ -30,8 +30,11 @@ SECRET_BYTES = 32
 class AgentFiles:
     """The socket directories and secret files of one server's session agents."""
 
-    def __init__(self, state_dir: Path) -> None:
-        self.sockets = state_dir / "agent-sockets"
+    def __init__(self, state_dir: Path, sockets: Path | None = None) -> None:
+        # ``sockets``: a tmpfs dir named by the server (runtime.py), because the socket dir is
+        # bound into the sandbox and a bind's source path shows in its /proc/self/mountinfo:
+        # under the data dir it would name the host's data dir.
+        self.sockets = sockets or state_dir / "agent-sockets"
         self.secrets = state_dir / "agent-secrets"
 
     def prepare(self) -> None:

@@ -34,7 +34,7 @@ from typing import Any
 from coolcoding.agent.client import AgentConnectionLost, AgentError
 from coolcoding.sandbox.base import Runtime, Sandbox, SandboxError, SandboxSpec
 from coolcoding.sandbox.local import seccomp
-from coolcoding.sandbox.local.agent_launch import agent_limits, start_agent
+from coolcoding.sandbox.local.agent_launch import agent_limits, agent_package_copy, start_agent
 from coolcoding.sandbox.local.agents import AgentFiles, AgentHandle, agent_answers, is_agent_of
 from coolcoding.sandbox.local.diskimage import WorkspaceImages
 from coolcoding.sandbox.local.environment import HostEnvironment, check_environment
@@ -123,8 +123,13 @@ class LocalRuntime(Runtime):
         self._jobs: set[str] = set()  # ephemeral sandboxes a job holds (the others: the pool's)
         self._removals: set[asyncio.Task[None]] = set()  # ephemeral directories being deleted
         self._etc_tag = etc_root_tag(self.instance_id)
+        self._agent_package: str | None = None  # agent_package_copy, made at the first start
         self.etc_root = make_etc_root(settings.sandbox_etc_root, self.state_dir, self._etc_tag)
-        self.agents = AgentFiles(self.state_dir)
+        tmpfs = settings.sandbox_etc_root
+        self.agents = AgentFiles(
+            self.state_dir,
+            tmpfs / f"cc-sock-{self._etc_tag}" if tmpfs.is_dir() else None,
+        )
         self._released: set[str] = set()  # left running at shutdown, for the next process
         self._etc = EtcTemplates(self.etc_root / "templates", self.host.layout)
         self.images = (
@@ -248,6 +253,8 @@ class LocalRuntime(Runtime):
         a network-enabled sandbox)."""
         uuid = sb.spec.session_uuid
         secret = await asyncio.to_thread(self.agents.new_secret, uuid)
+        if self._agent_package is None:
+            self._agent_package = await asyncio.to_thread(agent_package_copy, self.etc_root.parent)
         devnull = os.open(os.devnull, os.O_WRONLY | os.O_CLOEXEC)
         try:
             async with asyncio.timeout(self.settings.agent_start_timeout_s):
@@ -260,6 +267,7 @@ class LocalRuntime(Runtime):
                     # A network sandbox's NAT (slirp4netns) exits with this process: its
                     # sandbox does too, as before (README: known limits).
                     outlive_server=not sb.spec.network,
+                    package_dir=self._agent_package,
                 )
         except TimeoutError as exc:
             raise SandboxError(
