@@ -26,7 +26,9 @@ from tests.integration.conftest_sandbox import (  # noqa: F401 (fixtures)
 pytestmark = [pytest.mark.sandbox, requires_sandbox]
 
 
-async def read_until(term: object, marker: bytes, timeout: float = 5.0) -> bytes:
+async def read_until(term: object, marker: bytes, timeout: float = 20.0) -> bytes:
+    """Output up to ``marker``; the timeout is a hang check (a loaded CI machine took over 5 s
+    for a first prompt once), not a measurement."""
     out = b""
     while marker not in out:
         chunk = await asyncio.wait_for(term.read(), timeout)  # type: ignore[attr-defined]
