@@ -1,26 +1,44 @@
-"""The platform's long-lived parts, built once per app and torn down on shutdown.
+"""The composition root: the platform's long-lived parts, built once per app, typed.
 
-Routers reach them through ``api/deps.py``; services get what they need by constructor.
-Components of other layers (sandbox manager, terminals, judge) register here in ``start``.
+Routers reach them through ``api/deps.py``; services get what they need by constructor. Nothing
+here is looked up by name and no module imports the platform back: each part is built from the
+parts it needs, in this one place.
+
+When the sandbox runtime cannot work on this host, ``sandbox_unavailable`` says why and the
+interactive parts (``runtime``, ``sandboxes``, ``sync``, ``terminals``, ``commands``) are
+``None``: their routes answer 503 with that message and the rest of the API keeps working.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from coolcoding.db.engine import Database
 from coolcoding.db.migrate import upgrade
+from coolcoding.db.models import CodeSession
+from coolcoding.errors import NotFound
+from coolcoding.execution.judge import Judge
+from coolcoding.execution.languages import LanguageRegistry
+from coolcoding.filesync.relay import SandboxWriteRelay
+from coolcoding.filesync.sync import SyncEngine
+from coolcoding.sandbox.base import Runtime, Sandbox, SandboxError
 from coolcoding.sandbox.local.identity import server_id
+from coolcoding.sandbox.registry import make_runtime
 from coolcoding.schemas.ws import FileChanged, FileDeleted, FileMoved
 from coolcoding.services.accounts import AccountService
+from coolcoding.services.commands import CommandLog
 from coolcoding.services.events import EventBus
+from coolcoding.services.executions import ExecutionService
 from coolcoding.services.leases import LeaseService
 from coolcoding.services.ratelimit import RateLimiter
+from coolcoding.services.sandboxes import SandboxManager
 from coolcoding.services.sessions import SessionService
-from coolcoding.services.workspace import Change, WorkspaceService
+from coolcoding.services.workspace import Change, WorkspaceRef, WorkspaceService
 from coolcoding.settings import Settings
+from coolcoding.terminal.manager import TerminalManager
 
 log = logging.getLogger(__name__)
 
@@ -54,16 +72,84 @@ class Platform:
         self.workspace.sinks.append(self._publish_changes)
         self._on_start: list[Hook] = []
         self._on_stop: list[Hook] = []
-        # Optional components, attached by their layers (see ``coolcoding.app``).
-        self.components: dict[str, Any] = {}
-        # Session sandboxes, file sync, terminals (registers components["runtime"] first).
-        from coolcoding.sandbox_wiring import attach_sandboxes
+        # Session sandboxes, file sync, terminals and command history (None: see ``unavailable``).
+        self.sandbox_unavailable: str | None = None
+        self.runtime: Runtime | None = None
+        self.sandboxes: SandboxManager | None = None
+        self.sync: SyncEngine | None = None
+        self.terminals: TerminalManager | None = None
+        self.commands: CommandLog | None = None
+        try:
+            self.runtime = make_runtime(settings)
+        except SandboxError as exc:
+            log.error("session sandboxes are unavailable: %s", exc.log_message)
+            self.sandbox_unavailable = exc.user_message
+        else:
+            self._build_sandboxes(self.runtime)
+        # Languages, the judge with its queue, and runs in sessions.
+        self.languages = LanguageRegistry()
+        self.executions = self._build_executions()
 
-        attach_sandboxes(self)
-        # Languages, judge queue and runs: components["languages"], components["executions"].
-        from coolcoding.execution.wiring import attach_execution
+    def _build_sandboxes(self, runtime: Runtime) -> None:
+        settings = self.settings
+        sync = SyncEngine(self.workspace, self.events, settings)
+        # Editor changes for sandboxes other replicas run go to them over the bus.
+        SandboxWriteRelay(sync, self.events)
+        sandboxes = SandboxManager(settings, runtime, self.sessions, self.events, sync, self.leases)
+        commands = CommandLog(self.db)
+        terminals = TerminalManager(settings, sandboxes, commands, sync)
+        self.sync, self.sandboxes, self.commands, self.terminals = (
+            sync,
+            sandboxes,
+            commands,
+            terminals,
+        )
+        # Deleting a session stops its sandbox and removes its storage.
+        self.sessions.before_delete.append(sandboxes.delete_session_files)
 
-        attach_execution(self)
+        async def start() -> None:
+            await sandboxes.startup()
+            terminals.start()
+
+        async def stop() -> None:
+            await terminals.shutdown()
+            await sandboxes.shutdown()
+
+        self.on_start(start)
+        self.on_stop(stop)
+
+    def _build_executions(self) -> ExecutionService:
+        settings = self.settings
+        judge = Judge(self.runtime, self.languages, settings)
+        limiter = RateLimiter(settings.exec_rate_limit_per_minute, 60, self.redis, prefix="cc:exec")
+        svc = ExecutionService(self.db, settings, self.languages, judge, limiter)
+        svc.unavailable = self.sandbox_unavailable
+        svc.leases = self.leases
+        # New sessions and language changes must name a language the registry knows.
+        self.sessions.set_languages(self.languages.ids)
+        sandboxes = self.sandboxes
+        if sandboxes is not None:
+
+            @contextlib.asynccontextmanager
+            async def session_sandbox(session: CodeSession) -> AsyncIterator[Sandbox]:
+                """The session's started sandbox, held (never idle-stopped) while a run uses it."""
+                sandbox = await sandboxes.ensure_started(session)
+                async with sandboxes.hold(str(session.uuid)):
+                    yield sandbox
+
+            svc.runner.sandbox_for = session_sandbox
+        svc.runner.file_exists = self._file_exists
+        self.on_start(svc.start)
+        self.on_stop(svc.stop)
+        return svc
+
+    async def _file_exists(self, session: CodeSession, path: str) -> bool:
+        ref = WorkspaceRef(session_id=session.id, session_uuid=str(session.uuid))
+        try:
+            await self.workspace.read(ref, path)
+        except NotFound:
+            return False
+        return True
 
     async def _publish_changes(self, session_uuid: str, changes: Any) -> None:
         for c in changes:

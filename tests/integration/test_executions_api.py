@@ -195,7 +195,7 @@ def test_a_batch_of_50_is_served_in_order(user: UserClient, server: LiveServer) 
     assert all(b["verdict"] == "accepted" for b in results)
     assert [b["stdout"] for b in results] == [f"{i}\n" for i in range(50)]
     started = [datetime.fromisoformat(b["started_at"]) for b in results]
-    workers = server.platform.components["executions"].queue.workers
+    workers = server.platform.executions.queue.workers
     # FIFO: job i starts no later than any job submitted `workers` places after it.
     for i in range(50 - workers):
         assert started[i] <= started[i + workers], i

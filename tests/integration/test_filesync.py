@@ -175,9 +175,9 @@ async def test_editor_save_over_an_unsynced_sandbox_write_keeps_both(platform: P
     sess = await platform.sessions.create(user.id, "race", "python", False)
     ref = WorkspaceRef(sess.id, str(sess.uuid))
     await platform.workspace.save_file(ref, "notes.md", b"base\n")
-    sandboxes = platform.components["sandboxes"]
+    sandboxes = platform.sandboxes
     await sandboxes.ensure_started(sess)
-    root = Path(platform.components["runtime"].workspace_dir(ref.session_uuid))
+    root = Path(platform.runtime.workspace_dir(ref.session_uuid))
     events: list[dict[str, object]] = []
     async with platform.events.subscribe(ref.session_uuid) as q:
         (root / "notes.md").write_bytes(b"program output\n")  # not synced yet (long debounce)

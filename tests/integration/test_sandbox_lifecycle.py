@@ -67,7 +67,7 @@ async def test_lazy_start_status_events_stop_and_idle_timeout(tmp_path: Path) ->
         await t.close()
         # Nothing attached and no command: stopped after the idle timeout.
         wait_until(lambda: status(u, sid) == "stopped", timeout=6, step=0.2)
-        assert not server.platform.components["sandboxes"].is_running(sid)
+        assert not server.platform.sandboxes.is_running(sid)
     finally:
         stop()
 
@@ -79,7 +79,7 @@ async def test_delete_session_stops_sandbox_and_removes_its_files(tmp_path: Path
         sid = u.new_session()
         t = await Term.open(server, u, sid)
         await t.run("echo x > x.txt")
-        root = Path(server.platform.components["runtime"].workspace_dir(sid))
+        root = Path(server.platform.runtime.workspace_dir(sid))
         assert (root / "x.txt").exists()
         assert u.client.delete(f"/api/sessions/{sid}").status_code == 204
         await t.recv_until(lambda m: m is not None and m["type"] == "exit")
@@ -98,7 +98,7 @@ async def test_restart_finds_no_orphans_and_loses_no_files(tmp_path: Path) -> No
         await t.run("echo before > before.txt; sleep 1000 &")
     finally:
         stop()  # graceful: final sync, sandboxes stopped
-    runtime = server.platform.components["runtime"]
+    runtime = server.platform.runtime
     root = Path(runtime.workspace_dir(sid))
     # Simulate a crash of the next server: status left 'running', a write not yet synced, and
     # (with the disk quota's images) the workspace image left mounted.
@@ -137,7 +137,7 @@ async def test_an_agent_that_dies_reports_the_sandbox_as_error_with_the_reason(
         ev = await events_socket(server, u, sid)
         t = await Term.open(server, u, sid)
         await t.run("true")
-        sandbox = server.platform.components["sandboxes"].get(sid)
+        sandbox = server.platform.sandboxes.get(sid)
         assert sandbox is not None and sandbox.agent is not None and sandbox.agent.pid
         os.kill(sandbox.agent.pid, signal.SIGKILL)  # the user's own programs could do this
         event = await next_event(

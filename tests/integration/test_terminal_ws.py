@@ -105,7 +105,7 @@ async def test_several_terminals_list_and_delete(server: LiveServer, user: UserC
 
 async def test_terminal_limit_closes_with_4429(server: LiveServer, user: UserClient) -> None:
     sid = user.new_session()
-    settings = server.platform.components["terminals"].settings
+    settings = server.platform.terminals.settings
     old = settings.terminal_max_per_session
     settings.terminal_max_per_session = 2
     try:

@@ -25,9 +25,9 @@ async def test_the_secret_is_root_only_and_never_in_the_database(tmp_path: Path)
         sid = u.new_session()
         t = await Term.open(server, u, sid)
         await t.run("true")
-        runtime = server.platform.components["runtime"]
+        runtime = server.platform.runtime
         assert isinstance(runtime, LocalRuntime)
-        sandbox = server.platform.components["sandboxes"].get(sid)
+        sandbox = server.platform.sandboxes.get(sid)
         secret = sandbox.agent.secret
         state = runtime.get_state(sid)
         text = json.dumps(state)
@@ -53,7 +53,7 @@ async def test_a_forged_state_is_not_followed_to_another_socket(tmp_path: Path) 
         victim, other = u.new_session(), u.new_session()
         t = await Term.open(server, u, victim)
         await t.run("true")
-        runtime = server.platform.components["runtime"]
+        runtime = server.platform.runtime
         assert isinstance(runtime, LocalRuntime)
         forged = {"agent": {"socket": runtime.agents.socket_path(victim),
                             "secret_file": str(runtime.agents.secret_path(victim)), "pid": 1}}  # fmt: skip

@@ -118,7 +118,7 @@ async def test_api_reports_usage_and_the_server_keeps_serving(quota_server: Live
     status = u.client.get(f"/api/workspace/{sid}/status").json()
     assert QUOTA <= status["disk_limit_bytes"] <= BOUND
     assert 19 * MiB <= status["disk_used_bytes"] <= status["disk_limit_bytes"]
-    root = server.platform.components["runtime"].workspace_dir(sid)
+    root = server.platform.runtime.workspace_dir(sid)
     assert disk_usage_bytes(root) <= BOUND
     assert u.client.get("/api/health/").status_code == 200
     t2 = await Term.open(server, u, sid, tid="t2")  # a full workspace is no reason to refuse
@@ -148,7 +148,7 @@ async def test_a_full_db_workspace_materializes_into_its_image_after_stop_and_st
                 json={"content": base64.b64encode(blob).decode(), "encoding": "base64"},
             )
             assert r.status_code == 201, r.text
-        runtime = server.platform.components["runtime"]
+        runtime = server.platform.runtime
         root = Path(runtime.workspace_dir(sid))
         for _round in range(2):
             assert u.client.post(f"/api/sessions/{sid}/sandbox/start").status_code == 200

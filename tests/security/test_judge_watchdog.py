@@ -45,8 +45,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
         exec_workers=1,
         exec_watchdog_margin_s=1.0,
     )
-    judge = srv.platform.components["executions"].judge
-    runtime = srv.platform.components["runtime"]
+    judge = srv.platform.executions.judge
+    runtime = srv.platform.runtime
     real = runtime.ephemeral
 
     @contextlib.asynccontextmanager

@@ -99,7 +99,7 @@ async def test_terminal_appends_racing_editor_saves_are_never_lost(
         await asyncio.sleep(0.5)
         await t.run("true")
         final = (await client.get(f"/api/workspace/{sid}/file/race.txt")).json()["content"]
-        root = server.platform.components["runtime"].workspace_dir(sid)
+        root = server.platform.runtime.workspace_dir(sid)
         assert root is not None
         disk = (Path(root) / "race.txt").read_text()
         assert final == disk
@@ -145,8 +145,8 @@ async def test_editor_delete_and_move_never_bury_unsynced_sandbox_writes(
     ref = WorkspaceRef(sess.id, str(sess.uuid))
     await p.workspace.save_file(ref, "gone.txt", b"base\n")
     await p.workspace.save_file(ref, "src.txt", b"moved\n")
-    await p.components["sandboxes"].ensure_started(sess)
-    root = Path(p.components["runtime"].workspace_dir(ref.session_uuid))
+    await p.sandboxes.ensure_started(sess)
+    root = Path(p.runtime.workspace_dir(ref.session_uuid))
     async with p.events.subscribe(ref.session_uuid) as q:
         # Program output the watcher has not synced yet (long debounce)...
         (root / "gone.txt").write_bytes(b"base\nprogram line\n")

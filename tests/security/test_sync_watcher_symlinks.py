@@ -36,7 +36,7 @@ async def test_renamed_parent_replaced_by_a_symlink_is_never_watched_or_walked(
 ) -> None:
     sid = user.new_session()
     t = await Term.open(server, user, sid)
-    st = server.platform.components["sync"].get(sid)
+    st = server.platform.sync.get(sid)
     assert st is not None and st.watcher is not None
     peak = st.watcher.watch_count
     # Each round: the watcher sees ``e`` as a real folder (and watches it), then ``e/usr`` is

@@ -72,7 +72,7 @@ async def test_another_servers_start_and_stop_leave_our_sandboxes_alone(
     term = await Term.open(server_a, user, sid)
     _, out = await term.run("echo before-$((6*7))")
     assert b"before-42" in out
-    runtime = server_a.platform.components["runtime"]
+    runtime = server_a.platform.runtime
     assert isinstance(runtime, LocalRuntime)
     cgroup = runtime.host.cgroups.group(sid)
     shell_pids = cgroup._all_pids()

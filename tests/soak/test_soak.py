@@ -164,8 +164,8 @@ class Soak:
 async def test_soak(server: LiveServer) -> None:
     user = register_user(server)
     sids = [user.new_session("soak-a"), user.new_session("soak-b")]
-    executions = server.platform.components["executions"]
-    terminals = server.platform.components["terminals"]
+    executions = server.platform.executions
+    terminals = server.platform.terminals
 
     # Warm-up: both sandboxes running, the judge's pool and the connection pools in use.
     warm = Soak(server, user, sids)

@@ -1,17 +1,24 @@
-"""Dependency aliases for routers: ``PlatformDep``, ``CurrentUser``, ``OwnedSession``."""
+"""Dependency aliases for routers: ``PlatformDep``, ``CurrentUser``, ``OwnedSession``, and the
+platform's optional parts (``Sandboxes``, ``Terminals``, ``Commands``): 503 ``sandbox_unavailable``
+with the runtime's reason when this host cannot run sandboxes."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 from fastapi import Depends, Request
 
 from coolcoding.api.clientip import client_ip as client_ip  # re-exported for the routers
 from coolcoding.db.models import CodeSession
-from coolcoding.errors import NotAuthenticated
+from coolcoding.errors import NotAuthenticated, Unavailable
 from coolcoding.platform import Platform
 from coolcoding.services.accounts import Principal
+from coolcoding.services.commands import CommandLog
+from coolcoding.services.sandboxes import SandboxManager
 from coolcoding.services.workspace import WorkspaceRef
+from coolcoding.terminal.manager import TerminalManager
+
+T = TypeVar("T")
 
 
 async def get_platform(request: Request) -> Platform:
@@ -21,6 +28,33 @@ async def get_platform(request: Request) -> Platform:
 
 
 PlatformDep = Annotated[Platform, Depends(get_platform)]
+
+
+def sandbox_part(platform: Platform, part: T | None) -> T:
+    """``part`` (one of the platform's sandbox parts), or 503 with why sandboxes cannot run."""
+    if part is None:
+        raise Unavailable(
+            platform.sandbox_unavailable or "sandboxes are not available",
+            code="sandbox_unavailable",
+        )
+    return part
+
+
+async def get_sandboxes(platform: PlatformDep) -> SandboxManager:
+    return sandbox_part(platform, platform.sandboxes)
+
+
+async def get_terminals(platform: PlatformDep) -> TerminalManager:
+    return sandbox_part(platform, platform.terminals)
+
+
+async def get_commands(platform: PlatformDep) -> CommandLog:
+    return sandbox_part(platform, platform.commands)
+
+
+Sandboxes = Annotated[SandboxManager, Depends(get_sandboxes)]
+Terminals = Annotated[TerminalManager, Depends(get_terminals)]
+Commands = Annotated[CommandLog, Depends(get_commands)]
 
 
 def token_from(

@@ -11,7 +11,7 @@ from fastapi.responses import StreamingResponse
 
 from coolcoding.api.deps import CurrentUser, OwnedSession, PlatformDep
 from coolcoding.api.responses import AUTHED, OWNED, WRITE, WRITE_OWNED, errors, merge
-from coolcoding.errors import Conflict, RateLimited, Unavailable
+from coolcoding.errors import Conflict, RateLimited
 from coolcoding.schemas.executions import (
     BatchIn,
     BatchOut,
@@ -28,10 +28,7 @@ router = APIRouter(prefix="/api", tags=["executions"])
 
 
 async def get_executions(platform: PlatformDep) -> ExecutionService:
-    svc = platform.components.get("executions")
-    if not isinstance(svc, ExecutionService):
-        raise Unavailable("code execution is not available on this server", code="exec_unavailable")
-    return svc
+    return platform.executions
 
 
 Executions = Annotated[ExecutionService, Depends(get_executions)]

@@ -2,30 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter, Query, Response
 
-from coolcoding.api.deps import OwnedSession, PlatformDep
+from coolcoding.api.deps import Commands, OwnedSession, Sandboxes, Terminals
 from coolcoding.api.responses import OWNED, WRITE_OWNED, errors, merge
-from coolcoding.errors import Conflict, RateLimited, Unavailable
-from coolcoding.platform import Platform
+from coolcoding.errors import Conflict, RateLimited
 from coolcoding.schemas.sandbox import CommandOut, SandboxStateOut, TerminalOut
-from coolcoding.services.commands import CommandLog
-from coolcoding.services.sandboxes import SandboxManager
-from coolcoding.terminal.manager import TerminalManager
 
 router = APIRouter(prefix="/api/sessions", tags=["sandbox"])
-
-
-def _component(platform: Platform, name: str) -> Any:
-    found = platform.components.get(name)
-    if found is None:
-        raise Unavailable(
-            platform.components.get("sandbox_unavailable", "sandboxes are not available"),
-            code="sandbox_unavailable",
-        )
-    return found
 
 
 # 409: the per-user cap on running sandboxes; 503: the per-server cap, or the host is out of a
@@ -35,37 +19,30 @@ def _component(platform: Platform, name: str) -> Any:
     response_model=SandboxStateOut,
     responses=merge(WRITE_OWNED, errors(Conflict, RateLimited)),
 )
-async def start_sandbox(session: OwnedSession, platform: PlatformDep) -> SandboxStateOut:
-    sandboxes: SandboxManager = _component(platform, "sandboxes")
+async def start_sandbox(session: OwnedSession, sandboxes: Sandboxes) -> SandboxStateOut:
     await sandboxes.ensure_started(session)
     return SandboxStateOut(status="running")
 
 
 @router.post("/{session_uuid}/sandbox/stop", response_model=SandboxStateOut, responses=WRITE_OWNED)
-async def stop_sandbox(session: OwnedSession, platform: PlatformDep) -> SandboxStateOut:
-    sandboxes: SandboxManager = _component(platform, "sandboxes")
+async def stop_sandbox(session: OwnedSession, sandboxes: Sandboxes) -> SandboxStateOut:
     await sandboxes.stop(str(session.uuid), reason="stopped by the user")
     return SandboxStateOut(status="stopped")
 
 
 @router.get("/{session_uuid}/terminals", response_model=list[TerminalOut], responses=OWNED)
-async def list_terminals(session: OwnedSession, platform: PlatformDep) -> list[TerminalOut]:
-    terms: TerminalManager = _component(platform, "terminals")
+async def list_terminals(session: OwnedSession, terms: Terminals) -> list[TerminalOut]:
     return [TerminalOut.model_validate(t) for t in await terms.list(str(session.uuid))]
 
 
 @router.delete("/{session_uuid}/terminals/{terminal_id}", status_code=204, responses=WRITE_OWNED)
-async def close_terminal(
-    terminal_id: str, session: OwnedSession, platform: PlatformDep
-) -> Response:
-    terms: TerminalManager = _component(platform, "terminals")
+async def close_terminal(terminal_id: str, session: OwnedSession, terms: Terminals) -> Response:
     await terms.close(str(session.uuid), terminal_id)
     return Response(status_code=204)
 
 
 @router.get("/{session_uuid}/commands", response_model=list[CommandOut], responses=OWNED)
 async def list_commands(
-    session: OwnedSession, platform: PlatformDep, limit: int = Query(100, ge=1, le=1000)
+    session: OwnedSession, commands: Commands, limit: int = Query(100, ge=1, le=1000)
 ) -> list[CommandOut]:
-    commands: CommandLog = _component(platform, "commands")
     return [CommandOut.model_validate(c) for c in await commands.recent(session.id, limit)]

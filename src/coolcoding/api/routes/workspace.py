@@ -23,7 +23,6 @@ from coolcoding.schemas.workspace import (
     SaveIn,
     StatusOut,
 )
-from coolcoding.services.sandboxes import SandboxManager
 from coolcoding.services.sessions import ref_of
 
 
@@ -128,7 +127,7 @@ async def move(body: MoveIn, ws: WorkspaceDep, platform: PlatformDep) -> JSONRes
 @router.get("/status", response_model=StatusOut, responses=OWNED)
 async def status(session: OwnedSession, platform: PlatformDep) -> StatusOut:
     count, total = await platform.workspace.stats(ref_of(session))
-    sandboxes: SandboxManager | None = platform.components.get("sandboxes")
+    sandboxes = platform.sandboxes
     disk = await sandboxes.disk_usage(str(session.uuid)) if sandboxes is not None else None
     return StatusOut(
         initialized=count > 0,

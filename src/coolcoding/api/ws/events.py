@@ -36,7 +36,7 @@ async def events_socket(ws: WebSocket, session_uuid: str) -> None:
         await close_quietly(ws, ws_close_code(exc), exc.message)
         return
     uuid = str(session.uuid)
-    sandboxes: SandboxManager | None = platform.components.get("sandboxes")
+    sandboxes = platform.sandboxes
     async with platform.events.subscribe(uuid) as queue, contextlib.AsyncExitStack() as stack:
         status = session.sandbox_status
         if sandboxes is not None:

@@ -13,9 +13,10 @@ import logging
 from fastapi import APIRouter, WebSocket
 from starlette.websockets import WebSocketDisconnect
 
+from coolcoding.api.deps import sandbox_part
 from coolcoding.api.errors import ws_close_code
 from coolcoding.api.ws.auth import authorize, close_quietly, platform_of
-from coolcoding.errors import DomainError, Unavailable
+from coolcoding.errors import DomainError
 from coolcoding.terminal import protocol
 from coolcoding.terminal.manager import TerminalManager
 from coolcoding.terminal.session import TerminalAttachment
@@ -47,9 +48,7 @@ async def serve_terminal(ws: WebSocket, session_uuid: str, terminal_id: str) -> 
     await ws.accept()
     try:
         _, session = await authorize(ws, session_uuid)
-        terms: TerminalManager | None = platform.components.get("terminals")
-        if terms is None:
-            raise Unavailable(platform.components.get("sandbox_unavailable", "no sandboxes"))
+        terms = sandbox_part(platform, platform.terminals)
         cols = _int(ws.query_params.get("cols"), 80)
         rows = _int(ws.query_params.get("rows"), 24)
         att, reattached = await terms.open(session, terminal_id, cols, rows)

@@ -23,7 +23,7 @@ from coolcoding.sandbox.local.process import SandboxProcess
 from coolcoding.sandbox.local.zygote import WarmProcess
 
 if TYPE_CHECKING:
-    from coolcoding.sandbox.local.sandbox import LocalSandbox
+    from coolcoding.sandbox.local.capabilities import SpawnHost
 
 StreamName = Literal["stdout", "stderr"]
 CHUNK = 64 * 1024
@@ -46,7 +46,7 @@ def _exit_of(status: int | None) -> tuple[int | None, int | None]:
 class LocalExec(ExecStream):
     def __init__(
         self,
-        sandbox: LocalSandbox,
+        sandbox: SpawnHost,
         argv: list[str],
         *,
         stdin: bytes,

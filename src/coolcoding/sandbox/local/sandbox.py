@@ -45,7 +45,7 @@ from coolcoding.sandbox.local.zygote import WarmProcess, encode_request, start_z
 
 if TYPE_CHECKING:
     from coolcoding.agent.client import AgentClient
-    from coolcoding.sandbox.local.agents import AgentHandle
+    from coolcoding.sandbox.local.capabilities import SandboxAgent
 
 log = logging.getLogger(__name__)
 _PATH_FLAGS = os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -96,7 +96,7 @@ class LocalSandbox(Sandbox):
         # Its own network namespace and NAT, if the session has network (``start_network``).
         self.network: network.SandboxNetwork | None = None
         # A session sandbox's agent (agents.py): its first process, holding its terminals.
-        self.agent: AgentHandle | None = None
+        self.agent: SandboxAgent | None = None
 
     @property
     def _cgroups(self) -> CgroupManager:

@@ -34,7 +34,7 @@ from coolcoding.sandbox.local.loopfd import LoopFd
 from coolcoding.sandbox.local.process import SandboxProcess
 
 if TYPE_CHECKING:
-    from coolcoding.sandbox.local.sandbox import LocalSandbox
+    from coolcoding.sandbox.local.capabilities import SpawnHost
 
 # Below a pipe's capacity, so the release never blocks the event loop.
 MAX_REQUEST_BYTES = 60_000
@@ -200,7 +200,7 @@ class WarmProcess:
         self.close_fds()
 
 
-async def start_zygote(sb: LocalSandbox, timeout_s: float) -> WarmProcess:
+async def start_zygote(sb: SpawnHost, timeout_s: float) -> WarmProcess:
     """Spawn ``sb``'s first exec leaf (``exec-1``) with a zygote in it and wait until it is ready."""
     cg = sb.new_leaf("exec", CgroupLimits(sb.spec.memory_mb * 1024 * 1024, sb.spec.pids))
     ours: list[int] = []  # host ends, kept
