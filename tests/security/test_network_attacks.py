@@ -30,6 +30,7 @@ import pytest
 from coolcoding.sandbox.base import ExecLimits, SandboxError
 from coolcoding.sandbox.local.runtime import LocalRuntime
 from coolcoding.sandbox.local.sandbox import LocalSandbox
+from coolcoding.settings import Settings
 from tests.conftest import register_user, searchable, start_live_server
 from tests.integration.conftest_sandbox import (  # noqa: F401 (fixtures)
     make_runtime,
@@ -339,8 +340,10 @@ def running(pid: int) -> bool:
     return False
 
 
-async def test_slirp_exits_when_the_server_is_killed(tmp_path: Path) -> None:
-    """SIGKILL of the server: slirp4netns sees its --exit-fd close and exits, not orphaned."""
+async def test_slirp_outlives_a_killed_server_and_orphan_clean_up_ends_it(tmp_path: Path) -> None:
+    """SIGKILL of the server: slirp4netns (its own session, the sandbox's cgroup) runs on with the
+    sandbox for the next server process; a sandbox no server takes back is an orphan, and the
+    clean-up of the next runtime on that cgroup parent kills its NAT too: nothing is left."""
     searchable(tmp_path)
     parent = f"coolcoding-test-{secrets.token_hex(6)}"
     server = subprocess.Popen(
@@ -352,8 +355,21 @@ async def test_slirp_exits_when_the_server_is_killed(tmp_path: Path) -> None:
     slirp = int(pid_text)
     try:
         assert Path(f"/proc/{slirp}/cmdline").read_bytes().startswith(b"/usr/bin/slirp4netns")
+        assert os.getsid(slirp) == slirp != os.getsid(server.pid)  # a session of its own
         server.kill()
         server.wait()
+        assert running(slirp)
+        # The next server process on that data dir: the sandbox is nobody's, an orphan.
+        rt = LocalRuntime(Settings(data_dir=tmp_path, sandbox_cgroup_parent=parent,
+                                   sandbox_pool_size=0))  # fmt: skip
+        try:
+            assert await rt.cleanup_orphans() >= 1
+            assert rt.host.cgroups.leftovers() == []
+        finally:
+            await rt.shutdown()
+            for d in set(rt.host.cgroups.bases.values()):
+                if d.is_dir():
+                    os.rmdir(d)
         for _ in range(100):  # its exit is an event to wait for, not a time to measure
             if not running(slirp):
                 break
@@ -361,8 +377,8 @@ async def test_slirp_exits_when_the_server_is_killed(tmp_path: Path) -> None:
         assert not running(slirp)
     finally:
         server.kill()
-        async with make_runtime(sandbox_cgroup_parent=parent) as rt:
-            await rt.cleanup_orphans()  # the killed server's cgroups
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(slirp, 9)
         shutil.rmtree(etc_root, ignore_errors=True)
 
 
@@ -377,3 +393,36 @@ async def test_without_a_working_nat_a_network_sandbox_does_not_start(slirp: str
         assert "slirp4netns" in caught.value.log_message
         assert rt.poll(spec.session_uuid) == 0  # not running
         assert rt.host.cgroups.leftovers() == []  # its cgroups are gone
+
+
+async def test_a_tampered_state_cannot_point_the_nat_kill_at_another_process(
+    runtime: LocalRuntime,
+) -> None:
+    """The sandbox state (a DB row) names the slirp4netns a later server process kills at stop.
+    A row naming another process (here a ``sleep`` of the test; PostgreSQL in real life) or
+    the agent's pid as slirp4netns is not believed: the pid must be a slirp4netns in this
+    session's cgroup. The sandbox is adopted with its own NAT and its network still works."""
+    sb = await runtime.start(new_spec(network=True))
+    assert isinstance(sb, LocalSandbox) and sb.network is not None
+    uuid, old_slirp = sb.spec.session_uuid, sb.network.slirp_pid
+    state = runtime.get_state(uuid)
+    assert state["network"] == {"slirp_pid": old_slirp}
+    assert await runtime.release(uuid)  # as a server process ending with keep-on-shutdown
+    victim = subprocess.Popen(["sleep", "300"])
+    try:
+        for wrong in (victim.pid, state["agent"]["pid"]):
+            tampered = {**state, "network": {"slirp_pid": wrong}}
+            adopted = await runtime.start(sb.spec, tampered)
+            assert isinstance(adopted, LocalSandbox) and adopted.network is not None
+            assert adopted.network.slirp_pid != wrong
+            assert adopted.agent is not None and adopted.agent.pid == state["agent"]["pid"]
+            r = await adopted.exec(["cat", "/etc/resolv.conf"])
+            assert r.stdout.startswith(b"nameserver 10.0.2.3\n")
+            assert await runtime.release(uuid)
+        adopted = await runtime.start(sb.spec, state)
+        await runtime.stop(uuid)
+        assert victim.poll() is None  # never killed as "the sandbox's NAT"
+        assert not running(old_slirp)
+    finally:
+        victim.kill()
+        victim.wait()

@@ -8,8 +8,12 @@ Before any sandboxed process joins it (``join``, in the pre-exec of every termin
 it has: IPv6 disabled, a ``prohibit`` route for every blocked range (netpolicy.py), and tap0
 configured by slirp4netns with ``--disable-host-loopback`` (10.0.2.2 does not lead to the
 host's 127.0.0.1). slirp4netns runs sandboxed (its own mount namespace, no capabilities,
-seccomp), in the session's cgroup (killed with it, also by orphan clean-up), and exits when
-the server's end of its ``--exit-fd`` pipe closes: at ``close``, or when the server dies.
+seccomp), in its own session and process group (no signal to the server's group reaches it),
+in the session's cgroup (killed with it, also by orphan clean-up), so that it outlives the
+server process like the sandbox's agent and shells do. Its pid is in the sandbox's state; a
+later server process finds it again (``SandboxNetwork.adopt``: the namespace is the agent's,
+checked to be a root-made one that is not the host's; a slirp4netns that is gone is started
+again) and kills it when the sandbox stops.
 
 One namespace per sandbox, shared by its terminals and execs (as one machine's loopback is:
 a server started in one terminal answers ``curl localhost`` in another).
@@ -22,20 +26,25 @@ import contextlib
 import ctypes
 import fcntl
 import os
+import signal
 import socket
 import struct
 import subprocess
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from ipaddress import IPv4Network
+from pathlib import Path
+from typing import Any
 
 from coolcoding.sandbox.base import SandboxError
 from coolcoding.sandbox.local import netpolicy
 from coolcoding.sandbox.local.cgroups import Cgroup
+from coolcoding.sandbox.local.loopfd import LoopFd
 from coolcoding.sandbox.local.rtnetlink import NetlinkSocket
 
 CLONE_NEWNET = 0x40000000
 SIOCGIFFLAGS, SIOCSIFFLAGS, IFF_UP = 0x8913, 0x8914, 0x1
+NS_GET_USERNS = 0xB701  # _IO(0xb7, 0x1): the user namespace owning a namespace
 _libc = ctypes.CDLL(None, use_errno=True)
 _USER_MESSAGE = "Network access is not available for this sandbox."
 
@@ -123,13 +132,75 @@ def _unavailable(detail: str) -> SandboxError:
     return SandboxError("network_unavailable", _USER_MESSAGE, detail)
 
 
-class SandboxNetwork:
-    """The namespace fd and its slirp4netns process; ``close`` is idempotent."""
+def _same_file(fd: int, path: str) -> bool:
+    st, other = os.fstat(fd), os.stat(path)
+    return (st.st_dev, st.st_ino) == (other.st_dev, other.st_ino)
 
-    def __init__(self, netns_fd: int, slirp: subprocess.Popen[bytes], exit_w: int) -> None:
+
+def open_sandbox_netns(agent_pid: int, is_agent: Callable[[int], bool]) -> int:
+    """An fd of the network namespace of a running sandbox's agent (host pid ``agent_pid``),
+    for a server process that did not create it. Fail closed: the pid must be the sandbox's agent
+    before and after the open (not a reused pid), and the namespace one that root made (owned by
+    the initial user namespace: the sandbox user cannot make one) and not the host's."""
+    if not is_agent(agent_pid):
+        raise _unavailable(f"pid {agent_pid} is not the sandbox's agent")
+    try:
+        fd = os.open(f"/proc/{agent_pid}/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+    except OSError as e:
+        raise _unavailable(f"opening the agent's network namespace: {e!r}") from e
+    try:
+        if not is_agent(agent_pid):
+            raise _unavailable(f"pid {agent_pid} exited while its namespace was opened")
+        if _same_file(fd, "/proc/self/ns/net"):
+            raise _unavailable("the agent runs in the host's network namespace")
+        owner = fcntl.ioctl(fd, NS_GET_USERNS)
+        try:
+            if not _same_file(owner, "/proc/self/ns/user"):
+                raise _unavailable("the agent's network namespace is not one the server made")
+        finally:
+            os.close(owner)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def is_slirp_of(pid: int, session_uuid: str, slirp_path: str) -> bool:
+    """Whether host ``pid`` is a slirp4netns (``slirp_path``) in the cgroup of ``session_uuid``."""
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        cgroups = Path(f"/proc/{pid}/cgroup").read_text()
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return argv[0] == os.fsencode(slirp_path) and f"/{session_uuid}/" in cgroups and state != "Z"
+
+
+def _net_leaf_pids(session_cgroup_dirs: Sequence[str]) -> list[int]:
+    """The processes in the ``net-*`` leaves of a session's cgroup (its slirp4netns)."""
+    pids: list[int] = []
+    for d in session_cgroup_dirs[:1]:  # v1: every controller has them all
+        for procs in sorted(Path(d).glob("net-*/cgroup.procs")):
+            with contextlib.suppress(OSError, ValueError):
+                pids += [int(p) for p in procs.read_text().split()]
+    return pids
+
+
+class SandboxNetwork:
+    """The namespace fd and its slirp4netns process (``slirp`` when this process started it, a
+    pidfd when it was found running); ``close`` is idempotent."""
+
+    def __init__(
+        self, netns_fd: int, slirp_pid: int, slirp: subprocess.Popen[bytes] | None = None
+    ) -> None:
         self.netns_fd = netns_fd
+        self.slirp_pid = slirp_pid
         self.slirp = slirp
-        self._exit_w = exit_w
+        self._pidfd: int | None = None
+
+    def state(self) -> dict[str, int]:
+        """What a later server process needs to find this network again (``adopt``)."""
+        return {"slirp_pid": self.slirp_pid}
 
     @classmethod
     async def create(
@@ -141,16 +212,7 @@ class SandboxNetwork:
         timeout_s: float,
     ) -> SandboxNetwork:
         """Fail closed: any missing tool or failed step raises ``SandboxError``."""
-        if not os.access(slirp_path, os.X_OK):
-            raise _unavailable(
-                f"{slirp_path} not found: install it (Debian: apt-get install slirp4netns); "
-                "network-enabled sandboxes need it"
-            )
-        if os.geteuid() != 0:
-            raise _unavailable(
-                "network-enabled sandboxes need a root server: it creates each one's network "
-                "namespace in the initial user namespace"
-            )
+        _check_can_run(slirp_path)
         try:
             blocked = netpolicy.blocked_networks(await asyncio.to_thread(host_networks), allow)
             # Routes first, then tap0: nothing is ever reachable without them.
@@ -158,27 +220,103 @@ class SandboxNetwork:
         except (OSError, ValueError) as e:
             raise _unavailable(f"creating the network namespace: {e!r}") from e
         try:
-            slirp, exit_w = await _start_slirp(slirp_path, netns_fd, cgroup, timeout_s)
+            slirp = await _start_slirp(slirp_path, netns_fd, cgroup, timeout_s)
         except BaseException:
             os.close(netns_fd)
             raise
-        return cls(netns_fd, slirp, exit_w)
+        return cls(netns_fd, slirp.pid, slirp)
+
+    @classmethod
+    async def adopt(
+        cls,
+        *,
+        session_uuid: str,
+        agent_pid: int,
+        is_agent: Callable[[int], bool],
+        state: Mapping[str, Any] | None,
+        session_cgroup_dirs: Sequence[str],
+        slirp_path: str,
+        new_leaf: Callable[[], Cgroup],
+        timeout_s: float,
+    ) -> SandboxNetwork:
+        """The network of a sandbox an earlier server process started (its agent still runs
+        in it). Its slirp4netns (``state["slirp_pid"]``, else the one found in the session's
+        ``net-*`` leaf cgroups: the state is a DB row, a hint) is kept if it still runs; if it is
+        gone (tap0 went with it), a new one is started in a new leaf cgroup. The routes are the
+        namespace's own and stayed. Raises ``SandboxError`` when the network cannot be had."""
+        netns_fd = await asyncio.to_thread(open_sandbox_netns, agent_pid, is_agent)
+        try:
+            hint = (state or {}).get("slirp_pid")
+            candidates = [hint] if isinstance(hint, int) and hint > 0 else []
+            candidates += await asyncio.to_thread(_net_leaf_pids, session_cgroup_dirs)
+            for pid in candidates:
+                try:
+                    pidfd = os.pidfd_open(pid)
+                except OSError:
+                    continue
+                # Checked after the pidfd is held: the pid cannot be reused under it.
+                if is_slirp_of(pid, session_uuid, slirp_path):
+                    net = cls(netns_fd, pid)
+                    net._pidfd = pidfd
+                    return net
+                os.close(pidfd)
+            _check_can_run(slirp_path)
+            leaf = new_leaf()
+            try:
+                slirp = await _start_slirp(slirp_path, netns_fd, leaf, timeout_s)
+            except BaseException:
+                await asyncio.to_thread(leaf.remove)
+                raise
+            return cls(netns_fd, slirp.pid, slirp)
+        except BaseException:
+            os.close(netns_fd)
+            raise
+
+    def forget(self) -> None:
+        """This server process leaves the sandbox running: drop its references only."""
+        if self.netns_fd >= 0:
+            os.close(self.netns_fd)
+            self.netns_fd = -1
+        if self._pidfd is not None:
+            os.close(self._pidfd)
+            self._pidfd = None
+        self.slirp = None  # not reaped here; the next server process kills it at stop
 
     async def close(self) -> None:
-        """Kill slirp4netns (closing its exit fd alone would do; SIGKILL does not wait for it),
-        drop the namespace's reference held by the server, then reap slirp4netns. The fds are
+        """Kill slirp4netns (SIGKILL: it has nothing to save), drop the namespace's reference
+        held by the server, then reap slirp4netns when it is this process's child. The fds are
         closed on the event loop's thread, which also spawns: no spawn can see a closed (or
         reused) namespace fd number."""
         if self.netns_fd >= 0:
             os.close(self.netns_fd)
             self.netns_fd = -1
-        if self._exit_w >= 0:
-            os.close(self._exit_w)
-            self._exit_w = -1
+        if self.slirp is not None:
+            slirp, self.slirp = self.slirp, None
             with contextlib.suppress(ProcessLookupError):
-                self.slirp.kill()
+                slirp.kill()
             with contextlib.suppress(subprocess.TimeoutExpired):
-                await asyncio.to_thread(self.slirp.wait, 5)
+                await asyncio.to_thread(slirp.wait, 5)
+        if self._pidfd is not None:
+            pidfd, self._pidfd = self._pidfd, None
+            with contextlib.suppress(ProcessLookupError):
+                signal.pidfd_send_signal(pidfd, signal.SIGKILL)
+            exited = LoopFd(pidfd)  # readable once it has exited (reaped by its own parent)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(exited.readable(), 5)
+            exited.close()
+
+
+def _check_can_run(slirp_path: str) -> None:
+    if not os.access(slirp_path, os.X_OK):
+        raise _unavailable(
+            f"{slirp_path} not found: install it (Debian: apt-get install slirp4netns); "
+            "network-enabled sandboxes need it"
+        )
+    if os.geteuid() != 0:
+        raise _unavailable(
+            "network-enabled sandboxes need a root server: it creates each one's network "
+            "namespace in the initial user namespace"
+        )
 
 
 async def _read_one(fd: int, timeout_s: float) -> bytes:
@@ -204,7 +342,9 @@ def _spawn(
     argv: list[str], log_fd: int, pass_fds: tuple[int, ...], cgroup: Cgroup
 ) -> subprocess.Popen[bytes]:
     """No pre-exec function (which would make CPython fork instead of vfork, ~20 ms in a large
-    server): the cgroup is joined by pid right after; slirp4netns has nothing to account yet."""
+    server): the cgroup is joined by pid right after; slirp4netns has nothing to account yet.
+    Its own session (setsid): it outlives the server and no signal to the server's process
+    group (a Ctrl-C in its terminal) reaches it."""
     proc = subprocess.Popen(
         argv,
         stdin=subprocess.DEVNULL,
@@ -214,6 +354,7 @@ def _spawn(
         close_fds=True,
         env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"},
         cwd="/",
+        start_new_session=True,
     )
     try:
         for path in cgroup.procs_files:  # accounted to (and killed with) the session
@@ -231,10 +372,11 @@ def _spawn(
 
 async def _start_slirp(
     slirp_path: str, netns_fd: int, cgroup: Cgroup, timeout_s: float
-) -> tuple[subprocess.Popen[bytes], int]:
-    """slirp4netns attached to ``netns_fd``, configured (tap0 up, address, default route)."""
+) -> subprocess.Popen[bytes]:
+    """slirp4netns attached to ``netns_fd``, configured (tap0 up, address, default route). No
+    ``--exit-fd``: it runs until the sandbox stops (killed by pid, or with its cgroup)."""
     ready_r, ready_w = os.pipe2(os.O_CLOEXEC)
-    exit_r, exit_w = os.pipe2(os.O_CLOEXEC)
+    # Read when it fails to come up; later it logs only errors, to this memfd (never blocks).
     log_fd = os.memfd_create("slirp4netns-log", os.MFD_CLOEXEC)
 
     argv = [
@@ -245,26 +387,23 @@ async def _start_slirp(
         "--enable-sandbox",
         "--enable-seccomp",
         f"--ready-fd={ready_w}",
-        f"--exit-fd={exit_r}",
         "--netns-type=path",
         f"/proc/self/fd/{netns_fd}",
         "tap0",
     ]
     try:
-        slirp = _spawn(argv, log_fd, (ready_w, exit_r, netns_fd), cgroup)
+        slirp = _spawn(argv, log_fd, (ready_w, netns_fd), cgroup)
     except (OSError, subprocess.SubprocessError) as e:
-        for fd in (ready_r, ready_w, exit_r, exit_w, log_fd):
+        for fd in (ready_r, ready_w, log_fd):
             os.close(fd)
         raise _unavailable(f"starting slirp4netns: {e!r}") from e
     os.close(ready_w)
-    os.close(exit_r)
     ok = b""
     try:
         ok = await _read_one(ready_r, timeout_s)
     finally:
         os.close(ready_r)
         if ok != b"1":  # not ready, timed out or cancelled: nothing may stay behind
-            os.close(exit_w)
             slirp.kill()
             slirp.wait()  # SIGKILLed: immediate
             os.lseek(log_fd, 0, os.SEEK_SET)
@@ -272,4 +411,4 @@ async def _start_slirp(
         os.close(log_fd)
     if ok != b"1":
         raise _unavailable(f"slirp4netns did not come up: {log!r}")
-    return slirp, exit_w
+    return slirp

@@ -227,7 +227,7 @@ class LocalRuntime(Runtime):
                 await sb.stop()
                 if self.images is not None and sb.spec.disk_bytes != spec.disk_bytes:
                     await asyncio.to_thread(self.images.unmount, workspace)  # to resize it
-            elif not spec.network:
+            else:
                 sb = await self._adopt(spec, state, workspace)
                 if sb is not None:
                     self._sandboxes[spec.session_uuid] = sb
@@ -249,8 +249,7 @@ class LocalRuntime(Runtime):
             return sb
 
     async def _start_agent(self, sb: LocalSandbox) -> None:
-        """The sandbox's first process: the agent, which outlives this server process (but for
-        a network-enabled sandbox)."""
+        """The sandbox's first process: the agent, which outlives this server process."""
         uuid = sb.spec.session_uuid
         secret = await asyncio.to_thread(self.agents.new_secret, uuid)
         if self._agent_package is None:
@@ -264,9 +263,7 @@ class LocalRuntime(Runtime):
                     secret,
                     limits=agent_limits(self.settings),
                     log_fd=devnull,  # the server's stderr may be gone before the agent
-                    # A network sandbox's NAT (slirp4netns) exits with this process: its
-                    # sandbox does too, as before (README: known limits).
-                    outlive_server=not sb.spec.network,
+                    outlive_server=True,  # with its namespace and NAT (network.py)
                     package_dir=self._agent_package,
                 )
         except TimeoutError as exc:
@@ -314,7 +311,7 @@ class LocalRuntime(Runtime):
         etc_dir = self.etc_root / uuid
         if not etc_dir.exists():  # for the execs this process spawns (the agent has its own)
             await asyncio.to_thread(
-                self._etc.write, etc_dir, uid=creds.uid, gid=creds.gid, network=False,
+                self._etc.write, etc_dir, uid=creds.uid, gid=creds.gid, network=spec.network,
                 mount_points=binds.values(), copies=copies,
             )  # fmt: skip
         sb = LocalSandbox(
@@ -327,16 +324,32 @@ class LocalRuntime(Runtime):
         )
         sb.adopted = True
         sb.bump_counter()
+        if spec.network:
+            try:
+                await sb.adopt_network(
+                    (state or {}).get("network"),
+                    is_agent=lambda p: is_agent_of(p, uuid),
+                    slirp_path=s.sandbox_slirp4netns_path,
+                    timeout_s=s.sandbox_start_timeout_s,
+                )
+            except SandboxError as exc:
+                # Never a sandbox without its own namespace: start a new one instead.
+                log.warning("sandbox %s: its network cannot be found again (%s): restarting it",
+                            uuid, exc.log_message)  # fmt: skip
+                await asyncio.to_thread(self.host.cgroups.group(uuid).remove)
+                return None
         self._released.discard(uuid)
         log.info("found sandbox %s running (agent pid %s): reattached", uuid, pid)
         return sb
 
     async def release(self, session_uuid: str) -> bool:
         sb = self._sandboxes.get(session_uuid)
-        if sb is None or sb.agent is None or sb.spec.network or sb.stopped:
-            return False  # network: its namespace and NAT live in this process
+        if sb is None or sb.agent is None or sb.stopped:
+            return False
         del self._sandboxes[session_uuid]
         sb.agent.forget()
+        if sb.network is not None:
+            sb.network.forget()  # its NAT runs on, found again through the agent
         self._released.add(session_uuid)
         return True
 

@@ -141,6 +141,32 @@ class LocalSandbox(Sandbox):
             await asyncio.to_thread(leaf.remove)
             raise
 
+    async def adopt_network(
+        self,
+        state: Mapping[str, Any] | None,
+        *,
+        is_agent: Callable[[int], bool],
+        slirp_path: str,
+        timeout_s: float,
+    ) -> None:
+        """The namespace and NAT of this (adopted) sandbox, which a previous server process
+        started: found through its agent (network.py, ``SandboxNetwork.adopt``)."""
+        pid = self.agent.pid if self.agent is not None else None
+        if pid is None:
+            raise SandboxError("network_unavailable",
+                               "Network access is not available for this sandbox.",
+                               "the agent's pid is unknown: its namespace cannot be found")  # fmt: skip
+        self.network = await network.SandboxNetwork.adopt(
+            session_uuid=self.spec.session_uuid,
+            agent_pid=pid,
+            is_agent=is_agent,
+            state=state,
+            session_cgroup_dirs=self.cgroup.paths,
+            slirp_path=slirp_path,
+            new_leaf=lambda: self.new_leaf("net", CgroupLimits()),
+            timeout_s=timeout_s,
+        )
+
     def join_netns(self) -> Callable[[], None] | None:
         """The pre-exec step entering the sandbox's namespace; fail closed: a network-enabled
         sandbox without its namespace spawns nothing (never the host's namespace)."""
@@ -368,6 +394,8 @@ class LocalSandbox(Sandbox):
         }
         if self.agent is not None:
             state["agent"] = self.agent.state()
+        if self.network is not None:
+            state["network"] = self.network.state()
         return state
 
     async def connect_agent(self) -> AgentClient:
