@@ -15,7 +15,10 @@ import stat
 import sys
 import time
 
-MIN_SECRET = 16
+# The runtime's secrets are HMAC-SHA256 digests. Two replicas may deliver the same secret at
+# once; each 32-byte write is atomic on a FIFO (< PIPE_BUF), so the first 32 bytes are one whole
+# secret, whatever the interleaving.
+SECRET_LEN = 32
 
 
 def wait_for_secret(fifo: str) -> bytes:
@@ -33,7 +36,7 @@ def wait_for_secret(fifo: str) -> bytes:
     return b"".join(chunks)
 
 
-def deliver(fifo: str, secret: bytes, timeout_s: float = 30.0) -> None:
+def deliver(fifo: str, secret: bytes, timeout_s: float = 5.0) -> None:
     """Write ``secret`` into the waiting entrypoint's FIFO (never into a regular file)."""
     deadline = time.monotonic() + timeout_s
     while True:
@@ -60,8 +63,9 @@ def main(argv: list[str]) -> None:
     if len(argv) < 4 or argv[0] != "--fifo" or argv[2] != "--":
         raise SystemExit("usage: boot --fifo PATH -- AGENT-ARGV... | boot --deliver PATH")
     secret = wait_for_secret(argv[1])
-    if len(secret) < MIN_SECRET:
+    if len(secret) < SECRET_LEN:
         raise SystemExit("boot: the secret is too short")
+    secret = secret[:SECRET_LEN]
     r, w = os.pipe()
     os.write(w, secret)  # far below a pipe's capacity
     os.close(w)

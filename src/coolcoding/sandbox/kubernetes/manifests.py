@@ -119,6 +119,9 @@ def config_map(v: Values) -> ConfigMap:
         "COOLCODING_K8S_AGENT_PORT": str(s.agent_port),
         "COOLCODING_SANDBOX_MEMORY_MB": str(s.memory_mb),
         "COOLCODING_SANDBOX_CPUS": str(s.cpus),
+        # A cold pod start includes scheduling, volume provisioning and maybe an image pull.
+        "COOLCODING_SANDBOX_START_TIMEOUT_S": "180",
+        "COOLCODING_K8S_POD_START_TIMEOUT_S": "170",
     }
     if v.public_origins:
         data["COOLCODING_PUBLIC_ORIGINS"] = _json_list(v.public_origins)

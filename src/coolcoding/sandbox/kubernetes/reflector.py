@@ -64,6 +64,8 @@ class Reflector(Generic[T]):
                     self.kind, namespace=self.namespace, labels=self.labels,
                     resource_version=version,
                 ):  # fmt: skip
+                    if op not in ("ADDED", "MODIFIED", "DELETED"):
+                        continue  # BOOKMARK: only a version
                     name = obj.metadata.name if obj.metadata else ""
                     async with self.changed:
                         if op == "DELETED":

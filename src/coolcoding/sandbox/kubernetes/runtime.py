@@ -73,10 +73,11 @@ class KubernetesRuntime(Runtime):
                 self.pods = Reflector(self._client, Pod, self.ns, dict(o.SANDBOX_SELECTOR))
                 self.pvcs = Reflector(self._client, PersistentVolumeClaim, self.ns,
                                       dict(o.SANDBOX_SELECTOR))  # fmt: skip
-                await asyncio.gather(self.pods.start(), self.pvcs.start())
                 if self.settings.k8s_warm_pool_size > 0:
                     self._pool_task = asyncio.ensure_future(self._keep_pool())
         assert self.pods is not None and self.pvcs is not None
+        # Idempotent; waits for the first listing of both (the caller's timeout bounds it).
+        await asyncio.gather(self.pods.start(), self.pvcs.start())
         return self._client, self.pods, self.pvcs
 
     def secret_for(self, pod_uid: str) -> bytes:
@@ -85,13 +86,13 @@ class KubernetesRuntime(Runtime):
         ).digest()
 
     async def _create(self, obj: Pod | PersistentVolumeClaim) -> None:
-        client, _, _ = await self._ensure()
         if isinstance(obj, Pod):
             bad = restricted_violations(obj.to_dict()["spec"])
             if bad:  # fail closed: never start a pod weaker than the standard
                 raise SandboxError(
                     "pod_rejected", "The sandbox could not be started.", "; ".join(bad)
                 )
+        client, _, _ = await self._ensure()
         self.api_requests += 1
         try:
             await client.create(obj)
@@ -149,6 +150,18 @@ class KubernetesRuntime(Runtime):
                                "(check image pulls, quotas and node capacity)") from e  # fmt: skip
         return pod
 
+    async def _wait_name_free(self, name: str) -> None:
+        """A stopped pod's name is reused by the next start: wait until the old pod is gone
+        (a create would conflict, and the old pod would be taken for the new one)."""
+        _, pods, _ = await self._ensure()
+        try:
+            await pods.wait_for(
+                lambda: name not in pods.objects, self.settings.k8s_pod_start_timeout_s
+            )
+        except TimeoutError as e:
+            raise SandboxError("start_timeout", "The sandbox took too long to start.",
+                               f"pod {name} still terminating") from e  # fmt: skip
+
     async def _deliver_secret(self, pod: Pod) -> None:
         client, _, _ = await self._ensure()
         self.api_requests += 1
@@ -177,8 +190,10 @@ class KubernetesRuntime(Runtime):
             except SandboxError as e:
                 refused = isinstance(e.__cause__, ConnectionRefusedError)
                 if refused and not delivered:
-                    with contextlib.suppress(ApiError, OSError):
+                    try:
                         await self._deliver_secret(pod)
+                    except Exception:  # another replica delivered it first, or the pod ended
+                        log.info("secret delivery to %s failed", _name(pod), exc_info=True)
                     delivered = True
                 elif asyncio.get_running_loop().time() > deadline:
                     raise
@@ -221,6 +236,7 @@ class KubernetesRuntime(Runtime):
                 claim_name = _name(claim) if claim is not None else o.pvc_name(uuid)
                 if claim is None:
                     await self._create(o.make_pvc(self.cfg, claim_name, uuid))
+                await self._wait_name_free(o.pod_name(uuid))
                 req = o.PodRequest(name=o.pod_name(uuid), session_uuid=uuid, network=spec.network,
                                    cpus=spec.cpus, memory_mb=spec.memory_mb, claim=claim_name)  # fmt: skip
                 await self._create(o.make_pod(self.cfg, req))
@@ -361,7 +377,9 @@ class KubernetesRuntime(Runtime):
     async def _ephemeral(self, files: Mapping[str, bytes], network: bool, memory_mb: int,
                          pids: int) -> AsyncIterator[Sandbox]:  # fmt: skip
         await self._ensure()
-        pod = await self._claim_warm(None, kind="ephemeral") if not network else None
+        # A warm pod has the session limits; a judge job needing more memory starts its own.
+        fits = not network and memory_mb <= self.settings.sandbox_memory_mb
+        pod = await self._claim_warm(None, kind="ephemeral") if fits else None
         claim = self._claim_name(pod) if pod is not None else None
         name = _name(pod) if pod is not None else "judge-" + secrets.token_hex(8)
         try:
