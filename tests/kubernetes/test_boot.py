@@ -22,9 +22,11 @@ SRC = str(Path(__file__).resolve().parents[2] / "src")
 def _start_boot(tmp_path: Path) -> tuple[subprocess.Popen[bytes], str, Path]:
     fifo, out = str(tmp_path / "s.fifo"), tmp_path / "got"
     agent = [sys.executable, "-c",
-             f"import os, sys; open({str(out)!r}, 'wb').write(os.read(int(sys.argv[-1]), 1000))"]  # fmt: skip
+             f"import os, sys; open({str(out)!r}, 'wb').write(os.read(int(sys.argv[-1]), 1000));"
+             f"open({str(out)!r} + '.env', 'w').write(' '.join(sorted(os.environ)))"]  # fmt: skip
     proc = subprocess.Popen([sys.executable, "-S", "-m", "coolcoding.sandbox.kubernetes.boot",
-                             "--fifo", fifo, "--", *agent], env={**os.environ, "PYTHONPATH": SRC})  # fmt: skip
+                             "--fifo", fifo, "--", *agent], env={**os.environ, "PYTHONPATH": SRC,
+                                                     "KUBERNETES_SERVICE_HOST": "10.96.0.1"})  # fmt: skip
     for _ in range(200):
         if os.path.exists(fifo):
             break
@@ -45,6 +47,7 @@ def test_boot_hands_exactly_one_secret_to_the_agent_when_two_replicas_deliver(tm
     assert proc.wait(30) == 0
     assert out.read_bytes() == secret
     assert not os.path.exists(fifo)
+    assert "KUBERNETES_SERVICE_HOST" not in (tmp_path / "got.env").read_text().split()
 
 
 def test_boot_refuses_a_short_secret(tmp_path) -> None:

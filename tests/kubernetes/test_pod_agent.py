@@ -144,3 +144,11 @@ async def test_terminal_runs_a_shell(pod) -> None:
         while b"ok-42" not in out:
             out += await term.read()
     await term.close()
+
+
+async def test_session_env_under_the_calls_env(pod) -> None:
+    sb, _, _ = pod
+    sb.env = {"A": "session", "B": "session"}
+    r = await sb.exec([sys.executable, "-c", "import os; print(os.environ['A'], os.environ['B'])"],
+                      env={"B": "call"}, limits=ExecLimits(wall_s=20))  # fmt: skip
+    assert r.stdout == b"session call\n"

@@ -71,7 +71,10 @@ def main(argv: list[str]) -> None:
     os.close(w)
     os.set_inheritable(r, True)
     agent = argv[3:]
-    os.execv(agent[0], [*agent, "--secret-fd", str(r)])  # noqa: S606 (argv, never a shell)
+    # The kubelet always sets KUBERNETES_SERVICE_HOST/PORT (enableServiceLinks does not remove
+    # them): user programs need not be told where the cluster's API server is.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KUBERNETES_")}
+    os.execve(agent[0], [*agent, "--secret-fd", str(r)], env)  # noqa: S606 (argv, never a shell)
 
 
 if __name__ == "__main__":

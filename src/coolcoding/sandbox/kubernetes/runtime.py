@@ -246,6 +246,7 @@ class KubernetesRuntime(Runtime):
                 await self._set_network(pod, spec.network)
             running = await self._wait_running(pod_name)
             sb = await self._connect(running, uuid, spec.disk_bytes)
+            sb.env = dict(spec.env)
             sb.adopted = adopted
             self.sandboxes[uuid] = sb
             return sb

@@ -156,8 +156,10 @@ class KubernetesSandbox(Sandbox):
         wait_gone: Callable[[], Awaitable[str]],
         connect_timeout_s: float = 5.0,
         measure: tuple[str, str] = (PYTHON, MEASURE_SCRIPT),
+        env: Mapping[str, str] | None = None,
     ) -> None:
         self.measure = measure
+        self.env = dict(env or {})  # the session's environment (SandboxSpec.env), under each call's
         self.session_uuid = session_uuid
         self.address = address
         self._secret = secret
@@ -193,7 +195,7 @@ class KubernetesSandbox(Sandbox):
     ) -> Terminal:
         client = await self.connect_agent()
         try:
-            term = await AgentTerminal.open(client, cols, rows, env, pid=-1,
+            term = await AgentTerminal.open(client, cols, rows, {**self.env, **(env or {})}, pid=-1,
                                             on_close=self.terminals.discard)  # fmt: skip
         except BaseException:
             await client.close()
@@ -211,7 +213,8 @@ class KubernetesSandbox(Sandbox):
         client = await self.connect_agent()  # its own connection: closing it ends the exec
         try:
             run = await client.exec_start(
-                measured_argv(argv, lim, *self.measure), stdin=nonce + b"\n" + stdin, cwd=cwd, env=env,
+                measured_argv(argv, lim, *self.measure), stdin=nonce + b"\n" + stdin, cwd=cwd,
+                env={**self.env, **(env or {})} if self.env or env else None,
                 timeout_s=(lim.wall_s + 5) if lim.wall_s is not None else None,
                 output_limit_bytes=(lim.output_bytes + STATUS_ROOM)
                 if lim.output_bytes is not None else None,
