@@ -19,7 +19,10 @@ from coolcoding.sandbox.kubernetes.values import Values, load_values
 from tests.kubernetes.k8s_cases import golden_objects
 
 ROOT = Path(__file__).resolve().parents[2]
-K8S_VERSION = "1.34.0"  # a current release; the schemas ship with kubernetes-validate
+# The kubectl of the development machine's release and a current one (schemas ship with
+# kubernetes-validate: no network).
+K8S_VERSIONS = ("1.32.0", "1.35.0")
+K8S_VERSION = K8S_VERSIONS[-1]
 VALUES = {"default": None, "production": ROOT / "deploy" / "values-production.yaml"}
 COMMITTED = {
     "default": ROOT / "deploy" / "kubernetes",
@@ -41,10 +44,11 @@ def _pod_specs(obj: dict) -> list[dict]:
     return []
 
 
+@pytest.mark.parametrize("version", K8S_VERSIONS)
 @pytest.mark.parametrize("which", sorted(VALUES))
-def test_every_manifest_is_valid_against_the_openapi_schema(which: str) -> None:
+def test_every_manifest_is_valid_against_the_openapi_schema(which: str, version: str) -> None:
     for obj in _objects(which):
-        kubernetes_validate.validate(obj, K8S_VERSION, strict=True)
+        kubernetes_validate.validate(obj, version, strict=True)
 
 
 @pytest.mark.parametrize("name", sorted(golden_objects()))
