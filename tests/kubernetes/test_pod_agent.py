@@ -152,3 +152,22 @@ async def test_session_env_under_the_calls_env(pod) -> None:
     r = await sb.exec([sys.executable, "-c", "import os; print(os.environ['A'], os.environ['B'])"],
                       env={"B": "call"}, limits=ExecLimits(wall_s=20))  # fmt: skip
     assert r.stdout == b"session call\n"
+
+
+@pytest.mark.skipif(not os.path.exists("/usr/bin/gcc"), reason="gcc is not installed")
+async def test_compile_and_run_c_like_the_judge(pod) -> None:
+    from coolcoding.execution.languages import LANGUAGES
+
+    sb, _, _ = pod
+    c = next(lang for lang in LANGUAGES if lang.id == "c")
+    await sb.write_files({"main.c": b'#include <stdio.h>\nint main(){int a,b;scanf("%d %d",&a,&b);'
+                                    b'printf("%d\\n",a+b);return 0;}\n'})  # fmt: skip
+    assert c.compile is not None
+    argv = [a.replace("{build}", "build").replace("{entry}", "main.c") for a in c.compile
+            if a != "{sources}"] + (["main.c"] if "{sources}" in c.compile else [])  # fmt: skip
+    await sb.write_files({"build/": b""})
+    built = await sb.exec(argv, limits=ExecLimits(cpu_s=20, wall_s=60, memory_mb=1024))
+    assert built.exit_code == 0, built.stderr
+    assert built.cpu_ms > 0  # the compiler's children (cc1, as, ld) are counted
+    run = await sb.exec(["build/main"], stdin=b"40 2\n", limits=ExecLimits(cpu_s=2, wall_s=10))
+    assert (run.exit_code, run.stdout, run.limit_hit) == (0, b"42\n", None)
