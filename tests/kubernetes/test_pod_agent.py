@@ -171,3 +171,12 @@ async def test_compile_and_run_c_like_the_judge(pod) -> None:
     assert built.cpu_ms > 0  # the compiler's children (cc1, as, ld) are counted
     run = await sb.exec(["build/main"], stdin=b"40 2\n", limits=ExecLimits(cpu_s=2, wall_s=10))
     assert (run.exit_code, run.stdout, run.limit_hit) == (0, b"42\n", None)
+
+
+async def test_disk_usage_and_oom_preference(pod) -> None:
+    sb, _, _ = pod
+    await sb.write_files({"big.bin": b"x" * 300_000})
+    usage = await sb.disk_usage()
+    assert usage.used_bytes >= 300_000 and usage.limit_bytes == 2**30
+    r = await sb.exec(["cat", "/proc/self/oom_score_adj"], limits=ExecLimits(wall_s=10))
+    assert r.stdout == b"1000\n"  # the OOM killer takes a program before the agent

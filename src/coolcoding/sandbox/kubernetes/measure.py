@@ -64,6 +64,10 @@ def main(argv: list[str]) -> None:
     if pid == 0:
         try:
             os.setpgid(0, 0)
+            # In the pod's memory cgroup, the kernel's OOM killer must pick the program, never
+            # the agent (which would end the session): raising one's own score needs no privilege.
+            with contextlib.suppress(OSError), open("/proc/self/oom_score_adj", "w") as f:
+                f.write("1000")
             if "cpu_s" in opts:
                 soft = max(1, int(opts["cpu_s"] + 0.999))
                 resource.setrlimit(resource.RLIMIT_CPU, (soft, soft + 1))

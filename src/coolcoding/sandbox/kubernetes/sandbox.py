@@ -264,7 +264,7 @@ class KubernetesSandbox(Sandbox):
         return data
 
     async def disk_usage(self) -> DiskUsage:
-        result = await self.exec(["/usr/bin/du", "-s", "-B1", "--one-file-system", WORKSPACE],
+        result = await self.exec(["/usr/bin/du", "-s", "-B1", "--one-file-system", "."],
                                  limits=ExecLimits(wall_s=30, output_bytes=4096))  # fmt: skip
         try:
             used = int(result.stdout.split()[0])
