@@ -58,7 +58,7 @@ def deliver(fifo: str, secret: bytes, timeout_s: float = 5.0) -> None:
 
 def main(argv: list[str]) -> None:
     if argv[:1] == ["--deliver"] and len(argv) == 2:
-        deliver(argv[1], sys.stdin.buffer.read())
+        deliver(argv[1], sys.stdin.buffer.read(SECRET_LEN))  # not to EOF: stdin may stay open
         return
     if len(argv) < 4 or argv[0] != "--fifo" or argv[2] != "--":
         raise SystemExit("usage: boot --fifo PATH -- AGENT-ARGV... | boot --deliver PATH")
