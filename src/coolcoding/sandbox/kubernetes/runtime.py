@@ -220,6 +220,9 @@ class KubernetesRuntime(Runtime):
             sb = self.sandboxes.get(uuid)
             if sb is not None and self.poll(uuid) is None:
                 return sb
+            if sb is not None:  # its pod ended: drop its connections
+                await sb.close()
+                del self.sandboxes[uuid]
             pod = self._session_pod(uuid)
             adopted = pod is not None
             if (
