@@ -1,9 +1,10 @@
-"""The ``coolcoding`` command: serve, db upgrade, user create/list."""
+"""The ``coolcoding`` command: serve, db upgrade, user create/list, deploy render/secrets."""
 
 from __future__ import annotations
 
 import asyncio
 import getpass
+from pathlib import Path
 
 import typer
 
@@ -15,6 +16,8 @@ db_app = typer.Typer(help="Database")
 user_app = typer.Typer(help="Users")
 app.add_typer(db_app, name="db")
 app.add_typer(user_app, name="user")
+deploy_app = typer.Typer(help="Kubernetes deployment (deploy/kubernetes)")
+app.add_typer(deploy_app, name="deploy")
 
 
 @app.command()
@@ -100,6 +103,41 @@ def user_list() -> None:
             await p.stop()
 
     asyncio.run(_run())
+
+
+@deploy_app.command("render")
+def deploy_render(
+    values: Path = typer.Option(None, "-f", "--values", help="Values file (YAML); default values"),
+    out_dir: Path = typer.Option(None, "--out-dir", help="Write files + kustomization.yaml here"),
+) -> None:
+    """Print the platform's Kubernetes manifests (``| kubectl apply -f -``)."""
+    from pydantic import ValidationError
+
+    from coolcoding.sandbox.kubernetes.render import render_stream, write_dir
+    from coolcoding.sandbox.kubernetes.values import load_values
+
+    try:
+        v = load_values(values)
+    except (OSError, ValueError, ValidationError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    if out_dir is None:
+        typer.echo(render_stream(v), nl=False)
+    else:
+        for path in write_dir(v, out_dir):
+            typer.echo(f"wrote {path}", err=True)
+
+
+@deploy_app.command("secrets")
+def deploy_secrets(
+    values: Path = typer.Option(None, "-f", "--values", help="Values file (YAML); default values"),
+) -> None:
+    """Print the deployment's Secret with fresh random values (apply once; never commit it)."""
+    from coolcoding.sandbox.kubernetes.datastores import generated_secret
+    from coolcoding.sandbox.kubernetes.render import dump
+    from coolcoding.sandbox.kubernetes.values import load_values
+
+    typer.echo(dump([generated_secret(load_values(values))]), nl=False)
 
 
 def main() -> None:

@@ -216,6 +216,56 @@ class Settings(BaseSettings):
         "<data_dir>/server-id) and its orphan cleanup touches only its own",
     )
 
+    # --- kubernetes runtime (sandbox/kubernetes/, COOLCODING_RUNTIME=kubernetes) ---------------
+    k8s_namespace: str = Field(
+        default="coding-platform", description="Namespace of the session pods and volumes"
+    )
+    k8s_kubeconfig: str = Field(
+        default="",
+        description="Kubeconfig file; empty = the in-cluster service account, else $KUBECONFIG",
+    )
+    k8s_sandbox_image: str = Field(
+        default="ghcr.io/coolcoding/sandbox:0.1.0",
+        description="Image of the session pods (deploy/images/sandbox.Containerfile)",
+    )
+    k8s_image_pull_policy: Literal["Always", "IfNotPresent", "Never"] = "IfNotPresent"
+    k8s_workspace_size: str = Field(
+        default="1Gi", description="Size of each session's PersistentVolumeClaim workspace-{uuid}"
+    )
+    k8s_storage_class: str = Field(
+        default="", description="StorageClass of the workspace volumes; empty = the default"
+    )
+    k8s_runtime_class: str = Field(
+        default="",
+        description="RuntimeClass of session pods (e.g. gvisor, kata); empty = the node's default",
+    )
+    k8s_agent_port: int = Field(default=7777, description="TCP port the agent listens on in a pod")
+    k8s_agent_key: str = Field(
+        default="",
+        description="Shared by every API replica (a Kubernetes Secret): each pod's agent secret is "
+        "HMAC(key, pod uid), so any replica can reach any pod; at least 32 characters",
+    )
+    k8s_sandbox_uid: int = Field(default=1000, description="Non-root uid/gid of the session pods")
+    k8s_request_ratio: float = Field(
+        default=0.25,
+        gt=0,
+        le=1,
+        description="Pod resource requests = limits (sandbox_cpus, sandbox_memory_mb) x this ratio",
+    )
+    k8s_warm_pool_size: int = Field(
+        default=0,
+        ge=0,
+        description="Pre-started session pods (each with a fresh volume) a first session start "
+        "or a judge job claims instead of waiting for a cold pod start",
+    )
+    k8s_pod_start_timeout_s: float = Field(
+        default=180.0, description="A session pod not running after this long fails the start"
+    )
+    k8s_ephemeral_storage_mb: int = Field(
+        default=512,
+        description="Limit of a pod's node-local scratch (/tmp, $HOME, logs), evicted beyond",
+    )
+
     # --- terminals ------------------------------------------------------------------------------
     terminal_max_per_session: int = 8
     terminal_max_per_user: int = Field(

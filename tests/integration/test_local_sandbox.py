@@ -162,7 +162,7 @@ def test_missing_bwrap_is_a_clear_startup_error(tmp_path: Path) -> None:
     assert e.value.reason == "bwrap_missing" and "apt-get install bubblewrap" in e.value.log_message
 
 
-def test_kubernetes_runtime_is_not_available_in_this_build(tmp_path: Path) -> None:
+def test_kubernetes_runtime_without_an_agent_key_is_refused(tmp_path: Path) -> None:
     with pytest.raises(SandboxError) as e:
         make_runtime(Settings(data_dir=tmp_path, runtime="kubernetes"))
-    assert "not available in this build" in e.value.log_message
+    assert "COOLCODING_K8S_AGENT_KEY" in e.value.log_message

@@ -25,10 +25,7 @@ def make_runtime(settings: Settings, *, extra_ro_binds: Mapping[str, str] | None
 
         return LocalRuntime(settings, extra_ro_binds=extra_ro_binds)
     if settings.runtime == "kubernetes":
-        raise SandboxError(
-            "runtime_unavailable",
-            "Sandboxes are not available on this server.",
-            "COOLCODING_RUNTIME=kubernetes: the Kubernetes runtime is not available in this "
-            "build; use COOLCODING_RUNTIME=local",
-        )
+        from coolcoding.sandbox.kubernetes.runtime import KubernetesRuntime
+
+        return KubernetesRuntime(settings)  # extra_ro_binds: shipped in the sandbox image
     raise SandboxError("runtime_unknown", "Sandboxes are not available.", settings.runtime)
