@@ -51,7 +51,7 @@ async def stop_sandbox(session: OwnedSession, platform: PlatformDep) -> SandboxS
 @router.get("/{session_uuid}/terminals", response_model=list[TerminalOut], responses=OWNED)
 async def list_terminals(session: OwnedSession, platform: PlatformDep) -> list[TerminalOut]:
     terms: TerminalManager = _component(platform, "terminals")
-    return [TerminalOut.model_validate(t) for t in await terms.list(str(session.uuid))]
+    return [TerminalOut.model_validate(t) for t in await terms.list(session)]
 
 
 @router.delete("/{session_uuid}/terminals/{terminal_id}", status_code=204, responses=WRITE_OWNED)
@@ -59,7 +59,7 @@ async def close_terminal(
     terminal_id: str, session: OwnedSession, platform: PlatformDep
 ) -> Response:
     terms: TerminalManager = _component(platform, "terminals")
-    await terms.close(str(session.uuid), terminal_id)
+    await terms.close(session, terminal_id)
     return Response(status_code=204)
 
 

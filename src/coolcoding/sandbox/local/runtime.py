@@ -31,11 +31,21 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from coolcoding.agent.client import AgentConnectionLost, AgentError
+from coolcoding.agent.client import AgentClient, AgentConnectionLost, AgentError
+from coolcoding.sandbox.agent_sandbox import AgentSandbox
 from coolcoding.sandbox.base import Runtime, Sandbox, SandboxError, SandboxSpec
 from coolcoding.sandbox.local import seccomp
 from coolcoding.sandbox.local.agent_launch import agent_limits, agent_package_copy, start_agent
-from coolcoding.sandbox.local.agents import AgentFiles, AgentHandle, agent_answers, is_agent_of
+from coolcoding.sandbox.local.agents import (
+    AgentFiles,
+    AgentHandle,
+    agent_answers,
+    connect_agent,
+    forget_agent_files,
+    is_agent_of,
+    is_clean_abs,
+    locate_agent,
+)
 from coolcoding.sandbox.local.diskimage import WorkspaceImages
 from coolcoding.sandbox.local.environment import HostEnvironment, check_environment
 from coolcoding.sandbox.local.etcdir import EtcTemplates
@@ -46,6 +56,7 @@ from coolcoding.settings import Settings
 
 log = logging.getLogger(__name__)
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+_SERVER = re.compile(r"^srv-[0-9a-f]{12}$")
 
 
 def _chown_tree(root: Path, uid: int, gid: int) -> None:
@@ -81,6 +92,31 @@ def reclaim_dead_etc_roots(tmpfs_dir: Path, tag: str, keep: Collection[str], int
                         if not (into / name).exists():
                             os.rename(Path(entry.path) / name, into / name)
                 shutil.rmtree(entry.path, ignore_errors=True)
+            except PermissionError:
+                continue
+
+
+def claim_etc_dir(tmpfs_dir: Path, tag: str, session_uuid: str, into: Path) -> None:
+    """Move the /etc dir of ``session_uuid`` out of the root of a dead process of the server
+    tagged ``tag`` (a sandbox taken over from a dead replica) into ``into``: the rename within
+    the tmpfs keeps the directory the running sandbox has bound, and its root's reclaim then
+    leaves it alone."""
+    if into.exists():
+        return
+    with contextlib.suppress(OSError):
+        for entry in os.scandir(tmpfs_dir):
+            parts = entry.name.split("-")
+            if len(parts) != 5 or parts[:2] != ["cc", "etc"] or parts[3] != tag:
+                continue
+            src = Path(entry.path) / session_uuid
+            if not parts[2].isdigit() or not src.is_dir():
+                continue
+            try:
+                os.kill(int(parts[2]), 0)
+                continue  # its process lives: never take a live process's dir
+            except ProcessLookupError:
+                os.rename(src, into)
+                return
             except PermissionError:
                 continue
 
@@ -294,24 +330,71 @@ class LocalRuntime(Runtime):
             self.agents.socket_path(session_uuid), secret, self.settings.agent_connect_timeout_s
         )
 
+    async def connect(self, session_uuid: str, state: Mapping[str, Any] | None) -> Sandbox:
+        self._check_name(session_uuid)
+        loc = await asyncio.to_thread(
+            locate_agent, session_uuid, state, self.settings.sandbox_etc_root
+        )
+        if loc is None:
+            raise SandboxError(
+                "agent_unreachable",
+                "The sandbox is not reachable from this server; try again.",
+                f"sandbox {session_uuid}: no usable agent address in its state",
+            )
+
+        async def connector() -> AgentClient:
+            return await connect_agent(loc.socket_path, loc.secret)
+
+        if not await agent_answers(
+            loc.socket_path, loc.secret, self.settings.agent_connect_timeout_s
+        ):
+            raise SandboxError(
+                "agent_unreachable",
+                "The sandbox's agent does not answer; try again.",
+                f"sandbox {session_uuid}: its agent at {loc.socket_path} does not answer",
+            )
+        return AgentSandbox(
+            session_uuid,
+            connector,
+            exec_timeout_s=self.settings.agent_exec_timeout_s,
+            disk_bytes=self.settings.max_workspace_bytes,
+            pid=loc.pid,
+        )
+
     async def _adopt(
         self, spec: SandboxSpec, state: Mapping[str, Any] | None, workspace: Path
     ) -> LocalSandbox | None:
-        """The sandbox an earlier process of this server left running, if its agent answers;
-        ``None`` otherwise (the caller starts a new one: whatever is left is killed first)."""
+        """The sandbox an earlier process of this server, or a dead replica with its own data
+        dir on this host, left running, if its agent answers; ``None`` otherwise (the caller
+        starts a new one: whatever is left in our own cgroup subtree is killed first)."""
         uuid = spec.session_uuid
-        secret = await asyncio.to_thread(self.agents.read_secret, uuid)
-        if secret is None or not await self.reachable(uuid, state):
+        s = self.settings
+        loc = await asyncio.to_thread(locate_agent, uuid, state, s.sandbox_etc_root)
+        if loc is None or not await agent_answers(
+            loc.socket_path, loc.secret, s.agent_connect_timeout_s
+        ):
             await asyncio.to_thread(self.host.cgroups.group(uuid).remove)
             return None
-        pid = (state or {})["agent"].get("pid")
-        pid = pid if isinstance(pid, int) and is_agent_of(pid, uuid) else None
-        s = self.settings
+        owner: str | None = None
+        cgroup_name = uuid
+        if loc.secret_file != str(self.agents.secret_path(uuid)):  # another server's
+            found = (state or {}).get("server")
+            ws = (state or {}).get("workspace")
+            if not isinstance(found, str) or not _SERVER.match(found) or not isinstance(ws, str):
+                return None
+            if not is_clean_abs(ws) or Path(ws).name != uuid:
+                return None
+            owner, workspace, cgroup_name = found, Path(ws), f"../{found}/{uuid}"
+        pid = loc.pid if loc.pid is not None and is_agent_of(loc.pid, uuid) else None
         creds = credentials_for(uuid, s.sandbox_uid_base, s.sandbox_uid_count)
         binds = {**self.extra_ro_binds, **spec.extra_ro_binds}
         copies = [(host, target) for host, target in binds.items() if target.startswith("/etc/")]
         binds = {host: target for host, target in binds.items() if not target.startswith("/etc/")}
         etc_dir = self.etc_root / uuid
+        if owner is not None:  # its /etc moves here (a rename in the tmpfs keeps its bind)
+            await asyncio.to_thread(
+                claim_etc_dir, s.sandbox_etc_root, etc_root_tag(owner), uuid, etc_dir
+            )
         if not etc_dir.exists():  # for the execs this process spawns (the agent has its own)
             await asyncio.to_thread(
                 self._etc.write, etc_dir, uid=creds.uid, gid=creds.gid, network=False,
@@ -319,16 +402,16 @@ class LocalRuntime(Runtime):
             )  # fmt: skip
         sb = LocalSandbox(
             spec, host=self.host, creds=creds, workspace=workspace, etc_dir=etc_dir,
-            cgroup_name=uuid, tmp_bytes=s.sandbox_tmp_bytes, extra_ro_binds=binds,
+            cgroup_name=cgroup_name, tmp_bytes=s.sandbox_tmp_bytes, extra_ro_binds=binds,
             seccomp_program=self.seccomp_program, disk_image=self.images is not None,
         )  # fmt: skip
-        sb.agent = AgentHandle(
-            self.agents.socket_path(uuid), secret, str(self.agents.secret_path(uuid)), pid
-        )
+        sb.owner = owner
+        sb.agent = AgentHandle(loc.socket_path, loc.secret, loc.secret_file, pid)
         sb.adopted = True
         sb.bump_counter()
         self._released.discard(uuid)
-        log.info("found sandbox %s running (agent pid %s): reattached", uuid, pid)
+        log.info("found sandbox %s running (agent pid %s, server %s): reattached", uuid, pid,
+                 owner or self.instance_id)  # fmt: skip
         return sb
 
     async def release(self, session_uuid: str) -> bool:
@@ -344,16 +427,18 @@ class LocalRuntime(Runtime):
         self._check_name(session_uuid)
         sb = self._sandboxes.pop(session_uuid, None)
         self._released.discard(session_uuid)
+        workspace = self.settings.workspaces_dir / session_uuid
         if sb is not None:
             await sb.stop()
             await asyncio.to_thread(shutil.rmtree, sb.etc_dir, True)
+            workspace = sb.workspace
+            if sb.owner is not None and sb.agent is not None:  # taken over from a dead replica
+                await asyncio.to_thread(forget_agent_files, sb.agent)
         else:  # e.g. started by a previous server process
             await asyncio.to_thread(self.host.cgroups.group(session_uuid).remove)
         await asyncio.to_thread(self.agents.remove, session_uuid)
         if self.images is not None:
-            await asyncio.to_thread(
-                self.images.unmount, self.settings.workspaces_dir / session_uuid
-            )
+            await asyncio.to_thread(self.images.unmount, workspace)
 
     async def delete_workspace(self, session_uuid: str) -> None:
         await self.stop(session_uuid)
@@ -373,6 +458,9 @@ class LocalRuntime(Runtime):
 
     def workspace_dir(self, session_uuid: str) -> str | None:
         self._check_name(session_uuid)
+        sb = self._sandboxes.get(session_uuid)
+        if sb is not None:  # a sandbox taken over from another replica keeps its workspace
+            return str(sb.workspace)
         return str(self.settings.workspaces_dir / session_uuid)
 
     def _ephemeral_spec(self, network: bool, memory_mb: int, pids: int) -> SandboxSpec:
