@@ -34,7 +34,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select, update
 
@@ -60,6 +60,8 @@ StopHook = Callable[[str], Awaitable[None]]
 StartHook = Callable[[str, int, int, Sandbox], Awaitable[None]]
 # In ``sessions.sandbox_state``: the id of the server whose runtime runs the sandbox.
 OWNER_KEY = "server"
+# A replica message (event bus, never to browsers): "the holder, please stop this sandbox".
+STOP_REQUEST = "sandbox_stop"
 
 
 @dataclass
@@ -111,6 +113,7 @@ class SandboxManager:
         # Called with the session uuid when a remote handle is dropped (the terminal manager
         # closes its control connection; attached clients end with the agent's connection).
         self.on_remote_dropped: list[StopHook] = []
+        events.on_replica_message(self._on_replica_message)
 
     def _lock(self, session_uuid: str) -> asyncio.Lock:
         return self._locks.setdefault(session_uuid, asyncio.Lock())
@@ -626,10 +629,35 @@ class SandboxManager:
                     await self._set_status(active.session_id, session_uuid, status, reason)
                     await self._release_lease(session_uuid)
 
+    async def stop_anywhere(self, sess: CodeSession, reason: str) -> None:
+        """Stop the session's sandbox wherever it runs: here, or asked of the replica holding
+        it (over the event bus), waiting (bounded) until its row says it stopped."""
+        uuid = str(sess.uuid)
+        if uuid in self._active or self.leases is None or not self.events.shared:
+            await self.stop(uuid, reason=reason)
+            return
+        holder = await self.leases.holder(session_lease(uuid))
+        if holder is None or holder[0] == self.leases.replica_id:
+            await self.stop(uuid, reason=reason)
+            return
+        await self.events.publish_to_replicas(uuid, {"type": STOP_REQUEST, "reason": reason})
+        deadline = time.monotonic() + self.settings.sandbox_start_timeout_s
+        while time.monotonic() < deadline:
+            row = await self._row(sess.id)
+            if row is None or row.sandbox_status not in ("running", "starting"):
+                break
+            await asyncio.sleep(0.1)
+        await self._drop_remote(uuid)
+
+    async def _on_replica_message(self, session_uuid: str, message: dict[str, Any]) -> None:
+        if message.get("type") == STOP_REQUEST and session_uuid in self._active:
+            reason = str(message.get("reason") or "stopped")[:200]
+            await self.stop(session_uuid, reason=reason)
+
     async def delete_session_files(self, sess: CodeSession) -> None:
         """Session ``before_delete`` hook: stop the sandbox, remove its workspace directory."""
         uuid = str(sess.uuid)
-        await self.stop(uuid, reason="session deleted")
+        await self.stop_anywhere(sess, reason="session deleted")
         await self.runtime.delete_workspace(uuid)
         self._locks.pop(uuid, None)
 

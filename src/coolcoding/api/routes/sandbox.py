@@ -44,7 +44,7 @@ async def start_sandbox(session: OwnedSession, platform: PlatformDep) -> Sandbox
 @router.post("/{session_uuid}/sandbox/stop", response_model=SandboxStateOut, responses=WRITE_OWNED)
 async def stop_sandbox(session: OwnedSession, platform: PlatformDep) -> SandboxStateOut:
     sandboxes: SandboxManager = _component(platform, "sandboxes")
-    await sandboxes.stop(str(session.uuid), reason="stopped by the user")
+    await sandboxes.stop_anywhere(session, reason="stopped by the user")
     return SandboxStateOut(status="stopped")
 
 
