@@ -59,6 +59,12 @@ async def wait_number_above(term: Term, floor: int, timeout: float = WAIT_S) -> 
     return max(numbers(term.output))
 
 
+async def _shell_pid(term: Term) -> int:
+    _, out = await term.run("echo pid=$$")
+    found = re.findall(rb"pid=(\d+)", out)
+    return int(found[-1])
+
+
 async def reconnect(cluster: Cluster, user: User, sid: str, tid: str) -> Term:
     """Reconnect through nginx like the browser does (retrying while a replica is down)."""
     deadline = time.monotonic() + WAIT_S
@@ -124,11 +130,20 @@ async def test_sigkill_of_the_websockets_replica_keeps_the_same_shell(
         await wait_number_above(again, seen)
         with user.client(cluster.lb_url) as c:
             assert c.get(f"/api/sessions/{sid}").json()["sandbox_status"] == "running"
+        await again.ws.send(b"\x03")
+        await again.recv_until(lambda m: m is not None and m["type"] == "command")
+        pid = await _shell_pid(again)
+        # The killed replica comes back: its start-up cleanup leaves the sandbox alone.
+        victim.start()
+        assert await _shell_pid(again) == pid
+        rec, _ = await again.run("true")
+        assert rec["exit_code"] == 0
     finally:
         await term.close()
         if again is not None:
             await again.close()
-        victim.start()
+        if victim.proc is None or victim.proc.poll() is not None:
+            victim.start()
 
 
 async def test_a_terminal_on_a_replica_without_the_lease_works(cluster: Cluster) -> None:
@@ -201,12 +216,6 @@ async def test_saves_and_terminal_files_cross_replicas_and_runs_work_anywhere(
         assert done["verdict"] == "accepted" and (done["stdout"] or "").strip() == "42", done
     finally:
         await term.close()
-
-
-async def _shell_pid(term: Term) -> int:
-    _, out = await term.run("echo pid=$$")
-    found = re.findall(rb"pid=(\d+)", out)
-    return int(found[-1])
 
 
 @pytest.mark.parametrize("how", ["rolling", "all_at_once"])

@@ -108,6 +108,10 @@ class LeaseService:
         """The live holder of ``name`` and its address, or ``None`` when the lease lapsed."""
         return (await stmts.live(self.db.engine, [name], utcnow())).get(name)
 
+    async def holders(self, names: Collection[str]) -> dict[str, tuple[str, str | None]]:
+        """The live ones of ``names`` (one query): name -> (holder, address)."""
+        return await stmts.live(self.db.engine, names, utcnow())
+
     async def has_clients(self, session_uuid: str) -> bool:
         """Whether any replica holds a live ``client_lease`` of the session."""
         return await stmts.live_prefixed(self.db.engine, f"client:{session_uuid}:", utcnow()) > 0

@@ -233,13 +233,12 @@ class SandboxManager:
                     )
                 )
             ).all()
-        held = set()
-        for sess in rows:
-            if self._owned(sess):
-                holder = await self.leases.holder(session_lease(str(sess.uuid)))
-                if holder is not None and holder[0] != self.leases.replica_id:
-                    held.add(str(sess.uuid))
-        return held
+        names = {
+            session_lease(str(sess.uuid)): str(sess.uuid) for sess in rows if self._owned(sess)
+        }
+        live = await self.leases.holders(names)
+        me = self.leases.replica_id
+        return {names[n] for n, (holder, _) in live.items() if holder != me}
 
     def _owned(self, sess: CodeSession) -> bool:
         """Whether this server started the session's sandbox (or no server is recorded):
@@ -475,12 +474,13 @@ class SandboxManager:
             row = running.get(uuid)
             if row is None or (row.sandbox_state or {}).get("agent") != remote.agent:
                 await self._drop_remote(uuid)
-        for uuid, row in running.items():
-            if uuid in self._active or uuid in self._starting or self._lock(uuid).locked():
-                continue
-            if await self.leases.holder(session_lease(uuid)) is not None:
-                continue
-            await self._take_over(row)
+        idle = {
+            u: r for u, r in running.items() if u not in self._active and u not in self._starting
+        }
+        live = await self.leases.holders([session_lease(u) for u in idle])
+        for uuid, row in idle.items():
+            if session_lease(uuid) not in live and not self._lock(uuid).locked():
+                await self._take_over(row)
 
     async def _take_over(self, row: CodeSession) -> None:
         uuid = str(row.uuid)
