@@ -13,17 +13,11 @@ go to the DB) and keep running; the others are recovered (sandbox files -> DB) a
 (its id in ``sandbox_state``) are left alone.
 
 Across replicas (``services/leases.py``): the replica that starts a sandbox holds the session's
-lease while it runs it and does the once-per-session work (sync to the DB, idle stop). Any other
-replica serves the session too: it connects to the running sandbox's agent (``Runtime.connect``,
-the address in ``sandbox_state``) without owning it, so terminals and runs work through every
-replica. While clients use a sandbox through a replica that is not its holder, that replica
-holds a ``client:<session>:<replica>`` lease, and the holder's idle stop waits for those to
-lapse. When the holder dies, its lease lapses and any replica (the next request, or the sweep
-every ``lease_renew_interval_s``) takes the session over: a sandbox whose agent still answers
-is adopted as it runs (same shells; the DB is reconciled by content hash), one whose agent is
-gone is marked ``stopped``. A replica whose lease was taken over stops its copy without a final
-sync and without touching the DB status (the new holder owns both now). Start-up recovery skips
-sessions whose lease is live, and keeps every sandbox of this server another replica holds.
+lease while it runs it and does the once-per-session work (sync to the DB, idle stop); every other
+replica serves it through its agent, and takes it over when the holder dies (``sandbox_replicas``).
+A replica whose lease was taken over lets its copy go without a final sync and without touching
+the DB status (the new holder owns both now). Start-up recovery skips sessions whose lease is
+live, and keeps every sandbox of this server another replica holds.
 """
 
 from __future__ import annotations
@@ -34,7 +28,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from sqlalchemy import select, update
 
@@ -44,7 +38,8 @@ from coolcoding.sandbox.base import DiskUsage, Runtime, Sandbox, SandboxError, S
 from coolcoding.sandbox.host_limits import host_limit_message, running_cap_warning
 from coolcoding.schemas.ws import SandboxStatusEvent
 from coolcoding.services.events import EventBus
-from coolcoding.services.leases import LeaseService, client_lease, session_lease
+from coolcoding.services.leases import LeaseService, session_lease
+from coolcoding.services.sandbox_replicas import ReplicaSharing
 from coolcoding.services.sessions import SessionService, ref_of
 from coolcoding.settings import Settings
 from coolcoding.terminal.shell_integration import SANDBOX_SCRIPT_PATH, script_path
@@ -60,16 +55,6 @@ StopHook = Callable[[str], Awaitable[None]]
 StartHook = Callable[[str, int, int, Sandbox], Awaitable[None]]
 # In ``sessions.sandbox_state``: the id of the server whose runtime runs the sandbox.
 OWNER_KEY = "server"
-# A replica message (event bus, never to browsers): "the holder, please stop this sandbox".
-STOP_REQUEST = "sandbox_stop"
-
-
-@dataclass
-class RemoteSandbox:
-    """A sandbox another replica holds, reached here through its agent only."""
-
-    sandbox: Sandbox
-    agent: object  # its ``sandbox_state["agent"]``: a change means a new agent
 
 
 @dataclass
@@ -81,7 +66,7 @@ class ActiveSandbox:
     last_activity: float = field(default_factory=time.monotonic)
 
 
-class SandboxManager:
+class SandboxManager(ReplicaSharing):
     def __init__(
         self,
         settings: Settings,
@@ -107,13 +92,7 @@ class SandboxManager:
         self.before_stop: list[StopHook] = []
         self.after_start: list[StartHook] = []
         self._agent_watches: dict[str, asyncio.Task[None]] = {}
-        self._remote: dict[str, RemoteSandbox] = {}
-        self._clients: set[str] = set()  # sessions whose client lease this replica holds
-        self._sweeper: asyncio.Task[None] | None = None
-        # Called with the session uuid when a remote handle is dropped (the terminal manager
-        # closes its control connection; attached clients end with the agent's connection).
-        self.on_remote_dropped: list[StopHook] = []
-        events.on_replica_message(self._on_replica_message)
+        super().__init__()
 
     def _lock(self, session_uuid: str) -> asyncio.Lock:
         return self._locks.setdefault(session_uuid, asyncio.Lock())
@@ -218,51 +197,13 @@ class SandboxManager:
                 )
                 await s.commit()
         self._reaper = asyncio.create_task(self._reap_idle())
-        if self.leases is not None:
-            self._sweeper = asyncio.create_task(self._sweep_loop())
-
-    async def _held_elsewhere(self) -> set[str]:
-        """Running sessions of this server whose lease another replica holds."""
-        if self.leases is None:
-            return set()
-        async with self.sessions.db.session() as s:
-            rows = (
-                await s.scalars(
-                    select(CodeSession).where(
-                        CodeSession.sandbox_status.in_(("running", "starting"))
-                    )
-                )
-            ).all()
-        names = {
-            session_lease(str(sess.uuid)): str(sess.uuid) for sess in rows if self._owned(sess)
-        }
-        live = await self.leases.holders(names)
-        me = self.leases.replica_id
-        return {names[n] for n, (holder, _) in live.items() if holder != me}
+        self._start_sweeper()
 
     def _owned(self, sess: CodeSession) -> bool:
         """Whether this server started the session's sandbox (or no server is recorded):
         another server's running sessions (a shared database) are not ours to recover."""
         owner = (sess.sandbox_state or {}).get(OWNER_KEY)
         return owner is None or owner == self.runtime.instance_id
-
-    async def _take_for_recovery(self, session_uuid: str) -> bool:
-        """Whether this replica may recover the session: its lease lapsed and is now ours (a
-        live replica of this server still runs it otherwise)."""
-        if self.leases is None:
-            return True
-        return await self.leases.acquire(session_lease(session_uuid), from_predecessor=True)
-
-    async def _take_lease(self, session_uuid: str) -> bool:
-        """Hold the session's lease before starting its sandbox; False while another replica
-        holds it (its lease is live)."""
-        if self.leases is None:
-            return True
-        return await self.leases.acquire(session_lease(session_uuid), self._lease_lost)
-
-    async def _lease_lost(self, name: str) -> None:
-        """Another replica took the session over: stop our copy, leave the DB to the new holder."""
-        await self.stop(name.removeprefix("session:"), reason="lease lost", lease_lost=True)
 
     async def _recover(self, sess: CodeSession) -> None:
         """The previous server stopped without a final sync: take the sandbox's files as newer."""
@@ -281,13 +222,11 @@ class SandboxManager:
             log.exception("recovering sandbox %s failed; its DB files are kept", uuid)
 
     async def shutdown(self) -> None:
-        for task in (self._reaper, self._sweeper):
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
-        for uuid in list(self._remote):
-            await self._drop_remote(uuid)
+        if self._reaper is not None:
+            self._reaper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reaper
+        await self._stop_sharing()
         for uuid in list(self._active):
             try:
                 if self.settings.sandbox_keep_on_shutdown and await self._release(uuid):
@@ -374,152 +313,6 @@ class SandboxManager:
                 raise
             finally:
                 self._starting.pop(uuid, None)
-
-    async def _connect_remote(self, sess: CodeSession) -> Sandbox:
-        """The sandbox the live lease holder runs (``ensure_started`` holds the lock): once its
-        row says ``running``, a connection to its agent. Waits while the holder starts it; if
-        the holder's lease lapses meanwhile, this replica takes the session over."""
-        uuid = str(sess.uuid)
-        deadline = time.monotonic() + self.settings.sandbox_start_timeout_s
-        error: SandboxError | None = None
-        while True:
-            row = await self._row(sess.id)
-            if row is None:
-                raise SandboxError("session_gone", "The session was deleted.")
-            if row.sandbox_status == "running" and row.sandbox_state:
-                try:
-                    sandbox = await self.runtime.connect(uuid, row.sandbox_state)
-                except SandboxError as exc:
-                    error = exc
-                else:
-                    self._remote[uuid] = RemoteSandbox(sandbox, row.sandbox_state.get("agent"))
-                    log.info("sandbox %s: connected to the agent another replica runs", uuid)
-                    return sandbox
-            if await self._take_lease(uuid):  # the holder is gone: take it over here
-                try:
-                    self._check_caps(row.user_id)
-                    self._starting[uuid] = row.user_id
-                    return await self._start(row, uuid)
-                except BaseException:
-                    await self._release_lease(uuid)
-                    raise
-                finally:
-                    self._starting.pop(uuid, None)
-            if time.monotonic() > deadline:
-                raise Unavailable(
-                    "this session's sandbox runs on another replica, which this one cannot "
-                    f"reach{f' ({error.user_message})' if error else ''}; try again",
-                    code="sandbox_unreachable",
-                    retry_after=int(self.settings.lease_ttl_s) + 1,
-                )
-            await asyncio.sleep(0.2)
-
-    async def _row(self, session_id: int) -> CodeSession | None:
-        async with self.sessions.db.session() as s:
-            return await s.get(CodeSession, session_id)
-
-    async def _drop_remote(self, uuid: str) -> None:
-        if self._remote.pop(uuid, None) is None:
-            return
-        for hook in self.on_remote_dropped:
-            try:
-                await hook(uuid)
-            except Exception:
-                log.exception("a remote-dropped hook of sandbox %s failed", uuid)
-
-    def is_remote(self, session_uuid: str) -> bool:
-        """Whether this replica serves the session through another replica's sandbox."""
-        return session_uuid in self._remote
-
-    async def attached(self, sess: CodeSession) -> Sandbox | None:
-        """The session's sandbox if it runs (here, or held by another replica), never starting
-        one: for listing and closing terminals."""
-        uuid = str(sess.uuid)
-        active = self._active.get(uuid)
-        if active is not None:
-            return active.sandbox
-        remote = self._remote.get(uuid)
-        if remote is not None:
-            return remote.sandbox
-        row = await self._row(sess.id)
-        if row is None or row.sandbox_status != "running":
-            return None
-        return await self.ensure_started(row)
-
-    # --- across replicas: takeover of sandboxes whose holder died, stale remote handles ------
-
-    async def _sweep_loop(self) -> None:
-        interval = max(0.5, self.settings.lease_renew_interval_s)
-        while True:
-            await asyncio.sleep(interval)
-            try:
-                await self.sweep()
-            except Exception:
-                log.warning("the replica sweep failed", exc_info=True)
-
-    async def sweep(self) -> None:
-        """Take over running sessions whose holder's lease lapsed (adopting a live sandbox, or
-        marking a dead one ``stopped``) and drop remote handles whose sandbox changed."""
-        assert self.leases is not None
-        async with self.sessions.db.session() as s:
-            rows = (
-                await s.scalars(
-                    select(CodeSession).where(
-                        CodeSession.sandbox_status.in_(("running", "starting"))
-                    )
-                )
-            ).all()
-        running = {str(r.uuid): r for r in rows}
-        for uuid, remote in list(self._remote.items()):
-            row = running.get(uuid)
-            if row is None or (row.sandbox_state or {}).get("agent") != remote.agent:
-                await self._drop_remote(uuid)
-        idle = {
-            u: r for u, r in running.items() if u not in self._active and u not in self._starting
-        }
-        live = await self.leases.holders([session_lease(u) for u in idle])
-        for uuid, row in idle.items():
-            if session_lease(uuid) not in live and not self._lock(uuid).locked():
-                await self._take_over(row)
-
-    async def _take_over(self, row: CodeSession) -> None:
-        uuid = str(row.uuid)
-        async with self._lock(uuid):
-            if uuid in self._active or not await self._take_lease(uuid):
-                return
-            await self._drop_remote(uuid)
-            fresh = await self._row(row.id)
-            try:
-                if fresh is None or fresh.sandbox_status not in ("running", "starting"):
-                    raise LookupError("no longer running")
-                if fresh.sandbox_status == "running" and fresh.sandbox_state:
-                    try:
-                        await self.runtime.connect(uuid, fresh.sandbox_state)  # does it answer?
-                    except SandboxError:
-                        pass
-                    else:
-                        self._starting[uuid] = fresh.user_id
-                        try:
-                            await self._start(fresh, uuid)
-                        finally:
-                            self._starting.pop(uuid, None)
-                        log.info("sandbox %s: taken over from a replica that stopped", uuid)
-                        return
-                await self._set_status(
-                    fresh.id, uuid, "stopped",
-                    "The server running this sandbox stopped; start it again.",
-                )  # fmt: skip
-                await self._release_lease(uuid)
-            except LookupError:
-                await self._release_lease(uuid)
-            except Exception:
-                log.exception("taking over sandbox %s failed", uuid)
-                await self._release_lease(uuid)
-
-    async def _release_lease(self, session_uuid: str) -> None:
-        if self.leases is not None:
-            with contextlib.suppress(Exception):
-                await self.leases.release(session_lease(session_uuid))
 
     async def _start(self, sess: CodeSession, uuid: str) -> Sandbox:
         """Start, materialize and watch (``ensure_started`` holds the lock and the caps)."""
@@ -629,31 +422,6 @@ class SandboxManager:
                     await self._set_status(active.session_id, session_uuid, status, reason)
                     await self._release_lease(session_uuid)
 
-    async def stop_anywhere(self, sess: CodeSession, reason: str) -> None:
-        """Stop the session's sandbox wherever it runs: here, or asked of the replica holding
-        it (over the event bus), waiting (bounded) until its row says it stopped."""
-        uuid = str(sess.uuid)
-        if uuid in self._active or self.leases is None or not self.events.shared:
-            await self.stop(uuid, reason=reason)
-            return
-        holder = await self.leases.holder(session_lease(uuid))
-        if holder is None or holder[0] == self.leases.replica_id:
-            await self.stop(uuid, reason=reason)
-            return
-        await self.events.publish_to_replicas(uuid, {"type": STOP_REQUEST, "reason": reason})
-        deadline = time.monotonic() + self.settings.sandbox_start_timeout_s
-        while time.monotonic() < deadline:
-            row = await self._row(sess.id)
-            if row is None or row.sandbox_status not in ("running", "starting"):
-                break
-            await asyncio.sleep(0.1)
-        await self._drop_remote(uuid)
-
-    async def _on_replica_message(self, session_uuid: str, message: dict[str, Any]) -> None:
-        if message.get("type") == STOP_REQUEST and session_uuid in self._active:
-            reason = str(message.get("reason") or "stopped")[:200]
-            await self.stop(session_uuid, reason=reason)
-
     async def delete_session_files(self, sess: CodeSession) -> None:
         """Session ``before_delete`` hook: stop the sandbox, remove its workspace directory."""
         uuid = str(sess.uuid)
@@ -691,37 +459,12 @@ class SandboxManager:
                 await self._client_lease(session_uuid, False)
             self.touch(session_uuid)
 
-    async def _client_lease(self, session_uuid: str, take: bool) -> None:
-        if self.leases is None or take == (session_uuid in self._clients):
-            return
-        name = client_lease(session_uuid, self.leases.replica_id)
-        try:
-            if take:
-                self._clients.add(session_uuid)
-                await self.leases.acquire(name)
-            else:
-                self._clients.discard(session_uuid)
-                await self.leases.release(name)
-        except Exception:  # the DB is down: the holder may stop an idle sandbox early
-            log.warning("client lease of sandbox %s: the database failed", session_uuid,
-                        exc_info=True)  # fmt: skip
-
     def idle_for(self, session_uuid: str) -> float | None:
         """Seconds since the last activity when nothing holds the sandbox; ``None`` if held."""
         active = self._active.get(session_uuid)
         if active is None or self._holds.get(session_uuid):
             return None
         return time.monotonic() - active.last_activity
-
-    async def _used_elsewhere(self, uuid: str) -> bool:
-        """Whether clients use the sandbox through other replicas (their client leases)."""
-        if self.leases is None:
-            return False
-        try:
-            return await self.leases.has_clients(uuid)
-        except Exception:
-            log.warning("sandbox %s: client leases unreadable; not stopped", uuid, exc_info=True)
-            return True
 
     async def _reap_idle(self) -> None:
         timeout = self.settings.sandbox_idle_timeout_s
