@@ -40,9 +40,16 @@ PG = "postgresql://postgres@127.0.0.1:5432/postgres"
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A free port below the kernel's ephemeral range: a replica restarted on its port (nginx
+    names it) must not find it taken by some client's outgoing connection meanwhile."""
+    while True:
+        port = 21000 + secrets.randbelow(8000)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
 
 
 async def pg(sql: str) -> None:
@@ -246,7 +253,7 @@ def main() -> None:
     cluster = Cluster(root, parent)
     single_dir = root / "single"
     single_dir.mkdir()
-    single = Serve(str(single_dir), parent, sandbox_keep_on_shutdown="false")
+    single = Serve(str(single_dir), parent, free_port(), sandbox_keep_on_shutdown="false")
     wait_healthy(single)
     try:
         result = asyncio.run(echo(cluster, single, a.keys))
