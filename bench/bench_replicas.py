@@ -33,7 +33,7 @@ import websockets
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_agent import echo_once, until
-from bench_agent_terminal import Serve, open_ws, ws_io
+from bench_agent_terminal import Serve, ws_io
 from ccserver import ROOT, pct, write_result
 
 PG = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -91,12 +91,11 @@ def new_session(base: str, token: str) -> str:
 
 
 async def ready_io(port: int, token: str, sid: str, tid: str) -> tuple[Any, Any, Any]:
-    class _At:
-        pass
-
-    at = _At()
-    at.port = port  # type: ignore[attr-defined]
-    ws = await open_ws(at, token, sid, tid)  # type: ignore[arg-type]
+    """A terminal on the replica at ``port``, at a bare prompt (as ``bench_agent.prepare``)."""
+    ws = await websockets.connect(
+        f"ws://127.0.0.1:{port}/api/sessions/{sid}/terminals/{tid}?cols=120&rows=40",
+        additional_headers={"Cookie": f"cc_session={token}"}, max_size=None, compression=None,
+    )  # fmt: skip
     json.loads(await ws.recv())
     send, recv = ws_io(ws)
     await send(b"stty -echoctl; PS1='$ '; PROMPT_COMMAND=; echo READY-$((1+1))\r")
@@ -118,10 +117,14 @@ class Cluster:
         self.parent = parent
         self.ports = [free_port() for _ in range(3)]
         self.replicas: list[Serve | None] = [None, None, None]
-        for i in range(3):  # one at a time: the first one migrates the empty database
-            self.start(i)
+        self.nginx: subprocess.Popen[bytes] | None = None
         self.lb_port = free_port()
-        prefix = root / "nginx"
+
+    def boot(self) -> None:
+        """The replicas (one at a time: the first one migrates the empty database), nginx."""
+        for i in range(3):
+            self.start(i)
+        prefix = self.root / "nginx"
         prefix.mkdir()
         servers = " ".join(f"server 127.0.0.1:{p};" for p in self.ports)
         conf = (ROOT / "deploy/nginx/coolcoding.conf").read_text()
@@ -148,7 +151,8 @@ class Cluster:
         self.replicas[i] = srv
 
     def stop(self) -> None:
-        self.nginx.terminate()
+        if self.nginx is not None:
+            self.nginx.terminate()
         for srv in self.replicas:
             if srv is not None and srv.proc.poll() is None:
                 srv.proc.terminate()
@@ -209,13 +213,11 @@ async def reconnects(cluster: Cluster, kills: int) -> dict[str, Any]:
         json.loads(await ws.recv())
         victim = cluster.replicas[at]
         assert victim is not None
-        async with httpx.AsyncClient() as c:  # is the victim the lease holder?
-            conn = await asyncpg.connect(PG.rsplit("/", 1)[0] + f"/{cluster.db}")
-            holder = await conn.fetchval(
-                "SELECT address FROM leases WHERE name = $1", f"session:{sid}"
-            )
-            await conn.close()
-            del c
+        conn = await asyncpg.connect(PG.rsplit("/", 1)[0] + f"/{cluster.db}")
+        holder = await conn.fetchval(  # is the victim the lease holder?
+            "SELECT address FROM leases WHERE name = $1", f"session:{sid}"
+        )
+        await conn.close()
         killed_holder += holder == f"http://127.0.0.1:{cluster.ports[at]}"
         victim.kill()
         t0 = time.perf_counter()
@@ -254,8 +256,9 @@ def main() -> None:
     single_dir = root / "single"
     single_dir.mkdir()
     single = Serve(str(single_dir), parent, free_port(), sandbox_keep_on_shutdown="false")
-    wait_healthy(single)
     try:
+        wait_healthy(single)
+        cluster.boot()
         result = asyncio.run(echo(cluster, single, a.keys))
         print(json.dumps(result, indent=2), flush=True)
         result.update(asyncio.run(reconnects(cluster, a.kills)))
