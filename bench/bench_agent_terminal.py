@@ -35,8 +35,10 @@ from ccserver import ROOT, pct, write_result
 class Serve:
     """``coolcoding serve`` on a data dir that outlives it (restart = a new ``Serve``)."""
 
-    def __init__(self, data_dir: str, cgroup_parent: str) -> None:
-        self.port = 19000 + secrets.randbelow(1000)
+    def __init__(
+        self, data_dir: str, cgroup_parent: str, port: int | None = None, **extra: str
+    ) -> None:
+        self.port = port or 19000 + secrets.randbelow(1000)
         self.base = f"http://127.0.0.1:{self.port}"
         env = {
             **os.environ,
@@ -46,6 +48,7 @@ class Serve:
             "COOLCODING_REGISTER_RATE_LIMIT": "100000",
             "COOLCODING_SANDBOX_TMP_BYTES": str(256 * 1024 * 1024),
             "COOLCODING_SANDBOX_MEMORY_MB": "1024",
+            **{f"COOLCODING_{k.upper()}": v for k, v in extra.items()},
         }
         self.proc = subprocess.Popen(
             [str(ROOT / ".venv/bin/coolcoding"), "serve", "--port", str(self.port)],

@@ -12,7 +12,7 @@ from coolcoding.db import leases as stmts
 from coolcoding.db.engine import Database
 from coolcoding.db.migrate import upgrade
 from coolcoding.db.models import utcnow
-from coolcoding.services.leases import LeaseService, session_lease
+from coolcoding.services.leases import LeaseService, client_lease, session_lease
 from tests.conftest import make_database, make_settings
 
 TTL = timedelta(seconds=30)
@@ -189,3 +189,23 @@ async def test_job_recovery_leaves_live_replicas_rows_and_claims_dead_ones_once(
         assert svc.leases is not None
         await svc.leases.stop()
     await live.stop()
+
+
+async def test_client_leases_tell_the_holder_that_other_replicas_serve_the_session(
+    databases: DbFactory, tmp_path: Path
+) -> None:
+    """The holder's idle stop waits while another replica serves clients of the session (a
+    ``client_lease``); a dead replica's lapses after the TTL; sessions are not confused."""
+    settings = make_settings(tmp_path, "sqlite://", lease_ttl_s=30, lease_renew_interval_s=60)
+    holder, other = LeaseService(databases(), settings), LeaseService(databases(), settings)
+    assert not await holder.has_clients("s1")
+    assert await other.acquire(client_lease("s1", other.replica_id))
+    assert await other.acquire(client_lease("s10", other.replica_id))
+    assert await holder.has_clients("s1") and await holder.has_clients("s10")
+    await other.release(client_lease("s1", other.replica_id))
+    assert not await holder.has_clients("s1")  # "s10"'s lease is not "s1"'s
+    # A replica that died holding one: it counts until its TTL, then not.
+    db = databases()
+    past = utcnow() - TTL - TTL
+    assert await stmts.take(db.engine, client_lease("s2", "dead"), "dead", None, past, past + TTL)
+    assert not await holder.has_clients("s2")

@@ -17,9 +17,11 @@ import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import httpx
 import pytest
 import websockets
@@ -100,6 +102,22 @@ class Cluster:
     replicas: list[Replica]
     lb_url: str
     lb_ws_url: str
+    db_url: str = ""
+
+    async def lease_holder(self, session_uuid: str) -> Replica | None:
+        """The replica whose live lease holds the session (from the ``leases`` table)."""
+        conn = await asyncpg.connect(self.db_url.replace("postgresql+asyncpg://", "postgresql://"))
+        try:
+            row = await conn.fetchrow(
+                "SELECT address FROM leases WHERE name = $1 AND expires_at >= $2",
+                f"session:{session_uuid}",
+                datetime.now(UTC),
+            )
+        finally:
+            await conn.close()
+        if row is None:
+            return None
+        return next((r for r in self.replicas if r.url == row["address"]), None)
 
 
 def _render_nginx(prefix: Path, listen: str, ports: list[int]) -> Path:
@@ -171,7 +189,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         )
         procs.append(lb)
         _wait_healthy(f"http://127.0.0.1:{lb_port}", lb, prefix / "stderr.log")
-        yield Cluster(replicas, f"http://127.0.0.1:{lb_port}", f"ws://127.0.0.1:{lb_port}")
+        yield Cluster(replicas, f"http://127.0.0.1:{lb_port}", f"ws://127.0.0.1:{lb_port}", db.url)
     finally:
         for p in procs:
             p.terminate()
@@ -221,4 +239,12 @@ async def open_terminal(ws_url: str, user: User, sid: str, tid: str = "t1") -> T
     term = Term(ws)
     ready: Any = json.loads(await asyncio.wait_for(ws.recv(), COMMAND_TIMEOUT))
     assert ready["type"] == "ready", ready
+    term.controls.append(ready)
     return term
+
+
+def upstream_of(term: Term, cluster: Cluster) -> Replica:
+    """The replica nginx sent this WebSocket to (its ``X-Coolcoding-Upstream`` header)."""
+    addr = term.ws.response.headers.get("X-Coolcoding-Upstream", "")
+    port = int(addr.rsplit(",", 1)[-1].strip().rsplit(":", 1)[-1])
+    return next(r for r in cluster.replicas if r.port == port)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from coolcoding.sandbox.local.environment import detect_host_layout
 from coolcoding.sandbox.local.etcdir import EtcTemplates, write_etc_dir
-from coolcoding.sandbox.local.runtime import make_etc_root, reclaim_dead_etc_roots
+from coolcoding.sandbox.local.etcroots import make_etc_root, reclaim_dead_etc_roots
 
 
 def tree(root: Path) -> dict[str, tuple[int, str | bytes | None]]:

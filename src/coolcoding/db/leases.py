@@ -94,3 +94,14 @@ async def live(
             )
         )
         return {str(n): (str(h), a) for n, h, a in rows}
+
+
+async def live_prefixed(engine: AsyncEngine, prefix: str, now: datetime) -> int:
+    """How many live leases have a name starting with ``prefix``."""
+    async with engine.connect() as conn:
+        rows = await conn.execute(
+            select(Lease.name).where(
+                Lease.name.startswith(prefix, autoescape=True), Lease.expires_at >= now
+            )
+        )
+        return len(rows.all())

@@ -232,6 +232,17 @@ class Runtime(abc.ABC):
         an earlier server process left running, which ``start`` then finds again)."""
         return False
 
+    async def connect(self, session_uuid: str, state: Mapping[str, Any] | None) -> Sandbox:
+        """A handle on the running sandbox ``state`` describes (another replica runs it), that
+        reaches it through its agent only: nothing is started, owned or adopted, and dropping
+        the handle leaves the sandbox as it was. Its terminals and execs are the agent's.
+        Raises ``SandboxError`` when the agent cannot be reached from this process."""
+        raise SandboxError(
+            "agent_unreachable",
+            "The sandbox runs on another server, which this one cannot reach.",
+            f"{type(self).__name__} cannot connect to sandboxes it did not start",
+        )
+
     async def release(self, session_uuid: str) -> bool:
         """Forget a running sandbox without stopping it (server shutdown: it outlives this
         process). False when it cannot outlive this process; the caller then stops it."""

@@ -33,6 +33,12 @@ def session_lease(session_uuid: str) -> str:
     return f"session:{session_uuid}"
 
 
+def client_lease(session_uuid: str, replica_id: str) -> str:
+    """Held by a replica while clients use the session's sandbox through it without holding the
+    session (the holder's idle stop waits while any is live)."""
+    return f"client:{session_uuid}:{replica_id}"
+
+
 def replica_lease(replica_id: str) -> str:
     return f"replica:{replica_id}"
 
@@ -101,6 +107,14 @@ class LeaseService:
     async def holder(self, name: str) -> tuple[str, str | None] | None:
         """The live holder of ``name`` and its address, or ``None`` when the lease lapsed."""
         return (await stmts.live(self.db.engine, [name], utcnow())).get(name)
+
+    async def holders(self, names: Collection[str]) -> dict[str, tuple[str, str | None]]:
+        """The live ones of ``names`` (one query): name -> (holder, address)."""
+        return await stmts.live(self.db.engine, names, utcnow())
+
+    async def has_clients(self, session_uuid: str) -> bool:
+        """Whether any replica holds a live ``client_lease`` of the session."""
+        return await stmts.live_prefixed(self.db.engine, f"client:{session_uuid}:", utcnow()) > 0
 
     async def live_replicas(self, replica_ids: Collection[str]) -> set[str]:
         """Those of ``replica_ids`` whose replica lease is live (the replica is running)."""

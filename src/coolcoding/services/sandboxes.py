@@ -13,10 +13,11 @@ go to the DB) and keep running; the others are recovered (sandbox files -> DB) a
 (its id in ``sandbox_state``) are left alone.
 
 Across replicas (``services/leases.py``): the replica that starts a sandbox holds the session's
-lease while it runs it; another replica refuses to start a second sandbox for that session
-(409 ``sandbox_on_other_replica``) until the lease lapses, then takes it over. A replica whose
-lease was taken over stops its copy without a final sync and without touching the DB status
-(the new holder owns both now). Start-up recovery skips sessions whose lease is live.
+lease while it runs it and does the once-per-session work (sync to the DB, idle stop); every other
+replica serves it through its agent, and takes it over when the holder dies (``sandbox_replicas``).
+A replica whose lease was taken over lets its copy go without a final sync and without touching
+the DB status (the new holder owns both now). Start-up recovery skips sessions whose lease is
+live, and keeps every sandbox of this server another replica holds.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from coolcoding.sandbox.host_limits import host_limit_message, running_cap_warni
 from coolcoding.schemas.ws import SandboxStatusEvent
 from coolcoding.services.events import EventBus
 from coolcoding.services.leases import LeaseService, session_lease
+from coolcoding.services.sandbox_replicas import ReplicaSharing
 from coolcoding.services.sessions import SessionService, ref_of
 from coolcoding.settings import Settings
 from coolcoding.terminal.shell_integration import SANDBOX_SCRIPT_PATH, script_path
@@ -64,7 +66,7 @@ class ActiveSandbox:
     last_activity: float = field(default_factory=time.monotonic)
 
 
-class SandboxManager:
+class SandboxManager(ReplicaSharing):
     def __init__(
         self,
         settings: Settings,
@@ -90,6 +92,7 @@ class SandboxManager:
         self.before_stop: list[StopHook] = []
         self.after_start: list[StartHook] = []
         self._agent_watches: dict[str, asyncio.Task[None]] = {}
+        super().__init__()
 
     def _lock(self, session_uuid: str) -> asyncio.Lock:
         return self._locks.setdefault(session_uuid, asyncio.Lock())
@@ -161,7 +164,10 @@ class SandboxManager:
             if sess.sandbox_status == "running"
             and await self.runtime.reachable(str(sess.uuid), sess.sandbox_state)
         ]
-        removed = await self.runtime.cleanup_orphans(keep={str(sess.uuid) for sess in alive})
+        # Sandboxes of this server that another live replica holds (taken over from a dead
+        # process of it) keep running: only what nobody holds is a leftover.
+        kept = {str(sess.uuid) for sess in alive} | await self._held_elsewhere()
+        removed = await self.runtime.cleanup_orphans(keep=kept)
         if removed:
             log.info("removed %d sandbox leftovers of a previous server process", removed)
         for sess in alive:
@@ -191,40 +197,13 @@ class SandboxManager:
                 )
                 await s.commit()
         self._reaper = asyncio.create_task(self._reap_idle())
+        self._start_sweeper()
 
     def _owned(self, sess: CodeSession) -> bool:
         """Whether this server started the session's sandbox (or no server is recorded):
         another server's running sessions (a shared database) are not ours to recover."""
         owner = (sess.sandbox_state or {}).get(OWNER_KEY)
         return owner is None or owner == self.runtime.instance_id
-
-    async def _take_for_recovery(self, session_uuid: str) -> bool:
-        """Whether this replica may recover the session: its lease lapsed and is now ours (a
-        live replica of this server still runs it otherwise)."""
-        if self.leases is None:
-            return True
-        return await self.leases.acquire(session_lease(session_uuid), from_predecessor=True)
-
-    async def _take_lease(self, session_uuid: str) -> None:
-        """Hold the session's lease before starting its sandbox, or refuse: another replica
-        runs it (its lease is live)."""
-        if self.leases is None:
-            return
-        name = session_lease(session_uuid)
-        if await self.leases.acquire(name, self._lease_lost):
-            return
-        holder = await self.leases.holder(name)
-        where = f" ({holder[1]})" if holder is not None and holder[1] else ""
-        raise Conflict(
-            f"this session's sandbox runs on another replica{where}; its files can be read and "
-            "saved here, and its terminals are served by that replica",
-            code="sandbox_on_other_replica",
-            retry_after=int(self.settings.lease_ttl_s) + 1,
-        )
-
-    async def _lease_lost(self, name: str) -> None:
-        """Another replica took the session over: stop our copy, leave the DB to the new holder."""
-        await self.stop(name.removeprefix("session:"), reason="lease lost", lease_lost=True)
 
     async def _recover(self, sess: CodeSession) -> None:
         """The previous server stopped without a final sync: take the sandbox's files as newer."""
@@ -247,6 +226,7 @@ class SandboxManager:
             self._reaper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._reaper
+        await self._stop_sharing()
         for uuid in list(self._active):
             try:
                 if self.settings.sandbox_keep_on_shutdown and await self._release(uuid):
@@ -291,7 +271,8 @@ class SandboxManager:
     ) -> None:
         state: dict[str, object] | None = None
         if status == "running":
-            state = {**self.runtime.get_state(uuid), OWNER_KEY: self.runtime.instance_id}
+            # The runtime's state names another server when it took the sandbox over from it.
+            state = {OWNER_KEY: self.runtime.instance_id, **self.runtime.get_state(uuid)}
         elif status == "starting":
             state = {OWNER_KEY: self.runtime.instance_id}
         await self.sessions.set_sandbox_status(sess_id, status, message, state)
@@ -299,17 +280,25 @@ class SandboxManager:
         await self.events.publish(uuid, event.as_dict())
 
     async def ensure_started(self, sess: CodeSession) -> Sandbox:
-        """The session's running sandbox, started (and materialized) if needed."""
+        """The session's running sandbox, started (and materialized) if needed; another
+        replica's running sandbox is used as it is (connected through its agent)."""
         uuid = str(sess.uuid)
         active = self._active.get(uuid)
         if active is not None:
             active.last_activity = time.monotonic()
             return active.sandbox
+        remote = self._remote.get(uuid)
+        if remote is not None:
+            return remote.sandbox
         async with self._lock(uuid):
             active = self._active.get(uuid)
             if active is not None:
                 return active.sandbox
-            await self._take_lease(uuid)
+            remote = self._remote.get(uuid)
+            if remote is not None:
+                return remote.sandbox
+            if not await self._take_lease(uuid):
+                return await self._connect_remote(sess)
             try:
                 self._check_caps(sess.user_id)
             except DomainError as exc:  # told to the IDE too (the events socket starts it)
@@ -325,14 +314,11 @@ class SandboxManager:
             finally:
                 self._starting.pop(uuid, None)
 
-    async def _release_lease(self, session_uuid: str) -> None:
-        if self.leases is not None:
-            with contextlib.suppress(Exception):
-                await self.leases.release(session_lease(session_uuid))
-
     async def _start(self, sess: CodeSession, uuid: str) -> Sandbox:
         """Start, materialize and watch (``ensure_started`` holds the lock and the caps)."""
-        await self._set_status(sess.id, uuid, "starting")
+        if not (sess.sandbox_status == "running" and (sess.sandbox_state or {}).get("agent")):
+            # (a running one is probably adopted: its row keeps naming its agent meanwhile)
+            await self._set_status(sess.id, uuid, "starting")
         timeout = self.settings.sandbox_start_timeout_s
         try:
             try:
@@ -428,7 +414,10 @@ class SandboxManager:
                 if self.sync is not None:
                     await self.sync.detach(session_uuid, final_sync=not lease_lost)
             finally:
-                await self.runtime.stop(session_uuid)
+                # A lost lease: the new holder may have adopted this very sandbox (its agent
+                # still answered), so it is let go of, not killed, where the runtime can.
+                if not (lease_lost and await self.runtime.release(session_uuid)):
+                    await self.runtime.stop(session_uuid)
                 if not lease_lost:
                     await self._set_status(active.session_id, session_uuid, status, reason)
                     await self._release_lease(session_uuid)
@@ -436,7 +425,7 @@ class SandboxManager:
     async def delete_session_files(self, sess: CodeSession) -> None:
         """Session ``before_delete`` hook: stop the sandbox, remove its workspace directory."""
         uuid = str(sess.uuid)
-        await self.stop(uuid, reason="session deleted")
+        await self.stop_anywhere(sess, reason="session deleted")
         await self.runtime.delete_workspace(uuid)
         self._locks.pop(uuid, None)
 
@@ -454,8 +443,11 @@ class SandboxManager:
 
     @contextlib.asynccontextmanager
     async def hold(self, session_uuid: str) -> AsyncIterator[None]:
-        """While held (an attached terminal or events client), the sandbox is never idle."""
+        """While held (an attached terminal or events client), the sandbox is never idle: held
+        on a replica that is not the holder, a ``client_lease`` tells the holder so."""
         self._holds[session_uuid] = self._holds.get(session_uuid, 0) + 1
+        if session_uuid not in self._active:
+            await self._client_lease(session_uuid, True)
         try:
             yield
         finally:
@@ -464,6 +456,7 @@ class SandboxManager:
                 self._holds[session_uuid] = n
             else:
                 self._holds.pop(session_uuid, None)
+                await self._client_lease(session_uuid, False)
             self.touch(session_uuid)
 
     def idle_for(self, session_uuid: str) -> float | None:
@@ -481,6 +474,9 @@ class SandboxManager:
             for uuid in list(self._active):
                 idle = self.idle_for(uuid)
                 if idle is not None and idle > timeout:
+                    if await self._used_elsewhere(uuid):
+                        self.touch(uuid)  # the timeout counts from its last client anywhere
+                        continue
                     try:
                         await self.stop(uuid, reason=f"idle for {int(idle)} s")
                     except Exception:

@@ -8,6 +8,11 @@ A terminal nobody is attached to is closed after ``terminal_reattach_grace_s``; 
 soon as nobody is attached. One control connection per running sandbox receives the agents'
 ``pty.command`` events: the command's file changes are synced, it is recorded in
 ``terminal_commands``, then the attached clients are told.
+
+On a replica that does not hold the session's lease (the sandbox runs elsewhere and is reached
+through its agent: ``SandboxManager.ensure_started``), the same code serves terminals; only the
+holder syncs, records commands and reaps unattached terminals, the others just tell their own
+attached clients about a command.
 """
 
 from __future__ import annotations
@@ -67,6 +72,7 @@ class TerminalManager:
         self._reaper: asyncio.Task[None] | None = None
         sandboxes.before_stop.append(self.close_all)
         sandboxes.after_start.append(self._connect)
+        sandboxes.on_remote_dropped.append(self._drop_control)
 
     def start(self) -> None:
         self._reaper = asyncio.create_task(self._reap())
@@ -98,9 +104,19 @@ class TerminalManager:
         control.events = asyncio.create_task(self._events(uuid, control))
         self._controls[uuid] = control
 
-    async def _control(self, sess: CodeSession) -> tuple[Sandbox, _Control]:
+    async def _drop_control(self, uuid: str) -> None:
+        """The remote sandbox handle was dropped: close the control connection (clients stay
+        attached on their own connections until those end)."""
+        control = self._controls.pop(uuid, None)
+        if control is not None:
+            await self._close_control(control)
+
+    async def _control(
+        self, sess: CodeSession, sandbox: Sandbox | None = None
+    ) -> tuple[Sandbox, _Control]:
         uuid = str(sess.uuid)
-        sandbox = await self.sandboxes.ensure_started(sess)
+        if sandbox is None:
+            sandbox = await self.sandboxes.ensure_started(sess)
         control = self._controls.get(uuid)
         if control is None or control.events is None or control.events.done():
             await self._connect(uuid, sess.id, sess.user_id, sandbox)
@@ -135,17 +151,19 @@ class TerminalManager:
             closed.cancel()
 
     async def _on_command(self, uuid: str, control: _Control, rec: CommandRecord) -> None:
-        """End of a shell command: sync its file changes now, record it, tell the clients."""
-        self.sandboxes.touch(uuid)
-        if self.sync is not None:
+        """End of a shell command: sync its file changes now, record it, tell the clients (the
+        holder of the session's lease syncs and records; every replica tells its clients)."""
+        if self.sandboxes.is_running(uuid):
+            self.sandboxes.touch(uuid)
+            if self.sync is not None:
+                try:
+                    await self.sync.flush(uuid)
+                except Exception:
+                    log.exception("sync at command end failed")
             try:
-                await self.sync.flush(uuid)
+                await self.commands.record(control.session_id, rec)
             except Exception:
-                log.exception("sync at command end failed")
-        try:
-            await self.commands.record(control.session_id, rec)
-        except Exception:
-            log.exception("recording a command of terminal %s failed", rec.terminal_id)
+                log.exception("recording a command of terminal %s failed", rec.terminal_id)
         message = protocol.command(rec.command, rec.exit_code, rec.cwd, rec.duration_ms)
         for att in list(self._attached.get((uuid, rec.terminal_id), ())):
             att.notify(message)
@@ -247,8 +265,21 @@ class TerminalManager:
 
     # --- listing, closing ----------------------------------------------------------------------
 
-    async def list(self, session_uuid: str) -> list[dict[str, Any]]:
-        control = self._controls.get(session_uuid)
+    async def _running_control(self, sess: CodeSession) -> _Control | None:
+        """The control connection of the session's running sandbox (here or on another
+        replica); ``None`` when it does not run (nothing is started for a listing)."""
+        uuid = str(sess.uuid)
+        control = self._controls.get(uuid)
+        if control is not None and control.events is not None and not control.events.done():
+            return control
+        sandbox = await self.sandboxes.attached(sess)
+        if sandbox is None:
+            return None
+        async with self._locks.setdefault(uuid, asyncio.Lock()):
+            return (await self._control(sess, sandbox))[1]
+
+    async def list(self, sess: CodeSession) -> list[dict[str, Any]]:
+        control = await self._running_control(sess)
         if control is None:
             return []
         try:
@@ -266,8 +297,8 @@ class TerminalManager:
             for t in sorted(terms, key=lambda t: t["terminal_id"])
         ]
 
-    async def close(self, session_uuid: str, terminal_id: str) -> None:
-        control = self._controls.get(session_uuid)
+    async def close(self, sess: CodeSession, terminal_id: str) -> None:
+        control = await self._running_control(sess)
         try:
             if control is None:
                 raise AgentError("not_found", terminal_id)
@@ -298,6 +329,8 @@ class TerminalManager:
         while True:
             await asyncio.sleep(interval)
             for uuid, control in list(self._controls.items()):
+                if not self.sandboxes.is_running(uuid):
+                    continue  # the holder of its lease reaps its terminals
                 try:
                     await self._reap_one(control, grace)
                 except (AgentError, AgentConnectionLost, OSError):

@@ -26,18 +26,18 @@ async def start_sandbox(session: OwnedSession, sandboxes: Sandboxes) -> SandboxS
 
 @router.post("/{session_uuid}/sandbox/stop", response_model=SandboxStateOut, responses=WRITE_OWNED)
 async def stop_sandbox(session: OwnedSession, sandboxes: Sandboxes) -> SandboxStateOut:
-    await sandboxes.stop(str(session.uuid), reason="stopped by the user")
+    await sandboxes.stop_anywhere(session, reason="stopped by the user")
     return SandboxStateOut(status="stopped")
 
 
 @router.get("/{session_uuid}/terminals", response_model=list[TerminalOut], responses=OWNED)
 async def list_terminals(session: OwnedSession, terms: Terminals) -> list[TerminalOut]:
-    return [TerminalOut.model_validate(t) for t in await terms.list(str(session.uuid))]
+    return [TerminalOut.model_validate(t) for t in await terms.list(session)]
 
 
 @router.delete("/{session_uuid}/terminals/{terminal_id}", status_code=204, responses=WRITE_OWNED)
 async def close_terminal(terminal_id: str, session: OwnedSession, terms: Terminals) -> Response:
-    await terms.close(str(session.uuid), terminal_id)
+    await terms.close(session, terminal_id)
     return Response(status_code=204)
 
 

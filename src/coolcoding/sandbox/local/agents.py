@@ -13,8 +13,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import re
 import secrets
 import shutil
+import stat
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -182,3 +185,72 @@ class AgentHandle:
         """Stop watching the agent (this process lets it run without it)."""
         if self._pidfd is not None:
             self._pidfd.close()
+
+
+@dataclass(frozen=True)
+class AgentLocation:
+    """Where a running sandbox's agent is, read from its ``sandbox_state`` (any server's)."""
+
+    socket_path: str
+    secret: bytes
+    secret_file: str
+    pid: int | None
+
+
+def is_clean_abs(path: str) -> bool:
+    return path.startswith("/") and os.path.normpath(path) == path and "\0" not in path
+
+
+def locate_agent(
+    session_uuid: str, state: Mapping[str, Any] | None, sockets_tmpfs: Path
+) -> AgentLocation | None:
+    """The agent ``state`` names, if its paths have the shapes this runtime makes and its secret
+    is a root-only file of the right size; ``None`` otherwise.
+
+    Another server process on this host (a replica with its own data dir) started it: the DB
+    row is the only place its paths are written. A tampered row can therefore only name an
+    ``agent.sock`` in a ``<session>`` directory of a socket root (``<tmpfs>/cc-sock-<tag>`` or
+    ``.../sandbox-state/agent-sockets``) and a secret ``.../sandbox-state/agent-secrets/<session>``
+    owned by this uid with no group/other access; and the client checks the agent's proof of the
+    secret (protocol.py), so a planted socket learns nothing it can use."""
+    agent = (state or {}).get("agent")
+    if not isinstance(agent, dict):
+        return None
+    sock, secret_file, pid = agent.get("socket"), agent.get("secret_file"), agent.get("pid")
+    if not isinstance(sock, str) or not isinstance(secret_file, str):
+        return None
+    if not is_clean_abs(sock) or not is_clean_abs(secret_file):
+        return None
+    sp, fp = Path(sock), Path(secret_file)
+    sock_root = sp.parent.parent
+    in_tmpfs = sock_root.parent == sockets_tmpfs and re.fullmatch(r"cc-sock-[0-9a-f]{8}",
+                                                                   sock_root.name)  # fmt: skip
+    in_state = sock_root.name == "agent-sockets" and sock_root.parent.name == "sandbox-state"
+    if sp.name != SOCKET_NAME or sp.parent.name != session_uuid or not (in_tmpfs or in_state):
+        return None
+    if fp.name != session_uuid or fp.parent.name != "agent-secrets":
+        return None
+    if fp.parent.parent.name != "sandbox-state":
+        return None
+    try:
+        fd = os.open(fp, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
+    except OSError:
+        return None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or st.st_uid != os.geteuid() or st.st_mode & 0o077:
+            return None
+        data = os.read(fd, SECRET_BYTES + 1)
+    finally:
+        os.close(fd)
+    if len(data) != SECRET_BYTES:
+        return None
+    return AgentLocation(sock, data, secret_file, pid if isinstance(pid, int) else None)
+
+
+def forget_agent_files(agent: AgentHandle) -> None:
+    """Remove a stopped agent's socket dir and secret file where its state put them (a sandbox
+    taken over from another replica: they are in that replica's dirs, validated by
+    ``locate_agent``)."""
+    shutil.rmtree(Path(agent.socket_path).parent, ignore_errors=True)
+    Path(agent.secret_file).unlink(missing_ok=True)

@@ -19,26 +19,40 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import hashlib
 import logging
 import os
 import re
 import shutil
-import tempfile
 import uuid
 from collections.abc import AsyncIterator, Collection, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from coolcoding.agent.client import AgentConnectionLost, AgentError
+from coolcoding.agent.client import AgentClient, AgentConnectionLost, AgentError
+from coolcoding.sandbox.agent_sandbox import AgentSandbox
 from coolcoding.sandbox.base import Runtime, Sandbox, SandboxError, SandboxSpec
 from coolcoding.sandbox.local import seccomp
 from coolcoding.sandbox.local.agent_launch import agent_limits, agent_package_copy, start_agent
-from coolcoding.sandbox.local.agents import AgentFiles, AgentHandle, agent_answers, is_agent_of
+from coolcoding.sandbox.local.agents import (
+    AgentFiles,
+    AgentHandle,
+    agent_answers,
+    connect_agent,
+    forget_agent_files,
+    is_agent_of,
+    is_clean_abs,
+    locate_agent,
+)
 from coolcoding.sandbox.local.diskimage import WorkspaceImages
 from coolcoding.sandbox.local.environment import HostEnvironment, check_environment
 from coolcoding.sandbox.local.etcdir import EtcTemplates
+from coolcoding.sandbox.local.etcroots import (
+    claim_etc_dir,
+    etc_root_tag,
+    make_etc_root,
+    reclaim_dead_etc_roots,
+)
 from coolcoding.sandbox.local.pool import WarmPool
 from coolcoding.sandbox.local.process import become_subreaper, credentials_for
 from coolcoding.sandbox.local.sandbox import LocalSandbox
@@ -46,6 +60,7 @@ from coolcoding.settings import Settings
 
 log = logging.getLogger(__name__)
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+_SERVER = re.compile(r"^srv-[0-9a-f]{12}$")
 
 
 def _chown_tree(root: Path, uid: int, gid: int) -> None:
@@ -53,51 +68,6 @@ def _chown_tree(root: Path, uid: int, gid: int) -> None:
         for name in dirnames + filenames:
             os.chown(os.path.join(dirpath, name), uid, gid, follow_symlinks=False)
     os.chown(root, uid, gid, follow_symlinks=False)
-
-
-def etc_root_tag(instance_id: str) -> str:
-    """A short tag of the server id in its /etc roots' names (only its own are reclaimed)."""
-    return hashlib.sha256(instance_id.encode()).hexdigest()[:8]
-
-
-def reclaim_dead_etc_roots(tmpfs_dir: Path, tag: str, keep: Collection[str], into: Path) -> None:
-    """Remove the /etc roots of server processes that are gone (killed, or never shut down).
-    The /etc dirs of sandboxes that outlived them (``keep``, this server's) move into ``into``
-    first: a rename within the tmpfs keeps the directory the running sandbox has bound."""
-    with contextlib.suppress(OSError):
-        for entry in os.scandir(tmpfs_dir):
-            parts = entry.name.split("-")
-            if len(parts) not in (4, 5) or parts[:2] != ["cc", "etc"] or not parts[2].isdigit():
-                continue
-            if len(parts) == 5 and parts[3] != tag:
-                continue  # another server's: it reclaims its own sandboxes' /etc
-            if entry.stat(follow_symlinks=False).st_uid != os.geteuid() or entry.path == str(into):
-                continue
-            try:
-                os.kill(int(parts[2]), 0)
-            except ProcessLookupError:
-                for name in keep:
-                    with contextlib.suppress(OSError):
-                        if not (into / name).exists():
-                            os.rename(Path(entry.path) / name, into / name)
-                shutil.rmtree(entry.path, ignore_errors=True)
-            except PermissionError:
-                continue
-
-
-def make_etc_root(tmpfs_dir: Path, state_dir: Path, tag: str) -> Path:
-    """A private directory for this runtime's generated /etc dirs, in a tmpfs (default
-    /dev/shm): the path of a bind mount's source, relative to its file system, shows in the
-    sandbox's /proc/self/mountinfo, and in a tmpfs that is ``/cc-etc-<random>/<name>``, not the
-    host's data dir. Falls back to the state dir when ``tmpfs_dir`` is unusable."""
-    try:
-        path = Path(tempfile.mkdtemp(prefix=f"cc-etc-{os.getpid()}-{tag}-", dir=tmpfs_dir))
-    except OSError as e:
-        log.warning("sandbox /etc dirs under %s (%s is not usable: %s)", state_dir, tmpfs_dir, e)
-        state_dir.mkdir(mode=0o711, parents=True, exist_ok=True)
-        path = Path(tempfile.mkdtemp(prefix="etc-", dir=state_dir))
-    os.chmod(path, 0o711)  # noqa: S103 (search only: bwrap resolves it as the sandbox uid)
-    return path
 
 
 class LocalRuntime(Runtime):
@@ -291,24 +261,71 @@ class LocalRuntime(Runtime):
             self.agents.socket_path(session_uuid), secret, self.settings.agent_connect_timeout_s
         )
 
+    async def connect(self, session_uuid: str, state: Mapping[str, Any] | None) -> Sandbox:
+        self._check_name(session_uuid)
+        loc = await asyncio.to_thread(
+            locate_agent, session_uuid, state, self.settings.sandbox_etc_root
+        )
+        if loc is None:
+            raise SandboxError(
+                "agent_unreachable",
+                "The sandbox is not reachable from this server; try again.",
+                f"sandbox {session_uuid}: no usable agent address in its state",
+            )
+
+        async def connector() -> AgentClient:
+            return await connect_agent(loc.socket_path, loc.secret)
+
+        if not await agent_answers(
+            loc.socket_path, loc.secret, self.settings.agent_connect_timeout_s
+        ):
+            raise SandboxError(
+                "agent_unreachable",
+                "The sandbox's agent does not answer; try again.",
+                f"sandbox {session_uuid}: its agent at {loc.socket_path} does not answer",
+            )
+        return AgentSandbox(
+            session_uuid,
+            connector,
+            exec_timeout_s=self.settings.agent_exec_timeout_s,
+            disk_bytes=self.settings.max_workspace_bytes,
+            pid=loc.pid,
+        )
+
     async def _adopt(
         self, spec: SandboxSpec, state: Mapping[str, Any] | None, workspace: Path
     ) -> LocalSandbox | None:
-        """The sandbox an earlier process of this server left running, if its agent answers;
-        ``None`` otherwise (the caller starts a new one: whatever is left is killed first)."""
+        """The sandbox an earlier process of this server, or a dead replica with its own data
+        dir on this host, left running, if its agent answers; ``None`` otherwise (the caller
+        starts a new one: whatever is left in our own cgroup subtree is killed first)."""
         uuid = spec.session_uuid
-        secret = await asyncio.to_thread(self.agents.read_secret, uuid)
-        if secret is None or not await self.reachable(uuid, state):
+        s = self.settings
+        loc = await asyncio.to_thread(locate_agent, uuid, state, s.sandbox_etc_root)
+        if loc is None or not await agent_answers(
+            loc.socket_path, loc.secret, s.agent_connect_timeout_s
+        ):
             await asyncio.to_thread(self.host.cgroups.group(uuid).remove)
             return None
-        pid = (state or {})["agent"].get("pid")
-        pid = pid if isinstance(pid, int) and is_agent_of(pid, uuid) else None
-        s = self.settings
+        owner: str | None = None
+        cgroup_name = uuid
+        if loc.secret_file != str(self.agents.secret_path(uuid)):  # another server's
+            found = (state or {}).get("server")
+            ws = (state or {}).get("workspace")
+            if not isinstance(found, str) or not _SERVER.match(found) or not isinstance(ws, str):
+                return None
+            if not is_clean_abs(ws) or Path(ws).name != uuid:
+                return None
+            owner, workspace, cgroup_name = found, Path(ws), f"../{found}/{uuid}"
+        pid = loc.pid if loc.pid is not None and is_agent_of(loc.pid, uuid) else None
         creds = credentials_for(uuid, s.sandbox_uid_base, s.sandbox_uid_count)
         binds = {**self.extra_ro_binds, **spec.extra_ro_binds}
         copies = [(host, target) for host, target in binds.items() if target.startswith("/etc/")]
         binds = {host: target for host, target in binds.items() if not target.startswith("/etc/")}
         etc_dir = self.etc_root / uuid
+        if owner is not None:  # its /etc moves here (a rename in the tmpfs keeps its bind)
+            await asyncio.to_thread(
+                claim_etc_dir, s.sandbox_etc_root, etc_root_tag(owner), uuid, etc_dir
+            )
         if not etc_dir.exists():  # for the execs this process spawns (the agent has its own)
             await asyncio.to_thread(
                 self._etc.write, etc_dir, uid=creds.uid, gid=creds.gid, network=spec.network,
@@ -316,12 +333,11 @@ class LocalRuntime(Runtime):
             )  # fmt: skip
         sb = LocalSandbox(
             spec, host=self.host, creds=creds, workspace=workspace, etc_dir=etc_dir,
-            cgroup_name=uuid, tmp_bytes=s.sandbox_tmp_bytes, extra_ro_binds=binds,
+            cgroup_name=cgroup_name, tmp_bytes=s.sandbox_tmp_bytes, extra_ro_binds=binds,
             seccomp_program=self.seccomp_program, disk_image=self.images is not None,
         )  # fmt: skip
-        sb.agent = AgentHandle(
-            self.agents.socket_path(uuid), secret, str(self.agents.secret_path(uuid)), pid
-        )
+        sb.owner = owner
+        sb.agent = AgentHandle(loc.socket_path, loc.secret, loc.secret_file, pid)
         sb.adopted = True
         sb.bump_counter()
         if spec.network:
@@ -339,7 +355,8 @@ class LocalRuntime(Runtime):
                 await asyncio.to_thread(self.host.cgroups.group(uuid).remove)
                 return None
         self._released.discard(uuid)
-        log.info("found sandbox %s running (agent pid %s): reattached", uuid, pid)
+        log.info("found sandbox %s running (agent pid %s, server %s): reattached", uuid, pid,
+                 owner or self.instance_id)  # fmt: skip
         return sb
 
     async def release(self, session_uuid: str) -> bool:
@@ -357,16 +374,20 @@ class LocalRuntime(Runtime):
         self._check_name(session_uuid)
         sb = self._sandboxes.pop(session_uuid, None)
         self._released.discard(session_uuid)
+        workspace = self.settings.workspaces_dir / session_uuid
         if sb is not None:
             await sb.stop()
             await asyncio.to_thread(shutil.rmtree, sb.etc_dir, True)
+            workspace = sb.workspace
+            if sb.owner is not None and isinstance(
+                sb.agent, AgentHandle
+            ):  # taken from a dead replica
+                await asyncio.to_thread(forget_agent_files, sb.agent)
         else:  # e.g. started by a previous server process
             await asyncio.to_thread(self.host.cgroups.group(session_uuid).remove)
         await asyncio.to_thread(self.agents.remove, session_uuid)
         if self.images is not None:
-            await asyncio.to_thread(
-                self.images.unmount, self.settings.workspaces_dir / session_uuid
-            )
+            await asyncio.to_thread(self.images.unmount, workspace)
 
     async def delete_workspace(self, session_uuid: str) -> None:
         await self.stop(session_uuid)
@@ -386,6 +407,9 @@ class LocalRuntime(Runtime):
 
     def workspace_dir(self, session_uuid: str) -> str | None:
         self._check_name(session_uuid)
+        sb = self._sandboxes.get(session_uuid)
+        if sb is not None:  # a sandbox taken over from another replica keeps its workspace
+            return str(sb.workspace)
         return str(self.settings.workspaces_dir / session_uuid)
 
     def _ephemeral_spec(self, network: bool, memory_mb: int, pids: int) -> SandboxSpec:

@@ -97,6 +97,9 @@ class LocalSandbox(Sandbox):
         self.network: network.SandboxNetwork | None = None
         # A session sandbox's agent (agents.py): its first process, holding its terminals.
         self.agent: SandboxAgent | None = None
+        # The server whose cgroup subtree and data dir hold it, when it is not this one (taken
+        # over from a dead replica with its own data dir: ``LocalRuntime._adopt``).
+        self.owner: str | None = None
 
     @property
     def _cgroups(self) -> CgroupManager:
@@ -396,6 +399,8 @@ class LocalSandbox(Sandbox):
             state["agent"] = self.agent.state()
         if self.network is not None:
             state["network"] = self.network.state()
+        if self.owner is not None:
+            state["server"] = self.owner  # services/sandboxes.py OWNER_KEY: not ours to clean
         return state
 
     async def connect_agent(self) -> AgentClient:
