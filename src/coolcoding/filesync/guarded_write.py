@@ -1,21 +1,22 @@
 """DB -> sandbox writes that never bury a program's unsynced output (finding 3 of issue 12).
 
-The editor's content replaces the sandbox file only through ``WorkspaceDir.swap``: an atomic
-exchange, after which the replaced file is compared with the hashes the DB knows. Bytes the DB
-never saw (a terminal appending between two syncs) are kept as a conflict copy, stored in the DB
-and announced with a ``conflict`` event; a writer still in flight at the exchange is caught by a
-late look at the replaced file. A lost write with no conflict copy is the one outcome excluded.
+The editor's content replaces the sandbox file only through the agent's guarded swap
+(``files.swap``, ``agent/guarded.py``): an atomic exchange inside the sandbox, after which the
+replaced file is compared with the hashes the DB knows. Bytes the DB never saw (a terminal
+appending between two syncs) are kept as a conflict copy, stored in the DB and announced with a
+``conflict`` event; a writer still in flight at the exchange is caught by the agent's late look at
+the replaced file (an ``fs.conflict`` event, or ``fs.late`` before a final sync). A lost write
+with no conflict copy is the one outcome excluded.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Collection
 
 from coolcoding.errors import DomainError
-from coolcoding.filesync.hostfs import LateCheck, Swapped
-from coolcoding.filesync.materialize import conflict_name
+from coolcoding.filesync.agentfs import Swapped
+from coolcoding.filesync.paths import conflict_name
 from coolcoding.filesync.session_state import SOURCE, SessionSync
 from coolcoding.schemas.ws import ConflictEvent
 from coolcoding.services.events import EventBus
@@ -24,8 +25,7 @@ from coolcoding.settings import Settings
 
 log = logging.getLogger(__name__)
 Report = Callable[[SessionSync, str, str, str], Awaitable[None]]
-# How long a replaced file is watched for a writer that opened it just before the exchange.
-LATE_CHECK_S = 1.0
+LATE_WHY = "was written by a program while the editor replaced it"
 
 
 class GuardedWriter:
@@ -36,7 +36,6 @@ class GuardedWriter:
         self.events = events
         self.settings = settings
         self._report = report
-        self._tasks: set[asyncio.Task[None]] = set()
 
     async def put(
         self, st: SessionSync, rel: str, data: bytes | None, base: Collection[str], why: str
@@ -44,21 +43,8 @@ class GuardedWriter:
         """Replace (``data`` = ``None``: remove) the sandbox file ``rel``; a file there whose hash
         is not in ``base`` is kept as an announced conflict copy. ``None``: not a plain file case
         (a missing parent, a folder in the way): the caller falls back to a plain write."""
-        limit = self.settings.max_file_bytes
-
-        def aside(old: bytes | None, attempt: int) -> str | None:
-            if old is not None and content_hash(old) in base:
-                return None
-            return self._free_name(st, rel, attempt)
-
-        try:
-            res = await asyncio.to_thread(st.dir.swap, rel, data, aside, limit)
-        except OSError as exc:
-            log.info("guarded write of %s fell back to a plain write: %s", rel, exc)
-            return None
-        if res.late is not None:
-            self._watch_late(st, res.late)
-        if res.aside is not None:
+        res = await st.files.swap(rel, data, base)
+        if res is not None and res.aside is not None:
             await self._store_aside(st, rel, res.aside, res.old, why)
         return res
 
@@ -73,9 +59,13 @@ class GuardedWriter:
         self, st: SessionSync, rel: str, cpath: str, data: bytes | None, why: str
     ) -> None:
         if data is not None:
+            digest = content_hash(data)
             try:
-                await self.workspace.save_file(st.ref, cpath, data, base_version=0, source=SOURCE)
-                st.known[cpath] = content_hash(data)
+                if st.known.get(cpath) != digest:  # not stored by a batch already
+                    await self.workspace.save_file(
+                        st.ref, cpath, data, base_version=0, source=SOURCE
+                    )
+                st.known[cpath] = digest
             except DomainError as exc:
                 await self._report(st, cpath, exc.code, f"conflict copy not stored: {exc.message}")
         else:
@@ -102,33 +92,17 @@ class GuardedWriter:
 
     # --- writers still in flight at the exchange -----------------------------------------------
 
-    def _watch_late(self, st: SessionSync, late: LateCheck) -> None:
-        st.late.append(late)
-        if st.late_timer is None:
-            loop = asyncio.get_running_loop()
-            st.late_timer = loop.call_later(LATE_CHECK_S, self._spawn_late, st)
-
-    def _spawn_late(self, st: SessionSync) -> None:
-        st.late_timer = None
-        task = asyncio.ensure_future(self.late_checks(st))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+    async def on_late_copy(self, st: SessionSync, rel: str, cpath: str) -> None:
+        """The agent kept bytes written into a replaced file at ``cpath``: store, announce."""
+        async with st.lock:
+            await self._store_aside(st, rel, cpath, await st.files.read(cpath), LATE_WHY)
 
     async def late_checks(self, st: SessionSync) -> None:
-        """Look at every replaced file once more; what changed in it becomes a conflict copy."""
-        if st.late_timer is not None:
-            st.late_timer.cancel()
-            st.late_timer = None
-        async with st.lock:
-            todo, st.late = st.late, []
-            for late in todo:
-                try:
-                    data = await asyncio.to_thread(late.changed, self.settings.max_file_bytes)
-                except OSError:
-                    data = None
-                finally:
-                    late.close()
-                if data is not None:
-                    await self.store_copy(
-                        st, late.rel, data, "was written by a program while the editor replaced it"
-                    )
+        """Have the agent look at every replaced file now (before a final sync)."""
+        try:
+            copies = await st.files.late_copies()
+        except Exception:
+            log.exception("late checks of %s failed", st.ref.session_uuid)
+            return
+        for rel, cpath in copies:
+            await self.on_late_copy(st, rel, cpath)

@@ -229,13 +229,12 @@ class SandboxManager:
     async def _recover(self, sess: CodeSession) -> None:
         """The previous server stopped without a final sync: take the sandbox's files as newer."""
         uuid = str(sess.uuid)
-        root = self.runtime.workspace_dir(uuid)
-        if self.sync is None or root is None:
+        if self.sync is None:
             return
         try:
             sandbox = await self.runtime.start(self._spec(sess), sess.sandbox_state)
             try:
-                await self.sync.recover(ref_of(sess), sandbox, root)
+                await self.sync.recover(ref_of(sess), sandbox)
             finally:
                 await self.runtime.stop(uuid)
             log.info("recovered the files of sandbox %s after an unclean shutdown", uuid)
@@ -347,11 +346,9 @@ class SandboxManager:
                     "works and the cgroup hierarchy is writable (see the server log), or "
                     "raise COOLCODING_SANDBOX_START_TIMEOUT_S",
                 ) from exc
-            root = self.runtime.workspace_dir(uuid)
-            if self.sync is not None and root is not None:
-                if sandbox.adopted:  # it ran without a server: its files may be newer
-                    await self.sync.recover(ref_of(sess), sandbox, root)
-                await self.sync.attach(ref_of(sess), sandbox, root)
+            if self.sync is not None:
+                # An adopted sandbox ran without a server: its files may be newer.
+                await self.sync.attach(ref_of(sess), sandbox, recover=sandbox.adopted)
         except SandboxError as exc:
             log.warning("sandbox %s failed to start: %s", uuid, exc.log_message)
             with contextlib.suppress(Exception):

@@ -371,7 +371,9 @@ class LocalRuntime(Runtime):
         sb = self._sandboxes.get(session_uuid)
         return sb.state() if sb is not None else {}
 
-    def workspace_dir(self, session_uuid: str) -> str | None:
+    def workspace_dir(self, session_uuid: str) -> str:
+        """Host path of a session's workspace (this runtime's own business, and tests'; not
+        part of the ``Runtime`` interface: the services reach files through the agent)."""
         self._check_name(session_uuid)
         return str(self.settings.workspaces_dir / session_uuid)
 
