@@ -91,29 +91,39 @@ class SyncEngine:
             await client.close()
 
     async def _recover_files(self, st: SessionSync) -> None:
-        """Store the sandbox's files the DB lacks, and those whose content hash differs from the
-        DB's and that were written after the DB row's update. Never deletes: a file deleted in
-        the sandbox in the last moment before a crash comes back rather than one being lost."""
+        """Reconcile by content hash after the sandbox ran unwatched: files the DB lacks are
+        stored; a file whose hash differs is stored if it was written after the DB row's update
+        (the sandbox is newer), else the DB's content goes back into the sandbox with the
+        sandbox's version kept as an announced conflict copy (a write that raced the dead
+        holder's last sync, or an editor save that never reached the sandbox: either way
+        nothing is lost). Never deletes: a file deleted in the sandbox in the last moment
+        before a crash comes back rather than one being lost."""
         items = {i.path: i for i in await self.workspace.list_items(st.ref)}
         st.known = {p: (DIR if i.type == "folder" else i.content_hash or "") for p, i in items.items()}
         todo: list[str] = []
+        older: list[str] = []
         bad: set[str] = set()
         for path, info, sha in await st.files.walk(hashes=True):
             db = items.get(path)
             if info.type == "invalid_name":
                 bad.add(path)
-            elif db is None or (
-                info.is_file
-                and sha != db.content_hash
-                and info.mtime > _utc_timestamp(db.updated_at)
-            ):
+            elif db is None:
                 todo.append(path)
+            elif info.is_file and db.type == "file" and sha and sha != db.content_hash:
+                newer = info.mtime > _utc_timestamp(db.updated_at)
+                (todo if newer else older).append(path)
         st.allow_deletes = False
         try:
             await self._report_bad(st, bad)
             await self._sync_paths(st, todo)
         finally:
             st.allow_deletes = True
+        for path in older:
+            _, content = await self.workspace.read(st.ref, path)
+            digest = st.known[path]
+            why = "differed from the saved version when the sandbox was taken over"
+            if await self.writer.put(st, path, content, {digest}, why) is None:
+                await st.sandbox.write_files({path: content})
 
     async def detach(self, session_uuid: str, *, final_sync: bool = True) -> None:
         st = self._sessions.get(session_uuid)
