@@ -23,7 +23,6 @@ from coolcoding.sandbox.base import SandboxError
 from coolcoding.sandbox.host_limits import (
     describe_os_error,
     host_limit_message,
-    running_cap_warning,
 )
 
 
@@ -96,10 +95,3 @@ def test_the_other_host_limits_are_named() -> None:
     # Not a host limit: the generic message stays.
     assert describe_os_error(OSError(errno.EACCES, "open")) is None
     assert host_limit_message(ValueError("bad")) is None
-
-
-def test_a_server_cap_at_or_above_the_host_limit_is_warned_about() -> None:
-    limit = int(_sysctl("fs.inotify.max_user_instances"))
-    assert running_cap_warning(limit - 1) is None
-    assert "not below fs.inotify.max_user_instances" in str(running_cap_warning(limit))
-    assert "no cap" in str(running_cap_warning(0))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import hashlib
 import logging
 import os
@@ -24,6 +25,7 @@ from coolcoding.agent.files import FileOpError, WorkspaceFs, raw_rel, rel_path
 from coolcoding.agent.guarded import GuardedSwaps
 from coolcoding.agent.pty import AgentTerminal
 from coolcoding.agent.watch import WorkspaceWatch
+from coolcoding.sandbox.host_limits import sandbox_user_inotify_message
 
 log = logging.getLogger(__name__)
 _TERMINAL_ID = re.compile(r"[A-Za-z0-9_.-]{1,64}")
@@ -134,7 +136,12 @@ class AgentServer:
 
     async def m_subscribe(self, conn: Connection, p: dict[str, Any]) -> dict[str, Any]:
         if p.get("fs", False):
-            self.watch.start()
+            try:
+                self.watch.start()
+            except OSError as e:
+                if e.errno == errno.EMFILE:
+                    raise RequestError("host_limit", sandbox_user_inotify_message()) from e
+                raise RequestError("io", f"the workspace watcher did not start: {e}") from e
             self.fs_subscribers.add(conn)
         if p.get("pty", False):
             self.pty_subscribers.add(conn)

@@ -55,7 +55,7 @@ class WorkspaceWatch:
 
     def start(self) -> None:
         if self._watcher is None:
-            self._watcher = TreeWatcher(
+            watcher = TreeWatcher(
                 self._fs.root,
                 self._on_batch,
                 debounce_ms=self._debounce_ms,
@@ -63,7 +63,8 @@ class WorkspaceWatch:
                 max_watches=self._max_watches,
                 max_pending=self._max_pending,
             )
-            self._watcher.start()
+            watcher.start()  # raises (e.g. EMFILE: no inotify instance left): not kept
+            self._watcher = watcher
 
     async def flush(self) -> None:
         """Deliver what the kernel queued so far (at a shell command's end, before its record)."""

@@ -34,7 +34,7 @@ from sqlalchemy import select, update
 from coolcoding.db.models import CodeSession
 from coolcoding.errors import Conflict, DomainError, Unavailable
 from coolcoding.sandbox.base import DiskUsage, Runtime, Sandbox, SandboxError, SandboxSpec
-from coolcoding.sandbox.host_limits import host_limit_message, running_cap_warning
+from coolcoding.sandbox.host_limits import host_limit_message
 from coolcoding.schemas.ws import SandboxStatusEvent
 from coolcoding.services.events import EventBus
 from coolcoding.services.leases import LeaseService, session_lease
@@ -137,9 +137,6 @@ class SandboxManager:
         """Find this server's sandboxes again: those whose agent answers keep running (their
         shells outlived the previous process); the others are recovered (files) and stopped;
         leftovers without a live agent or a DB row are removed."""
-        warning = running_cap_warning(self.settings.sandbox_max_running)
-        if warning:
-            log.warning("%s", warning)
         async with self.sessions.db.session() as s:
             stale = [
                 sess
