@@ -173,12 +173,12 @@ class AgentWatcher:
     async def _run(self) -> None:
         queue = self.client.events
         closed = asyncio.ensure_future(self.client.wait_closed())
+        get: asyncio.Future[dict[str, Any]] | None = None
         try:
             while True:
                 get = asyncio.ensure_future(queue.get())
                 done, _ = await asyncio.wait({get, closed}, return_when=asyncio.FIRST_COMPLETED)
                 if get not in done:
-                    get.cancel()
                     log.info("the agent closed the sync connection")
                     return
                 items = [get.result()]
@@ -187,6 +187,8 @@ class AgentWatcher:
                 await self._handle(items)
         finally:
             closed.cancel()
+            if get is not None:
+                get.cancel()
 
     async def _handle(self, items: list[dict[str, Any]]) -> None:
         batch = Batch()
