@@ -35,7 +35,10 @@ async def sandbox_hashes(term: Term) -> dict[str, str]:
         "cat /tmp/listing; echo listing-$((20+22))-end"
     )
     assert b"listing-42-end" in out, out[-500:]
-    return {m[2].decode(): m[1].decode() for m in LISTING.finditer(out)}
+    found = {m[2].decode(): m[1].decode() for m in LISTING.finditer(out)}
+    lines = out.count(b"  ./")
+    assert len(found) == lines, [ln for ln in out.splitlines() if not LISTING.match(ln)][:5]
+    return found
 
 
 def db_hashes(c: httpx.Client, sid: str) -> dict[str, str]:

@@ -15,10 +15,21 @@ _BATCH_FILES = 500
 
 
 async def materialize(
-    workspace: WorkspaceService, ref: WorkspaceRef, sandbox: Sandbox, files: SandboxFiles
+    workspace: WorkspaceService,
+    ref: WorkspaceRef,
+    sandbox: Sandbox,
+    files: SandboxFiles,
+    *,
+    live: bool = False,
 ) -> dict[str, str]:
     """Write every DB item that is missing or different in the sandbox (compared by content
-    hash, computed by its agent); delete what the DB does not have."""
+    hash, computed by its agent); delete what the DB does not have.
+
+    ``live``: the sandbox ran on without a sync (taken over, found again) and was reconciled
+    just before; its programs may still be writing. Only what it lacks is written: a file that
+    differs or is not in the DB changed after the reconciliation, and its change event (the
+    watcher is subscribed first) brings it to the DB; overwriting or deleting it here would lose
+    it."""
     on_disk = {
         path: (info, sha)
         for path, info, sha in await files.walk(hashes=True)
@@ -32,14 +43,14 @@ async def materialize(
         disk, disk_hash = on_disk.get(path) or (None, "")
         if typ == "folder":
             known[path] = DIR
-            if disk is None or not disk.is_dir:
+            if disk is None or (not live and not disk.is_dir):
                 if disk is not None:
                     stale.append(path)
                 batch[path + "/"] = b""
             continue
         digest = content_hash(content)
         known[path] = digest
-        if disk is not None and disk.is_file and disk_hash == digest:
+        if disk is not None and (live or (disk.is_file and disk_hash == digest)):
             continue
         if disk is not None and not disk.is_file:
             stale.append(path)  # a folder or link where the DB has a file
@@ -49,6 +60,8 @@ async def materialize(
             await _write(sandbox, stale, batch)
             stale, batch, size = [], {}, 0
     await _write(sandbox, stale, batch)
+    if live:
+        return known
     # Entries the DB does not have (deleted in the editor while the sandbox was stopped): only the
     # outermost of each removed subtree is deleted.
     extra: list[str] = []

@@ -77,7 +77,7 @@ class SyncEngine:
             await st.watcher.start()
             if recover:
                 await self._recover_files(st)
-            st.known = await materialize(self.workspace, ref, sandbox, files)
+            st.known = await materialize(self.workspace, ref, sandbox, files, live=recover)
 
     async def recover(self, ref: WorkspaceRef, sandbox: Sandbox) -> None:
         """After an unclean server stop, for a sandbox that is not kept running: take its files
