@@ -25,7 +25,8 @@ from tests.replicas.test_replicas import WAIT_S, poll
 from tests.sandbox_helpers import Term
 
 BURST = 1000
-LISTING = re.compile(rb"^([0-9a-f]{64})  \./(.+?)\r?$", re.M)
+# A line of ``sha256sum`` output (the first one follows the shell's "\x1b[?2004l\r").
+LISTING = re.compile(rb"(?:^|\r)([0-9a-f]{64})  \./([^\r\n]+)", re.M)
 
 
 async def sandbox_hashes(term: Term) -> dict[str, str]:
@@ -37,7 +38,7 @@ async def sandbox_hashes(term: Term) -> dict[str, str]:
     assert b"listing-42-end" in out, out[-500:]
     found = {m[2].decode(): m[1].decode() for m in LISTING.finditer(out)}
     lines = out.count(b"  ./")
-    assert len(found) == lines, [ln for ln in out.splitlines() if not LISTING.match(ln)][:5]
+    assert len(found) == lines, (len(found), lines)
     return found
 
 
@@ -82,13 +83,8 @@ async def test_the_db_equals_the_sandbox_after_the_holder_dies_during_a_burst(
             _, out = await later.run("ls burst | wc -l")
             assert f"{BURST}".encode() in out, out
             sandbox = await sandbox_hashes(later)
-            assert len([p for p in sandbox if p.startswith("burst/")]) == BURST, len(sandbox)
-            for i in (1, BURST // 2, BURST):
-                # Its last content, at its path (or, if the dead holder's last sync raced that
-                # write, in an announced conflict copy next to it: nothing is lost either way).
-                kept = [p for p in sandbox if p == f"burst/f{i}" or p.startswith(f"burst/f{i}.")]
-                contents = [c.get(f"/api/workspace/{sid}/file/{p}").json()["content"] for p in kept]
-                assert f"{i}\n" in contents, (kept, contents)
+            burst = [p for p in sandbox if re.fullmatch(r"burst/f[0-9]+", p)]
+            assert len(burst) == BURST, len(burst)
             deadline = time.monotonic() + WAIT_S
             while True:
                 db = db_hashes(c, sid)
@@ -102,6 +98,14 @@ async def test_the_db_equals_the_sandbox_after_the_holder_dies_during_a_burst(
                 f"missing in the DB: {missing[:10]} ({len(missing)}), only in the DB: "
                 f"{extra[:10]} ({len(extra)}), different: {differ[:10]} ({len(differ)})"
             )
+            for i in (1, BURST // 2, BURST):
+                # Its last content, at its path (or, if the dead holder's last sync raced that
+                # write, in an announced conflict copy next to it: nothing is lost either way).
+                kept = [p for p in sandbox if p == f"burst/f{i}" or p.startswith(f"burst/f{i}.")]
+                contents = [
+                    c.get(f"/api/workspace/{sid}/file/{p}").json().get("content") for p in kept
+                ]
+                assert f"{i}\n" in contents, (kept, contents)
     finally:
         await term.close()
         if later is not None:
