@@ -95,3 +95,17 @@ def test_the_other_host_limits_are_named() -> None:
     # Not a host limit: the generic message stays.
     assert describe_os_error(OSError(errno.EACCES, "open")) is None
     assert host_limit_message(ValueError("bad")) is None
+
+
+def test_memory_pids_and_a_sandbox_users_inotify_are_named() -> None:
+    assert "out of memory on the host" in str(describe_os_error(OSError(errno.ENOMEM, "fork")))
+    pids = describe_os_error(OSError(errno.EAGAIN, "fork: Resource temporarily unavailable"))
+    assert f"kernel.pid_max ({_sysctl('kernel.pid_max')})" in str(pids)
+
+    class FromAgent(Exception):  # the agent's refusal, as AgentError carries it
+        code = "host_limit"
+        message = "fs.inotify.max_user_instances (128) reached for the sandbox's user"
+
+    wrapped = SandboxError("start_failed", "The sandbox failed to start.")
+    wrapped.__cause__ = FromAgent()
+    assert host_limit_message(wrapped) == FromAgent.message

@@ -49,7 +49,24 @@ def describe_os_error(err: OSError) -> str | None:
         return f"the server's open-file limit (RLIMIT_NOFILE {soft}) reached"
     if "loop" in text and err.errno in (errno.ENXIO, errno.ENODEV, errno.EBUSY, errno.ENOSPC):
         return "no free loop device on the host (raise the loop module's max_loop)"
+    if err.errno == errno.ENOMEM:
+        return f"out of memory on the host ({_mem_available_mib()} MiB available)"
+    if err.errno == errno.EAGAIN and ("fork" in text or "spawn" in text or "clone" in text):
+        return (
+            f"no process can be created: kernel.pid_max ({_sysctl('kernel.pid_max')}) or "
+            f"kernel.threads-max ({_sysctl('kernel.threads-max')}) reached on the host"
+        )
     return None
+
+
+def _mem_available_mib() -> str:
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return str(int(line.split()[1]) // 1024)
+    except (OSError, ValueError, IndexError):
+        pass
+    return "?"
 
 
 def sandbox_user_inotify_message() -> str:
