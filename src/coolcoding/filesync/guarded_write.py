@@ -14,13 +14,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable, Collection
 
-from coolcoding.errors import DomainError
+from coolcoding.errors import DomainError, NotFound
 from coolcoding.filesync.agentfs import Swapped
-from coolcoding.filesync.paths import conflict_name
+from coolcoding.filesync.materialize import DIR, forget, remap
+from coolcoding.filesync.paths import ancestors, conflict_name
 from coolcoding.filesync.session_state import SOURCE, SessionSync
 from coolcoding.schemas.ws import ConflictEvent
 from coolcoding.services.events import EventBus
-from coolcoding.services.workspace import WorkspaceService, content_hash
+from coolcoding.services.workspace import Change, WorkspaceService, content_hash
 from coolcoding.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -47,6 +48,65 @@ class GuardedWriter:
         if res is not None and res.aside is not None:
             await self._store_aside(st, rel, res.aside, res.old, why)
         return res
+
+    async def apply(self, st: SessionSync, c: Change) -> None:
+        """One editor/API change into the running sandbox (the caller holds ``st.lock``)."""
+        if c.kind == "write":
+            cur, content = await self.workspace.read(st.ref, c.path)
+            prev = st.known.get(c.path)
+            digest = cur.content_hash or ""
+            base = {h for h in (prev, digest) if h and h != DIR}
+            why = "was saved in the editor while a program changed it"
+            res = await self.put(st, c.path, content, base, why)
+            st.known[c.path] = digest
+            for a in ancestors(c.path):
+                st.known[a] = DIR
+            if res is None:
+                await st.sandbox.write_files({c.path: content})
+        elif c.kind == "mkdir":
+            st.known[c.path] = DIR
+            await st.sandbox.write_files({c.path + "/": b""})
+        elif c.kind == "delete":
+            prev = st.known.get(c.path)
+            forget(st.known, c.path)
+            if c.item_type == "file" and prev is not None and prev != DIR:
+                why = "was deleted in the editor while a program changed it"
+                if await self.put(st, c.path, None, {prev}, why) is not None:
+                    return
+            await st.sandbox.write_files({c.path: None})
+        elif c.kind == "move" and c.to_path:
+            remap(st.known, c.path, c.to_path)
+            try:
+                try:
+                    await st.files.rename(c.path, c.to_path)
+                except FileExistsError:
+                    # A program made the target meanwhile (not synced yet): keep it as a copy.
+                    why = "was the target of a move in the editor while a program wrote it"
+                    await self.put(st, c.to_path, None, (), why)
+                    await st.files.rename(c.path, c.to_path)
+            except OSError:
+                log.warning("rename %s -> %s in the sandbox failed", c.path, c.to_path)
+
+    async def keep_both(self, st: SessionSync, rel: str, loser_data: bytes, loser: str) -> None:
+        """The DB version stays at ``rel``; the sandbox's file there (``loser_data`` and anything
+        written to it since) becomes an announced conflict copy on both sides."""
+        why = f"was changed in the editor and in the sandbox at the same time ({loser} lost)"
+        try:
+            cur, content = await self.workspace.read(st.ref, rel)
+        except NotFound:
+            cur, content = None, b""
+        if cur is None or cur.type != "file":
+            await self.store_copy(st, rel, loser_data, why)
+            return
+        digest = cur.content_hash or ""
+        res = await self.put(st, rel, content, {digest}, why)
+        st.known[rel] = digest
+        if res is None:
+            await st.sandbox.write_files({rel: content})
+        if res is None or res.aside is None:
+            # The file was not there to move aside (or already equal to the DB): keep the copy
+            # that was read.
+            await self.store_copy(st, rel, loser_data, why)
 
     def _free_name(self, st: SessionSync, rel: str, attempt: int) -> str:
         for n in range(attempt, attempt + 1000):

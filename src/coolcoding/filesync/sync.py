@@ -99,7 +99,9 @@ class SyncEngine:
         nothing is lost). Never deletes: a file deleted in the sandbox in the last moment
         before a crash comes back rather than one being lost."""
         items = {i.path: i for i in await self.workspace.list_items(st.ref)}
-        st.known = {p: (DIR if i.type == "folder" else i.content_hash or "") for p, i in items.items()}
+        st.known = {
+            p: (DIR if i.type == "folder" else i.content_hash or "") for p, i in items.items()
+        }
         todo: list[str] = []
         older: list[str] = []
         bad: set[str] = set()
@@ -383,7 +385,7 @@ class SyncEngine:
             if exc.code not in ("version_conflict", "already_exists"):
                 await self._report(st, rel, exc.code, exc.message)
                 return
-            await self._keep_both(st, rel, data, loser="sandbox")
+            await self.writer.keep_both(st, rel, data, loser="sandbox")
             return
         except DomainError as exc:
             if exc.code == "quota_exceeded":
@@ -429,27 +431,6 @@ class SyncEngine:
             return
         forget(st.known, rel)
 
-    async def _keep_both(self, st: SessionSync, rel: str, loser_data: bytes, loser: str) -> None:
-        """The DB version stays at ``rel``; the sandbox's file there (``loser_data`` and anything
-        written to it since) becomes an announced conflict copy on both sides."""
-        why = f"was changed in the editor and in the sandbox at the same time ({loser} lost)"
-        try:
-            cur, content = await self.workspace.read(st.ref, rel)
-        except NotFound:
-            cur, content = None, b""
-        if cur is None or cur.type != "file":
-            await self.writer.store_copy(st, rel, loser_data, why)
-            return
-        digest = cur.content_hash or ""
-        res = await self.writer.put(st, rel, content, {digest}, why)
-        st.known[rel] = digest
-        if res is None:
-            await st.sandbox.write_files({rel: content})
-        if res is None or res.aside is None:
-            # The file was not there to move aside (or already equal to the DB): keep the copy
-            # that was read.
-            await self.writer.store_copy(st, rel, loser_data, why)
-
     async def _report_once(self, st: SessionSync, rel: str, code: str, message: str) -> None:
         """A session-wide problem (the quota): one event until there is room again."""
         if st.quota_told:
@@ -484,7 +465,7 @@ class SyncEngine:
                 # (The agent's watcher holds them: the guarded writes below keep what they
                 # would overwrite.)
                 for c in ours:
-                    await self._apply(st, c)
+                    await self.writer.apply(st, c)
         except Exception:
             log.exception("writing an editor change into sandbox %s failed", session_uuid)
 
@@ -500,43 +481,6 @@ class SyncEngine:
                     await self._sync_one(st, path)
         except Exception:
             log.exception("syncing %s before an editor save failed", path)
-
-    async def _apply(self, st: SessionSync, c: Change) -> None:
-        if c.kind == "write":
-            cur, content = await self.workspace.read(st.ref, c.path)
-            prev = st.known.get(c.path)
-            digest = cur.content_hash or ""
-            base = {h for h in (prev, digest) if h and h != DIR}
-            why = "was saved in the editor while a program changed it"
-            res = await self.writer.put(st, c.path, content, base, why)
-            st.known[c.path] = digest
-            for a in ancestors(c.path):
-                st.known[a] = DIR
-            if res is None:
-                await st.sandbox.write_files({c.path: content})
-        elif c.kind == "mkdir":
-            st.known[c.path] = DIR
-            await st.sandbox.write_files({c.path + "/": b""})
-        elif c.kind == "delete":
-            prev = st.known.get(c.path)
-            forget(st.known, c.path)
-            if c.item_type == "file" and prev is not None and prev != DIR:
-                why = "was deleted in the editor while a program changed it"
-                if await self.writer.put(st, c.path, None, {prev}, why) is not None:
-                    return
-            await st.sandbox.write_files({c.path: None})
-        elif c.kind == "move" and c.to_path:
-            remap(st.known, c.path, c.to_path)
-            try:
-                try:
-                    await st.files.rename(c.path, c.to_path)
-                except FileExistsError:
-                    # A program made the target meanwhile (not synced yet): keep it as a copy.
-                    why = "was the target of a move in the editor while a program wrote it"
-                    await self.writer.put(st, c.to_path, None, (), why)
-                    await st.files.rename(c.path, c.to_path)
-            except OSError:
-                log.warning("rename %s -> %s in the sandbox failed", c.path, c.to_path)
 
 
 def _now() -> float:
