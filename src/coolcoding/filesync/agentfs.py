@@ -154,9 +154,15 @@ class AgentWatcher:
     queued meanwhile are merged into the next batch, as the kernel's were)."""
 
     def __init__(
-        self, client: AgentClient, on_batch: BatchHandler, on_conflict: ConflictHandler
+        self,
+        client: AgentClient,
+        on_batch: BatchHandler,
+        on_conflict: ConflictHandler,
+        *,
+        max_pending: int = 0,
     ) -> None:
         self.client = client
+        self.max_pending = max_pending  # paths merged into one batch before it is a rescan
         self.watch_count = 0  # the agent's inotify watches, as of its last event
         self._on_batch = on_batch
         self._on_conflict = on_conflict
@@ -215,12 +221,20 @@ class AgentWatcher:
             self.watch_count = watches
         if data.get("rescan") is True:
             batch.overflow = True
+        if batch.overflow:
+            batch.paths.clear()  # a rescan by content hash is due anyway
+            return
         changes = data.get("changes")
         for c in changes if isinstance(changes, list) else ():
             path = c.get("path") if isinstance(c, dict) else None
             if not isinstance(path, str) or not path:
                 continue
             (batch.bad if c.get("type") == "invalid_name" else batch.paths).add(path)
+        if self.max_pending and len(batch.paths) > self.max_pending:
+            # Events queued while the engine worked (a storm): one rescan by content hash is
+            # cheaper than following them, and the memory stays bounded.
+            batch.paths.clear()
+            batch.overflow = True
 
     async def _deliver(self, batch: Batch) -> Batch:
         if batch.paths or batch.bad or batch.overflow:

@@ -73,6 +73,7 @@ class SyncEngine:
                 client,
                 lambda batch: self._on_batch(st, batch),
                 lambda rel, cpath: self.writer.on_late_copy(st, rel, cpath),
+                max_pending=self.settings.sync_backlog_max,
             )
             await st.watcher.start()
             if recover:
