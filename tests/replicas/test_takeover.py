@@ -30,12 +30,16 @@ LISTING = re.compile(rb"(?:^|\r)([0-9a-f]{64})  \./([^\r\n]+)", re.M)
 
 
 async def sandbox_hashes(term: Term) -> dict[str, str]:
-    """Every regular file of the workspace with its sha256, as the sandbox sees it."""
-    _, out = await term.run(
-        "find . -type f -print0 | sort -z | xargs -0 -r sha256sum > /tmp/listing; "
-        "cat /tmp/listing; echo listing-$((20+22))-end"
+    """Every regular file of the workspace with its sha256, as the sandbox sees it (waited for
+    by its output's end marker, not by a command record: the burst's own record may still be
+    on its way)."""
+    start = len(term.output)
+    await term.ws.send(
+        b"find . -type f -print0 | sort -z | xargs -0 -r sha256sum > /tmp/listing; "
+        b"cat /tmp/listing; echo listing-$((20+22))-end\r"
     )
-    assert b"listing-42-end" in out, out[-500:]
+    await term.wait_output(b"listing-42-end\r", timeout=60)
+    out = bytes(term.output[start:])
     found = {m[2].decode(): m[1].decode() for m in LISTING.finditer(out)}
     lines = out.count(b"  ./")
     assert len(found) == lines, (len(found), lines)
@@ -80,8 +84,8 @@ async def test_the_db_equals_the_sandbox_after_the_holder_dies_during_a_burst(
             # The same shell, through the new holder: the burst ran on while no replica synced.
             later = await open_terminal(taker.ws_url, user, sid)
             await later.wait_output(b"burst-1000-over", timeout=120)
-            _, out = await later.run("ls burst | wc -l")
-            assert f"{BURST}".encode() in out, out
+            await later.ws.send(b"echo count-$(ls burst | wc -l)-files\r")
+            await later.wait_output(f"count-{BURST}-files".encode(), timeout=60)
             sandbox = await sandbox_hashes(later)
             burst = [p for p in sandbox if re.fullmatch(r"burst/f[0-9]+", p)]
             assert len(burst) == BURST, len(burst)
