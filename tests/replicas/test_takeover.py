@@ -63,9 +63,11 @@ async def test_the_db_equals_the_sandbox_after_the_holder_dies_during_a_burst(
     try:
         await term.run("mkdir burst")
         # Each file is written twice (created, then rewritten with its number), so a sync in
-        # between sees an intermediate content that must not survive.
+        # between sees an intermediate content that must not survive; pauses stretch the burst
+        # over ~8 s, past the lease TTL, so the takeover's reconciliation races it.
         await term.ws.send(
-            f"for i in $(seq {BURST}); do echo x > burst/f$i; echo $i > burst/f$i; done; "
+            f"for i in $(seq {BURST}); do echo x > burst/f$i; echo $i > burst/f$i; "
+            "if (( i % 50 == 0 )); then sleep 0.4; fi; done; "
             "echo burst-$((400+600))-over\r".encode()
         )
         with user.client(taker.url) as c:
