@@ -172,9 +172,9 @@ class Settings(BaseSettings):
     )
     sandbox_max_running: int = Field(
         default=64,
-        description="Session sandboxes running at once on this server, 0 = no cap; keep it below "
-        "host limits shared by every server on the host: each running session holds one inotify "
-        "instance of fs.inotify.max_user_instances (128 by default)",
+        description="Session sandboxes running at once on this server, 0 = no cap; size it by "
+        "memory (see README, scale) and pids; sessions take no inotify instance of the server's "
+        "uid (each agent watches with one of its sandbox uid's)",
     )
     sandbox_uid_base: int = 200_000
     sandbox_uid_count: int = 60_000

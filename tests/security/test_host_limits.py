@@ -23,7 +23,6 @@ from coolcoding.sandbox.base import SandboxError
 from coolcoding.sandbox.host_limits import (
     describe_os_error,
     host_limit_message,
-    running_cap_warning,
 )
 
 
@@ -98,8 +97,15 @@ def test_the_other_host_limits_are_named() -> None:
     assert host_limit_message(ValueError("bad")) is None
 
 
-def test_a_server_cap_at_or_above_the_host_limit_is_warned_about() -> None:
-    limit = int(_sysctl("fs.inotify.max_user_instances"))
-    assert running_cap_warning(limit - 1) is None
-    assert "not below fs.inotify.max_user_instances" in str(running_cap_warning(limit))
-    assert "no cap" in str(running_cap_warning(0))
+def test_memory_pids_and_a_sandbox_users_inotify_are_named() -> None:
+    assert "out of memory on the host" in str(describe_os_error(OSError(errno.ENOMEM, "fork")))
+    pids = describe_os_error(OSError(errno.EAGAIN, "fork: Resource temporarily unavailable"))
+    assert f"kernel.pid_max ({_sysctl('kernel.pid_max')})" in str(pids)
+
+    class FromAgent(Exception):  # the agent's refusal, as AgentError carries it
+        code = "host_limit"
+        message = "fs.inotify.max_user_instances (128) reached for the sandbox's user"
+
+    wrapped = SandboxError("start_failed", "The sandbox failed to start.")
+    wrapped.__cause__ = FromAgent()
+    assert host_limit_message(wrapped) == FromAgent.message

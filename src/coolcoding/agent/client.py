@@ -145,18 +145,24 @@ class AgentClient:
             reader, writer = await asyncio.open_connection(*address)
         client = cls(reader, writer)
         try:
-            await client._handshake(secret, version or protocol.PROTOCOL_VERSIONS[-1])
+            await client._handshake(secret, version)
         except BaseException:
             writer.close()
             raise
         client._task = asyncio.ensure_future(client._read_loop())
         return client
 
-    async def _handshake(self, secret: bytes, version: int) -> None:
+    async def _handshake(self, secret: bytes, version: int | None) -> None:
         await protocol.read_magic(self._reader)
         hello = await self._control(protocol.HANDSHAKE_MAX_FRAME_BYTES)
         if hello.get("type") != "hello":
             raise ProtocolError("bad_message", "expected hello")
+        if version is None:  # the newest both speak (an agent of an older server speaks 1)
+            offered = hello.get("protocols")
+            common = [
+                v for v in protocol.PROTOCOL_VERSIONS if isinstance(offered, list) and v in offered
+            ]
+            version = common[-1] if common else protocol.PROTOCOL_VERSIONS[-1]
         mine = protocol.new_challenge()
         proof = protocol.auth_proof(secret, "client", str(hello["challenge"]), mine)
         auth: messages.Auth = {
@@ -346,6 +352,56 @@ class AgentClient:
 
     async def stat(self, path: str) -> messages.Entry | None:
         return cast(messages.Entry | None, (await self.call("files.stat", {"path": path}))["entry"])
+
+    # --- protocol 2: the sync engine's calls ------------------------------------------------
+
+    async def probe(
+        self, paths: Sequence[str], *, max_bytes: int | None = None, content: bool = True
+    ) -> list[tuple[messages.ProbeEntry, bytes | None]]:
+        """Each path's entry with its bytes (regular files within ``max_bytes``; else None)."""
+        p: dict[str, Any] = {"paths": list(paths), "content": content}
+        if max_bytes is not None:
+            p["max_bytes"] = max_bytes
+        r = await self.call("files.probe", p)
+        data = await self.stream(r["channel"]).read_all()
+        self._streams.pop(r["channel"], None)
+        out: list[tuple[messages.ProbeEntry, bytes | None]] = []
+        off = 0
+        for e in cast(list[messages.ProbeEntry], r["entries"]):
+            blob = None
+            if "sha256" in e:
+                blob = data[off : off + e["size"]]
+                off += e["size"]
+                if hashlib.sha256(blob).hexdigest() != e["sha256"]:
+                    raise AgentError("io", f"{e['path']!r}: content does not match its hash")
+            out.append((e, blob))
+        return out
+
+    async def swap(
+        self, path: str, data: bytes | None, base: Sequence[str]
+    ) -> messages.FilesSwapResult:
+        """The guarded write (``None``: remove): see ``agent/guarded.py``."""
+        p: dict[str, Any] = {"path": path, "base": list(base)}
+        if data is None:
+            return cast(messages.FilesSwapResult, await self.call("files.swap", p))
+        channel = p["channel"] = next(self._odd)
+        call = asyncio.ensure_future(self.call("files.swap", p))
+        await asyncio.sleep(0)  # the request frame is written before its data frames
+        await self.send_data(channel, data)
+        if data:
+            await self.send_data(channel, b"")
+        return cast(messages.FilesSwapResult, await call)
+
+    async def fs_pending(self, path: str) -> bool:
+        return bool((await self.call("fs.pending", {"path": path}))["pending"])
+
+    async def fs_flush(self) -> None:
+        """Deliver the watcher's queued changes now: their ``fs.changes`` events precede the
+        response on this connection."""
+        await self.call("fs.flush", {})
+
+    async def fs_late(self) -> list[messages.LateCopy]:
+        return cast(list[messages.LateCopy], (await self.call("fs.late", {}))["copies"])
 
     async def exec_start(
         self, argv: Sequence[str], *, stdin: bytes | None = None, cwd: str | None = None,

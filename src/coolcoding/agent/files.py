@@ -240,6 +240,32 @@ class WorkspaceFs(WorkspaceDir):
                 e["sha256"] = digest
         return e
 
+    def probe(
+        self, paths: list[str], max_bytes: int, *, content: bool
+    ) -> tuple[list[dict[str, Any]], list[bytes]]:
+        """Each path's entry (type ``absent`` when missing or below a non-folder) and, with
+        ``content``, each regular file's bytes up to ``max_bytes`` (those entries carry their
+        ``sha256``; ``size`` is then the length of the bytes that follow)."""
+        entries: list[dict[str, Any]] = []
+        blobs: list[bytes] = []
+        for rel in paths:
+            st = self.lstat(rel)
+            if st is None:
+                entries.append({"path": rel, "type": "absent", "size": 0, "mtime": 0.0})
+                continue
+            e = self.entry(rel, st, with_hash=False)
+            if content and e["type"] == "file" and st.st_size <= max_bytes:
+                try:
+                    data = self.read(rel, max_bytes)
+                except OSError:
+                    data = None
+                if data is not None and len(data) <= max_bytes:
+                    e["size"] = len(data)
+                    e["sha256"] = hashlib.sha256(data).hexdigest()
+                    blobs.append(data)
+            entries.append(e)
+        return entries, blobs
+
     def stat_entry(self, rel: str) -> dict[str, Any] | None:
         st = self.lstat(rel)
         return None if st is None else self.entry(rel, st, with_hash=False)
@@ -258,10 +284,21 @@ class WorkspaceFs(WorkspaceDir):
             if len(out) >= max_entries:
                 raise FileOpError("too_many", f"more than {max_entries} entries under {rel!r}")
             if not is_utf8(path):  # not representable in JSON; the sync reports it by name
-                out.append({"path": printable(path), "type": "other", "size": 0, "mtime": 0.0})
+                out.append(
+                    {"path": printable(path), "type": "invalid_name", "size": 0, "mtime": 0.0}
+                )
                 continue
             out.append(self.entry(path, st, with_hash=hashes))
         return out
+
+
+def raw_rel(raw: str) -> str:
+    """A workspace-relative path as the sandbox spells it (not normalized: the watcher's names
+    are probed as they are on disk); refuses absolute paths, '.', '..', empty names and NUL."""
+    parts = raw.split("/")
+    if not raw or "\0" in raw or any(p in ("", ".", "..") for p in parts):
+        raise FileOpError("invalid_path", f"{raw!r} is not a workspace-relative path")
+    return raw
 
 
 def is_utf8(name: str) -> bool:

@@ -170,7 +170,8 @@ class PtyExitEvent(TypedDict):
 
 # --- files -----------------------------------------------------------------------------------
 
-EntryType = Literal["file", "dir", "symlink", "other"]
+# ``invalid_name`` (protocol 2): a name that is not UTF-8, shown with backslash escapes.
+EntryType = Literal["file", "dir", "symlink", "other", "invalid_name"]
 
 
 class Entry(TypedDict):
@@ -237,6 +238,66 @@ class FilesStatResult(TypedDict):
     entry: Entry | None
 
 
+class FilesProbeParams(TypedDict):
+    """Protocol 2. ``paths`` as the sandbox spells them (e.g. from ``fs.changes``), not
+    normalized; ``content`` (default true): send regular files' bytes up to ``max_bytes``."""
+
+    paths: list[str]
+    max_bytes: NotRequired[int]
+    content: NotRequired[bool]
+
+
+class ProbeEntry(TypedDict):
+    path: str
+    type: EntryType | Literal["absent"]
+    size: int
+    mtime: float
+    sha256: NotRequired[str]
+
+
+class FilesProbeResult(TypedDict):
+    """The bytes of every entry with a ``sha256`` follow on ``channel``, in order, ``size``
+    bytes each, then an empty frame."""
+
+    channel: int
+    entries: list[ProbeEntry]
+
+
+class FilesSwapParams(TypedDict):
+    """Protocol 2: the guarded write. New content as data on the client's odd ``channel`` (as
+    ``files.write``); no ``channel``: remove the file. A replaced file whose sha256 is not in
+    ``base`` is kept as a conflict copy next to it (``aside``)."""
+
+    path: str
+    base: list[str]
+    channel: NotRequired[int]
+
+
+class FilesSwapResult(TypedDict):
+    """``existed``: a file was replaced; ``old_size``: its length (-1: over the file limit);
+    ``aside``: where it was kept, or null when its content was in ``base`` (discarded)."""
+
+    existed: bool
+    old_size: int
+    aside: str | None
+
+
+class FsPendingResult(TypedDict):
+    pending: bool
+
+
+class LateCopy(TypedDict):
+    """``fs.conflict`` event / ``fs.late`` result item: bytes written into a file after a swap
+    replaced it were kept at ``conflict_path``."""
+
+    path: str
+    conflict_path: str
+
+
+class FsLateResult(TypedDict):
+    copies: list[LateCopy]
+
+
 # --- watch -----------------------------------------------------------------------------------
 
 
@@ -251,6 +312,7 @@ class FsChangesEvent(TypedDict):
 
     changes: list[Change]
     rescan: bool
+    watches: NotRequired[int]  # protocol 2: inotify watches the watcher holds now
 
 
 class SubscribeParams(TypedDict):
@@ -307,6 +369,11 @@ METHODS: dict[str, tuple[type[Any], type[Any]]] = {
     "files.mkdir": (PathRef, Empty),
     "files.list": (FilesListParams, FilesListResult),
     "files.stat": (PathRef, FilesStatResult),
+    "files.probe": (FilesProbeParams, FilesProbeResult),
+    "files.swap": (FilesSwapParams, FilesSwapResult),
+    "fs.pending": (PathRef, FsPendingResult),
+    "fs.flush": (Empty, Empty),
+    "fs.late": (Empty, FsLateResult),
     "exec.start": (ExecStartParams, ExecStartResult),
     "exec.kill": (ChannelRef, Empty),
 }
@@ -316,5 +383,6 @@ EVENTS: dict[str, type[Any]] = {
     "pty.exit": PtyExitEvent,
     "pty.replay": PtyReplayEvent,
     "fs.changes": FsChangesEvent,
+    "fs.conflict": LateCopy,
     "exec.exit": ExecExitEvent,
 }

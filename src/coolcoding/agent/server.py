@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import hashlib
 import logging
 import os
@@ -20,9 +21,11 @@ from typing import Any
 from coolcoding.agent import protocol
 from coolcoding.agent.connection import Connection, RequestError
 from coolcoding.agent.execs import AgentExec
-from coolcoding.agent.files import FileOpError, WorkspaceFs, rel_path
+from coolcoding.agent.files import FileOpError, WorkspaceFs, raw_rel, rel_path
+from coolcoding.agent.guarded import GuardedSwaps
 from coolcoding.agent.pty import AgentTerminal
 from coolcoding.agent.watch import WorkspaceWatch
+from coolcoding.sandbox.host_limits import sandbox_user_inotify_message
 
 log = logging.getLogger(__name__)
 _TERMINAL_ID = re.compile(r"[A-Za-z0-9_.-]{1,64}")
@@ -43,6 +46,13 @@ class AgentLimits:
     max_list_entries: int = 100_000
     exec_timeout_s: float = 600.0
     exec_output_bytes: int = 16 * 1024 * 1024
+    # The workspace watcher (protocol 2; the server passes its SYNC_* settings): quiet time
+    # before a batch, the longest a batch waits, most inotify watches (0: the kernel's limit),
+    # most paths in one batch before it becomes a rescan (0: no limit).
+    watch_debounce_ms: int = 50
+    watch_max_delay_ms: int = 500
+    watch_max_watches: int = 0
+    watch_max_pending: int = 0
 
 
 class AgentServer:
@@ -55,7 +65,15 @@ class AgentServer:
         self.limits = limits
         self._secret = secret
         self.fs = WorkspaceFs(workspace)
-        self.watch = WorkspaceWatch(self.fs, self._publish_fs)
+        self.watch = WorkspaceWatch(
+            self.fs,
+            self._publish_fs,
+            debounce_ms=limits.watch_debounce_ms,
+            max_delay_ms=limits.watch_max_delay_ms,
+            max_watches=limits.watch_max_watches,
+            max_pending=limits.watch_max_pending,
+        )
+        self.swaps = GuardedSwaps(self.fs, self._publish_conflict, limits.max_file_bytes)
         self.terminals: dict[str, AgentTerminal] = {}
         self.connections: set[Connection] = set()
         self.fs_subscribers: set[Connection] = set()
@@ -96,6 +114,7 @@ class AgentServer:
             await conn.close()
         await asyncio.gather(*(t.close() for t in self.terminals.values()))
         await self.watch.close()
+        self.swaps.close()
 
     # --- dispatch ------------------------------------------------------------------------------
 
@@ -117,7 +136,12 @@ class AgentServer:
 
     async def m_subscribe(self, conn: Connection, p: dict[str, Any]) -> dict[str, Any]:
         if p.get("fs", False):
-            self.watch.start()
+            try:
+                self.watch.start()
+            except OSError as e:
+                if e.errno == errno.EMFILE:
+                    raise RequestError("host_limit", sandbox_user_inotify_message()) from e
+                raise RequestError("io", f"the workspace watcher did not start: {e}") from e
             self.fs_subscribers.add(conn)
         if p.get("pty", False):
             self.pty_subscribers.add(conn)
@@ -126,6 +150,10 @@ class AgentServer:
     def _publish_fs(self, data: dict[str, Any]) -> None:
         for conn in list(self.fs_subscribers):
             conn.send_event("fs.changes", 0, data)
+
+    def _publish_conflict(self, data: dict[str, Any]) -> None:
+        for conn in list(self.fs_subscribers):
+            conn.send_event("fs.conflict", 0, data)
 
     # --- terminals -----------------------------------------------------------------------------
 
@@ -238,20 +266,24 @@ class AgentServer:
         asyncio.get_running_loop().call_soon(send)
         return {"channel": channel, "size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
 
-    async def m_files_write(self, conn: Connection, p: dict[str, Any]) -> dict[str, Any]:
-        rel = rel_path(p["path"])
-        box = conn.inbound.get(p["channel"])
+    async def _receive(self, conn: Connection, channel: int) -> bytes:
+        """The content the client sends on its odd ``channel`` (up to the end frame)."""
+        box = conn.inbound.get(channel)
         if box is None:
             raise RequestError("bad_params", "channel: an odd channel id not in use")
         try:
             await box.ended.wait()
         finally:
-            conn.inbound.pop(p["channel"], None)
+            conn.inbound.pop(channel, None)
         if box.overflow:
             raise RequestError(
                 "too_large", f"files are limited to {self.limits.max_file_bytes} bytes"
             )
-        data = b"".join(box.chunks)
+        return b"".join(box.chunks)
+
+    async def m_files_write(self, conn: Connection, p: dict[str, Any]) -> dict[str, Any]:
+        rel = rel_path(p["path"])
+        data = await self._receive(conn, p["channel"])
         async with self._write_lock:
             digest = await asyncio.to_thread(
                 self.fs.write_atomic, rel, data, expected_sha256=p.get("expected_sha256"),
@@ -284,6 +316,46 @@ class AgentServer:
 
     async def m_files_stat(self, conn: Connection, p: dict[str, Any]) -> dict[str, Any]:
         return {"entry": self.fs.stat_entry(rel_path(p["path"]))}
+
+    # --- protocol 2: what the server's sync engine needs ----------------------------------------
+
+    async def m_files_probe(self, conn: Connection, p: dict[str, Any]) -> dict[str, Any]:
+        paths = [raw_rel(x) for x in p["paths"]]
+        if len(paths) > self.limits.max_list_entries:
+            raise RequestError("too_many", f"at most {self.limits.max_list_entries} paths")
+        limit = min(p.get("max_bytes", self.limits.max_file_bytes), self.limits.max_file_bytes)
+        entries, blobs = await asyncio.to_thread(
+            self.fs.probe, paths, limit, content=p.get("content", True)
+        )
+        channel = conn.new_channel()
+
+        def send() -> None:
+            step = conn.max_frame
+            for data in blobs:
+                for i in range(0, len(data), step):
+                    conn.send_data(channel, data[i : i + step])
+            conn.send_data(channel, b"")
+
+        asyncio.get_running_loop().call_soon(send)
+        return {"channel": channel, "entries": entries}
+
+    async def m_files_swap(self, conn: Connection, p: dict[str, Any]) -> dict[str, Any]:
+        rel = rel_path(p["path"])
+        data = await self._receive(conn, p["channel"]) if "channel" in p else None
+        async with self._write_lock:
+            result = await asyncio.to_thread(self.swaps.swap, rel, data, p["base"])
+        self.swaps.schedule()
+        return result
+
+    async def m_fs_pending(self, conn: Connection, p: dict[str, Any]) -> dict[str, Any]:
+        return {"pending": self.watch.pending(raw_rel(p["path"]))}
+
+    async def m_fs_flush(self, conn: Connection, p: dict[str, Any]) -> dict[str, Any]:
+        await self.watch.flush()
+        return {}
+
+    async def m_fs_late(self, conn: Connection, p: dict[str, Any]) -> dict[str, Any]:
+        return {"copies": await self.swaps.run_late()}
 
     # --- exec ----------------------------------------------------------------------------------
 

@@ -25,6 +25,8 @@ _libc.renameat2.argtypes = [
     ctypes.c_uint,
 ]
 MAX_ASIDE_TRIES = 50
+# Temporary names of swaps (the agent's watcher and listings skip ``.cc-tmp-`` names).
+SWAP_PREFIX = ".cc-tmp-swap-"
 
 
 def _rename2(dfd: int, src: str, dst: str, flags: int, dst_dfd: int | None = None) -> None:
@@ -176,7 +178,7 @@ class WorkspaceDir:
             raise OSError(
                 errno.EISDIR if stat.S_ISDIR(cur.st_mode) else errno.EINVAL, "not a file", rel
             )
-        tmp = f".cc-sync-{secrets.token_hex(8)}"
+        tmp = f"{SWAP_PREFIX}{secrets.token_hex(8)}"
         if data is None:
             if cur is None:
                 return Swapped(False, None, None, None)

@@ -3,11 +3,8 @@ truth), writing only what differs, and return the sync engine's starting map (pa
 
 from __future__ import annotations
 
-import posixpath
-import stat
-from datetime import UTC, datetime
-
-from coolcoding.filesync.hostfs import WorkspaceDir
+from coolcoding.filesync.agentfs import SandboxFiles
+from coolcoding.filesync.paths import conflict_name as conflict_name
 from coolcoding.filesync.paths import is_inside
 from coolcoding.sandbox.base import Sandbox
 from coolcoding.services.workspace import WorkspaceRef, WorkspaceService, content_hash
@@ -17,47 +14,45 @@ _BATCH_BYTES = 8 * 1024 * 1024
 _BATCH_FILES = 500
 
 
-def conflict_name(path: str, now: datetime | None = None, attempt: int = 0) -> str:
-    """``src/app.py`` -> ``src/app.conflict-20250101T120000123.py`` (same folder, same extension,
-    so editors still highlight it); ``attempt`` > 0 adds ``-<attempt>`` when that name is taken."""
-    now = now or datetime.now(UTC)
-    head, name = posixpath.split(path)
-    stem, ext = posixpath.splitext(name)
-    if not stem:  # ".bashrc"
-        stem, ext = name, ""
-    stamp = now.strftime("%Y%m%dT%H%M%S%f")[:-3] + (f"-{attempt}" if attempt else "")
-    new = f"{stem}.conflict-{stamp}{ext}"
-    return f"{head}/{new}" if head else new
-
-
 async def materialize(
-    workspace: WorkspaceService, ref: WorkspaceRef, sandbox: Sandbox, wdir: WorkspaceDir
+    workspace: WorkspaceService,
+    ref: WorkspaceRef,
+    sandbox: Sandbox,
+    files: SandboxFiles,
+    *,
+    live: bool = False,
 ) -> dict[str, str]:
-    """Write every DB item that is missing or different on disk; delete what the DB does not have."""
-    on_disk = dict(wdir.walk())
+    """Write every DB item that is missing or different in the sandbox (compared by content
+    hash, computed by its agent); delete what the DB does not have.
+
+    ``live``: the sandbox ran on without a sync (taken over, found again) and was reconciled
+    just before; its programs may still be writing. Only what it lacks is written: a file that
+    differs or is not in the DB changed after the reconciliation, and its change event (the
+    watcher is subscribed first) brings it to the DB; overwriting or deleting it here would lose
+    it."""
+    on_disk = {
+        path: (info, sha)
+        for path, info, sha in await files.walk(hashes=True)
+        if info.type != "invalid_name"  # not addressable by name here; reported by the sync
+    }
     known: dict[str, str] = {}
     batch: dict[str, bytes | None] = {}
     size = 0
     stale: list[str] = []
     async for path, typ, content in workspace.iter_files(ref):
-        disk = on_disk.get(path)
+        disk, disk_hash = on_disk.get(path) or (None, "")
         if typ == "folder":
             known[path] = DIR
-            if disk is None or not stat.S_ISDIR(disk.st_mode):
+            if disk is None or (not live and not disk.is_dir):
                 if disk is not None:
                     stale.append(path)
                 batch[path + "/"] = b""
             continue
         digest = content_hash(content)
         known[path] = digest
-        if disk is not None and stat.S_ISREG(disk.st_mode) and disk.st_size == len(content):
-            try:
-                same = wdir.read(path, len(content)) == content
-            except OSError:
-                same = False
-            if same:
-                continue
-        if disk is not None and not stat.S_ISREG(disk.st_mode):
+        if disk is not None and (live or (disk.is_file and disk_hash == digest)):
+            continue
+        if disk is not None and not disk.is_file:
             stale.append(path)  # a folder or link where the DB has a file
         batch[path] = content
         size += len(content)
@@ -65,6 +60,8 @@ async def materialize(
             await _write(sandbox, stale, batch)
             stale, batch, size = [], {}, 0
     await _write(sandbox, stale, batch)
+    if live:
+        return known
     # Entries the DB does not have (deleted in the editor while the sandbox was stopped): only the
     # outermost of each removed subtree is deleted.
     extra: list[str] = []

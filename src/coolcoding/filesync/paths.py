@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import posixpath
 import unicodedata
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from coolcoding.errors import InvalidInput
 
@@ -109,3 +111,16 @@ def subtree_bounds(path: str) -> tuple[str, str]:
 
 def is_inside(path: str, folder: str) -> bool:
     return path == folder or path.startswith(folder + "/")
+
+
+def conflict_name(path: str, now: datetime | None = None, attempt: int = 0) -> str:
+    """``src/app.py`` -> ``src/app.conflict-20250101T120000123.py`` (same folder, same extension,
+    so editors still highlight it); ``attempt`` > 0 adds ``-<attempt>`` when that name is taken."""
+    now = now or datetime.now(UTC)
+    head, name = posixpath.split(path)
+    stem, ext = posixpath.splitext(name)
+    if not stem:  # ".bashrc"
+        stem, ext = name, ""
+    stamp = now.strftime("%Y%m%dT%H%M%S%f")[:-3] + (f"-{attempt}" if attempt else "")
+    new = f"{stem}.conflict-{stamp}{ext}"
+    return f"{head}/{new}" if head else new

@@ -1,7 +1,10 @@
 """Two-way sync between a session's files in the DB (the source of truth) and its running sandbox.
 
-- Start: the sandbox directory is made equal to the DB (``materialize.py``).
-- Sandbox -> DB: the watcher's batches (and a flush at the end of every shell command) are
+Everything on the sandbox side goes through its agent (``agentfs.py``): no host path, and the
+watcher is the agent's inotify instance (the sandbox uid's), not one of the server's.
+
+- Start: the sandbox's workspace is made equal to the DB (``materialize.py``).
+- Sandbox -> DB: the agent's change batches (and a flush at the end of every shell command) are
   reconciled path by path against ``known`` (path -> content hash last agreed by both sides, or
   ``DIR``): cost follows what changed, never the workspace size. A full rescan happens only at
   start and after an inotify queue overflow. Writes use ``base_hash`` = the last agreed hash.
@@ -17,19 +20,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import stat
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 
 from coolcoding.errors import Conflict, DomainError, NotFound, TooLarge
-from coolcoding.filesync.budget import Pacer, Probe, lstat_all, probe_all, walk_paths
+from coolcoding.filesync.agentfs import AgentWatcher, Batch, Info, Probe, SandboxFiles
+from coolcoding.filesync.budget import Pacer
 from coolcoding.filesync.guarded_write import GuardedWriter
-from coolcoding.filesync.hostfs import WorkspaceDir
 from coolcoding.filesync.materialize import DIR, forget, materialize, remap
-from coolcoding.filesync.paths import ancestors, first_undecodable, is_inside, shown_path
+from coolcoding.filesync.paths import ancestors, is_inside, shown_path
 from coolcoding.filesync.session_state import SOURCE, SessionSync
-from coolcoding.filesync.watcher import Batch, TreeWatcher
 from coolcoding.sandbox.base import Sandbox
 from coolcoding.schemas.ws import ConflictEvent, Resync, SyncError
 from coolcoding.services.events import EventBus
@@ -59,62 +59,90 @@ class SyncEngine:
 
     # --- lifecycle ---------------------------------------------------------------------------
 
-    async def attach(self, ref: WorkspaceRef, sandbox: Sandbox, root: str) -> None:
-        """Materialize the DB into ``root`` and start watching it."""
-        wdir = WorkspaceDir(root)
-        st = SessionSync(ref, sandbox, wdir, {}, pacer=Pacer(self.settings.sync_files_per_s))
+    async def attach(self, ref: WorkspaceRef, sandbox: Sandbox, *, recover: bool = False) -> None:
+        """Watch the sandbox's workspace (through its agent) and make it equal to the DB.
+        ``recover``: the sandbox ran without this engine (an earlier server process or a
+        replica that died): its files are taken as newer first (``recover``)."""
+        client = await sandbox.connect_agent()
+        files = SandboxFiles(client, self.settings.max_file_bytes)
+        st = SessionSync(ref, sandbox, files, {}, pacer=Pacer(self.settings.sync_files_per_s))
         self._sessions[ref.session_uuid] = st
         async with st.lock:
-            st.known = await materialize(self.workspace, ref, sandbox, wdir)
-            st.watcher = TreeWatcher(
-                root,
+            # Subscribed first: a change made while the files are compared is an event later.
+            st.watcher = AgentWatcher(
+                client,
                 lambda batch: self._on_batch(st, batch),
-                debounce_ms=self.settings.sync_debounce_ms,
-                max_delay_ms=max(self.settings.sync_debounce_ms, 500),
-                max_watches=self.settings.max_workspace_items,
+                lambda rel, cpath: self.writer.on_late_copy(st, rel, cpath),
                 max_pending=self.settings.sync_backlog_max,
             )
-            st.watcher.start()
+            await st.watcher.start()
+            if recover:
+                await self._recover_files(st)
+            st.known = await materialize(self.workspace, ref, sandbox, files, live=recover)
 
-    async def recover(self, ref: WorkspaceRef, sandbox: Sandbox, root: str) -> None:
-        """After an unclean server stop: store sandbox files newer than the DB's (mtime after the
-        DB row's update) and files the DB lacks. Never deletes: a file deleted in the sandbox in
-        the last moment before a crash comes back rather than one being lost."""
+    async def recover(self, ref: WorkspaceRef, sandbox: Sandbox) -> None:
+        """After an unclean server stop, for a sandbox that is not kept running: take its files
+        as newer (``_recover_files``), without watching it."""
+        client = await sandbox.connect_agent()
         try:
-            wdir = WorkspaceDir(root)
-        except OSError:
-            return
-        try:
-            items = {i.path: i for i in await self.workspace.list_items(ref)}
-            known = {
-                p: (DIR if i.type == "folder" else i.content_hash or "") for p, i in items.items()
-            }
-            st = SessionSync(ref, sandbox, wdir, known, allow_deletes=False)
-            todo: list[str] = []
-            for path, info in wdir.walk():
-                db = items.get(path)
-                if db is None or (
-                    stat.S_ISREG(info.st_mode) and info.st_mtime > _utc_timestamp(db.updated_at)
-                ):
-                    todo.append(path)
+            st = SessionSync(ref, sandbox, SandboxFiles(client, self.settings.max_file_bytes), {})
             async with st.lock:
-                await self._sync_paths(st, todo, set())
+                await self._recover_files(st)
         finally:
-            wdir.close()
+            await client.close()
+
+    async def _recover_files(self, st: SessionSync) -> None:
+        """Reconcile by content hash after the sandbox ran unwatched: files the DB lacks are
+        stored; a file whose hash differs is stored if it was written after the DB row's update
+        (the sandbox is newer), else the DB's content goes back into the sandbox with the
+        sandbox's version kept as an announced conflict copy (a write that raced the dead
+        holder's last sync, or an editor save that never reached the sandbox: either way
+        nothing is lost). Never deletes: a file deleted in the sandbox in the last moment
+        before a crash comes back rather than one being lost."""
+        items = {i.path: i for i in await self.workspace.list_items(st.ref)}
+        st.known = {
+            p: (DIR if i.type == "folder" else i.content_hash or "") for p, i in items.items()
+        }
+        todo: list[str] = []
+        older: list[str] = []
+        bad: set[str] = set()
+        for path, info, sha in await st.files.walk(hashes=True):
+            db = items.get(path)
+            if info.type == "invalid_name":
+                bad.add(path)
+            elif db is None:
+                todo.append(path)
+            elif info.is_file and db.type == "file" and sha and sha != db.content_hash:
+                newer = info.mtime > _utc_timestamp(db.updated_at)
+                (todo if newer else older).append(path)
+        st.allow_deletes = False
+        try:
+            await self._report_bad(st, bad)
+            await self._sync_paths(st, todo)
+        finally:
+            st.allow_deletes = True
+        for path in older:
+            _, content = await self.workspace.read(st.ref, path)
+            digest = st.known[path]
+            why = "differed from the saved version when the sandbox was taken over"
+            if await self.writer.put(st, path, content, {digest}, why) is None:
+                await st.sandbox.write_files({path: content})
 
     async def detach(self, session_uuid: str, *, final_sync: bool = True) -> None:
         st = self._sessions.get(session_uuid)
         if st is None:
             return
         try:
-            if final_sync and st.watcher is not None:
-                await st.watcher.flush()
-            await self.writer.late_checks(st)
+            if final_sync:
+                await self.writer.late_checks(st)
+                if st.watcher is not None:
+                    await st.watcher.flush()
         finally:
             self._sessions.pop(session_uuid, None)
             if st.watcher is not None:
                 await st.watcher.close()
-            st.dir.close()
+            else:
+                await st.files.client.close()
 
     async def flush(self, session_uuid: str) -> None:
         """Sync everything changed so far (end of a shell command)."""
@@ -142,27 +170,40 @@ class SyncEngine:
                 log.warning("sync backlog in %s: full rescan", st.ref.session_uuid)
                 paths = set(st.known)
                 if await self._room(st) > 0:
-                    paths.update(await asyncio.to_thread(walk_paths, st.dir))
-                await self._sync_paths(st, paths, set())
+                    walked = await self._walk(st)
+                    await self._report_bad(st, {p for p, i in walked if i.type == "invalid_name"})
+                    paths.update(p for p, i in walked if i.type != "invalid_name")
+                await self._sync_paths(st, paths)
                 await self.events.publish(
                     st.ref.session_uuid, Resync(reason="sync_backlog").as_dict()
                 )
             else:
-                await self._sync_paths(st, batch.paths, batch.new_dirs)
+                await self._report_bad(st, batch.bad)
+                await self._sync_paths(st, batch.paths)
             st.synced_batches += 1
 
-    async def _sync_paths(self, st: SessionSync, paths: Iterable[str], new_dirs: set[str]) -> None:
+    async def _walk(self, st: SessionSync, rel: str = "") -> list[tuple[str, Info]]:
+        try:
+            return [(p, info) for p, info, _ in await st.files.walk(rel)]
+        except Exception:  # e.g. more entries than the agent lists: the stored ones only
+            log.warning("listing %s of %s failed", rel or "/", st.ref.session_uuid, exc_info=True)
+            return []
+
+    async def _report_bad(self, st: SessionSync, bad: set[str]) -> None:
+        """Names that are not UTF-8 (shown escaped by the agent): one report each, not one per
+        file below a bad folder."""
+        for path in sorted(bad):
+            if any(is_inside(path, b) and path != b for b in bad):
+                continue
+            msg = f"{path!r}: the name is not valid UTF-8: it is not stored"
+            await self._report(st, path, "invalid_path", msg)
+
+    async def _sync_paths(self, st: SessionSync, paths: Iterable[str]) -> None:
         """Called with ``st.lock`` held; releases it while waiting for the session's budget."""
-        found = set(paths)
-        if new_dirs and await self._room(st) > 0:
-            for d in sorted(new_dirs):
-                # Files written into a new directory before its watch existed had no event of
-                # their own.
-                found.update(await asyncio.to_thread(walk_paths, st.dir, d))
-        todo = await self._within_quota(st, found)
+        todo = await self._within_quota(st, set(paths))
         if not todo:
             return
-        stats = await asyncio.to_thread(lstat_all, st.dir, todo)
+        stats = await st.files.stats(todo)
         todo = await self._detect_moves(st, todo, stats)
         step = max(1, self.settings.sync_batch_files)
         for i in range(0, len(todo), step):
@@ -173,7 +214,7 @@ class SyncEngine:
                 finally:
                     await st.lock.acquire()
             chunk = todo[i : i + step]
-            probes = await asyncio.to_thread(probe_all, st.dir, chunk, self.settings.max_file_bytes)
+            probes = await st.files.probe(chunk)
             bulk = {p for p in chunk if p not in st.known and probes[p].data is not None}
             if len(bulk) < BULK_MIN:
                 bulk = set()
@@ -239,7 +280,7 @@ class SyncEngine:
                 st.known[a] = DIR
 
     async def _detect_moves(
-        self, st: SessionSync, todo: list[str], stats: dict[str, os.stat_result | None]
+        self, st: SessionSync, todo: list[str], stats: dict[str, Info | None]
     ) -> list[str]:
         """Turn a (vanished, appeared) pair into a DB move: a renamed file with the same content,
         or the only vanished and the only new directory of the batch. Returns what is left."""
@@ -258,9 +299,7 @@ class SyncEngine:
                 break
             if p in moved or not _is_file(stats.get(p)):
                 continue
-            data = (await asyncio.to_thread(probe_all, st.dir, [p], self.settings.max_file_bytes))[
-                p
-            ].data
+            data = (await st.files.probe([p]))[p].data
             src = by_hash.pop(content_hash(data), None) if data is not None else None
             if src is not None and await self._move(st, src, p):
                 moved.update((src, p))
@@ -276,17 +315,11 @@ class SyncEngine:
             st.known[a] = DIR
         # Anything changed inside a moved folder in the same batch is caught by this walk.
         if st.known[dst] == DIR:
-            for p in await asyncio.to_thread(walk_paths, st.dir, dst):
+            for p, _info in await self._walk(st, dst):
                 await self._sync_one(st, p)
         return True
 
     async def _sync_one(self, st: SessionSync, rel: str, probe: Probe | None = None) -> None:
-        bad = first_undecodable(rel)
-        if bad is not None:
-            # One report for the bad name, not one per file below a bad folder.
-            msg = f"{shown_path(bad)!r}: the name is not valid UTF-8: it is not stored"
-            await self._report(st, bad, "invalid_path", msg)
-            return
         try:
             # A stored path was normalized when it was stored (a rescan looks at thousands).
             rel = rel if rel in st.known else self.workspace.normalize(rel)
@@ -294,20 +327,19 @@ class SyncEngine:
             await self._report(st, rel, exc.code, exc.message)
             return
         if probe is None:
-            limit = self.settings.max_file_bytes
-            probe = (await asyncio.to_thread(probe_all, st.dir, [rel], limit))[rel]
+            probe = (await st.files.probe([rel])).get(rel, Probe(None))
         info = probe.info
         prev = st.known.get(rel)
-        if info is None or not (_is_dir(info) or _is_file(info)):
+        if info is None or not (info.is_dir or info.is_file):
             if info is not None:
-                kind = "symlink" if stat.S_ISLNK(info.st_mode) else "special file"
+                kind = "symlink" if info.type == "symlink" else "special file"
                 await self._report(
                     st, rel, "not_synced", f"{rel!r} is a {kind}: it is not stored in the workspace"
                 )
             if prev is not None:
                 await self._delete_in_db(st, rel, prev)
             return
-        if _is_dir(info):
+        if info.is_dir:
             if prev == DIR:
                 return
             if prev is not None:
@@ -322,7 +354,7 @@ class SyncEngine:
                 st.known[a] = DIR
             return
         limit = self.settings.max_file_bytes
-        if info.st_size > limit:
+        if info.size > limit:
             await self._report(
                 st, rel, "file_too_large", f"{rel!r} is over {limit} bytes: not stored"
             )
@@ -354,7 +386,7 @@ class SyncEngine:
             if exc.code not in ("version_conflict", "already_exists"):
                 await self._report(st, rel, exc.code, exc.message)
                 return
-            await self._keep_both(st, rel, data, loser="sandbox")
+            await self.writer.keep_both(st, rel, data, loser="sandbox")
             return
         except DomainError as exc:
             if exc.code == "quota_exceeded":
@@ -400,27 +432,6 @@ class SyncEngine:
             return
         forget(st.known, rel)
 
-    async def _keep_both(self, st: SessionSync, rel: str, loser_data: bytes, loser: str) -> None:
-        """The DB version stays at ``rel``; the sandbox's file there (``loser_data`` and anything
-        written to it since) becomes an announced conflict copy on both sides."""
-        why = f"was changed in the editor and in the sandbox at the same time ({loser} lost)"
-        try:
-            cur, content = await self.workspace.read(st.ref, rel)
-        except NotFound:
-            cur, content = None, b""
-        if cur is None or cur.type != "file":
-            await self.writer.store_copy(st, rel, loser_data, why)
-            return
-        digest = cur.content_hash or ""
-        res = await self.writer.put(st, rel, content, {digest}, why)
-        st.known[rel] = digest
-        if res is None:
-            await st.sandbox.write_files({rel: content})
-        if res is None or res.aside is None:
-            # The file was not there to move aside (or already equal to the DB): keep the copy
-            # that was read.
-            await self.writer.store_copy(st, rel, loser_data, why)
-
     async def _report_once(self, st: SessionSync, rel: str, code: str, message: str) -> None:
         """A session-wide problem (the quota): one event until there is room again."""
         if st.quota_told:
@@ -452,10 +463,10 @@ class SyncEngine:
         try:
             async with st.lock:
                 # Unsynced program changes first, so an editor write cannot bury them.
-                if st.watcher is not None:
-                    st.watcher.drain()
+                # (The agent's watcher holds them: the guarded writes below keep what they
+                # would overwrite.)
                 for c in ours:
-                    await self._apply(st, c)
+                    await self.writer.apply(st, c)
         except Exception:
             log.exception("writing an editor change into sandbox %s failed", session_uuid)
 
@@ -467,47 +478,10 @@ class SyncEngine:
             return
         try:
             async with st.lock:
-                if st.watcher.pending(path) and st.known.get(path, DIR) != DIR:
+                if st.known.get(path, DIR) != DIR and await st.watcher.pending(path):
                     await self._sync_one(st, path)
         except Exception:
             log.exception("syncing %s before an editor save failed", path)
-
-    async def _apply(self, st: SessionSync, c: Change) -> None:
-        if c.kind == "write":
-            cur, content = await self.workspace.read(st.ref, c.path)
-            prev = st.known.get(c.path)
-            digest = cur.content_hash or ""
-            base = {h for h in (prev, digest) if h and h != DIR}
-            why = "was saved in the editor while a program changed it"
-            res = await self.writer.put(st, c.path, content, base, why)
-            st.known[c.path] = digest
-            for a in ancestors(c.path):
-                st.known[a] = DIR
-            if res is None:
-                await st.sandbox.write_files({c.path: content})
-        elif c.kind == "mkdir":
-            st.known[c.path] = DIR
-            await st.sandbox.write_files({c.path + "/": b""})
-        elif c.kind == "delete":
-            prev = st.known.get(c.path)
-            forget(st.known, c.path)
-            if c.item_type == "file" and prev is not None and prev != DIR:
-                why = "was deleted in the editor while a program changed it"
-                if await self.writer.put(st, c.path, None, {prev}, why) is not None:
-                    return
-            await st.sandbox.write_files({c.path: None})
-        elif c.kind == "move" and c.to_path:
-            remap(st.known, c.path, c.to_path)
-            try:
-                try:
-                    st.dir.rename(c.path, c.to_path)
-                except FileExistsError:
-                    # A program made the target meanwhile (not synced yet): keep it as a copy.
-                    why = "was the target of a move in the editor while a program wrote it"
-                    await self.writer.put(st, c.to_path, None, (), why)
-                    st.dir.rename(c.path, c.to_path)
-            except OSError:
-                log.warning("rename %s -> %s in the sandbox failed", c.path, c.to_path)
 
 
 def _now() -> float:
@@ -518,9 +492,9 @@ def _utc_timestamp(dt: datetime) -> float:
     return (dt if dt.tzinfo else dt.replace(tzinfo=UTC)).timestamp()
 
 
-def _is_dir(info: object) -> bool:
-    return info is not None and stat.S_ISDIR(info.st_mode)  # type: ignore[attr-defined]
+def _is_dir(info: Info | None) -> bool:
+    return info is not None and info.is_dir
 
 
-def _is_file(info: object) -> bool:
-    return info is not None and stat.S_ISREG(info.st_mode)  # type: ignore[attr-defined]
+def _is_file(info: Info | None) -> bool:
+    return info is not None and info.is_file

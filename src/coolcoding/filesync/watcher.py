@@ -1,4 +1,5 @@
-"""A recursive, debounced inotify watcher of one host directory, driven by the event loop.
+"""A recursive, debounced inotify watcher of one directory, driven by the event loop (it runs in
+each sandbox's agent, ``agent/watch.py``, as the sandbox's uid).
 
 One inotify fd per workspace, read with ``loop.add_reader`` (no thread per session). New
 directories get a watch as they appear (and are reported, so the caller scans what was written
@@ -119,7 +120,12 @@ class TreeWatcher:
     def start(self) -> None:
         self._loop = asyncio.get_running_loop()
         self._root_fd = os.open(self.root, _DIR_OPEN)
-        self._fd = _check(_libc.inotify_init1(IN_NONBLOCK | IN_CLOEXEC), "inotify_init1")
+        try:
+            self._fd = _check(_libc.inotify_init1(IN_NONBLOCK | IN_CLOEXEC), "inotify_init1")
+        except OSError:
+            os.close(self._root_fd)
+            self._root_fd = -1
+            raise
         self.add_tree("")
         self._loop.add_reader(self._fd, self._on_readable)
 

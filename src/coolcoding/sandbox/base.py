@@ -200,12 +200,10 @@ class Runtime(abc.ABC):
         """Opaque JSON state to store in the DB (sessions.sandbox_state)."""
 
     @abc.abstractmethod
-    def workspace_dir(self, session_uuid: str) -> str | None:
-        """Host path of the workspace when the runtime has one (local); ``None`` otherwise."""
-
-    @abc.abstractmethod
     async def delete_workspace(self, session_uuid: str) -> None:
-        """Stop the sandbox and delete its workspace for good (the session was deleted)."""
+        """Stop the sandbox and delete its workspace storage for good (the session was deleted).
+        The services never see where a workspace is stored: files, changes and deletion all go
+        through the runtime and the sandbox's agent."""
 
     @abc.abstractmethod
     def ephemeral(

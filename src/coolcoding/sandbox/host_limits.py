@@ -1,7 +1,8 @@
 """Name the host-wide kernel limit behind a failure, so the error says what to raise.
 
 A sandbox start can fail on limits the whole host shares: inotify instances and watches (one
-instance per running session's watcher, charged to the server's uid), open files, loop devices.
+instance per running session, taken by its agent and charged to the sandbox's own uid, not the
+server's), open files, loop devices, pids, memory.
 The generic "the sandbox failed to start" hid which; ``host_limit_message`` finds the errno in
 the exception (or its causes) and names the limit with its current value, e.g.
 ``fs.inotify.max_user_instances (128) reached on the host``.
@@ -48,32 +49,39 @@ def describe_os_error(err: OSError) -> str | None:
         return f"the server's open-file limit (RLIMIT_NOFILE {soft}) reached"
     if "loop" in text and err.errno in (errno.ENXIO, errno.ENODEV, errno.EBUSY, errno.ENOSPC):
         return "no free loop device on the host (raise the loop module's max_loop)"
+    if err.errno == errno.ENOMEM:
+        return f"out of memory on the host ({_mem_available_mib()} MiB available)"
+    if err.errno == errno.EAGAIN and ("fork" in text or "spawn" in text or "clone" in text):
+        return (
+            f"no process can be created: kernel.pid_max ({_sysctl('kernel.pid_max')}) or "
+            f"kernel.threads-max ({_sysctl('kernel.threads-max')}) reached on the host"
+        )
     return None
+
+
+def _mem_available_mib() -> str:
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return str(int(line.split()[1]) // 1024)
+    except (OSError, ValueError, IndexError):
+        pass
+    return "?"
+
+
+def sandbox_user_inotify_message() -> str:
+    """The agent's message when the sandbox's uid has no inotify instance left."""
+    name = "fs.inotify.max_user_instances"
+    return f"{name} ({_sysctl(name)}) reached for the sandbox's user"
 
 
 def host_limit_message(exc: BaseException) -> str | None:
     """The host limit behind ``exc`` or one of its causes, or ``None``."""
     for cause in _causes(exc):
+        if getattr(cause, "code", None) == "host_limit":  # named by the sandbox's agent
+            return str(getattr(cause, "message", cause))
         if isinstance(cause, OSError):
             found = describe_os_error(cause)
             if found is not None:
                 return found
-    return None
-
-
-def running_cap_warning(max_running: int) -> str | None:
-    """A start-up warning when ``sandbox_max_running`` does not keep the server below the host's
-    inotify instance limit (one instance per running session; other servers and programs of
-    the same uid share it)."""
-    name = "fs.inotify.max_user_instances"
-    value = _sysctl(name)
-    if not value.isdigit():
-        return None
-    if max_running <= 0 or max_running >= int(value):
-        shown = "no cap" if max_running <= 0 else str(max_running)
-        return (
-            f"COOLCODING_SANDBOX_MAX_RUNNING ({shown}) is not below {name} ({value}): starts "
-            f"beyond the host limit will fail for every user of every server on this host; "
-            f"lower the setting or raise the sysctl"
-        )
     return None

@@ -129,7 +129,8 @@ class LeaseService:
         kept = await stmts.renew(self.db.engine, names, self.replica_id, expires)
         if mine not in kept:  # our own row vanished (an operator cleaned up): make it again
             await self.acquire(mine)
-        lost = [n for n in self._held if n not in kept and n != mine]
+        # Only among the names renewed: one acquired while the renewal ran is not lost.
+        lost = [n for n in names if n in self._held and n not in kept and n != mine]
         for name in lost:
             hook = self._held.pop(name, None)
             log.warning("lease %s was taken over by another replica", name)

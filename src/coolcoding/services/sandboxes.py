@@ -35,7 +35,7 @@ from sqlalchemy import select, update
 from coolcoding.db.models import CodeSession
 from coolcoding.errors import Conflict, DomainError, Unavailable
 from coolcoding.sandbox.base import DiskUsage, Runtime, Sandbox, SandboxError, SandboxSpec
-from coolcoding.sandbox.host_limits import host_limit_message, running_cap_warning
+from coolcoding.sandbox.host_limits import host_limit_message
 from coolcoding.schemas.ws import SandboxStatusEvent
 from coolcoding.services.events import EventBus
 from coolcoding.services.leases import LeaseService, session_lease
@@ -140,9 +140,6 @@ class SandboxManager(ReplicaSharing):
         """Find this server's sandboxes again: those whose agent answers keep running (their
         shells outlived the previous process); the others are recovered (files) and stopped;
         leftovers without a live agent or a DB row are removed."""
-        warning = running_cap_warning(self.settings.sandbox_max_running)
-        if warning:
-            log.warning("%s", warning)
         async with self.sessions.db.session() as s:
             stale = [
                 sess
@@ -208,13 +205,12 @@ class SandboxManager(ReplicaSharing):
     async def _recover(self, sess: CodeSession) -> None:
         """The previous server stopped without a final sync: take the sandbox's files as newer."""
         uuid = str(sess.uuid)
-        root = self.runtime.workspace_dir(uuid)
-        if self.sync is None or root is None:
+        if self.sync is None:
             return
         try:
             sandbox = await self.runtime.start(self._spec(sess), sess.sandbox_state)
             try:
-                await self.sync.recover(ref_of(sess), sandbox, root)
+                await self.sync.recover(ref_of(sess), sandbox)
             finally:
                 await self.runtime.stop(uuid)
             log.info("recovered the files of sandbox %s after an unclean shutdown", uuid)
@@ -333,11 +329,9 @@ class SandboxManager(ReplicaSharing):
                     "works and the cgroup hierarchy is writable (see the server log), or "
                     "raise COOLCODING_SANDBOX_START_TIMEOUT_S",
                 ) from exc
-            root = self.runtime.workspace_dir(uuid)
-            if self.sync is not None and root is not None:
-                if sandbox.adopted:  # it ran without a server: its files may be newer
-                    await self.sync.recover(ref_of(sess), sandbox, root)
-                await self.sync.attach(ref_of(sess), sandbox, root)
+            if self.sync is not None:
+                # An adopted sandbox ran without a server: its files may be newer.
+                await self.sync.attach(ref_of(sess), sandbox, recover=sandbox.adopted)
         except SandboxError as exc:
             log.warning("sandbox %s failed to start: %s", uuid, exc.log_message)
             with contextlib.suppress(Exception):

@@ -119,6 +119,10 @@ def agent_limits(settings: Settings) -> dict[str, object]:
         "max_list_entries": settings.agent_max_list_entries,
         "exec_timeout_s": settings.agent_exec_timeout_s,
         "exec_output_bytes": settings.agent_exec_output_bytes,
+        "watch_debounce_ms": settings.sync_debounce_ms,
+        "watch_max_delay_ms": max(settings.sync_debounce_ms, 500),
+        "watch_max_watches": settings.max_workspace_items,
+        "watch_max_pending": settings.sync_backlog_max,
     }
 
 

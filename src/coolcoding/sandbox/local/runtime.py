@@ -405,7 +405,9 @@ class LocalRuntime(Runtime):
         sb = self._sandboxes.get(session_uuid)
         return sb.state() if sb is not None else {}
 
-    def workspace_dir(self, session_uuid: str) -> str | None:
+    def workspace_dir(self, session_uuid: str) -> str:
+        """Host path of a session's workspace (this runtime's own business, and tests'; not
+        part of the ``Runtime`` interface: the services reach files through the agent)."""
         self._check_name(session_uuid)
         sb = self._sandboxes.get(session_uuid)
         if sb is not None:  # a sandbox taken over from another replica keeps its workspace
