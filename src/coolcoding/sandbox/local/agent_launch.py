@@ -67,7 +67,7 @@ def agent_package_copy(
         dest.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
         shutil.copyfile(f, dest)
     compiled = subprocess.run(
-        [python, "-I", "-S", "-m", "compileall", "-q", "--invalidation-mode", "unchecked-hash",
+        [python, "-I", "-S", "-m", "compileall", "-q", "-j", "0", "--invalidation-mode", "unchecked-hash",
          str(tmp / "coolcoding")],
         capture_output=True, text=True, timeout=300, env={"PATH": "/usr/bin:/bin"},
     )  # fmt: skip
