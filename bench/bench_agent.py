@@ -28,7 +28,8 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from ccserver import ROOT, pct, write_result
+from benchstats import pct
+from ccserver import ROOT, write_result
 
 sys.path.insert(0, str(ROOT))
 from tests.integration.conftest_sandbox import make_runtime, new_spec

@@ -29,7 +29,8 @@ import websockets
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_agent import DirectPty, Recv, Send, cat, echo_once, prepare, until
-from ccserver import ROOT, pct, write_result
+from benchstats import pct
+from ccserver import ROOT, write_result
 
 
 class Serve:

@@ -25,6 +25,7 @@ import time
 import uuid
 from pathlib import Path
 
+from benchstats import pct, summary
 from coolcoding.sandbox.base import ExecLimits, Sandbox, SandboxSpec
 from coolcoding.sandbox.local.runtime import LocalRuntime
 from coolcoding.settings import Settings
@@ -44,16 +45,6 @@ SMALL = (
     "for i in range(2000): os.unlink(f'd/{i}')\n"
     "os.rmdir('d')\n"
 )
-
-
-def pct(xs: list[float], p: float) -> float:
-    xs = sorted(xs)
-    return xs[min(len(xs) - 1, round(p / 100 * (len(xs) - 1)))]
-
-
-def summary(xs: list[float]) -> dict[str, float]:
-    return {"p50": round(statistics.median(xs), 2), "p99": round(pct(xs, 99), 2),
-            "min": round(min(xs), 2), "max": round(max(xs), 2)}  # fmt: skip
 
 
 def paired(per: dict[str, list[float]]) -> dict[str, float]:

@@ -27,6 +27,7 @@ from typing import Any
 import httpx
 import uvicorn
 
+from benchstats import pct
 from coolcoding.app import create_app
 from coolcoding.execution.judge import Judge, JudgeJob, resolve_limits
 from coolcoding.execution.languages import LanguageRegistry
@@ -36,11 +37,6 @@ from coolcoding.settings import Settings
 PY = 'print("hello")\n'
 C = '#include <stdio.h>\nint main(void){puts("hello");return 0;}\n'
 RESULTS = Path(__file__).parent / "results" / "exec.json"
-
-
-def pct(values: list[float], p: float) -> float:
-    s = sorted(values)
-    return s[min(len(s) - 1, round(p / 100 * (len(s) - 1)))]
 
 
 def summary(name: str, lat_ms: list[float], elapsed_s: float, **extra: Any) -> dict[str, Any]:

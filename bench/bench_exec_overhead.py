@@ -20,7 +20,6 @@ import json
 import os
 import platform
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -28,20 +27,11 @@ import time
 import uuid
 from pathlib import Path
 
+from benchstats import summary
 from coolcoding.sandbox.base import SandboxSpec
 from coolcoding.sandbox.local.runtime import LocalRuntime
 from coolcoding.sandbox.local.sandbox import LocalSandbox
 from coolcoding.settings import Settings
-
-
-def pct(xs: list[float], p: float) -> float:
-    xs = sorted(xs)
-    return xs[min(len(xs) - 1, round(p / 100 * (len(xs) - 1)))]
-
-
-def summary(xs: list[float]) -> dict[str, float]:
-    return {"p50": round(statistics.median(xs), 2), "p99": round(pct(xs, 99), 2),
-            "min": round(min(xs), 2), "mean": round(statistics.fmean(xs), 2)}  # fmt: skip
 
 
 async def timed_plain() -> float:

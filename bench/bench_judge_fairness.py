@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from benchstats import pct
 from coolcoding.execution.judge import Judge, JudgeJob, resolve_limits
 from coolcoding.execution.languages import LanguageRegistry
 from coolcoding.execution.queue import JobQueue
@@ -34,11 +35,6 @@ from coolcoding.settings import Settings
 
 RESULTS = Path(__file__).parent / "results" / "judge_fairness.json"
 A, B = 1, 2
-
-
-def pct(values: list[float], p: float) -> float:
-    s = sorted(values)
-    return s[min(len(s) - 1, round(p / 100 * (len(s) - 1)))]
 
 
 async def run(rounds: int, batch: int, sleep_s: float, delay_s: float) -> dict[str, Any]:

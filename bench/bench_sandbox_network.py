@@ -18,28 +18,18 @@ import json
 import os
 import platform
 import shutil
-import statistics
 import sys
 import tempfile
 import time
 import uuid
 from pathlib import Path
 
+from benchstats import summary
 from coolcoding.sandbox.base import SandboxSpec
 from coolcoding.sandbox.local.runtime import LocalRuntime
 from coolcoding.settings import Settings
 
 MARK = b"<CC-PROMPT>"
-
-
-def pct(xs: list[float], p: float) -> float:
-    xs = sorted(xs)
-    return xs[min(len(xs) - 1, round(p / 100 * (len(xs) - 1)))]
-
-
-def summary(xs: list[float]) -> dict[str, float]:
-    return {"p50": round(statistics.median(xs), 2), "p99": round(pct(xs, 99), 2),
-            "min": round(min(xs), 2), "mean": round(statistics.fmean(xs), 2)}  # fmt: skip
 
 
 async def first_exec(rt: LocalRuntime, network: bool) -> tuple[float, float]:

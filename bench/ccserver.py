@@ -13,6 +13,8 @@ from typing import Any
 
 import httpx
 
+from benchstats import pct as pct  # re-exported: scripts import it from here
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -90,11 +92,6 @@ def descendants(pid: int) -> list[int]:
             out.append(c)
             stack.append(c)
     return out
-
-
-def pct(values: list[float], p: float) -> float:
-    s = sorted(values)
-    return s[min(len(s) - 1, round(p / 100 * (len(s) - 1)))]
 
 
 def write_result(name: str, data: dict[str, Any]) -> None:

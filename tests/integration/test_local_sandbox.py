@@ -6,9 +6,11 @@ from __future__ import annotations
 import asyncio
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from coolcoding.agent.client import AgentClient
 from coolcoding.sandbox.base import ExecLimits, SandboxError
 from coolcoding.sandbox.local.cgroups import CgroupLimits
 from coolcoding.sandbox.local.environment import check_environment
@@ -114,6 +116,23 @@ async def test_terminal_prompt_input_resize_and_close(sandbox: LocalSandbox) -> 
     await term.close()
     assert term.poll() is not None
     assert sandbox.cgroup.pids() == []
+
+
+async def test_a_new_terminal_loses_no_output_printed_before_it_is_attached(
+    sandbox: LocalSandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The shell may print its first prompt before the attach request reaches the agent (a
+    fast shell, a slow server): that output is the terminal's first, not lost scrollback."""
+    original = AgentClient.pty_attach
+
+    async def slow_attach(self: AgentClient, *args: Any, **kwargs: Any) -> Any:
+        await asyncio.sleep(1.0)  # the login shell has printed its prompt by now
+        return await original(self, *args, **kwargs)
+
+    monkeypatch.setattr(AgentClient, "pty_attach", slow_attach)
+    term = await sandbox.open_terminal(80, 24, env={"PROMPT_COMMAND": "printf '<%s>' READY"})
+    assert b"<READY>" in await read_until(term, b"<READY>")
+    await term.close()
 
 
 async def test_terminal_exit_ends_the_stream(sandbox: LocalSandbox) -> None:

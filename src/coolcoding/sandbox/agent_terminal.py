@@ -46,7 +46,9 @@ class AgentTerminal(Terminal):
     ) -> AgentTerminal:
         tid = "rt-" + secrets.token_hex(8)
         await client.pty_open(cols, rows, terminal_id=tid, env=dict(env or {}))
-        att = await client.pty_attach(tid, replay=False)
+        # With the replay: what the shell printed before the attach (its first prompt, when it
+        # is faster than this round trip) is this new terminal's first output, not history.
+        att = await client.pty_attach(tid, replay=True)
         return cls(client, tid, att, pid, on_close)
 
     def notice(self, message: str) -> None:

@@ -18,7 +18,6 @@ from __future__ import annotations
 import hmac
 import secrets
 from dataclasses import dataclass
-from importlib import resources
 
 PREFIX = b"\x1b]633;"
 BEL = b"\x07"
@@ -38,6 +37,8 @@ def new_nonce() -> str:
 
 def script_path() -> str:
     """Host path of ``shell_integration.sh`` (shipped as package data)."""
+    from importlib import resources  # here: the agent imports this module, and not this (~4 ms)
+
     return str(resources.files("coolcoding.terminal").joinpath("shell_integration.sh"))
 
 

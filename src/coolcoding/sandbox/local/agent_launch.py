@@ -14,8 +14,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import logging
 import os
 import shutil
+import subprocess
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -32,19 +34,28 @@ _PATH_FLAGS = os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 SOCKET_NAME = "agent.sock"
 PACKAGE_DIR = str(Path(coolcoding.__file__).resolve().parent)
 _PACKAGE_FILES = ("*.py", "*.sh")  # what the agent imports or reads (shell integration)
+_COPY_FORMAT = "pyc-1"  # changes the copy's name when its layout changes
+AGENT_PYTHON = "/usr/bin/python3"  # the interpreter the agent runs on (the sandbox's /usr)
+log = logging.getLogger(__name__)
 
 
-def agent_package_copy(tmpfs_dir: Path, source: str = PACKAGE_DIR) -> str:
+def agent_package_copy(
+    tmpfs_dir: Path, source: str = PACKAGE_DIR, python: str = AGENT_PYTHON
+) -> str:
     """A read-only copy of the package's code in a tmpfs, named by its content's hash.
 
     The agent's bind mount source shows in the sandbox's /proc/self/mountinfo (a bind's root is
     its path inside its file system): bound from the server's install it would name the host's
     source tree; from here it names ``/cc-agent-<hash>/coolcoding`` of a tmpfs. The copy is
     shared by every sandbox of this code version, survives the server (sandboxes outlive it)
-    and is made once (a new directory renamed into place, so concurrent servers agree)."""
+    and is made once (a new directory renamed into place, so concurrent servers agree).
+
+    The copy holds its bytecode, compiled once by the agent's own interpreter (``python``)
+    with unchecked hashes (the directory's name already changes with the source): read-only,
+    the agent could write no ``__pycache__`` and compiled every module at every start."""
     root = Path(source)
     files = sorted(p for pattern in _PACKAGE_FILES for p in root.rglob(pattern) if p.is_file())
-    digest = hashlib.sha256()
+    digest = hashlib.sha256(f"{_COPY_FORMAT}|{python}\0".encode())
     for f in files:
         digest.update(str(f.relative_to(root)).encode() + b"\0" + f.read_bytes() + b"\0")
     target = tmpfs_dir / f"cc-agent-{digest.hexdigest()[:16]}"
@@ -55,7 +66,16 @@ def agent_package_copy(tmpfs_dir: Path, source: str = PACKAGE_DIR) -> str:
         dest = tmp / "coolcoding" / f.relative_to(root)
         dest.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
         shutil.copyfile(f, dest)
-        os.chmod(dest, 0o444)
+    compiled = subprocess.run(
+        [python, "-I", "-S", "-m", "compileall", "-q", "-j", "0", "--invalidation-mode", "unchecked-hash",
+         str(tmp / "coolcoding")],
+        capture_output=True, text=True, timeout=300, env={"PATH": "/usr/bin:/bin"},
+    )  # fmt: skip
+    if compiled.returncode != 0:  # still works, only slower: the agent compiles at each start
+        log.warning("compiling the agent's code failed: %s", compiled.stdout + compiled.stderr)
+    for p in tmp.rglob("*"):
+        if not p.is_dir():
+            os.chmod(p, 0o444)
     for d in [tmp, *(p for p in tmp.rglob("*") if p.is_dir())]:
         os.chmod(d, 0o555)  # noqa: S103 (read and search for the sandbox's uid)
     try:
@@ -143,7 +163,7 @@ async def start_agent(
     socket_dir: Path,
     secret: bytes,
     *,
-    python: str = "/usr/bin/python3",
+    python: str = AGENT_PYTHON,
     limits: Mapping[str, object] | None = None,
     log_fd: int = 2,
     outlive_server: bool = False,

@@ -53,6 +53,7 @@ from coolcoding.sandbox.local.etcroots import (
     make_etc_root,
     reclaim_dead_etc_roots,
 )
+from coolcoding.sandbox.local.keyedlock import KeyedLock
 from coolcoding.sandbox.local.pool import WarmPool
 from coolcoding.sandbox.local.process import become_subreaper, credentials_for
 from coolcoding.sandbox.local.sandbox import LocalSandbox
@@ -84,7 +85,7 @@ class LocalRuntime(Runtime):
         become_subreaper()
         self.extra_ro_binds = dict(extra_ro_binds or {})
         self._sandboxes: dict[str, LocalSandbox] = {}
-        self._lock = asyncio.Lock()
+        self._starting = KeyedLock()  # per session: starts of different sessions overlap
         self._watcher: asyncio.Task[None] | None = None
         size = settings.sandbox_pool_size
         size = 2 * (os.cpu_count() or 1) if size < 0 else size
@@ -188,7 +189,7 @@ class LocalRuntime(Runtime):
 
     async def start(self, spec: SandboxSpec, state: dict[str, Any] | None = None) -> Sandbox:
         self._check_name(spec.session_uuid)
-        async with self._lock:
+        async with self._starting.hold(spec.session_uuid):
             sb = self._sandboxes.get(spec.session_uuid)
             if sb is not None and sb.spec == spec:
                 return sb
@@ -567,8 +568,8 @@ class LocalRuntime(Runtime):
             if not removed:
                 log.warning("orphan sandbox cgroup %s could not be removed", name)
         if self.images is not None:  # only mounts under this server's workspaces dir
-            async with self._lock:  # not one that a start is mounting now
-                for mountpoint in await asyncio.to_thread(self.images.mounted):
+            for mountpoint in await asyncio.to_thread(self.images.mounted):
+                async with self._starting.hold(mountpoint.name):  # not one a start mounts now
                     if mountpoint.name not in self._sandboxes and mountpoint.name not in keep:
                         await asyncio.to_thread(self.images.unmount, mountpoint)
                         count += 1
