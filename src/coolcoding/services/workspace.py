@@ -28,6 +28,7 @@ from coolcoding.filesync.paths import (
     subtree_bounds,
 )
 from coolcoding.services.workspace_types import (
+    CURRENT_FOR_UPDATE_STMT,
     CURRENT_STMT,
     DEFAULT_CONTENT,
     DEFAULT_FILE,
@@ -42,6 +43,7 @@ from coolcoding.services.workspace_types import (
     Change,
     ChangeSink,
     ItemInfo,
+    Recorder,
     SaveGuard,
     WorkspaceRef,
     content_hash,
@@ -66,6 +68,13 @@ class WorkspaceService:
         )
         self.sinks: list[ChangeSink] = []
         self.save_guards: list[SaveGuard] = []
+        # File history (services/history.py): called inside each write's transaction.
+        self.recorder: Recorder | None = None
+
+    @property
+    def _history(self) -> Recorder | None:
+        rec = self.recorder
+        return rec if rec is not None and rec.enabled else None
 
     def normalize(self, raw: str) -> str:
         return normalize_path(raw, self.rules)
@@ -195,6 +204,7 @@ class WorkspaceService:
         base_version: int | None = None,
         base_hash: str | None = None,
         source: str = "api",
+        author_id: int | None = None,
     ) -> tuple[ItemInfo, bool]:
         """Create or update a file. Returns (info, created). Unchanged content is a no-op."""
         path = self.normalize(raw_path)
@@ -209,7 +219,8 @@ class WorkspaceService:
                 await guard(ref.session_uuid, path, source)
         digest = content_hash(content)
         binary = looks_binary(content)
-        if base_version != 0:
+        history = self._history
+        if base_version != 0 and history is None:
             # The common case, an edit of an existing file, in one statement (one round trip,
             # its own transaction); anything else (a new file, a conflict, a no-op, a folder,
             # the quota) matches no row and takes the general path below, which explains it.
@@ -237,9 +248,13 @@ class WorkspaceService:
         try:
             async with self.db.session() as s, s.begin():
                 params = {"sid": ref.session_id, "path": path}
-                cur = (await s.execute(CURRENT_STMT, params)).first()
+                cur = (
+                    await s.execute(
+                        CURRENT_STMT if history is None else CURRENT_FOR_UPDATE_STMT, params
+                    )
+                ).first()
                 if cur is not None:
-                    item_id, typ, version, size, old_hash = cur
+                    item_id, typ, version, size, old_hash = cur[:5]
                     if typ == "folder":
                         raise Conflict(f"{path!r} is a folder", code="is_a_folder", path=path)
                     if base_version == 0:
@@ -283,6 +298,17 @@ class WorkspaceService:
                         )
                     info = item_info(updated)
                     created = False
+                    if history is not None:
+                        await history.on_write(
+                            s,
+                            ref,
+                            path,
+                            (old_hash, cur[5] or b""),
+                            digest,
+                            content,
+                            source,
+                            author_id,
+                        )
                 else:
                     if base_version not in (None, 0) or base_hash is not None:
                         raise Conflict(
@@ -316,6 +342,10 @@ class WorkspaceService:
                     await s.flush()
                     info = item_info((await s.execute(INFO_STMT, params)).one())
                     created = True
+                    if history is not None:
+                        await history.on_write(
+                            s, ref, path, None, digest, content, source, author_id
+                        )
         except IntegrityError as exc:
             raise Conflict(
                 f"{path!r} was created concurrently", code="already_exists", path=path
@@ -420,6 +450,10 @@ class WorkspaceService:
                         for p, c in entries.items()
                     ],
                 )
+                history = self._history
+                if history is not None:
+                    for p, c in entries.items():
+                        await history.on_write(s, ref, p, None, meta[p][0], c, source, None)
         except IntegrityError as exc:
             raise Conflict("a file was created concurrently", code="already_exists") from exc
         infos = [
@@ -482,6 +516,8 @@ class WorkspaceService:
             if row is None:
                 raise NotFound(f"no file or folder at {path!r}", code="file_not_found", path=path)
             info = item_info(row)
+            if self.recorder is not None:
+                await self.recorder.on_delete(s, ref, path, info.type, source)
             if info.type == "folder":
                 lo, hi = subtree_bounds(path)
                 await s.execute(
@@ -562,6 +598,8 @@ class WorkspaceService:
                 row = (
                     await s.execute(select(*INFO_COLUMNS).where(WorkspaceItem.id == cur[0]))
                 ).one()
+                if self.recorder is not None:
+                    await self.recorder.on_move(s, ref, src, dst)
         except IntegrityError as exc:
             raise Conflict(f"{dst!r} already exists", code="already_exists", path=dst) from exc
         info = item_info(row)

@@ -1,0 +1,211 @@
+"""Whole-tree operations of snapshots, the trash and forks, done by the database in a few
+set-based statements (a 10,000-file workspace is copied without passing through Python).
+
+All functions run inside the caller's transaction: a crash at any point rolls everything back.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from coolcoding.db.models import Snapshot, utcnow
+from coolcoding.filesync.paths import subtree_bounds
+from coolcoding.services import blobstore
+
+_EMPTY = b""
+
+
+def _scope(alias: str, root: str) -> tuple[str, dict[str, Any]]:
+    """SQL limiting ``alias`` to the subtree at ``root`` ("" = the whole workspace)."""
+    if not root:
+        return "", {}
+    lo, hi = subtree_bounds(root)
+    return (
+        f" AND ({alias}.full_path = :root OR ({alias}.full_path >= :lo AND {alias}.full_path < :hi))",
+        {"root": root, "lo": lo, "hi": hi},
+    )
+
+
+async def capture(
+    s: AsyncSession,
+    *,
+    session_id: int,
+    user_id: int,
+    kind: str,
+    name: str,
+    root: str = "",
+    root_type: str = "workspace",
+    meta: dict[str, Any] | None = None,
+) -> Snapshot:
+    """Record the workspace (or the subtree at ``root``) as a snapshot; contents become blobs
+    (stored raw by the database; existing blobs just gain references)."""
+    snap = Snapshot(
+        session_id=session_id,
+        user_id=user_id,
+        kind=kind,
+        name=name,
+        root_path=root,
+        root_type=root_type,
+        meta=meta,
+        file_count=0,
+        total_bytes=0,
+        created_at=utcnow(),
+    )
+    s.add(snap)
+    await s.flush()
+    where, params = _scope("w", root)
+    params = {**params, "sid": session_id, "snap": snap.id}
+    await s.execute(
+        text(
+            "INSERT INTO snapshot_files"  # noqa: S608 (constant SQL fragments; values are bound)
+            " (snapshot_id, path, parent_path, name, type, blob_hash, size, is_binary)"
+            " SELECT :snap, w.full_path, p.full_path, w.name, w.type, w.content_hash,"
+            " w.size_bytes, w.is_binary FROM workspace_items w"
+            " LEFT JOIN workspace_items p ON p.id = w.parent_id"
+            f" WHERE w.session_id = :sid{where}"
+        ),
+        params,
+    )
+    inner, _ = _scope("w2", root)
+    await s.execute(
+        text(
+            "INSERT INTO content_blobs"  # noqa: S608 (constant SQL fragments; values are bound)
+            " (hash, encoding, base_hash, depth, size, stored_size, refs, data, created_at)"
+            " SELECT w.content_hash, 'raw', NULL, 0, w.size_bytes, w.size_bytes, g.n,"
+            " COALESCE(w.content, :empty), :now FROM workspace_items w JOIN ("
+            "  SELECT MIN(w2.id) AS id, COUNT(*) AS n FROM workspace_items w2"
+            f"  WHERE w2.session_id = :sid AND w2.type = 'file'{inner}"
+            "  GROUP BY w2.content_hash) g ON w.id = g.id"
+            " WHERE w.session_id = :sid"
+            " ON CONFLICT (hash) DO UPDATE SET refs = content_blobs.refs + excluded.refs"
+        ),
+        {**params, "empty": _EMPTY, "now": utcnow()},
+    )
+    count, total = (
+        await s.execute(
+            text(
+                "SELECT COUNT(*), COALESCE(SUM(size), 0) FROM snapshot_files"
+                " WHERE snapshot_id = :snap AND type = 'file'"
+            ),
+            {"snap": snap.id},
+        )
+    ).one()
+    snap.file_count, snap.total_bytes = int(count), int(total)
+    await s.flush()
+    return snap
+
+
+async def drop(s: AsyncSession, snapshot_id: int) -> None:
+    """Delete a snapshot and release its contents."""
+    p = {"snap": snapshot_id}
+    await s.execute(
+        text(
+            "UPDATE content_blobs SET refs = refs - (SELECT COUNT(*) FROM snapshot_files f"
+            " WHERE f.snapshot_id = :snap AND f.blob_hash = content_blobs.hash)"
+            " WHERE hash IN (SELECT blob_hash FROM snapshot_files WHERE snapshot_id = :snap)"
+        ),
+        p,
+    )
+    dead = (
+        await s.execute(
+            text(
+                "SELECT hash, base_hash FROM content_blobs WHERE refs <= 0 AND hash IN"
+                " (SELECT blob_hash FROM snapshot_files WHERE snapshot_id = :snap)"
+            ),
+            p,
+        )
+    ).all()
+    for digest, _base in dead:
+        await s.execute(
+            text("DELETE FROM content_blobs WHERE hash = :h AND refs <= 0"), {"h": digest}
+        )
+    await blobstore.release(s, [b for _h, b in dead if b])
+    await s.execute(text("DELETE FROM snapshot_files WHERE snapshot_id = :snap"), p)
+    await s.execute(text("DELETE FROM snapshots WHERE id = :snap"), p)
+
+
+async def materialize(s: AsyncSession, *, session_id: int, snapshot_id: int, version: int) -> int:
+    """Insert a snapshot's items into the (cleared, or free at its paths) workspace, with parent
+    links and contents. Returns the number of items."""
+    p = {"sid": session_id, "snap": snapshot_id, "version": version, "now": utcnow()}
+    inserted = await s.execute(
+        text(
+            "INSERT INTO workspace_items (session_id, parent_id, name, type, content, is_binary,"
+            " size_bytes, content_hash, full_path, version, created_at, updated_at)"
+            " SELECT :sid, NULL, f.name, f.type,"
+            " CASE WHEN b.encoding = 'raw' THEN b.data ELSE NULL END,"
+            " f.is_binary, f.size, f.blob_hash, f.path, :version, :now, :now"
+            " FROM snapshot_files f LEFT JOIN content_blobs b ON b.hash = f.blob_hash"
+            " WHERE f.snapshot_id = :snap"
+        ),
+        p,
+    )
+    packed = (
+        await s.execute(
+            text(
+                "SELECT DISTINCT f.blob_hash FROM snapshot_files f"
+                " JOIN content_blobs b ON b.hash = f.blob_hash"
+                " WHERE f.snapshot_id = :snap AND b.encoding <> 'raw'"
+            ),
+            p,
+        )
+    ).all()
+    for (digest,) in packed:
+        await s.execute(
+            text(
+                "UPDATE workspace_items SET content = :c WHERE session_id = :sid"
+                " AND content_hash = :h AND type = 'file' AND content IS NULL"
+            ),
+            {"sid": session_id, "h": digest, "c": await blobstore.read(s, digest)},
+        )
+    missing = (
+        await s.execute(
+            text(
+                "SELECT COUNT(*) FROM workspace_items WHERE session_id = :sid"
+                " AND type = 'file' AND content IS NULL"
+            ),
+            p,
+        )
+    ).scalar_one()
+    if missing:
+        raise RuntimeError(f"snapshot {snapshot_id}: {missing} contents missing from the store")
+    await s.execute(
+        text(
+            "UPDATE workspace_items SET parent_id = (SELECT pw.id FROM workspace_items pw"
+            " WHERE pw.session_id = :sid AND pw.full_path = (SELECT f.parent_path"
+            " FROM snapshot_files f WHERE f.snapshot_id = :snap"
+            " AND f.path = workspace_items.full_path))"
+            " WHERE session_id = :sid AND full_path IN (SELECT path FROM snapshot_files"
+            " WHERE snapshot_id = :snap AND parent_path IS NOT NULL)"
+        ),
+        p,
+    )
+    return int(getattr(inserted, "rowcount", 0) or 0)
+
+
+async def copy_items(s: AsyncSession, *, from_id: int, to_id: int) -> int:
+    """Copy every item of a workspace into an empty one (a fork)."""
+    p = {"old": from_id, "new": to_id, "now": utcnow()}
+    inserted = await s.execute(
+        text(
+            "INSERT INTO workspace_items (session_id, parent_id, name, type, content, is_binary,"
+            " size_bytes, content_hash, full_path, version, created_at, updated_at)"
+            " SELECT :new, NULL, name, type, content, is_binary, size_bytes, content_hash,"
+            " full_path, 1, :now, :now FROM workspace_items WHERE session_id = :old"
+        ),
+        p,
+    )
+    await s.execute(
+        text(
+            "UPDATE workspace_items SET parent_id = (SELECT np.id FROM workspace_items np"
+            " WHERE np.session_id = :new AND np.full_path = (SELECT op.full_path"
+            " FROM workspace_items o JOIN workspace_items op ON op.id = o.parent_id"
+            " WHERE o.session_id = :old AND o.full_path = workspace_items.full_path))"
+            " WHERE session_id = :new"
+        ),
+        p,
+    )
+    return int(getattr(inserted, "rowcount", 0) or 0)
