@@ -19,10 +19,10 @@ import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import text
+from sqlalchemy import TextClause, bindparam, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from coolcoding.db.models import utcnow
+from coolcoding.db.models import UtcDateTime, utcnow
 from coolcoding.errors import NotFound
 
 # --- delta codec ---------------------------------------------------------------------------
@@ -159,12 +159,22 @@ def encode(content: bytes, base: tuple[str, bytes] | None = None) -> Encoded:
     return Encoded("raw", None, content)
 
 
+def tsql(sql: str, *times: str, columns: Sequence[str] = ()) -> TextClause:
+    """``text(sql)`` whose parameters ``times`` and result ``columns`` are UTC timestamps
+    (SQLite stores them as text in SQLAlchemy's format; raw strings would not compare)."""
+    clause = text(sql).bindparams(*(bindparam(n, type_=UtcDateTime()) for n in times))
+    if columns:
+        return clause.columns(**{c: UtcDateTime() for c in columns})  # type: ignore[return-value]
+    return clause
+
+
 # --- the store -----------------------------------------------------------------------------
 
-_UPSERT = text(
+_UPSERT = tsql(
     "INSERT INTO content_blobs (hash, encoding, base_hash, depth, size, stored_size, refs, data,"
     " created_at) VALUES (:hash, :encoding, :base_hash, :depth, :size, :stored, :n, :data, :now)"
-    " ON CONFLICT (hash) DO UPDATE SET refs = content_blobs.refs + excluded.refs RETURNING refs"
+    " ON CONFLICT (hash) DO UPDATE SET refs = content_blobs.refs + excluded.refs RETURNING refs",
+    "now",
 )
 _ADD_REF = text("UPDATE content_blobs SET refs = refs + :n WHERE hash = :hash RETURNING depth")
 _DROP_REF = text(

@@ -21,24 +21,28 @@ from coolcoding.db.engine import Database
 from coolcoding.db.models import FileVersion, utcnow
 from coolcoding.errors import Conflict, InvalidInput, NotFound
 from coolcoding.services import blobstore
+from coolcoding.services.blobstore import tsql
 from coolcoding.services.workspace_types import ItemInfo, WorkspaceRef, looks_binary
 from coolcoding.settings import Settings
 
 # The service's write sources, as history names them.
 SOURCES = {"api": "editor", "sandbox": "terminal"}
 
-_LATEST = text(
+_LATEST = tsql(
     "SELECT id, source, author_id, created_at, blob_hash FROM file_versions"
-    " WHERE session_id = :sid AND path = :path ORDER BY id DESC LIMIT 1"
+    " WHERE session_id = :sid AND path = :path ORDER BY id DESC LIMIT 1",
+    columns=("created_at",),
 )
-_INSERT = text(
+_INSERT = tsql(
     "INSERT INTO file_versions (session_id, path, blob_hash, size, is_binary, source, author_id,"
     " changes, created_at, updated_at)"
-    " VALUES (:sid, :path, :hash, :size, :binary, :source, :author, 1, :now, :now)"
+    " VALUES (:sid, :path, :hash, :size, :binary, :source, :author, 1, :now, :now)",
+    "now",
 )
-_COALESCE = text(
+_COALESCE = tsql(
     "UPDATE file_versions SET blob_hash = :hash, size = :size, is_binary = :binary,"
-    " changes = changes + 1, updated_at = :now WHERE id = :id"
+    " changes = changes + 1, updated_at = :now WHERE id = :id",
+    "now",
 )
 _BEYOND = text(
     "SELECT id, blob_hash FROM file_versions WHERE session_id = :sid AND path = :path"
@@ -196,11 +200,12 @@ class HistoryRecorder:
             meta={"source": source_name(source)},
         )
         await s.execute(
-            text(
+            tsql(
                 "INSERT INTO file_versions (session_id, path, blob_hash, size, is_binary, source,"  # noqa: S608 (constant SQL fragments; values are bound)
                 " author_id, changes, created_at, updated_at)"
                 " SELECT w.session_id, w.full_path, NULL, 0, false, :source, NULL, 1, :now, :now"
-                f" FROM workspace_items w WHERE w.session_id = :sid AND w.type = 'file'{where}"
+                f" FROM workspace_items w WHERE w.session_id = :sid AND w.type = 'file'{where}",
+                "now",
             ),
             {
                 **params,
@@ -304,15 +309,23 @@ class HistoryService:
             sql += " AND id < :before"
             p["before"] = before
         async with self.db.session() as s:
-            rows = (await s.execute(text(sql + " ORDER BY id DESC LIMIT :limit"), p)).all()
+            rows = (
+                await s.execute(
+                    tsql(
+                        sql + " ORDER BY id DESC LIMIT :limit", columns=("created_at", "updated_at")
+                    ),
+                    p,
+                )
+            ).all()
         return [_version(r) for r in rows]
 
     async def get(self, ref: WorkspaceRef, version_id: int) -> tuple[VersionInfo, bytes]:
         async with self.db.session() as s:
             row = (
                 await s.execute(
-                    text(
-                        f"SELECT {_VERSION_COLS} FROM file_versions WHERE id = :id AND session_id = :sid"  # noqa: S608 (constant SQL fragments; values are bound)
+                    tsql(
+                        f"SELECT {_VERSION_COLS} FROM file_versions WHERE id = :id AND session_id = :sid",  # noqa: S608 (constant SQL fragments; values are bound)
+                        columns=("created_at", "updated_at"),
                     ),
                     {"id": version_id, "sid": ref.session_id},
                 )

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from coolcoding.db.models import Snapshot, utcnow
 from coolcoding.filesync.paths import subtree_bounds
 from coolcoding.services import blobstore
+from coolcoding.services.blobstore import tsql
 
 _EMPTY = b""
 
@@ -71,7 +72,7 @@ async def capture(
     )
     inner, _ = _scope("w2", root)
     await s.execute(
-        text(
+        tsql(
             "INSERT INTO content_blobs"  # noqa: S608 (constant SQL fragments; values are bound)
             " (hash, encoding, base_hash, depth, size, stored_size, refs, data, created_at)"
             " SELECT w.content_hash, 'raw', NULL, 0, w.size_bytes, w.size_bytes, g.n,"
@@ -80,7 +81,8 @@ async def capture(
             f"  WHERE w2.session_id = :sid AND w2.type = 'file'{inner}"
             "  GROUP BY w2.content_hash) g ON w.id = g.id"
             " WHERE w.session_id = :sid"
-            " ON CONFLICT (hash) DO UPDATE SET refs = content_blobs.refs + excluded.refs"
+            " ON CONFLICT (hash) DO UPDATE SET refs = content_blobs.refs + excluded.refs",
+            "now",
         ),
         {**params, "empty": _EMPTY, "now": utcnow()},
     )
@@ -132,14 +134,15 @@ async def materialize(s: AsyncSession, *, session_id: int, snapshot_id: int, ver
     links and contents. Returns the number of items."""
     p = {"sid": session_id, "snap": snapshot_id, "version": version, "now": utcnow()}
     inserted = await s.execute(
-        text(
+        tsql(
             "INSERT INTO workspace_items (session_id, parent_id, name, type, content, is_binary,"
             " size_bytes, content_hash, full_path, version, created_at, updated_at)"
             " SELECT :sid, NULL, f.name, f.type,"
             " CASE WHEN b.encoding = 'raw' THEN b.data ELSE NULL END,"
             " f.is_binary, f.size, f.blob_hash, f.path, :version, :now, :now"
             " FROM snapshot_files f LEFT JOIN content_blobs b ON b.hash = f.blob_hash"
-            " WHERE f.snapshot_id = :snap"
+            " WHERE f.snapshot_id = :snap",
+            "now",
         ),
         p,
     )
@@ -190,11 +193,12 @@ async def copy_items(s: AsyncSession, *, from_id: int, to_id: int) -> int:
     """Copy every item of a workspace into an empty one (a fork)."""
     p = {"old": from_id, "new": to_id, "now": utcnow()}
     inserted = await s.execute(
-        text(
+        tsql(
             "INSERT INTO workspace_items (session_id, parent_id, name, type, content, is_binary,"
             " size_bytes, content_hash, full_path, version, created_at, updated_at)"
             " SELECT :new, NULL, name, type, content, is_binary, size_bytes, content_hash,"
-            " full_path, 1, :now, :now FROM workspace_items WHERE session_id = :old"
+            " full_path, 1, :now, :now FROM workspace_items WHERE session_id = :old",
+            "now",
         ),
         p,
     )

@@ -25,6 +25,7 @@ from coolcoding.db.models import CodeSession, Snapshot, utcnow
 from coolcoding.errors import Conflict, NotFound, TooLarge
 from coolcoding.filesync.paths import ancestors
 from coolcoding.services import blobstore
+from coolcoding.services.blobstore import tsql
 from coolcoding.services.snapshot_sql import capture, copy_items, drop, materialize
 from coolcoding.services.workspace import Change, WorkspaceRef, WorkspaceService
 from coolcoding.settings import Settings
@@ -460,7 +461,9 @@ class SnapshotService:
                 int(r[0])
                 for r in (
                     await s.execute(
-                        text("SELECT id FROM snapshots WHERE kind = 'trash' AND created_at < :t"),
+                        tsql(
+                            "SELECT id FROM snapshots WHERE kind = 'trash' AND created_at < :t", "t"
+                        ),
                         {"t": trash_before},
                     )
                 ).all()
@@ -469,8 +472,9 @@ class SnapshotService:
                 int(r[0])
                 for r in (
                     await s.execute(
-                        text(
-                            "SELECT id FROM snapshots WHERE kind IN ('auto', 'scheduled') AND created_at < :t"
+                        tsql(
+                            "SELECT id FROM snapshots WHERE kind IN ('auto', 'scheduled') AND created_at < :t",
+                            "t",
                         ),
                         {"t": auto_before},
                     )
@@ -502,11 +506,12 @@ class SnapshotService:
         async with self.db.session() as s:
             due = (
                 await s.execute(
-                    text(
+                    tsql(
                         "SELECT x.id, x.uuid FROM sessions x WHERE x.last_accessed_at >= :since AND EXISTS ("
                         " SELECT 1 FROM workspace_items w WHERE w.session_id = x.id AND w.updated_at > COALESCE("
                         " (SELECT MAX(n.created_at) FROM snapshots n WHERE n.session_id = x.id AND n.kind <> 'trash'),"
-                        " x.created_at))"
+                        " x.created_at))",
+                        "since",
                     ),
                     {"since": since},
                 )

@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 
 from coolcoding.api.deps import CurrentUser, PlatformDep, WorkspaceDep
 from coolcoding.api.responses import AUTHED, OWNED, WRITE_OWNED, errors, merge
+from coolcoding.api.routes import workspace as _workspace  # noqa: F401 (registers "anypath")
 from coolcoding.errors import Conflict, InvalidInput, TooLarge
 from coolcoding.schemas.history import (
     DiffOut,
