@@ -16,14 +16,18 @@ the tests check after concurrent saves and purges.
 from __future__ import annotations
 
 import zlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import ParamSpec, TypeVar
 
 from sqlalchemy import TextClause, bindparam, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from coolcoding.db.models import UtcDateTime, utcnow
 from coolcoding.errors import NotFound
+
+T = TypeVar("T")
+P = ParamSpec("P")
 
 # --- delta codec ---------------------------------------------------------------------------
 
@@ -315,3 +319,41 @@ async def verify(s: AsyncSession) -> list[str]:
         if r != expected.get(h, 0)
     ]
     return problems
+
+
+# PostgreSQL: deadlock detected, serialization failure. Blob rows are locked in whatever order
+# the operations reach them; the loser of a deadlock is rolled back whole and run again.
+_RETRY_STATES = {"40P01", "40001"}
+
+
+def is_retryable(exc: BaseException) -> bool:
+    from sqlalchemy.exc import DBAPIError
+
+    return isinstance(exc, DBAPIError) and getattr(exc.orig, "sqlstate", None) in _RETRY_STATES
+
+
+async def retrying(make: Callable[[], Awaitable[T]], attempts: int = 5) -> T:
+    """Run ``make()`` (one whole transaction), again when the database rolled it back for a
+    deadlock or a serialization failure."""
+    import asyncio
+    import random
+
+    for attempt in range(attempts):
+        try:
+            return await make()
+        except Exception as exc:
+            if attempt == attempts - 1 or not is_retryable(exc):
+                raise
+            await asyncio.sleep(random.uniform(0, 0.01 * (attempt + 1)))
+    raise AssertionError("unreachable")
+
+
+def retried(fn: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T]]:
+    """A method whose every call is ``retrying``: it must be one whole transaction."""
+    import functools
+
+    @functools.wraps(fn)
+    async def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
+        return await retrying(lambda: fn(*args, **kwargs))
+
+    return wrapper

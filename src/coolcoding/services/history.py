@@ -154,8 +154,15 @@ class HistoryRecorder:
         beyond = (await s.execute(_BEYOND, {**p, "keep": self.settings.history_max_versions})).all()
         if not beyond:
             return
-        await s.execute(delete(FileVersion).where(FileVersion.id.in_([int(r[0]) for r in beyond])))
-        await blobstore.release(s, [r[1] for r in beyond])
+        gone = (
+            await s.execute(
+                delete(FileVersion)
+                .where(FileVersion.id.in_([int(r[0]) for r in beyond]))
+                .returning(FileVersion.blob_hash)
+            )
+        ).all()
+        # Only rows this transaction deleted: a concurrent purge of the same rows releases its own.
+        await blobstore.release(s, [r[0] for r in gone])
 
     async def on_delete(
         self, s: AsyncSession, ref: WorkspaceRef, path: str, item_type: str, source: str

@@ -59,6 +59,15 @@ async def capture(
     await s.flush()
     where, params = _scope("w", root)
     params = {**params, "sid": session_id, "snap": snap.id}
+    if s.get_bind().dialect.name == "postgresql":
+        # The rows stay as recorded until commit: writers of these files wait (SQLite: the
+        # transaction is a snapshot and holds the only write lock once it writes).
+        await s.execute(
+            text(
+                f"SELECT w.id FROM workspace_items w WHERE w.session_id = :sid{where} FOR SHARE"  # noqa: S608 (constant fragments)
+            ),
+            params,
+        )
     await s.execute(
         text(
             "INSERT INTO snapshot_files"  # noqa: S608 (constant SQL fragments; values are bound)
@@ -70,21 +79,20 @@ async def capture(
         ),
         params,
     )
-    inner, _ = _scope("w2", root)
     await s.execute(
         tsql(
-            "INSERT INTO content_blobs"  # noqa: S608 (constant SQL fragments; values are bound)
+            "INSERT INTO content_blobs"
             " (hash, encoding, base_hash, depth, size, stored_size, refs, data, created_at)"
-            " SELECT w.content_hash, 'raw', NULL, 0, w.size_bytes, w.size_bytes, g.n,"
-            " COALESCE(w.content, :empty), :now FROM workspace_items w JOIN ("
-            "  SELECT MIN(w2.id) AS id, COUNT(*) AS n FROM workspace_items w2"
-            f"  WHERE w2.session_id = :sid AND w2.type = 'file'{inner}"
-            "  GROUP BY w2.content_hash) g ON w.id = g.id"
-            " WHERE w.session_id = :sid"
+            " SELECT g.h, 'raw', NULL, 0, w.size_bytes, w.size_bytes, g.n,"
+            " COALESCE(w.content, :empty), :now FROM ("
+            "  SELECT f.blob_hash AS h, COUNT(*) AS n, MIN(w2.id) AS id FROM snapshot_files f"
+            "  JOIN workspace_items w2 ON w2.session_id = :sid AND w2.full_path = f.path"
+            "  WHERE f.snapshot_id = :snap AND f.type = 'file' GROUP BY f.blob_hash) g"
+            " JOIN workspace_items w ON w.id = g.id WHERE w.session_id = :sid"
             " ON CONFLICT (hash) DO UPDATE SET refs = content_blobs.refs + excluded.refs",
             "now",
         ),
-        {**params, "empty": _EMPTY, "now": utcnow()},
+        {"sid": session_id, "snap": snap.id, "empty": _EMPTY, "now": utcnow()},
     )
     count, total = (
         await s.execute(
@@ -103,6 +111,15 @@ async def capture(
 async def drop(s: AsyncSession, snapshot_id: int) -> None:
     """Delete a snapshot and release its contents."""
     p = {"snap": snapshot_id}
+    # Lock the blobs in one order (by hash) to make deadlocks with other drops unlikely.
+    await s.execute(
+        text(
+            "SELECT hash FROM content_blobs WHERE hash IN (SELECT blob_hash FROM snapshot_files"
+            " WHERE snapshot_id = :snap) ORDER BY hash"
+            + (" FOR UPDATE" if s.get_bind().dialect.name == "postgresql" else "")  # noqa: S608
+        ),
+        p,
+    )
     await s.execute(
         text(
             "UPDATE content_blobs SET refs = refs - (SELECT COUNT(*) FROM snapshot_files f"

@@ -25,7 +25,7 @@ from coolcoding.db.models import CodeSession, Snapshot, utcnow
 from coolcoding.errors import Conflict, NotFound, TooLarge
 from coolcoding.filesync.paths import ancestors
 from coolcoding.services import blobstore
-from coolcoding.services.blobstore import tsql
+from coolcoding.services.blobstore import retried, tsql
 from coolcoding.services.snapshot_sql import capture, copy_items, drop, materialize
 from coolcoding.services.workspace import Change, WorkspaceRef, WorkspaceService
 from coolcoding.settings import Settings
@@ -68,6 +68,7 @@ class SnapshotService:
             raise NotFound("no such session", code="session_not_found")
         return int(uid)
 
+    @retried
     async def create(self, ref: WorkspaceRef, name: str, kind: str = "manual") -> Snapshot:
         async with self.db.session() as s, s.begin():
             return await capture(
@@ -144,11 +145,13 @@ class SnapshotService:
             "is_binary": row[4],
         }, content
 
+    @retried
     async def delete(self, ref: WorkspaceRef, snapshot_id: int, *, trash: bool = False) -> None:
         await self.get(ref, snapshot_id, trash=trash)
         async with self.db.session() as s, s.begin():
             await drop(s, snapshot_id)
 
+    @retried
     async def restore(self, ref: WorkspaceRef, snapshot_id: int) -> dict[str, Any]:
         """Replace the workspace by a snapshot, the current state snapshotted first: atomic."""
         snap = await self.get(ref, snapshot_id)
@@ -214,6 +217,7 @@ class SnapshotService:
 
     # --- trash -------------------------------------------------------------------------------
 
+    @retried
     async def restore_trash(self, ref: WorkspaceRef, entry_id: int) -> dict[str, Any]:
         """Put a deleted file or folder back where it was (409 if that path is taken now)."""
         snap = await self.get(ref, entry_id, trash=True)
@@ -262,6 +266,7 @@ class SnapshotService:
         await self.workspace._notify(ref, changes)
         return {"path": root, "restored_items": count}
 
+    @retried
     async def trash_workspace(self, sess: CodeSession) -> None:
         """Before a session is deleted: its files go to the user's trash (restorable as a new
         workspace) and its file history is released."""
@@ -336,6 +341,7 @@ class SnapshotService:
             raise NotFound(f"no deleted workspace {entry_id}", code="snapshot_not_found")
         return snap
 
+    @retried
     async def restore_workspace(self, user_id: int, entry_id: int) -> CodeSession:
         """A deleted workspace back, under its old uuid when free."""
         snap = await self._own_workspace_entry(user_id, entry_id)
@@ -361,6 +367,7 @@ class SnapshotService:
             await drop(s, entry_id)
         return sess
 
+    @retried
     async def purge_workspace(self, user_id: int, entry_id: int) -> None:
         await self._own_workspace_entry(user_id, entry_id)
         async with self.db.session() as s, s.begin():
@@ -376,6 +383,7 @@ class SnapshotService:
                 return True
         return False
 
+    @retried
     async def fork(
         self, user_id: int, raw_uuid: str, name: str | None, max_per_user: int
     ) -> CodeSession:

@@ -27,6 +27,7 @@ from coolcoding.filesync.paths import (
     parent_of,
     subtree_bounds,
 )
+from coolcoding.services.blobstore import retrying
 from coolcoding.services.workspace_types import (
     CURRENT_FOR_UPDATE_STMT,
     CURRENT_STMT,
@@ -207,6 +208,29 @@ class WorkspaceService:
         author_id: int | None = None,
     ) -> tuple[ItemInfo, bool]:
         """Create or update a file. Returns (info, created). Unchanged content is a no-op."""
+        return await retrying(
+            lambda: self._save_file(
+                ref,
+                raw_path,
+                content,
+                base_version=base_version,
+                base_hash=base_hash,
+                source=source,
+                author_id=author_id,
+            )
+        )
+
+    async def _save_file(
+        self,
+        ref: WorkspaceRef,
+        raw_path: str,
+        content: bytes,
+        *,
+        base_version: int | None,
+        base_hash: str | None,
+        source: str,
+        author_id: int | None,
+    ) -> tuple[ItemInfo, bool]:
         path = self.normalize(raw_path)
         if len(content) > self.settings.max_file_bytes:
             raise TooLarge(
@@ -371,6 +395,11 @@ class WorkspaceService:
         exists is a ``Conflict`` and nothing is written, so the caller can fall back to
         ``save_file`` one by one.
         """
+        return await retrying(lambda: self._create_files(ref, files, source=source))
+
+    async def _create_files(
+        self, ref: WorkspaceRef, files: Sequence[tuple[str, bytes]], *, source: str
+    ) -> list[ItemInfo]:
         entries: dict[str, bytes] = {}
         for raw, content in files:
             path = self.normalize(raw)
@@ -503,7 +532,10 @@ class WorkspaceService:
         return item_info(row), bool(made)
 
     async def delete(self, ref: WorkspaceRef, raw_path: str, *, source: str = "api") -> ItemInfo:
-        """Delete a file, or a folder with everything below it."""
+        """Delete a file, or a folder with everything below it (to the trash, history on)."""
+        return await retrying(lambda: self._delete(ref, raw_path, source=source))
+
+    async def _delete(self, ref: WorkspaceRef, raw_path: str, *, source: str) -> ItemInfo:
         path = self.normalize(raw_path)
         async with self.db.session() as s, s.begin():
             row = (
