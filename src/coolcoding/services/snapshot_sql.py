@@ -17,6 +17,11 @@ from coolcoding.services import blobstore
 from coolcoding.services.blobstore import tsql
 
 _EMPTY = b""
+_LOCK_BLOBS = text(
+    "SELECT hash FROM content_blobs WHERE hash IN (SELECT blob_hash FROM snapshot_files"
+    " WHERE snapshot_id = :snap) ORDER BY hash"
+)
+_LOCK_BLOBS_PG = text(str(_LOCK_BLOBS) + " FOR UPDATE")
 
 
 def _scope(alias: str, root: str) -> tuple[str, dict[str, Any]]:
@@ -112,14 +117,8 @@ async def drop(s: AsyncSession, snapshot_id: int) -> None:
     """Delete a snapshot and release its contents."""
     p = {"snap": snapshot_id}
     # Lock the blobs in one order (by hash) to make deadlocks with other drops unlikely.
-    await s.execute(
-        text(
-            "SELECT hash FROM content_blobs WHERE hash IN (SELECT blob_hash FROM snapshot_files"
-            " WHERE snapshot_id = :snap) ORDER BY hash"
-            + (" FOR UPDATE" if s.get_bind().dialect.name == "postgresql" else "")  # noqa: S608
-        ),
-        p,
-    )
+    pg = s.get_bind().dialect.name == "postgresql"
+    await s.execute(_LOCK_BLOBS_PG if pg else _LOCK_BLOBS, p)
     await s.execute(
         text(
             "UPDATE content_blobs SET refs = refs - (SELECT COUNT(*) FROM snapshot_files f"
