@@ -79,7 +79,7 @@ def upgrade() -> None:
         sa.Column("size", sa.BigInteger(), nullable=False),
         sa.Column("is_binary", sa.Boolean(), nullable=False),
     )
-    op.create_index("ix_snapshot_files_blob_hash", "snapshot_files", ["blob_hash"])
+    op.create_index("ix_workspace_items_parent_id", "workspace_items", ["parent_id"])
     with op.batch_alter_table("sessions") as batch:
         batch.add_column(sa.Column("forked_from_uuid", sa.Uuid(), nullable=True))
         batch.add_column(sa.Column("forked_from_name", sa.String(255), nullable=True))
@@ -91,7 +91,7 @@ def downgrade() -> None:
         batch.drop_column("fork_count")
         batch.drop_column("forked_from_name")
         batch.drop_column("forked_from_uuid")
-    op.drop_index("ix_snapshot_files_blob_hash", table_name="snapshot_files")
+    op.drop_index("ix_workspace_items_parent_id", table_name="workspace_items")
     op.drop_table("snapshot_files")
     op.drop_index("ix_snapshots_user_id", table_name="snapshots")
     op.drop_index("ix_snapshots_session", table_name="snapshots")
