@@ -185,6 +185,9 @@ _DROP_REF = text(
     "UPDATE content_blobs SET refs = refs - :n WHERE hash = :hash RETURNING refs, base_hash"
 )
 _DELETE_UNUSED = text("DELETE FROM content_blobs WHERE hash = :hash AND refs <= 0")
+_DELETE_LAST = text(
+    "DELETE FROM content_blobs WHERE hash = :hash AND refs <= :n RETURNING base_hash"
+)
 _CHAIN = text(
     "WITH RECURSIVE chain(hash, encoding, base_hash, data, lvl) AS ("
     " SELECT hash, encoding, base_hash, data, 0 FROM content_blobs WHERE hash = :hash"
@@ -210,8 +213,8 @@ async def put(
 ) -> None:
     """Add ``refs`` references to the blob of ``content`` (stored if new; a delta against
     ``base`` = (hash, content) when that base still exists and its chain is short enough)."""
-    if await _add_ref(s, digest, refs):
-        return
+    # No look-up first: the upsert below adds the references to an existing blob (one round trip
+    # on the hot path; the encoding is then wasted work, a rare case: a content seen before).
     depth = 0
     if base is not None and base[0] != digest:
         # Reference the base first: once counted it cannot vanish under the delta.
@@ -249,10 +252,6 @@ async def put(
         await release(s, [enc.base_hash])
 
 
-async def _add_ref(s: AsyncSession, digest: str, n: int) -> bool:
-    return (await s.execute(_ADD_REF, {"hash": digest, "n": n})).first() is not None
-
-
 async def release(s: AsyncSession, hashes: Iterable[str | None], n: int = 1) -> int:
     """Drop one reference (``n``) from each blob; delete those left unreferenced, then their
     bases. Returns how many blobs were deleted."""
@@ -260,6 +259,14 @@ async def release(s: AsyncSession, hashes: Iterable[str | None], n: int = 1) -> 
     deleted = 0
     while todo:
         digest, count = todo.pop()
+        # Usually the last reference: one statement deletes it (the row lock makes a concurrent
+        # ``put`` wait, then store the content again).
+        gone = (await s.execute(_DELETE_LAST, {"hash": digest, "n": count})).first()
+        if gone is not None:
+            deleted += 1
+            if gone[0]:
+                todo.append((str(gone[0]), 1))
+            continue
         row = (await s.execute(_DROP_REF, {"hash": digest, "n": count})).first()
         if row is None or int(row[0]) > 0:
             continue

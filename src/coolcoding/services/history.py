@@ -29,8 +29,9 @@ from coolcoding.settings import Settings
 SOURCES = {"api": "editor", "sandbox": "terminal"}
 
 _LATEST = tsql(
-    "SELECT id, source, author_id, created_at, blob_hash FROM file_versions"
-    " WHERE session_id = :sid AND path = :path ORDER BY id DESC LIMIT 1",
+    "SELECT v.id, v.source, v.author_id, v.created_at, v.blob_hash, b.base_hash"
+    " FROM file_versions v LEFT JOIN content_blobs b ON b.hash = v.blob_hash"
+    " WHERE v.session_id = :sid AND v.path = :path ORDER BY v.id DESC LIMIT 1",
     columns=("created_at",),
 )
 _INSERT = tsql(
@@ -48,7 +49,6 @@ _BEYOND = text(
     "SELECT id, blob_hash FROM file_versions WHERE session_id = :sid AND path = :path"
     " ORDER BY id DESC LIMIT 1000 OFFSET :keep"
 )
-_BASE_OF = text("SELECT base_hash FROM content_blobs WHERE hash = :h")
 _VERSION_COLS = (
     "id, path, blob_hash, size, is_binary, source, author_id, changes, created_at, updated_at"
 )
@@ -102,7 +102,7 @@ class HistoryRecorder:
             and latest[4] is not None
             and now - _aware(latest[3]) < window
         ):
-            base_hash = (await s.execute(_BASE_OF, {"h": latest[4]})).scalar()
+            base_hash = latest[5]
             base = (base_hash, await blobstore.read(s, base_hash)) if base_hash else None
             await blobstore.put(
                 s, new_hash, new, base=base, max_depth=self.settings.history_delta_max_depth
