@@ -20,20 +20,20 @@ import os
 import random
 import secrets
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import httpx
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_api import _pg, start_server  # noqa: E402
-from ccserver import pct, write_result  # noqa: E402
-from httpload import Request, run_load  # noqa: E402
+from bench_api import _pg, start_server
+from ccserver import pct, write_result
+from httpload import Request, run_load
 
 
-def save_latency(rate: float, duration: float, rounds: int, connections: int = 50) -> dict[str, object]:
+def save_latency(
+    rate: float, duration: float, rounds: int, connections: int = 50
+) -> dict[str, object]:
     servers = {}
     tmp = tempfile.TemporaryDirectory()
     try:
@@ -46,12 +46,21 @@ def save_latency(rate: float, duration: float, rounds: int, connections: int = 5
         results: dict[str, list[dict[str, object]]] = {"on": [], "off": []}
         for mode in ("on", "off"):  # warm-up, not measured
             _, port, _, make = servers[mode]
-            asyncio.run(run_load("127.0.0.1", port, make, connections=connections, duration_s=2, rate=None))
+            asyncio.run(
+                run_load("127.0.0.1", port, make, connections=connections, duration_s=2, rate=None)
+            )
         for _ in range(rounds):
             for mode in ("on", "off"):
                 _, port, _, make = servers[mode]
                 r = asyncio.run(
-                    run_load("127.0.0.1", port, make, connections=connections, duration_s=duration, rate=rate)
+                    run_load(
+                        "127.0.0.1",
+                        port,
+                        make,
+                        connections=connections,
+                        duration_s=duration,
+                        rate=rate,
+                    )
                 )
                 results[mode].append(r.summary())
         out: dict[str, object] = {}
@@ -145,7 +154,10 @@ async def storage_1000(backend: str) -> dict[str, object]:
         try:
             ref = await _new_ref(db, f"s{secrets.token_hex(3)}")
             rnd = random.Random(9)
-            words = ["".join(rnd.choice("abcdefghijklmnop") for _ in range(rnd.randint(2, 9))) for _ in range(3000)]
+            words = [
+                "".join(rnd.choice("abcdefghijklmnop") for _ in range(rnd.randint(2, 9)))
+                for _ in range(3000)
+            ]
             lines = [" ".join(rnd.choice(words) for _ in range(9)) + "\n" for _ in range(1800)]
             assert sum(len(x) for x in lines) > 100_000
             times = []
@@ -161,7 +173,9 @@ async def storage_1000(backend: str) -> dict[str, object]:
                 stored, count = (
                     await s.execute(text("SELECT SUM(stored_size), COUNT(*) FROM content_blobs"))
                 ).one()
-                versions = (await s.execute(text("SELECT COUNT(*) FROM file_versions"))).scalar_one()
+                versions = (
+                    await s.execute(text("SELECT COUNT(*) FROM file_versions"))
+                ).scalar_one()
             times.sort()
             return {
                 "backend": backend,
@@ -185,7 +199,10 @@ async def snapshot_10k(backend: str, runs: int) -> dict[str, object]:
         try:
             ref = await _new_ref(db, f"t{secrets.token_hex(3)}")
             settings.history_enabled = False  # seeding is not what is measured
-            files = [(f"dir{i % 100:03d}/file{i:05d}.py", f"print({i})\n".encode() * 10) for i in range(9_900)]
+            files = [
+                (f"dir{i % 100:03d}/file{i:05d}.py", f"print({i})\n".encode() * 10)
+                for i in range(9_900)
+            ]
             for k in range(0, len(files), 1000):
                 await ws.create_files(ref, files[k : k + 1000])
             settings.history_enabled = True
@@ -210,8 +227,12 @@ async def snapshot_10k(backend: str, runs: int) -> dict[str, object]:
                 "restore_ms_median": round(statistics.median(restore_ms), 1),
                 "restore_ms_max": round(max(restore_ms), 1),
                 "floor_list_10k_ms_median": round(statistics.median(floor_ms), 1),
-                "snapshot_vs_list_ratio": round(statistics.median(snap_ms) / statistics.median(floor_ms), 2),
-                "restore_vs_list_ratio": round(statistics.median(restore_ms) / statistics.median(floor_ms), 2),
+                "snapshot_vs_list_ratio": round(
+                    statistics.median(snap_ms) / statistics.median(floor_ms), 2
+                ),
+                "restore_vs_list_ratio": round(
+                    statistics.median(restore_ms) / statistics.median(floor_ms), 2
+                ),
             }
         finally:
             await db.dispose()
@@ -226,23 +247,30 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--skip-load", action="store_true")
+    ap.add_argument("--only-load", action="store_true")
     args = ap.parse_args()
     result: dict[str, object] = {}
-    for backend in ("postgres", "sqlite"):
+    for backend in () if args.only_load else ("postgres", "sqlite"):
         result[f"storage_{backend}"] = r = asyncio.run(storage_1000(backend))
-        print(f"1,000 versions of a 100 KB file ({backend}): {r['stored_bytes'] / 1e6:.2f} MB stored "
-              f"for {r['raw_bytes'] / 1e6:.0f} MB of content; save p50 {r['save_p50_ms']} ms p99 {r['save_p99_ms']} ms")
+        print(
+            f"1,000 versions of a 100 KB file ({backend}): {r['stored_bytes'] / 1e6:.2f} MB stored "
+            f"for {r['raw_bytes'] / 1e6:.0f} MB of content; save p50 {r['save_p50_ms']} ms p99 {r['save_p99_ms']} ms"
+        )
         result[f"snapshot_{backend}"] = r = asyncio.run(snapshot_10k(backend, args.runs))
-        print(f"10,000 files ({backend}): snapshot {r['snapshot_ms_median']} ms (max {r['snapshot_ms_max']}), "
-              f"restore {r['restore_ms_median']} ms (max {r['restore_ms_max']}); "
-              f"list floor {r['floor_list_10k_ms_median']} ms")
+        print(
+            f"10,000 files ({backend}): snapshot {r['snapshot_ms_median']} ms (max {r['snapshot_ms_max']}), "
+            f"restore {r['restore_ms_median']} ms (max {r['restore_ms_max']}); "
+            f"list floor {r['floor_list_10k_ms_median']} ms"
+        )
     if not args.skip_load:
         result["save_latency_postgres"] = r = save_latency(args.rate, args.duration, args.rounds)
         for mode in ("on", "off"):
             m = r[mode]  # type: ignore[index]
-            print(f"saves+reads at {args.rate:.0f} req/s, history {mode}: p50 {m['p50_ms_median']} ms, "
-                  f"p99 median {m['p99_ms_median']} ms, worst {m['p99_ms_max']} ms")
-    write_result("history", result)
+            print(
+                f"saves+reads at {args.rate:.0f} req/s, history {mode}: p50 {m['p50_ms_median']} ms, "
+                f"p99 median {m['p99_ms_median']} ms, worst {m['p99_ms_max']} ms"
+            )
+    write_result("history_load" if args.only_load else "history", result)
 
 
 if __name__ == "__main__":
