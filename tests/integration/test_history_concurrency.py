@@ -90,3 +90,31 @@ async def _ref(db: Database, sid: str) -> WorkspaceRef:
         row = await s.scalar(select(CodeSession.id).where(CodeSession.uuid == parse_uuid(sid)))
     assert row is not None
     return WorkspaceRef(int(row), sid)
+
+
+def test_bulk_arrival_records_first_versions(user: UserClient, server: LiveServer) -> None:
+    """Files arriving in bulk from the sandbox (``create_files``) each get a first version
+    ("terminal"); identical contents share one blob with one reference per file."""
+    c, sid = user.client, user.new_session()
+
+    async def arrive() -> list[str]:
+        db = Database(server.settings)
+        ws = WorkspaceService(db, server.settings)
+        ws.recorder = HistoryRecorder(server.settings)
+        try:
+            ref = await _ref(db, sid)
+            files = [
+                (f"gen/f{i}.txt", b"same\n" if i % 2 else f"n{i}\n".encode()) for i in range(50)
+            ]
+            await ws.create_files(ref, files, source="sandbox")
+            async with db.session() as s:
+                return await blobstore.verify(s)
+        finally:
+            await db.dispose()
+
+    assert asyncio.run(arrive()) == []
+    versions = c.get(f"/api/workspace/{sid}/history", params={"limit": 500}).json()["versions"]
+    gen = [v for v in versions if v["path"].startswith("gen/")]
+    assert len(gen) == 50 and {v["source"] for v in gen} == {"terminal"}
+    v = next(v for v in gen if v["path"] == "gen/f3.txt")
+    assert c.get(f"/api/workspace/{sid}/history/{v['id']}").json()["content"] == "same\n"

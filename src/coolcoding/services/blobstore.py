@@ -252,6 +252,37 @@ async def put(
         await release(s, [enc.base_hash])
 
 
+_UPSERT_MANY = tsql(
+    "INSERT INTO content_blobs (hash, encoding, base_hash, depth, size, stored_size, refs, data,"
+    " created_at) VALUES (:hash, :encoding, NULL, 0, :size, :stored, :n, :data, :now)"
+    " ON CONFLICT (hash) DO UPDATE SET refs = content_blobs.refs + excluded.refs",
+    "now",
+)
+
+
+async def put_many(s: AsyncSession, contents: dict[str, tuple[bytes, int]]) -> None:
+    """Add ``n`` references to the blob of each content (hash -> (content, n)), in one
+    statement: for bulk arrivals (no delta: they are new files)."""
+    if not contents:
+        return
+    now = utcnow()
+    rows = []
+    for digest, (content, n) in sorted(contents.items()):  # one lock order
+        enc = encode(content)
+        rows.append(
+            {
+                "hash": digest,
+                "encoding": enc.encoding,
+                "size": len(content),
+                "stored": len(enc.data),
+                "n": n,
+                "data": enc.data,
+                "now": now,
+            }
+        )
+    await s.execute(_UPSERT_MANY, rows)
+
+
 async def release(s: AsyncSession, hashes: Iterable[str | None], n: int = 1) -> int:
     """Drop one reference (``n``) from each blob; delete those left unreferenced, then their
     bases. Returns how many blobs were deleted."""

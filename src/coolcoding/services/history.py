@@ -122,6 +122,37 @@ class HistoryRecorder:
         await self._insert(s, p, new_hash, new, src, author_id, now, base=old)
         await self._enforce_retention(s, p)
 
+    async def on_create_many(
+        self, s: AsyncSession, ref: WorkspaceRef, files: dict[str, tuple[str, bytes]], source: str
+    ) -> None:
+        """Many new files at once (a bulk arrival from the sandbox): their first versions in two
+        statements. Retention is applied at each file's next change."""
+        if not files:
+            return
+        counts: dict[str, tuple[bytes, int]] = {}
+        for digest, content in files.values():
+            prev = counts.get(digest)
+            counts[digest] = (content, (prev[1] if prev else 0) + 1)
+        await blobstore.put_many(s, counts)
+        now = utcnow()
+        src = source_name(source)
+        await s.execute(
+            _INSERT,
+            [
+                {
+                    "sid": ref.session_id,
+                    "path": path,
+                    "hash": digest,
+                    "size": len(content),
+                    "binary": looks_binary(content),
+                    "source": src,
+                    "author": None,
+                    "now": now,
+                }
+                for path, (digest, content) in files.items()
+            ],
+        )
+
     async def _insert(
         self,
         s: AsyncSession,

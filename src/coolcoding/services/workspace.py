@@ -481,8 +481,9 @@ class WorkspaceService:
                 )
                 history = self._history
                 if history is not None:
-                    for p, c in entries.items():
-                        await history.on_write(s, ref, p, None, meta[p][0], c, source, None)
+                    await history.on_create_many(
+                        s, ref, {p: (meta[p][0], c) for p, c in entries.items()}, source
+                    )
         except IntegrityError as exc:
             raise Conflict("a file was created concurrently", code="already_exists") from exc
         infos = [

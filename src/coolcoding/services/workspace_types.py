@@ -88,6 +88,10 @@ class Recorder(Protocol):
         self, s: AsyncSession, ref: WorkspaceRef, path: str, item_type: str, source: str
     ) -> None: ...
 
+    async def on_create_many(
+        self, s: AsyncSession, ref: WorkspaceRef, files: dict[str, tuple[str, bytes]], source: str
+    ) -> None: ...
+
     async def on_move(self, s: AsyncSession, ref: WorkspaceRef, src: str, dst: str) -> None: ...
 
 
