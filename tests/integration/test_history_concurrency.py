@@ -118,3 +118,34 @@ def test_bulk_arrival_records_first_versions(user: UserClient, server: LiveServe
     assert len(gen) == 50 and {v["source"] for v in gen} == {"terminal"}
     v = next(v for v in gen if v["path"] == "gen/f3.txt")
     assert c.get(f"/api/workspace/{sid}/history/{v['id']}").json()["content"] == "same\n"
+
+
+def test_background_job_purges_and_schedules(user: UserClient, server: LiveServer) -> None:
+    c, sid = user.client, user.new_session()
+    assert c.post(f"/api/workspace/{sid}/file/t.txt", json={"content": "x\n"}).status_code == 201
+    assert c.delete(f"/api/workspace/{sid}/file/t.txt").status_code == 204
+    assert c.post(f"/api/workspace/{sid}/file/u.txt", json={"content": "y\n"}).status_code == 201
+    assert len(c.get(f"/api/workspace/{sid}/trash").json()["snapshots"]) == 1
+    settings = server.settings.model_copy(
+        update={"trash_retention_days": 0.0, "snapshot_interval_s": 3600.0}
+    )
+
+    async def run() -> tuple[dict[str, int], int, list[str]]:
+        db = Database(settings)
+        ws = WorkspaceService(db, settings)
+        snaps = SnapshotService(db, settings, ws)
+        try:
+            purged = await snaps.purge_once()
+            scheduled = await snaps.scheduled_once()
+            again = await snaps.scheduled_once()  # nothing changed since: no second one
+            assert again == 0
+            async with db.session() as s:
+                return purged, scheduled, await blobstore.verify(s)
+        finally:
+            await db.dispose()
+
+    purged, scheduled, problems = asyncio.run(run())
+    assert purged["trash"] >= 1 and scheduled >= 1 and problems == []
+    assert c.get(f"/api/workspace/{sid}/trash").json()["snapshots"] == []
+    kinds = [s["kind"] for s in c.get(f"/api/workspace/{sid}/snapshots").json()["snapshots"]]
+    assert "scheduled" in kinds
