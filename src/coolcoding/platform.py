@@ -70,6 +70,14 @@ class Platform:
         )
         self.workspace = WorkspaceService(self.db, settings)
         self.workspace.sinks.append(self._publish_changes)
+        # File history, snapshots, trash, forks (services/history.py, snapshots.py).
+        from coolcoding.services.history import HistoryRecorder, HistoryService
+        from coolcoding.services.snapshots import SnapshotService
+
+        self.workspace.recorder = HistoryRecorder(settings)
+        self.history = HistoryService(self.db, settings, self.workspace)
+        self.snapshots = SnapshotService(self.db, settings, self.workspace)
+        self.sessions.before_delete.append(self.snapshots.trash_workspace)
         self._on_start: list[Hook] = []
         self._on_stop: list[Hook] = []
         # Session sandboxes, file sync, terminals and command history (None: see ``unavailable``).
@@ -168,8 +176,10 @@ class Platform:
         await self.leases.start()
         for hook in self._on_start:
             await hook()
+        await self.snapshots.start()
 
     async def stop(self) -> None:
+        await self.snapshots.stop()
         for hook in reversed(self._on_stop):
             try:
                 await hook()

@@ -127,6 +127,40 @@ class Settings(BaseSettings):
         default=100, description="Sessions (workspaces) one user may own; 0 = no cap"
     )
 
+    # --- history, snapshots, trash (services/history.py, snapshots.py) -----------------------
+    history_enabled: bool = Field(default=True, description="Keep file versions of every change")
+    history_max_versions: int = Field(
+        default=50, ge=1, description="Versions kept per file (the oldest beyond are purged)"
+    )
+    history_coalesce_s: float = Field(
+        default=10.0,
+        ge=0,
+        description="Changes of a file from one source and author within this many seconds of "
+        "its last version's start are merged into that version (0 = every change a version)",
+    )
+    history_delta_max_depth: int = Field(
+        default=32, ge=0, description="Longest chain of deltas before a full (zlib) copy"
+    )
+    snapshot_before_delete_min_files: int = Field(
+        default=20, description="Deleting a folder with more files first takes a snapshot"
+    )
+    snapshot_interval_s: float = Field(
+        default=1800,
+        description="Scheduled snapshot of a workspace changed since its last snapshot (0 = off)",
+    )
+    snapshot_max_auto: int = Field(
+        default=20, description="Automatic and scheduled snapshots kept per workspace"
+    )
+    snapshot_max_age_days: float = Field(
+        default=30, description="Automatic and scheduled snapshots older than this are purged"
+    )
+    trash_retention_days: float = Field(
+        default=30, description="Days a deleted file, folder or workspace stays restorable"
+    )
+    history_purge_interval_s: float = Field(
+        default=600, description="How often the background job purges the trash and old snapshots"
+    )
+
     # --- sandboxes ----------------------------------------------------------------------------
     runtime: Literal["local", "kubernetes"] = "local"
     sandbox_memory_mb: int = 512

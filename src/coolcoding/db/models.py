@@ -114,6 +114,10 @@ class CodeSession(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     last_accessed_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Fork lineage (migration 0004): kept as uuid and name so it survives the origin's deletion.
+    forked_from_uuid: Mapped[uuid_mod.UUID | None] = mapped_column(Uuid, nullable=True)
+    forked_from_name: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    fork_count: Mapped[int] = mapped_column(Integer, default=0)
 
     user: Mapped[User] = relationship(back_populates="sessions")
 
@@ -125,6 +129,9 @@ class WorkspaceItem(Base):
     __table_args__ = (
         UniqueConstraint("session_id", "full_path", name="uq_workspace_items_session_path"),
         Index("ix_workspace_items_parent", "session_id", "parent_id"),
+        # The self-referencing foreign key's lookups on delete (migration 0004): without it each
+        # deleted row scans the table, and deleting or restoring 10,000 items is quadratic.
+        Index("ix_workspace_items_parent_id", "parent_id"),
     )
 
     id: Mapped[int] = mapped_column(IdType, primary_key=True)
@@ -212,3 +219,84 @@ class Lease(Base):
     # Where the holder serves HTTP (informative; for a future proxy to the holder).
     address: Mapped[str | None] = mapped_column(String(255))
     expires_at: Mapped[datetime] = mapped_column(index=True)
+
+
+# --- history (migration 0004): services/blobstore.py, history.py, snapshots.py ----------------
+
+
+class ContentBlob(Base):
+    """One distinct content, by its SHA-256, shared by file versions, snapshots and the trash.
+
+    ``encoding``: raw | zlib | delta (zlib of a copy/insert delta against ``base_hash``).
+    ``refs`` counts file versions, snapshot files and deltas based on it; at 0 it is deleted in
+    the same transaction that dropped the last reference."""
+
+    __tablename__ = "content_blobs"
+
+    hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    encoding: Mapped[str] = mapped_column(String(8))
+    base_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    depth: Mapped[int] = mapped_column(Integer, default=0)
+    size: Mapped[int] = mapped_column(BigInteger)
+    stored_size: Mapped[int] = mapped_column(BigInteger)
+    refs: Mapped[int] = mapped_column(BigInteger, default=0)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class FileVersion(Base):
+    """A past or current content of a workspace path (``blob_hash`` None: the file was deleted)."""
+
+    __tablename__ = "file_versions"
+    __table_args__ = (Index("ix_file_versions_path", "session_id", "path", "id"),)
+
+    id: Mapped[int] = mapped_column(IdType, primary_key=True)
+    session_id: Mapped[int] = mapped_column(ForeignKey("sessions.id", ondelete="CASCADE"))
+    path: Mapped[str] = mapped_column(PathType)
+    blob_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    size: Mapped[int] = mapped_column(BigInteger, default=0)
+    is_binary: Mapped[bool] = mapped_column(Boolean, default=False)
+    # editor | terminal | upload | restore | run | delete
+    source: Mapped[str] = mapped_column(String(16))
+    author_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"), nullable=True
+    )
+    changes: Mapped[int] = mapped_column(Integer, default=1)  # writes coalesced into it
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Snapshot(Base):
+    """A workspace (or, for the trash, a deleted subtree or workspace) at a point in time."""
+
+    __tablename__ = "snapshots"
+    __table_args__ = (Index("ix_snapshots_session", "session_id", "kind", "id"),)
+
+    id: Mapped[int] = mapped_column(IdType, primary_key=True)
+    session_id: Mapped[int | None] = mapped_column(
+        ForeignKey("sessions.id", ondelete="SET NULL"), nullable=True
+    )
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))  # manual | auto | scheduled | trash
+    name: Mapped[str] = mapped_column(String(255))
+    root_path: Mapped[str] = mapped_column(PathType, default="")
+    root_type: Mapped[str] = mapped_column(String(16), default="workspace")
+    meta: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    file_count: Mapped[int] = mapped_column(Integer, default=0)
+    total_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class SnapshotFile(Base):
+    __tablename__ = "snapshot_files"
+
+    snapshot_id: Mapped[int] = mapped_column(
+        ForeignKey("snapshots.id", ondelete="CASCADE"), primary_key=True
+    )
+    path: Mapped[str] = mapped_column(PathType, primary_key=True)
+    parent_path: Mapped[str | None] = mapped_column(PathType, nullable=True)
+    name: Mapped[str] = mapped_column(String(255))
+    type: Mapped[str] = mapped_column(String(8))
+    blob_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    size: Mapped[int] = mapped_column(BigInteger, default=0)
+    is_binary: Mapped[bool] = mapped_column(Boolean, default=False)

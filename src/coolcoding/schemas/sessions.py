@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, StrictBool
 
@@ -35,3 +36,6 @@ class SessionOut(BaseModel):
     created_at: datetime
     updated_at: datetime
     last_accessed_at: datetime
+    forked_from_uuid: UUID | None = None
+    forked_from_name: str | None = None
+    fork_count: int = 0

@@ -27,7 +27,9 @@ from coolcoding.filesync.paths import (
     parent_of,
     subtree_bounds,
 )
+from coolcoding.services.blobstore import retrying
 from coolcoding.services.workspace_types import (
+    CURRENT_FOR_UPDATE_STMT,
     CURRENT_STMT,
     DEFAULT_CONTENT,
     DEFAULT_FILE,
@@ -42,6 +44,7 @@ from coolcoding.services.workspace_types import (
     Change,
     ChangeSink,
     ItemInfo,
+    Recorder,
     SaveGuard,
     WorkspaceRef,
     content_hash,
@@ -66,6 +69,13 @@ class WorkspaceService:
         )
         self.sinks: list[ChangeSink] = []
         self.save_guards: list[SaveGuard] = []
+        # File history (services/history.py): called inside each write's transaction.
+        self.recorder: Recorder | None = None
+
+    @property
+    def _history(self) -> Recorder | None:
+        rec = self.recorder
+        return rec if rec is not None and rec.enabled else None
 
     def normalize(self, raw: str) -> str:
         return normalize_path(raw, self.rules)
@@ -195,8 +205,32 @@ class WorkspaceService:
         base_version: int | None = None,
         base_hash: str | None = None,
         source: str = "api",
+        author_id: int | None = None,
     ) -> tuple[ItemInfo, bool]:
         """Create or update a file. Returns (info, created). Unchanged content is a no-op."""
+        return await retrying(
+            lambda: self._save_file(
+                ref,
+                raw_path,
+                content,
+                base_version=base_version,
+                base_hash=base_hash,
+                source=source,
+                author_id=author_id,
+            )
+        )
+
+    async def _save_file(
+        self,
+        ref: WorkspaceRef,
+        raw_path: str,
+        content: bytes,
+        *,
+        base_version: int | None,
+        base_hash: str | None,
+        source: str,
+        author_id: int | None,
+    ) -> tuple[ItemInfo, bool]:
         path = self.normalize(raw_path)
         if len(content) > self.settings.max_file_bytes:
             raise TooLarge(
@@ -209,7 +243,8 @@ class WorkspaceService:
                 await guard(ref.session_uuid, path, source)
         digest = content_hash(content)
         binary = looks_binary(content)
-        if base_version != 0:
+        history = self._history
+        if base_version != 0 and history is None:
             # The common case, an edit of an existing file, in one statement (one round trip,
             # its own transaction); anything else (a new file, a conflict, a no-op, a folder,
             # the quota) matches no row and takes the general path below, which explains it.
@@ -237,9 +272,13 @@ class WorkspaceService:
         try:
             async with self.db.session() as s, s.begin():
                 params = {"sid": ref.session_id, "path": path}
-                cur = (await s.execute(CURRENT_STMT, params)).first()
+                cur = (
+                    await s.execute(
+                        CURRENT_STMT if history is None else CURRENT_FOR_UPDATE_STMT, params
+                    )
+                ).first()
                 if cur is not None:
-                    item_id, typ, version, size, old_hash = cur
+                    item_id, typ, version, size, old_hash = cur[:5]
                     if typ == "folder":
                         raise Conflict(f"{path!r} is a folder", code="is_a_folder", path=path)
                     if base_version == 0:
@@ -283,6 +322,17 @@ class WorkspaceService:
                         )
                     info = item_info(updated)
                     created = False
+                    if history is not None:
+                        await history.on_write(
+                            s,
+                            ref,
+                            path,
+                            (old_hash, cur[5] or b""),
+                            digest,
+                            content,
+                            source,
+                            author_id,
+                        )
                 else:
                     if base_version not in (None, 0) or base_hash is not None:
                         raise Conflict(
@@ -316,6 +366,10 @@ class WorkspaceService:
                     await s.flush()
                     info = item_info((await s.execute(INFO_STMT, params)).one())
                     created = True
+                    if history is not None:
+                        await history.on_write(
+                            s, ref, path, None, digest, content, source, author_id
+                        )
         except IntegrityError as exc:
             raise Conflict(
                 f"{path!r} was created concurrently", code="already_exists", path=path
@@ -341,6 +395,11 @@ class WorkspaceService:
         exists is a ``Conflict`` and nothing is written, so the caller can fall back to
         ``save_file`` one by one.
         """
+        return await retrying(lambda: self._create_files(ref, files, source=source))
+
+    async def _create_files(
+        self, ref: WorkspaceRef, files: Sequence[tuple[str, bytes]], *, source: str
+    ) -> list[ItemInfo]:
         entries: dict[str, bytes] = {}
         for raw, content in files:
             path = self.normalize(raw)
@@ -420,6 +479,11 @@ class WorkspaceService:
                         for p, c in entries.items()
                     ],
                 )
+                history = self._history
+                if history is not None:
+                    await history.on_create_many(
+                        s, ref, {p: (meta[p][0], c) for p, c in entries.items()}, source
+                    )
         except IntegrityError as exc:
             raise Conflict("a file was created concurrently", code="already_exists") from exc
         infos = [
@@ -469,7 +533,10 @@ class WorkspaceService:
         return item_info(row), bool(made)
 
     async def delete(self, ref: WorkspaceRef, raw_path: str, *, source: str = "api") -> ItemInfo:
-        """Delete a file, or a folder with everything below it."""
+        """Delete a file, or a folder with everything below it (to the trash, history on)."""
+        return await retrying(lambda: self._delete(ref, raw_path, source=source))
+
+    async def _delete(self, ref: WorkspaceRef, raw_path: str, *, source: str) -> ItemInfo:
         path = self.normalize(raw_path)
         async with self.db.session() as s, s.begin():
             row = (
@@ -482,6 +549,8 @@ class WorkspaceService:
             if row is None:
                 raise NotFound(f"no file or folder at {path!r}", code="file_not_found", path=path)
             info = item_info(row)
+            if self.recorder is not None:
+                await self.recorder.on_delete(s, ref, path, info.type, source)
             if info.type == "folder":
                 lo, hi = subtree_bounds(path)
                 await s.execute(
@@ -562,6 +631,8 @@ class WorkspaceService:
                 row = (
                     await s.execute(select(*INFO_COLUMNS).where(WorkspaceItem.id == cur[0]))
                 ).one()
+                if self.recorder is not None:
+                    await self.recorder.on_move(s, ref, src, dst)
         except IntegrityError as exc:
             raise Conflict(f"{dst!r} already exists", code="already_exists", path=dst) from exc
         info = item_info(row)

@@ -6,9 +6,10 @@ import hashlib
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from sqlalchemy import Integer, String, Table, bindparam, func, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import BindParameter
 
 from coolcoding.db.models import WorkspaceItem
@@ -63,6 +64,37 @@ class Change:
 
 
 ChangeSink = Callable[[str, Sequence[Change]], Awaitable[None]]
+
+
+class Recorder(Protocol):
+    """File history's hooks (services/history.py), run inside the write's transaction."""
+
+    @property
+    def enabled(self) -> bool: ...
+
+    async def on_write(
+        self,
+        s: AsyncSession,
+        ref: WorkspaceRef,
+        path: str,
+        old: tuple[str, bytes] | None,
+        new_hash: str,
+        new: bytes,
+        source: str,
+        author_id: int | None,
+    ) -> None: ...
+
+    async def on_delete(
+        self, s: AsyncSession, ref: WorkspaceRef, path: str, item_type: str, source: str
+    ) -> None: ...
+
+    async def on_create_many(
+        self, s: AsyncSession, ref: WorkspaceRef, files: dict[str, tuple[str, bytes]], source: str
+    ) -> None: ...
+
+    async def on_move(self, s: AsyncSession, ref: WorkspaceRef, src: str, dst: str) -> None: ...
+
+
 # Called before a conditional save (one with a base) is checked: (session uuid, path, source). The
 # sync uses it to store a program's pending change to that file first, so a save based on the
 # version before it gets its 409 rather than a conflict copy.
@@ -100,6 +132,12 @@ CURRENT_STMT = select(
     _T.c.size_bytes,
     _T.c.content_hash,
 ).where(*_AT_PATH)
+# The general save path with history on: the row locked, with the content it replaces.
+CURRENT_FOR_UPDATE_STMT = (
+    select(_T.c.id, _T.c.type, _T.c.version, _T.c.size_bytes, _T.c.content_hash, _T.c.content)
+    .where(*_AT_PATH)
+    .with_for_update()
+)
 STATS_STMT = select(func.count(_T.c.id), func.coalesce(func.sum(_T.c.size_bytes), 0)).where(
     _T.c.session_id == _SID
 )

@@ -51,7 +51,8 @@ export default function CodeEditor(props: CodeEditorProps) {
   useEffect(() => {
     const keep = new Set(openKey.split("\n").map((p) => monaco.Uri.parse(p).toString()));
     for (const model of monaco.editor.getModels()) {
-      if (!keep.has(model.uri.toString())) model.dispose();
+      // "history:" models belong to the history dialog's diff editor (components/DiffView.tsx).
+      if (model.uri.scheme !== "history" && !keep.has(model.uri.toString())) model.dispose();
     }
   }, [openKey]);
 

@@ -4,6 +4,8 @@ import { ApiError, errorMessage } from "../api/errors";
 import * as sessionsApi from "../api/sessions";
 import type { Language, Session } from "../api/types";
 import { Brand } from "../components/Brand";
+import * as historyApi from "../api/history";
+import { DeletedWorkspaces } from "../components/DeletedWorkspaces";
 import { ConfirmDialog, PromptDialog } from "../components/Dialog";
 import { EditIcon, PlusIcon, TrashIcon } from "../components/Icons";
 import { FullPageError, Spinner } from "../components/PageStates";
@@ -33,6 +35,15 @@ export function DashboardPage() {
   const [renaming, setRenaming] = useState<Session | null>(null);
   const [deleting, setDeleting] = useState<Session | null>(null);
   const [deletingAccount, setDeletingAccount] = useState(false);
+  const [trashKey, setTrashKey] = useState(0);
+  const onFork = async (s: Session) => {
+    try {
+      const fork = await historyApi.forkSession(s.uuid);
+      navigate(`/s/${fork.uuid}`);
+    } catch (err) {
+      setList({ status: "error", message: errorMessage(err) });
+    }
+  };
   const [dialogBusy, setDialogBusy] = useState(false);
   const [dialogError, setDialogError] = useState<string | null>(null);
 
@@ -102,6 +113,7 @@ export function DashboardPage() {
       await sessionsApi.deleteSession(deleting.uuid);
       const gone = deleting.uuid;
       setList((l) => (l.status === "ready" ? { ...l, sessions: l.sessions.filter((s) => s.uuid !== gone) } : l));
+      setTrashKey((k) => k + 1);
       closeDialogs();
     } catch (err) {
       setDialogError(errorMessage(err));
@@ -191,6 +203,8 @@ export function DashboardPage() {
                   <div className="session-meta">
                     <span>{languageName(s.language)}</span>
                     <span title={s.last_accessed_at ?? undefined}>Opened {formatRelativeTime(s.last_accessed_at)}</span>
+                    {s.forked_from_uuid && <span>Forked from {s.forked_from_name}</span>}
+                    {(s.fork_count ?? 0) > 0 && <span>{s.fork_count} forks</span>}
                   </div>
                 </div>
                 <span className="badge" title="Sandbox status">
@@ -203,6 +217,9 @@ export function DashboardPage() {
                   <button className="icon-btn" aria-label={`Delete ${s.name}`} title="Delete" onClick={() => setDeleting(s)}>
                     <TrashIcon />
                   </button>
+                  <button className="btn btn-sm" aria-label={`Fork ${s.name}`} title="Copy this workspace" onClick={() => void onFork(s)}>
+                    Fork
+                  </button>
                   <Link className="btn btn-sm" to={`/s/${s.uuid}`}>
                     Open
                   </Link>
@@ -211,6 +228,7 @@ export function DashboardPage() {
             ))}
           </ul>
         )}
+        <DeletedWorkspaces refreshKey={trashKey} onRestored={() => load()} />
       </main>
 
       {renaming && (
@@ -246,7 +264,7 @@ export function DashboardPage() {
           title="Delete workspace?"
           message={
             <>
-              <strong>{deleting.name}</strong> and all its files will be deleted, and its sandbox stopped. This cannot be undone.
+              <strong>{deleting.name}</strong> and all its files will be deleted, and its sandbox stopped. It goes to the trash, restorable from “Recently deleted”.
             </>
           }
           confirmLabel="Delete workspace"

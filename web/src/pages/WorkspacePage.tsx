@@ -10,6 +10,7 @@ import type { CursorPosition } from "../components/CodeEditor";
 import { ConfirmDialog, PromptDialog } from "../components/Dialog";
 import { EditorArea } from "../components/EditorArea";
 import { FileExplorer } from "../components/FileExplorer";
+import { HistoryPanel } from "../components/HistoryPanel";
 import { ArrowLeftIcon, PlayIcon, StopIcon } from "../components/Icons";
 import { FullPageError, FullPageSpinner, Spinner } from "../components/PageStates";
 import { Splitter } from "../components/Splitter";
@@ -74,6 +75,7 @@ function Workspace({ initial }: { initial: Session }) {
   const editor = useEditorTabs(uuid, pushError);
   const terminals = useTerminalTabs(uuid);
   const [showOutput, setShowOutput] = useState(false);
+  const [showHistory, setShowHistory] = useState(false);
   const [sandbox, setSandbox] = useState<{ status: string; message: string | null }>({ status: initial.sandbox_status, message: null });
   const [sandboxBusy, setSandboxBusy] = useState(false);
   const [eventsState, setEventsState] = useState<EventsState>("connecting");
@@ -276,7 +278,15 @@ function Workspace({ initial }: { initial: Session }) {
         <button className="ide-title" onClick={() => setRenamingSession(true)} title="Rename workspace">
           {session.name}
         </button>
+        {session.forked_from_uuid && (
+          <span className="ide-forked-from" title={`Forked from ${session.forked_from_name ?? ""}`}>
+            forked from {session.forked_from_name}
+          </span>
+        )}
         <div className="ide-header-spacer" />
+        <button className="btn btn-sm" onClick={() => setShowHistory(true)} title="File history, snapshots and trash">
+          History
+        </button>
         {runner.status !== "idle" ? (
           <button className="btn btn-sm" onClick={runner.stop} aria-label="Stop following the run">
             <Spinner small label="Running" /> <StopIcon width={12} height={12} /> Stop
@@ -354,13 +364,27 @@ function Workspace({ initial }: { initial: Session }) {
         sandboxBusy={sandboxBusy}
       />
       <Toasts toasts={toasts} onDismiss={dismiss} />
+      {showHistory && (
+        <HistoryPanel
+          uuid={uuid}
+          path={editor.state.active}
+          language={activeTab?.language ?? "plaintext"}
+          theme={theme}
+          onClose={() => setShowHistory(false)}
+          onRestored={(paths, message) => {
+            push("info", message);
+            void files.refresh().catch(() => undefined);
+            for (const t of editor.state.tabs) if (paths === null || paths.includes(t.path)) dispatch({ type: "reload", path: t.path });
+          }}
+        />
+      )}
       {deleting && (
         <ConfirmDialog
           title={`Delete ${deleting.type === "folder" ? "folder" : "file"}?`}
           message={
             <>
               <strong>{deleting.path}</strong>
-              {deleting.type === "folder" ? " and everything inside it" : ""} will be deleted. This cannot be undone.
+              {deleting.type === "folder" ? " and everything inside it" : ""} will be deleted. It goes to the trash (History → Trash).
             </>
           }
           confirmLabel="Delete"

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
 from starlette.convertors import Convertor, register_url_convertor
 
-from coolcoding.api.deps import OwnedSession, PlatformDep, WorkspaceDep
+from coolcoding.api.deps import CurrentUser, OwnedSession, PlatformDep, WorkspaceDep
 from coolcoding.api.responses import OWNED, WRITE_OWNED, errors, merge
 from coolcoding.errors import Conflict, InvalidInput, TooLarge
 from coolcoding.schemas.limits import WorkspacePathParam
@@ -84,7 +84,11 @@ async def read_file(
 
 @router.post("/file/{path:anypath}", response_model=ItemOut, responses=merge(CHANGE, CREATED))
 async def save_file(
-    path: WorkspacePathParam, body: SaveIn, ws: WorkspaceDep, platform: PlatformDep
+    path: WorkspacePathParam,
+    body: SaveIn,
+    ws: WorkspaceDep,
+    user: CurrentUser,
+    platform: PlatformDep,
 ) -> JSONResponse:
     if body.encoding == "base64":
         try:
@@ -97,7 +101,7 @@ async def save_file(
         except UnicodeEncodeError as exc:
             raise InvalidInput("content is not valid UTF-8 text", code="invalid_content") from exc
     info, created = await platform.workspace.save_file(
-        ws, path, content, base_version=body.base_version
+        ws, path, content, base_version=body.base_version, author_id=user.user_id
     )
     return JSONResponse(info.as_json(), status_code=201 if created else 200)
 

@@ -1,0 +1,277 @@
+"""File history (issue 9): save latency with history on vs off, storage of 1,000 versions of a
+100 KB file, snapshot and restore of a 10,000-file workspace.
+
+    .venv/bin/python bench/bench_history.py [--rate 500] [--duration 6] [--rounds 3]
+
+1. Two servers on PostgreSQL, history on and off, measured in alternating rounds at a fixed
+   rate (``bench_api.py``'s load: 50 clients, half saves, half reads); p50/p99 of each.
+2. 1,000 saves of a 100 KB text file, each changing one line (coalescing off, retention 1,000),
+   through ``WorkspaceService``; bytes stored in ``content_blobs`` vs the raw 100 MB.
+3. A 10,000-file workspace: snapshot, then restore (which snapshots the current state first),
+   interleaved with the floor of reading the 10,000 items' listing; medians and maxima.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import secrets
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+from bench_api import _pg, start_server
+from ccserver import pct, write_result
+from httpload import Request, run_load
+
+
+def save_latency(
+    rate: float, duration: float, rounds: int, connections: int = 50
+) -> dict[str, object]:
+    servers = {}
+    tmp = tempfile.TemporaryDirectory()
+    try:
+        for mode in ("on", "off"):
+            os.environ["COOLCODING_HISTORY_ENABLED"] = "true" if mode == "on" else "false"
+            port = 18000 + secrets.randbelow(1000)
+            proc, _url, pg_name = start_server("postgres", Path(tmp.name) / mode, port)
+            servers[mode] = (proc, port, pg_name, _setup(port, connections))
+        os.environ.pop("COOLCODING_HISTORY_ENABLED", None)
+        results: dict[str, list[dict[str, object]]] = {"on": [], "off": []}
+        for mode in ("on", "off"):  # warm-up, not measured
+            _, port, _, make = servers[mode]
+            asyncio.run(
+                run_load("127.0.0.1", port, make, connections=connections, duration_s=2, rate=None)
+            )
+        for _ in range(rounds):
+            for mode in ("on", "off"):
+                _, port, _, make = servers[mode]
+                r = asyncio.run(
+                    run_load(
+                        "127.0.0.1",
+                        port,
+                        make,
+                        connections=connections,
+                        duration_s=duration,
+                        rate=rate,
+                    )
+                )
+                results[mode].append(r.summary())
+        out: dict[str, object] = {}
+        for mode, runs in results.items():
+            out[mode] = {
+                "p50_ms_median": statistics.median(float(r["p50_ms"]) for r in runs),  # type: ignore[arg-type]
+                "p99_ms_median": statistics.median(float(r["p99_ms"]) for r in runs),  # type: ignore[arg-type]
+                "p99_ms_max": max(float(r["p99_ms"]) for r in runs),  # type: ignore[arg-type]
+                "runs": runs,
+            }
+        return out
+    finally:
+        for proc, _port, pg_name, _ in servers.values():
+            proc.terminate()
+            proc.wait(timeout=10)
+            if pg_name:
+                asyncio.run(_pg(f'DROP DATABASE IF EXISTS "{pg_name}" WITH (FORCE)'))
+        tmp.cleanup()
+
+
+def _setup(port: int, connections: int):  # type: ignore[no-untyped-def]
+    c = httpx.Client(base_url=f"http://127.0.0.1:{port}")
+    r = c.post(
+        "/api/users/register",
+        json={
+            "username": f"bench{secrets.token_hex(3)}",
+            "email": f"b{secrets.token_hex(3)}@example.com",
+            "password": "benchmark-pass",
+        },
+    )
+    token = r.json()["token"]
+    sessions = [c.post("/api/sessions/", json={"name": f"s{i}"}).json()["uuid"] for i in range(10)]
+    for conn in range(connections):
+        c.post(f"/api/workspace/{sessions[conn % 10]}/file/c{conn}.py", json={"content": "x = 0\n"})
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+
+    def make(conn: int, i: int) -> Request:
+        sid = sessions[conn % 10]
+        if i % 2 == 0:
+            body = json.dumps({"content": f"x = {i}\n" + "# padding\n" * 20}).encode()
+            return Request("POST", f"/api/workspace/{sid}/file/c{conn}.py", body, headers)
+        return Request("GET", f"/api/workspace/{sid}/file/c{conn}.py", b"", headers)
+
+    return make
+
+
+async def _platform(backend: str, tmp: Path, **overrides: object):  # type: ignore[no-untyped-def]
+    from coolcoding.db.engine import Database
+    from coolcoding.db.migrate import upgrade
+    from coolcoding.services.history import HistoryRecorder
+    from coolcoding.services.snapshots import SnapshotService
+    from coolcoding.services.workspace import WorkspaceService
+    from coolcoding.settings import Settings
+
+    pg_name = None
+    if backend == "sqlite":
+        url = f"sqlite+aiosqlite:///{tmp / 'h.db'}"
+    else:
+        pg_name = f"cc_bench_{secrets.token_hex(4)}"
+        await _pg(f'CREATE DATABASE "{pg_name}"')
+        url = f"postgresql+asyncpg://postgres@127.0.0.1:5432/{pg_name}"
+    settings = Settings(data_dir=tmp, database_url=url, **overrides)  # type: ignore[arg-type]
+    db = Database(settings)
+    await upgrade(db.engine)
+    ws = WorkspaceService(db, settings)
+    ws.recorder = HistoryRecorder(settings)
+    return db, ws, SnapshotService(db, settings, ws), settings, pg_name
+
+
+async def _new_ref(db, user: str):  # type: ignore[no-untyped-def]
+    from coolcoding.db.models import CodeSession, User
+    from coolcoding.services.sessions import ref_of
+
+    async with db.session() as s:
+        u = User(username=user, email=f"{user}@example.com", password_hash="x")
+        s.add(u)
+        await s.flush()
+        sess = CodeSession(user_id=u.id, name="bench")
+        s.add(sess)
+        await s.commit()
+    return ref_of(sess)
+
+
+async def storage_1000(backend: str) -> dict[str, object]:
+    from sqlalchemy import text
+
+    with tempfile.TemporaryDirectory() as d:
+        db, ws, _snaps, _settings, pg_name = await _platform(
+            backend, Path(d), history_coalesce_s=0.0, history_max_versions=1000
+        )
+        try:
+            ref = await _new_ref(db, f"s{secrets.token_hex(3)}")
+            rnd = random.Random(9)
+            words = [
+                "".join(rnd.choice("abcdefghijklmnop") for _ in range(rnd.randint(2, 9)))
+                for _ in range(3000)
+            ]
+            lines = [" ".join(rnd.choice(words) for _ in range(9)) + "\n" for _ in range(1800)]
+            assert sum(len(x) for x in lines) > 100_000
+            times = []
+            raw = 0
+            for i in range(1000):
+                lines[rnd.randrange(len(lines))] = f"edit {i}: {rnd.random()}\n"
+                content = "".join(lines).encode()
+                raw += len(content)
+                t0 = time.perf_counter()
+                await ws.save_file(ref, "big.txt", content)
+                times.append((time.perf_counter() - t0) * 1000)
+            async with db.session() as s:
+                stored, count = (
+                    await s.execute(text("SELECT SUM(stored_size), COUNT(*) FROM content_blobs"))
+                ).one()
+                versions = (
+                    await s.execute(text("SELECT COUNT(*) FROM file_versions"))
+                ).scalar_one()
+            times.sort()
+            return {
+                "backend": backend,
+                "versions": int(versions),
+                "blobs": int(count),
+                "stored_bytes": int(stored),
+                "raw_bytes": raw,
+                "ratio_raw_to_stored": round(raw / int(stored), 1),
+                "save_p50_ms": round(statistics.median(times), 2),
+                "save_p99_ms": round(pct(times, 99), 2),
+            }
+        finally:
+            await db.dispose()
+            if pg_name:
+                await _pg(f'DROP DATABASE IF EXISTS "{pg_name}" WITH (FORCE)')
+
+
+async def snapshot_10k(backend: str, runs: int) -> dict[str, object]:
+    with tempfile.TemporaryDirectory() as d:
+        db, ws, snaps, settings, pg_name = await _platform(backend, Path(d))
+        try:
+            ref = await _new_ref(db, f"t{secrets.token_hex(3)}")
+            settings.history_enabled = False  # seeding is not what is measured
+            files = [
+                (f"dir{i % 100:03d}/file{i:05d}.py", f"print({i})\n".encode() * 10)
+                for i in range(9_900)
+            ]
+            for k in range(0, len(files), 1000):
+                await ws.create_files(ref, files[k : k + 1000])
+            settings.history_enabled = True
+            snap_ms, restore_ms, floor_ms = [], [], []
+            for _ in range(runs):
+                t0 = time.perf_counter()
+                snap = await snaps.create(ref, "bench")
+                snap_ms.append((time.perf_counter() - t0) * 1000)
+                t0 = time.perf_counter()
+                items = await ws.list_items(ref)
+                floor_ms.append((time.perf_counter() - t0) * 1000)
+                assert len(items) == 10_000
+                t0 = time.perf_counter()
+                out = await snaps.restore(ref, snap.id)
+                restore_ms.append((time.perf_counter() - t0) * 1000)
+                assert out["restored_items"] == 10_000
+            return {
+                "backend": backend,
+                "items": 10_000,
+                "snapshot_ms_median": round(statistics.median(snap_ms), 1),
+                "snapshot_ms_max": round(max(snap_ms), 1),
+                "restore_ms_median": round(statistics.median(restore_ms), 1),
+                "restore_ms_max": round(max(restore_ms), 1),
+                "floor_list_10k_ms_median": round(statistics.median(floor_ms), 1),
+                "snapshot_vs_list_ratio": round(
+                    statistics.median(snap_ms) / statistics.median(floor_ms), 2
+                ),
+                "restore_vs_list_ratio": round(
+                    statistics.median(restore_ms) / statistics.median(floor_ms), 2
+                ),
+            }
+        finally:
+            await db.dispose()
+            if pg_name:
+                await _pg(f'DROP DATABASE IF EXISTS "{pg_name}" WITH (FORCE)')
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--rate", type=float, default=500)
+    ap.add_argument("--duration", type=float, default=6)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--skip-load", action="store_true")
+    ap.add_argument("--only-load", action="store_true")
+    args = ap.parse_args()
+    result: dict[str, object] = {}
+    for backend in () if args.only_load else ("postgres", "sqlite"):
+        result[f"storage_{backend}"] = r = asyncio.run(storage_1000(backend))
+        print(
+            f"1,000 versions of a 100 KB file ({backend}): {r['stored_bytes'] / 1e6:.2f} MB stored "
+            f"for {r['raw_bytes'] / 1e6:.0f} MB of content; save p50 {r['save_p50_ms']} ms p99 {r['save_p99_ms']} ms"
+        )
+        result[f"snapshot_{backend}"] = r = asyncio.run(snapshot_10k(backend, args.runs))
+        print(
+            f"10,000 files ({backend}): snapshot {r['snapshot_ms_median']} ms (max {r['snapshot_ms_max']}), "
+            f"restore {r['restore_ms_median']} ms (max {r['restore_ms_max']}); "
+            f"list floor {r['floor_list_10k_ms_median']} ms"
+        )
+    if not args.skip_load:
+        result["save_latency_postgres"] = r = save_latency(args.rate, args.duration, args.rounds)
+        for mode in ("on", "off"):
+            m = r[mode]  # type: ignore[index]
+            print(
+                f"saves+reads at {args.rate:.0f} req/s, history {mode}: p50 {m['p50_ms_median']} ms, "
+                f"p99 median {m['p99_ms_median']} ms, worst {m['p99_ms_max']} ms"
+            )
+    write_result("history_load" if args.only_load else "history", result)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,454 @@
+"""File history: every content change of a file is a version (who, what, when), kept in the
+content-addressed blob store; consecutive changes from one source coalesce; the last
+``history_max_versions`` per file are kept.
+
+``HistoryRecorder`` is called by ``WorkspaceService`` inside each write's transaction, so a
+change and its version land together or not at all. ``HistoryService`` serves the API: list,
+read, diff and restore (a restore is a new version, never a rewrite of history).
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import delete, text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from coolcoding.db.engine import Database
+from coolcoding.db.models import FileVersion, utcnow
+from coolcoding.errors import Conflict, InvalidInput, NotFound
+from coolcoding.services import blobstore
+from coolcoding.services.blobstore import tsql
+from coolcoding.services.workspace_types import ItemInfo, WorkspaceRef, looks_binary
+from coolcoding.settings import Settings
+
+# The service's write sources, as history names them.
+SOURCES = {"api": "editor", "sandbox": "terminal"}
+
+_LATEST = tsql(
+    "SELECT v.id, v.source, v.author_id, v.created_at, v.blob_hash, b.base_hash"
+    " FROM file_versions v LEFT JOIN content_blobs b ON b.hash = v.blob_hash"
+    " WHERE v.session_id = :sid AND v.path = :path ORDER BY v.id DESC LIMIT 1",
+    columns=("created_at",),
+)
+_INSERT = tsql(
+    "INSERT INTO file_versions (session_id, path, blob_hash, size, is_binary, source, author_id,"
+    " changes, created_at, updated_at)"
+    " VALUES (:sid, :path, :hash, :size, :binary, :source, :author, 1, :now, :now)",
+    "now",
+)
+_COALESCE = tsql(
+    "UPDATE file_versions SET blob_hash = :hash, size = :size, is_binary = :binary,"
+    " changes = changes + 1, updated_at = :now WHERE id = :id",
+    "now",
+)
+_BEYOND = text(
+    "SELECT id, blob_hash FROM file_versions WHERE session_id = :sid AND path = :path"
+    " ORDER BY id DESC LIMIT 1000 OFFSET :keep"
+)
+_VERSION_COLS = (
+    "id, path, blob_hash, size, is_binary, source, author_id, changes, created_at, updated_at"
+)
+
+
+def source_name(source: str) -> str:
+    return SOURCES.get(source, source)
+
+
+class HistoryRecorder:
+    """The in-transaction hooks of ``WorkspaceService`` (see services/workspace.py)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    @property
+    def enabled(self) -> bool:
+        return self.settings.history_enabled
+
+    async def on_write(
+        self,
+        s: AsyncSession,
+        ref: WorkspaceRef,
+        path: str,
+        old: tuple[str, bytes] | None,
+        new_hash: str,
+        new: bytes,
+        source: str,
+        author_id: int | None,
+    ) -> None:
+        """A file's content became ``new`` (it was ``old`` = (hash, content), None if new)."""
+        src = source_name(source)
+        now = utcnow()
+        p = {"sid": ref.session_id, "path": path}
+        latest = (await s.execute(_LATEST, p)).first()
+        if latest is not None and latest[4] == new_hash:
+            return
+        if old is not None and (latest is None or latest[4] != old[0]):
+            # The content being replaced is not in history (made before history was on, or by a
+            # snapshot restore): keep it first, so that no content is ever lost.
+            await self._insert(s, p, old[0], old[1], "previous", None, now, base=None)
+            latest = None
+        window = timedelta(seconds=self.settings.history_coalesce_s)
+        if (
+            latest is not None
+            and old is not None
+            and window.total_seconds() > 0
+            and src not in ("restore", "upload")
+            and latest[1] == src
+            and latest[2] == author_id
+            and latest[4] is not None
+            and now - _aware(latest[3]) < window
+        ):
+            base_hash = latest[5]
+            base = (base_hash, await blobstore.read(s, base_hash)) if base_hash else None
+            await blobstore.put(
+                s, new_hash, new, base=base, max_depth=self.settings.history_delta_max_depth
+            )
+            await s.execute(
+                _COALESCE,
+                {
+                    "id": latest[0],
+                    "hash": new_hash,
+                    "size": len(new),
+                    "binary": looks_binary(new),
+                    "now": now,
+                },
+            )
+            await blobstore.release(s, [latest[4]])
+            return
+        await self._insert(s, p, new_hash, new, src, author_id, now, base=old)
+        await self._enforce_retention(s, p)
+
+    async def on_create_many(
+        self, s: AsyncSession, ref: WorkspaceRef, files: dict[str, tuple[str, bytes]], source: str
+    ) -> None:
+        """Many new files at once (a bulk arrival from the sandbox): their first versions in two
+        statements. Retention is applied at each file's next change."""
+        if not files:
+            return
+        counts: dict[str, tuple[bytes, int]] = {}
+        for digest, content in files.values():
+            prev = counts.get(digest)
+            counts[digest] = (content, (prev[1] if prev else 0) + 1)
+        await blobstore.put_many(s, counts)
+        now = utcnow()
+        src = source_name(source)
+        await s.execute(
+            _INSERT,
+            [
+                {
+                    "sid": ref.session_id,
+                    "path": path,
+                    "hash": digest,
+                    "size": len(content),
+                    "binary": looks_binary(content),
+                    "source": src,
+                    "author": None,
+                    "now": now,
+                }
+                for path, (digest, content) in files.items()
+            ],
+        )
+
+    async def _insert(
+        self,
+        s: AsyncSession,
+        p: dict[str, Any],
+        digest: str,
+        content: bytes,
+        source: str,
+        author_id: int | None,
+        now: datetime,
+        *,
+        base: tuple[str, bytes] | None,
+    ) -> None:
+        await blobstore.put(
+            s, digest, content, base=base, max_depth=self.settings.history_delta_max_depth
+        )
+        await s.execute(
+            _INSERT,
+            {
+                **p,
+                "hash": digest,
+                "size": len(content),
+                "binary": looks_binary(content),
+                "source": source,
+                "author": author_id,
+                "now": now,
+            },
+        )
+
+    async def _enforce_retention(self, s: AsyncSession, p: dict[str, Any]) -> None:
+        beyond = (await s.execute(_BEYOND, {**p, "keep": self.settings.history_max_versions})).all()
+        if not beyond:
+            return
+        gone = (
+            await s.execute(
+                delete(FileVersion)
+                .where(FileVersion.id.in_([int(r[0]) for r in beyond]))
+                .returning(FileVersion.blob_hash)
+            )
+        ).all()
+        # Only rows this transaction deleted: a concurrent purge of the same rows releases its own.
+        await blobstore.release(s, [r[0] for r in gone])
+
+    async def on_delete(
+        self, s: AsyncSession, ref: WorkspaceRef, path: str, item_type: str, source: str
+    ) -> None:
+        """Before a file or folder is deleted: it goes to the trash (a snapshot of it), a big
+        folder first gets a snapshot of the whole workspace, and each file under it gets a
+        "deleted" version (its content stays in earlier versions and in the trash)."""
+        from coolcoding.services.snapshot_sql import _scope, capture
+
+        user_id = (
+            await s.execute(
+                text("SELECT user_id FROM sessions WHERE id = :sid"), {"sid": ref.session_id}
+            )
+        ).scalar_one()
+        where, params = _scope("w", path)
+        if item_type == "folder":
+            files = (
+                await s.execute(
+                    text(
+                        "SELECT COUNT(*) FROM workspace_items w WHERE w.session_id = :sid"  # noqa: S608 (constant SQL fragments; values are bound)
+                        f" AND w.type = 'file'{where}"
+                    ),
+                    {**params, "sid": ref.session_id},
+                )
+            ).scalar_one()
+            if int(files) > self.settings.snapshot_before_delete_min_files:
+                await capture(
+                    s,
+                    session_id=ref.session_id,
+                    user_id=user_id,
+                    kind="auto",
+                    name=f"Before deleting {path} ({files} files)",
+                )
+        await capture(
+            s,
+            session_id=ref.session_id,
+            user_id=user_id,
+            kind="trash",
+            name=path,
+            root=path,
+            root_type=item_type,
+            meta={"source": source_name(source)},
+        )
+        await s.execute(
+            tsql(
+                "INSERT INTO file_versions (session_id, path, blob_hash, size, is_binary, source,"  # noqa: S608 (constant SQL fragments; values are bound)
+                " author_id, changes, created_at, updated_at)"
+                " SELECT w.session_id, w.full_path, NULL, 0, false, :source, NULL, 1, :now, :now"
+                f" FROM workspace_items w WHERE w.session_id = :sid AND w.type = 'file'{where}",
+                "now",
+            ),
+            {
+                **params,
+                "sid": ref.session_id,
+                "source": f"delete:{source_name(source)}"[:16],
+                "now": utcnow(),
+            },
+        )
+
+    async def on_move(self, s: AsyncSession, ref: WorkspaceRef, src: str, dst: str) -> None:
+        """History follows a rename: versions of ``src`` (and below) now belong to ``dst``."""
+        from coolcoding.filesync.paths import subtree_bounds
+
+        lo, hi = subtree_bounds(src)
+        p = {"sid": ref.session_id, "src": src, "dst": dst, "lo": lo, "hi": hi, "n": len(src) + 1}
+        await s.execute(
+            text("UPDATE file_versions SET path = :dst WHERE session_id = :sid AND path = :src"), p
+        )
+        await s.execute(
+            text(
+                "UPDATE file_versions SET path = :dst || substr(path, :n)"
+                " WHERE session_id = :sid AND path >= :lo AND path < :hi"
+            ),
+            p,
+        )
+
+
+@dataclass(frozen=True)
+class VersionInfo:
+    id: int
+    path: str
+    kind: str  # write | delete
+    blob_hash: str | None
+    size: int
+    is_binary: bool
+    source: str
+    author_id: int | None
+    changes: int
+    created_at: datetime
+    updated_at: datetime
+
+    def as_json(self) -> dict[str, Any]:
+        from coolcoding.services.workspace_types import _iso
+
+        return {
+            "id": self.id,
+            "path": self.path,
+            "kind": self.kind,
+            "content_hash": self.blob_hash,
+            "size": self.size,
+            "is_binary": self.is_binary,
+            "source": self.source,
+            "author_id": self.author_id,
+            "changes": self.changes,
+            "created_at": _iso(self.created_at),
+            "updated_at": _iso(self.updated_at),
+        }
+
+
+def _version(row: Any) -> VersionInfo:
+    source = str(row[5])
+    deleted = row[2] is None
+    return VersionInfo(
+        id=int(row[0]),
+        path=row[1],
+        kind="delete" if deleted else "write",
+        blob_hash=row[2],
+        size=int(row[3]),
+        is_binary=bool(row[4]),
+        source=source.removeprefix("delete:"),
+        author_id=row[6],
+        changes=int(row[7]),
+        created_at=_aware(row[8]),
+        updated_at=_aware(row[9]),
+    )
+
+
+def _aware(dt: datetime) -> datetime:
+    from datetime import UTC
+
+    return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
+
+
+class HistoryService:
+    """List, read, diff and restore file versions."""
+
+    def __init__(self, db: Database, settings: Settings, workspace: Any) -> None:
+        self.db = db
+        self.settings = settings
+        self.workspace = workspace
+
+    async def versions(
+        self, ref: WorkspaceRef, path: str | None, *, limit: int = 100, before: int | None = None
+    ) -> list[VersionInfo]:
+        sql = f"SELECT {_VERSION_COLS} FROM file_versions WHERE session_id = :sid"  # noqa: S608 (constant SQL fragments; values are bound)
+        p: dict[str, Any] = {"sid": ref.session_id, "limit": limit}
+        if path is not None:
+            sql += " AND path = :path"
+            p["path"] = self.workspace.normalize(path)
+        if before is not None:
+            sql += " AND id < :before"
+            p["before"] = before
+        async with self.db.session() as s:
+            rows = (
+                await s.execute(
+                    tsql(
+                        sql + " ORDER BY id DESC LIMIT :limit", columns=("created_at", "updated_at")
+                    ),
+                    p,
+                )
+            ).all()
+        return [_version(r) for r in rows]
+
+    async def get(self, ref: WorkspaceRef, version_id: int) -> tuple[VersionInfo, bytes]:
+        async with self.db.session() as s:
+            row = (
+                await s.execute(
+                    tsql(
+                        f"SELECT {_VERSION_COLS} FROM file_versions WHERE id = :id AND session_id = :sid",  # noqa: S608 (constant SQL fragments; values are bound)
+                        columns=("created_at", "updated_at"),
+                    ),
+                    {"id": version_id, "sid": ref.session_id},
+                )
+            ).first()
+            if row is None:
+                raise NotFound(
+                    f"no version {version_id} in this workspace", code="version_not_found"
+                )
+            info = _version(row)
+            content = b"" if info.blob_hash is None else await blobstore.read(s, info.blob_hash)
+        return info, content
+
+    async def diff(self, ref: WorkspaceRef, a: int, b: int | None) -> dict[str, Any]:
+        """Two versions (``b`` None: the file's current content) and their unified diff."""
+        va, ca = await self.get(ref, a)
+        if b is None:
+            try:
+                cur, cb = await self.workspace.read(ref, va.path)
+            except NotFound:
+                cur, cb = None, b""
+            right: dict[str, Any] = {
+                "current": True,
+                "path": va.path,
+                "version": cur.version if cur else None,
+            }
+        else:
+            vb, cb = await self.get(ref, b)
+            right = {"current": False, **vb.as_json()}
+        binary = va.is_binary or looks_binary(cb)
+        out: dict[str, Any] = {"from": va.as_json(), "to": right, "binary": binary}
+        if binary:
+            out.update(from_content=None, to_content=None, unified=None)
+            return out
+        ta, tb = ca.decode("utf-8"), cb.decode("utf-8")
+        out["from_content"], out["to_content"] = ta, tb
+        out["unified"] = "".join(
+            difflib.unified_diff(
+                ta.splitlines(keepends=True),
+                tb.splitlines(keepends=True),
+                fromfile=f"{va.path}@{a}",
+                tofile=f"{va.path}@{b if b is not None else 'current'}",
+            )
+        )
+        return out
+
+    async def restore(
+        self,
+        ref: WorkspaceRef,
+        version_id: int,
+        *,
+        to: str | None = None,
+        base_version: int | None = None,
+        author_id: int | None = None,
+    ) -> dict[str, Any]:
+        """Write a version's content back (to its path, or ``to``) as a new "restore" version.
+        With ``base_version`` a file changed since (e.g. by the terminal) is a 409, not lost."""
+        info, content = await self.get(ref, version_id)
+        if info.kind == "delete":
+            raise InvalidInput(
+                "this version records a deletion; restore an earlier version",
+                code="version_is_deletion",
+            )
+        path = self.workspace.normalize(to) if to else info.path
+        try:
+            current, _ = await self.workspace.read(ref, path)
+        except NotFound:
+            current = None
+        if current is not None and current.type == "folder":
+            raise Conflict(
+                f"{path!r} is now a folder; restore to another path", code="is_a_folder", path=path
+            )
+        saved, created = await self.workspace.save_file(
+            ref,
+            path,
+            content,
+            base_version=base_version,
+            source="restore",
+            author_id=author_id,
+        )
+        assert isinstance(saved, ItemInfo)
+        return {
+            "path": saved.path,
+            "version": saved.version,
+            "restored_from": version_id,
+            "recreated": current is None,
+            "created": created,
+            "previous_version": current.version if current is not None else None,
+        }
