@@ -15,10 +15,14 @@ from coolcoding.db.migrate import upgrade
 from coolcoding.sandbox.local.identity import server_id
 from coolcoding.schemas.ws import FileChanged, FileDeleted, FileMoved
 from coolcoding.services.accounts import AccountService
+from coolcoding.services.archive import ArchiveService
 from coolcoding.services.events import EventBus
 from coolcoding.services.leases import LeaseService
+from coolcoding.services.preferences import PreferencesService
 from coolcoding.services.ratelimit import RateLimiter
+from coolcoding.services.search import SearchService
 from coolcoding.services.sessions import SessionService
+from coolcoding.services.templates import TemplateService
 from coolcoding.services.workspace import Change, WorkspaceService
 from coolcoding.settings import Settings
 
@@ -52,6 +56,11 @@ class Platform:
         )
         self.workspace = WorkspaceService(self.db, settings)
         self.workspace.sinks.append(self._publish_changes)
+        # The IDE's files in/out, search, templates and preferences (docs/API.md "IDE").
+        self.templates = TemplateService(self.db, self.workspace)
+        self.archives = ArchiveService(self.workspace, settings)
+        self.search = SearchService(self.db, settings)
+        self.preferences = PreferencesService(self.db)
         self._on_start: list[Hook] = []
         self._on_stop: list[Hook] = []
         # Optional components, attached by their layers (see ``coolcoding.app``).

@@ -142,4 +142,7 @@ async def status(session: OwnedSession, platform: PlatformDep) -> StatusOut:
 
 @router.post("/ensure-default", response_model=EnsureDefaultOut, responses=CHANGE)
 async def ensure_default(ws: WorkspaceDep, platform: PlatformDep) -> EnsureDefaultOut:
+    """Fill an empty workspace with its language's starter template (main.py without one)."""
+    if await platform.templates.apply(ws) is not None:
+        return EnsureDefaultOut(created=True)
     return EnsureDefaultOut(created=await platform.workspace.ensure_default(ws))

@@ -1,0 +1,168 @@
+"""Files in and out of a workspace (upload, download, zip export/import) and search.
+
+Downloads are served so that an uploaded HTML or SVG file can never run script on the
+platform's origin: ``Content-Disposition: attachment``, a Content-Type that is either inert
+(text/plain, a raster image) or ``application/octet-stream``, ``nosniff``, and a
+``Content-Security-Policy: sandbox`` that makes even a navigated-to response a script-less,
+origin-less document.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+from urllib.parse import quote
+
+from fastapi import APIRouter, Query, Request, Response
+from fastapi.responses import JSONResponse, StreamingResponse
+
+from coolcoding.api.deps import OwnedSession, PlatformDep, WorkspaceDep
+from coolcoding.api.responses import OWNED, WRITE_OWNED, errors, merge
+from coolcoding.errors import Conflict, InvalidInput, TooLarge
+from coolcoding.schemas.ide import ImportOut, SearchOut
+from coolcoding.schemas.limits import WorkspacePathParam
+from coolcoding.schemas.workspace import ItemOut
+from coolcoding.services.search import SearchQuery
+from coolcoding.services.sessions import ref_of
+
+router = APIRouter(prefix="/api/workspace/{session_uuid}", tags=["workspace"])
+CHANGE = merge(WRITE_OWNED, errors(Conflict, TooLarge))
+DOWNLOAD_CSP = "sandbox; default-src 'none'; img-src 'self' data:; style-src 'unsafe-inline'"
+# Types a browser never runs as a document with script; everything else is octet-stream.
+SAFE_TYPES = {
+    "png": "image/png",
+    "jpg": "image/jpeg",
+    "jpeg": "image/jpeg",
+    "gif": "image/gif",
+    "webp": "image/webp",
+    "bmp": "image/bmp",
+    "ico": "image/x-icon",
+    "pdf": "application/pdf",
+}
+BINARY: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"application/octet-stream": {"schema": {"type": "string"}}}}
+}
+
+
+def download_headers(path: str, *, inline: bool = False) -> dict[str, str]:
+    name = path.rsplit("/", 1)[-1]
+    ascii_name = name.encode("ascii", "replace").decode().replace('"', "_").replace("\\", "_")
+    disposition = "inline" if inline else "attachment"
+    return {
+        "Content-Disposition": f'{disposition}; filename="{ascii_name}"; '
+        f"filename*=UTF-8''{quote(name, safe='')}",
+        "Content-Security-Policy": DOWNLOAD_CSP,
+        "X-Content-Type-Options": "nosniff",
+        "Cache-Control": "private, no-cache",
+    }
+
+
+def safe_type(path: str, is_binary: bool) -> str:
+    ext = path.rsplit(".", 1)[-1].lower() if "." in path else ""
+    if ext in SAFE_TYPES:
+        return SAFE_TYPES[ext]
+    return "application/octet-stream" if is_binary else "text/plain; charset=utf-8"
+
+
+@router.get("/download/{path:anypath}", responses=merge(OWNED, errors(Conflict), BINARY))
+async def download_file(
+    path: WorkspacePathParam, ws: WorkspaceDep, platform: PlatformDep
+) -> Response:
+    """The file as an attachment, with a Content-Type that cannot run script (see above)."""
+    info, content = await platform.workspace.read(ws, path)
+    if info.type == "folder":
+        raise Conflict(f"{info.path!r} is a folder", code="is_a_folder", path=info.path)
+    headers = download_headers(info.path)
+    headers["ETag"] = f'"{info.version}"'
+    return Response(content, media_type=safe_type(info.path, info.is_binary), headers=headers)
+
+
+@router.put("/upload/{path:anypath}", response_model=ItemOut, responses=CHANGE)
+async def upload_file(
+    path: WorkspacePathParam, request: Request, ws: WorkspaceDep, platform: PlatformDep
+) -> JSONResponse:
+    """Create or replace a file with the raw request body (streamed, at most max_file_bytes;
+    the workspace quota applies). Folders on the way are created."""
+    limit = platform.settings.max_file_bytes
+    length = request.headers.get("content-length", "")
+    if length.isdigit() and int(length) > limit:
+        raise TooLarge(
+            f"{path!r} is {length} bytes; the limit is {limit}",
+            code="file_too_large",
+            limit_bytes=limit,
+        )
+    parts: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise TooLarge(
+                f"{path!r} is larger than {limit} bytes", code="file_too_large", limit_bytes=limit
+            )
+        parts.append(chunk)
+    info, created = await platform.workspace.save_file(ws, path, b"".join(parts), source="upload")
+    return JSONResponse(info.as_json(), status_code=201 if created else 200)
+
+
+@router.get("/export.zip", responses=merge(OWNED, BINARY))
+async def export_zip(session: OwnedSession, platform: PlatformDep) -> StreamingResponse:
+    """The whole workspace as a zip archive, streamed (constant memory)."""
+    name = "".join(c if c.isalnum() or c in "-_." else "-" for c in session.name) or "workspace"
+    headers = download_headers(f"{name}.zip")
+    return StreamingResponse(
+        platform.archives.export_zip(ref_of(session)),
+        media_type="application/zip",
+        headers=headers,
+    )
+
+
+@router.post(
+    "/import",
+    response_model=ImportOut,
+    responses=merge(CHANGE, {200: {"description": "Imported"}}),
+    openapi_extra={"requestBody": {"content": {"application/zip": {"schema": {"type": "string"}}}}},
+)
+async def import_zip(request: Request, ws: WorkspaceDep, platform: PlatformDep) -> ImportOut:
+    """Add a zip archive's files to the workspace (all or nothing; 409 if a path exists)."""
+    archive = await platform.archives.spool(request.stream())
+    with archive:
+        result = await platform.archives.import_zip(ws, archive)
+    return ImportOut(files=result.files, folders=result.folders, bytes=result.bytes)
+
+
+@router.get("/search", response_model=SearchOut, responses=merge(OWNED, errors(InvalidInput)))
+async def search(
+    ws: WorkspaceDep,
+    platform: PlatformDep,
+    q: Annotated[str, Query(min_length=1, max_length=10_000)],
+    regex: bool = False,
+    case: bool = False,
+    word: bool = False,
+    include: Annotated[str, Query(max_length=2_000)] = "",
+    exclude: Annotated[str, Query(max_length=2_000)] = "",
+) -> Any:
+    """Full-text search of the workspace's text files (from the database, with the sandbox
+    stopped too). ``include``/``exclude``: comma-separated globs (``*.py, src/**``)."""
+    result = await platform.search.search(
+        ws,
+        SearchQuery(
+            q,
+            regex=regex,
+            case_sensitive=case,
+            whole_word=word,
+            include=tuple(g for g in include.split(",") if g.strip()),
+            exclude=tuple(g for g in exclude.split(",") if g.strip()),
+        ),
+    )
+    return {
+        "files": [
+            {
+                "path": f.path,
+                "matches": [
+                    {"line": m.line, "text": m.text, "ranges": m.ranges} for m in f.matches
+                ],
+            }
+            for f in result.files
+        ],
+        "match_count": result.match_count,
+        "truncated": result.truncated,
+    }
