@@ -85,9 +85,9 @@ class ArchiveService:
             info = zipfile.ZipInfo(path, date_time=stamp)
             info.external_attr = (stat.S_IFREG | 0o644) << 16
             if level and not looks_binary(content[:8192]):
-                info.compress_type = zipfile.ZIP_DEFLATED
-                info.compress_level = level  # type: ignore[attr-defined]
-            zf.writestr(info, content)
+                zf.writestr(info, content, zipfile.ZIP_DEFLATED, level)
+            else:
+                zf.writestr(info, content)
             pending += len(content)
             if pending >= CHUNK:
                 pending = 0

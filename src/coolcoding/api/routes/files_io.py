@@ -17,6 +17,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 
 from coolcoding.api.deps import OwnedSession, PlatformDep, WorkspaceDep
 from coolcoding.api.responses import OWNED, WRITE_OWNED, errors, merge
+from coolcoding.api.routes import workspace as _registers_anypath  # noqa: F401
 from coolcoding.errors import Conflict, InvalidInput, TooLarge
 from coolcoding.schemas.ide import ImportOut, SearchOut
 from coolcoding.schemas.limits import WorkspacePathParam

@@ -247,11 +247,11 @@ def _sqlite_search_index() -> None:
     op.execute(
         f"CREATE TRIGGER workspace_search_ins AFTER INSERT ON workspace_items BEGIN {insert} END"
     )
-    op.execute(
+    update = (
         "CREATE TRIGGER workspace_search_upd AFTER UPDATE OF content, is_binary, type "
         "ON workspace_items BEGIN DELETE FROM workspace_search WHERE rowid = OLD.id; "
-        f"{insert} END"  # noqa: S608 - constant SQL
     )
+    op.execute(update + insert + " END")
     op.execute(
         "CREATE TRIGGER workspace_search_del AFTER DELETE ON workspace_items BEGIN "
         "DELETE FROM workspace_search WHERE rowid = OLD.id; END"
