@@ -138,7 +138,9 @@ def test_zip_export_and_import_round_trip(api: UserClient) -> None:
     assert zf.read("data/blob.bin") == bytes(range(256)) * 10
     assert "empty/" in zf.namelist()
     r = api.client.post(
-        "/api/sessions/import", params={"name": "copy"}, content=r.content,
+        "/api/sessions/import",
+        params={"name": "copy"},
+        content=r.content,
         headers={"content-type": "application/zip"},
     )
     assert r.status_code == 201, r.text
@@ -156,4 +158,4 @@ def test_zip_export_and_import_round_trip(api: UserClient) -> None:
         z.writestr("extra/new.txt", "new\n")
     r = api.client.post(f"/api/workspace/{copy}/import", content=buf.getvalue())
     assert r.status_code == 200 and r.json()["files"] == 1
-    assert "new.txt" in _paths(_search(api, copy, "new", include="extra/**")) [0]
+    assert "new.txt" in _paths(_search(api, copy, "new", include="extra/**"))[0]

@@ -1,21 +1,15 @@
-"""Files in and out of a workspace (upload, download, zip export/import) and search.
-
-Downloads are served so that an uploaded HTML or SVG file can never run script on the
-platform's origin: ``Content-Disposition: attachment``, a Content-Type that is either inert
-(text/plain, a raster image) or ``application/octet-stream``, ``nosniff``, and a
-``Content-Security-Policy: sandbox`` that makes even a navigated-to response a script-less,
-origin-less document.
-"""
+"""Files in and out of a workspace (upload, download, zip export/import) and search (downloads:
+see api/downloads.py)."""
 
 from __future__ import annotations
 
 from typing import Annotated, Any
-from urllib.parse import quote
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from coolcoding.api.deps import OwnedSession, PlatformDep, WorkspaceDep
+from coolcoding.api.downloads import download_headers, safe_type
 from coolcoding.api.responses import OWNED, WRITE_OWNED, errors, merge
 from coolcoding.api.routes import workspace as _registers_anypath  # noqa: F401
 from coolcoding.errors import Conflict, InvalidInput, TooLarge
@@ -27,41 +21,9 @@ from coolcoding.services.sessions import ref_of
 
 router = APIRouter(prefix="/api/workspace/{session_uuid}", tags=["workspace"])
 CHANGE = merge(WRITE_OWNED, errors(Conflict, TooLarge))
-DOWNLOAD_CSP = "sandbox; default-src 'none'; img-src 'self' data:; style-src 'unsafe-inline'"
-# Types a browser never runs as a document with script; everything else is octet-stream.
-SAFE_TYPES = {
-    "png": "image/png",
-    "jpg": "image/jpeg",
-    "jpeg": "image/jpeg",
-    "gif": "image/gif",
-    "webp": "image/webp",
-    "bmp": "image/bmp",
-    "ico": "image/x-icon",
-    "pdf": "application/pdf",
-}
 BINARY: dict[int | str, dict[str, Any]] = {
     200: {"content": {"application/octet-stream": {"schema": {"type": "string"}}}}
 }
-
-
-def download_headers(path: str, *, inline: bool = False) -> dict[str, str]:
-    name = path.rsplit("/", 1)[-1]
-    ascii_name = name.encode("ascii", "replace").decode().replace('"', "_").replace("\\", "_")
-    disposition = "inline" if inline else "attachment"
-    return {
-        "Content-Disposition": f'{disposition}; filename="{ascii_name}"; '
-        f"filename*=UTF-8''{quote(name, safe='')}",
-        "Content-Security-Policy": DOWNLOAD_CSP,
-        "X-Content-Type-Options": "nosniff",
-        "Cache-Control": "private, no-cache",
-    }
-
-
-def safe_type(path: str, is_binary: bool) -> str:
-    ext = path.rsplit(".", 1)[-1].lower() if "." in path else ""
-    if ext in SAFE_TYPES:
-        return SAFE_TYPES[ext]
-    return "application/octet-stream" if is_binary else "text/plain; charset=utf-8"
 
 
 @router.get("/download/{path:anypath}", responses=merge(OWNED, errors(Conflict), BINARY))
