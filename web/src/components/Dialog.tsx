@@ -1,7 +1,7 @@
 /** Modal dialogs: a confirmation and a one-field prompt. Escape cancels; focus starts inside and is trapped. */
 import { useEffect, useId, useRef, useState, type KeyboardEvent, type ReactNode } from "react";
 
-function Modal({ labelledBy, onCancel, children }: { labelledBy: string; onCancel: () => void; children: ReactNode }) {
+export function Modal({ labelledBy, onCancel, children }: { labelledBy: string; onCancel: () => void; children: ReactNode }) {
   const ref = useRef<HTMLDivElement>(null);
   useEffect(() => {
     const previous = document.activeElement as HTMLElement | null;
