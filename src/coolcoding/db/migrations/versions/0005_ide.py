@@ -18,8 +18,14 @@ down_revision = "0003_leases"
 branch_labels = None
 depends_on = None
 
-PY_MAIN = 'def main() -> None:\n    name = input("What is your name? ")\n    print(f"Hello, {name}!")\n\n\nif __name__ == "__main__":\n    main()\n'
-JS_MAIN = 'const readline = require("node:readline");\n\nconst rl = readline.createInterface({ input: process.stdin });\nconsole.log("Hello from Node.js " + process.version);\nrl.on("line", (line) => console.log(`You said: ${line}`));\n'
+PY_MAIN = (
+    'def greet(name: str) -> str:\n    return f"Hello, {name}!"\n\n\n'
+    'if __name__ == "__main__":\n    print(greet("Cool Coding Platform"))\n'
+)
+JS_MAIN = (
+    'function greet(name) {\n  return `Hello, ${name}!`;\n}\n\n'
+    'console.log(greet("Node.js " + process.version));\n'
+)
 TS_MAIN = 'function greet(name: string): string {\n  return `Hello, ${name}!`;\n}\n\nconsole.log(greet("TypeScript"));\n'
 TS_CONFIG = '{\n  "compilerOptions": {\n    "target": "ES2022",\n    "module": "commonjs",\n    "strict": true,\n    "outDir": "dist"\n  },\n  "include": ["*.ts"]\n}\n'
 TS_PACKAGE = '{\n  "name": "typescript-starter",\n  "private": true,\n  "scripts": {\n    "build": "tsc",\n    "start": "tsc && node dist/main.js"\n  },\n  "devDependencies": {\n    "typescript": "^5.4.0"\n  }\n}\n'
