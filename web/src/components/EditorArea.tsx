@@ -159,6 +159,10 @@ export function EditorArea(props: EditorAreaProps) {
               <dd><kbd>Ctrl</kbd>+<kbd>S</kbd></dd>
               <dt>Run the open file</dt>
               <dd><kbd>Ctrl</kbd>+<kbd>Enter</kbd></dd>
+              <dt>Go to file / all commands</dt>
+              <dd><kbd>Ctrl</kbd>+<kbd>P</kbd> / <kbd>Ctrl</kbd>+<kbd>Shift</kbd>+<kbd>P</kbd></dd>
+              <dt>Search in files</dt>
+              <dd><kbd>Ctrl</kbd>+<kbd>Shift</kbd>+<kbd>F</kbd></dd>
               <dt>Rename / delete in the tree</dt>
               <dd><kbd>F2</kbd> / <kbd>Del</kbd></dd>
               <dt>Copy / paste in a terminal</dt>

@@ -62,7 +62,16 @@ async def upload_file(
                 f"{path!r} is larger than {limit} bytes", code="file_too_large", limit_bytes=limit
             )
         parts.append(chunk)
-    info, created = await platform.workspace.save_file(ws, path, b"".join(parts), source="upload")
+    content = b"".join(parts)
+    for attempt in range(3):
+        try:
+            info, created = await platform.workspace.save_file(ws, path, content, source="upload")
+            break
+        except Conflict as exc:
+            # Uploads of a folder run in parallel: two may create the same parent folder (or a
+            # file) at once, and the loser of that race simply writes again.
+            if exc.code != "already_exists" or attempt == 2:
+                raise
     return JSONResponse(info.as_json(), status_code=201 if created else 200)
 
 
