@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.e2e.ide_actions import create_workspace, register, tree_item
+from tests.e2e.ide_actions import create_workspace, editor_text, register, tree_item
 from tests.e2e.ide_files_actions import put_file, tiny_png
 from tests.e2e.screenshots import Screenshots
 
@@ -82,7 +82,7 @@ def test_markdown_preview_side_by_side_is_sanitized(page: Page, shots: Screensho
 def test_settings_are_saved_per_user_and_applied(page: Page, shots: Screenshots) -> None:
     register(page)
     create_workspace(page, "e2e settings")
-    page.get_by_role("button", name="Settings").click()
+    page.get_by_role("button", name="Settings", exact=True).click()
     dialog = page.get_by_role("dialog")
     dialog.get_by_label("Font size").fill("20")
     dialog.get_by_label("Tab size").select_option("2")
@@ -107,11 +107,12 @@ def test_settings_are_saved_per_user_and_applied(page: Page, shots: Screenshots)
     expect(page.get_by_label("Vim mode")).to_be_visible()
     assert lines.evaluate("el => getComputedStyle(el).fontSize") == "20px"
     assert page.evaluate("() => document.documentElement.dataset.theme") == "light"
-    # vim: normal mode swallows letters, "i" inserts
+    # vim: in normal mode "gg" goes to the top and "x" deletes a character instead of typing it
     lines.click()
     page.keyboard.press("Escape")
-    page.keyboard.type("x")
+    page.keyboard.type("ggx")
     expect(page.locator(".editor-tab.is-dirty")).to_have_count(1)
+    assert editor_text(page).startswith("ef greet")
     shots.take("vim")
     # a bad value is refused by the API
     r = page.request.put("/api/users/me/preferences", data={"font_size": 400})

@@ -25,3 +25,10 @@ describe("preview kinds", () => {
     expect(isMarkdown("notes.txt")).toBe(false);
   });
 });
+
+describe("renderMarkdown without the attribute renaming", () => {
+  it("still strips handlers that the renaming misses (DOMPurify is the wall)", () => {
+    const html = renderMarkdown('<svg><a xlink:href="javascript:alert(1)"><text>x</text></a></svg>\n\n<img src=x\nonerror=alert(1)>\n\n<p onclick=alert(1)>para</p>');
+    expect(html).not.toMatch(/onerror|onclick|javascript:/i);
+  });
+});
