@@ -19,32 +19,34 @@ function isBoundary(path: string, i: number): boolean {
   return c !== c.toLowerCase() && path[i - 1] === path[i - 1]!.toLowerCase();
 }
 
-/** The score of `path` for `query` (lower-cased, no spaces), or null when it does not match. */
-export function fuzzyScore(path: string, lowerPath: string, query: string): FuzzyHit | null {
-  if (query.length === 0) return { path, score: 0, positions: [] };
+/** The score of `path` for `query` (lower-cased, no spaces) with the matched indexes written to
+ * `out`, or null when it does not match. No allocation: it runs for every path on every keystroke. */
+function scoreInto(path: string, lowerPath: string, query: string, out: Int32Array): number | null {
   const nameStart = path.lastIndexOf("/") + 1;
-  // Prefer matching inside the file name: start the scan as late as still lets the whole query match.
-  const positions: number[] = [];
+  // Prefer matching inside the file name: scan from the end, so the match sits as late as it can.
   let qi = query.length - 1;
   for (let i = lowerPath.length - 1; i >= 0 && qi >= 0; i--) {
-    if (lowerPath.charCodeAt(i) === query.charCodeAt(qi)) {
-      positions.push(i);
-      qi--;
-    }
+    if (lowerPath.charCodeAt(i) === query.charCodeAt(qi)) out[qi--] = i;
   }
   if (qi >= 0) return null;
-  positions.reverse();
   let score = 0;
-  for (let k = 0; k < positions.length; k++) {
-    const p = positions[k]!;
+  for (let k = 0; k < query.length; k++) {
+    const p = out[k]!;
     score += 1;
-    if (k > 0 && positions[k - 1] === p - 1) score += 5;
+    if (k > 0 && out[k - 1] === p - 1) score += 5;
     if (isBoundary(path, p)) score += 4;
     if (p >= nameStart) score += 2;
   }
-  if (lowerPath.slice(nameStart).startsWith(query)) score += 10;
-  score -= path.length * 0.01;
-  return { path, score, positions };
+  if (lowerPath.startsWith(query, nameStart)) score += 10;
+  return score - path.length * 0.01;
+}
+
+/** The score of `path` for `query` (lower-cased, no spaces), or null when it does not match. */
+export function fuzzyScore(path: string, lowerPath: string, query: string): FuzzyHit | null {
+  if (query.length === 0) return { path, score: 0, positions: [] };
+  const out = new Int32Array(query.length);
+  const score = scoreInto(path, lowerPath, query, out);
+  return score === null ? null : { path, score, positions: Array.from(out) };
 }
 
 export interface FuzzyIndex {
@@ -56,14 +58,26 @@ export function buildIndex(paths: string[]): FuzzyIndex {
   return { paths, lower: paths.map((p) => p.toLowerCase()) };
 }
 
-/** The best `limit` matches of `query` among the index's paths, best first. */
+const better = (a: { score: number; path: string }, b: { score: number; path: string }) => b.score - a.score || (a.path < b.path ? -1 : a.path > b.path ? 1 : 0);
+
+/** The best `limit` matches of `query` among the index's paths, best first (a bounded top-k: no sort of every match). */
 export function fuzzySearch(index: FuzzyIndex, rawQuery: string, limit = 50): FuzzyHit[] {
   const query = rawQuery.toLowerCase().replace(/\s+/g, "");
-  const hits: FuzzyHit[] = [];
+  if (query.length === 0) return index.paths.slice(0, limit).map((path) => ({ path, score: 0, positions: [] }));
+  const out = new Int32Array(query.length);
+  const top: { score: number; path: string; i: number }[] = [];
   for (let i = 0; i < index.paths.length; i++) {
-    const hit = fuzzyScore(index.paths[i]!, index.lower[i]!, query);
-    if (hit) hits.push(hit);
+    const path = index.paths[i]!;
+    const score = scoreInto(path, index.lower[i]!, query, out);
+    if (score === null) continue;
+    if (top.length === limit && better({ score, path }, top[limit - 1]!) >= 0) continue;
+    let at = top.length;
+    while (at > 0 && better({ score, path }, top[at - 1]!) < 0) at--;
+    top.splice(at, 0, { score, path, i });
+    if (top.length > limit) top.pop();
   }
-  hits.sort((a, b) => b.score - a.score || a.path.localeCompare(b.path));
-  return hits.slice(0, limit);
+  return top.map((t) => {
+    scoreInto(t.path, index.lower[t.i]!, query, out);
+    return { path: t.path, score: t.score, positions: Array.from(out) };
+  });
 }
