@@ -159,7 +159,11 @@ def test_quick_open_and_command_palette(page: Page, shots: Screenshots) -> None:
 
 @pytest.mark.parametrize(
     "template, expected",
-    [("Rust", {"main.rs"}), ("Java", {"Main.java"}), ("Flask web app", {"app.py", "requirements.txt"})],
+    [
+        ("Rust", {"main.rs"}),
+        ("Java", {"Main.java"}),
+        ("Flask web app", {"app.py", "requirements.txt"}),
+    ],
 )
 def test_template_picker_creates_the_right_starter_files(
     page: Page, template: str, expected: set[str]

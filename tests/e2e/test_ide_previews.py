@@ -65,7 +65,9 @@ def test_markdown_preview_side_by_side_is_sanitized(page: Page, shots: Screensho
     # editor and preview side by side
     editor_box = page.locator(".editor-body .monaco-editor").bounding_box()
     preview_box = preview.bounding_box()
-    assert editor_box and preview_box and preview_box["x"] >= editor_box["x"] + editor_box["width"] - 2
+    assert (
+        editor_box and preview_box and preview_box["x"] >= editor_box["x"] + editor_box["width"] - 2
+    )
     page.wait_for_timeout(300)  # let a (would-be) image error fire
     assert preview.locator("script").count() == 0
     assert preview.locator("[onerror]").count() == 0

@@ -159,3 +159,15 @@ def test_zip_export_and_import_round_trip(api: UserClient) -> None:
     r = api.client.post(f"/api/workspace/{copy}/import", content=buf.getvalue())
     assert r.status_code == 200 and r.json()["files"] == 1
     assert "new.txt" in _paths(_search(api, copy, "new", include="extra/**"))[0]
+
+
+def test_search_regex_uses_a_literal_and_reports_columns_per_line(api: UserClient) -> None:
+    sid = api.new_session("search-regex")
+    _save(api, sid, "m.py", "alpha = 1\nx = special_token_x1 + special_token_x2\n\nend\n")
+    _save(api, sid, "n.py", "special_token_y\n")
+    res = _search(api, sid, r"special_token_x\d", regex="true")
+    assert _paths(res) == ["m.py"]
+    line = res["files"][0]["matches"][0]  # type: ignore[index]
+    assert line["line"] == 2 and line["ranges"] == [[4, 20], [23, 39]]
+    res = _search(api, sid, "alpha|end", regex="true")  # top-level alternation: a scan
+    assert [m["line"] for m in res["files"][0]["matches"]] == [1, 4]  # type: ignore[index]

@@ -10,8 +10,14 @@ workspace's text files.
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, field
+
+# The standard library's regex parser (private, stable since 3.11), used only to find a literal
+# that every match contains.
+from re import _constants as sre_constants  # type: ignore[attr-defined]
+from re import _parser as sre_parse  # type: ignore[attr-defined]
 
 from sqlalchemy import text
 
@@ -23,23 +29,29 @@ from coolcoding.settings import Settings
 MAX_LINE_CHARS = 400
 
 PG_CANDIDATES = text(
-    "SELECT i.full_path, s.body FROM workspace_search s "
+    "SELECT s.item_id, i.full_path FROM workspace_search s "
     "JOIN workspace_items i ON i.id = s.item_id "
-    "WHERE s.session_id = :sid AND s.body ILIKE :pattern ESCAPE '\\' ORDER BY i.full_path"
+    "WHERE s.session_id = :sid AND s.body ILIKE :pattern ESCAPE '\\'"
 )
 SQLITE_CANDIDATES = text(
-    "SELECT i.full_path, s.body FROM workspace_search s "
+    "SELECT s.rowid, i.full_path FROM workspace_search s "
     "JOIN workspace_items i ON i.id = s.rowid "
-    "WHERE s.body MATCH :match AND s.session_id = :sid ORDER BY i.full_path"
+    "WHERE s.body MATCH :match AND s.session_id = :sid"
 )
 PG_ALL = text(
-    "SELECT i.full_path, s.body FROM workspace_search s "
-    "JOIN workspace_items i ON i.id = s.item_id WHERE s.session_id = :sid ORDER BY i.full_path"
+    "SELECT s.item_id, i.full_path FROM workspace_search s "
+    "JOIN workspace_items i ON i.id = s.item_id WHERE s.session_id = :sid"
 )
 SQLITE_ALL = text(
-    "SELECT i.full_path, s.body FROM workspace_search s "
-    "JOIN workspace_items i ON i.id = s.rowid WHERE s.session_id = :sid ORDER BY i.full_path"
+    "SELECT s.rowid, i.full_path FROM workspace_search s "
+    "JOIN workspace_items i ON i.id = s.rowid WHERE s.session_id = :sid"
 )
+PG_BODIES = text("SELECT item_id, body FROM workspace_search WHERE item_id = ANY(:ids)")
+SQLITE_BODIES = text(
+    "SELECT rowid, body FROM workspace_search WHERE rowid IN (SELECT value FROM json_each(:ids))"
+)
+# Bodies are fetched in path order, this many files at a time, until the result limit is reached.
+BODY_BATCH = 100
 
 
 @dataclass(frozen=True)
@@ -143,14 +155,14 @@ class SearchService:
         pattern = self.compile(q)
         includes, excludes = _globs(q.include), _globs(q.exclude)
         postgres = self.db.engine.dialect.name == "postgresql"
-        use_index = not q.regex and len(q.query) >= 3
+        literal = q.query if not q.regex else required_literal(q.query)
         params: dict[str, object] = {"sid": ref.session_id}
-        if use_index and postgres:
+        if literal is not None and len(literal) >= 3 and postgres:
             stmt = PG_CANDIDATES
-            params["pattern"] = "%" + re.sub(r"([\\%_])", r"\\\1", q.query) + "%"
-        elif use_index:
+            params["pattern"] = "%" + re.sub(r"([\\%_])", r"\\\1", literal) + "%"
+        elif literal is not None and len(literal) >= 3:
             stmt = SQLITE_CANDIDATES
-            params["match"] = '"' + q.query.replace('"', '""') + '"'
+            params["match"] = '"' + literal.replace('"', '""') + '"'
         else:
             stmt = PG_ALL if postgres else SQLITE_ALL
         limit = self.settings.search_max_results
@@ -158,37 +170,86 @@ class SearchService:
         count = 0
         truncated = False
         async with self.db.read() as conn:
-            rows = (await conn.execute(stmt, params)).all()
-        for path, body in rows:
-            if includes and not any(g.match(path) for g in includes):
-                continue
-            if excludes and any(g.match(path) for g in excludes):
-                continue
-            found = _match_file(path, body, pattern, limit - count)
-            if found is None:
-                continue
-            files.append(found)
-            count += len(found.matches)
-            if count >= limit:
-                truncated = True
-                break
+            # Phase 1: which files (ids and paths only), filtered by the globs, in path order.
+            candidates = sorted(
+                (
+                    (path, item_id)
+                    for item_id, path in (await conn.execute(stmt, params)).all()
+                    if (not includes or any(g.match(path) for g in includes))
+                    and not (excludes and any(g.match(path) for g in excludes))
+                ),
+            )
+            # Phase 2: their text, a batch at a time, until enough lines matched.
+            for i in range(0, len(candidates), BODY_BATCH):
+                batch = candidates[i : i + BODY_BATCH]
+                ids = [item_id for _, item_id in batch]
+                if postgres:
+                    rows = await conn.execute(PG_BODIES, {"ids": ids})
+                else:
+                    rows = await conn.execute(SQLITE_BODIES, {"ids": json.dumps(ids)})
+                bodies: dict[int, str] = {r[0]: r[1] for r in rows.all()}
+                for path, item_id in batch:
+                    found = _match_file(path, bodies.get(item_id) or "", pattern, limit - count)
+                    if found is None:
+                        continue
+                    files.append(found)
+                    count += len(found.matches)
+                    if count >= limit:
+                        truncated = True
+                        break
+                if truncated:
+                    break
         return SearchResult(files, count, truncated)
 
 
-def _match_file(path: str, body: str, pattern: re.Pattern[str], room: int) -> FileMatches | None:
-    if pattern.search(body) is None:
+def required_literal(regex: str) -> str | None:
+    """The longest run of plain characters every match of ``regex`` contains (to take
+    candidates from the index), or None when there is none (alternation at the top level)."""
+    try:
+        parsed = sre_parse.parse(regex)
+    except re.error:
         return None
-    result = FileMatches(path)
-    for number, line in enumerate(body.splitlines(), start=1):
-        ranges = [
-            (m.start(), m.end())
-            for m in pattern.finditer(line)
-            if m.end() > m.start() and m.start() < MAX_LINE_CHARS
-        ]
-        if not ranges:
+    best = ""
+    run: list[str] = []
+    for op, arg in parsed:
+        if op is sre_constants.LITERAL:
+            run.append(chr(arg))
             continue
-        ranges = [(s, min(e, MAX_LINE_CHARS)) for s, e in ranges]
-        result.matches.append(LineMatch(number, line[:MAX_LINE_CHARS], ranges))
-        if len(result.matches) >= room:
-            break
+        if len(run) > len(best):
+            best = "".join(run)
+        run = []
+        if op is sre_constants.BRANCH:
+            return None
+    if len(run) > len(best):
+        best = "".join(run)
+    return best or None
+
+
+def _match_file(path: str, body: str, pattern: re.Pattern[str], room: int) -> FileMatches | None:
+    """The matching lines of one file: matches found over the whole text (no split into lines),
+    line numbers counted between them."""
+    result = FileMatches(path)
+    line_no = 1
+    scanned = 0  # newlines are counted up to here
+    current: LineMatch | None = None
+    current_start = -1
+    for m in pattern.finditer(body):
+        start, end = m.span()
+        if end == start:
+            continue
+        line_start = body.rfind("\n", 0, start) + 1
+        if line_start != current_start:
+            if len(result.matches) >= room:
+                break
+            line_no += body.count("\n", scanned, line_start)
+            scanned = line_start
+            line_end = body.find("\n", start)
+            line = body[line_start : line_end if line_end >= 0 else len(body)]
+            current = LineMatch(line_no, line[:MAX_LINE_CHARS], [])
+            current_start = line_start
+            result.matches.append(current)
+        assert current is not None
+        col = start - line_start
+        if col < MAX_LINE_CHARS:
+            current.ranges.append((col, min(end - line_start, len(current.text))))
     return result if result.matches else None
