@@ -1,7 +1,7 @@
 """Figures of issue 13 (files in and out, search, quick open), each against a floor in the same run:
 
 - search in a 10,000-file workspace over HTTP (p99 < 100 ms on SQLite and PostgreSQL), interleaved
-  with the floor ``GET .../status`` (an authorized request that reads the same session);
+  with the floor ``GET /api/users/me`` (the cheapest authorized read);
 - zip export of a 200 MiB workspace (> 100 MB/s, constant memory): the server's streamed export vs
   Python's zipfile writing the same bytes from memory, interleaved; the server's peak RSS growth
   during a 50 MiB and a 200 MiB export (equal = constant memory);
@@ -206,7 +206,7 @@ def bench_search(backend: str, files: int, rounds: int) -> dict[str, Any]:
                 times[name].append((time.perf_counter() - s) * 1000)
                 r.raise_for_status()
                 s = time.perf_counter()
-                t.client.get(f"{base}/status").raise_for_status()
+                t.client.get("/api/users/me").raise_for_status()
                 floor.append((time.perf_counter() - s) * 1000)
         counts = {
             n: t.client.get(f"{base}/search", params=p).json()["match_count"] for n, p in QUERIES

@@ -148,6 +148,12 @@ class Settings(BaseSettings):
     search_max_results: int = Field(
         default=2_000, ge=1, description="Most matching lines one search returns"
     )
+    search_max_files: int = Field(
+        default=500,
+        ge=1,
+        description="Most files the index hands to one search; a term found in more is answered "
+        "from those (truncated)",
+    )
     search_max_query_length: int = Field(
         default=1_000, ge=1, description="Longest search text or regular expression"
     )

@@ -31,12 +31,12 @@ MAX_LINE_CHARS = 400
 PG_CANDIDATES = text(
     "SELECT s.item_id, i.full_path FROM workspace_search s "
     "JOIN workspace_items i ON i.id = s.item_id "
-    "WHERE s.session_id = :sid AND s.body ILIKE :pattern ESCAPE '\\'"
+    "WHERE s.session_id = :sid AND s.body ILIKE :pattern ESCAPE '\\' LIMIT :max_files"
 )
 SQLITE_CANDIDATES = text(
     "SELECT s.rowid, i.full_path FROM workspace_search s "
     "JOIN workspace_items i ON i.id = s.rowid "
-    "WHERE s.body MATCH :match AND s.session_id = :sid"
+    "WHERE s.body MATCH :match AND s.session_id = :sid LIMIT :max_files"
 )
 PG_ALL = text(
     "SELECT s.item_id, i.full_path FROM workspace_search s "
@@ -156,7 +156,10 @@ class SearchService:
         includes, excludes = _globs(q.include), _globs(q.exclude)
         postgres = self.db.engine.dialect.name == "postgresql"
         literal = q.query if not q.regex else required_literal(q.query)
-        params: dict[str, object] = {"sid": ref.session_id}
+        params: dict[str, object] = {
+            "sid": ref.session_id,
+            "max_files": self.settings.search_max_files,
+        }
         if literal is not None and len(literal) >= 3 and postgres:
             stmt = PG_CANDIDATES
             params["pattern"] = "%" + re.sub(r"([\\%_])", r"\\\1", literal) + "%"
@@ -168,13 +171,17 @@ class SearchService:
         limit = self.settings.search_max_results
         files: list[FileMatches] = []
         count = 0
-        truncated = False
         async with self.db.read() as conn:
             # Phase 1: which files (ids and paths only), filtered by the globs, in path order.
+            rows = (await conn.execute(stmt, params)).all()
+            # A term in more files than the index may hand over is answered from those it did
+            # (the database stops reading there): the result says it is cut.
+            from_index = stmt is PG_CANDIDATES or stmt is SQLITE_CANDIDATES
+            truncated = from_index and len(rows) >= self.settings.search_max_files
             candidates = sorted(
                 (
                     (path, item_id)
-                    for item_id, path in (await conn.execute(stmt, params)).all()
+                    for item_id, path in rows
                     if (not includes or any(g.match(path) for g in includes))
                     and not (excludes and any(g.match(path) for g in excludes))
                 ),
@@ -184,10 +191,10 @@ class SearchService:
                 batch = candidates[i : i + BODY_BATCH]
                 ids = [item_id for _, item_id in batch]
                 if postgres:
-                    rows = await conn.execute(PG_BODIES, {"ids": ids})
+                    texts = await conn.execute(PG_BODIES, {"ids": ids})
                 else:
-                    rows = await conn.execute(SQLITE_BODIES, {"ids": json.dumps(ids)})
-                bodies: dict[int, str] = {r[0]: r[1] for r in rows.all()}
+                    texts = await conn.execute(SQLITE_BODIES, {"ids": json.dumps(ids)})
+                bodies: dict[int, str] = {r[0]: r[1] for r in texts.all()}
                 for path, item_id in batch:
                     found = _match_file(path, bodies.get(item_id) or "", pattern, limit - count)
                     if found is None:
@@ -195,9 +202,9 @@ class SearchService:
                     files.append(found)
                     count += len(found.matches)
                     if count >= limit:
-                        truncated = True
                         break
-                if truncated:
+                if count >= limit:
+                    truncated = True
                     break
         return SearchResult(files, count, truncated)
 

@@ -23,7 +23,7 @@ PY_MAIN = (
     'if __name__ == "__main__":\n    print(greet("Cool Coding Platform"))\n'
 )
 JS_MAIN = (
-    'function greet(name) {\n  return `Hello, ${name}!`;\n}\n\n'
+    "function greet(name) {\n  return `Hello, ${name}!`;\n}\n\n"
     'console.log(greet("Node.js " + process.version));\n'
 )
 TS_MAIN = 'function greet(name: string): string {\n  return `Hello, ${name}!`;\n}\n\nconsole.log(greet("TypeScript"));\n'
