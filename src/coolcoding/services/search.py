@@ -50,6 +50,7 @@ PG_BODIES = text("SELECT item_id, body FROM workspace_search WHERE item_id = ANY
 SQLITE_BODIES = text(
     "SELECT rowid, body FROM workspace_search WHERE rowid IN (SELECT value FROM json_each(:ids))"
 )
+SEQSCAN_OFF = text("SET LOCAL enable_seqscan = off")
 # Bodies are fetched in path order, this many files at a time, until the result limit is reached.
 BODY_BATCH = 100
 
@@ -171,7 +172,12 @@ class SearchService:
         limit = self.settings.search_max_results
         files: list[FileMatches] = []
         count = 0
-        async with self.db.read() as conn:
+        async with self.db.engine.connect() as conn, conn.begin():
+            if postgres and stmt is PG_CANDIDATES:
+                # With a LIMIT the planner may expect a term to be common and read every body
+                # in a sequential scan; the trigram index is always the better start here (its
+                # bitmap is cheap, and the heap is read only until the limit).
+                await conn.execute(SEQSCAN_OFF)
             # Phase 1: which files (ids and paths only), filtered by the globs, in path order.
             rows = (await conn.execute(stmt, params)).all()
             # A term in more files than the index may hand over is answered from those it did
