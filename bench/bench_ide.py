@@ -396,7 +396,15 @@ def main() -> None:
             print("zip", json.dumps(r))
     out = ROOT / "bench" / "results" / "ide.json"
     out.parent.mkdir(exist_ok=True)
-    out.write_text(json.dumps(results, indent=2) + "\n")
+    # Merge with earlier runs of other parts or backends (one file for the figures).
+    merged: dict[str, Any] = json.loads(out.read_text()) if out.exists() else {}
+    for key, value in results.items():
+        if isinstance(value, list):
+            kept = [r for r in merged.get(key, []) if r["backend"] not in backends]
+            merged[key] = kept + value
+        else:
+            merged[key] = value
+    out.write_text(json.dumps(merged, indent=2) + "\n")
 
 
 if __name__ == "__main__":

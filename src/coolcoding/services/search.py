@@ -50,7 +50,7 @@ PG_BODIES = text("SELECT item_id, body FROM workspace_search WHERE item_id = ANY
 SQLITE_BODIES = text(
     "SELECT rowid, body FROM workspace_search WHERE rowid IN (SELECT value FROM json_each(:ids))"
 )
-SEQSCAN_OFF = text("SET LOCAL enable_seqscan = off")
+CUSTOM_PLAN = text("SET LOCAL plan_cache_mode = force_custom_plan")
 # Bodies are fetched in path order, this many files at a time, until the result limit is reached.
 BODY_BATCH = 100
 
@@ -174,10 +174,10 @@ class SearchService:
         count = 0
         async with self.db.engine.connect() as conn, conn.begin():
             if postgres and stmt is PG_CANDIDATES:
-                # With a LIMIT the planner may expect a term to be common and read every body
-                # in a sequential scan; the trigram index is always the better start here (its
-                # bitmap is cheap, and the heap is read only until the limit).
-                await conn.execute(SEQSCAN_OFF)
+                # The statement is prepared: after a few runs PostgreSQL may switch to a generic
+                # plan, which cannot see how rare the pattern is and, under the LIMIT, reads every
+                # body of the session (200 ms at 10,000 files) instead of the trigram index (2 ms).
+                await conn.execute(CUSTOM_PLAN)
             # Phase 1: which files (ids and paths only), filtered by the globs, in path order.
             rows = (await conn.execute(stmt, params)).all()
             # A term in more files than the index may hand over is answered from those it did
