@@ -80,6 +80,8 @@ async def export_zip(session: OwnedSession, platform: PlatformDep) -> StreamingR
     """The whole workspace as a zip archive, streamed (constant memory)."""
     name = "".join(c if c.isalnum() or c in "-_." else "-" for c in session.name) or "workspace"
     headers = download_headers(f"{name}.zip")
+    # Already compressed: "identity" keeps the GZip middleware from deflating it a second time.
+    headers["Content-Encoding"] = "identity"
     return StreamingResponse(
         platform.archives.export_zip(ref_of(session)),
         media_type="application/zip",
