@@ -37,7 +37,34 @@ from bench_api import _pg, start_server
 
 ROOT = Path(__file__).resolve().parents[1]
 MiB = 1 << 20
-WORDS = ["def", "class", "return", "import", "from", "self", "value", "result", "index", "count", "total", "items", "data", "buffer", "request", "response", "session", "handler", "config", "parse", "render", "update", "delete", "create", "select", "where"]
+WORDS = [
+    "def",
+    "class",
+    "return",
+    "import",
+    "from",
+    "self",
+    "value",
+    "result",
+    "index",
+    "count",
+    "total",
+    "items",
+    "data",
+    "buffer",
+    "request",
+    "response",
+    "session",
+    "handler",
+    "config",
+    "parse",
+    "render",
+    "update",
+    "delete",
+    "create",
+    "select",
+    "where",
+]
 
 
 def pct(xs: list[float], p: float) -> float:

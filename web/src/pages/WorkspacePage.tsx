@@ -17,7 +17,8 @@ import { SearchPanel } from "../components/SearchPanel";
 import { SettingsDialog } from "../components/SettingsDialog";
 import { UploadPanel } from "../components/UploadPanel";
 import { downloadUrl, exportZipUrl, importZip } from "../api/ide";
-import { matchesShortcut, type IdeCommand } from "../modules/commands/commands";
+import type { IdeCommand } from "../modules/commands/commands";
+import { downloadUrlInBrowser, useCommandShortcuts } from "../modules/commands/useCommandShortcuts";
 import { useUploads, type PickedFile } from "../modules/files/upload";
 import { usePreferences } from "../modules/settings/usePreferences";
 import { FullPageError, FullPageSpinner, Spinner } from "../components/PageStates";
@@ -210,12 +211,7 @@ function Workspace({ initial }: { initial: Session }) {
       push("error", `Could not import ${zip.name}: ${errorMessage(err)}`);
     }
   };
-  const download = (url: string) => {
-    const a = document.createElement("a");
-    a.href = url;
-    a.download = "";
-    a.click();
-  };
+  const download = downloadUrlInBrowser;
 
   const onCreate = useCallback(
     async (kind: "file" | "folder", path: string) => {
@@ -291,21 +287,7 @@ function Workspace({ initial }: { initial: Session }) {
     ],
     [editor, onRun, pickers.pickFiles, pickers.pickFolder, uuid, toggleTheme],
   );
-  const commandsRef = useRef(commands);
-  commandsRef.current = commands;
-  // The palette's shortcuts, before Monaco (capture phase): Ctrl+P would otherwise print the page.
-  useEffect(() => {
-    const onKey = (e: KeyboardEvent) => {
-      if (!(e.ctrlKey || e.metaKey)) return;
-      const cmd = commandsRef.current.find((c) => c.shortcut && !["save", "run"].includes(c.id) && matchesShortcut(e, c.shortcut));
-      if (!cmd) return;
-      e.preventDefault();
-      e.stopPropagation();
-      cmd.run();
-    };
-    window.addEventListener("keydown", onKey, true);
-    return () => window.removeEventListener("keydown", onKey, true);
-  }, []);
+  useCommandShortcuts(commands, ["save", "run"]);
 
   // Ctrl/Cmd+S anywhere saves the active file (Monaco handles it itself when focused); Ctrl/Cmd+Enter runs.
   useEffect(() => {
