@@ -155,7 +155,10 @@ class Settings(BaseSettings):
         "from those (truncated)",
     )
     search_max_query_length: int = Field(
-        default=1_000, ge=1, description="Longest search text or regular expression"
+        default=500,
+        ge=1,
+        le=500,
+        description="Longest search text or regular expression (at most 500: the URL's limit)",
     )
 
     # --- sandboxes ----------------------------------------------------------------------------

@@ -21,6 +21,10 @@ from coolcoding.services.sessions import ref_of
 
 router = APIRouter(prefix="/api/workspace/{session_uuid}", tags=["workspace"])
 CHANGE = merge(WRITE_OWNED, errors(Conflict, TooLarge))
+# The body is read as raw bytes whatever its Content-Type (browsers send application/zip).
+ZIP_BODY: dict[str, Any] = {
+    "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}
+}
 BINARY: dict[int | str, dict[str, Any]] = {
     200: {"content": {"application/octet-stream": {"schema": {"type": "string"}}}}
 }
@@ -107,12 +111,13 @@ async def import_zip(request: Request, ws: WorkspaceDep, platform: PlatformDep) 
 async def search(
     ws: WorkspaceDep,
     platform: PlatformDep,
-    q: Annotated[str, Query(min_length=1, max_length=10_000)],
+    # Bounded so that a query of 4-byte characters still fits the server's request line.
+    q: Annotated[str, Query(min_length=1, max_length=500)],
     regex: bool = False,
     case: bool = False,
     word: bool = False,
-    include: Annotated[str, Query(max_length=2_000)] = "",
-    exclude: Annotated[str, Query(max_length=2_000)] = "",
+    include: Annotated[str, Query(max_length=200)] = "",
+    exclude: Annotated[str, Query(max_length=200)] = "",
 ) -> Any:
     """Full-text search of the workspace's text files (from the database, with the sandbox
     stopped too). ``include``/``exclude``: comma-separated globs (``*.py, src/**``)."""
