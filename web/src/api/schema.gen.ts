@@ -2531,7 +2531,7 @@ export interface operations {
         };
         requestBody?: {
             content: {
-                "application/zip": string;
+                "application/octet-stream": string;
             };
         };
         responses: {
@@ -3922,7 +3922,7 @@ export interface operations {
         };
         requestBody?: {
             content: {
-                "application/zip": string;
+                "application/octet-stream": string;
             };
         };
         responses: {

@@ -97,7 +97,7 @@ async def export_zip(session: OwnedSession, platform: PlatformDep) -> StreamingR
     "/import",
     response_model=ImportOut,
     responses=merge(CHANGE, {200: {"description": "Imported"}}),
-    openapi_extra={"requestBody": {"content": {"application/zip": {"schema": {"type": "string"}}}}},
+    openapi_extra={"requestBody": ZIP_BODY},
 )
 async def import_zip(request: Request, ws: WorkspaceDep, platform: PlatformDep) -> ImportOut:
     """Add a zip archive's files to the workspace (all or nothing; 409 if a path exists)."""

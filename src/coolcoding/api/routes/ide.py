@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query, Request
 
 from coolcoding.api.deps import CurrentUser, PlatformDep
 from coolcoding.api.responses import AUTHED, WRITE, errors, merge
+from coolcoding.api.routes.files_io import ZIP_BODY
 from coolcoding.errors import Conflict, DomainError, TooLarge
 from coolcoding.schemas.ide import Preferences, TemplateOut
 from coolcoding.schemas.limits import LanguageId, SessionName
@@ -59,7 +60,7 @@ async def put_preferences(
     status_code=201,
     response_model=SessionOut,
     responses=merge(WRITE, errors(Conflict, TooLarge)),
-    openapi_extra={"requestBody": {"content": {"application/zip": {"schema": {"type": "string"}}}}},
+    openapi_extra={"requestBody": ZIP_BODY},
 )
 async def create_from_zip(
     request: Request,
