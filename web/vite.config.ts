@@ -8,6 +8,14 @@ const backend = process.env.CC_BACKEND_URL ?? "http://127.0.0.1:8000";
 
 export default defineConfig({
   plugins: [react()],
+  resolve: {
+    alias: [
+      // monaco-vim imports Monaco's pre-0.5x deep paths (esm/vs/...), which monaco-editor now exports
+      // as "monaco-editor/<path>"; and its "browser" export is a UMD bundle that inlines nothing useful.
+      { find: /^monaco-editor\/esm\/vs\/(.*)$/, replacement: "monaco-editor/$1" },
+      { find: /^monaco-vim$/, replacement: new URL("./node_modules/monaco-vim/dist/index.mjs", import.meta.url).pathname },
+    ],
+  },
   server: {
     proxy: {
       "/api": { target: backend, changeOrigin: false, ws: true },

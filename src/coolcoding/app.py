@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -15,8 +16,10 @@ from coolcoding.api.guards import RequestGuards
 from coolcoding.api.openapi import install_openapi
 from coolcoding.api.routes import (
     executions,
+    files_io,
     health,
     history,
+    ide,
     languages,
     sandbox,
     sessions,
@@ -31,6 +34,7 @@ from coolcoding.platform import Platform
 from coolcoding.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
+ZIP_IMPORT_PATHS = re.compile(r"^/api/(?:workspace/[^/]+/import|sessions/import)$")
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -63,12 +67,26 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # base64 makes a file 4/3 larger; the rest is JSON framing.
     max_body = max(settings.max_file_bytes, settings.exec_max_stdin_bytes) * 4 // 3 + 256 * 1024
     app.add_middleware(
-        RequestGuards, max_body_bytes=max_body, allowed_origins=settings.public_origins
+        RequestGuards,
+        max_body_bytes=max_body,
+        allowed_origins=settings.public_origins,
+        # zip imports stream to a temporary file and are limited there (max_zip_upload_bytes)
+        large_bodies=(ZIP_IMPORT_PATHS, settings.max_zip_upload_bytes),
     )
     # Outermost of ours: every response, 413/403 refusals of RequestGuards included.
     app.add_middleware(SecurityHeaders)
     install_error_handlers(app)
-    for module in (health, users, sessions, workspace, history, languages, executions):
+    for module in (
+        health,
+        ide,
+        users,
+        sessions,
+        workspace,
+        history,
+        files_io,
+        languages,
+        executions,
+    ):
         app.include_router(module.router)
     for module in (sandbox, ws_terminal, ws_events):
         app.include_router(module.router)

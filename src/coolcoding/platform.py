@@ -29,13 +29,17 @@ from coolcoding.sandbox.local.identity import server_id
 from coolcoding.sandbox.registry import make_runtime
 from coolcoding.schemas.ws import FileChanged, FileDeleted, FileMoved
 from coolcoding.services.accounts import AccountService
+from coolcoding.services.archive import ArchiveService
 from coolcoding.services.commands import CommandLog
 from coolcoding.services.events import EventBus
 from coolcoding.services.executions import ExecutionService
 from coolcoding.services.leases import LeaseService
+from coolcoding.services.preferences import PreferencesService
 from coolcoding.services.ratelimit import RateLimiter
 from coolcoding.services.sandboxes import SandboxManager
+from coolcoding.services.search import SearchService
 from coolcoding.services.sessions import SessionService
+from coolcoding.services.templates import TemplateService
 from coolcoding.services.workspace import Change, WorkspaceRef, WorkspaceService
 from coolcoding.settings import Settings
 from coolcoding.terminal.manager import TerminalManager
@@ -78,6 +82,11 @@ class Platform:
         self.history = HistoryService(self.db, settings, self.workspace)
         self.snapshots = SnapshotService(self.db, settings, self.workspace)
         self.sessions.before_delete.append(self.snapshots.trash_workspace)
+        # The IDE's files in/out, search, templates and preferences (docs/API.md "IDE").
+        self.templates = TemplateService(self.db, self.workspace)
+        self.archives = ArchiveService(self.workspace, settings)
+        self.search = SearchService(self.db, settings)
+        self.preferences = PreferencesService(self.db)
         self._on_start: list[Hook] = []
         self._on_stop: list[Hook] = []
         # Session sandboxes, file sync, terminals and command history (None: see ``unavailable``).

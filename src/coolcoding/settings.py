@@ -161,6 +161,40 @@ class Settings(BaseSettings):
         default=600, description="How often the background job purges the trash and old snapshots"
     )
 
+    # --- files in and out, search (docs/API.md "IDE") ------------------------------------------
+    max_zip_upload_bytes: int = Field(
+        default=100 * MiB,
+        description="Largest zip archive accepted by an import (the compressed upload)",
+    )
+    max_zip_expanded_bytes: int = Field(
+        default=200 * MiB,
+        description="Most bytes an imported zip may expand to, by its declared and by its actual "
+        "sizes (zip bombs); the workspace quota applies too",
+    )
+    max_zip_entries: int = Field(default=10_000, description="Most entries in an imported zip")
+    zip_export_compress_level: int = Field(
+        default=1,
+        ge=0,
+        le=9,
+        description="Deflate level of zip exports for text files (0 = store everything); binary "
+        "files are always stored",
+    )
+    search_max_results: int = Field(
+        default=2_000, ge=1, description="Most matching lines one search returns"
+    )
+    search_max_files: int = Field(
+        default=500,
+        ge=1,
+        description="Most files the index hands to one search; a term found in more is answered "
+        "from those (truncated)",
+    )
+    search_max_query_length: int = Field(
+        default=500,
+        ge=1,
+        le=500,
+        description="Longest search text or regular expression (at most 500: the URL's limit)",
+    )
+
     # --- sandboxes ----------------------------------------------------------------------------
     runtime: Literal["local", "kubernetes"] = "local"
     sandbox_memory_mb: int = 512

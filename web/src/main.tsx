@@ -4,6 +4,7 @@ import { Router } from "./modules/router/router";
 import "./styles/fonts.css";
 import "./styles/global.css";
 import "./styles/ide.css";
+import "./styles/ide-extras.css";
 import { App } from "./App";
 import { AuthProvider } from "./modules/auth/AuthContext";
 import { ThemeProvider } from "./modules/theme/ThemeContext";

@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable
 from urllib.parse import urlsplit
 
@@ -42,9 +43,17 @@ def origin_allowed(origin: str, host: str, allowed: Iterable[str]) -> bool:
 
 
 class RequestGuards:
-    def __init__(self, app: ASGIApp, max_body_bytes: int, allowed_origins: list[str]) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        max_body_bytes: int,
+        allowed_origins: list[str],
+        large_bodies: tuple[re.Pattern[str], int] | None = None,
+    ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
+        # Paths that take a larger body (zip imports), and their limit.
+        self.large_bodies = large_bodies
         self.allowed_origins = set(allowed_origins)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -62,13 +71,16 @@ class RequestGuards:
                     f"requests from origin {origin!r} are not allowed",
                 )
                 return
+        max_body = self.max_body_bytes
+        if self.large_bodies is not None and self.large_bodies[0].match(scope["path"]):
+            max_body = max(max_body, self.large_bodies[1])
         length = headers.get("content-length")
-        if length is not None and length.isdigit() and int(length) > self.max_body_bytes:
+        if length is not None and length.isdigit() and int(length) > max_body:
             await _reject(
                 send,
                 413,
                 "request_too_large",
-                f"request body is larger than {self.max_body_bytes} bytes",
+                f"request body is larger than {max_body} bytes",
             )
             return
         received = 0
@@ -79,7 +91,7 @@ class RequestGuards:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_body_bytes and not rejected:
+                if received > max_body and not rejected:
                     # Answer now and tell the app the client is gone; whatever it sends later
                     # is dropped by guarded_send.
                     rejected = True
@@ -87,7 +99,7 @@ class RequestGuards:
                         send,
                         413,
                         "request_too_large",
-                        f"request body is larger than {self.max_body_bytes} bytes",
+                        f"request body is larger than {max_body} bytes",
                     )
                     return {"type": "http.disconnect"}
             return message

@@ -21,6 +21,7 @@ from sqlalchemy import (
     TypeDecorator,
     UniqueConstraint,
     Uuid,
+    false,
     func,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -300,3 +301,41 @@ class SnapshotFile(Base):
     blob_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
     size: Mapped[int] = mapped_column(BigInteger, default=0)
     is_binary: Mapped[bool] = mapped_column(Boolean, default=False)
+class UserPreferences(Base):
+    """A user's IDE settings (font size, tab size, word wrap, key bindings, theme) as JSON."""
+
+    __tablename__ = "user_preferences"
+
+    user_id: Mapped[int] = mapped_column(
+        IdType, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    data: Mapped[dict[str, Any]] = mapped_column(JSON)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class SessionTemplate(Base):
+    """A starter template (seeded by migration 0005): rows, not code, so more can be added."""
+
+    __tablename__ = "session_templates"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    key: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(128))
+    language: Mapped[str] = mapped_column(String(32))
+    description: Mapped[str] = mapped_column(String(512), server_default="")
+    entry_file: Mapped[str | None] = mapped_column(String(1024))
+    # The template a new workspace of this language gets when none is named.
+    is_default: Mapped[bool] = mapped_column(Boolean, server_default=false())
+    sort_order: Mapped[int] = mapped_column(Integer, server_default="0")
+
+
+class TemplateFile(Base):
+    __tablename__ = "template_files"
+    __table_args__ = (UniqueConstraint("template_id", "path", name="uq_template_files_path"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    template_id: Mapped[int] = mapped_column(
+        ForeignKey("session_templates.id", ondelete="CASCADE"), index=True
+    )
+    path: Mapped[str] = mapped_column(String(1024))
+    content: Mapped[str] = mapped_column(Text)

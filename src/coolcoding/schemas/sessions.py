@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, StrictBool
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from coolcoding.schemas.limits import LanguageId, SessionName, WorkspacePath
 
@@ -15,6 +15,12 @@ class SessionIn(BaseModel):
     name: SessionName = "Untitled"
     language: LanguageId = "python"
     network_enabled: StrictBool = False
+    template: str | None = Field(
+        default=None,
+        max_length=64,
+        pattern=r"^[a-z0-9][a-z0-9_-]*$",
+        description="A key of GET /api/templates; omitted = the language's default template",
+    )
 
 
 class SessionPatch(BaseModel):

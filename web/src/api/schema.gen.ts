@@ -171,26 +171,6 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
-    "/api/sessions/{session_uuid}/fork": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        get?: never;
-        put?: never;
-        /**
-         * Fork Session
-         * @description A copy of the workspace (files at their current versions) owned by the caller.
-         */
-        post: operations["fork_session_api_sessions__session_uuid__fork_post"];
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
     "/api/sessions/{session_uuid}/run": {
         parameters: {
             query?: never;
@@ -279,7 +259,28 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
-    "/api/storage": {
+    "/api/sessions/import": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Create From Zip
+         * @description A new workspace with the files of a zip archive; nothing is kept if the archive is
+         *     refused.
+         */
+        post: operations["create_from_zip_api_sessions_import_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/templates": {
         parameters: {
             query?: never;
             header?: never;
@@ -287,63 +288,12 @@ export interface paths {
             cookie?: never;
         };
         /**
-         * Storage
-         * @description Bytes stored for the caller: current files, and history counted once per content.
+         * List Templates
+         * @description Starter templates (rows of session_templates; add more without code).
          */
-        get: operations["storage_api_storage_get"];
+        get: operations["list_templates_api_templates_get"];
         put?: never;
         post?: never;
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/api/trash": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        /** List Deleted Workspaces */
-        get: operations["list_deleted_workspaces_api_trash_get"];
-        put?: never;
-        post?: never;
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/api/trash/{entry_id}": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        get?: never;
-        put?: never;
-        post?: never;
-        /** Purge Workspace */
-        delete: operations["purge_workspace_api_trash__entry_id__delete"];
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/api/trash/{entry_id}/restore": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        get?: never;
-        put?: never;
-        /** Restore Workspace */
-        post: operations["restore_workspace_api_trash__entry_id__restore_post"];
         delete?: never;
         options?: never;
         head?: never;
@@ -423,6 +373,27 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/users/me/preferences": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Get Preferences */
+        get: operations["get_preferences_api_users_me_preferences_get"];
+        /**
+         * Put Preferences
+         * @description Replace the user's preferences (omitted fields take their defaults).
+         */
+        put: operations["put_preferences_api_users_me_preferences_put"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/users/register": {
         parameters: {
             query?: never;
@@ -440,6 +411,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/workspace/{session_uuid}/download/{path}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Download File
+         * @description The file as an attachment, with a Content-Type that cannot run script (see above).
+         */
+        get: operations["download_file_api_workspace__session_uuid__download__path__get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/workspace/{session_uuid}/ensure-default": {
         parameters: {
             query?: never;
@@ -449,8 +440,31 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Ensure Default */
+        /**
+         * Ensure Default
+         * @description Fill an empty workspace with its language's starter template (main.py without one).
+         */
         post: operations["ensure_default_api_workspace__session_uuid__ensure_default_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/workspace/{session_uuid}/export.zip": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Export Zip
+         * @description The whole workspace as a zip archive, streamed (constant memory).
+         */
+        get: operations["export_zip_api_workspace__session_uuid__export_zip_get"];
+        put?: never;
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -513,45 +527,7 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
-    "/api/workspace/{session_uuid}/history": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        /**
-         * List Versions
-         * @description Versions newest first: of one file (``path``) or of the whole workspace (deleted files
-         *     included: a ``kind: delete`` version marks the deletion).
-         */
-        get: operations["list_versions_api_workspace__session_uuid__history_get"];
-        put?: never;
-        post?: never;
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/api/workspace/{session_uuid}/history/{version_id}": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        /** Get Version */
-        get: operations["get_version_api_workspace__session_uuid__history__version_id__get"];
-        put?: never;
-        post?: never;
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/api/workspace/{session_uuid}/history/{version_id}/restore": {
+    "/api/workspace/{session_uuid}/import": {
         parameters: {
             query?: never;
             header?: never;
@@ -561,31 +537,10 @@ export interface paths {
         get?: never;
         put?: never;
         /**
-         * Restore Version
-         * @description Write the version back as a new version (source ``restore``).
+         * Import Zip
+         * @description Add a zip archive's files to the workspace (all or nothing; 409 if a path exists).
          */
-        post: operations["restore_version_api_workspace__session_uuid__history__version_id__restore_post"];
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/api/workspace/{session_uuid}/history/diff": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        /**
-         * Diff Versions
-         * @description Both contents (for a side-by-side editor) and a unified diff; ``to`` absent: the file's
-         *     current content.
-         */
-        get: operations["diff_versions_api_workspace__session_uuid__history_diff_get"];
-        put?: never;
-        post?: never;
+        post: operations["import_zip_api_workspace__session_uuid__import_post"];
         delete?: never;
         options?: never;
         head?: never;
@@ -609,90 +564,21 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
-    "/api/workspace/{session_uuid}/snapshots": {
+    "/api/workspace/{session_uuid}/search": {
         parameters: {
             query?: never;
             header?: never;
             path?: never;
             cookie?: never;
         };
-        /** List Snapshots */
-        get: operations["list_snapshots_api_workspace__session_uuid__snapshots_get"];
-        put?: never;
-        /** Create Snapshot */
-        post: operations["create_snapshot_api_workspace__session_uuid__snapshots_post"];
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/api/workspace/{session_uuid}/snapshots/{snapshot_id}": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        get?: never;
-        put?: never;
-        post?: never;
-        /** Delete Snapshot */
-        delete: operations["delete_snapshot_api_workspace__session_uuid__snapshots__snapshot_id__delete"];
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/api/workspace/{session_uuid}/snapshots/{snapshot_id}/file/{path}": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        /** Snapshot File */
-        get: operations["snapshot_file_api_workspace__session_uuid__snapshots__snapshot_id__file__path__get"];
-        put?: never;
-        post?: never;
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/api/workspace/{session_uuid}/snapshots/{snapshot_id}/files": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        /** Snapshot Files */
-        get: operations["snapshot_files_api_workspace__session_uuid__snapshots__snapshot_id__files_get"];
-        put?: never;
-        post?: never;
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/api/workspace/{session_uuid}/snapshots/{snapshot_id}/restore": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        get?: never;
-        put?: never;
         /**
-         * Restore Snapshot
-         * @description Replace the workspace by the snapshot, atomically; the current state is snapshotted first
-         *     (``safety_snapshot_id``).
+         * Search
+         * @description Full-text search of the workspace's text files (from the database, with the sandbox
+         *     stopped too). ``include``/``exclude``: comma-separated globs (``*.py, src/**``).
          */
-        post: operations["restore_snapshot_api_workspace__session_uuid__snapshots__snapshot_id__restore_post"];
+        get: operations["search_api_workspace__session_uuid__search_get"];
+        put?: never;
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -716,24 +602,7 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
-    "/api/workspace/{session_uuid}/trash": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        /** List Trash */
-        get: operations["list_trash_api_workspace__session_uuid__trash_get"];
-        put?: never;
-        post?: never;
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/api/workspace/{session_uuid}/trash/{entry_id}": {
+    "/api/workspace/{session_uuid}/upload/{path}": {
         parameters: {
             query?: never;
             header?: never;
@@ -741,46 +610,13 @@ export interface paths {
             cookie?: never;
         };
         get?: never;
-        put?: never;
-        post?: never;
-        /** Purge Trash */
-        delete: operations["purge_trash_api_workspace__session_uuid__trash__entry_id__delete"];
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/api/workspace/{session_uuid}/trash/{entry_id}/files": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        /** Trash Files */
-        get: operations["trash_files_api_workspace__session_uuid__trash__entry_id__files_get"];
-        put?: never;
-        post?: never;
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/api/workspace/{session_uuid}/trash/{entry_id}/restore": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        get?: never;
-        put?: never;
         /**
-         * Restore Trash
-         * @description Put a deleted file or folder back at its path (409 ``restore_target_exists`` if taken).
+         * Upload File
+         * @description Create or replace a file with the raw request body (streamed, at most max_file_bytes;
+         *     the workspace quota applies). Folders on the way are created.
          */
-        post: operations["restore_trash_api_workspace__session_uuid__trash__entry_id__restore_post"];
+        put: operations["upload_file_api_workspace__session_uuid__upload__path__put"];
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -841,25 +677,6 @@ export interface components {
              * @description the account's password, to confirm
              */
             password: string;
-        };
-        /** DiffOut */
-        DiffOut: {
-            /** Binary */
-            binary: boolean;
-            /** From */
-            from: {
-                [key: string]: unknown;
-            };
-            /** From Content */
-            from_content: string | null;
-            /** To */
-            to: {
-                [key: string]: unknown;
-            };
-            /** To Content */
-            to_content: string | null;
-            /** Unified */
-            unified: string | null;
         };
         /** EnsureDefaultOut */
         EnsureDefaultOut: {
@@ -1018,10 +835,14 @@ export interface components {
             /** Version */
             version: number;
         };
-        /** ForkIn */
-        ForkIn: {
-            /** Name */
-            name?: string | null;
+        /** ImportOut */
+        ImportOut: {
+            /** Bytes */
+            bytes: number;
+            /** Files */
+            files: number;
+            /** Folders */
+            folders: number;
         };
         /** ItemList */
         ItemList: {
@@ -1104,6 +925,39 @@ export interface components {
              */
             to: string;
         };
+        /**
+         * Preferences
+         * @description A user's IDE settings; every field has a default, unknown fields are refused.
+         */
+        Preferences: {
+            /**
+             * Font Size
+             * @default 14
+             */
+            font_size?: number;
+            /**
+             * Key Bindings
+             * @default default
+             * @enum {string}
+             */
+            key_bindings?: "default" | "vim";
+            /**
+             * Tab Size
+             * @default 4
+             */
+            tab_size?: number;
+            /**
+             * Theme
+             * @default system
+             * @enum {string}
+             */
+            theme?: "system" | "light" | "dark";
+            /**
+             * Word Wrap
+             * @default false
+             */
+            word_wrap?: boolean;
+        };
         /** RegisterIn */
         RegisterIn: {
             /** Email */
@@ -1118,28 +972,6 @@ export interface components {
              * @description 3-32 characters: letters, digits, '_', '.', '-'
              */
             username: string;
-        };
-        /** RestoreVersionIn */
-        RestoreVersionIn: {
-            /** Base Version */
-            base_version?: number | null;
-            /** To */
-            to?: string | null;
-        };
-        /** RestoreVersionOut */
-        RestoreVersionOut: {
-            /** Created */
-            created: boolean;
-            /** Path */
-            path: string;
-            /** Previous Version */
-            previous_version: number | null;
-            /** Recreated */
-            recreated: boolean;
-            /** Restored From */
-            restored_from: number;
-            /** Version */
-            version: number;
         };
         /**
          * RunIn
@@ -1189,6 +1021,46 @@ export interface components {
              */
             encoding?: "utf-8" | "base64";
         };
+        /** SearchFile */
+        SearchFile: {
+            /** Matches */
+            matches: components["schemas"]["SearchLine"][];
+            /** Path */
+            path: string;
+        };
+        /** SearchLine */
+        SearchLine: {
+            /**
+             * Line
+             * @description 1-based line number
+             */
+            line: number;
+            /**
+             * Ranges
+             * @description [start, end) columns of the matches
+             */
+            ranges: [
+                number,
+                number
+            ][];
+            /**
+             * Text
+             * @description The line (cut to 400 characters)
+             */
+            text: string;
+        };
+        /** SearchOut */
+        SearchOut: {
+            /** Files */
+            files: components["schemas"]["SearchFile"][];
+            /** Match Count */
+            match_count: number;
+            /**
+             * Truncated
+             * @description More lines matched than search_max_results
+             */
+            truncated: boolean;
+        };
         /** SessionIn */
         SessionIn: {
             /**
@@ -1209,6 +1081,11 @@ export interface components {
              * @default false
              */
             network_enabled?: boolean;
+            /**
+             * Template
+             * @description A key of GET /api/templates; omitted = the language's default template
+             */
+            template?: string | null;
         };
         /** SessionOut */
         SessionOut: {
@@ -1219,15 +1096,6 @@ export interface components {
             created_at: string;
             /** Entry File */
             entry_file: string | null;
-            /**
-             * Fork Count
-             * @default 0
-             */
-            fork_count?: number;
-            /** Forked From Name */
-            forked_from_name?: string | null;
-            /** Forked From Uuid */
-            forked_from_uuid?: string | null;
             /** Language */
             language: string;
             /**
@@ -1263,75 +1131,6 @@ export interface components {
             /** Network Enabled */
             network_enabled?: boolean | null;
         };
-        /** SnapshotFileOut */
-        SnapshotFileOut: {
-            /** Content Hash */
-            content_hash: string | null;
-            /** Is Binary */
-            is_binary: boolean;
-            /** Name */
-            name: string;
-            /** Path */
-            path: string;
-            /** Size */
-            size: number;
-            /** Type */
-            type: string;
-        };
-        /** SnapshotFiles */
-        SnapshotFiles: {
-            /** Items */
-            items: components["schemas"]["SnapshotFileOut"][];
-        };
-        /** SnapshotIn */
-        SnapshotIn: {
-            /**
-             * Name
-             * @default Snapshot
-             * @example Untitled
-             */
-            name?: string;
-        };
-        /** SnapshotList */
-        SnapshotList: {
-            /** Snapshots */
-            snapshots: components["schemas"]["SnapshotOut"][];
-        };
-        /** SnapshotOut */
-        SnapshotOut: {
-            /**
-             * Created At
-             * Format: date-time
-             */
-            created_at: string;
-            /** File Count */
-            file_count: number;
-            /** Id */
-            id: number;
-            /** Kind */
-            kind: string;
-            /** Meta */
-            meta: {
-                [key: string]: unknown;
-            };
-            /** Name */
-            name: string;
-            /** Root Path */
-            root_path: string;
-            /** Root Type */
-            root_type: string;
-            /** Total Bytes */
-            total_bytes: number;
-        };
-        /** SnapshotRestoreOut */
-        SnapshotRestoreOut: {
-            /** Restored Items */
-            restored_items: number;
-            /** Safety Snapshot Id */
-            safety_snapshot_id: number;
-            /** Snapshot Id */
-            snapshot_id: number;
-        };
         /** StatusOut */
         StatusOut: {
             /**
@@ -1353,16 +1152,22 @@ export interface components {
             /** Total Bytes */
             total_bytes: number;
         };
-        /** StorageOut */
-        StorageOut: {
-            /** Files Bytes */
-            files_bytes: number;
-            /** History Content Bytes */
-            history_content_bytes: number;
-            /** History Stored Bytes */
-            history_stored_bytes: number;
-            /** Total Stored Bytes */
-            total_stored_bytes: number;
+        /** TemplateOut */
+        TemplateOut: {
+            /** Description */
+            description: string;
+            /** Entry File */
+            entry_file: string | null;
+            /** Files */
+            files: string[];
+            /** Is Default */
+            is_default: boolean;
+            /** Key */
+            key: string;
+            /** Language */
+            language: string;
+            /** Name */
+            name: string;
         };
         /** TerminalOut */
         TerminalOut: {
@@ -1380,13 +1185,6 @@ export interface components {
             /** Rows */
             rows: number;
         };
-        /** TrashRestoreOut */
-        TrashRestoreOut: {
-            /** Path */
-            path: string;
-            /** Restored Items */
-            restored_items: number;
-        };
         /** UserOut */
         UserOut: {
             /**
@@ -1400,77 +1198,6 @@ export interface components {
             id: number;
             /** Username */
             username: string;
-        };
-        /** VersionContentOut */
-        VersionContentOut: {
-            /** Author Id */
-            author_id: number | null;
-            /** Changes */
-            changes: number;
-            /** Content */
-            content: string;
-            /** Content Hash */
-            content_hash: string | null;
-            /**
-             * Created At
-             * Format: date-time
-             */
-            created_at: string;
-            /** Encoding */
-            encoding: string;
-            /** Id */
-            id: number;
-            /** Is Binary */
-            is_binary: boolean;
-            /** Kind */
-            kind: string;
-            /** Path */
-            path: string;
-            /** Size */
-            size: number;
-            /** Source */
-            source: string;
-            /**
-             * Updated At
-             * Format: date-time
-             */
-            updated_at: string;
-        };
-        /** VersionList */
-        VersionList: {
-            /** Versions */
-            versions: components["schemas"]["VersionOut"][];
-        };
-        /** VersionOut */
-        VersionOut: {
-            /** Author Id */
-            author_id: number | null;
-            /** Changes */
-            changes: number;
-            /** Content Hash */
-            content_hash: string | null;
-            /**
-             * Created At
-             * Format: date-time
-             */
-            created_at: string;
-            /** Id */
-            id: number;
-            /** Is Binary */
-            is_binary: boolean;
-            /** Kind */
-            kind: string;
-            /** Path */
-            path: string;
-            /** Size */
-            size: number;
-            /** Source */
-            source: string;
-            /**
-             * Updated At
-             * Format: date-time
-             */
-            updated_at: string;
         };
     };
     responses: never;
@@ -2340,106 +2067,6 @@ export interface operations {
             };
         };
     };
-    fork_session_api_sessions__session_uuid__fork_post: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path: {
-                session_uuid: string;
-            };
-            cookie?: never;
-        };
-        requestBody: {
-            content: {
-                "application/json": components["schemas"]["ForkIn"];
-            };
-        };
-        responses: {
-            /** @description Successful Response */
-            201: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["SessionOut"];
-                };
-            };
-            /** @description Invalid input that the schema cannot state (e.g. a rule between two fields) or a body that is not JSON */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorOut"];
-                };
-            };
-            /** @description Not logged in, or the login expired (`not_authenticated`, `login_expired`) */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorOut"];
-                };
-            };
-            /** @description Refused: a cross-site request (`cross_site_request`) or a wrong password */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorOut"];
-                };
-            };
-            /** @description Not found, or not yours (never told apart) */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorOut"];
-                };
-            };
-            /** @description Conflict with the current state (e.g. a stale `base_version`, a taken name) */
-            409: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorOut"];
-                };
-            };
-            /** @description Too large: the request body, or a workspace quota (`quota_exceeded`) */
-            413: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorOut"];
-                };
-            };
-            /** @description The request does not match the schema (`validation_error`; `fields` lists each problem) */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorOut"];
-                };
-            };
-            /** @description A dependency is unavailable: the database (`database_unavailable`), sandboxes or code execution; retry after `Retry-After` seconds when given */
-            503: {
-                headers: {
-                    /** @description seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorOut"];
-                };
-            };
-        };
-    };
     run_in_session_api_sessions__session_uuid__run_post: {
         parameters: {
             query?: never;
@@ -2891,199 +2518,22 @@ export interface operations {
             };
         };
     };
-    storage_api_storage_get: {
+    create_from_zip_api_sessions_import_post: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description a language id of GET /api/languages */
+                language?: string;
+                name?: string;
+            };
             header?: never;
             path?: never;
             cookie?: never;
         };
-        requestBody?: never;
-        responses: {
-            /** @description Successful Response */
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["StorageOut"];
-                };
-            };
-            /** @description Not logged in, or the login expired (`not_authenticated`, `login_expired`) */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorOut"];
-                };
-            };
-            /** @description The request does not match the schema (`validation_error`; `fields` lists each problem) */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorOut"];
-                };
-            };
-            /** @description A dependency is unavailable: the database (`database_unavailable`), sandboxes or code execution; retry after `Retry-After` seconds when given */
-            503: {
-                headers: {
-                    /** @description seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorOut"];
-                };
+        requestBody?: {
+            content: {
+                "application/octet-stream": string;
             };
         };
-    };
-    list_deleted_workspaces_api_trash_get: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            /** @description Successful Response */
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["SnapshotList"];
-                };
-            };
-            /** @description Not logged in, or the login expired (`not_authenticated`, `login_expired`) */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorOut"];
-                };
-            };
-            /** @description The request does not match the schema (`validation_error`; `fields` lists each problem) */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorOut"];
-                };
-            };
-            /** @description A dependency is unavailable: the database (`database_unavailable`), sandboxes or code execution; retry after `Retry-After` seconds when given */
-            503: {
-                headers: {
-                    /** @description seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorOut"];
-                };
-            };
-        };
-    };
-    purge_workspace_api_trash__entry_id__delete: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path: {
-                entry_id: number;
-            };
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            /** @description Successful Response */
-            204: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content?: never;
-            };
-            /** @description Invalid input that the schema cannot state (e.g. a rule between two fields) or a body that is not JSON */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorOut"];
-                };
-            };
-            /** @description Not logged in, or the login expired (`not_authenticated`, `login_expired`) */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorOut"];
-                };
-            };
-            /** @description Refused: a cross-site request (`cross_site_request`) or a wrong password */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorOut"];
-                };
-            };
-            /** @description Not found, or not yours (never told apart) */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorOut"];
-                };
-            };
-            /** @description Too large: the request body, or a workspace quota (`quota_exceeded`) */
-            413: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorOut"];
-                };
-            };
-            /** @description The request does not match the schema (`validation_error`; `fields` lists each problem) */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorOut"];
-                };
-            };
-            /** @description A dependency is unavailable: the database (`database_unavailable`), sandboxes or code execution; retry after `Retry-After` seconds when given */
-            503: {
-                headers: {
-                    /** @description seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorOut"];
-                };
-            };
-        };
-    };
-    restore_workspace_api_trash__entry_id__restore_post: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path: {
-                entry_id: number;
-            };
-            cookie?: never;
-        };
-        requestBody?: never;
         responses: {
             /** @description Successful Response */
             201: {
@@ -3121,8 +2571,8 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorOut"];
                 };
             };
-            /** @description Not found, or not yours (never told apart) */
-            404: {
+            /** @description Conflict with the current state (e.g. a stale `base_version`, a taken name) */
+            409: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3132,6 +2582,55 @@ export interface operations {
             };
             /** @description Too large: the request body, or a workspace quota (`quota_exceeded`) */
             413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description The request does not match the schema (`validation_error`; `fields` lists each problem) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description A dependency is unavailable: the database (`database_unavailable`), sandboxes or code execution; retry after `Retry-After` seconds when given */
+            503: {
+                headers: {
+                    /** @description seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+        };
+    };
+    list_templates_api_templates_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TemplateOut"][];
+                };
+            };
+            /** @description Not logged in, or the login expired (`not_authenticated`, `login_expired`) */
+            401: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3524,6 +3023,135 @@ export interface operations {
             };
         };
     };
+    get_preferences_api_users_me_preferences_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Preferences"];
+                };
+            };
+            /** @description Not logged in, or the login expired (`not_authenticated`, `login_expired`) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description The request does not match the schema (`validation_error`; `fields` lists each problem) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description A dependency is unavailable: the database (`database_unavailable`), sandboxes or code execution; retry after `Retry-After` seconds when given */
+            503: {
+                headers: {
+                    /** @description seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+        };
+    };
+    put_preferences_api_users_me_preferences_put: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["Preferences"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Preferences"];
+                };
+            };
+            /** @description Invalid input that the schema cannot state (e.g. a rule between two fields) or a body that is not JSON */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description Not logged in, or the login expired (`not_authenticated`, `login_expired`) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description Refused: a cross-site request (`cross_site_request`) or a wrong password */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description Too large: the request body, or a workspace quota (`quota_exceeded`) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description The request does not match the schema (`validation_error`; `fields` lists each problem) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description A dependency is unavailable: the database (`database_unavailable`), sandboxes or code execution; retry after `Retry-After` seconds when given */
+            503: {
+                headers: {
+                    /** @description seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+        };
+    };
     register_api_users_register_post: {
         parameters: {
             query?: never;
@@ -3615,6 +3243,78 @@ export interface operations {
             };
         };
     };
+    download_file_api_workspace__session_uuid__download__path__get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A workspace-relative path: names joined by '/', no leading '/', no empty, '.' or '..' names, no control characters; at most 255 bytes (UTF-8) a name, 1024 bytes and 64 levels in all. */
+                path: string;
+                session_uuid: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": unknown;
+                    "application/octet-stream": string;
+                };
+            };
+            /** @description Not logged in, or the login expired (`not_authenticated`, `login_expired`) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description Not found, or not yours (never told apart) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description Conflict with the current state (e.g. a stale `base_version`, a taken name) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description The request does not match the schema (`validation_error`; `fields` lists each problem) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description A dependency is unavailable: the database (`database_unavailable`), sandboxes or code execution; retry after `Retry-After` seconds when given */
+            503: {
+                headers: {
+                    /** @description seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+        };
+    };
     ensure_default_api_workspace__session_uuid__ensure_default_post: {
         parameters: {
             query?: never;
@@ -3682,6 +3382,67 @@ export interface operations {
             };
             /** @description Too large: the request body, or a workspace quota (`quota_exceeded`) */
             413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description The request does not match the schema (`validation_error`; `fields` lists each problem) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description A dependency is unavailable: the database (`database_unavailable`), sandboxes or code execution; retry after `Retry-After` seconds when given */
+            503: {
+                headers: {
+                    /** @description seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+        };
+    };
+    export_zip_api_workspace__session_uuid__export_zip_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                session_uuid: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": unknown;
+                    "application/octet-stream": string;
+                };
+            };
+            /** @description Not logged in, or the login expired (`not_authenticated`, `login_expired`) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description Not found, or not yours (never told apart) */
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -4150,154 +3911,28 @@ export interface operations {
             };
         };
     };
-    list_versions_api_workspace__session_uuid__history_get: {
-        parameters: {
-            query?: {
-                before?: number | null;
-                limit?: number;
-                path?: string | null;
-            };
-            header?: never;
-            path: {
-                session_uuid: string;
-            };
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            /** @description Successful Response */
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["VersionList"];
-                };
-            };
-            /** @description Not logged in, or the login expired (`not_authenticated`, `login_expired`) */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorOut"];
-                };
-            };
-            /** @description Not found, or not yours (never told apart) */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorOut"];
-                };
-            };
-            /** @description The request does not match the schema (`validation_error`; `fields` lists each problem) */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorOut"];
-                };
-            };
-            /** @description A dependency is unavailable: the database (`database_unavailable`), sandboxes or code execution; retry after `Retry-After` seconds when given */
-            503: {
-                headers: {
-                    /** @description seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorOut"];
-                };
-            };
-        };
-    };
-    get_version_api_workspace__session_uuid__history__version_id__get: {
+    import_zip_api_workspace__session_uuid__import_post: {
         parameters: {
             query?: never;
             header?: never;
             path: {
                 session_uuid: string;
-                version_id: number;
             };
             cookie?: never;
         };
-        requestBody?: never;
-        responses: {
-            /** @description Successful Response */
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["VersionContentOut"];
-                };
-            };
-            /** @description Not logged in, or the login expired (`not_authenticated`, `login_expired`) */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorOut"];
-                };
-            };
-            /** @description Not found, or not yours (never told apart) */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorOut"];
-                };
-            };
-            /** @description The request does not match the schema (`validation_error`; `fields` lists each problem) */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorOut"];
-                };
-            };
-            /** @description A dependency is unavailable: the database (`database_unavailable`), sandboxes or code execution; retry after `Retry-After` seconds when given */
-            503: {
-                headers: {
-                    /** @description seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorOut"];
-                };
-            };
-        };
-    };
-    restore_version_api_workspace__session_uuid__history__version_id__restore_post: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path: {
-                session_uuid: string;
-                version_id: number;
-            };
-            cookie?: never;
-        };
-        requestBody: {
+        requestBody?: {
             content: {
-                "application/json": components["schemas"]["RestoreVersionIn"];
+                "application/octet-stream": string;
             };
         };
         responses: {
-            /** @description Successful Response */
+            /** @description Imported */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["RestoreVersionOut"];
+                    "application/json": components["schemas"]["ImportOut"];
                 };
             };
             /** @description Invalid input that the schema cannot state (e.g. a rule between two fields) or a body that is not JSON */
@@ -4347,69 +3982,6 @@ export interface operations {
             };
             /** @description Too large: the request body, or a workspace quota (`quota_exceeded`) */
             413: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorOut"];
-                };
-            };
-            /** @description The request does not match the schema (`validation_error`; `fields` lists each problem) */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorOut"];
-                };
-            };
-            /** @description A dependency is unavailable: the database (`database_unavailable`), sandboxes or code execution; retry after `Retry-After` seconds when given */
-            503: {
-                headers: {
-                    /** @description seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorOut"];
-                };
-            };
-        };
-    };
-    diff_versions_api_workspace__session_uuid__history_diff_get: {
-        parameters: {
-            query: {
-                from: number;
-                to?: number | null;
-            };
-            header?: never;
-            path: {
-                session_uuid: string;
-            };
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            /** @description Successful Response */
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["DiffOut"];
-                };
-            };
-            /** @description Not logged in, or the login expired (`not_authenticated`, `login_expired`) */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorOut"];
-                };
-            };
-            /** @description Not found, or not yours (never told apart) */
-            404: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -4539,9 +4111,16 @@ export interface operations {
             };
         };
     };
-    list_snapshots_api_workspace__session_uuid__snapshots_get: {
+    search_api_workspace__session_uuid__search_get: {
         parameters: {
-            query?: never;
+            query: {
+                case?: boolean;
+                exclude?: string;
+                include?: string;
+                q: string;
+                regex?: boolean;
+                word?: boolean;
+            };
             header?: never;
             path: {
                 session_uuid: string;
@@ -4556,71 +4135,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["SnapshotList"];
-                };
-            };
-            /** @description Not logged in, or the login expired (`not_authenticated`, `login_expired`) */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorOut"];
-                };
-            };
-            /** @description Not found, or not yours (never told apart) */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorOut"];
-                };
-            };
-            /** @description The request does not match the schema (`validation_error`; `fields` lists each problem) */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorOut"];
-                };
-            };
-            /** @description A dependency is unavailable: the database (`database_unavailable`), sandboxes or code execution; retry after `Retry-After` seconds when given */
-            503: {
-                headers: {
-                    /** @description seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorOut"];
-                };
-            };
-        };
-    };
-    create_snapshot_api_workspace__session_uuid__snapshots_post: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path: {
-                session_uuid: string;
-            };
-            cookie?: never;
-        };
-        requestBody: {
-            content: {
-                "application/json": components["schemas"]["SnapshotIn"];
-            };
-        };
-        responses: {
-            /** @description Successful Response */
-            201: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["SnapshotOut"];
+                    "application/json": components["schemas"]["SearchOut"];
                 };
             };
             /** @description Invalid input that the schema cannot state (e.g. a rule between two fields) or a body that is not JSON */
@@ -4641,342 +4156,8 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorOut"];
                 };
             };
-            /** @description Refused: a cross-site request (`cross_site_request`) or a wrong password */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorOut"];
-                };
-            };
             /** @description Not found, or not yours (never told apart) */
             404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorOut"];
-                };
-            };
-            /** @description Too large: the request body, or a workspace quota (`quota_exceeded`) */
-            413: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorOut"];
-                };
-            };
-            /** @description The request does not match the schema (`validation_error`; `fields` lists each problem) */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorOut"];
-                };
-            };
-            /** @description A dependency is unavailable: the database (`database_unavailable`), sandboxes or code execution; retry after `Retry-After` seconds when given */
-            503: {
-                headers: {
-                    /** @description seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorOut"];
-                };
-            };
-        };
-    };
-    delete_snapshot_api_workspace__session_uuid__snapshots__snapshot_id__delete: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path: {
-                session_uuid: string;
-                snapshot_id: number;
-            };
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            /** @description Successful Response */
-            204: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content?: never;
-            };
-            /** @description Invalid input that the schema cannot state (e.g. a rule between two fields) or a body that is not JSON */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorOut"];
-                };
-            };
-            /** @description Not logged in, or the login expired (`not_authenticated`, `login_expired`) */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorOut"];
-                };
-            };
-            /** @description Refused: a cross-site request (`cross_site_request`) or a wrong password */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorOut"];
-                };
-            };
-            /** @description Not found, or not yours (never told apart) */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorOut"];
-                };
-            };
-            /** @description Too large: the request body, or a workspace quota (`quota_exceeded`) */
-            413: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorOut"];
-                };
-            };
-            /** @description The request does not match the schema (`validation_error`; `fields` lists each problem) */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorOut"];
-                };
-            };
-            /** @description A dependency is unavailable: the database (`database_unavailable`), sandboxes or code execution; retry after `Retry-After` seconds when given */
-            503: {
-                headers: {
-                    /** @description seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorOut"];
-                };
-            };
-        };
-    };
-    snapshot_file_api_workspace__session_uuid__snapshots__snapshot_id__file__path__get: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path: {
-                /** @description A workspace-relative path: names joined by '/', no leading '/', no empty, '.' or '..' names, no control characters; at most 255 bytes (UTF-8) a name, 1024 bytes and 64 levels in all. */
-                path: string;
-                session_uuid: string;
-                snapshot_id: number;
-            };
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            /** @description Successful Response */
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["VersionContentOut"];
-                };
-            };
-            /** @description Not logged in, or the login expired (`not_authenticated`, `login_expired`) */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorOut"];
-                };
-            };
-            /** @description Not found, or not yours (never told apart) */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorOut"];
-                };
-            };
-            /** @description Conflict with the current state (e.g. a stale `base_version`, a taken name) */
-            409: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorOut"];
-                };
-            };
-            /** @description The request does not match the schema (`validation_error`; `fields` lists each problem) */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorOut"];
-                };
-            };
-            /** @description A dependency is unavailable: the database (`database_unavailable`), sandboxes or code execution; retry after `Retry-After` seconds when given */
-            503: {
-                headers: {
-                    /** @description seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorOut"];
-                };
-            };
-        };
-    };
-    snapshot_files_api_workspace__session_uuid__snapshots__snapshot_id__files_get: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path: {
-                session_uuid: string;
-                snapshot_id: number;
-            };
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            /** @description Successful Response */
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["SnapshotFiles"];
-                };
-            };
-            /** @description Not logged in, or the login expired (`not_authenticated`, `login_expired`) */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorOut"];
-                };
-            };
-            /** @description Not found, or not yours (never told apart) */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorOut"];
-                };
-            };
-            /** @description The request does not match the schema (`validation_error`; `fields` lists each problem) */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorOut"];
-                };
-            };
-            /** @description A dependency is unavailable: the database (`database_unavailable`), sandboxes or code execution; retry after `Retry-After` seconds when given */
-            503: {
-                headers: {
-                    /** @description seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorOut"];
-                };
-            };
-        };
-    };
-    restore_snapshot_api_workspace__session_uuid__snapshots__snapshot_id__restore_post: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path: {
-                session_uuid: string;
-                snapshot_id: number;
-            };
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            /** @description Successful Response */
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["SnapshotRestoreOut"];
-                };
-            };
-            /** @description Invalid input that the schema cannot state (e.g. a rule between two fields) or a body that is not JSON */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorOut"];
-                };
-            };
-            /** @description Not logged in, or the login expired (`not_authenticated`, `login_expired`) */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorOut"];
-                };
-            };
-            /** @description Refused: a cross-site request (`cross_site_request`) or a wrong password */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorOut"];
-                };
-            };
-            /** @description Not found, or not yours (never told apart) */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorOut"];
-                };
-            };
-            /** @description Conflict with the current state (e.g. a stale `base_version`, a taken name) */
-            409: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorOut"];
-                };
-            };
-            /** @description Too large: the request body, or a workspace quota (`quota_exceeded`) */
-            413: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -5066,11 +4247,13 @@ export interface operations {
             };
         };
     };
-    list_trash_api_workspace__session_uuid__trash_get: {
+    upload_file_api_workspace__session_uuid__upload__path__put: {
         parameters: {
             query?: never;
             header?: never;
             path: {
+                /** @description A workspace-relative path: names joined by '/', no leading '/', no empty, '.' or '..' names, no control characters; at most 255 bytes (UTF-8) a name, 1024 bytes and 64 levels in all. */
+                path: string;
                 session_uuid: string;
             };
             cookie?: never;
@@ -5083,215 +4266,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["SnapshotList"];
-                };
-            };
-            /** @description Not logged in, or the login expired (`not_authenticated`, `login_expired`) */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorOut"];
-                };
-            };
-            /** @description Not found, or not yours (never told apart) */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorOut"];
-                };
-            };
-            /** @description The request does not match the schema (`validation_error`; `fields` lists each problem) */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorOut"];
-                };
-            };
-            /** @description A dependency is unavailable: the database (`database_unavailable`), sandboxes or code execution; retry after `Retry-After` seconds when given */
-            503: {
-                headers: {
-                    /** @description seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorOut"];
-                };
-            };
-        };
-    };
-    purge_trash_api_workspace__session_uuid__trash__entry_id__delete: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path: {
-                entry_id: number;
-                session_uuid: string;
-            };
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            /** @description Successful Response */
-            204: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content?: never;
-            };
-            /** @description Invalid input that the schema cannot state (e.g. a rule between two fields) or a body that is not JSON */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorOut"];
-                };
-            };
-            /** @description Not logged in, or the login expired (`not_authenticated`, `login_expired`) */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorOut"];
-                };
-            };
-            /** @description Refused: a cross-site request (`cross_site_request`) or a wrong password */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorOut"];
-                };
-            };
-            /** @description Not found, or not yours (never told apart) */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorOut"];
-                };
-            };
-            /** @description Too large: the request body, or a workspace quota (`quota_exceeded`) */
-            413: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorOut"];
-                };
-            };
-            /** @description The request does not match the schema (`validation_error`; `fields` lists each problem) */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorOut"];
-                };
-            };
-            /** @description A dependency is unavailable: the database (`database_unavailable`), sandboxes or code execution; retry after `Retry-After` seconds when given */
-            503: {
-                headers: {
-                    /** @description seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorOut"];
-                };
-            };
-        };
-    };
-    trash_files_api_workspace__session_uuid__trash__entry_id__files_get: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path: {
-                entry_id: number;
-                session_uuid: string;
-            };
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            /** @description Successful Response */
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["SnapshotFiles"];
-                };
-            };
-            /** @description Not logged in, or the login expired (`not_authenticated`, `login_expired`) */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorOut"];
-                };
-            };
-            /** @description Not found, or not yours (never told apart) */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorOut"];
-                };
-            };
-            /** @description The request does not match the schema (`validation_error`; `fields` lists each problem) */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorOut"];
-                };
-            };
-            /** @description A dependency is unavailable: the database (`database_unavailable`), sandboxes or code execution; retry after `Retry-After` seconds when given */
-            503: {
-                headers: {
-                    /** @description seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorOut"];
-                };
-            };
-        };
-    };
-    restore_trash_api_workspace__session_uuid__trash__entry_id__restore_post: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path: {
-                entry_id: number;
-                session_uuid: string;
-            };
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            /** @description Successful Response */
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["TrashRestoreOut"];
+                    "application/json": components["schemas"]["ItemOut"];
                 };
             };
             /** @description Invalid input that the schema cannot state (e.g. a rule between two fields) or a body that is not JSON */

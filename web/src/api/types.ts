@@ -34,3 +34,10 @@ export type TerminalInfo = Schemas["TerminalOut"];
 export type TerminalCommand = Schemas["CommandOut"];
 export type RunRequest = Schemas["RunIn"];
 export type RunStarted = Schemas["RunStartedOut"];
+
+export type SearchResult = Schemas["SearchOut"];
+export type SearchFileResult = Schemas["SearchFile"];
+export type Template = Schemas["TemplateOut"];
+/** Every field is answered by GET (the server fills the defaults). */
+export type Preferences = Required<Schemas["Preferences"]>;
+export type ImportResult = Schemas["ImportOut"];

@@ -1,12 +1,21 @@
 /** The Monaco editor for one open file (one model per path, so undo history and view state stay per tab). */
 import Editor, { type OnMount } from "@monaco-editor/react";
-import { useEffect, useRef } from "react";
+import { useEffect, useRef, useState } from "react";
+import type { Preferences } from "../api/types";
 import { monaco } from "../modules/editor/monacoSetup";
 import { Spinner } from "./PageStates";
 
 export interface CursorPosition {
   line: number;
   column: number;
+}
+
+/** A request to show a line (search results); a new `nonce` repeats it. */
+export interface RevealRequest {
+  path: string;
+  line: number;
+  column: number;
+  nonce: number;
 }
 
 interface CodeEditorProps {
@@ -21,6 +30,14 @@ interface CodeEditorProps {
   onSave(): void;
   onRun(): void;
   onCursor(pos: CursorPosition): void;
+  prefs?: Preferences;
+  reveal?: RevealRequest | null;
+}
+
+function revealIn(editor: monaco.editor.IStandaloneCodeEditor, r: RevealRequest) {
+  editor.setPosition({ lineNumber: r.line, column: r.column });
+  editor.revealLineInCenter(r.line);
+  editor.focus();
 }
 
 export default function CodeEditor(props: CodeEditorProps) {
@@ -28,12 +45,16 @@ export default function CodeEditor(props: CodeEditorProps) {
   const latest = useRef(props);
   latest.current = props;
   const editorRef = useRef<monaco.editor.IStandaloneCodeEditor | null>(null);
+  const [mounts, setMounts] = useState(0);
 
   const onMount: OnMount = (editor) => {
     editorRef.current = editor;
+    setMounts((n) => n + 1);
     editor.addCommand(monaco.KeyMod.CtrlCmd | monaco.KeyCode.KeyS, () => latest.current.onSave());
     editor.addCommand(monaco.KeyMod.CtrlCmd | monaco.KeyCode.Enter, () => latest.current.onRun());
     editor.onDidChangeCursorPosition((e) => latest.current.onCursor({ line: e.position.lineNumber, column: e.position.column }));
+    const r = latest.current.reveal;
+    if (r && r.path === latest.current.path) revealIn(editor, r);
     const p = editor.getPosition();
     if (p) latest.current.onCursor({ line: p.lineNumber, column: p.column });
     // Monaco loads lazily: take focus only if the user is still on this file (or nowhere), never
@@ -47,6 +68,29 @@ export default function CodeEditor(props: CodeEditorProps) {
     if (p) props.onCursor({ line: p.lineNumber, column: p.column });
   }, [props.path]);
 
+  useEffect(() => {
+    const r = props.reveal;
+    if (r && r.path === props.path && editorRef.current) revealIn(editorRef.current, r);
+  }, [props.reveal?.nonce]);
+
+  // Vim key bindings (monaco-vim, loaded only when chosen), with its mode line under the editor.
+  const vimStatus = useRef<HTMLDivElement>(null);
+  const vim = props.prefs?.key_bindings === "vim";
+  useEffect(() => {
+    if (!vim) return;
+    let disposed = false;
+    let mode: { dispose(): void } | null = null;
+    void import("monaco-vim").then(({ initVimMode }) => {
+      const editor = editorRef.current;
+      if (disposed || !editor || !vimStatus.current) return;
+      mode = initVimMode(editor, vimStatus.current);
+    });
+    return () => {
+      disposed = true;
+      mode?.dispose();
+    };
+  }, [vim, props.path, mounts]);
+
   const openKey = props.openPaths.join("\n");
   useEffect(() => {
     const keep = new Set(openKey.split("\n").map((p) => monaco.Uri.parse(p).toString()));
@@ -56,7 +100,9 @@ export default function CodeEditor(props: CodeEditorProps) {
     }
   }, [openKey]);
 
+  const prefs = props.prefs;
   return (
+    <div className="code-editor">
     <Editor
       path={props.path}
       language={props.language}
@@ -73,18 +119,21 @@ export default function CodeEditor(props: CodeEditorProps) {
       options={{
         readOnly: props.readOnly ?? false,
         fontFamily: "'JetBrains Mono', ui-monospace, monospace",
-        fontSize: 13.5,
+        fontSize: prefs?.font_size ?? 13.5,
         fontLigatures: false,
         minimap: { enabled: true, scale: 1, renderCharacters: false },
         scrollBeyondLastLine: false,
         smoothScrolling: true,
         automaticLayout: true,
-        tabSize: 4,
+        tabSize: prefs?.tab_size ?? 4,
+        wordWrap: prefs?.word_wrap ? "on" : "off",
         renderWhitespace: "selection",
         bracketPairColorization: { enabled: true },
         padding: { top: 8 },
         ariaLabel: `Editor: ${props.path}`,
       }}
     />
+    {vim && <div className="vim-status" ref={vimStatus} aria-label="Vim mode" />}
+    </div>
   );
 }

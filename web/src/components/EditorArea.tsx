@@ -1,9 +1,12 @@
 /** The editor column: tabs with dirty markers, the notice about the file on disk, and the (lazily loaded) Monaco editor. */
-import { lazy, Suspense, type KeyboardEvent } from "react";
+import { lazy, Suspense, useState, type KeyboardEvent } from "react";
+import type { Preferences } from "../api/types";
 import { isDirty, type DiskNotice, type EditorTab, type TabsState } from "../modules/editor/editorTabs";
 import { fileIcon } from "../modules/files/fileIcons";
 import { baseName } from "../modules/files/paths";
-import type { CursorPosition } from "./CodeEditor";
+import { imageType, isMarkdown } from "../modules/preview/preview";
+import type { CursorPosition, RevealRequest } from "./CodeEditor";
+import { ImagePreview, MarkdownPreview } from "./FilePreview";
 import { CloseIcon } from "./Icons";
 import { Spinner } from "./PageStates";
 
@@ -21,6 +24,11 @@ interface EditorAreaProps {
   onReloadTheirs(path: string): void;
   onOverwrite(path: string): void;
   onDismissNotice(path: string): void;
+  uuid: string;
+  /** The version of a file in the tree (images re-render when it changes). */
+  versionOf(path: string): number;
+  prefs?: Preferences;
+  reveal?: RevealRequest | null;
 }
 
 function noticeText(n: DiskNotice, path: string): string {
@@ -60,6 +68,10 @@ function NoticeBar({ tab, props }: { tab: EditorTab; props: EditorAreaProps }) {
 export function EditorArea(props: EditorAreaProps) {
   const { tabs } = props;
   const active = tabs.tabs.find((t) => t.path === tabs.active) ?? null;
+  const [mdPreview, setMdPreview] = useState<Set<string>>(new Set());
+  const image = active ? imageType(active.path) : null;
+  const markdown = active?.status === "ready" && isMarkdown(active.path);
+  const showMd = markdown && active !== null && mdPreview.has(active.path);
 
   const onTabKeyDown = (e: KeyboardEvent, index: number) => {
     let next: number | null = null;
@@ -114,7 +126,30 @@ export function EditorArea(props: EditorAreaProps) {
         </div>
       )}
       {active && <NoticeBar tab={active} props={props} />}
-      <div className="editor-body">
+      {markdown && active && (
+        <div className="editor-toolbar">
+          <button
+            className={`btn btn-sm ${showMd ? "btn-primary" : ""}`}
+            aria-pressed={showMd}
+            onClick={() =>
+              setMdPreview((s) => {
+                const n = new Set(s);
+                if (n.has(active.path)) n.delete(active.path);
+                else n.add(active.path);
+                return n;
+              })
+            }
+          >
+            {showMd ? "Hide preview" : "Open preview to the side"}
+          </button>
+        </div>
+      )}
+      <div className={`editor-body ${showMd ? "has-side-preview" : ""}`}>
+        {active && image && (
+          <div className="editor-preview">
+            <ImagePreview uuid={props.uuid} path={active.path} version={props.versionOf(active.path)} />
+          </div>
+        )}
         {!active && (
           <div className="editor-empty">
             <div className="editor-empty-title">No file is open</div>
@@ -124,6 +159,10 @@ export function EditorArea(props: EditorAreaProps) {
               <dd><kbd>Ctrl</kbd>+<kbd>S</kbd></dd>
               <dt>Run the open file</dt>
               <dd><kbd>Ctrl</kbd>+<kbd>Enter</kbd></dd>
+              <dt>Go to file / all commands</dt>
+              <dd><kbd>Ctrl</kbd>+<kbd>P</kbd> / <kbd>Ctrl</kbd>+<kbd>Shift</kbd>+<kbd>P</kbd></dd>
+              <dt>Search in files</dt>
+              <dd><kbd>Ctrl</kbd>+<kbd>Shift</kbd>+<kbd>F</kbd></dd>
               <dt>Rename / delete in the tree</dt>
               <dd><kbd>F2</kbd> / <kbd>Del</kbd></dd>
               <dt>Copy / paste in a terminal</dt>
@@ -131,18 +170,18 @@ export function EditorArea(props: EditorAreaProps) {
             </dl>
           </div>
         )}
-        {active?.status === "loading" && (
+        {!image && active?.status === "loading" && (
           <div className="editor-empty">
             <Spinner label={`Loading ${active.path}`} />
           </div>
         )}
-        {active?.status === "error" && (
+        {!image && active?.status === "error" && (
           <div className="editor-empty" role="alert">
             <div className="editor-empty-title">Cannot open {baseName(active.path)}</div>
             <div>{active.error}</div>
           </div>
         )}
-        {active?.status === "ready" && (
+        {!image && active?.status === "ready" && (
           <Suspense
             fallback={
               <div className="editor-empty">
@@ -160,9 +199,12 @@ export function EditorArea(props: EditorAreaProps) {
               onSave={() => props.onSave(active.path)}
               onRun={props.onRun}
               onCursor={props.onCursor}
+              prefs={props.prefs}
+              reveal={props.reveal}
             />
           </Suspense>
         )}
+        {showMd && active && <MarkdownPreview source={active.content} />}
       </div>
     </section>
   );

@@ -5,6 +5,7 @@ import { fileIcon } from "../modules/files/fileIcons";
 import { baseName, joinPath, parentPath, validateName } from "../modules/files/paths";
 import { buildTree, childNames, expandTo, findNode, moveDestination, visibleRows } from "../modules/files/tree";
 import { treeKeyAction } from "../modules/files/treeKeyboard";
+import { fromDataTransfer, type PickedFile } from "../modules/files/upload";
 import type { FilesState } from "../modules/files/useWorkspaceFiles";
 import { ContextMenu, type MenuItem } from "./ContextMenu";
 import { ChevronIcon, CollapseIcon, FilePlusIcon, FolderIcon, FolderPlusIcon, RefreshIcon } from "./Icons";
@@ -22,6 +23,10 @@ interface FileExplorerProps {
   onMove(from: string, to: string): Promise<boolean>;
   onDelete(path: string, type: "file" | "folder"): void;
   onRefresh(): void;
+  /** Files or folders dropped from the desktop onto the tree, into `folder` ("" = the root). */
+  onUploadFiles?(folder: string, files: PickedFile[]): void;
+  /** More buttons in the header (upload, download). */
+  extraActions?: ReactNode;
 }
 
 const DRAG_TYPE = "application/x-cc-path";
@@ -173,15 +178,24 @@ export function FileExplorer(props: FileExplorerProps) {
   };
   const dropFolderOf = (path: string | null) => (path === null ? "" : targetFolder(path));
   const onDragOver = (e: DragEvent, path: string | null) => {
-    if (!e.dataTransfer.types.includes(DRAG_TYPE)) return;
+    const external = !e.dataTransfer.types.includes(DRAG_TYPE) && e.dataTransfer.types.includes("Files");
+    if (!e.dataTransfer.types.includes(DRAG_TYPE) && !external) return;
     e.preventDefault();
     e.stopPropagation();
-    e.dataTransfer.dropEffect = "move";
+    e.dataTransfer.dropEffect = external ? "copy" : "move";
     setDropTarget(dropFolderOf(path));
   };
   const onDrop = (e: DragEvent, path: string | null) => {
     const source = e.dataTransfer.getData(DRAG_TYPE);
     setDropTarget(null);
+    if (!source && e.dataTransfer.types.includes("Files") && props.onUploadFiles) {
+      e.preventDefault();
+      e.stopPropagation();
+      const folder = dropFolderOf(path);
+      const upload = props.onUploadFiles;
+      void fromDataTransfer(e.dataTransfer).then((files) => files.length > 0 && upload(folder, files));
+      return;
+    }
     if (!source) return;
     e.preventDefault();
     e.stopPropagation();
@@ -317,6 +331,7 @@ export function FileExplorer(props: FileExplorerProps) {
           <button className="icon-btn" aria-label="Collapse all folders" title="Collapse all" onClick={() => setExpanded(new Set())}>
             <CollapseIcon />
           </button>
+          {props.extraActions}
         </div>
       </div>
       <div

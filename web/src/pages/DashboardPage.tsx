@@ -1,13 +1,14 @@
-import { useCallback, useEffect, useState, type FormEvent } from "react";
+import { useCallback, useEffect, useRef, useState, type ChangeEvent, type FormEvent } from "react";
 import { Link, useNavigate } from "../modules/router/router";
 import { ApiError, errorMessage } from "../api/errors";
+import { createSessionFromZip, listTemplates } from "../api/ide";
 import * as sessionsApi from "../api/sessions";
-import type { Language, Session } from "../api/types";
+import type { Language, Session, Template } from "../api/types";
 import { Brand } from "../components/Brand";
 import * as historyApi from "../api/history";
 import { DeletedWorkspaces } from "../components/DeletedWorkspaces";
 import { ConfirmDialog, PromptDialog } from "../components/Dialog";
-import { EditIcon, PlusIcon, TrashIcon } from "../components/Icons";
+import { EditIcon, PlusIcon, TrashIcon, UploadIcon } from "../components/Icons";
 import { FullPageError, Spinner } from "../components/PageStates";
 import { ThemeToggle } from "../components/ThemeToggle";
 import { useAuth } from "../modules/auth/AuthContext";
@@ -30,6 +31,10 @@ export function DashboardPage() {
   const [languages, setLanguages] = useState<Language[]>(FALLBACK_LANGUAGES);
   const [name, setName] = useState("");
   const [language, setLanguage] = useState("python");
+  const [templates, setTemplates] = useState<Template[]>([]);
+  // "t:<key>" = a starter template, "l:<id>" = a language without one
+  const [starter, setStarter] = useState("t:python");
+  const zipInput = useRef<HTMLInputElement>(null);
   const [creating, setCreating] = useState(false);
   const [createError, setCreateError] = useState<string | null>(null);
   const [renaming, setRenaming] = useState<Session | null>(null);
@@ -57,6 +62,12 @@ export function DashboardPage() {
 
   useEffect(() => {
     load();
+    listTemplates().then(
+      (list) => setTemplates(list),
+      () => {
+        /* without templates the language list is used */
+      },
+    );
     sessionsApi.listLanguages().then(
       (langs) => langs.length > 0 && setLanguages(langs),
       () => {
@@ -75,10 +86,28 @@ export function DashboardPage() {
     setCreating(true);
     setCreateError(null);
     try {
-      const s = await sessionsApi.createSession({ name: name.trim(), language });
+      const s =
+        templates.length > 0
+          ? await sessionsApi.createSession({ name: name.trim(), template: starter.slice(2) })
+          : await sessionsApi.createSession({ name: name.trim(), language });
       navigate(`/s/${s.uuid}`);
     } catch (err) {
       setCreateError(errorMessage(err));
+      setCreating(false);
+    }
+  };
+
+  const onZip = async (e: ChangeEvent<HTMLInputElement>) => {
+    const zip = e.target.files?.[0];
+    e.target.value = "";
+    if (!zip) return;
+    setCreating(true);
+    setCreateError(null);
+    try {
+      const s = await createSessionFromZip(name.trim() || zip.name.replace(/\.zip$/i, "") || "Imported", zip, () => undefined);
+      navigate(`/s/${s.uuid}`);
+    } catch (err) {
+      setCreateError(`Could not import ${zip.name}: ${errorMessage(err)}`);
       setCreating(false);
     }
   };
@@ -162,16 +191,31 @@ export function DashboardPage() {
             <label htmlFor="new-session-language" className="sr-only">
               Language
             </label>
-            <select id="new-session-language" className="input" value={language} onChange={(e) => setLanguage(e.target.value)}>
-              {languages.map((l) => (
-                <option key={l.id} value={l.id} title={l.version ? `${l.name} ${l.version}` : l.name}>
-                  {l.name}
-                </option>
-              ))}
+            <select
+              id="new-session-language"
+              className="input template-picker"
+              value={templates.length > 0 ? starter : `l:${language}`}
+              onChange={(e) => (e.target.value.startsWith("t:") ? setStarter(e.target.value) : setLanguage(e.target.value.slice(2)))}
+            >
+              {templates.length > 0
+                ? templates.map((t) => (
+                    <option key={t.key} value={`t:${t.key}`} title={t.description}>
+                      {t.name}
+                    </option>
+                  ))
+                : languages.map((l) => (
+                    <option key={l.id} value={`l:${l.id}`} title={l.version ? `${l.name} ${l.version}` : l.name}>
+                      {l.name}
+                    </option>
+                  ))}
             </select>
             <button className="btn btn-primary" type="submit" disabled={creating}>
               <PlusIcon width={16} height={16} /> {creating ? "Creating…" : "Create"}
             </button>
+            <button className="btn" type="button" disabled={creating} onClick={() => zipInput.current?.click()} title="Create a workspace from a zip archive">
+              <UploadIcon width={16} height={16} /> Import zip
+            </button>
+            <input ref={zipInput} type="file" accept=".zip,application/zip" hidden data-testid="new-from-zip-input" onChange={(e) => void onZip(e)} />
           </form>
         </div>
         {createError && (

@@ -6,12 +6,22 @@ import { wsUrl } from "../api/http";
 import * as sessionsApi from "../api/sessions";
 import type { Session } from "../api/types";
 import { Brand } from "../components/Brand";
-import type { CursorPosition } from "../components/CodeEditor";
+import type { CursorPosition, RevealRequest } from "../components/CodeEditor";
 import { ConfirmDialog, PromptDialog } from "../components/Dialog";
 import { EditorArea } from "../components/EditorArea";
 import { FileExplorer } from "../components/FileExplorer";
 import { HistoryPanel } from "../components/HistoryPanel";
-import { ArrowLeftIcon, PlayIcon, StopIcon } from "../components/Icons";
+import { ArrowLeftIcon, DownloadIcon, GearIcon, MenuIcon, PlayIcon, StopIcon, UploadIcon } from "../components/Icons";
+import { IdeSidebar, useFilePickers, type SidebarView } from "../components/IdeSidebar";
+import { Palette } from "../components/Palette";
+import { SearchPanel } from "../components/SearchPanel";
+import { SettingsDialog } from "../components/SettingsDialog";
+import { UploadPanel } from "../components/UploadPanel";
+import { downloadUrl, exportZipUrl, importZip } from "../api/ide";
+import type { IdeCommand } from "../modules/commands/commands";
+import { downloadUrlInBrowser, useCommandShortcuts } from "../modules/commands/useCommandShortcuts";
+import { useUploads, type PickedFile } from "../modules/files/upload";
+import { usePreferences } from "../modules/settings/usePreferences";
 import { FullPageError, FullPageSpinner, Spinner } from "../components/PageStates";
 import { Splitter } from "../components/Splitter";
 import { StatusBar } from "../components/StatusBar";
@@ -67,7 +77,7 @@ export default function WorkspacePage() {
 
 function Workspace({ initial }: { initial: Session }) {
   const uuid = initial.uuid;
-  const { theme } = useTheme();
+  const { theme, toggle: toggleTheme } = useTheme();
   const [session, setSession] = useState(initial);
   const { toasts, push, dismiss } = useToasts();
   const pushError = useCallback((m: string) => push("error", m), [push]);
@@ -83,6 +93,14 @@ function Workspace({ initial }: { initial: Session }) {
   const [deleting, setDeleting] = useState<{ path: string; type: "file" | "folder" } | null>(null);
   const [renamingSession, setRenamingSession] = useState(false);
   const { dispatch } = editor;
+  const { prefs, save: savePrefs } = usePreferences();
+  const uploads = useUploads(uuid);
+  const [sidebarView, setSidebarView] = useState<SidebarView>("files");
+  const [searchFocus, setSearchFocus] = useState(0);
+  const [palette, setPalette] = useState<"files" | "commands" | null>(null);
+  const [settingsOpen, setSettingsOpen] = useState(false);
+  const [reveal, setReveal] = useState<RevealRequest | null>(null);
+  const [drawerOpen, setDrawerOpen] = useState(false);
 
   const typeInTerminal = useCallback(
     (command: string) => {
@@ -160,7 +178,42 @@ function Workspace({ initial }: { initial: Session }) {
   }, [files.items, files.state.status]);
 
   // ---- file operations ----
-  const openFile = useCallback((path: string) => dispatch({ type: "open", path }), [dispatch]);
+  const openFile = useCallback(
+    (path: string) => {
+      dispatch({ type: "open", path });
+      setDrawerOpen(false);
+    },
+    [dispatch],
+  );
+  const openMatch = useCallback(
+    (path: string, line: number, column: number) => {
+      openFile(path);
+      setReveal({ path, line, column, nonce: Date.now() });
+    },
+    [openFile],
+  );
+  const uploadInto = useCallback(
+    async (folder: string, picked: PickedFile[]) => {
+      const { done, failed } = await uploads.upload(folder, picked);
+      if (failed) push("error", `${failed} of ${done + failed} uploads failed; see the list for why.`);
+      else push("info", `Uploaded ${done} file${done === 1 ? "" : "s"}.`);
+    },
+    [uploads, push],
+  );
+  const pickers = useFilePickers((picked) => void uploadInto("", picked));
+  const zipInput = useRef<HTMLInputElement>(null);
+  const onZipPicked = async (e: React.ChangeEvent<HTMLInputElement>) => {
+    const zip = e.target.files?.[0];
+    e.target.value = "";
+    if (!zip) return;
+    try {
+      const r = await importZip(uuid, zip, () => undefined);
+      push("info", `Imported ${r.files} files from ${zip.name}.`);
+    } catch (err) {
+      push("error", `Could not import ${zip.name}: ${errorMessage(err)}`);
+    }
+  };
+  const download = downloadUrlInBrowser;
 
   const onCreate = useCallback(
     async (kind: "file" | "folder", path: string) => {
@@ -218,6 +271,26 @@ function Workspace({ initial }: { initial: Session }) {
     await runner.run(tab.path);
   }, [editor, runner, push]);
 
+  const commands = useMemo<IdeCommand[]>(
+    () => [
+      { id: "quick-open", title: "Go to file…", shortcut: "Ctrl+P", run: () => setPalette("files") },
+      { id: "palette", title: "Show all commands", shortcut: "Ctrl+Shift+P", run: () => setPalette("commands") },
+      { id: "search", title: "Search in files", shortcut: "Ctrl+Shift+F", run: () => (setSidebarView("search"), setDrawerOpen(true), setSearchFocus((n) => n + 1)) },
+      { id: "explorer", title: "Show explorer", shortcut: "Ctrl+Shift+E", run: () => (setSidebarView("files"), setDrawerOpen(true)) },
+      { id: "save", title: "Save file", shortcut: "Ctrl+S", run: () => editor.state.active && void editor.save(editor.state.active, { force: true }) },
+      { id: "run", title: "Run the open file", shortcut: "Ctrl+Enter", run: () => void onRun() },
+      { id: "upload-files", title: "Upload files…", run: pickers.pickFiles },
+      { id: "upload-folder", title: "Upload a folder…", run: pickers.pickFolder },
+      { id: "download-file", title: "Download the open file", run: () => editor.state.active && download(downloadUrl(uuid, editor.state.active)) },
+      { id: "export-zip", title: "Download workspace as zip", run: () => download(exportZipUrl(uuid)) },
+      { id: "import-zip", title: "Import a zip into the workspace…", run: () => zipInput.current?.click() },
+      { id: "settings", title: "Open settings", shortcut: "Ctrl+,", run: () => setSettingsOpen(true) },
+      { id: "theme", title: "Toggle dark/light theme", run: toggleTheme },
+    ],
+    [editor, onRun, pickers.pickFiles, pickers.pickFolder, uuid, toggleTheme],
+  );
+  useCommandShortcuts(commands, ["save", "run"]);
+
   // Ctrl/Cmd+S anywhere saves the active file (Monaco handles it itself when focused); Ctrl/Cmd+Enter runs.
   useEffect(() => {
     const onKey = (e: KeyboardEvent) => {
@@ -269,8 +342,11 @@ function Workspace({ initial }: { initial: Session }) {
   };
 
   return (
-    <div className="ide">
+    <div className={`ide ${drawerOpen ? "is-drawer-open" : ""}`}>
       <header className="ide-header">
+        <button className="icon-btn ide-drawer-toggle" aria-label="Show files" aria-expanded={drawerOpen} onClick={() => setDrawerOpen((o) => !o)}>
+          <MenuIcon />
+        </button>
         <Link to="/" className="icon-btn" aria-label="Back to workspaces" title="Back to workspaces">
           <ArrowLeftIcon />
         </Link>
@@ -301,6 +377,9 @@ function Workspace({ initial }: { initial: Session }) {
             <PlayIcon width={13} height={13} /> Run
           </button>
         )}
+        <button className="icon-btn" aria-label="Settings" title="Settings (Ctrl+,)" onClick={() => setSettingsOpen(true)}>
+          <GearIcon />
+        </button>
         <ThemeToggle />
       </header>
       <div className="ide-main">
@@ -312,6 +391,11 @@ function Workspace({ initial }: { initial: Session }) {
           max={520}
           label="Resize the file explorer"
           first={
+            <IdeSidebar
+              view={sidebarView}
+              onView={setSidebarView}
+              search={<SearchPanel uuid={uuid} onOpenMatch={openMatch} focusNonce={searchFocus} />}
+              explorer={
             <FileExplorer
               items={files.items}
               state={files.state}
@@ -322,6 +406,19 @@ function Workspace({ initial }: { initial: Session }) {
               onMove={onMove}
               onDelete={(path, type) => setDeleting({ path, type })}
               onRefresh={() => void files.refresh().catch((err: unknown) => push("error", errorMessage(err)))}
+              onUploadFiles={(folder, picked) => void uploadInto(folder, picked)}
+              extraActions={
+                <>
+                  <button className="icon-btn" aria-label="Upload files" title="Upload files (or drop files and folders on the tree)" onClick={pickers.pickFiles}>
+                    <UploadIcon />
+                  </button>
+                  <button className="icon-btn" aria-label="Download workspace as zip" title="Download workspace as zip" onClick={() => download(exportZipUrl(uuid))}>
+                    <DownloadIcon />
+                  </button>
+                </>
+              }
+            />
+              }
             />
           }
           second={
@@ -346,6 +443,10 @@ function Workspace({ initial }: { initial: Session }) {
                   onReloadTheirs={(path) => dispatch({ type: "reload", path })}
                   onOverwrite={(path) => void editor.save(path, { overwrite: true })}
                   onDismissNotice={(path) => dispatch({ type: "dismiss_notice", path })}
+                  uuid={uuid}
+                  versionOf={(path) => files.items.find((i) => i.path === path)?.version ?? 0}
+                  prefs={prefs}
+                  reveal={reveal}
                 />
               }
               second={<TerminalPanel sessionUuid={uuid} theme={theme} terminals={terminals} runner={runner} showOutput={showOutput} onShowOutput={setShowOutput} />}
@@ -378,6 +479,14 @@ function Workspace({ initial }: { initial: Session }) {
           }}
         />
       )}
+      {drawerOpen && <div className="drawer-scrim" onClick={() => setDrawerOpen(false)} aria-hidden />}
+      <UploadPanel items={uploads.items} onClose={uploads.clear} />
+      {pickers.pickers}
+      <input ref={zipInput} type="file" accept=".zip,application/zip" hidden data-testid="import-zip-input" onChange={(e) => void onZipPicked(e)} />
+      {palette && (
+        <Palette mode={palette} paths={files.items.filter((i) => i.type === "file").map((i) => i.path)} commands={commands} onOpenFile={openFile} onClose={() => setPalette(null)} />
+      )}
+      {settingsOpen && <SettingsDialog initial={prefs} onSave={savePrefs} onClose={() => setSettingsOpen(false)} />}
       {deleting && (
         <ConfirmDialog
           title={`Delete ${deleting.type === "folder" ? "folder" : "file"}?`}

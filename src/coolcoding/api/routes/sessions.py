@@ -8,6 +8,7 @@ from coolcoding.api.deps import CurrentUser, PlatformDep
 from coolcoding.api.responses import AUTHED, OWNED, WRITE, WRITE_OWNED, errors, merge
 from coolcoding.errors import Conflict
 from coolcoding.schemas.sessions import SessionIn, SessionOut, SessionPatch
+from coolcoding.services.sessions import ref_of
 
 router = APIRouter(prefix="/api/sessions", tags=["sessions"])
 
@@ -22,9 +23,14 @@ async def list_sessions(user: CurrentUser, platform: PlatformDep) -> list[Sessio
     "/", status_code=201, response_model=SessionOut, responses=merge(WRITE, errors(Conflict))
 )
 async def create_session(body: SessionIn, user: CurrentUser, platform: PlatformDep) -> SessionOut:
+    template = await platform.templates.find(body.template) if body.template else None
+    language = template.language if template is not None else body.language
     sess = await platform.sessions.create(
-        user.user_id, body.name.strip() or "Untitled", body.language, body.network_enabled
+        user.user_id, body.name.strip() or "Untitled", language, body.network_enabled
     )
+    if template is not None:
+        await platform.templates.apply(ref_of(sess), template.key)
+        sess = await platform.sessions.get_owned(user.user_id, str(sess.uuid))
     return SessionOut.model_validate(sess)
 
 

@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse
 from starlette.convertors import Convertor, register_url_convertor
 
 from coolcoding.api.deps import CurrentUser, OwnedSession, PlatformDep, WorkspaceDep
+from coolcoding.api.downloads import download_headers
 from coolcoding.api.responses import OWNED, WRITE_OWNED, errors, merge
 from coolcoding.errors import Conflict, InvalidInput, TooLarge
 from coolcoding.schemas.limits import WorkspacePathParam
@@ -70,11 +71,9 @@ async def read_file(
     if info.type == "folder":
         raise Conflict(f"{info.path!r} is a folder", code="is_a_folder", path=info.path)
     if raw:
-        return Response(
-            content,
-            media_type="application/octet-stream",
-            headers={"ETag": f'"{info.version}"', "X-Content-Version": str(info.version)},
-        )
+        headers = download_headers(info.path)
+        headers.update({"ETag": f'"{info.version}"', "X-Content-Version": str(info.version)})
+        return Response(content, media_type="application/octet-stream", headers=headers)
     if info.is_binary:
         text, encoding = base64.b64encode(content).decode("ascii"), "base64"
     else:
@@ -145,4 +144,7 @@ async def status(session: OwnedSession, platform: PlatformDep) -> StatusOut:
 
 @router.post("/ensure-default", response_model=EnsureDefaultOut, responses=CHANGE)
 async def ensure_default(ws: WorkspaceDep, platform: PlatformDep) -> EnsureDefaultOut:
+    """Fill an empty workspace with its language's starter template (main.py without one)."""
+    if await platform.templates.apply(ws) is not None:
+        return EnsureDefaultOut(created=True)
     return EnsureDefaultOut(created=await platform.workspace.ensure_default(ws))

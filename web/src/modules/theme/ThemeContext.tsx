@@ -5,9 +5,10 @@ import { applyTheme, loadTheme, type Theme } from "./theme";
 interface ThemeValue {
   theme: Theme;
   toggle(): void;
+  set(theme: Theme): void;
 }
 
-const ThemeContext = createContext<ThemeValue>({ theme: "dark", toggle: () => {} });
+const ThemeContext = createContext<ThemeValue>({ theme: "dark", toggle: () => {}, set: () => {} });
 
 export function ThemeProvider({ children }: { children: ReactNode }) {
   const [theme, setTheme] = useState<Theme>(() => {
@@ -22,7 +23,11 @@ export function ThemeProvider({ children }: { children: ReactNode }) {
       return next;
     });
   }, []);
-  const value = useMemo(() => ({ theme, toggle }), [theme, toggle]);
+  const set = useCallback((next: Theme) => {
+    applyTheme(next);
+    setTheme(next);
+  }, []);
+  const value = useMemo(() => ({ theme, toggle, set }), [theme, toggle, set]);
   return <ThemeContext.Provider value={value}>{children}</ThemeContext.Provider>;
 }
 

@@ -1,0 +1,173 @@
+"""IDE API on both databases: search, templates, preferences, upload/download, zip in and out."""
+
+from __future__ import annotations
+
+import io
+import zipfile
+
+from tests.conftest import UserClient
+
+
+def _save(api: UserClient, sid: str, path: str, content: str) -> None:
+    r = api.client.post(f"/api/workspace/{sid}/file/{path}", json={"content": content})
+    assert r.status_code in (200, 201), r.text
+
+
+def _search(api: UserClient, sid: str, q: str, **params: object) -> dict[str, object]:
+    r = api.client.get(f"/api/workspace/{sid}/search", params={"q": q, **params})
+    assert r.status_code == 200, r.text
+    body: dict[str, object] = r.json()
+    return body
+
+
+def _paths(result: dict[str, object]) -> list[str]:
+    return [f["path"] for f in result["files"]]  # type: ignore[attr-defined, index]
+
+
+def test_search_groups_lines_by_file_and_follows_every_change(api: UserClient) -> None:
+    sid = api.new_session("search")
+    _save(api, sid, "a.py", "import os\nvalue = compute_total(1)\n# compute_total again\n")
+    _save(api, sid, "src/b.py", "def compute_total(x):\n    return x\n")
+    _save(api, sid, "notes.md", "nothing here\n")
+    res = _search(api, sid, "compute_total")
+    assert _paths(res) == ["a.py", "src/b.py"]
+    files = res["files"]
+    assert [m["line"] for m in files[0]["matches"]] == [2, 3]  # type: ignore[index]
+    assert files[0]["matches"][0]["ranges"] == [[8, 21]]  # type: ignore[index]
+    assert res["match_count"] == 3
+    # an edit, a move and a delete are seen by the index at once
+    _save(api, sid, "notes.md", "now compute_total is here\n")
+    assert _paths(_search(api, sid, "compute_total")) == ["a.py", "notes.md", "src/b.py"]
+    r = api.client.post(f"/api/workspace/{sid}/move", json={"from": "src", "to": "lib"})
+    assert r.status_code == 200, r.text
+    assert "lib/b.py" in _paths(_search(api, sid, "compute_total"))
+    assert api.client.delete(f"/api/workspace/{sid}/file/a.py").status_code == 204
+    assert _paths(_search(api, sid, "compute_total")) == ["lib/b.py", "notes.md"]
+
+
+def test_search_options_regex_case_word_and_globs(api: UserClient) -> None:
+    sid = api.new_session("search-opts")
+    _save(api, sid, "x.py", "Foo = 1\nfoo = 2\nfoobar = 3\n")
+    _save(api, sid, "y.js", "const foo = 4;\n")
+    _save(api, sid, "node_modules/z.js", "foo\n")
+    assert _search(api, sid, "foo")["match_count"] == 5
+    assert _search(api, sid, "Foo", case="true")["match_count"] == 1
+    assert _search(api, sid, "foo", word="true")["match_count"] == 4
+    assert _search(api, sid, r"^fo+\w* =", regex="true")["match_count"] == 3
+    assert _paths(_search(api, sid, "foo", include="*.py")) == ["x.py"]
+    assert _paths(_search(api, sid, "foo", exclude="node_modules")) == ["x.py", "y.js"]
+    assert _search(api, sid, "fo")["match_count"] == 5  # under 3 characters: a scan
+    r = api.client.get(f"/api/workspace/{sid}/search", params={"q": "(", "regex": "true"})
+    assert r.status_code == 400 and r.json()["error"] == "invalid_regex"
+
+
+def test_search_does_not_see_other_workspaces_or_binary_files(api: UserClient) -> None:
+    one, two = api.new_session("one"), api.new_session("two")
+    _save(api, one, "a.txt", "secret-marker\n")
+    r = api.client.put(f"/api/workspace/{two}/upload/bin.dat", content=b"\0secret-marker\0")
+    assert r.status_code == 201, r.text
+    assert _paths(_search(api, two, "secret-marker")) == []
+    assert _paths(_search(api, one, "secret-marker")) == ["a.txt"]
+
+
+def test_templates_are_listed_and_make_the_right_starter_files(api: UserClient) -> None:
+    r = api.client.get("/api/templates")
+    assert r.status_code == 200
+    keys = {t["key"] for t in r.json()}
+    assert {"python", "node", "typescript", "c", "cpp", "java", "rust", "bash", "flask"} <= keys
+    assert "express" in keys
+    for language, entry in [("c", "main.c"), ("java", "Main.java"), ("rust", "main.rs")]:
+        sid = api.new_session(language, language=language)
+        r = api.client.post(f"/api/workspace/{sid}/ensure-default")
+        assert r.json() == {"created": True}
+        paths = [i["path"] for i in api.client.get(f"/api/workspace/{sid}/files").json()["items"]]
+        assert paths == [entry]
+        assert api.client.get(f"/api/sessions/{sid}").json()["entry_file"] == entry
+    sid = api.new_session("web", template="flask")
+    paths = [i["path"] for i in api.client.get(f"/api/workspace/{sid}/files").json()["items"]]
+    assert sorted(paths) == ["app.py", "requirements.txt"]
+    r = api.client.post("/api/sessions/", json={"name": "x", "template": "nope"})
+    assert r.status_code == 400 and r.json()["error"] == "unknown_template"
+
+
+def test_preferences_default_save_and_validate(api: UserClient) -> None:
+    r = api.client.get("/api/users/me/preferences")
+    assert r.json() == {
+        "font_size": 14,
+        "tab_size": 4,
+        "word_wrap": False,
+        "key_bindings": "default",
+        "theme": "system",
+    }
+    prefs = {"font_size": 18, "tab_size": 2, "word_wrap": True, "key_bindings": "vim"}
+    r = api.client.put("/api/users/me/preferences", json={**prefs, "theme": "dark"})
+    assert r.status_code == 200, r.text
+    assert api.client.get("/api/users/me/preferences").json()["key_bindings"] == "vim"
+    for bad in ({"font_size": 2}, {"key_bindings": "emacs"}, {"colour": "red"}):
+        r = api.client.put("/api/users/me/preferences", json=bad)
+        assert r.status_code in (400, 422), r.text
+    assert api.client.get("/api/users/me/preferences").json()["font_size"] == 18
+
+
+def test_upload_download_and_size_errors(api: UserClient) -> None:
+    sid = api.new_session("upload")
+    png = b"\x89PNG\r\n\x1a\n" + bytes(range(256))
+    r = api.client.put(f"/api/workspace/{sid}/upload/img/logo.png", content=png)
+    assert r.status_code == 201 and r.json()["is_binary"] is True
+    r = api.client.get(f"/api/workspace/{sid}/download/img/logo.png")
+    assert r.content == png
+    assert r.headers["content-type"] == "image/png"
+    assert r.headers["content-disposition"].startswith('attachment; filename="logo.png"')
+    limit = api.server.settings.max_file_bytes
+    r = api.client.put(f"/api/workspace/{sid}/upload/big.bin", content=b"x" * (limit + 1))
+    assert r.status_code == 413 and r.json()["error"] in ("file_too_large", "request_too_large")
+    r = api.client.put(f"/api/workspace/{sid}/upload/../x", content=b"x")
+    assert r.status_code in (400, 404)
+
+
+def test_zip_export_and_import_round_trip(api: UserClient) -> None:
+    sid = api.new_session("zip")
+    _save(api, sid, "main.py", "print('hi')\n" * 100)
+    api.client.put(f"/api/workspace/{sid}/upload/data/blob.bin", content=bytes(range(256)) * 10)
+    assert api.client.post(f"/api/workspace/{sid}/folder/empty").status_code == 201
+    r = api.client.get(f"/api/workspace/{sid}/export.zip")
+    assert r.status_code == 200 and r.headers["content-type"] == "application/zip"
+    zf = zipfile.ZipFile(io.BytesIO(r.content))
+    assert zf.testzip() is None
+    assert zf.read("main.py") == b"print('hi')\n" * 100
+    assert zf.read("data/blob.bin") == bytes(range(256)) * 10
+    assert "empty/" in zf.namelist()
+    r = api.client.post(
+        "/api/sessions/import",
+        params={"name": "copy"},
+        content=r.content,
+        headers={"content-type": "application/zip"},
+    )
+    assert r.status_code == 201, r.text
+    copy = r.json()["uuid"]
+    items = api.client.get(f"/api/workspace/{copy}/files").json()["items"]
+    assert {i["path"] for i in items} == {"main.py", "data", "data/blob.bin", "empty"}
+    blob = api.client.get(f"/api/workspace/{copy}/download/data/blob.bin").content
+    assert blob == bytes(range(256)) * 10
+    # importing again into the same workspace: the paths exist, nothing is written
+    again = api.client.get(f"/api/workspace/{sid}/export.zip").content
+    r = api.client.post(f"/api/workspace/{copy}/import", content=again)
+    assert r.status_code == 409 and r.json()["error"] == "already_exists"
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        z.writestr("extra/new.txt", "new\n")
+    r = api.client.post(f"/api/workspace/{copy}/import", content=buf.getvalue())
+    assert r.status_code == 200 and r.json()["files"] == 1
+    assert "new.txt" in _paths(_search(api, copy, "new", include="extra/**"))[0]
+
+
+def test_search_regex_uses_a_literal_and_reports_columns_per_line(api: UserClient) -> None:
+    sid = api.new_session("search-regex")
+    _save(api, sid, "m.py", "alpha = 1\nx = special_token_x1 + special_token_x2\n\nend\n")
+    _save(api, sid, "n.py", "special_token_y\n")
+    res = _search(api, sid, r"special_token_x\d", regex="true")
+    assert _paths(res) == ["m.py"]
+    line = res["files"][0]["matches"][0]  # type: ignore[index]
+    assert line["line"] == 2 and line["ranges"] == [[4, 20], [23, 39]]
+    res = _search(api, sid, "alpha|end", regex="true")  # top-level alternation: a scan
+    assert [m["line"] for m in res["files"][0]["matches"]] == [1, 4]  # type: ignore[index]
