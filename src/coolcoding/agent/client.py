@@ -102,6 +102,13 @@ class ExecRun:
         self.stdout = client.stream(result["stdout"])
         self.stderr = client.stream(result["stderr"])
         self.channel = result["stdout"]
+        self.stdin_channel: int | None = None  # set when started with ``stdin_open``
+
+    async def write_stdin(self, data: bytes) -> None:
+        """More input for a run started with ``stdin_open``; ``b""`` closes its stdin (EOF)."""
+        if self.stdin_channel is None:
+            raise AgentError("bad_params", "this exec's stdin is not open")
+        await self.client.send_data(self.stdin_channel, data)
 
     async def collect(self) -> tuple[bytes, bytes, messages.ExecExitEvent]:
         """All output and the exit event (the event follows the last output)."""
@@ -350,8 +357,10 @@ class AgentClient:
     async def exec_start(
         self, argv: Sequence[str], *, stdin: bytes | None = None, cwd: str | None = None,
         env: Mapping[str, str] | None = None, timeout_s: float | None = None,
-        output_limit_bytes: int | None = None,
+        output_limit_bytes: int | None = None, stdin_open: bool = False,
     ) -> ExecRun:  # fmt: skip
+        """``stdin``: all of it, then EOF. ``stdin_open``: stdin stays open for
+        ``ExecRun.write_stdin`` (interactive input)."""
         p: dict[str, Any] = {"argv": list(argv)}
         for key, value in (("cwd", cwd), ("timeout_s", timeout_s),
                            ("output_limit_bytes", output_limit_bytes)):  # fmt: skip
@@ -359,13 +368,15 @@ class AgentClient:
                 p[key] = value
         if env is not None:
             p["env"] = dict(env)
-        channel = next(self._odd) if stdin is not None else None
+        channel = next(self._odd) if stdin is not None or stdin_open else None
         if channel is not None:
             p["stdin_channel"] = channel
         call = asyncio.ensure_future(self.call("exec.start", p))
         await asyncio.sleep(0)
-        if channel is not None and stdin is not None:
-            if stdin:
-                await self.send_data(channel, stdin)
+        if channel is not None and stdin:
+            await self.send_data(channel, stdin)
+        if channel is not None and not stdin_open:
             await self.send_data(channel, b"")
-        return ExecRun(self, cast(messages.ExecStartResult, await call))
+        run = ExecRun(self, cast(messages.ExecStartResult, await call))
+        run.stdin_channel = channel if stdin_open else None
+        return run

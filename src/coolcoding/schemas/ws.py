@@ -208,6 +208,13 @@ class RunOutput(Message):
     data: str
 
 
+class RunFigure(Message):
+    """The data of a ``figure`` event: an image a run showed (``plt.show()``), base64."""
+
+    mime: Literal["image/png"]
+    data: str
+
+
 class RunResult(Message):
     """The data of the one ``result`` event (``status`` is the verdict, ``duration_ms`` the
     wall time rounded)."""
@@ -229,8 +236,10 @@ class RunResult(Message):
 class RunEvents(BaseModel):
     """The data of each server-sent event, by event name (``: ping`` comments carry none)."""
 
+    compile: RunOutput
     stdout: RunOutput
     stderr: RunOutput
+    figure: RunFigure
     result: RunResult
 
 
