@@ -130,9 +130,24 @@ export interface components {
          * @description The data of each server-sent event, by event name (``: ping`` comments carry none).
          */
         RunEvents: {
+            compile: components["schemas"]["RunOutput"];
+            figure: components["schemas"]["RunFigure"];
             result: components["schemas"]["RunResult"];
             stderr: components["schemas"]["RunOutput"];
             stdout: components["schemas"]["RunOutput"];
+        };
+        /**
+         * RunFigure
+         * @description The data of a ``figure`` event: an image a run showed (``plt.show()``), base64.
+         */
+        RunFigure: {
+            /** Data */
+            data: string;
+            /**
+             * Mime
+             * @constant
+             */
+            mime: "image/png";
         };
         /**
          * RunOutput

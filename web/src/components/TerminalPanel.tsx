@@ -1,8 +1,8 @@
 /** The bottom panel: terminal tabs (each a live shell) and the Output tab of the Run button. */
-import { useEffect, useRef } from "react";
 import type { Runner } from "../modules/run/useRun";
 import type { TerminalTabs } from "../modules/terminal/useTerminalTabs";
 import { CloseIcon, PlusIcon, TrashIcon } from "./Icons";
+import { RunOutput } from "./RunOutput";
 import { TerminalView } from "./TerminalView";
 
 export type BottomTab = { kind: "terminal" } | { kind: "output" };
@@ -17,12 +17,6 @@ interface TerminalPanelProps {
 }
 
 export function TerminalPanel({ sessionUuid, theme, terminals, runner, showOutput, onShowOutput }: TerminalPanelProps) {
-  const outputRef = useRef<HTMLDivElement>(null);
-  useEffect(() => {
-    const el = outputRef.current;
-    if (el) el.scrollTop = el.scrollHeight;
-  }, [runner.output]);
-
   return (
     <section className="bottom-panel" aria-label="Terminals and output">
       <div className="panel-tabs" role="tablist" aria-label="Terminals">
@@ -94,21 +88,7 @@ export function TerminalPanel({ sessionUuid, theme, terminals, runner, showOutpu
             </button>
           </div>
         )}
-        {showOutput && (
-          <div className="run-output" ref={outputRef} role="log" aria-live="polite" aria-label="Run output">
-            {runner.output.length === 0 ? (
-              <div className="panel-empty">
-                <p>Press Run (Ctrl+Enter) to run the open file. Its output appears here.</p>
-              </div>
-            ) : (
-              runner.output.map((l, i) => (
-                <span key={i} className={`out-${l.kind}`}>
-                  {l.kind === "info" || l.kind === "error" ? `${l.text}\n` : l.text}
-                </span>
-              ))
-            )}
-          </div>
-        )}
+        {showOutput && <RunOutput runner={runner} />}
       </div>
     </section>
   );

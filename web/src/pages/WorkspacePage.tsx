@@ -278,7 +278,7 @@ function Workspace({ initial }: { initial: Session }) {
         </button>
         <div className="ide-header-spacer" />
         {runner.status !== "idle" ? (
-          <button className="btn btn-sm" onClick={runner.stop} aria-label="Stop following the run">
+          <button className="btn btn-sm" onClick={runner.stop} aria-label="Stop the run" title="Stop: kill the program and everything it started">
             <Spinner small label="Running" /> <StopIcon width={12} height={12} /> Stop
           </button>
         ) : (

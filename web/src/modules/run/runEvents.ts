@@ -7,7 +7,8 @@ type RunEventsData = components["schemas"]["RunEvents"];
 type RunResultData = RunEventsData["result"];
 
 export type RunEvent =
-  | { kind: "stdout" | "stderr"; text: string }
+  | { kind: "stdout" | "stderr" | "compile"; text: string }
+  | { kind: "figure"; mime: "image/png"; data: string }
   | {
       kind: "result";
       exitCode: number | null;
@@ -23,7 +24,7 @@ function asRecord(v: unknown): Record<string, unknown> | null {
   return typeof v === "object" && v !== null && !Array.isArray(v) ? (v as Record<string, unknown>) : null;
 }
 
-function output(kind: "stdout" | "stderr", o: Record<string, unknown>): RunEvent | null {
+function output(kind: "stdout" | "stderr" | "compile", o: Record<string, unknown>): RunEvent | null {
   const text = o["data" satisfies keyof RunEventsData["stdout"]];
   return typeof text === "string" ? { kind, text } : null;
 }
@@ -44,12 +45,14 @@ function result(o: Record<string, unknown>): RunEvent {
 
 /** One decoder per event name: an event added to the schema fails typecheck until it is decoded here. */
 const DECODERS: { [K in keyof RunEventsData]: (o: Record<string, unknown>) => RunEvent | null } = {
+  compile: (o) => output("compile", o),
   stdout: (o) => output("stdout", o),
   stderr: (o) => output("stderr", o),
+  figure: (o) => (o["mime"] === "image/png" && typeof o["data"] === "string" && /^[A-Za-z0-9+/=]*$/.test(o["data"]) ? { kind: "figure", mime: "image/png", data: o["data"] } : null),
   result,
 };
 
-/** Decodes one SSE event (`stdout`, `stderr`, `result`, whose data is a JSON object); null for anything else. */
+/** Decodes one SSE event (`compile`, `stdout`, `stderr`, `figure`, `result`, whose data is a JSON object); null for anything else. */
 export function parseRunEvent(name: string, data: string): RunEvent | null {
   if (!Object.hasOwn(DECODERS, name)) return null;
   let parsed: unknown;
