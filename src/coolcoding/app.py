@@ -13,7 +13,16 @@ from coolcoding import __version__
 from coolcoding.api.errors import install_error_handlers
 from coolcoding.api.guards import RequestGuards
 from coolcoding.api.openapi import install_openapi
-from coolcoding.api.routes import executions, health, languages, sandbox, sessions, users, workspace
+from coolcoding.api.routes import (
+    executions,
+    health,
+    languages,
+    preview,
+    sandbox,
+    sessions,
+    users,
+    workspace,
+)
 from coolcoding.api.security_headers import SecurityHeaders
 from coolcoding.api.spa import find_static_dir, mount_spa
 from coolcoding.api.ws import events as ws_events
@@ -59,7 +68,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Outermost of ours: every response, 413/403 refusals of RequestGuards included.
     app.add_middleware(SecurityHeaders)
     install_error_handlers(app)
-    for module in (health, users, sessions, workspace, languages, executions):
+    for module in (health, users, sessions, workspace, languages, executions, preview):
         app.include_router(module.router)
     for module in (sandbox, ws_terminal, ws_events):
         app.include_router(module.router)

@@ -289,6 +289,9 @@ class Settings(BaseSettings):
     session_run_figure_bytes: int = Field(
         default=8 * MiB, gt=0, description="Largest figure (PNG) a run may show inline"
     )
+    preview_max_request_bytes: int = Field(
+        default=32 * MiB, gt=0, description="Largest request body relayed to a previewed program"
+    )
     exec_default_cpu_s: float = 5.0
     exec_default_wall_s: float = 10.0
     exec_default_memory_mb: int = 256

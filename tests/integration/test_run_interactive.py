@@ -166,7 +166,7 @@ def test_a_workspace_file_as_stdin(user: UserClient) -> None:
     r = user.client.post(
         f"/api/sessions/{sid}/run", json={"path": "sum.c", "stdin_path": "../etc/passwd"}
     )
-    assert r.status_code == 422
+    assert r.status_code in (400, 422) and "path" in r.text
 
 
 def test_compiler_output_is_its_own_stream_and_not_repeated(user: UserClient) -> None:

@@ -48,8 +48,11 @@ class ChannelStream:
         self.pending = 0
         self.room = asyncio.Event()
         self.room.set()
+        self.ended = False  # the end (empty data frame) arrived
 
     def put(self, item: ChannelItem | None) -> None:
+        if item is None:
+            self.ended = True
         if isinstance(item, bytes):
             self.pending += len(item)
             if self.pending > CHANNEL_HIGH_WATER:
@@ -128,6 +131,40 @@ class ExecRun:
         await self.client.call("exec.kill", {"channel": self.channel})
 
 
+class PortStream:
+    """One relayed TCP connection: ``read`` (b"" at its end), ``write``, ``close``."""
+
+    def __init__(self, client: AgentClient, channel: int) -> None:
+        self.client = client
+        self.channel = channel
+        self._in = client.stream(channel)
+        self._ended = False
+        self._closed_out = False
+
+    async def read(self) -> bytes:
+        while not self._ended:
+            item = await self._in.get()
+            if item is None:
+                self._ended = True
+            elif isinstance(item, bytes):
+                return item
+        return b""
+
+    async def write(self, data: bytes) -> None:
+        if data and not self._closed_out:
+            await self.client.send_data(self.channel, data)
+
+    async def write_eof(self) -> None:
+        if not self._closed_out:
+            self._closed_out = True
+            with contextlib.suppress(ConnectionError, OSError, RuntimeError):
+                await self.client.send_data(self.channel, b"")
+
+    async def close(self) -> None:
+        await self.write_eof()
+        self.client.forget_stream(self.channel)
+
+
 class AgentClient:
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self._reader = reader
@@ -136,6 +173,7 @@ class AgentClient:
         self._odd = itertools.count(1, 2)
         self._pending: dict[int, asyncio.Future[dict[str, Any]]] = {}
         self._streams: dict[int, ChannelStream] = {}
+        self._dropped: set[int] = set()  # channels whose remaining frames are discarded
         self.events: asyncio.Queue[dict[str, Any]] = asyncio.Queue()  # channel-0 events
         self.protocol = 0
         self.max_frame = protocol.DEFAULT_MAX_FRAME_BYTES
@@ -197,6 +235,10 @@ class AgentClient:
                 if frame is None:
                     raise AgentConnectionLost("the agent closed the connection")
                 if frame.kind == protocol.KIND_DATA:
+                    if frame.channel in self._dropped:  # a closed port stream: drop its tail
+                        if not frame.payload:
+                            self._dropped.discard(frame.channel)
+                        continue
                     stream = self.stream(frame.channel)
                     stream.put(frame.payload if frame.payload else None)
                     if frame.payload and not stream.room.is_set():
@@ -236,6 +278,19 @@ class AgentClient:
         if s is None:
             s = self._streams[channel] = ChannelStream()
         return s
+
+    @property
+    def lost(self) -> bool:
+        """True once the connection broke (a new one is needed)."""
+        return self._lost is not None
+
+    def forget_stream(self, channel: int) -> None:
+        """Drop a channel's buffered items (its frames that still come create it anew, ended)."""
+        stream = self._streams.pop(channel, None)
+        if stream is not None:
+            stream.room.set()
+            if not stream.ended:
+                self._dropped.add(channel)
 
     async def close(self) -> None:
         if self._task is not None:
@@ -353,6 +408,15 @@ class AgentClient:
 
     async def stat(self, path: str) -> messages.Entry | None:
         return cast(messages.Entry | None, (await self.call("files.stat", {"path": path}))["entry"])
+
+    async def ports_list(self) -> list[messages.PortInfo]:
+        """Ports programs listen on in the sandbox (protocol 2)."""
+        return cast(list[messages.PortInfo], (await self.call("ports.list", {}))["ports"])
+
+    async def port_connect(self, port: int, host: str = "127.0.0.1") -> PortStream:
+        """A TCP connection to ``port`` inside the sandbox, relayed by the agent (protocol 2)."""
+        r = await self.call("port.connect", {"port": port, "host": host})
+        return PortStream(self, int(r["channel"]))
 
     async def exec_start(
         self, argv: Sequence[str], *, stdin: bytes | None = None, cwd: str | None = None,

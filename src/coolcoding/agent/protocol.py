@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 MAGIC = b"\x89CCA"  # a non-ASCII first byte: an HTTP or TLS client is refused on byte one
-PROTOCOL_VERSIONS: tuple[int, ...] = (1,)
+PROTOCOL_VERSIONS: tuple[int, ...] = (1, 2)  # 2: port.connect, ports.list
 AGENT_VERSION = "coolcoding-agent/0.1"
 HEADER = struct.Struct(">IBI")
 KIND_CONTROL = 1

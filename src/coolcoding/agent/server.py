@@ -21,6 +21,7 @@ from coolcoding.agent import protocol
 from coolcoding.agent.connection import Connection, RequestError
 from coolcoding.agent.execs import AgentExec
 from coolcoding.agent.files import FileOpError, WorkspaceFs, rel_path
+from coolcoding.agent.ports import PortRelay, listening_ports
 from coolcoding.agent.pty import AgentTerminal
 from coolcoding.agent.watch import WorkspaceWatch
 
@@ -314,6 +315,29 @@ class AgentServer:
                 conn.input_sinks[stdin_ch] = run.feed_stdin
         conn.execs[run.stdout_channel] = run
         return {"stdout": run.stdout_channel, "stderr": run.stderr_channel, "pid": run.pid}
+
+    # --- ports (protocol 2) ----------------------------------------------------------------------
+
+    async def m_ports_list(self, conn: Connection, p: dict[str, Any]) -> dict[str, Any]:
+        return {"ports": await asyncio.to_thread(listening_ports)}
+
+    async def m_port_connect(self, conn: Connection, p: dict[str, Any]) -> dict[str, Any]:
+        host = p.get("host", "127.0.0.1")
+        if host not in ("127.0.0.1", "::1"):
+            raise RequestError("bad_params", "host: 127.0.0.1 or ::1 (loopback only)")
+        if not 0 < p["port"] < 65536:
+            raise RequestError("bad_params", "port: within 1..65535")
+        try:
+            relay = await PortRelay.open(conn, host, p["port"], timeout_s=5.0)
+        except (OSError, TimeoutError) as e:
+            raise RequestError(
+                "port_closed", f"nothing accepts connections on port {p['port']}"
+            ) from e
+        conn.on_close.append(relay.close)
+        # The response (naming the channel) is sent when this returns; the socket's first bytes
+        # follow it: start the pump one loop step later.
+        asyncio.get_running_loop().call_soon(relay.start)
+        return {"channel": relay.channel}
 
     async def m_exec_kill(self, conn: Connection, p: dict[str, Any]) -> dict[str, Any]:
         run = conn.execs.get(p["channel"])

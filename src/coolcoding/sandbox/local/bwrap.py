@@ -35,6 +35,7 @@ ETC_FROM_HOST: tuple[str, ...] = (
     "/etc/terminfo",
     "/etc/mime.types",
     "/etc/protocols",  # getprotobyname(): used by some socket libraries even on loopback
+    "/etc/matplotlibrc",  # Debian's matplotlib reads its defaults here (import fails without)
     "/etc/services",
     "/etc/ssl/openssl.cnf",  # OpenSSL's config (python's ssl module loads it); no keys in it
 )
