@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from coolcoding.agent.client import AgentClient, AgentError, PortStream
-from coolcoding.errors import Conflict, DomainError, InvalidInput, Unavailable
+from coolcoding.errors import BadGateway, Conflict, InvalidInput, Unavailable
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +32,7 @@ HOP_BY_HOP = frozenset(
 MAX_HEAD_BYTES = 64 * 1024
 
 
-class PreviewUnreachable(DomainError):
+class PreviewUnreachable(BadGateway):
     """Nothing listens on the port (502)."""
 
     code = "preview_unreachable"

@@ -171,6 +171,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/sessions/{session_uuid}/ports": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List Ports */
+        get: operations["list_ports_api_sessions__session_uuid__ports_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/sessions/{session_uuid}/run": {
         parameters: {
             query?: never;
@@ -788,6 +805,25 @@ export interface components {
              * @description A workspace-relative path: names joined by '/', no leading '/', no empty, '.' or '..' names, no control characters; at most 255 bytes (UTF-8) a name, 1024 bytes and 64 levels in all.
              */
             to: string;
+        };
+        /** PortOut */
+        PortOut: {
+            /** Address */
+            address: string;
+            /** Family */
+            family: string;
+            /** Port */
+            port: number;
+            /** Url */
+            url: string;
+        };
+        /**
+         * PortsOut
+         * @description Ports programs of the session listen on (empty while the sandbox is stopped).
+         */
+        PortsOut: {
+            /** Ports */
+            ports: components["schemas"]["PortOut"][];
         };
         /** RegisterIn */
         RegisterIn: {
@@ -1820,6 +1856,66 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["CommandOut"][];
+                };
+            };
+            /** @description Not logged in, or the login expired (`not_authenticated`, `login_expired`) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description Not found, or not yours (never told apart) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description The request does not match the schema (`validation_error`; `fields` lists each problem) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description A dependency is unavailable: the database (`database_unavailable`), sandboxes or code execution; retry after `Retry-After` seconds when given */
+            503: {
+                headers: {
+                    /** @description seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+        };
+    };
+    list_ports_api_sessions__session_uuid__ports_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                session_uuid: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PortsOut"];
                 };
             };
             /** @description Not logged in, or the login expired (`not_authenticated`, `login_expired`) */

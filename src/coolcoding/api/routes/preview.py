@@ -26,11 +26,10 @@ from starlette.websockets import WebSocketDisconnect
 from coolcoding.api.deps import OwnedSession, PlatformDep
 from coolcoding.api.responses import OWNED, errors, merge
 from coolcoding.api.ws.auth import authorize, close_quietly
-from coolcoding.errors import Conflict, DomainError, Forbidden, TooLarge, Unavailable
+from coolcoding.errors import BadGateway, Conflict, DomainError, Forbidden, TooLarge, Unavailable
 from coolcoding.platform import Platform
 from coolcoding.services.preview import (
     PreviewService,
-    PreviewUnreachable,
     request_head,
     send_http,
 )
@@ -143,7 +142,7 @@ async def list_ports(session: OwnedSession, previews: Previews) -> PortsOut:
 @router.api_route(
     PREVIEW + "/{path:path}",
     methods=METHODS,
-    responses=merge(OWNED, errors(Conflict, Forbidden, PreviewUnreachable)),
+    responses=merge(OWNED, errors(Conflict, Forbidden, BadGateway)),
     include_in_schema=False,
 )
 async def preview_http(
