@@ -14,6 +14,7 @@ import { ArrowLeftIcon, PlayIcon, StopIcon } from "../components/Icons";
 import { FullPageError, FullPageSpinner, Spinner } from "../components/PageStates";
 import { Splitter } from "../components/Splitter";
 import { StatusBar } from "../components/StatusBar";
+import { SandboxNotice } from "../components/SandboxNotice";
 import { TerminalPanel } from "../components/TerminalPanel";
 import { ThemeToggle } from "../components/ThemeToggle";
 import { Toasts } from "../components/Toasts";
@@ -293,6 +294,7 @@ function Workspace({ initial }: { initial: Session }) {
         )}
         <ThemeToggle />
       </header>
+      <SandboxNotice status={sandbox.status} message={sandbox.message} onStart={() => void startSandbox()} />
       <div className="ide-main">
         <Splitter
           direction="horizontal"
@@ -338,7 +340,7 @@ function Workspace({ initial }: { initial: Session }) {
                   onDismissNotice={(path) => dispatch({ type: "dismiss_notice", path })}
                 />
               }
-              second={<TerminalPanel sessionUuid={uuid} theme={theme} terminals={terminals} runner={runner} showOutput={showOutput} onShowOutput={setShowOutput} />}
+              second={<TerminalPanel sessionUuid={uuid} theme={theme} terminals={terminals} runner={runner} showOutput={showOutput} onShowOutput={setShowOutput} sandboxRunning={sandbox.status === "running"} />}
             />
           }
         />
