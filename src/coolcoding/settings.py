@@ -289,6 +289,11 @@ class Settings(BaseSettings):
     session_run_figure_bytes: int = Field(
         default=8 * MiB, gt=0, description="Largest figure (PNG) a run may show inline"
     )
+    package_cache_dir: str = Field(
+        default="",
+        description="A folder whose pip/ wheelhouse is shared read-only with every session "
+        "(pip looks there first); empty = none",
+    )
     preview_max_request_bytes: int = Field(
         default=32 * MiB, gt=0, description="Largest request body relayed to a previewed program"
     )

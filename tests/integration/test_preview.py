@@ -20,7 +20,7 @@ pytestmark = pytest.mark.sandbox
 
 server = module_live_server("preview")
 
-SERVER_PY = r'''
+SERVER_PY = r"""
 import base64, hashlib, http.server, json, socketserver, struct, sys
 
 class H(http.server.BaseHTTPRequestHandler):
@@ -78,7 +78,7 @@ class S(socketserver.ThreadingMixIn, http.server.HTTPServer):
     daemon_threads = True
 
 S(("127.0.0.1", 8000), H).serve_forever()
-'''
+"""
 
 
 @pytest.fixture
@@ -205,7 +205,7 @@ def test_websocket_through_the_preview(user: UserClient, server: LiveServer) -> 
     other = register_user(server)
     try:
         other_cookie = f"cc_session={other.client.cookies.get('cc_session')}"
-        assert asyncio.run(refused({"Cookie": other_cookie})) == 4404
+        assert asyncio.run(refused({"Cookie": other_cookie})) in (403, 4404)
     finally:
         other.client.close()
 

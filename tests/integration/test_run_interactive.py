@@ -88,7 +88,9 @@ def start(u: UserClient, sid: str, **body: Any) -> Follower:
 
 def test_a_program_reads_input_typed_while_it_runs(user: UserClient) -> None:
     sid = user.new_session()
-    write_file(user, sid, "ask.py", 'name = input("name? ")\nprint("hello", name)\nprint(input())\n')
+    write_file(
+        user, sid, "ask.py", 'name = input("name? ")\nprint("hello", name)\nprint(input())\n'
+    )
     run = start(user, sid, path="ask.py")
     run.until_text("stdout", "name?")
     r = user.client.post(f"/api/sessions/{sid}/run/stdin", json={"data": "Ada\n"})
@@ -226,5 +228,8 @@ def test_another_user_cannot_type_into_or_stop_a_run(user: UserClient, server: L
             assert r.status_code == 404 and r.json()["error"] == "session_not_found"
     finally:
         other.client.close()
-    assert user.client.post(f"/api/sessions/{sid}/run/stdin", json={"data": "mine\n"}).status_code == 200
+    assert (
+        user.client.post(f"/api/sessions/{sid}/run/stdin", json={"data": "mine\n"}).status_code
+        == 200
+    )
     assert run.result()["exit_code"] == 0 and run.text("stdout") == "mine\n"

@@ -65,7 +65,12 @@ class AgentServer:
         self._counter = 0
         self._t0 = time.monotonic()
         # Children get the agent's environment minus what only the agent needs.
-        self.base_env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
+        # (PYTHONUSERBASE is the sandbox's, for pip installs in the workspace: kept.)
+        self.base_env = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith("PYTHON") or k == "PYTHONUSERBASE"
+        }
 
     async def on_client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         conn = Connection(

@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from typing import Any, Protocol
 
+from coolcoding.agent.client import AgentClient, AgentError, AgentRefused
 from coolcoding.db.engine import Database
 from coolcoding.db.models import CodeSession, Execution, utcnow
 from coolcoding.errors import Conflict, DomainError, InvalidInput, Unavailable
@@ -225,6 +226,9 @@ class SessionRunner:
         except SandboxError as e:
             log.warning("run %s: sandbox error %s: %s", row.uuid, e.reason, e.log_message)
             result = JudgeResult(Verdict.INTERNAL_ERROR, f"sandbox error: {e.user_message}")
+        except (ConnectionError, AgentError) as e:
+            log.warning("run %s: the agent failed: %r", row.uuid, e)
+            result = JudgeResult(Verdict.INTERNAL_ERROR, "the sandbox's agent did not answer")
         except DomainError as e:  # e.g. the user's cap on running sandboxes: say which
             result = JudgeResult(Verdict.INTERNAL_ERROR, e.message)
         except Exception:
@@ -254,10 +258,7 @@ class SessionRunner:
             lang, entry, heap_mb=self.svc.settings.exec_default_memory_mb, stdin_path=stdin_file
         )
         async with self.sandbox_for(session) as sandbox:
-            try:
-                client = await sandbox.connect_agent()
-            except SandboxError:  # a runtime without an agent: a run without live input
-                client = None
+            client = await self._connect(sandbox)
             if client is None:
                 active.stdin_open = False
                 active.started.set()
@@ -271,6 +272,24 @@ class SessionRunner:
             finally:
                 await client.close()
         return self.decide(res, lang, limits, build_ok)
+
+    @staticmethod
+    async def _connect(sandbox: Sandbox) -> AgentClient | None:
+        """A connection to the sandbox's agent (one retry: a sandbox that just started may
+        refuse the first); ``None`` for a runtime without an agent (a run without live input)."""
+        for attempt in range(2):
+            try:
+                return await sandbox.connect_agent()
+            except SandboxError as e:
+                if e.reason == "no_agent":
+                    return None
+                if attempt:
+                    raise
+            except (ConnectionError, OSError, AgentRefused):
+                if attempt:
+                    raise
+            await asyncio.sleep(0.2)
+        return None
 
     async def _execute_exec(
         self,

@@ -132,10 +132,7 @@ async def list_ports(session: OwnedSession, previews: Previews) -> PortsOut:
     uuid = str(session.uuid)
     ports = await previews.list_ports(uuid)
     return PortsOut(
-        ports=[
-            PortOut(**p, url=f"/api/sessions/{uuid}/preview/{p['port']}/")
-            for p in ports
-        ]
+        ports=[PortOut(**p, url=f"/api/sessions/{uuid}/preview/{p['port']}/") for p in ports]
     )
 
 

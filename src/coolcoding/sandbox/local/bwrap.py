@@ -15,7 +15,9 @@ SANDBOX_HOME = "/home/coder"
 SANDBOX_WORKSPACE = "/workspace"
 SANDBOX_APP_ALIAS = "/app"  # seed 000 runs code in /app; kept as a second mount of the workspace
 SANDBOX_HOSTNAME = "coolcoding"
-SANDBOX_PATH = "/usr/local/bin:/usr/bin:/bin"
+# System folders first; then the console scripts of packages installed in the workspace
+# (sandbox/packages.py: pip --user into /workspace/.local, npm's node_modules).
+SANDBOX_PATH = "/usr/local/bin:/usr/bin:/bin:/workspace/.local/bin:/workspace/node_modules/.bin"
 # The in-sandbox agent (coolcoding.agent): its package, read-only, on this import path, and the
 # directory where it creates its unix socket.
 AGENT_PYTHONPATH = "/opt/coolcoding"
