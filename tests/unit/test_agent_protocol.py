@@ -124,7 +124,7 @@ async def raw_handshake(path: str, auth: dict[str, object] | None) -> dict[str, 
     frame = await protocol.read_frame(r, 4096)
     assert frame is not None
     hello = protocol.decode_control(frame.payload)
-    assert hello["type"] == "hello" and hello["protocols"] == [1]
+    assert hello["type"] == "hello" and hello["protocols"] == [1, 2]
     msg = {"type": "auth", "protocol": 1, "challenge": "c" * 64,
            "proof": protocol.auth_proof(SECRET, "client", str(hello["challenge"]), "c" * 64)}  # fmt: skip
     msg.update(auth or {})
