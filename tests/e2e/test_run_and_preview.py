@@ -123,4 +123,10 @@ def test_preview_of_a_server_and_the_sandbox_state(page: Page, shots: Screenshot
     expect(notice).to_contain_text("Kept: every file")
     expect(notice).to_contain_text("/tmp")
     expect(page.locator(".status-bar")).to_contain_text("stopped")
+    # The server's run ended with the sandbox, and says so.
+    expect(page.get_by_role("button", name="Run", exact=True)).to_be_visible(timeout=30_000)
+    page.get_by_role("tab", name="Output").click()
+    expect(page.get_by_test_id("run-result")).to_contain_text(
+        "sandbox stopped while the program ran"
+    )
     shots.take("sandbox-stopped")

@@ -233,3 +233,15 @@ def test_another_user_cannot_type_into_or_stop_a_run(user: UserClient, server: L
         == 200
     )
     assert run.result()["exit_code"] == 0 and run.text("stdout") == "mine\n"
+
+
+def test_a_run_ends_with_a_clear_result_when_its_sandbox_stops(user: UserClient) -> None:
+    sid = user.new_session()
+    write_file(user, sid, "forever.py", "import time\nprint('up', flush=True)\ntime.sleep(10**6)\n")
+    run = start(user, sid, path="forever.py")
+    run.until_text("stdout", "up")
+    assert user.client.post(f"/api/sessions/{sid}/sandbox/stop").status_code == 200
+    result = run.result()
+    assert "sandbox stopped while the program ran" in (result["message"] or ""), result
+    r = user.client.post(f"/api/sessions/{sid}/run/stop")
+    assert r.status_code == 409 and r.json()["error"] == "no_active_run"

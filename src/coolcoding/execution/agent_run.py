@@ -20,7 +20,7 @@ from coolcoding.errors import Conflict, InvalidInput
 from coolcoding.execution.figures import FigureFilter
 from coolcoding.execution.live import LiveOutput
 from coolcoding.execution.session_run import MarkerFilter, RunCommand
-from coolcoding.sandbox.base import ExecLimits, ExecResult
+from coolcoding.sandbox.base import ExecLimits, ExecResult, SandboxError
 
 # The matplotlib backend of agent/plothook, as the local runtime binds the agent's package.
 PLOTHOOK_PATH = "/opt/coolcoding/coolcoding/agent/plothook"
@@ -128,10 +128,14 @@ async def execute_via_agent(
             await live.append("stdout", piece)
     exit_event: dict[str, object] | None = None
     while exit_event is None:  # the exit event follows the stdout channel's end
+        if client.lost:  # the agent is gone (the sandbox stopped): no exit event comes
+            raise SandboxError(
+                "stopped", "The sandbox stopped while the program ran.", "agent connection lost"
+            )
         item = await run.stdout.get()
         if isinstance(item, dict):
             exit_event = item.get("data")
-    ev = exit_event or {}
+    ev = exit_event
     limit_hit = None
     if ev.get("timed_out"):
         limit_hit = "wall"

@@ -29,7 +29,7 @@ export function PreviewPanel({ sessionUuid, active, sandboxRunning }: { sessionU
   }, [active, refresh, sandboxRunning]);
 
   if (!active) return null;
-  const src = open !== null ? previewUrl(sessionUuid, open, path) : null;
+  const src = open !== null && sandboxRunning ? previewUrl(sessionUuid, open, path) : null;
   return (
     <div className="preview-panel" aria-label="Preview">
       <div className="preview-bar">
