@@ -16,7 +16,7 @@ import signal
 import time
 from collections.abc import Mapping, Sequence
 
-from coolcoding.agent.procs import kill_session, kill_tree
+from coolcoding.agent.procs import descendants, kill_session, kill_tree
 from coolcoding.agent.pty import Peer
 
 READ_BYTES = 65536
@@ -119,13 +119,19 @@ class AgentExec:
 
     def kill(self) -> None:
         if self.pid > 0:
-            if self._proc is not None and self._proc.returncode is None:
-                # While it lives its descendants are found by parent pid, even those that left
-                # its session with setsid (once it is reaped, its orphans are the init's).
-                kill_tree(self.pid)
+            # While it lives its descendants are found by parent pid, even those that left its
+            # session with setsid (once it died, its orphans are the init's): listed first,
+            # killed after the group (the program itself dies by the signal, not by a child's).
+            alive = self._proc is not None and self._proc.returncode is None
+            tree = descendants(self.pid) if alive else []
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(self.pid, signal.SIGKILL)
             kill_session(self.pid)  # members that left the group
+            for pid in tree:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.kill(pid, signal.SIGKILL)
+            if alive:
+                kill_tree(self.pid)  # forked while the list was made
 
     async def wait(self) -> None:
         await self._done.wait()
