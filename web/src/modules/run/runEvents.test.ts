@@ -11,6 +11,12 @@ describe("run events", () => {
     expect(parseRunEvent("other", "x")).toBeNull();
     expect(parseRunEvent("toString", "{}")).toBeNull();
   });
+  it("reads build output and figures, refusing a figure that is not base64 PNG", () => {
+    expect(parseRunEvent("compile", '{"data":"a.c:1: error"}')).toEqual({ kind: "compile", text: "a.c:1: error" });
+    expect(parseRunEvent("figure", '{"mime":"image/png","data":"iVBORw0KGgo="}')).toEqual({ kind: "figure", mime: "image/png", data: "iVBORw0KGgo=" });
+    expect(parseRunEvent("figure", '{"mime":"image/svg+xml","data":"PHN2Zz4="}')).toBeNull();
+    expect(parseRunEvent("figure", '{"mime":"image/png","data":"\"><script>"}')).toBeNull();
+  });
   it("reads the result", () => {
     const r = parseRunEvent("result", '{"status":"completed","exit_code":1,"duration_ms":1500}');
     expect(r).toEqual({ kind: "result", exitCode: 1, durationMs: 1500, status: "completed", message: null, signal: null, compileOutput: null });
