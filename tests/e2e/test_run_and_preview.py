@@ -85,13 +85,21 @@ def test_input_stop_build_output_and_figures(page: Page, shots: Screenshots) -> 
         uuid,
         "plot.py",
         "import matplotlib.pyplot as plt\nplt.plot([1, 4, 9, 16])\nplt.title('squares')\n"
-        "plt.show()\nprint('plotted')\n",
+        "plt.show()\nprint('plotted')\n"
+        "open('evil.svg', 'w').write(\"<svg xmlns='http://www.w3.org/2000/svg' width='40' "
+        "height='40' onload='alert(1)'><script>alert(2)</script><circle r='20' cx='20' "
+        "cy='20'/></svg>\")\n",
     )
+    dialogs: list[str] = []
+    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
     run_file(page, "plot.py")
-    figure = page.locator("img.out-figure")
-    expect(figure).to_be_visible(timeout=60_000)
+    figures = page.locator("img.out-figure")
+    expect(figures).to_have_count(2, timeout=60_000)
     expect(out).to_contain_text("plotted")
-    assert figure.evaluate("e => e.naturalWidth") > 100
+    assert figures.first.evaluate("e => e.naturalWidth") > 100
+    expect(page.locator("figcaption")).to_have_text("evil.svg")
+    page.wait_for_timeout(500)
+    assert dialogs == []  # the SVG's script never ran (an <img>, not markup)
     shots.take("figure-inline")
 
 

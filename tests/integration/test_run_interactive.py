@@ -245,3 +245,28 @@ def test_a_run_ends_with_a_clear_result_when_its_sandbox_stops(user: UserClient)
     assert "sandbox stopped while the program ran" in (result["message"] or ""), result
     r = user.client.post(f"/api/sessions/{sid}/run/stop")
     assert r.status_code == 409 and r.json()["error"] == "no_active_run"
+
+
+def test_images_a_run_writes_are_shown_as_figures(user: UserClient) -> None:
+    sid = user.new_session()
+    write_file(user, sid, "old.svg", "<svg xmlns='http://www.w3.org/2000/svg'/>")
+    write_file(
+        user,
+        sid,
+        "draw.py",
+        "import matplotlib\nmatplotlib.use('Agg')\nimport matplotlib.pyplot as plt\n"
+        "plt.plot([3, 1, 2])\nplt.savefig('out/plot.png')\n"
+        "open('evil.svg', 'w').write(\"<svg xmlns='http://www.w3.org/2000/svg'>"
+        '<script>alert(1)</script></svg>")\n'
+        "open('fake.png', 'w').write('not a png')\nprint('saved')\n",
+    )
+    write_file(user, sid, "out/.keep", "")
+    run = start(user, sid, path="draw.py")
+    assert run.result()["exit_code"] == 0, run.text("stderr")
+    figures = {d.get("path"): d for k, d in run.seen if k == "figure"}
+    # The new PNG and SVG; not the unchanged SVG, not a ".png" that is not one.
+    assert sorted(figures) == ["evil.svg", "out/plot.png"]
+    assert figures["out/plot.png"]["mime"] == "image/png"
+    assert base64.b64decode(figures["out/plot.png"]["data"]).startswith(b"\x89PNG")
+    # An SVG is passed as data for an <img> (where its script never runs), never as markup.
+    assert figures["evil.svg"]["mime"] == "image/svg+xml"

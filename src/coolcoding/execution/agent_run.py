@@ -17,13 +17,14 @@ from dataclasses import dataclass, field
 
 from coolcoding.agent.client import AgentClient, AgentError, ChannelStream, ExecRun
 from coolcoding.errors import Conflict, InvalidInput
-from coolcoding.execution.figures import FigureFilter
+from coolcoding.execution.figures import FigureFilter, image_figure, image_snapshot, new_images
 from coolcoding.execution.live import LiveOutput
 from coolcoding.execution.session_run import MarkerFilter, RunCommand
 from coolcoding.sandbox.base import ExecLimits, ExecResult, SandboxError
 
 # The matplotlib backend of agent/plothook, as the local runtime binds the agent's package.
 PLOTHOOK_PATH = "/opt/coolcoding/coolcoding/agent/plothook"
+MAX_FILE_FIGURES = 20  # image files of one run shown inline at most
 PLOT_ENV = {"MPLBACKEND": "module://coolcoding_plots", "PYTHONPATH": PLOTHOOK_PATH}
 
 
@@ -76,6 +77,7 @@ async def execute_via_agent(
     ``stdin``: all of the input at once (then EOF); ``None``: input stays open for ``send``."""
     markers = MarkerFilter(cmd.has_build)
     figures = FigureFilter(figure_bytes)
+    images_before = await _images(client)
     out, err, compile_err = bytearray(), bytearray(), bytearray()
     try:
         run = await client.exec_start(
@@ -126,6 +128,8 @@ async def execute_via_agent(
         if isinstance(piece, bytes):
             out.extend(piece)
             await live.append("stdout", piece)
+    if images_before is not None:
+        await _show_written_images(client, images_before, figure_bytes, live)
     exit_event: dict[str, object] | None = None
     while exit_event is None:  # the exit event follows the stdout channel's end
         if client.lost:  # the agent is gone (the sandbox stopped): no exit event comes
@@ -154,3 +158,27 @@ async def execute_via_agent(
         limit_hit=limit_hit,
     )
     return res, markers.build_ok
+
+
+async def _images(client: AgentClient) -> dict[str, tuple[float, int]] | None:
+    try:
+        return image_snapshot([dict(e) for e in await client.list_tree("")])
+    except (AgentError, ConnectionError):
+        return None
+
+
+async def _show_written_images(
+    client: AgentClient, before: dict[str, tuple[float, int]], max_bytes: int, live: LiveOutput
+) -> None:
+    """PNG/SVG files the run wrote (created or changed) become ``figure`` events at its end."""
+    after = await _images(client)
+    if after is None:
+        return
+    for path in new_images(before, after, max_bytes)[:MAX_FILE_FIGURES]:
+        try:
+            data, _ = await client.read_file(path, max_bytes=max_bytes)
+        except (AgentError, ConnectionError):
+            continue
+        figure = image_figure(path, data)
+        if figure is not None:
+            await live.add_event("figure", figure)

@@ -87,3 +87,47 @@ def _partial_suffix(buf: bytes, marker: bytes) -> int:
         if marker.startswith(buf[-n:]):
             return n
     return 0
+
+
+# --- image files a run writes ------------------------------------------------------------------
+
+IMAGE_MIMES = {".png": "image/png", ".svg": "image/svg+xml"}
+SNAPSHOT_MAX_ENTRIES = 5000  # a larger workspace is not scanned (two listings per run)
+
+
+def image_snapshot(entries: list[dict[str, object]]) -> dict[str, tuple[float, int]] | None:
+    """``path -> (mtime, size)`` of the PNG/SVG files in a listing; ``None`` when too large."""
+    if len(entries) > SNAPSHOT_MAX_ENTRIES:
+        return None
+    out: dict[str, tuple[float, int]] = {}
+    for e in entries:
+        path = str(e.get("path", ""))
+        if e.get("type") == "file" and path.lower().endswith(tuple(IMAGE_MIMES)):
+            mtime, size = e.get("mtime"), e.get("size")
+            if isinstance(mtime, (int, float)) and isinstance(size, int):
+                out[path] = (float(mtime), size)
+    return out
+
+
+def new_images(
+    before: dict[str, tuple[float, int]], after: dict[str, tuple[float, int]], max_bytes: int
+) -> list[str]:
+    """Image files the run created or changed (not larger than ``max_bytes``), by path."""
+    return sorted(
+        p
+        for p, (mtime, size) in after.items()
+        if before.get(p) != (mtime, size) and size <= max_bytes
+    )
+
+
+def image_figure(path: str, data: bytes) -> dict[str, str] | None:
+    """A ``figure`` event for a file: a PNG by its signature, an SVG by its root element; both
+    shown as an ``<img>`` (an SVG there runs no script and loads nothing)."""
+    mime = IMAGE_MIMES.get(path[path.rfind(".") :].lower())
+    if mime == "image/png" and not data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return None
+    if mime == "image/svg+xml" and b"<svg" not in data[:4096]:
+        return None
+    if mime is None:
+        return None
+    return {"mime": mime, "data": base64.b64encode(data).decode(), "path": path}

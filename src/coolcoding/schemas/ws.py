@@ -209,10 +209,13 @@ class RunOutput(Message):
 
 
 class RunFigure(Message):
-    """The data of a ``figure`` event: an image a run showed (``plt.show()``), base64."""
+    """The data of a ``figure`` event: an image a run showed (``plt.show()``: a PNG) or wrote
+    (a PNG or SVG file of the workspace: ``path``), base64."""
 
-    mime: Literal["image/png"]
+    OMIT_NONE: ClassVar[bool] = True
+    mime: Literal["image/png", "image/svg+xml"]
     data: str
+    path: str | None = None
 
 
 class RunResult(Message):

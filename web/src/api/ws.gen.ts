@@ -138,16 +138,22 @@ export interface components {
         };
         /**
          * RunFigure
-         * @description The data of a ``figure`` event: an image a run showed (``plt.show()``), base64.
+         * @description The data of a ``figure`` event: an image a run showed (``plt.show()``: a PNG) or wrote
+         *     (a PNG or SVG file of the workspace: ``path``), base64.
          */
         RunFigure: {
             /** Data */
             data: string;
             /**
              * Mime
-             * @constant
+             * @enum {string}
              */
-            mime: "image/png";
+            mime: "image/png" | "image/svg+xml";
+            /**
+             * Path
+             * @default null
+             */
+            path?: string | null;
         };
         /**
          * RunOutput

@@ -6,8 +6,13 @@ import type { OutputLine, Runner } from "../modules/run/useRun";
 function OutputPiece({ line }: { line: OutputLine }) {
   switch (line.kind) {
     case "figure":
-      // A PNG the server checked; as an <img> from a data URL it can never run script.
-      return <img className="out-figure" alt="Figure from the run" src={`data:image/png;base64,${line.text}`} />;
+      // A PNG or SVG the server checked; as an <img> from a data URL it can never run script or load anything.
+      return (
+        <figure className="out-figure-box">
+          <img className="out-figure" alt={line.path ? `Image ${line.path} written by the run` : "Figure from the run"} src={`data:${line.mime ?? "image/png"};base64,${line.text}`} />
+          {line.path && <figcaption className="muted">{line.path}</figcaption>}
+        </figure>
+      );
     case "info":
     case "error":
       return <div className={`out-line out-${line.kind}`}>{line.text}</div>;

@@ -13,8 +13,9 @@ describe("run events", () => {
   });
   it("reads build output and figures, refusing a figure that is not base64 PNG", () => {
     expect(parseRunEvent("compile", '{"data":"a.c:1: error"}')).toEqual({ kind: "compile", text: "a.c:1: error" });
-    expect(parseRunEvent("figure", '{"mime":"image/png","data":"iVBORw0KGgo="}')).toEqual({ kind: "figure", mime: "image/png", data: "iVBORw0KGgo=" });
-    expect(parseRunEvent("figure", '{"mime":"image/svg+xml","data":"PHN2Zz4="}')).toBeNull();
+    expect(parseRunEvent("figure", '{"mime":"image/png","data":"iVBORw0KGgo="}')).toEqual({ kind: "figure", mime: "image/png", data: "iVBORw0KGgo=", path: null });
+    expect(parseRunEvent("figure", '{"mime":"image/svg+xml","data":"PHN2Zz4=","path":"a.svg"}')).toEqual({ kind: "figure", mime: "image/svg+xml", data: "PHN2Zz4=", path: "a.svg" });
+    expect(parseRunEvent("figure", '{"mime":"text/html","data":"PHN2Zz4="}')).toBeNull();
     expect(parseRunEvent("figure", '{"mime":"image/png","data":"\"><script>"}')).toBeNull();
   });
   it("reads the result", () => {

@@ -8,7 +8,7 @@ type RunResultData = RunEventsData["result"];
 
 export type RunEvent =
   | { kind: "stdout" | "stderr" | "compile"; text: string }
-  | { kind: "figure"; mime: "image/png"; data: string }
+  | { kind: "figure"; mime: "image/png" | "image/svg+xml"; data: string; path: string | null }
   | {
       kind: "result";
       exitCode: number | null;
@@ -48,7 +48,11 @@ const DECODERS: { [K in keyof RunEventsData]: (o: Record<string, unknown>) => Ru
   compile: (o) => output("compile", o),
   stdout: (o) => output("stdout", o),
   stderr: (o) => output("stderr", o),
-  figure: (o) => (o["mime"] === "image/png" && typeof o["data"] === "string" && /^[A-Za-z0-9+/=]*$/.test(o["data"]) ? { kind: "figure", mime: "image/png", data: o["data"] } : null),
+  figure: (o) => {
+    const mime = o["mime"];
+    if ((mime !== "image/png" && mime !== "image/svg+xml") || typeof o["data"] !== "string" || !/^[A-Za-z0-9+/=]*$/.test(o["data"])) return null;
+    return { kind: "figure", mime, data: o["data"], path: typeof o["path"] === "string" ? o["path"] : null };
+  },
   result,
 };
 

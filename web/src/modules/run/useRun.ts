@@ -8,9 +8,12 @@ import { describeResult, isSuccess, parseRunEvent, shouldFallbackToTerminal } fr
 /** One piece of the Output panel: the build's output, the program's, typed input, a figure, or a line of ours. */
 export interface OutputLine {
   kind: "compile" | "stdout" | "stderr" | "stdin" | "figure" | "info" | "error" | "result";
-  /** Text, or for a figure the base64 PNG. */
+  /** Text, or for a figure the base64 image. */
   text: string;
   ok?: boolean;
+  /** A figure's type, and the workspace file it came from (if any). */
+  mime?: "image/png" | "image/svg+xml";
+  path?: string | null;
 }
 
 export type RunStatus = "idle" | "starting" | "running";
@@ -117,7 +120,7 @@ export function useRun(sessionUuid: string, typeInTerminal: (command: string) =>
       const onEvent = (name: string) => (e: MessageEvent<string>) => {
         const ev = parseRunEvent(name, e.data);
         if (!ev) return;
-        if (ev.kind === "figure") append({ kind: "figure", text: ev.data });
+        if (ev.kind === "figure") append({ kind: "figure", text: ev.data, mime: ev.mime, path: ev.path });
         else if (ev.kind === "result") {
           // The build's output streamed as `compile` events; the result repeats it only for followers that missed them.
           if (ev.compileOutput && !compiled && !isSuccess(ev)) append({ kind: "compile", text: ev.compileOutput });
