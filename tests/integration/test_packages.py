@@ -1,6 +1,7 @@
-"""pip installs into the workspace (a user site at /workspace/.local: PEP 668 does not block it)
-and a wheelhouse shared read-only by every session of the host. No network: the packages are
-wheels this test builds (one in the shared folder, one inside the sandbox)."""
+"""pip installs into the workspace (a user site at /workspace/.local: PEP 668 does not block it),
+a wheelhouse shared read-only by every session of the host, and npm installs into the
+workspace's node_modules with its bin folder on PATH. No network: the packages are a wheel this
+test builds (one in the shared folder, one inside the sandbox) and an npm tarball packed inside."""
 
 from __future__ import annotations
 
@@ -114,3 +115,33 @@ def test_pip_installs_into_the_workspace_and_the_shared_cache_is_read_only(
     assert any(i["path"].startswith(".local/lib/") and i["path"].endswith("local_demo.py")
                for i in files)  # fmt: skip
     assert not (SHARED / "pip" / "planted.whl").exists()
+
+
+NPM = r"""
+import json, os, subprocess
+os.makedirs('pkgsrc/bin', exist_ok=True)
+json.dump({"name": "hello-local", "version": "1.0.0", "bin": {"hello-local": "bin/cli.js"},
+           "main": "index.js"}, open('pkgsrc/package.json', 'w'))
+open('pkgsrc/index.js', 'w').write("module.exports = () => 'from node_modules';\n")
+open('pkgsrc/bin/cli.js', 'w').write("#!/usr/bin/env node\nconsole.log('cli on PATH');\n")
+os.chmod('pkgsrc/bin/cli.js', 0o755)
+p = subprocess.run(['npm', 'pack', '--silent', './pkgsrc'], capture_output=True, text=True)
+print('pack', p.returncode, p.stderr[-300:])
+p = subprocess.run(['npm', 'install', '--offline', '--no-audit', './hello-local-1.0.0.tgz'],
+                   capture_output=True, text=True)
+print('install', p.returncode, p.stderr[-300:])
+print(subprocess.run(['node', '-e', "console.log(require('hello-local')())"],
+                     capture_output=True, text=True).stdout.strip())
+print(subprocess.run(['hello-local'], capture_output=True, text=True).stdout.strip())
+"""
+
+
+def test_npm_installs_into_the_workspace_node_modules(user: UserClient) -> None:
+    sid = user.new_session()
+    result, out, err = run(user, sid, "npm_install.py", NPM)
+    assert result["exit_code"] == 0, (out, err)
+    lines = out.splitlines()
+    assert lines[0].startswith("pack 0") and lines[1].startswith("install 0"), out
+    assert lines[-2:] == ["from node_modules", "cli on PATH"], out
+    files = user.client.get(f"/api/workspace/{sid}/files").json()["items"]
+    assert any(i["path"] == "node_modules/hello-local/package.json" for i in files)
