@@ -33,6 +33,7 @@ from coolcoding.settings import Settings
 
 log = logging.getLogger(__name__)
 
+STOPPED = "stopped: its process group was killed (Stop)"
 SessionSandbox = Callable[[CodeSession], AbstractAsyncContextManager[Sandbox]]
 FileExists = Callable[[CodeSession, str], Awaitable[bool]]
 
@@ -118,6 +119,8 @@ class SessionRunner:
         run = self.active(session)
         await run.stop()
         task = self._runs.get(session.id)
+        if task is not None and run.run is None:  # a run without an agent: cancel its exec
+            task.cancel()
         if task is not None:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await asyncio.wait_for(asyncio.shield(task), 10.0)
@@ -215,12 +218,12 @@ class SessionRunner:
         try:
             result = await self._execute(session, lang, entry, stdin, limits, live, active)
             if active.stopped and result.verdict != Verdict.COMPILATION_ERROR:
-                result.message = "stopped: its process group was killed (Stop)"
+                result.message = STOPPED
         except asyncio.CancelledError:
             cancelled = True
             result = JudgeResult(
                 Verdict.RUNTIME_ERROR,
-                "stopped: another run started in this session",
+                STOPPED if active.stopped else "stopped: another run started in this session",
                 signal=signal_mod.SIGKILL,
             )
         except SandboxError as e:
