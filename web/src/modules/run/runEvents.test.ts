@@ -30,6 +30,8 @@ describe("run events", () => {
     expect(isSuccess(ok)).toBe(true);
     const ce = parseRunEvent("result", '{"status":"compilation_error","exit_code":null,"compile_output":"a.c:1: error"}') as Extract<RunEvent, { kind: "result" }>;
     expect(ce.compileOutput).toBe("a.c:1: error");
+    const stopped = parseRunEvent("result", '{"status":"runtime_error","signal_name":"SIGKILL","duration_ms":2500,"message":"stopped: its process group was killed (Stop)"}') as Extract<RunEvent, { kind: "result" }>;
+    expect(describeResult(stopped)).toBe("Stopped: the program and everything it started were killed after 2.50 s");
   });
   it("falls back to the terminal only when the run endpoint does not exist", () => {
     expect(shouldFallbackToTerminal(new ApiError(404, "http_404", "Not Found"))).toBe(true);

@@ -85,6 +85,7 @@ export function isSuccess(r: Extract<RunEvent, { kind: "result" }>): boolean {
 }
 
 export function describeResult(r: Extract<RunEvent, { kind: "result" }>): string {
+  if (r.message?.endsWith("(Stop)")) return `Stopped: the program and everything it started were killed${r.durationMs !== null ? ` after ${r.durationMs < 1000 ? `${r.durationMs} ms` : `${(r.durationMs / 1000).toFixed(2)} s`}` : ""}`;
   const parts: string[] = [];
   if (r.status && !SUCCESS.has(r.status)) parts.push(r.status.replace(/_/g, " "));
   if (r.exitCode !== null) parts.push(`exit code ${r.exitCode}`);
