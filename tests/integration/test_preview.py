@@ -39,6 +39,11 @@ class H(http.server.BaseHTTPRequestHandler):
             for part in (b"alpha-", b"beta-", b"gamma"):
                 self.wfile.write(b"%x\r\n%s\r\n" % (len(part), part))
             self.wfile.write(b"0\r\n\r\n"); return
+        if self.path == "/big":
+            self.send_response(200); self.send_header("Content-Length", str(64 << 20)); self.end_headers()
+            for _ in range(64):  # incompressible: gzip on the way must not shrink it
+                self.wfile.write(b"z" + __import__("os").urandom((1 << 20) - 1))
+            return
         if self.path == "/headers":
             body = json.dumps(dict(self.headers)).encode()
         else:
@@ -140,6 +145,21 @@ def test_http_through_the_preview(user: UserClient, server: LiveServer) -> None:
     assert r.status_code == 502 and r.json()["error"] == "preview_unreachable"
     r = user.client.get(f"/api/sessions/{sid}/preview/70000/")
     assert r.status_code == 422
+
+
+def test_a_stalled_download_does_not_hold_up_other_requests(user: UserClient) -> None:
+    sid = start_app(user)
+    base = f"/api/sessions/{sid}/preview/8000"
+    with user.client.stream("GET", base + "/big") as big:
+        assert big.status_code == 200
+        first = next(big.iter_bytes())
+        assert first.startswith(b"z")
+        # The 64 MiB download is not read further; other requests still get through.
+        for i in range(5):
+            r = user.client.get(f"{base}/page{i}", timeout=20)
+            assert r.status_code == 200 and f"/page{i}" in r.text
+    r = user.client.get(f"{base}/after", timeout=20)  # and after it was abandoned
+    assert r.status_code == 200
 
 
 def test_preview_is_for_the_owner_only_and_not_cross_site(

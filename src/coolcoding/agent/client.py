@@ -160,9 +160,18 @@ class PortStream:
             with contextlib.suppress(ConnectionError, OSError, RuntimeError):
                 await self.client.send_data(self.channel, b"")
 
+    async def drain_to_end(self, limit: int = 1024 * 1024) -> bool:
+        """Read (and drop) up to ``limit`` bytes until the program's end; True once ended."""
+        while not self._ended and limit > 0:
+            limit -= len(await self.read())
+        return self._ended
+
+    def forget(self) -> None:
+        self.client.forget_stream(self.channel)
+
     async def close(self) -> None:
         await self.write_eof()
-        self.client.forget_stream(self.channel)
+        self.forget()
 
 
 class AgentClient:

@@ -3,8 +3,9 @@ session listens on, through the sandbox's agent (``port.connect``, protocol 2).
 
 The sandbox keeps its network policy: the agent connects to loopback inside the sandbox's own
 network namespace and relays bytes on its (authenticated) connection; nothing is published on
-the host. One agent connection per running sandbox carries the HTTP requests (a channel each);
-a WebSocket gets a connection of its own so that a slow one cannot hold up the others.
+the host. Each relayed request or WebSocket has an agent connection to itself while it runs (the
+client's flow control is per connection: one stalled download must not hold up the others);
+HTTP requests reuse idle ones (``IDLE_CONNECTIONS`` per sandbox), so no handshake per request.
 
 An HTTP request is sent upstream as HTTP/1.1 with ``Connection: close`` (one request per
 relayed connection); the response head is parsed here, a chunked body is decoded (the ASGI
@@ -30,6 +31,7 @@ HOP_BY_HOP = frozenset(
      "transfer-encoding", "upgrade", "host", "content-length"}
 )  # fmt: skip
 MAX_HEAD_BYTES = 64 * 1024
+IDLE_CONNECTIONS = 8  # idle agent connections kept per sandbox for the next requests
 
 
 class PreviewUnreachable(BadGateway):
@@ -51,6 +53,7 @@ class SessionPorts:
     def __init__(self, sandbox: Any) -> None:
         self.sandbox = sandbox
         self._shared: AgentClient | None = None
+        self._idle: list[AgentClient] = []
         self._lock = asyncio.Lock()
 
     async def client(self) -> AgentClient:
@@ -59,11 +62,34 @@ class SessionPorts:
                 self._shared = await self.sandbox.connect_agent()
             return self._shared
 
+    async def acquire(self) -> AgentClient:
+        """An agent connection for one relayed request: an idle one, or a new one."""
+        while self._idle:
+            idle = self._idle.pop()
+            if not idle.lost:
+                return idle
+            await _close(idle)
+        client: AgentClient = await self.sandbox.connect_agent()
+        return client
+
+    async def release(self, client: AgentClient, clean: bool) -> None:
+        """Back to the idle ones after a request whose relay ended on both sides; closed
+        otherwise (closing ends a relay still going, in the agent too)."""
+        if clean and not client.lost and len(self._idle) < IDLE_CONNECTIONS:
+            self._idle.append(client)
+        else:
+            await _close(client)
+
     async def close(self) -> None:
-        if self._shared is not None:
-            with contextlib.suppress(Exception):
-                await self._shared.close()
-            self._shared = None
+        for client in [*self._idle, *([self._shared] if self._shared else [])]:
+            await _close(client)
+        self._idle.clear()
+        self._shared = None
+
+
+async def _close(client: AgentClient) -> None:
+    with contextlib.suppress(Exception):
+        await client.close()
 
 
 async def connect(client: AgentClient, port: int) -> PortStream:
@@ -223,8 +249,23 @@ class PreviewService:
                 return []
             raise
 
-    async def open(self, session_uuid: str, port: int) -> PortStream:
-        return await connect(await self._running(session_uuid).client(), port)
+    async def open(
+        self, session_uuid: str, port: int
+    ) -> tuple[SessionPorts, AgentClient, PortStream]:
+        """A relayed connection to ``port`` on an agent connection used by this request alone
+        (the client's backpressure is per connection, so a browser that stops reading one
+        response must not stall the session's other requests); give it back with
+        ``SessionPorts.release`` (idle connections are reused: no handshake per request)."""
+        ports = self._running(session_uuid)
+        client = await ports.acquire()
+        try:
+            return ports, client, await connect(client, port)
+        except PreviewUnreachable:
+            await ports.release(client, clean=True)  # the connection itself is fine
+            raise
+        except BaseException:
+            await ports.release(client, clean=False)
+            raise
 
     async def open_dedicated(self, session_uuid: str, port: int) -> tuple[AgentClient, PortStream]:
         """A connection of its own (a WebSocket's): the caller closes the client."""

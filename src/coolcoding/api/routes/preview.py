@@ -13,6 +13,7 @@ only (``X-Frame-Options: SAMEORIGIN``).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import re
 from collections.abc import AsyncIterator
@@ -161,22 +162,27 @@ async def preview_http(
                 ("X-Forwarded-Host", request.headers.get("host", ""))]  # fmt: skip
     has_body = bool(body) or request.method in ("POST", "PUT", "PATCH")
     head = request_head(request.method, target, headers, port, len(body) if has_body else None)
-    stream = await previews.open(uuid, port)
+    ports, client, stream = await previews.open(uuid, port)
     manager: Any = platform.components.get("sandboxes")
     if manager is not None:
         manager.touch(uuid)
     try:
         upstream = await send_http(stream, head, bytes(body), request.method)
     except BaseException:
-        await stream.close()
+        await ports.release(client, clean=False)
         raise
 
     async def relay() -> AsyncIterator[bytes]:
+        clean = False
         try:
             async for piece in upstream.body:
                 yield piece
+            await stream.write_eof()
+            with contextlib.suppress(TimeoutError):  # a program that keeps it open: not reused
+                clean = await asyncio.wait_for(stream.drain_to_end(), 2.0)
         finally:
-            await stream.close()
+            stream.forget()
+            await ports.release(client, clean)
 
     out = StreamingResponse(relay(), status_code=upstream.status)
     out.raw_headers = [
