@@ -21,6 +21,7 @@ from coolcoding.api.routes import (
     history,
     ide,
     languages,
+    preview,
     sandbox,
     sessions,
     users,
@@ -86,6 +87,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         files_io,
         languages,
         executions,
+        preview,
     ):
         app.include_router(module.router)
     for module in (sandbox, ws_terminal, ws_events):

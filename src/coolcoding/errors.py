@@ -56,6 +56,12 @@ class RateLimited(DomainError):
     code = "rate_limited"
 
 
+class BadGateway(DomainError):
+    """A program the platform relays to (a session's previewed port) did not answer."""
+
+    code = "bad_gateway"
+
+
 class Unavailable(DomainError):
     code = "unavailable"
 

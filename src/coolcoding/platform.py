@@ -35,6 +35,7 @@ from coolcoding.services.events import EventBus
 from coolcoding.services.executions import ExecutionService
 from coolcoding.services.leases import LeaseService
 from coolcoding.services.preferences import PreferencesService
+from coolcoding.services.preview import PreviewService
 from coolcoding.services.ratelimit import RateLimiter
 from coolcoding.services.sandboxes import SandboxManager
 from coolcoding.services.search import SearchService
@@ -96,6 +97,7 @@ class Platform:
         self.sync: SyncEngine | None = None
         self.terminals: TerminalManager | None = None
         self.commands: CommandLog | None = None
+        self.preview: PreviewService | None = None
         try:
             self.runtime = make_runtime(settings)
         except SandboxError as exc:
@@ -121,6 +123,9 @@ class Platform:
             commands,
             terminals,
         )
+        # Port previews of programs in the sandboxes (api/routes/preview.py).
+        self.preview = PreviewService(sandboxes.get)
+        self.on_stop(self.preview.close)
         # Deleting a session stops its sandbox and removes its storage.
         self.sessions.before_delete.append(sandboxes.delete_session_files)
 

@@ -347,7 +347,9 @@ class Settings(BaseSettings):
     agent_max_frame_bytes: int = Field(default=1024 * 1024, description="Largest protocol frame")
     agent_max_connections: int = 64
     agent_max_list_entries: int = 100_000
-    agent_exec_timeout_s: float = 600.0
+    agent_exec_timeout_s: float = Field(
+        default=7 * 86400.0, description="Longest exec the agent accepts (a session run's wall)"
+    )
     agent_exec_output_bytes: int = 16 * 1024 * 1024
     agent_start_timeout_s: float = 10.0
     sandbox_keep_on_shutdown: bool = Field(
@@ -387,6 +389,31 @@ class Settings(BaseSettings):
         default=0,
         description="Judge jobs of one user running at once; 0 = no cap (a user alone may use "
         "every worker; another user's job still takes the next free worker: fair share)",
+    )
+    session_run_wall_s: float = Field(
+        default=7 * 86400.0,
+        gt=0,
+        description="Wall-time limit of a Run in a session (a server or a long job runs until "
+        "stopped; the judge keeps exec_default_wall_s)",
+    )
+    session_run_output_bytes: int = Field(
+        default=16 * MiB,
+        gt=0,
+        description="Output a Run in a session may write before it is stopped",
+    )
+    session_run_stdin_bytes: int = Field(
+        default=64 * 1024, gt=0, description="Largest one input sent to a running program"
+    )
+    session_run_figure_bytes: int = Field(
+        default=8 * MiB, gt=0, description="Largest figure (PNG) a run may show inline"
+    )
+    package_cache_dir: str = Field(
+        default="",
+        description="A folder whose pip/ wheelhouse is shared read-only with every session "
+        "(pip looks there first); empty = none",
+    )
+    preview_max_request_bytes: int = Field(
+        default=32 * MiB, gt=0, description="Largest request body relayed to a previewed program"
     )
     exec_default_cpu_s: float = 5.0
     exec_default_wall_s: float = 10.0

@@ -48,8 +48,11 @@ class ChannelStream:
         self.pending = 0
         self.room = asyncio.Event()
         self.room.set()
+        self.ended = False  # the end (empty data frame) arrived
 
     def put(self, item: ChannelItem | None) -> None:
+        if item is None:
+            self.ended = True
         if isinstance(item, bytes):
             self.pending += len(item)
             if self.pending > CHANNEL_HIGH_WATER:
@@ -102,6 +105,13 @@ class ExecRun:
         self.stdout = client.stream(result["stdout"])
         self.stderr = client.stream(result["stderr"])
         self.channel = result["stdout"]
+        self.stdin_channel: int | None = None  # set when started with ``stdin_open``
+
+    async def write_stdin(self, data: bytes) -> None:
+        """More input for a run started with ``stdin_open``; ``b""`` closes its stdin (EOF)."""
+        if self.stdin_channel is None:
+            raise AgentError("bad_params", "this exec's stdin is not open")
+        await self.client.send_data(self.stdin_channel, data)
 
     async def collect(self) -> tuple[bytes, bytes, messages.ExecExitEvent]:
         """All output and the exit event (the event follows the last output)."""
@@ -121,6 +131,49 @@ class ExecRun:
         await self.client.call("exec.kill", {"channel": self.channel})
 
 
+class PortStream:
+    """One relayed TCP connection: ``read`` (b"" at its end), ``write``, ``close``."""
+
+    def __init__(self, client: AgentClient, channel: int) -> None:
+        self.client = client
+        self.channel = channel
+        self._in = client.stream(channel)
+        self._ended = False
+        self._closed_out = False
+
+    async def read(self) -> bytes:
+        while not self._ended:
+            item = await self._in.get()
+            if item is None:
+                self._ended = True
+            elif isinstance(item, bytes):
+                return item
+        return b""
+
+    async def write(self, data: bytes) -> None:
+        if data and not self._closed_out:
+            await self.client.send_data(self.channel, data)
+
+    async def write_eof(self) -> None:
+        if not self._closed_out:
+            self._closed_out = True
+            with contextlib.suppress(ConnectionError, OSError, RuntimeError):
+                await self.client.send_data(self.channel, b"")
+
+    async def drain_to_end(self, limit: int = 1024 * 1024) -> bool:
+        """Read (and drop) up to ``limit`` bytes until the program's end; True once ended."""
+        while not self._ended and limit > 0:
+            limit -= len(await self.read())
+        return self._ended
+
+    def forget(self) -> None:
+        self.client.forget_stream(self.channel)
+
+    async def close(self) -> None:
+        await self.write_eof()
+        self.forget()
+
+
 class AgentClient:
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self._reader = reader
@@ -129,6 +182,7 @@ class AgentClient:
         self._odd = itertools.count(1, 2)
         self._pending: dict[int, asyncio.Future[dict[str, Any]]] = {}
         self._streams: dict[int, ChannelStream] = {}
+        self._dropped: set[int] = set()  # channels whose remaining frames are discarded
         self.events: asyncio.Queue[dict[str, Any]] = asyncio.Queue()  # channel-0 events
         self.protocol = 0
         self.max_frame = protocol.DEFAULT_MAX_FRAME_BYTES
@@ -196,6 +250,10 @@ class AgentClient:
                 if frame is None:
                     raise AgentConnectionLost("the agent closed the connection")
                 if frame.kind == protocol.KIND_DATA:
+                    if frame.channel in self._dropped:  # a closed port stream: drop its tail
+                        if not frame.payload:
+                            self._dropped.discard(frame.channel)
+                        continue
                     stream = self.stream(frame.channel)
                     stream.put(frame.payload if frame.payload else None)
                     if frame.payload and not stream.room.is_set():
@@ -235,6 +293,19 @@ class AgentClient:
         if s is None:
             s = self._streams[channel] = ChannelStream()
         return s
+
+    @property
+    def lost(self) -> bool:
+        """True once the connection broke (a new one is needed)."""
+        return self._lost is not None
+
+    def forget_stream(self, channel: int) -> None:
+        """Drop a channel's buffered items (its frames that still come create it anew, ended)."""
+        stream = self._streams.pop(channel, None)
+        if stream is not None:
+            stream.room.set()
+            if not stream.ended:
+                self._dropped.add(channel)
 
     async def close(self) -> None:
         if self._task is not None:
@@ -403,11 +474,24 @@ class AgentClient:
     async def fs_late(self) -> list[messages.LateCopy]:
         return cast(list[messages.LateCopy], (await self.call("fs.late", {}))["copies"])
 
+    # --- protocol 2: port preview -------------------------------------------------------------
+
+    async def ports_list(self) -> list[messages.PortInfo]:
+        """Ports programs listen on in the sandbox (protocol 2)."""
+        return cast(list[messages.PortInfo], (await self.call("ports.list", {}))["ports"])
+
+    async def port_connect(self, port: int, host: str = "127.0.0.1") -> PortStream:
+        """A TCP connection to ``port`` inside the sandbox, relayed by the agent (protocol 2)."""
+        r = await self.call("port.connect", {"port": port, "host": host})
+        return PortStream(self, int(r["channel"]))
+
     async def exec_start(
         self, argv: Sequence[str], *, stdin: bytes | None = None, cwd: str | None = None,
         env: Mapping[str, str] | None = None, timeout_s: float | None = None,
-        output_limit_bytes: int | None = None,
+        output_limit_bytes: int | None = None, stdin_open: bool = False,
     ) -> ExecRun:  # fmt: skip
+        """``stdin``: all of it, then EOF. ``stdin_open``: stdin stays open for
+        ``ExecRun.write_stdin`` (interactive input)."""
         p: dict[str, Any] = {"argv": list(argv)}
         for key, value in (("cwd", cwd), ("timeout_s", timeout_s),
                            ("output_limit_bytes", output_limit_bytes)):  # fmt: skip
@@ -415,13 +499,15 @@ class AgentClient:
                 p[key] = value
         if env is not None:
             p["env"] = dict(env)
-        channel = next(self._odd) if stdin is not None else None
+        channel = next(self._odd) if stdin is not None or stdin_open else None
         if channel is not None:
             p["stdin_channel"] = channel
         call = asyncio.ensure_future(self.call("exec.start", p))
         await asyncio.sleep(0)
-        if channel is not None and stdin is not None:
-            if stdin:
-                await self.send_data(channel, stdin)
+        if channel is not None and stdin:
+            await self.send_data(channel, stdin)
+        if channel is not None and not stdin_open:
             await self.send_data(channel, b"")
-        return ExecRun(self, cast(messages.ExecStartResult, await call))
+        run = ExecRun(self, cast(messages.ExecStartResult, await call))
+        run.stdin_channel = channel if stdin_open else None
+        return run

@@ -95,6 +95,7 @@ class Connection:
         self._tasks: set[asyncio.Task[None]] = set()
         self._slots = asyncio.Semaphore(MAX_IN_FLIGHT)
         self.closed = False
+        self.protocol = 0  # the version negotiated in the handshake
 
     # --- Peer ----------------------------------------------------------------------------------
 
@@ -195,6 +196,7 @@ class Connection:
         expected = protocol.auth_proof(self._secret, "client", challenge, msg["challenge"])
         if not protocol.proof_matches(expected, msg["proof"]):
             raise ProtocolError("bad_secret", "authentication failed")
+        self.protocol = version
         welcome: messages.Welcome = {
             "type": "welcome",
             "protocol": version,
@@ -247,8 +249,9 @@ class Connection:
     async def _dispatch(self, rid: int, method: str, params: dict[str, Any]) -> None:
         try:
             spec = messages.METHODS.get(method)
-            if spec is None:
-                raise RequestError("unknown_method", f"no method {method!r}")
+            if spec is None or self.protocol < messages.MIN_VERSION.get(method, 1):
+                raise RequestError("unknown_method", f"no method {method!r} in protocol "
+                                   f"{self.protocol}")  # fmt: skip
             try:
                 check(params, spec[0], "params")
             except SchemaError as e:

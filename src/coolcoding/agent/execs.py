@@ -3,8 +3,8 @@
 Output is streamed to the requesting connection as it comes (stdout and stderr on their own
 channels); the end is an ``exec.exit`` event after the last byte. The program gets its own
 process group (a new session, so no controlling terminal to TIOCSTI into); at its end, on a limit,
-on ``exec.kill`` and when its connection closes the whole group is killed, so a background child
-cannot outlive the run.
+on ``exec.kill`` and when its connection closes the whole group, its session and (while it runs)
+its descendant tree are killed, so a background child cannot outlive the run.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import signal
 import time
 from collections.abc import Mapping, Sequence
 
-from coolcoding.agent.procs import kill_session
+from coolcoding.agent.procs import descendants, kill_session, kill_tree
 from coolcoding.agent.pty import Peer
 
 READ_BYTES = 65536
@@ -119,9 +119,19 @@ class AgentExec:
 
     def kill(self) -> None:
         if self.pid > 0:
+            # While it lives its descendants are found by parent pid, even those that left its
+            # session with setsid (once it died, its orphans are the init's): listed first,
+            # killed after the group (the program itself dies by the signal, not by a child's).
+            alive = self._proc is not None and self._proc.returncode is None
+            tree = descendants(self.pid) if alive else []
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(self.pid, signal.SIGKILL)
             kill_session(self.pid)  # members that left the group
+            for pid in tree:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.kill(pid, signal.SIGKILL)
+            if alive:
+                kill_tree(self.pid)  # forked while the list was made
 
     async def wait(self) -> None:
         await self._done.wait()

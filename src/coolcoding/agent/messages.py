@@ -351,6 +351,31 @@ class ExecExitEvent(TypedDict):
     wall_ms: float
 
 
+# --- ports (protocol version 2) ---------------------------------------------------------------
+
+
+class PortConnectParams(TypedDict):
+    """A TCP connection to ``host`` (``127.0.0.1`` or ``::1`` only) ``port`` inside the
+    sandbox's network namespace, relayed as data on the result's ``channel`` both ways."""
+
+    port: int
+    host: NotRequired[str]
+
+
+class PortConnectResult(TypedDict):
+    channel: int
+
+
+class PortInfo(TypedDict):
+    port: int
+    address: str
+    family: str
+
+
+class PortsListResult(TypedDict):
+    ports: list[PortInfo]
+
+
 # method name -> (params, result): the agent dispatches on it, the client types its calls by it.
 METHODS: dict[str, tuple[type[Any], type[Any]]] = {
     "ping": (Empty, PingResult),
@@ -376,7 +401,12 @@ METHODS: dict[str, tuple[type[Any], type[Any]]] = {
     "fs.late": (Empty, FsLateResult),
     "exec.start": (ExecStartParams, ExecStartResult),
     "exec.kill": (ChannelRef, Empty),
+    "port.connect": (PortConnectParams, PortConnectResult),
+    "ports.list": (Empty, PortsListResult),
 }
+
+# Methods a connection may call only once it negotiated this protocol version or later.
+MIN_VERSION: dict[str, int] = {"port.connect": 2, "ports.list": 2}
 
 EVENTS: dict[str, type[Any]] = {
     "pty.command": CommandEvent,

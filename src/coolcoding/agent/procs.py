@@ -41,3 +41,40 @@ def kill_session(sid: int, sig: int = signal.SIGKILL) -> int:
             os.kill(pid, sig)
             count += 1
     return count
+
+
+def descendants(root: int) -> list[int]:
+    """Every live descendant of ``root`` (by parent pid), even those that left its session."""
+    children: dict[int, list[int]] = {}
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat", "rb") as f:
+                fields = f.read().rpartition(b")")[2].split()
+        except OSError:
+            continue
+        if len(fields) > 1:
+            children.setdefault(int(fields[1]), []).append(int(name))
+    out: list[int] = []
+    todo = [root]
+    while todo:
+        for child in children.get(todo.pop(), ()):
+            out.append(child)
+            todo.append(child)
+    return out
+
+
+def kill_tree(root: int, rounds: int = 3) -> int:
+    """SIGKILL the descendants of ``root`` (not ``root``: its owner kills it through its
+    handle), again while new ones appear (a fork racing the kill); how many were signalled."""
+    count = 0
+    for _ in range(rounds):
+        pids = descendants(root)
+        if not pids:
+            break
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
+                count += 1
+    return count

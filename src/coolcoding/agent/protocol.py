@@ -24,8 +24,9 @@ from dataclasses import dataclass
 from typing import Any
 
 MAGIC = b"\x89CCA"  # a non-ASCII first byte: an HTTP or TLS client is refused on byte one
-# 2 adds files.probe, files.swap, fs.pending, fs.flush, fs.late, the fs.conflict event and
-# watcher options (docs/AGENT_PROTOCOL.md, "Protocol 2"); an agent speaks both.
+# 2 adds files.probe, files.swap, fs.pending, fs.flush, fs.late, the fs.conflict event,
+# watcher options, ports.list and port.connect (docs/AGENT_PROTOCOL.md, "Protocol 2");
+# an agent speaks both.
 PROTOCOL_VERSIONS: tuple[int, ...] = (1, 2)
 AGENT_VERSION = "coolcoding-agent/0.1"
 HEADER = struct.Struct(">IBI")

@@ -23,6 +23,7 @@ from coolcoding.agent.connection import Connection, RequestError
 from coolcoding.agent.execs import AgentExec
 from coolcoding.agent.files import FileOpError, WorkspaceFs, raw_rel, rel_path
 from coolcoding.agent.guarded import GuardedSwaps
+from coolcoding.agent.ports import PortRelay, listening_ports
 from coolcoding.agent.pty import AgentTerminal
 from coolcoding.agent.watch import WorkspaceWatch
 from coolcoding.sandbox.host_limits import sandbox_user_inotify_message
@@ -82,7 +83,12 @@ class AgentServer:
         self._counter = 0
         self._t0 = time.monotonic()
         # Children get the agent's environment minus what only the agent needs.
-        self.base_env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
+        # (PYTHONUSERBASE is the sandbox's, for pip installs in the workspace: kept.)
+        self.base_env = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith("PYTHON") or k == "PYTHONUSERBASE"
+        }
 
     async def on_client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         conn = Connection(
@@ -386,6 +392,29 @@ class AgentServer:
                 conn.input_sinks[stdin_ch] = run.feed_stdin
         conn.execs[run.stdout_channel] = run
         return {"stdout": run.stdout_channel, "stderr": run.stderr_channel, "pid": run.pid}
+
+    # --- ports (protocol 2) ----------------------------------------------------------------------
+
+    async def m_ports_list(self, conn: Connection, p: dict[str, Any]) -> dict[str, Any]:
+        return {"ports": await asyncio.to_thread(listening_ports)}
+
+    async def m_port_connect(self, conn: Connection, p: dict[str, Any]) -> dict[str, Any]:
+        host = p.get("host", "127.0.0.1")
+        if host not in ("127.0.0.1", "::1"):
+            raise RequestError("bad_params", "host: 127.0.0.1 or ::1 (loopback only)")
+        if not 0 < p["port"] < 65536:
+            raise RequestError("bad_params", "port: within 1..65535")
+        try:
+            relay = await PortRelay.open(conn, host, p["port"], timeout_s=5.0)
+        except (OSError, TimeoutError) as e:
+            raise RequestError(
+                "port_closed", f"nothing accepts connections on port {p['port']}"
+            ) from e
+        conn.on_close.append(relay.close)
+        # The response (naming the channel) is sent when this returns; the socket's first bytes
+        # follow it: start the pump one loop step later.
+        asyncio.get_running_loop().call_soon(relay.start)
+        return {"channel": relay.channel}
 
     async def m_exec_kill(self, conn: Connection, p: dict[str, Any]) -> dict[str, Any]:
         run = conn.execs.get(p["channel"])

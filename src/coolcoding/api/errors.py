@@ -16,6 +16,7 @@ from starlette.routing import Match
 
 from coolcoding.api.security_headers import security_headers
 from coolcoding.errors import (
+    BadGateway,
     Conflict,
     DatabaseUnavailable,
     DomainError,
@@ -39,6 +40,7 @@ HTTP_STATUS: dict[type[DomainError], int] = {
     Conflict: 409,
     TooLarge: 413,
     RateLimited: 429,
+    BadGateway: 502,
     Unavailable: 503,
     SandboxError: 503,
 }

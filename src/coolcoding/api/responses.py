@@ -38,6 +38,7 @@ DESCRIPTIONS: dict[int, str] = {
     429: "Rate limited; retry after `Retry-After` seconds",
     503: "A dependency is unavailable: the database (`database_unavailable`), sandboxes or code "
     "execution; retry after `Retry-After` seconds when given",
+    502: "the program a preview relays to did not answer",
 }
 
 _RETRY_AFTER = {

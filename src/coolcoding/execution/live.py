@@ -1,7 +1,7 @@
 """Live output of running executions, for the server-sent events of ``/api/executions/{id}/events``.
 
-Each running execution has a ``LiveOutput``: an append-only list of events (``stdout``,
-``stderr``, then one ``result``) that any number of followers read from the start, so a browser
+Each running execution has a ``LiveOutput``: an append-only list of events (``compile``,
+``stdout``, ``stderr``, ``figure``, then one ``result``) that any number of followers read from the start, so a browser
 that connects a moment after the run began still gets every byte, in order. Bounded: the exec
 itself stops at its output limit. Kept a short while after the end for late followers; after
 that the stored result in the database answers.
@@ -26,13 +26,17 @@ class LiveOutput:
         self._changed = asyncio.Condition()
         self._decoders = {
             name: codecs.getincrementaldecoder("utf-8")(errors="replace")
-            for name in ("stdout", "stderr")
+            for name in ("compile", "stdout", "stderr")
         }
 
     async def append(self, stream: str, data: bytes) -> None:
         text = self._decoders[stream].decode(data)
         if text:
             await self._add((stream, RunOutput(data=text).as_dict()))
+
+    async def add_event(self, name: str, data: dict[str, Any]) -> None:
+        """An event of its own (a ``figure``), in order with the output."""
+        await self._add((name, data))
 
     async def finish(self, result: dict[str, Any]) -> None:
         for name, decoder in self._decoders.items():

@@ -29,10 +29,16 @@ class RunCommand:
     has_build: bool
 
 
-def session_run_command(lang: Language, entry: str, heap_mb: int) -> RunCommand:
+def session_run_command(
+    lang: Language, entry: str, heap_mb: int, stdin_path: str | None = None
+) -> RunCommand:
+    """``stdin_path``: a workspace file (normalized, relative to the workspace) piped as stdin."""
     env = {**lang.env, "PYTHONUNBUFFERED": "1"}
     run = expand(lang.run, entry=entry, build=BUILD_DIR, heap_mb=heap_mb)
+    redirect = f" < {shlex.quote('./' + stdin_path)}" if stdin_path else ""
     if lang.compile is None:
+        if redirect:
+            return RunCommand(["/bin/sh", "-c", f"exec {shlex.join(run)}{redirect}"], env, False)
         return RunCommand(run, env, has_build=False)
     # Only the entry file is compiled (a session may hold several programs of one language).
     build = expand(lang.compile, entry=entry, sources=[entry], build=BUILD_DIR)
@@ -43,7 +49,7 @@ def session_run_command(lang: Language, entry: str, heap_mb: int) -> RunCommand:
             f"mkdir -p {BUILD_DIR} || exit 1",
             f"{shlex.join(build)} 1>&2 || exit 1",
             f"printf '{BUILD_OK_MARKER.decode()}'",
-            f"exec {shlex.join(program)}",
+            f"exec {shlex.join(program)}{redirect}",
         )
     )
     return RunCommand(["/bin/sh", "-c", script], env, has_build=True)

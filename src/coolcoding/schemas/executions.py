@@ -75,6 +75,23 @@ class RunIn(BaseModel):
 
     path: RunnablePath | None = None
     stdin: str | None = None
+    # A workspace file piped as the program's stdin (instead of ``stdin``).
+    stdin_path: WorkspacePath | None = None
+
+
+class RunStdinIn(BaseModel):
+    """Input for the session's running program; ``eof`` then closes its stdin (Ctrl+D)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    data: str = Field(default="", max_length=1024 * 1024)
+    eof: bool = False
+
+
+class RunControlOut(BaseModel):
+    """The run that received the input or was stopped."""
+
+    execution_id: str
 
 
 class ExecutionRef(BaseModel):

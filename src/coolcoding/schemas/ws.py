@@ -208,6 +208,16 @@ class RunOutput(Message):
     data: str
 
 
+class RunFigure(Message):
+    """The data of a ``figure`` event: an image a run showed (``plt.show()``: a PNG) or wrote
+    (a PNG or SVG file of the workspace: ``path``), base64."""
+
+    OMIT_NONE: ClassVar[bool] = True
+    mime: Literal["image/png", "image/svg+xml"]
+    data: str
+    path: str | None = None
+
+
 class RunResult(Message):
     """The data of the one ``result`` event (``status`` is the verdict, ``duration_ms`` the
     wall time rounded)."""
@@ -229,8 +239,10 @@ class RunResult(Message):
 class RunEvents(BaseModel):
     """The data of each server-sent event, by event name (``: ping`` comments carry none)."""
 
+    compile: RunOutput
     stdout: RunOutput
     stderr: RunOutput
+    figure: RunFigure
     result: RunResult
 
 

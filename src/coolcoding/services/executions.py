@@ -422,6 +422,11 @@ class ExecutionService:
     # --- runs in a session ----------------------------------------------------------------
 
     async def run_in_session(
-        self, user_id: int, session: CodeSession, path: str | None, stdin: str | None
+        self,
+        user_id: int,
+        session: CodeSession,
+        path: str | None,
+        stdin: str | None,
+        stdin_path: str | None = None,
     ) -> Execution:
-        return await self.runner.start(user_id, session, path, stdin)
+        return await self.runner.start(user_id, session, path, stdin, stdin_path)

@@ -36,6 +36,7 @@ from coolcoding.db.models import CodeSession
 from coolcoding.errors import Conflict, DomainError, Unavailable
 from coolcoding.sandbox.base import DiskUsage, Runtime, Sandbox, SandboxError, SandboxSpec
 from coolcoding.sandbox.host_limits import host_limit_message
+from coolcoding.sandbox.packages import package_env, shared_binds
 from coolcoding.schemas.ws import SandboxStatusEvent
 from coolcoding.services.events import EventBus
 from coolcoding.services.leases import LeaseService, session_lease
@@ -251,6 +252,7 @@ class SandboxManager(ReplicaSharing):
 
     def _spec(self, sess: CodeSession) -> SandboxSpec:
         s = self.settings
+        shared = shared_binds(s.package_cache_dir)
         return SandboxSpec(
             session_uuid=str(sess.uuid),
             network=bool(sess.network_enabled),
@@ -258,8 +260,10 @@ class SandboxManager(ReplicaSharing):
             pids=s.sandbox_pids,
             cpus=s.sandbox_cpus,
             disk_bytes=s.max_workspace_bytes,
-            # Terminal shell integration, sourced by login shells from /etc/profile.d.
-            extra_ro_binds={script_path(): SANDBOX_SCRIPT_PATH},
+            # Terminal shell integration, sourced by login shells from /etc/profile.d; the
+            # shared package cache (sandbox/packages.py).
+            extra_ro_binds={script_path(): SANDBOX_SCRIPT_PATH, **shared},
+            env=package_env(bool(shared)),
         )
 
     async def _set_status(

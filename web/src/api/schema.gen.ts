@@ -171,6 +171,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/sessions/{session_uuid}/ports": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List Ports */
+        get: operations["list_ports_api_sessions__session_uuid__ports_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/sessions/{session_uuid}/run": {
         parameters: {
             query?: never;
@@ -185,6 +202,46 @@ export interface paths {
          * @description Run the session's entry file (or ``path``) in its sandbox; follow ``events``.
          */
         post: operations["run_in_session_api_sessions__session_uuid__run_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/sessions/{session_uuid}/run/stdin": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Run Stdin
+         * @description Input for the program the session runs now (409 ``no_active_run`` when none).
+         */
+        post: operations["run_stdin_api_sessions__session_uuid__run_stdin_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/sessions/{session_uuid}/run/stop": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Run Stop
+         * @description Stop the session's run: its whole process group is killed; its result says so.
+         */
+        post: operations["run_stop_api_sessions__session_uuid__run_stop_post"];
         delete?: never;
         options?: never;
         head?: never;
@@ -254,47 +311,6 @@ export interface paths {
         post?: never;
         /** Close Terminal */
         delete: operations["close_terminal_api_sessions__session_uuid__terminals__terminal_id__delete"];
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/api/sessions/import": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        get?: never;
-        put?: never;
-        /**
-         * Create From Zip
-         * @description A new workspace with the files of a zip archive; nothing is kept if the archive is
-         *     refused.
-         */
-        post: operations["create_from_zip_api_sessions_import_post"];
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/api/templates": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        /**
-         * List Templates
-         * @description Starter templates (rows of session_templates; add more without code).
-         */
-        get: operations["list_templates_api_templates_get"];
-        put?: never;
-        post?: never;
-        delete?: never;
         options?: never;
         head?: never;
         patch?: never;
@@ -373,27 +389,6 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
-    "/api/users/me/preferences": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        /** Get Preferences */
-        get: operations["get_preferences_api_users_me_preferences_get"];
-        /**
-         * Put Preferences
-         * @description Replace the user's preferences (omitted fields take their defaults).
-         */
-        put: operations["put_preferences_api_users_me_preferences_put"];
-        post?: never;
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
     "/api/users/register": {
         parameters: {
             query?: never;
@@ -411,26 +406,6 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
-    "/api/workspace/{session_uuid}/download/{path}": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        /**
-         * Download File
-         * @description The file as an attachment, with a Content-Type that cannot run script (see above).
-         */
-        get: operations["download_file_api_workspace__session_uuid__download__path__get"];
-        put?: never;
-        post?: never;
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
     "/api/workspace/{session_uuid}/ensure-default": {
         parameters: {
             query?: never;
@@ -440,31 +415,8 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /**
-         * Ensure Default
-         * @description Fill an empty workspace with its language's starter template (main.py without one).
-         */
+        /** Ensure Default */
         post: operations["ensure_default_api_workspace__session_uuid__ensure_default_post"];
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/api/workspace/{session_uuid}/export.zip": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        /**
-         * Export Zip
-         * @description The whole workspace as a zip archive, streamed (constant memory).
-         */
-        get: operations["export_zip_api_workspace__session_uuid__export_zip_get"];
-        put?: never;
-        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -527,26 +479,6 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
-    "/api/workspace/{session_uuid}/import": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        get?: never;
-        put?: never;
-        /**
-         * Import Zip
-         * @description Add a zip archive's files to the workspace (all or nothing; 409 if a path exists).
-         */
-        post: operations["import_zip_api_workspace__session_uuid__import_post"];
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
     "/api/workspace/{session_uuid}/move": {
         parameters: {
             query?: never;
@@ -564,27 +496,6 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
-    "/api/workspace/{session_uuid}/search": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        /**
-         * Search
-         * @description Full-text search of the workspace's text files (from the database, with the sandbox
-         *     stopped too). ``include``/``exclude``: comma-separated globs (``*.py, src/**``).
-         */
-        get: operations["search_api_workspace__session_uuid__search_get"];
-        put?: never;
-        post?: never;
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
     "/api/workspace/{session_uuid}/status": {
         parameters: {
             query?: never;
@@ -595,27 +506,6 @@ export interface paths {
         /** Status */
         get: operations["status_api_workspace__session_uuid__status_get"];
         put?: never;
-        post?: never;
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/api/workspace/{session_uuid}/upload/{path}": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        get?: never;
-        /**
-         * Upload File
-         * @description Create or replace a file with the raw request body (streamed, at most max_file_bytes;
-         *     the workspace quota applies). Folders on the way are created.
-         */
-        put: operations["upload_file_api_workspace__session_uuid__upload__path__put"];
         post?: never;
         delete?: never;
         options?: never;
@@ -835,15 +725,6 @@ export interface components {
             /** Version */
             version: number;
         };
-        /** ImportOut */
-        ImportOut: {
-            /** Bytes */
-            bytes: number;
-            /** Files */
-            files: number;
-            /** Folders */
-            folders: number;
-        };
         /** ItemList */
         ItemList: {
             /** Items */
@@ -925,38 +806,24 @@ export interface components {
              */
             to: string;
         };
+        /** PortOut */
+        PortOut: {
+            /** Address */
+            address: string;
+            /** Family */
+            family: string;
+            /** Port */
+            port: number;
+            /** Url */
+            url: string;
+        };
         /**
-         * Preferences
-         * @description A user's IDE settings; every field has a default, unknown fields are refused.
+         * PortsOut
+         * @description Ports programs of the session listen on (empty while the sandbox is stopped).
          */
-        Preferences: {
-            /**
-             * Font Size
-             * @default 14
-             */
-            font_size?: number;
-            /**
-             * Key Bindings
-             * @default default
-             * @enum {string}
-             */
-            key_bindings?: "default" | "vim";
-            /**
-             * Tab Size
-             * @default 4
-             */
-            tab_size?: number;
-            /**
-             * Theme
-             * @default system
-             * @enum {string}
-             */
-            theme?: "system" | "light" | "dark";
-            /**
-             * Word Wrap
-             * @default false
-             */
-            word_wrap?: boolean;
+        PortsOut: {
+            /** Ports */
+            ports: components["schemas"]["PortOut"][];
         };
         /** RegisterIn */
         RegisterIn: {
@@ -974,6 +841,14 @@ export interface components {
             username: string;
         };
         /**
+         * RunControlOut
+         * @description The run that received the input or was stopped.
+         */
+        RunControlOut: {
+            /** Execution Id */
+            execution_id: string;
+        };
+        /**
          * RunIn
          * @description ``path`` (default: the session's entry file) is run by the language of its extension.
          */
@@ -982,6 +857,8 @@ export interface components {
             path?: string | null;
             /** Stdin */
             stdin?: string | null;
+            /** Stdin Path */
+            stdin_path?: string | null;
         };
         /**
          * RunStartedOut
@@ -996,6 +873,22 @@ export interface components {
             id: string;
             /** Status */
             status: string;
+        };
+        /**
+         * RunStdinIn
+         * @description Input for the session's running program; ``eof`` then closes its stdin (Ctrl+D).
+         */
+        RunStdinIn: {
+            /**
+             * Data
+             * @default
+             */
+            data?: string;
+            /**
+             * Eof
+             * @default false
+             */
+            eof?: boolean;
         };
         /** SandboxStateOut */
         SandboxStateOut: {
@@ -1021,46 +914,6 @@ export interface components {
              */
             encoding?: "utf-8" | "base64";
         };
-        /** SearchFile */
-        SearchFile: {
-            /** Matches */
-            matches: components["schemas"]["SearchLine"][];
-            /** Path */
-            path: string;
-        };
-        /** SearchLine */
-        SearchLine: {
-            /**
-             * Line
-             * @description 1-based line number
-             */
-            line: number;
-            /**
-             * Ranges
-             * @description [start, end) columns of the matches
-             */
-            ranges: [
-                number,
-                number
-            ][];
-            /**
-             * Text
-             * @description The line (cut to 400 characters)
-             */
-            text: string;
-        };
-        /** SearchOut */
-        SearchOut: {
-            /** Files */
-            files: components["schemas"]["SearchFile"][];
-            /** Match Count */
-            match_count: number;
-            /**
-             * Truncated
-             * @description More lines matched than search_max_results
-             */
-            truncated: boolean;
-        };
         /** SessionIn */
         SessionIn: {
             /**
@@ -1081,11 +934,6 @@ export interface components {
              * @default false
              */
             network_enabled?: boolean;
-            /**
-             * Template
-             * @description A key of GET /api/templates; omitted = the language's default template
-             */
-            template?: string | null;
         };
         /** SessionOut */
         SessionOut: {
@@ -1151,23 +999,6 @@ export interface components {
             sandbox_status: string;
             /** Total Bytes */
             total_bytes: number;
-        };
-        /** TemplateOut */
-        TemplateOut: {
-            /** Description */
-            description: string;
-            /** Entry File */
-            entry_file: string | null;
-            /** Files */
-            files: string[];
-            /** Is Default */
-            is_default: boolean;
-            /** Key */
-            key: string;
-            /** Language */
-            language: string;
-            /** Name */
-            name: string;
         };
         /** TerminalOut */
         TerminalOut: {
@@ -2067,6 +1898,66 @@ export interface operations {
             };
         };
     };
+    list_ports_api_sessions__session_uuid__ports_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                session_uuid: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PortsOut"];
+                };
+            };
+            /** @description Not logged in, or the login expired (`not_authenticated`, `login_expired`) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description Not found, or not yours (never told apart) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description The request does not match the schema (`validation_error`; `fields` lists each problem) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description A dependency is unavailable: the database (`database_unavailable`), sandboxes or code execution; retry after `Retry-After` seconds when given */
+            503: {
+                headers: {
+                    /** @description seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+        };
+    };
     run_in_session_api_sessions__session_uuid__run_post: {
         parameters: {
             query?: never;
@@ -2159,6 +2050,202 @@ export interface operations {
                 headers: {
                     /** @description seconds to wait before retrying */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description A dependency is unavailable: the database (`database_unavailable`), sandboxes or code execution; retry after `Retry-After` seconds when given */
+            503: {
+                headers: {
+                    /** @description seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+        };
+    };
+    run_stdin_api_sessions__session_uuid__run_stdin_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                session_uuid: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["RunStdinIn"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RunControlOut"];
+                };
+            };
+            /** @description Invalid input that the schema cannot state (e.g. a rule between two fields) or a body that is not JSON */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description Not logged in, or the login expired (`not_authenticated`, `login_expired`) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description Refused: a cross-site request (`cross_site_request`) or a wrong password */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description Not found, or not yours (never told apart) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description Conflict with the current state (e.g. a stale `base_version`, a taken name) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description Too large: the request body, or a workspace quota (`quota_exceeded`) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description The request does not match the schema (`validation_error`; `fields` lists each problem) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description A dependency is unavailable: the database (`database_unavailable`), sandboxes or code execution; retry after `Retry-After` seconds when given */
+            503: {
+                headers: {
+                    /** @description seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+        };
+    };
+    run_stop_api_sessions__session_uuid__run_stop_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                session_uuid: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RunControlOut"];
+                };
+            };
+            /** @description Invalid input that the schema cannot state (e.g. a rule between two fields) or a body that is not JSON */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description Not logged in, or the login expired (`not_authenticated`, `login_expired`) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description Refused: a cross-site request (`cross_site_request`) or a wrong password */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description Not found, or not yours (never told apart) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description Conflict with the current state (e.g. a stale `base_version`, a taken name) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description Too large: the request body, or a workspace quota (`quota_exceeded`) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description The request does not match the schema (`validation_error`; `fields` lists each problem) */
+            422: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -2489,148 +2576,6 @@ export interface operations {
             };
             /** @description Too large: the request body, or a workspace quota (`quota_exceeded`) */
             413: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorOut"];
-                };
-            };
-            /** @description The request does not match the schema (`validation_error`; `fields` lists each problem) */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorOut"];
-                };
-            };
-            /** @description A dependency is unavailable: the database (`database_unavailable`), sandboxes or code execution; retry after `Retry-After` seconds when given */
-            503: {
-                headers: {
-                    /** @description seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorOut"];
-                };
-            };
-        };
-    };
-    create_from_zip_api_sessions_import_post: {
-        parameters: {
-            query?: {
-                /** @description a language id of GET /api/languages */
-                language?: string;
-                name?: string;
-            };
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        requestBody?: {
-            content: {
-                "application/octet-stream": string;
-            };
-        };
-        responses: {
-            /** @description Successful Response */
-            201: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["SessionOut"];
-                };
-            };
-            /** @description Invalid input that the schema cannot state (e.g. a rule between two fields) or a body that is not JSON */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorOut"];
-                };
-            };
-            /** @description Not logged in, or the login expired (`not_authenticated`, `login_expired`) */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorOut"];
-                };
-            };
-            /** @description Refused: a cross-site request (`cross_site_request`) or a wrong password */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorOut"];
-                };
-            };
-            /** @description Conflict with the current state (e.g. a stale `base_version`, a taken name) */
-            409: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorOut"];
-                };
-            };
-            /** @description Too large: the request body, or a workspace quota (`quota_exceeded`) */
-            413: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorOut"];
-                };
-            };
-            /** @description The request does not match the schema (`validation_error`; `fields` lists each problem) */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorOut"];
-                };
-            };
-            /** @description A dependency is unavailable: the database (`database_unavailable`), sandboxes or code execution; retry after `Retry-After` seconds when given */
-            503: {
-                headers: {
-                    /** @description seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorOut"];
-                };
-            };
-        };
-    };
-    list_templates_api_templates_get: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            /** @description Successful Response */
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["TemplateOut"][];
-                };
-            };
-            /** @description Not logged in, or the login expired (`not_authenticated`, `login_expired`) */
-            401: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3023,135 +2968,6 @@ export interface operations {
             };
         };
     };
-    get_preferences_api_users_me_preferences_get: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            /** @description Successful Response */
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["Preferences"];
-                };
-            };
-            /** @description Not logged in, or the login expired (`not_authenticated`, `login_expired`) */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorOut"];
-                };
-            };
-            /** @description The request does not match the schema (`validation_error`; `fields` lists each problem) */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorOut"];
-                };
-            };
-            /** @description A dependency is unavailable: the database (`database_unavailable`), sandboxes or code execution; retry after `Retry-After` seconds when given */
-            503: {
-                headers: {
-                    /** @description seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorOut"];
-                };
-            };
-        };
-    };
-    put_preferences_api_users_me_preferences_put: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        requestBody: {
-            content: {
-                "application/json": components["schemas"]["Preferences"];
-            };
-        };
-        responses: {
-            /** @description Successful Response */
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["Preferences"];
-                };
-            };
-            /** @description Invalid input that the schema cannot state (e.g. a rule between two fields) or a body that is not JSON */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorOut"];
-                };
-            };
-            /** @description Not logged in, or the login expired (`not_authenticated`, `login_expired`) */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorOut"];
-                };
-            };
-            /** @description Refused: a cross-site request (`cross_site_request`) or a wrong password */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorOut"];
-                };
-            };
-            /** @description Too large: the request body, or a workspace quota (`quota_exceeded`) */
-            413: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorOut"];
-                };
-            };
-            /** @description The request does not match the schema (`validation_error`; `fields` lists each problem) */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorOut"];
-                };
-            };
-            /** @description A dependency is unavailable: the database (`database_unavailable`), sandboxes or code execution; retry after `Retry-After` seconds when given */
-            503: {
-                headers: {
-                    /** @description seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorOut"];
-                };
-            };
-        };
-    };
     register_api_users_register_post: {
         parameters: {
             query?: never;
@@ -3243,78 +3059,6 @@ export interface operations {
             };
         };
     };
-    download_file_api_workspace__session_uuid__download__path__get: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path: {
-                /** @description A workspace-relative path: names joined by '/', no leading '/', no empty, '.' or '..' names, no control characters; at most 255 bytes (UTF-8) a name, 1024 bytes and 64 levels in all. */
-                path: string;
-                session_uuid: string;
-            };
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            /** @description Successful Response */
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": unknown;
-                    "application/octet-stream": string;
-                };
-            };
-            /** @description Not logged in, or the login expired (`not_authenticated`, `login_expired`) */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorOut"];
-                };
-            };
-            /** @description Not found, or not yours (never told apart) */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorOut"];
-                };
-            };
-            /** @description Conflict with the current state (e.g. a stale `base_version`, a taken name) */
-            409: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorOut"];
-                };
-            };
-            /** @description The request does not match the schema (`validation_error`; `fields` lists each problem) */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorOut"];
-                };
-            };
-            /** @description A dependency is unavailable: the database (`database_unavailable`), sandboxes or code execution; retry after `Retry-After` seconds when given */
-            503: {
-                headers: {
-                    /** @description seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorOut"];
-                };
-            };
-        };
-    };
     ensure_default_api_workspace__session_uuid__ensure_default_post: {
         parameters: {
             query?: never;
@@ -3382,67 +3126,6 @@ export interface operations {
             };
             /** @description Too large: the request body, or a workspace quota (`quota_exceeded`) */
             413: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorOut"];
-                };
-            };
-            /** @description The request does not match the schema (`validation_error`; `fields` lists each problem) */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorOut"];
-                };
-            };
-            /** @description A dependency is unavailable: the database (`database_unavailable`), sandboxes or code execution; retry after `Retry-After` seconds when given */
-            503: {
-                headers: {
-                    /** @description seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorOut"];
-                };
-            };
-        };
-    };
-    export_zip_api_workspace__session_uuid__export_zip_get: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path: {
-                session_uuid: string;
-            };
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            /** @description Successful Response */
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": unknown;
-                    "application/octet-stream": string;
-                };
-            };
-            /** @description Not logged in, or the login expired (`not_authenticated`, `login_expired`) */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorOut"];
-                };
-            };
-            /** @description Not found, or not yours (never told apart) */
-            404: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3911,106 +3594,6 @@ export interface operations {
             };
         };
     };
-    import_zip_api_workspace__session_uuid__import_post: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path: {
-                session_uuid: string;
-            };
-            cookie?: never;
-        };
-        requestBody?: {
-            content: {
-                "application/octet-stream": string;
-            };
-        };
-        responses: {
-            /** @description Imported */
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ImportOut"];
-                };
-            };
-            /** @description Invalid input that the schema cannot state (e.g. a rule between two fields) or a body that is not JSON */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorOut"];
-                };
-            };
-            /** @description Not logged in, or the login expired (`not_authenticated`, `login_expired`) */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorOut"];
-                };
-            };
-            /** @description Refused: a cross-site request (`cross_site_request`) or a wrong password */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorOut"];
-                };
-            };
-            /** @description Not found, or not yours (never told apart) */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorOut"];
-                };
-            };
-            /** @description Conflict with the current state (e.g. a stale `base_version`, a taken name) */
-            409: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorOut"];
-                };
-            };
-            /** @description Too large: the request body, or a workspace quota (`quota_exceeded`) */
-            413: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorOut"];
-                };
-            };
-            /** @description The request does not match the schema (`validation_error`; `fields` lists each problem) */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorOut"];
-                };
-            };
-            /** @description A dependency is unavailable: the database (`database_unavailable`), sandboxes or code execution; retry after `Retry-After` seconds when given */
-            503: {
-                headers: {
-                    /** @description seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorOut"];
-                };
-            };
-        };
-    };
     move_api_workspace__session_uuid__move_post: {
         parameters: {
             query?: never;
@@ -4111,82 +3694,6 @@ export interface operations {
             };
         };
     };
-    search_api_workspace__session_uuid__search_get: {
-        parameters: {
-            query: {
-                case?: boolean;
-                exclude?: string;
-                include?: string;
-                q: string;
-                regex?: boolean;
-                word?: boolean;
-            };
-            header?: never;
-            path: {
-                session_uuid: string;
-            };
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            /** @description Successful Response */
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["SearchOut"];
-                };
-            };
-            /** @description Invalid input that the schema cannot state (e.g. a rule between two fields) or a body that is not JSON */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorOut"];
-                };
-            };
-            /** @description Not logged in, or the login expired (`not_authenticated`, `login_expired`) */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorOut"];
-                };
-            };
-            /** @description Not found, or not yours (never told apart) */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorOut"];
-                };
-            };
-            /** @description The request does not match the schema (`validation_error`; `fields` lists each problem) */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorOut"];
-                };
-            };
-            /** @description A dependency is unavailable: the database (`database_unavailable`), sandboxes or code execution; retry after `Retry-After` seconds when given */
-            503: {
-                headers: {
-                    /** @description seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorOut"];
-                };
-            };
-        };
-    };
     status_api_workspace__session_uuid__status_get: {
         parameters: {
             query?: never;
@@ -4218,104 +3725,6 @@ export interface operations {
             };
             /** @description Not found, or not yours (never told apart) */
             404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorOut"];
-                };
-            };
-            /** @description The request does not match the schema (`validation_error`; `fields` lists each problem) */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorOut"];
-                };
-            };
-            /** @description A dependency is unavailable: the database (`database_unavailable`), sandboxes or code execution; retry after `Retry-After` seconds when given */
-            503: {
-                headers: {
-                    /** @description seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorOut"];
-                };
-            };
-        };
-    };
-    upload_file_api_workspace__session_uuid__upload__path__put: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path: {
-                /** @description A workspace-relative path: names joined by '/', no leading '/', no empty, '.' or '..' names, no control characters; at most 255 bytes (UTF-8) a name, 1024 bytes and 64 levels in all. */
-                path: string;
-                session_uuid: string;
-            };
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            /** @description Successful Response */
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ItemOut"];
-                };
-            };
-            /** @description Invalid input that the schema cannot state (e.g. a rule between two fields) or a body that is not JSON */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorOut"];
-                };
-            };
-            /** @description Not logged in, or the login expired (`not_authenticated`, `login_expired`) */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorOut"];
-                };
-            };
-            /** @description Refused: a cross-site request (`cross_site_request`) or a wrong password */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorOut"];
-                };
-            };
-            /** @description Not found, or not yours (never told apart) */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorOut"];
-                };
-            };
-            /** @description Conflict with the current state (e.g. a stale `base_version`, a taken name) */
-            409: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorOut"];
-                };
-            };
-            /** @description Too large: the request body, or a workspace quota (`quota_exceeded`) */
-            413: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -130,9 +130,30 @@ export interface components {
          * @description The data of each server-sent event, by event name (``: ping`` comments carry none).
          */
         RunEvents: {
+            compile: components["schemas"]["RunOutput"];
+            figure: components["schemas"]["RunFigure"];
             result: components["schemas"]["RunResult"];
             stderr: components["schemas"]["RunOutput"];
             stdout: components["schemas"]["RunOutput"];
+        };
+        /**
+         * RunFigure
+         * @description The data of a ``figure`` event: an image a run showed (``plt.show()``: a PNG) or wrote
+         *     (a PNG or SVG file of the workspace: ``path``), base64.
+         */
+        RunFigure: {
+            /** Data */
+            data: string;
+            /**
+             * Mime
+             * @enum {string}
+             */
+            mime: "image/png" | "image/svg+xml";
+            /**
+             * Path
+             * @default null
+             */
+            path?: string | null;
         };
         /**
          * RunOutput

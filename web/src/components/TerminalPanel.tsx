@@ -1,8 +1,11 @@
 /** The bottom panel: terminal tabs (each a live shell) and the Output tab of the Run button. */
-import { useEffect, useRef } from "react";
+import { useState } from "react";
 import type { Runner } from "../modules/run/useRun";
 import type { TerminalTabs } from "../modules/terminal/useTerminalTabs";
 import { CloseIcon, PlusIcon, TrashIcon } from "./Icons";
+import { PreviewPanel } from "./PreviewPanel";
+import { RunOutput } from "./RunOutput";
+import { SessionTerminals } from "./SessionTerminals";
 import { TerminalView } from "./TerminalView";
 
 export type BottomTab = { kind: "terminal" } | { kind: "output" };
@@ -14,20 +17,22 @@ interface TerminalPanelProps {
   runner: Runner;
   showOutput: boolean;
   onShowOutput(show: boolean): void;
+  /** Whether the session's sandbox runs (the Preview tab says why it lists no ports). */
+  sandboxRunning?: boolean;
 }
 
-export function TerminalPanel({ sessionUuid, theme, terminals, runner, showOutput, onShowOutput }: TerminalPanelProps) {
-  const outputRef = useRef<HTMLDivElement>(null);
-  useEffect(() => {
-    const el = outputRef.current;
-    if (el) el.scrollTop = el.scrollHeight;
-  }, [runner.output]);
-
+export function TerminalPanel({ sessionUuid, theme, terminals, runner, showOutput, onShowOutput, sandboxRunning = true }: TerminalPanelProps) {
+  const [previewTab, setPreviewTab] = useState(false);
+  const preview = previewTab && !showOutput;
+  const showTab = (output: boolean, previewing = false) => {
+    setPreviewTab(previewing);
+    onShowOutput(output);
+  };
   return (
     <section className="bottom-panel" aria-label="Terminals and output">
       <div className="panel-tabs" role="tablist" aria-label="Terminals">
         {terminals.tabs.map((t) => {
-          const selected = !showOutput && terminals.active === t.id;
+          const selected = !showOutput && !preview && terminals.active === t.id;
           const state = terminals.states[t.id] ?? "connecting";
           return (
             <div key={t.id} className={`panel-tab ${selected ? "is-active" : ""}`}>
@@ -37,7 +42,7 @@ export function TerminalPanel({ sessionUuid, theme, terminals, runner, showOutpu
                 className="panel-tab-label"
                 onClick={() => {
                   terminals.activate(t.id);
-                  onShowOutput(false);
+                  showTab(false);
                 }}
                 title={`${t.title} (${state})`}
               >
@@ -56,16 +61,22 @@ export function TerminalPanel({ sessionUuid, theme, terminals, runner, showOutpu
           title="New terminal"
           onClick={() => {
             terminals.add();
-            onShowOutput(false);
+            showTab(false);
           }}
         >
           <PlusIcon />
         </button>
+        <SessionTerminals sessionUuid={sessionUuid} terminals={terminals} />
         <div className="panel-tabs-spacer" />
         <div className={`panel-tab ${showOutput ? "is-active" : ""}`}>
-          <button role="tab" aria-selected={showOutput} className="panel-tab-label" onClick={() => onShowOutput(true)}>
+          <button role="tab" aria-selected={showOutput} className="panel-tab-label" onClick={() => showTab(true)}>
             {runner.status !== "idle" && <span className="spinner spinner-sm" aria-hidden />}
             Output
+          </button>
+        </div>
+        <div className={`panel-tab ${preview ? "is-active" : ""}`}>
+          <button role="tab" aria-selected={preview} className="panel-tab-label" onClick={() => showTab(false, true)}>
+            Preview
           </button>
         </div>
         {showOutput && (
@@ -80,13 +91,14 @@ export function TerminalPanel({ sessionUuid, theme, terminals, runner, showOutpu
             key={t.id}
             sessionUuid={sessionUuid}
             terminalId={t.id}
-            active={!showOutput && terminals.active === t.id}
+            active={!showOutput && !preview && terminals.active === t.id}
             theme={theme}
             onState={terminals.setState}
             onHandle={terminals.setHandle}
           />
         ))}
-        {!showOutput && terminals.tabs.length === 0 && (
+        <PreviewPanel sessionUuid={sessionUuid} active={preview} sandboxRunning={sandboxRunning} />
+        {!showOutput && !preview && terminals.tabs.length === 0 && (
           <div className="panel-empty">
             <p>No terminal is open.</p>
             <button className="btn btn-sm" onClick={terminals.add}>
@@ -94,21 +106,7 @@ export function TerminalPanel({ sessionUuid, theme, terminals, runner, showOutpu
             </button>
           </div>
         )}
-        {showOutput && (
-          <div className="run-output" ref={outputRef} role="log" aria-live="polite" aria-label="Run output">
-            {runner.output.length === 0 ? (
-              <div className="panel-empty">
-                <p>Press Run (Ctrl+Enter) to run the open file. Its output appears here.</p>
-              </div>
-            ) : (
-              runner.output.map((l, i) => (
-                <span key={i} className={`out-${l.kind}`}>
-                  {l.kind === "info" || l.kind === "error" ? `${l.text}\n` : l.text}
-                </span>
-              ))
-            )}
-          </div>
-        )}
+        {showOutput && <RunOutput runner={runner} />}
       </div>
     </section>
   );

@@ -25,6 +25,7 @@ import { usePreferences } from "../modules/settings/usePreferences";
 import { FullPageError, FullPageSpinner, Spinner } from "../components/PageStates";
 import { Splitter } from "../components/Splitter";
 import { StatusBar } from "../components/StatusBar";
+import { SandboxNotice } from "../components/SandboxNotice";
 import { TerminalPanel } from "../components/TerminalPanel";
 import { ThemeToggle } from "../components/ThemeToggle";
 import { Toasts } from "../components/Toasts";
@@ -364,7 +365,7 @@ function Workspace({ initial }: { initial: Session }) {
           History
         </button>
         {runner.status !== "idle" ? (
-          <button className="btn btn-sm" onClick={runner.stop} aria-label="Stop following the run">
+          <button className="btn btn-sm" onClick={runner.stop} aria-label="Stop the run" title="Stop: kill the program and everything it started">
             <Spinner small label="Running" /> <StopIcon width={12} height={12} /> Stop
           </button>
         ) : (
@@ -382,6 +383,7 @@ function Workspace({ initial }: { initial: Session }) {
         </button>
         <ThemeToggle />
       </header>
+      <SandboxNotice status={sandbox.status} message={sandbox.message} onStart={() => void startSandbox()} />
       <div className="ide-main">
         <Splitter
           direction="horizontal"
@@ -449,7 +451,7 @@ function Workspace({ initial }: { initial: Session }) {
                   reveal={reveal}
                 />
               }
-              second={<TerminalPanel sessionUuid={uuid} theme={theme} terminals={terminals} runner={runner} showOutput={showOutput} onShowOutput={setShowOutput} />}
+              second={<TerminalPanel sessionUuid={uuid} theme={theme} terminals={terminals} runner={runner} showOutput={showOutput} onShowOutput={setShowOutput} sandboxRunning={sandbox.status === "running"} />}
             />
           }
         />

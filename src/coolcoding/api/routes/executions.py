@@ -18,8 +18,10 @@ from coolcoding.schemas.executions import (
     ExecutionIn,
     ExecutionOut,
     ExecutionPage,
+    RunControlOut,
     RunIn,
     RunStartedOut,
+    RunStdinIn,
 )
 from coolcoding.schemas.limits import MAX_OFFSET
 from coolcoding.services.executions import ExecutionService, JobRequest
@@ -141,8 +143,30 @@ async def run_in_session(
     body: RunIn, session: OwnedSession, user: CurrentUser, svc: Executions
 ) -> RunStartedOut:
     """Run the session's entry file (or ``path``) in its sandbox; follow ``events``."""
-    row = await svc.run_in_session(user.user_id, session, body.path, body.stdin)
+    row = await svc.run_in_session(user.user_id, session, body.path, body.stdin, body.stdin_path)
     eid = str(row.uuid)
     return RunStartedOut(
         execution_id=eid, id=eid, status=row.status, events=f"/api/executions/{eid}/events"
     )
+
+
+@router.post(
+    "/sessions/{session_uuid}/run/stdin",
+    response_model=RunControlOut,
+    responses=merge(WRITE_OWNED, errors(Conflict)),
+)
+async def run_stdin(body: RunStdinIn, session: OwnedSession, svc: Executions) -> RunControlOut:
+    """Input for the program the session runs now (409 ``no_active_run`` when none)."""
+    eid = await svc.runner.send_stdin(session, body.data, body.eof)
+    return RunControlOut(execution_id=eid)
+
+
+@router.post(
+    "/sessions/{session_uuid}/run/stop",
+    response_model=RunControlOut,
+    responses=merge(WRITE_OWNED, errors(Conflict)),
+)
+async def run_stop(session: OwnedSession, svc: Executions) -> RunControlOut:
+    """Stop the session's run: its whole process group is killed; its result says so."""
+    eid = await svc.runner.stop_run(session)
+    return RunControlOut(execution_id=eid)

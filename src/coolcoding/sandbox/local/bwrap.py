@@ -15,7 +15,9 @@ SANDBOX_HOME = "/home/coder"
 SANDBOX_WORKSPACE = "/workspace"
 SANDBOX_APP_ALIAS = "/app"  # seed 000 runs code in /app; kept as a second mount of the workspace
 SANDBOX_HOSTNAME = "coolcoding"
-SANDBOX_PATH = "/usr/local/bin:/usr/bin:/bin"
+# System folders first; then the console scripts of packages installed in the workspace
+# (sandbox/packages.py: pip --user into /workspace/.local, npm's node_modules).
+SANDBOX_PATH = "/usr/local/bin:/usr/bin:/bin:/workspace/.local/bin:/workspace/node_modules/.bin"
 # The in-sandbox agent (coolcoding.agent): its package, read-only, on this import path, and the
 # directory where it creates its unix socket.
 AGENT_PYTHONPATH = "/opt/coolcoding"
@@ -35,6 +37,7 @@ ETC_FROM_HOST: tuple[str, ...] = (
     "/etc/terminfo",
     "/etc/mime.types",
     "/etc/protocols",  # getprotobyname(): used by some socket libraries even on loopback
+    "/etc/matplotlibrc",  # Debian's matplotlib reads its defaults here (import fails without)
     "/etc/services",
     "/etc/ssl/openssl.cnf",  # OpenSSL's config (python's ssl module loads it); no keys in it
 )

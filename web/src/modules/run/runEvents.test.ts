@@ -11,6 +11,13 @@ describe("run events", () => {
     expect(parseRunEvent("other", "x")).toBeNull();
     expect(parseRunEvent("toString", "{}")).toBeNull();
   });
+  it("reads build output and figures, refusing a figure that is not base64 PNG", () => {
+    expect(parseRunEvent("compile", '{"data":"a.c:1: error"}')).toEqual({ kind: "compile", text: "a.c:1: error" });
+    expect(parseRunEvent("figure", '{"mime":"image/png","data":"iVBORw0KGgo="}')).toEqual({ kind: "figure", mime: "image/png", data: "iVBORw0KGgo=", path: null });
+    expect(parseRunEvent("figure", '{"mime":"image/svg+xml","data":"PHN2Zz4=","path":"a.svg"}')).toEqual({ kind: "figure", mime: "image/svg+xml", data: "PHN2Zz4=", path: "a.svg" });
+    expect(parseRunEvent("figure", '{"mime":"text/html","data":"PHN2Zz4="}')).toBeNull();
+    expect(parseRunEvent("figure", '{"mime":"image/png","data":"\"><script>"}')).toBeNull();
+  });
   it("reads the result", () => {
     const r = parseRunEvent("result", '{"status":"completed","exit_code":1,"duration_ms":1500}');
     expect(r).toEqual({ kind: "result", exitCode: 1, durationMs: 1500, status: "completed", message: null, signal: null, compileOutput: null });
@@ -23,6 +30,8 @@ describe("run events", () => {
     expect(isSuccess(ok)).toBe(true);
     const ce = parseRunEvent("result", '{"status":"compilation_error","exit_code":null,"compile_output":"a.c:1: error"}') as Extract<RunEvent, { kind: "result" }>;
     expect(ce.compileOutput).toBe("a.c:1: error");
+    const stopped = parseRunEvent("result", '{"status":"runtime_error","signal_name":"SIGKILL","duration_ms":2500,"message":"stopped: its process group was killed (Stop)"}') as Extract<RunEvent, { kind: "result" }>;
+    expect(describeResult(stopped)).toBe("Stopped: the program and everything it started were killed after 2.50 s");
   });
   it("falls back to the terminal only when the run endpoint does not exist", () => {
     expect(shouldFallbackToTerminal(new ApiError(404, "http_404", "Not Found"))).toBe(true);

@@ -7,7 +7,8 @@ type RunEventsData = components["schemas"]["RunEvents"];
 type RunResultData = RunEventsData["result"];
 
 export type RunEvent =
-  | { kind: "stdout" | "stderr"; text: string }
+  | { kind: "stdout" | "stderr" | "compile"; text: string }
+  | { kind: "figure"; mime: "image/png" | "image/svg+xml"; data: string; path: string | null }
   | {
       kind: "result";
       exitCode: number | null;
@@ -23,7 +24,7 @@ function asRecord(v: unknown): Record<string, unknown> | null {
   return typeof v === "object" && v !== null && !Array.isArray(v) ? (v as Record<string, unknown>) : null;
 }
 
-function output(kind: "stdout" | "stderr", o: Record<string, unknown>): RunEvent | null {
+function output(kind: "stdout" | "stderr" | "compile", o: Record<string, unknown>): RunEvent | null {
   const text = o["data" satisfies keyof RunEventsData["stdout"]];
   return typeof text === "string" ? { kind, text } : null;
 }
@@ -44,12 +45,18 @@ function result(o: Record<string, unknown>): RunEvent {
 
 /** One decoder per event name: an event added to the schema fails typecheck until it is decoded here. */
 const DECODERS: { [K in keyof RunEventsData]: (o: Record<string, unknown>) => RunEvent | null } = {
+  compile: (o) => output("compile", o),
   stdout: (o) => output("stdout", o),
   stderr: (o) => output("stderr", o),
+  figure: (o) => {
+    const mime = o["mime"];
+    if ((mime !== "image/png" && mime !== "image/svg+xml") || typeof o["data"] !== "string" || !/^[A-Za-z0-9+/=]*$/.test(o["data"])) return null;
+    return { kind: "figure", mime, data: o["data"], path: typeof o["path"] === "string" ? o["path"] : null };
+  },
   result,
 };
 
-/** Decodes one SSE event (`stdout`, `stderr`, `result`, whose data is a JSON object); null for anything else. */
+/** Decodes one SSE event (`compile`, `stdout`, `stderr`, `figure`, `result`, whose data is a JSON object); null for anything else. */
 export function parseRunEvent(name: string, data: string): RunEvent | null {
   if (!Object.hasOwn(DECODERS, name)) return null;
   let parsed: unknown;
@@ -78,6 +85,7 @@ export function isSuccess(r: Extract<RunEvent, { kind: "result" }>): boolean {
 }
 
 export function describeResult(r: Extract<RunEvent, { kind: "result" }>): string {
+  if (r.message?.endsWith("(Stop)")) return `Stopped: the program and everything it started were killed${r.durationMs !== null ? ` after ${r.durationMs < 1000 ? `${r.durationMs} ms` : `${(r.durationMs / 1000).toFixed(2)} s`}` : ""}`;
   const parts: string[] = [];
   if (r.status && !SUCCESS.has(r.status)) parts.push(r.status.replace(/_/g, " "));
   if (r.exitCode !== null) parts.push(`exit code ${r.exitCode}`);

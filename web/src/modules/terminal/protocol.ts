@@ -74,7 +74,7 @@ export const FATAL_CLOSE_CODES: Readonly<Record<number, string>> = {
   4401: "You are signed out. Sign in again to use the terminal.",
   4403: "The server refused this page's origin.",
   4404: "This session no longer exists.",
-  4429: "Too many terminals are open in this session. Close one and try again.",
+  4429: "Too many terminals are open in this session (other browser tabs count too). Close one (All terminals lists them) and try again.",
 };
 
 export function isFatalClose(code: number): boolean {

@@ -16,6 +16,8 @@ export interface TerminalTabs {
   setHandle(id: string, handle: TerminalHandle | null): void;
   /** The active terminal's handle, creating a terminal when there is none. */
   activeHandle(): TerminalHandle | null;
+  /** Show a terminal of the session that this tab has no tab for (opened in another browser tab): attaches to it. */
+  adopt(id: string): void;
 }
 
 export function useTerminalTabs(sessionUuid: string): TerminalTabs {
@@ -59,5 +61,10 @@ export function useTerminalTabs(sessionUuid: string): TerminalTabs {
   }, []);
   const activeHandle = useCallback(() => (active ? handles.current.get(active) ?? null : null), [active]);
 
-  return { tabs, active, states, add, close, activate: setActive, setState, setHandle, activeHandle };
+  const adopt = useCallback((id: string) => {
+    setTabs((t) => (t.some((x) => x.id === id) ? t : [...t, { id, title: nextTerminalTitle(t) }]));
+    setActive(id);
+  }, []);
+
+  return { tabs, active, states, add, close, activate: setActive, setState, setHandle, activeHandle, adopt };
 }

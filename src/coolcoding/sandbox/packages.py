@@ -1,0 +1,50 @@
+"""Package installs in a session: ``pip install`` and ``npm install`` put packages in the
+workspace, so they survive a sandbox stop like the user's files.
+
+- pip: a user install (``PIP_USER=1``) with ``PYTHONUSERBASE=/workspace/.local``. Debian marks
+  the system Python as externally managed (PEP 668), which also refuses user installs; that
+  guard protects the system site-packages, which a sandbox cannot write anyway, so it is waived
+  (``PIP_BREAK_SYSTEM_PACKAGES=1``) for installs that land in the workspace only.
+  ``/workspace/.local/bin`` is on the sandbox's ``PATH`` (console scripts; after the system's).
+- npm: ``npm install`` writes ``node_modules`` in the project folder (npm's default);
+  ``/workspace/node_modules/.bin`` is on ``PATH`` too.
+- Caches: pip's and npm's download caches are per sandbox, in the home tmpfs (writable, gone at
+  stop). With ``package_cache_dir`` set, its ``pip`` folder (a wheelhouse the operator fills,
+  e.g. ``pip download -d DIR/pip numpy``) is bound read-only at ``SHARED_PIP`` for every
+  session and pip looks there first (``PIP_FIND_LINKS``): shared between the host's sessions,
+  never written by a session (so one user cannot plant a package for another).
+"""
+
+from __future__ import annotations
+
+import os
+
+WORKSPACE = "/workspace"
+HOME = "/home/coder"
+SHARED_PIP = "/opt/package-cache/pip"
+
+
+def package_env(shared_pip: bool) -> dict[str, str]:
+    env = {
+        "PYTHONUSERBASE": f"{WORKSPACE}/.local",
+        "PIP_USER": "1",
+        "PIP_BREAK_SYSTEM_PACKAGES": "1",
+        "PIP_DISABLE_PIP_VERSION_CHECK": "1",
+        "PIP_CACHE_DIR": f"{HOME}/.cache/pip",
+        "npm_config_cache": f"{HOME}/.npm",
+        "npm_config_update_notifier": "false",
+        "npm_config_fund": "false",
+    }
+    if shared_pip:
+        env["PIP_FIND_LINKS"] = SHARED_PIP
+    return env
+
+
+def shared_binds(package_cache_dir: str) -> dict[str, str]:
+    """Host folder -> sandbox path, read-only: the shared wheelhouse when configured."""
+    if not package_cache_dir:
+        return {}
+    pip_dir = os.path.join(package_cache_dir, "pip")
+    if not os.path.isdir(pip_dir):
+        return {}
+    return {pip_dir: SHARED_PIP}
