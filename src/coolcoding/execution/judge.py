@@ -231,8 +231,13 @@ class Judge:
         box_memory = max(run_memory, (compile_limits.memory_mb or 0) if lang.compiled else 0)
         box_pids = max(run_pids, (compile_limits.pids or 0) if lang.compiled else 0)
 
+        # Cached native executables are written with their mode bits: no ``chmod`` exec, so
+        # the pooled sandbox's pre-started process runs the program itself.
+        executables = (
+            [p for p in build if not lang.artifacts[0].endswith("/")] if build is not None else []
+        )
         async with runtime.ephemeral(
-            files, network=False, memory_mb=box_memory, pids=box_pids
+            files, network=False, memory_mb=box_memory, pids=box_pids, executables=executables
         ) as box:
             cwd = box.workspace_path
             env = dict(lang.env)
@@ -256,7 +261,6 @@ class Judge:
                     self.cache.put(key, await self._collect(box, lang, compile_limits))
             elif build is not None:
                 result.cached_build = True
-                await self._restore_modes(box, lang, build)
 
             argv = expand(
                 lang.run,
@@ -296,16 +300,3 @@ class Judge:
             for path in paths:
                 found[path] = await box.read_file(path)
         return found
-
-    async def _restore_modes(
-        self, box: Sandbox, lang: Language, build: Mapping[str, bytes]
-    ) -> None:
-        """Cached executables come back without their mode bits (sandbox files are written as
-        plain data): make the native ones executable again."""
-        executables = [p for p in build if not lang.artifacts[0].endswith("/")]
-        if executables:
-            await box.exec(
-                ["/usr/bin/chmod", "+x", *executables],
-                limits=self.compile_limits(),
-                cwd=box.workspace_path,
-            )
