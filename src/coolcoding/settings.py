@@ -301,6 +301,35 @@ class Settings(BaseSettings):
         description="A judge job still running this long after its wall limits (compile + run) "
         "is failed as internal_error and its worker freed",
     )
+    exec_queue: Literal["memory", "database"] = Field(
+        default="memory",
+        description="Judge queue: memory (in-process workers) or database (PostgreSQL FOR UPDATE "
+        "SKIP LOCKED; workers in this server and in `coolcoding worker` processes)",
+    )
+    exec_embedded_worker: bool = Field(
+        default=True, description="exec_queue=database: this server runs exec_workers too"
+    )
+    exec_worker_lease_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="A claimed job's lease (visibility timeout); renewed "
+        "while it runs, a lapsed one puts the job back in the queue",
+    )
+    exec_max_attempts: int = Field(
+        default=3,
+        ge=1,
+        description="Tries of a job whose worker was lost or which ended in "
+        "internal_error, before it is finished as internal_error",
+    )
+    exec_queue_poll_s: float = Field(
+        default=1.0, gt=0, description="Idle database-queue workers poll this often"
+    )
+    exec_drain_timeout_s: float = Field(
+        default=120.0,
+        ge=0,
+        description="On SIGTERM a worker finishes running jobs this long, "
+        "then puts them back in the queue",
+    )
 
     @model_validator(mode="after")
     def _refuse_unsafe_production(self) -> Settings:

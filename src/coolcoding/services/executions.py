@@ -22,11 +22,18 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, or_, select, update
+from sqlalchemy import ColumnElement, or_, select, text, update
 
 from coolcoding.db.engine import Database
 from coolcoding.db.models import CodeSession, Execution, utcnow
 from coolcoding.errors import InvalidInput, NotFound, RateLimited, TooLarge, Unavailable
+from coolcoding.execution.db_queue import (
+    DB_QUEUE_OWNER,
+    DONE_CHANNEL,
+    JOBS_CHANNEL,
+    DbQueue,
+    PgListener,
+)
 from coolcoding.execution.judge import (
     LIMIT_FIELDS,
     Judge,
@@ -36,8 +43,9 @@ from coolcoding.execution.judge import (
 )
 from coolcoding.execution.languages import Language, LanguageRegistry
 from coolcoding.execution.live import LiveHub
-from coolcoding.execution.queue import JobQueue
+from coolcoding.execution.queue import JobQueue, check_room, worker_count
 from coolcoding.execution.verdicts import Verdict
+from coolcoding.execution.worker import DbWorker, new_worker_id
 from coolcoding.filesync.paths import normalize_path
 from coolcoding.sandbox.base import ExecLimits
 from coolcoding.schemas.ws import RunOutput
@@ -91,6 +99,13 @@ class ExecutionService:
         # Replica leases (set by the wiring): recovery leaves live replicas' rows alone.
         self.leases: LeaseService | None = None
         self._sweeper: asyncio.Task[None] | None = None
+        # The database queue (exec_queue=database, PostgreSQL): jobs are claimed by workers,
+        # embedded (``worker``, unless exec_embedded_worker is off) or in other processes.
+        self.dbq: DbQueue | None = None
+        self.worker: DbWorker | None = None
+        self._listener: PgListener | None = None
+        if settings.exec_queue == "database":
+            self.dbq = DbQueue(db, settings, new_worker_id())
 
     @property
     def owner(self) -> str | None:
@@ -101,7 +116,10 @@ class ExecutionService:
 
     async def start(self) -> None:
         await self.languages.detect_versions()
-        self.queue.start()
+        if self.dbq is not None:
+            await self.start_worker(embedded=self.settings.exec_embedded_worker)
+        else:
+            self.queue.start()
         await self.recover()
         if self.leases is not None:
             self._sweeper = asyncio.create_task(self._sweep())
@@ -130,12 +148,36 @@ class ExecutionService:
                         .distinct()
                     )
                 ).all()
-                if o is not None
+                if o is not None and o != DB_QUEUE_OWNER  # the database queue's: leased
             }
         dead = [o for o in owners - await self.leases.live_replicas(owners) if o != self.owner]
         return or_(Execution.owner.is_(None), Execution.owner.in_(dead))
 
+    async def start_worker(self, *, embedded: bool = True) -> None:
+        """Listen for the database queue's notifications; run a worker when ``embedded``."""
+        assert self.dbq is not None
+        if embedded:
+            self.worker = DbWorker(self, self.dbq, worker_count(self.settings.exec_workers))
+        worker = self.worker
+        self._listener = PgListener(
+            self.db,
+            on_jobs=worker.wake if worker is not None else lambda: None,
+            on_done=self._done,
+        )
+        await self._listener.start()
+        if worker is not None:
+            worker.start()
+
+    def _done(self, execution_id: int) -> None:
+        event = self._finished.pop(execution_id, None)
+        if event is not None:
+            event.set()
+
     async def stop(self) -> None:
+        if self.worker is not None:
+            await self.worker.drain(self.settings.exec_drain_timeout_s)
+        if self._listener is not None:
+            await self._listener.stop()
         if self._sweeper is not None:
             self._sweeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -295,13 +337,28 @@ class ExecutionService:
         if not requests:
             raise InvalidInput("no jobs given", code="empty_batch")
         rows = [self.prepare(user_id, r) for r in requests]
-        self.queue.check_room(len(rows), user_id)
+        if self.dbq is not None:
+            depth, mine = await self.dbq.depth(user_id)
+            s = self.settings
+            check_room(len(rows), depth, mine, s.exec_queue_max, s.exec_queue_max_per_user,
+                       worker_count(s.exec_workers))  # fmt: skip
+            for r in rows:
+                r.owner = DB_QUEUE_OWNER
+        else:
+            self.queue.check_room(len(rows), user_id)
         await self._admit(user_id, len(rows))
-        async with self.db.session() as s:
-            s.add_all(rows)
-            await s.commit()
-        self.queue.submit([r.id for r in rows], owner=user_id)
+        async with self.db.session() as session:
+            session.add_all(rows)
+            if self.dbq is not None:
+                await session.execute(text("SELECT pg_notify(:c, '')"), {"c": JOBS_CHANNEL})
+            await session.commit()
+        if self.dbq is None:
+            self.queue.submit([r.id for r in rows], owner=user_id)
         return rows
+
+    async def load(self, execution_id: int) -> Execution | None:
+        async with self.db.session() as s:
+            return await s.get(Execution, execution_id)
 
     async def _process(self, execution_id: int) -> None:
         """A queue worker's job: claim it (exactly once), judge it, store the result."""
@@ -315,6 +372,11 @@ class ExecutionService:
             await s.commit()
         if getattr(claimed, "rowcount", 0) != 1 or row is None:
             return
+        await self.finish(row, await self.run_job(row))
+
+    async def run_job(self, row: Execution) -> JudgeResult:
+        """Judge ``row``'s job; never raises but for cancellation."""
+        execution_id = row.id
         try:
             source = row.source or {}
             limits = ExecLimits(**(row.limits or {}))
@@ -333,9 +395,18 @@ class ExecutionService:
         except Exception:
             log.exception("execution %s failed", execution_id)
             result = JudgeResult(Verdict.INTERNAL_ERROR, "internal error while judging")
-        await self.finish(row, result)
+        return result
 
     async def finish(self, row: Execution, result: JudgeResult) -> Execution:
+        fresh = await self.store(row, result)
+        assert fresh is not None  # unfenced: always written
+        return fresh
+
+    async def store(
+        self, row: Execution, result: JudgeResult, attempt: int | None = None
+    ) -> Execution | None:
+        """Store ``result``. With ``attempt`` (the database queue) only if the row still is
+        that try's (fencing: a worker that lost its lease writes nothing; ``None`` then)."""
         values = {
             "status": "finished",
             "verdict": result.verdict.value,
@@ -350,13 +421,23 @@ class ExecutionService:
             "memory_kb": result.memory_kb,
             "completed_at": utcnow(),
         }
+        where = [Execution.id == row.id]
+        if attempt is not None:
+            where += [Execution.attempt == attempt, Execution.status == "running"]
+            values.update(worker=None, lease_until=None)
         async with self.db.session() as s:
-            await s.execute(update(Execution).where(Execution.id == row.id).values(**values))
+            res = await s.execute(update(Execution).where(*where).values(**values))
+            if attempt is not None and getattr(res, "rowcount", 0) != 1:
+                await s.rollback()
+                log.warning("execution %s: try %d lost its lease; result dropped", row.id, attempt)
+                return None
+            if self.dbq is not None:
+                await s.execute(
+                    text("SELECT pg_notify(:c, :id)"), {"c": DONE_CHANNEL, "id": str(row.id)}
+                )
             await s.commit()
             fresh = await s.get(Execution, row.id, populate_existing=True)
-        event = self._finished.pop(row.id, None)
-        if event is not None:
-            event.set()
+        self._done(row.id)
         assert fresh is not None
         return fresh
 

@@ -165,9 +165,7 @@ class WorkspaceFiles:
         except OSError as e:
             raise _refuse(path, e) from e
 
-    def apply(
-        self, files: Mapping[str, bytes | None], executables: Collection[str] = ()
-    ) -> None:
+    def apply(self, files: Mapping[str, bytes | None], executables: Collection[str] = ()) -> None:
         for path, data in files.items():
             if data is None:
                 self.delete(path)
