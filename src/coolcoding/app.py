@@ -52,7 +52,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # level 9, for 12% more bytes.
     app.add_middleware(GZipMiddleware, minimum_size=2048, compresslevel=1)
     # base64 makes a file 4/3 larger; the rest is JSON framing.
-    max_body = max(settings.max_file_bytes, settings.exec_max_stdin_bytes) * 4 // 3 + 256 * 1024
+    max_body = (
+        max(
+            settings.max_file_bytes,
+            settings.exec_max_stdin_bytes,
+            settings.exec_max_testcases_bytes,
+        )
+        * 4
+        // 3
+        + 256 * 1024
+    )
     app.add_middleware(
         RequestGuards, max_body_bytes=max_body, allowed_origins=settings.public_origins
     )

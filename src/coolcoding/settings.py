@@ -301,6 +301,13 @@ class Settings(BaseSettings):
         description="A judge job still running this long after its wall limits (compile + run) "
         "is failed as internal_error and its worker freed",
     )
+    exec_max_testcases: int = Field(default=1000, ge=1, description="Test cases per job")
+    exec_max_testcases_bytes: int = Field(
+        default=32 * MiB, description="All test cases of a job together (stdin + expected)"
+    )
+    exec_checker_cpu_s: float = Field(default=5.0, description="A checker program's CPU limit")
+    exec_checker_wall_s: float = Field(default=10.0, description="A checker program's wall limit")
+    exec_checker_memory_mb: int = Field(default=256, description="A checker program's memory")
     exec_queue: Literal["memory", "database"] = Field(
         default="memory",
         description="Judge queue: memory (in-process workers) or database (PostgreSQL FOR UPDATE "

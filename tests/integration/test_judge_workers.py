@@ -293,5 +293,3 @@ def test_a_worker_process_refuses_the_memory_queue(tmp_path: Path) -> None:
     env = {**os.environ, "COOLCODING_DATA_DIR": str(tmp_path), "COOLCODING_EXEC_QUEUE": "memory"}
     r = subprocess.run([*CLI, "worker"], env=env, capture_output=True, text=True, timeout=60)
     assert r.returncode == 2 and "COOLCODING_EXEC_QUEUE=database" in r.stderr
-
-

@@ -16,13 +16,13 @@ import logging
 import os
 import socket
 import uuid
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
+from coolcoding.db.models import Execution
 from coolcoding.execution.db_queue import Claim, DbQueue
+from coolcoding.execution.judge import JudgeResult
 from coolcoding.execution.verdicts import Verdict
-
-if TYPE_CHECKING:
-    from coolcoding.services.executions import ExecutionService
+from coolcoding.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -31,8 +31,22 @@ def new_worker_id() -> str:
     return f"{socket.gethostname()[:32]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
+class JobHost(Protocol):
+    """What a worker needs of the execution service."""
+
+    settings: Settings
+
+    async def load(self, execution_id: int) -> Execution | None: ...
+
+    async def run_job(self, row: Execution) -> JudgeResult: ...
+
+    async def store(
+        self, row: Execution, result: JudgeResult, attempt: int | None = None
+    ) -> Execution | None: ...
+
+
 class DbWorker:
-    def __init__(self, svc: ExecutionService, queue: DbQueue, slots: int) -> None:
+    def __init__(self, svc: JobHost, queue: DbQueue, slots: int) -> None:
         self.svc = svc
         self.queue = queue
         self.slots = max(1, slots)

@@ -44,6 +44,7 @@ from coolcoding.execution.judge import (
 from coolcoding.execution.languages import Language, LanguageRegistry
 from coolcoding.execution.live import LiveHub
 from coolcoding.execution.queue import JobQueue, check_room, worker_count
+from coolcoding.execution.testcases import Checker, JudgeCase
 from coolcoding.execution.verdicts import Verdict
 from coolcoding.execution.worker import DbWorker, new_worker_id
 from coolcoding.filesync.paths import normalize_path
@@ -68,6 +69,9 @@ class JobRequest:
     stdin: str | None = None
     expected_output: str | None = None
     limits: dict[str, Any] | None = None
+    testcases: list[dict[str, Any]] | None = None  # [{"stdin", "expected_output"}]
+    checker: dict[str, Any] | None = None  # {"type", "tolerance", "language", "source"}
+    stop_on_failure: bool = False
 
 
 class ExecutionService:
@@ -296,7 +300,52 @@ class ExecutionService:
             ),
             limits={k: getattr(limits, k) for k in LIMIT_FIELDS},
             owner=self.owner,
+            testcases=self._testcases(req),
         )
+
+    def _testcases(self, req: JobRequest) -> dict[str, Any] | None:
+        """The job's test cases and checker, validated (``None`` without test cases)."""
+        s = self.settings
+        if req.testcases is None:
+            if req.checker is not None:
+                raise InvalidInput("a checker needs testcases", code="invalid_testcases")
+            return None
+        if req.stdin is not None or req.expected_output is not None:
+            raise InvalidInput("give testcases or stdin/expected_output, not both",
+                               code="invalid_testcases")  # fmt: skip
+        if not req.testcases:
+            raise InvalidInput("testcases is empty", code="invalid_testcases")
+        if len(req.testcases) > s.exec_max_testcases:
+            raise TooLarge(f"{len(req.testcases)} test cases; at most {s.exec_max_testcases}",
+                           code="too_many_testcases", maximum=s.exec_max_testcases)  # fmt: skip
+        size = 0
+        for case in req.testcases:
+            self._text_limit("stdin", case.get("stdin"), s.exec_max_stdin_bytes)
+            self._text_limit("expected_output", case.get("expected_output"),
+                             s.exec_max_output_bytes)  # fmt: skip
+            size += len(str(case.get("stdin") or "").encode())
+            size += len(str(case.get("expected_output") or "").encode())
+        if size > s.exec_max_testcases_bytes:
+            raise TooLarge(
+                f"the test cases are {size} bytes; at most {s.exec_max_testcases_bytes} in all "
+                "(COOLCODING_EXEC_MAX_TESTCASES_BYTES)",
+                code="testcases_too_large",
+                maximum=s.exec_max_testcases_bytes,
+            )
+        checker = dict(req.checker or {"type": "exact"})
+        if checker.get("type") == "program":
+            lang = self.language(str(checker.get("language") or ""))
+            source = checker.get("source")
+            if not source or not str(source).strip():
+                raise InvalidInput("a program checker needs its source", code="invalid_checker")
+            if len(str(source).encode()) > s.exec_max_source_bytes:
+                raise TooLarge("the checker's source is too large", code="source_too_large",
+                               maximum=s.exec_max_source_bytes)  # fmt: skip
+            checker["language"] = lang.id
+        elif checker.get("language") or checker.get("source"):
+            raise InvalidInput("language and source are for a program checker",
+                               code="invalid_checker")  # fmt: skip
+        return {"cases": req.testcases, "checker": checker, "stop_on_failure": req.stop_on_failure}
 
     def _entry(self, lang: Language, files: dict[str, str], entry: str | None) -> str:
         if entry is not None:
@@ -388,6 +437,7 @@ class ExecutionService:
                 stdin=row.stdin or b"",
                 expected_output=row.expected_output,
                 cache_scope=f"user:{row.user_id}",
+                **self._case_fields(row),
             )
             result = await self.judge.judge(job)
         except asyncio.CancelledError:
@@ -396,6 +446,31 @@ class ExecutionService:
             log.exception("execution %s failed", execution_id)
             result = JudgeResult(Verdict.INTERNAL_ERROR, "internal error while judging")
         return result
+
+    def _case_fields(self, row: Execution) -> dict[str, Any]:
+        spec = row.testcases
+        if spec is None:
+            return {}
+        cases = [
+            JudgeCase(
+                stdin=str(c.get("stdin") or "").encode(),
+                expected=None
+                if c.get("expected_output") is None
+                else str(c["expected_output"]).encode(),
+            )
+            for c in spec.get("cases", [])
+        ]
+        chk = spec.get("checker") or {}
+        checker = Checker(kind=str(chk.get("type", "exact")),
+                          tolerance=float(chk.get("tolerance", 1e-6)))  # fmt: skip
+        if checker.kind == "program":
+            lang = self.languages.get(str(chk.get("language")))
+            assert lang is not None
+            name = lang.source_name(str(chk.get("source")))
+            checker = Checker(kind="program", language=lang.id,
+                              files={name: str(chk.get("source")).encode()}, entry=name)  # fmt: skip
+        return {"cases": cases, "checker": checker,
+                "stop_on_failure": bool(spec.get("stop_on_failure"))}  # fmt: skip
 
     async def finish(self, row: Execution, result: JudgeResult) -> Execution:
         fresh = await self.store(row, result)
@@ -419,6 +494,7 @@ class ExecutionService:
             "wall_ms": result.wall_ms,
             "cpu_ms": result.cpu_ms,
             "memory_kb": result.memory_kb,
+            "case_results": result.extra.get("cases"),
             "completed_at": utcnow(),
         }
         where = [Execution.id == row.id]
