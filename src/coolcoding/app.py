@@ -13,7 +13,17 @@ from coolcoding import __version__
 from coolcoding.api.errors import install_error_handlers
 from coolcoding.api.guards import RequestGuards
 from coolcoding.api.openapi import install_openapi
-from coolcoding.api.routes import executions, health, languages, sandbox, sessions, users, workspace
+from coolcoding.api.routes import (
+    api_tokens,
+    executions,
+    health,
+    judge0,
+    languages,
+    sandbox,
+    sessions,
+    users,
+    workspace,
+)
 from coolcoding.api.security_headers import SecurityHeaders
 from coolcoding.api.spa import find_static_dir, mount_spa
 from coolcoding.api.ws import events as ws_events
@@ -72,6 +82,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(module.router)
     for module in (sandbox, ws_terminal, ws_events):
         app.include_router(module.router)
+    app.include_router(api_tokens.router)
+    if settings.judge0_enabled:
+        app.include_router(judge0.make_router(settings.judge0_prefix))
     mount_spa(app, find_static_dir(settings.static_dir))
     install_openapi(app, settings)
     return app

@@ -308,6 +308,21 @@ class Settings(BaseSettings):
     exec_checker_cpu_s: float = Field(default=5.0, description="A checker program's CPU limit")
     exec_checker_wall_s: float = Field(default=10.0, description="A checker program's wall limit")
     exec_checker_memory_mb: int = Field(default=256, description="A checker program's memory")
+    judge0_enabled: bool = Field(default=True, description="The Judge0-compatible API")
+    judge0_prefix: str = Field(default="/judge0", pattern=r"^(/[A-Za-z0-9_-]+)+$",
+                               description="Where the Judge0-compatible API is mounted")  # fmt: skip
+    judge0_callback_private: bool = Field(
+        default=False, description="Allow callback_url on loopback/private addresses"
+    )
+    judge0_callback_tries: int = Field(default=3, ge=1, le=20, description="Callback PUT tries")
+    judge0_callback_timeout_s: float = Field(default=5.0, gt=0, description="Per callback try")
+    judge0_callback_backoff_s: float = Field(
+        default=1.0, ge=0, description="Wait before the 2nd callback try, doubled after each"
+    )
+    judge0_callback_concurrency: int = Field(
+        default=16, ge=1, description="Callback deliveries at once (per process)"
+    )
+    api_tokens_max_per_user: int = Field(default=20, ge=1, description="API tokens per user")
     exec_queue: Literal["memory", "database"] = Field(
         default="memory",
         description="Judge queue: memory (in-process workers) or database (PostgreSQL FOR UPDATE "

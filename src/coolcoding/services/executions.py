@@ -27,6 +27,7 @@ from sqlalchemy import ColumnElement, or_, select, text, update
 from coolcoding.db.engine import Database
 from coolcoding.db.models import CodeSession, Execution, utcnow
 from coolcoding.errors import InvalidInput, NotFound, RateLimited, TooLarge, Unavailable
+from coolcoding.execution.callbacks import CallbackSender, check_callback_url
 from coolcoding.execution.db_queue import (
     DB_QUEUE_OWNER,
     DONE_CHANNEL,
@@ -41,6 +42,7 @@ from coolcoding.execution.judge import (
     JudgeResult,
     resolve_limits,
 )
+from coolcoding.execution.judge0_format import DEFAULT_FIELDS, submission_json
 from coolcoding.execution.languages import Language, LanguageRegistry
 from coolcoding.execution.live import LiveHub
 from coolcoding.execution.queue import JobQueue, check_room, worker_count
@@ -72,6 +74,8 @@ class JobRequest:
     testcases: list[dict[str, Any]] | None = None  # [{"stdin", "expected_output"}]
     checker: dict[str, Any] | None = None  # {"type", "tolerance", "language", "source"}
     stop_on_failure: bool = False
+    callback_url: str | None = None  # Judge0: PUT the result there (callbacks.py)
+    judge0_base64: bool = False  # Judge0: the callback's texts in base64
 
 
 class ExecutionService:
@@ -97,6 +101,7 @@ class ExecutionService:
             max_queued_per_owner=settings.exec_queue_max_per_user,
         )
         self.runner = SessionRunner(self)
+        self.callbacks = CallbackSender(settings)
         self._finished: dict[int, asyncio.Event] = {}
         # Why sandboxes cannot run on this host, when they cannot (set by the wiring).
         self.unavailable: str | None = None
@@ -182,6 +187,7 @@ class ExecutionService:
             await self.worker.drain(self.settings.exec_drain_timeout_s)
         if self._listener is not None:
             await self._listener.stop()
+        await self.callbacks.close()
         if self._sweeper is not None:
             self._sweeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -293,7 +299,11 @@ class ExecutionService:
             kind="judge",
             language=lang.id,
             status="queued",
-            source={"files": files, "entry": entry},
+            source={
+                "files": files,
+                "entry": entry,
+                **({"judge0_base64": True} if req.judge0_base64 else {}),
+            },
             stdin=self._text_limit("stdin", req.stdin, self.settings.exec_max_stdin_bytes),
             expected_output=self._text_limit(
                 "expected_output", req.expected_output, self.settings.exec_max_output_bytes
@@ -301,6 +311,7 @@ class ExecutionService:
             limits={k: getattr(limits, k) for k in LIMIT_FIELDS},
             owner=self.owner,
             testcases=self._testcases(req),
+            callback_url=req.callback_url,
         )
 
     def _testcases(self, req: JobRequest) -> dict[str, Any] | None:
@@ -386,6 +397,8 @@ class ExecutionService:
         if not requests:
             raise InvalidInput("no jobs given", code="empty_batch")
         rows = [self.prepare(user_id, r) for r in requests]
+        for url in {r.callback_url for r in requests if r.callback_url is not None}:
+            await check_callback_url(url, self.settings)
         if self.dbq is not None:
             depth, mine = await self.dbq.depth(user_id)
             s = self.settings
@@ -515,6 +528,9 @@ class ExecutionService:
             fresh = await s.get(Execution, row.id, populate_existing=True)
         self._done(row.id)
         assert fresh is not None
+        if fresh.callback_url:
+            body = submission_json(fresh, DEFAULT_FIELDS, b64=bool(source_flag(fresh)))
+            self.callbacks.deliver(fresh.callback_url, body)
         return fresh
 
     # --- reads ----------------------------------------------------------------------------
@@ -532,6 +548,18 @@ class ExecutionService:
         if row is None:
             raise NotFound("no such execution", code="execution_not_found")
         return row
+
+    async def get_many(self, user_id: int, raw_ids: Sequence[str]) -> dict[str, Execution]:
+        """The user's executions among ``raw_ids`` (by public id); others are left out."""
+        ids: list[uuid_mod.UUID] = []
+        for raw in raw_ids:
+            with contextlib.suppress(ValueError):
+                ids.append(uuid_mod.UUID(raw))
+        async with self.db.session() as s:
+            rows = await s.scalars(
+                select(Execution).where(Execution.uuid.in_(ids), Execution.user_id == user_id)
+            )
+            return {str(r.uuid): r for r in rows.all()}
 
     async def wait(self, row: Execution, timeout_s: float) -> Execution:
         """``row`` once finished, or as it is after ``timeout_s``."""
@@ -582,3 +610,7 @@ class ExecutionService:
         self, user_id: int, session: CodeSession, path: str | None, stdin: str | None
     ) -> Execution:
         return await self.runner.start(user_id, session, path, stdin)
+
+
+def source_flag(row: Execution) -> bool:
+    return bool((row.source or {}).get("judge0_base64"))
