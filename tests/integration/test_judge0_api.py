@@ -161,6 +161,7 @@ class Recorder(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def receiver() -> Iterator[str]:
+    Recorder.calls.clear()
     srv = ThreadingHTTPServer(("127.0.0.1", 0), Recorder)
     threading.Thread(target=srv.serve_forever, daemon=True).start()
     yield f"http://127.0.0.1:{srv.server_address[1]}"

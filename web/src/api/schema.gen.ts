@@ -259,6 +259,41 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/tokens": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List Tokens */
+        get: operations["list_tokens_api_tokens_get"];
+        put?: never;
+        /** Create Token */
+        post: operations["create_token_api_tokens_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/tokens/{token_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /** Delete Token */
+        delete: operations["delete_token_api_tokens__token_id__delete"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/users/{user_id}": {
         parameters: {
             query?: never;
@@ -476,6 +511,51 @@ export interface components {
             /** Ids */
             ids: string[];
         };
+        /** CaseResultOut */
+        CaseResultOut: {
+            /** Cpu Ms */
+            cpu_ms?: number | null;
+            /** Exit Code */
+            exit_code?: number | null;
+            /** Index */
+            index: number;
+            /** Memory Kb */
+            memory_kb?: number | null;
+            /** Message */
+            message?: string | null;
+            /** Signal */
+            signal?: number | null;
+            /** Stdout */
+            stdout?: string | null;
+            /** Verdict */
+            verdict: string;
+            /** Wall Ms */
+            wall_ms?: number | null;
+        };
+        /**
+         * CheckerIn
+         * @description How a test case's output is judged: ``exact`` (the default), ``token``, ``float``
+         *     (numbers within ``tolerance``, absolute or relative), or ``program``: a checker in
+         *     ``language`` (``source``) reading the files ``input``, ``output`` and ``expected``; exit 0
+         *     accepts, exit 1 rejects, anything else is the checker's failure.
+         */
+        CheckerIn: {
+            /** Language */
+            language?: string | null;
+            /** Source */
+            source?: string | null;
+            /**
+             * Tolerance
+             * @default 0.000001
+             */
+            tolerance?: number;
+            /**
+             * Type
+             * @default exact
+             * @enum {string}
+             */
+            type?: "exact" | "token" | "float" | "program";
+        };
         /**
          * CommandOut
          * @description A finished terminal command, recorded by shell integration.
@@ -541,6 +621,7 @@ export interface components {
          *     files), ``entry_required``.
          */
         ExecutionIn: {
+            checker?: components["schemas"]["CheckerIn"] | null;
             /** Entry */
             entry?: string | null;
             /** Expected Output */
@@ -560,6 +641,16 @@ export interface components {
             source?: string | null;
             /** Stdin */
             stdin?: string | null;
+            /**
+             * Stop On First Failure
+             * @default false
+             */
+            stop_on_first_failure?: boolean;
+            /**
+             * Testcases
+             * @description Test cases (instead of stdin): compiled once, run on each
+             */
+            testcases?: components["schemas"]["TestCaseIn"][] | null;
         };
         /**
          * ExecutionOut
@@ -609,6 +700,8 @@ export interface components {
             stderr?: string | null;
             /** Stdout */
             stdout?: string | null;
+            /** Testcases */
+            testcases?: components["schemas"]["CaseResultOut"][] | null;
             /** Verdict */
             verdict: string | null;
             /** Wall Ms */
@@ -913,6 +1006,55 @@ export interface components {
             id: string;
             /** Rows */
             rows: number;
+        };
+        /** TestCaseIn */
+        TestCaseIn: {
+            /** Expected Output */
+            expected_output?: string | null;
+            /**
+             * Stdin
+             * @default
+             */
+            stdin?: string;
+        };
+        /** TokenCreatedOut */
+        TokenCreatedOut: {
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /** Id */
+            id: number;
+            /** Last Used At */
+            last_used_at: string | null;
+            /** Name */
+            name: string;
+            /** Prefix */
+            prefix: string;
+            /** Token */
+            token: string;
+        };
+        /** TokenIn */
+        TokenIn: {
+            /** Name */
+            name: string;
+        };
+        /** TokenOut */
+        TokenOut: {
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /** Id */
+            id: number;
+            /** Last Used At */
+            last_used_at: string | null;
+            /** Name */
+            name: string;
+            /** Prefix */
+            prefix: string;
         };
         /** UserOut */
         UserOut: {
@@ -2218,6 +2360,193 @@ export interface operations {
             };
             /** @description Too large: the request body, or a workspace quota (`quota_exceeded`) */
             413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description The request does not match the schema (`validation_error`; `fields` lists each problem) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description A dependency is unavailable: the database (`database_unavailable`), sandboxes or code execution; retry after `Retry-After` seconds when given */
+            503: {
+                headers: {
+                    /** @description seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+        };
+    };
+    list_tokens_api_tokens_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TokenOut"][];
+                };
+            };
+            /** @description Not logged in, or the login expired (`not_authenticated`, `login_expired`) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description The request does not match the schema (`validation_error`; `fields` lists each problem) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description A dependency is unavailable: the database (`database_unavailable`), sandboxes or code execution; retry after `Retry-After` seconds when given */
+            503: {
+                headers: {
+                    /** @description seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+        };
+    };
+    create_token_api_tokens_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["TokenIn"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TokenCreatedOut"];
+                };
+            };
+            /** @description Invalid input that the schema cannot state (e.g. a rule between two fields) or a body that is not JSON */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description Not logged in, or the login expired (`not_authenticated`, `login_expired`) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description Refused: a cross-site request (`cross_site_request`) or a wrong password */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description Too large: the request body, or a workspace quota (`quota_exceeded`) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description The request does not match the schema (`validation_error`; `fields` lists each problem) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description A dependency is unavailable: the database (`database_unavailable`), sandboxes or code execution; retry after `Retry-After` seconds when given */
+            503: {
+                headers: {
+                    /** @description seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+        };
+    };
+    delete_token_api_tokens__token_id__delete: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                token_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Not logged in, or the login expired (`not_authenticated`, `login_expired`) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description Not found, or not yours (never told apart) */
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };

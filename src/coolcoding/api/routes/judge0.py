@@ -134,7 +134,8 @@ def job_request(body: SubmissionIn, b64: bool) -> JobRequest:
 
 
 def make_router(prefix: str) -> APIRouter:
-    router = APIRouter(prefix=prefix, tags=["judge0"])
+    # Judge0's own API (documented by Judge0), kept out of our OpenAPI schema.
+    router = APIRouter(prefix=prefix, tags=["judge0"], include_in_schema=False)
 
     def name_of(svc: ExecutionService, language: str) -> str:
         lang = svc.languages.get(language)
