@@ -134,7 +134,8 @@ def test_tokens_are_hashed_revocable_and_per_user(server: LiveServer) -> None:
     alice.client.delete(f"/api/tokens/{listed[0]['id']}")
     for bad in (raw, "cct_" + "A" * 43, ""):
         with j0(server, bad) as c:
-            assert c.get("/submissions/x").status_code == 401
+            for path in ("/submissions/x", "/languages", "/statuses", "/config_info"):
+                assert c.get(path).status_code == 401
     assert bob.client.delete(f"/api/tokens/{listed[0]['id']}").status_code == 404
 
 

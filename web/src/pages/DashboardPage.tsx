@@ -3,6 +3,7 @@ import { Link, useNavigate } from "../modules/router/router";
 import { ApiError, errorMessage } from "../api/errors";
 import * as sessionsApi from "../api/sessions";
 import type { Language, Session } from "../api/types";
+import { ApiTokens } from "../components/ApiTokens";
 import { Brand } from "../components/Brand";
 import { ConfirmDialog, PromptDialog } from "../components/Dialog";
 import { EditIcon, PlusIcon, TrashIcon } from "../components/Icons";
@@ -211,6 +212,7 @@ export function DashboardPage() {
             ))}
           </ul>
         )}
+        <ApiTokens />
       </main>
 
       {renaming && (

@@ -135,7 +135,12 @@ def job_request(body: SubmissionIn, b64: bool) -> JobRequest:
 
 def make_router(prefix: str) -> APIRouter:
     # Judge0's own API (documented by Judge0), kept out of our OpenAPI schema.
-    router = APIRouter(prefix=prefix, tags=["judge0"], include_in_schema=False)
+    router = APIRouter(
+        prefix=prefix,
+        tags=["judge0"],
+        include_in_schema=False,
+        dependencies=[Depends(judge0_user)],  # every route: Judge0 with AUTHN_TOKEN set
+    )
 
     def name_of(svc: ExecutionService, language: str) -> str:
         lang = svc.languages.get(language)
