@@ -259,7 +259,7 @@ class Settings(BaseSettings):
     )
 
     # --- execution / judge ------------------------------------------------------------------------
-    exec_workers: int = Field(default=0, description="Judge workers; 0 = one per CPU core")
+    exec_workers: int = Field(default=0, description="Judge workers; 0 = two per CPU core")
     exec_queue_max: int = 5_000
     exec_queue_max_per_user: int = Field(
         default=1000,

@@ -2,7 +2,7 @@
 
 Jobs are execution ids (the job itself is in the database), each with its owner (the user).
 At most ``workers`` jobs run at once, whatever the burst: the machine is never asked to run
-more sandboxes than it has cores (``exec_workers``, 0 = one per core).
+more sandboxes than ``exec_workers`` at once (0 = two per core: jobs wait on I/O).
 
 Fair share: each owner has its own FIFO sub-queue. A free worker takes the head job of the
 owner with the fewest running jobs, ties going to the owner served longest ago (round robin).
@@ -34,7 +34,9 @@ Handler = Callable[[int], Awaitable[None]]
 
 
 def worker_count(configured: int) -> int:
-    return configured if configured > 0 else max(1, os.cpu_count() or 1)
+    """``configured``, or 2 per core: a job spends much of its time waiting (the sandbox's
+    set-up and teardown, the database), so one worker per core leaves cores idle."""
+    return configured if configured > 0 else 2 * max(1, os.cpu_count() or 1)
 
 
 def check_room(n: int, depth: int, waiting: int, max_size: int, cap: int, workers: int) -> None:
