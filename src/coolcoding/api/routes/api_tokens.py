@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import datetime
-
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Response
@@ -51,6 +50,8 @@ async def create_token(body: TokenIn, user: CurrentUser, platform: PlatformDep) 
 
 
 @router.delete("/{token_id}", status_code=204, responses=OWNED)
-async def delete_token(token_id: Annotated[int, Path(ge=1, le=2**62)], user: CurrentUser, platform: PlatformDep) -> Response:
+async def delete_token(
+    token_id: Annotated[int, Path(ge=1, le=2**62)], user: CurrentUser, platform: PlatformDep
+) -> Response:
     await platform.api_tokens.delete(user.user_id, token_id)
     return Response(status_code=204)
