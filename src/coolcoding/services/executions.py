@@ -78,6 +78,12 @@ class JobRequest:
     judge0_base64: bool = False  # Judge0: the callback's texts in base64
 
 
+class Finished(asyncio.Event):
+    """Set when an execution is finished; ``row``: its stored row when this process stored it."""
+
+    row: Execution | None = None
+
+
 class ExecutionService:
     def __init__(
         self,
@@ -102,7 +108,7 @@ class ExecutionService:
         )
         self.runner = SessionRunner(self)
         self.callbacks = CallbackSender(settings)
-        self._finished: dict[int, asyncio.Event] = {}
+        self._finished: dict[int, Finished] = {}
         # Why sandboxes cannot run on this host, when they cannot (set by the wiring).
         self.unavailable: str | None = None
         # Replica leases (set by the wiring): recovery leaves live replicas' rows alone.
@@ -177,9 +183,11 @@ class ExecutionService:
         if worker is not None:
             worker.start()
 
-    def _done(self, execution_id: int) -> None:
+    def _done(self, execution_id: int, fresh: Execution | None = None) -> None:
+        """Wake the waiters of ``execution_id``; ``fresh``: its stored row (no re-read then)."""
         event = self._finished.pop(execution_id, None)
         if event is not None:
+            event.row = fresh
             event.set()
 
     async def stop(self) -> None:
@@ -429,10 +437,11 @@ class ExecutionService:
                 update(Execution)
                 .where(Execution.id == execution_id, Execution.status == "queued")
                 .values(status="running", started_at=utcnow())
+                .returning(Execution)
             )
-            row = await s.get(Execution, execution_id)
+            row = claimed.scalar_one_or_none()
             await s.commit()
-        if getattr(claimed, "rowcount", 0) != 1 or row is None:
+        if row is None:
             return
         await self.finish(row, await self.run_job(row))
 
@@ -515,19 +524,22 @@ class ExecutionService:
             where += [Execution.attempt == attempt, Execution.status == "running"]
             values.update(worker=None, lease_until=None)
         async with self.db.session() as s:
-            res = await s.execute(update(Execution).where(*where).values(**values))
-            if attempt is not None and getattr(res, "rowcount", 0) != 1:
+            # One round trip: the stored row comes back with RETURNING.
+            res = await s.execute(
+                update(Execution).where(*where).values(**values).returning(Execution),
+                execution_options={"populate_existing": True},
+            )
+            fresh = res.scalar_one_or_none()
+            if fresh is None:
                 await s.rollback()
-                log.warning("execution %s: try %d lost its lease; result dropped", row.id, attempt)
+                log.warning("execution %s: try %s lost its lease; result dropped", row.id, attempt)
                 return None
             if self.dbq is not None:
                 await s.execute(
                     text("SELECT pg_notify(:c, :id)"), {"c": DONE_CHANNEL, "id": str(row.id)}
                 )
             await s.commit()
-            fresh = await s.get(Execution, row.id, populate_existing=True)
-        self._done(row.id)
-        assert fresh is not None
+        self._done(row.id, fresh)
         if fresh.callback_url:
             body = submission_json(fresh, DEFAULT_FIELDS, b64=bool(source_flag(fresh)))
             self.callbacks.deliver(fresh.callback_url, body)
@@ -563,7 +575,7 @@ class ExecutionService:
 
     async def wait(self, row: Execution, timeout_s: float) -> Execution:
         """``row`` once finished, or as it is after ``timeout_s``."""
-        event = self._finished.setdefault(row.id, asyncio.Event())
+        event = self._finished.setdefault(row.id, Finished())
         async with self.db.session() as s:
             fresh = await s.get(Execution, row.id)
         if fresh is not None and fresh.status == "finished":
@@ -571,6 +583,8 @@ class ExecutionService:
             return fresh
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(event.wait(), timeout_s)
+        if event.row is not None:
+            return event.row
         async with self.db.session() as s:
             fresh = await s.get(Execution, row.id)
         return fresh or row
