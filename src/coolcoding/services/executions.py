@@ -19,7 +19,6 @@ import contextlib
 import logging
 import uuid as uuid_mod
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import ColumnElement, or_, select, text, update
@@ -35,47 +34,31 @@ from coolcoding.execution.db_queue import (
     DbQueue,
     PgListener,
 )
-from coolcoding.execution.judge import (
-    LIMIT_FIELDS,
-    Judge,
-    JudgeJob,
-    JudgeResult,
-    resolve_limits,
-)
+from coolcoding.execution.judge import LIMIT_FIELDS, Judge, JudgeJob, JudgeResult, resolve_limits
 from coolcoding.execution.judge0_format import DEFAULT_FIELDS, submission_json
 from coolcoding.execution.languages import Language, LanguageRegistry
 from coolcoding.execution.live import LiveHub
 from coolcoding.execution.queue import JobQueue, check_room, worker_count
-from coolcoding.execution.testcases import Checker, JudgeCase
 from coolcoding.execution.verdicts import Verdict
 from coolcoding.execution.worker import DbWorker, new_worker_id
 from coolcoding.filesync.paths import normalize_path
 from coolcoding.sandbox.base import ExecLimits
 from coolcoding.schemas.ws import RunOutput
+from coolcoding.services.job_requests import JobRequest as JobRequest
+from coolcoding.services.job_requests import (
+    case_fields,
+    entry_of,
+    result_values,
+    source_flag,
+    testcases_of,
+    text_limit,
+)
 from coolcoding.services.leases import LeaseService
 from coolcoding.services.ratelimit import RateLimiter
 from coolcoding.services.session_runs import SessionRunner, result_event
 from coolcoding.settings import Settings
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class JobRequest:
-    """A judge job as submitted (``POST /api/executions``)."""
-
-    language: str
-    source: str | None = None
-    files: dict[str, str] | None = None
-    entry: str | None = None
-    stdin: str | None = None
-    expected_output: str | None = None
-    limits: dict[str, Any] | None = None
-    testcases: list[dict[str, Any]] | None = None  # [{"stdin", "expected_output"}]
-    checker: dict[str, Any] | None = None  # {"type", "tolerance", "language", "source"}
-    stop_on_failure: bool = False
-    callback_url: str | None = None  # Judge0: PUT the result there (callbacks.py)
-    judge0_base64: bool = False  # Judge0: the callback's texts in base64
 
 
 class Finished(asyncio.Event):
@@ -114,8 +97,7 @@ class ExecutionService:
         # Replica leases (set by the wiring): recovery leaves live replicas' rows alone.
         self.leases: LeaseService | None = None
         self._sweeper: asyncio.Task[None] | None = None
-        # The database queue (exec_queue=database, PostgreSQL): jobs are claimed by workers,
-        # embedded (``worker``, unless exec_embedded_worker is off) or in other processes.
+        # The database queue (db_queue.py); ``worker``: this process's, if embedded.
         self.dbq: DbQueue | None = None
         self.worker: DbWorker | None = None
         self._listener: PgListener | None = None
@@ -270,16 +252,7 @@ class ExecutionService:
         return lang
 
     def _text_limit(self, name: str, value: str | None, maximum: int) -> bytes | None:
-        if value is None:
-            return None
-        data = value.encode("utf-8")
-        if len(data) > maximum:
-            raise TooLarge(
-                f"{name} is {len(data)} bytes; the maximum is {maximum}",
-                code=f"{name}_too_large",
-                maximum=maximum,
-            )
-        return data
+        return text_limit(name, value, maximum)
 
     def prepare(self, user_id: int, req: JobRequest) -> Execution:
         """A validated, not yet saved ``Execution`` row for ``req`` (raises clear 4xx errors)."""
@@ -300,7 +273,7 @@ class ExecutionService:
                 code="source_too_large",
                 maximum=self.settings.exec_max_source_bytes,
             )
-        entry = self._entry(lang, files, req.entry)
+        entry = entry_of(lang, files, req.entry)
         limits = resolve_limits(req.limits, self.settings)
         return Execution(
             user_id=user_id,
@@ -312,74 +285,14 @@ class ExecutionService:
                 "entry": entry,
                 **({"judge0_base64": True} if req.judge0_base64 else {}),
             },
-            stdin=self._text_limit("stdin", req.stdin, self.settings.exec_max_stdin_bytes),
-            expected_output=self._text_limit(
+            stdin=text_limit("stdin", req.stdin, self.settings.exec_max_stdin_bytes),
+            expected_output=text_limit(
                 "expected_output", req.expected_output, self.settings.exec_max_output_bytes
             ),
             limits={k: getattr(limits, k) for k in LIMIT_FIELDS},
             owner=self.owner,
-            testcases=self._testcases(req),
+            testcases=testcases_of(req, self.settings, self.language),
             callback_url=req.callback_url,
-        )
-
-    def _testcases(self, req: JobRequest) -> dict[str, Any] | None:
-        """The job's test cases and checker, validated (``None`` without test cases)."""
-        s = self.settings
-        if req.testcases is None:
-            if req.checker is not None:
-                raise InvalidInput("a checker needs testcases", code="invalid_testcases")
-            return None
-        if req.stdin is not None or req.expected_output is not None:
-            raise InvalidInput("give testcases or stdin/expected_output, not both",
-                               code="invalid_testcases")  # fmt: skip
-        if not req.testcases:
-            raise InvalidInput("testcases is empty", code="invalid_testcases")
-        if len(req.testcases) > s.exec_max_testcases:
-            raise TooLarge(f"{len(req.testcases)} test cases; at most {s.exec_max_testcases}",
-                           code="too_many_testcases", maximum=s.exec_max_testcases)  # fmt: skip
-        size = 0
-        for case in req.testcases:
-            self._text_limit("stdin", case.get("stdin"), s.exec_max_stdin_bytes)
-            self._text_limit("expected_output", case.get("expected_output"),
-                             s.exec_max_output_bytes)  # fmt: skip
-            size += len(str(case.get("stdin") or "").encode())
-            size += len(str(case.get("expected_output") or "").encode())
-        if size > s.exec_max_testcases_bytes:
-            raise TooLarge(
-                f"the test cases are {size} bytes; at most {s.exec_max_testcases_bytes} in all "
-                "(COOLCODING_EXEC_MAX_TESTCASES_BYTES)",
-                code="testcases_too_large",
-                maximum=s.exec_max_testcases_bytes,
-            )
-        checker = dict(req.checker or {"type": "exact"})
-        if checker.get("type") == "program":
-            lang = self.language(str(checker.get("language") or ""))
-            source = checker.get("source")
-            if not source or not str(source).strip():
-                raise InvalidInput("a program checker needs its source", code="invalid_checker")
-            if len(str(source).encode()) > s.exec_max_source_bytes:
-                raise TooLarge("the checker's source is too large", code="source_too_large",
-                               maximum=s.exec_max_source_bytes)  # fmt: skip
-            checker["language"] = lang.id
-        elif checker.get("language") or checker.get("source"):
-            raise InvalidInput("language and source are for a program checker",
-                               code="invalid_checker")  # fmt: skip
-        return {"cases": req.testcases, "checker": checker, "stop_on_failure": req.stop_on_failure}
-
-    def _entry(self, lang: Language, files: dict[str, str], entry: str | None) -> str:
-        if entry is not None:
-            entry = normalize_path(entry)
-            if entry not in files:
-                raise InvalidInput(f"entry {entry!r} is not one of the files", code="invalid_entry")
-            return entry
-        ours = sorted(p for p in files if any(p.endswith(e) for e in lang.extensions))
-        if len(ours) == 1:
-            return ours[0]
-        if lang.default_file in files:
-            return lang.default_file
-        raise InvalidInput(
-            f"say which file to run: entry is required with {len(ours)} {lang.name} files",
-            code="entry_required",
         )
 
     async def _admit(self, user_id: int, n: int) -> None:
@@ -459,7 +372,7 @@ class ExecutionService:
                 stdin=row.stdin or b"",
                 expected_output=row.expected_output,
                 cache_scope=f"user:{row.user_id}",
-                **self._case_fields(row),
+                **case_fields(row, self.languages),
             )
             result = await self.judge.judge(job)
         except asyncio.CancelledError:
@@ -468,31 +381,6 @@ class ExecutionService:
             log.exception("execution %s failed", execution_id)
             result = JudgeResult(Verdict.INTERNAL_ERROR, "internal error while judging")
         return result
-
-    def _case_fields(self, row: Execution) -> dict[str, Any]:
-        spec = row.testcases
-        if spec is None:
-            return {}
-        cases = [
-            JudgeCase(
-                stdin=str(c.get("stdin") or "").encode(),
-                expected=None
-                if c.get("expected_output") is None
-                else str(c["expected_output"]).encode(),
-            )
-            for c in spec.get("cases", [])
-        ]
-        chk = spec.get("checker") or {}
-        checker = Checker(kind=str(chk.get("type", "exact")),
-                          tolerance=float(chk.get("tolerance", 1e-6)))  # fmt: skip
-        if checker.kind == "program":
-            lang = self.languages.get(str(chk.get("language")))
-            assert lang is not None
-            name = lang.source_name(str(chk.get("source")))
-            checker = Checker(kind="program", language=lang.id,
-                              files={name: str(chk.get("source")).encode()}, entry=name)  # fmt: skip
-        return {"cases": cases, "checker": checker,
-                "stop_on_failure": bool(spec.get("stop_on_failure"))}  # fmt: skip
 
     async def finish(self, row: Execution, result: JudgeResult) -> Execution:
         fresh = await self.store(row, result)
@@ -504,21 +392,7 @@ class ExecutionService:
     ) -> Execution | None:
         """Store ``result``. With ``attempt`` (the database queue) only if the row still is
         that try's (fencing: a worker that lost its lease writes nothing; ``None`` then)."""
-        values = {
-            "status": "finished",
-            "verdict": result.verdict.value,
-            "message": result.message,
-            "stdout": result.stdout,
-            "stderr": result.stderr,
-            "compile_output": result.compile_output,
-            "exit_code": result.exit_code,
-            "signal": result.signal,
-            "wall_ms": result.wall_ms,
-            "cpu_ms": result.cpu_ms,
-            "memory_kb": result.memory_kb,
-            "case_results": result.extra.get("cases"),
-            "completed_at": utcnow(),
-        }
+        values = result_values(result)
         where = [Execution.id == row.id]
         if attempt is not None:
             where += [Execution.attempt == attempt, Execution.status == "running"]
@@ -624,7 +498,3 @@ class ExecutionService:
         self, user_id: int, session: CodeSession, path: str | None, stdin: str | None
     ) -> Execution:
         return await self.runner.start(user_id, session, path, stdin)
-
-
-def source_flag(row: Execution) -> bool:
-    return bool((row.source or {}).get("judge0_base64"))
