@@ -54,7 +54,7 @@ def pg_env() -> Iterator[Env]:
     overrides: dict[str, Any] = {
         "exec_queue": "database",
         "exec_embedded_worker": False,
-        "exec_worker_lease_s": 2.0,
+        "exec_worker_lease_s": 3.0,
         "exec_queue_poll_s": 0.2,
         "sandbox_pool_size": 0,
     }
@@ -139,12 +139,12 @@ async def test_a_job_whose_worker_is_killed_finishes_on_another_worker(
     workers = [start_worker(pg_env), start_worker(pg_env)]  # both ready before the job
     try:
         [row] = await svc.submit(user_id, [slow_job()])
-        running = await wait_for(svc, row.id, "running", 60)
+        running = await wait_for(svc, row.id, "running", 120)
         assert running.attempt == 1
         [holder] = [w for w in workers if f":{w.pid}:" in (running.worker or "")]
         holder.send_signal(signal.SIGKILL)  # mid-job: the program sleeps 4 s
         holder.wait(10)
-        done = await wait_for(svc, row.id, "finished", 90)
+        done = await wait_for(svc, row.id, "finished", 180)
         assert done.verdict == Verdict.ACCEPTED.value, done.message
         assert done.stdout == b"done\n"
         assert done.attempt == 2  # the other worker's try wrote the result
