@@ -15,11 +15,13 @@ from coolcoding.api.errors import install_error_handlers
 from coolcoding.api.guards import RequestGuards
 from coolcoding.api.openapi import install_openapi
 from coolcoding.api.routes import (
+    api_tokens,
     executions,
     files_io,
     health,
     history,
     ide,
+    judge0,
     languages,
     preview,
     sandbox,
@@ -66,7 +68,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # level 9, for 12% more bytes.
     app.add_middleware(GZipMiddleware, minimum_size=2048, compresslevel=1)
     # base64 makes a file 4/3 larger; the rest is JSON framing.
-    max_body = max(settings.max_file_bytes, settings.exec_max_stdin_bytes) * 4 // 3 + 256 * 1024
+    max_body = (
+        max(
+            settings.max_file_bytes,
+            settings.exec_max_stdin_bytes,
+            settings.exec_max_testcases_bytes,
+        )
+        * 4
+        // 3
+        + 256 * 1024
+    )
     app.add_middleware(
         RequestGuards,
         max_body_bytes=max_body,
@@ -92,6 +103,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(module.router)
     for module in (sandbox, ws_terminal, ws_events):
         app.include_router(module.router)
+    app.include_router(api_tokens.router)
+    if settings.judge0_enabled:
+        app.include_router(judge0.make_router(settings.judge0_prefix))
     mount_spa(app, find_static_dir(settings.static_dir))
     install_openapi(app, settings)
     return app

@@ -1,4 +1,4 @@
-"""The ``coolcoding`` command: serve, db upgrade, user create/list, deploy render/secrets."""
+"""The ``coolcoding`` command: serve, worker, db upgrade, user create/list, deploy render/secrets."""
 
 from __future__ import annotations
 
@@ -47,6 +47,24 @@ def serve(
         access_log=settings.access_log,
         **uvicorn_options(settings, open_file_limit=nofile),
     )
+
+
+@app.command()
+def worker(
+    slots: int = typer.Option(0, help="Jobs at once (default: COOLCODING_EXEC_WORKERS)"),
+) -> None:
+    """Run a judge worker on the database queue (COOLCODING_EXEC_QUEUE=database)."""
+    import logging
+
+    from coolcoding.services.judge_worker import run_worker
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    try:
+        done = asyncio.run(run_worker(get_settings(), slots))
+    except ValueError as e:
+        typer.echo(str(e), err=True)
+        raise typer.Exit(2) from e
+    typer.echo(f"drained: {done} jobs finished")
 
 
 @db_app.command("upgrade")

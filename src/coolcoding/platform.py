@@ -29,6 +29,7 @@ from coolcoding.sandbox.local.identity import server_id
 from coolcoding.sandbox.registry import make_runtime
 from coolcoding.schemas.ws import FileChanged, FileDeleted, FileMoved
 from coolcoding.services.accounts import AccountService
+from coolcoding.services.api_tokens import ApiTokenService
 from coolcoding.services.archive import ArchiveService
 from coolcoding.services.commands import CommandLog
 from coolcoding.services.events import EventBus
@@ -73,6 +74,7 @@ class Platform:
             owner_cache_ttl_s=settings.auth_cache_ttl_s,
             max_per_user=settings.max_sessions_per_user,
         )
+        self.api_tokens = ApiTokenService(self.db, settings.api_tokens_max_per_user)
         self.workspace = WorkspaceService(self.db, settings)
         self.workspace.sinks.append(self._publish_changes)
         # File history, snapshots, trash, forks (services/history.py, snapshots.py).

@@ -379,7 +379,7 @@ class Settings(BaseSettings):
     )
 
     # --- execution / judge ------------------------------------------------------------------------
-    exec_workers: int = Field(default=0, description="Judge workers; 0 = one per CPU core")
+    exec_workers: int = Field(default=0, description="Judge workers; 0 = two per CPU core")
     exec_queue_max: int = 5_000
     exec_queue_max_per_user: int = Field(
         default=1000,
@@ -445,6 +445,57 @@ class Settings(BaseSettings):
         gt=0,
         description="A judge job still running this long after its wall limits (compile + run) "
         "is failed as internal_error and its worker freed",
+    )
+    exec_max_testcases: int = Field(default=1000, ge=1, description="Test cases per job")
+    exec_max_testcases_bytes: int = Field(
+        default=32 * MiB, description="All test cases of a job together (stdin + expected)"
+    )
+    exec_checker_cpu_s: float = Field(default=5.0, description="A checker program's CPU limit")
+    exec_checker_wall_s: float = Field(default=10.0, description="A checker program's wall limit")
+    exec_checker_memory_mb: int = Field(default=256, description="A checker program's memory")
+    judge0_enabled: bool = Field(default=True, description="The Judge0-compatible API")
+    judge0_prefix: str = Field(default="/judge0", pattern=r"^(/[A-Za-z0-9_-]+)+$",
+                               description="Where the Judge0-compatible API is mounted")  # fmt: skip
+    judge0_callback_private: bool = Field(
+        default=False, description="Allow callback_url on loopback/private addresses"
+    )
+    judge0_callback_tries: int = Field(default=3, ge=1, le=20, description="Callback PUT tries")
+    judge0_callback_timeout_s: float = Field(default=5.0, gt=0, description="Per callback try")
+    judge0_callback_backoff_s: float = Field(
+        default=1.0, ge=0, description="Wait before the 2nd callback try, doubled after each"
+    )
+    judge0_callback_concurrency: int = Field(
+        default=16, ge=1, description="Callback deliveries at once (per process)"
+    )
+    api_tokens_max_per_user: int = Field(default=20, ge=1, description="API tokens per user")
+    exec_queue: Literal["memory", "database"] = Field(
+        default="memory",
+        description="Judge queue: memory (in-process workers) or database (PostgreSQL FOR UPDATE "
+        "SKIP LOCKED; workers in this server and in `coolcoding worker` processes)",
+    )
+    exec_embedded_worker: bool = Field(
+        default=True, description="exec_queue=database: this server runs exec_workers too"
+    )
+    exec_worker_lease_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="A claimed job's lease (visibility timeout); renewed "
+        "while it runs, a lapsed one puts the job back in the queue",
+    )
+    exec_max_attempts: int = Field(
+        default=3,
+        ge=1,
+        description="Tries of a job whose worker was lost or which ended in "
+        "internal_error, before it is finished as internal_error",
+    )
+    exec_queue_poll_s: float = Field(
+        default=1.0, gt=0, description="Idle database-queue workers poll this often"
+    )
+    exec_drain_timeout_s: float = Field(
+        default=120.0,
+        ge=0,
+        description="On SIGTERM a worker finishes running jobs this long, "
+        "then puts them back in the queue",
     )
 
     @model_validator(mode="after")

@@ -19,6 +19,7 @@ from coolcoding.execution.languages import LANGUAGES, LanguageRegistry
 from coolcoding.execution.verdicts import Verdict
 from coolcoding.sandbox.base import SandboxError
 from coolcoding.sandbox.local.runtime import LocalRuntime
+from coolcoding.sandbox.local.sandbox import LocalSandbox
 from coolcoding.sandbox.registry import make_runtime
 from coolcoding.settings import Settings
 from tests.integration.judge_programs import BROKEN, CRASH_SIGNAL, PROGRAMS
@@ -163,6 +164,25 @@ async def test_the_compile_cache_skips_the_compiler_for_the_same_source(judge: J
         JudgeJob(**{**job(judge, "c", "ok\n").__dict__, "cache_scope": "someone-else"})
     )
     assert not other_user.cached_build  # never another user's build
+
+
+async def test_a_cached_build_runs_in_one_exec(
+    judge: Judge, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The cached binary is written executable: the job's only exec is the program (no chmod
+    exec spending the pooled sandbox's pre-started process first)."""
+    await judge.judge(job(judge, "c", "ok\n"))
+    argvs: list[list[str]] = []
+    real = LocalSandbox.exec
+
+    async def counting(self: LocalSandbox, argv: list[str], **kw: Any) -> Any:
+        argvs.append(argv)
+        return await real(self, argv, **kw)
+
+    monkeypatch.setattr(LocalSandbox, "exec", counting)
+    again = await judge.judge(job(judge, "c", "ok\n"))
+    assert again.cached_build and again.verdict == Verdict.ACCEPTED
+    assert len(argvs) == 1 and "chmod" not in argvs[0][0]
 
 
 # --- limits are what was asked, within 10 % ------------------------------------------------------

@@ -207,6 +207,31 @@ class Execution(Base):
     # The replica whose in-memory queue or runner holds the job (its lease ``replica:<id>``):
     # start-up recovery of another replica leaves it alone while that lease is live.
     owner: Mapped[str | None] = mapped_column(String(64), index=True)
+    # The database queue (execution/db_queue.py): which try this is, the worker running it and
+    # until when its lease holds (a lapsed lease puts the job back in the queue).
+    attempt: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    worker: Mapped[str | None] = mapped_column(String(64))
+    lease_until: Mapped[datetime | None] = mapped_column()
+    # Test cases (execution/testcases.py): [{"stdin", "expected_output"}...] and per-case results.
+    testcases: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    case_results: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
+    callback_url: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (Index("ix_executions_status_id", "status", "id"),)
+
+
+class ApiToken(Base):
+    """A user's API token (the Judge0-compatible API): only its SHA-256 is stored."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(IdType, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(64))
+    prefix: Mapped[str] = mapped_column(String(16))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_used_at: Mapped[datetime | None] = mapped_column()
 
 
 class Lease(Base):
@@ -301,6 +326,8 @@ class SnapshotFile(Base):
     blob_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
     size: Mapped[int] = mapped_column(BigInteger, default=0)
     is_binary: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
 class UserPreferences(Base):
     """A user's IDE settings (font size, tab size, word wrap, key bindings, theme) as JSON."""
 

@@ -8,15 +8,24 @@ The compile step has its own limits (``exec_compile_*``); the run gets the job's
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from coolcoding.errors import InvalidInput
 from coolcoding.execution.compile_cache import CompileCache, cache_key
 from coolcoding.execution.languages import Language, LanguageRegistry, expand
+from coolcoding.execution.testcases import (
+    CaseOutcome,
+    Checker,
+    CheckerBox,
+    JudgeCase,
+    compare,
+    summarize,
+)
 from coolcoding.execution.verdicts import Verdict, classify
 from coolcoding.sandbox.base import ExecLimits, ExecResult, Runtime, Sandbox, SandboxError
 from coolcoding.sandbox.host_limits import host_limit_message
@@ -70,6 +79,9 @@ class JudgeJob:
     stdin: bytes = b""
     expected_output: bytes | None = None
     cache_scope: str = ""  # the compile cache's partition (the user)
+    cases: Sequence[JudgeCase] | None = None  # test cases (testcases.py) instead of stdin
+    checker: Checker = field(default_factory=Checker)
+    stop_on_failure: bool = False
 
 
 @dataclass
@@ -158,7 +170,12 @@ class Judge:
         s = self.settings
         lang = self.languages.get(job.language)
         compile_s = s.exec_compile_wall_s if lang is not None and lang.compile is not None else 0
-        return (job.limits.wall_s or s.exec_default_wall_s) + compile_s + s.exec_watchdog_margin_s
+        runs = 1 if job.cases is None else max(1, len(job.cases))
+        wall = job.limits.wall_s or s.exec_default_wall_s
+        if job.checker.kind == "program":  # its compile step, and its run per case
+            wall += s.exec_checker_wall_s
+            compile_s *= 2
+        return wall * runs + compile_s + s.exec_watchdog_margin_s
 
     async def judge(self, job: JudgeJob) -> JudgeResult:
         """Never raises for the program's failures or the sandbox's: those are verdicts
@@ -231,8 +248,13 @@ class Judge:
         box_memory = max(run_memory, (compile_limits.memory_mb or 0) if lang.compiled else 0)
         box_pids = max(run_pids, (compile_limits.pids or 0) if lang.compiled else 0)
 
+        # Cached native executables are written with their mode bits: no ``chmod`` exec, so
+        # the pooled sandbox's pre-started process runs the program itself.
+        executables = (
+            [p for p in build if not lang.artifacts[0].endswith("/")] if build is not None else []
+        )
         async with runtime.ephemeral(
-            files, network=False, memory_mb=box_memory, pids=box_pids
+            files, network=False, memory_mb=box_memory, pids=box_pids, executables=executables
         ) as box:
             cwd = box.workspace_path
             env = dict(lang.env)
@@ -256,7 +278,6 @@ class Judge:
                     self.cache.put(key, await self._collect(box, lang, compile_limits))
             elif build is not None:
                 result.cached_build = True
-                await self._restore_modes(box, lang, build)
 
             argv = expand(
                 lang.run,
@@ -265,6 +286,12 @@ class Judge:
                 build=".",
                 heap_mb=limits.memory_mb or 256,
             )
+            if job.cases is not None:
+                out = await self._run_cases(box, job, argv, run_limits, env, run_memory)
+                out.compile_output = result.compile_output
+                out.compile_ms = result.compile_ms
+                out.cached_build = result.cached_build
+                return out
             run = await box.exec(argv, stdin=job.stdin, limits=run_limits, cwd=cwd, env=env)
         decision = classify(
             run,
@@ -297,15 +324,82 @@ class Judge:
                 found[path] = await box.read_file(path)
         return found
 
-    async def _restore_modes(
-        self, box: Sandbox, lang: Language, build: Mapping[str, bytes]
-    ) -> None:
-        """Cached executables come back without their mode bits (sandbox files are written as
-        plain data): make the native ones executable again."""
-        executables = [p for p in build if not lang.artifacts[0].endswith("/")]
-        if executables:
-            await box.exec(
-                ["/usr/bin/chmod", "+x", *executables],
-                limits=self.compile_limits(),
-                cwd=box.workspace_path,
-            )
+    async def _run_cases(
+        self,
+        box: Sandbox,
+        job: JudgeJob,
+        argv: list[str],
+        run_limits: ExecLimits,
+        env: Mapping[str, str],
+        run_memory: int,
+    ) -> JudgeResult:
+        """Each test case in turn in ``box`` (compiled once); see testcases.py."""
+        assert job.cases is not None
+        lang = self.language(job.language)
+        outcomes: list[CaseOutcome] = []
+        async with self._checker(job.checker) as checker:
+            if isinstance(checker, str):
+                return JudgeResult(Verdict.INTERNAL_ERROR, checker, extra={"cases": []})
+            failed = False
+            for case in job.cases:
+                if failed and job.stop_on_failure:
+                    outcomes.append(CaseOutcome("skipped"))
+                    continue
+                run = await box.exec(
+                    argv, stdin=case.stdin, limits=run_limits, cwd=box.workspace_path, env=env
+                )
+                decision = classify(run, job.limits, oom_pattern=lang.oom_pattern,
+                                    memory_limit_mb=run_memory)  # fmt: skip
+                outcome = CaseOutcome(decision.verdict, decision.message, run)
+                if decision.verdict == Verdict.ACCEPTED and case.expected is not None:
+                    if checker is not None:
+                        bad = await checker.check(case, run.stdout)
+                        if bad is not None:
+                            outcome = CaseOutcome(bad.verdict, bad.message, run)
+                    elif not compare(job.checker, run.stdout, case.expected):
+                        outcome = CaseOutcome(Verdict.WRONG_ANSWER, None, run)
+                outcomes.append(outcome)
+                failed = failed or outcome.verdict != Verdict.ACCEPTED
+        verdict, message, first = summarize(outcomes)
+        shown = outcomes[first if first is not None else -1].run if outcomes else None
+        out = JudgeResult.from_run(shown, verdict, message) if shown else JudgeResult(verdict)
+        out.message = message
+        runs = [o.run for o in outcomes if o.run is not None]
+        if runs:
+            out.wall_ms = round(max(r.wall_ms for r in runs), 3)
+            out.cpu_ms = round(max(r.cpu_ms for r in runs), 3)
+            out.memory_kb = max(r.memory_kb for r in runs)
+        out.extra["cases"] = [o.as_dict(i) for i, o in enumerate(outcomes)]
+        return out
+
+    @contextlib.asynccontextmanager
+    async def _checker(self, checker: Checker) -> AsyncIterator[CheckerBox | str | None]:
+        """A compiled checker program in its own sandbox (``None`` for the built-in
+        comparisons; a message when the checker does not compile)."""
+        if checker.kind != "program":
+            yield None
+            return
+        lang = self.language(checker.language or "")
+        entry = checker.entry or ""
+        sources = sorted(p for p in checker.files if os.path.splitext(p)[1] in lang.extensions)
+        s = self.settings
+        limits = ExecLimits(cpu_s=s.exec_checker_cpu_s, wall_s=s.exec_checker_wall_s,
+                            memory_mb=s.exec_checker_memory_mb + lang.memory_extra_mb,
+                            pids=s.exec_default_pids + lang.pids_extra,
+                            output_bytes=64 * 1024)  # fmt: skip
+        compile_limits = self.compile_limits()
+        async with self.runtime().ephemeral(
+            checker.files, network=False,
+            memory_mb=max(limits.memory_mb or 0, compile_limits.memory_mb or 0),
+            pids=max(limits.pids or 0, compile_limits.pids or 0),
+        ) as box:  # fmt: skip
+            env = dict(lang.env)
+            if lang.compile is not None:
+                command = expand(lang.compile, entry=entry, sources=sources, build=".")
+                comp = await box.exec(command, limits=compile_limits, cwd=box.workspace_path,
+                                      env=env)  # fmt: skip
+                if comp.exit_code != 0 or comp.limit_hit:
+                    yield "the checker does not compile: " + compile_output_text(comp)[:2000]
+                    return
+            argv = expand(lang.run, entry=entry, sources=sources, build=".", heap_mb=256)
+            yield CheckerBox(box, argv, env, limits)

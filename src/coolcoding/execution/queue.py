@@ -2,7 +2,7 @@
 
 Jobs are execution ids (the job itself is in the database), each with its owner (the user).
 At most ``workers`` jobs run at once, whatever the burst: the machine is never asked to run
-more sandboxes than it has cores (``exec_workers``, 0 = one per core).
+more sandboxes than ``exec_workers`` at once (0 = two per core: jobs wait on I/O).
 
 Fair share: each owner has its own FIFO sub-queue. A free worker takes the head job of the
 owner with the fewest running jobs, ties going to the owner served longest ago (round robin).
@@ -34,7 +34,29 @@ Handler = Callable[[int], Awaitable[None]]
 
 
 def worker_count(configured: int) -> int:
-    return configured if configured > 0 else max(1, os.cpu_count() or 1)
+    """``configured``, or 2 per core: a job spends much of its time waiting (the sandbox's
+    set-up and teardown, the database), so one worker per core leaves cores idle."""
+    return configured if configured > 0 else 2 * max(1, os.cpu_count() or 1)
+
+
+def check_room(n: int, depth: int, waiting: int, max_size: int, cap: int, workers: int) -> None:
+    """Raise the "queue full" errors unless ``n`` more jobs fit in a queue of ``depth`` jobs
+    of which ``waiting`` are the submitter's (in memory, or the database queue's)."""
+    if cap > 0 and waiting + n > cap:
+        raise RateLimited(
+            f"you have {waiting} jobs waiting; at most {cap} may wait "
+            "(COOLCODING_EXEC_QUEUE_MAX_PER_USER): wait for some to finish",
+            code="too_many_queued",
+            limit=cap,
+            setting="exec_queue_max_per_user",
+            retry_after=max(1, waiting // max(1, workers * 10)),
+        )
+    if n > max(0, max_size - depth):
+        raise Unavailable(
+            f"the execution queue is full ({depth} jobs waiting); try again shortly",
+            code="queue_full",
+            retry_after=max(1, depth // max(1, workers * 10)),
+        )
 
 
 class FairScheduler:
@@ -123,23 +145,8 @@ class JobQueue:
     def check_room(self, n: int, owner: int = 0) -> None:
         """Raise the "queue full" error unless ``n`` more jobs fit (429 when ``owner``'s own
         share is full: one user cannot fill the queue and shut everyone else out)."""
-        cap = self.max_queued_per_owner
-        if cap > 0 and self._scheduler.pending(owner) + n > cap:
-            waiting = self._scheduler.pending(owner)
-            raise RateLimited(
-                f"you have {waiting} jobs waiting; at most {cap} may wait "
-                "(COOLCODING_EXEC_QUEUE_MAX_PER_USER): wait for some to finish",
-                code="too_many_queued",
-                limit=cap,
-                setting="exec_queue_max_per_user",
-                retry_after=max(1, waiting // max(1, self.workers * 10)),
-            )
-        if n > self.free():
-            raise Unavailable(
-                f"the execution queue is full ({self.depth} jobs waiting); try again shortly",
-                code="queue_full",
-                retry_after=max(1, self.depth // max(1, self.workers * 10)),
-            )
+        check_room(n, self.depth, self._scheduler.pending(owner), self.max_size,
+                   self.max_queued_per_owner, self.workers)  # fmt: skip
 
     def submit(self, job_ids: Sequence[int], owner: int = 0) -> None:
         """Enqueue all of ``owner``'s ``job_ids`` in order, or none of them (when they do not

@@ -213,8 +213,11 @@ class Runtime(abc.ABC):
         network: bool = False,
         memory_mb: int = 512,
         pids: int = 64,
+        executables: Collection[str] = (),
     ) -> AbstractAsyncContextManager[Sandbox]:
-        """A throw-away sandbox holding ``files`` (judge jobs); everything is removed on exit."""
+        """A throw-away sandbox holding ``files`` (judge jobs); everything is removed on exit.
+        ``executables`` (paths of ``files``) are written with mode 0755 (a cached binary runs
+        without a ``chmod`` exec first, so the pooled process runs the program itself)."""
 
     @abc.abstractmethod
     async def shutdown(self) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -46,6 +46,39 @@ def _files_keys_are_paths(schema: dict[str, Any]) -> None:
             option["additionalProperties"] = {"type": "string"}
 
 
+class TestCaseIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    stdin: str = ""
+    expected_output: str | None = None
+
+
+class CheckerIn(BaseModel):
+    """How a test case's output is judged: ``exact`` (the default), ``token``, ``float``
+    (numbers within ``tolerance``, absolute or relative), or ``program``: a checker in
+    ``language`` (``source``) reading the files ``input``, ``output`` and ``expected``; exit 0
+    accepts, exit 1 rejects, anything else is the checker's failure."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["exact", "token", "float", "program"] = "exact"
+    tolerance: float = Field(default=1e-6, ge=0, le=1e9)
+    language: LanguageId | None = None
+    source: str | None = None
+
+
+class CaseResultOut(BaseModel):
+    index: int
+    verdict: str  # a verdict, or skipped / checker_error
+    message: str | None = None
+    exit_code: int | None = None
+    signal: int | None = None
+    wall_ms: float | None = None
+    cpu_ms: float | None = None
+    memory_kb: int | None = None
+    stdout: str | None = None
+
+
 class ExecutionIn(BaseModel):
     """A judge job: either ``source`` (one file) or ``files`` (path -> content) with ``entry``
     (the file to run; needed when more than one file is in ``language``). Rules between fields
@@ -62,6 +95,11 @@ class ExecutionIn(BaseModel):
     stdin: str | None = None
     expected_output: str | None = None
     limits: LimitsIn | None = None
+    testcases: list[TestCaseIn] | None = Field(
+        default=None, description="Test cases (instead of stdin): compiled once, run on each"
+    )
+    checker: CheckerIn | None = None
+    stop_on_first_failure: bool = False
 
 
 class BatchIn(BaseModel):
@@ -133,6 +171,7 @@ class ExecutionOut(BaseModel):
     stdout: str | None = None
     stderr: str | None = None
     compile_output: str | None = None
+    testcases: list[CaseResultOut] | None = None
     created_at: datetime
     started_at: datetime | None
     completed_at: datetime | None
@@ -163,6 +202,9 @@ class ExecutionOut(BaseModel):
             stdout=text(row.stdout) if full else None,
             stderr=text(row.stderr) if full else None,
             compile_output=row.compile_output if full else None,
+            testcases=[CaseResultOut(**c) for c in row.case_results]
+            if full and row.case_results is not None
+            else None,
             created_at=row.created_at,
             started_at=row.started_at,
             completed_at=row.completed_at,

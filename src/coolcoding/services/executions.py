@@ -19,28 +19,40 @@ import contextlib
 import logging
 import uuid as uuid_mod
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, or_, select, update
+from sqlalchemy import ColumnElement, or_, select, text, update
 
 from coolcoding.db.engine import Database
 from coolcoding.db.models import CodeSession, Execution, utcnow
 from coolcoding.errors import InvalidInput, NotFound, RateLimited, TooLarge, Unavailable
-from coolcoding.execution.judge import (
-    LIMIT_FIELDS,
-    Judge,
-    JudgeJob,
-    JudgeResult,
-    resolve_limits,
+from coolcoding.execution.callbacks import CallbackSender, check_callback_url
+from coolcoding.execution.db_queue import (
+    DB_QUEUE_OWNER,
+    DONE_CHANNEL,
+    JOBS_CHANNEL,
+    DbQueue,
+    PgListener,
 )
+from coolcoding.execution.judge import LIMIT_FIELDS, Judge, JudgeJob, JudgeResult, resolve_limits
+from coolcoding.execution.judge0_format import DEFAULT_FIELDS, submission_json
 from coolcoding.execution.languages import Language, LanguageRegistry
 from coolcoding.execution.live import LiveHub
-from coolcoding.execution.queue import JobQueue
+from coolcoding.execution.queue import JobQueue, check_room, worker_count
 from coolcoding.execution.verdicts import Verdict
+from coolcoding.execution.worker import DbWorker, new_worker_id
 from coolcoding.filesync.paths import normalize_path
 from coolcoding.sandbox.base import ExecLimits
 from coolcoding.schemas.ws import RunOutput
+from coolcoding.services.job_requests import JobRequest as JobRequest
+from coolcoding.services.job_requests import (
+    case_fields,
+    entry_of,
+    result_values,
+    source_flag,
+    testcases_of,
+    text_limit,
+)
 from coolcoding.services.leases import LeaseService
 from coolcoding.services.ratelimit import RateLimiter
 from coolcoding.services.session_runs import SessionRunner, result_event
@@ -49,17 +61,10 @@ from coolcoding.settings import Settings
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class JobRequest:
-    """A judge job as submitted (``POST /api/executions``)."""
+class Finished(asyncio.Event):
+    """Set when an execution is finished; ``row``: its stored row when this process stored it."""
 
-    language: str
-    source: str | None = None
-    files: dict[str, str] | None = None
-    entry: str | None = None
-    stdin: str | None = None
-    expected_output: str | None = None
-    limits: dict[str, Any] | None = None
+    row: Execution | None = None
 
 
 class ExecutionService:
@@ -85,12 +90,19 @@ class ExecutionService:
             max_queued_per_owner=settings.exec_queue_max_per_user,
         )
         self.runner = SessionRunner(self)
-        self._finished: dict[int, asyncio.Event] = {}
+        self.callbacks = CallbackSender(settings)
+        self._finished: dict[int, Finished] = {}
         # Why sandboxes cannot run on this host, when they cannot (set by the wiring).
         self.unavailable: str | None = None
         # Replica leases (set by the wiring): recovery leaves live replicas' rows alone.
         self.leases: LeaseService | None = None
         self._sweeper: asyncio.Task[None] | None = None
+        # The database queue (db_queue.py); ``worker``: this process's, if embedded.
+        self.dbq: DbQueue | None = None
+        self.worker: DbWorker | None = None
+        self._listener: PgListener | None = None
+        if settings.exec_queue == "database":
+            self.dbq = DbQueue(db, settings, new_worker_id())
 
     @property
     def owner(self) -> str | None:
@@ -101,7 +113,10 @@ class ExecutionService:
 
     async def start(self) -> None:
         await self.languages.detect_versions()
-        self.queue.start()
+        if self.dbq is not None:
+            await self.start_worker(embedded=self.settings.exec_embedded_worker)
+        else:
+            self.queue.start()
         await self.recover()
         if self.leases is not None:
             self._sweeper = asyncio.create_task(self._sweep())
@@ -130,12 +145,39 @@ class ExecutionService:
                         .distinct()
                     )
                 ).all()
-                if o is not None
+                if o is not None and o != DB_QUEUE_OWNER  # the database queue's: leased
             }
         dead = [o for o in owners - await self.leases.live_replicas(owners) if o != self.owner]
         return or_(Execution.owner.is_(None), Execution.owner.in_(dead))
 
+    async def start_worker(self, *, embedded: bool = True) -> None:
+        """Listen for the database queue's notifications; run a worker when ``embedded``."""
+        assert self.dbq is not None
+        if embedded:
+            self.worker = DbWorker(self, self.dbq, worker_count(self.settings.exec_workers))
+        worker = self.worker
+        self._listener = PgListener(
+            self.db,
+            on_jobs=worker.wake if worker is not None else lambda: None,
+            on_done=self._done,
+        )
+        await self._listener.start()
+        if worker is not None:
+            worker.start()
+
+    def _done(self, execution_id: int, fresh: Execution | None = None) -> None:
+        """Wake the waiters of ``execution_id``; ``fresh``: its stored row (no re-read then)."""
+        event = self._finished.pop(execution_id, None)
+        if event is not None:
+            event.row = fresh
+            event.set()
+
     async def stop(self) -> None:
+        if self.worker is not None:
+            await self.worker.drain(self.settings.exec_drain_timeout_s)
+        if self._listener is not None:
+            await self._listener.stop()
+        await self.callbacks.close()
         if self._sweeper is not None:
             self._sweeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -210,16 +252,7 @@ class ExecutionService:
         return lang
 
     def _text_limit(self, name: str, value: str | None, maximum: int) -> bytes | None:
-        if value is None:
-            return None
-        data = value.encode("utf-8")
-        if len(data) > maximum:
-            raise TooLarge(
-                f"{name} is {len(data)} bytes; the maximum is {maximum}",
-                code=f"{name}_too_large",
-                maximum=maximum,
-            )
-        return data
+        return text_limit(name, value, maximum)
 
     def prepare(self, user_id: int, req: JobRequest) -> Execution:
         """A validated, not yet saved ``Execution`` row for ``req`` (raises clear 4xx errors)."""
@@ -240,36 +273,26 @@ class ExecutionService:
                 code="source_too_large",
                 maximum=self.settings.exec_max_source_bytes,
             )
-        entry = self._entry(lang, files, req.entry)
+        entry = entry_of(lang, files, req.entry)
         limits = resolve_limits(req.limits, self.settings)
         return Execution(
             user_id=user_id,
             kind="judge",
             language=lang.id,
             status="queued",
-            source={"files": files, "entry": entry},
-            stdin=self._text_limit("stdin", req.stdin, self.settings.exec_max_stdin_bytes),
-            expected_output=self._text_limit(
+            source={
+                "files": files,
+                "entry": entry,
+                **({"judge0_base64": True} if req.judge0_base64 else {}),
+            },
+            stdin=text_limit("stdin", req.stdin, self.settings.exec_max_stdin_bytes),
+            expected_output=text_limit(
                 "expected_output", req.expected_output, self.settings.exec_max_output_bytes
             ),
             limits={k: getattr(limits, k) for k in LIMIT_FIELDS},
             owner=self.owner,
-        )
-
-    def _entry(self, lang: Language, files: dict[str, str], entry: str | None) -> str:
-        if entry is not None:
-            entry = normalize_path(entry)
-            if entry not in files:
-                raise InvalidInput(f"entry {entry!r} is not one of the files", code="invalid_entry")
-            return entry
-        ours = sorted(p for p in files if any(p.endswith(e) for e in lang.extensions))
-        if len(ours) == 1:
-            return ours[0]
-        if lang.default_file in files:
-            return lang.default_file
-        raise InvalidInput(
-            f"say which file to run: entry is required with {len(ours)} {lang.name} files",
-            code="entry_required",
+            testcases=testcases_of(req, self.settings, self.language),
+            callback_url=req.callback_url,
         )
 
     async def _admit(self, user_id: int, n: int) -> None:
@@ -295,13 +318,30 @@ class ExecutionService:
         if not requests:
             raise InvalidInput("no jobs given", code="empty_batch")
         rows = [self.prepare(user_id, r) for r in requests]
-        self.queue.check_room(len(rows), user_id)
+        for url in {r.callback_url for r in requests if r.callback_url is not None}:
+            await check_callback_url(url, self.settings)
+        if self.dbq is not None:
+            depth, mine = await self.dbq.depth(user_id)
+            s = self.settings
+            check_room(len(rows), depth, mine, s.exec_queue_max, s.exec_queue_max_per_user,
+                       worker_count(s.exec_workers))  # fmt: skip
+            for r in rows:
+                r.owner = DB_QUEUE_OWNER
+        else:
+            self.queue.check_room(len(rows), user_id)
         await self._admit(user_id, len(rows))
-        async with self.db.session() as s:
-            s.add_all(rows)
-            await s.commit()
-        self.queue.submit([r.id for r in rows], owner=user_id)
+        async with self.db.session() as session:
+            session.add_all(rows)
+            if self.dbq is not None:
+                await session.execute(text("SELECT pg_notify(:c, '')"), {"c": JOBS_CHANNEL})
+            await session.commit()
+        if self.dbq is None:
+            self.queue.submit([r.id for r in rows], owner=user_id)
         return rows
+
+    async def load(self, execution_id: int) -> Execution | None:
+        async with self.db.session() as s:
+            return await s.get(Execution, execution_id)
 
     async def _process(self, execution_id: int) -> None:
         """A queue worker's job: claim it (exactly once), judge it, store the result."""
@@ -310,11 +350,17 @@ class ExecutionService:
                 update(Execution)
                 .where(Execution.id == execution_id, Execution.status == "queued")
                 .values(status="running", started_at=utcnow())
+                .returning(Execution)
             )
-            row = await s.get(Execution, execution_id)
+            row = claimed.scalar_one_or_none()
             await s.commit()
-        if getattr(claimed, "rowcount", 0) != 1 or row is None:
+        if row is None:
             return
+        await self.finish(row, await self.run_job(row))
+
+    async def run_job(self, row: Execution) -> JudgeResult:
+        """Judge ``row``'s job; never raises but for cancellation."""
+        execution_id = row.id
         try:
             source = row.source or {}
             limits = ExecLimits(**(row.limits or {}))
@@ -326,6 +372,7 @@ class ExecutionService:
                 stdin=row.stdin or b"",
                 expected_output=row.expected_output,
                 cache_scope=f"user:{row.user_id}",
+                **case_fields(row, self.languages),
             )
             result = await self.judge.judge(job)
         except asyncio.CancelledError:
@@ -333,31 +380,43 @@ class ExecutionService:
         except Exception:
             log.exception("execution %s failed", execution_id)
             result = JudgeResult(Verdict.INTERNAL_ERROR, "internal error while judging")
-        await self.finish(row, result)
+        return result
 
     async def finish(self, row: Execution, result: JudgeResult) -> Execution:
-        values = {
-            "status": "finished",
-            "verdict": result.verdict.value,
-            "message": result.message,
-            "stdout": result.stdout,
-            "stderr": result.stderr,
-            "compile_output": result.compile_output,
-            "exit_code": result.exit_code,
-            "signal": result.signal,
-            "wall_ms": result.wall_ms,
-            "cpu_ms": result.cpu_ms,
-            "memory_kb": result.memory_kb,
-            "completed_at": utcnow(),
-        }
+        fresh = await self.store(row, result)
+        assert fresh is not None  # unfenced: always written
+        return fresh
+
+    async def store(
+        self, row: Execution, result: JudgeResult, attempt: int | None = None
+    ) -> Execution | None:
+        """Store ``result``. With ``attempt`` (the database queue) only if the row still is
+        that try's (fencing: a worker that lost its lease writes nothing; ``None`` then)."""
+        values = result_values(result)
+        where = [Execution.id == row.id]
+        if attempt is not None:
+            where += [Execution.attempt == attempt, Execution.status == "running"]
+            values.update(worker=None, lease_until=None)
         async with self.db.session() as s:
-            await s.execute(update(Execution).where(Execution.id == row.id).values(**values))
+            # One round trip: the stored row comes back with RETURNING.
+            res = await s.execute(
+                update(Execution).where(*where).values(**values).returning(Execution),
+                execution_options={"populate_existing": True},
+            )
+            fresh = res.scalar_one_or_none()
+            if fresh is None:
+                await s.rollback()
+                log.warning("execution %s: try %s lost its lease; result dropped", row.id, attempt)
+                return None
+            if self.dbq is not None:
+                await s.execute(
+                    text("SELECT pg_notify(:c, :id)"), {"c": DONE_CHANNEL, "id": str(row.id)}
+                )
             await s.commit()
-            fresh = await s.get(Execution, row.id, populate_existing=True)
-        event = self._finished.pop(row.id, None)
-        if event is not None:
-            event.set()
-        assert fresh is not None
+        self._done(row.id, fresh)
+        if fresh.callback_url:
+            body = submission_json(fresh, DEFAULT_FIELDS, b64=bool(source_flag(fresh)))
+            self.callbacks.deliver(fresh.callback_url, body)
         return fresh
 
     # --- reads ----------------------------------------------------------------------------
@@ -376,9 +435,21 @@ class ExecutionService:
             raise NotFound("no such execution", code="execution_not_found")
         return row
 
+    async def get_many(self, user_id: int, raw_ids: Sequence[str]) -> dict[str, Execution]:
+        """The user's executions among ``raw_ids`` (by public id); others are left out."""
+        ids: list[uuid_mod.UUID] = []
+        for raw in raw_ids:
+            with contextlib.suppress(ValueError):
+                ids.append(uuid_mod.UUID(raw))
+        async with self.db.session() as s:
+            rows = await s.scalars(
+                select(Execution).where(Execution.uuid.in_(ids), Execution.user_id == user_id)
+            )
+            return {str(r.uuid): r for r in rows.all()}
+
     async def wait(self, row: Execution, timeout_s: float) -> Execution:
         """``row`` once finished, or as it is after ``timeout_s``."""
-        event = self._finished.setdefault(row.id, asyncio.Event())
+        event = self._finished.setdefault(row.id, Finished())
         async with self.db.session() as s:
             fresh = await s.get(Execution, row.id)
         if fresh is not None and fresh.status == "finished":
@@ -386,6 +457,8 @@ class ExecutionService:
             return fresh
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(event.wait(), timeout_s)
+        if event.row is not None:
+            return event.row
         async with self.db.session() as s:
             fresh = await s.get(Execution, row.id)
         return fresh or row

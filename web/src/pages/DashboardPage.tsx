@@ -4,6 +4,7 @@ import { ApiError, errorMessage } from "../api/errors";
 import { createSessionFromZip, listTemplates } from "../api/ide";
 import * as sessionsApi from "../api/sessions";
 import type { Language, Session, Template } from "../api/types";
+import { ApiTokens } from "../components/ApiTokens";
 import { Brand } from "../components/Brand";
 import * as historyApi from "../api/history";
 import { DeletedWorkspaces } from "../components/DeletedWorkspaces";
@@ -273,6 +274,7 @@ export function DashboardPage() {
           </ul>
         )}
         <DeletedWorkspaces refreshKey={trashKey} onRestored={() => load()} />
+        <ApiTokens />
       </main>
 
       {renaming && (

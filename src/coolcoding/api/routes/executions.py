@@ -46,6 +46,9 @@ def job_request(body: ExecutionIn) -> JobRequest:
         stdin=body.stdin,
         expected_output=body.expected_output,
         limits=limits,
+        testcases=[c.model_dump() for c in body.testcases] if body.testcases is not None else None,
+        checker=body.checker.model_dump() if body.checker is not None else None,
+        stop_on_failure=body.stop_on_first_failure,
     )
 
 

@@ -379,7 +379,7 @@ class KubernetesRuntime(Runtime):
 
     @asynccontextmanager
     async def _ephemeral(self, files: Mapping[str, bytes], network: bool, memory_mb: int,
-                         pids: int) -> AsyncIterator[Sandbox]:  # fmt: skip
+                         pids: int, executables: Collection[str]) -> AsyncIterator[Sandbox]:  # fmt: skip
         await self._ensure()
         # A warm pod has the session limits; a judge job needing more memory starts its own.
         fits = not network and memory_mb <= self.settings.sandbox_memory_mb
@@ -395,6 +395,8 @@ class KubernetesRuntime(Runtime):
             sb = await self._connect(running, name, self.settings.max_workspace_bytes)
             try:
                 await sb.write_files(files)
+                if executables:  # the agent writes 0644; a cached binary must run as it is
+                    await sb.exec(["chmod", "0755", "--", *executables])
                 yield sb
             finally:
                 await sb.close()
@@ -404,8 +406,9 @@ class KubernetesRuntime(Runtime):
                 await self._delete(PersistentVolumeClaim, claim)
 
     def ephemeral(self, files: Mapping[str, bytes], *, network: bool = False,
-                  memory_mb: int = 512, pids: int = 64) -> contextlib.AbstractAsyncContextManager[Sandbox]:  # fmt: skip
-        return self._ephemeral(files, network, memory_mb, pids)
+                  memory_mb: int = 512, pids: int = 64,
+                  executables: Collection[str] = ()) -> contextlib.AbstractAsyncContextManager[Sandbox]:  # fmt: skip
+        return self._ephemeral(files, network, memory_mb, pids, executables)
 
     async def shutdown(self) -> None:
         for uuid in list(self.sandboxes):

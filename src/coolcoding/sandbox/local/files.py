@@ -13,7 +13,7 @@ import contextlib
 import errno
 import os
 import stat
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 
 from coolcoding.sandbox.base import SandboxError
 
@@ -62,7 +62,7 @@ class WorkspaceFiles:
             os.close(fd)
             raise
 
-    def write(self, path: str, data: bytes) -> None:
+    def write(self, path: str, data: bytes, *, executable: bool = False) -> None:
         parts = split_path(path)
         if not parts:
             raise SandboxError("bad_path", "Cannot write the workspace root")
@@ -94,6 +94,8 @@ class WorkspaceFiles:
                     view = view[os.write(fd, view) :]
                 if self.chown:
                     os.fchown(fd, self.uid, self.gid)
+                if executable:
+                    os.fchmod(fd, 0o755)
             finally:
                 if fd >= 0:
                     os.close(fd)
@@ -163,12 +165,12 @@ class WorkspaceFiles:
         except OSError as e:
             raise _refuse(path, e) from e
 
-    def apply(self, files: Mapping[str, bytes | None]) -> None:
+    def apply(self, files: Mapping[str, bytes | None], executables: Collection[str] = ()) -> None:
         for path, data in files.items():
             if data is None:
                 self.delete(path)
             else:
-                self.write(path, data)
+                self.write(path, data, executable=path in executables)
 
 
 def disk_usage_bytes(root: str) -> int:

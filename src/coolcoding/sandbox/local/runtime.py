@@ -503,7 +503,12 @@ class LocalRuntime(Runtime):
 
     @asynccontextmanager
     async def _ephemeral(
-        self, files: Mapping[str, bytes], network: bool, memory_mb: int, pids: int
+        self,
+        files: Mapping[str, bytes],
+        network: bool,
+        memory_mb: int,
+        pids: int,
+        executables: Collection[str],
     ) -> AsyncIterator[Sandbox]:
         sb: LocalSandbox | None = None
         spec = self._ephemeral_spec(network, memory_mb, pids)
@@ -515,7 +520,7 @@ class LocalRuntime(Runtime):
                 sb = await self._new_ephemeral(spec)
             self._jobs.add(sb.spec.session_uuid)
             if files:
-                await sb.write_files(files)
+                await asyncio.to_thread(sb.files.apply, files, executables)
             yield sb
         finally:
             if sb is not None:
@@ -532,8 +537,9 @@ class LocalRuntime(Runtime):
         network: bool = False,
         memory_mb: int = 512,
         pids: int = 64,
+        executables: Collection[str] = (),
     ) -> contextlib.AbstractAsyncContextManager[Sandbox]:
-        return self._ephemeral(files, network, memory_mb, pids)
+        return self._ephemeral(files, network, memory_mb, pids, executables)
 
     async def shutdown(self) -> None:
         await self.pool.close()

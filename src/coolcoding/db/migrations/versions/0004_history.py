@@ -8,7 +8,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0004"
-down_revision = "0003_leases"  # the integrator re-chains migrations ("0003" in the brief)
+down_revision = "0003_leases"
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,154 @@
+"""The judge at scale (issue 10): jobs/s of hello-world jobs from 20 concurrent clients over HTTP
+(``?wait=true``) against the unsandboxed floor (the same program run 20 at a time with
+subprocess), in interleaved rounds of one run; the Judge0-compatible endpoint against the native
+one; and the server process's own CPU per judged job (its utime + stime, children excluded).
+
+Python hello, and C precompiled (the compile cache: every measured job runs the cached binary).
+
+Usage: .venv/bin/python bench/bench_judge_throughput.py [-n 200] [--rounds 3] [--clients 20]
+(root; sandboxes need cgroups and uids). Writes bench/results/judge_throughput.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).parent))
+from bench_exec import pct
+from ccserver import Server
+
+PY = 'print("hello")\n'
+C = '#include <stdio.h>\nint main(void){puts("hello");return 0;}\n'
+RESULTS = Path(__file__).parent / "results" / "judge_throughput.json"
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_s(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICK  # utime, stime
+
+
+async def load(url: str, body: dict[str, Any], headers: dict[str, str], n: int, clients: int,
+               check: Any) -> tuple[float, list[float]]:  # fmt: skip
+    lat: list[float] = []
+    sem = asyncio.Semaphore(clients)
+    limits = httpx.Limits(max_connections=clients)
+    async with httpx.AsyncClient(headers=headers, timeout=300, limits=limits) as c:
+
+        async def one() -> None:
+            async with sem:
+                t = time.perf_counter()
+                r = await c.post(url, json=body)
+                assert check(r), r.text
+                lat.append((time.perf_counter() - t) * 1000)
+
+        t0 = time.perf_counter()
+        await asyncio.gather(*(one() for _ in range(n)))
+        return n / (time.perf_counter() - t0), lat
+
+
+async def floor(argv: list[str], n: int, clients: int) -> tuple[float, list[float]]:
+    lat: list[float] = []
+    sem = asyncio.Semaphore(clients)
+
+    async def one() -> None:
+        async with sem:
+            t = time.perf_counter()
+            p = await asyncio.create_subprocess_exec(*argv, stdout=subprocess.DEVNULL)
+            assert await p.wait() == 0
+            lat.append((time.perf_counter() - t) * 1000)
+
+    t0 = time.perf_counter()
+    await asyncio.gather(*(one() for _ in range(n)))
+    return n / (time.perf_counter() - t0), lat
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("-n", type=int, default=200)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--clients", type=int, default=20)
+    ap.add_argument("--workers", type=int, default=0, help="COOLCODING_EXEC_WORKERS (0: default)")
+    args = ap.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="cc-bench-tp-"))
+    binary = work / "hello"
+    subprocess.run(["gcc", "-O2", "-x", "c", "-o", str(binary), "-"], input=C.encode(), check=True)
+    extra = {"EXEC_WORKERS": str(args.workers)} if args.workers else {}
+    srv = Server(EXEC_RATE_LIMIT_PER_MINUTE="1000000", JUDGE0_ENABLED="true", **extra)
+    series: dict[str, list[float]] = {}
+    lats: dict[str, list[float]] = {}
+    cpu_per_job: list[float] = []
+    try:
+        cookie = srv.headers
+        token = srv.client.post("/api/tokens", json={"name": "bench"}, headers=cookie).json()
+        j0 = {"X-Auth-Token": token["token"]}
+        native = f"{srv.base}/api/executions?wait=true"
+        judge0 = f"{srv.base}/judge0/submissions?wait=true"
+
+        def ok(r: httpx.Response) -> bool:
+            return r.status_code == 200 and r.json()["verdict"] == "accepted"
+
+        def ok0(r: httpx.Response) -> bool:
+            return r.status_code == 201 and r.json()["status"]["id"] == 3
+
+        scenarios: list[tuple[str, Any]] = [
+            ("floor python3", lambda: floor(["python3", "-c", PY], args.n, args.clients)),
+            ("judge python", lambda: load(native, {"language": "python", "source": PY}, cookie,
+                                          args.n, args.clients, ok)),
+            ("floor C binary", lambda: floor([str(binary)], args.n, args.clients)),
+            ("judge C cached", lambda: load(native, {"language": "c", "source": C}, cookie,
+                                            args.n, args.clients, ok)),
+            ("judge0 python", lambda: load(judge0, {"source_code": PY, "language_id": 71}, j0,
+                                           args.n, args.clients, ok0)),
+        ]  # fmt: skip
+        # Warm-up: the C build is cached, the pools full, the DB's pages read.
+        for _, run in scenarios:
+            asyncio.run(run())
+        for _ in range(args.rounds):
+            for name, run in scenarios:
+                before = cpu_s(srv.proc.pid)
+                rate, lat = asyncio.run(run())
+                if name.startswith("judge "):
+                    cpu_per_job.append((cpu_s(srv.proc.pid) - before) * 1000 / args.n)
+                series.setdefault(name, []).append(rate)
+                lats.setdefault(name, []).extend(lat)
+    finally:
+        srv.stop()
+        shutil.rmtree(srv.tmp, ignore_errors=True)
+        shutil.rmtree(work, ignore_errors=True)
+    med = {k: statistics.median(v) for k, v in series.items()}
+    result = {
+        "n": args.n,
+        "rounds": args.rounds,
+        "clients": args.clients,
+        "cpus": os.cpu_count(),
+        "workers": args.workers or "default",
+        "jobs_per_s": {k: [round(x, 2) for x in v] for k, v in series.items()},
+        "median_jobs_per_s": {k: round(v, 2) for k, v in med.items()},
+        "p50_ms": {k: round(pct(v, 50), 1) for k, v in lats.items()},
+        "p99_ms": {k: round(pct(v, 99), 1) for k, v in lats.items()},
+        "ratio_python_vs_floor": round(med["judge python"] / med["floor python3"], 3),
+        "ratio_c_vs_floor": round(med["judge C cached"] / med["floor C binary"], 3),
+        "ratio_judge0_vs_native": round(med["judge0 python"] / med["judge python"], 3),
+        "server_cpu_ms_per_job_median": round(statistics.median(cpu_per_job), 2),
+    }
+    print(json.dumps(result, indent=2))
+    RESULTS.parent.mkdir(exist_ok=True)
+    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,156 @@
+"""Judge workers as processes (issue 10): jobs/s of 2 ``coolcoding worker`` processes vs 1, on
+the PostgreSQL queue, interleaved rounds in one run. Each worker process runs one job at a time
+(``--slots 1``); a round submits ``-n`` Python hello jobs in one batch once the workers are
+ready and times until the last is finished.
+
+Usage: .venv/bin/python bench/bench_judge_workers.py [-n 60] [--rounds 3]   (root; PostgreSQL up)
+Writes bench/results/judge_workers.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import secrets
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import asyncpg  # type: ignore[import-untyped]
+from sqlalchemy import func, select
+
+from coolcoding.db.engine import Database
+from coolcoding.db.migrate import upgrade
+from coolcoding.db.models import Execution, User
+from coolcoding.execution.judge import Judge
+from coolcoding.execution.languages import LanguageRegistry
+from coolcoding.services.executions import ExecutionService, JobRequest
+from coolcoding.services.ratelimit import RateLimiter
+from coolcoding.settings import Settings
+
+PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
+CLI = [sys.executable, "-c", "from coolcoding.cli import main; main()"]
+RESULTS = Path(__file__).parent / "results" / "judge_workers.json"
+
+
+def start_workers(count: int, env: dict[str, str]) -> list[subprocess.Popen[str]]:
+    procs = [
+        subprocess.Popen(
+            [*CLI, "worker", "--slots", "1"],
+            env=env,
+            text=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
+        for _ in range(count)
+    ]
+    for p in procs:
+        assert p.stdout is not None
+        while "ready" not in (line := p.stdout.readline()):
+            if not line:
+                raise RuntimeError("a worker did not start")
+        # Its log goes on to the pipe: drain it, or a full pipe would block the worker.
+        threading.Thread(target=p.stdout.read, daemon=True).start()
+    return procs
+
+
+async def round_(
+    svc: ExecutionService, user_id: int, n: int, procs: int, env: dict[str, str]
+) -> float:
+    workers = start_workers(procs, env)
+    try:
+        job = JobRequest(language="python", source='print("hello")\n')
+        t0 = time.perf_counter()
+        rows = await svc.submit(user_id, [job] * n)
+        ids = [r.id for r in rows]
+        while True:
+            async with svc.db.session() as s:
+                done = await s.scalar(
+                    select(func.count()).where(
+                        Execution.id.in_(ids), Execution.status == "finished"
+                    )
+                )
+            if done == n:
+                break
+            if any(w.poll() is not None for w in workers):
+                raise RuntimeError("a worker died")
+            await asyncio.sleep(0.02)
+        return n / (time.perf_counter() - t0)
+    finally:
+        for w in workers:
+            w.terminate()
+        for w in workers:
+            w.wait(60)
+
+
+async def main_async(n: int, rounds: int) -> dict[str, Any]:
+    name = f"cc_bench_workers_{secrets.token_hex(4)}"
+    admin = await asyncpg.connect(PG_ADMIN)
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    data_dir = Path(tempfile.mkdtemp(prefix="cc-bench-workers-"))
+    data_dir.chmod(0o711)
+    url = f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}"
+    cgroup = f"cc-bench-workers-{os.getpid()}"
+    settings = Settings(environment="test", data_dir=data_dir, database_url=url,
+                        exec_queue="database", exec_embedded_worker=False,
+                        exec_rate_limit_per_minute=1_000_000, sandbox_cgroup_parent=cgroup)  # fmt: skip
+    env = {**os.environ, "COOLCODING_DATA_DIR": str(data_dir), "COOLCODING_DATABASE_URL": url,
+           "COOLCODING_EXEC_QUEUE": "database", "COOLCODING_SANDBOX_CGROUP_PARENT": cgroup,
+           "COOLCODING_ENVIRONMENT": "test"}  # fmt: skip
+    db = Database(settings)
+    try:
+        await upgrade(db.engine)
+        async with db.session() as s:
+            user = User(username="bench", email="b@example.com", password_hash="x")
+            s.add(user)
+            await s.commit()
+            user_id = user.id
+        judge = Judge(None, LanguageRegistry(), settings)
+        svc = ExecutionService(db, settings, judge.languages, judge, RateLimiter(10**9, 60))
+        await svc.start()
+        one: list[float] = []
+        two: list[float] = []
+        await round_(svc, user_id, 10, 1, env)  # warm-up: caches, the DB's pages
+        for _ in range(rounds):
+            one.append(await round_(svc, user_id, n, 1, env))
+            two.append(await round_(svc, user_id, n, 2, env))
+        await svc.stop()
+    finally:
+        await db.dispose()
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+        shutil.rmtree(data_dir, ignore_errors=True)
+    m1, m2 = statistics.median(one), statistics.median(two)
+    return {
+        "n": n,
+        "rounds": rounds,
+        "one_worker_jobs_per_s": [round(x, 2) for x in one],
+        "two_workers_jobs_per_s": [round(x, 2) for x in two],
+        "median_one": round(m1, 2),
+        "median_two": round(m2, 2),
+        "ratio_two_vs_one": round(m2 / m1, 2),
+        "cpus": os.cpu_count(),
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("-n", type=int, default=60)
+    ap.add_argument("--rounds", type=int, default=3)
+    args = ap.parse_args()
+    result = asyncio.run(main_async(args.n, args.rounds))
+    print(json.dumps(result, indent=2))
+    RESULTS.parent.mkdir(exist_ok=True)
+    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
