@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import time
 from collections.abc import Callable
 from typing import Any
 
 import websockets
 
+from coolcoding.filesync.watcher import _libc as watcher_libc
 from tests.conftest import LiveServer, UserClient
 
 COMMAND_TIMEOUT = 15.0
@@ -110,3 +112,31 @@ def file_items(u: UserClient, sid: str) -> dict[str, dict[str, Any]]:
     r = u.client.get(f"/api/workspace/{sid}/files")
     assert r.status_code == 200, r.text
     return {i["path"]: i for i in r.json()["items"]}
+
+
+def hold_all_inotify_instances(uid: int) -> tuple[int, int]:
+    """A child with ``uid`` takes every inotify instance that uid may have; returns (pid, fd to
+    close to let it go) once it holds them."""
+    ready_r, ready_w = os.pipe()
+    hold_r, hold_w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        try:
+            os.close(ready_r)
+            os.close(hold_w)
+            os.setgroups([])
+            os.setresgid(uid, uid, uid)
+            os.setresuid(uid, uid, uid)
+            held = 0
+            while watcher_libc.inotify_init1(os.O_CLOEXEC) >= 0:
+                held += 1
+            os.write(ready_w, str(held).encode())
+            os.read(hold_r, 1)
+        finally:
+            os._exit(0)
+    os.close(ready_w)
+    os.close(hold_r)
+    held = os.read(ready_r, 32)
+    os.close(ready_r)
+    assert int(held) > 0
+    return pid, hold_w

@@ -68,22 +68,22 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # level 9, for 12% more bytes.
     app.add_middleware(GZipMiddleware, minimum_size=2048, compresslevel=1)
     # base64 makes a file 4/3 larger; the rest is JSON framing.
-    max_body = (
-        max(
-            settings.max_file_bytes,
-            settings.exec_max_stdin_bytes,
-            settings.exec_max_testcases_bytes,
-        )
-        * 4
-        // 3
-        + 256 * 1024
+    max_body = max(settings.max_file_bytes, settings.exec_max_stdin_bytes) * 4 // 3 + 256 * 1024
+    # A judge job with test cases may carry them all (base64 in Judge0's API).
+    judge_body = settings.exec_max_testcases_bytes * 4 // 3 + 256 * 1024
+    judge_paths = re.compile(
+        r"^(?:/api/executions(?:/batch)?|" + re.escape(settings.judge0_prefix) + r"/submissions"
+        r"(?:/batch)?)/?$"
     )
     app.add_middleware(
         RequestGuards,
         max_body_bytes=max_body,
         allowed_origins=settings.public_origins,
         # zip imports stream to a temporary file and are limited there (max_zip_upload_bytes)
-        large_bodies=(ZIP_IMPORT_PATHS, settings.max_zip_upload_bytes),
+        large_bodies=(
+            (ZIP_IMPORT_PATHS, settings.max_zip_upload_bytes),
+            (judge_paths, judge_body),
+        ),
     )
     # Outermost of ours: every response, 413/403 refusals of RequestGuards included.
     app.add_middleware(SecurityHeaders)

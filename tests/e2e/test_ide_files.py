@@ -172,5 +172,5 @@ def test_template_picker_creates_the_right_starter_files(
     page.select_option("#new-session-language", label=template)
     uuid = create_workspace(page, f"e2e {template}")
     for path in expected:
-        expect(tree_item(page, path)).to_be_visible()
+        expect(tree_item(page, path)).to_be_visible(timeout=20_000)  # a new workspace under load
     assert workspace_paths(page, uuid) == expected

@@ -10,6 +10,7 @@ import hashlib
 import io
 import os
 import tempfile
+import time
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -143,5 +144,13 @@ def test_npm_installs_into_the_workspace_node_modules(user: UserClient) -> None:
     lines = out.splitlines()
     assert lines[0].startswith("pack 0") and lines[1].startswith("install 0"), out
     assert lines[-2:] == ["from node_modules", "cli on PATH"], out
-    files = user.client.get(f"/api/workspace/{sid}/files").json()["items"]
-    assert any(i["path"] == "node_modules/hello-local/package.json" for i in files)
+    # The sync brings the install to the DB (the agent's watcher; not necessarily before the
+    # run's result): wait, bounded.
+    deadline = time.monotonic() + 15
+    while True:
+        files = user.client.get(f"/api/workspace/{sid}/files").json()["items"]
+        paths = {i["path"] for i in files}
+        if "node_modules/hello-local/package.json" in paths or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert "node_modules/hello-local/package.json" in paths, sorted(paths)

@@ -7,6 +7,7 @@ that started it (it dies with it), so replicas must not share sandboxes' cgroups
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import secrets
@@ -198,7 +199,34 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
             r.stop()
         redis.terminate()
         redis.wait(timeout=20)
+        _reap_sandboxes(parent, root)
         db.drop()
+
+
+def _reap_sandboxes(cgroup_parent: str, root: Path) -> None:
+    """The replicas leave their sandboxes running (they outlive their processes, by design);
+    the test run does not: kill every process under the cgroup parent, remove the cgroups and
+    unmount the workspace images under ``root``."""
+    trees = [
+        d / cgroup_parent for d in Path("/sys/fs/cgroup").iterdir() if (d / cgroup_parent).is_dir()
+    ]
+    for _ in range(3):
+        for tree in trees:
+            for procs in tree.rglob("cgroup.procs"):
+                for pid in procs.read_text().split():
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(int(pid), signal.SIGKILL)
+        time.sleep(0.2)
+    for tree in trees:
+        for d in sorted((p for p in tree.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts)):
+            with contextlib.suppress(OSError):
+                d.rmdir()
+        with contextlib.suppress(OSError):
+            tree.rmdir()
+    for line in Path("/proc/self/mounts").read_text().splitlines():
+        target = line.split()[1]
+        if target.startswith(str(root)):
+            subprocess.run(["umount", "-l", target], check=False)
 
 
 @dataclass

@@ -10,9 +10,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from coolcoding.filesync.watcher import _libc
 from coolcoding.sandbox.local.process import credentials_for
 from tests.conftest import LiveServer, UserClient, module_live_server, register_user
+from tests.sandbox_helpers import hold_all_inotify_instances
 
 pytestmark = pytest.mark.sandbox
 
@@ -26,34 +26,6 @@ def user(server: LiveServer) -> Iterator[UserClient]:
     u.client.close()
 
 
-def _hold_all_instances(uid: int) -> tuple[int, int]:
-    """A child with ``uid`` takes every inotify instance that uid may have; returns (pid, fd to
-    close to let it go) once it holds them."""
-    ready_r, ready_w = os.pipe()
-    hold_r, hold_w = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # pragma: no cover - the child
-        try:
-            os.close(ready_r)
-            os.close(hold_w)
-            os.setgroups([])
-            os.setresgid(uid, uid, uid)
-            os.setresuid(uid, uid, uid)
-            held = 0
-            while _libc.inotify_init1(os.O_CLOEXEC) >= 0:
-                held += 1
-            os.write(ready_w, str(held).encode())
-            os.read(hold_r, 1)
-        finally:
-            os._exit(0)
-    os.close(ready_w)
-    os.close(hold_r)
-    held = os.read(ready_r, 32)
-    os.close(ready_r)
-    assert int(held) > 0
-    return pid, hold_w
-
-
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root to act as the sandbox's uid")
 def test_a_sandbox_uid_without_inotify_instances_is_named_in_the_start_error(
     server: LiveServer, user: UserClient
@@ -61,7 +33,7 @@ def test_a_sandbox_uid_without_inotify_instances_is_named_in_the_start_error(
     sid = user.new_session()
     s = server.settings
     uid = credentials_for(sid, s.sandbox_uid_base, s.sandbox_uid_count).uid
-    pid, release = _hold_all_instances(uid)
+    pid, release = hold_all_inotify_instances(uid)
     try:
         r = user.client.post(f"/api/sessions/{sid}/sandbox/start")
         assert r.status_code == 503, r.text

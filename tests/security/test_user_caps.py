@@ -6,17 +6,16 @@ Both databases, real sandboxes, real WebSockets."""
 
 from __future__ import annotations
 
-import ctypes
-import errno
+import os
 import time
 from collections.abc import Iterator
 
 import pytest
 import websockets
 
-from coolcoding.filesync import watcher
+from coolcoding.sandbox.local.process import credentials_for
 from tests.conftest import LiveServer, UserClient, register_user, searchable, start_live_server
-from tests.sandbox_helpers import Term, cookie
+from tests.sandbox_helpers import Term, cookie, hold_all_inotify_instances
 
 pytestmark = pytest.mark.sandbox
 
@@ -117,28 +116,26 @@ async def test_terminals_per_user_over_all_sessions(server: LiveServer) -> None:
         u.client.close()
 
 
-def test_a_host_limit_hit_anyway_is_named_in_the_error(
-    server: LiveServer, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Fault injection: the watcher's inotify_init1 fails as the kernel does when the host's
-    instances are used up (EMFILE). The answer names the limit, and the failed start holds no
-    place in the caps."""
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to act as the sandbox's uid")
+def test_a_host_limit_hit_anyway_is_named_in_the_error(server: LiveServer) -> None:
+    """A real exhaustion: the sandbox's uid has no inotify instance left (its agent's watcher
+    cannot start), as the kernel does when they are used up (EMFILE). The answer names the
+    limit, and the failed start holds no place in the caps."""
     u = register_user(server, "unlucky")
     sid = u.new_session()
-
-    def no_more_instances(_flags: int) -> int:
-        ctypes.set_errno(errno.EMFILE)
-        return -1
-
-    monkeypatch.setattr(watcher._libc, "inotify_init1", no_more_instances)
-    for _ in range(3):  # more than max_running_sandboxes_per_user: nothing was counted
-        status, body = start(u, sid)
-        assert status == 503 and body["error"] == "sandbox_host_limit", body
-        assert "fs.inotify.max_user_instances (" in str(body["message"])
-        assert "reached on the host" in str(body["message"])
+    s = server.settings
+    uid = credentials_for(sid, s.sandbox_uid_base, s.sandbox_uid_count).uid
+    pid, release = hold_all_inotify_instances(uid)
+    try:
+        for _ in range(3):  # more than max_running_sandboxes_per_user: nothing was counted
+            status, body = start(u, sid)
+            assert status == 503 and body["error"] == "sandbox_host_limit", body
+            assert "fs.inotify.max_user_instances (" in str(body["message"])
+    finally:
+        os.close(release)
+        os.waitpid(pid, 0)
     session = u.client.get(f"/api/sessions/{sid}").json()
     assert session["sandbox_status"] == "error"
-    monkeypatch.undo()
     assert start(u, sid)[0] == 200
     assert u.client.post(f"/api/sessions/{sid}/sandbox/stop").status_code == 200
     u.client.close()

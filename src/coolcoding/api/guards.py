@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from urllib.parse import urlsplit
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -48,12 +48,13 @@ class RequestGuards:
         app: ASGIApp,
         max_body_bytes: int,
         allowed_origins: list[str],
-        large_bodies: tuple[re.Pattern[str], int] | None = None,
+        large_bodies: Sequence[tuple[re.Pattern[str], int]] = (),
     ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
-        # Paths that take a larger body (zip imports), and their limit.
-        self.large_bodies = large_bodies
+        # Paths that take a larger body (zip imports, judge jobs with test cases), each with
+        # its limit; every other path keeps ``max_body_bytes``.
+        self.large_bodies = tuple(large_bodies)
         self.allowed_origins = set(allowed_origins)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -72,8 +73,9 @@ class RequestGuards:
                 )
                 return
         max_body = self.max_body_bytes
-        if self.large_bodies is not None and self.large_bodies[0].match(scope["path"]):
-            max_body = max(max_body, self.large_bodies[1])
+        for pattern, limit in self.large_bodies:
+            if pattern.match(scope["path"]):
+                max_body = max(max_body, limit)
         length = headers.get("content-length")
         if length is not None and length.isdigit() and int(length) > max_body:
             await _reject(
