@@ -3,13 +3,15 @@ root inotify instances (``fs.inotify.max_user_instances``, 128 on a stock kernel
 every root process) are not taken per session: each session's workspace is watched by its agent,
 as the sandbox's own uid.
 
-``COOLCODING_SCALE_SESSIONS`` (default 1000) sessions on one server (in this process), each with
+``COOLCODING_SCALE_SESSIONS`` sessions on one server (in this process), each with
 a terminal showing a prompt (a command record proves the shell integration ran). Then:
 - this server process holds no more inotify instances than before, and no root process of the
   sandboxes holds one (the agents hold them, one each, as non-root uids);
 - every agent holds exactly one.
 The memory the sessions cost (PSS of the sandboxes' processes, the server's RSS growth) is
-printed for the record (``-s``); it is a figure, not an assertion.
+printed for the record (``-s``); it is a figure, not an assertion. The suite's default is 300
+(well above the 122 sessions where a root-held watcher per session failed); the issue's 1,000 is
+``COOLCODING_SCALE_SESSIONS=1000`` (about 7 minutes and 13 GiB here; bench/results/scale_1000.txt).
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from tests.sandbox_helpers import Term
 
 pytestmark = pytest.mark.sandbox
 
-SESSIONS = int(os.environ.get("COOLCODING_SCALE_SESSIONS", "1000"))
+SESSIONS = int(os.environ.get("COOLCODING_SCALE_SESSIONS", "300"))
 PARALLEL = int(os.environ.get("COOLCODING_SCALE_PARALLEL", "12"))
 
 server = module_live_server(
@@ -160,3 +162,14 @@ async def test_idle_sessions_with_a_terminal_each_take_no_root_inotify_instance(
         )
     finally:
         await asyncio.gather(*(t.close() for t in terms), return_exceptions=True)
+        # Stop them here, in parallel: the server's shutdown would stop a thousand one by one.
+        async with httpx.AsyncClient(
+            base_url=server.base_url, headers=headers, timeout=300
+        ) as http:
+
+            async def stop(sid: str) -> None:
+                async with gate:
+                    await http.post(f"/api/sessions/{sid}/sandbox/stop")
+
+            listed = (await http.get("/api/sessions/")).json()
+            await asyncio.gather(*(stop(x["uuid"]) for x in listed), return_exceptions=True)
