@@ -6,10 +6,13 @@ cd "$(dirname "$0")/.."
 
 # System packages: bubblewrap (sandboxes), e2fsprogs (workspace disk images), compilers/interpreters of the language registry,
 # chromium for the browser tests. Root only (on a machine where we are not root, install them first).
-APT_PACKAGES="bubblewrap e2fsprogs slirp4netns iproute2 python3 procps gcc g++ nodejs default-jdk-headless rustc nginx python3-numpy python3-pandas python3-scipy python3-matplotlib python3-venv python3-pip npm"
+APT_PACKAGES="bubblewrap e2fsprogs slirp4netns iproute2 python3 procps gcc g++ nodejs default-jdk-headless rustc nginx python3-numpy python3-pandas python3-scipy python3-matplotlib python3-venv python3-pip"
 if [ "${COOLCODING_WITH_BROWSER:-1}" = "1" ]; then APT_PACKAGES="$APT_PACKAGES chromium"; fi
 missing=""
 for p in $APT_PACKAGES; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
+# npm (sessions' `npm install`, the web build): Debian's package only where no npm came with
+# Node.js (a NodeSource nodejs ships its own and conflicts with Debian's npm).
+command -v npm >/dev/null 2>&1 || missing="$missing npm"
 if [ -n "$missing" ]; then
   if [ "$(id -u)" = "0" ]; then
     echo "setup: apt-get install$missing"
