@@ -79,7 +79,12 @@ async def test_a_detached_daemon_does_not_outlive_the_job(judge: Judge, language
 async def test_a_fork_bomb_is_contained(judge: Judge, language: str) -> None:
     t = time.monotonic()
     r = await judge.judge(job(judge, language, "fork\n", limits={"cpu_s": 1, "wall_s": 2}))
-    assert r.verdict in (Verdict.TIME_LIMIT, Verdict.RUNTIME_ERROR, Verdict.MEMORY_LIMIT), r.message
+    contained = {Verdict.TIME_LIMIT, Verdict.RUNTIME_ERROR, Verdict.MEMORY_LIMIT}
+    if language == "bash":
+        # bash's `f | f &` returns at once: its top level may exit 0 while the forks go on; they
+        # must not outlive the job (checked below), whatever the verdict.
+        contained.add(Verdict.ACCEPTED)
+    assert r.verdict in contained, r.message
     assert time.monotonic() - t < 10
     assert_nothing_left(judge)
 

@@ -35,6 +35,8 @@ export function DashboardPage() {
   const [templates, setTemplates] = useState<Template[]>([]);
   // "t:<key>" = a starter template, "l:<id>" = a language without one
   const [starter, setStarter] = useState("t:python");
+  // A language picked before the templates arrived: their starter replaces it (not python's).
+  const pickedLanguage = useRef<string | null>(null);
   const zipInput = useRef<HTMLInputElement>(null);
   const [creating, setCreating] = useState(false);
   const [createError, setCreateError] = useState<string | null>(null);
@@ -64,7 +66,12 @@ export function DashboardPage() {
   useEffect(() => {
     load();
     listTemplates().then(
-      (list) => setTemplates(list),
+      (list) => {
+        setTemplates(list);
+        const lang = pickedLanguage.current;
+        const match = lang === null ? undefined : list.find((t) => t.language === lang && t.is_default) ?? list.find((t) => t.language === lang);
+        if (match) setStarter(`t:${match.key}`);
+      },
       () => {
         /* without templates the language list is used */
       },
@@ -196,7 +203,14 @@ export function DashboardPage() {
               id="new-session-language"
               className="input template-picker"
               value={templates.length > 0 ? starter : `l:${language}`}
-              onChange={(e) => (e.target.value.startsWith("t:") ? setStarter(e.target.value) : setLanguage(e.target.value.slice(2)))}
+              onChange={(e) => {
+                if (e.target.value.startsWith("t:")) {
+                  setStarter(e.target.value);
+                } else {
+                  pickedLanguage.current = e.target.value.slice(2);
+                  setLanguage(e.target.value.slice(2));
+                }
+              }}
             >
               {templates.length > 0
                 ? templates.map((t) => (
