@@ -267,3 +267,38 @@ async def test_restarting_replicas_kills_no_sandbox_and_orphans_none(
     finally:
         for t in terms:
             await t.close()
+
+
+def _stored(replica: Replica, sid: str) -> list[str]:
+    """Paths under the replica's data dir named after the session (image, workspace, agent)."""
+    return sorted(str(p) for p in replica.data_dir.rglob(f"{sid}*") if not p.name.endswith(".log"))
+
+
+async def test_deleting_a_session_through_a_non_holder_deletes_every_replicas_storage(
+    cluster: Cluster,
+) -> None:
+    a, b, c_ = cluster.replicas
+    user = register(cluster.lb_url)
+    # Running on A, deleted through B: the holder is asked to delete its storage too.
+    sid = new_session(cluster.lb_url, user)
+    start_on(a, user, sid)
+    assert _stored(a, sid), "the running sandbox keeps no storage on A?"
+    with user.client(b.url) as c:
+        assert c.delete(f"/api/sessions/{sid}").status_code == 204
+    await poll(lambda: not _stored(a, sid))
+    assert not _stored(b, sid) and not _stored(c_, sid)
+    # Stopped, its storage on C (down while the session is deleted through B): C deletes it
+    # when it starts again.
+    sid = new_session(cluster.lb_url, user)
+    start_on(c_, user, sid)
+    with user.client(c_.url) as c:
+        assert c.post(f"/api/sessions/{sid}/sandbox/stop").status_code == 200
+    assert _stored(c_, sid), "a stopped sandbox's image stays (a faster next start)"
+    c_.kill()
+    try:
+        with user.client(b.url) as c:
+            assert c.delete(f"/api/sessions/{sid}").status_code == 204
+        assert _stored(c_, sid)
+    finally:
+        c_.start()
+    await poll(lambda: not _stored(c_, sid))

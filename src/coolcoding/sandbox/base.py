@@ -205,6 +205,11 @@ class Runtime(abc.ABC):
         The services never see where a workspace is stored: files, changes and deletion all go
         through the runtime and the sandbox's agent."""
 
+    async def stored_workspaces(self) -> list[str]:
+        """Session uuids whose workspace storage this runtime keeps (running or not); the
+        services delete those of sessions that no longer exist."""
+        return []
+
     @abc.abstractmethod
     def ephemeral(
         self,

@@ -294,9 +294,11 @@ class ReplicaSharing:
                 log.exception("taking over sandbox %s failed", uuid)
                 await self._release_lease(uuid)
 
-    async def stop_anywhere(self, sess: CodeSession, reason: str) -> None:
+    async def stop_anywhere(self, sess: CodeSession, reason: str, *, delete: bool = False) -> None:
         """Stop the session's sandbox wherever it runs: here, or asked of the replica holding
-        it (over the event bus), waiting (bounded) until its row says it stopped."""
+        it (over the event bus), waiting (bounded) until its row says it stopped. ``delete``:
+        the holder also deletes the workspace storage it keeps (the session is being deleted;
+        a replica's storage lives in its own data dir)."""
         uuid = str(sess.uuid)
         if uuid in self._active or self.leases is None or not self.events.shared:
             await self.stop(uuid, reason=reason)
@@ -305,7 +307,9 @@ class ReplicaSharing:
         if holder is None or holder[0] == self.leases.replica_id:
             await self.stop(uuid, reason=reason)
             return
-        await self.events.publish_to_replicas(uuid, {"type": STOP_REQUEST, "reason": reason})
+        await self.events.publish_to_replicas(
+            uuid, {"type": STOP_REQUEST, "reason": reason, "delete": delete}
+        )
         deadline = time.monotonic() + self.settings.sandbox_start_timeout_s
         while time.monotonic() < deadline:
             row = await self._row(sess.id)
@@ -318,6 +322,8 @@ class ReplicaSharing:
         if message.get("type") == STOP_REQUEST and session_uuid in self._active:
             reason = str(message.get("reason") or "stopped")[:200]
             await self.stop(session_uuid, reason=reason)
+            if message.get("delete") is True:
+                await self.runtime.delete_workspace(session_uuid)
 
     async def _client_lease(self, session_uuid: str, take: bool) -> None:
         if self.leases is None or take == (session_uuid in self._clients):

@@ -41,7 +41,7 @@ from coolcoding.schemas.ws import SandboxStatusEvent
 from coolcoding.services.events import EventBus
 from coolcoding.services.leases import LeaseService, session_lease
 from coolcoding.services.sandbox_replicas import ReplicaSharing
-from coolcoding.services.sessions import SessionService, ref_of
+from coolcoding.services.sessions import SessionService, parse_uuid, ref_of
 from coolcoding.settings import Settings
 from coolcoding.terminal.shell_integration import SANDBOX_SCRIPT_PATH, script_path
 
@@ -168,6 +168,7 @@ class SandboxManager(ReplicaSharing):
         removed = await self.runtime.cleanup_orphans(keep=kept)
         if removed:
             log.info("removed %d sandbox leftovers of a previous server process", removed)
+        await self.remove_deleted_workspaces()
         for sess in alive:
             uuid = str(sess.uuid)
             try:
@@ -196,6 +197,31 @@ class SandboxManager(ReplicaSharing):
                 await s.commit()
         self._reaper = asyncio.create_task(self._reap_idle())
         self._start_sweeper()
+
+    async def remove_deleted_workspaces(self) -> int:
+        """Delete the workspace storage this runtime keeps for sessions that no longer exist
+        (deleted through another replica while this one kept a stopped sandbox's storage, or
+        while this process was down); returns how many."""
+        stored = await self.runtime.stored_workspaces()
+        if not stored:
+            return 0
+        known: set[str] = set()
+        uuids = [parse_uuid(n) for n in stored]
+        async with self.sessions.db.session() as s:
+            for i in range(0, len(uuids), 500):
+                rows = await s.scalars(
+                    select(CodeSession.uuid).where(CodeSession.uuid.in_(uuids[i : i + 500]))
+                )
+                known.update(str(u) for u in rows.all())
+        gone = [n for n in stored if n not in known and n not in self._active]
+        for name in gone:
+            try:
+                await self.runtime.delete_workspace(name)
+            except Exception:
+                log.exception("deleting the storage of deleted session %s failed", name)
+        if gone:
+            log.info("deleted the storage of %d deleted sessions", len(gone))
+        return len(gone)
 
     def _owned(self, sess: CodeSession) -> bool:
         """Whether this server started the session's sandbox (or no server is recorded):
@@ -423,7 +449,7 @@ class SandboxManager(ReplicaSharing):
     async def delete_session_files(self, sess: CodeSession) -> None:
         """Session ``before_delete`` hook: stop the sandbox, remove its workspace directory."""
         uuid = str(sess.uuid)
-        await self.stop_anywhere(sess, reason="session deleted")
+        await self.stop_anywhere(sess, reason="session deleted", delete=True)
         await self.runtime.delete_workspace(uuid)
         self._locks.pop(uuid, None)
 

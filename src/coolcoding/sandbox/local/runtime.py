@@ -398,6 +398,16 @@ class LocalRuntime(Runtime):
         else:
             await asyncio.to_thread(shutil.rmtree, workspace, True)
 
+    async def stored_workspaces(self) -> list[str]:
+        def scan() -> list[str]:
+            names = set(self.images.images()) if self.images is not None else set()
+            root = self.settings.workspaces_dir
+            if root.is_dir():
+                names.update(e.name for e in os.scandir(root) if e.is_dir(follow_symlinks=False))
+            return sorted(n for n in names if _is_uuid(n))
+
+        return await asyncio.to_thread(scan)
+
     def poll(self, session_uuid: str) -> int | None:
         sb = self._sandboxes.get(session_uuid)
         return None if sb is not None and not sb.stopped else 0
@@ -631,3 +641,10 @@ class LocalRuntime(Runtime):
         except (OSError, TimeoutError, AgentError, AgentConnectionLost):
             log.warning("sandbox %s: closing its terminals failed", sb.spec.session_uuid,
                         exc_info=True)  # fmt: skip
+
+
+def _is_uuid(name: str) -> bool:
+    try:
+        return str(uuid.UUID(name)) == name
+    except ValueError:
+        return False
