@@ -179,6 +179,28 @@ async def test_exec_streams_output_stdin_exit_and_limits(agent: RunningAgent) ->
     await c.close()
 
 
+async def test_exec_reports_the_programs_cpu_time_and_peak_memory(agent: RunningAgent) -> None:
+    """The agent reaps the program itself (wait4): its CPU time and peak RSS reach the exit
+    event, so a Run through a replica that does not hold the sandbox still reports them."""
+    c = await agent.client()
+    burn = (
+        "import time\n"
+        "block = bytearray(64 * 1024 * 1024)\n"
+        "for i in range(0, len(block), 4096): block[i] = 1\n"
+        "t = time.process_time()\n"
+        "while time.process_time() - t < 0.3: pass\n"
+    )
+    run = await c.exec_start(["python3", "-c", burn])
+    _out, err, ex = await run.collect()
+    assert ex["exit_code"] == 0, err
+    assert 250 <= ex.get("cpu_ms", 0) < 30_000, ex
+    assert 64 * 1024 <= ex.get("memory_kb", 0) < 1024 * 1024, ex
+    run = await c.exec_start(["true"])
+    _out, _err, ex = await run.collect()
+    assert ex.get("memory_kb", 0) < 64 * 1024, ex  # per program, not the agent's running peak
+    await c.close()
+
+
 async def test_closing_a_terminal_kills_its_jobs_in_other_groups(agent: RunningAgent) -> None:
     c = await agent.client()
     await c.pty_open(80, 24, terminal_id="t", argv=agent.shell)

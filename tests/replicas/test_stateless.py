@@ -214,6 +214,7 @@ async def test_saves_and_terminal_files_cross_replicas_and_runs_work_anywhere(
 
             done = await poll(finished)
         assert done["verdict"] == "accepted" and (done["stdout"] or "").strip() == "42", done
+        assert done["cpu_ms"] and done["cpu_ms"] > 0 and done["memory_kb"] > 0, done
     finally:
         await term.close()
 

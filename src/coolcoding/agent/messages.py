@@ -349,6 +349,8 @@ class ExecExitEvent(TypedDict):
     timed_out: bool
     output_truncated: bool
     wall_ms: float
+    cpu_ms: NotRequired[float]  # user + system CPU of the program and its reaped descendants
+    memory_kb: NotRequired[int]  # peak RSS of the largest of them
 
 
 # --- ports (protocol version 2) ---------------------------------------------------------------

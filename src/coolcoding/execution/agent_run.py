@@ -153,8 +153,8 @@ async def execute_via_agent(
         stdout=bytes(out),
         stderr=bytes(compile_err + err) if not markers.build_ok else bytes(err),
         wall_ms=float(wall) if isinstance(wall, (int, float)) else 0.0,
-        cpu_ms=0.0,
-        memory_kb=0,
+        cpu_ms=_number(ev.get("cpu_ms")),
+        memory_kb=int(_number(ev.get("memory_kb"))),
         limit_hit=limit_hit,
     )
     return res, markers.build_ok
@@ -182,3 +182,8 @@ async def _show_written_images(
         figure = image_figure(path, data)
         if figure is not None:
             await live.add_event("figure", figure)
+
+
+def _number(value: object) -> float:
+    """A figure of the agent's exit event (0 where an older agent sent none)."""
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else 0.0

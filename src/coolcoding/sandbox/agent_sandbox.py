@@ -107,8 +107,8 @@ class _AgentExec(ExecStream):
             stdout=bytes(self.stdout),
             stderr=bytes(self.stderr),
             wall_ms=float(wall) if isinstance(wall, int | float) else 0.0,
-            cpu_ms=0.0,  # not measured per exec by the agent
-            memory_kb=0,
+            cpu_ms=_number(ex.get("cpu_ms")),
+            memory_kb=int(_number(ex.get("memory_kb"))),
             limit_hit="wall" if timed_out else ("output" if truncated else None),
             stdout_truncated=truncated,
             stderr_truncated=truncated,
@@ -260,3 +260,8 @@ class AgentSandbox(Sandbox):
             except (SandboxError, TimeoutError, AgentError):
                 pass
             return "The sandbox's agent stopped (its terminals are gone); start it again."
+
+
+def _number(value: object) -> float:
+    """A figure of the agent's exit event (0 where an older agent sent none)."""
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else 0.0
