@@ -132,6 +132,15 @@ def _render_nginx(prefix: Path, listen: str, ports: list[int]) -> Path:
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    with make_cluster(tmp_path_factory) as c:
+        yield c
+
+
+@contextlib.contextmanager
+def make_cluster(
+    tmp_path_factory: pytest.TempPathFactory, n: int = 3, env: dict[str, str] | None = None
+) -> Iterator[Cluster]:
+    """``n`` replicas (with ``env`` over the defaults) behind nginx, torn down at exit."""
     nginx = shutil.which("nginx") or "/usr/sbin/nginx"
     redis_server = shutil.which("redis-server")
     if not Path(nginx).exists() or redis_server is None:
@@ -157,7 +166,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     replicas: list[Replica] = []
     procs: list[subprocess.Popen[bytes]] = []
     try:
-        for i in range(3):
+        for i in range(n):
             data_dir = root / f"replica-{i}"
             data_dir.mkdir()
             port = free_port()
@@ -174,6 +183,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
                 "COOLCODING_LEASE_TTL_S": str(LEASE_TTL_S),
                 "COOLCODING_LEASE_RENEW_INTERVAL_S": "1",
                 "COOLCODING_REPLICA_ADDRESS": f"http://127.0.0.1:{port}",
+                **(env or {}),
             }
             replicas.append(Replica(f"r{i}", data_dir, port, env))
         # The first one migrates alone (the others would race on an empty database).
