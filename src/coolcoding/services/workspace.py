@@ -268,7 +268,12 @@ class WorkspaceService:
                 ).first()
             if row is not None:
                 return await self._written(ref, item_info(row), [], source), False
-        if base_version != 0 and history is not None and not self.db.is_sqlite:
+        if (
+            base_version != 0
+            and history is not None
+            and not self.db.is_sqlite
+            and self.settings.history_single_statement_save
+        ):
             # With history on (PostgreSQL): the edit and its version in one statement.
             async with self.db.read() as conn:
                 done = await history.fast_save(
