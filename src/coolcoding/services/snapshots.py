@@ -25,7 +25,13 @@ from coolcoding.filesync.paths import ancestors
 from coolcoding.services import blobstore
 from coolcoding.services.blobstore import retried
 from coolcoding.services.snapshot_jobs import SnapshotJobs
-from coolcoding.services.snapshot_sql import capture, copy_items, drop, materialize
+from coolcoding.services.snapshot_sql import (
+    capture,
+    copy_items,
+    drop,
+    materialize,
+    record_restore,
+)
 from coolcoding.services.workspace import Change, WorkspaceRef, WorkspaceService
 from coolcoding.settings import Settings
 
@@ -151,7 +157,9 @@ class SnapshotService(SnapshotJobs):
             await drop(s, snapshot_id)
 
     @retried
-    async def restore(self, ref: WorkspaceRef, snapshot_id: int) -> dict[str, Any]:
+    async def restore(
+        self, ref: WorkspaceRef, snapshot_id: int, *, author_id: int | None = None
+    ) -> dict[str, Any]:
         """Replace the workspace by a snapshot, the current state snapshotted first: atomic."""
         snap = await self.get(ref, snapshot_id)
         before: dict[str, str] = {i.path: i.type for i in await self.workspace.list_items(ref)}
@@ -183,10 +191,17 @@ class SnapshotService(SnapshotJobs):
             count = await materialize(
                 s, session_id=ref.session_id, snapshot_id=snapshot_id, version=int(version)
             )
+            if self.workspace.recorder is not None and self.workspace.recorder.enabled:
+                changed = await record_restore(
+                    s, session_id=ref.session_id, before_id=safety.id, author_id=author_id
+                )
+            else:
+                changed = 0
             safety_id = safety.id
         await self._notify_reset(ref, before)
         return {
             "restored_items": count,
+            "changed_files": changed,
             "safety_snapshot_id": safety_id,
             "snapshot_id": snapshot_id,
         }
