@@ -50,13 +50,20 @@ MODES = {
 
 
 def save_latency(
-    backend: str, rate: float, duration: float, rounds: int, connections: int = 50
+    backend: str,
+    rate: float,
+    duration: float,
+    rounds: int,
+    connections: int = 50,
+    modes: tuple[str, ...] = ("off", "on"),
 ) -> dict[str, object]:
     """Every mode's server up at once; rounds interleaved (off, on, ... in turn)."""
     servers = {}
     tmp = tempfile.TemporaryDirectory()
     try:
         for mode, env in MODES[backend].items():
+            if mode not in modes:
+                continue
             saved = {k: os.environ.get(k) for k in env}
             os.environ.update(env)
             port = 18000 + secrets.randbelow(1000)
@@ -118,6 +125,9 @@ def save_latency(
         tmp.cleanup()
 
 
+SHARED_CONTENT = True
+
+
 def _setup(port: int, connections: int):  # type: ignore[no-untyped-def]
     c = httpx.Client(base_url=f"http://127.0.0.1:{port}")
     r = c.post(
@@ -137,7 +147,10 @@ def _setup(port: int, connections: int):  # type: ignore[no-untyped-def]
     def make(conn: int, i: int) -> Request:
         sid = sessions[conn % 10]
         if i % 2 == 0:
-            body = json.dumps({"content": f"x = {i}\n" + "# padding\n" * 20}).encode()
+            # Shared: every client saves the same contents in the same order (one blob row for
+            # all, the worst case of reference counting); else each client its own.
+            head = "" if SHARED_CONTENT else f"# client {conn}\n"
+            body = json.dumps({"content": head + f"x = {i}\n" + "# padding\n" * 20}).encode()
             return Request("POST", f"/api/workspace/{sid}/file/c{conn}.py", body, headers)
         return Request("GET", f"/api/workspace/{sid}/file/c{conn}.py", b"", headers)
 
@@ -286,8 +299,21 @@ def main() -> None:
     ap.add_argument("--skip-load", action="store_true")
     ap.add_argument("--only-load", action="store_true")
     ap.add_argument("--load-backends", default="postgres,sqlite")
+    ap.add_argument(
+        "--modes",
+        default="off,on",
+        help="off,on[,on_general]: on_general (PostgreSQL) is the save before the single"
+        " statement; at 500 req/s it queues for minutes on this machine",
+    )
     ap.add_argument("--out", default=None, help="result name (default history / history_load)")
+    ap.add_argument(
+        "--distinct-content",
+        action="store_true",
+        help="each client saves its own contents (default: all the same ones, one hot blob row)",
+    )
     args = ap.parse_args()
+    global SHARED_CONTENT
+    SHARED_CONTENT = not args.distinct_content
     result: dict[str, object] = {}
     for backend in () if args.only_load else ("postgres", "sqlite"):
         result[f"storage_{backend}"] = r = asyncio.run(storage_1000(backend))
@@ -303,10 +329,11 @@ def main() -> None:
         )
     if not args.skip_load:
         for backend in args.load_backends.split(","):
+            modes = tuple(m for m in args.modes.split(",") if m in MODES[backend])
             result[f"save_latency_{backend}"] = r = save_latency(
-                backend, args.rate, args.duration, args.rounds
+                backend, args.rate, args.duration, args.rounds, modes=modes
             )
-            for mode in MODES[backend]:
+            for mode in modes:
                 m = r[mode]  # type: ignore[index]
                 print(
                     f"{backend}: saves+reads at {args.rate:.0f} req/s, history {mode}: "

@@ -85,6 +85,7 @@ class Platform:
         self.history = HistoryService(self.db, settings, self.workspace)
         self.snapshots = SnapshotService(self.db, settings, self.workspace)
         self.sessions.before_delete.append(self.snapshots.trash_workspace)
+        self.accounts.before_delete.append(self.snapshots.release_user)
         # The IDE's files in/out, search, templates and preferences (docs/API.md "IDE").
         self.templates = TemplateService(self.db, self.workspace)
         self.archives = ArchiveService(self.workspace, settings)

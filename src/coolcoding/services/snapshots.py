@@ -315,6 +315,26 @@ class SnapshotService(SnapshotJobs):
             for (sid,) in others:
                 await drop(s, int(sid))
 
+    async def release_user(self, s: AsyncSession, user_id: int) -> None:
+        """In the transaction deleting a user: release the contents of their snapshots, trash
+        and file history (the cascades would delete those rows without releasing the blobs)."""
+        sessions = (
+            await s.execute(text("SELECT id FROM sessions WHERE user_id = :u"), {"u": user_id})
+        ).all()
+        for (sid,) in sessions:
+            await self._drop_history(s, int(sid))
+        snaps = (
+            await s.execute(
+                text(
+                    "SELECT id FROM snapshots WHERE user_id = :u OR session_id IN"
+                    " (SELECT id FROM sessions WHERE user_id = :u) ORDER BY id"
+                ),
+                {"u": user_id},
+            )
+        ).all()
+        for (snap_id,) in snaps:
+            await drop(s, int(snap_id))
+
     async def _drop_history(self, s: AsyncSession, session_id: int) -> None:
         rows = (
             await s.execute(
