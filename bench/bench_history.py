@@ -30,27 +30,60 @@ from bench_api import _pg, start_server
 from ccserver import pct, write_result
 from httpload import Request, run_load
 
+# Servers compared in the load phase: history off (the floor), on with the single-statement
+# save (PostgreSQL's default), on with the general locked transaction (what a save with history
+# did before, and what SQLite does).
+MODES = {
+    "postgres": {
+        "off": {"COOLCODING_HISTORY_ENABLED": "false"},
+        "on": {"COOLCODING_HISTORY_ENABLED": "true"},
+        "on_general": {
+            "COOLCODING_HISTORY_ENABLED": "true",
+            "COOLCODING_HISTORY_SINGLE_STATEMENT_SAVE": "false",
+        },
+    },
+    "sqlite": {
+        "off": {"COOLCODING_HISTORY_ENABLED": "false"},
+        "on": {"COOLCODING_HISTORY_ENABLED": "true"},
+    },
+}
+
 
 def save_latency(
-    rate: float, duration: float, rounds: int, connections: int = 50
+    backend: str,
+    rate: float,
+    duration: float,
+    rounds: int,
+    connections: int = 50,
+    modes: tuple[str, ...] = ("off", "on"),
 ) -> dict[str, object]:
+    """Every mode's server up at once; rounds interleaved (off, on, ... in turn)."""
     servers = {}
     tmp = tempfile.TemporaryDirectory()
     try:
-        for mode in ("on", "off"):
-            os.environ["COOLCODING_HISTORY_ENABLED"] = "true" if mode == "on" else "false"
+        for mode, env in MODES[backend].items():
+            if mode not in modes:
+                continue
+            saved = {k: os.environ.get(k) for k in env}
+            os.environ.update(env)
             port = 18000 + secrets.randbelow(1000)
-            proc, _url, pg_name = start_server("postgres", Path(tmp.name) / mode, port)
+            try:
+                proc, _url, pg_name = start_server(backend, Path(tmp.name) / mode, port)
+            finally:
+                for k, v in saved.items():
+                    if v is None:
+                        os.environ.pop(k, None)
+                    else:
+                        os.environ[k] = v
             servers[mode] = (proc, port, pg_name, _setup(port, connections))
-        os.environ.pop("COOLCODING_HISTORY_ENABLED", None)
-        results: dict[str, list[dict[str, object]]] = {"on": [], "off": []}
-        for mode in ("on", "off"):  # warm-up, not measured
+        results: dict[str, list[dict[str, object]]] = {m: [] for m in servers}
+        for mode in servers:  # warm-up at the measured rate, not measured
             _, port, _, make = servers[mode]
             asyncio.run(
-                run_load("127.0.0.1", port, make, connections=connections, duration_s=2, rate=None)
+                run_load("127.0.0.1", port, make, connections=connections, duration_s=2, rate=rate)
             )
         for _ in range(rounds):
-            for mode in ("on", "off"):
+            for mode in servers:
                 _, port, _, make = servers[mode]
                 r = asyncio.run(
                     run_load(
@@ -63,7 +96,7 @@ def save_latency(
                     )
                 )
                 results[mode].append(r.summary())
-        out: dict[str, object] = {}
+        out: dict[str, object] = {"backend": backend, "rate": rate, "duration_s": duration}
         for mode, runs in results.items():
             out[mode] = {
                 "p50_ms_median": statistics.median(float(r["p50_ms"]) for r in runs),  # type: ignore[arg-type]
@@ -71,6 +104,17 @@ def save_latency(
                 "p99_ms_max": max(float(r["p99_ms"]) for r in runs),  # type: ignore[arg-type]
                 "runs": runs,
             }
+        off = out["off"]
+        for mode in results:
+            if mode != "off":
+                m = out[mode]
+                m["p50_vs_off"] = round(m["p50_ms_median"] / off["p50_ms_median"], 2)  # type: ignore[index,operator]
+                m["p99_vs_off"] = round(m["p99_ms_median"] / off["p99_ms_median"], 2)  # type: ignore[index,operator]
+                # Per round: on/off of the rounds run back to back (the fairest pairing here).
+                m["p99_vs_off_per_round"] = [
+                    round(float(a["p99_ms"]) / float(b["p99_ms"]), 2)  # type: ignore[arg-type]
+                    for a, b in zip(results[mode], results["off"], strict=True)
+                ]
         return out
     finally:
         for proc, _port, pg_name, _ in servers.values():
@@ -79,6 +123,9 @@ def save_latency(
             if pg_name:
                 asyncio.run(_pg(f'DROP DATABASE IF EXISTS "{pg_name}" WITH (FORCE)'))
         tmp.cleanup()
+
+
+SHARED_CONTENT = True
 
 
 def _setup(port: int, connections: int):  # type: ignore[no-untyped-def]
@@ -100,7 +147,10 @@ def _setup(port: int, connections: int):  # type: ignore[no-untyped-def]
     def make(conn: int, i: int) -> Request:
         sid = sessions[conn % 10]
         if i % 2 == 0:
-            body = json.dumps({"content": f"x = {i}\n" + "# padding\n" * 20}).encode()
+            # Shared: every client saves the same contents in the same order (one blob row for
+            # all, the worst case of reference counting); else each client its own.
+            head = "" if SHARED_CONTENT else f"# client {conn}\n"
+            body = json.dumps({"content": head + f"x = {i}\n" + "# padding\n" * 20}).encode()
             return Request("POST", f"/api/workspace/{sid}/file/c{conn}.py", body, headers)
         return Request("GET", f"/api/workspace/{sid}/file/c{conn}.py", b"", headers)
 
@@ -248,7 +298,22 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--skip-load", action="store_true")
     ap.add_argument("--only-load", action="store_true")
+    ap.add_argument("--load-backends", default="postgres,sqlite")
+    ap.add_argument(
+        "--modes",
+        default="off,on",
+        help="off,on[,on_general]: on_general (PostgreSQL) is the save before the single"
+        " statement; at 500 req/s it queues for minutes on this machine",
+    )
+    ap.add_argument("--out", default=None, help="result name (default history / history_load)")
+    ap.add_argument(
+        "--distinct-content",
+        action="store_true",
+        help="each client saves its own contents (default: all the same ones, one hot blob row)",
+    )
     args = ap.parse_args()
+    global SHARED_CONTENT
+    SHARED_CONTENT = not args.distinct_content
     result: dict[str, object] = {}
     for backend in () if args.only_load else ("postgres", "sqlite"):
         result[f"storage_{backend}"] = r = asyncio.run(storage_1000(backend))
@@ -263,14 +328,20 @@ def main() -> None:
             f"list floor {r['floor_list_10k_ms_median']} ms"
         )
     if not args.skip_load:
-        result["save_latency_postgres"] = r = save_latency(args.rate, args.duration, args.rounds)
-        for mode in ("on", "off"):
-            m = r[mode]  # type: ignore[index]
-            print(
-                f"saves+reads at {args.rate:.0f} req/s, history {mode}: p50 {m['p50_ms_median']} ms, "
-                f"p99 median {m['p99_ms_median']} ms, worst {m['p99_ms_max']} ms"
+        for backend in args.load_backends.split(","):
+            modes = tuple(m for m in args.modes.split(",") if m in MODES[backend])
+            result[f"save_latency_{backend}"] = r = save_latency(
+                backend, args.rate, args.duration, args.rounds, modes=modes
             )
-    write_result("history_load" if args.only_load else "history", result)
+            for mode in modes:
+                m = r[mode]  # type: ignore[index]
+                print(
+                    f"{backend}: saves+reads at {args.rate:.0f} req/s, history {mode}: "
+                    f"p50 {m['p50_ms_median']} ms, p99 median {m['p99_ms_median']} ms, "
+                    f"worst {m['p99_ms_max']} ms"
+                    + (f"; p99 vs off {m['p99_vs_off']}x" if mode != "off" else "")
+                )
+    write_result(args.out or ("history_load" if args.only_load else "history"), result)
 
 
 if __name__ == "__main__":

@@ -85,9 +85,11 @@ class Platform:
         self.history = HistoryService(self.db, settings, self.workspace)
         self.snapshots = SnapshotService(self.db, settings, self.workspace)
         self.sessions.before_delete.append(self.snapshots.trash_workspace)
+        self.accounts.before_delete.append(self.snapshots.release_user)
         # The IDE's files in/out, search, templates and preferences (docs/API.md "IDE").
         self.templates = TemplateService(self.db, self.workspace)
         self.archives = ArchiveService(self.workspace, settings)
+        self.archives.before_import.append(self._snapshot_before_import)
         self.search = SearchService(self.db, settings)
         self.preferences = PreferencesService(self.db)
         self._on_start: list[Hook] = []
@@ -174,6 +176,11 @@ class Platform:
         except NotFound:
             return False
         return True
+
+    async def _snapshot_before_import(self, ref: WorkspaceRef, name: str) -> None:
+        """A zip import is a restore point: an automatic snapshot first (history on)."""
+        if self.settings.history_enabled:
+            await self.snapshots.create(ref, name, kind="auto")
 
     async def _publish_changes(self, session_uuid: str, changes: Any) -> None:
         for c in changes:

@@ -129,6 +129,11 @@ class Settings(BaseSettings):
 
     # --- history, snapshots, trash (services/history.py, snapshots.py) -----------------------
     history_enabled: bool = Field(default=True, description="Keep file versions of every change")
+    history_single_statement_save: bool = Field(
+        default=True,
+        description="PostgreSQL: save an edit and its version in one statement (false: the "
+        "general locked transaction, kept for comparison in bench/bench_history.py)",
+    )
     history_max_versions: int = Field(
         default=50, ge=1, description="Versions kept per file (the oldest beyond are purged)"
     )

@@ -285,3 +285,41 @@ def test_storage_counts_shared_content_once(user: UserClient) -> None:
     assert st["files_bytes"] == 2 * len(big)
     # One distinct content: counted once however many versions and snapshots share it.
     assert st["history_content_bytes"] == len(big)
+
+
+def test_snapshot_restore_records_a_version_per_changed_file(
+    user: UserClient, server: LiveServer
+) -> None:
+    """A snapshot restore shows in each file's history: a "restore" version of every file whose
+    content it changed or brought back, a deletion of every file it removed, nothing for files
+    it left as they were."""
+    c, sid = user.client, user.new_session()
+    _save(c, sid, "a.py", "A1\n")
+    _save(c, sid, "b.py", "B1\n")
+    _save(c, sid, "same.py", "S\n")
+    snap = c.post(f"/api/workspace/{sid}/snapshots", json={"name": "v1"}).json()["id"]
+    _save(c, sid, "a.py", "A2\n")
+    assert c.delete(f"/api/workspace/{sid}/file/b.py").status_code == 204
+    _save(c, sid, "new/c.py", "C\n")
+    same_before = _versions(c, sid, "same.py")
+    r = c.post(f"/api/workspace/{sid}/snapshots/{snap}/restore")
+    assert r.status_code == 200, r.text
+    assert r.json()["changed_files"] == 3
+    a = _versions(c, sid, "a.py")[0]
+    assert a["source"] == "restore" and a["kind"] == "write"
+    assert c.get(f"/api/workspace/{sid}/history/{a['id']}").json()["content"] == "A1\n"
+    assert a["author_id"] == user.user_id
+    b = _versions(c, sid, "b.py")
+    assert [v["kind"] for v in b[:2]] == ["write", "delete"] and b[0]["source"] == "restore"
+    gone = _versions(c, sid, "new/c.py")[0]
+    assert gone["kind"] == "delete" and gone["source"] == "restore"
+    assert _versions(c, sid, "same.py") == same_before
+    # The next edit builds on the restored version; undoing the restore is itself recorded.
+    _save(c, sid, "a.py", "A3\n")
+    assert [v["source"] for v in _versions(c, sid, "a.py")[:2]] == ["editor", "restore"]
+    safety = r.json()["safety_snapshot_id"]
+    assert c.post(f"/api/workspace/{sid}/snapshots/{safety}/restore").status_code == 200
+    a = _versions(c, sid, "a.py")[0]
+    assert a["source"] == "restore"
+    assert c.get(f"/api/workspace/{sid}/history/{a['id']}").json()["content"] == "A2\n"
+    assert _store_problems(server) == []

@@ -93,6 +93,9 @@ class SnapshotFiles(BaseModel):
 
 class SnapshotRestoreOut(BaseModel):
     restored_items: int
+    changed_files: int = Field(
+        description="Files whose content the restore changed, added or removed (each got a version)"
+    )
     safety_snapshot_id: int
     snapshot_id: int
 

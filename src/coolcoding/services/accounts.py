@@ -23,7 +23,7 @@ import hmac
 import re
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -32,10 +32,12 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from coolcoding.db.engine import Database
 from coolcoding.db.models import LoginSession, User, utcnow
 from coolcoding.errors import Conflict, InvalidInput, NotAuthenticated, NotFound, RateLimited
+from coolcoding.services.blobstore import retrying
 from coolcoding.services.ratelimit import RateLimiter
 from coolcoding.settings import Settings
 
@@ -80,6 +82,9 @@ class AccountService:
         self._dummy_hash = self.hasher.hash(secrets.token_hex(16))
         # token hash -> (principal, monotonic time it was resolved)
         self._token_cache: dict[str, tuple[Principal, float]] = {}
+        # Run in the deletion's transaction before the user's rows go: releases what the
+        # database's cascades cannot (shared content's reference counts, services/snapshots.py).
+        self.before_delete: list[Callable[[AsyncSession, int], Awaitable[None]]] = []
 
     def _validate(self, username: str, email: str, password: str) -> None:
         if not USERNAME_RE.match(username):
@@ -294,9 +299,14 @@ class AccountService:
         """Delete the account; the database cascades to its logins, sessions, files, commands
         and executions. Callers stop the user's sandboxes first (SessionService.delete)."""
         self._forget_tokens(lambda p: p.user_id == user_id)
-        async with self.db.session() as s:
-            await s.execute(delete(User).where(User.id == user_id))
-            await s.commit()
+
+        async def run() -> None:
+            async with self.db.session() as s, s.begin():
+                for hook in self.before_delete:
+                    await hook(s, user_id)
+                await s.execute(delete(User).where(User.id == user_id))
+
+        await retrying(run)
 
 
 def _aware(dt: datetime) -> datetime:

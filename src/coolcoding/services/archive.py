@@ -17,7 +17,7 @@ import tempfile
 import time
 import zipfile
 import zlib
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import IO
 
@@ -71,6 +71,9 @@ class ArchiveService:
     def __init__(self, workspace: WorkspaceService, settings: Settings) -> None:
         self.workspace = workspace
         self.settings = settings
+        # Run once an import is accepted, before anything is written (the automatic snapshot
+        # of file history: an import is a restore point, services/snapshots.py).
+        self.before_import: list[Callable[[WorkspaceRef, str], Awaitable[object]]] = []
 
     # --- export ----------------------------------------------------------------------------
 
@@ -165,6 +168,8 @@ class ArchiveService:
                 code="quota_exceeded",
                 limit_bytes=self.settings.max_workspace_bytes,
             )
+        for hook in self.before_import if existing else ():
+            await hook(ref, f"Before importing {len(entries)} files")
         written = 0
         batches = _batches(archive, entries)
         while (batch := await asyncio.to_thread(next, batches, None)) is not None:

@@ -308,6 +308,19 @@ async def release(s: AsyncSession, hashes: Iterable[str | None], n: int = 1) -> 
     return deleted
 
 
+async def sweep(s: AsyncSession, limit: int = 1000) -> int:
+    """Delete blobs left without references (a crash between a save's statement and its
+    bookkeeping leaves them); each is re-checked under its row lock, so a blob referenced again
+    meanwhile stays. Returns how many were deleted."""
+    rows = (
+        await s.execute(
+            text("SELECT hash FROM content_blobs WHERE refs <= 0 ORDER BY hash LIMIT :n"),
+            {"n": limit},
+        )
+    ).all()
+    return await release(s, [str(r[0]) for r in rows], 0)
+
+
 async def read(s: AsyncSession, digest: str) -> bytes:
     """The content of a blob (its delta chain fetched in one query)."""
     rows = (await s.execute(_CHAIN, {"hash": digest})).all()

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import delete, text
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from coolcoding.db.engine import Database
 from coolcoding.db.models import FileVersion, utcnow
@@ -52,6 +52,76 @@ _BEYOND = text(
 _VERSION_COLS = (
     "id, path, blob_hash, size, is_binary, source, author_id, changes, created_at, updated_at"
 )
+
+
+# The save fast path on PostgreSQL (``HistoryRecorder.fast_save``): one unlocked read, then the
+# whole change in one statement (its own transaction), so the rows it shares with other saves
+# (a blob many files contain, its delta base) are locked for one statement, not a transaction of
+# eight round trips. Anything unusual (a new file, a conflict, content not in history yet, the
+# quota) matches nothing here and takes the general path, which explains it.
+_FAST_READ = tsql(
+    "SELECT w.id, w.type, w.version, w.content_hash, w.content,"
+    " v.id, v.source, v.author_id, v.created_at, v.blob_hash, ob.depth,"
+    " EXISTS (SELECT 1 FROM content_blobs nb WHERE nb.hash = :digest),"
+    " (SELECT k.id FROM file_versions k WHERE k.session_id = :sid AND k.path = :path"
+    "  ORDER BY k.id DESC LIMIT 1 OFFSET :keep)"
+    " FROM workspace_items w"
+    " LEFT JOIN LATERAL (SELECT id, source, author_id, created_at, blob_hash FROM file_versions"
+    "  WHERE session_id = :sid AND path = :path ORDER BY id DESC LIMIT 1) v ON true"
+    " LEFT JOIN content_blobs ob ON ob.hash = w.content_hash"
+    " WHERE w.session_id = :sid AND w.full_path = :path",
+    columns=("created_at",),
+)
+_FAST_WRITE = tsql(
+    "WITH upd AS ("
+    " UPDATE workspace_items SET content = :content, size_bytes = :size, content_hash = :digest,"
+    "  is_binary = :binary, version = version + 1, updated_at = :now"
+    " WHERE id = :item_id AND version = :old_version AND content_hash = :old_hash"
+    "  AND (size_bytes >= :size OR (SELECT COALESCE(SUM(q.size_bytes), 0) FROM workspace_items q"
+    "   WHERE q.session_id = :sid) - size_bytes + :size <= :max_bytes)"
+    " RETURNING full_path, name, type, size_bytes, version, content_hash, is_binary, updated_at),"
+    # The delta's base (the replaced content) gains a reference, unless the new content is
+    # already stored (then the delta is not kept).
+    " base AS (UPDATE content_blobs SET refs = refs + 1 WHERE hash = :base_hash"
+    "  AND EXISTS (SELECT 1 FROM upd)"
+    "  AND NOT EXISTS (SELECT 1 FROM content_blobs e WHERE e.hash = :digest) RETURNING depth),"
+    " blob AS (INSERT INTO content_blobs (hash, encoding, base_hash, depth, size, stored_size,"
+    "  refs, data, created_at)"
+    "  SELECT :digest, CASE WHEN EXISTS (SELECT 1 FROM base) THEN 'delta' ELSE CAST(:encoding AS VARCHAR) END,"
+    "  (SELECT CAST(:base_hash AS VARCHAR) FROM base), COALESCE((SELECT depth + 1 FROM base), 0),"
+    "  :size, CASE WHEN EXISTS (SELECT 1 FROM base) THEN CAST(:delta_size AS BIGINT) ELSE CAST(:stored_size AS BIGINT) END, 1,"
+    "  CASE WHEN EXISTS (SELECT 1 FROM base) THEN CAST(:delta AS BYTEA) ELSE CAST(:data AS BYTEA) END, :now"
+    "  WHERE EXISTS (SELECT 1 FROM upd)"
+    "  ON CONFLICT (hash) DO UPDATE SET refs = content_blobs.refs + 1"
+    "  RETURNING (xmax = 0) AS inserted),"
+    " coal AS (UPDATE file_versions SET blob_hash = :digest, size = :size, is_binary = :binary,"
+    "  changes = changes + 1, updated_at = :now"
+    "  WHERE id = :latest_id AND blob_hash = :old_hash AND CAST(:coalesce AS BOOLEAN) AND EXISTS (SELECT 1 FROM upd)"
+    "  RETURNING id),"
+    " ins AS (INSERT INTO file_versions (session_id, path, blob_hash, size, is_binary, source,"
+    "  author_id, changes, created_at, updated_at)"
+    "  SELECT :sid, :path, :digest, :size, :binary, :source, :author, 1, :now, :now"
+    "  WHERE EXISTS (SELECT 1 FROM upd) AND NOT EXISTS (SELECT 1 FROM coal) RETURNING id),"
+    # A coalesced version no longer holds the content it replaced.
+    " rel AS (UPDATE content_blobs SET refs = refs - 1 WHERE hash = :old_hash"
+    "  AND EXISTS (SELECT 1 FROM coal) RETURNING refs)"
+    " SELECT upd.full_path, upd.name, upd.type, upd.size_bytes, upd.version, upd.content_hash,"
+    "  upd.is_binary, upd.updated_at, (SELECT inserted FROM blob), EXISTS (SELECT 1 FROM base),"
+    "  (SELECT refs FROM rel), EXISTS (SELECT 1 FROM ins) FROM upd",
+    "now",
+    columns=("updated_at",),
+)
+
+
+@dataclass(frozen=True)
+class FastSave:
+    """What ``HistoryRecorder.fast_save`` did: the saved item's row (INFO columns) and the
+    bookkeeping left for ``after_fast_save``."""
+
+    row: tuple[Any, ...]
+    extra_base: str | None
+    unreferenced: str | None
+    retention: bool
 
 
 def source_name(source: str) -> str:
@@ -121,6 +191,132 @@ class HistoryRecorder:
             return
         await self._insert(s, p, new_hash, new, src, author_id, now, base=old)
         await self._enforce_retention(s, p)
+
+    async def fast_save(
+        self,
+        conn: AsyncConnection,
+        ref: WorkspaceRef,
+        path: str,
+        content: bytes,
+        digest: str,
+        *,
+        base_version: int | None,
+        base_hash: str | None,
+        source: str,
+        author_id: int | None,
+        max_bytes: int,
+    ) -> FastSave | None:
+        """A save of an existing file with its version, in one statement (PostgreSQL; ``conn``
+        in autocommit). None: not the common case, the caller takes the general path."""
+        if base_version == 0:
+            return None
+        p = {"sid": ref.session_id, "path": path}
+        keep = self.settings.history_max_versions
+        cur = (
+            await conn.execute(_FAST_READ, {**p, "digest": digest, "keep": max(keep - 1, 0)})
+        ).first()
+        if cur is None:
+            return None
+        item_id, typ, version, old_hash, old_content = cur[:5]
+        latest_id, latest_src, latest_author, latest_at, latest_hash, old_depth = cur[5:11]
+        new_exists, full = bool(cur[11]), cur[12] is not None
+        if (
+            typ != "file"
+            or old_hash == digest
+            or (base_version is not None and base_version != version)
+            or (base_hash is not None and base_hash != old_hash)
+            or latest_id is None
+            or latest_hash != old_hash  # the replaced content is not in history yet
+        ):
+            return None
+        src = source_name(source)
+        now = utcnow()
+        window = self.settings.history_coalesce_s
+        coalesce = (
+            window > 0
+            and src not in ("restore", "upload")
+            and latest_src == src
+            and latest_author == author_id
+            and (now - _aware(latest_at)).total_seconds() < window
+        )
+        # The new content's encoding: nothing to compute when it is stored already (the raw
+        # bytes only serve if it vanished meanwhile); a delta against the replaced content for
+        # a new version; a full copy for a coalesced one (its base is being let go).
+        delta: bytes | None = None
+        base: str | None = None
+        if new_exists:
+            enc = blobstore.Encoded("raw", None, content)
+        elif (
+            not coalesce
+            and old_depth is not None
+            and int(old_depth) + 1 <= self.settings.history_delta_max_depth
+        ):
+            enc = blobstore.encode(content, (old_hash, old_content or b""))
+            if enc.encoding == "delta":
+                delta, base = enc.data, old_hash
+                enc = blobstore.Encoded("raw", None, content)
+        else:
+            enc = blobstore.encode(content)
+        row = (
+            await conn.execute(
+                _FAST_WRITE,
+                {
+                    **p,
+                    "content": content,
+                    "size": len(content),
+                    "digest": digest,
+                    "binary": looks_binary(content),
+                    "now": now,
+                    "item_id": item_id,
+                    "old_version": version,
+                    "old_hash": old_hash,
+                    "max_bytes": max_bytes,
+                    "base_hash": base,
+                    "encoding": enc.encoding,
+                    "stored_size": len(enc.data),
+                    "data": enc.data,
+                    "delta_size": len(delta) if delta is not None else 0,
+                    "delta": delta if delta is not None else b"",
+                    "latest_id": latest_id,
+                    "coalesce": coalesce,
+                    "source": src,
+                    "author": author_id,
+                },
+            )
+        ).first()
+        if row is None:
+            return None
+        inserted, based, released_to, new_version = row[8], row[9], row[10], row[11]
+        return FastSave(
+            row=tuple(row[:8]),
+            extra_base=base if based and not inserted else None,
+            unreferenced=old_hash if released_to is not None and int(released_to) <= 0 else None,
+            retention=bool(new_version) and full,
+        )
+
+    async def after_fast_save(self, db: Database, ref: WorkspaceRef, done: FastSave) -> None:
+        """The fast path's bookkeeping, each in its own short transaction: a base reference
+        that a concurrently stored blob made unnecessary, a blob left unreferenced, versions
+        beyond retention. A crash before it leaves a surplus (a count too high, a blob kept, a
+        version too many: ``blobstore.sweep`` and the next save catch up), never a loss."""
+        if done.extra_base is not None or done.unreferenced is not None:
+
+            async def release() -> None:
+                async with db.session() as s, s.begin():
+                    if done.extra_base is not None:
+                        await blobstore.release(s, [done.extra_base])
+                    if done.unreferenced is not None:
+                        await blobstore.release(s, [done.unreferenced], 0)
+
+            await blobstore.retrying(release)
+        if done.retention:
+            p = {"sid": ref.session_id, "path": str(done.row[0])}
+
+            async def purge() -> None:
+                async with db.session() as s, s.begin():
+                    await self._enforce_retention(s, p)
+
+            await blobstore.retrying(purge)
 
     async def on_create_many(
         self, s: AsyncSession, ref: WorkspaceRef, files: dict[str, tuple[str, bytes]], source: str

@@ -15,6 +15,7 @@ from sqlalchemy import text
 
 from coolcoding.db.engine import Database
 from coolcoding.db.models import Snapshot, utcnow
+from coolcoding.services import blobstore
 from coolcoding.services.blobstore import retrying, tsql
 from coolcoding.services.snapshot_sql import capture, drop
 from coolcoding.settings import Settings
@@ -32,7 +33,7 @@ class SnapshotJobs:
         now = utcnow()
         trash_before = now - timedelta(days=self.settings.trash_retention_days)
         auto_before = now - timedelta(days=self.settings.snapshot_max_age_days)
-        done = {"trash": 0, "snapshots": 0}
+        done = {"trash": 0, "snapshots": 0, "blobs": 0}
         async with self.db.session() as s:
             expired = [
                 int(r[0])
@@ -75,6 +76,12 @@ class SnapshotJobs:
                     if await s.get(Snapshot, snap_id) is not None:
                         await drop(s, snap_id)
                         done[key] += 1
+
+        async def sweep() -> int:
+            async with self.db.session() as s, s.begin():
+                return await blobstore.sweep(s)
+
+        done["blobs"] = await retrying(sweep)
         return done
 
     async def scheduled_once(self) -> int:

@@ -25,7 +25,13 @@ from coolcoding.filesync.paths import ancestors
 from coolcoding.services import blobstore
 from coolcoding.services.blobstore import retried
 from coolcoding.services.snapshot_jobs import SnapshotJobs
-from coolcoding.services.snapshot_sql import capture, copy_items, drop, materialize
+from coolcoding.services.snapshot_sql import (
+    capture,
+    copy_items,
+    drop,
+    materialize,
+    record_restore,
+)
 from coolcoding.services.workspace import Change, WorkspaceRef, WorkspaceService
 from coolcoding.settings import Settings
 
@@ -151,7 +157,9 @@ class SnapshotService(SnapshotJobs):
             await drop(s, snapshot_id)
 
     @retried
-    async def restore(self, ref: WorkspaceRef, snapshot_id: int) -> dict[str, Any]:
+    async def restore(
+        self, ref: WorkspaceRef, snapshot_id: int, *, author_id: int | None = None
+    ) -> dict[str, Any]:
         """Replace the workspace by a snapshot, the current state snapshotted first: atomic."""
         snap = await self.get(ref, snapshot_id)
         before: dict[str, str] = {i.path: i.type for i in await self.workspace.list_items(ref)}
@@ -183,10 +191,17 @@ class SnapshotService(SnapshotJobs):
             count = await materialize(
                 s, session_id=ref.session_id, snapshot_id=snapshot_id, version=int(version)
             )
+            if self.workspace.recorder is not None and self.workspace.recorder.enabled:
+                changed = await record_restore(
+                    s, session_id=ref.session_id, before_id=safety.id, author_id=author_id
+                )
+            else:
+                changed = 0
             safety_id = safety.id
         await self._notify_reset(ref, before)
         return {
             "restored_items": count,
+            "changed_files": changed,
             "safety_snapshot_id": safety_id,
             "snapshot_id": snapshot_id,
         }
@@ -299,6 +314,26 @@ class SnapshotService(SnapshotJobs):
             ).all()
             for (sid,) in others:
                 await drop(s, int(sid))
+
+    async def release_user(self, s: AsyncSession, user_id: int) -> None:
+        """In the transaction deleting a user: release the contents of their snapshots, trash
+        and file history (the cascades would delete those rows without releasing the blobs)."""
+        sessions = (
+            await s.execute(text("SELECT id FROM sessions WHERE user_id = :u"), {"u": user_id})
+        ).all()
+        for (sid,) in sessions:
+            await self._drop_history(s, int(sid))
+        snaps = (
+            await s.execute(
+                text(
+                    "SELECT id FROM snapshots WHERE user_id = :u OR session_id IN"
+                    " (SELECT id FROM sessions WHERE user_id = :u) ORDER BY id"
+                ),
+                {"u": user_id},
+            )
+        ).all()
+        for (snap_id,) in snaps:
+            await drop(s, int(snap_id))
 
     async def _drop_history(self, s: AsyncSession, session_id: int) -> None:
         rows = (

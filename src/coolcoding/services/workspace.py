@@ -268,6 +268,29 @@ class WorkspaceService:
                 ).first()
             if row is not None:
                 return await self._written(ref, item_info(row), [], source), False
+        if (
+            base_version != 0
+            and history is not None
+            and not self.db.is_sqlite
+            and self.settings.history_single_statement_save
+        ):
+            # With history on (PostgreSQL): the edit and its version in one statement.
+            async with self.db.read() as conn:
+                done = await history.fast_save(
+                    conn,
+                    ref,
+                    path,
+                    content,
+                    digest,
+                    base_version=base_version,
+                    base_hash=base_hash,
+                    source=source,
+                    author_id=author_id,
+                    max_bytes=self.settings.max_workspace_bytes,
+                )
+            if done is not None:
+                await history.after_fast_save(self.db, ref, done)
+                return await self._written(ref, item_info(done.row), [], source), False
         changes: list[Change] = []
         try:
             async with self.db.session() as s, s.begin():

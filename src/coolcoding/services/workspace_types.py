@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
 
 from sqlalchemy import Integer, String, Table, bindparam, func, or_, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.sql.elements import BindParameter
 
 from coolcoding.db.models import WorkspaceItem
@@ -83,6 +83,23 @@ class Recorder(Protocol):
         source: str,
         author_id: int | None,
     ) -> None: ...
+
+    async def fast_save(
+        self,
+        conn: AsyncConnection,
+        ref: WorkspaceRef,
+        path: str,
+        content: bytes,
+        digest: str,
+        *,
+        base_version: int | None,
+        base_hash: str | None,
+        source: str,
+        author_id: int | None,
+        max_bytes: int,
+    ) -> Any: ...
+
+    async def after_fast_save(self, db: Any, ref: WorkspaceRef, done: Any) -> None: ...
 
     async def on_delete(
         self, s: AsyncSession, ref: WorkspaceRef, path: str, item_type: str, source: str

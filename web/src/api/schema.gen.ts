@@ -1774,6 +1774,11 @@ export interface components {
         };
         /** SnapshotRestoreOut */
         SnapshotRestoreOut: {
+            /**
+             * Changed Files
+             * @description Files whose content the restore changed, added or removed (each got a version)
+             */
+            changed_files: number;
             /** Restored Items */
             restored_items: number;
             /** Safety Snapshot Id */

@@ -136,11 +136,11 @@ async def snapshot_file(
     f"{WS}/snapshots/{{snapshot_id}}/restore", response_model=SnapshotRestoreOut, responses=CHANGE
 )
 async def restore_snapshot(
-    snapshot_id: Id, ws: WorkspaceDep, platform: PlatformDep
+    snapshot_id: Id, ws: WorkspaceDep, user: CurrentUser, platform: PlatformDep
 ) -> JSONResponse:
     """Replace the workspace by the snapshot, atomically; the current state is snapshotted first
     (``safety_snapshot_id``)."""
-    return JSONResponse(await platform.snapshots.restore(ws, snapshot_id))
+    return JSONResponse(await platform.snapshots.restore(ws, snapshot_id, author_id=user.user_id))
 
 
 @router.delete(f"{WS}/snapshots/{{snapshot_id}}", status_code=204, responses=WRITE_OWNED)
