@@ -55,6 +55,8 @@ class TerminalReady(Message):
     terminal_id: str
     reattached: bool
     replay_bytes: int = Field(ge=0)
+    # A viewer watches: their input and resizes are refused (``error`` ``read_only``).
+    read_only: bool = False
 
 
 class TerminalCommand(Message):
@@ -73,10 +75,11 @@ class TerminalExit(Message):
 
 
 class TerminalError(Message):
-    """A malformed control message from the client (``error``: ``bad_message``)."""
+    """A malformed control message from the client (``bad_message``), or input from a viewer,
+    which never reaches the terminal (``read_only``)."""
 
     type: Literal["error"] = "error"
-    error: Literal["bad_message"]
+    error: Literal["bad_message", "read_only"]
     message: str
 
 

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Response
 from fastapi.responses import StreamingResponse
 
-from coolcoding.api.deps import CurrentUser, OwnedSession, PlatformDep
+from coolcoding.api.deps import CurrentUser, EditorSession, PlatformDep
 from coolcoding.api.responses import AUTHED, OWNED, WRITE, WRITE_OWNED, errors, merge
 from coolcoding.errors import Conflict, RateLimited
 from coolcoding.schemas.executions import (
@@ -143,7 +143,7 @@ async def execution_events(
     responses=merge(WRITE_OWNED, errors(Conflict, RateLimited)),
 )
 async def run_in_session(
-    body: RunIn, session: OwnedSession, user: CurrentUser, svc: Executions
+    body: RunIn, session: EditorSession, user: CurrentUser, svc: Executions
 ) -> RunStartedOut:
     """Run the session's entry file (or ``path``) in its sandbox; follow ``events``."""
     row = await svc.run_in_session(user.user_id, session, body.path, body.stdin, body.stdin_path)
@@ -158,7 +158,7 @@ async def run_in_session(
     response_model=RunControlOut,
     responses=merge(WRITE_OWNED, errors(Conflict)),
 )
-async def run_stdin(body: RunStdinIn, session: OwnedSession, svc: Executions) -> RunControlOut:
+async def run_stdin(body: RunStdinIn, session: EditorSession, svc: Executions) -> RunControlOut:
     """Input for the program the session runs now (409 ``no_active_run`` when none)."""
     eid = await svc.runner.send_stdin(session, body.data, body.eof)
     return RunControlOut(execution_id=eid)
@@ -169,7 +169,7 @@ async def run_stdin(body: RunStdinIn, session: OwnedSession, svc: Executions) ->
     response_model=RunControlOut,
     responses=merge(WRITE_OWNED, errors(Conflict)),
 )
-async def run_stop(session: OwnedSession, svc: Executions) -> RunControlOut:
+async def run_stop(session: EditorSession, svc: Executions) -> RunControlOut:
     """Stop the session's run: its whole process group is killed; its result says so."""
     eid = await svc.runner.stop_run(session)
     return RunControlOut(execution_id=eid)
