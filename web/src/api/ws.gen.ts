@@ -258,14 +258,15 @@ export interface components {
         };
         /**
          * TerminalError
-         * @description A malformed control message from the client (``error``: ``bad_message``).
+         * @description A malformed control message from the client (``bad_message``), or input from a viewer,
+         *     which never reaches the terminal (``read_only``).
          */
         TerminalError: {
             /**
              * Error
-             * @constant
+             * @enum {string}
              */
-            error: "bad_message";
+            error: "bad_message" | "read_only";
             /** Message */
             message: string;
             /**
@@ -290,6 +291,11 @@ export interface components {
          *     output that follows at once); the client ignores what its emulator answers to it.
          */
         TerminalReady: {
+            /**
+             * Read Only
+             * @default false
+             */
+            read_only?: boolean;
             /** Reattached */
             reattached: boolean;
             /** Replay Bytes */
