@@ -88,7 +88,7 @@ function Workspace({ initial }: { initial: Session }) {
   const pushError = useCallback((m: string) => push("error", m), [push]);
   const files = useWorkspaceFiles(uuid);
   const editor = useEditorTabs(uuid, pushError);
-  const terminals = useTerminalTabs(uuid);
+  const terminals = useTerminalTabs(uuid, { shared: initial.role !== "owner", readOnly: initial.role === "viewer" });
   const [showOutput, setShowOutput] = useState(false);
   const [showHistory, setShowHistory] = useState(false);
   const [sandbox, setSandbox] = useState<{ status: string; message: string | null }>({ status: initial.sandbox_status, message: null });
