@@ -54,7 +54,7 @@ def test_invite_accept_type_watch_revoke(page: Page, other_contexts: list[Browse
     owner.get_by_role("button", name="Share").click()
     invite(owner, editor_name, "editor")
     invite(owner, viewer_name, "viewer")
-    owner.get_by_role("button", name="Close").click()
+    owner.get_by_role("button", name="Close", exact=True).click()
 
     accept_and_open(editor, "pair session")
     wait_for_prompt(editor)  # the owner's shell, adopted as the editor's tab
@@ -75,7 +75,7 @@ def test_invite_accept_type_watch_revoke(page: Page, other_contexts: list[Browse
     row = owner.locator(f"li[data-username='{editor_name}']")
     row.get_by_role("button", name="Revoke").click()
     expect(row).to_have_count(0)
-    owner.get_by_role("button", name="Close").click()
+    owner.get_by_role("button", name="Close", exact=True).click()
     # The editor's terminal is disconnected; what they type no longer reaches the shell.
     editor.wait_for_timeout(2000)
     terminal_type(editor, "echo after-revoke\n")
