@@ -30,12 +30,13 @@ async def _open(
 ) -> OpenedLink:
     limiter = platform.public_link_limiter
     key = client_ip(request) or "unknown"
-    if await limiter.hit(key) > platform.settings.public_link_rate_limit_per_minute:
+    if await limiter.count(key) >= limiter.limit:
         raise RateLimited(
             "too many requests to public links; wait a minute",
             code="rate_limited",
             retry_after=int(await limiter.blocked(key)) + 1,
         )
+    await limiter.hit(key)
     return await platform.public_links.open(token, count_view=page)
 
 
