@@ -23,16 +23,16 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchstats import ratio, summary  # noqa: E402
+from tests.conftest import make_database
 
-from coolcoding.db.engine import Database  # noqa: E402
-from coolcoding.db.migrate import upgrade  # noqa: E402
-from coolcoding.db.models import CodeSession, SessionCollaborator, User  # noqa: E402
-from coolcoding.services.access import AccessService, Role  # noqa: E402
-from coolcoding.services.events import EventBus  # noqa: E402
-from coolcoding.services.sessions import SessionService  # noqa: E402
-from coolcoding.settings import Settings  # noqa: E402
-from tests.conftest import make_database  # noqa: E402
+from benchstats import ratio, summary
+from coolcoding.db.engine import Database
+from coolcoding.db.migrate import upgrade
+from coolcoding.db.models import CodeSession, SessionCollaborator, User
+from coolcoding.services.access import AccessService, Role
+from coolcoding.services.events import EventBus
+from coolcoding.services.sessions import SessionService
+from coolcoding.settings import Settings
 
 
 async def fill(db: Database) -> tuple[int, int, str]:
@@ -76,13 +76,16 @@ async def measure(url: str, calls: int) -> dict[str, object]:
             "require_member": [],
         }
         for _ in range(calls):
-            for name, call in (
-                ("owned_ref", lambda: sessions.owned_ref(owner, uuid)),
-                ("require_owner", lambda: access.require(owner, uuid, Role.EDITOR)),
-                ("require_member", lambda: access.require(member, uuid, Role.EDITOR)),
+            for name, who in (
+                ("owned_ref", owner),
+                ("require_owner", owner),
+                ("require_member", member),
             ):
                 t0 = time.perf_counter()
-                await call()
+                if name == "owned_ref":
+                    await sessions.owned_ref(who, uuid)
+                else:
+                    await access.require(who, uuid, Role.EDITOR)
                 series[name].append((time.perf_counter() - t0) * 1e6)
         out[label] = {
             "us": {k: summary(v) for k, v in series.items()},
