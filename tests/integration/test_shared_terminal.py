@@ -13,7 +13,7 @@ import websockets
 from websockets.exceptions import ConnectionClosed
 
 from tests.conftest import LiveServer, UserClient, register_user, searchable, start_live_server
-from tests.sandbox_helpers import Term, cookie, file_items
+from tests.sandbox_helpers import Term, cookie, events_socket, file_items, next_event
 
 pytestmark = pytest.mark.sandbox
 
@@ -145,3 +145,26 @@ async def test_revoked_editor_is_dropped_from_the_terminal(
     )
     assert r.status_code == 204
     assert await close_code(ed.ws, 2.0) == 4403
+
+
+async def test_viewer_follows_a_run_an_editor_started(
+    server: LiveServer, trio: tuple[str, UserClient, UserClient, UserClient]
+) -> None:
+    sid, _owner, editor, viewer = trio
+    stranger = register_user(server, "str")
+    r = editor.client.post(f"/api/workspace/{sid}/file/main.py", json={"content": "print(6*7)\n"})
+    assert r.status_code in (200, 201), r.text
+    events = await events_socket(server, viewer, sid)
+    r = await asyncio.to_thread(
+        editor.client.post, f"/api/sessions/{sid}/run", json={"path": "main.py"}
+    )
+    assert r.status_code == 202, r.text
+    started = await next_event(events, lambda e: e["type"] == "run_started", timeout=30)
+    assert started["user_id"] == editor.user_id
+    await events.close()
+    with viewer.client.stream("GET", started["events"], timeout=60) as sse:
+        body = "".join(sse.iter_text())
+    assert "42" in body and "event: result" in body
+    assert viewer.client.get(f"/api/executions/{started['execution_id']}").status_code == 200
+    assert stranger.client.get(f"/api/executions/{started['execution_id']}").status_code == 404
+    stranger.client.close()

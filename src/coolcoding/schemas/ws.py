@@ -180,6 +180,16 @@ class Resync(Message):
     reason: Literal["sync_backlog"] | None = None
 
 
+class RunStartedEvent(Message):
+    """A member started a run in the session: every member may follow it at ``events``
+    (server-sent events), viewers included."""
+
+    type: Literal["run_started"] = "run_started"
+    execution_id: str
+    user_id: int
+    events: str
+
+
 WorkspaceEventModel = (
     FileChanged
     | FileDeleted
@@ -189,6 +199,7 @@ WorkspaceEventModel = (
     | SyncError
     | Resync
     | Pong
+    | RunStartedEvent
 )
 
 
