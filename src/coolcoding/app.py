@@ -24,8 +24,10 @@ from coolcoding.api.routes import (
     judge0,
     languages,
     preview,
+    public,
     sandbox,
     sessions,
+    sharing,
     users,
     workspace,
 )
@@ -99,6 +101,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         languages,
         executions,
         preview,
+        sharing,
+        public,
     ):
         app.include_router(module.router)
     for module in (sandbox, ws_terminal, ws_events):

@@ -48,6 +48,12 @@ class Conflict(DomainError):
     code = "conflict"
 
 
+class Gone(DomainError):
+    """It existed and is no longer available (an expired or revoked public link)."""
+
+    code = "gone"
+
+
 class TooLarge(DomainError):
     code = "too_large"
 

@@ -28,6 +28,7 @@ from coolcoding.sandbox.base import Runtime, Sandbox, SandboxError
 from coolcoding.sandbox.local.identity import server_id
 from coolcoding.sandbox.registry import make_runtime
 from coolcoding.schemas.ws import FileChanged, FileDeleted, FileMoved
+from coolcoding.services.access import AccessService
 from coolcoding.services.accounts import AccountService
 from coolcoding.services.api_tokens import ApiTokenService
 from coolcoding.services.archive import ArchiveService
@@ -37,10 +38,12 @@ from coolcoding.services.executions import ExecutionService
 from coolcoding.services.leases import LeaseService
 from coolcoding.services.preferences import PreferencesService
 from coolcoding.services.preview import PreviewService
+from coolcoding.services.public_links import PublicLinkService, link_fork_grant
 from coolcoding.services.ratelimit import RateLimiter
 from coolcoding.services.sandboxes import SandboxManager
 from coolcoding.services.search import SearchService
 from coolcoding.services.sessions import SessionService
+from coolcoding.services.sharing import SharingService
 from coolcoding.services.templates import TemplateService
 from coolcoding.services.workspace import Change, WorkspaceRef, WorkspaceService
 from coolcoding.settings import Settings
@@ -86,6 +89,19 @@ class Platform:
         self.snapshots = SnapshotService(self.db, settings, self.workspace)
         self.sessions.before_delete.append(self.snapshots.trash_workspace)
         self.accounts.before_delete.append(self.snapshots.release_user)
+        # Sharing: roles, invitations, public links (services/access.py, sharing.py).
+        self.access = AccessService(self.db, self.events, cache_ttl_s=settings.share_cache_ttl_s)
+        self.sharing = SharingService(
+            self.db, self.access, max_members=settings.share_max_collaborators
+        )
+        self.public_links = PublicLinkService(
+            self.db, max_per_session=settings.public_link_max_per_session
+        )
+        self.snapshots.fork_grants.append(self._member_may_fork)
+        self.snapshots.fork_grants.append(link_fork_grant)
+        self.public_link_limiter = RateLimiter(
+            settings.public_link_rate_limit_per_minute, 60, self.redis, prefix="cc:publink"
+        )
         # The IDE's files in/out, search, templates and preferences (docs/API.md "IDE").
         self.templates = TemplateService(self.db, self.workspace)
         self.archives = ArchiveService(self.workspace, settings)
@@ -168,6 +184,14 @@ class Platform:
         self.on_start(svc.start)
         self.on_stop(svc.stop)
         return svc
+
+    async def _member_may_fork(self, user_id: int, session: CodeSession) -> bool:
+        """Any accepted member (a viewer too: they can read every file) may fork."""
+        try:
+            await self.access.role_of(user_id, str(session.uuid))
+        except NotFound:
+            return False
+        return True
 
     async def _file_exists(self, session: CodeSession, path: str) -> bool:
         ref = WorkspaceRef(session_id=session.id, session_uuid=str(session.uuid))

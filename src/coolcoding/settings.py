@@ -473,6 +473,29 @@ class Settings(BaseSettings):
         default=16, ge=1, description="Callback deliveries at once (per process)"
     )
     api_tokens_max_per_user: int = Field(default=20, ge=1, description="API tokens per user")
+    share_cache_ttl_s: float = Field(
+        default=2.0,
+        ge=0,
+        description="Seconds a user's role in a session is cached per replica (0 = off); a "
+        "revocation or role change also invalidates every replica's entry over the event bus",
+    )
+    share_max_collaborators: int = Field(
+        default=100, ge=1, description="Collaborators (invited or accepted) per session"
+    )
+    public_link_max_per_session: int = Field(
+        default=20, ge=1, description="Public links (not revoked) per session"
+    )
+    public_link_rate_limit_per_minute: int = Field(
+        default=300,
+        ge=1,
+        description="Requests per minute to public links, per client IP (429 beyond)",
+    )
+    public_link_max_file_bytes: int = Field(
+        default=2 * MiB, ge=1, description="Largest file a public link serves (413 beyond)"
+    )
+    public_link_max_run_output_chars: int = Field(
+        default=64 * 1024, ge=0, description="The last run's output shown on a public link"
+    )
     exec_queue: Literal["memory", "database"] = Field(
         default="memory",
         description="Judge queue: memory (in-process workers) or database (PostgreSQL FOR UPDATE "

@@ -75,6 +75,7 @@ async def test_reattach_gets_the_same_shell_and_its_scrollback(
         "terminal_id": "keep",
         "reattached": True,
         "replay_bytes": 0,
+        "read_only": False,
     }
     replay = await asyncio.wait_for(t2.ws.recv(), 15)  # the replay: one frame of that length
     assert isinstance(replay, bytes) and len(replay) == ready["replay_bytes"]

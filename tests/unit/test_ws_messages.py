@@ -49,6 +49,7 @@ def test_terminal_ready_keeps_its_wire_shape() -> None:
         "terminal_id": "t1",
         "reattached": False,
         "replay_bytes": 3,
+        "read_only": False,
     }
 
 

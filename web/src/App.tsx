@@ -6,6 +6,7 @@ import { safeNextPath } from "./modules/router/matchRoute";
 import { DashboardPage } from "./pages/DashboardPage";
 import { LoginPage } from "./pages/LoginPage";
 import { NotFoundPage } from "./pages/NotFoundPage";
+import { PublicLinkPage } from "./pages/PublicLinkPage";
 import { RegisterPage } from "./pages/RegisterPage";
 
 // The IDE (with Monaco and xterm) is its own chunk: the login page and dashboard load without it.
@@ -65,6 +66,7 @@ export function App() {
           </RequireAuth>
         }
       />
+      <Route path="/p/:token" element={<PublicLinkPage />} />
       <Route path="*" element={<NotFoundPage />} />
     </Routes>
   );

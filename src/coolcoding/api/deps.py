@@ -1,10 +1,12 @@
-"""Dependency aliases for routers: ``PlatformDep``, ``CurrentUser``, ``OwnedSession``, and the
+"""Dependency aliases for routers: ``PlatformDep``, ``CurrentUser``, the role-checked session
+aliases (``ViewerWorkspace``, ``EditorSession``, ``AdminAccess``...), and the
 platform's optional parts (``Sandboxes``, ``Terminals``, ``Commands``): 503 ``sandbox_unavailable``
 with the runtime's reason when this host cannot run sandboxes."""
 
 from __future__ import annotations
 
-from typing import Annotated, TypeVar
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Request
 
@@ -12,6 +14,7 @@ from coolcoding.api.clientip import client_ip as client_ip  # re-exported for th
 from coolcoding.db.models import CodeSession
 from coolcoding.errors import NotAuthenticated, Unavailable
 from coolcoding.platform import Platform
+from coolcoding.services.access import Access, Role
 from coolcoding.services.accounts import Principal
 from coolcoding.services.commands import CommandLog
 from coolcoding.services.sandboxes import SandboxManager
@@ -76,20 +79,50 @@ async def get_principal(request: Request, platform: PlatformDep) -> Principal:
 CurrentUser = Annotated[Principal, Depends(get_principal)]
 
 
-async def get_owned_session(
-    session_uuid: str, user: CurrentUser, platform: PlatformDep
-) -> CodeSession:
-    return await platform.sessions.get_owned(user.user_id, session_uuid)
+# --- the access check of every workspace route (services/access.py) ---------------------------
+# ``ACCESS_POLICY`` maps each of these dependencies to the role it requires: the route test
+# (tests/integration/test_share_policy.py) walks every route's dependencies and fails when a
+# workspace route declares none.
+ACCESS_POLICY: dict[Callable[..., Any], Role] = {}
 
 
-OwnedSession = Annotated[CodeSession, Depends(get_owned_session)]
+def _access_dep(need: Role) -> Callable[..., Awaitable[Access]]:
+    async def dep(session_uuid: str, user: CurrentUser, platform: PlatformDep) -> Access:
+        return await platform.access.require(user.user_id, session_uuid, need)
+
+    dep.__name__ = f"require_{need.label}"
+    ACCESS_POLICY[dep] = need
+    return dep
 
 
-async def workspace_ref(
-    session_uuid: str, user: CurrentUser, platform: PlatformDep
-) -> WorkspaceRef:
-    """The workspace of a session the user owns (404 otherwise), without loading the session."""
-    return await platform.sessions.owned_ref(user.user_id, session_uuid)
+def _session_dep(need: Role) -> Callable[..., Awaitable[CodeSession]]:
+    async def dep(session_uuid: str, user: CurrentUser, platform: PlatformDep) -> CodeSession:
+        access = await platform.access.require(user.user_id, session_uuid, need)
+        return await platform.sessions.load(access.ref.session_id)
+
+    dep.__name__ = f"{need.label}_session"
+    ACCESS_POLICY[dep] = need
+    return dep
 
 
-WorkspaceDep = Annotated[WorkspaceRef, Depends(workspace_ref)]
+def _ref_dep(need: Role) -> Callable[..., Awaitable[WorkspaceRef]]:
+    async def dep(session_uuid: str, user: CurrentUser, platform: PlatformDep) -> WorkspaceRef:
+        return (await platform.access.require(user.user_id, session_uuid, need)).ref
+
+    dep.__name__ = f"{need.label}_workspace"
+    ACCESS_POLICY[dep] = need
+    return dep
+
+
+ViewerAccess = Annotated[Access, Depends(_access_dep(Role.VIEWER))]
+EditorAccess = Annotated[Access, Depends(_access_dep(Role.EDITOR))]
+AdminAccess = Annotated[Access, Depends(_access_dep(Role.ADMIN))]
+OwnerAccess = Annotated[Access, Depends(_access_dep(Role.OWNER))]
+ViewerSession = Annotated[CodeSession, Depends(_session_dep(Role.VIEWER))]
+EditorSession = Annotated[CodeSession, Depends(_session_dep(Role.EDITOR))]
+ViewerWorkspace = Annotated[WorkspaceRef, Depends(_ref_dep(Role.VIEWER))]
+EditorWorkspace = Annotated[WorkspaceRef, Depends(_ref_dep(Role.EDITOR))]
+AdminWorkspace = Annotated[WorkspaceRef, Depends(_ref_dep(Role.ADMIN))]
+# The names of before sharing: the owner only.
+OwnedSession = Annotated[CodeSession, Depends(_session_dep(Role.OWNER))]
+WorkspaceDep = Annotated[WorkspaceRef, Depends(_ref_dep(Role.OWNER))]

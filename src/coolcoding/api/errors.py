@@ -21,6 +21,7 @@ from coolcoding.errors import (
     DatabaseUnavailable,
     DomainError,
     Forbidden,
+    Gone,
     InvalidInput,
     NotAuthenticated,
     NotFound,
@@ -38,6 +39,7 @@ HTTP_STATUS: dict[type[DomainError], int] = {
     Forbidden: 403,
     NotFound: 404,
     Conflict: 409,
+    Gone: 410,
     TooLarge: 413,
     RateLimited: 429,
     BadGateway: 502,
@@ -52,6 +54,7 @@ WS_CLOSE: dict[type[DomainError], int] = {
     RateLimited: 4429,
     InvalidInput: 4400,
     Conflict: 4409,
+    Gone: 4410,
     Unavailable: 4503,
     SandboxError: 4500,
 }

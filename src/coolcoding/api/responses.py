@@ -28,10 +28,12 @@ DESCRIPTIONS: dict[int, str] = {
     400: "Invalid input that the schema cannot state (e.g. a rule between two fields) or a "
     "body that is not JSON",
     401: "Not logged in, or the login expired (`not_authenticated`, `login_expired`)",
-    403: "Refused: a cross-site request (`cross_site_request`) or a wrong password",
+    403: "Refused: a cross-site request (`cross_site_request`), a wrong password, or a "
+    "collaborator whose role is too low (`forbidden_role`, `required_role` names the role needed)",
     404: "Not found, or not yours (never told apart)",
     405: "Method not allowed; `Allow` lists the methods of this path",
     409: "Conflict with the current state (e.g. a stale `base_version`, a taken name)",
+    410: "Gone: an expired or revoked public link (`link_expired`, `link_revoked`)",
     413: "Too large: the request body, or a workspace quota (`quota_exceeded`)",
     415: "Unsupported media type",
     422: "The request does not match the schema (`validation_error`; `fields` lists each problem)",
@@ -77,5 +79,5 @@ AUTHED = merge(PUBLIC, errors(NotAuthenticated))
 GUARDS = errors(TooLarge, Forbidden, InvalidInput)
 WRITE = merge(AUTHED, GUARDS)
 # A resource addressed by its id (a session, an execution) that is not the user's or is gone.
-OWNED = merge(AUTHED, errors(NotFound))
+OWNED = merge(AUTHED, errors(NotFound, Forbidden))
 WRITE_OWNED = merge(WRITE, errors(NotFound))

@@ -150,6 +150,9 @@ class WorkspaceItem(Base):
     version: Mapped[int] = mapped_column(Integer, default=1)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    # Who saved it last through the API (migration 0007); None: the sandbox, or older rows. A plain
+    # id, not a foreign key: a deleted account leaves the files of the workspaces it touched.
+    last_modified_by: Mapped[int | None] = mapped_column(IdType, nullable=True)
 
 
 class TerminalCommand(Base):
@@ -169,6 +172,8 @@ class TerminalCommand(Base):
     cwd: Mapped[str | None] = mapped_column(String(4096))
     started_at: Mapped[datetime] = mapped_column(default=utcnow)
     duration_ms: Mapped[float | None] = mapped_column(Float)
+    # Who typed it (migration 0007): the user whose input last preceded the command's start.
+    user_id: Mapped[int | None] = mapped_column(IdType, nullable=True)
 
 
 class Execution(Base):
@@ -366,3 +371,57 @@ class TemplateFile(Base):
     )
     path: Mapped[str] = mapped_column(String(1024))
     content: Mapped[str] = mapped_column(Text)
+
+
+class SessionCollaborator(Base):
+    """A user given access to someone else's session (migration 0007). Only ``accepted`` rows
+    grant anything; the owner (``sessions.user_id``) is never a row here."""
+
+    __tablename__ = "session_collaborators"
+    __table_args__ = (
+        UniqueConstraint("session_id", "user_id", name="uq_session_collaborators_member"),
+    )
+
+    id: Mapped[int] = mapped_column(IdType, primary_key=True)
+    session_id: Mapped[int] = mapped_column(ForeignKey("sessions.id", ondelete="CASCADE"))
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    role: Mapped[str] = mapped_column(String(16))  # viewer | editor | admin
+    status: Mapped[str] = mapped_column(String(16))  # invited | accepted | declined
+    invited_by: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"), nullable=True
+    )
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class PublicLink(Base):
+    """A link that opens a session read-only without an account; only its token's SHA-256 is
+    stored, so a database leak reveals no working link."""
+
+    __tablename__ = "public_links"
+
+    id: Mapped[int] = mapped_column(IdType, primary_key=True)
+    session_id: Mapped[int] = mapped_column(
+        ForeignKey("sessions.id", ondelete="CASCADE"), index=True
+    )
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    permission: Mapped[str] = mapped_column(String(8))  # read | fork
+    expires_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    revoked_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    view_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    created_by: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"), nullable=True
+    )
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class PrivateTerminal(Base):
+    """A terminal only the session's owner lists and attaches to."""
+
+    __tablename__ = "private_terminals"
+
+    session_id: Mapped[int] = mapped_column(
+        ForeignKey("sessions.id", ondelete="CASCADE"), primary_key=True
+    )
+    terminal_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -18,6 +18,7 @@ class TerminalOut(BaseModel):
     rows: int
     alive: bool
     attached: int = Field(description="how many WebSockets are attached to it now")
+    private: bool = Field(default=False, description="only the owner lists and attaches to it")
 
 
 class CommandOut(BaseModel):
@@ -34,3 +35,8 @@ class CommandOut(BaseModel):
     duration_ms: float
     output: str
     output_truncated: bool
+    user_id: int | None = Field(
+        default=None,
+        description="who typed it: the user whose input to the terminal last preceded the "
+        "command's start (None: unknown, e.g. typed through another replica)",
+    )

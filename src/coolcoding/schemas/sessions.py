@@ -45,3 +45,5 @@ class SessionOut(BaseModel):
     forked_from_uuid: UUID | None = None
     forked_from_name: str | None = None
     fork_count: int = 0
+    # The caller's role in it (owner | admin | editor | viewer): the IDE's viewer mode.
+    role: str = "owner"

@@ -55,6 +55,8 @@ class TerminalReady(Message):
     terminal_id: str
     reattached: bool
     replay_bytes: int = Field(ge=0)
+    # A viewer watches: their input and resizes are refused (``error`` ``read_only``).
+    read_only: bool = False
 
 
 class TerminalCommand(Message):
@@ -73,10 +75,11 @@ class TerminalExit(Message):
 
 
 class TerminalError(Message):
-    """A malformed control message from the client (``error``: ``bad_message``)."""
+    """A malformed control message from the client (``bad_message``), or input from a viewer,
+    which never reaches the terminal (``read_only``)."""
 
     type: Literal["error"] = "error"
-    error: Literal["bad_message"]
+    error: Literal["bad_message", "read_only"]
     message: str
 
 
@@ -177,6 +180,16 @@ class Resync(Message):
     reason: Literal["sync_backlog"] | None = None
 
 
+class RunStartedEvent(Message):
+    """A member started a run in the session: every member may follow it at ``events``
+    (server-sent events), viewers included."""
+
+    type: Literal["run_started"] = "run_started"
+    execution_id: str
+    user_id: int
+    events: str
+
+
 WorkspaceEventModel = (
     FileChanged
     | FileDeleted
@@ -186,6 +199,7 @@ WorkspaceEventModel = (
     | SyncError
     | Resync
     | Pong
+    | RunStartedEvent
 )
 
 

@@ -23,6 +23,7 @@ class CommandRecord:
     duration_ms: float
     output: str
     output_truncated: bool
+    user_id: int | None = None
 
 
 class CommandLog:
@@ -41,6 +42,7 @@ class CommandLog:
                 duration_ms=rec.duration_ms,
                 output=rec.output,
                 output_truncated=rec.output_truncated,
+                user_id=rec.user_id,
             )
             s.add(row)
             await s.commit()

@@ -435,6 +435,16 @@ class ExecutionService:
             raise NotFound("no such execution", code="execution_not_found")
         return row
 
+    async def get_any(self, raw_id: str) -> Execution | None:
+        """The execution by its public id, whoever ran it (the caller checks access)."""
+        try:
+            uid = uuid_mod.UUID(raw_id)
+        except ValueError:
+            return None
+        async with self.db.session() as s:
+            row: Execution | None = await s.scalar(select(Execution).where(Execution.uuid == uid))
+            return row
+
     async def get_many(self, user_id: int, raw_ids: Sequence[str]) -> dict[str, Execution]:
         """The user's executions among ``raw_ids`` (by public id); others are left out."""
         ids: list[uuid_mod.UUID] = []

@@ -140,16 +140,28 @@ class SessionService:
             self._owner_cache[key] = (ref, now)
         return ref
 
+    async def load(self, session_id: int, *, touch: bool = False) -> CodeSession:
+        """The session by its id (the caller checked access: ``AccessService.require``)."""
+        async with self.db.session() as s:
+            sess = await s.get(CodeSession, session_id)
+            if sess is None:
+                raise NotFound("no such session", code="session_not_found")
+            if touch:
+                sess.last_accessed_at = utcnow()
+                await s.commit()
+            return sess
+
     async def get_by_uuid(self, raw_uuid: str) -> CodeSession | None:
         async with self.db.session() as s:
             return await s.scalar(
                 select(CodeSession).where(CodeSession.uuid == parse_uuid(raw_uuid))
             )
 
-    async def update(self, user_id: int, raw_uuid: str, changes: dict[str, Any]) -> CodeSession:
+    async def update(self, session_id: int, changes: dict[str, Any]) -> CodeSession:
+        """Change the session (the caller checked access: ``AccessService.require``)."""
         if "language" in changes and changes["language"] is not None:
             self._check_language(changes["language"])
-        sess = await self.get_owned(user_id, raw_uuid)
+        sess = await self.load(session_id)
         async with self.db.session() as s:
             values = {k: v for k, v in changes.items() if v is not None}
             if values:

@@ -336,6 +336,7 @@ class WorkspaceService:
                                 "binary": binary,
                                 "new_version": version + 1,
                                 "now": utcnow(),
+                                "author": author_id,
                             },
                         )
                     ).first()
@@ -384,6 +385,7 @@ class WorkspaceService:
                             content_hash=digest,
                             full_path=path,
                             version=1,
+                            last_modified_by=author_id,
                         )
                     )
                     await s.flush()

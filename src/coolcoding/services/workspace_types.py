@@ -168,6 +168,7 @@ UPDATE_CONTENT_STMT = (
         is_binary=bindparam("binary"),
         version=bindparam("new_version"),
         updated_at=bindparam("now"),
+        last_modified_by=bindparam("author"),
     )
     .returning(*INFO_COLUMNS)
 )

@@ -18,7 +18,9 @@ attached clients about a command.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
+import dataclasses
 import logging
 import time
 from dataclasses import dataclass, field
@@ -40,6 +42,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 MAX_COMMAND_CHARS = 64 * 1024  # an agent's event is untrusted input
+INPUT_HISTORY = 64  # inputs remembered per terminal (changes of typist, not keystrokes)
+# The agent stamps a command's start with its own clock (the sandbox's host): the Enter typed
+# just before may be stamped a little after it here.
+INPUT_CLOCK_SLACK_S = 0.05
 
 
 @dataclass
@@ -70,6 +76,9 @@ class TerminalManager:
         self._opening: dict[int, int] = {}  # user id -> terminals being opened
         self._locks: dict[str, asyncio.Lock] = {}
         self._reaper: asyncio.Task[None] | None = None
+        # (session uuid, terminal id) -> recent (wall time, user id) of input through this
+        # replica: a recorded command is attributed to the last input before its start.
+        self._inputs: dict[tuple[str, str], collections.deque[tuple[float, int]]] = {}
         sandboxes.before_stop.append(self.close_all)
         sandboxes.after_start.append(self._connect)
         sandboxes.on_remote_dropped.append(self._drop_control)
@@ -160,6 +169,7 @@ class TerminalManager:
                     await self.sync.flush(uuid)
                 except Exception:
                     log.exception("sync at command end failed")
+            rec = dataclasses.replace(rec, user_id=self.typist(uuid, rec))
             try:
                 await self.commands.record(control.session_id, rec)
             except Exception:
@@ -168,12 +178,37 @@ class TerminalManager:
         for att in list(self._attached.get((uuid, rec.terminal_id), ())):
             att.notify(message)
 
+    # --- who typed ------------------------------------------------------------------------------
+
+    def note_input(self, att: TerminalAttachment, user_id: int) -> None:
+        """``user_id`` sent input to the attachment's terminal now."""
+        key = (att.session_uuid, att.terminal_id)
+        seen = self._inputs.get(key)
+        if seen is None:
+            seen = self._inputs[key] = collections.deque(maxlen=INPUT_HISTORY)
+        now = time.time()
+        if seen and seen[-1][1] == user_id:
+            seen[-1] = (now, user_id)  # a run of keystrokes by one user: keep its last
+        else:
+            seen.append((now, user_id))
+
+    def typist(self, uuid: str, rec: CommandRecord) -> int | None:
+        """The user whose input last preceded the command's start (the Enter that started it),
+        as seen by this replica; ``None`` when none did here."""
+        start = rec.started_at.timestamp() + INPUT_CLOCK_SLACK_S
+        best: int | None = None
+        for when, user_id in self._inputs.get((uuid, rec.terminal_id), ()):
+            if when <= start:
+                best = user_id
+        return best
+
     # --- opening -----------------------------------------------------------------------------
 
     async def open(
-        self, sess: CodeSession, terminal_id: str, cols: int, rows: int
+        self, sess: CodeSession, terminal_id: str, cols: int, rows: int, *, create: bool = True
     ) -> tuple[TerminalAttachment, bool]:
-        """An attachment to the live terminal ``terminal_id`` (reattached=True), or a new shell."""
+        """An attachment to the live terminal ``terminal_id`` (reattached=True), or a new shell
+        (``create=False``, a viewer: 404 ``terminal_not_found`` instead)."""
         if not protocol.valid_terminal_id(terminal_id):
             raise InvalidInput(
                 "terminal id must match [A-Za-z0-9_-]{1,64}", code="invalid_terminal_id"
@@ -185,6 +220,11 @@ class TerminalManager:
                 terms = {t["terminal_id"]: t for t in await control.client.pty_list()}
                 existing = terms.get(terminal_id)
                 reattached = existing is not None and bool(existing["alive"])
+                if not reattached and not create:
+                    raise NotFound(
+                        f"no terminal {terminal_id!r}; a viewer watches open terminals only",
+                        code="terminal_not_found",
+                    )
                 if not reattached:
                     await self._new_shell(sess, control, terms, terminal_id, cols, rows)
                 att = await TerminalAttachment.open(sandbox, uuid, terminal_id)
@@ -309,6 +349,8 @@ class TerminalManager:
     async def close_all(self, session_uuid: str, *, ended: bool = True) -> None:
         """The sandbox stops (``ended``: its terminals die with it) or this server shuts down
         (the clients are disconnected and reattach through the next server process)."""
+        for key in [k for k in self._inputs if k[0] == session_uuid]:
+            self._inputs.pop(key, None)
         for key in [k for k in self._attached if k[0] == session_uuid]:
             for att in self._attached.pop(key, set()):
                 if ended:

@@ -68,11 +68,16 @@ def parse_client_text(text: str) -> ClientControl:
     raise ProtocolError(f"unknown control message type {kind!r}")
 
 
-def ready(terminal_id: str, reattached: bool, replay_bytes: int = 0) -> str:
+def ready(
+    terminal_id: str, reattached: bool, replay_bytes: int = 0, *, read_only: bool = False
+) -> str:
     """``replay_bytes``: the length of the scrollback replay, the output that follows at once;
     the client ignores what its emulator answers to that output (it is not the user typing)."""
     return TerminalReady(
-        terminal_id=terminal_id, reattached=reattached, replay_bytes=replay_bytes
+        terminal_id=terminal_id,
+        reattached=reattached,
+        replay_bytes=replay_bytes,
+        read_only=read_only,
     ).as_json()
 
 
@@ -86,7 +91,7 @@ def exited(code: int) -> str:
     return TerminalExit(code=code).as_json()
 
 
-def error(code: Literal["bad_message"], message: str) -> str:
+def error(code: Literal["bad_message", "read_only"], message: str) -> str:
     return TerminalError(error=code, message=message).as_json()
 
 

@@ -100,6 +100,60 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/invitations": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * My Invitations
+         * @description Your pending invitations.
+         */
+        get: operations["my_invitations_api_invitations_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/invitations/{session_uuid}/accept": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Accept Invitation */
+        post: operations["accept_invitation_api_invitations__session_uuid__accept_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/invitations/{session_uuid}/decline": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Decline Invitation */
+        post: operations["decline_invitation_api_invitations__session_uuid__decline_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/languages": {
         parameters: {
             query?: never;
@@ -109,6 +163,83 @@ export interface paths {
         };
         /** List Languages */
         get: operations["list_languages_api_languages_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/public/{token}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Open Link
+         * @description The link's page: the workspace's name and file tree (counts one view).
+         */
+        get: operations["open_link_api_public__token__get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/public/{token}/file/{path}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Link File */
+        get: operations["link_file_api_public__token__file__path__get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/public/{token}/fork": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Fork From Link
+         * @description A copy of the workspace owned by the caller (a ``fork`` link only: 403 otherwise).
+         */
+        post: operations["fork_from_link_api_public__token__fork_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/public/{token}/run": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Link Last Run
+         * @description The output of the workspace's latest finished run.
+         */
+        get: operations["link_last_run_api_public__token__run_get"];
         put?: never;
         post?: never;
         delete?: never;
@@ -161,7 +292,11 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** List Commands */
+        /**
+         * List Commands
+         * @description The command history, newest first, with who typed each command (``user_id``); the
+         *     commands of private terminals are the owner's to see.
+         */
         get: operations["list_commands_api_sessions__session_uuid__commands_get"];
         put?: never;
         post?: never;
@@ -186,6 +321,116 @@ export interface paths {
          */
         post: operations["fork_session_api_sessions__session_uuid__fork_post"];
         delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/sessions/{session_uuid}/leave": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Leave Session
+         * @description Stop being a member (the owner cannot leave: transfer or delete instead).
+         */
+        post: operations["leave_session_api_sessions__session_uuid__leave_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/sessions/{session_uuid}/links": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List Links */
+        get: operations["list_links_api_sessions__session_uuid__links_get"];
+        put?: never;
+        /**
+         * Create Link
+         * @description A public link (read, or fork: a logged-in user may fork the workspace); the token is in
+         *     this answer only.
+         */
+        post: operations["create_link_api_sessions__session_uuid__links_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/sessions/{session_uuid}/links/{link_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /** Revoke Link */
+        delete: operations["revoke_link_api_sessions__session_uuid__links__link_id__delete"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/sessions/{session_uuid}/members": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List Members
+         * @description The owner and the members, with their roles and invitation states (any member sees who
+         *     else is in the workspace).
+         */
+        get: operations["list_members_api_sessions__session_uuid__members_get"];
+        put?: never;
+        /**
+         * Invite Member
+         * @description Invite a user by username or email as viewer, editor or admin (only the owner invites
+         *     admins). 404 ``user_not_found``, 400 ``invite_self``, 409 ``already_member``.
+         */
+        post: operations["invite_member_api_sessions__session_uuid__members_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/sessions/{session_uuid}/members/{user_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Change Member Role
+         * @description Change a member's role; their open sockets reconnect with the new role.
+         */
+        put: operations["change_member_role_api_sessions__session_uuid__members__user_id__put"];
+        post?: never;
+        /**
+         * Revoke Member
+         * @description Remove a member or withdraw an invitation (an admin: viewers and editors only). Their
+         *     open sockets of this workspace are closed, on every replica.
+         */
+        delete: operations["revoke_member_api_sessions__session_uuid__members__user_id__delete"];
         options?: never;
         head?: never;
         patch?: never;
@@ -309,7 +554,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** List Terminals */
+        /**
+         * List Terminals
+         * @description The session's terminals, the same for every member (private ones: the owner's only).
+         */
         get: operations["list_terminals_api_sessions__session_uuid__terminals_get"];
         put?: never;
         post?: never;
@@ -336,6 +584,47 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/sessions/{session_uuid}/terminals/{terminal_id}/private": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Set Terminal Private
+         * @description Make a terminal the owner's alone (collaborators attached to it are disconnected), or
+         *     share it again. The terminal need not exist yet (an id the owner is about to open).
+         */
+        put: operations["set_terminal_private_api_sessions__session_uuid__terminals__terminal_id__private_put"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/sessions/{session_uuid}/transfer": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Transfer Ownership
+         * @description Make an accepted member the owner; you become an admin of the workspace.
+         */
+        post: operations["transfer_ownership_api_sessions__session_uuid__transfer_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/sessions/import": {
         parameters: {
             query?: never;
@@ -351,6 +640,26 @@ export interface paths {
          *     refused.
          */
         post: operations["create_from_zip_api_sessions_import_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/shared": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Shared With Me
+         * @description Sessions others own that you are an accepted member of, with your role.
+         */
+        get: operations["shared_with_me_api_shared_get"];
+        put?: never;
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -1137,6 +1446,11 @@ export interface components {
             started_at: string;
             /** Terminal Id */
             terminal_id: string;
+            /**
+             * User Id
+             * @description who typed it: the user whose input to the terminal last preceded the command's start (None: unknown, e.g. typed through another replica)
+             */
+            user_id?: number | null;
         };
         /** DeleteAccountIn */
         DeleteAccountIn: {
@@ -1349,6 +1663,20 @@ export interface components {
             /** Folders */
             folders: number;
         };
+        /** InviteIn */
+        InviteIn: {
+            /**
+             * Role
+             * @default viewer
+             * @enum {string}
+             */
+            role?: "viewer" | "editor" | "admin";
+            /**
+             * User
+             * @description a username or an email
+             */
+            user: string;
+        };
         /** ItemList */
         ItemList: {
             /** Items */
@@ -1407,6 +1735,70 @@ export interface components {
             /** Wall S */
             wall_s?: number | null;
         };
+        /** LinkCreatedOut */
+        LinkCreatedOut: {
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /** Created By */
+            created_by: number | null;
+            /** Expires At */
+            expires_at: string | null;
+            /** Id */
+            id: number;
+            /** Permission */
+            permission: string;
+            /** Revoked At */
+            revoked_at: string | null;
+            /**
+             * Token
+             * @description shown once: only its hash is stored
+             */
+            token: string;
+            /**
+             * Url
+             * @description the link's page in the web app (/p/<token>)
+             */
+            url: string;
+            /** View Count */
+            view_count: number;
+        };
+        /** LinkIn */
+        LinkIn: {
+            /**
+             * Expires At
+             * @description none: the link never expires
+             */
+            expires_at?: string | null;
+            /**
+             * Permission
+             * @default read
+             * @enum {string}
+             */
+            permission?: "read" | "fork";
+        };
+        /** LinkOut */
+        LinkOut: {
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /** Created By */
+            created_by: number | null;
+            /** Expires At */
+            expires_at: string | null;
+            /** Id */
+            id: number;
+            /** Permission */
+            permission: string;
+            /** Revoked At */
+            revoked_at: string | null;
+            /** View Count */
+            view_count: number;
+        };
         /** LoginIn */
         LoginIn: {
             /** Password */
@@ -1416,6 +1808,43 @@ export interface components {
              * @description username or email
              */
             username: string;
+        };
+        /** MemberOut */
+        MemberOut: {
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /** Invited By */
+            invited_by: number | null;
+            /** Role */
+            role: string;
+            /**
+             * Status
+             * @enum {string}
+             */
+            status: "invited" | "accepted" | "declined";
+            /**
+             * Updated At
+             * Format: date-time
+             */
+            updated_at: string;
+            /** User Id */
+            user_id: number;
+            /** Username */
+            username: string;
+        };
+        /** MembersOut */
+        MembersOut: {
+            /** Members */
+            members: components["schemas"]["MemberOut"][];
+            /** Owner Id */
+            owner_id: number;
+            /** Owner Username */
+            owner_username: string;
+            /** Your Role */
+            your_role: string;
         };
         /** MoveIn */
         MoveIn: {
@@ -1482,6 +1911,80 @@ export interface components {
              */
             word_wrap?: boolean;
         };
+        /** PrivateIn */
+        PrivateIn: {
+            /** Private */
+            private: boolean;
+        };
+        /** PrivateOut */
+        PrivateOut: {
+            /** Private */
+            private: boolean;
+            /** Terminal Id */
+            terminal_id: string;
+        };
+        /** PublicFileOut */
+        PublicFileOut: {
+            /** Content */
+            content: string;
+            /**
+             * Encoding
+             * @enum {string}
+             */
+            encoding: "utf-8" | "base64";
+            /** Path */
+            path: string;
+            /** Version */
+            version: number;
+        };
+        /**
+         * PublicRunOut
+         * @description The session's latest finished run (``null`` fields: none yet).
+         */
+        PublicRunOut: {
+            /** Completed At */
+            completed_at?: string | null;
+            /** Exit Code */
+            exit_code?: number | null;
+            /** Status */
+            status?: string | null;
+            /**
+             * Stderr
+             * @default
+             */
+            stderr?: string;
+            /**
+             * Stdout
+             * @default
+             */
+            stdout?: string;
+            /**
+             * Truncated
+             * @default false
+             */
+            truncated?: boolean;
+        };
+        /**
+         * PublicWorkspaceOut
+         * @description What a public link shows: the workspace's name and tree (file contents by path).
+         */
+        PublicWorkspaceOut: {
+            /** Entry File */
+            entry_file: string | null;
+            /** Items */
+            items: {
+                [key: string]: unknown;
+            }[];
+            /** Language */
+            language: string;
+            /** Name */
+            name: string;
+            /**
+             * Permission
+             * @enum {string}
+             */
+            permission: "read" | "fork";
+        };
         /** RegisterIn */
         RegisterIn: {
             /** Email */
@@ -1518,6 +2021,14 @@ export interface components {
             restored_from: number;
             /** Version */
             version: number;
+        };
+        /** RoleIn */
+        RoleIn: {
+            /**
+             * Role
+             * @enum {string}
+             */
+            role: "viewer" | "editor" | "admin";
         };
         /**
          * RunControlOut
@@ -1688,6 +2199,11 @@ export interface components {
             name: string;
             /** Network Enabled */
             network_enabled: boolean;
+            /**
+             * Role
+             * @default owner
+             */
+            role?: string;
             /** Sandbox Status */
             sandbox_status: string;
             /**
@@ -1711,6 +2227,21 @@ export interface components {
             name?: string | null;
             /** Network Enabled */
             network_enabled?: boolean | null;
+        };
+        /**
+         * SharedSessionOut
+         * @description A session someone else owns: yours to use with ``role`` (or an invitation to it).
+         */
+        SharedSessionOut: {
+            /** Invited By Username */
+            invited_by_username: string | null;
+            /** Owner Username */
+            owner_username: string;
+            /** Role */
+            role: string;
+            session: components["schemas"]["SessionOut"];
+            /** Status */
+            status: string;
         };
         /** SnapshotFileOut */
         SnapshotFileOut: {
@@ -1848,6 +2379,12 @@ export interface components {
             cols: number;
             /** Id */
             id: string;
+            /**
+             * Private
+             * @description only the owner lists and attaches to it
+             * @default false
+             */
+            private?: boolean;
             /** Rows */
             rows: number;
         };
@@ -1899,6 +2436,11 @@ export interface components {
             name: string;
             /** Prefix */
             prefix: string;
+        };
+        /** TransferIn */
+        TransferIn: {
+            /** User Id */
+            user_id: number;
         };
         /** TrashRestoreOut */
         TrashRestoreOut: {
@@ -2104,7 +2646,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorOut"];
                 };
             };
-            /** @description Refused: a cross-site request (`cross_site_request`) or a wrong password */
+            /** @description Refused: a cross-site request (`cross_site_request`), a wrong password, or a collaborator whose role is too low (`forbidden_role`, `required_role` names the role needed) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -2184,6 +2726,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorOut"];
                 };
             };
+            /** @description Refused: a cross-site request (`cross_site_request`), a wrong password, or a collaborator whose role is too low (`forbidden_role`, `required_role` names the role needed) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
             /** @description Not found, or not yours (never told apart) */
             404: {
                 headers: {
@@ -2237,6 +2788,15 @@ export interface operations {
             };
             /** @description Not logged in, or the login expired (`not_authenticated`, `login_expired`) */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description Refused: a cross-site request (`cross_site_request`), a wrong password, or a collaborator whose role is too low (`forbidden_role`, `required_role` names the role needed) */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2315,7 +2875,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorOut"];
                 };
             };
-            /** @description Refused: a cross-site request (`cross_site_request`) or a wrong password */
+            /** @description Refused: a cross-site request (`cross_site_request`), a wrong password, or a collaborator whose role is too low (`forbidden_role`, `required_role` names the role needed) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -2393,6 +2953,229 @@ export interface operations {
             };
         };
     };
+    my_invitations_api_invitations_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SharedSessionOut"][];
+                };
+            };
+            /** @description Not logged in, or the login expired (`not_authenticated`, `login_expired`) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description The request does not match the schema (`validation_error`; `fields` lists each problem) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description A dependency is unavailable: the database (`database_unavailable`), sandboxes or code execution; retry after `Retry-After` seconds when given */
+            503: {
+                headers: {
+                    /** @description seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+        };
+    };
+    accept_invitation_api_invitations__session_uuid__accept_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                session_uuid: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SharedSessionOut"];
+                };
+            };
+            /** @description Invalid input that the schema cannot state (e.g. a rule between two fields) or a body that is not JSON */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description Not logged in, or the login expired (`not_authenticated`, `login_expired`) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description Refused: a cross-site request (`cross_site_request`), a wrong password, or a collaborator whose role is too low (`forbidden_role`, `required_role` names the role needed) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description Not found, or not yours (never told apart) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description Too large: the request body, or a workspace quota (`quota_exceeded`) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description The request does not match the schema (`validation_error`; `fields` lists each problem) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description A dependency is unavailable: the database (`database_unavailable`), sandboxes or code execution; retry after `Retry-After` seconds when given */
+            503: {
+                headers: {
+                    /** @description seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+        };
+    };
+    decline_invitation_api_invitations__session_uuid__decline_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                session_uuid: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SharedSessionOut"];
+                };
+            };
+            /** @description Invalid input that the schema cannot state (e.g. a rule between two fields) or a body that is not JSON */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description Not logged in, or the login expired (`not_authenticated`, `login_expired`) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description Refused: a cross-site request (`cross_site_request`), a wrong password, or a collaborator whose role is too low (`forbidden_role`, `required_role` names the role needed) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description Not found, or not yours (never told apart) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description Too large: the request body, or a workspace quota (`quota_exceeded`) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description The request does not match the schema (`validation_error`; `fields` lists each problem) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description A dependency is unavailable: the database (`database_unavailable`), sandboxes or code execution; retry after `Retry-After` seconds when given */
+            503: {
+                headers: {
+                    /** @description seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+        };
+    };
     list_languages_api_languages_get: {
         parameters: {
             query?: never;
@@ -2409,6 +3192,355 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["LanguageOut"][];
+                };
+            };
+            /** @description A dependency is unavailable: the database (`database_unavailable`), sandboxes or code execution; retry after `Retry-After` seconds when given */
+            503: {
+                headers: {
+                    /** @description seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+        };
+    };
+    open_link_api_public__token__get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                token: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PublicWorkspaceOut"];
+                };
+            };
+            /** @description Not found, or not yours (never told apart) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description Gone: an expired or revoked public link (`link_expired`, `link_revoked`) */
+            410: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description The request does not match the schema (`validation_error`; `fields` lists each problem) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description Rate limited; retry after `Retry-After` seconds */
+            429: {
+                headers: {
+                    /** @description seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description A dependency is unavailable: the database (`database_unavailable`), sandboxes or code execution; retry after `Retry-After` seconds when given */
+            503: {
+                headers: {
+                    /** @description seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+        };
+    };
+    link_file_api_public__token__file__path__get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A workspace-relative path: names joined by '/', no leading '/', no empty, '.' or '..' names, no control characters; at most 255 bytes (UTF-8) a name, 1024 bytes and 64 levels in all. */
+                path: string;
+                token: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PublicFileOut"];
+                };
+            };
+            /** @description Not found, or not yours (never told apart) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description Conflict with the current state (e.g. a stale `base_version`, a taken name) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description Gone: an expired or revoked public link (`link_expired`, `link_revoked`) */
+            410: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description Too large: the request body, or a workspace quota (`quota_exceeded`) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description The request does not match the schema (`validation_error`; `fields` lists each problem) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description Rate limited; retry after `Retry-After` seconds */
+            429: {
+                headers: {
+                    /** @description seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description A dependency is unavailable: the database (`database_unavailable`), sandboxes or code execution; retry after `Retry-After` seconds when given */
+            503: {
+                headers: {
+                    /** @description seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+        };
+    };
+    fork_from_link_api_public__token__fork_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                token: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SessionOut"];
+                };
+            };
+            /** @description Invalid input that the schema cannot state (e.g. a rule between two fields) or a body that is not JSON */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description Not logged in, or the login expired (`not_authenticated`, `login_expired`) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description Refused: a cross-site request (`cross_site_request`), a wrong password, or a collaborator whose role is too low (`forbidden_role`, `required_role` names the role needed) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description Not found, or not yours (never told apart) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description Conflict with the current state (e.g. a stale `base_version`, a taken name) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description Gone: an expired or revoked public link (`link_expired`, `link_revoked`) */
+            410: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description Too large: the request body, or a workspace quota (`quota_exceeded`) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description The request does not match the schema (`validation_error`; `fields` lists each problem) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description Rate limited; retry after `Retry-After` seconds */
+            429: {
+                headers: {
+                    /** @description seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description A dependency is unavailable: the database (`database_unavailable`), sandboxes or code execution; retry after `Retry-After` seconds when given */
+            503: {
+                headers: {
+                    /** @description seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+        };
+    };
+    link_last_run_api_public__token__run_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                token: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PublicRunOut"];
+                };
+            };
+            /** @description Not found, or not yours (never told apart) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description Gone: an expired or revoked public link (`link_expired`, `link_revoked`) */
+            410: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description The request does not match the schema (`validation_error`; `fields` lists each problem) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description Rate limited; retry after `Retry-After` seconds */
+            429: {
+                headers: {
+                    /** @description seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
                 };
             };
             /** @description A dependency is unavailable: the database (`database_unavailable`), sandboxes or code execution; retry after `Retry-After` seconds when given */
@@ -2513,7 +3645,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorOut"];
                 };
             };
-            /** @description Refused: a cross-site request (`cross_site_request`) or a wrong password */
+            /** @description Refused: a cross-site request (`cross_site_request`), a wrong password, or a collaborator whose role is too low (`forbidden_role`, `required_role` names the role needed) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -2591,6 +3723,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorOut"];
                 };
             };
+            /** @description Refused: a cross-site request (`cross_site_request`), a wrong password, or a collaborator whose role is too low (`forbidden_role`, `required_role` names the role needed) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
             /** @description Not found, or not yours (never told apart) */
             404: {
                 headers: {
@@ -2658,7 +3799,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorOut"];
                 };
             };
-            /** @description Refused: a cross-site request (`cross_site_request`) or a wrong password */
+            /** @description Refused: a cross-site request (`cross_site_request`), a wrong password, or a collaborator whose role is too low (`forbidden_role`, `required_role` names the role needed) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -2749,7 +3890,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorOut"];
                 };
             };
-            /** @description Refused: a cross-site request (`cross_site_request`) or a wrong password */
+            /** @description Refused: a cross-site request (`cross_site_request`), a wrong password, or a collaborator whose role is too low (`forbidden_role`, `required_role` names the role needed) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -2822,6 +3963,15 @@ export interface operations {
             };
             /** @description Not logged in, or the login expired (`not_authenticated`, `login_expired`) */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description Refused: a cross-site request (`cross_site_request`), a wrong password, or a collaborator whose role is too low (`forbidden_role`, `required_role` names the role needed) */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2902,7 +4052,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorOut"];
                 };
             };
-            /** @description Refused: a cross-site request (`cross_site_request`) or a wrong password */
+            /** @description Refused: a cross-site request (`cross_site_request`), a wrong password, or a collaborator whose role is too low (`forbidden_role`, `required_role` names the role needed) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -2922,6 +4072,693 @@ export interface operations {
             };
             /** @description Conflict with the current state (e.g. a stale `base_version`, a taken name) */
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description Too large: the request body, or a workspace quota (`quota_exceeded`) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description The request does not match the schema (`validation_error`; `fields` lists each problem) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description A dependency is unavailable: the database (`database_unavailable`), sandboxes or code execution; retry after `Retry-After` seconds when given */
+            503: {
+                headers: {
+                    /** @description seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+        };
+    };
+    leave_session_api_sessions__session_uuid__leave_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                session_uuid: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Invalid input that the schema cannot state (e.g. a rule between two fields) or a body that is not JSON */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description Not logged in, or the login expired (`not_authenticated`, `login_expired`) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description Refused: a cross-site request (`cross_site_request`), a wrong password, or a collaborator whose role is too low (`forbidden_role`, `required_role` names the role needed) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description Not found, or not yours (never told apart) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description Too large: the request body, or a workspace quota (`quota_exceeded`) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description The request does not match the schema (`validation_error`; `fields` lists each problem) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description A dependency is unavailable: the database (`database_unavailable`), sandboxes or code execution; retry after `Retry-After` seconds when given */
+            503: {
+                headers: {
+                    /** @description seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+        };
+    };
+    list_links_api_sessions__session_uuid__links_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                session_uuid: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["LinkOut"][];
+                };
+            };
+            /** @description Not logged in, or the login expired (`not_authenticated`, `login_expired`) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description Refused: a cross-site request (`cross_site_request`), a wrong password, or a collaborator whose role is too low (`forbidden_role`, `required_role` names the role needed) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description Not found, or not yours (never told apart) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description The request does not match the schema (`validation_error`; `fields` lists each problem) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description A dependency is unavailable: the database (`database_unavailable`), sandboxes or code execution; retry after `Retry-After` seconds when given */
+            503: {
+                headers: {
+                    /** @description seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+        };
+    };
+    create_link_api_sessions__session_uuid__links_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                session_uuid: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["LinkIn"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["LinkCreatedOut"];
+                };
+            };
+            /** @description Invalid input that the schema cannot state (e.g. a rule between two fields) or a body that is not JSON */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description Not logged in, or the login expired (`not_authenticated`, `login_expired`) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description Refused: a cross-site request (`cross_site_request`), a wrong password, or a collaborator whose role is too low (`forbidden_role`, `required_role` names the role needed) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description Not found, or not yours (never told apart) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description Conflict with the current state (e.g. a stale `base_version`, a taken name) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description Too large: the request body, or a workspace quota (`quota_exceeded`) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description The request does not match the schema (`validation_error`; `fields` lists each problem) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description A dependency is unavailable: the database (`database_unavailable`), sandboxes or code execution; retry after `Retry-After` seconds when given */
+            503: {
+                headers: {
+                    /** @description seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+        };
+    };
+    revoke_link_api_sessions__session_uuid__links__link_id__delete: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                link_id: number;
+                session_uuid: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Invalid input that the schema cannot state (e.g. a rule between two fields) or a body that is not JSON */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description Not logged in, or the login expired (`not_authenticated`, `login_expired`) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description Refused: a cross-site request (`cross_site_request`), a wrong password, or a collaborator whose role is too low (`forbidden_role`, `required_role` names the role needed) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description Not found, or not yours (never told apart) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description Too large: the request body, or a workspace quota (`quota_exceeded`) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description The request does not match the schema (`validation_error`; `fields` lists each problem) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description A dependency is unavailable: the database (`database_unavailable`), sandboxes or code execution; retry after `Retry-After` seconds when given */
+            503: {
+                headers: {
+                    /** @description seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+        };
+    };
+    list_members_api_sessions__session_uuid__members_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                session_uuid: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MembersOut"];
+                };
+            };
+            /** @description Not logged in, or the login expired (`not_authenticated`, `login_expired`) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description Refused: a cross-site request (`cross_site_request`), a wrong password, or a collaborator whose role is too low (`forbidden_role`, `required_role` names the role needed) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description Not found, or not yours (never told apart) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description The request does not match the schema (`validation_error`; `fields` lists each problem) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description A dependency is unavailable: the database (`database_unavailable`), sandboxes or code execution; retry after `Retry-After` seconds when given */
+            503: {
+                headers: {
+                    /** @description seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+        };
+    };
+    invite_member_api_sessions__session_uuid__members_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                session_uuid: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["InviteIn"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MemberOut"];
+                };
+            };
+            /** @description Invalid input that the schema cannot state (e.g. a rule between two fields) or a body that is not JSON */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description Not logged in, or the login expired (`not_authenticated`, `login_expired`) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description Refused: a cross-site request (`cross_site_request`), a wrong password, or a collaborator whose role is too low (`forbidden_role`, `required_role` names the role needed) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description Not found, or not yours (never told apart) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description Conflict with the current state (e.g. a stale `base_version`, a taken name) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description Too large: the request body, or a workspace quota (`quota_exceeded`) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description The request does not match the schema (`validation_error`; `fields` lists each problem) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description A dependency is unavailable: the database (`database_unavailable`), sandboxes or code execution; retry after `Retry-After` seconds when given */
+            503: {
+                headers: {
+                    /** @description seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+        };
+    };
+    change_member_role_api_sessions__session_uuid__members__user_id__put: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                session_uuid: string;
+                user_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["RoleIn"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MemberOut"];
+                };
+            };
+            /** @description Invalid input that the schema cannot state (e.g. a rule between two fields) or a body that is not JSON */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description Not logged in, or the login expired (`not_authenticated`, `login_expired`) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description Refused: a cross-site request (`cross_site_request`), a wrong password, or a collaborator whose role is too low (`forbidden_role`, `required_role` names the role needed) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description Not found, or not yours (never told apart) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description Too large: the request body, or a workspace quota (`quota_exceeded`) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description The request does not match the schema (`validation_error`; `fields` lists each problem) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description A dependency is unavailable: the database (`database_unavailable`), sandboxes or code execution; retry after `Retry-After` seconds when given */
+            503: {
+                headers: {
+                    /** @description seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+        };
+    };
+    revoke_member_api_sessions__session_uuid__members__user_id__delete: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                session_uuid: string;
+                user_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Invalid input that the schema cannot state (e.g. a rule between two fields) or a body that is not JSON */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description Not logged in, or the login expired (`not_authenticated`, `login_expired`) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description Refused: a cross-site request (`cross_site_request`), a wrong password, or a collaborator whose role is too low (`forbidden_role`, `required_role` names the role needed) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description Not found, or not yours (never told apart) */
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2982,6 +4819,15 @@ export interface operations {
             };
             /** @description Not logged in, or the login expired (`not_authenticated`, `login_expired`) */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description Refused: a cross-site request (`cross_site_request`), a wrong password, or a collaborator whose role is too low (`forbidden_role`, `required_role` names the role needed) */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3062,7 +4908,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorOut"];
                 };
             };
-            /** @description Refused: a cross-site request (`cross_site_request`) or a wrong password */
+            /** @description Refused: a cross-site request (`cross_site_request`), a wrong password, or a collaborator whose role is too low (`forbidden_role`, `required_role` names the role needed) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -3173,7 +5019,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorOut"];
                 };
             };
-            /** @description Refused: a cross-site request (`cross_site_request`) or a wrong password */
+            /** @description Refused: a cross-site request (`cross_site_request`), a wrong password, or a collaborator whose role is too low (`forbidden_role`, `required_role` names the role needed) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -3269,7 +5115,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorOut"];
                 };
             };
-            /** @description Refused: a cross-site request (`cross_site_request`) or a wrong password */
+            /** @description Refused: a cross-site request (`cross_site_request`), a wrong password, or a collaborator whose role is too low (`forbidden_role`, `required_role` names the role needed) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -3365,7 +5211,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorOut"];
                 };
             };
-            /** @description Refused: a cross-site request (`cross_site_request`) or a wrong password */
+            /** @description Refused: a cross-site request (`cross_site_request`), a wrong password, or a collaborator whose role is too low (`forbidden_role`, `required_role` names the role needed) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -3472,7 +5318,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorOut"];
                 };
             };
-            /** @description Refused: a cross-site request (`cross_site_request`) or a wrong password */
+            /** @description Refused: a cross-site request (`cross_site_request`), a wrong password, or a collaborator whose role is too low (`forbidden_role`, `required_role` names the role needed) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -3550,6 +5396,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorOut"];
                 };
             };
+            /** @description Refused: a cross-site request (`cross_site_request`), a wrong password, or a collaborator whose role is too low (`forbidden_role`, `required_role` names the role needed) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
             /** @description Not found, or not yours (never told apart) */
             404: {
                 headers: {
@@ -3618,7 +5473,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorOut"];
                 };
             };
-            /** @description Refused: a cross-site request (`cross_site_request`) or a wrong password */
+            /** @description Refused: a cross-site request (`cross_site_request`), a wrong password, or a collaborator whose role is too low (`forbidden_role`, `required_role` names the role needed) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -3629,6 +5484,198 @@ export interface operations {
             };
             /** @description Not found, or not yours (never told apart) */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description Too large: the request body, or a workspace quota (`quota_exceeded`) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description The request does not match the schema (`validation_error`; `fields` lists each problem) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description A dependency is unavailable: the database (`database_unavailable`), sandboxes or code execution; retry after `Retry-After` seconds when given */
+            503: {
+                headers: {
+                    /** @description seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+        };
+    };
+    set_terminal_private_api_sessions__session_uuid__terminals__terminal_id__private_put: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                session_uuid: string;
+                terminal_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["PrivateIn"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PrivateOut"];
+                };
+            };
+            /** @description Invalid input that the schema cannot state (e.g. a rule between two fields) or a body that is not JSON */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description Not logged in, or the login expired (`not_authenticated`, `login_expired`) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description Refused: a cross-site request (`cross_site_request`), a wrong password, or a collaborator whose role is too low (`forbidden_role`, `required_role` names the role needed) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description Not found, or not yours (never told apart) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description Too large: the request body, or a workspace quota (`quota_exceeded`) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description The request does not match the schema (`validation_error`; `fields` lists each problem) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description A dependency is unavailable: the database (`database_unavailable`), sandboxes or code execution; retry after `Retry-After` seconds when given */
+            503: {
+                headers: {
+                    /** @description seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+        };
+    };
+    transfer_ownership_api_sessions__session_uuid__transfer_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                session_uuid: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["TransferIn"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SessionOut"];
+                };
+            };
+            /** @description Invalid input that the schema cannot state (e.g. a rule between two fields) or a body that is not JSON */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description Not logged in, or the login expired (`not_authenticated`, `login_expired`) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description Refused: a cross-site request (`cross_site_request`), a wrong password, or a collaborator whose role is too low (`forbidden_role`, `required_role` names the role needed) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description Not found, or not yours (never told apart) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description Conflict with the current state (e.g. a stale `base_version`, a taken name) */
+            409: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3711,7 +5758,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorOut"];
                 };
             };
-            /** @description Refused: a cross-site request (`cross_site_request`) or a wrong password */
+            /** @description Refused: a cross-site request (`cross_site_request`), a wrong password, or a collaborator whose role is too low (`forbidden_role`, `required_role` names the role needed) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -3731,6 +5778,55 @@ export interface operations {
             };
             /** @description Too large: the request body, or a workspace quota (`quota_exceeded`) */
             413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description The request does not match the schema (`validation_error`; `fields` lists each problem) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description A dependency is unavailable: the database (`database_unavailable`), sandboxes or code execution; retry after `Retry-After` seconds when given */
+            503: {
+                headers: {
+                    /** @description seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+        };
+    };
+    shared_with_me_api_shared_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SharedSessionOut"][];
+                };
+            };
+            /** @description Not logged in, or the login expired (`not_authenticated`, `login_expired`) */
+            401: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3947,7 +6043,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorOut"];
                 };
             };
-            /** @description Refused: a cross-site request (`cross_site_request`) or a wrong password */
+            /** @description Refused: a cross-site request (`cross_site_request`), a wrong password, or a collaborator whose role is too low (`forbidden_role`, `required_role` names the role needed) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -4007,6 +6103,15 @@ export interface operations {
             };
             /** @description Not logged in, or the login expired (`not_authenticated`, `login_expired`) */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description Refused: a cross-site request (`cross_site_request`), a wrong password, or a collaborator whose role is too low (`forbidden_role`, `required_role` names the role needed) */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -4130,7 +6235,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorOut"];
                 };
             };
-            /** @description Refused: a cross-site request (`cross_site_request`) or a wrong password */
+            /** @description Refused: a cross-site request (`cross_site_request`), a wrong password, or a collaborator whose role is too low (`forbidden_role`, `required_role` names the role needed) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -4217,7 +6322,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorOut"];
                 };
             };
-            /** @description Refused: a cross-site request (`cross_site_request`) or a wrong password */
+            /** @description Refused: a cross-site request (`cross_site_request`), a wrong password, or a collaborator whose role is too low (`forbidden_role`, `required_role` names the role needed) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -4366,7 +6471,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorOut"];
                 };
             };
-            /** @description Refused: a cross-site request (`cross_site_request`) or a wrong password */
+            /** @description Refused: a cross-site request (`cross_site_request`), a wrong password, or a collaborator whose role is too low (`forbidden_role`, `required_role` names the role needed) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -4451,7 +6556,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorOut"];
                 };
             };
-            /** @description Refused: a cross-site request (`cross_site_request`) or a wrong password */
+            /** @description Refused: a cross-site request (`cross_site_request`), a wrong password, or a collaborator whose role is too low (`forbidden_role`, `required_role` names the role needed) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -4578,7 +6683,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorOut"];
                 };
             };
-            /** @description Refused: a cross-site request (`cross_site_request`) or a wrong password */
+            /** @description Refused: a cross-site request (`cross_site_request`), a wrong password, or a collaborator whose role is too low (`forbidden_role`, `required_role` names the role needed) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -4718,7 +6823,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorOut"];
                 };
             };
-            /** @description Refused: a cross-site request (`cross_site_request`) or a wrong password */
+            /** @description Refused: a cross-site request (`cross_site_request`), a wrong password, or a collaborator whose role is too low (`forbidden_role`, `required_role` names the role needed) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -4789,7 +6894,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorOut"];
                 };
             };
-            /** @description Refused: a cross-site request (`cross_site_request`) or a wrong password */
+            /** @description Refused: a cross-site request (`cross_site_request`), a wrong password, or a collaborator whose role is too low (`forbidden_role`, `required_role` names the role needed) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -4881,6 +6986,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorOut"];
                 };
             };
+            /** @description Refused: a cross-site request (`cross_site_request`), a wrong password, or a collaborator whose role is too low (`forbidden_role`, `required_role` names the role needed) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
             /** @description Not found, or not yours (never told apart) */
             404: {
                 headers: {
@@ -4959,7 +7073,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorOut"];
                 };
             };
-            /** @description Refused: a cross-site request (`cross_site_request`) or a wrong password */
+            /** @description Refused: a cross-site request (`cross_site_request`), a wrong password, or a collaborator whose role is too low (`forbidden_role`, `required_role` names the role needed) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -5047,6 +7161,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorOut"];
                 };
             };
+            /** @description Refused: a cross-site request (`cross_site_request`), a wrong password, or a collaborator whose role is too low (`forbidden_role`, `required_role` names the role needed) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
             /** @description Not found, or not yours (never told apart) */
             404: {
                 headers: {
@@ -5105,6 +7228,15 @@ export interface operations {
             };
             /** @description Not logged in, or the login expired (`not_authenticated`, `login_expired`) */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description Refused: a cross-site request (`cross_site_request`), a wrong password, or a collaborator whose role is too low (`forbidden_role`, `required_role` names the role needed) */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -5205,7 +7337,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorOut"];
                 };
             };
-            /** @description Refused: a cross-site request (`cross_site_request`) or a wrong password */
+            /** @description Refused: a cross-site request (`cross_site_request`), a wrong password, or a collaborator whose role is too low (`forbidden_role`, `required_role` names the role needed) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -5301,7 +7433,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorOut"];
                 };
             };
-            /** @description Refused: a cross-site request (`cross_site_request`) or a wrong password */
+            /** @description Refused: a cross-site request (`cross_site_request`), a wrong password, or a collaborator whose role is too low (`forbidden_role`, `required_role` names the role needed) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -5372,6 +7504,15 @@ export interface operations {
             };
             /** @description Not logged in, or the login expired (`not_authenticated`, `login_expired`) */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description Refused: a cross-site request (`cross_site_request`), a wrong password, or a collaborator whose role is too low (`forbidden_role`, `required_role` names the role needed) */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -5459,7 +7600,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorOut"];
                 };
             };
-            /** @description Refused: a cross-site request (`cross_site_request`) or a wrong password */
+            /** @description Refused: a cross-site request (`cross_site_request`), a wrong password, or a collaborator whose role is too low (`forbidden_role`, `required_role` names the role needed) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -5550,6 +7691,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorOut"];
                 };
             };
+            /** @description Refused: a cross-site request (`cross_site_request`), a wrong password, or a collaborator whose role is too low (`forbidden_role`, `required_role` names the role needed) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
             /** @description Not found, or not yours (never told apart) */
             404: {
                 headers: {
@@ -5604,6 +7754,15 @@ export interface operations {
             };
             /** @description Not logged in, or the login expired (`not_authenticated`, `login_expired`) */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description Refused: a cross-site request (`cross_site_request`), a wrong password, or a collaborator whose role is too low (`forbidden_role`, `required_role` names the role needed) */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -5685,7 +7844,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorOut"];
                 };
             };
-            /** @description Refused: a cross-site request (`cross_site_request`) or a wrong password */
+            /** @description Refused: a cross-site request (`cross_site_request`), a wrong password, or a collaborator whose role is too low (`forbidden_role`, `required_role` names the role needed) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -5775,6 +7934,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorOut"];
                 };
             };
+            /** @description Refused: a cross-site request (`cross_site_request`), a wrong password, or a collaborator whose role is too low (`forbidden_role`, `required_role` names the role needed) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
             /** @description Not found, or not yours (never told apart) */
             404: {
                 headers: {
@@ -5848,7 +8016,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorOut"];
                 };
             };
-            /** @description Refused: a cross-site request (`cross_site_request`) or a wrong password */
+            /** @description Refused: a cross-site request (`cross_site_request`), a wrong password, or a collaborator whose role is too low (`forbidden_role`, `required_role` names the role needed) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -5948,7 +8116,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorOut"];
                 };
             };
-            /** @description Refused: a cross-site request (`cross_site_request`) or a wrong password */
+            /** @description Refused: a cross-site request (`cross_site_request`), a wrong password, or a collaborator whose role is too low (`forbidden_role`, `required_role` names the role needed) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -6051,6 +8219,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorOut"];
                 };
             };
+            /** @description Refused: a cross-site request (`cross_site_request`), a wrong password, or a collaborator whose role is too low (`forbidden_role`, `required_role` names the role needed) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
             /** @description Not found, or not yours (never told apart) */
             404: {
                 headers: {
@@ -6104,6 +8281,15 @@ export interface operations {
             };
             /** @description Not logged in, or the login expired (`not_authenticated`, `login_expired`) */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description Refused: a cross-site request (`cross_site_request`), a wrong password, or a collaborator whose role is too low (`forbidden_role`, `required_role` names the role needed) */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -6184,7 +8370,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorOut"];
                 };
             };
-            /** @description Refused: a cross-site request (`cross_site_request`) or a wrong password */
+            /** @description Refused: a cross-site request (`cross_site_request`), a wrong password, or a collaborator whose role is too low (`forbidden_role`, `required_role` names the role needed) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -6270,7 +8456,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorOut"];
                 };
             };
-            /** @description Refused: a cross-site request (`cross_site_request`) or a wrong password */
+            /** @description Refused: a cross-site request (`cross_site_request`), a wrong password, or a collaborator whose role is too low (`forbidden_role`, `required_role` names the role needed) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -6351,6 +8537,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorOut"];
                 };
             };
+            /** @description Refused: a cross-site request (`cross_site_request`), a wrong password, or a collaborator whose role is too low (`forbidden_role`, `required_role` names the role needed) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
             /** @description Not found, or not yours (never told apart) */
             404: {
                 headers: {
@@ -6414,6 +8609,15 @@ export interface operations {
             };
             /** @description Not logged in, or the login expired (`not_authenticated`, `login_expired`) */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description Refused: a cross-site request (`cross_site_request`), a wrong password, or a collaborator whose role is too low (`forbidden_role`, `required_role` names the role needed) */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -6491,7 +8695,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorOut"];
                 };
             };
-            /** @description Refused: a cross-site request (`cross_site_request`) or a wrong password */
+            /** @description Refused: a cross-site request (`cross_site_request`), a wrong password, or a collaborator whose role is too low (`forbidden_role`, `required_role` names the role needed) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -6578,6 +8782,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorOut"];
                 };
             };
+            /** @description Refused: a cross-site request (`cross_site_request`), a wrong password, or a collaborator whose role is too low (`forbidden_role`, `required_role` names the role needed) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
             /** @description Not found, or not yours (never told apart) */
             404: {
                 headers: {
@@ -6631,6 +8844,15 @@ export interface operations {
             };
             /** @description Not logged in, or the login expired (`not_authenticated`, `login_expired`) */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description Refused: a cross-site request (`cross_site_request`), a wrong password, or a collaborator whose role is too low (`forbidden_role`, `required_role` names the role needed) */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -6706,7 +8928,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorOut"];
                 };
             };
-            /** @description Refused: a cross-site request (`cross_site_request`) or a wrong password */
+            /** @description Refused: a cross-site request (`cross_site_request`), a wrong password, or a collaborator whose role is too low (`forbidden_role`, `required_role` names the role needed) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -6785,6 +9007,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorOut"];
                 };
             };
+            /** @description Refused: a cross-site request (`cross_site_request`), a wrong password, or a collaborator whose role is too low (`forbidden_role`, `required_role` names the role needed) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
             /** @description Not found, or not yours (never told apart) */
             404: {
                 headers: {
@@ -6855,7 +9086,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorOut"];
                 };
             };
-            /** @description Refused: a cross-site request (`cross_site_request`) or a wrong password */
+            /** @description Refused: a cross-site request (`cross_site_request`), a wrong password, or a collaborator whose role is too low (`forbidden_role`, `required_role` names the role needed) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -6953,7 +9184,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorOut"];
                 };
             };
-            /** @description Refused: a cross-site request (`cross_site_request`) or a wrong password */
+            /** @description Refused: a cross-site request (`cross_site_request`), a wrong password, or a collaborator whose role is too low (`forbidden_role`, `required_role` names the role needed) */
             403: {
                 headers: {
                     [name: string]: unknown;

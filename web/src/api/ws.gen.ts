@@ -193,6 +193,24 @@ export interface components {
             wall_ms: number | null;
         };
         /**
+         * RunStartedEvent
+         * @description A member started a run in the session: every member may follow it at ``events``
+         *     (server-sent events), viewers included.
+         */
+        RunStartedEvent: {
+            /** Events */
+            events: string;
+            /** Execution Id */
+            execution_id: string;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "run_started";
+            /** User Id */
+            user_id: number;
+        };
+        /**
          * SandboxStatusEvent
          * @description The session's sandbox status; sent on connect and on every change.
          */
@@ -258,14 +276,15 @@ export interface components {
         };
         /**
          * TerminalError
-         * @description A malformed control message from the client (``error``: ``bad_message``).
+         * @description A malformed control message from the client (``bad_message``), or input from a viewer,
+         *     which never reaches the terminal (``read_only``).
          */
         TerminalError: {
             /**
              * Error
-             * @constant
+             * @enum {string}
              */
-            error: "bad_message";
+            error: "bad_message" | "read_only";
             /** Message */
             message: string;
             /**
@@ -290,6 +309,11 @@ export interface components {
          *     output that follows at once); the client ignores what its emulator answers to it.
          */
         TerminalReady: {
+            /**
+             * Read Only
+             * @default false
+             */
+            read_only?: boolean;
             /** Reattached */
             reattached: boolean;
             /** Replay Bytes */
@@ -330,7 +354,7 @@ export interface components {
          * WorkspaceServerMessage
          * @description A text frame from the server on the workspace events WebSocket.
          */
-        WorkspaceServerMessage: components["schemas"]["FileChanged"] | components["schemas"]["FileDeleted"] | components["schemas"]["FileMoved"] | components["schemas"]["SandboxStatusEvent"] | components["schemas"]["ConflictEvent"] | components["schemas"]["SyncError"] | components["schemas"]["Resync"] | components["schemas"]["Pong"];
+        WorkspaceServerMessage: components["schemas"]["FileChanged"] | components["schemas"]["FileDeleted"] | components["schemas"]["FileMoved"] | components["schemas"]["SandboxStatusEvent"] | components["schemas"]["ConflictEvent"] | components["schemas"]["SyncError"] | components["schemas"]["Resync"] | components["schemas"]["Pong"] | components["schemas"]["RunStartedEvent"];
     };
     responses: never;
     parameters: never;

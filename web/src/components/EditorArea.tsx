@@ -29,6 +29,8 @@ interface EditorAreaProps {
   versionOf(path: string): number;
   prefs?: Preferences;
   reveal?: RevealRequest | null;
+  /** A viewer of a shared workspace: the editor is read-only. */
+  readOnly?: boolean;
 }
 
 function noticeText(n: DiskNotice, path: string): string {
@@ -201,6 +203,7 @@ export function EditorArea(props: EditorAreaProps) {
               onCursor={props.onCursor}
               prefs={props.prefs}
               reveal={props.reveal}
+              readOnly={props.readOnly}
             />
           </Suspense>
         )}

@@ -11,6 +11,7 @@ import { DeletedWorkspaces } from "../components/DeletedWorkspaces";
 import { ConfirmDialog, PromptDialog } from "../components/Dialog";
 import { EditIcon, PlusIcon, TrashIcon, UploadIcon } from "../components/Icons";
 import { FullPageError, Spinner } from "../components/PageStates";
+import { SharedWithMe } from "../components/SharedWithMe";
 import { ThemeToggle } from "../components/ThemeToggle";
 import { useAuth } from "../modules/auth/AuthContext";
 import { formatRelativeTime } from "../modules/format/relativeTime";
@@ -287,6 +288,7 @@ export function DashboardPage() {
             ))}
           </ul>
         )}
+        <SharedWithMe />
         <DeletedWorkspaces refreshKey={trashKey} onRestored={() => load()} />
         <ApiTokens />
       </main>

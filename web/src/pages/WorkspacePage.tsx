@@ -16,6 +16,7 @@ import { IdeSidebar, useFilePickers, type SidebarView } from "../components/IdeS
 import { Palette } from "../components/Palette";
 import { SearchPanel } from "../components/SearchPanel";
 import { SettingsDialog } from "../components/SettingsDialog";
+import { ShareDialog } from "../components/ShareDialog";
 import { UploadPanel } from "../components/UploadPanel";
 import { downloadUrl, exportZipUrl, importZip } from "../api/ide";
 import type { IdeCommand } from "../modules/commands/commands";
@@ -80,11 +81,14 @@ function Workspace({ initial }: { initial: Session }) {
   const uuid = initial.uuid;
   const { theme, toggle: toggleTheme } = useTheme();
   const [session, setSession] = useState(initial);
+  // A viewer of a shared workspace reads only: the server refuses their writes and keystrokes.
+  const viewer = session.role === "viewer";
+  const [sharing, setSharing] = useState(false);
   const { toasts, push, dismiss } = useToasts();
   const pushError = useCallback((m: string) => push("error", m), [push]);
   const files = useWorkspaceFiles(uuid);
   const editor = useEditorTabs(uuid, pushError);
-  const terminals = useTerminalTabs(uuid);
+  const terminals = useTerminalTabs(uuid, { shared: initial.role !== "owner", readOnly: initial.role === "viewer" });
   const [showOutput, setShowOutput] = useState(false);
   const [showHistory, setShowHistory] = useState(false);
   const [sandbox, setSandbox] = useState<{ status: string; message: string | null }>({ status: initial.sandbox_status, message: null });
@@ -360,7 +364,15 @@ function Workspace({ initial }: { initial: Session }) {
             forked from {session.forked_from_name}
           </span>
         )}
+        {viewer && (
+          <span className="ide-view-only" title="You are a viewer of this shared workspace: files and terminals are read-only">
+            View only
+          </span>
+        )}
         <div className="ide-header-spacer" />
+        <button className="btn btn-sm" onClick={() => setSharing(true)} title="Share this workspace">
+          Share
+        </button>
         <button className="btn btn-sm" onClick={() => setShowHistory(true)} title="File history, snapshots and trash">
           History
         </button>
@@ -372,8 +384,8 @@ function Workspace({ initial }: { initial: Session }) {
           <button
             className="btn btn-sm btn-run"
             onClick={() => void onRun()}
-            disabled={!activeTab || activeTab.status !== "ready"}
-            title={activeTab ? `Run ${activeTab.path} (Ctrl+Enter)` : "Open a file to run it"}
+            disabled={viewer || !activeTab || activeTab.status !== "ready"}
+            title={viewer ? "A viewer cannot run" : activeTab ? `Run ${activeTab.path} (Ctrl+Enter)` : "Open a file to run it"}
           >
             <PlayIcon width={13} height={13} /> Run
           </button>
@@ -449,9 +461,17 @@ function Workspace({ initial }: { initial: Session }) {
                   versionOf={(path) => files.items.find((i) => i.path === path)?.version ?? 0}
                   prefs={prefs}
                   reveal={reveal}
+                  readOnly={viewer}
                 />
               }
-              second={<TerminalPanel sessionUuid={uuid} theme={theme} terminals={terminals} runner={runner} showOutput={showOutput} onShowOutput={setShowOutput} sandboxRunning={sandbox.status === "running"} />}
+              second={
+                viewer ? (
+                  <div className="terminal-viewer-wrap">
+                    <div className="terminal-read-only" role="note">Terminals are read-only for you (viewer): you watch what editors type.</div>
+                    <TerminalPanel sessionUuid={uuid} theme={theme} terminals={terminals} runner={runner} showOutput={showOutput} onShowOutput={setShowOutput} sandboxRunning={sandbox.status === "running"} />
+                  </div>
+                ) : <TerminalPanel sessionUuid={uuid} theme={theme} terminals={terminals} runner={runner} showOutput={showOutput} onShowOutput={setShowOutput} sandboxRunning={sandbox.status === "running"} />
+              }
             />
           }
         />
@@ -488,6 +508,7 @@ function Workspace({ initial }: { initial: Session }) {
       {palette && (
         <Palette mode={palette} paths={files.items.filter((i) => i.type === "file").map((i) => i.path)} commands={commands} onOpenFile={openFile} onClose={() => setPalette(null)} />
       )}
+      {sharing && <ShareDialog sessionUuid={uuid} onClose={() => setSharing(false)} />}
       {settingsOpen && <SettingsDialog initial={prefs} onSave={savePrefs} onClose={() => setSettingsOpen(false)} />}
       {deleting && (
         <ConfirmDialog

@@ -9,9 +9,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Response
 from fastapi.responses import StreamingResponse
 
-from coolcoding.api.deps import CurrentUser, OwnedSession, PlatformDep
+from coolcoding.api.deps import CurrentUser, EditorSession, PlatformDep
 from coolcoding.api.responses import AUTHED, OWNED, WRITE, WRITE_OWNED, errors, merge
-from coolcoding.errors import Conflict, RateLimited
+from coolcoding.db.models import Execution
+from coolcoding.errors import Conflict, NotFound, RateLimited
+from coolcoding.platform import Platform
 from coolcoding.schemas.executions import (
     BatchIn,
     BatchOut,
@@ -24,6 +26,7 @@ from coolcoding.schemas.executions import (
     RunStdinIn,
 )
 from coolcoding.schemas.limits import MAX_OFFSET
+from coolcoding.schemas.ws import RunStartedEvent
 from coolcoding.services.executions import ExecutionService, JobRequest
 
 router = APIRouter(prefix="/api", tags=["executions"])
@@ -101,8 +104,26 @@ async def list_executions(
 
 
 @router.get("/executions/{execution_id}", response_model=ExecutionOut, responses=OWNED)
-async def get_execution(execution_id: str, user: CurrentUser, svc: Executions) -> ExecutionOut:
-    return ExecutionOut.of(await svc.get(user.user_id, execution_id))
+async def get_execution(
+    execution_id: str, user: CurrentUser, svc: Executions, platform: PlatformDep
+) -> ExecutionOut:
+    return ExecutionOut.of(await visible_execution(platform, svc, user.user_id, execution_id))
+
+
+async def visible_execution(
+    platform: Platform, svc: ExecutionService, user_id: int, execution_id: str
+) -> Execution:
+    """The caller's execution, or a run in a session the caller is a member of (viewers
+    watch runs); 404 otherwise, like a missing one."""
+    try:
+        return await svc.get(user_id, execution_id)
+    except NotFound:
+        row = await svc.get_any(execution_id)
+        if row is None or row.session_id is None:
+            raise
+        session = await platform.sessions.load(row.session_id)
+        await platform.access.role_of(user_id, str(session.uuid))
+        return row
 
 
 def sse(event: str, data: dict[str, Any]) -> bytes:
@@ -119,11 +140,11 @@ def sse(event: str, data: dict[str, Any]) -> bytes:
     ),
 )
 async def execution_events(
-    execution_id: str, user: CurrentUser, svc: Executions
+    execution_id: str, user: CurrentUser, svc: Executions, platform: PlatformDep
 ) -> StreamingResponse:
     """Server-sent events: ``stdout``/``stderr`` (``{"data": text}``) as the program writes,
     then one ``result``. A finished execution replays its stored output and result."""
-    row = await svc.get(user.user_id, execution_id)
+    row = await visible_execution(platform, svc, user.user_id, execution_id)
 
     async def stream() -> AsyncIterator[bytes]:
         async for event, data in svc.follow(row):
@@ -143,11 +164,18 @@ async def execution_events(
     responses=merge(WRITE_OWNED, errors(Conflict, RateLimited)),
 )
 async def run_in_session(
-    body: RunIn, session: OwnedSession, user: CurrentUser, svc: Executions
+    body: RunIn, session: EditorSession, user: CurrentUser, svc: Executions, platform: PlatformDep
 ) -> RunStartedOut:
     """Run the session's entry file (or ``path``) in its sandbox; follow ``events``."""
     row = await svc.run_in_session(user.user_id, session, body.path, body.stdin, body.stdin_path)
     eid = str(row.uuid)
+    # The session's members follow it too (their events socket tells them).
+    await platform.events.publish(
+        str(session.uuid),
+        RunStartedEvent(
+            execution_id=eid, user_id=user.user_id, events=f"/api/executions/{eid}/events"
+        ).as_dict(),
+    )
     return RunStartedOut(
         execution_id=eid, id=eid, status=row.status, events=f"/api/executions/{eid}/events"
     )
@@ -158,7 +186,7 @@ async def run_in_session(
     response_model=RunControlOut,
     responses=merge(WRITE_OWNED, errors(Conflict)),
 )
-async def run_stdin(body: RunStdinIn, session: OwnedSession, svc: Executions) -> RunControlOut:
+async def run_stdin(body: RunStdinIn, session: EditorSession, svc: Executions) -> RunControlOut:
     """Input for the program the session runs now (409 ``no_active_run`` when none)."""
     eid = await svc.runner.send_stdin(session, body.data, body.eof)
     return RunControlOut(execution_id=eid)
@@ -169,7 +197,7 @@ async def run_stdin(body: RunStdinIn, session: OwnedSession, svc: Executions) ->
     response_model=RunControlOut,
     responses=merge(WRITE_OWNED, errors(Conflict)),
 )
-async def run_stop(session: OwnedSession, svc: Executions) -> RunControlOut:
+async def run_stop(session: EditorSession, svc: Executions) -> RunControlOut:
     """Stop the session's run: its whole process group is killed; its result says so."""
     eid = await svc.runner.stop_run(session)
     return RunControlOut(execution_id=eid)

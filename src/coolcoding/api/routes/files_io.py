@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 
-from coolcoding.api.deps import OwnedSession, PlatformDep, WorkspaceDep
+from coolcoding.api.deps import EditorWorkspace, PlatformDep, ViewerSession, ViewerWorkspace
 from coolcoding.api.downloads import download_headers, safe_type
 from coolcoding.api.responses import OWNED, WRITE_OWNED, errors, merge
 from coolcoding.api.routes import workspace as _registers_anypath  # noqa: F401
@@ -32,7 +32,7 @@ BINARY: dict[int | str, dict[str, Any]] = {
 
 @router.get("/download/{path:anypath}", responses=merge(OWNED, errors(Conflict), BINARY))
 async def download_file(
-    path: WorkspacePathParam, ws: WorkspaceDep, platform: PlatformDep
+    path: WorkspacePathParam, ws: ViewerWorkspace, platform: PlatformDep
 ) -> Response:
     """The file as an attachment, with a Content-Type that cannot run script (see above)."""
     info, content = await platform.workspace.read(ws, path)
@@ -45,7 +45,7 @@ async def download_file(
 
 @router.put("/upload/{path:anypath}", response_model=ItemOut, responses=CHANGE)
 async def upload_file(
-    path: WorkspacePathParam, request: Request, ws: WorkspaceDep, platform: PlatformDep
+    path: WorkspacePathParam, request: Request, ws: EditorWorkspace, platform: PlatformDep
 ) -> JSONResponse:
     """Create or replace a file with the raw request body (streamed, at most max_file_bytes;
     the workspace quota applies). Folders on the way are created."""
@@ -80,7 +80,7 @@ async def upload_file(
 
 
 @router.get("/export.zip", responses=merge(OWNED, BINARY))
-async def export_zip(session: OwnedSession, platform: PlatformDep) -> StreamingResponse:
+async def export_zip(session: ViewerSession, platform: PlatformDep) -> StreamingResponse:
     """The whole workspace as a zip archive, streamed (constant memory)."""
     name = "".join(c if c.isalnum() or c in "-_." else "-" for c in session.name) or "workspace"
     headers = download_headers(f"{name}.zip")
@@ -99,7 +99,7 @@ async def export_zip(session: OwnedSession, platform: PlatformDep) -> StreamingR
     responses=merge(CHANGE, {200: {"description": "Imported"}}),
     openapi_extra={"requestBody": ZIP_BODY},
 )
-async def import_zip(request: Request, ws: WorkspaceDep, platform: PlatformDep) -> ImportOut:
+async def import_zip(request: Request, ws: EditorWorkspace, platform: PlatformDep) -> ImportOut:
     """Add a zip archive's files to the workspace (all or nothing; 409 if a path exists)."""
     archive = await platform.archives.spool(request.stream())
     with archive:
@@ -109,7 +109,7 @@ async def import_zip(request: Request, ws: WorkspaceDep, platform: PlatformDep) 
 
 @router.get("/search", response_model=SearchOut, responses=merge(OWNED, errors(InvalidInput)))
 async def search(
-    ws: WorkspaceDep,
+    ws: ViewerWorkspace,
     platform: PlatformDep,
     # Bounded so that a query of 4-byte characters still fits the server's request line.
     q: Annotated[str, Query(min_length=1, max_length=500)],

@@ -8,7 +8,13 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query, Response
 from fastapi.responses import JSONResponse
 
-from coolcoding.api.deps import CurrentUser, PlatformDep, WorkspaceDep
+from coolcoding.api.deps import (
+    AdminWorkspace,
+    CurrentUser,
+    EditorWorkspace,
+    PlatformDep,
+    ViewerWorkspace,
+)
 from coolcoding.api.responses import AUTHED, OWNED, WRITE_OWNED, errors, merge
 from coolcoding.api.routes import workspace as _workspace  # noqa: F401 (registers "anypath")
 from coolcoding.errors import Conflict, InvalidInput, TooLarge
@@ -48,7 +54,7 @@ def _content_json(meta: dict[str, object], content: bytes, binary: bool) -> dict
 
 @router.get(f"{WS}/history", response_model=VersionList, responses=OWNED)
 async def list_versions(
-    ws: WorkspaceDep,
+    ws: ViewerWorkspace,
     platform: PlatformDep,
     path: Annotated[str | None, Query(max_length=1024)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
@@ -62,7 +68,7 @@ async def list_versions(
 
 @router.get(f"{WS}/history/diff", response_model=DiffOut, responses=OWNED)
 async def diff_versions(
-    ws: WorkspaceDep,
+    ws: ViewerWorkspace,
     platform: PlatformDep,
     from_: Annotated[int, Query(alias="from", ge=1, le=2**62)],
     to: Annotated[int | None, Query(ge=1, le=2**62)] = None,
@@ -73,7 +79,7 @@ async def diff_versions(
 
 
 @router.get(f"{WS}/history/{{version_id}}", response_model=VersionContentOut, responses=OWNED)
-async def get_version(version_id: Id, ws: WorkspaceDep, platform: PlatformDep) -> JSONResponse:
+async def get_version(version_id: Id, ws: ViewerWorkspace, platform: PlatformDep) -> JSONResponse:
     info, content = await platform.history.get(ws, version_id)
     return JSONResponse(_content_json(info.as_json(), content, info.is_binary))
 
@@ -86,7 +92,7 @@ async def get_version(version_id: Id, ws: WorkspaceDep, platform: PlatformDep) -
 async def restore_version(
     version_id: Id,
     body: RestoreVersionIn,
-    ws: WorkspaceDep,
+    ws: EditorWorkspace,
     user: CurrentUser,
     platform: PlatformDep,
 ) -> JSONResponse:
@@ -101,7 +107,7 @@ async def restore_version(
 
 
 @router.get(f"{WS}/snapshots", response_model=SnapshotList, responses=OWNED)
-async def list_snapshots(ws: WorkspaceDep, platform: PlatformDep) -> JSONResponse:
+async def list_snapshots(ws: ViewerWorkspace, platform: PlatformDep) -> JSONResponse:
     return JSONResponse(
         {"snapshots": [snapshot_json(s) for s in await platform.snapshots.list_snapshots(ws)]}
     )
@@ -109,14 +115,16 @@ async def list_snapshots(ws: WorkspaceDep, platform: PlatformDep) -> JSONRespons
 
 @router.post(f"{WS}/snapshots", status_code=201, response_model=SnapshotOut, responses=WRITE_OWNED)
 async def create_snapshot(
-    body: SnapshotIn, ws: WorkspaceDep, platform: PlatformDep
+    body: SnapshotIn, ws: EditorWorkspace, platform: PlatformDep
 ) -> JSONResponse:
     snap = await platform.snapshots.create(ws, body.name.strip() or "Snapshot")
     return JSONResponse(snapshot_json(snap), status_code=201)
 
 
 @router.get(f"{WS}/snapshots/{{snapshot_id}}/files", response_model=SnapshotFiles, responses=OWNED)
-async def snapshot_files(snapshot_id: Id, ws: WorkspaceDep, platform: PlatformDep) -> JSONResponse:
+async def snapshot_files(
+    snapshot_id: Id, ws: ViewerWorkspace, platform: PlatformDep
+) -> JSONResponse:
     return JSONResponse({"items": await platform.snapshots.files(ws, snapshot_id)})
 
 
@@ -126,7 +134,7 @@ async def snapshot_files(snapshot_id: Id, ws: WorkspaceDep, platform: PlatformDe
     responses=merge(OWNED, errors(Conflict)),
 )
 async def snapshot_file(
-    snapshot_id: Id, path: WorkspacePathParam, ws: WorkspaceDep, platform: PlatformDep
+    snapshot_id: Id, path: WorkspacePathParam, ws: ViewerWorkspace, platform: PlatformDep
 ) -> JSONResponse:
     meta, content = await platform.snapshots.read(ws, snapshot_id, path)
     return JSONResponse(_content_json(meta, content, bool(meta["is_binary"])))
@@ -136,7 +144,7 @@ async def snapshot_file(
     f"{WS}/snapshots/{{snapshot_id}}/restore", response_model=SnapshotRestoreOut, responses=CHANGE
 )
 async def restore_snapshot(
-    snapshot_id: Id, ws: WorkspaceDep, user: CurrentUser, platform: PlatformDep
+    snapshot_id: Id, ws: EditorWorkspace, user: CurrentUser, platform: PlatformDep
 ) -> JSONResponse:
     """Replace the workspace by the snapshot, atomically; the current state is snapshotted first
     (``safety_snapshot_id``)."""
@@ -144,7 +152,7 @@ async def restore_snapshot(
 
 
 @router.delete(f"{WS}/snapshots/{{snapshot_id}}", status_code=204, responses=WRITE_OWNED)
-async def delete_snapshot(snapshot_id: Id, ws: WorkspaceDep, platform: PlatformDep) -> Response:
+async def delete_snapshot(snapshot_id: Id, ws: AdminWorkspace, platform: PlatformDep) -> Response:
     await platform.snapshots.delete(ws, snapshot_id)
     return Response(status_code=204)
 
@@ -153,24 +161,24 @@ async def delete_snapshot(snapshot_id: Id, ws: WorkspaceDep, platform: PlatformD
 
 
 @router.get(f"{WS}/trash", response_model=SnapshotList, responses=OWNED)
-async def list_trash(ws: WorkspaceDep, platform: PlatformDep) -> JSONResponse:
+async def list_trash(ws: ViewerWorkspace, platform: PlatformDep) -> JSONResponse:
     rows = await platform.snapshots.list_snapshots(ws, trash=True)
     return JSONResponse({"snapshots": [snapshot_json(s) for s in rows]})
 
 
 @router.get(f"{WS}/trash/{{entry_id}}/files", response_model=SnapshotFiles, responses=OWNED)
-async def trash_files(entry_id: Id, ws: WorkspaceDep, platform: PlatformDep) -> JSONResponse:
+async def trash_files(entry_id: Id, ws: ViewerWorkspace, platform: PlatformDep) -> JSONResponse:
     return JSONResponse({"items": await platform.snapshots.files(ws, entry_id, trash=True)})
 
 
 @router.post(f"{WS}/trash/{{entry_id}}/restore", response_model=TrashRestoreOut, responses=CHANGE)
-async def restore_trash(entry_id: Id, ws: WorkspaceDep, platform: PlatformDep) -> JSONResponse:
+async def restore_trash(entry_id: Id, ws: EditorWorkspace, platform: PlatformDep) -> JSONResponse:
     """Put a deleted file or folder back at its path (409 ``restore_target_exists`` if taken)."""
     return JSONResponse(await platform.snapshots.restore_trash(ws, entry_id))
 
 
 @router.delete(f"{WS}/trash/{{entry_id}}", status_code=204, responses=WRITE_OWNED)
-async def purge_trash(entry_id: Id, ws: WorkspaceDep, platform: PlatformDep) -> Response:
+async def purge_trash(entry_id: Id, ws: AdminWorkspace, platform: PlatformDep) -> Response:
     await platform.snapshots.delete(ws, entry_id, trash=True)
     return Response(status_code=204)
 

@@ -24,11 +24,12 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 from starlette.websockets import WebSocketDisconnect
 
-from coolcoding.api.deps import OwnedSession, PlatformDep, sandbox_part
+from coolcoding.api.deps import PlatformDep, ViewerAccess, ViewerSession, sandbox_part
 from coolcoding.api.responses import OWNED, errors, merge
-from coolcoding.api.ws.auth import authorize, close_quietly
+from coolcoding.api.ws.auth import authorize, close_quietly, revocable
 from coolcoding.errors import BadGateway, Conflict, DomainError, Forbidden, TooLarge, Unavailable
 from coolcoding.platform import Platform
+from coolcoding.services.access import Role
 from coolcoding.services.preview import (
     PreviewService,
     request_head,
@@ -127,7 +128,7 @@ def response_headers(
 
 
 @router.get("/sessions/{session_uuid}/ports", response_model=PortsOut, responses=OWNED)
-async def list_ports(session: OwnedSession, previews: Previews) -> PortsOut:
+async def list_ports(session: ViewerSession, previews: Previews) -> PortsOut:
     uuid = str(session.uuid)
     ports = await previews.list_ports(uuid)
     return PortsOut(
@@ -142,9 +143,13 @@ async def list_ports(session: OwnedSession, previews: Previews) -> PortsOut:
     include_in_schema=False,
 )
 async def preview_http(
-    request: Request, session: OwnedSession, port: Port, path: str, previews: Previews,
+    request: Request, access: ViewerAccess, port: Port, path: str, previews: Previews,
     platform: PlatformDep,
 ) -> StreamingResponse:  # fmt: skip
+    """Viewers see the program (GET, HEAD); what may change its state needs an editor."""
+    if request.method not in ("GET", "HEAD"):
+        await platform.access.require(access.user_id, access.ref.session_uuid, Role.EDITOR)
+    session = await platform.sessions.load(access.ref.session_id)
     settings = platform.settings
     check_same_origin(request.headers, _own_origin(request), settings.public_origins)
     uuid = str(session.uuid)
@@ -190,7 +195,7 @@ async def preview_http(
 
 
 @router.get(PREVIEW, include_in_schema=False)
-async def preview_root(session: OwnedSession, port: Port) -> StreamingResponse:
+async def preview_root(session: ViewerSession, port: Port) -> StreamingResponse:
     """``.../preview/8000`` -> ``.../preview/8000/`` (relative links resolve inside it)."""
     url = f"/api/sessions/{session.uuid}/preview/{port}/"
     return StreamingResponse(iter(()), status_code=307, headers={"Location": url})
@@ -202,7 +207,7 @@ async def preview_ws(ws: WebSocket, session_uuid: str, port: int, path: str) -> 
     try:
         if not 0 < port < 65536:
             raise Forbidden("bad port", code="invalid_port")
-        _, session = await authorize(ws, session_uuid)
+        _, session, access = await authorize(ws, session_uuid, Role.EDITOR)
         platform: Platform = ws.app.state.platform
         previews = preview_service(platform)
         target = "/" + path + (f"?{ws.url.query}" if ws.url.query else "")
@@ -214,7 +219,8 @@ async def preview_ws(ws: WebSocket, session_uuid: str, port: int, path: str) -> 
         await close_quietly(ws, code, e.message)
         return
     try:
-        await relay_websocket(ws, stream, port, target, platform.settings.session_cookie_name)
+        with revocable(ws, access):
+            await relay_websocket(ws, stream, port, target, platform.settings.session_cookie_name)
     except WebSocketDisconnect:
         pass
     finally:

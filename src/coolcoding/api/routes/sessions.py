@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response
 
-from coolcoding.api.deps import CurrentUser, PlatformDep
+from coolcoding.api.deps import CurrentUser, EditorAccess, OwnerAccess, PlatformDep, ViewerAccess
 from coolcoding.api.responses import AUTHED, OWNED, WRITE, WRITE_OWNED, errors, merge
-from coolcoding.errors import Conflict
+from coolcoding.errors import Conflict, Forbidden
 from coolcoding.schemas.sessions import SessionIn, SessionOut, SessionPatch
+from coolcoding.services.access import Role
 from coolcoding.services.sessions import ref_of
 
 router = APIRouter(prefix="/api/sessions", tags=["sessions"])
@@ -30,30 +31,35 @@ async def create_session(body: SessionIn, user: CurrentUser, platform: PlatformD
     )
     if template is not None:
         await platform.templates.apply(ref_of(sess), template.key)
-        sess = await platform.sessions.get_owned(user.user_id, str(sess.uuid))
+        sess = await platform.sessions.load(sess.id)
     return SessionOut.model_validate(sess)
 
 
-@router.get("/{session_uuid}", response_model=SessionOut, responses=OWNED)
-async def get_session(session_uuid: str, user: CurrentUser, platform: PlatformDep) -> SessionOut:
-    return SessionOut.model_validate(
-        await platform.sessions.get_owned(user.user_id, session_uuid, touch=True)
-    )
+SHARED = merge(OWNED, errors(Forbidden))
 
 
-@router.patch("/{session_uuid}", response_model=SessionOut, responses=WRITE_OWNED)
+@router.get("/{session_uuid}", response_model=SessionOut, responses=SHARED)
+async def get_session(access: ViewerAccess, platform: PlatformDep) -> SessionOut:
+    sess = await platform.sessions.load(access.ref.session_id, touch=True)
+    return SessionOut.model_validate(sess).model_copy(update={"role": access.role.label})
+
+
+# Editors rename and set the language and entry file; the network setting is the owner's.
+@router.patch("/{session_uuid}", response_model=SessionOut, responses=merge(WRITE_OWNED, SHARED))
 async def patch_session(
-    session_uuid: str, body: SessionPatch, user: CurrentUser, platform: PlatformDep
+    body: SessionPatch, access: EditorAccess, platform: PlatformDep
 ) -> SessionOut:
     changes = body.model_dump(exclude_unset=True)
+    if "network_enabled" in changes and not access.is_owner:
+        await platform.access.require(access.user_id, access.ref.session_uuid, Role.OWNER)
     if changes.get("entry_file"):
         changes["entry_file"] = platform.workspace.normalize(changes["entry_file"])
-    return SessionOut.model_validate(
-        await platform.sessions.update(user.user_id, session_uuid, changes)
-    )
+    sess = await platform.sessions.update(access.ref.session_id, changes)
+    return SessionOut.model_validate(sess).model_copy(update={"role": access.role.label})
 
 
-@router.delete("/{session_uuid}", status_code=204, responses=WRITE_OWNED)
-async def delete_session(session_uuid: str, user: CurrentUser, platform: PlatformDep) -> Response:
-    await platform.sessions.delete(user.user_id, session_uuid)
+@router.delete("/{session_uuid}", status_code=204, responses=merge(WRITE_OWNED, SHARED))
+async def delete_session(access: OwnerAccess, platform: PlatformDep) -> Response:
+    await platform.sessions.delete(access.user_id, access.ref.session_uuid)
+    await platform.access.changed(access.ref.session_uuid)
     return Response(status_code=204)

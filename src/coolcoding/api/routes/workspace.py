@@ -10,7 +10,13 @@ from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
 from starlette.convertors import Convertor, register_url_convertor
 
-from coolcoding.api.deps import CurrentUser, OwnedSession, PlatformDep, WorkspaceDep
+from coolcoding.api.deps import (
+    CurrentUser,
+    EditorWorkspace,
+    PlatformDep,
+    ViewerSession,
+    ViewerWorkspace,
+)
 from coolcoding.api.downloads import download_headers
 from coolcoding.api.responses import OWNED, WRITE_OWNED, errors, merge
 from coolcoding.errors import Conflict, InvalidInput, TooLarge
@@ -49,7 +55,7 @@ CHANGE = merge(WRITE_OWNED, errors(Conflict, TooLarge))
 
 
 @router.get("/files", response_model=ItemList, responses=OWNED)
-async def list_files(ws: WorkspaceDep, platform: PlatformDep) -> Response:
+async def list_files(ws: ViewerWorkspace, platform: PlatformDep) -> Response:
     # Serialized by the service: a 10,000-item tree through pydantic costs several times as much.
     return Response(await platform.workspace.list_json(ws), media_type="application/json")
 
@@ -64,7 +70,7 @@ async def list_files(ws: WorkspaceDep, platform: PlatformDep) -> Response:
     ),
 )
 async def read_file(
-    path: WorkspacePathParam, ws: WorkspaceDep, platform: PlatformDep, raw: bool = False
+    path: WorkspacePathParam, ws: ViewerWorkspace, platform: PlatformDep, raw: bool = False
 ) -> Response:
     """The file's content (``?raw=true``: the bytes); 409 ``is_a_folder`` for a folder."""
     info, content = await platform.workspace.read(ws, path)
@@ -85,7 +91,7 @@ async def read_file(
 async def save_file(
     path: WorkspacePathParam,
     body: SaveIn,
-    ws: WorkspaceDep,
+    ws: EditorWorkspace,
     user: CurrentUser,
     platform: PlatformDep,
 ) -> JSONResponse:
@@ -107,7 +113,7 @@ async def save_file(
 
 @router.delete("/file/{path:anypath}", status_code=204, responses=WRITE_OWNED)
 async def delete_file(
-    path: WorkspacePathParam, ws: WorkspaceDep, platform: PlatformDep
+    path: WorkspacePathParam, ws: EditorWorkspace, platform: PlatformDep
 ) -> Response:
     await platform.workspace.delete(ws, path)
     return Response(status_code=204)
@@ -115,20 +121,20 @@ async def delete_file(
 
 @router.post("/folder/{path:anypath}", response_model=ItemOut, responses=merge(CHANGE, CREATED))
 async def make_folder(
-    path: WorkspacePathParam, ws: WorkspaceDep, platform: PlatformDep
+    path: WorkspacePathParam, ws: EditorWorkspace, platform: PlatformDep
 ) -> JSONResponse:
     info, created = await platform.workspace.make_folder(ws, path)
     return JSONResponse(info.as_json(), status_code=201 if created else 200)
 
 
 @router.post("/move", response_model=ItemOut, responses=CHANGE)
-async def move(body: MoveIn, ws: WorkspaceDep, platform: PlatformDep) -> JSONResponse:
+async def move(body: MoveIn, ws: EditorWorkspace, platform: PlatformDep) -> JSONResponse:
     info = await platform.workspace.move(ws, body.from_, body.to)
     return JSONResponse(info.as_json())
 
 
 @router.get("/status", response_model=StatusOut, responses=OWNED)
-async def status(session: OwnedSession, platform: PlatformDep) -> StatusOut:
+async def status(session: ViewerSession, platform: PlatformDep) -> StatusOut:
     count, total = await platform.workspace.stats(ref_of(session))
     sandboxes = platform.sandboxes
     disk = await sandboxes.disk_usage(str(session.uuid)) if sandboxes is not None else None
@@ -143,7 +149,7 @@ async def status(session: OwnedSession, platform: PlatformDep) -> StatusOut:
 
 
 @router.post("/ensure-default", response_model=EnsureDefaultOut, responses=CHANGE)
-async def ensure_default(ws: WorkspaceDep, platform: PlatformDep) -> EnsureDefaultOut:
+async def ensure_default(ws: EditorWorkspace, platform: PlatformDep) -> EnsureDefaultOut:
     """Fill an empty workspace with its language's starter template (main.py without one)."""
     if await platform.templates.apply(ws) is not None:
         return EnsureDefaultOut(created=True)

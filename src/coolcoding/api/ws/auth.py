@@ -1,5 +1,7 @@
 """Who may open a WebSocket: same-origin (or a configured public origin) pages of a logged-in
-user, for their own session.
+user, for a session they own or are a member of with the role the socket needs (``WS_POLICY``).
+Every workspace socket also registers with the access service (``revocable``) so that a
+revocation or role change closes it (4403) on whichever replica it is open.
 
 Browsers send cookies with cross-site WebSocket handshakes and the same-origin policy does not
 apply to WebSockets, so without the Origin check any site could drive a user's terminal
@@ -9,7 +11,9 @@ own credentials and is allowed.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+from collections.abc import Iterator
 
 from fastapi import WebSocket
 from starlette.websockets import WebSocketState
@@ -19,7 +23,18 @@ from coolcoding.api.errors import database_error
 from coolcoding.db.models import CodeSession
 from coolcoding.errors import Forbidden, NotAuthenticated
 from coolcoding.platform import Platform
+from coolcoding.services.access import Access, Role
 from coolcoding.services.accounts import Principal
+
+# The role each WebSocket route needs to connect (tests/integration/test_share_policy.py fails on
+# a WebSocket route missing here). The terminal: viewers attach read-only, editors type.
+WS_POLICY: dict[str, Role] = {
+    "/api/sessions/{session_uuid}/terminals/{terminal_id}": Role.VIEWER,
+    "/ws": Role.VIEWER,
+    "/api/sessions/{session_uuid}/events": Role.VIEWER,
+    "/api/sessions/{session_uuid}/preview/{port}/{path:path}": Role.EDITOR,
+}
+REVOKED_CLOSE_CODE = 4403
 
 
 def platform_of(ws: WebSocket) -> Platform:
@@ -49,8 +64,11 @@ def check_origin(ws: WebSocket, public_origins: list[str]) -> None:
         raise Forbidden(f"origin {origin!r} may not open this WebSocket", code="bad_origin")
 
 
-async def authorize(ws: WebSocket, session_uuid: str) -> tuple[Principal, CodeSession]:
-    """Origin, login, ownership; raises the domain error whose close code the caller sends."""
+async def authorize(
+    ws: WebSocket, session_uuid: str, need: Role = Role.VIEWER
+) -> tuple[Principal, CodeSession, Access]:
+    """Origin, login, the role ``need``; raises the domain error whose close code the caller
+    sends (4404 not a member, 4403 ``forbidden_role``)."""
     platform = platform_of(ws)
     check_origin(ws, platform.settings.public_origins)
     token = token_from(ws.headers, ws.cookies, platform.settings.session_cookie_name)
@@ -58,10 +76,31 @@ async def authorize(ws: WebSocket, session_uuid: str) -> tuple[Principal, CodeSe
         raise NotAuthenticated("not logged in")
     try:
         principal = await platform.accounts.resolve_token(token)
-        session = await platform.sessions.get_owned(principal.user_id, session_uuid, touch=True)
+        access = await platform.access.require(principal.user_id, session_uuid, need)
+        session = await platform.sessions.load(access.ref.session_id, touch=True)
     except Exception as exc:
         unavailable = database_error(exc)
         if unavailable is None:
             raise
         raise unavailable from exc  # closes with 4503 like any Unavailable
-    return principal, session
+    return principal, session, access
+
+
+@contextlib.contextmanager
+def revocable(
+    ws: WebSocket, access: Access, *, terminal_id: str | None = None
+) -> Iterator[asyncio.Event]:
+    """While the block runs, a change of the user's access (or the terminal turning private)
+    sets the yielded event and closes the socket with 4403 and the reason. Handlers stop
+    forwarding the client's messages once the event is set."""
+    platform = platform_of(ws)
+    revoked = asyncio.Event()
+
+    async def close(reason: str) -> None:
+        revoked.set()
+        await close_quietly(ws, REVOKED_CLOSE_CODE, reason)
+
+    with platform.access.register_socket(
+        access.ref.session_uuid, access.user_id, close, terminal_id=terminal_id
+    ):
+        yield revoked

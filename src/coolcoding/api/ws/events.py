@@ -16,7 +16,7 @@ from typing import Any
 from fastapi import APIRouter, WebSocket
 
 from coolcoding.api.errors import ws_close_code
-from coolcoding.api.ws.auth import authorize, close_quietly, platform_of
+from coolcoding.api.ws.auth import WS_POLICY, authorize, close_quietly, platform_of, revocable
 from coolcoding.db.models import CodeSession
 from coolcoding.errors import DomainError
 from coolcoding.schemas.ws import Pong, SandboxStatusEvent
@@ -26,18 +26,22 @@ log = logging.getLogger(__name__)
 router = APIRouter()
 
 
-@router.websocket("/api/sessions/{session_uuid}/events")
+EVENTS = "/api/sessions/{session_uuid}/events"
+
+
+@router.websocket(EVENTS)
 async def events_socket(ws: WebSocket, session_uuid: str) -> None:
     platform = platform_of(ws)
     await ws.accept()
     try:
-        _, session = await authorize(ws, session_uuid)
+        _, session, access = await authorize(ws, session_uuid, WS_POLICY[EVENTS])
     except DomainError as exc:
         await close_quietly(ws, ws_close_code(exc), exc.message)
         return
     uuid = str(session.uuid)
     sandboxes = platform.sandboxes
     async with platform.events.subscribe(uuid) as queue, contextlib.AsyncExitStack() as stack:
+        revoked = stack.enter_context(revocable(ws, access))
         status = session.sandbox_status
         if sandboxes is not None:
             await stack.enter_async_context(sandboxes.hold(uuid))
@@ -60,7 +64,11 @@ async def events_socket(ws: WebSocket, session_uuid: str) -> None:
                 if m.get("text") and '"ping"' in m["text"]:
                     await ws.send_text(Pong().as_json())
 
-        tasks = [asyncio.create_task(outbound()), asyncio.create_task(inbound())]
+        tasks = [
+            asyncio.create_task(outbound()),
+            asyncio.create_task(inbound()),
+            asyncio.create_task(revoked.wait()),
+        ]
         try:
             await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         finally:

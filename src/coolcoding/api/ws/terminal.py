@@ -15,8 +15,9 @@ from starlette.websockets import WebSocketDisconnect
 
 from coolcoding.api.deps import sandbox_part
 from coolcoding.api.errors import ws_close_code
-from coolcoding.api.ws.auth import authorize, close_quietly, platform_of
-from coolcoding.errors import DomainError
+from coolcoding.api.ws.auth import authorize, close_quietly, platform_of, revocable
+from coolcoding.errors import DomainError, NotFound
+from coolcoding.services.access import Role
 from coolcoding.terminal import protocol
 from coolcoding.terminal.manager import TerminalManager
 from coolcoding.terminal.session import TerminalAttachment
@@ -44,14 +45,19 @@ async def seed_terminal_socket(ws: WebSocket) -> None:
 
 
 async def serve_terminal(ws: WebSocket, session_uuid: str, terminal_id: str) -> None:
+    """Editors type; viewers watch (their input never reaches the PTY); a private terminal is
+    the owner's alone (404 to anyone else, as if it did not exist)."""
     platform = platform_of(ws)
     await ws.accept()
     try:
-        _, session = await authorize(ws, session_uuid)
+        principal, session, access = await authorize(ws, session_uuid, Role.VIEWER)
+        if not await platform.access.may_use_terminal(access, terminal_id):
+            raise NotFound(f"no terminal {terminal_id!r}", code="terminal_not_found")
         terms = sandbox_part(platform, platform.terminals)
         cols = _int(ws.query_params.get("cols"), 80)
         rows = _int(ws.query_params.get("rows"), 24)
-        att, reattached = await terms.open(session, terminal_id, cols, rows)
+        read_only = not access.can(Role.EDITOR)
+        att, reattached = await terms.open(session, terminal_id, cols, rows, create=not read_only)
     except DomainError as exc:
         await close_quietly(ws, ws_close_code(exc), exc.message)
         return
@@ -59,23 +65,38 @@ async def serve_terminal(ws: WebSocket, session_uuid: str, terminal_id: str) -> 
         log.exception("opening terminal %s/%s failed", session_uuid, terminal_id)
         await close_quietly(ws, ws_close_code(exc), "terminal error")
         return
-    async with terms.sandboxes.hold(att.session_uuid):
-        try:
-            replay = await att.replay()
-            await ws.send_text(protocol.ready(terminal_id, reattached, len(replay)))
-            if replay:
-                await ws.send_bytes(replay)
-            att.start()
-            await _pump(ws, att, terms)
-        except Exception as exc:
-            if not isinstance(exc, WebSocketDisconnect | RuntimeError):
-                log.warning("terminal socket %s ended with %r", terminal_id, exc)
-        finally:
-            await terms.detach(att)
+    typist = None if read_only else principal.user_id
+    with revocable(ws, access, terminal_id=terminal_id) as revoked:
+        async with terms.sandboxes.hold(att.session_uuid):
+            try:
+                replay = await att.replay()
+                await ws.send_text(
+                    protocol.ready(terminal_id, reattached, len(replay), read_only=read_only)
+                )
+                if replay:
+                    await ws.send_bytes(replay)
+                att.start()
+                await _pump(ws, att, terms, typist, revoked)
+            except Exception as exc:
+                if not isinstance(exc, WebSocketDisconnect | RuntimeError):
+                    log.warning("terminal socket %s ended with %r", terminal_id, exc)
+            finally:
+                await terms.detach(att)
     await close_quietly(ws, 1000, "terminal closed")
 
 
-async def _pump(ws: WebSocket, att: TerminalAttachment, terms: TerminalManager) -> None:
+READ_ONLY = "you are a viewer in this workspace: the terminal is read-only for you"
+
+
+async def _pump(
+    ws: WebSocket,
+    att: TerminalAttachment,
+    terms: TerminalManager,
+    typist: int | None,
+    revoked: asyncio.Event,
+) -> None:
+    """``typist``: the user whose input goes to the PTY (``None``: a viewer, input refused)."""
+
     async def outbound() -> None:
         while True:
             msg = await att.next_message()
@@ -89,11 +110,15 @@ async def _pump(ws: WebSocket, att: TerminalAttachment, terms: TerminalManager) 
     async def inbound() -> None:
         while True:
             m = await ws.receive()
-            if m["type"] == "websocket.disconnect":
+            if m["type"] == "websocket.disconnect" or revoked.is_set():
                 return
             data = m.get("bytes")
             if data is not None:
+                if typist is None:
+                    att.notify(protocol.error("read_only", READ_ONLY))
+                    continue
                 terms.sandboxes.touch(att.session_uuid)
+                terms.note_input(att, typist)
                 await att.write(data)
                 continue
             text = m.get("text")
@@ -105,11 +130,17 @@ async def _pump(ws: WebSocket, att: TerminalAttachment, terms: TerminalManager) 
                 att.notify(protocol.error("bad_message", str(exc)))
                 continue
             if isinstance(ctl, protocol.Resize):
+                if typist is None:  # the PTY's size is everyone's: a viewer's is not applied
+                    continue
                 await att.resize(ctl.cols, ctl.rows)
             else:
                 att.notify(protocol.pong())
 
-    tasks = [asyncio.create_task(outbound()), asyncio.create_task(inbound())]
+    tasks = [
+        asyncio.create_task(outbound()),
+        asyncio.create_task(inbound()),
+        asyncio.create_task(revoked.wait()),
+    ]
     try:
         done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         for t in done:

@@ -57,6 +57,10 @@ const DECODERS: Decoders = {
   sync_error: (o) => (str(o["path"]) && str(o["error"]) ? { type: "sync_error", path: o["path"], error: o["error"], message: str(o["message"]) ? o["message"] : "" } : null),
   resync: (o) => (o["reason"] === "sync_backlog" ? { type: "resync", reason: "sync_backlog" } : { type: "resync" }),
   pong: () => ({ type: "pong" }),
+  run_started: (o) =>
+    str(o["execution_id"]) && num(o["user_id"]) && str(o["events"])
+      ? { type: "run_started", execution_id: o["execution_id"], user_id: o["user_id"], events: o["events"] }
+      : null,
 };
 
 /** The notice a sandbox sync problem deserves (null: nothing to tell). */

@@ -1,6 +1,6 @@
 /** The terminals open in this browser tab for a session: ids kept in sessionStorage so a reload reattaches. */
 import { useCallback, useEffect, useRef, useState } from "react";
-import { closeTerminal } from "../../api/sessions";
+import { closeTerminal, listTerminals } from "../../api/sessions";
 import type { TerminalHandle } from "./terminalHandle";
 import { loadTerminalTabs, newTerminalId, nextTerminalTitle, safeSessionStorage, saveTerminalTabs, type TerminalTab } from "./terminalIds";
 import type { ConnectionState } from "./terminalConnection";
@@ -20,16 +20,61 @@ export interface TerminalTabs {
   adopt(id: string): void;
 }
 
-export function useTerminalTabs(sessionUuid: string): TerminalTabs {
+/** How often a collaborator's tab looks for terminals others opened in the shared session. */
+export const SHARED_TERMINALS_POLL_MS = 3000;
+
+/**
+ * ``shared``: the caller is a collaborator (not the owner) of a shared session: the session's
+ * terminals are adopted as tabs (the same tabs as everyone's, live), and a new shell is opened
+ * only when there is none and ``readOnly`` is false (a viewer cannot open one).
+ */
+export function useTerminalTabs(sessionUuid: string, opts: { shared?: boolean; readOnly?: boolean } = {}): TerminalTabs {
+  const shared = opts.shared ?? false;
+  const readOnly = opts.readOnly ?? false;
   const [tabs, setTabs] = useState<TerminalTab[]>(() => {
     const saved = loadTerminalTabs(safeSessionStorage(), sessionUuid);
-    return saved.length > 0 ? saved : [{ id: newTerminalId(), title: "Terminal 1" }];
+    if (saved.length > 0 || shared) return saved;
+    return [{ id: newTerminalId(), title: "Terminal 1" }];
   });
   const [active, setActive] = useState<string | null>(() => tabs[0]?.id ?? null);
   const [states, setStates] = useState<Record<string, ConnectionState>>({});
   const handles = useRef(new Map<string, TerminalHandle>());
 
   useEffect(() => saveTerminalTabs(safeSessionStorage(), sessionUuid, tabs), [sessionUuid, tabs]);
+
+  useEffect(() => {
+    if (!shared) return;
+    let cancelled = false;
+    let first = true;
+    const sync = async () => {
+      let live: string[] = [];
+      try {
+        live = (await listTerminals(sessionUuid)).filter((t) => t.alive).map((t) => t.id);
+      } catch {
+        /* the next poll tries again */
+      }
+      if (cancelled) return;
+      setTabs((t) => {
+        const known = new Set(t.map((x) => x.id));
+        let next = t;
+        for (const id of live) if (!known.has(id)) next = [...next, { id, title: nextTerminalTitle(next) }];
+        if (first && next.length === 0 && !readOnly) next = [{ id: newTerminalId(), title: "Terminal 1" }];
+        return next;
+      });
+      if (first) setActive((a) => a ?? live[0] ?? null);
+      first = false;
+    };
+    void sync();
+    const timer = setInterval(() => void sync(), SHARED_TERMINALS_POLL_MS);
+    return () => {
+      cancelled = true;
+      clearInterval(timer);
+    };
+  }, [sessionUuid, shared, readOnly]);
+
+  useEffect(() => {
+    setActive((a) => a ?? tabs[0]?.id ?? null);
+  }, [tabs]);
 
   const add = useCallback(() => {
     const id = newTerminalId();
