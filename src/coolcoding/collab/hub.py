@@ -313,7 +313,8 @@ class CollabHub:
             if od.shared.would_change(payload):
                 raise UpdateRefused("read_only", "you may only view this workspace")
             return
-        if od.shared.apply(payload):
+        od.shared.apply(payload)
+        if payload != EMPTY_UPDATE:
             self._send_local(
                 od.peers, sync_frame(od.path, YSyncMessageType.SYNC_UPDATE, payload), peer
             )
@@ -555,13 +556,14 @@ class CollabHub:
         if od is None or message.get("epoch") != od.shared.epoch:
             return
         if op == "update":
-            before = od.shared.state_vector()
             try:
                 od.shared.apply_trusted(data)
             except Exception:
                 log.warning("a malformed collab update from a replica was dropped")
                 return
-            if od.shared.state_vector() != before:
+            # Forwarded even when it changed nothing here yet: a delete changes no state vector,
+            # and an update waiting for a missing one is integrated later (clients do the same).
+            if data != EMPTY_UPDATE:
                 self._send_local(
                     od.peers, sync_frame(path, YSyncMessageType.SYNC_UPDATE, data), None
                 )
