@@ -100,7 +100,7 @@ async def test_five_clients_through_two_replicas_converge_in_clients_replicas_an
 
 
 async def test_a_replica_killed_mid_typing_loses_nothing(cluster: Cluster) -> None:
-    r0, r1, r2 = cluster.replicas
+    r0, _, r2 = cluster.replicas
     user = register(cluster.lb_url)
     sid = new_session(cluster.lb_url, user)
     put(cluster.lb_url, user, sid, "")
