@@ -1,6 +1,7 @@
 /** The editor column: tabs with dirty markers, the notice about the file on disk, and the (lazily loaded) Monaco editor. */
 import { lazy, Suspense, useState, type KeyboardEvent } from "react";
 import type { Preferences } from "../api/types";
+import type { CollabDoc } from "../modules/collab/collabConnection";
 import { isDirty, type DiskNotice, type EditorTab, type TabsState } from "../modules/editor/editorTabs";
 import { fileIcon } from "../modules/files/fileIcons";
 import { baseName } from "../modules/files/paths";
@@ -29,6 +30,9 @@ interface EditorAreaProps {
   versionOf(path: string): number;
   prefs?: Preferences;
   reveal?: RevealRequest | null;
+  /** Co-editing: the shared document of each file that has one, and whether we may write. */
+  collabDocs?: ReadonlyMap<string, CollabDoc>;
+  readOnly?: boolean;
 }
 
 function noticeText(n: DiskNotice, path: string): string {
@@ -201,6 +205,8 @@ export function EditorArea(props: EditorAreaProps) {
               onCursor={props.onCursor}
               prefs={props.prefs}
               reveal={props.reveal}
+              collab={props.collabDocs?.get(active.path) ?? null}
+              readOnly={props.readOnly}
             />
           </Suspense>
         )}
