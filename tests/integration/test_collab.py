@@ -265,3 +265,40 @@ async def test_a_terminal_write_reaches_the_open_document(
     finally:
         await term.close()
         await a.close()
+
+
+async def test_a_read_only_connection_sees_edits_but_its_updates_are_refused(
+    server: LiveServer, user: UserClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What a viewer gets once the role check replaces ``authorize_collab`` (simulated here by
+    making that one function answer read-only for the second connection)."""
+    from coolcoding.api.ws import collab as ws_collab
+
+    real = ws_collab.authorize_collab
+    calls = 0
+
+    async def second_is_viewer(ws: object, session_uuid: str) -> ws_collab.CollabAccess:
+        nonlocal calls
+        calls += 1
+        first = calls == 1
+        access = await real(ws, session_uuid)  # type: ignore[arg-type]
+        return ws_collab.CollabAccess(access.principal, access.ref, writable=first)
+
+    monkeypatch.setattr(ws_collab, "authorize_collab", second_is_viewer)
+    sid = user.new_session()
+    put(user, sid, "v.txt", "shared\n")
+    editor = await client(server, user, sid)
+    viewer = await client(server, user, sid)
+    try:
+        await editor.join("v.txt")
+        await viewer.join("v.txt")
+        assert viewer.hello is not None and viewer.hello["writable"] is False
+        await viewer.edit("v.txt", lambda t: t.insert(0, "vandal "))
+        await eventually(lambda: any(e["error"] == "read_only" for e in viewer.errors))
+        await editor.edit("v.txt", lambda t: t.insert(len(t), "ok\n"))
+        await eventually(lambda: db_text(user, sid, "v.txt") == "shared\nok\n")
+        assert editor.text("v.txt") == "shared\nok\n"
+        assert viewer.text("v.txt").endswith("shared\nok\n")  # it still sees the edits
+    finally:
+        await editor.close()
+        await viewer.close()
