@@ -33,6 +33,7 @@ from coolcoding.api.routes import (
 )
 from coolcoding.api.security_headers import SecurityHeaders
 from coolcoding.api.spa import find_static_dir, mount_spa
+from coolcoding.api.ws import collab as ws_collab
 from coolcoding.api.ws import events as ws_events
 from coolcoding.api.ws import terminal as ws_terminal
 from coolcoding.platform import Platform
@@ -105,7 +106,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         public,
     ):
         app.include_router(module.router)
-    for module in (sandbox, ws_terminal, ws_events):
+    for module in (sandbox, ws_terminal, ws_events, ws_collab):
         app.include_router(module.router)
     app.include_router(api_tokens.router)
     if settings.judge0_enabled:

@@ -110,6 +110,13 @@ class Platform:
         self.preferences = PreferencesService(self.db)
         self._on_start: list[Hook] = []
         self._on_stop: list[Hook] = []
+        # Live co-editing (collab/): Yjs documents of open files, shared across replicas.
+        from coolcoding.collab.hub import CollabHub
+
+        self.collab = CollabHub(
+            self.workspace, self.events, self.redis, settings, replica_id=self.events.origin
+        )
+        self.on_stop(self.collab.stop)
         # Session sandboxes, file sync, terminals and command history (None: see ``unavailable``).
         self.sandbox_unavailable: str | None = None
         self.runtime: Runtime | None = None

@@ -120,6 +120,35 @@ class Settings(BaseSettings):
     max_workspace_items: int = Field(
         default=10_000, description="Quota: files + folders per workspace"
     )
+    # --- live co-editing (collab/) ----------------------------------------------------------------
+    collab_max_update_bytes: int = Field(
+        default=256 * 1024,
+        description="Largest single Yjs update (or awareness update) a client may send",
+    )
+    collab_max_doc_bytes: int = Field(
+        default=2 * MiB,
+        description="Largest file that can be co-edited (and largest text a document may grow to)",
+    )
+    collab_save_debounce_ms: int = Field(
+        default=300, description="A co-edited document is saved this long after its last change"
+    )
+    collab_resync_interval_s: float = Field(
+        default=1.0,
+        description="Replicas exchange each open document's state vector this often (repairs an "
+        "update lost on the event bus) and renew which replica saves it",
+    )
+    collab_state_ttl_s: int = Field(
+        default=86_400,
+        description="Seconds a document's saved base stays in Redis after its last save",
+    )
+    collab_max_docs_per_connection: int = Field(
+        default=32, description="Files one co-editing WebSocket may have open at once"
+    )
+    collab_send_queue: int = Field(
+        default=2000,
+        description="Frames queued for a slow co-editing client before it is disconnected "
+        "(it resyncs on reconnect)",
+    )
     max_name_length: int = 255
     max_path_length: int = 1024
     max_depth: int = 64

@@ -213,6 +213,91 @@ class WorkspaceClientMessage(RootModel[Any]):
     root: Annotated[Ping, Field(discriminator="type")]
 
 
+# --- co-editing WebSocket (/api/sessions/{uuid}/collab) ---------------------------------------
+# Binary frames carry y-protocols messages, each prefixed by its channel (collab/protocol.py):
+# ``varString(path) + message``; the empty path is the workspace's presence (awareness only).
+# Text frames are these JSON messages.
+
+
+class CollabJoin(Message):
+    """Open ``path`` for co-editing; answered by ``joined`` then a binary sync step 1."""
+
+    type: Literal["join"] = "join"
+    path: str = Field(max_length=4096)
+
+
+class CollabLeave(Message):
+    type: Literal["leave"] = "leave"
+    path: str = Field(max_length=4096)
+
+
+class CollabUser(Message):
+    """Who a connection is, as shown to the others (name and cursor colour)."""
+
+    id: int
+    name: str
+    color: str
+
+
+class CollabHello(Message):
+    """Sent once on connect: who you are, whether you may write, the limits."""
+
+    type: Literal["hello"] = "hello"
+    user: CollabUser
+    writable: bool
+    max_update_bytes: int
+    max_doc_bytes: int
+
+
+class CollabJoined(Message):
+    """``path`` is open. ``epoch`` names the document's lineage: a client holding a copy of
+    another epoch discards it (its items would duplicate the text) and syncs afresh."""
+
+    type: Literal["joined"] = "joined"
+    path: str
+    epoch: str
+    version: int
+
+
+class CollabClosed(Message):
+    """``path`` can no longer be co-edited (``file_deleted``, ``file_moved``, ``binary_file``,
+    ``file_too_large``); the client drops its copy."""
+
+    type: Literal["closed"] = "closed"
+    path: str
+    reason: str
+    message: str
+
+
+class CollabError(Message):
+    """A refused message; the document is untouched. ``error``: ``bad_message``,
+    ``malformed_update``, ``malformed_awareness``, ``update_too_large``,
+    ``document_too_large``, ``read_only``, ``not_joined``, ``too_many_documents``,
+    ``save_failed``, or the domain error of a refused join (``file_not_found``,
+    ``binary_file``, ``file_too_large``, ``is_a_folder``)."""
+
+    OMIT_NONE: ClassVar[bool] = True
+    type: Literal["error"] = "error"
+    path: str | None = None
+    error: str
+    message: str
+
+
+class CollabServerMessage(RootModel[Any]):
+    """A text frame from the server on the co-editing WebSocket."""
+
+    root: Annotated[
+        CollabHello | CollabJoined | CollabClosed | CollabError | Pong,
+        Field(discriminator="type"),
+    ]
+
+
+class CollabClientMessage(RootModel[Any]):
+    """A text frame from the client on the co-editing WebSocket."""
+
+    root: Annotated[CollabJoin | CollabLeave | Ping, Field(discriminator="type")]
+
+
 # --- run events (server-sent events of /api/executions/{id}/events) --------------------------
 
 
@@ -265,6 +350,8 @@ EXPORTED: tuple[type[BaseModel], ...] = (
     TerminalClientMessage,
     WorkspaceServerMessage,
     WorkspaceClientMessage,
+    CollabServerMessage,
+    CollabClientMessage,
     RunEvents,
 )
 

@@ -41,6 +41,11 @@ class EventBus:
         self._handling: set[asyncio.Task[None]] = set()
 
     @property
+    def origin(self) -> str:
+        """This replica's id on the bus (random per process)."""
+        return self._origin
+
+    @property
     def shared(self) -> bool:
         """Whether messages reach other replicas (Redis is configured)."""
         return bool(self._redis_url)

@@ -10,6 +10,129 @@ export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
         /**
+         * CollabClientMessage
+         * @description A text frame from the client on the co-editing WebSocket.
+         */
+        CollabClientMessage: components["schemas"]["CollabJoin"] | components["schemas"]["CollabLeave"] | components["schemas"]["Ping"];
+        /**
+         * CollabClosed
+         * @description ``path`` can no longer be co-edited (``file_deleted``, ``file_moved``, ``binary_file``,
+         *     ``file_too_large``); the client drops its copy.
+         */
+        CollabClosed: {
+            /** Message */
+            message: string;
+            /** Path */
+            path: string;
+            /** Reason */
+            reason: string;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "closed";
+        };
+        /**
+         * CollabError
+         * @description A refused message; the document is untouched. ``error``: ``bad_message``,
+         *     ``malformed_update``, ``malformed_awareness``, ``update_too_large``,
+         *     ``document_too_large``, ``read_only``, ``not_joined``, ``too_many_documents``,
+         *     ``save_failed``, or the domain error of a refused join (``file_not_found``,
+         *     ``binary_file``, ``file_too_large``, ``is_a_folder``).
+         */
+        CollabError: {
+            /** Error */
+            error: string;
+            /** Message */
+            message: string;
+            /**
+             * Path
+             * @default null
+             */
+            path?: string | null;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "error";
+        };
+        /**
+         * CollabHello
+         * @description Sent once on connect: who you are, whether you may write, the limits.
+         */
+        CollabHello: {
+            /** Max Doc Bytes */
+            max_doc_bytes: number;
+            /** Max Update Bytes */
+            max_update_bytes: number;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "hello";
+            user: components["schemas"]["CollabUser"];
+            /** Writable */
+            writable: boolean;
+        };
+        /**
+         * CollabJoin
+         * @description Open ``path`` for co-editing; answered by ``joined`` then a binary sync step 1.
+         */
+        CollabJoin: {
+            /** Path */
+            path: string;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "join";
+        };
+        /**
+         * CollabJoined
+         * @description ``path`` is open. ``epoch`` names the document's lineage: a client holding a copy of
+         *     another epoch discards it (its items would duplicate the text) and syncs afresh.
+         */
+        CollabJoined: {
+            /** Epoch */
+            epoch: string;
+            /** Path */
+            path: string;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "joined";
+            /** Version */
+            version: number;
+        };
+        /** CollabLeave */
+        CollabLeave: {
+            /** Path */
+            path: string;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "leave";
+        };
+        /**
+         * CollabServerMessage
+         * @description A text frame from the server on the co-editing WebSocket.
+         */
+        CollabServerMessage: components["schemas"]["CollabHello"] | components["schemas"]["CollabJoined"] | components["schemas"]["CollabClosed"] | components["schemas"]["CollabError"] | components["schemas"]["Pong"];
+        /**
+         * CollabUser
+         * @description Who a connection is, as shown to the others (name and cursor colour).
+         */
+        CollabUser: {
+            /** Color */
+            color: string;
+            /** Id */
+            id: number;
+            /** Name */
+            name: string;
+        };
+        /**
          * ConflictEvent
          * @description Both versions kept: the loser is saved at ``conflict_path``.
          */

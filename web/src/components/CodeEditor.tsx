@@ -1,7 +1,10 @@
 /** The Monaco editor for one open file (one model per path, so undo history and view state stay per tab). */
 import Editor, { type OnMount } from "@monaco-editor/react";
 import { useEffect, useRef, useState } from "react";
+import { MonacoBinding } from "y-monaco";
 import type { Preferences } from "../api/types";
+import type { CollabDoc } from "../modules/collab/collabConnection";
+import { cursorCss } from "../modules/collab/cursorStyles";
 import { monaco } from "../modules/editor/monacoSetup";
 import { Spinner } from "./PageStates";
 
@@ -32,6 +35,8 @@ interface CodeEditorProps {
   onCursor(pos: CursorPosition): void;
   prefs?: Preferences;
   reveal?: RevealRequest | null;
+  /** Co-editing: the file's shared document (the model is bound to it, with remote cursors). */
+  collab?: CollabDoc | null;
 }
 
 function revealIn(editor: monaco.editor.IStandaloneCodeEditor, r: RevealRequest) {
@@ -72,6 +77,29 @@ export default function CodeEditor(props: CodeEditorProps) {
     const r = props.reveal;
     if (r && r.path === props.path && editorRef.current) revealIn(editorRef.current, r);
   }, [props.reveal?.nonce]);
+
+  // Co-editing: bind the model to the shared text (y-monaco keeps both in step and draws the
+  // others' selections); the cursor labels' CSS follows the awareness states.
+  const collab = props.collab ?? null;
+  useEffect(() => {
+    const editor = editorRef.current;
+    const model = editor?.getModel();
+    if (!collab || !editor || !model) return;
+    const binding = new MonacoBinding(collab.text, model, new Set([editor]), collab.awareness);
+    const style = document.createElement("style");
+    style.dataset["collab"] = collab.path;
+    document.head.appendChild(style);
+    const restyle = () => {
+      style.textContent = cursorCss(collab.awareness.getStates() as Map<number, { user?: { name?: string; color?: string } }>, collab.doc.clientID);
+    };
+    restyle();
+    collab.awareness.on("change", restyle);
+    return () => {
+      collab.awareness.off("change", restyle);
+      style.remove();
+      binding.destroy();
+    };
+  }, [collab, mounts, props.path]);
 
   // Vim key bindings (monaco-vim, loaded only when chosen), with its mode line under the editor.
   const vimStatus = useRef<HTMLDivElement>(null);

@@ -1,6 +1,7 @@
 /** The editor column: tabs with dirty markers, the notice about the file on disk, and the (lazily loaded) Monaco editor. */
 import { lazy, Suspense, useState, type KeyboardEvent } from "react";
 import type { Preferences } from "../api/types";
+import type { CollabDoc } from "../modules/collab/collabConnection";
 import { isDirty, type DiskNotice, type EditorTab, type TabsState } from "../modules/editor/editorTabs";
 import { fileIcon } from "../modules/files/fileIcons";
 import { baseName } from "../modules/files/paths";
@@ -29,7 +30,9 @@ interface EditorAreaProps {
   versionOf(path: string): number;
   prefs?: Preferences;
   reveal?: RevealRequest | null;
-  /** A viewer of a shared workspace: the editor is read-only. */
+  /** Co-editing: the shared document of each file that has one. */
+  collabDocs?: ReadonlyMap<string, CollabDoc>;
+  /** A viewer of a shared workspace (or no write access to the shared document): read-only. */
   readOnly?: boolean;
 }
 
@@ -203,6 +206,7 @@ export function EditorArea(props: EditorAreaProps) {
               onCursor={props.onCursor}
               prefs={props.prefs}
               reveal={props.reveal}
+              collab={props.collabDocs?.get(active.path) ?? null}
               readOnly={props.readOnly}
             />
           </Suspense>

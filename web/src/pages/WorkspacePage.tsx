@@ -9,6 +9,8 @@ import { Brand } from "../components/Brand";
 import type { CursorPosition, RevealRequest } from "../components/CodeEditor";
 import { ConfirmDialog, PromptDialog } from "../components/Dialog";
 import { EditorArea } from "../components/EditorArea";
+import { PresenceBar } from "../components/PresenceBar";
+import { useCollab } from "../modules/collab/useCollab";
 import { FileExplorer } from "../components/FileExplorer";
 import { HistoryPanel } from "../components/HistoryPanel";
 import { ArrowLeftIcon, DownloadIcon, GearIcon, MenuIcon, PlayIcon, StopIcon, UploadIcon } from "../components/Icons";
@@ -122,6 +124,9 @@ function Workspace({ initial }: { initial: Session }) {
     [terminals, push],
   );
   const runner = useRun(uuid, typeInTerminal);
+  const collab = useCollab(uuid, pushError);
+  const collabDocsRef = useRef(collab.docs);
+  collabDocsRef.current = collab.docs;
 
   // ---- workspace events ----
   const filesRef = useRef(files);
@@ -176,11 +181,39 @@ function Workspace({ initial }: { initial: Session }) {
     for (const tab of editor.state.tabs) {
       const v = versions.get(tab.path);
       if (v === undefined || tab.status !== "ready" || v <= tab.version) continue;
+      if (collabDocsRef.current.has(tab.path)) {
+        // Co-edited: the change is already in the shared document (merged by the server).
+        dispatch({ type: "collab_synced", path: tab.path, version: v });
+        continue;
+      }
       if ((notified.current.get(tab.path) ?? 0) >= v) continue;
       notified.current.set(tab.path, v);
       dispatch({ type: "disk_changed", path: tab.path, version: v });
     }
   }, [files.items, files.state.status]);
+
+  // ---- co-editing: join the open files' documents, share where we are, follow someone ----
+  const joined = useRef(new Set<string>());
+  useEffect(() => {
+    const want = new Set(
+      collab.live ? editor.state.tabs.filter((t) => t.status === "ready" && !t.isBinary).map((t) => t.path) : [],
+    );
+    for (const p of want) if (!joined.current.has(p)) collab.join(p);
+    for (const p of joined.current) if (!want.has(p)) collab.leave(p);
+    joined.current = want;
+  }, [collab.live, collab.join, collab.leave, editor.state.tabs]);
+  const activePath = editor.state.active;
+  useEffect(() => {
+    collab.share(activePath, cursor?.line ?? null, cursor?.column ?? null);
+  }, [collab.share, activePath, cursor?.line, cursor?.column]);
+  const [following, setFollowing] = useState<number | null>(null);
+  const followed = following === null ? undefined : collab.presence.find((e) => e.clientId === following);
+  useEffect(() => {
+    if (following !== null && !followed) setFollowing(null); // they left
+    if (!followed?.file) return;
+    dispatch({ type: "open", path: followed.file });
+    if (followed.line) setReveal({ path: followed.file, line: followed.line, column: followed.column ?? 1, nonce: Date.now() });
+  }, [following, followed?.file, followed?.line, followed?.column]);
 
   // ---- file operations ----
   const openFile = useCallback(
@@ -370,6 +403,7 @@ function Workspace({ initial }: { initial: Session }) {
           </span>
         )}
         <div className="ide-header-spacer" />
+        <PresenceBar entries={collab.presence} live={collab.live} following={following} onLive={collab.setLive} onFollow={setFollowing} />
         <button className="btn btn-sm" onClick={() => setSharing(true)} title="Share this workspace">
           Share
         </button>
@@ -450,7 +484,9 @@ function Workspace({ initial }: { initial: Session }) {
                   theme={theme}
                   onActivate={(path) => dispatch({ type: "activate", path })}
                   onClose={onCloseTab}
-                  onEdit={(path, content) => dispatch({ type: "edit", path, content })}
+                  onEdit={(path, content) =>
+                    dispatch(collab.docs.has(path) ? { type: "collab_synced", path, content } : { type: "edit", path, content })
+                  }
                   onSave={onSave}
                   onRun={() => void onRun()}
                   onCursor={setCursor}
@@ -461,7 +497,8 @@ function Workspace({ initial }: { initial: Session }) {
                   versionOf={(path) => files.items.find((i) => i.path === path)?.version ?? 0}
                   prefs={prefs}
                   reveal={reveal}
-                  readOnly={viewer}
+                  collabDocs={collab.docs}
+                  readOnly={viewer || !collab.writable}
                 />
               }
               second={

@@ -54,7 +54,9 @@ export type TabsAction =
   | { type: "disk_moved"; from: string; to: string }
   | { type: "dismiss_notice"; path: string }
   /** Throw away the buffer and load the file from disk again ("reload theirs"). */
-  | { type: "reload"; path: string };
+  | { type: "reload"; path: string }
+  /** Co-editing: the buffer is the shared document, which the server saves: never dirty. */
+  | { type: "collab_synced"; path: string; content?: string; version?: number };
 
 export function isDirty(tab: EditorTab): boolean {
   return tab.status === "ready" && tab.content !== tab.savedContent;
@@ -188,5 +190,11 @@ export function tabsReducer(state: TabsState, action: TabsAction): TabsState {
       return update(state, action.path, (t) => ({ ...t, notice: null }));
     case "reload":
       return update(state, action.path, (t) => ({ ...t, status: "loading", notice: null }));
+    case "collab_synced":
+      return update(state, action.path, (t) => {
+        if (t.status !== "ready") return t;
+        const content = action.content ?? t.content;
+        return { ...t, content, savedContent: content, version: Math.max(t.version, action.version ?? 0), notice: null };
+      });
   }
 }

@@ -1,0 +1,298 @@
+/**
+ * The co-editing WebSocket of a workspace (docs/API.md "Co-editing"): one Y.Doc per open file
+ * plus the workspace presence, each a channel of the socket. Binary frames are
+ * `varString(path) + y-protocols message`; text frames are the JSON messages of ws.gen.ts.
+ * Reconnects with backoff; after a reconnect every document re-joins and the sync exchange
+ * sends the server whatever it missed (so nothing typed while disconnected is lost).
+ */
+import * as decoding from "lib0/decoding";
+import * as encoding from "lib0/encoding";
+import * as awarenessProtocol from "y-protocols/awareness";
+import * as syncProtocol from "y-protocols/sync";
+import * as Y from "yjs";
+import type { components } from "../../api/ws.gen";
+import { backoffDelay, DEFAULT_BACKOFF } from "../terminal/reconnect";
+import { isFatalClose } from "../terminal/protocol";
+
+type Schemas = components["schemas"];
+export type CollabServerMessage = Schemas["CollabServerMessage"];
+export type CollabUser = Schemas["CollabUser"];
+
+const MESSAGE_SYNC = 0;
+const MESSAGE_AWARENESS = 1;
+export const PRESENCE = "";
+
+/** What each connection shares on the presence channel. */
+export interface PresenceState {
+  user: CollabUser & { tab: string };
+  file: string | null;
+  line: number | null;
+  column: number | null;
+}
+
+export interface CollabDoc {
+  path: string;
+  doc: Y.Doc;
+  text: Y.Text;
+  awareness: awarenessProtocol.Awareness;
+  synced: boolean;
+}
+
+export interface CollabCallbacks {
+  onHello(user: CollabUser, writable: boolean): void;
+  /** A document is synced (first join, or another lineage after a reconnect: a new Y.Doc). */
+  onDoc(d: CollabDoc): void;
+  /** The server closed a document (deleted, moved...) or refused to open it. */
+  onDocGone(path: string, reason: string, message: string): void;
+  onError(message: string): void;
+  onPresence(states: Map<number, PresenceState>): void;
+  onState(state: "connecting" | "open" | "reconnecting" | "failed"): void;
+}
+
+function frame(path: string, write: (e: encoding.Encoder) => void): Uint8Array {
+  const e = encoding.createEncoder();
+  encoding.writeVarString(e, path);
+  write(e);
+  return encoding.toUint8Array(e);
+}
+
+export class CollabConnection {
+  private socket: WebSocket | null = null;
+  private readonly docs = new Map<string, CollabDoc & { epoch: string | null }>();
+  private readonly wanted = new Set<string>();
+  readonly presenceDoc = new Y.Doc();
+  readonly presence = new awarenessProtocol.Awareness(this.presenceDoc);
+  private attempt = 0;
+  private closed = false;
+  private timer: ReturnType<typeof setTimeout> | null = null;
+  private opened = false;
+
+  constructor(
+    private readonly url: string,
+    private readonly cb: CollabCallbacks,
+  ) {
+    this.presence.setLocalState(null);
+    this.presence.on("update", this.onPresenceUpdate);
+    this.presence.on("change", () => this.cb.onPresence(this.presence.getStates() as Map<number, PresenceState>));
+  }
+
+  connect(): void {
+    if (this.closed) return;
+    this.cb.onState(this.opened ? "reconnecting" : "connecting");
+    const s = new WebSocket(this.url);
+    s.binaryType = "arraybuffer";
+    this.socket = s;
+    s.onopen = () => {
+      if (this.socket !== s) return;
+      this.attempt = 0;
+      this.opened = true;
+      this.cb.onState("open");
+      const local = this.presence.getLocalState();
+      if (local) this.sendPresence([this.presence.clientID]);
+      for (const path of this.wanted) this.sendJoin(path);
+    };
+    s.onmessage = (ev: MessageEvent) => {
+      if (this.socket !== s) return;
+      if (typeof ev.data === "string") this.onText(ev.data);
+      else this.onBinary(new Uint8Array(ev.data as ArrayBuffer));
+    };
+    s.onclose = (ev: CloseEvent) => {
+      if (this.socket !== s) return;
+      this.socket = null;
+      for (const d of this.docs.values()) d.synced = false;
+      if (isFatalClose(ev.code)) {
+        this.cb.onState("failed");
+        return;
+      }
+      this.retry();
+    };
+  }
+
+  private retry(): void {
+    if (this.closed) return;
+    this.cb.onState("reconnecting");
+    const delay = backoffDelay(this.attempt++, DEFAULT_BACKOFF, Math.random);
+    this.timer = setTimeout(() => this.connect(), delay);
+  }
+
+  dispose(): void {
+    this.closed = true;
+    if (this.timer) clearTimeout(this.timer);
+    awarenessProtocol.removeAwarenessStates(this.presence, [this.presence.clientID], "local");
+    this.socket?.close(1000);
+    for (const d of this.docs.values()) this.destroyDoc(d);
+    this.docs.clear();
+  }
+
+  /** Share what this tab has open and where its cursor is. */
+  setPresence(state: PresenceState): void {
+    this.presence.setLocalState(state);
+  }
+
+  /** Start co-editing `path`; `onDoc` delivers its document. */
+  join(path: string): void {
+    if (this.wanted.has(path)) {
+      const d = this.docs.get(path);
+      if (d) this.cb.onDoc(d);
+      return;
+    }
+    this.wanted.add(path);
+    this.sendJoin(path);
+  }
+
+  leave(path: string): void {
+    if (!this.wanted.delete(path)) return;
+    const d = this.docs.get(path);
+    if (d) {
+      this.docs.delete(path);
+      this.destroyDoc(d);
+    }
+    this.sendText({ type: "leave", path });
+  }
+
+  doc(path: string): CollabDoc | undefined {
+    return this.docs.get(path);
+  }
+
+  private destroyDoc(d: CollabDoc): void {
+    awarenessProtocol.removeAwarenessStates(d.awareness, [d.doc.clientID], "local");
+    d.awareness.destroy();
+    d.doc.destroy();
+  }
+
+  private sendJoin(path: string): void {
+    this.sendText({ type: "join", path });
+  }
+
+  private sendText(m: unknown): void {
+    if (this.socket?.readyState === WebSocket.OPEN) this.socket.send(JSON.stringify(m));
+  }
+
+  private sendBinary(data: Uint8Array): void {
+    if (this.socket?.readyState === WebSocket.OPEN) this.socket.send(data as Uint8Array<ArrayBuffer>);
+  }
+
+  private onPresenceUpdate = ({ added, updated, removed }: { added: number[]; updated: number[]; removed: number[] }, origin: unknown) => {
+    if (origin === this) return;
+    const mine = [...added, ...updated, ...removed].filter((c) => c === this.presence.clientID);
+    if (mine.length) this.sendPresence(mine);
+  };
+
+  private sendPresence(clients: number[]): void {
+    const update = awarenessProtocol.encodeAwarenessUpdate(this.presence, clients);
+    this.sendBinary(frame(PRESENCE, (e) => {
+      encoding.writeVarUint(e, MESSAGE_AWARENESS);
+      encoding.writeVarUint8Array(e, update);
+    }));
+  }
+
+  private newDoc(path: string, epoch: string): CollabDoc & { epoch: string | null } {
+    const doc = new Y.Doc();
+    const awareness = new awarenessProtocol.Awareness(doc);
+    const d = { path, doc, text: doc.getText("content"), awareness, synced: false, epoch };
+    doc.on("update", (update: Uint8Array, origin: unknown) => {
+      if (origin === this) return;
+      this.sendBinary(frame(path, (e) => {
+        encoding.writeVarUint(e, MESSAGE_SYNC);
+        syncProtocol.writeUpdate(e, update);
+      }));
+    });
+    awareness.on("update", ({ added, updated, removed }: { added: number[]; updated: number[]; removed: number[] }, origin: unknown) => {
+      if (origin === this) return;
+      const changed = [...added, ...updated, ...removed].filter((c) => c === doc.clientID);
+      if (!changed.length) return;
+      const upd = awarenessProtocol.encodeAwarenessUpdate(awareness, changed);
+      this.sendBinary(frame(path, (e) => {
+        encoding.writeVarUint(e, MESSAGE_AWARENESS);
+        encoding.writeVarUint8Array(e, upd);
+      }));
+    });
+    return d;
+  }
+
+  private onText(raw: string): void {
+    let m: CollabServerMessage;
+    try {
+      m = JSON.parse(raw) as CollabServerMessage;
+    } catch {
+      return;
+    }
+    switch (m.type) {
+      case "hello":
+        this.cb.onHello(m.user, m.writable);
+        break;
+      case "joined": {
+        if (!this.wanted.has(m.path)) return;
+        let d = this.docs.get(m.path);
+        if (!d || d.epoch !== m.epoch) {
+          // Another lineage than ours (first join, or the server forgot the document): start
+          // afresh; our copy's items would duplicate the text.
+          if (d) this.destroyDoc(d);
+          d = this.newDoc(m.path, m.epoch);
+          this.docs.set(m.path, d);
+        }
+        const doc = d.doc;
+        this.sendBinary(frame(m.path, (e) => {
+          encoding.writeVarUint(e, MESSAGE_SYNC);
+          syncProtocol.writeSyncStep1(e, doc);
+        }));
+        const state = d.awareness.getLocalState();
+        if (state) {
+          const upd = awarenessProtocol.encodeAwarenessUpdate(d.awareness, [doc.clientID]);
+          this.sendBinary(frame(m.path, (e) => {
+            encoding.writeVarUint(e, MESSAGE_AWARENESS);
+            encoding.writeVarUint8Array(e, upd);
+          }));
+        }
+        break;
+      }
+      case "closed": {
+        this.wanted.delete(m.path);
+        const d = this.docs.get(m.path);
+        if (d) {
+          this.docs.delete(m.path);
+          this.destroyDoc(d);
+        }
+        this.cb.onDocGone(m.path, m.reason, m.message);
+        break;
+      }
+      case "error":
+        if (m.path && this.wanted.has(m.path) && !this.docs.has(m.path)) {
+          this.wanted.delete(m.path);
+          this.cb.onDocGone(m.path, m.error, m.message);
+        } else {
+          this.cb.onError(m.message);
+        }
+        break;
+      case "pong":
+        break;
+    }
+  }
+
+  private onBinary(data: Uint8Array): void {
+    const dec = decoding.createDecoder(data);
+    const path = decoding.readVarString(dec);
+    const kind = decoding.readVarUint(dec);
+    if (path === PRESENCE) {
+      if (kind === MESSAGE_AWARENESS) awarenessProtocol.applyAwarenessUpdate(this.presence, decoding.readVarUint8Array(dec), this);
+      return;
+    }
+    const d = this.docs.get(path);
+    if (!d) return;
+    if (kind === MESSAGE_AWARENESS) {
+      awarenessProtocol.applyAwarenessUpdate(d.awareness, decoding.readVarUint8Array(dec), this);
+      return;
+    }
+    if (kind !== MESSAGE_SYNC) return;
+    const reply = encoding.createEncoder();
+    encoding.writeVarString(reply, path);
+    encoding.writeVarUint(reply, MESSAGE_SYNC);
+    const before = encoding.length(reply);
+    const t = syncProtocol.readSyncMessage(dec, reply, d.doc, this);
+    if (encoding.length(reply) > before) this.sendBinary(encoding.toUint8Array(reply));
+    if (t === syncProtocol.messageYjsSyncStep2 && !d.synced) {
+      d.synced = true;
+      this.cb.onDoc(d);
+    }
+  }
+}
