@@ -41,6 +41,22 @@ def cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / TICK  # utime, stime
 
 
+def helper_cpu_s(server_pid: int) -> float:
+    """CPU of the server's spawner helpers (sandbox/local/spawner.py): spawning on its behalf."""
+    total = 0.0
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            stat = (d / "stat").read_text()
+            cmd = (d / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if int(stat.rsplit(")", 1)[1].split()[1]) == server_pid and b"spawner_helper" in cmd:
+            total += cpu_s(int(d.name))
+    return total
+
+
 async def load(url: str, body: dict[str, Any], headers: dict[str, str], n: int, clients: int,
                check: Any) -> tuple[float, list[float]]:  # fmt: skip
     lat: list[float] = []
@@ -91,6 +107,7 @@ def main() -> None:
     series: dict[str, list[float]] = {}
     lats: dict[str, list[float]] = {}
     cpu_per_job: list[float] = []
+    helper_per_job: list[float] = []
     try:
         cookie = srv.headers
         token = srv.client.post("/api/tokens", json={"name": "bench"}, headers=cookie).json()
@@ -120,9 +137,12 @@ def main() -> None:
         for _ in range(args.rounds):
             for name, run in scenarios:
                 before = cpu_s(srv.proc.pid)
+                helper_before = helper_cpu_s(srv.proc.pid)
                 rate, lat = asyncio.run(run())
-                if name.startswith("judge "):
+                if name.startswith("judge"):
                     cpu_per_job.append((cpu_s(srv.proc.pid) - before) * 1000 / args.n)
+                    helper = helper_cpu_s(srv.proc.pid) - helper_before
+                    helper_per_job.append(helper * 1000 / args.n)
                 series.setdefault(name, []).append(rate)
                 lats.setdefault(name, []).extend(lat)
     finally:
@@ -144,6 +164,9 @@ def main() -> None:
         "ratio_c_vs_floor": round(med["judge C cached"] / med["floor C binary"], 3),
         "ratio_judge0_vs_native": round(med["judge0 python"] / med["judge python"], 3),
         "server_cpu_ms_per_job_median": round(statistics.median(cpu_per_job), 2),
+        "server_cpu_ms_per_job_p99": round(pct(cpu_per_job, 99), 2),
+        "spawner_helper_cpu_ms_per_job_median": round(statistics.median(helper_per_job), 2),
+        "load_avg_1m_at_end": round(os.getloadavg()[0], 2),
     }
     print(json.dumps(result, indent=2))
     RESULTS.parent.mkdir(exist_ok=True)

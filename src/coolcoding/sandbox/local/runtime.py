@@ -151,6 +151,7 @@ class LocalRuntime(Runtime):
                 network=spec.network,
                 mount_points=binds.values(),
                 copies=copies,
+                recyclable=spec.session_uuid.startswith("eph-"),
             )
 
         # Not to_thread: a cancelled caller (e.g. a pool refill when its loop ends) must wait
@@ -438,7 +439,7 @@ class LocalRuntime(Runtime):
         except BaseException:
             await asyncio.to_thread(self.host.cgroups.group(spec.session_uuid).remove)
             await asyncio.to_thread(shutil.rmtree, root, True)
-            await asyncio.to_thread(shutil.rmtree, self.etc_root / spec.session_uuid, True)
+            await asyncio.to_thread(self._etc.release, self.etc_root / spec.session_uuid)
             self._live_ephemeral.discard(spec.session_uuid)
             raise
 
@@ -457,7 +458,7 @@ class LocalRuntime(Runtime):
         deleted in the background (its /etc alone is ~400 entries: ~15 ms of unlinks)."""
         name = sb.spec.session_uuid
         await sb.stop()
-        await asyncio.to_thread(shutil.rmtree, sb.etc_dir, True)
+        await asyncio.to_thread(self._etc.release, sb.etc_dir)
         trash = self.state_dir / "ephemeral-trash"
         try:
             trash.mkdir(mode=0o700, exist_ok=True)
@@ -479,7 +480,7 @@ class LocalRuntime(Runtime):
             sb.warm = None
         sb.cgroup.remove()
         shutil.rmtree(self._ephemeral_root(sb.spec.session_uuid), ignore_errors=True)
-        shutil.rmtree(sb.etc_dir, ignore_errors=True)
+        self._etc.release(sb.etc_dir)
         self._live_ephemeral.discard(sb.spec.session_uuid)
 
     def pool_names(self) -> set[str]:
