@@ -34,6 +34,7 @@ from coolcoding.execution.db_queue import (
     DbQueue,
     PgListener,
 )
+from coolcoding.execution.dependencies import validate_dependencies
 from coolcoding.execution.judge import LIMIT_FIELDS, Judge, JudgeJob, JudgeResult, resolve_limits
 from coolcoding.execution.judge0_format import DEFAULT_FIELDS, submission_json
 from coolcoding.execution.languages import Language, LanguageRegistry
@@ -275,6 +276,7 @@ class ExecutionService:
             )
         entry = entry_of(lang, files, req.entry)
         limits = resolve_limits(req.limits, self.settings)
+        deps = validate_dependencies(lang.id, req.dependencies, self.settings)
         return Execution(
             user_id=user_id,
             kind="judge",
@@ -284,6 +286,7 @@ class ExecutionService:
                 "files": files,
                 "entry": entry,
                 **({"judge0_base64": True} if req.judge0_base64 else {}),
+                **({"dependencies": deps} if deps else {}),
             },
             stdin=text_limit("stdin", req.stdin, self.settings.exec_max_stdin_bytes),
             expected_output=text_limit(
@@ -372,6 +375,7 @@ class ExecutionService:
                 stdin=row.stdin or b"",
                 expected_output=row.expected_output,
                 cache_scope=f"user:{row.user_id}",
+                dependencies=tuple(source.get("dependencies", ())),
                 **case_fields(row, self.languages),
             )
             result = await self.judge.judge(job)

@@ -416,8 +416,11 @@ class LocalRuntime(Runtime):
             return str(sb.workspace)
         return str(self.settings.workspaces_dir / session_uuid)
 
-    def _ephemeral_spec(self, network: bool, memory_mb: int, pids: int) -> SandboxSpec:
+    def _ephemeral_spec(
+        self, network: bool, memory_mb: int, pids: int, ro_binds: Mapping[str, str] | None = None
+    ) -> SandboxSpec:
         return SandboxSpec(
+            extra_ro_binds=dict(ro_binds or {}),
             session_uuid="eph-" + uuid.uuid4().hex,
             network=network,
             memory_mb=memory_mb,
@@ -510,11 +513,12 @@ class LocalRuntime(Runtime):
         memory_mb: int,
         pids: int,
         executables: Collection[str],
+        ro_binds: Mapping[str, str] | None,
     ) -> AsyncIterator[Sandbox]:
         sb: LocalSandbox | None = None
-        spec = self._ephemeral_spec(network, memory_mb, pids)
+        spec = self._ephemeral_spec(network, memory_mb, pids, ro_binds)
         try:
-            if not network:
+            if not network and not ro_binds:  # pooled sandboxes have no extra mounts
                 sb = await self._claim_warm(memory_mb, pids)
             if sb is None:
                 self._jobs.add(spec.session_uuid)
@@ -539,8 +543,9 @@ class LocalRuntime(Runtime):
         memory_mb: int = 512,
         pids: int = 64,
         executables: Collection[str] = (),
+        ro_binds: Mapping[str, str] | None = None,
     ) -> contextlib.AbstractAsyncContextManager[Sandbox]:
-        return self._ephemeral(files, network, memory_mb, pids, executables)
+        return self._ephemeral(files, network, memory_mb, pids, executables, ro_binds)
 
     async def shutdown(self) -> None:
         await self.pool.close()
