@@ -353,7 +353,9 @@ class ExecutionService:
                 update(Execution)
                 .where(Execution.id == execution_id, Execution.status == "queued")
                 .values(status="running", started_at=utcnow())
-                .returning(Execution)
+                .returning(Execution),
+                # A fresh session holds no Execution to update in place: skip the evaluation.
+                execution_options={"synchronize_session": False},
             )
             row = claimed.scalar_one_or_none()
             await s.commit()
@@ -405,7 +407,7 @@ class ExecutionService:
             # One round trip: the stored row comes back with RETURNING.
             res = await s.execute(
                 update(Execution).where(*where).values(**values).returning(Execution),
-                execution_options={"populate_existing": True},
+                execution_options={"populate_existing": True, "synchronize_session": False},
             )
             fresh = res.scalar_one_or_none()
             if fresh is None:
