@@ -41,6 +41,22 @@ def cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / TICK  # utime, stime
 
 
+def helper_cpu_s(server_pid: int) -> float:
+    """CPU of the server's spawner helpers (sandbox/local/spawner.py): spawning on its behalf."""
+    total = 0.0
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            stat = (d / "stat").read_text()
+            cmd = (d / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if int(stat.rsplit(")", 1)[1].split()[1]) == server_pid and b"spawner_helper" in cmd:
+            total += cpu_s(int(d.name))
+    return total
+
+
 async def load(url: str, body: dict[str, Any], headers: dict[str, str], n: int, clients: int,
                check: Any) -> tuple[float, list[float]]:  # fmt: skip
     lat: list[float] = []
@@ -82,15 +98,23 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--clients", type=int, default=20)
     ap.add_argument("--workers", type=int, default=0, help="COOLCODING_EXEC_WORKERS (0: default)")
+    ap.add_argument("--baseline", type=Path, default=None,
+                    help="another checkout (with its .venv): its server judged as a peer")  # fmt: skip
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="cc-bench-tp-"))
     binary = work / "hello"
     subprocess.run(["gcc", "-O2", "-x", "c", "-o", str(binary), "-"], input=C.encode(), check=True)
     extra = {"EXEC_WORKERS": str(args.workers)} if args.workers else {}
     srv = Server(EXEC_RATE_LIMIT_PER_MINUTE="1000000", JUDGE0_ENABLED="true", **extra)
+    base = None
+    if args.baseline is not None:
+        base = Server(args.baseline, EXEC_RATE_LIMIT_PER_MINUTE="1000000", **extra)
     series: dict[str, list[float]] = {}
     lats: dict[str, list[float]] = {}
     cpu_per_job: list[float] = []
+    helper_per_job: list[float] = []
+    baseline_cpu: list[float] = []
+    cpu_by: dict[str, list[float]] = {}
     try:
         cookie = srv.headers
         token = srv.client.post("/api/tokens", json={"name": "bench"}, headers=cookie).json()
@@ -114,20 +138,38 @@ def main() -> None:
             ("judge0 python", lambda: load(judge0, {"source_code": PY, "language_id": 71}, j0,
                                            args.n, args.clients, ok0)),
         ]  # fmt: skip
+        if base is not None:
+            scenarios.append(("baseline judge python", lambda: load(
+                f"{base.base}/api/executions?wait=true", {"language": "python", "source": PY},
+                base.headers, args.n, args.clients, ok)))  # fmt: skip
         # Warm-up: the C build is cached, the pools full, the DB's pages read.
         for _, run in scenarios:
             asyncio.run(run())
         for _ in range(args.rounds):
             for name, run in scenarios:
+                if name.startswith("baseline") and base is not None:
+                    before = cpu_s(base.proc.pid)
+                    rate, lat = asyncio.run(run())
+                    baseline_cpu.append((cpu_s(base.proc.pid) - before) * 1000 / args.n)
+                    series.setdefault(name, []).append(rate)
+                    lats.setdefault(name, []).extend(lat)
+                    continue
                 before = cpu_s(srv.proc.pid)
+                helper_before = helper_cpu_s(srv.proc.pid)
                 rate, lat = asyncio.run(run())
-                if name.startswith("judge "):
+                if name.startswith("judge"):
                     cpu_per_job.append((cpu_s(srv.proc.pid) - before) * 1000 / args.n)
+                    cpu_by.setdefault(name, []).append(cpu_per_job[-1])
+                    helper = helper_cpu_s(srv.proc.pid) - helper_before
+                    helper_per_job.append(helper * 1000 / args.n)
                 series.setdefault(name, []).append(rate)
                 lats.setdefault(name, []).extend(lat)
     finally:
         srv.stop()
         shutil.rmtree(srv.tmp, ignore_errors=True)
+        if base is not None:
+            base.stop()
+            shutil.rmtree(base.tmp, ignore_errors=True)
         shutil.rmtree(work, ignore_errors=True)
     med = {k: statistics.median(v) for k, v in series.items()}
     result = {
@@ -144,6 +186,26 @@ def main() -> None:
         "ratio_c_vs_floor": round(med["judge C cached"] / med["floor C binary"], 3),
         "ratio_judge0_vs_native": round(med["judge0 python"] / med["judge python"], 3),
         "server_cpu_ms_per_job_median": round(statistics.median(cpu_per_job), 2),
+        "server_cpu_ms_per_job_p99": round(pct(cpu_per_job, 99), 2),
+        "server_cpu_ms_per_job_by_scenario": {
+            k: round(statistics.median(v), 2) for k, v in cpu_by.items()
+        },
+        "spawner_helper_cpu_ms_per_job_median": round(statistics.median(helper_per_job), 2),
+        "load_avg_1m_at_end": round(os.getloadavg()[0], 2),
+        **(
+            {
+                "baseline": str(args.baseline),
+                "baseline_server_cpu_ms_per_job_median": round(statistics.median(baseline_cpu), 2),
+                "ratio_server_cpu_vs_baseline": round(
+                    statistics.median(cpu_per_job) / statistics.median(baseline_cpu), 3
+                ),
+                "ratio_python_vs_baseline": round(
+                    med["judge python"] / med["baseline judge python"], 3
+                ),
+            }
+            if baseline_cpu
+            else {}
+        ),
     }
     print(json.dumps(result, indent=2))
     RESULTS.parent.mkdir(exist_ok=True)

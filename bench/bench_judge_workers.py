@@ -62,6 +62,29 @@ def start_workers(count: int, env: dict[str, str]) -> list[subprocess.Popen[str]
     return procs
 
 
+def cpu_busy() -> tuple[float, float]:
+    """(busy, total) jiffies of the whole machine (/proc/stat): how loaded the run was."""
+    f = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = f[3] + f[4]
+    return sum(f) - idle, sum(f)
+
+
+async def floor_round(n: int, parallel: int) -> float:
+    """The unsandboxed peer: ``n`` ``python3`` hellos, ``parallel`` at a time: how much this
+    machine, as loaded as it is now, gains from a second process."""
+    sem = asyncio.Semaphore(parallel)
+
+    async def one() -> None:
+        async with sem:
+            p = await asyncio.create_subprocess_exec("python3", "-c", 'print("hello")',
+                                                     stdout=subprocess.DEVNULL)  # fmt: skip
+            await p.wait()
+
+    t0 = time.perf_counter()
+    await asyncio.gather(*(one() for _ in range(n)))
+    return n / (time.perf_counter() - t0)
+
+
 async def round_(
     svc: ExecutionService, user_id: int, n: int, procs: int, env: dict[str, str]
 ) -> float:
@@ -118,10 +141,18 @@ async def main_async(n: int, rounds: int) -> dict[str, Any]:
         await svc.start()
         one: list[float] = []
         two: list[float] = []
+        floor1: list[float] = []
+        floor2: list[float] = []
+        others: list[float] = []
         await round_(svc, user_id, 10, 1, env)  # warm-up: caches, the DB's pages
-        for _ in range(rounds):
-            one.append(await round_(svc, user_id, n, 1, env))
-            two.append(await round_(svc, user_id, n, 2, env))
+        for i in range(rounds):
+            load0 = os.getloadavg()[0]
+            order = [1, 2] if i % 2 == 0 else [2, 1]  # neither always first
+            for procs in order:
+                (one if procs == 1 else two).append(await round_(svc, user_id, n, procs, env))
+            for procs in order:
+                (floor1 if procs == 1 else floor2).append(await floor_round(n, procs))
+            others.append(load0)
         await svc.stop()
     finally:
         await db.dispose()
@@ -129,7 +160,13 @@ async def main_async(n: int, rounds: int) -> dict[str, Any]:
         await admin.close()
         shutil.rmtree(data_dir, ignore_errors=True)
     m1, m2 = statistics.median(one), statistics.median(two)
+    f1, f2 = statistics.median(floor1), statistics.median(floor2)
     return {
+        "floor_one_python3_per_s": [round(x, 2) for x in floor1],
+        "floor_two_python3_per_s": [round(x, 2) for x in floor2],
+        "floor_ratio_two_vs_one": round(f2 / f1, 2),
+        "ratio_two_vs_one_over_floor_ratio": round((m2 / m1) / (f2 / f1), 2),
+        "load_avg_1m_per_round": [round(x, 2) for x in others],
         "n": n,
         "rounds": rounds,
         "one_worker_jobs_per_s": [round(x, 2) for x in one],

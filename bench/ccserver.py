@@ -19,7 +19,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 class Server:
-    def __init__(self, **env: str) -> None:
+    def __init__(self, root: Path = ROOT, **env: str) -> None:
+        """``root``: the checkout whose ``.venv`` runs the server (another build as a peer)."""
         self.tmp = tempfile.mkdtemp(prefix="ccbench-")
         os.chmod(self.tmp, 0o755)  # sandbox uids traverse the data dir
         self.port = 19000 + secrets.randbelow(1000)
@@ -34,7 +35,7 @@ class Server:
             **{f"COOLCODING_{k.upper()}": v for k, v in env.items()},
         }
         self.proc = subprocess.Popen(
-            [str(ROOT / ".venv/bin/coolcoding"), "serve", "--port", str(self.port)],
+            [str(root / ".venv/bin/coolcoding"), "serve", "--port", str(self.port)],
             env=full_env,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,

@@ -487,6 +487,28 @@ class Settings(BaseSettings):
     exec_checker_cpu_s: float = Field(default=5.0, description="A checker program's CPU limit")
     exec_checker_wall_s: float = Field(default=10.0, description="A checker program's wall limit")
     exec_checker_memory_mb: int = Field(default=256, description="A checker program's memory")
+    exec_deps_max: int = Field(default=20, description="Packages per job's `dependencies`")
+    exec_deps_max_mb: int = Field(
+        default=200, description="Installed size of one job's dependency set (MiB)"
+    )
+    exec_deps_cache_mb: int = Field(
+        default=2048, description="Dependency cache on disk (MiB); least recently used go first"
+    )
+    exec_deps_install_timeout_s: float = Field(
+        default=120.0, description="Wall limit of one dependency installation"
+    )
+    exec_deps_memory_mb: int = Field(default=1024, description="Memory of the install sandbox")
+    exec_deps_pip_index_url: str | None = Field(
+        default=None, description="pip's index for dependencies (None: pip's default, PyPI)"
+    )
+    exec_deps_npm_registry: str | None = Field(
+        default=None, description="npm's registry for dependencies (None: npm's default)"
+    )
+    exec_deps_wheelhouse: Path | None = Field(
+        default=None,
+        description="A local directory of wheels/sdists/npm tarballs: installs use only it, "
+        "offline (no network sandbox)",
+    )
     judge0_enabled: bool = Field(default=True, description="The Judge0-compatible API")
     judge0_prefix: str = Field(default="/judge0", pattern=r"^(/[A-Za-z0-9_-]+)+$",
                                description="Where the Judge0-compatible API is mounted")  # fmt: skip

@@ -140,6 +140,21 @@ def test_a_crash_reports_the_signal(user: UserClient) -> None:
         ({"language": "python", "source": "x", "limits": {"cpu_s": -1}}, 422, "validation_error"),
         ({"language": "python", "source": "x", "limits": {"gpu": 1}}, 422, "validation_error"),
         ({"language": "python", "source": "#" * (1024 * 1024 + 1)}, 413, "source_too_large"),
+        (
+            {"language": "python", "source": "x", "dependencies": ["requests"]},
+            400,
+            "invalid_dependency",
+        ),
+        (
+            {"language": "c", "source": "x", "dependencies": ["z==1"]},
+            400,
+            "dependencies_unsupported",
+        ),
+        (
+            {"language": "python", "source": "x", "dependencies": "requests==1"},
+            422,
+            "validation_error",
+        ),
     ],
 )
 def test_bad_input_gets_a_clear_error(

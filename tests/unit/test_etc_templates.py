@@ -66,3 +66,37 @@ def test_etc_root_is_private_and_dead_servers_roots_are_removed(tmp_path: Path) 
     assert not dead.exists() and alive.exists() and other.exists()
     assert not mine.exists() and (root / "s1" / "passwd").read_text() == "kept"
     assert not (root / "s2").exists() and theirs.exists()
+
+
+def test_a_released_etc_is_reused_with_the_next_sandboxs_passwd(tmp_path: Path) -> None:
+    layout = detect_host_layout()
+    templates = EtcTemplates(tmp_path / "templates", layout)
+    first = tmp_path / "eph-1"
+    templates.write(first, uid=200_001, gid=200_001, network=False, recyclable=True)
+    marker = os.stat(first / "hosts").st_ino
+    templates.release(first)
+    assert not first.exists()
+    second = tmp_path / "eph-2"
+    templates.write(second, uid=200_002, gid=200_002, network=False, recyclable=True)
+    assert os.stat(second / "hosts").st_ino == marker  # the same dir, not a new clone
+    write_etc_dir(tmp_path / "ref", uid=200_002, gid=200_002, network=False, layout=layout)
+    assert tree(second) == tree(tmp_path / "ref")  # nothing of the first sandbox is left
+
+
+def test_a_released_etc_of_an_old_template_is_deleted(tmp_path: Path) -> None:
+    templates = EtcTemplates(tmp_path / "templates", detect_host_layout(), ttl_s=0.0)
+    first = tmp_path / "eph-1"
+    templates.write(first, uid=1, gid=1, network=False, recyclable=True)
+    templates.write(tmp_path / "other", uid=1, gid=1, network=False)  # rebuilds the template
+    templates.release(first)
+    assert not first.exists()
+    assert not any(n.startswith("spare-") for n in templates.in_use())
+
+
+def test_session_etc_dirs_are_never_recycled(tmp_path: Path) -> None:
+    templates = EtcTemplates(tmp_path / "templates", detect_host_layout())
+    session = tmp_path / "session"
+    templates.write(session, uid=1, gid=1, network=False)
+    templates.release(session)  # e.g. a caller's mistake: deleted, never handed to another
+    assert not session.exists()
+    assert not any(n.startswith("spare-") for n in templates.in_use())

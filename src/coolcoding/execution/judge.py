@@ -17,6 +17,8 @@ from typing import Any
 
 from coolcoding.errors import InvalidInput
 from coolcoding.execution.compile_cache import CompileCache, cache_key
+from coolcoding.execution.dependencies import ENV as DEPS_ENV
+from coolcoding.execution.dependencies import SANDBOX_DEPS, DependencyCache
 from coolcoding.execution.languages import Language, LanguageRegistry, expand
 from coolcoding.execution.testcases import (
     CaseOutcome,
@@ -82,6 +84,7 @@ class JudgeJob:
     cases: Sequence[JudgeCase] | None = None  # test cases (testcases.py) instead of stdin
     checker: Checker = field(default_factory=Checker)
     stop_on_failure: bool = False
+    dependencies: Sequence[str] = ()  # pinned packages (dependencies.py), validated
 
 
 @dataclass
@@ -136,6 +139,7 @@ class Judge:
         self.languages = languages
         self.settings = settings
         self.cache = CompileCache(settings.exec_compile_cache_mb * 1024 * 1024)
+        self.deps = DependencyCache(settings.data_dir / "dep-cache", None, settings)
 
     def runtime(self) -> Runtime:
         if isinstance(self._runtime, Runtime):
@@ -175,6 +179,8 @@ class Judge:
         if job.checker.kind == "program":  # its compile step, and its run per case
             wall += s.exec_checker_wall_s
             compile_s *= 2
+        if job.dependencies:
+            compile_s += s.exec_deps_install_timeout_s + 60  # and reading the result out
         return wall * runs + compile_s + s.exec_watchdog_margin_s
 
     async def judge(self, job: JudgeJob) -> JudgeResult:
@@ -253,11 +259,23 @@ class Judge:
         executables = (
             [p for p in build if not lang.artifacts[0].endswith("/")] if build is not None else []
         )
+        ro_binds: dict[str, str] = {}
+        deps_env: dict[str, str] = {}
+        if job.dependencies:
+            self.deps.bind(runtime)
+            version = self.languages.versions.get(lang.id)
+            installed = await self.deps.ensure(lang.id, version, job.dependencies)
+            if installed.path is None:
+                return JudgeResult(Verdict.COMPILATION_ERROR, "dependency installation failed",
+                                   compile_output=installed.output)  # fmt: skip
+            ro_binds = {str(installed.path): SANDBOX_DEPS}
+            deps_env = DEPS_ENV.get(lang.id, {})
         async with runtime.ephemeral(
-            files, network=False, memory_mb=box_memory, pids=box_pids, executables=executables
-        ) as box:
+            files, network=False, memory_mb=box_memory, pids=box_pids, executables=executables,
+            ro_binds=ro_binds,
+        ) as box:  # fmt: skip
             cwd = box.workspace_path
-            env = dict(lang.env)
+            env = {**lang.env, **deps_env}
             result = JudgeResult(Verdict.INTERNAL_ERROR)
             if lang.compile is not None and build is None:
                 command = expand(lang.compile, entry=job.entry, sources=sources, build=".")

@@ -219,10 +219,13 @@ class Runtime(abc.ABC):
         memory_mb: int = 512,
         pids: int = 64,
         executables: Collection[str] = (),
+        ro_binds: Mapping[str, str] | None = None,
     ) -> AbstractAsyncContextManager[Sandbox]:
         """A throw-away sandbox holding ``files`` (judge jobs); everything is removed on exit.
         ``executables`` (paths of ``files``) are written with mode 0755 (a cached binary runs
-        without a ``chmod`` exec first, so the pooled process runs the program itself)."""
+        without a ``chmod`` exec first, so the pooled process runs the program itself).
+        ``ro_binds``: host directories mounted read-only (host path -> sandbox path), e.g. the
+        job's dependency cache; a runtime that cannot mount host paths refuses them."""
 
     @abc.abstractmethod
     async def shutdown(self) -> None:

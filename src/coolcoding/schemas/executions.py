@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from coolcoding.db.models import Execution
 from coolcoding.execution.verdicts import signal_name
@@ -100,6 +100,13 @@ class ExecutionIn(BaseModel):
     )
     checker: CheckerIn | None = None
     stop_on_first_failure: bool = False
+    dependencies: list[Annotated[str, StringConstraints(max_length=200)]] | None = Field(
+        default=None,
+        max_length=100,
+        description="Pinned packages installed once into a shared read-only cache: "
+        '"name==version" (Python, pip), "name@version" (JavaScript, npm). An install that '
+        "fails answers compilation_error with the installer's output.",
+    )
 
 
 class BatchIn(BaseModel):

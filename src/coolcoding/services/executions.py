@@ -34,6 +34,7 @@ from coolcoding.execution.db_queue import (
     DbQueue,
     PgListener,
 )
+from coolcoding.execution.dependencies import validate_dependencies
 from coolcoding.execution.judge import LIMIT_FIELDS, Judge, JudgeJob, JudgeResult, resolve_limits
 from coolcoding.execution.judge0_format import DEFAULT_FIELDS, submission_json
 from coolcoding.execution.languages import Language, LanguageRegistry
@@ -275,6 +276,7 @@ class ExecutionService:
             )
         entry = entry_of(lang, files, req.entry)
         limits = resolve_limits(req.limits, self.settings)
+        deps = validate_dependencies(lang.id, req.dependencies, self.settings)
         return Execution(
             user_id=user_id,
             kind="judge",
@@ -284,6 +286,7 @@ class ExecutionService:
                 "files": files,
                 "entry": entry,
                 **({"judge0_base64": True} if req.judge0_base64 else {}),
+                **({"dependencies": deps} if deps else {}),
             },
             stdin=text_limit("stdin", req.stdin, self.settings.exec_max_stdin_bytes),
             expected_output=text_limit(
@@ -350,7 +353,9 @@ class ExecutionService:
                 update(Execution)
                 .where(Execution.id == execution_id, Execution.status == "queued")
                 .values(status="running", started_at=utcnow())
-                .returning(Execution)
+                .returning(Execution),
+                # A fresh session holds no Execution to update in place: skip the evaluation.
+                execution_options={"synchronize_session": False},
             )
             row = claimed.scalar_one_or_none()
             await s.commit()
@@ -372,6 +377,7 @@ class ExecutionService:
                 stdin=row.stdin or b"",
                 expected_output=row.expected_output,
                 cache_scope=f"user:{row.user_id}",
+                dependencies=tuple(source.get("dependencies", ())),
                 **case_fields(row, self.languages),
             )
             result = await self.judge.judge(job)
@@ -401,7 +407,7 @@ class ExecutionService:
             # One round trip: the stored row comes back with RETURNING.
             res = await s.execute(
                 update(Execution).where(*where).values(**values).returning(Execution),
-                execution_options={"populate_existing": True},
+                execution_options={"populate_existing": True, "synchronize_session": False},
             )
             fresh = res.scalar_one_or_none()
             if fresh is None:

@@ -32,6 +32,9 @@ class JobRequest:
     stop_on_failure: bool = False
     callback_url: str | None = None  # Judge0: PUT the result there (callbacks.py)
     judge0_base64: bool = False  # Judge0: the callback's texts in base64
+    dependencies: list[str] | None = (
+        None  # pinned packages: ["name==1.0"] (pip), ["name@1.0"] (npm)
+    )
 
 
 def text_limit(name: str, value: str | None, maximum: int) -> bytes | None:

@@ -1510,6 +1510,11 @@ export interface components {
          */
         ExecutionIn: {
             checker?: components["schemas"]["CheckerIn"] | null;
+            /**
+             * Dependencies
+             * @description Pinned packages installed once into a shared read-only cache: "name==version" (Python, pip), "name@version" (JavaScript, npm). An install that fails answers compilation_error with the installer's output.
+             */
+            dependencies?: string[] | null;
             /** Entry */
             entry?: string | null;
             /** Expected Output */

@@ -52,6 +52,7 @@ def job_request(body: ExecutionIn) -> JobRequest:
         testcases=[c.model_dump() for c in body.testcases] if body.testcases is not None else None,
         checker=body.checker.model_dump() if body.checker is not None else None,
         stop_on_failure=body.stop_on_first_failure,
+        dependencies=body.dependencies,
     )
 
 

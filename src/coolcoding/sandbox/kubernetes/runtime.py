@@ -406,8 +406,12 @@ class KubernetesRuntime(Runtime):
                 await self._delete(PersistentVolumeClaim, claim)
 
     def ephemeral(self, files: Mapping[str, bytes], *, network: bool = False,
-                  memory_mb: int = 512, pids: int = 64,
-                  executables: Collection[str] = ()) -> contextlib.AbstractAsyncContextManager[Sandbox]:  # fmt: skip
+                  memory_mb: int = 512, pids: int = 64, executables: Collection[str] = (),
+                  ro_binds: Mapping[str, str] | None = None,
+                  ) -> contextlib.AbstractAsyncContextManager[Sandbox]:  # fmt: skip
+        if ro_binds:  # a pod cannot mount this server's directories (dependency caching)
+            raise SandboxError("unsupported", "Cached dependencies are not available on this "
+                               "server's sandboxes.", "ro_binds on the Kubernetes runtime")  # fmt: skip
         return self._ephemeral(files, network, memory_mb, pids, executables)
 
     async def shutdown(self) -> None:

@@ -26,7 +26,7 @@ from pathlib import Path
 import coolcoding
 from coolcoding.sandbox.local import bwrap, seccomp
 from coolcoding.sandbox.local.cgroups import Cgroup, CgroupLimits
-from coolcoding.sandbox.local.process import SandboxProcess, make_preexec
+from coolcoding.sandbox.local.process import SandboxProcess, spawn_setup
 from coolcoding.sandbox.local.sandbox import LocalSandbox
 from coolcoding.settings import Settings
 
@@ -208,8 +208,8 @@ async def start_agent(
         rl = sandbox.exec_rlimits(None, None)
         env = bwrap.sandbox_env({**sandbox.spec.env, "PYTHONPATH": bwrap.AGENT_PYTHONPATH})
         proc = SandboxProcess(
-            argv, env=env, preexec=make_preexec(sandbox.creds, cg.procs_files, rl,
-                                                controlling_tty=False, join_netns=join_netns),
+            argv, env=env, setup=spawn_setup(sandbox.creds, cg.procs_files, rl,
+                                                controlling_tty=False, netns_fd=join_netns),
             stdin=devnull, stdout=log_fd, stderr=log_fd,
             pass_fds=[*fds, secret_r, ready_w, status_w], new_session=True,
         )  # fmt: skip

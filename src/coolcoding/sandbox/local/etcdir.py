@@ -82,6 +82,7 @@ def write_etc_dir(
 _Key = tuple[bool, tuple[str, ...], tuple[tuple[str, str], ...]]
 # Generated per sandbox (they name its uid); everything else is hard-linked from a template.
 PER_SANDBOX = ("passwd", "group")
+MAX_SPARE = 32  # released /etc dirs kept per template for reuse
 
 
 class EtcTemplates:
@@ -102,6 +103,9 @@ class EtcTemplates:
         self._lock = threading.Lock()
         self._built: dict[_Key, tuple[Path, float]] = {}
         self._retired: dict[_Key, Path] = {}
+        # Recycling (``release``): each written dir's template, and released dirs by template.
+        self._origin: dict[Path, Path] = {}
+        self._spare: dict[Path, list[Path]] = {}
 
     def _template(
         self,
@@ -132,7 +136,8 @@ class EtcTemplates:
         """Names of the current templates (``cleanup_orphans`` removes the others)."""
         with self._lock:
             built = {path.name for path, _ in self._built.values()}
-            return built | {path.name for path in self._retired.values()}
+            spare = {path.name for paths in self._spare.values() for path in paths}
+            return built | spare | {path.name for path in self._retired.values()}
 
     def write(
         self,
@@ -143,18 +148,70 @@ class EtcTemplates:
         network: bool,
         mount_points: Iterable[str] = (),
         copies: Iterable[tuple[str, str]] = (),
+        recyclable: bool = False,
     ) -> None:
-        """(Re)create ``target`` like ``write_etc_dir`` would."""
+        """(Re)create ``target`` like ``write_etc_dir`` would. ``recyclable``: a short-lived
+        sandbox's, given back with ``release`` (the judge's throw-away sandboxes)."""
         points = tuple(sorted(mount_points))
         copied = tuple(sorted(copies))
         template = self._template(network, points, copied)
         try:
-            self._clone(template, target, uid, gid)
+            if not recyclable or not self._reuse(template, target, uid, gid):
+                self._clone(template, target, uid, gid)
+            if recyclable:
+                with self._lock:
+                    self._origin[target] = template
         except OSError as e:
             if e.errno != errno.EXDEV:  # another file system than the templates': copy
                 raise
             write_etc_dir(target, uid=uid, gid=gid, network=network, layout=self.layout,
                           mount_points=points, copies=copied)  # fmt: skip
+
+    def _reuse(self, template: Path, target: Path, uid: int, gid: int) -> bool:
+        """Give ``target`` a released dir cloned from the same (current) template, with this
+        sandbox's passwd and group: ~0.3 ms instead of ~10 ms of links and unlinks."""
+        with self._lock:
+            spare = self._spare.get(template)
+            found = spare.pop() if spare else None
+        if found is None:
+            return False
+        try:
+            files = bwrap.etc_files(uid, gid)
+            for name in PER_SANDBOX:
+                tmp = found / (name + ".new")
+                tmp.write_bytes(files["/etc/" + name])
+                os.chmod(tmp, 0o644)
+                os.replace(tmp, found / name)
+            shutil.rmtree(target, ignore_errors=True)
+            os.replace(found, target)
+        except OSError:
+            shutil.rmtree(found, ignore_errors=True)
+            return False
+        return True
+
+    def release(self, target: Path) -> None:
+        """``target``'s sandbox is gone (no process has it mounted any more): keep the dir for
+        the next sandbox (``_reuse``) if its template is still current, else delete it. The
+        dir is bound read-only into sandboxes, so nothing but its passwd and group differs."""
+        with self._lock:
+            template = self._origin.pop(target, None)
+            current = {path for path, _ in self._built.values()}
+            spare = None
+            if template is not None and template in current:
+                spare = self._spare.setdefault(template, [])
+            if spare is not None and len(spare) < MAX_SPARE:
+                dest = self.root / f"spare-{uuid.uuid4().hex}"
+                try:
+                    os.replace(target, dest)
+                except OSError:
+                    pass
+                else:
+                    spare.append(dest)
+                    return
+            for old in [t for t in self._spare if t not in current]:
+                for path in self._spare.pop(old):
+                    shutil.rmtree(path, ignore_errors=True)
+        shutil.rmtree(target, ignore_errors=True)
 
     @staticmethod
     def _clone(template: Path, target: Path, uid: int, gid: int) -> None:

@@ -1,15 +1,12 @@
 """Spawning bwrap as the sandbox uid, inside the right cgroups, with rlimits; reaping it.
 
-The pre-exec function runs in the forked child before ``execve(bwrap)`` and only makes system
-calls (no locks, no logging, no allocation-heavy Python): join the cgroups by writing "0" to their
-``cgroup.procs`` (so bwrap and everything it starts are accounted from the first instruction),
-set the rlimits, optionally take the terminal as controlling tty, then drop every privilege:
-``setgroups([])``, ``setresgid``, ``setresuid`` (in this order: after setresuid we could no
-longer change groups). bwrap then runs unprivileged and builds its namespaces in a user namespace.
-
-Cost note: a pre-exec function makes CPython fork() instead of vfork(), so spawning costs grow with
-the server's resident memory (~2 ms at 30 MB, ~20 ms at 300 MB). A small helper process that
-spawns on the server's behalf would remove that; not done yet.
+The child (forked by the spawner helper, spawner.py, never by the server itself) runs these
+steps before ``execve(bwrap)``: join the cgroups by writing "0" to their ``cgroup.procs`` (so
+bwrap and everything it starts are accounted from the first instruction), set the rlimits,
+optionally take the terminal as controlling tty, enter the network namespace, then drop every
+privilege: ``setgroups([])``, ``setresgid``, ``setresuid`` (in this order: after setresuid we
+could no longer change groups). bwrap then runs unprivileged and builds its namespaces in a user
+namespace.
 """
 
 from __future__ import annotations
@@ -17,20 +14,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
-import fcntl
 import hashlib
 import os
 import re
 import resource
 import signal
-import subprocess
-import termios
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from coolcoding.sandbox.base import SandboxError
 from coolcoding.sandbox.local.cgroups import Cgroup
 from coolcoding.sandbox.local.loopfd import LoopFd
+from coolcoding.sandbox.local.spawner import SPAWNER, SpawnSetup
 
 PR_SET_CHILD_SUBREAPER = 36
 
@@ -76,38 +71,26 @@ def rlimits_for(
     return out
 
 
-def make_preexec(
+def spawn_setup(
     creds: Credentials,
     procs_files: Sequence[str],
     rlimits: Sequence[tuple[int, tuple[int, int]]],
     *,
     controlling_tty: bool,
-    join_netns: Callable[[], None] | None = None,
-) -> Callable[[], None]:
-    """``join_netns``: enter the sandbox's own network namespace (network.py), which needs the
-    server's privileges, so it runs before they are dropped."""
-    procs = [p.encode() for p in procs_files]
-    limits = list(rlimits)
-    uid, gid, drop = creds.uid, creds.gid, creds.drop
-
-    def preexec() -> None:
-        for path in procs:
-            fd = os.open(path, os.O_WRONLY)
-            os.write(fd, b"0")  # "0" = the writing process itself
-            os.close(fd)
-        for res, lim in limits:
-            resource.setrlimit(res, lim)
-        if controlling_tty:
-            # start_new_session=True already made us a session leader; fd 0 is the PTY slave.
-            fcntl.ioctl(0, termios.TIOCSCTTY, 0)
-        if join_netns is not None:
-            join_netns()
-        if drop:
-            os.setgroups([])
-            os.setresgid(gid, gid, gid)
-            os.setresuid(uid, uid, uid)
-
-    return preexec
+    netns_fd: int | None = None,
+) -> SpawnSetup:
+    """What the child does before exec (spawner.py): join the cgroups, rlimits, the tty,
+    ``netns_fd`` (the sandbox's own network namespace, network.py, entered while still root),
+    then drop every privilege."""
+    return SpawnSetup(
+        procs_files=list(procs_files),
+        rlimits=list(rlimits),
+        uid=creds.uid,
+        gid=creds.gid,
+        drop=creds.drop,
+        controlling_tty=controlling_tty,
+        netns_fd=netns_fd,
+    )
 
 
 def become_subreaper() -> None:
@@ -126,33 +109,25 @@ class SandboxProcess:
         argv: list[str],
         *,
         env: Mapping[str, str],
-        preexec: Callable[[], None],
+        setup: SpawnSetup,
         stdin: int,
         stdout: int,
         stderr: int,
         pass_fds: Sequence[int],
         new_session: bool,
     ) -> None:
-        try:
-            # Spawned from the event loop's thread on purpose: bwrap's --die-with-parent uses
-            # PR_SET_PDEATHSIG, which fires when the *thread* that forked exits.
-            self._popen = subprocess.Popen(
-                argv,
-                stdin=stdin,
-                stdout=stdout,
-                stderr=stderr,
-                pass_fds=tuple(pass_fds),
-                env=dict(env),
-                cwd="/",
-                preexec_fn=preexec,
-                start_new_session=new_session,
-                close_fds=True,
-            )
-        except (OSError, subprocess.SubprocessError) as e:
-            raise SandboxError(
-                "spawn", "The sandbox could not start a process.", f"spawning bwrap: {e!r}"
-            ) from e
-        self.pid = self._popen.pid
+        # Spawned from the event loop's thread on purpose: bwrap's --die-with-parent uses
+        # PR_SET_PDEATHSIG, which fires when the *thread* that forked exits (spawner.py).
+        self.pid = SPAWNER.spawn(
+            argv,
+            env=env,
+            setup=setup,
+            stdin=stdin,
+            stdout=stdout,
+            stderr=stderr,
+            pass_fds=pass_fds,
+            new_session=new_session,
+        )
         self._pidfd = LoopFd(os.pidfd_open(self.pid))
         self.status: int | None = None  # raw wait status once reaped
         self.rusage: resource.struct_rusage | None = None
@@ -165,7 +140,6 @@ class SandboxProcess:
             if pid == 0:
                 return
             self.status, self.rusage = status, rusage
-            self._popen.returncode = os.waitstatus_to_exitcode(status)
         self._pidfd.close()
         if not self._exited.done():
             self._exited.set_result(None)

@@ -151,6 +151,7 @@ class LocalRuntime(Runtime):
                 network=spec.network,
                 mount_points=binds.values(),
                 copies=copies,
+                recyclable=spec.session_uuid.startswith("eph-"),
             )
 
         # Not to_thread: a cancelled caller (e.g. a pool refill when its loop ends) must wait
@@ -425,8 +426,11 @@ class LocalRuntime(Runtime):
             return str(sb.workspace)
         return str(self.settings.workspaces_dir / session_uuid)
 
-    def _ephemeral_spec(self, network: bool, memory_mb: int, pids: int) -> SandboxSpec:
+    def _ephemeral_spec(
+        self, network: bool, memory_mb: int, pids: int, ro_binds: Mapping[str, str] | None = None
+    ) -> SandboxSpec:
         return SandboxSpec(
+            extra_ro_binds=dict(ro_binds or {}),
             session_uuid="eph-" + uuid.uuid4().hex,
             network=network,
             memory_mb=memory_mb,
@@ -448,7 +452,7 @@ class LocalRuntime(Runtime):
         except BaseException:
             await asyncio.to_thread(self.host.cgroups.group(spec.session_uuid).remove)
             await asyncio.to_thread(shutil.rmtree, root, True)
-            await asyncio.to_thread(shutil.rmtree, self.etc_root / spec.session_uuid, True)
+            await asyncio.to_thread(self._etc.release, self.etc_root / spec.session_uuid)
             self._live_ephemeral.discard(spec.session_uuid)
             raise
 
@@ -467,7 +471,7 @@ class LocalRuntime(Runtime):
         deleted in the background (its /etc alone is ~400 entries: ~15 ms of unlinks)."""
         name = sb.spec.session_uuid
         await sb.stop()
-        await asyncio.to_thread(shutil.rmtree, sb.etc_dir, True)
+        await asyncio.to_thread(self._etc.release, sb.etc_dir)
         trash = self.state_dir / "ephemeral-trash"
         try:
             trash.mkdir(mode=0o700, exist_ok=True)
@@ -489,7 +493,7 @@ class LocalRuntime(Runtime):
             sb.warm = None
         sb.cgroup.remove()
         shutil.rmtree(self._ephemeral_root(sb.spec.session_uuid), ignore_errors=True)
-        shutil.rmtree(sb.etc_dir, ignore_errors=True)
+        self._etc.release(sb.etc_dir)
         self._live_ephemeral.discard(sb.spec.session_uuid)
 
     def pool_names(self) -> set[str]:
@@ -519,11 +523,12 @@ class LocalRuntime(Runtime):
         memory_mb: int,
         pids: int,
         executables: Collection[str],
+        ro_binds: Mapping[str, str] | None,
     ) -> AsyncIterator[Sandbox]:
         sb: LocalSandbox | None = None
-        spec = self._ephemeral_spec(network, memory_mb, pids)
+        spec = self._ephemeral_spec(network, memory_mb, pids, ro_binds)
         try:
-            if not network:
+            if not network and not ro_binds:  # pooled sandboxes have no extra mounts
                 sb = await self._claim_warm(memory_mb, pids)
             if sb is None:
                 self._jobs.add(spec.session_uuid)
@@ -548,8 +553,9 @@ class LocalRuntime(Runtime):
         memory_mb: int = 512,
         pids: int = 64,
         executables: Collection[str] = (),
+        ro_binds: Mapping[str, str] | None = None,
     ) -> contextlib.AbstractAsyncContextManager[Sandbox]:
-        return self._ephemeral(files, network, memory_mb, pids, executables)
+        return self._ephemeral(files, network, memory_mb, pids, executables, ro_binds)
 
     async def shutdown(self) -> None:
         await self.pool.close()

@@ -38,8 +38,8 @@ from coolcoding.sandbox.local.files import WorkspaceFiles, disk_usage_bytes
 from coolcoding.sandbox.local.process import (
     Credentials,
     SandboxProcess,
-    make_preexec,
     rlimits_for,
+    spawn_setup,
 )
 from coolcoding.sandbox.local.zygote import WarmProcess, encode_request, start_zygote
 
@@ -170,17 +170,16 @@ class LocalSandbox(Sandbox):
             timeout_s=timeout_s,
         )
 
-    def join_netns(self) -> Callable[[], None] | None:
-        """The pre-exec step entering the sandbox's namespace; fail closed: a network-enabled
-        sandbox without its namespace spawns nothing (never the host's namespace)."""
+    def join_netns(self) -> int | None:
+        """The fd of the sandbox's namespace, which a spawned child enters; fail closed: a
+        network-enabled sandbox without its namespace spawns nothing (never the host's)."""
         if not self.spec.network:
             return None
         if self.network is None or self.network.netns_fd < 0:
             raise SandboxError("network_unavailable",
                                "Network access is not available for this sandbox.",
                                "the sandbox's network namespace is gone")  # fmt: skip
-        fd = self.network.netns_fd
-        return lambda: network.join(fd)
+        return self.network.netns_fd
 
     def spawn(
         self,
@@ -229,14 +228,14 @@ class LocalSandbox(Sandbox):
             )
             argv = bwrap.build_bwrap_argv(self.host.bwrap_path, cfg, command)
             rl = self.exec_rlimits(cpu_s, file_size) if rlimits is None else rlimits
-            preexec = make_preexec(
-                self.creds, cgroup.procs_files, rl, controlling_tty=terminal, join_netns=join_netns
+            setup = spawn_setup(
+                self.creds, cgroup.procs_files, rl, controlling_tty=terminal, netns_fd=join_netns
             )
             pass_fds = [*fds, *extra_fds] + ([json_status_fd] if json_status_fd is not None else [])
             return SandboxProcess(
                 argv,
                 env=bwrap.sandbox_env({**self.spec.env, **(env or {})}),
-                preexec=preexec,
+                setup=setup,
                 stdin=stdin,
                 stdout=stdout,
                 stderr=stderr,
