@@ -90,7 +90,7 @@ async def seed(url: str, session_uuid: str, files: list[tuple[str, bytes, bool]]
     """Insert files (path, content, binary) straight into the database (triggers index them)."""
     import uuid
 
-    from sqlalchemy import insert, select
+    from sqlalchemy import insert, select, text
     from sqlalchemy.ext.asyncio import create_async_engine
 
     from coolcoding.db.models import CodeSession, WorkspaceItem, utcnow
@@ -152,6 +152,11 @@ async def seed(url: str, session_uuid: str, files: list[tuple[str, bytes, bool]]
                     for p, c, b in files[i : i + 500]
                 ],
             )
+    if engine.dialect.name == "postgresql":
+        # What autovacuum does within a minute of such a bulk insert (planner statistics).
+        async with engine.connect() as conn:
+            await conn.execution_options(isolation_level="AUTOCOMMIT")
+            await conn.execute(text("ANALYZE workspace_items, workspace_search"))
     await engine.dispose()
 
 

@@ -219,8 +219,8 @@ class Settings(BaseSettings):
     search_max_files: int = Field(
         default=500,
         ge=1,
-        description="Most files the index hands to one search; a term found in more is answered "
-        "from those (truncated)",
+        description="Most candidate files a search takes from the index; a term found in more "
+        "walks the workspace in path order instead (results are exact either way)",
     )
     search_max_query_length: int = Field(
         default=500,

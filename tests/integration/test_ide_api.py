@@ -5,6 +5,8 @@ from __future__ import annotations
 import io
 import zipfile
 
+import pytest
+
 from tests.conftest import UserClient
 
 
@@ -171,3 +173,152 @@ def test_search_regex_uses_a_literal_and_reports_columns_per_line(api: UserClien
     assert line["line"] == 2 and line["ranges"] == [[4, 20], [23, 39]]
     res = _search(api, sid, "alpha|end", regex="true")  # top-level alternation: a scan
     assert [m["line"] for m in res["files"][0]["matches"]] == [1, 4]  # type: ignore[index]
+
+
+# --- search equals a brute-force match of every file ------------------------------------------
+
+_WORDS = ["alpha", "Beta", "GAMMA", "delta_x", "50%", "a_b", "back\\slash", "response", "Resp"]
+# Characters whose case folding differs between Python's ``re`` and the databases: U+017F (long
+# s ~ s), U+212A (Kelvin sign ~ k), U+0130/U+0131 (dotted/dotless i), and ordinary non-ASCII.
+_TRICKY = [
+    "\u017fecret",
+    "\u212aelvin",
+    "\u0130stanbul",
+    "\u0131dle",
+    "Straße",
+    "ÉCOLE",
+    "école",
+    "ﬀ",
+]
+
+
+def _corpus() -> dict[str, str]:
+    import random
+
+    rng = random.Random(1313)
+    files: dict[str, str] = {}
+    for i in range(160):
+        lines = []
+        for _ in range(rng.randint(1, 14)):
+            words = rng.choices(_WORDS, k=rng.randint(1, 6))
+            if rng.random() < 0.2:
+                words.append(rng.choice(_TRICKY))
+            if rng.random() < 0.05:
+                words.append("x" * 500)  # a line longer than the 400 characters shown
+            lines.append(" ".join(words))
+        folder = ["src", "lib/deep", "node_modules/pkg", "docs"][i % 4]
+        ext = [".py", ".js", ".md"][i % 3]
+        files[f"{folder}/f{i:03d}{ext}"] = "\n".join(lines) + ("\n" if i % 2 else "")
+    files["top.txt"] = "SECRET Secret secret\nkelvin KELVIN\nistanbul idle\nstrasse école\n"
+    return files
+
+
+def _reference(
+    files: dict[str, str], q: str, limit: int, regex: bool, case: bool, word: bool,
+    include: str, exclude: str,
+) -> dict[str, object]:  # fmt: skip
+    """What matching every file in path order gives (written apart from services/search.py)."""
+    import re
+
+    from coolcoding.services.search import glob_to_regex
+
+    src = q if regex else re.escape(q)
+    if word:
+        src = rf"(?<!\w)(?:{src})(?!\w)"
+    pat = re.compile(src, re.MULTILINE | (0 if case else re.IGNORECASE))
+    inc = [glob_to_regex(g) for g in include.split(",") if g.strip()]
+    exc = [glob_to_regex(g) for g in exclude.split(",") if g.strip()]
+    out: list[dict[str, object]] = []
+    count = 0
+    for path in sorted(files):
+        if (inc and not any(g.match(path) for g in inc)) or any(g.match(path) for g in exc):
+            continue
+        body = files[path]
+        starts = [0] + [i + 1 for i, c in enumerate(body) if c == "\n"]
+        by_line: dict[int, list[list[int]]] = {}
+        for m in pat.finditer(body):
+            if m.end() == m.start():
+                continue
+            n = max(i for i, s in enumerate(starts) if s <= m.start())
+            if n not in by_line and len(by_line) >= limit - count:
+                break
+            end = body.find("\n", starts[n])
+            text = body[starts[n] : end if end >= 0 else len(body)][:400]
+            col = m.start() - starts[n]
+            ranges = by_line.setdefault(n, [])
+            if col < 400:
+                ranges.append([col, min(m.end() - starts[n], len(text))])
+        if by_line:
+            matches = []
+            for n, ranges in by_line.items():
+                end = body.find("\n", starts[n])
+                text = body[starts[n] : end if end >= 0 else len(body)][:400]
+                matches.append({"line": n + 1, "text": text, "ranges": ranges})
+            out.append({"path": path, "matches": matches})
+            count += len(matches)
+            if count >= limit:
+                return {"files": out, "match_count": count, "truncated": True}
+    return {"files": out, "match_count": count, "truncated": False}
+
+
+_QUERIES: list[dict[str, object]] = [
+    {"q": "alpha"},
+    {"q": "response"},
+    {"q": "Resp", "case": True},
+    {"q": "resp", "word": True},
+    {"q": "secret"},  # U+017F
+    {"q": "kelvin"},  # U+212A
+    {"q": "istanbul"},
+    {"q": "idle"},  # U+0131
+    {"q": "ÉCOLE"},
+    {"q": "straße"},
+    {"q": "50%"},
+    {"q": "a_b", "word": True},
+    {"q": "back\\slash"},
+    {"q": "ga"},  # under three characters: no index
+    {"q": "x" * 450},
+    {"q": r"delta_\w+ a_b", "regex": True},
+    {"q": r"^beta", "regex": True},
+    {"q": r"(alpha|gamma) beta", "regex": True},  # alternation: no literal
+    {"q": r"ph.\s+Be", "regex": True},  # a match across words
+    {"q": r"a\nb", "regex": True},  # across lines
+    {"q": "alpha", "include": "*.py"},
+    {"q": "alpha", "include": "src/**,docs", "exclude": "*.md"},
+    {"q": "response", "exclude": "node_modules"},
+    {"q": "zzz-nowhere"},
+]
+
+
+def test_search_results_equal_a_brute_force_match_of_every_file(
+    api: UserClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    files = _corpus()
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        for path, body in files.items():
+            z.writestr(path, body.encode())
+    sid = api.new_session("search-exact")
+    r = api.client.post(f"/api/workspace/{sid}/import", content=buf.getvalue())
+    assert r.status_code == 200, r.text
+    settings = api.server.platform.search.settings
+    # Defaults, then limits small enough to cut results and to make common terms walk the
+    # workspace in path order instead of taking the index's candidates.
+    for max_files, max_results in ((None, None), (5, 37), (1, 5)):
+        if max_files is not None:
+            monkeypatch.setattr(settings, "search_max_files", max_files)
+            monkeypatch.setattr(settings, "search_max_results", max_results)
+        limit = settings.search_max_results
+        for params in _QUERIES:
+            query = {k: str(v).lower() if isinstance(v, bool) else v for k, v in params.items()}
+            got = _search(api, sid, **query)
+            want = _reference(
+                files,
+                str(params["q"]),
+                limit,
+                bool(params.get("regex")),
+                bool(params.get("case")),
+                bool(params.get("word")),
+                str(params.get("include", "")),
+                str(params.get("exclude", "")),
+            )
+            assert got == want, (max_files, params)

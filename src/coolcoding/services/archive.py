@@ -11,6 +11,7 @@ than its limit out), before a second pass writes the files in batches.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import stat
 import tempfile
@@ -31,8 +32,9 @@ from coolcoding.settings import Settings
 
 CHUNK = 256 * 1024
 BATCH_BYTES = 8 * 1024 * 1024
-# Items per query of an export: at most this many files (5 MiB each at most) are in memory.
+# Items per query of an export (5 MiB each at most), and pages read ahead of the compression.
 EXPORT_PAGE = 16
+EXPORT_AHEAD = 2
 # Metadata some archivers add; never part of a project.
 JUNK = re.compile(r"^(?:__MACOSX/|.*(?:^|/)\.DS_Store$)")
 
@@ -78,30 +80,57 @@ class ArchiveService:
     # --- export ----------------------------------------------------------------------------
 
     async def export_zip(self, ref: WorkspaceRef) -> AsyncIterator[bytes]:
-        """The workspace as a zip, chunk by chunk: one file in memory at a time."""
+        """The workspace as a zip, page by page, in a pipeline: while a worker thread
+        compresses one page of files (zlib and crc32 release the GIL), the event loop reads the
+        next page from the database and sends the previous one's bytes. At most
+        ``EXPORT_AHEAD + 2`` pages of files are in memory."""
         sink = _ChunkSink()
         level = self.settings.zip_export_compress_level
         stamp = time.localtime()[:6]
         zf = zipfile.ZipFile(sink, "w", allowZip64=True)
-        pending = 0
-        async for path, typ, content in self._rows(ref):
-            if typ == "folder":
-                info = zipfile.ZipInfo(path + "/", date_time=stamp)
-                info.external_attr = (stat.S_IFDIR | 0o755) << 16 | 0x10
-                zf.writestr(info, b"")
-                continue
-            info = zipfile.ZipInfo(path, date_time=stamp)
-            info.external_attr = (stat.S_IFREG | 0o644) << 16
-            if level and not looks_binary(content[:8192]):
-                zf.writestr(info, content, zipfile.ZIP_DEFLATED, level)
-            else:
-                zf.writestr(info, content)
-            pending += len(content)
-            if pending >= CHUNK:
-                pending = 0
-                yield sink.take()
-        zf.close()
-        yield sink.take()
+        pages: asyncio.Queue[list[tuple[str, str, bytes]] | None] = asyncio.Queue(EXPORT_AHEAD)
+
+        async def read() -> None:
+            try:
+                batch: list[tuple[str, str, bytes]] = []
+                async for row in self._rows(ref):
+                    batch.append(row)
+                    if len(batch) >= EXPORT_PAGE:
+                        await pages.put(batch)
+                        batch = []
+                await pages.put(batch)
+            finally:
+                await pages.put(None)  # the end, or an error (raised by ``await reader``)
+
+        def write(batch: list[tuple[str, str, bytes]]) -> bytes:
+            for path, typ, content in batch:
+                if typ == "folder":
+                    info = zipfile.ZipInfo(path + "/", date_time=stamp)
+                    info.external_attr = (stat.S_IFDIR | 0o755) << 16 | 0x10
+                    zf.writestr(info, b"")
+                    continue
+                info = zipfile.ZipInfo(path, date_time=stamp)
+                info.external_attr = (stat.S_IFREG | 0o644) << 16
+                if level and not looks_binary(content[:8192]):
+                    zf.writestr(info, content, zipfile.ZIP_DEFLATED, level)
+                else:
+                    zf.writestr(info, content)
+            return sink.take()
+
+        reader = asyncio.create_task(read())
+        try:
+            while (batch := await pages.get()) is not None:
+                # One thread at a time touches ``zf`` (each write is awaited before the next).
+                chunk = await asyncio.to_thread(write, batch)
+                if chunk:
+                    yield chunk
+            await reader  # its errors, if any
+            zf.close()
+            yield sink.take()
+        finally:
+            reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reader
 
     async def _rows(self, ref: WorkspaceRef) -> AsyncIterator[tuple[str, str, bytes]]:
         """Every item as (path, type, content) in path order, read in pages by keyset (each a

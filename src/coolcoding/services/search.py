@@ -1,11 +1,15 @@
 """Full-text search across a workspace's files, served by the database (works with the sandbox
 stopped).
 
-Candidates come from the search index of migration 0005 (PostgreSQL: pg_trgm on
-``workspace_search.body``; SQLite: an FTS5 trigram table), kept in sync by triggers on
-``workspace_items``; the exact match (regex, case, whole word) then runs here, line by line.
-A query the index cannot narrow (shorter than three characters, or a regex) scans the
-workspace's text files.
+The answer is exact: files in path order with their matching lines (regex, case, whole word,
+include/exclude globs, Python's ``re``), cut at ``search_max_results`` lines, the same as matching
+every text file in path order. The search index (migration 0005; PostgreSQL: pg_trgm on the
+lower-cased ``workspace_search.body`` of migration 0007; SQLite: an FTS5 trigram table), kept in
+sync by triggers on ``workspace_items``, only decides which bodies are read: a literal every match
+contains (the query, or one taken from the regex) becomes a LIKE pattern that is a superset of
+Python's match. A term in at most ``search_max_files`` files is answered from those; a more
+common one, or a query the index cannot narrow, walks the files in path order (pages of bodies,
+filtered by the pattern when there is one) and stops when enough lines matched.
 """
 
 from __future__ import annotations
@@ -28,31 +32,51 @@ from coolcoding.settings import Settings
 
 MAX_LINE_CHARS = 400
 
+# Candidate files from the index, at most ``search_max_files + 1`` (the database stops there).
+# PostgreSQL: ``body`` holds the lower-cased text (migration 0007), so the recheck is a plain LIKE
+# (ILIKE lower-cased every body per query: 150 ms at 10,000 files); SQLite: LIKE on the FTS5
+# trigram table uses its index and folds ASCII case.
 PG_CANDIDATES = text(
-    "SELECT s.item_id, i.full_path FROM workspace_search s "
-    "JOIN workspace_items i ON i.id = s.item_id "
-    "WHERE s.session_id = :sid AND s.body ILIKE :pattern ESCAPE '\\' LIMIT :max_files"
+    "SELECT item_id FROM workspace_search WHERE session_id = :sid AND body LIKE :pattern LIMIT :cap"
 )
 SQLITE_CANDIDATES = text(
-    "SELECT s.rowid, i.full_path FROM workspace_search s "
-    "JOIN workspace_items i ON i.id = s.rowid "
-    "WHERE s.body MATCH :match AND s.session_id = :sid LIMIT :max_files"
+    "SELECT rowid FROM workspace_search WHERE body LIKE :pattern AND session_id = :sid LIMIT :cap"
 )
-PG_ALL = text(
-    "SELECT s.item_id, i.full_path FROM workspace_search s "
-    "JOIN workspace_items i ON i.id = s.item_id WHERE s.session_id = :sid"
+# Paths of the candidates (PostgreSQL: an array; SQLite: a JSON array).
+PG_PATHS = text("SELECT id, full_path FROM workspace_items WHERE id = ANY(:ids)")
+SQLITE_PATHS = text(
+    "SELECT id, full_path FROM workspace_items WHERE id IN (SELECT value FROM json_each(:ids))"
 )
-SQLITE_ALL = text(
-    "SELECT s.rowid, i.full_path FROM workspace_search s "
-    "JOIN workspace_items i ON i.id = s.rowid WHERE s.session_id = :sid"
+# The workspace's text files in path order (ids and paths only), a page after ``last``: the walk
+# of a query the index cannot narrow or of a term in more than ``search_max_files`` files, on the
+# (session_id, full_path) index, so it reads no more than it needs.
+WALK = text(
+    "SELECT id, full_path FROM workspace_items WHERE session_id = :sid AND full_path > :last "
+    "AND type = 'file' AND NOT is_binary AND content IS NOT NULL ORDER BY full_path LIMIT :page"
 )
-PG_BODIES = text("SELECT item_id, body FROM workspace_search WHERE item_id = ANY(:ids)")
+PG_BODIES = text("SELECT id, content FROM workspace_items WHERE id = ANY(:ids)")
 SQLITE_BODIES = text(
-    "SELECT rowid, body FROM workspace_search WHERE rowid IN (SELECT value FROM json_each(:ids))"
+    "SELECT id, content FROM workspace_items WHERE id IN (SELECT value FROM json_each(:ids))"
+)
+# The same, only the files whose (folded) text has the literal: a page of a common term's walk
+# reads the bodies of matching files only.
+PG_BODIES_LIKE = text(
+    "SELECT i.id, i.content FROM workspace_items i JOIN workspace_search s ON s.item_id = i.id "
+    "WHERE s.item_id = ANY(:ids) AND i.id = ANY(:ids) AND (s.body || '') LIKE :pattern"
+)
+SQLITE_BODIES_LIKE = text(
+    "SELECT i.id, i.content FROM workspace_items i JOIN workspace_search s ON s.rowid = i.id "
+    "WHERE s.rowid IN (SELECT value FROM json_each(:ids)) AND (s.body || '') LIKE :pattern"
 )
 CUSTOM_PLAN = text("SET LOCAL plan_cache_mode = force_custom_plan")
-# Bodies are fetched in path order, this many files at a time, until the result limit is reached.
-BODY_BATCH = 100
+# Bodies are fetched in path order, a page at a time (doubling up to the largest), until the
+# result limit is reached.
+FIRST_PAGE = 64
+MAX_PAGE = 1024
+# ASCII letters that a case-insensitive Python regex also matches with a non-ASCII character
+# (i: U+0130, U+0131; k: U+212A; s: U+017F): wildcards in the index pattern, like every
+# non-ASCII character, so the database's candidates always include every file Python matches.
+UNSAFE_FOLD = frozenset("iks%_\\")
 
 
 @dataclass(frozen=True)
@@ -153,66 +177,120 @@ class SearchService:
             raise InvalidInput(f"invalid regular expression: {exc}", code="invalid_regex") from exc
 
     async def search(self, ref: WorkspaceRef, q: SearchQuery) -> SearchResult:
+        """Files in path order, their matching lines, until ``search_max_results`` lines: the
+        same answer as matching every text file of the workspace in path order (the index only
+        decides which bodies need to be read)."""
         pattern = self.compile(q)
         includes, excludes = _globs(q.include), _globs(q.exclude)
         postgres = self.db.engine.dialect.name == "postgresql"
         literal = q.query if not q.regex else required_literal(q.query)
-        params: dict[str, object] = {
-            "sid": ref.session_id,
-            "max_files": self.settings.search_max_files,
-        }
-        if literal is not None and len(literal) >= 3 and postgres:
-            stmt = PG_CANDIDATES
-            params["pattern"] = "%" + re.sub(r"([\\%_])", r"\\\1", literal) + "%"
-        elif literal is not None and len(literal) >= 3:
-            stmt = SQLITE_CANDIDATES
-            params["match"] = '"' + literal.replace('"', '""') + '"'
-        else:
-            stmt = PG_ALL if postgres else SQLITE_ALL
+        like = like_pattern(literal) if literal else None
+        cap = self.settings.search_max_files
         limit = self.settings.search_max_results
         files: list[FileMatches] = []
         count = 0
+        truncated = False
         async with self.db.engine.connect() as conn, conn.begin():
-            if postgres and stmt is PG_CANDIDATES:
-                # The statement is prepared: after a few runs PostgreSQL may switch to a generic
-                # plan, which cannot see how rare the pattern is and, under the LIMIT, reads every
-                # body of the session (200 ms at 10,000 files) instead of the trigram index (2 ms).
+            if postgres:
+                # The statements are prepared: after a few runs PostgreSQL may switch to a
+                # generic plan, which cannot see how rare the pattern is and reads every body of
+                # the session instead of the trigram index.
                 await conn.execute(CUSTOM_PLAN)
-            # Phase 1: which files (ids and paths only), filtered by the globs, in path order.
-            rows = (await conn.execute(stmt, params)).all()
-            # A term in more files than the index may hand over is answered from those it did
-            # (the database stops reading there): the result says it is cut.
-            from_index = stmt is PG_CANDIDATES or stmt is SQLITE_CANDIDATES
-            truncated = from_index and len(rows) >= self.settings.search_max_files
-            candidates = sorted(
-                (
+            narrowed: list[tuple[str, int]] | None = None
+            if like is not None and has_trigram(like):
+                # Phase 1: which files have the literal, from the index; a term in more than
+                # ``cap`` files is common enough for a walk in path order to stop early.
+                stmt = PG_CANDIDATES if postgres else SQLITE_CANDIDATES
+                found_ids = [
+                    r[0]
+                    for r in (
+                        await conn.execute(
+                            stmt, {"sid": ref.session_id, "pattern": like, "cap": cap + 1}
+                        )
+                    ).all()
+                ]
+                if len(found_ids) <= cap:
+                    narrowed = []
+                    if found_ids:
+                        paths = await conn.execute(
+                            PG_PATHS if postgres else SQLITE_PATHS,
+                            {"ids": found_ids if postgres else json.dumps(found_ids)},
+                        )
+                        narrowed = sorted((r[1], r[0]) for r in paths.all())
+            # Phase 2: the text of candidates in path order (globs applied before any text is
+            # read), a page at a time, until enough lines matched. A walk of a common term reads
+            # only the bodies whose folded text has the literal.
+            filtered = narrowed is None and like is not None
+            if postgres:
+                bodies_stmt = PG_BODIES_LIKE if filtered else PG_BODIES
+            else:
+                bodies_stmt = SQLITE_BODIES_LIKE if filtered else SQLITE_BODIES
+            last, start, page = "", 0, FIRST_PAGE
+            while not truncated:
+                if narrowed is not None:
+                    batch = narrowed[start : start + page]
+                    start += page
+                else:
+                    walked = (
+                        await conn.execute(
+                            WALK, {"sid": ref.session_id, "last": last, "page": page}
+                        )
+                    ).all()
+                    batch = [(r[1], r[0]) for r in walked]
+                    if batch:
+                        last = batch[-1][0]
+                if not batch:
+                    break
+                page = min(page * 2, MAX_PAGE)
+                batch = [
                     (path, item_id)
-                    for item_id, path in rows
+                    for path, item_id in batch
                     if (not includes or any(g.match(path) for g in includes))
                     and not (excludes and any(g.match(path) for g in excludes))
-                ),
-            )
-            # Phase 2: their text, a batch at a time, until enough lines matched.
-            for i in range(0, len(candidates), BODY_BATCH):
-                batch = candidates[i : i + BODY_BATCH]
+                ]
+                if not batch:
+                    continue
                 ids = [item_id for _, item_id in batch]
-                if postgres:
-                    texts = await conn.execute(PG_BODIES, {"ids": ids})
-                else:
-                    texts = await conn.execute(SQLITE_BODIES, {"ids": json.dumps(ids)})
-                bodies: dict[int, str] = {r[0]: r[1] for r in texts.all()}
+                params: dict[str, object] = {"ids": ids if postgres else json.dumps(ids)}
+                if filtered:
+                    params["pattern"] = like
+                bodies: dict[int, bytes] = {
+                    r[0]: r[1] for r in (await conn.execute(bodies_stmt, params)).all()
+                }
                 for path, item_id in batch:
-                    found = _match_file(path, bodies.get(item_id) or "", pattern, limit - count)
+                    content = bodies.get(item_id)
+                    if not content:
+                        continue
+                    body = content.decode("utf-8", "replace")
+                    found = _match_file(path, body, pattern, limit - count)
                     if found is None:
                         continue
                     files.append(found)
                     count += len(found.matches)
                     if count >= limit:
+                        truncated = True
                         break
-                if count >= limit:
-                    truncated = True
-                    break
         return SearchResult(files, count, truncated)
+
+
+def like_pattern(literal: str) -> str | None:
+    """A LIKE pattern (lower-case ASCII and ``%``) that the folded text of every file Python's
+    match finds satisfies: characters whose case folding the database may not share with
+    Python (non-ASCII, i/k/s) and LIKE's own specials become ``%``. None when nothing is left."""
+    out: list[str] = []
+    for c in literal:
+        low = c.lower()
+        if c.isascii() and low not in UNSAFE_FOLD:
+            out.append(low)
+        elif not out or out[-1] != "%":
+            out.append("%")
+    core = "".join(out).strip("%")
+    return f"%{core}%" if core else None
+
+
+def has_trigram(like: str) -> bool:
+    """Whether a trigram index can narrow ``like`` (a run of three characters)."""
+    return any(len(run) >= 3 for run in like.split("%"))
 
 
 def required_literal(regex: str) -> str | None:
