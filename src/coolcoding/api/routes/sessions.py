@@ -25,11 +25,27 @@ async def list_sessions(user: CurrentUser, platform: PlatformDep) -> list[Sessio
 async def create_session(body: SessionIn, user: CurrentUser, platform: PlatformDep) -> SessionOut:
     template = await platform.templates.find(body.template) if body.template else None
     language = template.language if template is not None else body.language
-    sess = await platform.sessions.create(
-        user.user_id, body.name.strip() or "Untitled", language, body.network_enabled
-    )
-    if template is not None:
-        await platform.templates.apply(ref_of(sess), template.key)
+    # A pre-started sandbox (the session pool) when there is one: the session takes its uuid
+    # and binds it once its files are in the DB (a template's), so that opening it is fast.
+    sandboxes = platform.sandboxes
+    reserved = sandboxes.reserve_new(body.network_enabled) if sandboxes is not None else None
+    try:
+        sess = await platform.sessions.create(
+            user.user_id,
+            body.name.strip() or "Untitled",
+            language,
+            body.network_enabled,
+            uuid=reserved,
+        )
+        if template is not None:
+            await platform.templates.apply(ref_of(sess), template.key)
+    except BaseException:
+        if sandboxes is not None:
+            await sandboxes.unreserve(reserved)
+        raise
+    if reserved is not None and sandboxes is not None:
+        await sandboxes.start_reserved(sess)
+    if template is not None or reserved is not None:
         sess = await platform.sessions.get_owned(user.user_id, str(sess.uuid))
     return SessionOut.model_validate(sess)
 
