@@ -2,7 +2,6 @@
 agents: a new session created with a reserved uuid binds the pre-started sandbox, whose uid,
 cgroup and quota are the session's; anything that does not fit starts cold."""
 
-# ruff: noqa: F811 (pytest fixtures imported from conftest_sandbox, then requested by name)
 from __future__ import annotations
 
 import asyncio
