@@ -258,3 +258,39 @@ async def test_a_refused_upload_frees_its_buffer(agent_socket: str) -> None:
     await c.write_file("ok.txt", b"fine")
     assert (await c.read_file("ok.txt"))[0] == b"fine"
     await c.close()
+
+
+def test_frame_parser_gives_the_same_frames_whatever_the_chunking() -> None:
+    frames = [
+        protocol.encode_control({"type": "request", "id": 1}),
+        protocol.data_frame(3, b"x" * 70_000),
+        protocol.data_frame(3, b""),
+        protocol.data_frame(5, b"\x00\xff" * 10),
+    ]
+    stream = b"".join(frames)
+    want = None
+    for size in (1, 7, 9, 4096, 65536, len(stream)):
+        parser = protocol.FrameParser(1024 * 1024)
+        got = []
+        for i in range(0, len(stream), size):
+            got += parser.feed(stream[i : i + size])
+        assert not parser.partial
+        assert len(got) == 4
+        want = want or got
+        assert got == want
+    assert want is not None and want[1].payload == b"x" * 70_000 and want[2].payload == b""
+
+
+def test_frame_parser_refuses_an_oversize_or_bad_header_before_its_payload() -> None:
+    parser = protocol.FrameParser(1000)
+    with pytest.raises(protocol.ProtocolError) as info:
+        parser.feed(protocol.HEADER.pack(1001, protocol.KIND_DATA, 1))  # no payload sent yet
+    assert info.value.code == "too_large"
+    with pytest.raises(protocol.ProtocolError) as info:
+        protocol.FrameParser(1000).feed(protocol.HEADER.pack(1, 9, 1) + b"x")
+    assert info.value.code == "bad_kind"
+    with pytest.raises(protocol.ProtocolError) as info:
+        protocol.FrameParser(1000).feed(protocol.HEADER.pack(2, protocol.KIND_CONTROL, 4) + b"{}")
+    assert info.value.code == "bad_channel"
+    half = protocol.FrameParser(1000)
+    assert half.feed(protocol.data_frame(1, b"abc")[:5]) == [] and half.partial
