@@ -71,6 +71,17 @@ async def test_a_new_session_binds_the_sandbox_reserved_for_it(pooled: LocalRunt
     lines = out.splitlines()
     assert int(lines[0]) == creds.uid
     assert lines[1].strip() == "0"  # an empty workspace
+    # Its first default terminal is the shell the pool started (pty.spare): it printed its
+    # prompt before this terminal was opened, so the replay holds it already.
+    client = await sb.connect_agent()
+    try:
+        await client.pty_open(80, 24, terminal_id="t1")
+        att = await client.pty_attach("t1", replay=True)
+        first = await anext(aiter(att))
+        assert isinstance(first, dict) and first["event"] == "pty.replay"
+        assert first["data"]["bytes"] > 0
+    finally:
+        await client.close()
     assert "ready-42" in await first_prompt(sb)
     assert not (pooled.session_pool.markers / name).exists()  # the session's now
     # The pool refills after a reservation.

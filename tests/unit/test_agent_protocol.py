@@ -124,7 +124,7 @@ async def raw_handshake(path: str, auth: dict[str, object] | None) -> dict[str, 
     frame = await protocol.read_frame(r, 4096)
     assert frame is not None
     hello = protocol.decode_control(frame.payload)
-    assert hello["type"] == "hello" and hello["protocols"] == [1, 2]
+    assert hello["type"] == "hello" and hello["protocols"] == [1, 2, 3]
     msg = {"type": "auth", "protocol": 1, "challenge": "c" * 64,
            "proof": protocol.auth_proof(SECRET, "client", str(hello["challenge"]), "c" * 64)}  # fmt: skip
     msg.update(auth or {})
@@ -294,3 +294,30 @@ def test_frame_parser_refuses_an_oversize_or_bad_header_before_its_payload() -> 
     assert info.value.code == "bad_channel"
     half = protocol.FrameParser(1000)
     assert half.feed(protocol.data_frame(1, b"abc")[:5]) == [] and half.partial
+
+
+async def test_a_spare_shell_becomes_the_next_default_terminal(agent_socket: str) -> None:
+    """Protocol 3's ``pty.spare`` (the session pool's first terminal): started ahead, not
+    listed, taken by the next ``pty.open`` of the default shell only, once."""
+    from coolcoding.agent.client import AgentError
+
+    c = await AgentClient.connect(agent_socket, SECRET)
+    assert c.protocol == 3
+    spare = await c.pty_spare(80, 24)
+    assert spare["started"] and spare["pid"] > 0
+    assert await c.pty_spare(80, 24) == {"started": False, "pid": spare["pid"]}
+    assert await c.pty_list() == []
+    other = await c.pty_open(80, 24, terminal_id="cat", argv=["/bin/cat"])
+    assert other["pid"] != spare["pid"]  # not the default shell: not the spare
+    info = await c.pty_open(100, 30, terminal_id="t1")
+    assert (info["terminal_id"], info["pid"], info["cols"], info["rows"]) == (
+        "t1", spare["pid"], 100, 30,
+    )  # fmt: skip
+    again = await c.pty_open(80, 24, terminal_id="t2")
+    assert again["pid"] not in (spare["pid"], other["pid"])  # taken once
+    old = await AgentClient.connect(agent_socket, SECRET, version=2)
+    with pytest.raises(AgentError) as e:
+        await old.pty_spare(80, 24)
+    assert e.value.code == "unknown_method"
+    await old.close()
+    await c.close()

@@ -371,6 +371,11 @@ class AgentClient:
             p["env"] = dict(env)
         return cast(messages.PtyInfo, await self.call("pty.open", p))
 
+    async def pty_spare(self, cols: int, rows: int) -> messages.PtySpareResult:
+        """Protocol 3: have the agent start the next default terminal's shell now."""
+        r = await self.call("pty.spare", {"cols": cols, "rows": rows})
+        return cast(messages.PtySpareResult, r)
+
     async def pty_attach(self, terminal_id: str, *, replay: bool = True) -> Attachment:
         r = await self.call("pty.attach", {"terminal_id": terminal_id, "replay": replay})
         return Attachment(self, r["channel"], r["info"])

@@ -26,8 +26,8 @@ from typing import Any
 MAGIC = b"\x89CCA"  # a non-ASCII first byte: an HTTP or TLS client is refused on byte one
 # 2 adds files.probe, files.swap, fs.pending, fs.flush, fs.late, the fs.conflict event,
 # watcher options, ports.list and port.connect (docs/AGENT_PROTOCOL.md, "Protocol 2");
-# an agent speaks both.
-PROTOCOL_VERSIONS: tuple[int, ...] = (1, 2)
+# an agent speaks both. 3 adds pty.spare (a default shell started ahead of its terminal).
+PROTOCOL_VERSIONS: tuple[int, ...] = (1, 2, 3)
 AGENT_VERSION = "coolcoding-agent/0.1"
 HEADER = struct.Struct(">IBI")
 KIND_CONTROL = 1

@@ -57,7 +57,7 @@ from coolcoding.sandbox.local.keyedlock import KeyedLock
 from coolcoding.sandbox.local.pool import WarmPool
 from coolcoding.sandbox.local.process import become_subreaper, credentials_for
 from coolcoding.sandbox.local.sandbox import LocalSandbox
-from coolcoding.sandbox.local.session_pool import SessionPool
+from coolcoding.sandbox.local.session_pool import SessionPool, settle
 from coolcoding.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -94,7 +94,7 @@ class LocalRuntime(Runtime):
         self.session_pool = SessionPool(
             settings.sandbox_session_pool_size,
             self.state_dir,
-            self._start_new,
+            self._start_pooled,
             self._destroy_pooled,
             self._abandon_pooled,
         )
@@ -239,6 +239,24 @@ class LocalRuntime(Runtime):
         except BaseException:
             await sb.stop()
             await asyncio.to_thread(shutil.rmtree, sb.etc_dir, True)
+            raise
+        return sb
+
+    async def _start_pooled(self, spec: SandboxSpec) -> LocalSandbox:
+        """A pooled sandbox: a new one whose agent has started the first terminal's shell
+        (``pty.spare``), waited for until its processes settle (``SessionPool`` compares them
+        at hand-out: a sandbox whose processes changed is not handed out)."""
+        sb = await self._start_new(spec)
+        try:
+            async with asyncio.timeout(self.settings.agent_start_timeout_s):
+                client = await sb.connect_agent()
+                try:
+                    await client.pty_spare(80, 24)
+                finally:
+                    await client.close()
+                await settle(sb)
+        except BaseException:
+            await self._destroy_pooled(sb)
             raise
         return sb
 

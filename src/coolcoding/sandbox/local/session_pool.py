@@ -63,6 +63,20 @@ def look(sb: LocalSandbox) -> Pristine | None:
         return None
 
 
+async def settle(sb: LocalSandbox, quiet_s: float = 0.1, timeout_s: float = 5.0) -> None:
+    """Until the sandbox's processes stay the same for ``quiet_s`` (a login shell's start-up
+    runs a few short programs), at most ``timeout_s``."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    last = await asyncio.to_thread(sb.cgroup.all_pids)
+    while loop.time() < deadline:
+        await asyncio.sleep(quiet_s)
+        now = await asyncio.to_thread(sb.cgroup.all_pids)
+        if now == last:
+            return
+        last = now
+
+
 class SessionPool:
     def __init__(
         self,
