@@ -16,7 +16,11 @@ from tests.sandbox_helpers import Term
 pytestmark = pytest.mark.sandbox
 
 server = module_live_server(
-    "spool", sandbox_session_pool_size=1, sandbox_pool_size=0, max_running_sandboxes_per_user=2
+    "spool",
+    sandbox_session_pool_size=1,
+    sandbox_pool_size=0,
+    max_running_sandboxes_per_user=2,
+    max_sessions_per_user=3,
 )
 
 
@@ -72,3 +76,19 @@ async def test_a_user_at_the_running_cap_gets_a_stopped_session_not_an_error(
         sb.spec.session_uuid
         for sb in list(server.platform.runtime.session_pool.ready._ready)  # type: ignore[attr-defined]
     }
+
+
+async def test_creations_refused_at_the_session_cap_start_no_sandbox(
+    server: LiveServer, user: UserClient
+) -> None:
+    for _ in range(3):
+        pooled_names(server)
+        assert user.client.post("/api/sessions/", json={"name": "x"}).status_code == 201
+    waiting = pooled_names(server)
+    time.sleep(1.5)  # a refill of the last creation's reservation is over
+    waiting = pooled_names(server)
+    for _ in range(5):
+        r = user.client.post("/api/sessions/", json={"name": "over"})
+        assert r.status_code == 409, r.text
+        assert r.json()["error"] == "too_many_sessions"
+    assert pooled_names(server) == waiting  # the same sandbox, given back each time

@@ -98,3 +98,19 @@ async def test_two_new_sessions_share_nothing(pooled: LocalRuntime) -> None:
 def _owner(path: Path) -> tuple[int, int]:
     st = os.stat(path)
     return st.st_uid, st.st_gid
+
+
+async def test_a_refused_creation_gives_its_untouched_sandbox_back(pooled: LocalRuntime) -> None:
+    """A creation refused before its insert (e.g. at the session cap) must not cost a sandbox
+    start, or a user hammering a refused create makes the server start sandboxes for nothing;
+    a sandbox whose uuid reached the DB is never given back (two sessions would share it)."""
+    before = [sb.spec.session_uuid for sb in pooled.session_pool.ready._ready]
+    for _ in range(5):
+        name = pooled.reserve_session_uuid(network=False)
+        assert name is not None
+        await pooled.unreserve_session_uuid(name, unused=True)
+    assert sorted(sb.spec.session_uuid for sb in pooled.session_pool.ready._ready) == sorted(before)
+    used = pooled.reserve_session_uuid(network=False)
+    assert used is not None
+    await pooled.unreserve_session_uuid(used)  # its session exists: destroyed, not reused
+    assert used not in pooled.session_pool.live

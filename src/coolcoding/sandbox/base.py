@@ -194,8 +194,9 @@ class Runtime(abc.ABC):
         the session gets a fresh uuid and a cold start)."""
         return None
 
-    async def unreserve_session_uuid(self, session_uuid: str) -> None:
-        """Destroy a reserved pooled sandbox nobody will start (its session was not created)."""
+    async def unreserve_session_uuid(self, session_uuid: str, *, unused: bool = False) -> None:
+        """Drop a reservation nobody will start. ``unused``: no session was ever created with
+        that uuid (its sandbox may serve another new session); otherwise it is destroyed."""
         return None
 
     @abc.abstractmethod

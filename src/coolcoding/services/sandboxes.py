@@ -213,10 +213,11 @@ class SandboxManager(ReplicaSharing):
             return None
         return uuid_mod.UUID(name) if name is not None else None
 
-    async def unreserve(self, reserved: uuid_mod.UUID | None) -> None:
+    async def unreserve(self, reserved: uuid_mod.UUID | None, *, unused: bool = False) -> None:
+        """Drop a reservation; ``unused``: no session row was ever created with it."""
         if reserved is not None:
             with contextlib.suppress(Exception):
-                await self.runtime.unreserve_session_uuid(str(reserved))
+                await self.runtime.unreserve_session_uuid(str(reserved), unused=unused)
 
     async def start_reserved(self, sess: CodeSession) -> None:
         """Bind a new session to the sandbox reserved for it (``reserve_new``), at once: the

@@ -29,6 +29,7 @@ async def create_session(body: SessionIn, user: CurrentUser, platform: PlatformD
     # and binds it once its files are in the DB (a template's), so that opening it is fast.
     sandboxes = platform.sandboxes
     reserved = sandboxes.reserve_new(body.network_enabled) if sandboxes is not None else None
+    created = False
     try:
         sess = await platform.sessions.create(
             user.user_id,
@@ -37,11 +38,12 @@ async def create_session(body: SessionIn, user: CurrentUser, platform: PlatformD
             body.network_enabled,
             uuid=reserved,
         )
+        created = True
         if template is not None:
             await platform.templates.apply(ref_of(sess), template.key)
     except BaseException:
-        if sandboxes is not None:
-            await sandboxes.unreserve(reserved)
+        if sandboxes is not None:  # refused before the insert: the sandbox serves another
+            await sandboxes.unreserve(reserved, unused=not created)
         raise
     if reserved is not None and sandboxes is not None:
         await sandboxes.start_reserved(sess)

@@ -91,6 +91,14 @@ class WarmPool:
                 task.add_done_callback(self._destroying.discard)
         return found
 
+    def give_back(self, sb: LocalSandbox) -> bool:
+        """Return a claimed sandbox nobody used (False: the pool is full or closed, or it is
+        not usable any more; the caller destroys it)."""
+        if self._closed or len(self._ready) >= self.size or not self._usable(sb):
+            return False
+        self._ready.appendleft(sb)
+        return True
+
     def refill(self) -> None:
         self._check_loop()
         if self._closed or self.size <= 0 or len(self._ready) >= self.size:

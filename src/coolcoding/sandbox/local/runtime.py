@@ -266,8 +266,8 @@ class LocalRuntime(Runtime):
     def reserve_session_uuid(self, network: bool) -> str | None:
         return self.session_pool.reserve(network)
 
-    async def unreserve_session_uuid(self, session_uuid: str) -> None:
-        await self.session_pool.unreserve(session_uuid)
+    async def unreserve_session_uuid(self, session_uuid: str, *, unused: bool = False) -> None:
+        await self.session_pool.unreserve(session_uuid, unused=unused)
 
     async def _destroy_pooled(self, sb: LocalSandbox) -> None:
         """A pooled sandbox no session got: its processes, agent files, /etc and image."""

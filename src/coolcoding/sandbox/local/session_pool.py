@@ -188,11 +188,15 @@ class SessionPool:
             log.warning("reserved pooled sandbox %s was never started: destroyed", name)
             asyncio.get_running_loop().create_task(self._destroy(found[0]))
 
-    async def unreserve(self, name: str) -> None:
+    async def unreserve(self, name: str, *, unused: bool = False) -> None:
+        """Drop a reservation. ``unused``: the uuid was never given to a session (its creation
+        failed before the insert): the untouched sandbox goes back to the pool, so refused
+        creations (a user at the session cap) cost no sandbox start. Otherwise destroyed."""
         found = self._reserved.pop(name, None)
         if found is not None:
             found[1].cancel()
-            await self._destroy(found[0])
+            if not (unused and self.ready.give_back(found[0])):
+                await self._destroy(found[0])
 
     def is_unreserved(self, name: str) -> bool:
         """A pooled sandbox (ready or being started) that no session was given."""
