@@ -329,7 +329,7 @@ def main() -> None:
         print(f"[{group}]")
         for k, v in values.items():  # type: ignore[attr-defined]
             print(f"  {k:<44} {v}")
-    write_result("agent_scale", {
+    write_result("agent_scale_start" if args.skip_idle else "agent_scale", {
         "starts": args.starts, "sessions": args.sessions, "load_avg_at_end": os.getloadavg(),
         "targets": {"start_to_prompt_p50_ms": 50, "idle_sessions_with_terminal": 1000},
         "results": results,
