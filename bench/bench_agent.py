@@ -8,7 +8,12 @@
   the host (``python3 -S`` importing ``coolcoding.agent.__main__``) vs bare ``python3 -S``;
 - the agent's memory (RSS, PSS, private), idle, with one terminal open.
 
-    .venv/bin/python bench/bench_agent.py [--keys 1000] [--mb 100] [--starts 30]
+Echo and ``cat`` have a second peer in the same rounds: a minimal relay process (raw bytes between
+a unix socket and a PTY, no sandbox, no framing): the same number of processes on the path as
+the agent, so ``agent - relay`` is what the agent itself adds and ``relay - direct`` what any
+design with a process between the server and the PTY costs on this machine.
+
+    .venv/bin/python bench/bench_agent.py [--keys 1000] [--mb 100] [--starts 30] [--rounds 3]
 """
 
 from __future__ import annotations
@@ -73,6 +78,60 @@ class DirectPty:
         self.proc.kill()
         self.proc.wait()
         os.close(self.fd)
+
+
+RELAY = r"""
+import os, pty, selectors, socket, sys
+pid, fd = pty.fork()
+if pid == 0:
+    os.execv("/bin/bash", ["/bin/bash", "--norc", "-i"])
+srv = socket.socket(socket.AF_UNIX)
+srv.bind(sys.argv[1]); srv.listen(1)
+print("ready", flush=True)
+conn, _ = srv.accept()
+sel = selectors.DefaultSelector()
+sel.register(fd, selectors.EVENT_READ, "pty"); sel.register(conn, selectors.EVENT_READ, "sock")
+while True:
+    for key, _ in sel.select():
+        if key.data == "pty":
+            data = os.read(fd, 65536)
+            conn.sendall(data)
+        else:
+            data = conn.recv(65536)
+            if not data:
+                sys.exit(0)
+            os.write(fd, data)
+"""
+
+
+class Relay:
+    """A second floor: the same number of processes as the agent path (this process -> a relay
+    process -> bash), with nothing else: a blocking Python relay between a unix socket and a PTY
+    on the host, raw bytes, no framing, no sandbox. What any design with a process between the
+    server and the PTY costs here."""
+
+    async def start(self) -> None:
+        path = f"/tmp/cc-bench-relay-{secrets.token_hex(4)}.sock"
+        self.proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-S", "-c", RELAY, path, stdout=asyncio.subprocess.PIPE
+        )
+        assert self.proc.stdout is not None
+        await self.proc.stdout.readline()
+        self.reader, self.writer = await asyncio.open_unix_connection(path)
+        os.unlink(path)
+
+    async def send(self, data: bytes) -> None:
+        self.writer.write(data)
+        await self.writer.drain()
+
+    async def recv(self) -> bytes:
+        return await self.reader.read(262144)
+
+    async def close(self) -> None:
+        self.writer.close()
+        with contextlib.suppress(ProcessLookupError):
+            self.proc.kill()
+        await self.proc.wait()
 
 
 def agent_io(att: Attachment) -> tuple[Send, Recv]:
@@ -160,7 +219,7 @@ def host_python_ms(code: str, runs: int) -> float:
     return pct(times, 50)
 
 
-async def run(keys: int, mb: int, starts: int) -> dict[str, object]:
+async def run(keys: int, mb: int, starts: int, rounds: int = 3) -> dict[str, object]:
     out: dict[str, object] = {}
     socks = Path(tempfile.mkdtemp(prefix="cc-bench-agent-", dir="/tmp"))
     os.chmod(socks, 0o711)
@@ -204,21 +263,29 @@ async def run(keys: int, mb: int, starts: int) -> dict[str, object]:
             await c.pty_open(120, 40, terminal_id="bench", argv=["/bin/bash", "--norc", "-i"])
             a_send, a_recv = agent_io(await c.pty_attach("bench"))
             direct = DirectPty()
+            relay = Relay()
+            await relay.start()
             big_direct = f"/tmp/cc-bench-{secrets.token_hex(4)}.txt"
             await prepare(a_send, a_recv, "/tmp/big.txt", mb)
             await prepare(direct.send, direct.recv, big_direct, mb)
-            lat_a, lat_d = [], []
+            await prepare(relay.send, relay.recv, big_direct + ".r", mb)
+            lat_a, lat_d, lat_r = [], [], []
             for i in range(keys):  # interleaved, keystroke by keystroke
                 lat_a.append(await echo_once(a_send, a_recv, i))
                 lat_d.append(await echo_once(direct.send, direct.recv, i))
+                lat_r.append(await echo_once(relay.send, relay.recv, i))
             await a_send(b"\x15")
             await direct.send(b"\x15")
-            cat_a, cat_d = [], []
-            for _ in range(3):
+            await relay.send(b"\x15")
+            cat_a, cat_d, cat_r = [], [], []
+            for _ in range(rounds):
                 cat_a.append(await cat(a_send, a_recv, "/tmp/big.txt"))
                 cat_d.append(await cat(direct.send, direct.recv, big_direct))
+                cat_r.append(await cat(relay.send, relay.recv, big_direct + ".r"))
             os.unlink(big_direct)
+            os.unlink(big_direct + ".r")
             direct.close()
+            await relay.close()
             await a_send(b"rm -f /tmp/big.txt; clear\r")
             await asyncio.sleep(2)
             pid = agent.host_pid()
@@ -228,8 +295,19 @@ async def run(keys: int, mb: int, starts: int) -> dict[str, object]:
                 "echo_agent_p99_ms": round(pct(lat_a, 99), 3),
                 "echo_direct_pty_p50_ms": round(pct(lat_d, 50), 3),
                 "echo_direct_pty_p99_ms": round(pct(lat_d, 99), 3),
-                "cat_agent_mb_per_s_median": round(sorted(cat_a)[1], 1),
-                "cat_direct_pty_mb_per_s_median": round(sorted(cat_d)[1], 1),
+                "echo_relay_p50_ms": round(pct(lat_r, 50), 3),
+                "echo_relay_p99_ms": round(pct(lat_r, 99), 3),
+                "echo_p99_agent_minus_direct_ms": round(pct(lat_a, 99) - pct(lat_d, 99), 3),
+                "echo_p99_agent_minus_relay_ms": round(pct(lat_a, 99) - pct(lat_r, 99), 3),
+                "cat_agent_mb_per_s_median": round(pct(cat_a, 50), 1),
+                "cat_direct_pty_mb_per_s_median": round(pct(cat_d, 50), 1),
+                "cat_relay_mb_per_s_median": round(pct(cat_r, 50), 1),
+                "cat_agent_mb_per_s_all": [round(x, 1) for x in cat_a],
+                "cat_direct_pty_mb_per_s_all": [round(x, 1) for x in cat_d],
+                "cat_relay_mb_per_s_all": [round(x, 1) for x in cat_r],
+                "cat_ratio_agent_to_direct_per_round": [
+                    round(a / d, 2) for a, d in zip(cat_a, cat_d, strict=True)
+                ],
                 **{f"agent_{k}_idle_one_terminal": v for k, v in memory_kb(pid).items()},
                 **{f"floor_python_asyncio_idle_{k}": v for k, v in idle_python_memory().items()},
             }
@@ -244,8 +322,9 @@ def main() -> None:
     ap.add_argument("--keys", type=int, default=1000)
     ap.add_argument("--mb", type=int, default=100)
     ap.add_argument("--starts", type=int, default=30)
+    ap.add_argument("--rounds", type=int, default=3, help="cat rounds (interleaved)")
     args = ap.parse_args()
-    results = asyncio.run(run(args.keys, args.mb, args.starts))
+    results = asyncio.run(run(args.keys, args.mb, args.starts, args.rounds))
     for group, values in results.items():
         print(f"[{group}]")
         for k, v in values.items():  # type: ignore[attr-defined]
@@ -256,6 +335,8 @@ def main() -> None:
             "keys": args.keys,
             "cat_file_mb": args.mb,
             "starts": args.starts,
+            "cat_rounds": args.rounds,
+            "load_avg_at_end": os.getloadavg(),
             "targets": {"cat_mb_per_s": 50, "sandbox_start_to_prompt_p50_ms": 50},
             "results": results,
         },

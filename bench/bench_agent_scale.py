@@ -1,7 +1,11 @@
 """Figures of issue 14 for one host (the runtime and its agent, no server): sandbox start to a
 shell prompt and idle sessions held per GiB, each against a floor measured in the same run.
 
-- start to prompt: ``LocalRuntime.start`` of a new session (workspace image, /etc, cgroup, the
+- start to prompt, three ways, interleaved with the floor: *warm* = a new session from the
+  session pool (reserve its uuid, start = bind, first terminal to the answer of an ``echo``:
+  the pool started that shell ahead, ``pty.spare``); *new, cold* = a new
+  session without the pool; *restart* = an existing session with 100 files, stopped, started
+  again. The new, cold one: ``LocalRuntime.start`` of a new session (workspace image, /etc, cgroup, the
   agent) then a login shell through the agent (``open_terminal``, as the server opens one) until
   its first prompt; floor: a login bash on a PTY of a new bwrap in an already running sandbox
   (no agent, no image). Parts, interleaved in the same rounds: the agent's own start to ready in
@@ -102,13 +106,76 @@ async def agent_prompt(sb: LocalSandbox) -> Terminal:
     return term
 
 
+async def restart_with_files(rt: LocalRuntime, files: int) -> tuple[str, float, float]:
+    """An existing session with ``files`` files, stopped, started again (the cold path of an
+    existing session: its image is mounted, no mkfs); (uuid, start ms, start to prompt ms)."""
+    sb = await rt.start(new_spec(**spec_kw()))
+    name = sb.spec.session_uuid
+    await sb.write_files({f"src/f{i}.py": b"print(%d)\n" % i for i in range(files)})
+    await rt.stop(name)
+    t0 = time.perf_counter()
+    sb = await rt.start(new_spec(**spec_kw(), session_uuid=name))
+    t1 = time.perf_counter()
+    assert isinstance(sb, LocalSandbox)
+    term = await agent_prompt(sb)
+    t2 = time.perf_counter()
+    await term.close()
+    await rt.delete_workspace(name)
+    return name, (t1 - t0) * 1000, (t2 - t0) * 1000
+
+
+async def warm_start(rt: LocalRuntime) -> tuple[float, float]:
+    """A new session from the session pool, as ``POST /api/sessions/`` does it: reserve a
+    uuid, start the session's spec with it (the bind), its first terminal until a command's
+    answer (``first_answer``).
+    The pool is refilled (untimed) before and after, so each round finds a ready sandbox and
+    no refill runs during the other measurements."""
+    await rt.session_pool.wait_full(60)
+    t0 = time.perf_counter()
+    name = rt.reserve_session_uuid(network=False)
+    assert name is not None
+    sb = await rt.start(new_spec(**spec_kw(), session_uuid=name))
+    t1 = time.perf_counter()
+    assert isinstance(sb, LocalSandbox) and sb.agent is not None
+    term = await first_answer(sb)
+    t2 = time.perf_counter()
+    await term.close()
+    await rt.delete_workspace(name)
+    # The refill (a whole new sandbox) is not left running into the peers' measurements.
+    await rt.session_pool.wait_full(60)
+    return (t1 - t0) * 1000, (t2 - t0) * 1000
+
+
+async def first_answer(sb: LocalSandbox) -> Terminal:
+    """A terminal as the server opens one (the default shell: the pool's spare one), until the
+    answer of a first command: later than its prompt (a stricter end than ``agent_prompt``'s,
+    which needs a PROMPT_COMMAND of its own and so a shell of its own)."""
+    term = await sb.open_terminal(80, 24)
+    await term.write(b"echo ready-$((6*7))\r")
+    out = b""
+    async with asyncio.timeout(30):
+        while b"ready-42" not in out:
+            out = (out + await term.read())[-4096:]
+    return term
+
+
 async def start_rounds(rt: LocalRuntime, base: LocalSandbox, starts: int) -> dict[str, object]:
     total, rt_start, term_ms, floor, agent_ready, py_pass = [], [], [], [], [], []
+    warm, warm_bind, restart, restart_start = [], [], [], []
     socks = Path(tempfile.mkdtemp(prefix="cc-bench-scale-", dir="/tmp"))
     os.chmod(socks, 0o711)
     for i in range(starts):
-        for side in ("ours", "floor") if i % 2 == 0 else ("floor", "ours"):
-            if side == "ours":
+        sides = ["ours", "floor", "warm", "restart"]
+        for side in sides[i % 4 :] + sides[: i % 4]:
+            if side == "warm":
+                bind_ms, prompt_ms = await warm_start(rt)
+                warm_bind.append(bind_ms)
+                warm.append(prompt_ms)
+            elif side == "restart":
+                _, start_ms, prompt_ms = await restart_with_files(rt, 100)
+                restart_start.append(start_ms)
+                restart.append(prompt_ms)
+            elif side == "ours":
                 t0 = time.perf_counter()
                 sb = await rt.start(new_spec(**spec_kw()))
                 t1 = time.perf_counter()
@@ -137,6 +204,12 @@ async def start_rounds(rt: LocalRuntime, base: LocalSandbox, starts: int) -> dic
         "start_to_prompt_ms": summary(total),
         "floor_bwrap_login_bash_pty_ms": summary(floor),
         "ratio_to_floor": ratio(total, floor),
+        "warm_new_session_from_pool_to_prompt_ms": summary(warm),
+        "warm_ratio_to_floor": ratio(warm, floor),
+        "warm_part_reserve_and_bind_ms": summary(warm_bind),
+        "restart_existing_session_100_files_to_prompt_ms": summary(restart),
+        "restart_ratio_to_floor": ratio(restart, floor),
+        "restart_part_runtime_start_ms": summary(restart_start),
         "parts": {
             "runtime_start_ms": summary(rt_start),
             "terminal_open_to_prompt_ms": summary(term_ms),
@@ -235,11 +308,13 @@ async def idle_sessions(rt: LocalRuntime, n: int) -> dict[str, object]:
 
 async def run(starts: int, sessions: int) -> dict[str, object]:
     out: dict[str, object] = {"interpreter": interpreter(starts)}
-    async with make_runtime(sandbox_pool_size=0) as rt:
+    async with make_runtime(sandbox_pool_size=0, sandbox_session_pool_size=1) as rt:
+        rt.keep_session_pool(new_spec(**spec_kw(), session_uuid="pool"))
         base = await rt.start(new_spec(**spec_kw()))
         assert isinstance(base, LocalSandbox)
         out["start"] = await start_rounds(rt, base, starts)
-        out["idle"] = await idle_sessions(rt, sessions)
+        if sessions > 0:
+            out["idle"] = await idle_sessions(rt, sessions)
     return out
 
 
@@ -247,13 +322,14 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--starts", type=int, default=30)
     ap.add_argument("--sessions", type=int, default=40)
+    ap.add_argument("--skip-idle", action="store_true", help="start figures only")
     args = ap.parse_args()
-    results = asyncio.run(run(args.starts, args.sessions))
+    results = asyncio.run(run(args.starts, 0 if args.skip_idle else args.sessions))
     for group, values in results.items():
         print(f"[{group}]")
         for k, v in values.items():  # type: ignore[attr-defined]
             print(f"  {k:<44} {v}")
-    write_result("agent_scale", {
+    write_result("agent_scale_start" if args.skip_idle else "agent_scale", {
         "starts": args.starts, "sessions": args.sessions, "load_avg_at_end": os.getloadavg(),
         "targets": {"start_to_prompt_p50_ms": 50, "idle_sessions_with_terminal": 1000},
         "results": results,

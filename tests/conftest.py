@@ -94,6 +94,9 @@ def make_settings(data_dir: Path, database_url: str, **overrides: Any) -> Settin
         # In-process test servers stop their sandboxes at shutdown (nothing outlives a test);
         # tests/integration/test_sandbox_outlives_server.py checks the default.
         "sandbox_keep_on_shutdown": False,
+        # Sessions start lazily in the suites, as they were written for; the session pool's own
+        # tests turn it on (COOLCODING_TEST_SESSION_POOL=2 runs every suite with it).
+        "sandbox_session_pool_size": int(os.environ.get("COOLCODING_TEST_SESSION_POOL", "0")),
     }
     values.update(overrides)
     return Settings(**values)

@@ -311,6 +311,14 @@ class Settings(BaseSettings):
         description="Warm ephemeral sandboxes (judge jobs) kept pre-started, their first exec "
         "waiting in a zygote; -1 = 2 per CPU core, 0 = no pool",
     )
+    sandbox_session_pool_size: int = Field(
+        default=2,
+        ge=0,
+        description="Sandboxes of new sessions kept pre-started (an empty workspace of the "
+        "default quota, its agent ready; no network): a new session is created with one's uuid "
+        "and binds it, so its start is a bind. Each costs an idle sandbox's memory (~13 MB) and "
+        "disk image; 0 = no pool (every first start is cold)",
+    )
     sandbox_cgroup_parent: str = Field(
         default="coolcoding",
         description="Name of the cgroup subtree sandboxes live in; servers on one host may share "

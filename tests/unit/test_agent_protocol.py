@@ -124,7 +124,7 @@ async def raw_handshake(path: str, auth: dict[str, object] | None) -> dict[str, 
     frame = await protocol.read_frame(r, 4096)
     assert frame is not None
     hello = protocol.decode_control(frame.payload)
-    assert hello["type"] == "hello" and hello["protocols"] == [1, 2]
+    assert hello["type"] == "hello" and hello["protocols"] == [1, 2, 3]
     msg = {"type": "auth", "protocol": 1, "challenge": "c" * 64,
            "proof": protocol.auth_proof(SECRET, "client", str(hello["challenge"]), "c" * 64)}  # fmt: skip
     msg.update(auth or {})
@@ -257,4 +257,67 @@ async def test_a_refused_upload_frees_its_buffer(agent_socket: str) -> None:
         assert e.value.code == "invalid_path"
     await c.write_file("ok.txt", b"fine")
     assert (await c.read_file("ok.txt"))[0] == b"fine"
+    await c.close()
+
+
+def test_frame_parser_gives_the_same_frames_whatever_the_chunking() -> None:
+    frames = [
+        protocol.encode_control({"type": "request", "id": 1}),
+        protocol.data_frame(3, b"x" * 70_000),
+        protocol.data_frame(3, b""),
+        protocol.data_frame(5, b"\x00\xff" * 10),
+    ]
+    stream = b"".join(frames)
+    want = None
+    for size in (1, 7, 9, 4096, 65536, len(stream)):
+        parser = protocol.FrameParser(1024 * 1024)
+        got = []
+        for i in range(0, len(stream), size):
+            got += parser.feed(stream[i : i + size])
+        assert not parser.partial
+        assert len(got) == 4
+        want = want or got
+        assert got == want
+    assert want is not None and want[1].payload == b"x" * 70_000 and want[2].payload == b""
+
+
+def test_frame_parser_refuses_an_oversize_or_bad_header_before_its_payload() -> None:
+    parser = protocol.FrameParser(1000)
+    with pytest.raises(protocol.ProtocolError) as info:
+        parser.feed(protocol.HEADER.pack(1001, protocol.KIND_DATA, 1))  # no payload sent yet
+    assert info.value.code == "too_large"
+    with pytest.raises(protocol.ProtocolError) as info:
+        protocol.FrameParser(1000).feed(protocol.HEADER.pack(1, 9, 1) + b"x")
+    assert info.value.code == "bad_kind"
+    with pytest.raises(protocol.ProtocolError) as info:
+        protocol.FrameParser(1000).feed(protocol.HEADER.pack(2, protocol.KIND_CONTROL, 4) + b"{}")
+    assert info.value.code == "bad_channel"
+    half = protocol.FrameParser(1000)
+    assert half.feed(protocol.data_frame(1, b"abc")[:5]) == [] and half.partial
+
+
+async def test_a_spare_shell_becomes_the_next_default_terminal(agent_socket: str) -> None:
+    """Protocol 3's ``pty.spare`` (the session pool's first terminal): started ahead, not
+    listed, taken by the next ``pty.open`` of the default shell only, once."""
+    from coolcoding.agent.client import AgentError
+
+    c = await AgentClient.connect(agent_socket, SECRET)
+    assert c.protocol == 3
+    spare = await c.pty_spare(80, 24)
+    assert spare["started"] and spare["pid"] > 0
+    assert await c.pty_spare(80, 24) == {"started": False, "pid": spare["pid"]}
+    assert await c.pty_list() == []
+    other = await c.pty_open(80, 24, terminal_id="cat", argv=["/bin/cat"])
+    assert other["pid"] != spare["pid"]  # not the default shell: not the spare
+    info = await c.pty_open(100, 30, terminal_id="t1")
+    assert (info["terminal_id"], info["pid"], info["cols"], info["rows"]) == (
+        "t1", spare["pid"], 100, 30,
+    )  # fmt: skip
+    again = await c.pty_open(80, 24, terminal_id="t2")
+    assert again["pid"] not in (spare["pid"], other["pid"])  # taken once
+    old = await AgentClient.connect(agent_socket, SECRET, version=2)
+    with pytest.raises(AgentError) as e:
+        await old.pty_spare(80, 24)
+    assert e.value.code == "unknown_method"
+    await old.close()
     await c.close()

@@ -244,22 +244,26 @@ class AgentClient:
         return protocol.decode_control(frame.payload)
 
     async def _read_loop(self) -> None:
+        parser = protocol.FrameParser(self.max_frame)
         try:
             while True:
-                frame = await protocol.read_frame(self._reader, self.max_frame)
-                if frame is None:
+                chunk = await self._reader.read(protocol.READ_CHUNK_BYTES)
+                if not chunk:
+                    if parser.partial:
+                        raise ProtocolError("truncated", "the stream ended inside a frame")
                     raise AgentConnectionLost("the agent closed the connection")
-                if frame.kind == protocol.KIND_DATA:
-                    if frame.channel in self._dropped:  # a closed port stream: drop its tail
-                        if not frame.payload:
-                            self._dropped.discard(frame.channel)
+                for frame in parser.feed(chunk):
+                    if frame.kind == protocol.KIND_DATA:
+                        if frame.channel in self._dropped:  # a closed port stream: its tail
+                            if not frame.payload:
+                                self._dropped.discard(frame.channel)
+                            continue
+                        stream = self.stream(frame.channel)
+                        stream.put(frame.payload if frame.payload else None)
+                        if frame.payload and not stream.room.is_set():
+                            await stream.room.wait()
                         continue
-                    stream = self.stream(frame.channel)
-                    stream.put(frame.payload if frame.payload else None)
-                    if frame.payload and not stream.room.is_set():
-                        await stream.room.wait()
-                    continue
-                self._on_control(protocol.decode_control(frame.payload))
+                    self._on_control(protocol.decode_control(frame.payload))
         except (Exception, asyncio.CancelledError) as e:
             self._lost = e
             for fut in self._pending.values():
@@ -366,6 +370,11 @@ class AgentClient:
         if env is not None:
             p["env"] = dict(env)
         return cast(messages.PtyInfo, await self.call("pty.open", p))
+
+    async def pty_spare(self, cols: int, rows: int) -> messages.PtySpareResult:
+        """Protocol 3: have the agent start the next default terminal's shell now."""
+        r = await self.call("pty.spare", {"cols": cols, "rows": rows})
+        return cast(messages.PtySpareResult, r)
 
     async def pty_attach(self, terminal_id: str, *, replay: bool = True) -> Attachment:
         r = await self.call("pty.attach", {"terminal_id": terminal_id, "replay": replay})

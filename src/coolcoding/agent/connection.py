@@ -207,23 +207,29 @@ class Connection:
         self.send_control(dict(welcome))
 
     async def _loop(self) -> None:
+        parser = protocol.FrameParser(self.max_frame)
         while True:
-            frame = await protocol.read_frame(self.reader, self.max_frame)
-            if frame is None:
+            chunk = await self.reader.read(protocol.READ_CHUNK_BYTES)
+            if not chunk:
+                if parser.partial:
+                    raise ProtocolError("truncated", "the stream ended inside a frame")
                 return
-            if frame.kind == protocol.KIND_DATA:
-                self._on_data(frame.channel, frame.payload)
-                continue
-            msg = protocol.decode_control(frame.payload)
-            try:
-                check(msg, messages.Request, "request")
-            except SchemaError as e:
-                raise ProtocolError("bad_message", str(e)) from e
-            self._open_inbound(msg["params"])
-            await self._slots.acquire()
-            task = asyncio.ensure_future(self._dispatch(msg["id"], msg["method"], msg["params"]))
-            self._tasks.add(task)
-            task.add_done_callback(self._task_done)
+            for frame in parser.feed(chunk):
+                if frame.kind == protocol.KIND_DATA:
+                    self._on_data(frame.channel, frame.payload)
+                    continue
+                msg = protocol.decode_control(frame.payload)
+                try:
+                    check(msg, messages.Request, "request")
+                except SchemaError as e:
+                    raise ProtocolError("bad_message", str(e)) from e
+                self._open_inbound(msg["params"])
+                await self._slots.acquire()
+                task = asyncio.ensure_future(
+                    self._dispatch(msg["id"], msg["method"], msg["params"])
+                )
+                self._tasks.add(task)
+                task.add_done_callback(self._task_done)
 
     def _task_done(self, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)

@@ -102,6 +102,16 @@ class PtyOpenParams(TypedDict):
     cwd: NotRequired[str]
 
 
+class PtySpareParams(TypedDict):
+    cols: int
+    rows: int
+
+
+class PtySpareResult(TypedDict):
+    started: bool  # False: a spare shell was already waiting (``pid`` is that one's)
+    pid: int
+
+
 class PtyInfo(TypedDict):
     terminal_id: str
     pid: int
@@ -389,6 +399,7 @@ METHODS: dict[str, tuple[type[Any], type[Any]]] = {
     "pty.resize": (PtyResizeParams, Empty),
     "pty.close": (PtyRef, Empty),
     "pty.list": (Empty, PtyListResult),
+    "pty.spare": (PtySpareParams, PtySpareResult),
     "files.read": (FilesReadParams, FilesReadResult),
     "files.write": (FilesWriteParams, FilesWriteResult),
     "files.delete": (PathRef, FilesDeleteResult),
@@ -408,7 +419,7 @@ METHODS: dict[str, tuple[type[Any], type[Any]]] = {
 }
 
 # Methods a connection may call only once it negotiated this protocol version or later.
-MIN_VERSION: dict[str, int] = {"port.connect": 2, "ports.list": 2}
+MIN_VERSION: dict[str, int] = {"port.connect": 2, "ports.list": 2, "pty.spare": 3}
 
 EVENTS: dict[str, type[Any]] = {
     "pty.command": CommandEvent,

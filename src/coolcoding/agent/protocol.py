@@ -26,8 +26,8 @@ from typing import Any
 MAGIC = b"\x89CCA"  # a non-ASCII first byte: an HTTP or TLS client is refused on byte one
 # 2 adds files.probe, files.swap, fs.pending, fs.flush, fs.late, the fs.conflict event,
 # watcher options, ports.list and port.connect (docs/AGENT_PROTOCOL.md, "Protocol 2");
-# an agent speaks both.
-PROTOCOL_VERSIONS: tuple[int, ...] = (1, 2)
+# an agent speaks both. 3 adds pty.spare (a default shell started ahead of its terminal).
+PROTOCOL_VERSIONS: tuple[int, ...] = (1, 2, 3)
 AGENT_VERSION = "coolcoding-agent/0.1"
 HEADER = struct.Struct(">IBI")
 KIND_CONTROL = 1
@@ -103,6 +103,52 @@ async def read_frame(reader: asyncio.StreamReader, max_payload: int) -> Frame | 
     except asyncio.IncompleteReadError as e:
         raise ProtocolError("truncated", "the stream ended inside a frame") from e
     return Frame(kind, channel, payload)
+
+
+class FrameParser:
+    """Frames from a stream read in chunks of any size (``StreamReader.read``): one await per
+    chunk instead of two per frame, and no per-frame buffer shifting. The same checks as
+    ``read_frame``, each before the payload is buffered."""
+
+    def __init__(self, max_payload: int) -> None:
+        self.max_payload = max_payload
+        self._buf = bytearray()
+
+    @property
+    def partial(self) -> bool:
+        """Bytes of an unfinished frame are held (the stream ending now truncates it)."""
+        return bool(self._buf)
+
+    def feed(self, chunk: bytes) -> list[Frame]:
+        if self._buf:
+            self._buf += chunk
+            data: bytes | bytearray = self._buf
+        else:
+            data = chunk
+        frames: list[Frame] = []
+        pos, n, head = 0, len(data), HEADER.size
+        while n - pos >= head:
+            length, kind, channel = HEADER.unpack_from(data, pos)
+            if kind not in KINDS:
+                raise ProtocolError("bad_kind", f"unknown frame kind {kind}")
+            if length > self.max_payload:
+                raise ProtocolError("too_large", f"frame of {length} bytes > limit "
+                                    f"{self.max_payload}")  # fmt: skip
+            if kind == KIND_CONTROL and channel != CONTROL_CHANNEL:
+                raise ProtocolError("bad_channel", "control frames use channel 0")
+            end = pos + head + length
+            if end > n:
+                break
+            frames.append(Frame(kind, channel, bytes(data[pos + head : end])))
+            pos = end
+        if data is self._buf:
+            del self._buf[:pos]
+        elif pos < n:
+            self._buf = bytearray(data[pos:])
+        return frames
+
+
+READ_CHUNK_BYTES = 256 * 1024
 
 
 def decode_control(payload: bytes) -> dict[str, Any]:

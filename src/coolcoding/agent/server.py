@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 _TERMINAL_ID = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 DEFAULT_SHELL = ("/bin/bash", "--login", "-i")
 MAX_SIZE = 1000  # columns / rows
+SPARE_ID = "spare"  # pty.spare's shell until a pty.open takes it (then it has that id)
 
 
 @dataclass(frozen=True)
@@ -76,6 +77,7 @@ class AgentServer:
         )
         self.swaps = GuardedSwaps(self.fs, self._publish_conflict, limits.max_file_bytes)
         self.terminals: dict[str, AgentTerminal] = {}
+        self._spare: AgentTerminal | None = None  # pty.spare's shell, not a terminal yet
         self.connections: set[Connection] = set()
         self.fs_subscribers: set[Connection] = set()
         self.pty_subscribers: set[Connection] = set()
@@ -118,7 +120,8 @@ class AgentServer:
     async def shutdown(self) -> None:
         for conn in list(self.connections):
             await conn.close()
-        await asyncio.gather(*(t.close() for t in self.terminals.values()))
+        spare = [self._spare] if self._spare is not None else []
+        await asyncio.gather(*(t.close() for t in [*self.terminals.values(), *spare]))
         await self.watch.close()
         self.swaps.close()
 
@@ -181,6 +184,36 @@ class AgentServer:
             return raw  # the agent can reach nothing the sandbox user cannot
         return str(Path(self.workspace) / rel_path(raw))
 
+    def _new_terminal(self, tid: str) -> AgentTerminal:
+        return AgentTerminal(tid, max_frame=self.limits.max_frame_bytes,
+                             scrollback_bytes=self.limits.scrollback_bytes,
+                             command_output_bytes=self.limits.command_output_bytes,
+                             on_command=self._on_command)  # fmt: skip
+
+    async def m_pty_spare(self, conn: Connection, p: dict[str, Any]) -> dict[str, Any]:
+        """Start the default shell of the next default ``pty.open`` now (a pooled sandbox's
+        first terminal then opens on a shell that has printed its prompt already)."""
+        cols, rows = self._size(p["cols"], p["rows"])
+        if self._spare is not None and self._spare.alive:
+            return {"started": False, "pid": self._spare.pid}
+        term = self._new_terminal(SPARE_ID)
+        try:
+            await term.start(list(DEFAULT_SHELL), cols, rows, dict(self.base_env), self.workspace)
+        except OSError as e:
+            raise RequestError("spawn_failed", f"cannot start the shell: {e.strerror}") from e
+        self._spare = term
+        return {"started": True, "pid": term.pid}
+
+    def _take_spare(self, tid: str, cols: int, rows: int) -> AgentTerminal | None:
+        """The spare shell as terminal ``tid``, if one is alive (nobody was attached to it)."""
+        term, self._spare = self._spare, None
+        if term is None or not term.alive:
+            return None
+        term.terminal_id = tid
+        if (term.cols, term.rows) != (cols, rows):
+            term.resize(cols, rows)
+        return term
+
     async def m_pty_open(self, conn: Connection, p: dict[str, Any]) -> dict[str, Any]:
         cols, rows = self._size(p["cols"], p["rows"])
         if len(self.terminals) >= self.limits.max_terminals:
@@ -197,10 +230,12 @@ class AgentServer:
         if tid in self.terminals:
             raise RequestError("conflict", f"terminal {tid!r} exists")
         argv = p.get("argv") or list(DEFAULT_SHELL)
-        term = AgentTerminal(tid, max_frame=self.limits.max_frame_bytes,
-                             scrollback_bytes=self.limits.scrollback_bytes,
-                             command_output_bytes=self.limits.command_output_bytes,
-                             on_command=self._on_command)  # fmt: skip
+        if not (p.get("argv") or p.get("env") or p.get("cwd")):  # the default shell
+            spare = self._take_spare(tid, cols, rows)
+            if spare is not None:
+                self.terminals[tid] = spare
+                return spare.info()
+        term = self._new_terminal(tid)
         self.terminals[tid] = term
         try:
             await term.start(argv, cols, rows, {**self.base_env, **p.get("env", {})},

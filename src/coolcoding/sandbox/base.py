@@ -183,6 +183,22 @@ class Runtime(abc.ABC):
     # start-up leaves that session alone.
     instance_id: str = ""
 
+    def keep_session_pool(self, template: SandboxSpec) -> None:
+        """Keep sandboxes of new sessions pre-started with this spec (its uuid is ignored), if
+        this runtime has a session pool; a no-op otherwise."""
+        return None
+
+    def reserve_session_uuid(self, network: bool) -> str | None:
+        """The uuid of a pre-started, never-used sandbox for a new session with this spec, now
+        reserved for it (``start`` with that uuid binds it), or ``None`` (no pool, empty pool:
+        the session gets a fresh uuid and a cold start)."""
+        return None
+
+    async def unreserve_session_uuid(self, session_uuid: str, *, unused: bool = False) -> None:
+        """Drop a reservation nobody will start. ``unused``: no session was ever created with
+        that uuid (its sandbox may serve another new session); otherwise it is destroyed."""
+        return None
+
     @abc.abstractmethod
     async def start(self, spec: SandboxSpec, state: dict[str, Any] | None = None) -> Sandbox:
         """Start (or find again, from ``state``) the sandbox of ``spec.session_uuid``."""

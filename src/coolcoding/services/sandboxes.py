@@ -26,6 +26,7 @@ import asyncio
 import contextlib
 import logging
 import time
+import uuid as uuid_mod
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -197,6 +198,44 @@ class SandboxManager(ReplicaSharing):
                 await s.commit()
         self._reaper = asyncio.create_task(self._reap_idle())
         self._start_sweeper()
+        # New sessions' sandboxes, pre-started (sandbox/local/session_pool.py); the uuid is
+        # the runtime's, as each pooled sandbox is started under the uuid it will keep.
+        self.runtime.keep_session_pool(self._spec_for("pool", network=False))
+
+    # --- the session pool: new sessions bind a pre-started sandbox -----------------------------
+
+    def reserve_new(self, network: bool) -> uuid_mod.UUID | None:
+        """A uuid for a new session whose sandbox is already running (reserved for it), or
+        ``None``: the session gets the DB's uuid4 and a cold start."""
+        try:
+            name = self.runtime.reserve_session_uuid(network)
+        except Exception:
+            log.warning("session pool: reserving a sandbox failed", exc_info=True)
+            return None
+        return uuid_mod.UUID(name) if name is not None else None
+
+    async def unreserve(self, reserved: uuid_mod.UUID | None, *, unused: bool = False) -> None:
+        """Drop a reservation; ``unused``: no session row was ever created with it."""
+        if reserved is not None:
+            with contextlib.suppress(Exception):
+                await self.runtime.unreserve_session_uuid(str(reserved), unused=unused)
+
+    async def start_reserved(self, sess: CodeSession) -> None:
+        """Bind a new session to the sandbox reserved for it (``reserve_new``), at once: the
+        creating replica takes its lease and marks it running, so any replica finds it. A user
+        at a cap, or a failed start, leaves the session stopped, as a lazy start would."""
+        uuid = str(sess.uuid)
+        try:
+            self._check_caps(sess.user_id)
+        except DomainError:
+            await self.unreserve(sess.uuid)
+            return
+        try:
+            await self.ensure_started(sess)
+        except Exception:
+            log.warning("session %s: binding its pooled sandbox failed", uuid, exc_info=True)
+        finally:
+            await self.unreserve(sess.uuid)  # still reserved: not started here (no-op otherwise)
 
     async def remove_deleted_workspaces(self) -> int:
         """Delete the workspace storage this runtime keeps for sessions that no longer exist
@@ -277,11 +316,14 @@ class SandboxManager(ReplicaSharing):
     # --- one session -------------------------------------------------------------------------
 
     def _spec(self, sess: CodeSession) -> SandboxSpec:
+        return self._spec_for(str(sess.uuid), bool(sess.network_enabled))
+
+    def _spec_for(self, uuid: str, network: bool) -> SandboxSpec:
         s = self.settings
         shared = shared_binds(s.package_cache_dir)
         return SandboxSpec(
-            session_uuid=str(sess.uuid),
-            network=bool(sess.network_enabled),
+            session_uuid=uuid,
+            network=network,
             memory_mb=s.sandbox_memory_mb,
             pids=s.sandbox_pids,
             cpus=s.sandbox_cpus,

@@ -77,8 +77,14 @@ class SessionService:
             return list(rows.all())
 
     async def create(
-        self, user_id: int, name: str, language: str, network_enabled: bool
+        self,
+        user_id: int,
+        name: str,
+        language: str,
+        network_enabled: bool,
+        uuid: uuid_mod.UUID | None = None,
     ) -> CodeSession:
+        """A new session; ``uuid``: one the runtime reserved a pre-started sandbox under."""
         self._check_language(language)
         # The count and the insert under one lock per user: a burst of creates from one user
         # on this replica cannot overshoot the cap (across replicas it can, by their number).
@@ -101,6 +107,8 @@ class SessionService:
             sess = CodeSession(
                 user_id=user_id, name=name, language=language, network_enabled=network_enabled
             )
+            if uuid is not None:
+                sess.uuid = uuid
             s.add(sess)
             await s.commit()
         return sess

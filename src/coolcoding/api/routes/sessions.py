@@ -26,11 +26,29 @@ async def list_sessions(user: CurrentUser, platform: PlatformDep) -> list[Sessio
 async def create_session(body: SessionIn, user: CurrentUser, platform: PlatformDep) -> SessionOut:
     template = await platform.templates.find(body.template) if body.template else None
     language = template.language if template is not None else body.language
-    sess = await platform.sessions.create(
-        user.user_id, body.name.strip() or "Untitled", language, body.network_enabled
-    )
-    if template is not None:
-        await platform.templates.apply(ref_of(sess), template.key)
+    # A pre-started sandbox (the session pool) when there is one: the session takes its uuid
+    # and binds it once its files are in the DB (a template's), so that opening it is fast.
+    sandboxes = platform.sandboxes
+    reserved = sandboxes.reserve_new(body.network_enabled) if sandboxes is not None else None
+    created = False
+    try:
+        sess = await platform.sessions.create(
+            user.user_id,
+            body.name.strip() or "Untitled",
+            language,
+            body.network_enabled,
+            uuid=reserved,
+        )
+        created = True
+        if template is not None:
+            await platform.templates.apply(ref_of(sess), template.key)
+    except BaseException:
+        if sandboxes is not None:  # refused before the insert: the sandbox serves another
+            await sandboxes.unreserve(reserved, unused=not created)
+        raise
+    if reserved is not None and sandboxes is not None:
+        await sandboxes.start_reserved(sess)
+    if template is not None or reserved is not None:
         sess = await platform.sessions.load(sess.id)
     return SessionOut.model_validate(sess)
 

@@ -210,6 +210,10 @@ class Cgroup:
                     os.kill(pid, signal.SIGKILL)
             time.sleep(0.0005)
 
+    def all_pids(self) -> list[int]:
+        """Every process in the group and its subgroups."""
+        return self._all_pids()
+
     def _all_pids(self) -> list[int]:
         # Every process is in exactly one group of each hierarchy and sandboxes cannot move
         # themselves (no cgroupfs inside), so one hierarchy (pids) lists them all.

@@ -32,6 +32,10 @@ log = logging.getLogger(__name__)
 RETRY_AFTER_S = 5.0
 
 
+def _zygote_usable(sb: LocalSandbox) -> bool:
+    return sb.warm is not None and sb.warm.usable()
+
+
 class WarmPool:
     def __init__(
         self,
@@ -39,8 +43,10 @@ class WarmPool:
         make: Callable[[], Coroutine[Any, Any, LocalSandbox]],
         destroy: Callable[[LocalSandbox], Coroutine[Any, Any, None]],
         abandon: Callable[[LocalSandbox], None],
+        usable: Callable[[LocalSandbox], bool] | None = None,
     ) -> None:
         self.size = size
+        self._usable = usable or _zygote_usable
         self._make = make
         self._destroy = destroy
         self._ready: deque[LocalSandbox] = deque()
@@ -77,13 +83,21 @@ class WarmPool:
         found: LocalSandbox | None = None
         while self._ready and found is None:
             sb = self._ready.popleft()
-            if sb.warm is not None and sb.warm.usable():
+            if self._usable(sb):
                 found = sb
-            else:  # its zygote died (e.g. killed from outside): never hand it out
+            else:  # e.g. its zygote died (killed from outside): never hand it out
                 task = asyncio.get_running_loop().create_task(self._destroy(sb))
                 self._destroying.add(task)
                 task.add_done_callback(self._destroying.discard)
         return found
+
+    def give_back(self, sb: LocalSandbox) -> bool:
+        """Return a claimed sandbox nobody used (False: the pool is full or closed, or it is
+        not usable any more; the caller destroys it)."""
+        if self._closed or len(self._ready) >= self.size or not self._usable(sb):
+            return False
+        self._ready.appendleft(sb)
+        return True
 
     def refill(self) -> None:
         self._check_loop()

@@ -57,6 +57,7 @@ from coolcoding.sandbox.local.keyedlock import KeyedLock
 from coolcoding.sandbox.local.pool import WarmPool
 from coolcoding.sandbox.local.process import become_subreaper, credentials_for
 from coolcoding.sandbox.local.sandbox import LocalSandbox
+from coolcoding.sandbox.local.session_pool import SessionPool, settle
 from coolcoding.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -90,6 +91,13 @@ class LocalRuntime(Runtime):
         size = settings.sandbox_pool_size
         size = 2 * (os.cpu_count() or 1) if size < 0 else size
         self.pool = WarmPool(size, self._make_warm, self._destroy_ephemeral, self._abandon_warm)
+        self.session_pool = SessionPool(
+            settings.sandbox_session_pool_size,
+            self.state_dir,
+            self._start_pooled,
+            self._destroy_pooled,
+            self._abandon_pooled,
+        )
         self._live_ephemeral: set[str] = set()  # names cleanup_orphans must not touch
         self._jobs: set[str] = set()  # ephemeral sandboxes a job holds (the others: the pool's)
         self._removals: set[asyncio.Task[None]] = set()  # ephemeral directories being deleted
@@ -199,18 +207,21 @@ class LocalRuntime(Runtime):
                 await sb.stop()
                 if self.images is not None and sb.spec.disk_bytes != spec.disk_bytes:
                     await asyncio.to_thread(self.images.unmount, workspace)  # to resize it
+            elif self.session_pool.is_unreserved(spec.session_uuid):
+                raise SandboxError(
+                    "bad_session",
+                    "Invalid session id.",
+                    f"{spec.session_uuid} is a pooled sandbox no session was given",
+                )
             else:
-                sb = await self._adopt(spec, state, workspace)
-                if sb is not None:
-                    self._sandboxes[spec.session_uuid] = sb
-                    return sb
-            sb = await self._make(spec, workspace, self.etc_root / spec.session_uuid, self.images)
-            try:
-                await self._start_agent(sb)
-            except BaseException:
-                await sb.stop()
-                await asyncio.to_thread(shutil.rmtree, sb.etc_dir, True)
-                raise
+                sb = await self.session_pool.take(spec)  # reserved for this new session
+                if sb is None:
+                    sb = await self._adopt(spec, state, workspace)
+                    if sb is not None:
+                        self._sandboxes[spec.session_uuid] = sb
+                        return sb
+            if sb is None or sb.stopped:
+                sb = await self._start_new(spec)
             self._sandboxes[spec.session_uuid] = sb
             if (
                 self._watcher is None
@@ -219,6 +230,75 @@ class LocalRuntime(Runtime):
             ):
                 self._watcher = asyncio.get_running_loop().create_task(self._watch_disk())
             return sb
+
+    async def _start_new(self, spec: SandboxSpec) -> LocalSandbox:
+        """A new sandbox for ``spec`` with its agent ready (a cold start, or the pool's)."""
+        workspace = self.settings.workspaces_dir / spec.session_uuid
+        sb = await self._make(spec, workspace, self.etc_root / spec.session_uuid, self.images)
+        try:
+            await self._start_agent(sb)
+        except BaseException:
+            await sb.stop()
+            await asyncio.to_thread(shutil.rmtree, sb.etc_dir, True)
+            raise
+        return sb
+
+    async def _start_pooled(self, spec: SandboxSpec) -> LocalSandbox:
+        """A pooled sandbox: a new one whose agent has started the first terminal's shell
+        (``pty.spare``), waited for until its processes settle (``SessionPool`` compares them
+        at hand-out: a sandbox whose processes changed is not handed out)."""
+        sb = await self._start_new(spec)
+        try:
+            async with asyncio.timeout(self.settings.agent_start_timeout_s):
+                client = await sb.connect_agent()
+                try:
+                    await client.pty_spare(80, 24)
+                finally:
+                    await client.close()
+                await settle(sb)
+        except BaseException:
+            await self._destroy_pooled(sb)
+            raise
+        return sb
+
+    def keep_session_pool(self, template: SandboxSpec) -> None:
+        self.session_pool.keep(template)
+
+    def reserve_session_uuid(self, network: bool) -> str | None:
+        return self.session_pool.reserve(network)
+
+    async def unreserve_session_uuid(self, session_uuid: str, *, unused: bool = False) -> None:
+        await self.session_pool.unreserve(session_uuid, unused=unused)
+
+    async def _destroy_pooled(self, sb: LocalSandbox) -> None:
+        """A pooled sandbox no session got: its processes, agent files, /etc and image."""
+        name = sb.spec.session_uuid
+        await sb.stop()
+        await asyncio.to_thread(shutil.rmtree, sb.etc_dir, True)
+        await asyncio.to_thread(self.agents.remove, name)
+        await asyncio.to_thread(self._delete_workspace_files, name)
+
+    def _abandon_pooled(self, sb: LocalSandbox) -> None:
+        """The same without the (gone) event loop that watches its processes."""
+        name = sb.spec.session_uuid
+        sb.stopped = True
+        if sb.agent is not None:
+            sb.agent.forget()
+            fd = getattr(sb.agent.process, "status_fd", None)
+            if isinstance(fd, int):
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+        sb.cgroup.remove()
+        shutil.rmtree(sb.etc_dir, ignore_errors=True)
+        self.agents.remove(name)
+        self._delete_workspace_files(name)
+
+    def _delete_workspace_files(self, name: str) -> None:
+        workspace = self.settings.workspaces_dir / name
+        if self.images is not None:
+            self.images.delete(name, workspace)
+        else:
+            shutil.rmtree(workspace, ignore_errors=True)
 
     async def _start_agent(self, sb: LocalSandbox) -> None:
         """The sandbox's first process: the agent, which outlives this server process."""
@@ -559,6 +639,7 @@ class LocalRuntime(Runtime):
 
     async def shutdown(self) -> None:
         await self.pool.close()
+        await self.session_pool.close()
         if self._watcher is not None:
             self._watcher.cancel()
             self._watcher = None
@@ -576,7 +657,7 @@ class LocalRuntime(Runtime):
             await asyncio.to_thread(shutil.rmtree, self.etc_root, True)
 
     async def cleanup_orphans(self, keep: Collection[str] = ()) -> int:
-        keep = {*keep, *self._released}
+        keep = {*keep, *self._released, *self.session_pool.live}
         count = 0
         await asyncio.to_thread(
             reclaim_dead_etc_roots,
@@ -604,6 +685,14 @@ class LocalRuntime(Runtime):
         for name in await asyncio.to_thread(self.agents.names):
             if name not in self._sandboxes and name not in keep:
                 await asyncio.to_thread(self.agents.remove, name)
+        for name in await asyncio.to_thread(self.session_pool.leftovers):
+            # a dead process's pooled sandboxes: never given to a session, nothing to keep
+            await asyncio.to_thread(self.host.cgroups.group(name).remove)
+            await asyncio.to_thread(self.agents.remove, name)
+            await asyncio.to_thread(self._delete_workspace_files, name)
+            await asyncio.to_thread(shutil.rmtree, self.etc_root / name, True)
+            self.session_pool.unmark(name)
+            count += 1
         for entry in os.listdir(self.etc_root) if self.etc_root.is_dir() else ():
             if entry not in {"templates", *self._sandboxes, *self._live_ephemeral, *keep}:
                 await asyncio.to_thread(shutil.rmtree, self.etc_root / entry, True)
