@@ -11,7 +11,7 @@ from pycrdt import Doc, Map, Text, YSyncMessageType
 
 from coolcoding.collab.protocol import sync_frame
 from tests.collab_client import CollabClient
-from tests.conftest import LiveServer, UserClient, module_live_server
+from tests.conftest import LiveServer, UserClient, module_live_server, register_user
 from tests.sandbox_helpers import Term
 
 server = module_live_server(
@@ -267,28 +267,21 @@ async def test_a_terminal_write_reaches_the_open_document(
         await a.close()
 
 
-async def test_a_read_only_connection_sees_edits_but_its_updates_are_refused(
-    server: LiveServer, user: UserClient, monkeypatch: pytest.MonkeyPatch
+async def test_a_viewer_sees_edits_but_its_updates_are_refused_and_revocation_closes(
+    server: LiveServer, user: UserClient
 ) -> None:
-    """What a viewer gets once the role check replaces ``authorize_collab`` (simulated here by
-    making that one function answer read-only for the second connection)."""
-    from coolcoding.api.ws import collab as ws_collab
-
-    real = ws_collab.authorize_collab
-    calls = 0
-
-    async def second_is_viewer(ws: object, session_uuid: str) -> ws_collab.CollabAccess:
-        nonlocal calls
-        calls += 1
-        first = calls == 1
-        access = await real(ws, session_uuid)  # type: ignore[arg-type]
-        return ws_collab.CollabAccess(access.principal, access.ref, writable=first)
-
-    monkeypatch.setattr(ws_collab, "authorize_collab", second_is_viewer)
+    """A member with the viewer role gets a read-only connection (its updates are refused with
+    ``read_only`` and change nothing); revoking it closes its socket (4403) at once."""
+    member = register_user(server, "vie")
     sid = user.new_session()
     put(user, sid, "v.txt", "shared\n")
+    r = user.client.post(
+        f"/api/sessions/{sid}/members", json={"user": member.username, "role": "viewer"}
+    )
+    assert r.status_code == 201, r.text
+    assert member.client.post(f"/api/invitations/{sid}/accept").status_code == 200
     editor = await client(server, user, sid)
-    viewer = await client(server, user, sid)
+    viewer = await client(server, member, sid)
     try:
         await editor.join("v.txt")
         await viewer.join("v.txt")
@@ -299,6 +292,13 @@ async def test_a_read_only_connection_sees_edits_but_its_updates_are_refused(
         await eventually(lambda: db_text(user, sid, "v.txt") == "shared\nok\n")
         assert editor.text("v.txt") == "shared\nok\n"
         assert viewer.text("v.txt").endswith("shared\nok\n")  # it still sees the edits
+        members = user.client.get(f"/api/sessions/{sid}/members").json()
+        rows = members["members"] if isinstance(members, dict) else members
+        uid = next(m["user_id"] for m in rows if m["username"] == member.username)
+        r = user.client.delete(f"/api/sessions/{sid}/members/{uid}")
+        assert r.status_code == 204, r.text
+        await asyncio.wait_for(viewer.ws.wait_closed(), 2.0)
+        assert viewer.ws.close_code == 4403
     finally:
         await editor.close()
         await viewer.close()

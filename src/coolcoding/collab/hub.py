@@ -55,7 +55,9 @@ SAVE_SOURCE = "collab"
 class Peer(Protocol):
     """One client connection as the hub sees it."""
 
-    writable: bool
+    @property
+    def writable(self) -> bool:
+        """Whether its updates may apply (an editor whose access was not revoked)."""
 
     def send(self, frame: bytes | str) -> None:
         """Queue a frame (never blocks; a peer that cannot keep up is disconnected)."""

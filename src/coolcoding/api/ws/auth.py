@@ -33,6 +33,8 @@ WS_POLICY: dict[str, Role] = {
     "/ws": Role.VIEWER,
     "/api/sessions/{session_uuid}/events": Role.VIEWER,
     "/api/sessions/{session_uuid}/preview/{port}/{path:path}": Role.EDITOR,
+    # Co-editing: every member sees the documents and cursors; only editors' updates apply.
+    "/api/sessions/{session_uuid}/collab": Role.VIEWER,
 }
 REVOKED_CLOSE_CODE = 4403
 

@@ -16,7 +16,7 @@ from pycrdt import YMessageType
 from pydantic import ValidationError
 
 from coolcoding.api.errors import ws_close_code
-from coolcoding.api.ws.auth import authorize, close_quietly, platform_of
+from coolcoding.api.ws.auth import WS_POLICY, authorize, close_quietly, platform_of, revocable
 from coolcoding.collab.document import UpdateRefused
 from coolcoding.collab.hub import CollabHub, OpenDoc
 from coolcoding.collab.protocol import PRESENCE, FrameError, parse_frame
@@ -32,11 +32,13 @@ from coolcoding.schemas.ws import (
     Ping,
     Pong,
 )
+from coolcoding.services.access import Access, Role
 from coolcoding.services.accounts import Principal
 from coolcoding.services.workspace import WorkspaceRef
 
 log = logging.getLogger(__name__)
 router = APIRouter()
+COLLAB_PATH = "/api/sessions/{session_uuid}/collab"
 
 COLORS = ("#e06c75", "#61afef", "#98c379", "#c678dd", "#e5c07b", "#56b6c2", "#d19a66", "#be5046")
 
@@ -46,16 +48,17 @@ class CollabAccess:
     principal: Principal
     ref: WorkspaceRef
     writable: bool
+    access: Access
 
 
 async def authorize_collab(ws: WebSocket, session_uuid: str) -> CollabAccess:
-    """Who may co-edit this workspace and whether they may write. Today: the owner, read-write
-    (the same check as every WebSocket). The role check replaces this one function: a viewer
-    gets ``writable=False`` (their updates are refused, they still see the others' edits and
-    cursors), an editor or above ``writable=True``."""
-    principal, session = await authorize(ws, session_uuid)
-    ref = WorkspaceRef(session_id=session.id, session_uuid=str(session.uuid))
-    return CollabAccess(principal=principal, ref=ref, writable=True)
+    """Who may co-edit this workspace and whether they may write: any member sees the
+    documents and the others' cursors; a viewer gets ``writable=False`` (their updates are
+    refused), an editor or above ``writable=True``."""
+    principal, _session, access = await authorize(ws, session_uuid, WS_POLICY[COLLAB_PATH])
+    return CollabAccess(
+        principal=principal, ref=access.ref, writable=access.can(Role.EDITOR), access=access
+    )
 
 
 class SocketPeer:
@@ -63,9 +66,14 @@ class SocketPeer:
 
     def __init__(self, ws: WebSocket, writable: bool, limit: int) -> None:
         self.ws = ws
-        self.writable = writable
+        self._writable = writable
+        self.revoked: asyncio.Event | None = None  # set: access changed, nothing more applied
         self.queue: asyncio.Queue[bytes | str | None] = asyncio.Queue(maxsize=limit)
         self.overflowed = False
+
+    @property
+    def writable(self) -> bool:
+        return self._writable and not (self.revoked is not None and self.revoked.is_set())
 
     def send(self, frame: bytes | str) -> None:
         try:
@@ -94,7 +102,7 @@ def user_of(principal: Principal) -> CollabUser:
     )
 
 
-@router.websocket("/api/sessions/{session_uuid}/collab")
+@router.websocket(COLLAB_PATH)
 async def collab_socket(ws: WebSocket, session_uuid: str) -> None:
     platform = platform_of(ws)
     await ws.accept()
@@ -116,6 +124,8 @@ async def collab_socket(ws: WebSocket, session_uuid: str) -> None:
     )
     open_docs: dict[str, OpenDoc] = {}
     writer = asyncio.create_task(peer.writer())
+    stack = contextlib.ExitStack()  # a role change or revocation closes the socket (4403)
+    peer.revoked = stack.enter_context(revocable(ws, access.access))
     await hub.join_presence(peer, access.ref)
     try:
         reader = asyncio.create_task(_read(ws, hub, peer, access, open_docs))
@@ -130,6 +140,9 @@ async def collab_socket(ws: WebSocket, session_uuid: str) -> None:
                 await hub.close(peer, od)
         with contextlib.suppress(Exception):
             await hub.leave_presence(peer, access.ref)
+        stack.close()
+    if peer.revoked.is_set():
+        return  # closed by the revocation
     if peer.overflowed:
         await close_quietly(ws, 4408, "too slow: reconnect to resync")
     else:

@@ -1,7 +1,7 @@
 """Search: PostgreSQL's index holds the lower-cased text, stored uncompressed
 
-Revision ID: 0007
-Revises: 0006
+Revision ID: 0008
+Revises: 0007
 
 Search rechecked its trigram candidates with ``body ILIKE``, which lower-cases every candidate's
 whole text per query (150 ms for 10,000 files); with the folded text stored, the recheck is a plain
@@ -12,8 +12,8 @@ text. SQLite's FTS5 trigram table folds case itself: unchanged.
 
 from alembic import op
 
-revision = "0007"
-down_revision = "0006"
+revision = "0008"
+down_revision = "0007"
 branch_labels = None
 depends_on = None
 
