@@ -364,18 +364,25 @@ class CollabHub:
             return
 
         async def later() -> None:
-            await asyncio.sleep(self.settings.collab_save_debounce_ms / 1000)
-            await self._save(od)
+            # Edits that arrive while a save runs schedule nothing (this task is not done):
+            # they are saved by the next round, until the document equals what was saved.
+            while True:
+                await asyncio.sleep(self.settings.collab_save_debounce_ms / 1000)
+                if not await self._save(od) or od.closed or not od.saver:
+                    return
+                if od.shared.content() == od.shared.base.text:
+                    return
 
         od.save_task = self._spawn(later())
 
-    async def _save(self, od: OpenDoc) -> None:
+    async def _save(self, od: OpenDoc) -> bool:
+        """Save the document if it changed; whether it is saved (False: it could not be)."""
         async with od.lock:
             for _ in range(5):
                 text, state = od.shared.snapshot()
                 base = od.shared.base
                 if text == base.text:
-                    return
+                    return True
                 try:
                     info, _ = await self.workspace.save_file(
                         od.ref,
@@ -387,10 +394,10 @@ class CollabHub:
                 except Conflict as exc:
                     if exc.code != "version_conflict" or exc.extra.get("current_version") is None:
                         await self._closed(od, "file_deleted", str(exc))
-                        return
+                        return False
                     # Written meanwhile (the sandbox, an upload): merge it, then save again.
                     if not await self._reconcile_locked(od):
-                        return
+                        return False
                     continue
                 except DomainError as exc:  # over the quota...: the edits stay in the document
                     self._send_local(
@@ -400,10 +407,11 @@ class CollabHub:
                         ).as_json(),
                         None,
                     )
-                    return
+                    return False
                 od.shared.base = Base(info.version, text, state, base.epoch)
                 await self.store.put(od.ref.session_uuid, od.path, od.shared.base)
-                return
+                return True
+            return False
 
     async def _reconcile(self, od: OpenDoc) -> None:
         async with od.lock:
