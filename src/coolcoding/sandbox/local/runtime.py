@@ -487,7 +487,8 @@ class LocalRuntime(Runtime):
                 names.update(e.name for e in os.scandir(root) if e.is_dir(follow_symlinks=False))
             return sorted(n for n in names if _is_uuid(n))
 
-        return await asyncio.to_thread(scan)
+        # Not those running here: a pooled sandbox's uuid has no session yet.
+        return [n for n in await asyncio.to_thread(scan) if n not in self._sandboxes]
 
     def poll(self, session_uuid: str) -> int | None:
         sb = self._sandboxes.get(session_uuid)
