@@ -168,3 +168,15 @@ async def test_viewer_follows_a_run_an_editor_started(
     assert viewer.client.get(f"/api/executions/{started['execution_id']}").status_code == 200
     assert stranger.client.get(f"/api/executions/{started['execution_id']}").status_code == 404
     stranger.client.close()
+
+
+def test_viewer_may_look_at_a_preview_but_not_post_to_it(
+    server: LiveServer, trio: tuple[str, UserClient, UserClient, UserClient]
+) -> None:
+    sid, owner, _editor, viewer = trio
+    assert owner.client.post(f"/api/sessions/{sid}/sandbox/start").status_code == 200
+    r = viewer.client.post(f"/api/sessions/{sid}/preview/8000/form", content=b"x=1")
+    assert (r.status_code, r.json()["error"]) == (403, "forbidden_role")
+    assert r.json()["required_role"] == "editor"
+    r = viewer.client.get(f"/api/sessions/{sid}/preview/8000/")
+    assert r.status_code not in (403, 404), r.text  # nothing listens: 502, but not refused

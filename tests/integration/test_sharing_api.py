@@ -184,6 +184,33 @@ def test_viewer_refused_writes_leave_everything_unchanged(server: LiveServer, te
     assert files == ["main.py"]
 
 
+def last_modified_by(server: LiveServer, path: str) -> int | None:
+    """``workspace_items.last_modified_by`` of the (one) file at ``path`` saved last."""
+    import asyncio
+
+    from sqlalchemy import text
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    async def q() -> int | None:
+        engine = create_async_engine(server.settings.database_url)
+        try:
+            async with engine.connect() as conn:
+                row = (
+                    await conn.execute(
+                        text(
+                            "SELECT last_modified_by FROM workspace_items WHERE full_path = :p"
+                            " ORDER BY updated_at DESC LIMIT 1"
+                        ),
+                        {"p": path},
+                    )
+                ).first()
+                return None if row is None else row[0]
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(q())
+
+
 def test_editor_writes_and_is_recorded_as_the_author(server: LiveServer, team: Team) -> None:
     sid = team.sid
     r = team.editor.client.post(
@@ -196,6 +223,10 @@ def test_editor_writes_and_is_recorded_as_the_author(server: LiveServer, team: T
     )
     hist = team.owner.client.get(f"/api/workspace/{sid}/history", params={"path": "main.py"}).json()
     assert hist["versions"][0]["author_id"] == team.editor.user_id
+    assert last_modified_by(server, "main.py") == team.editor.user_id
+    r = team.owner.client.put(f"/api/workspace/{sid}/upload/main.py", content=b"print(3)\n")
+    assert r.status_code == 200, r.text
+    assert last_modified_by(server, "main.py") == team.owner.user_id
     # The network setting is the owner's alone; a rename is an editor's.
     r = team.editor.client.patch(f"/api/sessions/{sid}", json={"network_enabled": True})
     assert r.status_code == 403 and r.json()["required_role"] == "owner"

@@ -61,6 +61,8 @@ export function TerminalView(props: TerminalViewProps) {
       /* hidden panel: fitted when shown */
     }
 
+    // Set by the server's ``ready`` (a viewer of a shared workspace): keystrokes are not sent.
+    let readOnly = false;
     const conn = new TerminalConnection({
       url: (cols, rows) => wsUrl(`/api/sessions/${encodeURIComponent(sessionUuid)}/terminals/${encodeURIComponent(terminalId)}`, { cols, rows }),
       createSocket: (url) => new WebSocket(url),
@@ -75,6 +77,10 @@ export function TerminalView(props: TerminalViewProps) {
           if (s === "exited") term.write(`\r\n\x1b[2m[${detail ?? "process exited"} Press Enter to start a new shell.]\x1b[0m\r\n`);
         },
         control: (msg) => {
+          if (msg.type === "ready" && msg.read_only) {
+            readOnly = true;
+            term.write("\x1b[2m[read-only: you watch this terminal as a viewer]\x1b[0m\r\n");
+          }
           if (msg.type === "error") term.write(`\r\n\x1b[31m[${msg.message}]\x1b[0m\r\n`);
           latest.current.onControl?.(terminalId, msg);
         },
@@ -83,6 +89,7 @@ export function TerminalView(props: TerminalViewProps) {
     connRef.current = conn;
 
     const dataSub = term.onData((data) => {
+      if (readOnly) return; // a viewer: the server would refuse it anyway
       if (conn.state === "exited" || conn.state === "failed") {
         if (data === "\r") {
           term.reset();

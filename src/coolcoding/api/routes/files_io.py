@@ -8,7 +8,13 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 
-from coolcoding.api.deps import EditorWorkspace, PlatformDep, ViewerSession, ViewerWorkspace
+from coolcoding.api.deps import (
+    CurrentUser,
+    EditorWorkspace,
+    PlatformDep,
+    ViewerSession,
+    ViewerWorkspace,
+)
 from coolcoding.api.downloads import download_headers, safe_type
 from coolcoding.api.responses import OWNED, WRITE_OWNED, errors, merge
 from coolcoding.api.routes import workspace as _registers_anypath  # noqa: F401
@@ -45,7 +51,11 @@ async def download_file(
 
 @router.put("/upload/{path:anypath}", response_model=ItemOut, responses=CHANGE)
 async def upload_file(
-    path: WorkspacePathParam, request: Request, ws: EditorWorkspace, platform: PlatformDep
+    path: WorkspacePathParam,
+    request: Request,
+    ws: EditorWorkspace,
+    user: CurrentUser,
+    platform: PlatformDep,
 ) -> JSONResponse:
     """Create or replace a file with the raw request body (streamed, at most max_file_bytes;
     the workspace quota applies). Folders on the way are created."""
@@ -69,7 +79,9 @@ async def upload_file(
     content = b"".join(parts)
     for attempt in range(3):
         try:
-            info, created = await platform.workspace.save_file(ws, path, content, source="upload")
+            info, created = await platform.workspace.save_file(
+                ws, path, content, source="upload", author_id=user.user_id
+            )
             break
         except Conflict as exc:
             # Uploads of a folder run in parallel: two may create the same parent folder (or a

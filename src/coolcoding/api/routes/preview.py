@@ -219,7 +219,7 @@ async def preview_ws(ws: WebSocket, session_uuid: str, port: int, path: str) -> 
         await close_quietly(ws, code, e.message)
         return
     try:
-        with revocable(ws, access):
+        async with revocable(ws, access):
             await relay_websocket(ws, stream, port, target, platform.settings.session_cookie_name)
     except WebSocketDisconnect:
         pass

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 
 from fastapi import WebSocket
 from starlette.websockets import WebSocketState
@@ -21,7 +21,7 @@ from starlette.websockets import WebSocketState
 from coolcoding.api.deps import token_from
 from coolcoding.api.errors import database_error
 from coolcoding.db.models import CodeSession
-from coolcoding.errors import Forbidden, NotAuthenticated
+from coolcoding.errors import Forbidden, NotAuthenticated, NotFound
 from coolcoding.platform import Platform
 from coolcoding.services.access import Access, Role
 from coolcoding.services.accounts import Principal
@@ -88,13 +88,16 @@ async def authorize(
     return principal, session, access
 
 
-@contextlib.contextmanager
-def revocable(
+@contextlib.asynccontextmanager
+async def revocable(
     ws: WebSocket, access: Access, *, terminal_id: str | None = None
-) -> Iterator[asyncio.Event]:
+) -> AsyncIterator[asyncio.Event]:
     """While the block runs, a change of the user's access (or the terminal turning private)
     sets the yielded event and closes the socket with 4403 and the reason. Handlers stop
-    forwarding the client's messages once the event is set."""
+    forwarding the client's messages once the event is set.
+
+    A change between ``authorize`` and the registration would be missed: the access is checked
+    once more after registering (the change dropped the cached answer, so this reads the row)."""
     platform = platform_of(ws)
     revoked = asyncio.Event()
 
@@ -105,4 +108,13 @@ def revocable(
     with platform.access.register_socket(
         access.ref.session_uuid, access.user_id, close, terminal_id=terminal_id
     ):
+        try:
+            now = await platform.access.role_of(access.user_id, access.ref.session_uuid)
+            changed = now.role != access.role
+            if terminal_id is not None and not changed:
+                changed = not await platform.access.may_use_terminal(now, terminal_id)
+        except NotFound:
+            changed = True
+        if changed:
+            await close("your access to this workspace changed")
         yield revoked

@@ -41,7 +41,7 @@ async def events_socket(ws: WebSocket, session_uuid: str) -> None:
     uuid = str(session.uuid)
     sandboxes = platform.sandboxes
     async with platform.events.subscribe(uuid) as queue, contextlib.AsyncExitStack() as stack:
-        revoked = stack.enter_context(revocable(ws, access))
+        revoked = await stack.enter_async_context(revocable(ws, access))
         status = session.sandbox_status
         if sandboxes is not None:
             await stack.enter_async_context(sandboxes.hold(uuid))

@@ -66,22 +66,24 @@ async def serve_terminal(ws: WebSocket, session_uuid: str, terminal_id: str) -> 
         await close_quietly(ws, ws_close_code(exc), "terminal error")
         return
     typist = None if read_only else principal.user_id
-    with revocable(ws, access, terminal_id=terminal_id) as revoked:
-        async with terms.sandboxes.hold(att.session_uuid):
-            try:
-                replay = await att.replay()
-                await ws.send_text(
-                    protocol.ready(terminal_id, reattached, len(replay), read_only=read_only)
-                )
-                if replay:
-                    await ws.send_bytes(replay)
-                att.start()
-                await _pump(ws, att, terms, typist, revoked)
-            except Exception as exc:
-                if not isinstance(exc, WebSocketDisconnect | RuntimeError):
-                    log.warning("terminal socket %s ended with %r", terminal_id, exc)
-            finally:
-                await terms.detach(att)
+    async with (
+        revocable(ws, access, terminal_id=terminal_id) as revoked,
+        terms.sandboxes.hold(att.session_uuid),
+    ):
+        try:
+            replay = await att.replay()
+            await ws.send_text(
+                protocol.ready(terminal_id, reattached, len(replay), read_only=read_only)
+            )
+            if replay:
+                await ws.send_bytes(replay)
+            att.start()
+            await _pump(ws, att, terms, typist, revoked)
+        except Exception as exc:
+            if not isinstance(exc, WebSocketDisconnect | RuntimeError):
+                log.warning("terminal socket %s ended with %r", terminal_id, exc)
+        finally:
+            await terms.detach(att)
     await close_quietly(ws, 1000, "terminal closed")
 
 

@@ -13,6 +13,8 @@ describe("parseWorkspaceEvent", () => {
     });
     expect(parseWorkspaceEvent('{"type":"file_moved","from":"a","to":"b","source":"api"}')).toEqual({ type: "file_moved", from: "a", to: "b", item_type: "file", source: "api" });
     expect(parseWorkspaceEvent('{"type":"sandbox_status","status":"running"}')).toEqual({ type: "sandbox_status", status: "running" });
+    expect(parseWorkspaceEvent('{"type":"run_started","execution_id":"e1","user_id":7,"events":"/api/executions/e1/events"}')).toEqual({ type: "run_started", execution_id: "e1", user_id: 7, events: "/api/executions/e1/events" });
+    expect(parseWorkspaceEvent('{"type":"run_started","execution_id":"e1"}')).toBeNull();
     expect(parseWorkspaceEvent('{"type":"conflict","path":"a","conflict_path":"a.conflict","message":"m"}')).toMatchObject({ type: "conflict", conflict_path: "a.conflict" });
   });
   it("parses sync problems and the server's resync, and words a notice for them", () => {

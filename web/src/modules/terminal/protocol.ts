@@ -56,6 +56,8 @@ const DECODERS: Decoders = {
     reattached: o["reattached"] === true,
     // The length of the scrollback replay that follows (0 from a server that does not say).
     replay_bytes: typeof o["replay_bytes"] === "number" && o["replay_bytes"] > 0 ? o["replay_bytes"] : 0,
+    // A viewer of a shared workspace: the server refuses this client's input.
+    ...(o["read_only"] === true ? { read_only: true } : {}),
   }),
   command: (o) => ({
     type: "command",
@@ -65,14 +67,14 @@ const DECODERS: Decoders = {
     duration_ms: typeof o["duration_ms"] === "number" ? o["duration_ms"] : 0,
   }),
   exit: (o) => ({ type: "exit", code: typeof o["code"] === "number" ? o["code"] : -1 }),
-  error: (o) => ({ type: "error", error: "bad_message", message: String(o["message"] ?? "Terminal error") }),
+  error: (o) => ({ type: "error", error: o["error"] === "read_only" ? "read_only" : "bad_message", message: String(o["message"] ?? "Terminal error") }),
   pong: () => ({ type: "pong" }),
 };
 
 /** Close codes after which reconnecting cannot help (docs/API.md). */
 export const FATAL_CLOSE_CODES: Readonly<Record<number, string>> = {
   4401: "You are signed out. Sign in again to use the terminal.",
-  4403: "The server refused this page's origin.",
+  4403: "The server closed this terminal: your access to this workspace changed (or this page's origin was refused). Reload the page.",
   4404: "This session no longer exists.",
   4429: "Too many terminals are open in this session (other browser tabs count too). Close one (All terminals lists them) and try again.",
 };

@@ -59,3 +59,21 @@ export function safeSessionStorage(): StorageLike | null {
     return null;
   }
 }
+
+/**
+ * A collaborator's tabs after a look at the shared session's live terminals: every live one gets a
+ * tab (the same tabs as everyone's); on the first look, a session without any terminal gets a new
+ * shell unless the caller only watches (a viewer cannot open one).
+ */
+export function adoptLiveTerminals(tabs: readonly TerminalTab[], live: readonly string[], opts: { first: boolean; readOnly: boolean; newId?: () => string }): TerminalTab[] {
+  const known = new Set(tabs.map((t) => t.id));
+  let next = [...tabs];
+  for (const id of live) {
+    if (!known.has(id)) {
+      next = [...next, { id, title: nextTerminalTitle(next) }];
+      known.add(id);
+    }
+  }
+  if (opts.first && next.length === 0 && !opts.readOnly) next = [{ id: (opts.newId ?? newTerminalId)(), title: "Terminal 1" }];
+  return next;
+}

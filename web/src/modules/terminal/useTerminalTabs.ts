@@ -2,7 +2,7 @@
 import { useCallback, useEffect, useRef, useState } from "react";
 import { closeTerminal, listTerminals } from "../../api/sessions";
 import type { TerminalHandle } from "./terminalHandle";
-import { loadTerminalTabs, newTerminalId, nextTerminalTitle, safeSessionStorage, saveTerminalTabs, type TerminalTab } from "./terminalIds";
+import { adoptLiveTerminals, loadTerminalTabs, newTerminalId, nextTerminalTitle, safeSessionStorage, saveTerminalTabs, type TerminalTab } from "./terminalIds";
 import type { ConnectionState } from "./terminalConnection";
 
 export interface TerminalTabs {
@@ -54,13 +54,8 @@ export function useTerminalTabs(sessionUuid: string, opts: { shared?: boolean; r
         /* the next poll tries again */
       }
       if (cancelled) return;
-      setTabs((t) => {
-        const known = new Set(t.map((x) => x.id));
-        let next = t;
-        for (const id of live) if (!known.has(id)) next = [...next, { id, title: nextTerminalTitle(next) }];
-        if (first && next.length === 0 && !readOnly) next = [{ id: newTerminalId(), title: "Terminal 1" }];
-        return next;
-      });
+      const isFirst = first;
+      setTabs((t) => adoptLiveTerminals(t, live, { first: isFirst, readOnly }));
       if (first) setActive((a) => a ?? live[0] ?? null);
       first = false;
     };
