@@ -124,8 +124,8 @@ async def collab_socket(ws: WebSocket, session_uuid: str) -> None:
     )
     open_docs: dict[str, OpenDoc] = {}
     writer = asyncio.create_task(peer.writer())
-    stack = contextlib.ExitStack()  # a role change or revocation closes the socket (4403)
-    peer.revoked = stack.enter_context(revocable(ws, access.access))
+    stack = contextlib.AsyncExitStack()  # a role change or revocation closes it (4403)
+    peer.revoked = await stack.enter_async_context(revocable(ws, access.access))
     await hub.join_presence(peer, access.ref)
     try:
         reader = asyncio.create_task(_read(ws, hub, peer, access, open_docs))
@@ -140,7 +140,7 @@ async def collab_socket(ws: WebSocket, session_uuid: str) -> None:
                 await hub.close(peer, od)
         with contextlib.suppress(Exception):
             await hub.leave_presence(peer, access.ref)
-        stack.close()
+        await stack.aclose()
     if peer.revoked.is_set():
         return  # closed by the revocation
     if peer.overflowed:
