@@ -178,3 +178,55 @@ def test_automatic_snapshots_are_kept_by_count(user: UserClient, server: LiveSer
     names = [s["name"] for s in c.get(f"/api/workspace/{sid}/snapshots").json()["snapshots"]]
     assert names == ["mine", "auto 3", "auto 2"]
     assert _store_problems(server) == []
+
+
+def test_restore_rewrites_only_what_differs(user: UserClient, server: LiveServer) -> None:
+    """A restore writes only what differs from the snapshot, including a folder that became a
+    file and back: afterwards the tree is exactly the snapshot's, every parent link right, and
+    an unchanged file keeps its version."""
+    c, sid = user.client, user.new_session()
+    _save(c, sid, "a/b.txt", "B\n")
+    _save(c, sid, "same/s.txt", "S\n")
+    _save(c, sid, "x.txt", "X1\n")
+    snap = c.post(f"/api/workspace/{sid}/snapshots", json={"name": "t"}).json()["id"]
+    same_version = c.get(f"/api/workspace/{sid}/file/same/s.txt").json()["version"]
+    assert c.delete(f"/api/workspace/{sid}/file/a").status_code == 204
+    _save(c, sid, "a", "a file now\n")
+    _save(c, sid, "c/d/e.txt", "E\n")
+    _save(c, sid, "x.txt", "X2\n")
+    r = c.post(f"/api/workspace/{sid}/snapshots/{snap}/restore")
+    assert r.status_code == 200 and r.json()["restored_items"] == 5
+    items = {i["path"]: i for i in c.get(f"/api/workspace/{sid}/files").json()["items"]}
+    assert set(items) == {"a", "a/b.txt", "same", "same/s.txt", "x.txt"}
+    assert items["a"]["type"] == "folder"
+    assert items["same/s.txt"]["version"] == same_version
+    assert c.get(f"/api/workspace/{sid}/file/x.txt").json()["content"] == "X1\n"
+    assert c.get(f"/api/workspace/{sid}/file/a/b.txt").json()["content"] == "B\n"
+
+    async def parents() -> list[str]:
+        from sqlalchemy import text
+
+        db = Database(server.settings)
+        try:
+            ref = await _ref(db, sid)
+            async with db.session() as s:
+                rows = (
+                    await s.execute(
+                        text(
+                            "SELECT w.full_path, p.full_path FROM workspace_items w LEFT JOIN"
+                            " workspace_items p ON p.id = w.parent_id WHERE w.session_id = :sid"
+                        ),
+                        {"sid": ref.session_id},
+                    )
+                ).all()
+            return [
+                path
+                for path, parent in rows
+                if parent != (path.rsplit("/", 1)[0] if "/" in path else None)
+            ]
+        finally:
+            await db.dispose()
+
+    assert asyncio.run(parents()) == []
+    _save(c, sid, "a/new.txt", "N\n")  # the restored folder takes new files
+    assert _store_problems(server) == []

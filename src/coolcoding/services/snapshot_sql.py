@@ -145,18 +145,50 @@ async def drop(s: AsyncSession, snapshot_id: int) -> None:
     await s.execute(text("DELETE FROM snapshots WHERE id = :snap"), p)
 
 
-async def materialize(s: AsyncSession, *, session_id: int, snapshot_id: int, version: int) -> int:
+async def keep_unchanged(s: AsyncSession, *, session_id: int, snapshot_id: int) -> None:
+    """Before restoring a snapshot over a workspace: delete every item that is not already as
+    in the snapshot (same path, type and content), so that ``materialize(..., only_missing=True)``
+    writes only what changes (a restore costs what it changes, not the workspace's size). A
+    folder kept has every ancestor kept; a folder deleted takes its subtree (ON DELETE CASCADE),
+    which the snapshot cannot hold either."""
+    await s.execute(
+        text(
+            "DELETE FROM workspace_items WHERE session_id = :sid AND NOT EXISTS ("
+            " SELECT 1 FROM snapshot_files f WHERE f.snapshot_id = :snap"
+            " AND f.path = workspace_items.full_path AND f.type = workspace_items.type"
+            " AND (f.type = 'folder' OR f.blob_hash = workspace_items.content_hash))"
+        ),
+        {"sid": session_id, "snap": snapshot_id},
+    )
+
+
+async def materialize(
+    s: AsyncSession,
+    *,
+    session_id: int,
+    snapshot_id: int,
+    version: int,
+    only_missing: bool = False,
+) -> int:
     """Insert a snapshot's items into the (cleared, or free at its paths) workspace, with parent
-    links and contents. Returns the number of items."""
+    links and contents (``only_missing``: the items whose path is free; see ``keep_unchanged``).
+    Returns the number of items inserted."""
     p = {"sid": session_id, "snap": snapshot_id, "version": version, "now": utcnow()}
+    free = (
+        " AND NOT EXISTS (SELECT 1 FROM workspace_items x WHERE x.session_id = :sid"
+        " AND x.full_path = f.path)"
+        if only_missing
+        else ""
+    )
     # Folders first (few), then their parent links; then every file in one statement that
     # looks its parent up (no second write of 10,000 rows).
     folders = await s.execute(
         tsql(
-            "INSERT INTO workspace_items (session_id, parent_id, name, type, content, is_binary,"
+            "INSERT INTO workspace_items (session_id, parent_id, name, type, content, is_binary,"  # noqa: S608 (constant SQL fragments; values are bound)
             " size_bytes, content_hash, full_path, version, created_at, updated_at)"
             " SELECT :sid, NULL, f.name, f.type, NULL, f.is_binary, 0, NULL, f.path, :version,"
-            " :now, :now FROM snapshot_files f WHERE f.snapshot_id = :snap AND f.type = 'folder'",
+            " :now, :now FROM snapshot_files f WHERE f.snapshot_id = :snap AND f.type = 'folder'"
+            + free,
             "now",
         ),
         p,
@@ -167,19 +199,20 @@ async def materialize(s: AsyncSession, *, session_id: int, snapshot_id: int, ver
             " JOIN workspace_items pw ON pw.session_id = :sid AND pw.full_path = f.parent_path"
             " WHERE f.snapshot_id = :snap AND f.type = 'folder'"
             " AND workspace_items.session_id = :sid AND workspace_items.full_path = f.path"
+            " AND workspace_items.parent_id IS NULL"
         ),
         p,
     )
     files = await s.execute(
         tsql(
-            "INSERT INTO workspace_items (session_id, parent_id, name, type, content, is_binary,"
+            "INSERT INTO workspace_items (session_id, parent_id, name, type, content, is_binary,"  # noqa: S608 (constant SQL fragments; values are bound)
             " size_bytes, content_hash, full_path, version, created_at, updated_at)"
             " SELECT :sid, pw.id, f.name, f.type,"
             " CASE WHEN b.encoding = 'raw' THEN b.data ELSE NULL END,"
             " f.is_binary, f.size, f.blob_hash, f.path, :version, :now, :now"
             " FROM snapshot_files f LEFT JOIN content_blobs b ON b.hash = f.blob_hash"
             " LEFT JOIN workspace_items pw ON pw.session_id = :sid AND pw.full_path = f.parent_path"
-            " WHERE f.snapshot_id = :snap AND f.type = 'file'",
+            " WHERE f.snapshot_id = :snap AND f.type = 'file'" + free,
             "now",
         ),
         p,

@@ -29,6 +29,7 @@ from coolcoding.services.snapshot_sql import (
     capture,
     copy_items,
     drop,
+    keep_unchanged,
     materialize,
     record_restore,
 )
@@ -185,11 +186,23 @@ class SnapshotService(SnapshotJobs):
                     {"sid": ref.session_id},
                 )
             ).scalar_one()
-            await s.execute(
-                text("DELETE FROM workspace_items WHERE session_id = :sid"), {"sid": ref.session_id}
+            # Only what differs is rewritten; what is already as in the snapshot stays (with
+            # its version: a save based on it is still right).
+            await keep_unchanged(s, session_id=ref.session_id, snapshot_id=snapshot_id)
+            await materialize(
+                s,
+                session_id=ref.session_id,
+                snapshot_id=snapshot_id,
+                version=int(version),
+                only_missing=True,
             )
-            count = await materialize(
-                s, session_id=ref.session_id, snapshot_id=snapshot_id, version=int(version)
+            count = int(
+                (
+                    await s.execute(
+                        text("SELECT COUNT(*) FROM snapshot_files WHERE snapshot_id = :snap"),
+                        {"snap": snapshot_id},
+                    )
+                ).scalar_one()
             )
             if self.workspace.recorder is not None and self.workspace.recorder.enabled:
                 changed = await record_restore(
