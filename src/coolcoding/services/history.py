@@ -75,7 +75,7 @@ _FAST_READ = tsql(
 _FAST_WRITE = tsql(
     "WITH upd AS ("
     " UPDATE workspace_items SET content = :content, size_bytes = :size, content_hash = :digest,"
-    "  is_binary = :binary, version = version + 1, updated_at = :now"
+    "  is_binary = :binary, version = version + 1, updated_at = :now, last_modified_by = :author"
     " WHERE id = :item_id AND version = :old_version AND content_hash = :old_hash"
     "  AND (size_bytes >= :size OR (SELECT COALESCE(SUM(q.size_bytes), 0) FROM workspace_items q"
     "   WHERE q.session_id = :sid) - size_bytes + :size <= :max_bytes)"
