@@ -18,8 +18,9 @@ from pydantic import ValidationError
 from coolcoding.api.errors import ws_close_code
 from coolcoding.api.ws.auth import authorize, close_quietly, platform_of
 from coolcoding.collab.document import UpdateRefused
-from coolcoding.collab.hub import CollabHub, OpenDoc
+from coolcoding.collab.hub import CollabHub
 from coolcoding.collab.protocol import PRESENCE, FrameError, parse_frame
+from coolcoding.collab.rooms import OpenDoc
 from coolcoding.errors import DomainError
 from coolcoding.schemas.ws import (
     CollabClientMessage,
