@@ -37,7 +37,14 @@ from coolcoding.collab.document import (
     merge_external,
 )
 from coolcoding.collab.protocol import PRESENCE, FrameError, awareness_frame, sync_frame
-from coolcoding.collab.rooms import OpenDoc, Peer, Room, SessionRoom, awareness_client_ids
+from coolcoding.collab.rooms import (
+    OpenDoc,
+    Peer,
+    Room,
+    SessionRoom,
+    awareness_entries,
+    claimed_name,
+)
 from coolcoding.collab.store import DocStore
 from coolcoding.errors import Conflict, DomainError, InvalidInput, NotFound, TooLarge
 from coolcoding.schemas.ws import CollabClosed, CollabError
@@ -243,9 +250,15 @@ class CollabHub:
         if len(payload) > self.settings.collab_max_update_bytes:
             raise UpdateRefused("update_too_large", "the awareness update is too large")
         try:
-            ids = awareness_client_ids(payload)
+            entries = awareness_entries(payload)
         except FrameError as exc:
             raise UpdateRefused("malformed_awareness", str(exc)) from exc
+        ids = [cid for cid, _ in entries]
+        for _, state in entries:
+            name = claimed_name(state)
+            if name is not None and name != peer.name:
+                # A cursor or presence entry labelled with someone else's name: impersonation.
+                raise UpdateRefused("malformed_awareness", "an awareness state shows another name")
         if od is not None:
             room, peers = od.room, od.peers
         else:

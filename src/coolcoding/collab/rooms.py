@@ -4,8 +4,9 @@ awareness bookkeeping (which connection owns which awareness client id)."""
 from __future__ import annotations
 
 import asyncio
+import json
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from pycrdt import Awareness, Doc
 
@@ -18,6 +19,7 @@ class Peer(Protocol):
     """One client connection as the hub sees it."""
 
     writable: bool
+    name: str  # the user's name: the only one their awareness states may show
 
     def send(self, frame: bytes | str) -> None:
         """Queue a frame (never blocks; a peer that cannot keep up is disconnected)."""
@@ -36,21 +38,39 @@ def _read_var_uint(data: bytes, i: int) -> tuple[int, int]:
             return value, i
 
 
-def awareness_client_ids(update: bytes) -> list[int]:
-    """The client ids an awareness update sets or removes."""
+def awareness_entries(update: bytes) -> list[tuple[int, Any]]:
+    """(client id, state) of each entry of an awareness update (state ``None``: removed)."""
     count, i = _read_var_uint(update, 0)
-    ids: list[int] = []
+    out: list[tuple[int, Any]] = []
     for _ in range(count):
         cid, i = _read_var_uint(update, i)
         _, i = _read_var_uint(update, i)  # clock
         n, i = _read_var_uint(update, i)
         if i + n > len(update):
             raise FrameError("truncated awareness update")
+        try:
+            state = json.loads(update[i : i + n]) if n else None
+        except ValueError as exc:
+            raise FrameError("an awareness state is not JSON") from exc
         i += n
-        ids.append(cid)
+        out.append((cid, state))
     if i != len(update):
         raise FrameError("bytes after the awareness update")
-    return ids
+    return out
+
+
+def awareness_client_ids(update: bytes) -> list[int]:
+    """The client ids an awareness update sets or removes."""
+    return [cid for cid, _ in awareness_entries(update)]
+
+
+def claimed_name(state: Any) -> str | None:
+    """The ``user.name`` an awareness state shows to the others, if any."""
+    if not isinstance(state, dict):
+        return None
+    user = state.get("user")
+    name = user.get("name") if isinstance(user, dict) else None
+    return name if isinstance(name, str) else None
 
 
 @dataclass(eq=False)

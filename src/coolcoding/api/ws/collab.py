@@ -62,9 +62,10 @@ async def authorize_collab(ws: WebSocket, session_uuid: str) -> CollabAccess:
 class SocketPeer:
     """A connection's outgoing frames, queued so that a slow client never blocks the others."""
 
-    def __init__(self, ws: WebSocket, writable: bool, limit: int) -> None:
+    def __init__(self, ws: WebSocket, writable: bool, name: str, limit: int) -> None:
         self.ws = ws
         self.writable = writable
+        self.name = name
         self.queue: asyncio.Queue[bytes | str | None] = asyncio.Queue(maxsize=limit)
         self.overflowed = False
 
@@ -106,7 +107,7 @@ async def collab_socket(ws: WebSocket, session_uuid: str) -> None:
         return
     hub = platform.collab
     settings = platform.settings
-    peer = SocketPeer(ws, access.writable, settings.collab_send_queue)
+    peer = SocketPeer(ws, access.writable, access.principal.username, settings.collab_send_queue)
     peer.send(
         CollabHello(
             user=user_of(access.principal),
