@@ -33,6 +33,8 @@ def test_two_browsers_co_edit_the_same_line_see_cursors_presence_and_follow(
 ) -> None:
     name = register(page)
     uuid = create_workspace(page, "pair")
+    # The starter file first (a new workspace gets it only while it is empty).
+    expect(tree_item(page, "main.py")).to_be_visible()
     r = page.request.post(
         f"/api/workspace/{uuid}/file/other.py",
         data={"content": "one\ntwo\nthree\nfour\n"},

@@ -211,7 +211,11 @@ async def test_presence_and_cursors_reach_the_others_and_nobody_can_speak_for_an
     put(user, sid, "p.txt", "abc")
     a, b = await client(server, user, sid), await client(server, user, sid)
     try:
-        await a.set_presence({"user": {"name": "ann"}, "file": "p.txt"})
+        await eventually(lambda: a.hello is not None and b.hello is not None)
+        assert a.hello is not None
+        me = a.hello["user"]["name"]
+        assert me == user.username
+        await a.set_presence({"user": {"name": me}, "file": "p.txt"})
         await eventually(
             lambda: any(
                 s.get("file") == "p.txt" for s in b.awareness.get("", _NoAw()).states.values()
@@ -226,14 +230,22 @@ async def test_presence_and_cursors_reach_the_others_and_nobody_can_speak_for_an
         aw = Awareness(forged)
         aw.client_id = a_id
         aw._meta[a_id] = {"clock": 99, "lastUpdated": 0}
-        aw._states[a_id] = {"user": {"name": "mallory"}}
+        aw._states[a_id] = {"user": {"name": me}, "file": "forged.txt"}
         await b.ws.send(
             __import__("coolcoding.collab.protocol", fromlist=["x"]).awareness_frame(
                 "", aw.encode_awareness_update([a_id])
             )
         )
         await eventually(lambda: any(e["error"] == "malformed_awareness" for e in b.errors))
-        assert b.awareness[""].states[a_id]["user"]["name"] == "ann"
+        assert b.awareness[""].states[a_id]["file"] == "p.txt"
+        # b labels its own cursor with another person's name: refused too (impersonation).
+        errors = len(b.errors)
+        await b.set_presence({"user": {"name": "the-teacher"}, "file": "p.txt"})
+        await eventually(lambda: len(b.errors) > errors)
+        assert b.errors[-1]["error"] == "malformed_awareness"
+        assert not any(
+            s.get("user", {}).get("name") == "the-teacher" for s in a.awareness[""].states.values()
+        )
         # a leaves: b sees a's presence removed.
         await a.close()
         await eventually(lambda: a_id not in b.awareness[""].states)
@@ -292,6 +304,8 @@ async def test_a_viewer_sees_edits_but_its_updates_are_refused_and_revocation_cl
         await eventually(lambda: db_text(user, sid, "v.txt") == "shared\nok\n")
         assert editor.text("v.txt") == "shared\nok\n"
         assert viewer.text("v.txt").endswith("shared\nok\n")  # it still sees the edits
+        hist = user.client.get(f"/api/workspace/{sid}/history", params={"path": "v.txt"}).json()
+        assert hist["versions"][0]["author_id"] == user.user_id  # the co-editor is the author
         members = user.client.get(f"/api/sessions/{sid}/members").json()
         rows = members["members"] if isinstance(members, dict) else members
         uid = next(m["user_id"] for m in rows if m["username"] == member.username)

@@ -34,7 +34,7 @@ async def close_code(url: str, headers: dict[str, str], **kw: Any) -> int:
     return info.value.rcvd.code
 
 
-@pytest.mark.parametrize("path", ["terminals/t1", "events"])
+@pytest.mark.parametrize("path", ["terminals/t1", "events", "collab"])
 async def test_cross_site_origin_is_refused_with_4403(server: LiveServer, path: str) -> None:
     u = register_user(server)
     sid = u.new_session()
@@ -48,7 +48,7 @@ async def test_cross_site_origin_is_refused_with_4403(server: LiveServer, path: 
         await ws.close()
 
 
-@pytest.mark.parametrize("path", ["terminals/t1", "events"])
+@pytest.mark.parametrize("path", ["terminals/t1", "events", "collab"])
 async def test_no_cookie_is_refused_with_4401(server: LiveServer, path: str) -> None:
     u = register_user(server)
     sid = u.new_session()
@@ -69,7 +69,7 @@ async def test_bearer_token_is_accepted(server: LiveServer) -> None:
     await ws.close()
 
 
-@pytest.mark.parametrize("path", ["terminals/t1", "events"])
+@pytest.mark.parametrize("path", ["terminals/t1", "events", "collab"])
 async def test_another_users_session_is_refused_with_4404(server: LiveServer, path: str) -> None:
     alice, mallory = register_user(server), register_user(server)
     sid = alice.new_session()

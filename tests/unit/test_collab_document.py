@@ -13,8 +13,8 @@ from coolcoding.collab.document import (
     initial_base,
     merge_external,
 )
-from coolcoding.collab.hub import awareness_client_ids
 from coolcoding.collab.protocol import FrameError, awareness_frame, parse_frame, sync_frame
+from coolcoding.collab.rooms import awareness_client_ids
 from coolcoding.collab.textdiff import apply, edits
 
 

@@ -24,10 +24,9 @@ import asyncio
 import base64
 import contextlib
 import logging
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
-from pycrdt import Awareness, Doc, YSyncMessageType
+from pycrdt import YSyncMessageType
 
 from coolcoding.collab.document import (
     EMPTY_UPDATE,
@@ -38,6 +37,14 @@ from coolcoding.collab.document import (
     merge_external,
 )
 from coolcoding.collab.protocol import PRESENCE, FrameError, awareness_frame, sync_frame
+from coolcoding.collab.rooms import (
+    OpenDoc,
+    Peer,
+    Room,
+    SessionRoom,
+    awareness_entries,
+    claimed_name,
+)
 from coolcoding.collab.store import DocStore
 from coolcoding.errors import Conflict, DomainError, InvalidInput, NotFound, TooLarge
 from coolcoding.schemas.ws import CollabClosed, CollabError
@@ -52,95 +59,8 @@ COLLAB = "collab"
 SAVE_SOURCE = "collab"
 
 
-class Peer(Protocol):
-    """One client connection as the hub sees it."""
-
-    @property
-    def writable(self) -> bool:
-        """Whether its updates may apply (an editor whose access was not revoked)."""
-
-    def send(self, frame: bytes | str) -> None:
-        """Queue a frame (never blocks; a peer that cannot keep up is disconnected)."""
-
-
 def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode()
-
-
-def _read_var_uint(data: bytes, i: int) -> tuple[int, int]:
-    value = shift = 0
-    while True:
-        if i >= len(data) or shift > 63:
-            raise FrameError("truncated awareness update")
-        b = data[i]
-        i += 1
-        value |= (b & 0x7F) << shift
-        shift += 7
-        if b < 0x80:
-            return value, i
-
-
-def awareness_client_ids(update: bytes) -> list[int]:
-    """The client ids an awareness update sets or removes."""
-    count, i = _read_var_uint(update, 0)
-    ids: list[int] = []
-    for _ in range(count):
-        cid, i = _read_var_uint(update, i)
-        _, i = _read_var_uint(update, i)  # clock
-        n, i = _read_var_uint(update, i)
-        if i + n > len(update):
-            raise FrameError("truncated awareness update")
-        i += n
-        ids.append(cid)
-    if i != len(update):
-        raise FrameError("bytes after the awareness update")
-    return ids
-
-
-@dataclass(eq=False)
-class Room:
-    """Awareness of one channel (a document or the workspace's presence) on this replica."""
-
-    awareness: Awareness = field(default_factory=lambda: Awareness(Doc()))
-    owners: dict[int, Peer] = field(default_factory=dict)  # awareness client id -> its peer
-
-    def states_update(self) -> bytes | None:
-        ids = [c for c in self.awareness.states if c != self.awareness.client_id]
-        return self.awareness.encode_awareness_update(ids) if ids else None
-
-    def remove_peer(self, peer: Peer) -> bytes | None:
-        ids = [c for c, p in self.owners.items() if p is peer]
-        for c in ids:
-            del self.owners[c]
-        ids = [c for c in ids if c in self.awareness.states]
-        if not ids:
-            return None
-        self.awareness.remove_awareness_states(ids, "left")
-        return self.awareness.encode_awareness_update(ids)
-
-
-@dataclass(eq=False)
-class OpenDoc:
-    ref: WorkspaceRef
-    path: str
-    shared: SharedDoc
-    room: Room
-    peers: set[Peer] = field(default_factory=set)
-    saver: bool = False
-    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    save_task: asyncio.Task[None] | None = None
-    ticker: asyncio.Task[None] | None = None
-    closed: bool = False
-
-
-@dataclass(eq=False)
-class SessionRoom:
-    """What this replica has open of one workspace: its documents, presence and event watch."""
-
-    presence: Room = field(default_factory=Room)
-    presence_peers: set[Peer] = field(default_factory=set)
-    docs: dict[str, OpenDoc] = field(default_factory=dict)
-    watcher: asyncio.Task[None] | None = None
 
 
 class CollabHub:
@@ -317,6 +237,7 @@ class CollabHub:
             return
         od.shared.apply(payload)
         if payload != EMPTY_UPDATE:
+            od.last_author = peer.user_id
             self._send_local(
                 od.peers, sync_frame(od.path, YSyncMessageType.SYNC_UPDATE, payload), peer
             )
@@ -330,9 +251,15 @@ class CollabHub:
         if len(payload) > self.settings.collab_max_update_bytes:
             raise UpdateRefused("update_too_large", "the awareness update is too large")
         try:
-            ids = awareness_client_ids(payload)
+            entries = awareness_entries(payload)
         except FrameError as exc:
             raise UpdateRefused("malformed_awareness", str(exc)) from exc
+        ids = [cid for cid, _ in entries]
+        for _, state in entries:
+            name = claimed_name(state)
+            if name is not None and name != peer.name:
+                # A cursor or presence entry labelled with someone else's name: impersonation.
+                raise UpdateRefused("malformed_awareness", "an awareness state shows another name")
         if od is not None:
             room, peers = od.room, od.peers
         else:
@@ -390,6 +317,7 @@ class CollabHub:
                         text.encode("utf-8"),
                         base_version=base.version,
                         source=SAVE_SOURCE,
+                        author_id=od.last_author,
                     )
                 except Conflict as exc:
                     if exc.code != "version_conflict" or exc.extra.get("current_version") is None:
@@ -528,7 +456,13 @@ class CollabHub:
     async def _publish_update(self, od: OpenDoc, update: bytes) -> None:
         await self._publish(
             od.ref.session_uuid,
-            {"op": "update", "path": od.path, "epoch": od.shared.epoch, "data": _b64(update)},
+            {
+                "op": "update",
+                "path": od.path,
+                "epoch": od.shared.epoch,
+                "data": _b64(update),
+                "author": od.last_author,
+            },
         )
 
     async def _on_replica(self, session_uuid: str, message: Event) -> None:
@@ -574,6 +508,8 @@ class CollabHub:
             # Forwarded even when it changed nothing here yet: a delete changes no state vector,
             # and an update waiting for a missing one is integrated later (clients do the same).
             if data != EMPTY_UPDATE:
+                author = message.get("author")
+                od.last_author = author if isinstance(author, int) else od.last_author
                 self._send_local(
                     od.peers, sync_frame(path, YSyncMessageType.SYNC_UPDATE, data), None
                 )

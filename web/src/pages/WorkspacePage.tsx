@@ -293,7 +293,11 @@ function Workspace({ initial }: { initial: Session }) {
 
   // ---- save, run ----
   const activeTab = editor.activeTab;
-  const onSave = useCallback((path: string) => void editor.save(path, { force: true }), [editor]);
+  // A co-edited file is saved by the server (a save from here would race it and meet a 409).
+  const onSave = useCallback(
+    (path: string) => (collabDocsRef.current.has(path) ? push("info", "Co-edited files are saved automatically.") : void editor.save(path, { force: true })),
+    [editor, push],
+  );
 
   const onRun = useCallback(async () => {
     const tab = editor.activeTab;

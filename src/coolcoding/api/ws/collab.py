@@ -18,8 +18,9 @@ from pydantic import ValidationError
 from coolcoding.api.errors import ws_close_code
 from coolcoding.api.ws.auth import WS_POLICY, authorize, close_quietly, platform_of, revocable
 from coolcoding.collab.document import UpdateRefused
-from coolcoding.collab.hub import CollabHub, OpenDoc
+from coolcoding.collab.hub import CollabHub
 from coolcoding.collab.protocol import PRESENCE, FrameError, parse_frame
+from coolcoding.collab.rooms import OpenDoc
 from coolcoding.errors import DomainError
 from coolcoding.schemas.ws import (
     CollabClientMessage,
@@ -64,10 +65,14 @@ async def authorize_collab(ws: WebSocket, session_uuid: str) -> CollabAccess:
 class SocketPeer:
     """A connection's outgoing frames, queued so that a slow client never blocks the others."""
 
-    def __init__(self, ws: WebSocket, writable: bool, limit: int) -> None:
+    def __init__(
+        self, ws: WebSocket, writable: bool, name: str, limit: int, user_id: int | None = None
+    ) -> None:
         self.ws = ws
         self._writable = writable
         self.revoked: asyncio.Event | None = None  # set: access changed, nothing more applied
+        self.name = name
+        self.user_id = user_id
         self.queue: asyncio.Queue[bytes | str | None] = asyncio.Queue(maxsize=limit)
         self.overflowed = False
 
@@ -113,7 +118,13 @@ async def collab_socket(ws: WebSocket, session_uuid: str) -> None:
         return
     hub = platform.collab
     settings = platform.settings
-    peer = SocketPeer(ws, access.writable, settings.collab_send_queue)
+    peer = SocketPeer(
+        ws,
+        access.writable,
+        access.principal.username,
+        settings.collab_send_queue,
+        user_id=access.principal.user_id,
+    )
     peer.send(
         CollabHello(
             user=user_of(access.principal),
