@@ -129,7 +129,7 @@ def main() -> None:
             return r.status_code == 201 and r.json()["status"]["id"] == 3
 
         scenarios: list[tuple[str, Any]] = [
-            ("floor python3", lambda: floor(["python3", "-c", PY], args.n, args.clients)),
+            ("floor python3", lambda: floor(["/usr/bin/python3", "-c", PY], args.n, args.clients)),
             ("judge python", lambda: load(native, {"language": "python", "source": PY}, cookie,
                                           args.n, args.clients, ok)),
             ("floor C binary", lambda: floor([str(binary)], args.n, args.clients)),

@@ -76,7 +76,7 @@ async def floor_round(n: int, parallel: int) -> float:
 
     async def one() -> None:
         async with sem:
-            p = await asyncio.create_subprocess_exec("python3", "-c", 'print("hello")',
+            p = await asyncio.create_subprocess_exec("/usr/bin/python3", "-c", 'print("hello")',
                                                      stdout=subprocess.DEVNULL)  # fmt: skip
             await p.wait()
 

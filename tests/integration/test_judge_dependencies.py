@@ -153,3 +153,33 @@ def test_bad_dependency_lists_are_refused(language: str, deps: list[str], code: 
     with pytest.raises(InvalidInput) as err:
         validate_dependencies(language, deps, Settings(environment="test"))  # type: ignore[call-arg]
     assert err.value.code == code
+
+
+@pytest.mark.parametrize("attack", ["absolute_symlink", "dotdot_path", "escaping_symlink"])
+def test_an_install_result_pointing_outside_the_cache_is_refused(
+    tmp_path: Path, attack: str
+) -> None:
+    """What leaves the install sandbox is untrusted (a package's setup.py or npm script made
+    it): links or paths out of the set must not reach the host's file system."""
+    from coolcoding.execution.dependencies import DependencyCache
+
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tf:
+        info = tarfile.TarInfo("./pkg/__init__.py")
+        info.size = 1
+        tf.addfile(info, io.BytesIO(b"\n"))
+        if attack == "dotdot_path":
+            evil = tarfile.TarInfo("../../escaped")
+            evil.size = 1
+            tf.addfile(evil, io.BytesIO(b"x"))
+        else:
+            link = tarfile.TarInfo("./pkg/link")
+            link.type = tarfile.SYMTYPE
+            link.linkname = "/etc/shadow" if attack == "absolute_symlink" else "../../../etc"
+            tf.addfile(link)
+    cache = DependencyCache(tmp_path / "cache", None, Settings(environment="test"))  # type: ignore[call-arg]
+    with pytest.raises(tarfile.TarError):
+        cache._store(buf.getvalue(), tmp_path / "cache" / "key")
+    assert not (tmp_path / "cache" / "key").exists()
+    assert not (tmp_path / "escaped").exists()
+    assert [p.name for p in (tmp_path / "cache").iterdir()] == []  # no half-written set left

@@ -177,7 +177,10 @@ class DependencyCache:
             return Installed(None, f"the dependencies are larger than {s.exec_deps_max_mb} MiB")
         if packed.exit_code != 0:
             return Installed(None, "dependency installation failed: cannot read the result")
-        await asyncio.to_thread(self._store, packed.stdout, path)
+        try:
+            await asyncio.to_thread(self._store, packed.stdout, path)
+        except tarfile.TarError as e:  # a link or a path out of the set (tarfile's data filter)
+            return Installed(None, f"dependency installation failed: unsafe installed files: {e}")
         return Installed(path, output, installed_now=True)
 
     def _store(self, tar: bytes, path: Path) -> None:
