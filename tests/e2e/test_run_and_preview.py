@@ -139,3 +139,33 @@ def test_preview_of_a_server_and_the_sandbox_state(page: Page, shots: Screenshot
         "sandbox stopped while the program ran"
     )
     shots.take("sandbox-stopped")
+
+
+def test_stdin_from_a_file_and_a_run_past_the_judges_ten_seconds(
+    page: Page, shots: Screenshots
+) -> None:
+    register(page)
+    uuid = create_workspace(page, "e2e run stdin file")
+    out = page.locator(".run-output")
+    put_file(page, uuid, "numbers.txt", "3\n4\n5\n")
+    put_file(
+        page,
+        uuid,
+        "total.py",
+        "import sys, time\nnums = [int(x) for x in sys.stdin.read().split()]\n"
+        "print('total', sum(nums), flush=True)\n"
+        "if len(sys.argv) < 2 and sum(nums) == 12:\n"
+        "    start = time.monotonic()\n    time.sleep(12)\n"
+        "    print(f'still running after {time.monotonic() - start:.0f} s')\n",
+    )
+    open_file(page, "total.py")
+    page.get_by_role("tab", name="Output").click()
+    page.get_by_label("stdin from file").fill("numbers.txt")
+    shots.take("stdin-from-file")
+    page.get_by_role("button", name="Run", exact=True).click()
+    expect(out).to_contain_text("total 12", timeout=60_000)
+    shots.take("long-run-going")
+    # Session runs have no 10 s wall cap (judge limits are unchanged).
+    expect(out).to_contain_text("still running after 12 s", timeout=60_000)
+    expect(page.get_by_test_id("run-result")).to_contain_text("exit code 0")
+    shots.take("long-run-finished")
