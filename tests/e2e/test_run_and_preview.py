@@ -7,7 +7,14 @@ from __future__ import annotations
 
 from playwright.sync_api import Page, expect
 
-from tests.e2e.ide_actions import create_workspace, open_file, register, tree_item
+from tests.e2e.ide_actions import (
+    create_workspace,
+    open_file,
+    register,
+    terminal_type,
+    tree_item,
+    wait_for_prompt,
+)
 from tests.e2e.screenshots import Screenshots
 from tests.integration.test_preview import SERVER_PY
 
@@ -169,3 +176,32 @@ def test_stdin_from_a_file_and_a_run_past_the_judges_ten_seconds(
     expect(out).to_contain_text("still running after 12 s", timeout=60_000)
     expect(page.get_by_test_id("run-result")).to_contain_text("exit code 0")
     shots.take("long-run-finished")
+
+
+def test_a_terminal_of_another_browser_tab_is_listed_and_reopened_here(
+    page: Page, shots: Screenshots
+) -> None:
+    register(page)
+    create_workspace(page, "e2e two tabs")
+    wait_for_prompt(page)
+    terminal_type(page, "echo from-tab-a-$((6*7))\n")
+    expect(page.locator(".xterm-rows")).to_contain_text("from-tab-a-42", timeout=30_000)
+    other = page.context.new_page()
+    try:
+        other.goto(page.url)
+        wait_for_prompt(other)  # this tab's own terminal
+        shots.page = other
+        other.get_by_role("button", name="All terminals").click()
+        entry = other.get_by_test_id("session-terminal").filter(has_text="other tab")
+        expect(entry).to_have_count(1, timeout=30_000)
+        expect(other.get_by_test_id("session-terminal")).to_have_count(2)
+        shots.take("other-tab-lists-both-terminals")
+        entry.get_by_role("button", name="Open here").click()
+        # Reattached with its scrollback: the first tab's output is here.
+        expect(other.locator(".xterm-rows").filter(has_text="from-tab-a-42")).to_have_count(
+            1, timeout=30_000
+        )
+        shots.take("reopened-in-the-other-tab")
+    finally:
+        shots.page = page
+        other.close()
