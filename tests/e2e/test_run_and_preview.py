@@ -205,3 +205,21 @@ def test_a_terminal_of_another_browser_tab_is_listed_and_reopened_here(
     finally:
         shots.page = page
         other.close()
+
+
+def test_npm_install_in_the_terminal_lands_in_the_workspace(page: Page, shots: Screenshots) -> None:
+    """No network in tests: a package packed in the session, installed offline."""
+    register(page)
+    create_workspace(page, "e2e npm")
+    wait_for_prompt(page)
+    terminal_type(
+        page,
+        'mkdir -p pkgsrc && echo \'{"name":"hello-e2e","version":"1.0.0"}\' > '
+        "pkgsrc/package.json && echo \"module.exports='hi from '+'node_modules'\" > "
+        "pkgsrc/index.js && npm pack ./pkgsrc --silent && npm install --offline --no-audit "
+        "--no-fund ./hello-e2e-1.0.0.tgz && node -e \"console.log(require('hello-e2e'))\"\n",
+    )
+    expect(page.locator(".xterm-rows")).to_contain_text("hi from node_modules", timeout=90_000)
+    # The sync brings node_modules into the workspace (kept across a sandbox stop).
+    expect(tree_item(page, "node_modules")).to_be_visible(timeout=30_000)
+    shots.take("npm-installed")
