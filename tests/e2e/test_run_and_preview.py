@@ -123,6 +123,19 @@ def test_preview_of_a_server_and_the_sandbox_state(page: Page, shots: Screenshot
     frame = page.frame_locator("iframe.preview-frame")
     expect(frame.locator("h1")).to_have_text("preview works", timeout=30_000)
     shots.take("preview")
+    # A WebSocket of the previewed app, from the browser (its cookie and Origin), proxied too.
+    ws_url = page.url.split("/s/")[0].replace("http", "ws", 1)
+    echoed = page.evaluate(
+        """(url) => new Promise((ok, fail) => {
+            const ws = new WebSocket(url);
+            ws.onopen = () => ws.send("hi from chromium");
+            ws.onmessage = (e) => { ok(e.data); ws.close(); };
+            ws.onerror = () => fail("websocket error");
+            setTimeout(() => fail("timeout"), 20000);
+        })""",
+        f"{ws_url}/api/sessions/{uuid}/preview/8000/ws",
+    )
+    assert echoed == "echo:hi from chromium"
 
     # The session's terminals, listed from this tab (one opened by the IDE at start).
     page.get_by_role("button", name="All terminals").click()
