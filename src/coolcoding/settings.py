@@ -451,8 +451,9 @@ class Settings(BaseSettings):
     )
     package_cache_dir: str = Field(
         default="",
-        description="A folder whose pip/ wheelhouse is shared read-only with every session "
-        "(pip looks there first); empty = none",
+        description="A folder whose pip/ wheelhouse and npm/ store (tarballs by SHA-512, e.g. "
+        "`npm cache add PKG --cache DIR/npm`) are shared read-only with every session (pip and "
+        "npm look there first); empty = none",
     )
     preview_max_request_bytes: int = Field(
         default=32 * MiB, gt=0, description="Largest request body relayed to a previewed program"

@@ -7,7 +7,14 @@ from __future__ import annotations
 
 from playwright.sync_api import Page, expect
 
-from tests.e2e.ide_actions import create_workspace, open_file, register, tree_item
+from tests.e2e.ide_actions import (
+    create_workspace,
+    open_file,
+    register,
+    terminal_type,
+    tree_item,
+    wait_for_prompt,
+)
 from tests.e2e.screenshots import Screenshots
 from tests.integration.test_preview import SERVER_PY
 
@@ -116,6 +123,19 @@ def test_preview_of_a_server_and_the_sandbox_state(page: Page, shots: Screenshot
     frame = page.frame_locator("iframe.preview-frame")
     expect(frame.locator("h1")).to_have_text("preview works", timeout=30_000)
     shots.take("preview")
+    # A WebSocket of the previewed app, from the browser (its cookie and Origin), proxied too.
+    ws_url = page.url.split("/s/")[0].replace("http", "ws", 1)
+    echoed = page.evaluate(
+        """(url) => new Promise((ok, fail) => {
+            const ws = new WebSocket(url);
+            ws.onopen = () => ws.send("hi from chromium");
+            ws.onmessage = (e) => { ok(e.data); ws.close(); };
+            ws.onerror = () => fail("websocket error");
+            setTimeout(() => fail("timeout"), 20000);
+        })""",
+        f"{ws_url}/api/sessions/{uuid}/preview/8000/ws",
+    )
+    assert echoed == "echo:hi from chromium"
 
     # The session's terminals, listed from this tab (one opened by the IDE at start).
     page.get_by_role("button", name="All terminals").click()
@@ -139,3 +159,80 @@ def test_preview_of_a_server_and_the_sandbox_state(page: Page, shots: Screenshot
         "sandbox stopped while the program ran"
     )
     shots.take("sandbox-stopped")
+
+
+def test_stdin_from_a_file_and_a_run_past_the_judges_ten_seconds(
+    page: Page, shots: Screenshots
+) -> None:
+    register(page)
+    uuid = create_workspace(page, "e2e run stdin file")
+    out = page.locator(".run-output")
+    put_file(page, uuid, "numbers.txt", "3\n4\n5\n")
+    put_file(
+        page,
+        uuid,
+        "total.py",
+        "import sys, time\nnums = [int(x) for x in sys.stdin.read().split()]\n"
+        "print('total', sum(nums), flush=True)\n"
+        "if len(sys.argv) < 2 and sum(nums) == 12:\n"
+        "    start = time.monotonic()\n    time.sleep(12)\n"
+        "    print(f'still running after {time.monotonic() - start:.0f} s')\n",
+    )
+    open_file(page, "total.py")
+    page.get_by_role("tab", name="Output").click()
+    page.get_by_label("stdin from file").fill("numbers.txt")
+    shots.take("stdin-from-file")
+    page.get_by_role("button", name="Run", exact=True).click()
+    expect(out).to_contain_text("total 12", timeout=60_000)
+    shots.take("long-run-going")
+    # Session runs have no 10 s wall cap (judge limits are unchanged).
+    expect(out).to_contain_text("still running after 12 s", timeout=60_000)
+    expect(page.get_by_test_id("run-result")).to_contain_text("exit code 0")
+    shots.take("long-run-finished")
+
+
+def test_a_terminal_of_another_browser_tab_is_listed_and_reopened_here(
+    page: Page, shots: Screenshots
+) -> None:
+    register(page)
+    create_workspace(page, "e2e two tabs")
+    wait_for_prompt(page)
+    terminal_type(page, "echo from-tab-a-$((6*7))\n")
+    expect(page.locator(".xterm-rows")).to_contain_text("from-tab-a-42", timeout=30_000)
+    other = page.context.new_page()
+    try:
+        other.goto(page.url)
+        wait_for_prompt(other)  # this tab's own terminal
+        shots.page = other
+        other.get_by_role("button", name="All terminals").click()
+        entry = other.get_by_test_id("session-terminal").filter(has_text="other tab")
+        expect(entry).to_have_count(1, timeout=30_000)
+        expect(other.get_by_test_id("session-terminal")).to_have_count(2)
+        shots.take("other-tab-lists-both-terminals")
+        entry.get_by_role("button", name="Open here").click()
+        # Reattached with its scrollback: the first tab's output is here.
+        expect(other.locator(".xterm-rows").filter(has_text="from-tab-a-42")).to_have_count(
+            1, timeout=30_000
+        )
+        shots.take("reopened-in-the-other-tab")
+    finally:
+        shots.page = page
+        other.close()
+
+
+def test_npm_install_in_the_terminal_lands_in_the_workspace(page: Page, shots: Screenshots) -> None:
+    """No network in tests: a package packed in the session, installed offline."""
+    register(page)
+    create_workspace(page, "e2e npm")
+    wait_for_prompt(page)
+    terminal_type(
+        page,
+        'mkdir -p pkgsrc && echo \'{"name":"hello-e2e","version":"1.0.0"}\' > '
+        "pkgsrc/package.json && echo \"module.exports='hi from '+'node_modules'\" > "
+        "pkgsrc/index.js && npm pack ./pkgsrc --silent && npm install --offline --no-audit "
+        "--no-fund ./hello-e2e-1.0.0.tgz && node -e \"console.log(require('hello-e2e'))\"\n",
+    )
+    expect(page.locator(".xterm-rows")).to_contain_text("hi from node_modules", timeout=90_000)
+    # The sync brings node_modules into the workspace (kept across a sandbox stop).
+    expect(tree_item(page, "node_modules")).to_be_visible(timeout=30_000)
+    shots.take("npm-installed")

@@ -51,6 +51,34 @@ _name, _data = wheel("shared_demo", "1.0", "VALUE = 'from the shared cache'\n")
 (SHARED / "pip" / _name).write_bytes(_data)
 os.chmod(SHARED / "pip" / _name, 0o644)
 
+
+def npm_tarball(source: str) -> bytes:
+    """A package ``leftpadx@1.0.0`` as npm packs it."""
+    import tarfile
+
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        for name, data in (
+            ("package/package.json", b'{"name": "leftpadx", "version": "1.0.0"}'),
+            ("package/index.js", source.encode()),
+        ):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            info.mode = 0o644
+            tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+# The shared npm store (sandbox/npmcache.py): one tarball under its SHA-512, as another
+# session's promoted download or the operator's ``npm cache add`` leaves it.
+NPM_TGZ = npm_tarball("module.exports = (s) => 'from the shared store:' + s;\n")
+_digest = hashlib.sha512(NPM_TGZ).hexdigest()
+_blob = SHARED / "npm" / "_cacache" / "content-v2" / "sha512" / _digest[:2] / _digest[2:4]
+_blob.mkdir(parents=True)
+(_blob / _digest[4:]).write_bytes(NPM_TGZ)
+for _d in [SHARED / "npm", *(SHARED / "npm").rglob("*")]:
+    os.chmod(_d, 0o755 if _d.is_dir() else 0o644)
+
 server = module_live_server("pkgs", package_cache_dir=str(SHARED))
 
 
@@ -154,3 +182,62 @@ def test_npm_installs_into_the_workspace_node_modules(user: UserClient) -> None:
             break
         time.sleep(0.2)
     assert "node_modules/hello-local/package.json" in paths, sorted(paths)
+
+
+NPM_SHARED = r"""
+import base64, hashlib, http.server, json, os, subprocess, threading, time
+tgz_gets = []
+INTEGRITY = '@INTEGRITY@'
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        if self.path.endswith('.tgz'):
+            tgz_gets.append(self.path)  # the store should answer: refuse
+            self.send_response(500); self.end_headers(); return
+        port = self.server.server_address[1]
+        dist = {'tarball': f'http://127.0.0.1:{port}/leftpadx/-/leftpadx-1.0.0.tgz',
+                'integrity': INTEGRITY}
+        body = json.dumps({'name': 'leftpadx', 'dist-tags': {'latest': '1.0.0'},
+                           'versions': {'1.0.0': {'name': 'leftpadx', 'version': '1.0.0',
+                                                  'dist': dist}}}).encode()
+        self.send_response(200); self.send_header('content-length', str(len(body)))
+        self.end_headers(); self.wfile.write(body)
+    def log_message(self, *a): pass
+srv = http.server.ThreadingHTTPServer(('127.0.0.1', 0), H)
+threading.Thread(target=srv.serve_forever, daemon=True).start()
+link = os.path.expanduser('~/.npm/_cacache/content-v2/sha512/@BLOB@')
+deadline = time.monotonic() + 10
+while not os.path.islink(link) and time.monotonic() < deadline:
+    time.sleep(0.05)
+print('linked', os.path.islink(link))
+os.makedirs('app', exist_ok=True)
+open('app/package.json', 'w').write('{}')
+p = subprocess.run(['npm', 'install', 'leftpadx', '--registry',
+                    f'http://127.0.0.1:{srv.server_address[1]}/', '--no-audit', '--no-fund'],
+                   cwd='app', capture_output=True, text=True)
+print('install', p.returncode, p.stderr[-300:].replace(chr(10), ' '))
+print('tarball downloads', len(tgz_gets))
+print(subprocess.run(['node', '-e', "console.log(require('leftpadx')('x'))"], cwd='app',
+                     capture_output=True, text=True).stdout.strip())
+try:
+    open('/opt/package-cache/npm/planted', 'w').write('x')
+    print('store writable')
+except OSError as e:
+    print('store read-only', e.errno)
+""".replace(
+    "@INTEGRITY@", "sha512-" + base64.b64encode(hashlib.sha512(NPM_TGZ).digest()).decode()
+).replace("@BLOB@", f"{_digest[:2]}/{_digest[2:4]}/{_digest[4:]}")
+
+
+def test_npm_install_reads_the_shared_store_and_cannot_write_it(user: UserClient) -> None:
+    """No network: a registry inside the sandbox gives the package's metadata and refuses its
+    tarball, which npm must take from the host's shared store."""
+    sid = user.new_session()
+    result, out, err = run(user, sid, "npm_shared.py", NPM_SHARED)
+    assert result["exit_code"] == 0, (out, err)
+    lines = out.splitlines()
+    assert lines[0] == "linked True", out
+    assert lines[1].startswith("install 0"), out
+    assert lines[2] == "tarball downloads 0", out
+    assert lines[3] == "from the shared store:x", out
+    assert lines[4] == "store read-only 30", out  # EROFS
+    assert not (SHARED / "npm" / "planted").exists()

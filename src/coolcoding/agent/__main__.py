@@ -24,8 +24,10 @@ import dataclasses
 import logging
 import os
 import signal
+from pathlib import Path
 
 from coolcoding.agent.server import AgentLimits, AgentServer
+from coolcoding.sandbox.npmcache import SHARED_NPM, link_shared
 
 PR_SET_DUMPABLE = 4
 
@@ -105,6 +107,13 @@ def parse_args(argv: list[str]) -> AgentArgs:
     return args
 
 
+def _link_npm_cache() -> None:
+    if os.path.isdir(SHARED_NPM):
+        home = os.environ.get("HOME", "/home/coder")
+        with contextlib.suppress(OSError):  # no home, a full tmpfs: npm downloads, that is all
+            link_shared(Path(home) / ".npm", Path(SHARED_NPM), SHARED_NPM)
+
+
 async def run(args: AgentArgs, secret: bytes, workspace: str) -> None:
     agent = AgentServer(workspace, secret, args.limits)
     if args.socket:
@@ -127,8 +136,12 @@ async def run(args: AgentArgs, secret: bytes, workspace: str) -> None:
     if args.ready_fd is not None:
         os.write(args.ready_fd, f"ready {os.getpid()}\n".encode())
         os.close(args.ready_fd)
+    # npm's private cache gets links to the host's shared store (sandbox/npmcache.py), after
+    # "ready": an install in the first milliseconds downloads, nothing worse.
+    linking = loop.create_task(asyncio.to_thread(_link_npm_cache))
     async with server:
         await stop.wait()
+    linking.cancel()
     await agent.shutdown()
 
 

@@ -12,12 +12,17 @@ workspace, so they survive a sandbox stop like the user's files.
   stop). With ``package_cache_dir`` set, its ``pip`` folder (a wheelhouse the operator fills,
   e.g. ``pip download -d DIR/pip numpy``) is bound read-only at ``SHARED_PIP`` for every
   session and pip looks there first (``PIP_FIND_LINKS``): shared between the host's sessions,
-  never written by a session (so one user cannot plant a package for another).
+  never written by a session (so one user cannot plant a package for another). Its ``npm``
+  folder, a store of npm tarballs by SHA-512, is bound read-only at ``SHARED_NPM``; the agent
+  links npm's private cache to it at start (sandbox/npmcache.py, which also verifies what a
+  session's downloads may add to it).
 """
 
 from __future__ import annotations
 
 import os
+
+from coolcoding.sandbox.npmcache import SHARED_NPM
 
 WORKSPACE = "/workspace"
 HOME = "/home/coder"
@@ -41,10 +46,15 @@ def package_env(shared_pip: bool) -> dict[str, str]:
 
 
 def shared_binds(package_cache_dir: str) -> dict[str, str]:
-    """Host folder -> sandbox path, read-only: the shared wheelhouse when configured."""
+    """Host folder -> sandbox path, read-only: the shared wheelhouse and npm store when
+    configured (``pip/``, ``npm/`` in ``package_cache_dir``)."""
     if not package_cache_dir:
         return {}
+    binds: dict[str, str] = {}
     pip_dir = os.path.join(package_cache_dir, "pip")
-    if not os.path.isdir(pip_dir):
-        return {}
-    return {pip_dir: SHARED_PIP}
+    if os.path.isdir(pip_dir):
+        binds[pip_dir] = SHARED_PIP
+    npm_dir = os.path.join(package_cache_dir, "npm")
+    if os.path.isdir(npm_dir):
+        binds[npm_dir] = SHARED_NPM
+    return binds

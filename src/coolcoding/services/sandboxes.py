@@ -37,7 +37,7 @@ from coolcoding.db.models import CodeSession
 from coolcoding.errors import Conflict, DomainError, Unavailable
 from coolcoding.sandbox.base import DiskUsage, Runtime, Sandbox, SandboxError, SandboxSpec
 from coolcoding.sandbox.host_limits import host_limit_message
-from coolcoding.sandbox.packages import package_env, shared_binds
+from coolcoding.sandbox.packages import SHARED_PIP, package_env, shared_binds
 from coolcoding.schemas.ws import SandboxStatusEvent
 from coolcoding.services.events import EventBus
 from coolcoding.services.leases import LeaseService, session_lease
@@ -331,7 +331,7 @@ class SandboxManager(ReplicaSharing):
             # Terminal shell integration, sourced by login shells from /etc/profile.d; the
             # shared package cache (sandbox/packages.py).
             extra_ro_binds={script_path(): SANDBOX_SCRIPT_PATH, **shared},
-            env=package_env(bool(shared)),
+            env=package_env(SHARED_PIP in shared.values()),
         )
 
     async def _set_status(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
+import orjson
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 
@@ -144,16 +145,21 @@ async def search(
             exclude=tuple(g for g in exclude.split(",") if g.strip()),
         ),
     )
-    return {
-        "files": [
-            {
-                "path": f.path,
-                "matches": [
-                    {"line": m.line, "text": m.text, "ranges": m.ranges} for m in f.matches
-                ],
-            }
-            for f in result.files
-        ],
-        "match_count": result.match_count,
-        "truncated": result.truncated,
-    }
+    # Serialised straight with orjson: a capped search is 2,000 lines, which the response
+    # model's validation and encoding took ~10 ms to re-check.
+    body = orjson.dumps(
+        {
+            "files": [
+                {
+                    "path": f.path,
+                    "matches": [
+                        {"line": m.line, "text": m.text, "ranges": m.ranges} for m in f.matches
+                    ],
+                }
+                for f in result.files
+            ],
+            "match_count": result.match_count,
+            "truncated": result.truncated,
+        }
+    )
+    return Response(body, media_type="application/json")

@@ -1,0 +1,200 @@
+"""npm's shared download cache (sandbox/npmcache.py) with the real npm in bubblewrap as an
+unprivileged uid, against a registry on this host's loopback (nothing leaves the machine):
+a second session's install of a package another session downloaded reads it from the shared
+store (the registry sees no second tarball request), and a session cannot poison the store."""
+
+from __future__ import annotations
+
+import http.server
+import io
+import json
+import os
+import shutil
+import subprocess
+import tarfile
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from coolcoding.sandbox.npmcache import CONTENT, SHARED_NPM, integrity, link_shared, promote
+from tests.conftest import searchable
+
+NOBODY = 65534
+pytestmark = pytest.mark.skipif(
+    not (shutil.which("npm") and shutil.which("bwrap") and os.geteuid() == 0),
+    reason="needs npm, bwrap and root (to run the sessions as another uid)",
+)
+
+
+def _tarball(source: str) -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        for name, data in (
+            ("package/package.json", b'{"name": "leftpadx", "version": "1.0.0"}'),
+            ("package/index.js", source.encode()),
+        ):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            info.mode = 0o644
+            tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+GOOD = _tarball("module.exports = (s) => 'padded:' + s;\n")
+EVIL = _tarball("module.exports = () => 'POISONED';\n")
+
+
+class Registry:
+    """A minimal npm registry (one package) on 127.0.0.1 that counts tarball downloads."""
+
+    def __init__(self) -> None:
+        self.tarball_gets = 0
+        registry = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                port = self.server.server_address[1]
+                if self.path.endswith(".tgz"):
+                    registry.tarball_gets += 1
+                    body = GOOD
+                elif self.path.strip("/") == "leftpadx":
+                    dist = {
+                        "tarball": f"http://127.0.0.1:{port}/leftpadx/-/leftpadx-1.0.0.tgz",
+                        "integrity": integrity(GOOD),
+                    }
+                    body = json.dumps(
+                        {
+                            "name": "leftpadx",
+                            "dist-tags": {"latest": "1.0.0"},
+                            "versions": {
+                                "1.0.0": {"name": "leftpadx", "version": "1.0.0", "dist": dist}
+                            },
+                        }
+                    ).encode()
+                else:
+                    self.send_response(404)
+                    self.end_headers()
+                    return
+                self.send_response(200)
+                self.send_header("content-length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: object) -> None:
+                return None
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+
+@pytest.fixture
+def registry() -> Iterator[Registry]:
+    r = Registry()
+    yield r
+    r.httpd.shutdown()
+    r.httpd.server_close()
+
+
+def _session_dir(root: Path, name: str, shared: Path) -> Path:
+    """A session's private npm cache, owned by the sandbox uid, linked to the shared store."""
+    cache = root / name / "npm"
+    cache.mkdir(parents=True)
+    link_shared(cache, shared, SHARED_NPM)
+    for d, _, files in os.walk(root / name):
+        os.lchown(d, NOBODY, NOBODY)
+        for f in files:
+            os.lchown(os.path.join(d, f), NOBODY, NOBODY)
+    return cache
+
+
+def _in_session(cache: Path, shared: Path, script: str) -> subprocess.CompletedProcess[str]:
+    """``script`` as the sandbox uid: the private cache at ~/.npm, the store read-only."""
+    argv = [
+        "setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups",
+        "bwrap", "--unshare-user", "--unshare-pid", "--unshare-ipc", "--die-with-parent",
+        "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp",
+        "--tmpfs", "/home", "--tmpfs", "/opt",
+        "--bind", str(cache), "/home/coder/.npm",
+        "--ro-bind", str(shared), SHARED_NPM,
+        "--setenv", "HOME", "/home/coder", "--setenv", "npm_config_cache", "/home/coder/.npm",
+        "--setenv", "npm_config_update_notifier", "false", "--chdir", "/tmp",
+        "sh", "-c", script,
+    ]  # fmt: skip
+    return subprocess.run(argv, capture_output=True, text=True, timeout=120)
+
+
+def _install(cache: Path, shared: Path, registry: Registry) -> str:
+    p = _in_session(
+        cache,
+        shared,
+        "mkdir p && cd p && echo '{}' > package.json && "
+        f"npm install leftpadx --registry {registry.url} --no-audit --no-fund >/dev/null && "
+        "node -e \"console.log(require('leftpadx')('x'))\"",
+    )
+    assert p.returncode == 0, p.stderr
+    return p.stdout.strip()
+
+
+def _blob_path(shared: Path, data: bytes) -> Path:
+    import hashlib
+
+    h = hashlib.sha512(data).hexdigest()
+    return shared / CONTENT / h[:2] / h[2:4] / h[4:]
+
+
+def test_a_second_session_installs_from_the_shared_store_without_a_download(
+    tmp_path: Path, registry: Registry
+) -> None:
+    searchable(tmp_path)
+    shared = tmp_path / "shared" / "npm"
+    shared.mkdir(parents=True)
+    one = _session_dir(tmp_path, "one", shared)
+    assert _install(one, shared, registry) == "padded:x"
+    assert registry.tarball_gets == 1
+    # The host promotes the first session's verified downloads.
+    result = promote(one, shared)
+    assert result.promoted >= 1 and result.rejected == 0
+    assert _blob_path(shared, GOOD).read_bytes() == GOOD
+    two = _session_dir(tmp_path, "two", shared)
+    assert _install(two, shared, registry) == "padded:x"
+    assert registry.tarball_gets == 1  # read from the shared store
+
+
+def test_a_session_cannot_poison_the_shared_store(tmp_path: Path, registry: Registry) -> None:
+    searchable(tmp_path)
+    shared = tmp_path / "shared" / "npm"
+    shared.mkdir(parents=True)
+    one = _session_dir(tmp_path, "one", shared)
+    _install(one, shared, registry)
+    promote(one, shared)
+    good_blob = _blob_path(shared, GOOD)
+    # An attacker's session: writes into the store (read-only), replaces its link to the good
+    # blob with other content under the same digest, plants a blob under a digest it does not
+    # have, plants one for a package nobody downloaded yet (its digest: the evil tarball's own
+    # path, but a name's digest comes from the registry, never from the store), and a link to
+    # a host file.
+    evil = _session_dir(tmp_path, "evil", shared)
+    rel = good_blob.relative_to(shared)
+    p = _in_session(
+        evil,
+        shared,
+        f"echo x > {SHARED_NPM}/{rel} 2>/dev/null && echo store-writable; "
+        f"rm -f ~/.npm/{rel} && printf 'EVIL' > ~/.npm/{rel}; "
+        f"mkdir -p ~/.npm/{CONTENT}/00/00 && printf 'EVIL' > ~/.npm/{CONTENT}/00/00/{'0' * 124}; "
+        f"ln -s /etc/passwd ~/.npm/{CONTENT}/00/00/{'1' * 124}; echo done",
+    )
+    assert p.stdout.strip() == "done", (p.stdout, p.stderr)
+    result = promote(evil, shared)
+    assert result.promoted == 0 and result.rejected >= 2
+    assert good_blob.read_bytes() == GOOD
+    assert not (shared / CONTENT / "00").exists()
+    # Another session still gets the good package, from the store.
+    gets = registry.tarball_gets
+    fresh = _session_dir(tmp_path, "fresh", shared)
+    assert _install(fresh, shared, registry) == "padded:x"
+    assert registry.tarball_gets == gets
+    # A blob planted with content matching its own digest is harmless: found only by it.
+    assert EVIL != GOOD
