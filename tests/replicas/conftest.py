@@ -138,9 +138,9 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
 
 @contextlib.contextmanager
 def make_cluster(
-    tmp_path_factory: pytest.TempPathFactory, n: int = 3, env: dict[str, str] | None = None
+    tmp_path_factory: pytest.TempPathFactory, n: int = 3, extra_env: dict[str, str] | None = None
 ) -> Iterator[Cluster]:
-    """``n`` replicas (with ``env`` over the defaults) behind nginx, torn down at exit."""
+    """``n`` replicas (with ``extra_env`` over the defaults) behind nginx, torn down at exit."""
     nginx = shutil.which("nginx") or "/usr/sbin/nginx"
     redis_server = shutil.which("redis-server")
     if not Path(nginx).exists() or redis_server is None:
@@ -183,7 +183,7 @@ def make_cluster(
                 "COOLCODING_LEASE_TTL_S": str(LEASE_TTL_S),
                 "COOLCODING_LEASE_RENEW_INTERVAL_S": "1",
                 "COOLCODING_REPLICA_ADDRESS": f"http://127.0.0.1:{port}",
-                **(env or {}),
+                **(extra_env or {}),
             }
             replicas.append(Replica(f"r{i}", data_dir, port, env))
         # The first one migrates alone (the others would race on an empty database).

@@ -25,7 +25,7 @@ IDLE_S = 4
 @pytest.fixture(scope="module")
 def idle_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     env = {"COOLCODING_SANDBOX_IDLE_TIMEOUT_S": str(IDLE_S)}
-    with make_cluster(tmp_path_factory, n=2, env=env) as c:
+    with make_cluster(tmp_path_factory, n=2, extra_env=env) as c:
         yield c
 
 

@@ -280,8 +280,9 @@ async def test_deleting_a_session_through_a_non_holder_deletes_every_replicas_st
 ) -> None:
     a, b, c_ = cluster.replicas
     user = register(cluster.lb_url)
-    # Running on A, deleted through B: the holder is asked to delete its storage too.
-    sid = new_session(cluster.lb_url, user)
+    # Running on A, deleted through B: the holder is asked to delete its storage too. (Created
+    # through the replica meant to hold it: with the session pool, the creator binds it.)
+    sid = new_session(a.url, user)
     start_on(a, user, sid)
     assert _stored(a, sid), "the running sandbox keeps no storage on A?"
     with user.client(b.url) as c:
@@ -290,7 +291,7 @@ async def test_deleting_a_session_through_a_non_holder_deletes_every_replicas_st
     assert not _stored(b, sid) and not _stored(c_, sid)
     # Stopped, its storage on C (down while the session is deleted through B): C deletes it
     # when it starts again.
-    sid = new_session(cluster.lb_url, user)
+    sid = new_session(c_.url, user)
     start_on(c_, user, sid)
     with user.client(c_.url) as c:
         assert c.post(f"/api/sessions/{sid}/sandbox/stop").status_code == 200
