@@ -43,7 +43,11 @@ async def pod(tmp_path: Path) -> AsyncIterator[tuple[KubernetesSandbox, Path, st
     cmd[cmd.index(o.SECRET_FIFO)] = fifo
     cmd[cmd.index("--listen") + 1] = f"127.0.0.1:{port}"
     cmd[cmd.index("--workspace") + 1] = str(ws)
-    env = {**os.environ, "PYTHONPATH": SRC}
+    # A home of its own, as in the pod: the host's dotfiles (a login shell's pyenv rehash
+    # waiting 60 s on a stale lock, seen here) are not the pod's.
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {**os.environ, "PYTHONPATH": SRC, "HOME": str(home)}
     proc = subprocess.Popen(cmd, env=env)
     try:
         deliver = subprocess.run(
