@@ -30,7 +30,8 @@ class Frame:
     payload: bytes  # the state vector, the update or the awareness update
 
 
-def _read_var_uint(data: bytes, i: int) -> tuple[int, int]:
+def read_var_uint(data: bytes, i: int) -> tuple[int, int]:
+    """The lib0 variable-length unsigned integer at ``data[i:]`` and the index after it."""
     value = shift = 0
     while True:
         if i >= len(data) or shift > 63:
@@ -44,7 +45,7 @@ def _read_var_uint(data: bytes, i: int) -> tuple[int, int]:
 
 
 def _read_bytes(data: bytes, i: int) -> tuple[bytes, int]:
-    n, i = _read_var_uint(data, i)
+    n, i = read_var_uint(data, i)
     if i + n > len(data):
         raise FrameError("a length runs past the end of the frame")
     return data[i : i + n], i + n
@@ -58,10 +59,10 @@ def parse_frame(data: bytes) -> Frame:
         path = raw_path.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise FrameError("the channel name is not UTF-8") from exc
-    kind, i = _read_var_uint(data, i)
+    kind, i = read_var_uint(data, i)
     sync_kind: int | None = None
     if kind == YMessageType.SYNC:
-        sync_kind, i = _read_var_uint(data, i)
+        sync_kind, i = read_var_uint(data, i)
         if sync_kind not in (
             YSyncMessageType.SYNC_STEP1,
             YSyncMessageType.SYNC_STEP2,

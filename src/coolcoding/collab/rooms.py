@@ -11,7 +11,7 @@ from typing import Any, Protocol
 from pycrdt import Awareness, Doc
 
 from coolcoding.collab.document import SharedDoc
-from coolcoding.collab.protocol import FrameError
+from coolcoding.collab.protocol import FrameError, read_var_uint
 from coolcoding.services.workspace import WorkspaceRef
 
 
@@ -29,27 +29,14 @@ class Peer(Protocol):
         """Queue a frame (never blocks; a peer that cannot keep up is disconnected)."""
 
 
-def _read_var_uint(data: bytes, i: int) -> tuple[int, int]:
-    value = shift = 0
-    while True:
-        if i >= len(data) or shift > 63:
-            raise FrameError("truncated awareness update")
-        b = data[i]
-        i += 1
-        value |= (b & 0x7F) << shift
-        shift += 7
-        if b < 0x80:
-            return value, i
-
-
 def awareness_entries(update: bytes) -> list[tuple[int, Any]]:
     """(client id, state) of each entry of an awareness update (state ``None``: removed)."""
-    count, i = _read_var_uint(update, 0)
+    count, i = read_var_uint(update, 0)
     out: list[tuple[int, Any]] = []
     for _ in range(count):
-        cid, i = _read_var_uint(update, i)
-        _, i = _read_var_uint(update, i)  # clock
-        n, i = _read_var_uint(update, i)
+        cid, i = read_var_uint(update, i)
+        _, i = read_var_uint(update, i)  # clock
+        n, i = read_var_uint(update, i)
         if i + n > len(update):
             raise FrameError("truncated awareness update")
         try:
