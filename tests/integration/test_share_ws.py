@@ -21,27 +21,20 @@ from tests.conftest import (
     _ServerThread,
     make_database,
     make_settings,
+    module_live_server,
     register_user,
     searchable,
-    start_live_server,
 )
 from tests.sandbox_helpers import cookie
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 
 
-@pytest.fixture(scope="module", params=["sqlite", "postgres"])
-def server(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[LiveServer]:
-    srv, stop = start_live_server(
-        request.param,
-        searchable(tmp_path_factory.mktemp(f"sharews-{request.param}")),
-        runtime="kubernetes",
-        share_cache_ttl_s=30.0,
-    )
-    yield srv
-    stop()
+server = module_live_server(
+    "sharews",
+    runtime="kubernetes",
+    share_cache_ttl_s=30.0,
+)
 
 
 def shared_session(owner: UserClient, member: UserClient, role: str) -> str:

@@ -14,23 +14,15 @@ import httpx
 import pytest
 
 from coolcoding.services.access import Role
-from tests.conftest import LiveServer, UserClient, register_user, searchable, start_live_server
+from tests.conftest import LiveServer, UserClient, module_live_server, register_user
 from tests.integration.test_share_policy import app_routes, declared_roles
 
-
-@pytest.fixture(scope="module", params=["sqlite", "postgres"])
-def server(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[LiveServer]:
-    # No sandbox runtime here (its routes answer 503): the access check runs before that.
-    srv, stop = start_live_server(
-        request.param,
-        searchable(tmp_path_factory.mktemp(f"share-{request.param}")),
-        runtime="kubernetes",
-        share_cache_ttl_s=30.0,  # a change must invalidate the cache, not wait for its expiry
-    )
-    yield srv
-    stop()
+# No sandbox runtime here (its routes answer 503): the access check runs before that.
+server = module_live_server(
+    "share",
+    runtime="kubernetes",
+    share_cache_ttl_s=30.0,  # a change must invalidate the cache, not wait for its expiry
+)
 
 
 @dataclass

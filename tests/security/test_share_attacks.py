@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -14,22 +13,20 @@ import pytest
 import websockets
 from websockets.exceptions import ConnectionClosed
 
-from tests.conftest import LiveServer, register_user, searchable, start_live_server
+from tests.conftest import (
+    LiveServer,
+    module_live_server,
+    register_user,
+    searchable,
+    start_live_server,
+)
 from tests.integration.test_share_policy import app_routes
 
-
-@pytest.fixture(scope="module", params=["sqlite", "postgres"])
-def server(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[LiveServer]:
-    srv, stop = start_live_server(
-        request.param,
-        searchable(tmp_path_factory.mktemp(f"shatk-{request.param}")),
-        runtime="kubernetes",
-        public_link_rate_limit_per_minute=1000,
-    )
-    yield srv
-    stop()
+server = module_live_server(
+    "shatk",
+    runtime="kubernetes",
+    public_link_rate_limit_per_minute=1000,
+)
 
 
 def test_public_routes_only_read(tmp_path: Path) -> None:
