@@ -80,6 +80,20 @@ class CollabClient:
         await self.send_update(path, update)
         return update
 
+    async def flush(self, path: str, timeout: float = 20) -> dict[str, Any]:
+        """Ask the server to save ``path`` now; its ``flushed`` answer."""
+        self._flush_id = getattr(self, "_flush_id", 0) + 1
+        fid = self._flush_id
+        seen = len(self.messages)
+        await self.ws.send(json.dumps({"type": "flush", "path": path, "id": fid}))
+        await self.wait_for(
+            lambda: any(
+                m["type"] == "flushed" and m["id"] == fid for m in self.messages[seen:]
+            ),
+            timeout,
+        )
+        return next(m for m in self.messages[seen:] if m["type"] == "flushed" and m["id"] == fid)
+
     async def send_update(self, path: str, update: bytes) -> None:
         await self.ws.send(sync_frame(path, YSyncMessageType.SYNC_UPDATE, update))
 

@@ -141,6 +141,12 @@ class Settings(BaseSettings):
         default=86_400,
         description="Seconds a document's saved base stays in Redis after its last save",
     )
+    collab_flush_timeout_s: float = Field(
+        default=10.0,
+        gt=0,
+        description="How long a replica waits for another replica (the saver) to answer a "
+        "co-editing flush (Run saves first) before forgetting it; the browser waits as long",
+    )
     collab_max_docs_per_connection: int = Field(
         default=32, description="Files one co-editing WebSocket may have open at once"
     )

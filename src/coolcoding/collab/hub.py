@@ -24,6 +24,9 @@ import asyncio
 import base64
 import contextlib
 import logging
+import secrets
+import time
+import zlib
 from typing import Any
 
 from pycrdt import YSyncMessageType
@@ -47,7 +50,7 @@ from coolcoding.collab.rooms import (
 )
 from coolcoding.collab.store import DocStore
 from coolcoding.errors import Conflict, DomainError, InvalidInput, NotFound, TooLarge
-from coolcoding.schemas.ws import CollabClosed, CollabError
+from coolcoding.schemas.ws import CollabClosed, CollabError, CollabFlushed, CollabSaved
 from coolcoding.services.events import Event, EventBus
 from coolcoding.services.workspace import WorkspaceRef, WorkspaceService
 from coolcoding.services.workspace_types import looks_binary
@@ -61,6 +64,16 @@ SAVE_SOURCE = "collab"
 
 def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode()
+
+
+def saved_message(od: OpenDoc) -> str:
+    """``saved``: the text the DB holds for the document now (what the clients' save
+    indicators compare their text with)."""
+    base = od.shared.base
+    raw = base.text.encode("utf-8")
+    return CollabSaved(
+        path=od.path, version=base.version or 0, bytes=len(raw), crc32=zlib.crc32(raw)
+    ).as_json()
 
 
 class CollabHub:
@@ -85,6 +98,9 @@ class CollabHub:
         self.sessions: dict[str, SessionRoom] = {}
         self._opening: dict[tuple[str, str], asyncio.Lock] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
+        # Flushes waiting for the saver on another replica: request id -> (peer, path, the
+        # client's id, when it expires).
+        self._flushes: dict[str, tuple[Peer, str, int, float]] = {}
         events.on_replica_message(self._on_replica)
 
     # --- connections -----------------------------------------------------------------------
@@ -156,6 +172,7 @@ class CollabHub:
         states = od.room.states_update()
         if states is not None:
             peer.send(awareness_frame(od.path, states))
+        peer.send(saved_message(od))
 
     async def _load(self, ref: WorkspaceRef, path: str) -> OpenDoc:
         info, content = await self.workspace.read(ref, path)
@@ -282,6 +299,45 @@ class CollabHub:
             ref.session_uuid, {"op": "awareness", "path": channel, "data": _b64(payload)}
         )
 
+    # --- flush (save now, before a run) --------------------------------------------------
+
+    async def flush(self, peer: Peer, od: OpenDoc, request_id: int) -> None:
+        """Save ``od`` now and answer ``peer`` with ``flushed``. The updates this client sent
+        before the flush were applied here and published before it, so the saver, here or on
+        another replica (asked over the event bus, in the same order), has them when it saves."""
+        if od.saver or not self.events.shared:
+            peer.send(await self._flush_answer(od, request_id))
+            return
+        now = time.monotonic()
+        for req in [r for r, v in self._flushes.items() if v[3] < now]:
+            del self._flushes[req]
+        req = secrets.token_hex(8)
+        self._flushes[req] = (peer, od.path, request_id, now + self.settings.collab_flush_timeout_s)
+        await self._publish(
+            od.ref.session_uuid,
+            {"op": "flush", "path": od.path, "epoch": od.shared.epoch, "req": req},
+        )
+
+    async def _flush_answer(self, od: OpenDoc, request_id: int) -> str:
+        ok = await self._save(od)  # after a save under way (the lock), with what came since
+        if ok and od.shared.content() != od.shared.base.text:
+            self._schedule_save(od)  # typed during the save: saved by the next round
+        return CollabFlushed(
+            path=od.path,
+            id=request_id,
+            ok=ok,
+            version=od.shared.base.version if ok else None,
+            message=None if ok else od.save_error or "the file could not be saved",
+        ).as_json()
+
+    async def _notify(self, od: OpenDoc, message: str) -> None:
+        """A JSON message about the document to its clients on every replica."""
+        self._send_local(od.peers, message, None)
+        await self._publish(
+            od.ref.session_uuid,
+            {"op": "notice", "path": od.path, "epoch": od.shared.epoch, "data": message},
+        )
+
     # --- saving and outside changes ------------------------------------------------------
 
     def _schedule_save(self, od: OpenDoc) -> None:
@@ -328,16 +384,18 @@ class CollabHub:
                         return False
                     continue
                 except DomainError as exc:  # over the quota...: the edits stay in the document
-                    self._send_local(
-                        od.peers,
+                    od.save_error = exc.message
+                    await self._notify(
+                        od,
                         CollabError(
                             path=od.path, error="save_failed", message=exc.message
                         ).as_json(),
-                        None,
                     )
                     return False
+                od.save_error = None
                 od.shared.base = Base(info.version, text, state, base.epoch)
                 await self.store.put(od.ref.session_uuid, od.path, od.shared.base)
+                await self._notify(od, saved_message(od))
                 return True
             return False
 
@@ -374,6 +432,7 @@ class CollabHub:
             )
             await self._publish_update(od, update)
         await self.store.put(od.ref.session_uuid, od.path, od.shared.base)
+        await self._notify(od, saved_message(od))
         return True
 
     async def _closed(self, od: OpenDoc, reason: str, message: str) -> None:
@@ -473,11 +532,28 @@ class CollabHub:
         if room is None or not isinstance(path, str):
             return
         op = message.get("op")
+        if op == "flushed":
+            pending = self._flushes.pop(str(message.get("req")), None)
+            if pending is not None:
+                peer, _, request_id, _ = pending
+                answer = message.get("answer")
+                if isinstance(answer, dict):
+                    peer.send(CollabFlushed.model_validate({**answer, "id": request_id}).as_json())
+            return
+        od = room.docs.get(path)
+        if op == "notice":
+            data_text = message.get("data")
+            if od is not None and isinstance(data_text, str):
+                self._send_local(od.peers, data_text, None)
+            return
+        if op == "flush":
+            if od is not None and od.saver and message.get("epoch") == od.shared.epoch:
+                self._spawn(self._answer_flush(session_uuid, od, str(message.get("req"))))
+            return
         try:
             data = base64.b64decode(message.get("data") or "")
         except ValueError:
             return
-        od = room.docs.get(path)
         if op == "aw_query":
             channel = room.presence if path == PRESENCE else (od.room if od else None)
             states = channel.states_update() if channel is not None else None
@@ -521,6 +597,18 @@ class CollabHub:
                 return
             if missing != EMPTY_UPDATE:
                 await self._publish_update(od, missing)
+
+    async def _answer_flush(self, session_uuid: str, od: OpenDoc, req: str) -> None:
+        answer = CollabFlushed.model_validate_json(await self._flush_answer(od, 0))
+        await self._publish(
+            session_uuid,
+            {
+                "op": "flushed",
+                "path": od.path,
+                "req": req,
+                "answer": answer.model_dump(exclude={"id"}, exclude_none=True),
+            },
+        )
 
     # --- plumbing --------------------------------------------------------------------------
 

@@ -99,6 +99,7 @@ class OpenDoc:
     ticker: asyncio.Task[None] | None = None
     closed: bool = False
     last_author: int | None = None  # the user of the last change applied (saves' author)
+    save_error: str | None = None  # why the last save failed (cleared by the next good one)
 
 
 @dataclass(eq=False)

@@ -231,6 +231,16 @@ class CollabLeave(Message):
     path: str = Field(max_length=4096)
 
 
+class CollabFlush(Message):
+    """Save ``path`` now (before a run): answered by ``flushed`` with the same ``id`` once the
+    replica holding the document's saver lease has saved every update that reached the server
+    before this message."""
+
+    type: Literal["flush"] = "flush"
+    path: str = Field(max_length=4096)
+    id: int = Field(ge=0, le=2**31)
+
+
 class CollabUser(Message):
     """Who a connection is, as shown to the others (name and cursor colour)."""
 
@@ -269,6 +279,31 @@ class CollabClosed(Message):
     message: str
 
 
+class CollabSaved(Message):
+    """The file of ``path`` in the DB is now ``version``, whose UTF-8 text is ``bytes`` long with
+    CRC-32 ``crc32``: a client whose document has that text shows it as saved. Sent on join and
+    after every save or outside change."""
+
+    type: Literal["saved"] = "saved"
+    path: str
+    version: int
+    bytes: int
+    crc32: int
+
+
+class CollabFlushed(Message):
+    """The answer to ``flush`` ``id``: ``ok`` (the file is saved at ``version``) or not
+    (``message`` says why, e.g. over the storage quota)."""
+
+    OMIT_NONE: ClassVar[bool] = True
+    type: Literal["flushed"] = "flushed"
+    path: str
+    id: int
+    ok: bool
+    version: int | None = None
+    message: str | None = None
+
+
 class CollabError(Message):
     """A refused message; the document is untouched. ``error``: ``bad_message``,
     ``malformed_update``, ``malformed_awareness``, ``update_too_large``,
@@ -287,7 +322,13 @@ class CollabServerMessage(RootModel[Any]):
     """A text frame from the server on the co-editing WebSocket."""
 
     root: Annotated[
-        CollabHello | CollabJoined | CollabClosed | CollabError | Pong,
+        CollabHello
+        | CollabJoined
+        | CollabClosed
+        | CollabSaved
+        | CollabFlushed
+        | CollabError
+        | Pong,
         Field(discriminator="type"),
     ]
 
@@ -295,7 +336,7 @@ class CollabServerMessage(RootModel[Any]):
 class CollabClientMessage(RootModel[Any]):
     """A text frame from the client on the co-editing WebSocket."""
 
-    root: Annotated[CollabJoin | CollabLeave | Ping, Field(discriminator="type")]
+    root: Annotated[CollabJoin | CollabLeave | CollabFlush | Ping, Field(discriminator="type")]
 
 
 # --- run events (server-sent events of /api/executions/{id}/events) --------------------------

@@ -13,7 +13,7 @@ export interface components {
          * CollabClientMessage
          * @description A text frame from the client on the co-editing WebSocket.
          */
-        CollabClientMessage: components["schemas"]["CollabJoin"] | components["schemas"]["CollabLeave"] | components["schemas"]["Ping"];
+        CollabClientMessage: components["schemas"]["CollabJoin"] | components["schemas"]["CollabLeave"] | components["schemas"]["CollabFlush"] | components["schemas"]["Ping"];
         /**
          * CollabClosed
          * @description ``path`` can no longer be co-edited (``file_deleted``, ``file_moved``, ``binary_file``,
@@ -55,6 +55,51 @@ export interface components {
              * @enum {string}
              */
             type: "error";
+        };
+        /**
+         * CollabFlush
+         * @description Save ``path`` now (before a run): answered by ``flushed`` with the same ``id`` once the
+         *     replica holding the document's saver lease has saved every update that reached the server
+         *     before this message.
+         */
+        CollabFlush: {
+            /** Id */
+            id: number;
+            /** Path */
+            path: string;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "flush";
+        };
+        /**
+         * CollabFlushed
+         * @description The answer to ``flush`` ``id``: ``ok`` (the file is saved at ``version``) or not
+         *     (``message`` says why, e.g. over the storage quota).
+         */
+        CollabFlushed: {
+            /** Id */
+            id: number;
+            /**
+             * Message
+             * @default null
+             */
+            message?: string | null;
+            /** Ok */
+            ok: boolean;
+            /** Path */
+            path: string;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "flushed";
+            /**
+             * Version
+             * @default null
+             */
+            version?: number | null;
         };
         /**
          * CollabHello
@@ -116,10 +161,31 @@ export interface components {
             type: "leave";
         };
         /**
+         * CollabSaved
+         * @description The file of ``path`` in the DB is now ``version``, whose UTF-8 text is ``bytes`` long with
+         *     CRC-32 ``crc32``: a client whose document has that text shows it as saved. Sent on join and
+         *     after every save or outside change.
+         */
+        CollabSaved: {
+            /** Bytes */
+            bytes: number;
+            /** Crc32 */
+            crc32: number;
+            /** Path */
+            path: string;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "saved";
+            /** Version */
+            version: number;
+        };
+        /**
          * CollabServerMessage
          * @description A text frame from the server on the co-editing WebSocket.
          */
-        CollabServerMessage: components["schemas"]["CollabHello"] | components["schemas"]["CollabJoined"] | components["schemas"]["CollabClosed"] | components["schemas"]["CollabError"] | components["schemas"]["Pong"];
+        CollabServerMessage: components["schemas"]["CollabHello"] | components["schemas"]["CollabJoined"] | components["schemas"]["CollabClosed"] | components["schemas"]["CollabSaved"] | components["schemas"]["CollabFlushed"] | components["schemas"]["CollabError"] | components["schemas"]["Pong"];
         /**
          * CollabUser
          * @description Who a connection is, as shown to the others (name and cursor colour).

@@ -32,6 +32,8 @@ interface EditorAreaProps {
   reveal?: RevealRequest | null;
   /** Co-editing: the shared document of each file that has one. */
   collabDocs?: ReadonlyMap<string, CollabDoc>;
+  /** Files with unsaved edits (single-user, or co-edits the server has not saved yet). */
+  unsavedPaths?: ReadonlySet<string>;
   /** A viewer of a shared workspace (or no write access to the shared document): read-only. */
   readOnly?: boolean;
 }
@@ -99,7 +101,7 @@ export function EditorArea(props: EditorAreaProps) {
       {tabs.tabs.length > 0 && (
         <div className="editor-tabs" role="tablist" aria-label="Open files">
           {tabs.tabs.map((t, i) => {
-            const dirty = isDirty(t);
+            const dirty = props.unsavedPaths ? props.unsavedPaths.has(t.path) : isDirty(t);
             const selected = t.path === tabs.active;
             const ic = fileIcon(t.path);
             return (

@@ -34,7 +34,7 @@ export function PresenceBar({ entries, live, following, onLive, onFollow }: Pres
           </li>
         ))}
       </ul>
-      <label className="presence-live" title="Edit files together live: everyone's changes appear as they type, and saving is automatic">
+      <label className="presence-live" title="Live co-editing (on by default): everyone's changes appear as they type and the server saves them. Off: each file is saved with Ctrl+S">
         <input type="checkbox" checked={live} onChange={(e) => onLive(e.target.checked)} /> Co-edit
       </label>
     </div>

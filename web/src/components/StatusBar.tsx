@@ -1,5 +1,6 @@
 /** The status bar: sandbox state, live-update connection, and the open file's language, cursor and save state. */
 import type { EventsState } from "../modules/files/eventsConnection";
+import type { CoeditSave } from "../modules/collab/useCollab";
 import type { EditorTab } from "../modules/editor/editorTabs";
 import { isDirty } from "../modules/editor/editorTabs";
 import type { CursorPosition } from "./CodeEditor";
@@ -9,6 +10,10 @@ interface StatusBarProps {
   sandboxMessage: string | null;
   eventsState: EventsState;
   tab: EditorTab | null;
+  /** The open file's save state when it is co-edited (the server saves it). */
+  coedit?: CoeditSave | null;
+  /** Why the open file is edited single-user (Ctrl+S saves), when co-editing does not apply. */
+  singleUserReason?: string | null;
   cursor: CursorPosition | null;
   runsInTerminal: boolean;
   onStartSandbox(): void;
@@ -53,7 +58,22 @@ export function StatusBar(props: StatusBarProps) {
           )}
           <span className="status-item">{tab.language}</span>
           <span className="status-item">v{tab.version}</span>
-          <span className="status-item">{tab.saving ? "Saving…" : isDirty(tab) ? "Unsaved" : "Saved"}</span>
+          {props.coedit ? (
+            <span className="status-item" data-testid="save-state" data-mode="coedit" data-state={props.coedit.state} title="Co-edited: the server saves every change">
+              {props.coedit.state === "saved" ? "Saved" : props.coedit.state === "saving" ? "Saving…" : `Unsaved — ${props.coedit.reason ?? ""}`}
+            </span>
+          ) : (
+            <>
+              {props.singleUserReason && (
+                <span className="status-item status-single-user" data-testid="single-user-reason" title="This file is saved with Ctrl+S, without live co-editing">
+                  Single-user: {props.singleUserReason}
+                </span>
+              )}
+              <span className="status-item" data-testid="save-state" data-mode="single" data-state={tab.saving ? "saving" : isDirty(tab) ? "unsaved" : "saved"}>
+                {tab.saving ? "Saving…" : isDirty(tab) ? "Unsaved" : "Saved"}
+              </span>
+            </>
+          )}
         </>
       )}
     </footer>

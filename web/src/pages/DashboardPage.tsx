@@ -15,6 +15,7 @@ import { SharedWithMe } from "../components/SharedWithMe";
 import { ThemeToggle } from "../components/ThemeToggle";
 import { useAuth } from "../modules/auth/AuthContext";
 import { formatRelativeTime } from "../modules/format/relativeTime";
+import { takeDashboardNotice } from "../modules/layout/dashboardNotice";
 
 type ListState = { status: "loading" } | { status: "error"; message: string } | { status: "ready"; sessions: Session[] };
 
@@ -30,6 +31,7 @@ export function DashboardPage() {
   const { state: auth, logout, deleteAccount } = useAuth();
   const navigate = useNavigate();
   const [list, setList] = useState<ListState>({ status: "loading" });
+  const [notice, setNotice] = useState<string | null>(takeDashboardNotice);
   const [languages, setLanguages] = useState<Language[]>(FALLBACK_LANGUAGES);
   const [name, setName] = useState("");
   const [language, setLanguage] = useState("python");
@@ -187,6 +189,14 @@ export function DashboardPage() {
         </button>
       </header>
       <main className="dashboard">
+        {notice && (
+          <div className="dashboard-notice" role="alert" data-testid="dashboard-notice">
+            {notice}{" "}
+            <button className="btn btn-sm" onClick={() => setNotice(null)}>
+              Dismiss
+            </button>
+          </div>
+        )}
         <div className="dashboard-head">
           <div>
             <h1>Your workspaces</h1>

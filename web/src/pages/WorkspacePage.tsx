@@ -1,6 +1,6 @@
 /** The IDE for one workspace: explorer | editor tabs / terminals, wired to the API, the events socket and the terminals. */
 import { useCallback, useEffect, useMemo, useRef, useState } from "react";
-import { Link, useParams } from "../modules/router/router";
+import { Link, useNavigate, useParams } from "../modules/router/router";
 import { ApiError, errorMessage } from "../api/errors";
 import { wsUrl } from "../api/http";
 import * as sessionsApi from "../api/sessions";
@@ -38,6 +38,7 @@ import { EventsConnection, type EventsState } from "../modules/files/eventsConne
 import { isSameOrInside } from "../modules/files/paths";
 import { useWorkspaceFiles } from "../modules/files/useWorkspaceFiles";
 import { syncNotice, type WorkspaceEvent } from "../modules/files/workspaceEvents";
+import { leaveDashboardNotice } from "../modules/layout/dashboardNotice";
 import { useToasts } from "../modules/layout/useToasts";
 import { useRun } from "../modules/run/useRun";
 import { useTerminalTabs } from "../modules/terminal/useTerminalTabs";
@@ -47,8 +48,31 @@ type SessionState = { status: "loading" } | { status: "error"; message: string; 
 
 export default function WorkspacePage() {
   const { uuid = "" } = useParams();
+  const navigate = useNavigate();
   const [state, setState] = useState<SessionState>({ status: "loading" });
   const [attempt, setAttempt] = useState(0);
+
+  // The server closed our sockets (4403): the owner changed our role or revoked our access.
+  // Read the role again; a new role remounts the workspace (its sockets reconnect with it, the
+  // open tabs come back from session storage), no access returns to the dashboard with a notice.
+  const checking = useRef(false);
+  const onAccessChanged = useCallback(() => {
+    if (checking.current) return;
+    checking.current = true;
+    sessionsApi.getSession(uuid).then(
+      (session) => {
+        checking.current = false;
+        setState((s) => (s.status === "ready" && s.session.role === session.role ? s : { status: "ready", session }));
+      },
+      (err: unknown) => {
+        checking.current = false;
+        if (err instanceof ApiError && (err.status === 404 || err.status === 403)) {
+          leaveDashboardNotice(`Your access to the workspace “${state.status === "ready" ? state.session.name : uuid}” was removed by its owner.`);
+          navigate("/");
+        }
+      },
+    );
+  }, [uuid, navigate, state]);
 
   useEffect(() => {
     let cancelled = false;
@@ -76,10 +100,10 @@ export default function WorkspacePage() {
       </FullPageError>
     );
   }
-  return <Workspace key={uuid} initial={state.session} />;
+  return <Workspace key={`${uuid}:${state.session.role ?? ""}`} initial={state.session} onAccessChanged={onAccessChanged} />;
 }
 
-function Workspace({ initial }: { initial: Session }) {
+function Workspace({ initial, onAccessChanged }: { initial: Session; onAccessChanged: () => void }) {
   const uuid = initial.uuid;
   const { theme, toggle: toggleTheme } = useTheme();
   const [session, setSession] = useState(initial);
@@ -124,7 +148,7 @@ function Workspace({ initial }: { initial: Session }) {
     [terminals, push],
   );
   const runner = useRun(uuid, typeInTerminal);
-  const collab = useCollab(uuid, pushError);
+  const collab = useCollab(uuid, pushError, onAccessChanged);
   const collabDocsRef = useRef(collab.docs);
   collabDocsRef.current = collab.docs;
 
@@ -193,15 +217,32 @@ function Workspace({ initial }: { initial: Session }) {
   }, [files.items, files.state.status]);
 
   // ---- co-editing: join the open files' documents, share where we are, follow someone ----
+  // Every open text file is co-edited (the default mode) unless the user turned it off, the
+  // socket is unavailable, or the server refused the file (too large...): then single-user
+  // saving, with the reason shown. A tab with unsaved single-user edits joins once saved (its
+  // buffer would otherwise be replaced by the shared text).
   const joined = useRef(new Set<string>());
+  const coeditOn = collab.live && collab.unavailable === null;
   useEffect(() => {
     const want = new Set(
-      collab.live ? editor.state.tabs.filter((t) => t.status === "ready" && !t.isBinary).map((t) => t.path) : [],
+      coeditOn
+        ? editor.state.tabs
+            .filter((t) => t.status === "ready" && !t.isBinary && !collab.fallback.has(t.path) && (joined.current.has(t.path) || !isDirty(t)))
+            .map((t) => t.path)
+        : [],
     );
     for (const p of want) if (!joined.current.has(p)) collab.join(p);
     for (const p of joined.current) if (!want.has(p)) collab.leave(p);
     joined.current = want;
-  }, [collab.live, collab.join, collab.leave, editor.state.tabs]);
+  }, [coeditOn, collab.fallback, collab.join, collab.leave, editor.state.tabs]);
+  /** Why the active file is edited single-user (null: co-edited, or joining). */
+  const singleUserReason = (path: string | null): string | null => {
+    if (!path) return null;
+    if (!collab.live) return "co-editing is turned off";
+    if (collab.unavailable) return collab.unavailable;
+    return collab.fallback.get(path) ?? null;
+  };
+  const coeditJoining = (path: string | null) => path !== null && joined.current.has(path) && !collab.docs.has(path);
   const activePath = editor.state.active;
   useEffect(() => {
     collab.share(activePath, cursor?.line ?? null, cursor?.column ?? null);
@@ -294,9 +335,17 @@ function Workspace({ initial }: { initial: Session }) {
   // ---- save, run ----
   const activeTab = editor.activeTab;
   // A co-edited file is saved by the server (a save from here would race it and meet a 409).
+  // A co-edited file: the server saves it (a save from here would race it); Ctrl+S and Run ask
+  // the saver to save now and wait for its answer (whichever replica holds the document).
+  const flushCoedit = collab.flush;
   const onSave = useCallback(
-    (path: string) => (collabDocsRef.current.has(path) ? push("info", "Co-edited files are saved automatically.") : void editor.save(path, { force: true })),
-    [editor, push],
+    (path: string) => {
+      if (!collabDocsRef.current.has(path)) return void editor.save(path, { force: true });
+      void flushCoedit(path).then((r) => {
+        if (!r.ok) push("error", `Could not save ${path}: ${r.message}`);
+      });
+    },
+    [editor, push, flushCoedit],
   );
 
   const onRun = useCallback(async () => {
@@ -305,13 +354,20 @@ function Workspace({ initial }: { initial: Session }) {
       push("info", "Open a file to run it.");
       return;
     }
-    if (isDirty(tab)) {
+    if (collabDocsRef.current.has(tab.path)) {
+      // Run what the user sees: the last keystrokes may be younger than the save debounce.
+      const r = await flushCoedit(tab.path);
+      if (!r.ok) {
+        push("error", `Not run: ${tab.path} could not be saved first (${r.message}).`);
+        return;
+      }
+    } else if (isDirty(tab)) {
       const outcome = await editor.save(tab.path);
       if (outcome === "conflict" || outcome === "failed") return;
     }
     if (!runner.usesTerminal) setShowOutput(true);
     await runner.run(tab.path);
-  }, [editor, runner, push]);
+  }, [editor, runner, push, flushCoedit]);
 
   const commands = useMemo<IdeCommand[]>(
     () => [
@@ -319,7 +375,7 @@ function Workspace({ initial }: { initial: Session }) {
       { id: "palette", title: "Show all commands", shortcut: "Ctrl+Shift+P", run: () => setPalette("commands") },
       { id: "search", title: "Search in files", shortcut: "Ctrl+Shift+F", run: () => (setSidebarView("search"), setDrawerOpen(true), setSearchFocus((n) => n + 1)) },
       { id: "explorer", title: "Show explorer", shortcut: "Ctrl+Shift+E", run: () => (setSidebarView("files"), setDrawerOpen(true)) },
-      { id: "save", title: "Save file", shortcut: "Ctrl+S", run: () => editor.state.active && void editor.save(editor.state.active, { force: true }) },
+      { id: "save", title: "Save file", shortcut: "Ctrl+S", run: () => editor.state.active && onSave(editor.state.active) },
       { id: "run", title: "Run the open file", shortcut: "Ctrl+Enter", run: () => void onRun() },
       { id: "upload-files", title: "Upload files…", run: pickers.pickFiles },
       { id: "upload-folder", title: "Upload a folder…", run: pickers.pickFolder },
@@ -329,7 +385,7 @@ function Workspace({ initial }: { initial: Session }) {
       { id: "settings", title: "Open settings", shortcut: "Ctrl+,", run: () => setSettingsOpen(true) },
       { id: "theme", title: "Toggle dark/light theme", run: toggleTheme },
     ],
-    [editor, onRun, pickers.pickFiles, pickers.pickFolder, uuid, toggleTheme],
+    [editor, onRun, onSave, pickers.pickFiles, pickers.pickFolder, uuid, toggleTheme],
   );
   useCommandShortcuts(commands, ["save", "run"]);
 
@@ -339,14 +395,19 @@ function Workspace({ initial }: { initial: Session }) {
       if (!(e.ctrlKey || e.metaKey)) return;
       if (e.key.toLowerCase() === "s" && !e.shiftKey) {
         e.preventDefault();
-        if (editor.state.active) void editor.save(editor.state.active, { force: true });
+        if (editor.state.active) onSave(editor.state.active);
       }
     };
     window.addEventListener("keydown", onKey);
     return () => window.removeEventListener("keydown", onKey);
-  }, [editor]);
+  }, [editor, onSave]);
 
-  const dirtyPaths = useMemo(() => new Set(editor.state.tabs.filter(isDirty).map((t) => t.path)), [editor.state.tabs]);
+  // Unsaved: single-user edits, or co-edits the server has not acknowledged as saved.
+  const dirtyPaths = useMemo(() => {
+    const out = new Set(editor.state.tabs.filter(isDirty).map((t) => t.path));
+    for (const [p, st] of collab.saveStates) if (st.state !== "saved") out.add(p);
+    return out;
+  }, [editor.state.tabs, collab.saveStates]);
   useEffect(() => {
     if (dirtyPaths.size === 0) return;
     const onBeforeUnload = (e: BeforeUnloadEvent) => {
@@ -358,7 +419,7 @@ function Workspace({ initial }: { initial: Session }) {
 
   const onCloseTab = (path: string) => {
     const t = editor.state.tabs.find((x) => x.path === path);
-    if (t && isDirty(t) && !window.confirm(`${path} has unsaved changes. Close it and lose them?`)) return;
+    if (t && dirtyPaths.has(path) && !collab.saveStates.has(path) && !window.confirm(`${path} has unsaved changes. Close it and lose them?`)) return;
     dispatch({ type: "close", path });
   };
 
@@ -502,7 +563,8 @@ function Workspace({ initial }: { initial: Session }) {
                   prefs={prefs}
                   reveal={reveal}
                   collabDocs={collab.docs}
-                  readOnly={viewer || !collab.writable}
+                  unsavedPaths={dirtyPaths}
+                  readOnly={viewer || !collab.writable || coeditJoining(editor.state.active)}
                 />
               }
               second={
@@ -522,6 +584,8 @@ function Workspace({ initial }: { initial: Session }) {
         sandboxMessage={sandbox.message}
         eventsState={eventsState}
         tab={activeTab}
+        coedit={activeTab ? collab.saveStates.get(activeTab.path) ?? null : null}
+        singleUserReason={viewer ? null : singleUserReason(activeTab?.path ?? null)}
         cursor={cursor}
         runsInTerminal={runner.usesTerminal}
         onStartSandbox={() => void startSandbox()}

@@ -25,6 +25,7 @@ from coolcoding.errors import DomainError
 from coolcoding.schemas.ws import (
     CollabClientMessage,
     CollabError,
+    CollabFlush,
     CollabHello,
     CollabJoin,
     CollabJoined,
@@ -222,6 +223,22 @@ async def _on_text(
             peer.send(CollabError(path=msg.path, error=exc.code, message=exc.message).as_json())
         except DomainError as exc:
             peer.send(CollabError(path=msg.path, error=exc.code, message=exc.message).as_json())
+    elif isinstance(msg, CollabFlush):
+        flushed = docs.get(msg.path)
+        if flushed is None:
+            peer.send(
+                CollabError(
+                    path=msg.path, error="not_joined", message=f"join {msg.path!r} first"
+                ).as_json()
+            )
+        elif not peer.writable:
+            peer.send(
+                CollabError(
+                    path=msg.path, error="read_only", message="you may only view this workspace"
+                ).as_json()
+            )
+        else:
+            await hub.flush(peer, flushed, msg.id)
     elif isinstance(msg, CollabLeave):
         left = docs.pop(msg.path, None)
         if left is not None:

@@ -30,13 +30,27 @@ export interface PresenceState {
   column: number | null;
 }
 
+/** What the server last said the file in the DB holds (``saved``): its version, UTF-8 length and CRC-32. */
+export interface SavedMark {
+  version: number;
+  bytes: number;
+  crc32: number;
+}
+
 export interface CollabDoc {
   path: string;
   doc: Y.Doc;
   text: Y.Text;
   awareness: awarenessProtocol.Awareness;
   synced: boolean;
+  saved: SavedMark | null;
+  /** Why the server's last save of this document failed (cleared by its next save). */
+  saveError: string | null;
+  /** The text last confirmed saved (for carrying edits made offline into a new lineage). */
+  confirmedText: string | null;
 }
+
+export type FlushResult = { ok: true; version: number } | { ok: false; message: string };
 
 export interface CollabCallbacks {
   onHello(user: CollabUser, writable: boolean): void;
@@ -46,7 +60,9 @@ export interface CollabCallbacks {
   onDocGone(path: string, reason: string, message: string): void;
   onError(message: string): void;
   onPresence(states: Map<number, PresenceState>): void;
-  onState(state: "connecting" | "open" | "reconnecting" | "failed"): void;
+  onState(state: "connecting" | "open" | "reconnecting" | "failed", closeCode?: number): void;
+  /** What is known about a document's saving changed (a ``saved`` ack or a failed save). */
+  onSaveInfo(path: string): void;
 }
 
 function frame(path: string, write: (e: encoding.Encoder) => void): Uint8Array {
@@ -60,12 +76,15 @@ export class CollabConnection {
   private socket: WebSocket | null = null;
   private readonly docs = new Map<string, CollabDoc & { epoch: string | null }>();
   private readonly wanted = new Set<string>();
+  private readonly carries = new Map<string, Carry>();
   readonly presenceDoc = new Y.Doc();
   readonly presence = new awarenessProtocol.Awareness(this.presenceDoc);
   private attempt = 0;
   private closed = false;
   private timer: ReturnType<typeof setTimeout> | null = null;
   private opened = false;
+  private nextFlush = 1;
+  private readonly flushes = new Map<number, (r: FlushResult | null) => void>();
 
   constructor(
     private readonly url: string,
@@ -100,12 +119,49 @@ export class CollabConnection {
       if (this.socket !== s) return;
       this.socket = null;
       for (const d of this.docs.values()) d.synced = false;
+      for (const answer of this.flushes.values()) answer(null); // asked again after the reconnect
+      this.flushes.clear();
       if (isFatalClose(ev.code)) {
-        this.cb.onState("failed");
+        this.cb.onState("failed", ev.code);
         return;
       }
       this.retry();
     };
+  }
+
+  get isOpen(): boolean {
+    return this.socket?.readyState === WebSocket.OPEN;
+  }
+
+  /**
+   * Have the server save `path` now (Run saves first): resolves once the saver (on whichever
+   * replica) has saved everything this client sent before, or with why not. Waits for the
+   * socket and the document's sync (a reconnect resends what the server missed) within `timeoutMs`.
+   */
+  async flush(path: string, timeoutMs: number): Promise<FlushResult> {
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline) {
+      const d = this.docs.get(path);
+      if (!this.wanted.has(path)) return { ok: false, message: `${path} is not co-edited` };
+      if (!d || !d.synced || !this.isOpen) {
+        await new Promise((r) => setTimeout(r, 50));
+        continue;
+      }
+      const id = this.nextFlush++;
+      const answer = await new Promise<FlushResult | null>((resolve) => {
+        const timer = setTimeout(() => {
+          this.flushes.delete(id);
+          resolve({ ok: false, message: "the server did not answer in time" });
+        }, Math.max(0, deadline - Date.now()));
+        this.flushes.set(id, (r) => {
+          clearTimeout(timer);
+          resolve(r);
+        });
+        this.sendText({ type: "flush", path, id });
+      });
+      if (answer) return answer;
+    }
+    return { ok: false, message: "the co-editing connection is not available" };
   }
 
   private retry(): void {
@@ -189,7 +245,9 @@ export class CollabConnection {
   private newDoc(path: string, epoch: string): CollabDoc & { epoch: string | null } {
     const doc = new Y.Doc();
     const awareness = new awarenessProtocol.Awareness(doc);
-    const d = { path, doc, text: doc.getText("content"), awareness, synced: false, epoch };
+    const d: CollabDoc & { epoch: string | null } = {
+      path, doc, text: doc.getText("content"), awareness, synced: false, epoch, saved: null, saveError: null, confirmedText: null,
+    };
     doc.on("update", (update: Uint8Array, origin: unknown) => {
       if (origin === this) return;
       this.sendBinary(frame(path, (e) => {
@@ -226,9 +284,15 @@ export class CollabConnection {
         let d = this.docs.get(m.path);
         if (!d || d.epoch !== m.epoch) {
           // Another lineage than ours (first join, or the server forgot the document): start
-          // afresh; our copy's items would duplicate the text.
-          if (d) this.destroyDoc(d);
+          // afresh; our copy's items would duplicate the text. What we typed that the server
+          // never got (offline) is carried over once the new copy is synced.
+          let carry: Carry | undefined;
+          if (d) {
+            carry = { mine: d.text.toString(), base: d.confirmedText };
+            this.destroyDoc(d);
+          }
           d = this.newDoc(m.path, m.epoch);
+          if (carry) this.carries.set(m.path, carry);
           this.docs.set(m.path, d);
         }
         const doc = d.doc;
@@ -256,8 +320,29 @@ export class CollabConnection {
         this.cb.onDocGone(m.path, m.reason, m.message);
         break;
       }
+      case "saved": {
+        const d = this.docs.get(m.path);
+        if (!d) return;
+        d.saved = { version: m.version, bytes: m.bytes, crc32: m.crc32 };
+        d.saveError = null;
+        const text = d.text.toString();
+        if (matchesSaved(text, d.saved)) d.confirmedText = text;
+        this.cb.onSaveInfo(m.path);
+        break;
+      }
+      case "flushed": {
+        const answer = this.flushes.get(m.id);
+        this.flushes.delete(m.id);
+        answer?.(m.ok ? { ok: true, version: m.version ?? 0 } : { ok: false, message: m.message ?? "the file could not be saved" });
+        break;
+      }
       case "error":
-        if (m.path && this.wanted.has(m.path) && !this.docs.has(m.path)) {
+        if (m.path && m.error === "save_failed" && this.docs.has(m.path)) {
+          const d = this.docs.get(m.path);
+          if (d) d.saveError = m.message;
+          this.cb.onSaveInfo(m.path);
+          this.cb.onError(`Could not save ${m.path}: ${m.message}`);
+        } else if (m.path && this.wanted.has(m.path) && !this.docs.has(m.path)) {
           this.wanted.delete(m.path);
           this.cb.onDocGone(m.path, m.error, m.message);
         } else {
@@ -292,7 +377,72 @@ export class CollabConnection {
     if (encoding.length(reply) > before) this.sendBinary(encoding.toUint8Array(reply));
     if (t === syncProtocol.messageYjsSyncStep2 && !d.synced) {
       d.synced = true;
+      const carry = this.carries.get(path);
+      if (carry) {
+        this.carries.delete(path);
+        carryOver(d.text, carry);
+      }
+      if (d.confirmedText === null && d.saved && matchesSaved(d.text.toString(), d.saved)) d.confirmedText = d.text.toString();
       this.cb.onDoc(d);
     }
   }
+}
+
+/** A document's text before its lineage changed: `mine` (what the user saw) and `base` (the text last confirmed saved). */
+interface Carry {
+  mine: string;
+  base: string | null;
+}
+
+const CRC_TABLE = (() => {
+  const t = new Uint32Array(256);
+  for (let n = 0; n < 256; n++) {
+    let c = n;
+    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+    t[n] = c >>> 0;
+  }
+  return t;
+})();
+
+/** CRC-32 (IEEE, as Python's zlib.crc32) of `bytes`. */
+export function crc32(bytes: Uint8Array): number {
+  let c = 0xffffffff;
+  for (let i = 0; i < bytes.length; i++) c = (CRC_TABLE[(c ^ bytes[i]!) & 0xff]! ^ (c >>> 8)) >>> 0;
+  return (c ^ 0xffffffff) >>> 0;
+}
+
+const utf8 = new TextEncoder();
+
+/** Whether `text` is what the server said the DB holds. */
+export function matchesSaved(text: string, saved: SavedMark): boolean {
+  const raw = utf8.encode(text);
+  return raw.length === saved.bytes && crc32(raw) === saved.crc32;
+}
+
+/** The one edit (common prefix and suffix kept) that turns `from` into `to`. */
+export function singleEdit(from: string, to: string): { at: number; remove: number; insert: string } {
+  let p = 0;
+  const max = Math.min(from.length, to.length);
+  while (p < max && from.charCodeAt(p) === to.charCodeAt(p)) p++;
+  let s = 0;
+  while (s < max - p && from.charCodeAt(from.length - 1 - s) === to.charCodeAt(to.length - 1 - s)) s++;
+  return { at: p, remove: from.length - p - s, insert: to.slice(p, to.length - s) };
+}
+
+/**
+ * Carry the user's offline edits into a fresh copy of the document (the server forgot the old
+ * lineage, e.g. the only editor's socket dropped and the server saved and dropped its copy). If
+ * the user's text is the one last confirmed saved, nothing was typed offline and the server's
+ * text stands; otherwise the user's text is applied as one minimal edit (what they see wins).
+ */
+export function carryOver(text: Y.Text, carry: Carry): void {
+  const server = text.toString();
+  if (server === carry.mine || carry.base === carry.mine) return;
+  const e = singleEdit(server, carry.mine);
+  const change = () => {
+    if (e.remove) text.delete(e.at, e.remove);
+    if (e.insert) text.insert(e.at, e.insert);
+  };
+  if (text.doc) text.doc.transact(change);
+  else change();
 }
