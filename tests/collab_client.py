@@ -87,9 +87,7 @@ class CollabClient:
         seen = len(self.messages)
         await self.ws.send(json.dumps({"type": "flush", "path": path, "id": fid}))
         await self.wait_for(
-            lambda: any(
-                m["type"] == "flushed" and m["id"] == fid for m in self.messages[seen:]
-            ),
+            lambda: any(m["type"] == "flushed" and m["id"] == fid for m in self.messages[seen:]),
             timeout,
         )
         return next(m for m in self.messages[seen:] if m["type"] == "flushed" and m["id"] == fid)

@@ -7,12 +7,14 @@ Needs the built web app (web/dist, made by scripts/setup.sh) and Chromium at /us
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
 import tempfile
 from collections.abc import Generator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Page, sync_playwright
@@ -68,18 +70,24 @@ def browser() -> Iterator[Browser]:
         b.close()
 
 
-@pytest.fixture(scope="session")
-def server() -> Iterator[LiveServer]:
+@contextlib.contextmanager
+def sandbox_live_server(**overrides: Any) -> Iterator[LiveServer]:
     """A live server whose sandboxes can start (terminals and runs need them): its data dir is
     under /tmp with mode 0711, so sandbox uids can pass through it."""
     data_dir = Path(tempfile.mkdtemp(prefix="cc-e2e-", dir="/tmp"))
     os.chmod(data_dir, 0o711)
-    srv, stop = start_live_server("sqlite", data_dir)
+    srv, stop = start_live_server("sqlite", data_dir, **overrides)
     try:
         yield srv
     finally:
         stop()
         shutil.rmtree(data_dir, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def server() -> Iterator[LiveServer]:
+    with sandbox_live_server() as srv:
+        yield srv
 
 
 @pytest.fixture

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import secrets
+import time
 
 from playwright.sync_api import Locator, Page, expect
 
@@ -33,8 +34,38 @@ def tree_item(page: Page, path: str) -> Locator:
 
 
 def open_file(page: Page, path: str) -> None:
+    """Open ``path`` and wait until it can be typed in: bound to its shared document (live
+    co-editing, the default) or edited single-user (then the status bar says why)."""
     tree_item(page, path).click()
     expect(page.locator(".monaco-editor .view-lines")).to_be_visible()
+    expect(page.locator(".editor-tab.is-active")).to_have_attribute("title", path)
+    expect(
+        page.locator(
+            ".status-bar [data-testid=save-state][data-mode=coedit],"
+            " .status-bar [data-testid=single-user-reason]"
+        ).first
+    ).to_be_visible(timeout=15_000)
+
+
+def turn_off_coedit(page: Page) -> None:
+    """The user's setting: files are saved single-user with Ctrl+S (set before the IDE loads)."""
+    page.evaluate("() => localStorage.setItem('cc-live-coedit', '0')")
+
+
+def save_state(page: Page) -> Locator:
+    """The open file's save indicator in the status bar (data-mode coedit or single)."""
+    return page.locator(".status-bar [data-testid=save-state]")
+
+
+def wait_saved_to_db(page: Page, uuid: str, path: str, want: str, timeout: float = 20) -> None:
+    """Wait until the file in the DB is ``want``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        got = page.request.get(f"/api/workspace/{uuid}/file/{path}").json()["content"]
+        if got == want:
+            return
+        assert time.monotonic() < deadline, (got, want)
+        time.sleep(0.1)
 
 
 def wait_for_prompt(page: Page) -> None:

@@ -155,8 +155,8 @@ async def test_malformed_and_oversized_updates_are_refused_and_the_document_is_i
         # The first 60,000 went in, the second was refused; b never saw anything else, and a
         # normal edit still works.
         await b.edit("x.txt", lambda t: t.insert(len(t), "ok\n"))
-        await eventually(lambda: b.text("x.txt").endswith("safe\nok\n"))
-        assert b.text("x.txt") == "y" * 60_000 + "safe\nok\n"
+        # (b's own edit is there at once; the 60,000 may still be on their way.)
+        await eventually(lambda: b.text("x.txt") == "y" * 60_000 + "safe\nok\n")
         await eventually(lambda: db_text(user, sid, "x.txt") == b.text("x.txt"))
         assert b.errors == []
     finally:
