@@ -12,12 +12,6 @@ from tests.conftest import LiveServer
 from tests.e2e.ide_actions import create_workspace, editor_text, open_file, register, tree_item
 
 
-def enable_coedit(page: Page) -> None:
-    box = page.get_by_label("Co-edit")
-    if not box.is_checked():
-        box.check()
-
-
 def wait_equal(a: Page, b: Page, timeout: float = 20) -> str:
     deadline = time.monotonic() + timeout
     while True:
@@ -52,8 +46,7 @@ def test_two_browsers_co_edit_the_same_line_see_cursors_presence_and_follow(
     try:
         b.goto(f"/s/{uuid}")
         for p in (page, b):
-            enable_coedit(p)
-            open_file(p, "main.py")
+            open_file(p, "main.py")  # co-edited: the default, no switch
         # Presence: both connections, in both browsers.
         for p in (page, b):
             expect(p.locator("[data-testid=presence-list] li")).to_have_count(2)

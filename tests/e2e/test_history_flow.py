@@ -15,7 +15,13 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from tests.conftest import LiveServer, start_live_server
-from tests.e2e.ide_actions import create_workspace, open_file, register, tree_item
+from tests.e2e.ide_actions import (
+    create_workspace,
+    open_file,
+    register,
+    tree_item,
+    wait_saved_to_db,
+)
 from tests.e2e.screenshots import Screenshots
 
 pytestmark = [pytest.mark.e2e]
@@ -52,7 +58,7 @@ def test_history_diff_restore_snapshot_trash(page: Page, shots: Screenshots) -> 
     _save(page, uuid, "other.txt", "keep\n")
     expect(tree_item(page, "notes.txt")).to_be_visible()
     open_file(page, "notes.txt")
-    _save_from_editor(page, "second line\n")
+    _save_from_editor(page, uuid, "notes.txt", "second line\n")
 
     page.get_by_role("button", name="History", exact=True).click()
     dialog = page.get_by_role("dialog")
@@ -96,11 +102,12 @@ def test_history_diff_restore_snapshot_trash(page: Page, shots: Screenshots) -> 
     shots.take("trash")
 
 
-def _save_from_editor(page: Page, text: str) -> None:
+def _save_from_editor(page: Page, uuid: str, path: str, text: str) -> None:
     page.locator(".monaco-editor .view-lines").click()
     page.keyboard.press("Control+a")
     page.keyboard.insert_text(text)
-    page.keyboard.press("Control+s")
+    page.keyboard.press("Control+s")  # co-edited: the server saves now (flush)
+    wait_saved_to_db(page, uuid, path, text)
     expect(page.locator(".editor-tab.is-dirty")).to_have_count(0)
 
 

@@ -1,5 +1,6 @@
 """The web IDE in a real browser (Chromium, headless) against a live server: accounts, the editor,
-saving, runs, terminals that survive a reload, and files changed on disk by the sandbox.
+saving, runs, terminals that survive a reload, and files changed on disk by the sandbox (merged
+into a co-edited file; announced, with a conflict choice, when co-editing is turned off).
 Fixtures (and the screenshots each test leaves in test-artifacts/e2e/) are in conftest.py.
 """
 
@@ -16,8 +17,11 @@ from tests.e2e.ide_actions import (
     editor_text,
     open_file,
     register,
+    save_state,
     terminal_type,
+    turn_off_coedit,
     wait_for_prompt,
+    wait_saved_to_db,
 )
 from tests.e2e.screenshots import Screenshots
 
@@ -40,9 +44,12 @@ def test_new_user_edits_saves_and_runs_main_py(page: Page) -> None:
     page.locator(".monaco-editor .view-lines").click()
     page.keyboard.press("Control+a")
     page.keyboard.insert_text("print('e2e says', 6 * 7)\n")
-    expect(page.locator(".editor-tab.is-dirty")).to_have_count(1)
+    # Co-edited (the default): the server saves it; Ctrl+S has it saved now.
+    expect(save_state(page)).to_have_attribute("data-mode", "coedit")
     page.keyboard.press("Control+s")
+    wait_saved_to_db(page, uuid, "main.py", "print('e2e says', 6 * 7)\n")
     expect(page.locator(".editor-tab.is-dirty")).to_have_count(0)
+    expect(save_state(page)).to_have_attribute("data-state", "saved")
 
     saved = page.request.get(f"/api/workspace/{uuid}/file/main.py").json()
     assert saved["content"] == "print('e2e says', 6 * 7)\n"
@@ -69,11 +76,38 @@ def test_terminal_runs_commands_and_reattaches_after_a_reload(page: Page) -> Non
     expect(page.locator(".xterm-rows")).to_contain_text("again-2")
 
 
-def test_disk_changes_reload_a_clean_tab_and_offer_a_choice_on_a_dirty_one(page: Page) -> None:
+def test_a_terminal_write_is_merged_into_the_co_edited_file_with_the_users_typing(
+    page: Page, shots: Screenshots
+) -> None:
     register(page)
+    uuid = create_workspace(page, "e2e merge")
+    wait_for_prompt(page)
+    open_file(page, "main.py")
+    expect(save_state(page)).to_have_attribute("data-mode", "coedit")
+    start = page.request.get(f"/api/workspace/{uuid}/file/main.py").json()["content"]
+    page.locator(".monaco-editor .view-lines").click()
+    page.keyboard.press("Control+Home")
+    page.keyboard.insert_text("# mine\n")
+    # At once, before the server's debounced save: the sandbox appends to the file.
+    terminal_type(page, "echo 'print(3)' >> main.py\n")
+    lines = page.locator(".monaco-editor .view-lines")
+    expect(lines).to_contain_text("print(3)")
+    expect(lines).to_contain_text("# mine")
+    # Merged into the open document: no notice, no conflict dialog, nothing lost.
+    expect(page.locator(".editor-notice")).to_have_count(0)
+    wait_saved_to_db(page, uuid, "main.py", "# mine\n" + start + "print(3)\n")
+    expect(save_state(page)).to_have_attribute("data-state", "saved")
+    shots.take("merged")
+
+
+def test_disk_changes_reload_a_clean_tab_and_offer_a_choice_on_a_dirty_one(page: Page) -> None:
+    """The single-user path (co-editing turned off by the user's setting)."""
+    register(page)
+    turn_off_coedit(page)
     create_workspace(page, "e2e sync")
     wait_for_prompt(page)
     open_file(page, "main.py")
+    expect(page.get_by_test_id("single-user-reason")).to_contain_text("co-editing is turned off")
 
     # A clean tab follows the file on disk.
     terminal_type(page, "echo 'print(2)' >> main.py; mkdir -p lib && touch lib/util.py\n")

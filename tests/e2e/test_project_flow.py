@@ -12,9 +12,11 @@ from tests.e2e.ide_actions import (
     create_workspace,
     editor_text,
     register,
+    save_state,
     terminal_type,
     tree_item,
     wait_for_prompt,
+    wait_saved_to_db,
 )
 from tests.e2e.screenshots import Screenshots
 
@@ -43,18 +45,19 @@ def test_new_user_builds_runs_and_reloads_a_project(page: Page, shots: Screensho
     expect(tree_item(page, "src/app.py")).to_be_visible()
     active_tab = page.locator(".editor-tab[title='src/app.py']")
     expect(active_tab).to_be_visible()
+    # Bound to its shared document (live co-editing is the default): typing goes there.
+    expect(save_state(page)).to_have_attribute("data-mode", "coedit")
     shots.take("file-created")
 
     page.locator(".monaco-editor .view-lines").click()
     for line in APP_LINES:
         page.keyboard.type(line)
         page.keyboard.press("Enter")
-    expect(page.locator(".editor-tab.is-dirty")).to_have_count(1)
     shots.take("code-typed")
-    page.keyboard.press("Control+s")
+    page.keyboard.press("Control+s")  # the server saves it now (it would anyway, debounced)
+    wait_saved_to_db(page, uuid, "src/app.py", APP_SOURCE)
     expect(page.locator(".editor-tab.is-dirty")).to_have_count(0)
-    saved = page.request.get(f"/api/workspace/{uuid}/file/src/app.py").json()
-    assert saved["content"] == APP_SOURCE
+    expect(save_state(page)).to_have_attribute("data-state", "saved")
     shots.take("saved")
 
     # The saved file is in the sandbox: run it from the terminal.
