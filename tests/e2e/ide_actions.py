@@ -37,7 +37,8 @@ def open_file(page: Page, path: str) -> None:
     """Open ``path`` and wait until it can be typed in: bound to its shared document (live
     co-editing, the default) or edited single-user (then the status bar says why)."""
     tree_item(page, path).click()
-    expect(page.locator(".monaco-editor .view-lines")).to_be_visible()
+    # (Monaco is loaded lazily: on a busy machine the first editor takes a while.)
+    expect(page.locator(".monaco-editor .view-lines")).to_be_visible(timeout=20_000)
     expect(page.locator(".editor-tab.is-active")).to_have_attribute("title", path)
     expect(
         page.locator(

@@ -408,14 +408,20 @@ function Workspace({ initial, onAccessChanged }: { initial: Session; onAccessCha
     for (const [p, st] of collab.saveStates) if (st.state !== "saved") out.add(p);
     return out;
   }, [editor.state.tabs, collab.saveStates]);
+  // Leaving loses: single-user edits, and co-edits the server never got (offline) or could not
+  // save. ("Saving": the server has them and saves them when the last editor leaves.)
+  const atRisk = useMemo(
+    () => [...dirtyPaths].some((p) => (collab.saveStates.get(p)?.state ?? "unsaved") === "unsaved"),
+    [dirtyPaths, collab.saveStates],
+  );
   useEffect(() => {
-    if (dirtyPaths.size === 0) return;
+    if (!atRisk) return;
     const onBeforeUnload = (e: BeforeUnloadEvent) => {
       e.preventDefault();
     };
     window.addEventListener("beforeunload", onBeforeUnload);
     return () => window.removeEventListener("beforeunload", onBeforeUnload);
-  }, [dirtyPaths]);
+  }, [atRisk]);
 
   const onCloseTab = (path: string) => {
     const t = editor.state.tabs.find((x) => x.path === path);
