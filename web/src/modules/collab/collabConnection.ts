@@ -18,6 +18,8 @@ type Schemas = components["schemas"];
 export type CollabServerMessage = Schemas["CollabServerMessage"];
 export type CollabUser = Schemas["CollabUser"];
 
+/** A flush unanswered this long is sent again (until the caller's timeout). */
+const FLUSH_RETRY_MS = 3000;
 const MESSAGE_SYNC = 0;
 const MESSAGE_AWARENESS = 1;
 export const PRESENCE = "";
@@ -149,10 +151,13 @@ export class CollabConnection {
       }
       const id = this.nextFlush++;
       const answer = await new Promise<FlushResult | null>((resolve) => {
+        // Asked again every few seconds: a saver replica that died meanwhile loses the request,
+        // and the replica that takes its lease over answers the next one.
+        const left = deadline - Date.now();
         const timer = setTimeout(() => {
           this.flushes.delete(id);
-          resolve({ ok: false, message: "the server did not answer in time" });
-        }, Math.max(0, deadline - Date.now()));
+          resolve(left > FLUSH_RETRY_MS ? null : { ok: false, message: "the server did not answer in time" });
+        }, Math.max(0, Math.min(left, FLUSH_RETRY_MS)));
         this.flushes.set(id, (r) => {
           clearTimeout(timer);
           resolve(r);
@@ -161,7 +166,7 @@ export class CollabConnection {
       });
       if (answer) return answer;
     }
-    return { ok: false, message: "the co-editing connection is not available" };
+    return { ok: false, message: "the co-editing connection is not available or the server did not answer in time" };
   }
 
   private retry(): void {
