@@ -84,19 +84,21 @@ def cpu_s(pid: int) -> float:
 
 def agent_pid(cgroup_parent: str) -> int:
     """The pid of the (only) agent in this bench's cgroup parent."""
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            argv = (entry / "cmdline").read_bytes().split(b"\0")
-            if (
-                argv[0].endswith(b"python3")  # not bwrap, whose argv names the agent too
-                and b"coolcoding.agent" in argv
-                and cgroup_parent in (entry / "cgroup").read_text()
-            ):
-                return int(entry.name)
-        except OSError:
-            continue
+    for _ in range(50):
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                argv = (entry / "cmdline").read_bytes().split(b"\0")
+                if (
+                    argv[0].endswith(b"python3")  # not bwrap, whose argv names the agent too
+                    and b"coolcoding.agent" in argv
+                    and f"/{cgroup_parent}/" in (entry / "cgroup").read_text()
+                ):
+                    return int(entry.name)
+            except OSError:
+                continue
+        time.sleep(0.1)
     raise SystemExit("no agent process found")
 
 
