@@ -219,7 +219,10 @@ def host_python_ms(code: str, runs: int) -> float:
     return pct(times, 50)
 
 
-async def run(keys: int, mb: int, starts: int, rounds: int = 3) -> dict[str, object]:
+async def run(
+    keys: int, mb: int, starts: int, rounds: int = 3, *, compare_package: str | None = None,
+    starts_only: bool = False,
+) -> dict[str, object]:  # fmt: skip
     out: dict[str, object] = {}
     socks = Path(tempfile.mkdtemp(prefix="cc-bench-agent-", dir="/tmp"))
     os.chmod(socks, 0o711)
@@ -229,13 +232,18 @@ async def run(keys: int, mb: int, starts: int, rounds: int = 3) -> dict[str, obj
         sb = await rt.start(spec)
         assert isinstance(sb, LocalSandbox)
         # --- start to ready, interleaved with its floors ---
-        ready, floor, py = [], [], []
+        ready, floor, py, other = [], [], [], []
         for i in range(starts):
             secret = secrets.token_bytes(32)
             t0 = time.perf_counter()
             agent = await start_agent(sb, socks / f"s{i}", secret)
             ready.append((time.perf_counter() - t0) * 1000)
             await agent.stop()
+            if compare_package is not None:  # the same, with another version of the code
+                t0 = time.perf_counter()
+                agent = await start_agent(sb, socks / f"o{i}", secret, package_dir=compare_package)
+                other.append((time.perf_counter() - t0) * 1000)
+                await agent.stop()
             t0 = time.perf_counter()
             await sb.exec(["/bin/true"])
             floor.append((time.perf_counter() - t0) * 1000)
@@ -255,6 +263,15 @@ async def run(keys: int, mb: int, starts: int, rounds: int = 3) -> dict[str, obj
                 host_python_ms("import coolcoding.agent.__main__", starts), 1
             ),
         }
+        if other:
+            out["start"].update({  # type: ignore[attr-defined]
+                "compare_package": compare_package,
+                "other_package_start_to_ready_p50_ms": round(pct(other, 50), 1),
+                "other_package_start_to_ready_p99_ms": round(pct(other, 99), 1),
+                "ratio_p50_this_to_other": round(pct(ready, 50) / pct(other, 50), 2),
+            })  # fmt: skip
+        if starts_only:
+            return out
         # --- one agent for the terminal figures ---
         secret = secrets.token_bytes(32)
         agent = await start_agent(sb, socks / "main", secret)
@@ -323,14 +340,24 @@ def main() -> None:
     ap.add_argument("--mb", type=int, default=100)
     ap.add_argument("--starts", type=int, default=30)
     ap.add_argument("--rounds", type=int, default=3, help="cat rounds (interleaved)")
+    ap.add_argument(
+        "--compare-package", default=None,
+        help="another copy of src/coolcoding (e.g. the previous commit's, from git archive): "
+        "its agent's start to ready, interleaved start by start",
+    )  # fmt: skip
+    ap.add_argument("--starts-only", action="store_true", help="skip echo and cat")
+    ap.add_argument("--out", default="agent", help="results/NAME.json")
     args = ap.parse_args()
-    results = asyncio.run(run(args.keys, args.mb, args.starts, args.rounds))
+    results = asyncio.run(
+        run(args.keys, args.mb, args.starts, args.rounds,
+            compare_package=args.compare_package, starts_only=args.starts_only)
+    )  # fmt: skip
     for group, values in results.items():
         print(f"[{group}]")
         for k, v in values.items():  # type: ignore[attr-defined]
             print(f"  {k:<40} {v}")
     write_result(
-        "agent",
+        args.out,
         {
             "keys": args.keys,
             "cat_file_mb": args.mb,

@@ -5,7 +5,14 @@ same way; sandbox start to a shell prompt; reconnect after a SIGKILL of the serv
 prompt (a new server process on the same data dir finds the sandbox and reattaches).
 
     .venv/bin/python bench/bench_agent_terminal.py [--keys 1000] [--mb 50] [--starts 20]
-        [--restarts 10] [--session-pool 0]
+        [--restarts 10] [--session-pool 0] [--rounds 3] [--out NAME]
+
+Two floors for ``cat``, interleaved with the server path round by round: bash on a PTY of this
+process read through its event loop (as the server path ends in this process's event loop), and
+the PTY's own speed: ``cat`` alone on a PTY read by a blocking loop in a separate process
+(``os.read`` of 256 KiB; Linux hands a PTY's output over in reads of at most 4 KiB whatever the
+size asked, so this is the kernel's line discipline and ``cat``, with no per-read overhead of an
+event loop). ``--starts 0`` / ``--restarts 0`` skip those parts.
 
 Start to prompt counts from ``POST /api/sessions/`` (with the session pool the creation binds a
 pre-started sandbox; without it the terminal's open starts the sandbox cold).
@@ -32,8 +39,67 @@ import websockets
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_agent import DirectPty, Recv, Send, cat, echo_once, prepare, until
-from benchstats import pct
+from benchstats import pct, summary
 from ccserver import ROOT, write_result
+
+TIGHT_READER = r"""
+import os, subprocess, sys, time
+master, slave = os.openpty()
+proc = subprocess.Popen(["cat", sys.argv[1]], stdin=slave, stdout=slave, stderr=slave,
+                        start_new_session=True)
+os.close(slave)
+n = reads = 0
+t0 = time.perf_counter()
+while True:
+    try:
+        data = os.read(master, 262144)
+    except OSError:  # EIO: cat exited and the slave is closed
+        break
+    if not data:
+        break
+    n += len(data)
+    reads += 1
+dt = time.perf_counter() - t0
+proc.wait()
+print(n, reads, dt)
+"""
+
+
+def tight_cat(path: str) -> tuple[float, float]:
+    """MB/s of ``cat path`` on a PTY read by a blocking loop in a fresh process (the PTY's own
+    speed), and the mean bytes per read."""
+    out = subprocess.run(
+        [sys.executable, "-S", "-c", TIGHT_READER, path],
+        capture_output=True, text=True, check=True, timeout=600,
+    )  # fmt: skip
+    n, reads, dt = out.stdout.split()
+    return int(n) / 1e6 / float(dt), int(n) / max(1, int(reads))
+
+
+def cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a process so far (/proc/PID/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def agent_pid(cgroup_parent: str) -> int:
+    """The pid of the (only) agent in this bench's cgroup parent."""
+    for _ in range(50):
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                argv = (entry / "cmdline").read_bytes().split(b"\0")
+                if (
+                    argv[0].endswith(b"python3")  # not bwrap, whose argv names the agent too
+                    and b"coolcoding.agent" in argv
+                    and f"/{cgroup_parent}/" in (entry / "cgroup").read_text()
+                ):
+                    return int(entry.name)
+            except OSError:
+                continue
+        time.sleep(0.1)
+    raise SystemExit("no agent process found")
 
 
 class Serve:
@@ -82,18 +148,23 @@ async def open_ws(srv: Serve, token: str, sid: str, tid: str) -> Any:
     )
 
 
+FRAMES = {"messages": 0, "bytes": 0}  # binary WebSocket messages received (frame sizes)
+
+
 def ws_io(ws: Any) -> tuple[Send, Recv]:
     async def recv() -> bytes:
         while True:
             m = await ws.recv()
             if isinstance(m, bytes):
+                FRAMES["messages"] += 1
+                FRAMES["bytes"] += len(m)
                 return m
 
     return ws.send, recv
 
 
 async def run(
-    keys: int, mb: int, starts: int, restarts: int, session_pool: int = 0
+    keys: int, mb: int, starts: int, restarts: int, session_pool: int = 0, rounds: int = 3
 ) -> dict[str, Any]:
     data = tempfile.mkdtemp(prefix="ccbench-agent-")
     os.chmod(data, 0o755)
@@ -107,7 +178,7 @@ async def run(
         json={"username": name, "email": f"{name}@example.com", "password": "benchmark-pass"},
     ).json()["token"]
     client.cookies.set("cc_session", token)
-    out: dict[str, Any] = {}
+    out: dict[str, Any] = {"load_average_before": os.getloadavg()}
     try:
         # --- sandbox start to prompt ----------------------------------------------------------
         start_ms: list[float] = []
@@ -127,11 +198,12 @@ async def run(
             start_ms.append((time.perf_counter() - t0) * 1000)
             await ws.close()
             client.post(f"/api/sessions/{sid}/sandbox/stop")
-        out["start_to_prompt_ms"] = {"p50": round(pct(start_ms, 50), 1),
-                                     "p99": round(pct(start_ms, 99), 1)}  # fmt: skip
-        out["of_which_create_ms"] = {"p50": round(pct(create_ms, 50), 1),
-                                     "p99": round(pct(create_ms, 99), 1)}  # fmt: skip
-        out["starts_from_the_session_pool"] = pooled
+        if starts:
+            out["start_to_prompt_ms"] = {"p50": round(pct(start_ms, 50), 1),
+                                         "p99": round(pct(start_ms, 99), 1)}  # fmt: skip
+            out["of_which_create_ms"] = {"p50": round(pct(create_ms, 50), 1),
+                                         "p99": round(pct(create_ms, 99), 1)}  # fmt: skip
+            out["starts_from_the_session_pool"] = pooled
 
         # --- echo and cat: agent via the server vs a PTY of this process, interleaved ------------
         sid = client.post("/api/sessions/", json={"name": "io"}).json()["uuid"]
@@ -143,23 +215,59 @@ async def run(
         floor_path = Path(tempfile.mkdtemp(prefix="ccbench-floor-")) / "big.txt"
         await prepare(floor.send, floor.recv, str(floor_path), mb)
         lat: dict[str, list[float]] = {"agent": [], "floor": []}
-        for i in range(keys):
-            lat["agent"].append(await echo_once(*agent, i))
-            lat["floor"].append(await echo_once(floor.send, floor.recv, i))
-        thr: dict[str, list[float]] = {"agent": [], "floor": []}
-        for _ in range(3):
+        thr: dict[str, list[float]] = {"agent": [], "floor": [], "pty_tight": []}
+        bytes_per_read: list[float] = []
+        agent_proc = agent_pid(parent)
+        cpu: dict[str, float] = {"server": 0.0, "agent": 0.0, "client": 0.0, "floor_client": 0.0}
+        key_cpu = {"server": 0.0, "agent": 0.0}
+        cat_frames: list[float] = []
+        per_round = max(1, keys // rounds)
+        for r in range(rounds):  # echo and cat take turns, each interleaved with its floors
+            c0 = (cpu_s(srv.proc.pid), cpu_s(agent_proc))
+            for i in range(r * per_round, (r + 1) * per_round):
+                lat["agent"].append(await echo_once(*agent, i))
+                lat["floor"].append(await echo_once(floor.send, floor.recv, i))
+            key_cpu["server"] += cpu_s(srv.proc.pid) - c0[0]
+            key_cpu["agent"] += cpu_s(agent_proc) - c0[1]
+            c0 = (cpu_s(srv.proc.pid), cpu_s(agent_proc), time.process_time())
+            f0 = dict(FRAMES)
             thr["agent"].append(await cat(*agent, "/tmp/big.txt"))
+            cat_frames.append(
+                (FRAMES["bytes"] - f0["bytes"]) / (FRAMES["messages"] - f0["messages"])
+            )
+            cpu["server"] += cpu_s(srv.proc.pid) - c0[0]
+            cpu["agent"] += cpu_s(agent_proc) - c0[1]
+            cpu["client"] += time.process_time() - c0[2]
+            c0 = (0.0, 0.0, time.process_time())
             thr["floor"].append(await cat(floor.send, floor.recv, str(floor_path)))
+            cpu["floor_client"] += time.process_time() - c0[2]
+            mbps, per_read = await asyncio.to_thread(tight_cat, str(floor_path))
+            thr["pty_tight"].append(mbps)
+            bytes_per_read.append(per_read)
         floor.close()
         shutil.rmtree(floor_path.parent, ignore_errors=True)
         for k in ("agent", "floor"):
-            out[f"echo_{k}_ms"] = {"p50": round(pct(lat[k], 50), 3),
-                                   "p99": round(pct(lat[k], 99), 3)}  # fmt: skip
-            out[f"cat_{k}_mb_per_s"] = round(statistics.median(thr[k]), 1)
+            out[f"echo_{k}_ms"] = summary(lat[k], 3)
+        for k in ("agent", "floor", "pty_tight"):
+            out[f"cat_{k}_mb_per_s"] = summary(thr[k], 1)
+            out[f"cat_{k}_mb_per_s_rounds"] = [round(x, 1) for x in thr[k]]
+        total_mb = rounds * mb * 1.0  # base64 of mb*3/4 MB with line ends: ~mb MB each
+        out["cat_cpu_ms_per_mb"] = {k: round(v * 1000 / total_mb, 2) for k, v in cpu.items()}
+        n_keys = per_round * rounds
+        out["echo_cpu_us_per_key"] = {k: round(v * 1e6 / n_keys, 1) for k, v in key_cpu.items()}
+        out["cat_bytes_per_websocket_message"] = [round(x) for x in cat_frames]
+        out["pty_tight_bytes_per_read"] = round(statistics.fmean(bytes_per_read))
         out["echo_p99_over_floor_ms"] = round(pct(lat["agent"], 99) - pct(lat["floor"], 99), 3)
+        out["echo_p50_over_floor_ms"] = round(
+            statistics.median(lat["agent"]) - statistics.median(lat["floor"]), 3
+        )
         out["cat_ratio_to_floor"] = round(
             statistics.median(thr["agent"]) / statistics.median(thr["floor"]), 2
         )
+        out["cat_ratio_to_pty_tight"] = round(
+            statistics.median(thr["agent"]) / statistics.median(thr["pty_tight"]), 2
+        )
+        out["load_average_after_io"] = os.getloadavg()
         await ws.send(b"clear\r")
         await ws.close()
 
@@ -182,13 +290,15 @@ async def run(
             total.append((time.perf_counter() - t0) * 1000)
             serve_up.append((t1 - t0) * 1000)
             await ws.close()
-        out["reconnect_after_sigkill_ms"] = {"p50": round(pct(total, 50), 1),
-                                             "p99": round(pct(total, 99), 1)}  # fmt: skip
-        out["of_which_server_start_ms"] = {"p50": round(pct(serve_up, 50), 1),
-                                           "p99": round(pct(serve_up, 99), 1)}  # fmt: skip
-        attach = [t - s for t, s in zip(total, serve_up, strict=True)]
-        out["of_which_reattach_to_live_prompt_ms"] = {"p50": round(pct(attach, 50), 1),
-                                                      "p99": round(pct(attach, 99), 1)}  # fmt: skip
+        if restarts:
+            out["reconnect_after_sigkill_ms"] = {"p50": round(pct(total, 50), 1),
+                                                 "p99": round(pct(total, 99), 1)}  # fmt: skip
+            out["of_which_server_start_ms"] = {"p50": round(pct(serve_up, 50), 1),
+                                               "p99": round(pct(serve_up, 99), 1)}  # fmt: skip
+            attach = [t - s for t, s in zip(total, serve_up, strict=True)]
+            out["of_which_reattach_to_live_prompt_ms"] = {
+                "p50": round(pct(attach, 50), 1), "p99": round(pct(attach, 99), 1)
+            }  # fmt: skip
         client = httpx.Client(base_url=srv.base, timeout=60)
         client.cookies.set("cc_session", token)
         client.post(f"/api/sessions/{sid}/sandbox/stop")
@@ -196,7 +306,8 @@ async def run(
         srv.proc.terminate()
         srv.proc.wait(30)
         shutil.rmtree(data, ignore_errors=True)
-    out["params"] = {"keys": keys, "mb": mb, "starts": starts, "restarts": restarts}
+    out["params"] = {"keys": keys, "mb": mb, "starts": starts, "restarts": restarts,
+                     "rounds": rounds}  # fmt: skip
     return out
 
 
@@ -210,12 +321,14 @@ def main() -> None:
         "--session-pool", type=int, default=0,
         help="COOLCODING_SANDBOX_SESSION_POOL_SIZE of the server (0: every start is cold)",
     )  # fmt: skip
+    ap.add_argument("--rounds", type=int, default=3, help="echo/cat rounds, interleaved")
+    ap.add_argument("--out", default=None, help="results/NAME.json (default by session pool)")
     a = ap.parse_args()
-    result = asyncio.run(run(a.keys, a.mb, a.starts, a.restarts, a.session_pool))
+    result = asyncio.run(run(a.keys, a.mb, a.starts, a.restarts, a.session_pool, a.rounds))
     result["params"]["session_pool"] = a.session_pool
     print(json.dumps(result, indent=2))
     name = "agent_terminal" if a.session_pool == 0 else "agent_terminal_session_pool"
-    write_result(name, result)
+    write_result(a.out or name, result)
 
 
 if __name__ == "__main__":

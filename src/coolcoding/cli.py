@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import getpass
 from pathlib import Path
 
@@ -39,8 +40,14 @@ def serve(
     )
     before, nofile = raise_open_file_limit()
     typer.echo(f"open-file limit {nofile} (was {before})")
+    application = create_app(settings)
+    # Everything imported and built so far lives as long as the process: out of the collector's
+    # sight, a full collection no longer walks it (~165,000 objects: 0.5-0.9 s per collection
+    # measured on a loaded 2-core host, paid by whichever keystroke or request is in flight).
+    gc.collect()
+    gc.freeze()
     uvicorn.run(
-        create_app(settings),
+        application,
         host=host,
         port=port,
         log_level="info",

@@ -24,10 +24,8 @@ import dataclasses
 import logging
 import os
 import signal
-from pathlib import Path
 
 from coolcoding.agent.server import AgentLimits, AgentServer
-from coolcoding.sandbox.npmcache import SHARED_NPM, link_shared
 
 PR_SET_DUMPABLE = 4
 
@@ -108,6 +106,10 @@ def parse_args(argv: list[str]) -> AgentArgs:
 
 
 def _link_npm_cache() -> None:
+    from pathlib import Path  # after "ready": pathlib is not on the way to the first prompt
+
+    from coolcoding.sandbox.npmcache import SHARED_NPM, link_shared
+
     if os.path.isdir(SHARED_NPM):
         home = os.environ.get("HOME", "/home/coder")
         with contextlib.suppress(OSError):  # no home, a full tmpfs: npm downloads, that is all

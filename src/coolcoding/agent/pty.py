@@ -6,6 +6,14 @@ by ``add_reader``/``add_writer``; its reader is removed before the fd is closed 
 number reused by another file while still watched once fed a PTY's output into the wrong place).
 While an attached peer's send buffer is over ``HIGH_WATER_BYTES`` reading pauses (backpressure on
 the shell, like a real terminal); a peer stuck for ``STUCK_PEER_S`` is detached, not waited for.
+
+Output is sent as soon as it is read (a keystroke's echo waits for nothing), except under a flood:
+Linux hands a PTY's output over in reads of at most 4 KiB, so a burst of ``FLOOD_BYTES`` or more
+means the program is still writing. Then the PTY is still read at once (it buffers only ~12 KiB
+before the program blocks), but what is read is held for up to ``COALESCE_S`` or
+``COALESCE_BYTES`` and sent as one frame: tens of KiB per frame instead of one per 4 KiB read,
+which divides the per-frame cost on every hop (agent, server, WebSocket, browser) under ``cat``.
+Held output is sent before any event of the terminal and before a new attachment's replay.
 """
 
 from __future__ import annotations
@@ -33,6 +41,9 @@ HIGH_WATER_BYTES = 1024 * 1024
 STUCK_PEER_S = 10.0
 READ_BYTES = 65536
 BURST_BYTES = 256 * 1024
+FLOOD_BYTES = 4095  # a full read of n_tty's 4 KiB buffer: more is coming
+COALESCE_S = 0.002
+COALESCE_BYTES = 128 * 1024
 MAX_PENDING_INPUT = 1024 * 1024
 HANGUP_GRACE_S = 0.2
 KILL_GRACE_S = 1.0
@@ -96,6 +107,9 @@ class AgentTerminal:
         self._proc: asyncio.subprocess.Process | None = None
         self._pending_input = bytearray()
         self._paused = False
+        self._held: list[bytes] = []  # output read under a flood, not sent yet
+        self._held_bytes = 0
+        self._flush_timer: asyncio.TimerHandle | None = None
         self._finished = asyncio.Event()
         self._finishing = False
         self._cwd: str | None = None
@@ -156,6 +170,7 @@ class AgentTerminal:
 
     def attach(self, peer: Peer, channel: int, *, replay: bool, max_frame: int) -> None:
         """Register the attachment and queue the scrollback to it, atomically (one loop step)."""
+        self.flush()  # the scrollback holds the held output: the others get it first
         self.attachments[(peer, channel)] = None
         if replay:
             data = b"".join(self._scrollback)
@@ -174,6 +189,7 @@ class AgentTerminal:
             del self.attachments[key]
 
     def _end_attachment(self, peer: Peer, channel: int) -> None:
+        self.flush()
         self.attachments.pop((peer, channel), None)
         peer.send_event("pty.exit", channel, {"terminal_id": self.terminal_id,
                                               "exit_code": self.exit_code})  # fmt: skip
@@ -284,8 +300,30 @@ class AgentTerminal:
             room = self._output_limit - len(run.output)
             run.output += data[:room]
             run.truncated = len(data) > room
+        if not self._held and len(data) < FLOOD_BYTES:
+            for peer, channel in list(self.attachments):
+                peer.send_data(channel, data)
+            return
+        self._held.append(data)  # after held output, in order
+        self._held_bytes += len(data)
+        if self._held_bytes >= COALESCE_BYTES:
+            self.flush()
+        elif self._flush_timer is None:
+            self._flush_timer = self._loop.call_later(COALESCE_S, self.flush)
+
+    def flush(self) -> None:
+        """Send the output held under a flood (one frame of at most ``max_frame`` bytes each)."""
+        if self._flush_timer is not None:
+            self._flush_timer.cancel()
+            self._flush_timer = None
+        if not self._held:
+            return
+        data = b"".join(self._held) if len(self._held) > 1 else self._held[0]
+        self._held.clear()
+        self._held_bytes = 0
         for peer, channel in list(self.attachments):
-            peer.send_data(channel, data)
+            for i in range(0, len(data), self._burst):
+                peer.send_data(channel, data[i : i + self._burst])
 
     def _shell_event(self, kind: str, payload: str) -> None:
         if kind == "P" and payload.startswith("Cwd="):
@@ -319,6 +357,7 @@ class AgentTerminal:
                 await self._on_command(self, event)
             except Exception:
                 log.exception("terminal %s: command hook failed", self.terminal_id)
+            self.flush()  # the command's output before its event
             for peer, channel in list(self.attachments):
                 peer.send_event("pty.command", channel, event)
 
@@ -348,6 +387,7 @@ class AgentTerminal:
         rest = self._parser.flush()
         if rest:
             self._output(rest)
+        self.flush()
         assert self._proc is not None
         if self._proc.returncode is None:
             with contextlib.suppress(ProcessLookupError, PermissionError):

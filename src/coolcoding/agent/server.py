@@ -15,7 +15,6 @@ import os
 import re
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from coolcoding.agent import protocol
@@ -26,7 +25,6 @@ from coolcoding.agent.guarded import GuardedSwaps
 from coolcoding.agent.ports import PortRelay, listening_ports
 from coolcoding.agent.pty import AgentTerminal
 from coolcoding.agent.watch import WorkspaceWatch
-from coolcoding.sandbox.host_limits import sandbox_user_inotify_message
 
 log = logging.getLogger(__name__)
 _TERMINAL_ID = re.compile(r"[A-Za-z0-9_.-]{1,64}")
@@ -149,6 +147,8 @@ class AgentServer:
                 self.watch.start()
             except OSError as e:
                 if e.errno == errno.EMFILE:
+                    from coolcoding.sandbox.host_limits import sandbox_user_inotify_message
+
                     raise RequestError("host_limit", sandbox_user_inotify_message()) from e
                 raise RequestError("io", f"the workspace watcher did not start: {e}") from e
             self.fs_subscribers.add(conn)
@@ -182,7 +182,7 @@ class AgentServer:
             return self.workspace
         if raw.startswith("/"):
             return raw  # the agent can reach nothing the sandbox user cannot
-        return str(Path(self.workspace) / rel_path(raw))
+        return os.path.join(self.workspace, rel_path(raw))  # normalized: relative, no ..
 
     def _new_terminal(self, tid: str) -> AgentTerminal:
         return AgentTerminal(tid, max_frame=self.limits.max_frame_bytes,
