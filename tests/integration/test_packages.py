@@ -306,6 +306,7 @@ d = os.path.expanduser('~/.npm/_cacache/content-v2/sha512/@VA@/@VB@')
 os.makedirs(d, exist_ok=True)
 open(f'{d}/@VREST@', 'wb').write(base64.b64decode('@POISON@'))
 print('planted')
+print(base64.b64encode(open('app/package-lock.json', 'rb').read()).decode())
 """.replace("@TGZ@", base64.b64encode(PROMOTED_TGZ).decode())
     .replace("@SRI@", _sri(PROMOTED_TGZ))
     .replace("@VA@", _v[:2])
@@ -368,22 +369,23 @@ def test_a_download_of_one_session_serves_another_users_install_offline(
     sid_a = user.new_session()
     result, out, err = run(user, sid_a, "npm_a.py", NPM_A)
     assert result["exit_code"] == 0, (out, err)
-    assert out.splitlines() == [out.splitlines()[0], "sharedpad:a", "planted"], out
-    assert out.startswith("install 0"), out
-    lock = user.client.get(f"/api/workspace/{sid_a}/file/app/package-lock.json")
-    assert lock.status_code == 200, lock.text
-    r = user.client.post(f"/api/sessions/{sid_a}/sandbox/stop")
-    assert r.status_code == 200, r.text
-    assert (store / d[:2] / d[2:4] / d[4:]).read_bytes() == PROMOTED_TGZ
-    assert not (store / _v[:2] / _v[2:4] / _v[4:]).exists()
-
+    lines = out.splitlines()
+    assert lines[0].startswith("install 0") and lines[1:3] == ["sharedpad:a", "planted"], out
+    lock = base64.b64decode(lines[3]).decode()  # the lockfile npm wrote in A
     other = register_user(server)
     try:
+        # B's sandbox runs already (its agent linked the store as it was): it links the new
+        # blob when the host promotes it.
         sid_b = other.new_session()
+        assert run(other, sid_b, "start.py", "print(1)")[0]["exit_code"] == 0
+        r = user.client.post(f"/api/sessions/{sid_a}/sandbox/stop")
+        assert r.status_code == 200, r.text
+        assert (store / d[:2] / d[2:4] / d[4:]).read_bytes() == PROMOTED_TGZ
+        assert not (store / _v[:2] / _v[2:4] / _v[4:]).exists()
         files = {
             "app/package.json": '{"name": "app", "version": "1.0.0", '
             '"dependencies": {"sharedpad": "^1.0.0"}}',
-            "app/package-lock.json": lock.json()["content"],
+            "app/package-lock.json": lock,
             "victim/package.json": '{"name": "app", "version": "1.0.0", '
             '"dependencies": {"victimpkg": "^1.0.0"}}',
             "victim/package-lock.json": _lock("victimpkg", VICTIM_TGZ),
