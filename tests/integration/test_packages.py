@@ -403,3 +403,57 @@ def test_a_download_of_one_session_serves_another_users_install_offline(
         assert "POISONED" not in out
     finally:
         other.client.close()
+
+
+# --- pip from a package index, in a network-enabled session --------------------------------------
+
+INDEX_WHEEL_NAME, INDEX_WHEEL = wheel("index_demo", "3.1", "VALUE = 'from the index'\n")
+
+PIP_INDEX = f"""
+import base64, functools, http.server, os, subprocess, sys, tempfile, threading
+root = tempfile.mkdtemp()
+os.makedirs(f'{{root}}/simple/index-demo')
+open(f'{{root}}/simple/index-demo/{INDEX_WHEEL_NAME}', 'wb').write(
+    base64.b64decode({base64.b64encode(INDEX_WHEEL).decode()!r}))
+open(f'{{root}}/simple/index-demo/index.html', 'w').write(
+    '<a href="{INDEX_WHEEL_NAME}">{INDEX_WHEEL_NAME}</a>')
+gets = []
+class H(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, fmt, *a): gets.append(self.path)
+srv = http.server.ThreadingHTTPServer(('127.0.0.1', 0), functools.partial(H, directory=root))
+threading.Thread(target=srv.serve_forever, daemon=True).start()
+index = f'http://127.0.0.1:{{srv.server_address[1]}}/simple'
+p = subprocess.run([sys.executable, '-m', 'pip', 'install', '--index-url', index, 'index-demo'],
+                   capture_output=True, text=True)
+print('index_demo', p.returncode, p.stderr[-300:].replace(chr(10), ' '))
+print('wheel fetched', any(g.endswith('.whl') for g in gets))
+srv.shutdown(); srv.server_close()
+# The index is gone now: the shared wheelhouse (PIP_FIND_LINKS) still answers.
+p = subprocess.run([sys.executable, '-m', 'pip', 'install', '--index-url', index, '--retries', '0',
+                    '--timeout', '2', 'shared_demo'], capture_output=True, text=True)
+print('shared_demo', p.returncode, p.stderr[-300:].replace(chr(10), ' ') if p.returncode else '')
+"""
+
+PIP_CHECK = """
+import index_demo, shared_demo
+print(index_demo.VALUE, '|', shared_demo.VALUE, '|', index_demo.__file__)
+"""
+
+
+def test_pip_installs_from_an_index_in_a_network_enabled_session(user: UserClient) -> None:
+    """``pip install --index-url`` of a package index (served on the sandbox's loopback by the
+    test: no packet leaves the machine) lands in the workspace's user site; with the index
+    down, the host's shared wheelhouse still serves its package."""
+    sid = user.new_session(network_enabled=True)
+    assert user.client.get(f"/api/sessions/{sid}").json()["network_enabled"] is True
+    result, out, err = run(user, sid, "pip_index.py", PIP_INDEX)
+    assert result["exit_code"] == 0, (out, err)
+    lines = out.splitlines()
+    assert lines[0] == "index_demo 0 ", out
+    assert lines[1] == "wheel fetched True", out
+    assert lines[2] == "shared_demo 0 ", out
+    result, out, err = run(user, sid, "pip_check.py", PIP_CHECK)
+    assert result["exit_code"] == 0, (out, err)
+    value, shared, path = out.strip().split(" | ")
+    assert (value, shared) == ("from the index", "from the shared cache"), out
+    assert path.startswith("/workspace/.local/lib/python3"), out
