@@ -461,6 +461,22 @@ class Settings(BaseSettings):
         "`npm cache add PKG --cache DIR/npm`) are shared read-only with every session (pip and "
         "npm look there first); empty = none",
     )
+    package_cache_promote_interval_s: float = Field(
+        default=60.0,
+        ge=0,
+        description="How often the host copies the verified npm downloads of running sandboxes "
+        "into package_cache_dir's npm/ store (also when a sandbox stops); 0 = only at stop",
+    )
+    package_cache_max_blob_bytes: int = Field(
+        default=256 * MiB,
+        gt=0,
+        description="Largest npm tarball promoted from a session into the shared store",
+    )
+    package_cache_max_promote_bytes: int = Field(
+        default=512 * MiB,
+        gt=0,
+        description="Most bytes promoted from one sandbox into the shared npm store at a time",
+    )
     preview_max_request_bytes: int = Field(
         default=32 * MiB, gt=0, description="Largest request body relayed to a previewed program"
     )

@@ -274,6 +274,9 @@ _QUERIES: list[dict[str, object]] = [
     {"q": "straße"},
     {"q": "50%"},
     {"q": "a_b", "word": True},
+    {"q": "alpha", "word": True},  # whole word found with str.find (services/search.py _spans)
+    {"q": "Alpha", "word": True, "case": True},
+    {"q": "kelvin", "word": True},
     {"q": "back\\slash"},
     {"q": "ga"},  # under three characters: no index
     {"q": "x" * 450},

@@ -241,3 +241,219 @@ def test_npm_install_reads_the_shared_store_and_cannot_write_it(user: UserClient
     assert lines[3] == "from the shared store:x", out
     assert lines[4] == "store read-only 30", out  # EROFS
     assert not (SHARED / "npm" / "planted").exists()
+
+
+# --- the shared npm store filled from a session's own downloads --------------------------------
+
+
+def _npm_pkg(name: str, source: str) -> bytes:
+    import tarfile
+
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        for path, data in (
+            ("package/package.json", f'{{"name": "{name}", "version": "1.0.0"}}'.encode()),
+            ("package/index.js", source.encode()),
+        ):
+            info = tarfile.TarInfo(path)
+            info.size = len(data)
+            info.mode = 0o644
+            tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+def _sri(data: bytes) -> str:
+    return "sha512-" + base64.b64encode(hashlib.sha512(data).digest()).decode()
+
+
+# A package session A downloads from a registry (on its sandbox's loopback), and one nobody
+# downloaded, whose digest A plants with other bytes (a poisoned cache entry).
+PROMOTED_TGZ = _npm_pkg("sharedpad", "module.exports = (s) => 'sharedpad:' + s;\n")
+VICTIM_TGZ = _npm_pkg("victimpkg", "module.exports = () => 'genuine victim';\n")
+POISON_TGZ = _npm_pkg("victimpkg", "module.exports = () => 'POISONED';\n")
+_v = hashlib.sha512(VICTIM_TGZ).hexdigest()
+
+NPM_A = (
+    r"""
+import base64, http.server, json, os, subprocess, threading
+TGZ = base64.b64decode('@TGZ@')
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        port = self.server.server_address[1]
+        if self.path.endswith('.tgz'):
+            body = TGZ
+        else:
+            dist = {'tarball': f'http://127.0.0.1:{port}/sharedpad/-/sharedpad-1.0.0.tgz',
+                    'integrity': '@SRI@'}
+            body = json.dumps({'name': 'sharedpad', 'dist-tags': {'latest': '1.0.0'},
+                               'versions': {'1.0.0': {'name': 'sharedpad', 'version': '1.0.0',
+                                                      'dist': dist}}}).encode()
+        self.send_response(200); self.send_header('content-length', str(len(body)))
+        self.end_headers(); self.wfile.write(body)
+    def log_message(self, *a): pass
+srv = http.server.ThreadingHTTPServer(('127.0.0.1', 0), H)
+threading.Thread(target=srv.serve_forever, daemon=True).start()
+os.makedirs('app', exist_ok=True)
+json.dump({'name': 'app', 'version': '1.0.0'}, open('app/package.json', 'w'))
+p = subprocess.run(['npm', 'install', 'sharedpad', '--registry',
+                    f'http://127.0.0.1:{srv.server_address[1]}/', '--no-audit', '--no-fund'],
+                   cwd='app', capture_output=True, text=True)
+print('install', p.returncode, p.stderr[-300:].replace(chr(10), ' '))
+print(subprocess.run(['node', '-e', "console.log(require('sharedpad')('a'))"], cwd='app',
+                     capture_output=True, text=True).stdout.strip())
+# The poisoned entry: another package's digest, other bytes.
+d = os.path.expanduser('~/.npm/_cacache/content-v2/sha512/@VA@/@VB@')
+os.makedirs(d, exist_ok=True)
+open(f'{d}/@VREST@', 'wb').write(base64.b64decode('@POISON@'))
+print('planted')
+print(base64.b64encode(open('app/package-lock.json', 'rb').read()).decode())
+""".replace("@TGZ@", base64.b64encode(PROMOTED_TGZ).decode())
+    .replace("@SRI@", _sri(PROMOTED_TGZ))
+    .replace("@VA@", _v[:2])
+    .replace("@VB@", _v[2:4])
+    .replace("@VREST@", _v[4:])
+    .replace("@POISON@", base64.b64encode(POISON_TGZ).decode())
+)
+
+# Session B: no registry at all (a port nothing listens on, and --offline): the packages come
+# from the lockfiles' integrity and the cache, or not at all.
+NPM_B = r"""
+import os, subprocess, sys, time
+link = os.path.expanduser('~/.npm/_cacache/content-v2/sha512/@BLOB@')
+deadline = time.monotonic() + 20
+while not os.path.islink(link) and time.monotonic() < deadline:
+    time.sleep(0.1)
+print('linked', os.path.islink(link))
+for app, pkg in (('app', 'sharedpad'), ('victim', 'victimpkg')):
+    p = subprocess.run(['npm', 'ci', '--offline', '--no-audit', '--no-fund',
+                        '--registry', 'http://127.0.0.1:9/'], cwd=app, capture_output=True,
+                       text=True)
+    out = subprocess.run(['node', '-e', f"console.log(require('{pkg}')('b'))"], cwd=app,
+                         capture_output=True, text=True).stdout.strip()
+    print(pkg, p.returncode, out)
+"""
+
+
+def _lock(name: str, data: bytes) -> str:
+    import json
+
+    return json.dumps(
+        {
+            "name": "app",
+            "version": "1.0.0",
+            "lockfileVersion": 3,
+            "requires": True,
+            "packages": {
+                "": {"name": "app", "version": "1.0.0", "dependencies": {name: "^1.0.0"}},
+                f"node_modules/{name}": {
+                    "version": "1.0.0",
+                    "resolved": f"http://127.0.0.1:9/{name}/-/{name}-1.0.0.tgz",
+                    "integrity": _sri(data),
+                },
+            },
+        }
+    )
+
+
+def test_a_download_of_one_session_serves_another_users_install_offline(
+    server: LiveServer, user: UserClient
+) -> None:
+    """Session A (one user) installs a package from its registry and plants a poisoned entry
+    in its npm cache; when A's sandbox stops, the host promotes A's verified downloads into the
+    shared store. Session B (another user, no registry reachable) installs the package from the
+    lockfile A wrote, offline, from the store; the poisoned entry never reached the store, so
+    B's install of that package fails instead of running the attacker's code."""
+    d = hashlib.sha512(PROMOTED_TGZ).hexdigest()
+    store = SHARED / "npm" / "_cacache" / "content-v2" / "sha512"
+    (store / d[:2] / d[2:4] / d[4:]).unlink(missing_ok=True)  # the other database's run
+    sid_a = user.new_session()
+    result, out, err = run(user, sid_a, "npm_a.py", NPM_A)
+    assert result["exit_code"] == 0, (out, err)
+    lines = out.splitlines()
+    assert lines[0].startswith("install 0") and lines[1:3] == ["sharedpad:a", "planted"], out
+    lock = base64.b64decode(lines[3]).decode()  # the lockfile npm wrote in A
+    other = register_user(server)
+    try:
+        # B's sandbox runs already (its agent linked the store as it was): it links the new
+        # blob when the host promotes it.
+        sid_b = other.new_session()
+        assert run(other, sid_b, "start.py", "print(1)")[0]["exit_code"] == 0
+        r = user.client.post(f"/api/sessions/{sid_a}/sandbox/stop")
+        assert r.status_code == 200, r.text
+        assert (store / d[:2] / d[2:4] / d[4:]).read_bytes() == PROMOTED_TGZ
+        assert not (store / _v[:2] / _v[2:4] / _v[4:]).exists()
+        files = {
+            "app/package.json": '{"name": "app", "version": "1.0.0", '
+            '"dependencies": {"sharedpad": "^1.0.0"}}',
+            "app/package-lock.json": lock,
+            "victim/package.json": '{"name": "app", "version": "1.0.0", '
+            '"dependencies": {"victimpkg": "^1.0.0"}}',
+            "victim/package-lock.json": _lock("victimpkg", VICTIM_TGZ),
+        }
+        for path, content in files.items():
+            r = other.client.post(f"/api/workspace/{sid_b}/file/{path}", json={"content": content})
+            assert r.status_code in (200, 201), r.text
+        script = NPM_B.replace("@BLOB@", f"{d[:2]}/{d[2:4]}/{d[4:]}")
+        result, out, err = run(other, sid_b, "npm_b.py", script)
+        assert result["exit_code"] == 0, (out, err)
+        lines = out.splitlines()
+        assert lines[0] == "linked True", out
+        assert lines[1] == "sharedpad 0 sharedpad:b", out
+        assert lines[2].startswith("victimpkg ") and not lines[2].startswith("victimpkg 0"), out
+        assert "POISONED" not in out
+    finally:
+        other.client.close()
+
+
+# --- pip from a package index, in a network-enabled session --------------------------------------
+
+INDEX_WHEEL_NAME, INDEX_WHEEL = wheel("index_demo", "3.1", "VALUE = 'from the index'\n")
+
+PIP_INDEX = f"""
+import base64, functools, http.server, os, subprocess, sys, tempfile, threading
+root = tempfile.mkdtemp()
+os.makedirs(f'{{root}}/simple/index-demo')
+open(f'{{root}}/simple/index-demo/{INDEX_WHEEL_NAME}', 'wb').write(
+    base64.b64decode({base64.b64encode(INDEX_WHEEL).decode()!r}))
+open(f'{{root}}/simple/index-demo/index.html', 'w').write(
+    '<a href="{INDEX_WHEEL_NAME}">{INDEX_WHEEL_NAME}</a>')
+gets = []
+class H(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, fmt, *a): gets.append(self.path)
+srv = http.server.ThreadingHTTPServer(('127.0.0.1', 0), functools.partial(H, directory=root))
+threading.Thread(target=srv.serve_forever, daemon=True).start()
+index = f'http://127.0.0.1:{{srv.server_address[1]}}/simple'
+p = subprocess.run([sys.executable, '-m', 'pip', 'install', '--index-url', index, 'index-demo'],
+                   capture_output=True, text=True)
+print('index_demo', p.returncode, p.stderr[-300:].replace(chr(10), ' '))
+print('wheel fetched', any(g.endswith('.whl') for g in gets))
+srv.shutdown(); srv.server_close()
+# The index is gone now: the shared wheelhouse (PIP_FIND_LINKS) still answers.
+p = subprocess.run([sys.executable, '-m', 'pip', 'install', '--index-url', index, '--retries', '0',
+                    '--timeout', '2', 'shared_demo'], capture_output=True, text=True)
+print('shared_demo', p.returncode, p.stderr[-300:].replace(chr(10), ' ') if p.returncode else '')
+"""
+
+PIP_CHECK = """
+import index_demo, shared_demo
+print(index_demo.VALUE, '|', shared_demo.VALUE, '|', index_demo.__file__)
+"""
+
+
+def test_pip_installs_from_an_index_in_a_network_enabled_session(user: UserClient) -> None:
+    """``pip install --index-url`` of a package index (served on the sandbox's loopback by the
+    test: no packet leaves the machine) lands in the workspace's user site; with the index
+    down, the host's shared wheelhouse still serves its package."""
+    sid = user.new_session(network_enabled=True)
+    assert user.client.get(f"/api/sessions/{sid}").json()["network_enabled"] is True
+    result, out, err = run(user, sid, "pip_index.py", PIP_INDEX)
+    assert result["exit_code"] == 0, (out, err)
+    lines = out.splitlines()
+    assert lines[0] == "index_demo 0 ", out
+    assert lines[1] == "wheel fetched True", out
+    assert lines[2] == "shared_demo 0 ", out
+    result, out, err = run(user, sid, "pip_check.py", PIP_CHECK)
+    assert result["exit_code"] == 0, (out, err)
+    value, shared, path = out.strip().split(" | ")
+    assert (value, shared) == ("from the index", "from the shared cache"), out
+    assert path.startswith("/workspace/.local/lib/python3"), out

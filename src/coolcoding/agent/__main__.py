@@ -116,6 +116,27 @@ def _link_npm_cache() -> None:
             link_shared(Path(home) / ".npm", Path(SHARED_NPM), SHARED_NPM)
 
 
+async def _keep_npm_cache_linked() -> None:
+    """Link npm's private cache to the shared store at start, and again whenever the host
+    added blobs to it (its ``MARKER`` changes; a sandbox may run for hours, or wait in the
+    session pool, while other sessions' downloads are promoted)."""
+    from coolcoding.sandbox.npmcache import MARKER, RELINK_POLL_S, SHARED_NPM
+
+    if not await asyncio.to_thread(os.path.isdir, SHARED_NPM):
+        return
+    marker = os.path.join(SHARED_NPM, MARKER)
+    seen: int | None = None
+    while True:
+        try:
+            stamp = os.stat(marker).st_mtime_ns
+        except OSError:
+            stamp = 0
+        if stamp != seen:
+            seen = stamp
+            await asyncio.to_thread(_link_npm_cache)
+        await asyncio.sleep(RELINK_POLL_S)
+
+
 async def run(args: AgentArgs, secret: bytes, workspace: str) -> None:
     agent = AgentServer(workspace, secret, args.limits)
     if args.socket:
@@ -140,7 +161,7 @@ async def run(args: AgentArgs, secret: bytes, workspace: str) -> None:
         os.close(args.ready_fd)
     # npm's private cache gets links to the host's shared store (sandbox/npmcache.py), after
     # "ready": an install in the first milliseconds downloads, nothing worse.
-    linking = loop.create_task(asyncio.to_thread(_link_npm_cache))
+    linking = loop.create_task(_keep_npm_cache_linked())
     async with server:
         await stop.wait()
     linking.cancel()

@@ -14,12 +14,13 @@ workspace, so they survive a sandbox stop like the user's files.
   session and pip looks there first (``PIP_FIND_LINKS``): shared between the host's sessions,
   never written by a session (so one user cannot plant a package for another). Its ``npm``
   folder, a store of npm tarballs by SHA-512, is bound read-only at ``SHARED_NPM``; the agent
-  links npm's private cache to it at start (sandbox/npmcache.py, which also verifies what a
-  session's downloads may add to it).
+  links npm's private cache to it at start; the host fills it with the sessions' own downloads,
+  each verified by its SHA-512 (sandbox/npmcache.py).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 
 from coolcoding.sandbox.npmcache import SHARED_NPM
@@ -55,6 +56,11 @@ def shared_binds(package_cache_dir: str) -> dict[str, str]:
     if os.path.isdir(pip_dir):
         binds[pip_dir] = SHARED_PIP
     npm_dir = os.path.join(package_cache_dir, "npm")
+    if os.path.isdir(package_cache_dir) and not os.path.lexists(npm_dir):
+        # The store the host fills with the sessions' verified downloads (npmcache.promote).
+        with contextlib.suppress(OSError):
+            os.mkdir(npm_dir, 0o755)
+            os.chmod(npm_dir, 0o755)  # noqa: S103 (sandbox uids read the store)
     if os.path.isdir(npm_dir):
         binds[npm_dir] = SHARED_NPM
     return binds

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 # The standard library's regex parser (private, stable since 3.11), used only to find a literal
@@ -77,6 +78,7 @@ MAX_PAGE = 1024
 # (i: U+0130, U+0131; k: U+212A; s: U+017F): wildcards in the index pattern, like every
 # non-ASCII character, so the database's candidates always include every file Python matches.
 UNSAFE_FOLD = frozenset("iks%_\\")
+_WORD_CHAR = re.compile(r"\w")
 
 
 @dataclass(frozen=True)
@@ -185,6 +187,8 @@ class SearchService:
         postgres = self.db.engine.dialect.name == "postgresql"
         literal = q.query if not q.regex else required_literal(q.query)
         like = like_pattern(literal) if literal else None
+        # The query as a plain literal: Python's match may be a plain find (_spans).
+        plain = None if q.regex else q.query
         cap = self.settings.search_max_files
         limit = self.settings.search_max_results
         files: list[FileMatches] = []
@@ -262,7 +266,9 @@ class SearchService:
                     if not content:
                         continue
                     body = content.decode("utf-8", "replace")
-                    found = _match_file(path, body, pattern, limit - count)
+                    found = _match_file(
+                        path, body, pattern, limit - count, plain, q.case_sensitive, q.whole_word
+                    )
                     if found is None:
                         continue
                     files.append(found)
@@ -316,31 +322,69 @@ def required_literal(regex: str) -> str | None:
     return best or None
 
 
-def _match_file(path: str, body: str, pattern: re.Pattern[str], room: int) -> FileMatches | None:
+def _spans(
+    body: str, pattern: re.Pattern[str], literal: str | None, case: bool, word: bool
+) -> Iterator[tuple[int, int]]:
+    """The (start, end) of each match in ``body``, as ``pattern.finditer`` gives them. A plain
+    literal (whole word or not) is found with ``str.find`` where that gives exactly the same
+    matches: case-sensitive, or an ASCII literal in an ASCII text (Python's case folding maps no
+    other character onto an ASCII one there); the regex engine's case-insensitive scan and the
+    whole-word look-behind at every position were 3-6x slower (bench/README.md)."""
+    if literal is not None and (case or (literal.isascii() and body.isascii())):
+        hay = body if case else body.lower()
+        needle = literal if case else literal.lower()
+        n = len(needle)
+        pos = hay.find(needle)
+        while pos >= 0:
+            end = pos + n
+            # (?<!\w) and (?!\w) of the whole-word pattern, on the original text.
+            if word and (
+                (pos > 0 and _WORD_CHAR.match(body, pos - 1)) or _WORD_CHAR.match(body, end)
+            ):
+                pos = hay.find(needle, pos + 1)  # the regex would try the next position
+                continue
+            yield pos, end
+            pos = hay.find(needle, end)
+        return
+    for m in pattern.finditer(body):
+        yield m.span()
+
+
+def _match_file(
+    path: str,
+    body: str,
+    pattern: re.Pattern[str],
+    room: int,
+    literal: str | None = None,
+    case: bool = False,
+    word: bool = False,
+) -> FileMatches | None:
     """The matching lines of one file: matches found over the whole text (no split into lines),
     line numbers counted between them."""
     result = FileMatches(path)
+    matches = result.matches
     line_no = 1
     scanned = 0  # newlines are counted up to here
     current: LineMatch | None = None
-    current_start = -1
-    for m in pattern.finditer(body):
-        start, end = m.span()
+    line_end = -1  # end of the current line (its newline), -1 before the first
+    line_start = 0
+    for start, end in _spans(body, pattern, literal, case, word):
         if end == start:
             continue
-        line_start = body.rfind("\n", 0, start) + 1
-        if line_start != current_start:
-            if len(result.matches) >= room:
+        if current is None or start > line_end:
+            if len(matches) >= room:
                 break
+            line_start = body.rfind("\n", 0, start) + 1
             line_no += body.count("\n", scanned, line_start)
             scanned = line_start
             line_end = body.find("\n", start)
-            line = body[line_start : line_end if line_end >= 0 else len(body)]
-            current = LineMatch(line_no, line[:MAX_LINE_CHARS], [])
-            current_start = line_start
-            result.matches.append(current)
-        assert current is not None
+            if line_end < 0:
+                line_end = len(body)
+            current = LineMatch(
+                line_no, body[line_start : min(line_end, line_start + MAX_LINE_CHARS)], []
+            )
+            matches.append(current)
         col = start - line_start
         if col < MAX_LINE_CHARS:
             current.ranges.append((col, min(end - line_start, len(current.text))))
-    return result if result.matches else None
+    return result if matches else None

@@ -32,7 +32,7 @@ from typing import Any
 from coolcoding.agent.client import AgentClient, AgentConnectionLost, AgentError
 from coolcoding.sandbox.agent_sandbox import AgentSandbox
 from coolcoding.sandbox.base import Runtime, Sandbox, SandboxError, SandboxSpec
-from coolcoding.sandbox.local import seccomp
+from coolcoding.sandbox.local import bwrap, seccomp
 from coolcoding.sandbox.local.agent_launch import agent_limits, agent_package_copy, start_agent
 from coolcoding.sandbox.local.agents import (
     AgentFiles,
@@ -58,6 +58,7 @@ from coolcoding.sandbox.local.pool import WarmPool
 from coolcoding.sandbox.local.process import become_subreaper, credentials_for
 from coolcoding.sandbox.local.sandbox import LocalSandbox
 from coolcoding.sandbox.local.session_pool import SessionPool, settle
+from coolcoding.sandbox.npmcache import promote_from_sandbox, shared_content
 from coolcoding.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -88,6 +89,7 @@ class LocalRuntime(Runtime):
         self._sandboxes: dict[str, LocalSandbox] = {}
         self._starting = KeyedLock()  # per session: starts of different sessions overlap
         self._watcher: asyncio.Task[None] | None = None
+        self._promoter: asyncio.Task[None] | None = None  # npm downloads into the shared store
         size = settings.sandbox_pool_size
         size = 2 * (os.cpu_count() or 1) if size < 0 else size
         self.pool = WarmPool(size, self._make_warm, self._destroy_ephemeral, self._abandon_warm)
@@ -229,6 +231,12 @@ class LocalRuntime(Runtime):
                 and self.settings.sandbox_disk_check_interval_s > 0
             ):
                 self._watcher = asyncio.get_running_loop().create_task(self._watch_disk())
+            if (
+                self._promoter is None
+                and self.settings.package_cache_dir
+                and self.settings.package_cache_promote_interval_s > 0
+            ):
+                self._promoter = asyncio.get_running_loop().create_task(self._promote_loop())
             return sb
 
     async def _start_new(self, spec: SandboxSpec) -> LocalSandbox:
@@ -458,6 +466,7 @@ class LocalRuntime(Runtime):
         self._released.discard(session_uuid)
         workspace = self.settings.workspaces_dir / session_uuid
         if sb is not None:
+            await self._promote_npm(sb)  # before its home (a tmpfs) is gone
             await sb.stop()
             await asyncio.to_thread(shutil.rmtree, sb.etc_dir, True)
             workspace = sb.workspace
@@ -644,6 +653,9 @@ class LocalRuntime(Runtime):
         if self._watcher is not None:
             self._watcher.cancel()
             self._watcher = None
+        if self._promoter is not None:
+            self._promoter.cancel()
+            self._promoter = None
         for session_uuid in list(self._sandboxes):
             await self.stop(session_uuid)
         loop = asyncio.get_running_loop()
@@ -702,6 +714,38 @@ class LocalRuntime(Runtime):
             for entry in set(os.listdir(templates)) - self._etc.in_use():
                 await asyncio.to_thread(shutil.rmtree, templates / entry, True)
         return count
+
+    async def _promote_npm(self, sb: LocalSandbox) -> None:
+        """Copy the npm tarballs ``sb`` downloaded into the shared store, each verified on
+        this side (sandbox/npmcache.py); never fails the caller."""
+        store = shared_content(self.settings.package_cache_dir)
+        agent = sb.agent
+        pid = agent.pid if isinstance(agent, AgentHandle) else None
+        if store is None or pid is None or sb.stopped:
+            return
+        uuid = sb.spec.session_uuid
+        try:
+            result = await asyncio.to_thread(
+                promote_from_sandbox,
+                pid,
+                bwrap.SANDBOX_HOME,
+                store,
+                still_ours=lambda: is_agent_of(pid, uuid),
+                max_blob_bytes=self.settings.package_cache_max_blob_bytes,
+                max_total_bytes=self.settings.package_cache_max_promote_bytes,
+            )
+        except OSError:
+            log.warning("promoting the npm cache of %s failed", uuid, exc_info=True)
+            return
+        if result.promoted or result.rejected:
+            log.info("npm cache of %s: %d promoted (%d bytes), %d rejected", uuid,
+                     result.promoted, result.bytes, result.rejected)  # fmt: skip
+
+    async def _promote_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.package_cache_promote_interval_s)
+            for sb in list(self._sandboxes.values()):
+                await self._promote_npm(sb)
 
     async def _watch_disk(self) -> None:
         interval = self.settings.sandbox_disk_check_interval_s
