@@ -467,3 +467,43 @@ def test_public_link_fork_expiry_and_unknown(server: LiveServer, team: Team) -> 
     r = anon.get("/api/public/" + "A" * 43)
     assert (r.status_code, r.json()["error"]) == (404, "link_not_found")
     anon.close()
+
+
+# --- who typed: the agent's report is untrusted ---------------------------------------------------
+
+
+async def test_a_typist_the_agent_reports_is_kept_only_for_who_may_type(
+    server: LiveServer, team: Team
+) -> None:
+    """An agent (inside the sandbox: untrusted) reports who typed a command (protocol 4); a
+    forged report naming a viewer, a pending invitee or a stranger is recorded as nobody."""
+    from sqlalchemy import select
+
+    from coolcoding.db.engine import Database
+    from coolcoding.db.models import CodeSession
+    from coolcoding.services.commands import CommandLog, CommandRecord
+    from coolcoding.services.sessions import parse_uuid
+
+    db = Database(server.settings)
+    try:
+        async with db.session() as s:
+            session_id = await s.scalar(
+                select(CodeSession.id).where(CodeSession.uuid == parse_uuid(team.sid))
+            )
+        assert session_id is not None
+        log = CommandLog(db)
+        expect = {"owner": True, "admin": True, "editor": True, "viewer": False,
+                  "pending": False, "none": False}  # fmt: skip
+        for who, u in team.by_role().items():
+            rec = CommandRecord(
+                terminal_id="t1", command=f"echo {who}", exit_code=0, cwd=None,
+                started_at=datetime.now(UTC), duration_ms=1.0, output="", output_truncated=False,
+                user_id=u.user_id, typist_reported=True,
+            )  # fmt: skip
+            await log.record(session_id, rec)
+        got = {r.command: r.user_id for r in await log.recent(session_id)}
+        by_role = team.by_role()
+        for who, kept in expect.items():
+            assert got[f"echo {who}"] == (by_role[who].user_id if kept else None), who
+    finally:
+        await db.dispose()
