@@ -4303,6 +4303,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorOut"];
                 };
             };
+            /** @description Conflict with the current state (e.g. a stale `base_version`, a taken name) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
             /** @description Too large: the request body, or a workspace quota (`quota_exceeded`) */
             413: {
                 headers: {

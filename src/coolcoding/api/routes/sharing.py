@@ -112,7 +112,7 @@ async def revoke_member(user_id: Id, access: AdminAccess, platform: PlatformDep)
     return Response(status_code=204)
 
 
-@router.post(f"{S}/leave", status_code=204, responses=SHARED_WRITE)
+@router.post(f"{S}/leave", status_code=204, responses=merge(SHARED_WRITE, errors(Conflict)))
 async def leave_session(access: ViewerAccess, platform: PlatformDep) -> Response:
     """Stop being a member (the owner cannot leave: transfer or delete instead)."""
     if access.is_owner:
