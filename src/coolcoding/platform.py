@@ -193,9 +193,13 @@ class Platform:
         return svc
 
     async def _member_may_fork(self, user_id: int, session: CodeSession) -> bool:
-        """Any accepted member (a viewer too: they can read every file) may fork."""
+        """An accepted member whose role the workspace's ``fork_policy`` allows; a member below
+        it: 403 ``forbidden_role`` naming the role needed (unless another grant allows it)."""
+        from coolcoding.services.sharing import DEFAULT_FORK_POLICY, FORK_POLICY_ROLES
+
+        need = FORK_POLICY_ROLES.get(session.fork_policy, FORK_POLICY_ROLES[DEFAULT_FORK_POLICY])
         try:
-            await self.access.role_of(user_id, str(session.uuid))
+            await self.access.require(user_id, str(session.uuid), need)
         except NotFound:
             return False
         return True

@@ -150,6 +150,12 @@ class Settings(BaseSettings):
     collab_max_docs_per_connection: int = Field(
         default=32, description="Files one co-editing WebSocket may have open at once"
     )
+    collab_test_hold_after_save: str = Field(
+        default="",
+        description="Tests only (refused unless COOLCODING_ENVIRONMENT=test): a file the "
+        "co-editing saver creates right after it saved a document to the DB, before it records "
+        "the saved base in Redis, then waits there forever (a fault test SIGKILLs it there)",
+    )
     collab_send_queue: int = Field(
         default=2000,
         description="Frames queued for a slow co-editing client before it is disconnected "
@@ -612,6 +618,8 @@ class Settings(BaseSettings):
     def _refuse_unsafe_production(self) -> Settings:
         if self.environment == "production" and not self.cookie_secure:
             raise ValueError("COOLCODING_COOKIE_SECURE must be true in production (HTTPS cookies)")
+        if self.collab_test_hold_after_save and self.environment != "test":
+            raise ValueError("COOLCODING_COLLAB_TEST_HOLD_AFTER_SAVE is for tests only")
         return self
 
     @property

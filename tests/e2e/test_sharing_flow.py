@@ -84,3 +84,19 @@ def test_invite_accept_type_watch_revoke(page: Page, other_contexts: list[Browse
     expect(owner.locator(".xterm-rows")).to_contain_text("owner-again")
     editor.goto(workspace_url)
     expect(editor.get_by_role("alert")).to_be_visible()
+
+
+def test_the_owner_sets_who_may_fork_in_the_share_dialog(page: Page) -> None:
+    register(page)
+    create_workspace(page, "fork rules")
+    uuid = page.url.rsplit("/", 1)[1]
+    page.get_by_role("button", name="Share").click()
+    policy = page.get_by_label("Who may fork")
+    expect(policy).to_have_value("editors")  # the default
+    policy.select_option("owner")
+    expect(policy).to_be_enabled()
+    page.get_by_role("button", name="Close", exact=True).click()
+    members = page.request.get(f"/api/sessions/{uuid}/members")
+    assert members.ok and members.json()["fork_policy"] == "owner"
+    page.get_by_role("button", name="Share").click()
+    expect(page.get_by_label("Who may fork")).to_have_value("owner")

@@ -97,6 +97,43 @@ async def test_shell_integration_reports_commands_and_exit(agent: RunningAgent) 
     await c.close()
 
 
+async def test_protocol_4_reports_who_typed_each_command(agent: RunningAgent) -> None:
+    """Each attachment names its typist; a command's event names the one whose input started
+    it, on every connection of protocol 4 (an older connection gets no ``typist`` and may not
+    name one)."""
+    c = await agent.client()
+    await c.subscribe(pty=True)
+    old = await asyncio.wait_for(
+        AgentClient.connect(agent.socket, agent.secret, version=3), TIMEOUT
+    )
+    await old.subscribe(pty=True)
+    await c.pty_open(80, 24, terminal_id="t", argv=agent.shell)
+    alice = await c.pty_attach("t", typist=7)
+    bob_c = await agent.client()
+    bob = await bob_c.pty_attach("t", typist=9)
+    await bob.write(b"echo by-bob\r")
+    ev = await next_event(c, lambda e: e["event"] == "pty.command")
+    assert (ev["data"]["command"], ev["data"]["typist"]) == ("echo by-bob", 9)
+    ev_old = await next_event(old, lambda e: e["event"] == "pty.command")
+    assert ev_old["data"]["command"] == "echo by-bob" and "typist" not in ev_old["data"]
+    await alice.write(b"echo by-al")
+    await bob.write(b"ice\r")  # the Enter is Bob's: the command started with his input
+    ev = await next_event(c, lambda e: e["event"] == "pty.command")
+    assert (ev["data"]["command"], ev["data"]["typist"]) == ("echo by-alice", 9)
+    await alice.write(b"echo again\r")
+    ev = await next_event(c, lambda e: e["event"] == "pty.command")
+    assert (ev["data"]["command"], ev["data"]["typist"]) == ("echo again", 7)
+    unnamed = await c.pty_attach("t", replay=False)
+    await unnamed.write(b"echo nobody\r")
+    ev = await next_event(c, lambda e: e["event"] == "pty.command")
+    assert (ev["data"]["command"], ev["data"]["typist"]) == ("echo nobody", None)
+    with pytest.raises(AgentError) as e:
+        await old.call("pty.attach", {"terminal_id": "t", "typist": 1})
+    assert e.value.code == "bad_params"
+    for client in (old, bob_c, c):
+        await client.close()
+
+
 async def test_file_write_is_atomic_compare_and_swap(agent: RunningAgent) -> None:
     c = await agent.client()
     first = await c.write_file("src/a.txt", b"one", expect_absent=True)

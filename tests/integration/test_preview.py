@@ -237,3 +237,45 @@ def test_ports_of_a_stopped_sandbox(user: UserClient) -> None:
     r = user.client.get(f"/api/sessions/{sid}/preview/8000/")
     assert r.status_code == 409 and r.json()["error"] == "sandbox_not_running"
     _ = json  # (kept for readable failures)
+
+
+def test_a_viewer_uses_the_preview_like_a_visitor_http_and_websocket(
+    user: UserClient, server: LiveServer
+) -> None:
+    """One policy for the preview: every member uses the running program as a visitor would,
+    over HTTP (any method) and its WebSockets; a read-only public link gets no preview."""
+    sid = start_app(user)
+    viewer = register_user(server, "vie")
+    try:
+        r = user.client.post(
+            f"/api/sessions/{sid}/members", json={"user": viewer.username, "role": "viewer"}
+        )
+        assert r.status_code == 201, r.text
+        assert viewer.client.post(f"/api/invitations/{sid}/accept").status_code == 200
+        base = f"/api/sessions/{sid}/preview/8000"
+        r = viewer.client.get(base + "/page")
+        assert r.status_code == 200 and "preview works" in r.text
+        r = viewer.client.post(base + "/form", content=b"a=1")
+        assert r.status_code == 201 and r.text.startswith("got 3 "), r.text
+        # The viewer still cannot start or stop anything in the workspace.
+        r = viewer.client.post(f"/api/sessions/{sid}/run", json={"path": "app.py"})
+        assert (r.status_code, r.json()["error"]) == (403, "forbidden_role")
+        cookie = f"cc_session={viewer.client.cookies.get('cc_session')}"
+
+        async def talk() -> Any:
+            async with websockets.connect(
+                ws_url(server, base + "/ws"),
+                additional_headers={"Cookie": cookie, "Origin": server.base_url},
+            ) as ws:
+                await ws.send("from-viewer")
+                return await ws.recv()
+
+        assert asyncio.run(talk()) == "echo:from-viewer"
+        link = user.client.post(f"/api/sessions/{sid}/links", json={"permission": "read"})
+        token = link.json()["token"]
+        with httpx.Client(base_url=server.base_url) as anon:
+            assert anon.get(f"/api/public/{token}").status_code == 200
+            for path in (f"/api/public/{token}/preview/8000/page", f"{base}/page"):
+                assert anon.get(path).status_code in (401, 404), path
+    finally:
+        viewer.client.close()

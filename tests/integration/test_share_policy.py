@@ -119,3 +119,12 @@ def test_the_policy_of_the_main_routes(tmp_path: Path) -> None:
     assert p[("DELETE", S)] is Role.OWNER
     assert p[("POST", f"{S}/transfer")] is Role.OWNER
     assert p[("PUT", f"{S}/terminals/{{terminal_id}}/private")] is Role.OWNER
+    assert p[("PUT", f"{S}/fork-policy")] is Role.ADMIN
+    # The preview is the running program as a visitor uses it: every member, any method, and
+    # its WebSockets (a public link has no preview at all).
+    preview = f"{S}/preview/{{port}}/{{path:path}}"
+    for method in ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"):
+        assert p[(method, preview)] is Role.VIEWER, method
+    assert WS_POLICY[preview] is Role.VIEWER
+    assert not [r.path for r in app_routes(tmp_path) if r.path.startswith("/api/public/")
+                and "preview" in r.path]  # fmt: skip

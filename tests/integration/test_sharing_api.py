@@ -349,11 +349,63 @@ def test_leave_and_owner_delete(server: LiveServer, team: Team) -> None:
     assert team.editor.client.get("/api/shared").json() == []
 
 
-def test_member_may_fork(server: LiveServer, team: Team) -> None:
-    r = team.viewer.client.post(f"/api/sessions/{team.sid}/fork", json={})
+# fork_policy -> the member roles that may fork (others get 403 forbidden_role naming it).
+FORK_MATRIX = {
+    "members": ("viewer", {"viewer", "editor", "admin", "owner"}),
+    "editors": ("editor", {"editor", "admin", "owner"}),
+    "owner": ("owner", {"owner"}),
+}
+
+
+def test_fork_policy_matrix(server: LiveServer, team: Team) -> None:
+    """Every fork policy x every role: members at or above it fork (201, theirs); below it,
+    403 ``forbidden_role`` with the role needed; non-members and pending invitees: 404."""
+    sid = team.sid
+    members = team.viewer.client.get(f"/api/sessions/{sid}/members").json()
+    assert members["fork_policy"] == "editors"  # the default
+    failures = []
+    for policy, (need, allowed) in FORK_MATRIX.items():
+        r = team.admin.client.put(f"/api/sessions/{sid}/fork-policy", json={"fork_policy": policy})
+        assert r.status_code == 200 and r.json() == {"fork_policy": policy}, r.text
+        for who, u in team.by_role().items():
+            r = u.client.post(f"/api/sessions/{sid}/fork", json={"name": f"{policy}-{who}"})
+            body = r.json()
+            if who in ("none", "pending"):
+                ok = (r.status_code, body.get("error")) == (404, "session_not_found")
+            elif who in allowed:
+                ok = r.status_code == 201 and body["role"] == "owner"
+            else:
+                ok = (r.status_code, body.get("error"), body.get("required_role")) == (
+                    403, "forbidden_role", need,
+                )  # fmt: skip
+            if not ok:
+                failures.append(f"{policy} {who}: {r.status_code} {r.text[:120]}")
+    assert not failures, "\n".join(failures)
+    assert team.owner.client.get(f"/api/sessions/{sid}/members").json()["fork_policy"] == "owner"
+
+
+def test_fork_policy_is_the_admins_to_set_and_checked(server: LiveServer, team: Team) -> None:
+    sid = team.sid
+    url = f"/api/sessions/{sid}/fork-policy"
+    for u in (team.viewer, team.editor):
+        r = u.client.put(url, json={"fork_policy": "members"})
+        assert (r.status_code, r.json()["error"], r.json()["required_role"]) == (
+            403, "forbidden_role", "admin",
+        )  # fmt: skip
+    assert team.stranger.client.put(url, json={"fork_policy": "members"}).status_code == 404
+    for bad in ({"fork_policy": "everyone"}, {"fork_policy": 1}, {}):
+        r = team.owner.client.put(url, json=bad)
+        assert r.status_code == 422 and "error" in r.json(), r.text
+    assert team.viewer.client.get(f"/api/sessions/{sid}/members").json()["fork_policy"] == "editors"
+    assert team.owner.client.put(url, json={"fork_policy": "owner"}).status_code == 200
+    # A public fork link is its own grant: a viewer below the policy forks through it.
+    r = team.owner.client.post(f"/api/sessions/{sid}/links", json={"permission": "fork"})
+    token = r.json()["token"]
+    assert team.viewer.client.post(f"/api/sessions/{sid}/fork", json={}).status_code == 403
+    r = team.viewer.client.post(f"/api/public/{token}/fork")
     assert r.status_code == 201, r.text
-    assert r.json()["role"] == "owner"
-    assert team.stranger.client.post(f"/api/sessions/{team.sid}/fork", json={}).status_code == 404
+    r = team.stranger.client.post(f"/api/public/{token}/fork")
+    assert r.status_code == 201, r.text
 
 
 # --- public links -------------------------------------------------------------------------------
@@ -415,3 +467,43 @@ def test_public_link_fork_expiry_and_unknown(server: LiveServer, team: Team) -> 
     r = anon.get("/api/public/" + "A" * 43)
     assert (r.status_code, r.json()["error"]) == (404, "link_not_found")
     anon.close()
+
+
+# --- who typed: the agent's report is untrusted ---------------------------------------------------
+
+
+async def test_a_typist_the_agent_reports_is_kept_only_for_who_may_type(
+    server: LiveServer, team: Team
+) -> None:
+    """An agent (inside the sandbox: untrusted) reports who typed a command (protocol 4); a
+    forged report naming a viewer, a pending invitee or a stranger is recorded as nobody."""
+    from sqlalchemy import select
+
+    from coolcoding.db.engine import Database
+    from coolcoding.db.models import CodeSession
+    from coolcoding.services.commands import CommandLog, CommandRecord
+    from coolcoding.services.sessions import parse_uuid
+
+    db = Database(server.settings)
+    try:
+        async with db.session() as s:
+            session_id = await s.scalar(
+                select(CodeSession.id).where(CodeSession.uuid == parse_uuid(team.sid))
+            )
+        assert session_id is not None
+        log = CommandLog(db)
+        expect = {"owner": True, "admin": True, "editor": True, "viewer": False,
+                  "pending": False, "none": False}  # fmt: skip
+        for who, u in team.by_role().items():
+            rec = CommandRecord(
+                terminal_id="t1", command=f"echo {who}", exit_code=0, cwd=None,
+                started_at=datetime.now(UTC), duration_ms=1.0, output="", output_truncated=False,
+                user_id=u.user_id, typist_reported=True,
+            )  # fmt: skip
+            await log.record(session_id, rec)
+        got = {r.command: r.user_id for r in await log.recent(session_id)}
+        by_role = team.by_role()
+        for who, kept in expect.items():
+            assert got[f"echo {who}"] == (by_role[who].user_id if kept else None), who
+    finally:
+        await db.dispose()

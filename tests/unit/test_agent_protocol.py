@@ -124,7 +124,7 @@ async def raw_handshake(path: str, auth: dict[str, object] | None) -> dict[str, 
     frame = await protocol.read_frame(r, 4096)
     assert frame is not None
     hello = protocol.decode_control(frame.payload)
-    assert hello["type"] == "hello" and hello["protocols"] == [1, 2, 3]
+    assert hello["type"] == "hello" and hello["protocols"] == [1, 2, 3, 4]
     msg = {"type": "auth", "protocol": 1, "challenge": "c" * 64,
            "proof": protocol.auth_proof(SECRET, "client", str(hello["challenge"]), "c" * 64)}  # fmt: skip
     msg.update(auth or {})
@@ -302,7 +302,7 @@ async def test_a_spare_shell_becomes_the_next_default_terminal(agent_socket: str
     from coolcoding.agent.client import AgentError
 
     c = await AgentClient.connect(agent_socket, SECRET)
-    assert c.protocol == 3
+    assert c.protocol == 4
     spare = await c.pty_spare(80, 24)
     assert spare["started"] and spare["pid"] > 0
     assert await c.pty_spare(80, 24) == {"started": False, "pid": spare["pid"]}

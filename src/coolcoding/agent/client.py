@@ -376,8 +376,15 @@ class AgentClient:
         r = await self.call("pty.spare", {"cols": cols, "rows": rows})
         return cast(messages.PtySpareResult, r)
 
-    async def pty_attach(self, terminal_id: str, *, replay: bool = True) -> Attachment:
-        r = await self.call("pty.attach", {"terminal_id": terminal_id, "replay": replay})
+    async def pty_attach(
+        self, terminal_id: str, *, replay: bool = True, typist: int | None = None
+    ) -> Attachment:
+        """``typist``: the user whose keystrokes this attachment carries (sent from protocol 4
+        on; the agent names the last one before a command's start in its ``pty.command``)."""
+        p: dict[str, Any] = {"terminal_id": terminal_id, "replay": replay}
+        if typist is not None and self.protocol >= 4:
+            p["typist"] = typist
+        r = await self.call("pty.attach", p)
         return Attachment(self, r["channel"], r["info"])
 
     async def pty_resize(self, terminal_id: str, cols: int, rows: int) -> None:

@@ -262,6 +262,11 @@ class Connection:
                 check(params, spec[0], "params")
             except SchemaError as e:
                 raise RequestError("bad_params", str(e)) from e
+            for key in params:
+                need = messages.MIN_PARAM_VERSION.get((method, key), 1)
+                if self.protocol < need:
+                    raise RequestError("bad_params", f"{method} takes {key!r} from protocol "
+                                       f"{need} on (this connection speaks {self.protocol})")  # fmt: skip
             result = await self._handler(self, method, params)
             self.send_control({"type": "response", "id": rid, "result": result})
         except RequestError as e:

@@ -123,8 +123,12 @@ class PtyInfo(TypedDict):
 
 
 class PtyAttachParams(TypedDict):
+    """``typist`` (protocol 4): the platform user whose keystrokes this attachment carries;
+    the agent reports the last one before a command's start with its ``pty.command``."""
+
     terminal_id: str
     replay: NotRequired[bool]
+    typist: NotRequired[int]
 
 
 class PtyAttachResult(TypedDict):
@@ -161,6 +165,9 @@ class CommandEvent(TypedDict):
     duration_ms: float
     output: str
     output_truncated: bool
+    # Protocol 4: the ``typist`` of the attachment whose input last preceded the command's
+    # start (null: none was named); absent on connections of an older protocol.
+    typist: NotRequired[int | None]
 
 
 class PtyReplayEvent(TypedDict):
@@ -420,6 +427,8 @@ METHODS: dict[str, tuple[type[Any], type[Any]]] = {
 
 # Methods a connection may call only once it negotiated this protocol version or later.
 MIN_VERSION: dict[str, int] = {"port.connect": 2, "ports.list": 2, "pty.spare": 3}
+# Parameters a connection may send only once it negotiated this protocol version or later.
+MIN_PARAM_VERSION: dict[tuple[str, str], int] = {("pty.attach", "typist"): 4}
 
 EVENTS: dict[str, type[Any]] = {
     "pty.command": CommandEvent,

@@ -27,7 +27,8 @@ MAGIC = b"\x89CCA"  # a non-ASCII first byte: an HTTP or TLS client is refused o
 # 2 adds files.probe, files.swap, fs.pending, fs.flush, fs.late, the fs.conflict event,
 # watcher options, ports.list and port.connect (docs/AGENT_PROTOCOL.md, "Protocol 2");
 # an agent speaks both. 3 adds pty.spare (a default shell started ahead of its terminal).
-PROTOCOL_VERSIONS: tuple[int, ...] = (1, 2, 3)
+# 4 adds ``typist`` to pty.attach and pty.command (who typed a command, on any replica).
+PROTOCOL_VERSIONS: tuple[int, ...] = (1, 2, 3, 4)
 AGENT_VERSION = "coolcoding-agent/0.1"
 HEADER = struct.Struct(">IBI")
 KIND_CONTROL = 1

@@ -77,6 +77,7 @@ class _Running:
     t0: float = field(default_factory=time.monotonic)
     output: bytearray = field(default_factory=bytearray)
     truncated: bool = False
+    typist: int | None = None
 
 
 class AgentTerminal:
@@ -115,6 +116,7 @@ class AgentTerminal:
         self._cwd: str | None = None
         self._next_command = ""
         self._running: _Running | None = None
+        self._typist: int | None = None  # of the last input written (protocol 4's ``typist``)
         self._tasks: set[asyncio.Task[None]] = set()
         self._command_lock = asyncio.Lock()
 
@@ -197,9 +199,11 @@ class AgentTerminal:
 
     # --- input ---------------------------------------------------------------------------------
 
-    def write(self, data: bytes) -> None:
+    def write(self, data: bytes, typist: int | None = None) -> None:
+        """Input for the shell from an attachment that carries ``typist``'s keystrokes."""
         if self._fd < 0 or not data:
             return
+        self._typist = typist
         if len(self._pending_input) + len(data) > MAX_PENDING_INPUT:
             log.warning("terminal %s: input dropped (the shell reads nothing)", self.terminal_id)
             return
@@ -331,7 +335,8 @@ class AgentTerminal:
         elif kind == "E":
             self._next_command = payload
         elif kind == "C":
-            self._running = _Running(self._next_command, self._cwd)
+            # The Enter that started it was written before the shell said so: the last input.
+            self._running = _Running(self._next_command, self._cwd, typist=self._typist)
             self._next_command = ""
         elif kind == "D" and self._running is not None:
             run, self._running = self._running, None
@@ -348,6 +353,7 @@ class AgentTerminal:
                 "duration_ms": (time.monotonic() - run.t0) * 1000,
                 "output": bytes(run.output).decode("utf-8", "replace"),
                 "output_truncated": run.truncated,
+                "typist": run.typist,
             }
             self._spawn(self._command_done(event))
 
@@ -358,8 +364,10 @@ class AgentTerminal:
             except Exception:
                 log.exception("terminal %s: command hook failed", self.terminal_id)
             self.flush()  # the command's output before its event
+            old = {k: v for k, v in event.items() if k != "typist"}
             for peer, channel in list(self.attachments):
-                peer.send_event("pty.command", channel, event)
+                new = getattr(peer, "protocol", 4) >= 4  # protocol < 4: no typist
+                peer.send_event("pty.command", channel, event if new else old)
 
     # --- end -----------------------------------------------------------------------------------
 

@@ -247,13 +247,15 @@ class AgentServer:
 
     async def _on_command(self, term: AgentTerminal, event: dict[str, Any]) -> None:
         await self.watch.flush()  # the command's file changes are reported before its record
+        old = {k: v for k, v in event.items() if k != "typist"}  # protocol < 4: no typist
         for conn in list(self.pty_subscribers):
-            conn.send_event("pty.command", 0, event)
+            conn.send_event("pty.command", 0, event if conn.protocol >= 4 else old)
 
     async def m_pty_attach(self, conn: Connection, p: dict[str, Any]) -> dict[str, Any]:
         term = self._terminal(p["terminal_id"])
         channel = conn.new_channel()
-        conn.input_sinks[channel] = term.write
+        typist: int | None = p.get("typist")
+        conn.input_sinks[channel] = lambda data: term.write(data, typist)
         return self._attach(conn, term, channel, p.get("replay", True))
 
     def _attach(

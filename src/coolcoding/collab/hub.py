@@ -76,6 +76,14 @@ def saved_message(od: OpenDoc) -> str:
     ).as_json()
 
 
+async def _hold_forever(marker: str, version: int) -> None:
+    """Tests only (``collab_test_hold_after_save``): say where the saver is, then stay there."""
+    from pathlib import Path
+
+    await asyncio.to_thread(Path(marker).write_text, str(version))
+    await asyncio.Event().wait()
+
+
 class CollabHub:
     def __init__(
         self,
@@ -366,6 +374,9 @@ class CollabHub:
                 base = od.shared.base
                 if text == base.text:
                     return True
+                await self.store.put_pending(
+                    od.ref.session_uuid, od.path, Base(base.version, text, state, base.epoch)
+                )
                 try:
                     info, _ = await self.workspace.save_file(
                         od.ref,
@@ -393,6 +404,8 @@ class CollabHub:
                     )
                     return False
                 od.save_error = None
+                if self.settings.collab_test_hold_after_save:  # a fault test's kill point
+                    await _hold_forever(self.settings.collab_test_hold_after_save, info.version)
                 od.shared.base = Base(info.version, text, state, base.epoch)
                 await self.store.put(od.ref.session_uuid, od.path, od.shared.base)
                 await self._notify(od, saved_message(od))
@@ -424,6 +437,11 @@ class CollabHub:
         elif new == od.shared.content():
             text, state = od.shared.snapshot()
             od.shared.base = Base(info.version, text, state, base.epoch)
+        elif (own := await self._own_save(od, base, new)) is not None:
+            # A saver (killed before it recorded the base) saved this from the document: its
+            # items are the document's already; merging it as an outside change would add the
+            # text again. It becomes the base as it was saved.
+            od.shared.base = Base(info.version, own.text, own.state, base.epoch)
         else:
             update, od.shared.base = merge_external(base, new, info.version)
             od.shared.apply_trusted(update)
@@ -434,6 +452,19 @@ class CollabHub:
         await self.store.put(od.ref.session_uuid, od.path, od.shared.base)
         await self._notify(od, saved_message(od))
         return True
+
+    async def _own_save(self, od: OpenDoc, base: Base, text: str) -> Base | None:
+        """The pending save (``DocStore.put_pending``) if ``text`` in the DB is what a saver of
+        this document saved over ``base``."""
+        pending = await self.store.get_pending(od.ref.session_uuid, od.path)
+        if (
+            pending is not None
+            and pending.epoch == base.epoch
+            and pending.version == base.version
+            and pending.text == text
+        ):
+            return pending
+        return None
 
     async def _closed(self, od: OpenDoc, reason: str, message: str) -> None:
         """The file cannot be co-edited any more (deleted, moved, binary): tell the clients."""

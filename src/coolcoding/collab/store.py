@@ -67,6 +67,10 @@ class DocStore:
         return f"{_PREFIX}:base:{session_uuid}:{path}"
 
     @staticmethod
+    def _pending_key(session_uuid: str, path: str) -> str:
+        return f"{_PREFIX}:pending:{session_uuid}:{path}"
+
+    @staticmethod
     def _lease_key(session_uuid: str, path: str) -> str:
         return f"{_PREFIX}:saver:{session_uuid}:{path}"
 
@@ -96,13 +100,31 @@ class DocStore:
         else:
             await self.redis.set(key, _encode(base), ex=self.ttl_s)
 
+    async def put_pending(self, session_uuid: str, path: str, base: Base) -> None:
+        """What the saver is about to save: ``text`` and its ``state`` over the base of
+        ``version``. A saver killed after the DB took it but before ``put`` recorded the new base
+        leaves this behind, so the next saver knows that DB version is the document's own save
+        (not a change from outside to merge, which would add the saved text a second time)."""
+        key = self._pending_key(session_uuid, path)
+        if self.redis is None:
+            self._bases[key] = base
+        else:
+            await self.redis.set(key, _encode(base), ex=self.ttl_s)
+
+    async def get_pending(self, session_uuid: str, path: str) -> Base | None:
+        key = self._pending_key(session_uuid, path)
+        if self.redis is None:
+            return self._bases.get(key)
+        return _decode(await self.redis.get(key))
+
     async def forget(self, session_uuid: str, path: str) -> None:
         """Drop the base (the file was deleted, or, without Redis, nobody edits it any more)."""
-        key = self._key(session_uuid, path)
+        keys = (self._key(session_uuid, path), self._pending_key(session_uuid, path))
         if self.redis is None:
-            self._bases.pop(key, None)
+            for key in keys:
+                self._bases.pop(key, None)
         else:
-            await self.redis.delete(key)
+            await self.redis.delete(*keys)
 
     async def hold_saver(self, session_uuid: str, path: str) -> bool:
         """Take or renew the saver lease; whether this replica holds it."""

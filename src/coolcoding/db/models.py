@@ -119,6 +119,10 @@ class CodeSession(Base):
     forked_from_uuid: Mapped[uuid_mod.UUID | None] = mapped_column(Uuid, nullable=True)
     forked_from_name: Mapped[str | None] = mapped_column(String(255), nullable=True)
     fork_count: Mapped[int] = mapped_column(Integer, default=0)
+    # Who of the members may fork it (migration 0009): members | editors | owner.
+    fork_policy: Mapped[str] = mapped_column(
+        String(16), default="editors", server_default="editors"
+    )
 
     user: Mapped[User] = relationship(back_populates="sessions")
 

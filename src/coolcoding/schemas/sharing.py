@@ -10,6 +10,8 @@ from pydantic import BaseModel, Field
 from coolcoding.schemas.sessions import SessionOut
 
 MemberRole = Literal["viewer", "editor", "admin"]
+# Who of a workspace's members may fork it (a public fork link is a grant of its own).
+ForkPolicy = Literal["members", "editors", "owner"]
 
 
 class InviteIn(BaseModel):
@@ -40,6 +42,15 @@ class MembersOut(BaseModel):
     owner_username: str
     your_role: str
     members: list[MemberOut]
+    fork_policy: ForkPolicy
+
+
+class ForkPolicyIn(BaseModel):
+    fork_policy: ForkPolicy
+
+
+class ForkPolicyOut(BaseModel):
+    fork_policy: ForkPolicy
 
 
 class SharedSessionOut(BaseModel):

@@ -8,7 +8,9 @@ from datetime import datetime
 from sqlalchemy import select
 
 from coolcoding.db.engine import Database
-from coolcoding.db.models import TerminalCommand
+from coolcoding.db.models import CodeSession, SessionCollaborator, TerminalCommand
+
+TYPING_ROLES = ("editor", "admin")
 
 
 @dataclass(frozen=True)
@@ -23,7 +25,8 @@ class CommandRecord:
     duration_ms: float
     output: str
     output_truncated: bool
-    user_id: int | None = None
+    user_id: int | None = None  # who typed it
+    typist_reported: bool = False  # ``user_id`` came from the agent (protocol 4), unchecked
 
 
 class CommandLog:
@@ -32,6 +35,22 @@ class CommandLog:
 
     async def record(self, session_id: int, rec: CommandRecord) -> int:
         async with self.db.session() as s:
+            user_id = rec.user_id
+            if rec.typist_reported and user_id is not None:
+                # The agent is untrusted: a user id it names must be one who may type here.
+                owner = await s.scalar(
+                    select(CodeSession.user_id).where(CodeSession.id == session_id)
+                )
+                if owner != user_id:
+                    member = await s.scalar(
+                        select(SessionCollaborator.id).where(
+                            SessionCollaborator.session_id == session_id,
+                            SessionCollaborator.user_id == user_id,
+                            SessionCollaborator.status == "accepted",
+                            SessionCollaborator.role.in_(TYPING_ROLES),
+                        )
+                    )
+                    user_id = user_id if member is not None else None
             row = TerminalCommand(
                 session_id=session_id,
                 terminal_id=rec.terminal_id,
@@ -42,7 +61,7 @@ class CommandLog:
                 duration_ms=rec.duration_ms,
                 output=rec.output,
                 output_truncated=rec.output_truncated,
-                user_id=rec.user_id,
+                user_id=user_id,
             )
             s.add(row)
             await s.commit()

@@ -29,6 +29,13 @@ from coolcoding.errors import Conflict, Forbidden, InvalidInput, NotFound
 from coolcoding.services.access import Access, AccessService, Role
 
 MEMBER_ROLES = (Role.VIEWER, Role.EDITOR, Role.ADMIN)
+# ``sessions.fork_policy`` -> the least role that may fork (a public fork link: its own grant).
+FORK_POLICY_ROLES: dict[str, Role] = {
+    "members": Role.VIEWER,
+    "editors": Role.EDITOR,
+    "owner": Role.OWNER,
+}
+DEFAULT_FORK_POLICY = "editors"
 
 
 @dataclass(frozen=True)
@@ -290,6 +297,28 @@ class SharingService:
             if str(x.session.uuid) == str(uid)
         ]
         return found[0]
+
+    # --- fork policy ------------------------------------------------------------------------
+
+    async def fork_policy(self, access: Access) -> str:
+        async with self.db.session() as s:
+            policy = await s.scalar(
+                select(CodeSession.fork_policy).where(CodeSession.id == access.ref.session_id)
+            )
+        return policy or DEFAULT_FORK_POLICY
+
+    async def set_fork_policy(self, by: Access, policy: str) -> None:
+        if policy not in FORK_POLICY_ROLES:
+            raise InvalidInput(
+                f"fork_policy is one of {', '.join(FORK_POLICY_ROLES)}", code="invalid_fork_policy"
+            )
+        async with self.db.session() as s:
+            await s.execute(
+                update(CodeSession)
+                .where(CodeSession.id == by.ref.session_id)
+                .values(fork_policy=policy)
+            )
+            await s.commit()
 
     # --- private terminals -----------------------------------------------------------------
 

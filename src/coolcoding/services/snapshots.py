@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from coolcoding.db.engine import Database
 from coolcoding.db.models import CodeSession, Snapshot
-from coolcoding.errors import Conflict, NotFound, TooLarge
+from coolcoding.errors import Conflict, Forbidden, NotFound, TooLarge
 from coolcoding.filesync.paths import ancestors
 from coolcoding.services import blobstore
 from coolcoding.services.blobstore import retried
@@ -423,11 +423,19 @@ class SnapshotService(SnapshotJobs):
     # --- fork --------------------------------------------------------------------------------
 
     async def can_fork(self, user_id: int, sess: CodeSession) -> bool:
+        """Whether a grant allows it; a grant's refusal (403 ``forbidden_role``: a member below
+        the workspace's fork policy) is raised when no other grant allows it."""
         if sess.user_id == user_id:
             return True
+        refused: Forbidden | None = None
         for grant in self.fork_grants:
-            if await grant(user_id, sess):
-                return True
+            try:
+                if await grant(user_id, sess):
+                    return True
+            except Forbidden as exc:
+                refused = exc
+        if refused is not None:
+            raise refused
         return False
 
     @retried

@@ -169,7 +169,8 @@ class TerminalManager:
                     await self.sync.flush(uuid)
                 except Exception:
                     log.exception("sync at command end failed")
-            rec = dataclasses.replace(rec, user_id=self.typist(uuid, rec))
+            if not rec.typist_reported:  # an agent of protocol < 4: as seen here
+                rec = dataclasses.replace(rec, user_id=self.typist(uuid, rec))
             try:
                 await self.commands.record(control.session_id, rec)
             except Exception:
@@ -194,7 +195,8 @@ class TerminalManager:
 
     def typist(self, uuid: str, rec: CommandRecord) -> int | None:
         """The user whose input last preceded the command's start (the Enter that started it),
-        as seen by this replica; ``None`` when none did here."""
+        as seen by this replica; ``None`` when none did here. Only for an agent that does not
+        report it (protocol < 4): input through another replica is not seen here."""
         start = rec.started_at.timestamp() + INPUT_CLOCK_SLACK_S
         best: int | None = None
         for when, user_id in self._inputs.get((uuid, rec.terminal_id), ()):
@@ -205,10 +207,12 @@ class TerminalManager:
     # --- opening -----------------------------------------------------------------------------
 
     async def open(
-        self, sess: CodeSession, terminal_id: str, cols: int, rows: int, *, create: bool = True
-    ) -> tuple[TerminalAttachment, bool]:
+        self, sess: CodeSession, terminal_id: str, cols: int, rows: int, *, create: bool = True,
+        typist: int | None = None,
+    ) -> tuple[TerminalAttachment, bool]:  # fmt: skip
         """An attachment to the live terminal ``terminal_id`` (reattached=True), or a new shell
-        (``create=False``, a viewer: 404 ``terminal_not_found`` instead)."""
+        (``create=False``, a viewer: 404 ``terminal_not_found`` instead); ``typist``: the user
+        who types through it (None: a viewer)."""
         if not protocol.valid_terminal_id(terminal_id):
             raise InvalidInput(
                 "terminal id must match [A-Za-z0-9_-]{1,64}", code="invalid_terminal_id"
@@ -227,7 +231,7 @@ class TerminalManager:
                     )
                 if not reattached:
                     await self._new_shell(sess, control, terms, terminal_id, cols, rows)
-                att = await TerminalAttachment.open(sandbox, uuid, terminal_id)
+                att = await TerminalAttachment.open(sandbox, uuid, terminal_id, typist)
             except (AgentConnectionLost, OSError) as exc:
                 raise SandboxError(
                     "agent_unreachable",
@@ -394,11 +398,17 @@ class TerminalManager:
 
 
 def _record(data: dict[str, Any]) -> CommandRecord:
-    """A command record from an agent's ``pty.command`` event (untrusted: checked, bounded)."""
+    """A command record from an agent's ``pty.command`` event (untrusted: checked, bounded).
+
+    The ``typist`` an agent of protocol 4 reports is the user id a server named when it attached
+    that input; an agent is untrusted, so it is kept only if that user may type in the session
+    (``CommandLog.record`` checks).
+    """
     exit_code = data.get("exit_code")
     cwd = data.get("cwd")
     started = data.get("started_at")
     duration = data.get("duration_ms")
+    typist = data.get("typist")
     if not isinstance(started, int | float) or not isinstance(duration, int | float):
         raise TypeError("started_at and duration_ms must be numbers")
     return CommandRecord(
@@ -412,4 +422,6 @@ def _record(data: dict[str, Any]) -> CommandRecord:
         duration_ms=max(0.0, float(duration)),
         output=str(data.get("output", ""))[:MAX_COMMAND_CHARS],
         output_truncated=bool(data.get("output_truncated", False)),
+        user_id=typist if isinstance(typist, int) and 0 < typist < 2**63 else None,
+        typist_reported="typist" in data,
     )

@@ -42,11 +42,13 @@ class TerminalAttachment:
 
     @classmethod
     async def open(
-        cls, sandbox: Sandbox, session_uuid: str, terminal_id: str
+        cls, sandbox: Sandbox, session_uuid: str, terminal_id: str, typist: int | None = None
     ) -> TerminalAttachment:
+        """``typist``: the user who types through it (the agent reports them with each command
+        they start, so whichever replica records the command knows who typed it)."""
         client = await sandbox.connect_agent()
         try:
-            att = await client.pty_attach(terminal_id)
+            att = await client.pty_attach(terminal_id, typist=typist)
         except BaseException:
             await client.close()
             raise

@@ -317,9 +317,31 @@ export interface paths {
         put?: never;
         /**
          * Fork Session
-         * @description A copy of the workspace (files at their current versions) owned by the caller.
+         * @description A copy of the workspace (files at their current versions) owned by the caller; a member
+         *     needs the role of the workspace's ``fork_policy`` (403 ``forbidden_role`` otherwise).
          */
         post: operations["fork_session_api_sessions__session_uuid__fork_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/sessions/{session_uuid}/fork-policy": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Set Fork Policy
+         * @description Who of the members may fork the workspace: ``members`` (viewers too), ``editors``
+         *     (editors and admins, the default) or ``owner``; a public fork link is not affected.
+         */
+        put: operations["set_fork_policy_api_sessions__session_uuid__fork_policy_put"];
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -1659,6 +1681,22 @@ export interface components {
             /** Name */
             name?: string | null;
         };
+        /** ForkPolicyIn */
+        ForkPolicyIn: {
+            /**
+             * Fork Policy
+             * @enum {string}
+             */
+            fork_policy: "members" | "editors" | "owner";
+        };
+        /** ForkPolicyOut */
+        ForkPolicyOut: {
+            /**
+             * Fork Policy
+             * @enum {string}
+             */
+            fork_policy: "members" | "editors" | "owner";
+        };
         /** ImportOut */
         ImportOut: {
             /** Bytes */
@@ -1842,6 +1880,11 @@ export interface components {
         };
         /** MembersOut */
         MembersOut: {
+            /**
+             * Fork Policy
+             * @enum {string}
+             */
+            fork_policy: "members" | "editors" | "owner";
             /** Members */
             members: components["schemas"]["MemberOut"][];
             /** Owner Id */
@@ -4115,6 +4158,97 @@ export interface operations {
             };
         };
     };
+    set_fork_policy_api_sessions__session_uuid__fork_policy_put: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                session_uuid: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ForkPolicyIn"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ForkPolicyOut"];
+                };
+            };
+            /** @description Invalid input that the schema cannot state (e.g. a rule between two fields) or a body that is not JSON */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description Not logged in, or the login expired (`not_authenticated`, `login_expired`) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description Refused: a cross-site request (`cross_site_request`), a wrong password, or a collaborator whose role is too low (`forbidden_role`, `required_role` names the role needed) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description Not found, or not yours (never told apart) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description Too large: the request body, or a workspace quota (`quota_exceeded`) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description The request does not match the schema (`validation_error`; `fields` lists each problem) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description A dependency is unavailable: the database (`database_unavailable`), sandboxes or code execution; retry after `Retry-After` seconds when given */
+            503: {
+                headers: {
+                    /** @description seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+        };
+    };
     leave_session_api_sessions__session_uuid__leave_post: {
         parameters: {
             query?: never;
@@ -4162,6 +4296,15 @@ export interface operations {
             };
             /** @description Not found, or not yours (never told apart) */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description Conflict with the current state (e.g. a stale `base_version`, a taken name) */
+            409: {
                 headers: {
                     [name: string]: unknown;
                 };

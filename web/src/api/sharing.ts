@@ -11,6 +11,7 @@ export type PublicWorkspace = components["schemas"]["PublicWorkspaceOut"];
 export type PublicFile = components["schemas"]["PublicFileOut"];
 export type PublicRun = components["schemas"]["PublicRunOut"];
 export type MemberRole = "viewer" | "editor" | "admin";
+export type ForkPolicy = components["schemas"]["ForkPolicyIn"]["fork_policy"];
 
 const s = (uuid: string) => `/api/sessions/${encodeURIComponent(uuid)}`;
 
@@ -28,6 +29,10 @@ export function changeRole(uuid: string, userId: number, role: MemberRole): Prom
 
 export function revokeMember(uuid: string, userId: number): Promise<void> {
   return request<void>(`${s(uuid)}/members/${userId}`, { method: "DELETE" });
+}
+
+export function setForkPolicy(uuid: string, forkPolicy: ForkPolicy): Promise<components["schemas"]["ForkPolicyOut"]> {
+  return request<components["schemas"]["ForkPolicyOut"]>(`${s(uuid)}/fork-policy`, { method: "PUT", body: { fork_policy: forkPolicy } });
 }
 
 export function listLinks(uuid: string): Promise<PublicLink[]> {

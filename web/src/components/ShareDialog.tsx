@@ -6,6 +6,11 @@ import { Modal } from "./Dialog";
 
 type Loaded = { members: sharing.Members; links: sharing.PublicLink[] };
 const ROLES: sharing.MemberRole[] = ["viewer", "editor", "admin"];
+const FORK_POLICIES: { value: sharing.ForkPolicy; label: string }[] = [
+  { value: "members", label: "every member" },
+  { value: "editors", label: "editors and admins" },
+  { value: "owner", label: "the owner only" },
+];
 
 export function ShareDialog({ sessionUuid, onClose }: { sessionUuid: string; onClose: () => void }) {
   const titleId = useId();
@@ -115,6 +120,24 @@ export function ShareDialog({ sessionUuid, onClose }: { sessionUuid: string; onC
               </li>
             ))}
           </ul>
+          <div className="share-invite">
+            <label htmlFor={`${titleId}-fork`}>Who may fork</label>
+            {canShare ? (
+              <select
+                id={`${titleId}-fork`}
+                className="input"
+                value={data.members.fork_policy}
+                disabled={busy}
+                onChange={(e) => void act(() => sharing.setForkPolicy(sessionUuid, e.target.value as sharing.ForkPolicy))}
+              >
+                {FORK_POLICIES.map((f) => (
+                  <option key={f.value} value={f.value}>{f.label}</option>
+                ))}
+              </select>
+            ) : (
+              <span id={`${titleId}-fork`} className="share-role">{FORK_POLICIES.find((f) => f.value === data.members.fork_policy)?.label}</span>
+            )}
+          </div>
           {canShare && (
             <section aria-label="Public links">
               <h3>Public links</h3>

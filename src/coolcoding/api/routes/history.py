@@ -17,7 +17,7 @@ from coolcoding.api.deps import (
 )
 from coolcoding.api.responses import AUTHED, OWNED, WRITE_OWNED, errors, merge
 from coolcoding.api.routes import workspace as _workspace  # noqa: F401 (registers "anypath")
-from coolcoding.errors import Conflict, InvalidInput, TooLarge
+from coolcoding.errors import Conflict, Forbidden, InvalidInput, TooLarge
 from coolcoding.schemas.history import (
     DiffOut,
     ForkIn,
@@ -213,12 +213,13 @@ async def purge_workspace(entry_id: Id, user: CurrentUser, platform: PlatformDep
     "/api/sessions/{session_uuid}/fork",
     status_code=201,
     response_model=SessionOut,
-    responses=merge(WRITE_OWNED, errors(Conflict)),
+    responses=merge(WRITE_OWNED, errors(Conflict, Forbidden)),
 )
 async def fork_session(
     session_uuid: str, body: ForkIn, user: CurrentUser, platform: PlatformDep
 ) -> SessionOut:
-    """A copy of the workspace (files at their current versions) owned by the caller."""
+    """A copy of the workspace (files at their current versions) owned by the caller; a member
+    needs the role of the workspace's ``fork_policy`` (403 ``forbidden_role`` otherwise)."""
     sess = await platform.snapshots.fork(
         user.user_id, session_uuid, body.name, platform.settings.max_sessions_per_user
     )

@@ -146,9 +146,9 @@ async def preview_http(
     request: Request, access: ViewerAccess, port: Port, path: str, previews: Previews,
     platform: PlatformDep,
 ) -> StreamingResponse:  # fmt: skip
-    """Viewers see the program (GET, HEAD); what may change its state needs an editor."""
-    if request.method not in ("GET", "HEAD"):
-        await platform.access.require(access.user_id, access.ref.session_uuid, Role.EDITOR)
+    """Every member uses the running program as a visitor of it would (any method, and its
+    WebSockets: ``preview_ws``); what the program allows is the program's business. Starting the
+    sandbox or the program needs an editor (those routes); a public link has no preview."""
     session = await platform.sessions.load(access.ref.session_id)
     settings = platform.settings
     check_same_origin(request.headers, _own_origin(request), settings.public_origins)
@@ -207,7 +207,7 @@ async def preview_ws(ws: WebSocket, session_uuid: str, port: int, path: str) -> 
     try:
         if not 0 < port < 65536:
             raise Forbidden("bad port", code="invalid_port")
-        _, session, access = await authorize(ws, session_uuid, Role.EDITOR)
+        _, session, access = await authorize(ws, session_uuid, Role.VIEWER)
         platform: Platform = ws.app.state.platform
         previews = preview_service(platform)
         target = "/" + path + (f"?{ws.url.query}" if ws.url.query else "")

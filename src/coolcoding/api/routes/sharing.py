@@ -12,6 +12,8 @@ from coolcoding.api.responses import AUTHED, OWNED, WRITE, WRITE_OWNED, errors, 
 from coolcoding.errors import Conflict, Forbidden, InvalidInput
 from coolcoding.schemas.sessions import SessionOut
 from coolcoding.schemas.sharing import (
+    ForkPolicyIn,
+    ForkPolicyOut,
     InviteIn,
     LinkCreatedOut,
     LinkIn,
@@ -61,7 +63,18 @@ async def list_members(access: ViewerAccess, platform: PlatformDep) -> MembersOu
         owner_username=owner.username,
         your_role=access.role.label,
         members=[_member(m) for m in await platform.sharing.members(access)],
+        fork_policy=await platform.sharing.fork_policy(access),
     )
+
+
+@router.put(f"{S}/fork-policy", response_model=ForkPolicyOut, responses=SHARED_WRITE)
+async def set_fork_policy(
+    body: ForkPolicyIn, access: AdminAccess, platform: PlatformDep
+) -> ForkPolicyOut:
+    """Who of the members may fork the workspace: ``members`` (viewers too), ``editors``
+    (editors and admins, the default) or ``owner``; a public fork link is not affected."""
+    await platform.sharing.set_fork_policy(access, body.fork_policy)
+    return ForkPolicyOut(fork_policy=body.fork_policy)
 
 
 @router.post(
@@ -99,7 +112,7 @@ async def revoke_member(user_id: Id, access: AdminAccess, platform: PlatformDep)
     return Response(status_code=204)
 
 
-@router.post(f"{S}/leave", status_code=204, responses=SHARED_WRITE)
+@router.post(f"{S}/leave", status_code=204, responses=merge(SHARED_WRITE, errors(Conflict)))
 async def leave_session(access: ViewerAccess, platform: PlatformDep) -> Response:
     """Stop being a member (the owner cannot leave: transfer or delete instead)."""
     if access.is_owner:

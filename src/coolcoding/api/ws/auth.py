@@ -32,7 +32,8 @@ WS_POLICY: dict[str, Role] = {
     "/api/sessions/{session_uuid}/terminals/{terminal_id}": Role.VIEWER,
     "/ws": Role.VIEWER,
     "/api/sessions/{session_uuid}/events": Role.VIEWER,
-    "/api/sessions/{session_uuid}/preview/{port}/{path:path}": Role.EDITOR,
+    # The running program, as a visitor uses it (HTTP too: any method, routes/preview.py).
+    "/api/sessions/{session_uuid}/preview/{port}/{path:path}": Role.VIEWER,
     # Co-editing: every member sees the documents and cursors; only editors' updates apply.
     "/api/sessions/{session_uuid}/collab": Role.VIEWER,
 }

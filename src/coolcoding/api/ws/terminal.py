@@ -57,7 +57,10 @@ async def serve_terminal(ws: WebSocket, session_uuid: str, terminal_id: str) -> 
         cols = _int(ws.query_params.get("cols"), 80)
         rows = _int(ws.query_params.get("rows"), 24)
         read_only = not access.can(Role.EDITOR)
-        att, reattached = await terms.open(session, terminal_id, cols, rows, create=not read_only)
+        att, reattached = await terms.open(
+            session, terminal_id, cols, rows, create=not read_only,
+            typist=None if read_only else principal.user_id,
+        )  # fmt: skip
     except DomainError as exc:
         await close_quietly(ws, ws_close_code(exc), exc.message)
         return
