@@ -19,9 +19,19 @@ import contextlib
 import logging
 import uuid as uuid_mod
 from collections.abc import AsyncIterator, Sequence
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import ColumnElement, bindparam, inspect, or_, select, text, update
+from sqlalchemy import (
+    ColumnElement,
+    Table,
+    bindparam,
+    insert,
+    inspect,
+    or_,
+    select,
+    text,
+    update,
+)
 
 from coolcoding.db.engine import Database
 from coolcoding.db.models import CodeSession, Execution, utcnow
@@ -71,7 +81,7 @@ class Finished(asyncio.Event):
     early: bool = False
 
 
-_TABLE = Execution.__table__
+_TABLE = cast(Table, Execution.__table__)
 _COLUMNS = tuple(c.key for c in inspect(Execution).column_attrs)
 # Prepared once (their SQL is compiled once and cached): per job only parameters are bound,
 # instead of building, hashing and compiling an ORM statement with its values each time.
@@ -89,15 +99,25 @@ STORE_RESULT = (
     .where(_TABLE.c.id == bindparam("eid"))
     .values({c: bindparam(c) for c in _RESULT_COLUMNS})
 )
-STORE_RESULT_FENCED = (
-    update(_TABLE)
-    .where(
-        _TABLE.c.id == bindparam("eid"),
-        _TABLE.c.attempt == bindparam("fence_attempt"),
-        _TABLE.c.status == "running",
-    )
-    .values({c: bindparam(c) for c in (*_RESULT_COLUMNS, "worker", "lease_until")})
+
+INSERT_JOB = (
+    insert(_TABLE).values({c: bindparam(c) for c in _COLUMNS if c != "id"}).returning(_TABLE.c.id)
 )
+
+
+def _complete(row: Execution) -> dict[str, Any]:
+    """Give the not yet saved ``row`` every column's value (the model's defaults for those not
+    set), so that it is whole in memory; returns them (the INSERT's parameters, but ``id``)."""
+    defaults: dict[str, Any] = {"uuid": uuid_mod.uuid4(), "created_at": utcnow(), "attempt": 0,
+                                "kind": "judge", "status": "queued"}  # fmt: skip
+    values: dict[str, Any] = {}
+    for c in _COLUMNS:
+        if c == "id":
+            continue
+        if c not in row.__dict__ or (c in defaults and row.__dict__[c] is None):
+            setattr(row, c, defaults.get(c))
+        values[c] = getattr(row, c)
+    return values
 
 
 def _loaded(row: Execution) -> bool:
@@ -384,9 +404,11 @@ class ExecutionService:
         watched: list[int] = []
         try:
             async with self.db.session() as session:
-                session.add_all(rows)
+                # One prepared INSERT per row (no unit of work): the rows stay whole in memory.
+                for r in rows:
+                    res = await session.execute(INSERT_JOB, _complete(r))
+                    r.id = int(res.scalar_one())
                 if watch:
-                    await session.flush()  # the ids (the INSERT, in this transaction)
                     for r in rows:
                         event = self._finished.setdefault(r.id, Finished())
                         event.early = True
@@ -419,8 +441,8 @@ class ExecutionService:
                 await s.commit()
             if getattr(res, "rowcount", 0) != 1:
                 return  # not queued any more (another replica's recovery took it)
-            row = _copy(saved, started)
-            await self.finish(row, await self.run_job(row))
+            running = _copy(saved, started)
+            await self.finish(running, await self.run_job(running), current=True)
             return
         async with self.db.session() as s:
             claimed = await s.execute(
@@ -462,19 +484,28 @@ class ExecutionService:
             result = JudgeResult(Verdict.INTERNAL_ERROR, "internal error while judging")
         return result
 
-    async def finish(self, row: Execution, result: JudgeResult) -> Execution:
-        fresh = await self.store(row, result)
+    async def finish(
+        self, row: Execution, result: JudgeResult, *, current: bool = False
+    ) -> Execution:
+        fresh = await self.store(row, result, current=current)
         assert fresh is not None  # unfenced: always written
         return fresh
 
     async def store(
-        self, row: Execution, result: JudgeResult, attempt: int | None = None
+        self,
+        row: Execution,
+        result: JudgeResult,
+        attempt: int | None = None,
+        *,
+        current: bool = False,
     ) -> Execution | None:
         """Store ``result``. With ``attempt`` (the database queue) only if the row still is
-        that try's (fencing: a worker that lost its lease writes nothing; ``None`` then)."""
+        that try's (fencing: a worker that lost its lease writes nothing; ``None`` then).
+        ``current``: ``row`` is what the database holds (the in-memory queue's claimed copy),
+        so the stored row is built from it rather than read back."""
         values = result_values(result)
-        if _loaded(row):
-            return await self._store_fast(row, values, attempt)
+        if current and attempt is None and _loaded(row):
+            return await self._store_fast(row, values)
         where = [Execution.id == row.id]
         if attempt is not None:
             where += [Execution.attempt == attempt, Execution.status == "running"]
@@ -498,23 +529,11 @@ class ExecutionService:
         self._stored(fresh)
         return fresh
 
-    async def _store_fast(
-        self, row: Execution, values: dict[str, Any], attempt: int | None
-    ) -> Execution | None:
+    async def _store_fast(self, row: Execution, values: dict[str, Any]) -> Execution:
         """``store`` with one prepared UPDATE and no RETURNING: the stored row is ``row`` (all
-        of it in memory) with ``values`` applied."""
-        params = {"eid": row.id, **values}
-        stmt = STORE_RESULT
-        if attempt is not None:
-            values.update(worker=None, lease_until=None)
-            params.update(fence_attempt=attempt, worker=None, lease_until=None)
-            stmt = STORE_RESULT_FENCED
+        of it in memory, as the database holds it) with ``values`` applied."""
         async with self.db.session() as s:
-            res = await s.execute(stmt, params)
-            if getattr(res, "rowcount", 0) != 1:
-                await s.rollback()
-                log.warning("execution %s: try %s lost its lease; result dropped", row.id, attempt)
-                return None
+            await s.execute(STORE_RESULT, {"eid": row.id, **values})
             if self.dbq is not None:
                 await s.execute(
                     text("SELECT pg_notify(:c, :id)"), {"c": DONE_CHANNEL, "id": str(row.id)}
