@@ -100,7 +100,9 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=0, help="COOLCODING_EXEC_WORKERS (0: default)")
     ap.add_argument("--baseline", type=Path, default=None,
                     help="another checkout (with its .venv): its server judged as a peer")  # fmt: skip
+    ap.add_argument("--out", type=Path, default=RESULTS, help="where the JSON goes")
     args = ap.parse_args()
+    load_start = round(os.getloadavg()[0], 2)
     work = Path(tempfile.mkdtemp(prefix="cc-bench-tp-"))
     binary = work / "hello"
     subprocess.run(["gcc", "-O2", "-x", "c", "-o", str(binary), "-"], input=C.encode(), check=True)
@@ -192,6 +194,7 @@ def main() -> None:
         },
         "spawner_helper_cpu_ms_per_job_median": round(statistics.median(helper_per_job), 2),
         "load_avg_1m_at_end": round(os.getloadavg()[0], 2),
+        "load_avg_1m_at_start": load_start,
         **(
             {
                 "baseline": str(args.baseline),
@@ -208,8 +211,8 @@ def main() -> None:
         ),
     }
     print(json.dumps(result, indent=2))
-    RESULTS.parent.mkdir(exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
+    args.out.parent.mkdir(exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
 
 
 if __name__ == "__main__":

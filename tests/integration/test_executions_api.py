@@ -88,6 +88,28 @@ def test_wait_true_answers_with_the_result(user: UserClient) -> None:
     assert body["limits"]["cpu_s"] == user.server.settings.exec_default_cpu_s
 
 
+def test_the_wait_answer_is_what_the_database_holds(user: UserClient) -> None:
+    """``?wait=true`` answers from the rows the server kept in memory (no read-back): every
+    field must be what a later read from the database gives, and the 202 answer of a job
+    submitted without waiting must still show it queued, not a worker's later state."""
+    jobs = [
+        {"language": "python", "source": "import sys\nprint(input())\nsys.stderr.write('e')",
+         "stdin": "x\n", "expected_output": "x", "limits": {"cpu_s": 2}},
+        {"language": "c", "source": "int main(){return 3;}"},
+        {"language": "bash", "source": "echo hi", "expected_output": "no"},
+    ]  # fmt: skip
+    for job in jobs:
+        r = user.client.post("/api/executions?wait=true", json=job)
+        assert r.status_code == 200, r.text
+        answered = r.json()
+        stored = user.client.get(f"/api/executions/{answered['id']}").json()
+        assert answered == stored
+        assert stored["status"] == "finished" and stored["created_at"] and stored["started_at"]
+    r = user.client.post("/api/executions", json={"language": "bash", "source": "sleep 0.3"})
+    assert r.status_code == 202 and r.json()["status"] == "queued"
+    assert wait_finished(user.client, r.json()["id"])["verdict"] == "accepted"
+
+
 def test_without_wait_answers_202_then_the_result_can_be_polled(user: UserClient) -> None:
     r = user.client.post(
         "/api/executions",

@@ -19,9 +19,19 @@ import contextlib
 import logging
 import uuid as uuid_mod
 from collections.abc import AsyncIterator, Sequence
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import ColumnElement, or_, select, text, update
+from sqlalchemy import (
+    ColumnElement,
+    Table,
+    bindparam,
+    insert,
+    inspect,
+    or_,
+    select,
+    text,
+    update,
+)
 
 from coolcoding.db.engine import Database
 from coolcoding.db.models import CodeSession, Execution, utcnow
@@ -63,9 +73,61 @@ log = logging.getLogger(__name__)
 
 
 class Finished(asyncio.Event):
-    """Set when an execution is finished; ``row``: its stored row when this process stored it."""
+    """Set when an execution is finished; ``row``: its stored row when this process stored it.
+    ``early``: registered before the job's row was committed, so it cannot have finished
+    unseen (``wait`` needs no read of the row first)."""
 
     row: Execution | None = None
+    early: bool = False
+
+
+_TABLE = cast(Table, Execution.__table__)
+_COLUMNS = tuple(c.key for c in inspect(Execution).column_attrs)
+# Prepared once (their SQL is compiled once and cached): per job only parameters are bound,
+# instead of building, hashing and compiling an ORM statement with its values each time.
+CLAIM_QUEUED = (
+    update(_TABLE)
+    .where(_TABLE.c.id == bindparam("eid"), _TABLE.c.status == "queued")
+    .values(status="running", started_at=bindparam("started_at"))
+)
+_RESULT_COLUMNS = (
+    "status", "verdict", "message", "stdout", "stderr", "compile_output", "exit_code", "signal",
+    "wall_ms", "cpu_ms", "memory_kb", "case_results", "completed_at",
+)  # fmt: skip
+STORE_RESULT = (
+    update(_TABLE)
+    .where(_TABLE.c.id == bindparam("eid"))
+    .values({c: bindparam(c) for c in _RESULT_COLUMNS})
+)
+
+INSERT_JOB = (
+    insert(_TABLE).values({c: bindparam(c) for c in _COLUMNS if c != "id"}).returning(_TABLE.c.id)
+)
+
+
+def _complete(row: Execution) -> dict[str, Any]:
+    """Give the not yet saved ``row`` every column's value (the model's defaults for those not
+    set), so that it is whole in memory; returns them (the INSERT's parameters, but ``id``)."""
+    defaults: dict[str, Any] = {"uuid": uuid_mod.uuid4(), "created_at": utcnow(), "attempt": 0,
+                                "kind": "judge", "status": "queued"}  # fmt: skip
+    values: dict[str, Any] = {}
+    for c in _COLUMNS:
+        if c == "id":
+            continue
+        if c not in row.__dict__ or (c in defaults and row.__dict__[c] is None):
+            setattr(row, c, defaults.get(c))
+        values[c] = getattr(row, c)
+    return values
+
+
+def _loaded(row: Execution) -> bool:
+    """Whether every column of ``row`` is in memory (a copy of it needs no database read)."""
+    return not inspect(row).unloaded
+
+
+def _copy(row: Execution, values: dict[str, Any]) -> Execution:
+    """A detached copy of ``row`` with ``values`` applied: what the database now holds."""
+    return Execution(**{**{c: getattr(row, c) for c in _COLUMNS}, **values})
 
 
 class ExecutionService:
@@ -93,6 +155,8 @@ class ExecutionService:
         self.runner = SessionRunner(self)
         self.callbacks = CallbackSender(settings)
         self._finished: dict[int, Finished] = {}
+        # Rows saved by ``submit`` (in-memory queue) until a worker takes them.
+        self._submitted: dict[int, Execution] = {}
         # Why sandboxes cannot run on this host, when they cannot (set by the wiring).
         self.unavailable: str | None = None
         # Replica leases (set by the wiring): recovery leaves live replicas' rows alone.
@@ -312,8 +376,12 @@ class ExecutionService:
 
     # --- judge jobs -----------------------------------------------------------------------
 
-    async def submit(self, user_id: int, requests: Sequence[JobRequest]) -> list[Execution]:
-        """Validate all, admit all, save all, then queue all (in order), or refuse all."""
+    async def submit(
+        self, user_id: int, requests: Sequence[JobRequest], *, watch: bool = False
+    ) -> list[Execution]:
+        """Validate all, admit all, save all, then queue all (in order), or refuse all.
+        ``watch``: the caller will ``wait`` for them (their wake-ups are set up before the
+        commit, so ``wait`` need not read the rows back first)."""
         if len(requests) > self.settings.exec_batch_max:
             raise TooLarge(
                 f"at most {self.settings.exec_batch_max} jobs per batch", code="batch_too_large"
@@ -333,13 +401,30 @@ class ExecutionService:
         else:
             self.queue.check_room(len(rows), user_id)
         await self._admit(user_id, len(rows))
-        async with self.db.session() as session:
-            session.add_all(rows)
-            if self.dbq is not None:
-                await session.execute(text("SELECT pg_notify(:c, '')"), {"c": JOBS_CHANNEL})
-            await session.commit()
+        watched: list[int] = []
+        try:
+            async with self.db.session() as session:
+                # One prepared INSERT per row (no unit of work): the rows stay whole in memory.
+                for r in rows:
+                    res = await session.execute(INSERT_JOB, _complete(r))
+                    r.id = int(res.scalar_one())
+                if watch:
+                    for r in rows:
+                        event = self._finished.setdefault(r.id, Finished())
+                        event.early = True
+                        watched.append(r.id)
+                if self.dbq is not None:
+                    await session.execute(text("SELECT pg_notify(:c, '')"), {"c": JOBS_CHANNEL})
+                await session.commit()
+        except BaseException:
+            for job_id in watched:
+                self._finished.pop(job_id, None)
+            raise
         if self.dbq is None:
-            self.queue.submit([r.id for r in rows], owner=user_id)
+            ids = [r.id for r in rows]
+            self.queue.submit(ids, owner=user_id)
+            # The worker starts from the row as saved (no read of it back), if still in memory.
+            self._submitted.update((r.id, r) for r in rows if _loaded(r))
         return rows
 
     async def load(self, execution_id: int) -> Execution | None:
@@ -348,6 +433,17 @@ class ExecutionService:
 
     async def _process(self, execution_id: int) -> None:
         """A queue worker's job: claim it (exactly once), judge it, store the result."""
+        saved = self._submitted.pop(execution_id, None)
+        if saved is not None:
+            started = {"status": "running", "started_at": utcnow()}
+            async with self.db.session() as s:
+                res = await s.execute(CLAIM_QUEUED, {"eid": execution_id, **started})
+                await s.commit()
+            if getattr(res, "rowcount", 0) != 1:
+                return  # not queued any more (another replica's recovery took it)
+            running = _copy(saved, started)
+            await self.finish(running, await self.run_job(running), current=True)
+            return
         async with self.db.session() as s:
             claimed = await s.execute(
                 update(Execution)
@@ -388,17 +484,28 @@ class ExecutionService:
             result = JudgeResult(Verdict.INTERNAL_ERROR, "internal error while judging")
         return result
 
-    async def finish(self, row: Execution, result: JudgeResult) -> Execution:
-        fresh = await self.store(row, result)
+    async def finish(
+        self, row: Execution, result: JudgeResult, *, current: bool = False
+    ) -> Execution:
+        fresh = await self.store(row, result, current=current)
         assert fresh is not None  # unfenced: always written
         return fresh
 
     async def store(
-        self, row: Execution, result: JudgeResult, attempt: int | None = None
+        self,
+        row: Execution,
+        result: JudgeResult,
+        attempt: int | None = None,
+        *,
+        current: bool = False,
     ) -> Execution | None:
         """Store ``result``. With ``attempt`` (the database queue) only if the row still is
-        that try's (fencing: a worker that lost its lease writes nothing; ``None`` then)."""
+        that try's (fencing: a worker that lost its lease writes nothing; ``None`` then).
+        ``current``: ``row`` is what the database holds (the in-memory queue's claimed copy),
+        so the stored row is built from it rather than read back."""
         values = result_values(result)
+        if current and attempt is None and _loaded(row):
+            return await self._store_fast(row, values)
         where = [Execution.id == row.id]
         if attempt is not None:
             where += [Execution.attempt == attempt, Execution.status == "running"]
@@ -419,11 +526,28 @@ class ExecutionService:
                     text("SELECT pg_notify(:c, :id)"), {"c": DONE_CHANNEL, "id": str(row.id)}
                 )
             await s.commit()
-        self._done(row.id, fresh)
+        self._stored(fresh)
+        return fresh
+
+    async def _store_fast(self, row: Execution, values: dict[str, Any]) -> Execution:
+        """``store`` with one prepared UPDATE and no RETURNING: the stored row is ``row`` (all
+        of it in memory, as the database holds it) with ``values`` applied."""
+        async with self.db.session() as s:
+            await s.execute(STORE_RESULT, {"eid": row.id, **values})
+            if self.dbq is not None:
+                await s.execute(
+                    text("SELECT pg_notify(:c, :id)"), {"c": DONE_CHANNEL, "id": str(row.id)}
+                )
+            await s.commit()
+        fresh = _copy(row, values)
+        self._stored(fresh)
+        return fresh
+
+    def _stored(self, fresh: Execution) -> None:
+        self._done(fresh.id, fresh)
         if fresh.callback_url:
             body = submission_json(fresh, DEFAULT_FIELDS, b64=bool(source_flag(fresh)))
             self.callbacks.deliver(fresh.callback_url, body)
-        return fresh
 
     # --- reads ----------------------------------------------------------------------------
 
@@ -466,11 +590,12 @@ class ExecutionService:
     async def wait(self, row: Execution, timeout_s: float) -> Execution:
         """``row`` once finished, or as it is after ``timeout_s``."""
         event = self._finished.setdefault(row.id, Finished())
-        async with self.db.session() as s:
-            fresh = await s.get(Execution, row.id)
-        if fresh is not None and fresh.status == "finished":
-            self._finished.pop(row.id, None)
-            return fresh
+        if not event.early:  # it may have finished before this event was there
+            async with self.db.session() as s:
+                fresh = await s.get(Execution, row.id)
+            if fresh is not None and fresh.status == "finished":
+                self._finished.pop(row.id, None)
+                return fresh
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(event.wait(), timeout_s)
         if event.row is not None:

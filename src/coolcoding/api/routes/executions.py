@@ -75,7 +75,7 @@ async def submit(
 ) -> ExecutionOut:
     """Queue a judge job; ``?wait=true`` answers 200 with the result once it is finished (202
     as without ``wait`` when it takes longer than ``exec_wait_max_s``)."""
-    [row] = await svc.submit(user.user_id, [job_request(body)])
+    [row] = await svc.submit(user.user_id, [job_request(body)], watch=wait)
     if wait:
         row = await svc.wait(row, svc.settings.exec_wait_max_s)
         if row.status == "finished":

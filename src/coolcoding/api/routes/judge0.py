@@ -213,7 +213,7 @@ def make_router(prefix: str) -> APIRouter:
         wait: bool = False,
         fields: Fields = None,
     ) -> dict[str, Any]:
-        [row] = await svc.submit(user, [job_request(body, base64_encoded)])
+        [row] = await svc.submit(user, [job_request(body, base64_encoded)], watch=wait)
         if not wait:
             return {"token": str(row.uuid)}
         row = await svc.wait(row, svc.settings.exec_wait_max_s)
