@@ -7297,7 +7297,7 @@ export interface operations {
                 };
                 content: {
                     "application/json": unknown;
-                    "application/octet-stream": string;
+                    "application/zip": string;
                 };
             };
             /** @description Not logged in, or the login expired (`not_authenticated`, `login_expired`) */

@@ -35,6 +35,9 @@ ZIP_BODY: dict[str, Any] = {
 BINARY: dict[int | str, dict[str, Any]] = {
     200: {"content": {"application/octet-stream": {"schema": {"type": "string"}}}}
 }
+ZIP_OUT: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"application/zip": {"schema": {"type": "string", "format": "binary"}}}}
+}
 
 
 @router.get("/download/{path:anypath}", responses=merge(OWNED, errors(Conflict), BINARY))
@@ -92,7 +95,7 @@ async def upload_file(
     return JSONResponse(info.as_json(), status_code=201 if created else 200)
 
 
-@router.get("/export.zip", responses=merge(OWNED, BINARY))
+@router.get("/export.zip", responses=merge(OWNED, ZIP_OUT))
 async def export_zip(session: ViewerSession, platform: PlatformDep) -> StreamingResponse:
     """The whole workspace as a zip archive, streamed (constant memory)."""
     name = "".join(c if c.isalnum() or c in "-_." else "-" for c in session.name) or "workspace"
