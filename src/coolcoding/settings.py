@@ -108,8 +108,9 @@ class Settings(BaseSettings):
     auth_cache_ttl_s: float = Field(
         default=2.0,
         description="Seconds a resolved login token, and a session's owner, are cached in-process "
-        "(0 = off); a logout or a session delete on another replica takes at most this long to "
-        "apply there",
+        "(0 = off; concurrent lookups of one token share one query); a logout or a session "
+        "delete applies at once on its own replica, and takes at most this long to apply on "
+        "another replica",
     )
 
     # --- workspace limits ------------------------------------------------------------------------

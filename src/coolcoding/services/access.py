@@ -19,7 +19,6 @@ import asyncio
 import contextlib
 import enum
 import logging
-import time
 import uuid as uuid_mod
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
@@ -31,6 +30,7 @@ from coolcoding.db.engine import Database
 from coolcoding.db.models import CodeSession, PrivateTerminal, SessionCollaborator
 from coolcoding.errors import Forbidden, InvalidInput, NotFound
 from coolcoding.services.events import EventBus
+from coolcoding.services.ttlcache import TtlCache
 from coolcoding.services.workspace import WorkspaceRef
 
 log = logging.getLogger(__name__)
@@ -121,8 +121,9 @@ class AccessService:
     def __init__(self, db: Database, events: EventBus, *, cache_ttl_s: float = 2.0) -> None:
         self.db = db
         self.events = events
-        self._ttl = cache_ttl_s
-        self._cache: dict[tuple[int, uuid_mod.UUID], tuple[Access, float]] = {}
+        # (user id, session uuid) -> the role; single flight, and a change drops it at once
+        # (loads in flight included, services/ttlcache.py)
+        self._cache: TtlCache[tuple[int, uuid_mod.UUID], Access] = TtlCache(cache_ttl_s)
         self._sockets: dict[str, set[SocketEntry]] = {}
         events.on_replica_message(self._on_replica_message)
 
@@ -131,11 +132,9 @@ class AccessService:
     async def role_of(self, user_id: int, raw_uuid: str) -> Access:
         """The caller's access to the session; 404 when none (missing, or not a member)."""
         uid = parse_session_uuid(raw_uuid)
-        key = (user_id, uid)
-        now = time.monotonic()
-        cached = self._cache.get(key)
-        if cached is not None and now - cached[1] < self._ttl:
-            return cached[0]
+        return await self._cache.get((user_id, uid), lambda: self._load_role(user_id, uid))
+
+    async def _load_role(self, user_id: int, uid: uuid_mod.UUID) -> Access:
         async with self.db.read() as conn:
             row = (await conn.execute(ROLE_STMT, {"uuid": uid, "user_id": user_id})).first()
         if row is None:
@@ -147,12 +146,7 @@ class AccessService:
             role = Role.parse(str(member_role))
         else:
             raise NotFound("no such session", code="session_not_found")
-        access = Access(WorkspaceRef(sid, str(uid)), role, user_id, owner_id)
-        if self._ttl > 0:
-            if len(self._cache) > 10_000:
-                self._cache.clear()
-            self._cache[key] = (access, now)
-        return access
+        return Access(WorkspaceRef(sid, str(uid)), role, user_id, owner_id)
 
     async def require(self, user_id: int, raw_uuid: str, need: Role) -> Access:
         """``role_of``, and 403 ``forbidden_role`` when the member's role is below ``need``."""
@@ -200,9 +194,9 @@ class AccessService:
         terminal_id = message.get("terminal_id")
         with contextlib.suppress(ValueError):
             uid = uuid_mod.UUID(session_uuid)
-            for key in [k for k in self._cache if k[1] == uid]:
-                if user_id is None or key[0] == user_id:
-                    self._cache.pop(key, None)
+            self._cache.forget(
+                lambda key, _a: key[1] == uid and (user_id is None or key[0] == user_id)
+            )
         owner_id: int | None = None
         if terminal_id is not None:
             owner_id = await self._owner_of(session_uuid)

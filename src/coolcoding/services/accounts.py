@@ -39,6 +39,7 @@ from coolcoding.db.models import LoginSession, User, utcnow
 from coolcoding.errors import Conflict, InvalidInput, NotAuthenticated, NotFound, RateLimited
 from coolcoding.services.blobstore import retrying
 from coolcoding.services.ratelimit import RateLimiter
+from coolcoding.services.ttlcache import TtlCache
 from coolcoding.settings import Settings
 
 USERNAME_RE = re.compile(r"^[A-Za-z0-9_.-]{3,32}$")
@@ -80,8 +81,9 @@ class AccountService:
         self.hasher = PasswordHasher(time_cost=2, memory_cost=19 * 1024, parallelism=1)
         # Verified against when the account does not exist, so timing does not reveal usernames.
         self._dummy_hash = self.hasher.hash(secrets.token_hex(16))
-        # token hash -> (principal, monotonic time it was resolved)
-        self._token_cache: dict[str, tuple[Principal, float]] = {}
+        # token hash -> principal, for auth_cache_ttl_s (single flight; a logout or a user's
+        # deletion on this replica drops it at once, services/ttlcache.py)
+        self._token_cache: TtlCache[str, Principal] = TtlCache(settings.auth_cache_ttl_s)
         # Run in the deletion's transaction before the user's rows go: releases what the
         # database's cascades cannot (shared content's reference counts, services/snapshots.py).
         self.before_delete: list[Callable[[AsyncSession, int], Awaitable[None]]] = []
@@ -240,16 +242,7 @@ class AccountService:
 
     async def resolve_token(self, token: str) -> Principal:
         token_hash = hash_token(token)
-        ttl = self.settings.auth_cache_ttl_s
-        cached = self._token_cache.get(token_hash)
-        if cached is not None and time.monotonic() - cached[1] < ttl:
-            return cached[0]
-        principal = await self._resolve_token(token_hash)
-        if ttl > 0:
-            if len(self._token_cache) > 10_000:
-                self._token_cache.clear()
-            self._token_cache[token_hash] = (principal, time.monotonic())
-        return principal
+        return await self._token_cache.get(token_hash, lambda: self._resolve_token(token_hash))
 
     async def _resolve_token(self, token_hash: str) -> Principal:
         now = utcnow()
@@ -284,9 +277,11 @@ class AccountService:
         async with self.db.session() as s:
             await s.execute(delete(LoginSession).where(LoginSession.id == login_id))
             await s.commit()
+        # Again once committed: a lookup that read the row before the delete stores nothing.
+        self._forget_tokens(lambda p: p.login_id == login_id)
 
     def _forget_tokens(self, match: Callable[[Principal], bool]) -> None:
-        self._token_cache = {k: v for k, v in self._token_cache.items() if not match(v[0])}
+        self._token_cache.forget(lambda _k, p: match(p))
 
     async def get_user(self, user_id: int) -> User:
         async with self.db.session() as s:
@@ -307,6 +302,7 @@ class AccountService:
                 await s.execute(delete(User).where(User.id == user_id))
 
         await retrying(run)
+        self._forget_tokens(lambda p: p.user_id == user_id)
 
 
 def _aware(dt: datetime) -> datetime:

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import ParamSpec, TypeVar
 
 from sqlalchemy import TextClause, bindparam, text
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from coolcoding.db.models import UtcDateTime, utcnow
 from coolcoding.errors import NotFound
@@ -283,9 +283,15 @@ async def put_many(s: AsyncSession, contents: dict[str, tuple[bytes, int]]) -> N
     await s.execute(_UPSERT_MANY, rows)
 
 
-async def release(s: AsyncSession, hashes: Iterable[str | None], n: int = 1) -> int:
+async def release(
+    s: AsyncSession | AsyncConnection, hashes: Iterable[str | None], n: int = 1
+) -> int:
     """Drop one reference (``n``) from each blob; delete those left unreferenced, then their
-    bases. Returns how many blobs were deleted."""
+    bases. Returns how many blobs were deleted.
+
+    ``s`` may be a connection in autocommit: each statement is then its own transaction, and
+    still safe (a blob is deleted only by a statement that sees it unreferenced under its row
+    lock; an interruption between statements leaves a reference count too high, never a loss)."""
     todo = [(h, n) for h in hashes if h]
     deleted = 0
     while todo:

@@ -302,11 +302,13 @@ class HistoryRecorder:
         if done.extra_base is not None or done.unreferenced is not None:
 
             async def release() -> None:
-                async with db.session() as s, s.begin():
+                # In autocommit (blobstore.release): usually one statement, without the BEGIN
+                # and COMMIT round trips of a transaction around it.
+                async with db.reader.connect() as conn:
                     if done.extra_base is not None:
-                        await blobstore.release(s, [done.extra_base])
+                        await blobstore.release(conn, [done.extra_base])
                     if done.unreferenced is not None:
-                        await blobstore.release(s, [done.unreferenced], 0)
+                        await blobstore.release(conn, [done.unreferenced], 0)
 
             await blobstore.retrying(release)
         if done.retention:

@@ -37,6 +37,12 @@ from coolcoding.services.workspace import Change, WorkspaceRef, WorkspaceService
 from coolcoding.settings import Settings
 
 log = logging.getLogger(__name__)
+# A restore's tree before and after, for its change events: no timestamps, no ItemInfo objects.
+_TREE_STMT = text("SELECT full_path, type FROM workspace_items WHERE session_id = :sid")
+_TREE_NOW_STMT = text(
+    "SELECT full_path, type, version, size_bytes FROM workspace_items WHERE session_id = :sid"
+    " ORDER BY full_path"
+)
 
 # May ``user_id`` fork this session? Grants are added by later features (sharing, public links).
 ForkGrant = Callable[[int, CodeSession], Awaitable[bool]]
@@ -163,7 +169,6 @@ class SnapshotService(SnapshotJobs):
     ) -> dict[str, Any]:
         """Replace the workspace by a snapshot, the current state snapshotted first: atomic."""
         snap = await self.get(ref, snapshot_id)
-        before: dict[str, str] = {i.path: i.type for i in await self.workspace.list_items(ref)}
         async with self.db.session() as s, s.begin():
             if self.db.engine.dialect.name == "postgresql":
                 # Writers of this workspace wait (their rows are locked) until the restore is done.
@@ -171,6 +176,12 @@ class SnapshotService(SnapshotJobs):
                     text("SELECT id FROM sessions WHERE id = :sid FOR UPDATE"),
                     {"sid": ref.session_id},
                 )
+            # The tree replaced, for the listeners: paths and types only (a 10,000-item listing
+            # through ItemInfo objects cost as much as a third of the restore), read in the
+            # restore's transaction so it is the tree actually replaced.
+            before: dict[str, str] = {
+                str(p): str(t) for p, t in (await s.execute(_TREE_STMT, {"sid": ref.session_id}))
+            }
             safety = await capture(
                 s,
                 session_id=ref.session_id,
@@ -222,8 +233,9 @@ class SnapshotService(SnapshotJobs):
     async def _notify_reset(self, ref: WorkspaceRef, before: dict[str, str]) -> None:
         """Tell listeners (browser, sandbox) the tree was replaced: what is gone is deleted
         (deepest first), everything else rewritten."""
-        items = await self.workspace.list_items(ref)
-        now = {i.path for i in items}
+        async with self.db.read() as conn:
+            items = (await conn.execute(_TREE_NOW_STMT, {"sid": ref.session_id})).all()
+        now = {str(i[0]) for i in items}
         changes = [
             Change("delete", p, "folder" if t == "folder" else "file", source="restore")
             for p, t in sorted(before.items(), reverse=True)
@@ -231,14 +243,14 @@ class SnapshotService(SnapshotJobs):
         ]
         changes += [
             Change(
-                "mkdir" if i.type == "folder" else "write",
-                i.path,
-                i.type,
-                version=i.version,
-                size=i.size,
+                "mkdir" if kind == "folder" else "write",
+                str(path),
+                "folder" if kind == "folder" else "file",
+                version=int(version),
+                size=int(size or 0),
                 source="restore",
             )
-            for i in items
+            for path, kind, version, size in items
         ]
         await self.workspace._notify(ref, changes)
 
