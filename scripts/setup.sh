@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 
 # System packages: bubblewrap (sandboxes), e2fsprogs (workspace disk images), compilers/interpreters of the language registry,
 # chromium for the browser tests. Root only (on a machine where we are not root, install them first).
-APT_PACKAGES="bubblewrap e2fsprogs slirp4netns iproute2 python3 procps gcc g++ nodejs default-jdk-headless rustc nginx python3-numpy python3-pandas python3-scipy python3-matplotlib python3-venv python3-pip"
+APT_PACKAGES="bubblewrap e2fsprogs slirp4netns iproute2 python3 procps gcc g++ nodejs default-jdk-headless rustc nginx python3-numpy python3-pandas python3-scipy python3-matplotlib python3-venv python3-pip python3-flask node-express"
 if [ "${COOLCODING_WITH_BROWSER:-1}" = "1" ]; then APT_PACKAGES="$APT_PACKAGES chromium"; fi
 missing=""
 for p in $APT_PACKAGES; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done

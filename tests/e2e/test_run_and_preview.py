@@ -5,6 +5,7 @@ from any tab. Screenshots in test-artifacts/e2e/<test>/."""
 
 from __future__ import annotations
 
+import pytest
 from playwright.sync_api import Page, expect
 
 from tests.e2e.ide_actions import (
@@ -18,7 +19,7 @@ from tests.e2e.ide_actions import (
 from tests.e2e.screenshots import Screenshots
 from tests.integration.test_preview import SERVER_PY
 
-pytestmark = __import__("pytest").mark.sandbox
+pytestmark = pytest.mark.sandbox
 
 
 def put_file(page: Page, uuid: str, path: str, content: str) -> None:
@@ -236,3 +237,29 @@ def test_npm_install_in_the_terminal_lands_in_the_workspace(page: Page, shots: S
     # The sync brings node_modules into the workspace (kept across a sandbox stop).
     expect(tree_item(page, "node_modules")).to_be_visible(timeout=30_000)
     shots.take("npm-installed")
+
+
+@pytest.mark.parametrize(
+    "template, entry, heading",
+    [
+        ("Flask web app", "app.py", "Hello from Flask!"),
+        ("Express web app", "index.js", "Hello from Express!"),
+    ],
+)
+def test_a_web_app_template_runs_offline_and_shows_in_the_preview(
+    page: Page, shots: Screenshots, template: str, entry: str, heading: str
+) -> None:
+    """The Flask and Express starters run as created, with the session's network off: their
+    frameworks come from the host's Debian packages (python3-flask, node-express)."""
+    register(page)
+    page.select_option("#new-session-language", label=template)
+    create_workspace(page, f"e2e {template}")
+    expect(tree_item(page, entry)).to_be_visible(timeout=20_000)
+    run_file(page, entry)
+    page.get_by_role("tab", name="Preview").click()
+    open_preview = page.get_by_role("button", name="Open preview :8000")
+    expect(open_preview).to_be_visible(timeout=60_000)
+    open_preview.click()
+    frame = page.frame_locator("iframe.preview-frame")
+    expect(frame.locator("h1")).to_have_text(heading, timeout=30_000)
+    shots.take(entry)

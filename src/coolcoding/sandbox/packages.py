@@ -16,6 +16,9 @@ workspace, so they survive a sandbox stop like the user's files.
   folder, a store of npm tarballs by SHA-512, is bound read-only at ``SHARED_NPM``; the agent
   links npm's private cache to it at start; the host fills it with the sessions' own downloads,
   each verified by its SHA-512 (sandbox/npmcache.py).
+- Debian's Python and Node.js packages on the host are there for every session: ``python3-flask``
+  is importable and ``NODE_PATH`` holds Debian's Node.js modules (``node-express``), so the Flask
+  and Express templates run without network.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from coolcoding.sandbox.npmcache import SHARED_NPM
 WORKSPACE = "/workspace"
 HOME = "/home/coder"
 SHARED_PIP = "/opt/package-cache/pip"
+DEBIAN_NODE_MODULES = "/usr/share/nodejs"
 
 
 def package_env(shared_pip: bool) -> dict[str, str]:
@@ -40,6 +44,10 @@ def package_env(shared_pip: bool) -> dict[str, str]:
         "npm_config_cache": f"{HOME}/.npm",
         "npm_config_update_notifier": "false",
         "npm_config_fund": "false",
+        # Debian's Node.js modules (node-express and what it needs): the Express template runs
+        # without a download, as the Flask one does with python3-flask. A workspace's own
+        # node_modules comes first (Node looks in NODE_PATH last).
+        "NODE_PATH": DEBIAN_NODE_MODULES,
     }
     if shared_pip:
         env["PIP_FIND_LINKS"] = SHARED_PIP
