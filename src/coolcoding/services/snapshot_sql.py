@@ -12,6 +12,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from coolcoding.db.models import Snapshot, utcnow
+from coolcoding.errors import NotFound
 from coolcoding.filesync.paths import subtree_bounds
 from coolcoding.services import blobstore
 from coolcoding.services.blobstore import tsql
@@ -84,6 +85,18 @@ async def capture(
         ),
         params,
     )
+    # References: the contents already stored (usually all: history stored each as it was
+    # saved) gain them in one update that reads no content; only the others are copied in (an
+    # upsert, in case a concurrent writer stored one meanwhile).
+    p = {"sid": session_id, "snap": snap.id, "empty": _EMPTY, "now": utcnow()}
+    await s.execute(
+        text(
+            "UPDATE content_blobs SET refs = refs + g.n FROM (SELECT f.blob_hash AS h,"
+            " COUNT(*) AS n FROM snapshot_files f WHERE f.snapshot_id = :snap AND f.type = 'file'"
+            " GROUP BY f.blob_hash) g WHERE content_blobs.hash = g.h"
+        ),
+        p,
+    )
     await s.execute(
         tsql(
             "INSERT INTO content_blobs"
@@ -92,12 +105,13 @@ async def capture(
             " COALESCE(w.content, :empty), :now FROM ("
             "  SELECT f.blob_hash AS h, COUNT(*) AS n, MIN(w2.id) AS id FROM snapshot_files f"
             "  JOIN workspace_items w2 ON w2.session_id = :sid AND w2.full_path = f.path"
-            "  WHERE f.snapshot_id = :snap AND f.type = 'file' GROUP BY f.blob_hash) g"
+            "  WHERE f.snapshot_id = :snap AND f.type = 'file' AND NOT EXISTS (SELECT 1"
+            "  FROM content_blobs x WHERE x.hash = f.blob_hash) GROUP BY f.blob_hash) g"
             " JOIN workspace_items w ON w.id = g.id WHERE w.session_id = :sid"
             " ON CONFLICT (hash) DO UPDATE SET refs = content_blobs.refs + excluded.refs",
             "now",
         ),
-        {"sid": session_id, "snap": snap.id, "empty": _EMPTY, "now": utcnow()},
+        p,
     )
     count, total = (
         await s.execute(
@@ -145,20 +159,41 @@ async def drop(s: AsyncSession, snapshot_id: int) -> None:
     await s.execute(text("DELETE FROM snapshots WHERE id = :snap"), p)
 
 
-async def keep_unchanged(s: AsyncSession, *, session_id: int, snapshot_id: int) -> None:
-    """Before restoring a snapshot over a workspace: delete every item that is not already as
-    in the snapshot (same path, type and content), so that ``materialize(..., only_missing=True)``
-    writes only what changes (a restore costs what it changes, not the workspace's size). A
-    folder kept has every ancestor kept; a folder deleted takes its subtree (ON DELETE CASCADE),
-    which the snapshot cannot hold either."""
+async def keep_unchanged(
+    s: AsyncSession, *, session_id: int, snapshot_id: int, version: int
+) -> None:
+    """Before restoring a snapshot over a workspace: delete every item whose path the snapshot
+    does not hold with the same type, and rewrite in place every file the snapshot holds with
+    other contents (``version``, no author; the row, its id and its parent link stay), so that
+    ``materialize(..., only_missing=True)`` inserts only what is new: a restore costs what it
+    changes, and a changed file costs one row update (with its search-index entry) instead of a
+    delete and an insert through every index of the table. A folder kept has every ancestor
+    kept; a folder deleted takes its subtree (ON DELETE CASCADE), which the snapshot cannot
+    hold either. Contents stored packed are left NULL here; ``materialize`` fills them."""
+    p = {"sid": session_id, "snap": snapshot_id, "version": version, "now": utcnow()}
     await s.execute(
         text(
             "DELETE FROM workspace_items WHERE session_id = :sid AND NOT EXISTS ("
             " SELECT 1 FROM snapshot_files f WHERE f.snapshot_id = :snap"
-            " AND f.path = workspace_items.full_path AND f.type = workspace_items.type"
-            " AND (f.type = 'folder' OR f.blob_hash = workspace_items.content_hash))"
+            " AND f.path = workspace_items.full_path AND f.type = workspace_items.type)"
         ),
-        {"sid": session_id, "snap": snapshot_id},
+        p,
+    )
+    await s.execute(
+        tsql(
+            "UPDATE workspace_items SET"
+            " content = (SELECT b.data FROM content_blobs b WHERE b.hash = f.blob_hash"
+            " AND b.encoding = 'raw'),"
+            " content_hash = f.blob_hash, size_bytes = f.size, is_binary = f.is_binary,"
+            " version = :version, updated_at = :now, last_modified_by = NULL"
+            " FROM snapshot_files f WHERE f.snapshot_id = :snap AND f.type = 'file'"
+            " AND workspace_items.session_id = :sid AND workspace_items.full_path = f.path"
+            " AND workspace_items.type = 'file'"
+            " AND (workspace_items.content_hash IS NULL"
+            " OR workspace_items.content_hash <> f.blob_hash)",
+            "now",
+        ),
+        p,
     )
 
 
@@ -207,43 +242,43 @@ async def materialize(
         tsql(
             "INSERT INTO workspace_items (session_id, parent_id, name, type, content, is_binary,"  # noqa: S608 (constant SQL fragments; values are bound)
             " size_bytes, content_hash, full_path, version, created_at, updated_at)"
-            " SELECT :sid, pw.id, f.name, f.type,"
-            " CASE WHEN b.encoding = 'raw' THEN b.data ELSE NULL END,"
+            # The content read per inserted row only (not joined for every file of the snapshot).
+            " SELECT :sid, pw.id, f.name, f.type, (SELECT b.data FROM content_blobs b"
+            " WHERE b.hash = f.blob_hash AND b.encoding = 'raw'),"
             " f.is_binary, f.size, f.blob_hash, f.path, :version, :now, :now"
-            " FROM snapshot_files f LEFT JOIN content_blobs b ON b.hash = f.blob_hash"
-            " LEFT JOIN workspace_items pw ON pw.session_id = :sid AND pw.full_path = f.parent_path"
+            " FROM snapshot_files f LEFT JOIN workspace_items pw ON pw.session_id = :sid AND pw.full_path = f.parent_path"
             " WHERE f.snapshot_id = :snap AND f.type = 'file'" + free,
             "now",
         ),
         p,
     )
+    # The files left without content (their blob is stored packed, or missing from the store),
+    # found in one scan, filled one distinct content at a time.
     packed = (
         await s.execute(
             text(
-                "SELECT DISTINCT f.blob_hash FROM snapshot_files f"
-                " JOIN content_blobs b ON b.hash = f.blob_hash"
-                " WHERE f.snapshot_id = :snap AND b.encoding <> 'raw'"
+                "SELECT content_hash, COUNT(*) FROM workspace_items WHERE session_id = :sid"
+                " AND type = 'file' AND content IS NULL GROUP BY content_hash"
             ),
             p,
         )
     ).all()
-    for (digest,) in packed:
+    missing = 0
+    for digest, n in packed:
+        try:
+            content = await blobstore.read(s, digest) if digest is not None else None
+        except NotFound:
+            content = None
+        if content is None:
+            missing += int(n)
+            continue
         await s.execute(
             text(
                 "UPDATE workspace_items SET content = :c WHERE session_id = :sid"
                 " AND content_hash = :h AND type = 'file' AND content IS NULL"
             ),
-            {"sid": session_id, "h": digest, "c": await blobstore.read(s, digest)},
+            {"sid": session_id, "h": digest, "c": content},
         )
-    missing = (
-        await s.execute(
-            text(
-                "SELECT COUNT(*) FROM workspace_items WHERE session_id = :sid"
-                " AND type = 'file' AND content IS NULL"
-            ),
-            p,
-        )
-    ).scalar_one()
     if missing:
         raise RuntimeError(f"snapshot {snapshot_id}: {missing} contents missing from the store")
     return sum(int(getattr(r, "rowcount", 0) or 0) for r in (folders, files))

@@ -199,7 +199,9 @@ class SnapshotService(SnapshotJobs):
             ).scalar_one()
             # Only what differs is rewritten; what is already as in the snapshot stays (with
             # its version: a save based on it is still right).
-            await keep_unchanged(s, session_id=ref.session_id, snapshot_id=snapshot_id)
+            await keep_unchanged(
+                s, session_id=ref.session_id, snapshot_id=snapshot_id, version=int(version)
+            )
             await materialize(
                 s,
                 session_id=ref.session_id,
