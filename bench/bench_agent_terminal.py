@@ -82,8 +82,9 @@ def cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def agent_pid(cgroup_parent: str) -> int:
-    """The pid of the (only) agent in this bench's cgroup parent."""
+def agent_pid(cgroup_parent: str, session_uuid: str = "") -> int:
+    """The pid of the agent of ``session_uuid`` (any: the only one) in this bench's cgroup
+    parent (a session's sandbox has the session's uuid in its cgroup path)."""
     for _ in range(50):
         for entry in Path("/proc").iterdir():
             if not entry.name.isdigit():
@@ -93,7 +94,8 @@ def agent_pid(cgroup_parent: str) -> int:
                 if (
                     argv[0].endswith(b"python3")  # not bwrap, whose argv names the agent too
                     and b"coolcoding.agent" in argv
-                    and f"/{cgroup_parent}/" in (entry / "cgroup").read_text()
+                    and f"/{cgroup_parent}/" in (cgroup := (entry / "cgroup").read_text())
+                    and f"/{session_uuid}" in cgroup
                 ):
                     return int(entry.name)
             except OSError:
@@ -217,7 +219,7 @@ async def run(
         lat: dict[str, list[float]] = {"agent": [], "floor": []}
         thr: dict[str, list[float]] = {"agent": [], "floor": [], "pty_tight": []}
         bytes_per_read: list[float] = []
-        agent_proc = agent_pid(parent)
+        agent_proc = agent_pid(parent, sid)
         cpu: dict[str, float] = {"server": 0.0, "agent": 0.0, "client": 0.0, "floor_client": 0.0}
         key_cpu = {"server": 0.0, "agent": 0.0}
         cat_frames: list[float] = []

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from coolcoding.agent.client import AgentClient, AgentError
+from coolcoding.agent.client import CHANNEL_HIGH_WATER, AgentClient, AgentError
 from tests.agent_helpers import TIMEOUT, RunningAgent, read_until, running_agent
 from tests.integration.conftest_sandbox import requires_sandbox
 
@@ -306,6 +306,32 @@ async def test_a_flood_of_output_comes_whole_in_frames_larger_than_the_ptys_read
     numbers = [int(n) for n in re.findall(rb"(?<![0-9])[0-9]{99}(?=\r\n)", bytes(out))]
     assert numbers == list(range(1, lines + 1))  # whole and in order
     assert statistics.median(sizes) > 16384, f"{len(sizes)} frames for {len(out)} bytes"
+    await att.write(b"x")
+    await read_until(att, b"x")
+    await c.close()
+
+
+async def test_a_client_that_reads_nothing_stops_reading_its_connection_and_loses_nothing(
+    agent: RunningAgent,
+) -> None:
+    """The client handles the agent's frames in its protocol's ``data_received``: a channel
+    holding more than ``CHANNEL_HIGH_WATER`` unread bytes pauses reading the connection (which
+    pushes back on the agent and the shell), and reading it resumes it: the whole flood then
+    arrives in order, and a keystroke afterwards still echoes."""
+    c = await agent.client()
+    await c.pty_open(80, 24, terminal_id="t", argv=["/bin/bash", "--norc", "-i"])
+    att = await c.pty_attach("t", replay=False)
+    total = CHANNEL_HIGH_WATER * 2
+    await att.write(b"head -c %d /dev/zero | tr '\\0' a; echo; echo E$((2+3))\r" % total)
+    async with asyncio.timeout(60):
+        while att.stream.pending <= CHANNEL_HIGH_WATER:
+            await asyncio.sleep(0.05)
+    await asyncio.sleep(1.0)  # nothing is read meanwhile: the connection stays paused
+    assert not att.stream.room.is_set()
+    # bounded: what was already read from the socket when the pause began, no more
+    assert att.stream.pending <= CHANNEL_HIGH_WATER + 2 * c.max_frame + 1024 * 1024
+    out = await read_until(att, b"E5")
+    assert b"a" * total in out  # whole (the echoed command line holds a few more)
     await att.write(b"x")
     await read_until(att, b"x")
     await c.close()

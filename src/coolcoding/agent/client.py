@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import hashlib
 import itertools
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import Any, cast
 
 from coolcoding.agent import messages, protocol
@@ -49,6 +49,7 @@ class ChannelStream:
         self.room = asyncio.Event()
         self.room.set()
         self.ended = False  # the end (empty data frame) arrived
+        self.on_room: Callable[[], None] | None = None  # called once when room comes back
 
     def put(self, item: ChannelItem | None) -> None:
         if item is None:
@@ -60,12 +61,25 @@ class ChannelStream:
         self.queue.put_nowait(item)
 
     async def get(self) -> ChannelItem | None:
-        item = await self.queue.get()
+        return self._taken(await self.queue.get())
+
+    def get_nowait(self) -> ChannelItem | None:
+        """The next item queued (``asyncio.QueueEmpty`` if none)."""
+        return self._taken(self.queue.get_nowait())
+
+    def _taken(self, item: ChannelItem | None) -> ChannelItem | None:
         if isinstance(item, bytes):
             self.pending -= len(item)
-            if self.pending <= CHANNEL_HIGH_WATER // 2:
-                self.room.set()
+            if self.pending <= CHANNEL_HIGH_WATER // 2 and not self.room.is_set():
+                self.release()
         return item
+
+    def release(self) -> None:
+        """There is room again (or nobody reads any more): the connection may read on."""
+        self.room.set()
+        callback, self.on_room = self.on_room, None
+        if callback is not None:
+            callback()
 
     async def read_all(self) -> bytes:
         out = bytearray()
@@ -174,6 +188,29 @@ class PortStream:
         self.forget()
 
 
+class _Protocol(asyncio.StreamReaderProtocol):
+    """A stream protocol whose bytes, once the client's handshake is done, go straight to the
+    client's frame handler instead of a ``StreamReader`` and a reading task."""
+
+    client: AgentClient | None = None
+
+    def data_received(self, data: bytes) -> None:
+        if self.client is not None:
+            self.client._received(data)
+        else:
+            super().data_received(data)
+
+    def eof_received(self) -> bool:
+        if self.client is not None:
+            self.client._ended(None)
+        return bool(super().eof_received())
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        super().connection_lost(exc)
+        if self.client is not None:
+            self.client._ended(exc)
+
+
 class AgentClient:
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self._reader = reader
@@ -186,24 +223,30 @@ class AgentClient:
         self.events: asyncio.Queue[dict[str, Any]] = asyncio.Queue()  # channel-0 events
         self.protocol = 0
         self.max_frame = protocol.DEFAULT_MAX_FRAME_BYTES
-        self._task: asyncio.Task[None] | None = None
+        self._done: asyncio.Future[None] | None = None  # set once the connection is gone
         self._lost: BaseException | None = None
+        self._parser = protocol.FrameParser(self.max_frame)
+        self._blocked: set[int] = set()  # channels over their high-water mark
 
     @classmethod
     async def connect(
         cls, address: str | tuple[str, int], secret: bytes, *, version: int | None = None
     ) -> AgentClient:
+        loop = asyncio.get_running_loop()
+        reader = asyncio.StreamReader(loop=loop)
+        proto = _Protocol(reader, loop=loop)
         if isinstance(address, str):
-            reader, writer = await asyncio.open_unix_connection(address)
+            transport, _ = await loop.create_unix_connection(lambda: proto, address)
         else:
-            reader, writer = await asyncio.open_connection(*address)
+            transport, _ = await loop.create_connection(lambda: proto, *address)
+        writer = asyncio.StreamWriter(transport, proto, reader, loop)
         client = cls(reader, writer)
         try:
             await client._handshake(secret, version)
         except BaseException:
             writer.close()
             raise
-        client._task = asyncio.ensure_future(client._read_loop())
+        client._start(proto)
         return client
 
     async def _handshake(self, secret: bytes, version: int | None) -> None:
@@ -243,34 +286,73 @@ class AgentClient:
             raise AgentConnectionLost("the agent closed the connection during the handshake")
         return protocol.decode_control(frame.payload)
 
-    async def _read_loop(self) -> None:
-        parser = protocol.FrameParser(self.max_frame)
+    def _start(self, proto: _Protocol) -> None:
+        """After the handshake the frames are handled in the protocol's ``data_received``
+        (no task to wake per chunk of the agent's output)."""
+        self._done = asyncio.get_running_loop().create_future()
+        self._parser = protocol.FrameParser(self.max_frame)
+        buffered = bytes(self._reader._buffer)  # type: ignore[attr-defined]
+        self._reader._buffer.clear()  # type: ignore[attr-defined]
+        eof = self._reader.at_eof() or self._reader.exception() is not None
+        proto.client = self
+        if buffered:
+            self._received(buffered)
+        if eof:
+            self._ended(None)
+
+    def _received(self, chunk: bytes) -> None:
+        if self._lost is not None:
+            return
         try:
-            while True:
-                chunk = await self._reader.read(protocol.READ_CHUNK_BYTES)
-                if not chunk:
-                    if parser.partial:
-                        raise ProtocolError("truncated", "the stream ended inside a frame")
-                    raise AgentConnectionLost("the agent closed the connection")
-                for frame in parser.feed(chunk):
-                    if frame.kind == protocol.KIND_DATA:
-                        if frame.channel in self._dropped:  # a closed port stream: its tail
-                            if not frame.payload:
-                                self._dropped.discard(frame.channel)
-                            continue
-                        stream = self.stream(frame.channel)
-                        stream.put(frame.payload if frame.payload else None)
-                        if frame.payload and not stream.room.is_set():
-                            await stream.room.wait()
+            for frame in self._parser.feed(chunk):
+                if frame.kind == protocol.KIND_DATA:
+                    if frame.channel in self._dropped:  # a closed port stream: its tail
+                        if not frame.payload:
+                            self._dropped.discard(frame.channel)
                         continue
-                    self._on_control(protocol.decode_control(frame.payload))
-        except (Exception, asyncio.CancelledError) as e:
-            self._lost = e
-            for fut in self._pending.values():
-                if not fut.done():
-                    fut.set_exception(AgentConnectionLost(str(e) or type(e).__name__))
-            for stream in self._streams.values():
-                stream.put(None)
+                    stream = self.stream(frame.channel)
+                    stream.put(frame.payload if frame.payload else None)
+                    if frame.payload and not stream.room.is_set():
+                        self._block(frame.channel, stream)
+                    continue
+                self._on_control(protocol.decode_control(frame.payload))
+        except Exception as e:
+            self._fail(e)
+
+    def _block(self, channel: int, stream: ChannelStream) -> None:
+        """A channel holds too much unread: stop reading the connection until it has room."""
+        if channel in self._blocked:
+            return
+        if not self._blocked:
+            self._writer.transport.pause_reading()  # type: ignore[attr-defined]
+        self._blocked.add(channel)
+        stream.on_room = lambda: self._unblock(channel)
+
+    def _unblock(self, channel: int) -> None:
+        self._blocked.discard(channel)
+        if not self._blocked and self._lost is None:
+            transport = self._writer.transport
+            if not transport.is_closing():
+                transport.resume_reading()  # type: ignore[attr-defined]
+
+    def _ended(self, exc: BaseException | None) -> None:
+        """The agent closed the connection (``exc``: or it broke)."""
+        if self._lost is not None:
+            return
+        if self._parser.partial:
+            self._fail(ProtocolError("truncated", "the stream ended inside a frame"))
+        else:
+            self._fail(exc or AgentConnectionLost("the agent closed the connection"))
+
+    def _fail(self, e: BaseException) -> None:
+        self._lost = e
+        for fut in self._pending.values():
+            if not fut.done():
+                fut.set_exception(AgentConnectionLost(str(e) or type(e).__name__))
+        for stream in self._streams.values():
+            stream.put(None)
+        if self._done is not None and not self._done.done():
+            self._done.set_result(None)
 
     def _on_control(self, msg: dict[str, Any]) -> None:
         kind = msg.get("type")
@@ -289,8 +371,8 @@ class AgentClient:
 
     async def wait_closed(self) -> None:
         """Returns once the connection is gone (the agent closed it, or it broke)."""
-        if self._task is not None:
-            await asyncio.shield(self._task)
+        if self._done is not None:
+            await asyncio.shield(self._done)
 
     def stream(self, channel: int) -> ChannelStream:
         s = self._streams.get(channel)
@@ -307,15 +389,13 @@ class AgentClient:
         """Drop a channel's buffered items (its frames that still come create it anew, ended)."""
         stream = self._streams.pop(channel, None)
         if stream is not None:
-            stream.room.set()
+            stream.release()
             if not stream.ended:
                 self._dropped.add(channel)
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        if self._lost is None:
+            self._fail(asyncio.CancelledError())  # as before: calls fail, streams end
         self._writer.close()
         with contextlib.suppress(Exception):
             await self._writer.wait_closed()
@@ -343,7 +423,9 @@ class AgentClient:
         step = self.max_frame
         for i in range(0, max(len(data), 1), step):
             self._writer.write(protocol.data_frame(channel, data[i : i + step]))
-        await self._writer.drain()
+        transport = self._writer.transport
+        if transport.get_write_buffer_size() or transport.is_closing():
+            await self._writer.drain()  # above the high-water mark it waits; lost: it raises
 
     # --- typed methods -------------------------------------------------------------------------
 

@@ -26,6 +26,18 @@ MAX_IN_FLIGHT = 64
 MAX_BACKLOG_BYTES = 96 * 1024 * 1024  # more than one file read (64 MiB) can queue
 
 
+# What one ``recv`` on a client's socket asks for. asyncio's default (256 KiB) is above glibc's
+# mmap threshold: every read, a keystroke's included, cost an mmap, an mremap and an munmap.
+RECV_BYTES = 64 * 1024
+
+
+def _small_receives(transport: asyncio.BaseTransport) -> None:
+    """Have the selector transport ``recv`` at most ``RECV_BYTES`` at a time (its buffer then
+    comes from the heap); a transport without that knob is left as it is."""
+    if isinstance(getattr(transport, "max_size", None), int):
+        transport.max_size = RECV_BYTES  # type: ignore[attr-defined]
+
+
 class RequestError(Exception):
     def __init__(self, code: str, message: str) -> None:
         super().__init__(message)
@@ -83,6 +95,7 @@ class Connection:
     ) -> None:
         self.reader = reader
         self.writer = writer
+        _small_receives(writer.transport)
         self.max_frame = max_frame
         self._secret = secret
         self._inbound_limit = inbound_limit

@@ -41,6 +41,11 @@ HIGH_WATER_BYTES = 1024 * 1024
 STUCK_PEER_S = 10.0
 READ_BYTES = 65536
 BURST_BYTES = 256 * 1024
+# A first read shorter than this is a keystroke's echo or a prompt, not a flood (Linux hands a
+# flood over in reads of 2-4 KiB): it is sent without a second read failing with EAGAIN. Output
+# that comes meanwhile wakes the reader again. A burst that starts big reads on as before (the
+# flood's coalescing counts the whole burst).
+SHORT_READ_BYTES = 1024
 FLOOD_BYTES = 4095  # a full read of n_tty's 4 KiB buffer: more is coming
 COALESCE_S = 0.002
 COALESCE_BYTES = 128 * 1024
@@ -256,6 +261,8 @@ class AgentTerminal:
                 break
             chunks.append(data)
             size += len(data)
+            if size < SHORT_READ_BYTES:  # a keystroke's echo: skip the read that would fail
+                break
         return b"".join(chunks) if chunks else None
 
     def _on_readable(self) -> None:

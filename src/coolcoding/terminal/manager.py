@@ -359,8 +359,7 @@ class TerminalManager:
             for att in self._attached.pop(key, set()):
                 if ended:
                     att.notify(protocol.exited(-1))
-                with contextlib.suppress(asyncio.QueueFull):
-                    att.outbox.put_nowait(None)
+                att.end()
         control = self._controls.pop(session_uuid, None)
         if control is not None:
             await self._close_control(control)

@@ -80,7 +80,6 @@ async def serve_terminal(ws: WebSocket, session_uuid: str, terminal_id: str) -> 
             )
             if replay:
                 await ws.send_bytes(replay)
-            att.start()
             await _pump(ws, att, terms, typist, revoked)
         except Exception as exc:
             if not isinstance(exc, WebSocketDisconnect | RuntimeError):
