@@ -8,7 +8,6 @@ import asyncio
 import os
 import re
 import stat
-import statistics
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -279,13 +278,13 @@ async def test_a_small_frame_limit_is_respected_both_ways() -> None:
         await c.close()
 
 
-async def test_a_flood_of_output_comes_whole_in_frames_larger_than_the_ptys_reads(
+async def test_a_flood_of_output_held_and_coalesced_comes_whole_and_in_order(
     agent: RunningAgent,
 ) -> None:
-    """Linux hands a PTY's output over in reads of at most 4 KiB; under a flood the agent lets
-    the kernel buffer more before reading again, so ``cat`` of a big file crosses every hop in
-    frames of tens of KiB (one frame per 4 KiB read made ``cat`` through the server CPU-bound on
-    per-frame costs). Nothing is lost or reordered, and a keystroke afterwards still echoes."""
+    """Linux hands a PTY's output over in reads of at most 4 KiB; under a flood the agent holds
+    them for up to 2 ms and sends them as larger frames. Nothing is lost or reordered by that,
+    and a keystroke afterwards still echoes at once. (How large the frames get depends on the
+    machine's load, so it is a figure of bench/bench_agent_terminal.py, not an assertion.)"""
     c = await agent.client()
     await c.pty_open(80, 24, terminal_id="t", argv=["/bin/bash", "--norc", "-i"])
     att = await c.pty_attach("t", replay=False)
@@ -294,18 +293,15 @@ async def test_a_flood_of_output_comes_whole_in_frames_larger_than_the_ptys_read
     await att.write(b"echo R$((1+1))\r")
     await read_until(att, b"R2")
     await att.write(b"cat big.txt; echo E$((2+3))\r")
-    sizes: list[int] = []
     out = bytearray()
     async with asyncio.timeout(60):
         it = aiter(att)
         while b"E5" not in out[-64:]:
             item = await anext(it)
             if isinstance(item, bytes):
-                sizes.append(len(item))
                 out += item
     numbers = [int(n) for n in re.findall(rb"(?<![0-9])[0-9]{99}(?=\r\n)", bytes(out))]
     assert numbers == list(range(1, lines + 1))  # whole and in order
-    assert statistics.median(sizes) > 16384, f"{len(sizes)} frames for {len(out)} bytes"
     await att.write(b"x")
     await read_until(att, b"x")
     await c.close()
