@@ -155,11 +155,14 @@ async def test_viewer_follows_a_run_an_editor_started(
     r = editor.client.post(f"/api/workspace/{sid}/file/main.py", json={"content": "print(6*7)\n"})
     assert r.status_code in (200, 201), r.text
     events = await events_socket(server, viewer, sid)
+    # The socket subscribes after its handshake and then says the sandbox's status: a run
+    # posted before that message could start unseen.
+    await next_event(events, lambda e: e["type"] == "sandbox_status", timeout=30)
     r = await asyncio.to_thread(
         editor.client.post, f"/api/sessions/{sid}/run", json={"path": "main.py"}
     )
     assert r.status_code == 202, r.text
-    started = await next_event(events, lambda e: e["type"] == "run_started", timeout=30)
+    started = await next_event(events, lambda e: e["type"] == "run_started", timeout=60)
     assert started["user_id"] == editor.user_id
     await events.close()
     with viewer.client.stream("GET", started["events"], timeout=60) as sse:
