@@ -210,6 +210,10 @@ def _corpus() -> dict[str, str]:
         ext = [".py", ".js", ".md"][i % 3]
         files[f"{folder}/f{i:03d}{ext}"] = "\n".join(lines) + ("\n" if i % 2 else "")
     files["top.txt"] = "SECRET Secret secret\nkelvin KELVIN\nistanbul idle\nstrasse école\n"
+    # A text file (no NUL in its first 8,192 bytes, services/workspace_types.py looks_binary) with
+    # a NUL further on: PostgreSQL's text cannot hold it and SQLite's LIKE stops at it, so the
+    # database cannot say whether the rest matches.
+    files["lib/nul.txt"] = "filler line\n" * 700 + "\0 alpha qz response\nBeta ga\n"
     return files
 
 
@@ -289,6 +293,7 @@ _QUERIES: list[dict[str, object]] = [
     {"q": "alpha", "include": "src/**,docs", "exclude": "*.md"},
     {"q": "response", "exclude": "node_modules"},
     {"q": "zzz-nowhere"},
+    {"q": "qz"},  # two letters, in one file only (after a NUL): a filtered walk of every file
 ]
 
 

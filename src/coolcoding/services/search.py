@@ -43,6 +43,18 @@ PG_CANDIDATES = text(
 SQLITE_CANDIDATES = text(
     "SELECT rowid FROM workspace_search WHERE body LIKE :pattern AND session_id = :sid LIMIT :cap"
 )
+# Text files whose text the index cannot vouch for, read whatever the index says: a NUL, which a
+# text file can only have after its first 8,192 bytes (services/workspace_types.py looks_binary),
+# is not in PostgreSQL's index (text cannot hold it) and ends SQLite's LIKE.
+PG_UNINDEXED = text(
+    "SELECT i.id, i.full_path FROM workspace_items i WHERE i.session_id = :sid "
+    "AND i.type = 'file' AND NOT i.is_binary AND octet_length(i.content) > 8192 "
+    "AND NOT EXISTS (SELECT 1 FROM workspace_search s WHERE s.item_id = i.id)"
+)
+SQLITE_UNINDEXED = text(
+    "SELECT id, full_path FROM workspace_items WHERE session_id = :sid AND type = 'file' "
+    "AND NOT is_binary AND length(content) > 8192 AND instr(content, X'00') > 0"
+)
 # Paths of the candidates (PostgreSQL: an array; SQLite: a JSON array).
 PG_PATHS = text("SELECT id, full_path FROM workspace_items WHERE id = ANY(:ids)")
 SQLITE_PATHS = text(
@@ -59,15 +71,25 @@ PG_BODIES = text("SELECT id, content FROM workspace_items WHERE id = ANY(:ids)")
 SQLITE_BODIES = text(
     "SELECT id, content FROM workspace_items WHERE id IN (SELECT value FROM json_each(:ids))"
 )
-# The same, only the files whose (folded) text has the literal: a page of a common term's walk
-# reads the bodies of matching files only.
-PG_BODIES_LIKE = text(
-    "SELECT i.id, i.content FROM workspace_items i JOIN workspace_search s ON s.item_id = i.id "
-    "WHERE s.item_id = ANY(:ids) AND i.id = ANY(:ids) AND (s.body || '') LIKE :pattern"
+# The walk of a common term or of one with no trigram: a page of the workspace's text files in
+# path order, each with whether its text may contain the literal, decided in the database (a scan
+# in C, no body sent to Python); only those bodies are then read. PostgreSQL: LIKE on the folded
+# text of the index table (`` || ''`` keeps the planner off the trigram index, which is slower
+# than this scan for a common trigram); a file the index lacks (text PostgreSQL does not store,
+# such as a NUL) is always read. SQLite: LIKE on the text itself (ASCII case folded, as
+# ``like_pattern`` assumes); SQLite's LIKE stops at a NUL, which a text file can only have after
+# its first 8,192 bytes (``looks_binary``), so such a file is always read.
+PG_WALK_LIKE = text(
+    "SELECT w.id, w.full_path, s.item_id IS NULL OR (s.body || '') LIKE :pattern FROM ("
+    "SELECT id, full_path FROM workspace_items WHERE session_id = :sid AND full_path > :last "
+    "AND type = 'file' AND NOT is_binary AND content IS NOT NULL ORDER BY full_path LIMIT :page"
+    ") w LEFT JOIN workspace_search s ON s.item_id = w.id ORDER BY w.full_path"
 )
-SQLITE_BODIES_LIKE = text(
-    "SELECT i.id, i.content FROM workspace_items i JOIN workspace_search s ON s.rowid = i.id "
-    "WHERE s.rowid IN (SELECT value FROM json_each(:ids)) AND (s.body || '') LIKE :pattern"
+SQLITE_WALK_LIKE = text(
+    "SELECT id, full_path, CAST(content AS TEXT) LIKE :pattern "
+    "OR (length(content) > 8192 AND instr(content, X'00') > 0) FROM workspace_items "
+    "WHERE session_id = :sid AND full_path > :last AND type = 'file' AND NOT is_binary "
+    "AND content IS NOT NULL ORDER BY full_path LIMIT :page"
 )
 CUSTOM_PLAN = text("SET LOCAL plan_cache_mode = force_custom_plan")
 # Bodies are fetched in path order, a page at a time (doubling up to the largest), until the
@@ -214,21 +236,28 @@ class SearchService:
                     ).all()
                 ]
                 if len(found_ids) <= cap:
-                    narrowed = []
+                    candidates: dict[int, str] = {}
                     if found_ids:
                         paths = await conn.execute(
                             PG_PATHS if postgres else SQLITE_PATHS,
                             {"ids": found_ids if postgres else json.dumps(found_ids)},
                         )
-                        narrowed = sorted((r[1], r[0]) for r in paths.all())
+                        candidates.update((r[0], r[1]) for r in paths.all())
+                    unindexed = await conn.execute(
+                        PG_UNINDEXED if postgres else SQLITE_UNINDEXED, {"sid": ref.session_id}
+                    )
+                    candidates.update((r[0], r[1]) for r in unindexed.all())
+                    narrowed = sorted((path, item_id) for item_id, path in candidates.items())
             # Phase 2: the text of candidates in path order (globs applied before any text is
-            # read), a page at a time, until enough lines matched. A walk of a common term reads
-            # only the bodies whose folded text has the literal.
+            # read), a page at a time, until enough lines matched. A walk with a literal reads
+            # only the bodies the database found it in.
             filtered = narrowed is None and like is not None
-            if postgres:
-                bodies_stmt = PG_BODIES_LIKE if filtered else PG_BODIES
-            else:
-                bodies_stmt = SQLITE_BODIES_LIKE if filtered else SQLITE_BODIES
+            bodies_stmt = PG_BODIES if postgres else SQLITE_BODIES
+            walk_stmt = WALK
+            walk_params: dict[str, object] = {"sid": ref.session_id}
+            if filtered:
+                walk_stmt = PG_WALK_LIKE if postgres else SQLITE_WALK_LIKE
+                walk_params["pattern"] = like
             last, start, page = "", 0, FIRST_PAGE
             while not truncated:
                 if narrowed is not None:
@@ -236,14 +265,13 @@ class SearchService:
                     start += page
                 else:
                     walked = (
-                        await conn.execute(
-                            WALK, {"sid": ref.session_id, "last": last, "page": page}
-                        )
+                        await conn.execute(walk_stmt, {**walk_params, "last": last, "page": page})
                     ).all()
-                    batch = [(r[1], r[0]) for r in walked]
-                    if batch:
-                        last = batch[-1][0]
-                if not batch:
+                    if not walked:
+                        break
+                    last = walked[-1][1]
+                    batch = [(r[1], r[0]) for r in walked if not filtered or r[2]]
+                if narrowed is not None and not batch:
                     break
                 page = min(page * 2, MAX_PAGE)
                 batch = [
@@ -256,8 +284,6 @@ class SearchService:
                     continue
                 ids = [item_id for _, item_id in batch]
                 params: dict[str, object] = {"ids": ids if postgres else json.dumps(ids)}
-                if filtered:
-                    params["pattern"] = like
                 bodies: dict[int, bytes] = {
                     r[0]: r[1] for r in (await conn.execute(bodies_stmt, params)).all()
                 }
