@@ -72,6 +72,20 @@ def test_search_does_not_see_other_workspaces_or_binary_files(api: UserClient) -
     assert _paths(_search(api, one, "secret-marker")) == ["a.txt"]
 
 
+def test_search_walk_reads_a_text_file_with_a_nul_after_its_first_8_kb(api: UserClient) -> None:
+    """A NUL after the first 8,192 bytes leaves a file text (looks_binary) but PostgreSQL's index
+    cannot hold it and SQLite's LIKE stops at it: the walk filtered in the database must still
+    read that file (a two-letter query has no trigram: it is always a walk)."""
+    sid = api.new_session("nul")
+    body = b"filler line\n" * 700 + b"\0 then qz here\nQZ again\n"
+    r = api.client.put(f"/api/workspace/{sid}/upload/late-nul.txt", content=body)
+    assert r.status_code == 201, r.text
+    _save(api, sid, "a.txt", "no match\n")
+    got = _search(api, sid, "qz")
+    assert _paths(got) == ["late-nul.txt"]
+    assert [m["line"] for m in got["files"][0]["matches"]] == [701, 702]  # type: ignore[index]
+
+
 def test_templates_are_listed_and_make_the_right_starter_files(api: UserClient) -> None:
     r = api.client.get("/api/templates")
     assert r.status_code == 200
@@ -210,10 +224,6 @@ def _corpus() -> dict[str, str]:
         ext = [".py", ".js", ".md"][i % 3]
         files[f"{folder}/f{i:03d}{ext}"] = "\n".join(lines) + ("\n" if i % 2 else "")
     files["top.txt"] = "SECRET Secret secret\nkelvin KELVIN\nistanbul idle\nstrasse école\n"
-    # A text file (no NUL in its first 8,192 bytes, services/workspace_types.py looks_binary) with
-    # a NUL further on: PostgreSQL's text cannot hold it and SQLite's LIKE stops at it, so the
-    # database cannot say whether the rest matches.
-    files["lib/nul.txt"] = "filler line\n" * 700 + "\0 alpha qz response\nBeta ga\n"
     return files
 
 
@@ -293,7 +303,8 @@ _QUERIES: list[dict[str, object]] = [
     {"q": "alpha", "include": "src/**,docs", "exclude": "*.md"},
     {"q": "response", "exclude": "node_modules"},
     {"q": "zzz-nowhere"},
-    {"q": "qz"},  # two letters, in one file only (after a NUL): a filtered walk of every file
+    {"q": "qz"},  # two letters, nowhere: a walk of every file filtered in the database
+    {"q": "pha be"},  # a phrase whose trigrams are common: a walk filtered in the database
 ]
 
 

@@ -8,8 +8,10 @@ lower-cased ``workspace_search.body`` of migration 0007; SQLite: an FTS5 trigram
 sync by triggers on ``workspace_items``, only decides which bodies are read: a literal every match
 contains (the query, or one taken from the regex) becomes a LIKE pattern that is a superset of
 Python's match. A term in at most ``search_max_files`` files is answered from those; a more
-common one, or a query the index cannot narrow, walks the files in path order (pages of bodies,
-filtered by the pattern when there is one) and stops when enough lines matched.
+common one, or
+a query the index cannot narrow, walks the files in path order, a page at a time: the database
+says which files of the page may match (LIKE in one scan, no text sent to Python) and only those
+bodies are read; the walk stops when enough lines matched.
 """
 
 from __future__ import annotations
@@ -43,18 +45,6 @@ PG_CANDIDATES = text(
 SQLITE_CANDIDATES = text(
     "SELECT rowid FROM workspace_search WHERE body LIKE :pattern AND session_id = :sid LIMIT :cap"
 )
-# Text files whose text the index cannot vouch for, read whatever the index says: a NUL, which a
-# text file can only have after its first 8,192 bytes (services/workspace_types.py looks_binary),
-# is not in PostgreSQL's index (text cannot hold it) and ends SQLite's LIKE.
-PG_UNINDEXED = text(
-    "SELECT i.id, i.full_path FROM workspace_items i WHERE i.session_id = :sid "
-    "AND i.type = 'file' AND NOT i.is_binary AND octet_length(i.content) > 8192 "
-    "AND NOT EXISTS (SELECT 1 FROM workspace_search s WHERE s.item_id = i.id)"
-)
-SQLITE_UNINDEXED = text(
-    "SELECT id, full_path FROM workspace_items WHERE session_id = :sid AND type = 'file' "
-    "AND NOT is_binary AND length(content) > 8192 AND instr(content, X'00') > 0"
-)
 # Paths of the candidates (PostgreSQL: an array; SQLite: a JSON array).
 PG_PATHS = text("SELECT id, full_path FROM workspace_items WHERE id = ANY(:ids)")
 SQLITE_PATHS = text(
@@ -80,14 +70,15 @@ SQLITE_BODIES = text(
 # ``like_pattern`` assumes); SQLite's LIKE stops at a NUL, which a text file can only have after
 # its first 8,192 bytes (``looks_binary``), so such a file is always read.
 PG_WALK_LIKE = text(
-    "SELECT w.id, w.full_path, s.item_id IS NULL OR (s.body || '') LIKE :pattern FROM ("
+    "SELECT w.id, w.full_path, coalesce((SELECT (s.body || '') LIKE :pattern "
+    "FROM workspace_search s WHERE s.item_id = w.id), true) FROM ("
     "SELECT id, full_path FROM workspace_items WHERE session_id = :sid AND full_path > :last "
     "AND type = 'file' AND NOT is_binary AND content IS NOT NULL ORDER BY full_path LIMIT :page"
-    ") w LEFT JOIN workspace_search s ON s.item_id = w.id ORDER BY w.full_path"
+    ") w ORDER BY w.full_path"
 )
 SQLITE_WALK_LIKE = text(
     "SELECT id, full_path, CAST(content AS TEXT) LIKE :pattern "
-    "OR (length(content) > 8192 AND instr(content, X'00') > 0) FROM workspace_items "
+    "OR (size_bytes > 8192 AND instr(content, X'00') > 0) FROM workspace_items "
     "WHERE session_id = :sid AND full_path > :last AND type = 'file' AND NOT is_binary "
     "AND content IS NOT NULL ORDER BY full_path LIMIT :page"
 )
@@ -96,6 +87,10 @@ CUSTOM_PLAN = text("SET LOCAL plan_cache_mode = force_custom_plan")
 # result limit is reached.
 FIRST_PAGE = 64
 MAX_PAGE = 1024
+# A walk filtered in the database returns only ids and paths (and reads the bodies of the files
+# that may match): larger pages, fewer statements.
+FIRST_FILTERED_PAGE = 256
+MAX_FILTERED_PAGE = 4096
 # ASCII letters that a case-insensitive Python regex also matches with a non-ASCII character
 # (i: U+0130, U+0131; k: U+212A; s: U+017F): wildcards in the index pattern, like every
 # non-ASCII character, so the database's candidates always include every file Python matches.
@@ -236,18 +231,13 @@ class SearchService:
                     ).all()
                 ]
                 if len(found_ids) <= cap:
-                    candidates: dict[int, str] = {}
+                    narrowed = []
                     if found_ids:
                         paths = await conn.execute(
                             PG_PATHS if postgres else SQLITE_PATHS,
                             {"ids": found_ids if postgres else json.dumps(found_ids)},
                         )
-                        candidates.update((r[0], r[1]) for r in paths.all())
-                    unindexed = await conn.execute(
-                        PG_UNINDEXED if postgres else SQLITE_UNINDEXED, {"sid": ref.session_id}
-                    )
-                    candidates.update((r[0], r[1]) for r in unindexed.all())
-                    narrowed = sorted((path, item_id) for item_id, path in candidates.items())
+                        narrowed = sorted((r[1], r[0]) for r in paths.all())
             # Phase 2: the text of candidates in path order (globs applied before any text is
             # read), a page at a time, until enough lines matched. A walk with a literal reads
             # only the bodies the database found it in.
@@ -258,7 +248,10 @@ class SearchService:
             if filtered:
                 walk_stmt = PG_WALK_LIKE if postgres else SQLITE_WALK_LIKE
                 walk_params["pattern"] = like
-            last, start, page = "", 0, FIRST_PAGE
+            last, start = "", 0
+            page, max_page = (
+                (FIRST_FILTERED_PAGE, MAX_FILTERED_PAGE) if filtered else (FIRST_PAGE, MAX_PAGE)
+            )
             while not truncated:
                 if narrowed is not None:
                     batch = narrowed[start : start + page]
@@ -273,7 +266,7 @@ class SearchService:
                     batch = [(r[1], r[0]) for r in walked if not filtered or r[2]]
                 if narrowed is not None and not batch:
                     break
-                page = min(page * 2, MAX_PAGE)
+                page = min(page * 2, max_page)
                 batch = [
                     (path, item_id)
                     for path, item_id in batch
