@@ -311,6 +311,8 @@ _QUERIES: list[dict[str, object]] = [
 def test_search_results_equal_a_brute_force_match_of_every_file(
     api: UserClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from coolcoding.services import search as search_module
+
     files = _corpus()
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as z:
@@ -326,6 +328,12 @@ def test_search_results_equal_a_brute_force_match_of_every_file(
         if max_files is not None:
             monkeypatch.setattr(settings, "search_max_files", max_files)
             monkeypatch.setattr(settings, "search_max_results", max_results)
+            # Pages smaller than the workspace: several walk pages, a filtered page's bodies
+            # read in several chunks.
+            monkeypatch.setattr(search_module, "FIRST_PAGE", 2)
+            monkeypatch.setattr(search_module, "MAX_PAGE", 3)
+            monkeypatch.setattr(search_module, "FIRST_FILTERED_PAGE", 4)
+            monkeypatch.setattr(search_module, "MAX_FILTERED_PAGE", 16)
         limit = settings.search_max_results
         for params in _QUERIES:
             query = {k: str(v).lower() if isinstance(v, bool) else v for k, v in params.items()}

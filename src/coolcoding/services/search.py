@@ -275,25 +275,32 @@ class SearchService:
                 ]
                 if not batch:
                     continue
-                ids = [item_id for _, item_id in batch]
-                params: dict[str, object] = {"ids": ids if postgres else json.dumps(ids)}
-                bodies: dict[int, bytes] = {
-                    r[0]: r[1] for r in (await conn.execute(bodies_stmt, params)).all()
-                }
-                for path, item_id in batch:
-                    content = bodies.get(item_id)
-                    if not content:
-                        continue
-                    body = content.decode("utf-8", "replace")
-                    found = _match_file(
-                        path, body, pattern, limit - count, plain, q.case_sensitive, q.whole_word
-                    )
-                    if found is None:
-                        continue
-                    files.append(found)
-                    count += len(found.matches)
-                    if count >= limit:
-                        truncated = True
+                # Bodies at most MAX_PAGE at a time (a filtered walk's page may hold more
+                # files), so memory stays bounded whatever the page size.
+                for chunk_start in range(0, len(batch), MAX_PAGE):
+                    chunk = batch[chunk_start : chunk_start + MAX_PAGE]
+                    ids = [item_id for _, item_id in chunk]
+                    params: dict[str, object] = {"ids": ids if postgres else json.dumps(ids)}
+                    bodies: dict[int, bytes] = {
+                        r[0]: r[1] for r in (await conn.execute(bodies_stmt, params)).all()
+                    }
+                    for path, item_id in chunk:
+                        content = bodies.get(item_id)
+                        if not content:
+                            continue
+                        body = content.decode("utf-8", "replace")
+                        found = _match_file(
+                            path, body, pattern, limit - count, plain, q.case_sensitive,
+                            q.whole_word,
+                        )  # fmt: skip
+                        if found is None:
+                            continue
+                        files.append(found)
+                        count += len(found.matches)
+                        if count >= limit:
+                            truncated = True
+                            break
+                    if truncated:
                         break
         return SearchResult(files, count, truncated)
 
