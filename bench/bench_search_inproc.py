@@ -34,6 +34,10 @@ QUERIES: list[tuple[str, str, dict[str, bool]]] = [
     ("common word, whole word, capped", "response", {"whole_word": True}),
     ("literal, 1% of files", "special_token_x", {}),
     ("case + whole word", "Needle_Marker_7", {"case_sensitive": True, "whole_word": True}),
+    ("rare literal (10 files)", "needle_marker_7", {}),
+    ("stress: common trigrams, 40% of files", "urn res", {}),
+    ("stress: two letters, no match", "qz", {}),
+    ("stress: regex without a literal", "respo|handl", {"regex": True}),
 ]
 
 

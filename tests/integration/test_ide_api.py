@@ -72,6 +72,20 @@ def test_search_does_not_see_other_workspaces_or_binary_files(api: UserClient) -
     assert _paths(_search(api, one, "secret-marker")) == ["a.txt"]
 
 
+def test_search_walk_reads_a_text_file_with_a_nul_after_its_first_8_kb(api: UserClient) -> None:
+    """A NUL after the first 8,192 bytes leaves a file text (looks_binary) but PostgreSQL's index
+    cannot hold it and SQLite's LIKE stops at it: the walk filtered in the database must still
+    read that file (a two-letter query has no trigram: it is always a walk)."""
+    sid = api.new_session("nul")
+    body = b"filler line\n" * 700 + b"\0 then qz here\nQZ again\n"
+    r = api.client.put(f"/api/workspace/{sid}/upload/late-nul.txt", content=body)
+    assert r.status_code == 201, r.text
+    _save(api, sid, "a.txt", "no match\n")
+    got = _search(api, sid, "qz")
+    assert _paths(got) == ["late-nul.txt"]
+    assert [m["line"] for m in got["files"][0]["matches"]] == [701, 702]  # type: ignore[index]
+
+
 def test_templates_are_listed_and_make_the_right_starter_files(api: UserClient) -> None:
     r = api.client.get("/api/templates")
     assert r.status_code == 200
@@ -289,12 +303,16 @@ _QUERIES: list[dict[str, object]] = [
     {"q": "alpha", "include": "src/**,docs", "exclude": "*.md"},
     {"q": "response", "exclude": "node_modules"},
     {"q": "zzz-nowhere"},
+    {"q": "qz"},  # two letters, nowhere: a walk of every file filtered in the database
+    {"q": "pha be"},  # a phrase whose trigrams are common: a walk filtered in the database
 ]
 
 
 def test_search_results_equal_a_brute_force_match_of_every_file(
     api: UserClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from coolcoding.services import search as search_module
+
     files = _corpus()
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as z:
@@ -310,6 +328,12 @@ def test_search_results_equal_a_brute_force_match_of_every_file(
         if max_files is not None:
             monkeypatch.setattr(settings, "search_max_files", max_files)
             monkeypatch.setattr(settings, "search_max_results", max_results)
+            # Pages smaller than the workspace: several walk pages, a filtered page's bodies
+            # read in several chunks.
+            monkeypatch.setattr(search_module, "FIRST_PAGE", 2)
+            monkeypatch.setattr(search_module, "MAX_PAGE", 3)
+            monkeypatch.setattr(search_module, "FIRST_FILTERED_PAGE", 4)
+            monkeypatch.setattr(search_module, "MAX_FILTERED_PAGE", 16)
         limit = settings.search_max_results
         for params in _QUERIES:
             query = {k: str(v).lower() if isinstance(v, bool) else v for k, v in params.items()}

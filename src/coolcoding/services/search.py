@@ -8,8 +8,10 @@ lower-cased ``workspace_search.body`` of migration 0007; SQLite: an FTS5 trigram
 sync by triggers on ``workspace_items``, only decides which bodies are read: a literal every match
 contains (the query, or one taken from the regex) becomes a LIKE pattern that is a superset of
 Python's match. A term in at most ``search_max_files`` files is answered from those; a more
-common one, or a query the index cannot narrow, walks the files in path order (pages of bodies,
-filtered by the pattern when there is one) and stops when enough lines matched.
+common one, or
+a query the index cannot narrow, walks the files in path order, a page at a time: the database
+says which files of the page may match (LIKE in one scan, no text sent to Python) and only those
+bodies are read; the walk stops when enough lines matched.
 """
 
 from __future__ import annotations
@@ -59,21 +61,36 @@ PG_BODIES = text("SELECT id, content FROM workspace_items WHERE id = ANY(:ids)")
 SQLITE_BODIES = text(
     "SELECT id, content FROM workspace_items WHERE id IN (SELECT value FROM json_each(:ids))"
 )
-# The same, only the files whose (folded) text has the literal: a page of a common term's walk
-# reads the bodies of matching files only.
-PG_BODIES_LIKE = text(
-    "SELECT i.id, i.content FROM workspace_items i JOIN workspace_search s ON s.item_id = i.id "
-    "WHERE s.item_id = ANY(:ids) AND i.id = ANY(:ids) AND (s.body || '') LIKE :pattern"
+# The walk of a common term or of one with no trigram: a page of the workspace's text files in
+# path order, each with whether its text may contain the literal, decided in the database (a scan
+# in C, no body sent to Python); only those bodies are then read. PostgreSQL: LIKE on the folded
+# text of the index table (`` || ''`` keeps the planner off the trigram index, which is slower
+# than this scan for a common trigram); a file the index lacks (text PostgreSQL does not store,
+# such as a NUL) is always read. SQLite: LIKE on the text itself (ASCII case folded, as
+# ``like_pattern`` assumes); SQLite's LIKE stops at a NUL, which a text file can only have after
+# its first 8,192 bytes (``looks_binary``), so such a file is always read.
+PG_WALK_LIKE = text(
+    "SELECT w.id, w.full_path, coalesce((SELECT (s.body || '') LIKE :pattern "
+    "FROM workspace_search s WHERE s.item_id = w.id), true) FROM ("
+    "SELECT id, full_path FROM workspace_items WHERE session_id = :sid AND full_path > :last "
+    "AND type = 'file' AND NOT is_binary AND content IS NOT NULL ORDER BY full_path LIMIT :page"
+    ") w ORDER BY w.full_path"
 )
-SQLITE_BODIES_LIKE = text(
-    "SELECT i.id, i.content FROM workspace_items i JOIN workspace_search s ON s.rowid = i.id "
-    "WHERE s.rowid IN (SELECT value FROM json_each(:ids)) AND (s.body || '') LIKE :pattern"
+SQLITE_WALK_LIKE = text(
+    "SELECT id, full_path, CAST(content AS TEXT) LIKE :pattern "
+    "OR (size_bytes > 8192 AND instr(content, X'00') > 0) FROM workspace_items "
+    "WHERE session_id = :sid AND full_path > :last AND type = 'file' AND NOT is_binary "
+    "AND content IS NOT NULL ORDER BY full_path LIMIT :page"
 )
 CUSTOM_PLAN = text("SET LOCAL plan_cache_mode = force_custom_plan")
 # Bodies are fetched in path order, a page at a time (doubling up to the largest), until the
 # result limit is reached.
 FIRST_PAGE = 64
 MAX_PAGE = 1024
+# A walk filtered in the database returns only ids and paths (and reads the bodies of the files
+# that may match): larger pages, fewer statements.
+FIRST_FILTERED_PAGE = 256
+MAX_FILTERED_PAGE = 4096
 # ASCII letters that a case-insensitive Python regex also matches with a non-ASCII character
 # (i: U+0130, U+0131; k: U+212A; s: U+017F): wildcards in the index pattern, like every
 # non-ASCII character, so the database's candidates always include every file Python matches.
@@ -222,30 +239,34 @@ class SearchService:
                         )
                         narrowed = sorted((r[1], r[0]) for r in paths.all())
             # Phase 2: the text of candidates in path order (globs applied before any text is
-            # read), a page at a time, until enough lines matched. A walk of a common term reads
-            # only the bodies whose folded text has the literal.
+            # read), a page at a time, until enough lines matched. A walk with a literal reads
+            # only the bodies the database found it in.
             filtered = narrowed is None and like is not None
-            if postgres:
-                bodies_stmt = PG_BODIES_LIKE if filtered else PG_BODIES
-            else:
-                bodies_stmt = SQLITE_BODIES_LIKE if filtered else SQLITE_BODIES
-            last, start, page = "", 0, FIRST_PAGE
+            bodies_stmt = PG_BODIES if postgres else SQLITE_BODIES
+            walk_stmt = WALK
+            walk_params: dict[str, object] = {"sid": ref.session_id}
+            if filtered:
+                walk_stmt = PG_WALK_LIKE if postgres else SQLITE_WALK_LIKE
+                walk_params["pattern"] = like
+            last, start = "", 0
+            page, max_page = (
+                (FIRST_FILTERED_PAGE, MAX_FILTERED_PAGE) if filtered else (FIRST_PAGE, MAX_PAGE)
+            )
             while not truncated:
                 if narrowed is not None:
                     batch = narrowed[start : start + page]
                     start += page
                 else:
                     walked = (
-                        await conn.execute(
-                            WALK, {"sid": ref.session_id, "last": last, "page": page}
-                        )
+                        await conn.execute(walk_stmt, {**walk_params, "last": last, "page": page})
                     ).all()
-                    batch = [(r[1], r[0]) for r in walked]
-                    if batch:
-                        last = batch[-1][0]
-                if not batch:
+                    if not walked:
+                        break
+                    last = walked[-1][1]
+                    batch = [(r[1], r[0]) for r in walked if not filtered or r[2]]
+                if narrowed is not None and not batch:
                     break
-                page = min(page * 2, MAX_PAGE)
+                page = min(page * 2, max_page)
                 batch = [
                     (path, item_id)
                     for path, item_id in batch
@@ -254,27 +275,32 @@ class SearchService:
                 ]
                 if not batch:
                     continue
-                ids = [item_id for _, item_id in batch]
-                params: dict[str, object] = {"ids": ids if postgres else json.dumps(ids)}
-                if filtered:
-                    params["pattern"] = like
-                bodies: dict[int, bytes] = {
-                    r[0]: r[1] for r in (await conn.execute(bodies_stmt, params)).all()
-                }
-                for path, item_id in batch:
-                    content = bodies.get(item_id)
-                    if not content:
-                        continue
-                    body = content.decode("utf-8", "replace")
-                    found = _match_file(
-                        path, body, pattern, limit - count, plain, q.case_sensitive, q.whole_word
-                    )
-                    if found is None:
-                        continue
-                    files.append(found)
-                    count += len(found.matches)
-                    if count >= limit:
-                        truncated = True
+                # Bodies at most MAX_PAGE at a time (a filtered walk's page may hold more
+                # files), so memory stays bounded whatever the page size.
+                for chunk_start in range(0, len(batch), MAX_PAGE):
+                    chunk = batch[chunk_start : chunk_start + MAX_PAGE]
+                    ids = [item_id for _, item_id in chunk]
+                    params: dict[str, object] = {"ids": ids if postgres else json.dumps(ids)}
+                    bodies: dict[int, bytes] = {
+                        r[0]: r[1] for r in (await conn.execute(bodies_stmt, params)).all()
+                    }
+                    for path, item_id in chunk:
+                        content = bodies.get(item_id)
+                        if not content:
+                            continue
+                        body = content.decode("utf-8", "replace")
+                        found = _match_file(
+                            path, body, pattern, limit - count, plain, q.case_sensitive,
+                            q.whole_word,
+                        )  # fmt: skip
+                        if found is None:
+                            continue
+                        files.append(found)
+                        count += len(found.matches)
+                        if count >= limit:
+                            truncated = True
+                            break
+                    if truncated:
                         break
         return SearchResult(files, count, truncated)
 
