@@ -86,6 +86,24 @@ export default function CodeEditor(props: CodeEditorProps) {
     const model = editor?.getModel();
     if (!collab || !editor || !model) return;
     const binding = new MonacoBinding(collab.text, model, new Set([editor]), collab.awareness);
+    // y-monaco redraws the others' selections synchronously, on every awareness change and
+    // every remote edit; one arriving while Monaco is already applying decorations made it call
+    // deltaDecorations recursively (Monaco: "could lead to leaking decorations"). Redraw once,
+    // right after the current call stack, instead.
+    const redraw = binding._rerenderDecorations;
+    let scheduled = false;
+    let destroyed = false;
+    const redrawSoon = () => {
+      if (scheduled) return;
+      scheduled = true;
+      queueMicrotask(() => {
+        scheduled = false;
+        if (!destroyed) redraw();
+      });
+    };
+    collab.awareness.off("change", redraw);
+    binding._rerenderDecorations = redrawSoon;
+    collab.awareness.on("change", redrawSoon);
     const style = document.createElement("style");
     style.dataset["collab"] = collab.path;
     document.head.appendChild(style);
@@ -97,6 +115,7 @@ export default function CodeEditor(props: CodeEditorProps) {
     return () => {
       collab.awareness.off("change", restyle);
       style.remove();
+      destroyed = true;
       binding.destroy();
     };
   }, [collab, mounts, props.path]);
