@@ -248,7 +248,10 @@ class User:
 
 
 def register(base_url: str) -> User:
-    name = f"rep{secrets.token_hex(5)}"
+    return register_as(base_url, f"rep{secrets.token_hex(5)}")
+
+
+def register_as(base_url: str, name: str) -> User:
     r = httpx.post(
         f"{base_url}/api/users/register",
         json={

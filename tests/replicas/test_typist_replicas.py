@@ -9,10 +9,17 @@ import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-import httpx
 import pytest
 
-from tests.replicas.conftest import Cluster, Replica, User, make_cluster, open_terminal, upstream_of
+from tests.replicas.conftest import (
+    Cluster,
+    Replica,
+    User,
+    make_cluster,
+    open_terminal,
+    register_as,
+    upstream_of,
+)
 from tests.sandbox_helpers import Term
 
 pytestmark = pytest.mark.sandbox
@@ -33,17 +40,7 @@ class Named:
 
 def register_named(base_url: str) -> Named:
     name = f"typ{secrets.token_hex(5)}"
-    r = httpx.post(
-        f"{base_url}/api/users/register",
-        json={
-            "username": name,
-            "email": f"{name}@example.com",
-            "password": "correct horse battery",
-        },
-        timeout=30,
-    )
-    assert r.status_code == 201, r.text
-    user = User(r.json()["token"])
+    user = register_as(base_url, name)
     with user.client(base_url) as c:
         me = c.get("/api/users/me")
         assert me.status_code == 200, me.text
