@@ -10,8 +10,8 @@ import pytest
 from pycrdt import Doc, Map, Text, YSyncMessageType
 
 from coolcoding.collab.protocol import sync_frame
-from tests.collab_client import CollabClient
 from tests.conftest import LiveServer, UserClient, module_live_server, register_user
+from tests.integration.collab_user import add_member, client, db_text, put
 from tests.sandbox_helpers import Term
 
 server = module_live_server(
@@ -20,25 +20,6 @@ server = module_live_server(
     collab_max_doc_bytes=100_000,
     collab_save_debounce_ms=100,
 )
-
-
-def put(user: UserClient, sid: str, path: str, content: str, **kw: object) -> dict[str, object]:
-    r = user.client.post(f"/api/workspace/{sid}/file/{path}", json={"content": content, **kw})
-    assert r.status_code in (200, 201), r.text
-    body: dict[str, object] = r.json()
-    return body
-
-
-def db_text(user: UserClient, sid: str, path: str) -> str:
-    r = user.client.get(f"/api/workspace/{sid}/file/{path}")
-    assert r.status_code == 200, r.text
-    return str(r.json()["content"])
-
-
-async def client(server: LiveServer, user: UserClient, sid: str) -> CollabClient:
-    c = CollabClient(f"{server.ws_url}/api/sessions/{sid}/collab", user.token)
-    await c.connect()
-    return c
 
 
 async def eventually(pred: object, timeout: float = 20) -> None:
@@ -287,11 +268,7 @@ async def test_a_viewer_sees_edits_but_its_updates_are_refused_and_revocation_cl
     member = register_user(server, "vie")
     sid = user.new_session()
     put(user, sid, "v.txt", "shared\n")
-    r = user.client.post(
-        f"/api/sessions/{sid}/members", json={"user": member.username, "role": "viewer"}
-    )
-    assert r.status_code == 201, r.text
-    assert member.client.post(f"/api/invitations/{sid}/accept").status_code == 200
+    add_member(user, sid, member, "viewer")
     editor = await client(server, user, sid)
     viewer = await client(server, member, sid)
     try:

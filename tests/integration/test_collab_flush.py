@@ -7,23 +7,13 @@ import zlib
 
 from tests.collab_client import CollabClient
 from tests.conftest import LiveServer, UserClient, module_live_server, register_user
+from tests.integration.collab_user import add_member, client, db, put
 
 server = module_live_server(
     "collabflush",
     collab_save_debounce_ms=60_000,
     max_workspace_bytes=20_000,
 )
-
-
-def put(user: UserClient, sid: str, path: str, content: str) -> None:
-    r = user.client.post(f"/api/workspace/{sid}/file/{path}", json={"content": content})
-    assert r.status_code in (200, 201), r.text
-
-
-def db(user: UserClient, sid: str, path: str) -> tuple[str, int]:
-    r = user.client.get(f"/api/workspace/{sid}/file/{path}")
-    assert r.status_code == 200, r.text
-    return str(r.json()["content"]), int(r.json()["version"])
 
 
 def saved_marks(c: CollabClient, path: str) -> list[dict[str, object]]:
@@ -40,11 +30,8 @@ async def test_flush_saves_at_once_and_acknowledges_what_it_saved(
 ) -> None:
     sid = user.new_session()
     put(user, sid, "main.py", "print(1)\n")
-    a = CollabClient(f"{server.ws_url}/api/sessions/{sid}/collab", user.token)
-    b = CollabClient(f"{server.ws_url}/api/sessions/{sid}/collab", user.token)
-    for c in (a, b):
-        await c.connect()
-        await c.join("main.py")
+    a = await client(server, user, sid, "main.py")
+    b = await client(server, user, sid, "main.py")
     try:
         # On join: what the DB holds.
         first = saved_marks(a, "main.py")[-1]
@@ -76,9 +63,7 @@ async def test_a_failed_save_is_reported_and_the_edits_stay(
 ) -> None:
     sid = user.new_session()
     put(user, sid, "big.txt", "start\n")
-    a = CollabClient(f"{server.ws_url}/api/sessions/{sid}/collab", user.token)
-    await a.connect()
-    await a.join("big.txt")
+    a = await client(server, user, sid, "big.txt")
     try:
         await a.edit("big.txt", lambda t: t.insert(len(t), "x" * 30_000))  # over the quota
         answer = await a.flush("big.txt")
@@ -106,15 +91,9 @@ async def test_a_viewer_cannot_flush_and_an_unjoined_or_bad_flush_is_refused(
     member = register_user(server, "flv")
     sid = user.new_session()
     put(user, sid, "main.py", "x\n")
-    r = user.client.post(
-        f"/api/sessions/{sid}/members", json={"user": member.username, "role": "viewer"}
-    )
-    assert r.status_code == 201, r.text
-    assert member.client.post(f"/api/invitations/{sid}/accept").status_code == 200
-    a = CollabClient(f"{server.ws_url}/api/sessions/{sid}/collab", user.token)
-    v = CollabClient(f"{server.ws_url}/api/sessions/{sid}/collab", member.token)
-    await a.connect()
-    await v.connect()
+    add_member(user, sid, member, "viewer")
+    a = await client(server, user, sid)
+    v = await client(server, member, sid)
     try:
         await a.ws.send('{"type": "flush", "path": "main.py", "id": 1}')
         await a.wait_for(lambda: any(m.get("error") == "not_joined" for m in a.errors))

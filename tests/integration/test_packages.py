@@ -11,7 +11,6 @@ import io
 import os
 import tempfile
 import time
-import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,29 +18,9 @@ import pytest
 
 from tests.conftest import LiveServer, UserClient, module_live_server, register_user
 from tests.integration.test_run_interactive import Follower
+from tests.package_archives import npm_tarball, wheel
 
 pytestmark = pytest.mark.sandbox
-
-
-def wheel(name: str, version: str, module_source: str) -> tuple[str, bytes]:
-    """A minimal pure-Python wheel (PEP 427) for ``name``."""
-    dist = f"{name}-{version}.dist-info"
-    files = {
-        f"{name}.py": module_source.encode(),
-        f"{dist}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n".encode(),
-        f"{dist}/WHEEL": b"Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
-    }
-    record = []
-    for path, data in files.items():
-        digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
-        record.append(f"{path},sha256={digest},{len(data)}")
-    record.append(f"{dist}/RECORD,,")
-    files[f"{dist}/RECORD"] = ("\n".join(record) + "\n").encode()
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w") as z:
-        for path, data in files.items():
-            z.writestr(path, data)
-    return f"{name}-{version}-py3-none-any.whl", buf.getvalue()
 
 
 SHARED = Path(tempfile.mkdtemp(prefix="cc-pkgcache-"))
@@ -50,23 +29,6 @@ os.chmod(SHARED, 0o755)
 _name, _data = wheel("shared_demo", "1.0", "VALUE = 'from the shared cache'\n")
 (SHARED / "pip" / _name).write_bytes(_data)
 os.chmod(SHARED / "pip" / _name, 0o644)
-
-
-def npm_tarball(source: str) -> bytes:
-    """A package ``leftpadx@1.0.0`` as npm packs it."""
-    import tarfile
-
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
-        for name, data in (
-            ("package/package.json", b'{"name": "leftpadx", "version": "1.0.0"}'),
-            ("package/index.js", source.encode()),
-        ):
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            info.mode = 0o644
-            tar.addfile(info, io.BytesIO(data))
-    return buf.getvalue()
 
 
 # The shared npm store (sandbox/npmcache.py): one tarball under its SHA-512, as another

@@ -6,12 +6,10 @@ store (the registry sees no second tarball request), and a session cannot poison
 from __future__ import annotations
 
 import http.server
-import io
 import json
 import os
 import shutil
 import subprocess
-import tarfile
 import threading
 import time
 from collections.abc import Iterator
@@ -29,6 +27,7 @@ from coolcoding.sandbox.npmcache import (
     promote_from_sandbox,
 )
 from tests.conftest import searchable
+from tests.package_archives import npm_tarball
 
 NOBODY = 65534
 pytestmark = pytest.mark.skipif(
@@ -37,22 +36,8 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-def _tarball(source: str) -> bytes:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
-        for name, data in (
-            ("package/package.json", b'{"name": "leftpadx", "version": "1.0.0"}'),
-            ("package/index.js", source.encode()),
-        ):
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            info.mode = 0o644
-            tar.addfile(info, io.BytesIO(data))
-    return buf.getvalue()
-
-
-GOOD = _tarball("module.exports = (s) => 'padded:' + s;\n")
-EVIL = _tarball("module.exports = () => 'POISONED';\n")
+GOOD = npm_tarball("module.exports = (s) => 'padded:' + s;\n")
+EVIL = npm_tarball("module.exports = () => 'POISONED';\n")
 
 
 class Registry:
@@ -354,7 +339,7 @@ def test_promotion_stops_at_the_byte_budget(tmp_path: Path) -> None:
     searchable(tmp_path)
     store = tmp_path / "store"
     store.mkdir()
-    other = _tarball("module.exports = 2;\n")
+    other = npm_tarball("module.exports = 2;\n")
     sb = Sandbox(f"{_plant(GOOD)} && {_plant(other)}")
     try:
         result = promote_from_sandbox(
