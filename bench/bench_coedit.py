@@ -22,10 +22,7 @@ import argparse
 import asyncio
 import os
 import random
-import secrets
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -38,9 +35,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tests.collab_client import CollabClient
 
 from bench_agent_terminal import Serve
-from bench_replicas import free_port, new_session, pg, register, wait_healthy
+from bench_replicas import free_port, new_session, register
 from benchstats import ratio, summary
 from ccserver import rss_kb, write_result
+from replicapair import two_replicas
 
 PATH = "bench.txt"
 
@@ -258,31 +256,7 @@ def main() -> None:
     ap.add_argument("--docs", type=int, default=10)
     ap.add_argument("--soak", type=float, default=60)
     args = ap.parse_args()
-    root = Path(tempfile.mkdtemp(prefix="ccbench-coedit-"))
-    os.chmod(root, 0o755)
-    db = f"ccbench_coedit_{os.getpid()}_{secrets.token_hex(3)}"
-    asyncio.run(pg(f'CREATE DATABASE "{db}"'))
-    redis_port = free_port()
-    redis = subprocess.Popen(
-        ["redis-server", "--port", str(redis_port), "--bind", "127.0.0.1", "--save", "",
-         "--dir", str(root)], stdout=subprocess.DEVNULL,
-    )  # fmt: skip
-    parent = f"coolcoding-bench-coedit-{os.getpid()}"
-    replicas: list[Serve] = []
-    try:
-        for i in range(2):
-            data = root / f"replica-{i}"
-            data.mkdir()
-            port = free_port()
-            srv = Serve(
-                str(data), parent, port,
-                database_url=f"postgresql+asyncpg://postgres@127.0.0.1:5432/{db}",
-                redis_url=f"redis://127.0.0.1:{redis_port}/0",
-                replica_address=f"http://127.0.0.1:{port}",
-                sandbox_keep_on_shutdown="false", db_pool_size="3",
-            )  # fmt: skip
-            wait_healthy(srv)
-            replicas.append(srv)
+    with two_replicas("coedit") as replicas:
         ports = [r.port for r in replicas]
         token = register(replicas[0].base)
         result: dict[str, Any] = {
@@ -291,12 +265,6 @@ def main() -> None:
         }
         if args.soak > 0:
             result["same_spot_soak"] = asyncio.run(soak(ports, token, args.soak))
-    finally:
-        for r in replicas:
-            r.proc.terminate()
-            r.proc.wait(60)
-        redis.terminate()
-        asyncio.run(pg(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)'))
     write_result("coedit", result)
     import json
 

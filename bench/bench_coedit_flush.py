@@ -17,10 +17,7 @@ import asyncio
 import json
 import os
 import random
-import secrets
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -31,11 +28,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tests.collab_client import CollabClient
 
-from bench_agent_terminal import Serve
 from bench_coedit import put
-from bench_replicas import free_port, new_session, pg, register, wait_healthy
+from bench_replicas import new_session, register
 from benchstats import ratio, summary
 from ccserver import write_result
+from replicapair import two_replicas
 
 PATH = "run_me.py"
 
@@ -147,44 +144,13 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rounds", type=int, default=200)
     args = ap.parse_args()
-    root = Path(tempfile.mkdtemp(prefix="ccbench-flush-"))
-    os.chmod(root, 0o755)
-    db = f"ccbench_flush_{os.getpid()}_{secrets.token_hex(3)}"
-    asyncio.run(pg(f'CREATE DATABASE "{db}"'))
-    redis_port = free_port()
-    redis = subprocess.Popen(
-        ["redis-server", "--port", str(redis_port), "--bind", "127.0.0.1", "--save", "",
-         "--dir", str(root)], stdout=subprocess.DEVNULL,
-    )  # fmt: skip
-    parent = f"coolcoding-bench-flush-{os.getpid()}"
-    replicas: list[Serve] = []
-    try:
-        for i in range(2):
-            data = root / f"replica-{i}"
-            data.mkdir()
-            port = free_port()
-            srv = Serve(
-                str(data), parent, port,
-                database_url=f"postgresql+asyncpg://postgres@127.0.0.1:5432/{db}",
-                redis_url=f"redis://127.0.0.1:{redis_port}/0",
-                replica_address=f"http://127.0.0.1:{port}",
-                sandbox_keep_on_shutdown="false", db_pool_size="3",
-                collab_save_debounce_ms="60000",
-            )  # fmt: skip
-            wait_healthy(srv)
-            replicas.append(srv)
+    with two_replicas("flush", collab_save_debounce_ms="60000") as replicas:
         token = register(replicas[0].base)
         load_before = os.getloadavg()
         result: dict[str, Any] = asyncio.run(
             measure([r.port for r in replicas], token, args.rounds)
         )
         result["load_average"] = {"before": load_before, "after": os.getloadavg()}
-    finally:
-        for r in replicas:
-            r.proc.terminate()
-            r.proc.wait(60)
-        redis.terminate()
-        asyncio.run(pg(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)'))
     write_result("coedit_flush", result)
     print(json.dumps(result, indent=2))
 

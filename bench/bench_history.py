@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import random
 import secrets
 import statistics
@@ -26,7 +25,16 @@ from pathlib import Path
 
 import httpx
 
-from bench_api import _pg, start_server
+from bench_api import _pg
+from benchhistory import (
+    LoadedServer,
+    every_file_changed_snapshot,
+    seed_without_history,
+    start_servers,
+    stop_servers,
+    warm_up,
+    workspace_files,
+)
 from ccserver import pct, write_result
 from httpload import Request, run_load
 
@@ -58,30 +66,13 @@ def save_latency(
     modes: tuple[str, ...] = ("off", "on"),
 ) -> dict[str, object]:
     """Every mode's server up at once; rounds interleaved (off, on, ... in turn)."""
-    servers = {}
+    servers: dict[str, LoadedServer] = {}
     tmp = tempfile.TemporaryDirectory()
     try:
-        for mode, env in MODES[backend].items():
-            if mode not in modes:
-                continue
-            saved = {k: os.environ.get(k) for k in env}
-            os.environ.update(env)
-            port = 18000 + secrets.randbelow(1000)
-            try:
-                proc, _url, pg_name = start_server(backend, Path(tmp.name) / mode, port)
-            finally:
-                for k, v in saved.items():
-                    if v is None:
-                        os.environ.pop(k, None)
-                    else:
-                        os.environ[k] = v
-            servers[mode] = (proc, port, pg_name, _setup(port, connections))
+        envs = {m: env for m, env in MODES[backend].items() if m in modes}
+        start_servers(servers, backend, envs, Path(tmp.name), _setup, connections)
         results: dict[str, list[dict[str, object]]] = {m: [] for m in servers}
-        for mode in servers:  # warm-up at the measured rate, not measured
-            _, port, _, make = servers[mode]
-            asyncio.run(
-                run_load("127.0.0.1", port, make, connections=connections, duration_s=2, rate=rate)
-            )
+        warm_up(servers, connections, rate)  # at the measured rate, not measured
         for _ in range(rounds):
             for mode in servers:
                 _, port, _, make = servers[mode]
@@ -117,11 +108,7 @@ def save_latency(
                 ]
         return out
     finally:
-        for proc, _port, pg_name, _ in servers.values():
-            proc.terminate()
-            proc.wait(timeout=10)
-            if pg_name:
-                asyncio.run(_pg(f'DROP DATABASE IF EXISTS "{pg_name}" WITH (FORCE)'))
+        stop_servers(servers)
         tmp.cleanup()
 
 
@@ -244,20 +231,12 @@ async def storage_1000(backend: str) -> dict[str, object]:
 
 
 async def snapshot_10k(backend: str, runs: int) -> dict[str, object]:
-    from sqlalchemy import text
-
     with tempfile.TemporaryDirectory() as d:
         db, ws, snaps, settings, pg_name = await _platform(backend, Path(d))
         try:
             ref = await _new_ref(db, f"t{secrets.token_hex(3)}")
-            settings.history_enabled = False  # seeding is not what is measured
-            files = [
-                (f"dir{i % 100:03d}/file{i:05d}.py", f"print({i})\n".encode() * 10)
-                for i in range(9_900)
-            ]
-            for k in range(0, len(files), 1000):
-                await ws.create_files(ref, files[k : k + 1000])
-            settings.history_enabled = True
+            files = workspace_files()
+            await seed_without_history(ws, settings, ref, files)
             snap_ms, restore_ms, floor_ms = [], [], []
             for _ in range(runs):
                 t0 = time.perf_counter()
@@ -275,17 +254,7 @@ async def snapshot_10k(backend: str, runs: int) -> dict[str, object]:
             # differs (each deletes, inserts and versions 9,900 files). The second snapshot is
             # taken in another session with the other contents and handed over.
             ref2 = await _new_ref(db, f"t{secrets.token_hex(3)}")
-            settings.history_enabled = False
-            for k in range(0, len(files), 1000):
-                await ws.create_files(ref2, [(p, c + b"# v2\n") for p, c in files[k : k + 1000]])
-            settings.history_enabled = True
-            other = await snaps.create(ref2, "other")
-            async with db.session() as s:
-                await s.execute(
-                    text("UPDATE snapshots SET session_id = :sid WHERE id = :id"),
-                    {"sid": ref.session_id, "id": other.id},
-                )
-                await s.commit()
+            other = await every_file_changed_snapshot(db, ws, snaps, settings, ref, ref2, files)
             full_ms = []
             for i in range(runs):
                 t0 = time.perf_counter()

@@ -28,11 +28,12 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from sqlalchemy import text
 
 import bench_history as bh
 import coolcoding.services.snapshot_sql as new_sql
 import coolcoding.services.snapshots as snapmod
+from benchhistory import every_file_changed_snapshot, seed_without_history, workspace_files
+from benchstats import pct
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -72,25 +73,11 @@ async def main(backend: str, rounds: int, old_rev: str) -> dict[str, Any]:
         db, ws, snaps, settings, pg_name = await bh._platform(backend, Path(d))
         try:
             ref = await bh._new_ref(db, f"t{secrets.token_hex(3)}")
-            settings.history_enabled = False
-            files = [
-                (f"dir{i % 100:03d}/file{i:05d}.py", f"print({i})\n".encode() * 10)
-                for i in range(9_900)
-            ]
-            for k in range(0, len(files), 1000):
-                await ws.create_files(ref, files[k : k + 1000])
-            ref2 = await bh._new_ref(db, f"t{secrets.token_hex(3)}")
-            for k in range(0, len(files), 1000):
-                await ws.create_files(ref2, [(p, c + b"# v2\n") for p, c in files[k : k + 1000]])
-            settings.history_enabled = True
+            files = workspace_files()
+            await seed_without_history(ws, settings, ref, files)
             snap = await snaps.create(ref, "bench")
-            other = await snaps.create(ref2, "other")
-            async with db.session() as s:
-                await s.execute(
-                    text("UPDATE snapshots SET session_id = :sid WHERE id = :id"),
-                    {"sid": ref.session_id, "id": other.id},
-                )
-                await s.commit()
+            ref2 = await bh._new_ref(db, f"t{secrets.token_hex(3)}")
+            other = await every_file_changed_snapshot(db, ws, snaps, settings, ref, ref2, files)
             res: dict[str, list[float]] = {
                 "old": [],
                 "new": [],
@@ -121,10 +108,6 @@ async def main(backend: str, rounds: int, old_rev: str) -> dict[str, Any]:
                     out = await snaps.restore(ref, target[(k - 1) % 2].id)
                     res[name + "_same"].append((time.perf_counter() - t0) * 1000)
                     assert out["changed_files"] == 0, out
-
-            def pct(v: list[float], q: float) -> float:
-                v = sorted(v)
-                return v[min(len(v) - 1, round(q / 100 * (len(v) - 1)))]
 
             fl = statistics.median(res["floor"])
             out = {

@@ -17,14 +17,13 @@ import argparse
 import asyncio
 import os
 import resource
-import secrets
 import statistics
 import tempfile
 import time
 from pathlib import Path
 
 import bench_history
-from bench_api import _pg, start_server
+from benchhistory import LoadedServer, start_servers, stop_servers, warm_up
 from ccserver import write_result
 from httpload import run_load
 
@@ -70,36 +69,13 @@ def main() -> None:
     ap.add_argument("--out", default=None)
     args = ap.parse_args()
     modes = args.modes.split(",")
-    servers = {}
+    servers: dict[str, LoadedServer] = {}
     tmp = tempfile.TemporaryDirectory()
     try:
-        for mode in modes:
-            env = bench_history.MODES[args.backend][mode]
-            saved = {k: os.environ.get(k) for k in env}
-            os.environ.update(env)
-            port = 18000 + secrets.randbelow(1000)
-            try:
-                proc, _url, pg_name = start_server(args.backend, Path(tmp.name) / mode, port)
-            finally:
-                for k, v in saved.items():
-                    if v is None:
-                        os.environ.pop(k, None)
-                    else:
-                        os.environ[k] = v
-            make = bench_history._setup(port, args.connections)
-            servers[mode] = (proc, port, pg_name, make)
-        for mode in modes:  # warm-up
-            _, port, _, make = servers[mode]
-            asyncio.run(
-                run_load(
-                    "127.0.0.1",
-                    port,
-                    make,
-                    connections=args.connections,
-                    duration_s=2,
-                    rate=args.rate,
-                )
-            )
+        envs = {mode: bench_history.MODES[args.backend][mode] for mode in modes}
+        setup = bench_history._setup
+        start_servers(servers, args.backend, envs, Path(tmp.name), setup, args.connections)
+        warm_up(servers, args.connections, args.rate)
         runs: dict[str, list[dict[str, object]]] = {m: [] for m in modes}
         for _ in range(args.rounds):
             for mode in modes:
@@ -144,11 +120,7 @@ def main() -> None:
         if args.out:
             write_result(args.out, out)
     finally:
-        for proc, _port, pg_name, _ in servers.values():
-            proc.terminate()
-            proc.wait(timeout=10)
-            if pg_name:
-                asyncio.run(_pg(f'DROP DATABASE IF EXISTS "{pg_name}" WITH (FORCE)'))
+        stop_servers(servers)
         tmp.cleanup()
         time.sleep(0)
 
