@@ -20,7 +20,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -135,18 +135,22 @@ class ReplicaSharing:
         for uuid in list(self._remote):
             await self._drop_remote(uuid)
 
-    async def _held_elsewhere(self) -> set[str]:
-        """Running sessions of this server whose lease another replica holds."""
-        if self.leases is None:
-            return set()
+    async def _running_rows(self) -> Sequence[CodeSession]:
+        """Every session whose sandbox is running or starting, on any replica."""
         async with self.sessions.db.session() as s:
-            rows = (
+            return (
                 await s.scalars(
                     select(CodeSession).where(
                         CodeSession.sandbox_status.in_(("running", "starting"))
                     )
                 )
             ).all()
+
+    async def _held_elsewhere(self) -> set[str]:
+        """Running sessions of this server whose lease another replica holds."""
+        if self.leases is None:
+            return set()
+        rows = await self._running_rows()
         names = {
             session_lease(str(sess.uuid)): str(sess.uuid) for sess in rows if self._owned(sess)
         }
@@ -239,14 +243,7 @@ class ReplicaSharing:
         """Take over running sessions whose holder's lease lapsed (adopting a live sandbox, or
         marking a dead one ``stopped``) and drop remote handles whose sandbox changed."""
         assert self.leases is not None
-        async with self.sessions.db.session() as s:
-            rows = (
-                await s.scalars(
-                    select(CodeSession).where(
-                        CodeSession.sandbox_status.in_(("running", "starting"))
-                    )
-                )
-            ).all()
+        rows = await self._running_rows()
         running = {str(r.uuid): r for r in rows}
         for uuid, remote in list(self._remote.items()):
             row = running.get(uuid)

@@ -382,6 +382,17 @@ class SandboxManager(ReplicaSharing):
             finally:
                 self._starting.pop(uuid, None)
 
+    async def _fail_on_host_limit(
+        self, sess: CodeSession, uuid: str, exc: Exception, log_message: str | None
+    ) -> None:
+        """When ``exc`` comes from a host limit, mark the sandbox ``error`` naming the limit and
+        raise ``host_limit`` (logged as ``log_message``, else the limit); else return."""
+        limit = host_limit_message(exc)
+        if limit is not None:
+            message = f"The sandbox could not start: {limit}; ask the administrator."
+            await self._set_status(sess.id, uuid, "error", message)
+            raise SandboxError("host_limit", message, log_message or limit) from exc
+
     async def _start(self, sess: CodeSession, uuid: str) -> Sandbox:
         """Start, materialize and watch (``ensure_started`` holds the lock and the caps)."""
         if not (sess.sandbox_status == "running" and (sess.sandbox_state or {}).get("agent")):
@@ -408,11 +419,7 @@ class SandboxManager(ReplicaSharing):
             log.warning("sandbox %s failed to start: %s", uuid, exc.log_message)
             with contextlib.suppress(Exception):
                 await self.runtime.stop(uuid)
-            limit = host_limit_message(exc)
-            if limit is not None:
-                message = f"The sandbox could not start: {limit}; ask the administrator."
-                await self._set_status(sess.id, uuid, "error", message)
-                raise SandboxError("host_limit", message, exc.log_message) from exc
+            await self._fail_on_host_limit(sess, uuid, exc, exc.log_message)
             await self._set_status(sess.id, uuid, "error", exc.user_message)
             raise
         except Exception as exc:
@@ -422,11 +429,7 @@ class SandboxManager(ReplicaSharing):
                     await self.sync.detach(uuid, final_sync=False)
             with contextlib.suppress(Exception):
                 await self.runtime.stop(uuid)
-            limit = host_limit_message(exc)
-            if limit is not None:
-                message = f"The sandbox could not start: {limit}; ask the administrator."
-                await self._set_status(sess.id, uuid, "error", message)
-                raise SandboxError("host_limit", message, limit) from exc
+            await self._fail_on_host_limit(sess, uuid, exc, None)
             await self._set_status(sess.id, uuid, "error", "The sandbox failed to start.")
             raise SandboxError("start_failed", "The sandbox failed to start.") from exc
         self._active[uuid] = ActiveSandbox(sandbox, sess.id, sess.user_id)

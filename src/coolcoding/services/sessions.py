@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from sqlalchemy import bindparam, func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from coolcoding.db.engine import Database
 from coolcoding.db.models import CodeSession, utcnow
@@ -27,6 +28,16 @@ def parse_uuid(raw: str) -> uuid_mod.UUID:
 
 def ref_of(session: CodeSession) -> WorkspaceRef:
     return WorkspaceRef(session_id=session.id, session_uuid=str(session.uuid))
+
+
+async def _found(s: AsyncSession, sess: CodeSession | None, *, touch: bool) -> CodeSession:
+    """``sess`` as read in ``s`` (404 when there is none), its last access stamped if ``touch``."""
+    if sess is None:
+        raise NotFound("no such session", code="session_not_found")
+    if touch:
+        sess.last_accessed_at = utcnow()
+        await s.commit()
+    return sess
 
 
 _S = CodeSession.__table__
@@ -121,12 +132,7 @@ class SessionService:
             sess = await s.scalar(
                 select(CodeSession).where(CodeSession.uuid == uid, CodeSession.user_id == user_id)
             )
-            if sess is None:
-                raise NotFound("no such session", code="session_not_found")
-            if touch:
-                sess.last_accessed_at = utcnow()
-                await s.commit()
-            return sess
+            return await _found(s, sess, touch=touch)
 
     async def owned_ref(self, user_id: int, raw_uuid: str) -> WorkspaceRef:
         """The workspace of the session with this uuid if ``user_id`` owns it; 404 otherwise.
@@ -152,12 +158,7 @@ class SessionService:
         """The session by its id (the caller checked access: ``AccessService.require``)."""
         async with self.db.session() as s:
             sess = await s.get(CodeSession, session_id)
-            if sess is None:
-                raise NotFound("no such session", code="session_not_found")
-            if touch:
-                sess.last_accessed_at = utcnow()
-                await s.commit()
-            return sess
+            return await _found(s, sess, touch=touch)
 
     async def get_by_uuid(self, raw_uuid: str) -> CodeSession | None:
         async with self.db.session() as s:
