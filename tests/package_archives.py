@@ -31,15 +31,15 @@ def wheel(name: str, version: str, module_source: str) -> tuple[str, bytes]:
     return f"{name}-{version}-py3-none-any.whl", buf.getvalue()
 
 
-def npm_tarball(source: str) -> bytes:
-    """A package ``leftpadx@1.0.0`` as npm packs it."""
+def npm_tarball(source: str, name: str = "leftpadx") -> bytes:
+    """A package ``name@1.0.0`` whose index.js is ``source``, as npm packs it."""
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w:gz") as tar:
-        for name, data in (
-            ("package/package.json", b'{"name": "leftpadx", "version": "1.0.0"}'),
+        for path, data in (
+            ("package/package.json", f'{{"name": "{name}", "version": "1.0.0"}}'.encode()),
             ("package/index.js", source.encode()),
         ):
-            info = tarfile.TarInfo(name)
+            info = tarfile.TarInfo(path)
             info.size = len(data)
             info.mode = 0o644
             tar.addfile(info, io.BytesIO(data))

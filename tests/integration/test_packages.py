@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import io
 import os
 import tempfile
 import time
@@ -208,31 +207,15 @@ def test_npm_install_reads_the_shared_store_and_cannot_write_it(user: UserClient
 # --- the shared npm store filled from a session's own downloads --------------------------------
 
 
-def _npm_pkg(name: str, source: str) -> bytes:
-    import tarfile
-
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
-        for path, data in (
-            ("package/package.json", f'{{"name": "{name}", "version": "1.0.0"}}'.encode()),
-            ("package/index.js", source.encode()),
-        ):
-            info = tarfile.TarInfo(path)
-            info.size = len(data)
-            info.mode = 0o644
-            tar.addfile(info, io.BytesIO(data))
-    return buf.getvalue()
-
-
 def _sri(data: bytes) -> str:
     return "sha512-" + base64.b64encode(hashlib.sha512(data).digest()).decode()
 
 
 # A package session A downloads from a registry (on its sandbox's loopback), and one nobody
 # downloaded, whose digest A plants with other bytes (a poisoned cache entry).
-PROMOTED_TGZ = _npm_pkg("sharedpad", "module.exports = (s) => 'sharedpad:' + s;\n")
-VICTIM_TGZ = _npm_pkg("victimpkg", "module.exports = () => 'genuine victim';\n")
-POISON_TGZ = _npm_pkg("victimpkg", "module.exports = () => 'POISONED';\n")
+PROMOTED_TGZ = npm_tarball(name="sharedpad", source="module.exports = (s) => 'sharedpad:' + s;\n")
+VICTIM_TGZ = npm_tarball(name="victimpkg", source="module.exports = () => 'genuine victim';\n")
+POISON_TGZ = npm_tarball(name="victimpkg", source="module.exports = () => 'POISONED';\n")
 _v = hashlib.sha512(VICTIM_TGZ).hexdigest()
 
 NPM_A = (
