@@ -41,18 +41,8 @@ def sandbox_settings(base: Path, **overrides: object) -> Settings:
 
 @pytest.fixture
 async def runtime() -> AsyncIterator[LocalRuntime]:
-    base = Path(tempfile.mkdtemp(prefix="cc-sbx-", dir="/tmp"))
-    os.chmod(base, 0o711)
-    rt = LocalRuntime(sandbox_settings(base))
-    try:
+    async with make_runtime() as rt:
         yield rt
-    finally:
-        await rt.shutdown()
-        await rt.cleanup_orphans()
-        for d in set(rt.host.cgroups.bases.values()):
-            if d.is_dir():
-                os.rmdir(d)
-        shutil.rmtree(base, ignore_errors=True)
 
 
 def new_spec(**kw: object) -> SandboxSpec:
