@@ -14,20 +14,14 @@ Writes bench/results/sandbox_network.json. Run as root:
 from __future__ import annotations
 
 import asyncio
-import json
-import os
-import platform
-import shutil
 import sys
-import tempfile
 import time
 import uuid
-from pathlib import Path
 
 from benchstats import summary
 from coolcoding.sandbox.base import SandboxSpec
 from coolcoding.sandbox.local.runtime import LocalRuntime
-from coolcoding.settings import Settings
+from sandboxruntime import bench_runtime, host_facts, write_figures
 
 MARK = b"<CC-PROMPT>"
 
@@ -59,17 +53,12 @@ async def first_prompt(rt: LocalRuntime, network: bool) -> float:
 
 
 async def main(runs: int) -> None:
-    base = Path(tempfile.mkdtemp(prefix="cc-bench-", dir="/tmp"))
-    os.chmod(base, 0o711)
-    settings = Settings(data_dir=base, sandbox_cgroup_parent=f"coolcoding-bench-{os.getpid()}",
-                        sandbox_pool_size=0, sandbox_disk_check_interval_s=0)  # fmt: skip
-    rt = LocalRuntime(settings)
     samples: dict[str, list[float]] = {
         f"{what}_{kind}_ms": []
         for what in ("start_to_exec", "start_to_prompt", "stop")
         for kind in ("network_off", "network_on")
     }
-    try:
+    async with bench_runtime(sandbox_pool_size=0, sandbox_disk_check_interval_s=0) as rt:
         for warm in (False, True):  # one unmeasured round: templates, page cache
             await first_exec(rt, warm)
         for i in range(runs):
@@ -82,13 +71,6 @@ async def main(runs: int) -> None:
             for network in order:
                 kind = "network_on" if network else "network_off"
                 samples[f"start_to_prompt_{kind}_ms"].append(await first_prompt(rt, network))
-    finally:
-        await rt.shutdown()
-        await rt.cleanup_orphans()
-        for d in set(rt.host.cgroups.bases.values()):
-            if d.is_dir():
-                os.rmdir(d)
-        shutil.rmtree(base, ignore_errors=True)
 
     results = {name: summary(xs) for name, xs in samples.items()}
 
@@ -107,19 +89,11 @@ async def main(runs: int) -> None:
         print(f"ratio network on/off {what:14s} p50 {r['p50']:.2f}x  p99 {r['p99']:.2f}x")
     out = {
         "runs": runs,
-        "host": {
-            "kernel": platform.release(),
-            "cpus": os.cpu_count(),
-            "cgroup_version": rt.host.cgroups.version,
-            "bwrap": rt.host.bwrap_version,
-        },
+        "host": host_facts(rt),
         "results": results,
         "ratio_network_on_over_off": ratios,
     }
-    path = Path(__file__).parent / "results" / "sandbox_network.json"
-    path.parent.mkdir(exist_ok=True)
-    path.write_text(json.dumps(out, indent=2) + "\n")
-    print(f"wrote {path}")
+    write_figures("sandbox_network", out)
 
 
 if __name__ == "__main__":

@@ -12,33 +12,24 @@ Run as root: ``.venv/bin/python bench/bench_sandbox_start.py [runs]``.
 from __future__ import annotations
 
 import asyncio
-import json
 import os
-import platform
-import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
-from pathlib import Path
 
 from benchstats import summary
 from coolcoding.sandbox.base import SandboxSpec
-from coolcoding.sandbox.local.runtime import LocalRuntime
-from coolcoding.settings import Settings
+from sandboxruntime import bench_runtime, host_facts, write_figures
 
 MARK = b"<CC-PROMPT>"
 
 
 async def main(runs: int) -> None:
-    base = Path(tempfile.mkdtemp(prefix="cc-bench-", dir="/tmp"))
-    os.chmod(base, 0o711)
-    settings = Settings(data_dir=base, sandbox_cgroup_parent=f"coolcoding-bench-{os.getpid()}")
-    rt = LocalRuntime(settings)
     results: dict[str, dict[str, float]] = {}
-    try:
+    async with bench_runtime() as rt:
+        settings = rt.settings
         sb = await rt.start(SandboxSpec(session_uuid=str(uuid.uuid4())))
         uid, gid = sb.creds.uid, sb.creds.gid  # type: ignore[attr-defined]
 
@@ -85,13 +76,6 @@ async def main(runs: int) -> None:
         results["exec_overhead_p50_ms"] = {
             "p50": round(statistics.median(sandboxed) - statistics.median(plain), 2)
         }
-    finally:
-        await rt.shutdown()
-        await rt.cleanup_orphans()
-        for d in set(rt.host.cgroups.bases.values()):
-            if d.is_dir():
-                os.rmdir(d)
-        shutil.rmtree(base, ignore_errors=True)
 
     print(f"{'measure':28s} {'p50':>8s} {'p99':>8s} {'min':>8s}  (ms, {runs} runs)")
     for name, s in results.items():
@@ -99,19 +83,11 @@ async def main(runs: int) -> None:
               f"{s.get('min', float('nan')):8.2f}")  # fmt: skip
     out = {
         "runs": runs,
-        "host": {
-            "kernel": platform.release(),
-            "cpus": os.cpu_count(),
-            "cgroup_version": rt.host.cgroups.version,
-            "bwrap": rt.host.bwrap_version,
-        },
+        "host": host_facts(rt),
         "targets": {"shell_p50_ms": 50, "shell_p99_ms": 150, "exec_overhead_ms": 10},
         "results": results,
     }
-    path = Path(__file__).parent / "results" / "sandbox_start.json"
-    path.parent.mkdir(exist_ok=True)
-    path.write_text(json.dumps(out, indent=2) + "\n")
-    print(f"wrote {path}")
+    write_figures("sandbox_start", out)
 
 
 if __name__ == "__main__":
