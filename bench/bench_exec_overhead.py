@@ -16,22 +16,16 @@ overhead = sandboxed - plain, per run pair; p50 and p99 of that. Run as root:
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import platform
-import shutil
-import subprocess
 import sys
-import tempfile
 import time
 import uuid
-from pathlib import Path
 
 from benchstats import summary
 from coolcoding.sandbox.base import SandboxSpec
-from coolcoding.sandbox.local.runtime import LocalRuntime
 from coolcoding.sandbox.local.sandbox import LocalSandbox
-from coolcoding.settings import Settings
+from sandboxruntime import bare_bwrap_true_ms, bench_runtime, write_figures
 
 
 async def timed_plain() -> float:
@@ -42,37 +36,20 @@ async def timed_plain() -> float:
 
 
 async def main(runs: int) -> None:
-    bases = [Path(tempfile.mkdtemp(prefix="cc-bench-", dir="/tmp")) for _ in range(2)]
-    runtimes = []
-    for i, (base, size) in enumerate(
-        zip(bases, (0, 2), strict=True)
-    ):  # own data dir and cgroups each
-        os.chmod(base, 0o711)
-        parent = f"coolcoding-bench-{os.getpid()}-{i}"
-        runtimes.append(LocalRuntime(Settings(data_dir=base, sandbox_cgroup_parent=parent,
-                                              sandbox_pool_size=size)))  # fmt: skip
-    plain_rt, pooled_rt = runtimes
     xs: dict[str, list[float]] = {k: [] for k in (
         "plain", "floor", "exec_unpooled", "exec_pooled", "job_unpooled", "job_pooled")}  # fmt: skip
-    try:
+    async with (
+        bench_runtime("-0", sandbox_pool_size=0) as plain_rt,
+        bench_runtime("-1", sandbox_pool_size=2) as pooled_rt,
+    ):  # own data dir and cgroups each
         sb = await plain_rt.start(SandboxSpec(session_uuid=str(uuid.uuid4())))
         assert isinstance(sb, LocalSandbox)
         uid, gid = sb.creds.uid, sb.creds.gid
 
-        def drop() -> None:
-            os.setgroups([])
-            os.setresgid(gid, gid, gid)
-            os.setresuid(uid, uid, uid)
-
-        floor_argv = [plain_rt.settings.sandbox_bwrap_path, "--unshare-all", "--die-with-parent",
-                      "--new-session", "--ro-bind", "/usr", "/usr", "--symlink", "usr/lib64",
-                      "/lib64", "--symlink", "usr/lib", "/lib", "--proc", "/proc", "--dev", "/dev",
-                      "--", "/usr/bin/true"]  # fmt: skip
+        bwrap = plain_rt.settings.sandbox_bwrap_path
         for _ in range(runs):
             xs["plain"].append(await timed_plain())
-            t = time.perf_counter()
-            subprocess.run(floor_argv, preexec_fn=drop, check=True)
-            xs["floor"].append((time.perf_counter() - t) * 1000)
+            xs["floor"].append(bare_bwrap_true_ms(bwrap, uid, gid))
             t = time.perf_counter()
             r = await sb.exec(["/bin/true"])
             xs["exec_unpooled"].append((time.perf_counter() - t) * 1000)
@@ -89,10 +66,6 @@ async def main(runs: int) -> None:
                 xs[f"job_{kind}"].append((time.perf_counter() - t_job) * 1000)
                 if kind == "pooled":
                     xs["exec_pooled"].append(exec_ms)
-    finally:
-        for rt, base in zip(runtimes, bases, strict=True):
-            await rt.shutdown()  # removes its sandboxes and cgroups
-            shutil.rmtree(base, ignore_errors=True)
 
     results = {f"{k}_ms": summary(v) for k, v in xs.items()}
     for k in ("floor", "exec_unpooled", "exec_pooled", "job_unpooled", "job_pooled"):
@@ -114,10 +87,7 @@ async def main(runs: int) -> None:
         "targets": {"overhead_exec_p50_ms": 10},
         "results": results,
     }
-    path = Path(__file__).parent / "results" / "exec_overhead.json"
-    path.parent.mkdir(exist_ok=True)
-    path.write_text(json.dumps(out, indent=2) + "\n")
-    print(f"wrote {path}")
+    write_figures("exec_overhead", out)
 
 
 if __name__ == "__main__":

@@ -12,16 +12,14 @@ Run as root: ``.venv/bin/python bench/bench_sandbox_start.py [runs]``.
 from __future__ import annotations
 
 import asyncio
-import os
 import statistics
-import subprocess
 import sys
 import time
 import uuid
 
 from benchstats import summary
 from coolcoding.sandbox.base import SandboxSpec
-from sandboxruntime import bench_runtime, host_facts, write_figures
+from sandboxruntime import bare_bwrap_true_ms, bench_runtime, host_facts, write_figures
 
 MARK = b"<CC-PROMPT>"
 
@@ -44,20 +42,7 @@ async def main(runs: int) -> None:
             await term.close()
         results["shell_to_prompt_ms"] = summary(shell)
 
-        def drop() -> None:
-            os.setgroups([])
-            os.setresgid(gid, gid, gid)
-            os.setresuid(uid, uid, uid)
-
-        floor_argv = [settings.sandbox_bwrap_path, "--unshare-all", "--die-with-parent",
-                      "--new-session", "--ro-bind", "/usr", "/usr", "--symlink", "usr/lib64",
-                      "/lib64", "--symlink", "usr/lib", "/lib", "--proc", "/proc", "--dev", "/dev",
-                      "--", "/usr/bin/true"]  # fmt: skip
-        floor: list[float] = []
-        for _ in range(runs):
-            t = time.perf_counter()
-            subprocess.run(floor_argv, preexec_fn=drop, check=True)
-            floor.append((time.perf_counter() - t) * 1000)
+        floor = [bare_bwrap_true_ms(settings.sandbox_bwrap_path, uid, gid) for _ in range(runs)]
         results["bare_bwrap_true_ms"] = summary(floor)
 
         sandboxed: list[float] = []
