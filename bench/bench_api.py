@@ -19,6 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -150,6 +151,38 @@ async def seed_tree(url: str, session_uuid: str, n: int) -> None:
     await engine.dispose()
 
 
+def saves_and_reads(
+    c: httpx.Client, connections: int, distinct: bool = False
+) -> Callable[[int, int], Request]:
+    """Registers a user on ``c`` (its login stays there), 10 sessions and one file per client;
+    the load's request maker: half saves of the client's file, half reads of it."""
+    r = c.post(
+        "/api/users/register",
+        json={
+            "username": f"bench{secrets.token_hex(3)}",
+            "email": f"b{secrets.token_hex(3)}@example.com",
+            "password": "benchmark-pass",
+        },
+    )
+    token = r.json()["token"]
+    sessions = [c.post("/api/sessions/", json={"name": f"s{i}"}).json()["uuid"] for i in range(10)]
+    for conn in range(connections):
+        c.post(f"/api/workspace/{sessions[conn % 10]}/file/c{conn}.py", json={"content": "x = 0\n"})
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+
+    def make(conn: int, i: int) -> Request:
+        sid = sessions[conn % 10]
+        if i % 2 == 0:  # save (overwrite: the file is this connection's own)
+            # Not ``distinct``: every client saves the same contents in the same order (one blob
+            # row for all with history on, the worst case of reference counting).
+            head = f"# client {conn}\n" if distinct else ""
+            body = json.dumps({"content": head + f"x = {i}\n" + "# padding\n" * 20}).encode()
+            return Request("POST", f"/api/workspace/{sid}/file/c{conn}.py", body, headers)
+        return Request("GET", f"/api/workspace/{sid}/file/c{conn}.py", b"", headers)
+
+    return make
+
+
 def bench_backend(
     backend: str, rate: float, duration: float, connections: int
 ) -> dict[str, object]:
@@ -159,31 +192,7 @@ def bench_backend(
         try:
             base = f"http://127.0.0.1:{port}"
             c = httpx.Client(base_url=base)
-            r = c.post(
-                "/api/users/register",
-                json={
-                    "username": f"bench{secrets.token_hex(3)}",
-                    "email": f"b{secrets.token_hex(3)}@example.com",
-                    "password": "benchmark-pass",
-                },
-            )
-            token = r.json()["token"]
-            sessions = [
-                c.post("/api/sessions/", json={"name": f"s{i}"}).json()["uuid"] for i in range(10)
-            ]
-            for conn in range(connections):
-                c.post(
-                    f"/api/workspace/{sessions[conn % 10]}/file/c{conn}.py",
-                    json={"content": "x = 0\n"},
-                )
-            headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
-
-            def make(conn: int, i: int) -> Request:
-                sid = sessions[conn % 10]
-                if i % 2 == 0:  # save (overwrite: the file is this connection's own)
-                    body = json.dumps({"content": f"x = {i}\n" + "# padding\n" * 20}).encode()
-                    return Request("POST", f"/api/workspace/{sid}/file/c{conn}.py", body, headers)
-                return Request("GET", f"/api/workspace/{sid}/file/c{conn}.py", b"", headers)
+            make = saves_and_reads(c, connections)
 
             # Warm-up (not measured): opens the server's database pool (a PostgreSQL connect
             # costs ~50 ms under load; a cold pool is a start-up cost, not a steady-state one).

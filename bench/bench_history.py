@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import random
 import secrets
 import statistics
@@ -25,7 +24,7 @@ from pathlib import Path
 
 import httpx
 
-from bench_api import _pg
+from bench_api import _pg, saves_and_reads
 from benchhistory import (
     LoadedServer,
     every_file_changed_snapshot,
@@ -36,7 +35,7 @@ from benchhistory import (
     workspace_files,
 )
 from ccserver import pct, write_result
-from httpload import Request, run_load
+from httpload import run_load
 
 # Servers compared in the load phase: history off (the floor), on with the single-statement
 # save (PostgreSQL's default), on with the general locked transaction (what a save with history
@@ -117,31 +116,7 @@ SHARED_CONTENT = True
 
 def _setup(port: int, connections: int):  # type: ignore[no-untyped-def]
     c = httpx.Client(base_url=f"http://127.0.0.1:{port}")
-    r = c.post(
-        "/api/users/register",
-        json={
-            "username": f"bench{secrets.token_hex(3)}",
-            "email": f"b{secrets.token_hex(3)}@example.com",
-            "password": "benchmark-pass",
-        },
-    )
-    token = r.json()["token"]
-    sessions = [c.post("/api/sessions/", json={"name": f"s{i}"}).json()["uuid"] for i in range(10)]
-    for conn in range(connections):
-        c.post(f"/api/workspace/{sessions[conn % 10]}/file/c{conn}.py", json={"content": "x = 0\n"})
-    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
-
-    def make(conn: int, i: int) -> Request:
-        sid = sessions[conn % 10]
-        if i % 2 == 0:
-            # Shared: every client saves the same contents in the same order (one blob row for
-            # all, the worst case of reference counting); else each client its own.
-            head = "" if SHARED_CONTENT else f"# client {conn}\n"
-            body = json.dumps({"content": head + f"x = {i}\n" + "# padding\n" * 20}).encode()
-            return Request("POST", f"/api/workspace/{sid}/file/c{conn}.py", body, headers)
-        return Request("GET", f"/api/workspace/{sid}/file/c{conn}.py", b"", headers)
-
-    return make
+    return saves_and_reads(c, connections, distinct=not SHARED_CONTENT)
 
 
 async def _platform(backend: str, tmp: Path, **overrides: object):  # type: ignore[no-untyped-def]
