@@ -125,9 +125,13 @@ def _loaded(row: Execution) -> bool:
     return not inspect(row).unloaded
 
 
-def _copy(row: Execution, values: dict[str, Any]) -> Execution:
-    """A detached copy of ``row`` with ``values`` applied: what the database now holds."""
-    return Execution(**{**{c: getattr(row, c) for c in _COLUMNS}, **values})
+def _apply(row: Execution, values: dict[str, Any]) -> Execution:
+    """``row`` (detached, whole in memory, this process's own) with ``values`` applied in place:
+    what the database now holds. In place rather than a copy: building an instrumented
+    ``Execution`` from every column twice per job cost ~0.4 ms of the event loop (issue 10)."""
+    for c, v in values.items():
+        setattr(row, c, v)
+    return row
 
 
 class ExecutionService:
@@ -441,7 +445,7 @@ class ExecutionService:
                 res = await conn.execute(CLAIM_QUEUED, {"eid": execution_id, **started})
             if getattr(res, "rowcount", 0) != 1:
                 return  # not queued any more (another replica's recovery took it)
-            running = _copy(saved, started)
+            running = _apply(saved, started)
             await self.finish(running, await self.run_job(running), current=True)
             return
         async with self.db.session() as s:
@@ -538,7 +542,7 @@ class ExecutionService:
                 await conn.execute(
                     text("SELECT pg_notify(:c, :id)"), {"c": DONE_CHANNEL, "id": str(row.id)}
                 )
-        fresh = _copy(row, values)
+        fresh = _apply(row, values)
         self._stored(fresh)
         return fresh
 
