@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import inspect, text
 
 from coolcoding.db.engine import Database
 from coolcoding.db.migrate import upgrade
@@ -209,6 +209,31 @@ async def test_a_lapsed_lease_requeues_and_fences_the_old_try(
     stored = await svc.store(row, ok, attempt=second.attempt)
     assert stored is not None and stored.status == "finished" and stored.attempt == 2
     assert await svc.store(row, ok, attempt=second.attempt) is None  # never twice
+
+
+async def test_the_claim_returns_the_row_the_database_holds(
+    service: tuple[ExecutionService, int],
+) -> None:
+    """The claim returns the whole row (the worker does not load it again): it must equal a
+    read of the row afterwards, column for column, with JSON, bytes and UUIDs decoded."""
+    svc, user_id = service
+    assert svc.dbq is not None
+    req = JobRequest(
+        language="python",
+        source="print(input())",
+        stdin="héllo\n",
+        expected_output="héllo\n",
+        limits={"wall_s": 3.0},
+    )
+    [row] = await svc.submit(user_id, [req])
+    claim = await svc.dbq.claim()
+    assert claim is not None and claim.row is not None and claim.id == row.id
+    stored = await row_of(svc, row.id)
+    for attr in inspect(Execution).column_attrs:
+        assert getattr(claim.row, attr.key) == getattr(stored, attr.key), attr.key
+    assert claim.row.status == "running" and claim.row.attempt == 1
+    assert claim.row.stdin == "héllo\n".encode() and claim.row.source["files"]
+    await svc.dbq.release(claim)
 
 
 async def test_a_job_out_of_tries_is_finished_as_internal_error(

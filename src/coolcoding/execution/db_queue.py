@@ -34,12 +34,13 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, cast
 
-from sqlalchemy import text
+from sqlalchemy import Table, inspect, text
 
 from coolcoding.db.engine import Database
+from coolcoding.db.models import Execution
 from coolcoding.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -47,6 +48,12 @@ log = logging.getLogger(__name__)
 DB_QUEUE_OWNER = "db-queue"  # the ``owner`` of rows in the database queue
 JOBS_CHANNEL = "cc_jobs"
 DONE_CHANNEL = "cc_done"
+
+_TABLE = cast(Table, Execution.__table__)
+# (attribute, column) of every mapped column: the claim returns the whole row, so the worker
+# needs no second round trip to load it (issue 10).
+_ATTRS = tuple((p.key, p.columns[0]) for p in inspect(Execution).column_attrs)
+_RETURNING = ", ".join(f"executions.{col.name}" for _key, col in _ATTRS)
 
 CLAIM = text(
     """
@@ -65,9 +72,9 @@ UPDATE executions SET status = 'running', attempt = executions.attempt + 1, work
     lease_until = now() + make_interval(secs => :lease),
     started_at = coalesce(executions.started_at, now())
 FROM next WHERE executions.id = next.id
-RETURNING executions.id, executions.attempt
-"""
-)
+RETURNING {returning}
+""".replace("{returning}", _RETURNING)  # the model's column names: no input
+).columns(*(col for _key, col in _ATTRS))  # typed: JSON, UUID, bytes come back decoded
 
 RENEW = text(
     """
@@ -113,6 +120,8 @@ WHERE status = 'queued' AND owner = :owner
 class Claim:
     id: int
     attempt: int
+    # The claimed row as the claim left it (detached); None: load it.
+    row: Execution | None = field(default=None, compare=False, repr=False)
 
 
 class DbQueue:
@@ -145,10 +154,13 @@ class DbQueue:
             "worker": self.worker_id,
             "lease": self.lease_s,
         }
-        async with self.db.session() as s:
-            row = (await s.execute(CLAIM, params)).first()
-            await s.commit()
-        return Claim(int(row[0]), int(row[1])) if row is not None else None
+        async with self.db.engine.begin() as conn:
+            found = (await conn.execute(CLAIM, params)).first()
+        if found is None:
+            return None
+        values = found._mapping
+        row = Execution(**{key: values[col] for key, col in _ATTRS})
+        return Claim(int(row.id), int(row.attempt), row)
 
     async def renew(self, claim: Claim) -> bool:
         """Extend ``claim``'s lease; ``False`` when the job is no longer ours."""

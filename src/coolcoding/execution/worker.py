@@ -100,7 +100,8 @@ class DbWorker:
     async def _run(self, claim: Claim) -> None:
         self.inflight[claim.id] = claim
         try:
-            row = await self.svc.load(claim.id)
+            # The claim returned the whole row: no second round trip to load it.
+            row = claim.row if claim.row is not None else await self.svc.load(claim.id)
             if row is None:
                 return
             job = asyncio.ensure_future(self.svc.run_job(row))

@@ -125,9 +125,13 @@ def _loaded(row: Execution) -> bool:
     return not inspect(row).unloaded
 
 
-def _copy(row: Execution, values: dict[str, Any]) -> Execution:
-    """A detached copy of ``row`` with ``values`` applied: what the database now holds."""
-    return Execution(**{**{c: getattr(row, c) for c in _COLUMNS}, **values})
+def _apply(row: Execution, values: dict[str, Any]) -> Execution:
+    """``row`` (detached, whole in memory, this process's own) with ``values`` applied in place:
+    what the database now holds. In place rather than a copy: building an instrumented
+    ``Execution`` from every column twice per job cost ~0.4 ms of the event loop (issue 10)."""
+    for c, v in values.items():
+        setattr(row, c, v)
+    return row
 
 
 class ExecutionService:
@@ -403,7 +407,9 @@ class ExecutionService:
         await self._admit(user_id, len(rows))
         watched: list[int] = []
         try:
-            async with self.db.session() as session:
+            # A Core connection, not an ORM session: the statements are prepared Core ones,
+            # and a session (identity map, transaction bookkeeping) per job cost ~1 ms.
+            async with self.db.engine.begin() as session:
                 # One prepared INSERT per row (no unit of work): the rows stay whole in memory.
                 for r in rows:
                     res = await session.execute(INSERT_JOB, _complete(r))
@@ -415,7 +421,6 @@ class ExecutionService:
                         watched.append(r.id)
                 if self.dbq is not None:
                     await session.execute(text("SELECT pg_notify(:c, '')"), {"c": JOBS_CHANNEL})
-                await session.commit()
         except BaseException:
             for job_id in watched:
                 self._finished.pop(job_id, None)
@@ -436,12 +441,11 @@ class ExecutionService:
         saved = self._submitted.pop(execution_id, None)
         if saved is not None:
             started = {"status": "running", "started_at": utcnow()}
-            async with self.db.session() as s:
-                res = await s.execute(CLAIM_QUEUED, {"eid": execution_id, **started})
-                await s.commit()
+            async with self.db.engine.begin() as conn:
+                res = await conn.execute(CLAIM_QUEUED, {"eid": execution_id, **started})
             if getattr(res, "rowcount", 0) != 1:
                 return  # not queued any more (another replica's recovery took it)
-            running = _copy(saved, started)
+            running = _apply(saved, started)
             await self.finish(running, await self.run_job(running), current=True)
             return
         async with self.db.session() as s:
@@ -532,14 +536,13 @@ class ExecutionService:
     async def _store_fast(self, row: Execution, values: dict[str, Any]) -> Execution:
         """``store`` with one prepared UPDATE and no RETURNING: the stored row is ``row`` (all
         of it in memory, as the database holds it) with ``values`` applied."""
-        async with self.db.session() as s:
-            await s.execute(STORE_RESULT, {"eid": row.id, **values})
+        async with self.db.engine.begin() as conn:
+            await conn.execute(STORE_RESULT, {"eid": row.id, **values})
             if self.dbq is not None:
-                await s.execute(
+                await conn.execute(
                     text("SELECT pg_notify(:c, :id)"), {"c": DONE_CHANNEL, "id": str(row.id)}
                 )
-            await s.commit()
-        fresh = _copy(row, values)
+        fresh = _apply(row, values)
         self._stored(fresh)
         return fresh
 

@@ -41,11 +41,22 @@ def _write(path: Path, value: str) -> None:
         os.close(fd)
 
 
-def _read(path: Path) -> str:
+def _read(path: Path | str) -> str:
+    # os.open/os.read rather than Path.read_text: no text-io wrapper per cgroup file (these are
+    # read several times per judge job on the event loop, issue 10).
     try:
-        return path.read_text()
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     except OSError:
         return ""
+    try:
+        chunks = []
+        while chunk := os.read(fd, 65536):
+            chunks.append(chunk)
+        return b"".join(chunks).decode()
+    except OSError:
+        return ""
+    finally:
+        os.close(fd)
 
 
 def _kv(text: str) -> dict[str, int]:
@@ -79,6 +90,9 @@ class Cgroup:
         self._oom_base = 0
         self._pids_events_base = 0
         self._peak_fd = -1  # v2: a memory.peak fd that was reset (the reset is per open file)
+        # v1: whether memory.memsw.* exist (swap accounting; the same for every group of the
+        # hierarchy, so the manager asks once); None: look.
+        self.memsw: bool | None = None
 
     @property
     def paths(self) -> list[str]:
@@ -101,7 +115,8 @@ class Cgroup:
                     # With swap accounting (no escaping the limit into swap) the kernel wants
                     # memory <= memsw at every step: raising an existing limit (a pooled
                     # sandbox's) writes memsw first.
-                    order = [mem, memsw] if memsw.exists() else [mem]
+                    has_memsw = memsw.exists() if self.memsw is None else self.memsw
+                    order = [mem, memsw] if has_memsw else [mem]
                     if len(order) == 2 and limits.memory_bytes > int(_read(memsw) or 0):
                         order.reverse()
                     for path in order:
@@ -218,10 +233,13 @@ class Cgroup:
         # Every process is in exactly one group of each hierarchy and sandboxes cannot move
         # themselves (no cgroupfs inside), so one hierarchy (pids) lists them all.
         found: set[int] = set()
-        for d in [str(self.dirs["pids"])]:
-            for root, _dirs, _files in os.walk(d):
-                for line in _read(Path(root) / "cgroup.procs").split():
-                    found.add(int(line))
+        todo = [str(self.dirs["pids"])]
+        while todo:  # os.walk without its per-directory Path and list building
+            d = todo.pop()
+            for line in _read(d + "/cgroup.procs").split():
+                found.add(int(line))
+            with contextlib.suppress(OSError), os.scandir(d) as it:
+                todo.extend(e.path for e in it if e.is_dir(follow_symlinks=False))
         return sorted(found)
 
     def remove(self, timeout_s: float = 2.0) -> bool:
@@ -308,6 +326,7 @@ class CgroupManager:
         # The parent may be shared with other servers; this server's groups live in its own
         # child of it (or in the parent itself when no instance is given).
         self.bases = {c: (t / instance if instance else t) for c, t in self.tops.items()}
+        self._memsw: bool | None = None
 
     def _enable_v2_controllers(self, directory: Path) -> None:
         want = " ".join("+" + c for c in V2_CONTROLLERS)
@@ -365,17 +384,26 @@ class CgroupManager:
 
     def create(self, rel: str, limits: CgroupLimits, *, inner: bool = False) -> Cgroup:
         """Create (or reuse) ``<parent>/<rel>`` with ``limits``; ``inner``: will have children."""
-        self._ensure_base()
         cg = self.group(rel)
         for d in cg.paths:
             try:
-                os.makedirs(d, exist_ok=True)
+                try:  # the parent usually exists: one mkdir, no stat of the bases per group
+                    os.mkdir(d)
+                except FileExistsError:
+                    pass
+                except FileNotFoundError:
+                    self._ensure_base()
+                    os.makedirs(d, exist_ok=True)
             except OSError as e:
                 raise SandboxError(
                     "cgroup_permission", "The sandbox could not be created.", f"mkdir {d}: {e}"
                 ) from e
         if self.version == 2 and inner:
             self._enable_v2_controllers(Path(cg.paths[0]))
+        if self.version == 1:
+            if self._memsw is None:
+                self._memsw = (cg.dirs["memory"] / "memory.memsw.limit_in_bytes").exists()
+            cg.memsw = self._memsw
         cg.set_limits(limits)
         return cg
 

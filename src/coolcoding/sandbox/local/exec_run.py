@@ -260,7 +260,8 @@ class LocalExec(ExecStream):
             peak = (self._proc.rusage.ru_maxrss * 1024) if self._proc.rusage else 0
         oom = self._cg.oom_kills() > 0
         pids_hit = self._cg.pids_limit_events() > 0
-        self._cg.kill_all()
+        # No second kill_all here: the one above emptied the group (nothing outside it can
+        # join it), and the cleanup's ``remove`` kills again before it removes the group.
         status_json = self._read_status()
         # Everything is dead by now; reaping bwrap's exiting pid 1 and removing the cgroup
         # (which waits for that exit) happen after the result, off the caller's latency.

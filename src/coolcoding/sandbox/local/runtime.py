@@ -128,7 +128,16 @@ class LocalRuntime(Runtime):
 
     @property
     def state_dir(self) -> Path:
-        return (self.settings.data_dir / "sandbox-state").resolve()
+        # Resolved once per data dir (a realpath is ~10 lstat calls; this is read several
+        # times per judge job on the event loop, issue 10).
+        data_dir = self.settings.data_dir
+        cached = self.__dict__.get("_state_dir")
+        if cached is None or cached[0] != data_dir:
+            cached = self.__dict__["_state_dir"] = (
+                data_dir,
+                (data_dir / "sandbox-state").resolve(),
+            )
+        return cached[1]
 
     def _check_name(self, session_uuid: str) -> None:
         if not _NAME.match(session_uuid):
