@@ -15,7 +15,7 @@ import pytest
 
 from coolcoding.agent import connection, messages, protocol
 from coolcoding.agent.client import AgentClient, AgentRefused
-from coolcoding.agent.connection import start_unix_server
+from coolcoding.agent.connection import start_tcp_server, start_unix_server
 from coolcoding.agent.protocol import ProtocolError
 from coolcoding.agent.schema_check import SchemaError, check
 from coolcoding.agent.server import AgentLimits, AgentServer
@@ -236,7 +236,7 @@ async def test_the_same_protocol_runs_over_tcp(tmp_path: object) -> None:
     """The transport a Kubernetes port-forward gives: a plain TCP stream (loopback here)."""
     ws = tempfile.mkdtemp(prefix="cc-agent-tcp-")
     agent = AgentServer(ws, SECRET, AgentLimits())
-    server = await asyncio.start_server(agent.on_client, "127.0.0.1", 0)
+    server = await start_tcp_server(agent.on_client, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
     async with server:
         c = await AgentClient.connect(("127.0.0.1", port), SECRET)

@@ -149,9 +149,8 @@ class Connection:
         self.on_close: list[Callable[[], None]] = []
         self.execs: dict[int, AgentExec] = {}  # by stdout channel
         self._tasks: set[asyncio.Task[None]] = set()
-        self._slots = asyncio.Semaphore(MAX_IN_FLIGHT)
-        # Callback mode (``AgentProtocol``): frames parsed in ``data_received``, the requests
-        # beyond ``MAX_IN_FLIGHT`` queued in order (with the frames after them) while the
+        # After the handshake frames are parsed in ``data_received`` (``AgentProtocol``); the
+        # requests beyond ``MAX_IN_FLIGHT`` wait in order (with the frames after them) while the
         # transport's reading is paused; ``_done`` ends ``serve``.
         self._done: asyncio.Future[None] | None = None
         self._parser = protocol.FrameParser(max_frame)
@@ -203,7 +202,7 @@ class Connection:
     async def serve(self) -> None:
         try:
             await asyncio.wait_for(self._handshake(), protocol.HANDSHAKE_TIMEOUT_S)
-            await self._loop()
+            await self._serve_frames()
         except ProtocolError as e:
             self._refuse(e.code, e.message)
         except TimeoutError:
@@ -270,56 +269,29 @@ class Connection:
         }
         self.send_control(dict(welcome))
 
-    async def _loop(self) -> None:
-        proto = self.writer.transport.get_protocol()
-        if isinstance(proto, AgentProtocol):
-            await self._callback_loop(proto)
-            return
-        parser = protocol.FrameParser(self.max_frame)
-        while True:
-            chunk = await self.reader.read(protocol.READ_CHUNK_BYTES)
-            if not chunk:
-                if parser.partial:
-                    raise ProtocolError("truncated", "the stream ended inside a frame")
-                return
-            for frame in parser.feed(chunk):
-                if frame.kind == protocol.KIND_DATA:
-                    self._on_data(frame.channel, frame.payload)
-                    continue
-                msg = protocol.decode_control(frame.payload)
-                try:
-                    check(msg, messages.Request, "request")
-                except SchemaError as e:
-                    raise ProtocolError("bad_message", str(e)) from e
-                self._open_inbound(msg["params"])
-                await self._slots.acquire()
-                task = asyncio.ensure_future(
-                    self._dispatch(msg["id"], msg["method"], msg["params"])
-                )
-                self._tasks.add(task)
-                task.add_done_callback(self._task_done)
-
     def _task_done(self, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)
-        if self._done is None:
-            self._slots.release()
-            return
         self._in_flight -= 1
-        if self._queue and not self._done.done():
+        if self._queue and self._done is not None and not self._done.done():
             try:
                 self._run_queue()
             except Exception as e:
                 self._fail(e)
 
-    # --- callback mode -------------------------------------------------------------------------
+    # --- frames after the handshake ------------------------------------------------------------
 
-    async def _callback_loop(self, proto: AgentProtocol) -> None:
+    async def _serve_frames(self) -> None:
+        proto = self.writer.transport.get_protocol()
+        if not isinstance(proto, AgentProtocol):
+            raise TypeError("serve the agent with connection.start_unix_server/start_tcp_server")
         self._done = asyncio.get_running_loop().create_future()
         reader: Any = self.reader  # its buffer: what came after the handshake's frames
         buffered = bytes(reader._buffer)
         reader._buffer.clear()
         eof = reader.at_eof() or reader.exception() is not None
-        reader._maybe_resume_transport()  # it may have paused reading when its buffer filled
+        resume = getattr(reader, "_maybe_resume_transport", None)
+        if resume is not None:  # it may have paused reading when its buffer filled
+            resume()
         proto.sink = self
         if buffered:
             self._received(buffered)
