@@ -43,12 +43,13 @@ from benchstats import pct, summary
 from ccserver import ROOT, write_result
 
 TIGHT_READER = r"""
-import os, subprocess, sys, time
+import os, resource, subprocess, sys, time
 master, slave = os.openpty()
 proc = subprocess.Popen(["cat", sys.argv[1]], stdin=slave, stdout=slave, stderr=slave,
                         start_new_session=True)
 os.close(slave)
 n = reads = 0
+ru0 = resource.getrusage(resource.RUSAGE_SELF)
 t0 = time.perf_counter()
 while True:
     try:
@@ -60,20 +61,22 @@ while True:
     n += len(data)
     reads += 1
 dt = time.perf_counter() - t0
+ru = resource.getrusage(resource.RUSAGE_SELF)
 proc.wait()
-print(n, reads, dt)
+print(n, reads, dt, ru.ru_utime + ru.ru_stime - ru0.ru_utime - ru0.ru_stime)
 """
 
 
-def tight_cat(path: str) -> tuple[float, float]:
+def tight_cat(path: str) -> tuple[float, float, float]:
     """MB/s of ``cat path`` on a PTY read by a blocking loop in a fresh process (the PTY's own
-    speed), and the mean bytes per read."""
+    speed), the mean bytes per read and the reader's CPU seconds in its read loop (user +
+    system: the kernel's cost of reading a PTY, the floor of the agent's CPU per MB)."""
     out = subprocess.run(
         [sys.executable, "-S", "-c", TIGHT_READER, path],
         capture_output=True, text=True, check=True, timeout=600,
     )  # fmt: skip
-    n, reads, dt = out.stdout.split()
-    return int(n) / 1e6 / float(dt), int(n) / max(1, int(reads))
+    n, reads, dt, cpu = out.stdout.split()
+    return int(n) / 1e6 / float(dt), int(n) / max(1, int(reads)), float(cpu)
 
 
 def cpu_s(pid: int) -> float:
@@ -220,7 +223,8 @@ async def run(
         thr: dict[str, list[float]] = {"agent": [], "floor": [], "pty_tight": []}
         bytes_per_read: list[float] = []
         agent_proc = agent_pid(parent, sid)
-        cpu: dict[str, float] = {"server": 0.0, "agent": 0.0, "client": 0.0, "floor_client": 0.0}
+        cpu: dict[str, float] = {"server": 0.0, "agent": 0.0, "client": 0.0, "floor_client": 0.0,
+                                 "pty_tight_reader": 0.0}  # fmt: skip
         key_cpu = {"server": 0.0, "agent": 0.0}
         cat_frames: list[float] = []
         per_round = max(1, keys // rounds)
@@ -243,7 +247,8 @@ async def run(
             c0 = (0.0, 0.0, time.process_time())
             thr["floor"].append(await cat(floor.send, floor.recv, str(floor_path)))
             cpu["floor_client"] += time.process_time() - c0[2]
-            mbps, per_read = await asyncio.to_thread(tight_cat, str(floor_path))
+            mbps, per_read, tight_cpu = await asyncio.to_thread(tight_cat, str(floor_path))
+            cpu["pty_tight_reader"] += tight_cpu
             thr["pty_tight"].append(mbps)
             bytes_per_read.append(per_read)
         floor.close()
@@ -255,6 +260,9 @@ async def run(
             out[f"cat_{k}_mb_per_s_rounds"] = [round(x, 1) for x in thr[k]]
         total_mb = rounds * mb * 1.0  # base64 of mb*3/4 MB with line ends: ~mb MB each
         out["cat_cpu_ms_per_mb"] = {k: round(v * 1000 / total_mb, 2) for k, v in cpu.items()}
+        out["cat_agent_cpu_ratio_to_pty_tight_reader"] = round(
+            cpu["agent"] / max(cpu["pty_tight_reader"], 1e-9), 2
+        )
         n_keys = per_round * rounds
         out["echo_cpu_us_per_key"] = {k: round(v * 1e6 / n_keys, 1) for k, v in key_cpu.items()}
         out["cat_bytes_per_websocket_message"] = [round(x) for x in cat_frames]

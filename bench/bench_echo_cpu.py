@@ -8,7 +8,10 @@ divided by its keys. On a loaded machine CPU per key is steadier than latency; b
 
     git archive HEAD~1 src | tar -x -C /tmp/old
     .venv/bin/python bench/bench_echo_cpu.py --other-src /tmp/old/src [--keys 3000]
-        [--rounds 3] [--out NAME]
+        [--rounds 3] [--cat-mb 0] [--out NAME]
+
+``--cat-mb N``: after each round of keys, each server's terminal also ``cat``s a file of N MB
+(order alternating by round, like the keys): MB/s and CPU per MB of each server and agent.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from typing import Any
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_agent import DirectPty, Recv, Send, echo_once, until
+from bench_agent import DirectPty, Recv, Send, cat, echo_once, prepare, until
 from bench_agent_terminal import Serve, agent_pid, cpu_s, open_ws, ws_io
 from benchstats import pct, summary
 from ccserver import write_result
@@ -56,6 +59,8 @@ class Variant:
         self.agent = 0
         self.lat: list[float] = []
         self.cpu = {"server": 0.0, "agent": 0.0}
+        self.cat_cpu = {"server": 0.0, "agent": 0.0}
+        self.cat_mbps: list[float] = []
 
     async def open(self) -> None:
         self.srv.wait_healthy()
@@ -86,7 +91,7 @@ class Variant:
         shutil.rmtree(self.data, ignore_errors=True)
 
 
-async def run(other_src: str, keys: int, rounds: int) -> dict[str, Any]:
+async def run(other_src: str, keys: int, rounds: int, cat_mb: int = 0) -> dict[str, Any]:
     variants = [Variant("this", None), Variant("other", other_src)]
     floor = DirectPty()
     floor_lat: list[float] = []
@@ -94,6 +99,9 @@ async def run(other_src: str, keys: int, rounds: int) -> dict[str, Any]:
     try:
         for v in variants:
             await v.open()
+            if cat_mb:
+                assert v.io is not None
+                await prepare(*v.io, "/tmp/big.txt", cat_mb)
         per_round = max(1, keys // rounds)
         for r in range(rounds):
             order = variants if r % 2 == 0 else variants[::-1]
@@ -107,7 +115,20 @@ async def run(other_src: str, keys: int, rounds: int) -> dict[str, Any]:
                 now = v.cpu_now()
                 v.cpu["server"] += now[0] - c0[v.name][0]
                 v.cpu["agent"] += now[1] - c0[v.name][1]
+            for v in order if cat_mb else ():
+                assert v.io is not None
+                c1 = v.cpu_now()
+                v.cat_mbps.append(await cat(*v.io, "/tmp/big.txt"))
+                now = v.cpu_now()
+                v.cat_cpu["server"] += now[0] - c1[0]
+                v.cat_cpu["agent"] += now[1] - c1[1]
         n = per_round * rounds
+        for v in variants if cat_mb else ():
+            out[f"cat_{v.name}_mb_per_s"] = summary(v.cat_mbps, 1)
+            out[f"cat_{v.name}_mb_per_s_rounds"] = [round(x, 1) for x in v.cat_mbps]
+            out[f"cat_{v.name}_cpu_ms_per_mb"] = {
+                k: round(s * 1000 / (cat_mb * rounds), 2) for k, s in v.cat_cpu.items()
+            }
         out["echo_floor_ms"] = summary(floor_lat, 3)
         for v in variants:
             out[f"echo_{v.name}_ms"] = summary(v.lat, 3)
@@ -120,12 +141,20 @@ async def run(other_src: str, keys: int, rounds: int) -> dict[str, Any]:
         out["cpu_ratio_this_to_other"] = {
             k: round(this[k] / other[k], 2) if other[k] else None for k in this
         }
+        if cat_mb:
+            this_c, other_c = out["cat_this_cpu_ms_per_mb"], out["cat_other_cpu_ms_per_mb"]
+            out["cat_cpu_ratio_this_to_other"] = {
+                k: round(this_c[k] / other_c[k], 2) if other_c[k] else None for k in this_c
+            }
+            out["cat_mb_per_s_ratio_this_to_other"] = round(
+                out["cat_this_mb_per_s"]["p50"] / out["cat_other_mb_per_s"]["p50"], 2
+            )
         out["load_average_after"] = os.getloadavg()
     finally:
         floor.close()
         for v in variants:
             v.close()
-    out["params"] = {"keys": keys, "rounds": rounds, "other_src": other_src,
+    out["params"] = {"keys": keys, "rounds": rounds, "other_src": other_src, "cat_mb": cat_mb,
                      "clock_tick_s": 1 / os.sysconf("SC_CLK_TCK")}  # fmt: skip
     return out
 
@@ -135,10 +164,11 @@ def main() -> None:
     ap.add_argument("--other-src", required=True, help="another copy of src/ (git archive)")
     ap.add_argument("--keys", type=int, default=3000)
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--cat-mb", type=int, default=0, help="also cat N MB per round (0: no)")
     ap.add_argument("--out", default="echo_cpu")
     args = ap.parse_args()
     t0 = time.perf_counter()
-    result = asyncio.run(run(args.other_src, args.keys, args.rounds))
+    result = asyncio.run(run(args.other_src, args.keys, args.rounds, args.cat_mb))
     result["wall_s"] = round(time.perf_counter() - t0, 1)
     write_result(args.out, result)
     for k, v in result.items():

@@ -13,8 +13,9 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from coolcoding.agent import messages, protocol
+from coolcoding.agent import connection, messages, protocol
 from coolcoding.agent.client import AgentClient, AgentRefused
+from coolcoding.agent.connection import start_tcp_server, start_unix_server
 from coolcoding.agent.protocol import ProtocolError
 from coolcoding.agent.schema_check import SchemaError, check
 from coolcoding.agent.server import AgentLimits, AgentServer
@@ -111,7 +112,7 @@ async def agent_socket() -> AsyncIterator[str]:
     os.mkdir(os.path.join(base, "ws"))
     path = os.path.join(base, "a.sock")
     agent = AgentServer(os.path.join(base, "ws"), SECRET, AgentLimits(max_frame_bytes=4096))
-    server = await asyncio.start_unix_server(agent.on_client, path=path)
+    server = await start_unix_server(agent.on_client, path)
     async with server:
         yield path
     await agent.shutdown()
@@ -235,7 +236,7 @@ async def test_the_same_protocol_runs_over_tcp(tmp_path: object) -> None:
     """The transport a Kubernetes port-forward gives: a plain TCP stream (loopback here)."""
     ws = tempfile.mkdtemp(prefix="cc-agent-tcp-")
     agent = AgentServer(ws, SECRET, AgentLimits())
-    server = await asyncio.start_server(agent.on_client, "127.0.0.1", 0)
+    server = await start_tcp_server(agent.on_client, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
     async with server:
         c = await AgentClient.connect(("127.0.0.1", port), SECRET)
@@ -321,3 +322,50 @@ async def test_a_spare_shell_becomes_the_next_default_terminal(agent_socket: str
     assert e.value.code == "unknown_method"
     await old.close()
     await c.close()
+
+
+async def _auth_then(path: str, after: bytes) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """Authenticate by hand, sending ``after`` in the same write as the auth frame."""
+    r, w = await asyncio.open_unix_connection(path)
+    assert await r.readexactly(4) == protocol.MAGIC
+    frame = await protocol.read_frame(r, 4096)
+    assert frame is not None
+    hello = protocol.decode_control(frame.payload)
+    msg = {"type": "auth", "protocol": 4, "challenge": "c" * 64,
+           "proof": protocol.auth_proof(SECRET, "client", str(hello["challenge"]), "c" * 64)}  # fmt: skip
+    w.write(protocol.MAGIC + protocol.encode_control(msg) + after)
+    welcome = await protocol.read_frame(r, 4096)
+    assert welcome is not None and protocol.decode_control(welcome.payload)["type"] == "welcome"
+    return r, w
+
+
+async def test_frames_pipelined_behind_the_auth_and_over_the_in_flight_limit_are_all_answered(
+    agent_socket: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After the handshake the agent parses frames in ``data_received``: the bytes that came
+    with the auth frame are not lost, and requests past ``MAX_IN_FLIGHT`` wait, in order."""
+    monkeypatch.setattr(connection, "MAX_IN_FLIGHT", 2)
+    pings = b"".join(
+        protocol.encode_control({"type": "request", "id": i, "method": "ping", "params": {}})
+        for i in range(1, 41)
+    )
+    r, w = await _auth_then(agent_socket, pings)
+    ids = []
+    while len(ids) < 40:
+        frame = await asyncio.wait_for(protocol.read_frame(r, 4096), 10)
+        assert frame is not None
+        answer = protocol.decode_control(frame.payload)
+        assert answer["type"] == "response" and answer["result"] == {"pong": True}
+        ids.append(answer["id"])
+    assert sorted(ids) == list(range(1, 41))
+    w.close()
+
+
+async def test_a_bad_frame_after_the_handshake_is_refused_and_closes(agent_socket: str) -> None:
+    r, w = await _auth_then(agent_socket, struct.pack(">IBI", 2, 9, 0) + b"{}")  # kind 9
+    frame = await asyncio.wait_for(protocol.read_frame(r, 4096), 10)
+    assert frame is not None
+    answer = protocol.decode_control(frame.payload)
+    assert answer["type"] == "refused" and answer["code"] == "bad_kind"
+    assert await asyncio.wait_for(r.read(), 10) == b""
+    w.close()

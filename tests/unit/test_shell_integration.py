@@ -101,3 +101,20 @@ def test_unescape() -> None:
     assert unescape(b"a\\x3bb\\\\c\\x0ad") == "a;b\\c\nd"
     assert unescape(b"bad\\xZZ") == "bad\\xZZ"
     assert unescape("é".encode()) == "é"
+
+
+def test_big_chunks_without_escape_around_a_split_sequence() -> None:
+    """The fast path (no ESC in a chunk: passed through without searching for the prefix)
+    next to chunks that end or start inside a sequence, as coalesced flood reads do."""
+    plain = b"0123456789abcdef\r\n" * 8000  # ~144 KB, no ESC
+    stream = plain + STREAM + plain + seq("D", "3") + plain
+    for cut in (len(plain) + 1, len(plain) + 5, len(plain) + 20, len(plain) + len(STREAM) - 1):
+        for rest in (len(stream) - len(plain) - 3, len(stream) - len(plain)):
+            chunks = [stream[:cut], stream[cut:rest], stream[rest:]]
+            out, events = run(chunks)
+            assert out == plain + b"$ hi\r\n\xff\x00binary$ " + plain + plain
+            assert events == [*EXPECTED_EVENTS, ShellEvent("D", "3")]
+    p = ShellIntegrationParser(NONCE)
+    assert p.feed(plain) == [plain]  # passed through whole
+    assert p.feed(b"x\x1b") == [b"x"]  # a lone ESC at the end may start a prefix: held
+    assert p.feed(plain) == [b"\x1b" + plain]

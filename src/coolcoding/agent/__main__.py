@@ -25,6 +25,7 @@ import logging
 import os
 import signal
 
+from coolcoding.agent.connection import start_tcp_server, start_unix_server
 from coolcoding.agent.server import AgentLimits, AgentServer
 
 PR_SET_DUMPABLE = 4
@@ -144,12 +145,12 @@ async def run(args: AgentArgs, secret: bytes, workspace: str) -> None:
             os.unlink(args.socket)
         old = os.umask(0o177)  # the socket is 0600: its owner (the sandbox uid) and root
         try:
-            server = await asyncio.start_unix_server(agent.on_client, path=args.socket)
+            server = await start_unix_server(agent.on_client, args.socket)
         finally:
             os.umask(old)
     elif args.listen:
         host, _, port = args.listen.rpartition(":")
-        server = await asyncio.start_server(agent.on_client, host or "127.0.0.1", int(port))
+        server = await start_tcp_server(agent.on_client, host or "127.0.0.1", int(port))
     else:
         raise SystemExit("coolcoding-agent: --socket or --listen is required")
     stop = asyncio.Event()

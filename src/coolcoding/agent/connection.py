@@ -9,6 +9,7 @@ handler answers an ``error`` response; nothing propagates to the agent's other c
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import itertools
 import logging
@@ -36,6 +37,48 @@ def _small_receives(transport: asyncio.BaseTransport) -> None:
     comes from the heap); a transport without that knob is left as it is."""
     if isinstance(getattr(transport, "max_size", None), int):
         transport.max_size = RECV_BYTES  # type: ignore[attr-defined]
+
+
+class AgentProtocol(asyncio.StreamReaderProtocol):
+    """The agent's stream protocol: the handshake reads through a ``StreamReader``; once it is
+    done the bytes go straight to the connection's frame handler in ``data_received`` (no
+    reading task to wake per keystroke; the client side does the same, ``client._Protocol``)."""
+
+    sink: Connection | None = None
+
+    def data_received(self, data: bytes) -> None:
+        if self.sink is not None:
+            self.sink._received(data)
+        else:
+            super().data_received(data)
+
+    def eof_received(self) -> bool:
+        if self.sink is not None:
+            self.sink._ended(None)
+        return bool(super().eof_received())
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        super().connection_lost(exc)
+        if self.sink is not None:
+            self.sink._ended(exc)
+
+
+ClientCallback = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+
+
+def _factory(on_client: ClientCallback) -> Callable[[], AgentProtocol]:
+    loop = asyncio.get_running_loop()
+    return lambda: AgentProtocol(asyncio.StreamReader(loop=loop), on_client, loop=loop)
+
+
+async def start_unix_server(on_client: ClientCallback, path: str) -> asyncio.Server:
+    """``asyncio.start_unix_server`` with ``AgentProtocol``."""
+    return await asyncio.get_running_loop().create_unix_server(_factory(on_client), path=path)
+
+
+async def start_tcp_server(on_client: ClientCallback, host: str, port: int) -> asyncio.Server:
+    """``asyncio.start_server`` with ``AgentProtocol``."""
+    return await asyncio.get_running_loop().create_server(_factory(on_client), host, port)
 
 
 class RequestError(Exception):
@@ -106,7 +149,14 @@ class Connection:
         self.on_close: list[Callable[[], None]] = []
         self.execs: dict[int, AgentExec] = {}  # by stdout channel
         self._tasks: set[asyncio.Task[None]] = set()
-        self._slots = asyncio.Semaphore(MAX_IN_FLIGHT)
+        # After the handshake frames are parsed in ``data_received`` (``AgentProtocol``); the
+        # requests beyond ``MAX_IN_FLIGHT`` wait in order (with the frames after them) while the
+        # transport's reading is paused; ``_done`` ends ``serve``.
+        self._done: asyncio.Future[None] | None = None
+        self._parser = protocol.FrameParser(max_frame)
+        self._queue: collections.deque[protocol.Frame] = collections.deque()
+        self._in_flight = 0
+        self._reading_paused = False
         self.closed = False
         self.protocol = 0  # the version negotiated in the handshake
 
@@ -152,7 +202,7 @@ class Connection:
     async def serve(self) -> None:
         try:
             await asyncio.wait_for(self._handshake(), protocol.HANDSHAKE_TIMEOUT_S)
-            await self._loop()
+            await self._serve_frames()
         except ProtocolError as e:
             self._refuse(e.code, e.message)
         except TimeoutError:
@@ -219,34 +269,86 @@ class Connection:
         }
         self.send_control(dict(welcome))
 
-    async def _loop(self) -> None:
-        parser = protocol.FrameParser(self.max_frame)
-        while True:
-            chunk = await self.reader.read(protocol.READ_CHUNK_BYTES)
-            if not chunk:
-                if parser.partial:
-                    raise ProtocolError("truncated", "the stream ended inside a frame")
-                return
-            for frame in parser.feed(chunk):
-                if frame.kind == protocol.KIND_DATA:
-                    self._on_data(frame.channel, frame.payload)
-                    continue
-                msg = protocol.decode_control(frame.payload)
-                try:
-                    check(msg, messages.Request, "request")
-                except SchemaError as e:
-                    raise ProtocolError("bad_message", str(e)) from e
-                self._open_inbound(msg["params"])
-                await self._slots.acquire()
-                task = asyncio.ensure_future(
-                    self._dispatch(msg["id"], msg["method"], msg["params"])
-                )
-                self._tasks.add(task)
-                task.add_done_callback(self._task_done)
-
     def _task_done(self, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)
-        self._slots.release()
+        self._in_flight -= 1
+        if self._queue and self._done is not None and not self._done.done():
+            try:
+                self._run_queue()
+            except Exception as e:
+                self._fail(e)
+
+    # --- frames after the handshake ------------------------------------------------------------
+
+    async def _serve_frames(self) -> None:
+        proto = self.writer.transport.get_protocol()
+        if not isinstance(proto, AgentProtocol):
+            raise TypeError("serve the agent with connection.start_unix_server/start_tcp_server")
+        self._done = asyncio.get_running_loop().create_future()
+        reader: Any = self.reader  # its buffer: what came after the handshake's frames
+        buffered = bytes(reader._buffer)
+        reader._buffer.clear()
+        eof = reader.at_eof() or reader.exception() is not None
+        resume = getattr(reader, "_maybe_resume_transport", None)
+        if resume is not None:  # it may have paused reading when its buffer filled
+            resume()
+        proto.sink = self
+        if buffered:
+            self._received(buffered)
+        if eof:
+            self._ended(None)
+        await self._done
+
+    def _received(self, chunk: bytes) -> None:
+        if self._done is None or self._done.done():
+            return
+        try:
+            self._queue.extend(self._parser.feed(chunk))
+            self._run_queue()
+        except Exception as e:
+            self._fail(e)
+
+    def _run_queue(self) -> None:
+        """Handle queued frames in order until ``MAX_IN_FLIGHT`` requests run; pause reading
+        while frames wait (the old loop's ``await`` on the semaphore did the same)."""
+        queue = self._queue
+        while queue and self._in_flight < MAX_IN_FLIGHT:
+            frame = queue.popleft()
+            if frame.kind == protocol.KIND_DATA:
+                self._on_data(frame.channel, frame.payload)
+                continue
+            msg = protocol.decode_control(frame.payload)
+            try:
+                check(msg, messages.Request, "request")
+            except SchemaError as e:
+                raise ProtocolError("bad_message", str(e)) from e
+            self._open_inbound(msg["params"])
+            self._in_flight += 1
+            task = asyncio.ensure_future(self._dispatch(msg["id"], msg["method"], msg["params"]))
+            self._tasks.add(task)
+            task.add_done_callback(self._task_done)
+        transport: Any = self.writer.transport
+        if queue and not self._reading_paused:
+            self._reading_paused = True
+            transport.pause_reading()
+        elif not queue and self._reading_paused:
+            self._reading_paused = False
+            if not transport.is_closing():
+                transport.resume_reading()
+
+    def _fail(self, exc: BaseException) -> None:
+        if self._done is not None and not self._done.done():
+            self._done.set_exception(exc)
+
+    def _ended(self, exc: BaseException | None) -> None:
+        if self._done is None or self._done.done():
+            return
+        if exc is not None:
+            self._fail(ConnectionError(str(exc)))
+        elif self._parser.partial:
+            self._fail(ProtocolError("truncated", "the stream ended inside a frame"))
+        else:
+            self._done.set_result(None)
 
     def _open_inbound(self, params: dict[str, Any]) -> None:
         """Register a client channel named by a request before its data frames are read."""

@@ -107,8 +107,8 @@ async def read_frame(reader: asyncio.StreamReader, max_payload: int) -> Frame | 
 
 
 class FrameParser:
-    """Frames from a stream read in chunks of any size (``StreamReader.read``): one await per
-    chunk instead of two per frame, and no per-frame buffer shifting. The same checks as
+    """Frames from a stream read in chunks of any size (``data_received``): one call per
+    chunk instead of two awaits per frame, and no per-frame buffer shifting. The same checks as
     ``read_frame``, each before the payload is buffered."""
 
     def __init__(self, max_payload: int) -> None:
@@ -147,9 +147,6 @@ class FrameParser:
         elif pos < n:
             self._buf = bytearray(data[pos:])
         return frames
-
-
-READ_CHUNK_BYTES = 256 * 1024
 
 
 def decode_control(payload: bytes) -> dict[str, Any]:

@@ -102,7 +102,8 @@ class AgentTerminal:
         self.exit_code: int | None = None
         self.attachments: dict[tuple[Peer, int], None] = {}
         self._scrollback: collections.deque[bytes] = collections.deque()
-        self._scrollback_bytes = 0
+        self._scrollback_skip = 0  # bytes of the oldest chunk already dropped (no re-copy)
+        self._scrollback_bytes = 0  # what the scrollback holds: the skipped bytes not counted
         self._scrollback_limit = scrollback_bytes
         self._output_limit = command_output_bytes
         self._on_command = on_command
@@ -180,13 +181,20 @@ class AgentTerminal:
         self.flush()  # the scrollback holds the held output: the others get it first
         self.attachments[(peer, channel)] = None
         if replay:
-            data = b"".join(self._scrollback)
+            data = self.scrollback()
             peer.send_event("pty.replay", channel, {"terminal_id": self.terminal_id,
                                                     "bytes": len(data)})  # fmt: skip
             for i in range(0, len(data), max_frame):
                 peer.send_data(channel, data[i : i + max_frame])
         if not self.alive:
             self._end_attachment(peer, channel)
+
+    def scrollback(self) -> bytes:
+        """The last ``scrollback_bytes`` (about) of output, as a new attachment replays it."""
+        chunks = list(self._scrollback)
+        if chunks and self._scrollback_skip:
+            chunks[0] = chunks[0][self._scrollback_skip :]
+        return b"".join(chunks)
 
     def detach(self, peer: Peer, channel: int) -> bool:
         return self.attachments.pop((peer, channel), 0) is None
@@ -295,17 +303,7 @@ class AgentTerminal:
             self._loop.add_reader(self._fd, self._on_readable)
 
     def _output(self, data: bytes) -> None:
-        self._scrollback.append(data)
-        self._scrollback_bytes += len(data)
-        while self._scrollback_bytes - len(self._scrollback[0]) >= self._scrollback_limit:
-            self._scrollback_bytes -= len(self._scrollback.popleft())
-        over = self._scrollback_bytes - self._scrollback_limit
-        if over > 0:  # cut the oldest chunk at a line start when one is near
-            head = self._scrollback[0]
-            nl = head.find(b"\n", over, over + 4096)
-            cut = nl + 1 if nl >= 0 else over
-            self._scrollback[0] = head[cut:]
-            self._scrollback_bytes -= cut
+        self._keep(data)
         run = self._running
         if run is not None and not run.truncated:
             room = self._output_limit - len(run.output)
@@ -321,6 +319,25 @@ class AgentTerminal:
             self.flush()
         elif self._flush_timer is None:
             self._flush_timer = self._loop.call_later(COALESCE_S, self.flush)
+
+    def _keep(self, data: bytes) -> None:
+        """Append to the scrollback, dropping the oldest bytes over the limit. The oldest chunk
+        is cut by an offset, not re-sliced: under ``cat`` every read would otherwise copy most
+        of a chunk of up to ``BURST_BYTES`` once more."""
+        chunks = self._scrollback
+        chunks.append(data)
+        self._scrollback_bytes += len(data)
+        limit = self._scrollback_limit
+        while self._scrollback_bytes - (len(chunks[0]) - self._scrollback_skip) >= limit:
+            self._scrollback_bytes -= len(chunks.popleft()) - self._scrollback_skip
+            self._scrollback_skip = 0
+        over = self._scrollback_bytes - limit
+        if over > 0:  # cut the oldest chunk at a line start when one is near
+            start = self._scrollback_skip + over
+            nl = chunks[0].find(b"\n", start, start + 4096)
+            cut = nl + 1 - self._scrollback_skip if nl >= 0 else over
+            self._scrollback_skip += cut
+            self._scrollback_bytes -= cut
 
     def flush(self) -> None:
         """Send the output held under a flood (one frame of at most ``max_frame`` bytes each)."""
