@@ -38,6 +38,7 @@ from coolcoding.errors import Conflict, DomainError, Unavailable
 from coolcoding.sandbox.base import DiskUsage, Runtime, Sandbox, SandboxError, SandboxSpec
 from coolcoding.sandbox.host_limits import host_limit_message
 from coolcoding.sandbox.packages import SHARED_PIP, package_env, shared_binds
+from coolcoding.sandbox.pipcache import SHARED_PIP_USER
 from coolcoding.schemas.ws import SandboxStatusEvent
 from coolcoding.services.events import EventBus
 from coolcoding.services.leases import LeaseService, session_lease
@@ -316,11 +317,13 @@ class SandboxManager(ReplicaSharing):
     # --- one session -------------------------------------------------------------------------
 
     def _spec(self, sess: CodeSession) -> SandboxSpec:
-        return self._spec_for(str(sess.uuid), bool(sess.network_enabled))
+        return self._spec_for(str(sess.uuid), bool(sess.network_enabled), str(sess.user_id))
 
-    def _spec_for(self, uuid: str, network: bool) -> SandboxSpec:
+    def _spec_for(self, uuid: str, network: bool, user: str = "") -> SandboxSpec:
         s = self.settings
-        shared = shared_binds(s.package_cache_dir)
+        if s.package_cache_pip_user_quota_bytes <= 0:
+            user = ""  # no per-user pip wheelhouse
+        shared = shared_binds(s.package_cache_dir, user)
         return SandboxSpec(
             session_uuid=uuid,
             network=network,
@@ -331,7 +334,8 @@ class SandboxManager(ReplicaSharing):
             # Terminal shell integration, sourced by login shells from /etc/profile.d; the
             # shared package cache (sandbox/packages.py).
             extra_ro_binds={script_path(): SANDBOX_SCRIPT_PATH, **shared},
-            env=package_env(SHARED_PIP in shared.values()),
+            env=package_env(SHARED_PIP in shared.values(), SHARED_PIP_USER in shared.values()),
+            package_user=user,
         )
 
     async def _set_status(
