@@ -144,7 +144,7 @@ def test_a_wheel_named_for_another_package_is_not_promoted(dirs: tuple[Path, Pat
     cache, dest = dirs
     evil = wheel("evilpkg", "2.31.0", "VALUE = 'POISONED'\n")
     built(cache, "requests-2.31.0-py3-none-any.whl", evil, "aa/x")
-    tampered = wheel("requests", "2.31.0", "VALUE = 'fine'\n", dist_name="requests")
+    tampered = wheel("requests", "2.31.0", "VALUE = 'harmless'\n", dist_name="requests")
     with zipfile.ZipFile(io.BytesIO(tampered)) as z:
         members = {i.filename: z.read(i) for i in z.infolist()}
     members["requests.py"] = b"VALUE = 'POISONED'\n"
