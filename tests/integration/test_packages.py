@@ -463,6 +463,7 @@ def test_pip_installs_from_an_index_in_a_network_enabled_session(user: UserClien
 # --- pip downloads kept per user (sandbox/pipcache.py) --------------------------------------------
 
 USER_WHEEL_NAME, USER_WHEEL = wheel("user_demo", "4.2", "VALUE = 'from my own wheelhouse'\n")
+USER_STORED = "user_demo-4.2-0-py3-none-any.whl"  # build tag 0 (sandbox/pipcache.stored_name)
 
 PIP_USER_A = f"""
 import base64, functools, http.server, os, subprocess, sys, tempfile, threading
@@ -522,14 +523,14 @@ def test_a_users_pip_download_serves_their_next_session_offline_and_no_one_elses
     r = user.client.post(f"/api/sessions/{sid1}/sandbox/stop")
     assert r.status_code == 200, r.text
     mine = [d for d in (SHARED / "pip-users").iterdir()]
-    assert len(mine) == 1 and os.listdir(mine[0]) == [USER_WHEEL_NAME], mine
-    assert (mine[0] / USER_WHEEL_NAME).read_bytes() == USER_WHEEL
+    assert len(mine) == 1 and os.listdir(mine[0]) == [USER_STORED], mine
+    assert (mine[0] / USER_STORED).read_bytes() == USER_WHEEL
 
     sid2 = user.new_session(network_enabled=True)
     result, out, err = run(user, sid2, "pip_offline.py", PIP_OFFLINE)
     assert result["exit_code"] == 0, (out, err)
     assert out.splitlines() == [
-        f"wheelhouse ['{USER_WHEEL_NAME}']",
+        f"wheelhouse ['{USER_STORED}']",
         "install 0",
         "from my own wheelhouse",
         "read-only 30",

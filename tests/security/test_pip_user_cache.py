@@ -58,6 +58,7 @@ def wheel(name: str, version: str, source: str, *, dist_name: str | None = None)
 
 GOOD = wheel("demo_pkg", "1.0", "VALUE = 'good'\n")
 GOOD_NAME = "demo_pkg-1.0-py3-none-any.whl"
+STORED = "demo_pkg-1.0-0-py3-none-any.whl"  # with build tag 0: pip prefers it to the index's
 
 
 def built(cache: Path, name: str, data: bytes, sub: str = "aa/bb/cc/dd/rest") -> Path:
@@ -82,8 +83,8 @@ def test_a_built_wheel_is_promoted_once_and_read_only(dirs: tuple[Path, Path]) -
     built(cache, GOOD_NAME, GOOD)
     r = promote(cache, dest, quota_bytes=10**9)
     assert (r.promoted, r.rejected) == (1, 0)
-    assert (dest / GOOD_NAME).read_bytes() == GOOD
-    assert (dest / GOOD_NAME).stat().st_mode & 0o777 == 0o444
+    assert (dest / STORED).read_bytes() == GOOD
+    assert (dest / STORED).stat().st_mode & 0o777 == 0o444
     assert promote(cache, dest, quota_bytes=10**9).already == 1
 
 
@@ -107,7 +108,7 @@ def test_a_link_at_any_level_of_the_pip_cache_is_not_followed(
         os.symlink(outside / "wheels" / "aa/bb/cc/dd/rest" / GOOD_NAME, folder / GOOD_NAME)
     r = promote(cache, dest, quota_bytes=10**9)
     assert r.promoted == 0
-    assert not (dest / GOOD_NAME).exists()
+    assert not (dest / STORED).exists()
 
 
 def test_a_link_above_the_cache_in_the_sandbox_home_is_not_followed(tmp_path: Path) -> None:
@@ -135,7 +136,7 @@ def test_a_hard_link_is_not_promoted(dirs: tuple[Path, Path], tmp_path: Path) ->
     folder.mkdir(parents=True)
     os.link(elsewhere, folder / GOOD_NAME)
     assert promote(cache, dest, quota_bytes=10**9).rejected == 1
-    assert not (dest / GOOD_NAME).exists()
+    assert not (dest / STORED).exists()
 
 
 def test_a_wheel_named_for_another_package_is_not_promoted(dirs: tuple[Path, Path]) -> None:
@@ -168,7 +169,7 @@ def test_a_huge_file_and_what_exceeds_the_quota_stay_private(dirs: tuple[Path, P
     # Room for one of the two only (the files are promoted in name order: big_pkg first).
     r = promote(cache, dest, quota_bytes=len(big) + 10)
     assert (r.promoted, r.rejected) == (1, 1)
-    assert os.listdir(dest) == ["big_pkg-1.0-py3-none-any.whl"]
+    assert os.listdir(dest) == ["big_pkg-1.0-0-py3-none-any.whl"]
 
 
 def test_an_entry_is_never_replaced(dirs: tuple[Path, Path]) -> None:
@@ -176,11 +177,11 @@ def test_an_entry_is_never_replaced(dirs: tuple[Path, Path]) -> None:
     dest.parent.mkdir()
     dest.mkdir()
     first = wheel("demo_pkg", "1.0", "VALUE = 'first'\n")
-    (dest / GOOD_NAME).write_bytes(first)
+    (dest / STORED).write_bytes(first)
     built(cache, GOOD_NAME, GOOD)
     r = promote(cache, dest, quota_bytes=10**9)
     assert (r.promoted, r.rejected) == (0, 1)
-    assert (dest / GOOD_NAME).read_bytes() == first
+    assert (dest / STORED).read_bytes() == first
 
 
 def test_another_users_sessions_do_not_see_the_wheelhouse(tmp_path: Path) -> None:
@@ -252,4 +253,4 @@ def test_the_real_pips_download_is_promoted(tmp_path: Path) -> None:
     dest = tmp_path / "store" / "pip-users" / "7"
     r = promote(cache, dest, quota_bytes=10**9)
     assert (r.promoted, r.rejected) == (1, 0)
-    assert (dest / GOOD_NAME).read_bytes() == GOOD
+    assert (dest / STORED).read_bytes() == GOOD

@@ -28,7 +28,8 @@ following links (``openat`` + ``O_NOFOLLOW``); a file must be regular with one l
 ``max_blob_bytes``; it is copied from the open descriptor to the host and only that copy is
 checked: a valid zip, exactly one ``*.dist-info`` whose ``RECORD`` lists every member with its
 SHA-256 (and the hashes match), whose ``METADATA`` name and version are the file name's and
-whose ``WHEEL`` tags cover the file name's. An entry in the wheelhouse is never replaced (a new
+whose ``WHEEL`` tags cover the file name's. It is stored with build tag ``0``
+(:func:`stored_name`: pip then prefers it to the index's copy of the same file). An entry in the wheelhouse is never replaced (a new
 name is linked in, ``os.link`` fails if it exists); the user's wheelhouse holds at most
 ``quota_bytes``.
 """
@@ -188,6 +189,18 @@ def name_matches(filename: str, info: WheelInfo) -> bool:
         for plat in m["plat"].split(".")
     }
     return named <= info.tags
+
+
+def stored_name(filename: str) -> str:
+    """The name a checked wheel gets in the wheelhouse: with build tag ``0`` when it has none.
+    pip ranks a build tag above none at the same version and tags (PEP 427: the tie-breaker),
+    so it installs the promoted copy instead of downloading the index's same file again (pip
+    23.0 prefers the index's candidate on a tie). An index wheel with a build tag of its own
+    still wins; with ``--require-hashes`` the hash decides first."""
+    m = WHEEL_NAME.fullmatch(filename)
+    if m is None or m["build"] is not None:
+        return filename
+    return f"{m['name']}-{m['version']}-0-{m['py']}-{m['abi']}-{m['plat']}.whl"
 
 
 def _escape_version(version: str) -> str:
@@ -511,7 +524,7 @@ def _promote_one(dir_fd: int, name: str, kind: str, dest: Path, cap: int) -> int
         filename = name if kind == "wheels" else filename_for(info)
         if filename is None or not name_matches(filename, info):
             return None
-        target = dest / filename
+        target = dest / stored_name(filename)
         if os.path.lexists(target):
             return 0 if _same_file(target, copy) else None
         os.chmod(copy, 0o444)
