@@ -254,3 +254,16 @@ def test_the_real_pips_download_is_promoted(tmp_path: Path) -> None:
     r = promote(cache, dest, quota_bytes=10**9)
     assert (r.promoted, r.rejected) == (1, 0)
     assert (dest / STORED).read_bytes() == GOOD
+
+
+def test_a_file_is_checked_once_per_sandbox_unless_it_changes(dirs: tuple[Path, Path]) -> None:
+    """The runtime promotes every interval: ``seen`` skips what an earlier pass handled (a
+    rejected file too), but a file rewritten since (new mtime or size) is handled again."""
+    cache, dest = dirs
+    seen: set[tuple[int, int, int]] = set()
+    path = built(cache, GOOD_NAME, b"not a zip")
+    assert promote(cache, dest, quota_bytes=10**9, seen=seen).rejected == 1
+    assert promote(cache, dest, quota_bytes=10**9, seen=seen).rejected == 0
+    path.write_bytes(GOOD)
+    assert promote(cache, dest, quota_bytes=10**9, seen=seen).promoted == 1
+    assert promote(cache, dest, quota_bytes=10**9, seen=seen).already == 0

@@ -374,9 +374,16 @@ def _walk(dir_fd: int, depth: int, count: list[int]) -> Iterator[tuple[int, str]
             yield dir_fd, name  # links, fifos...: refused by _copy_in (O_NOFOLLOW, S_ISREG)
 
 
-def _copy_in(dir_fd: int, name: str, cap: int, tmp_dir: Path) -> str | None:
+class Seen(Exception):
+    """The file was handled at an earlier promotion from the same sandbox."""
+
+
+def _copy_in(
+    dir_fd: int, name: str, cap: int, tmp_dir: Path, seen: set[tuple[int, int, int]] | None
+) -> str | None:
     """Copy the regular file ``name`` (never a link, one link only, at most ``cap`` bytes) from
-    its open descriptor to a new host file in ``tmp_dir``; its path, or None."""
+    its open descriptor to a new host file in ``tmp_dir``; its path, or None. ``seen`` holds
+    the (inode, size, mtime) of the files handled before (raises :class:`Seen`)."""
     try:
         fd = os.open(
             name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=dir_fd
@@ -388,6 +395,11 @@ def _copy_in(dir_fd: int, name: str, cap: int, tmp_dir: Path) -> str | None:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode) or st.st_nlink != 1 or st.st_size > cap:
             return None
+        if seen is not None:
+            key = (st.st_ino, st.st_size, st.st_mtime_ns)
+            if key in seen:
+                raise Seen
+            seen.add(key)
         out, tmp = tempfile.mkstemp(prefix=".promote-", dir=tmp_dir)
         size = 0
         with os.fdopen(out, "wb") as f:
@@ -461,9 +473,11 @@ def promote_fd(
     max_blob_bytes: int = MAX_BLOB_BYTES,
     max_total_bytes: int | None = None,
     quota_bytes: int,
+    seen: set[tuple[int, int, int]] | None = None,
 ) -> PromoteResult:
     """Copy the verified wheels of the pip cache open at ``cache_fd`` (untrusted below it) into
-    the user's wheelhouse ``dest`` (created if needed)."""
+    the user's wheelhouse ``dest`` (created if needed). ``seen``: kept by the caller between
+    promotions from one sandbox, so a file is copied and checked once (not every interval)."""
     result = PromoteResult()
     # pip-users/ holds the host's temporary copies; the user's folder is made at the first
     # wheel (a session of a user without one starts from the pool: sandbox/local/session_pool).
@@ -484,7 +498,12 @@ def promote_fd(
                 if budget <= 0:
                     result.rejected += 1
                     continue
-                outcome = _promote_one(dir_fd, name, kind, dest, min(max_blob_bytes, budget))
+                try:
+                    outcome = _promote_one(
+                        dir_fd, name, kind, dest, min(max_blob_bytes, budget), seen
+                    )
+                except Seen:
+                    continue
                 if outcome is None:
                     result.rejected += 1
                 elif outcome < 0:  # a cached index page, not a wheel
@@ -500,12 +519,19 @@ def promote_fd(
     return result
 
 
-def _promote_one(dir_fd: int, name: str, kind: str, dest: Path, cap: int) -> int | None:
+def _promote_one(
+    dir_fd: int,
+    name: str,
+    kind: str,
+    dest: Path,
+    cap: int,
+    seen: set[tuple[int, int, int]] | None = None,
+) -> int | None:
     """Bytes promoted, 0 when the same wheel is there already, -1 for an HTTP cache entry that
     is not a zip (an index page), None when rejected."""
     tmps: list[str] = []
     try:
-        copy = _copy_in(dir_fd, name, cap, dest.parent)
+        copy = _copy_in(dir_fd, name, cap, dest.parent, seen)
         if copy is None:
             return None
         tmps.append(copy)
@@ -549,6 +575,7 @@ def promote(
     max_blob_bytes: int = MAX_BLOB_BYTES,
     max_total_bytes: int | None = None,
     quota_bytes: int,
+    seen: set[tuple[int, int, int]] | None = None,
 ) -> PromoteResult:
     """:func:`promote_fd` from a folder (``pip_cache`` itself trusted as a path)."""
     try:
@@ -558,7 +585,7 @@ def promote(
     try:
         return promote_fd(
             fd, dest, max_blob_bytes=max_blob_bytes, max_total_bytes=max_total_bytes,
-            quota_bytes=quota_bytes,
+            quota_bytes=quota_bytes, seen=seen,
         )  # fmt: skip
     finally:
         os.close(fd)
@@ -573,6 +600,7 @@ def promote_from_sandbox(
     max_blob_bytes: int = MAX_BLOB_BYTES,
     max_total_bytes: int | None = None,
     quota_bytes: int,
+    seen: set[tuple[int, int, int]] | None = None,
 ) -> PromoteResult:
     """:func:`promote_fd` from the pip cache (``<home>/.cache/pip``) of a running sandbox,
     through its process's root (``/proc/PID/root``); every component below that root is opened
@@ -594,7 +622,7 @@ def promote_from_sandbox(
             cur = nxt
         return promote_fd(
             cur, dest, max_blob_bytes=max_blob_bytes, max_total_bytes=max_total_bytes,
-            quota_bytes=quota_bytes,
+            quota_bytes=quota_bytes, seen=seen,
         )  # fmt: skip
     finally:
         for fd in fds:

@@ -92,6 +92,8 @@ class LocalRuntime(Runtime):
         self._starting = KeyedLock()  # per session: starts of different sessions overlap
         self._watcher: asyncio.Task[None] | None = None
         self._promoter: asyncio.Task[None] | None = None  # npm downloads into the shared store
+        # Per sandbox: the pip cache files already handled (sandbox/pipcache.promote_fd).
+        self._pip_seen: dict[str, set[tuple[int, int, int]]] = {}
         size = settings.sandbox_pool_size
         size = 2 * (os.cpu_count() or 1) if size < 0 else size
         self.pool = WarmPool(size, self._make_warm, self._destroy_ephemeral, self._abandon_warm)
@@ -470,6 +472,7 @@ class LocalRuntime(Runtime):
         if sb is not None:
             await self._promote_npm(sb)  # before its home (a tmpfs) is gone
             await self._promote_pip(sb)
+            self._pip_seen.pop(session_uuid, None)
             await sb.stop()
             await asyncio.to_thread(shutil.rmtree, sb.etc_dir, True)
             workspace = sb.workspace
@@ -766,6 +769,7 @@ class LocalRuntime(Runtime):
                 max_blob_bytes=s.package_cache_max_blob_bytes,
                 max_total_bytes=s.package_cache_max_promote_bytes,
                 quota_bytes=s.package_cache_pip_user_quota_bytes,
+                seen=self._pip_seen.setdefault(uuid, set()),
             )
         except OSError:
             log.warning("promoting the pip cache of %s failed", uuid, exc_info=True)
