@@ -267,3 +267,21 @@ def test_a_file_is_checked_once_per_sandbox_unless_it_changes(dirs: tuple[Path, 
     path.write_bytes(GOOD)
     assert promote(cache, dest, quota_bytes=10**9, seen=seen).promoted == 1
     assert promote(cache, dest, quota_bytes=10**9, seen=seen).already == 0
+
+
+def test_a_pip_23_3_http_cache_body_is_named_from_its_metadata(dirs: tuple[Path, Path]) -> None:
+    """pip >= 23.3 keeps a response's bytes in ``http-v2/.../<key>.body``: a wheel there is
+    named from its own metadata; an index page or a wheel whose RECORD lies is not promoted."""
+    cache, dest = dirs
+    folder = cache / "http-v2" / "a" / "b" / "c" / "d" / "e"
+    folder.mkdir(parents=True)
+    (folder / "k1.body").write_bytes(GOOD)
+    (folder / "k1").write_bytes(b"metadata")
+    (folder / "k2.body").write_bytes(b"<html>index page</html>")
+    bad = bytearray(wheel("other_pkg", "1.0", "VALUE = 'harmless'\n"))
+    at = bad.index(b"harmless")
+    bad[at : at + 8] = b"POISONED"  # stored uncompressed: the member's bytes change
+    (folder / "k3.body").write_bytes(bytes(bad))
+    r = promote(cache, dest, quota_bytes=10**9)
+    assert (r.promoted, r.rejected) == (1, 1)
+    assert os.listdir(dest) == [STORED]
