@@ -7,6 +7,7 @@ The real Debian pip fills the cache from an index on this host's loopback."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import functools
 import hashlib
@@ -19,9 +20,13 @@ import threading
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import cast
 
 import pytest
 
+from coolcoding.db.engine import Database
+from coolcoding.db.migrate import upgrade
+from coolcoding.sandbox.base import Runtime
 from coolcoding.sandbox.packages import package_env, shared_binds
 from coolcoding.sandbox.pipcache import (
     SHARED_PIP_USER,
@@ -30,6 +35,12 @@ from coolcoding.sandbox.pipcache import (
     promote_from_sandbox,
     user_dir,
 )
+from coolcoding.services.accounts import AccountService
+from coolcoding.services.events import EventBus
+from coolcoding.services.ratelimit import RateLimiter
+from coolcoding.services.sandboxes import SandboxManager
+from coolcoding.services.sessions import SessionService
+from tests.conftest import make_database, make_settings
 
 SYSTEM_PIP = "/usr/bin/python3"
 
@@ -185,15 +196,51 @@ def test_an_entry_is_never_replaced(dirs: tuple[Path, Path]) -> None:
 
 
 def test_another_users_sessions_do_not_see_the_wheelhouse(tmp_path: Path) -> None:
-    dest_a = user_dir(str(tmp_path), "7")
+    dest_a = user_dir(str(tmp_path), "7-1700000000000000")
     assert dest_a is not None
     dest_a.mkdir(parents=True)
     (tmp_path / "pip").mkdir()
-    a, b = shared_binds(str(tmp_path), "7"), shared_binds(str(tmp_path), "8")
+    a = shared_binds(str(tmp_path), "7-1700000000000000")
+    b = shared_binds(str(tmp_path), "8-1700000000000001")
     assert a[str(dest_a)] == SHARED_PIP_USER
     assert SHARED_PIP_USER not in b.values()
     assert package_env(True, True)["PIP_FIND_LINKS"] == f"/opt/package-cache/pip {SHARED_PIP_USER}"
     assert user_dir(str(tmp_path), "../8") is None and user_dir(str(tmp_path), "") is None
+    assert user_dir(str(tmp_path), "7") is None  # a bare id is not a wheelhouse name
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_a_reused_user_id_does_not_inherit_the_deleted_accounts_wheelhouse(
+    backend: str, tmp_path: Path
+) -> None:
+    """SQLite gives the next account the id of the most recently deleted one: a user who
+    planted wheels and deleted the account must not hand them to whoever gets the id next."""
+    database = make_database(backend, tmp_path)
+    settings = make_settings(tmp_path, database.url, package_cache_dir=str(tmp_path / "store"))
+
+    async def main() -> tuple[int, str, int, str]:
+        db = Database(settings)
+        try:
+            await upgrade(db.engine)
+            accounts = AccountService(db, settings, RateLimiter(1000, 60))
+            sandboxes = SandboxManager(
+                settings, cast(Runtime, None), SessionService(db), EventBus()
+            )
+            planter = await accounts.register("planter", "p@example.com", "long-enough-pass")
+            planted = await sandboxes._package_user(planter.id)
+            await accounts.delete_user(planter.id)
+            victim = await accounts.register("victim", "v@example.com", "long-enough-pass")
+            return planter.id, planted, victim.id, await sandboxes._package_user(victim.id)
+        finally:
+            await db.dispose()
+
+    planter_id, planted, victim_id, victims = asyncio.run(main())
+    if backend == "sqlite":
+        assert victim_id == planter_id  # the premise: the id is reused
+    assert planted and victims and planted != victims
+    assert user_dir(settings.package_cache_dir, planted) != user_dir(
+        settings.package_cache_dir, victims
+    )
 
 
 def test_http_body_reads_only_a_well_formed_entry() -> None:

@@ -16,7 +16,7 @@ workspace, so they survive a sandbox stop like the user's files.
   folder, a store of npm tarballs by SHA-512, is bound read-only at ``SHARED_NPM``; the agent
   links npm's private cache to it at start; the host fills it with the sessions' own downloads,
   each verified by its SHA-512 (sandbox/npmcache.py). A user's own pip downloads are kept in
-  their own wheelhouse (``pip-users/<user id>``), bound read-only at ``SHARED_PIP_USER`` into
+  their own wheelhouse (``pip-users/<user id>-<created>``), bound read-only at ``SHARED_PIP_USER`` into
   that user's sessions only, after the host-wide one (sandbox/pipcache.py: why not host-wide).
 - Debian's Python and Node.js packages on the host are there for every session: ``python3-flask``
   is importable and ``NODE_PATH`` holds Debian's Node.js modules (``node-express``), so the Flask

@@ -7,7 +7,7 @@ for a name. A wheel is found by its file name (project, version, tags): pip read
 ``PIP_FIND_LINKS`` folder and installs the best name. A host-wide wheelhouse filled from user
 A's sandbox would let A plant a ``requests-2.31.0-py3-none-any.whl`` that B's pip installs, and
 the host cannot check a wheel against the index offline. So each user's downloads go to
-``<package_cache_dir>/pip-users/<user id>/``, bound read-only at ``SHARED_PIP_USER`` into that
+``<package_cache_dir>/pip-users/<user id>-<created>/`` (``user_key``), bound read-only at ``SHARED_PIP_USER`` into that
 user's sessions only, after the operator's host-wide ``pip/`` in ``PIP_FIND_LINKS``: A can only
 affect A (what A's own code could do to A's workspace anyway). A host-wide pip cache needs a
 source the host trusts: the operator's wheelhouse, or a caching index proxy run by the host
@@ -51,6 +51,7 @@ import tempfile
 import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 SHARED_PIP_USER = "/opt/package-cache/pip-user"
@@ -61,7 +62,7 @@ MAX_DEPTH = 7  # http/a/b/c/d/e/<entry>; wheels/aa/bb/cc/dd/<rest>/<wheel>
 MAX_FILES = 20000
 MAX_MEMBERS = 100000
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
-_USER = re.compile(r"[0-9]{1,20}")
+_USER = re.compile(r"[0-9]{1,20}-[0-9]{1,20}")
 _PART = r"[A-Za-z0-9_.]+"
 WHEEL_NAME = re.compile(
     r"(?P<name>[A-Za-z0-9](?:[A-Za-z0-9._]*[A-Za-z0-9])?)-(?P<version>[A-Za-z0-9_.!+]+)"
@@ -90,9 +91,17 @@ def canonical(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
+def user_key(user_id: int, created_at: datetime) -> str:
+    """The name of a user's wheelhouse: the account's id and its creation time in microseconds.
+    The id alone is not enough: SQLite hands the id of the most recently deleted account to the
+    next one, who would inherit (and install) what the deleted account planted."""
+    stamp = created_at if created_at.tzinfo is not None else created_at.replace(tzinfo=UTC)
+    return f"{user_id}-{round(stamp.timestamp() * 1_000_000)}"
+
+
 def user_dir(package_cache_dir: str, user: str) -> Path | None:
-    """The user's wheelhouse on the host (``pip-users/<user>``), or None (no cache dir, or a
-    user id that is not a number)."""
+    """The user's wheelhouse on the host (``pip-users/<user_key>``), or None (no cache dir, or
+    a key not of ``user_key``'s form)."""
     if not package_cache_dir or not _USER.fullmatch(user):
         return None
     return Path(package_cache_dir) / USERS_DIR / user
