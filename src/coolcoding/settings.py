@@ -484,6 +484,12 @@ class Settings(BaseSettings):
         gt=0,
         description="Most bytes promoted from one sandbox into the shared npm store at a time",
     )
+    package_cache_pip_user_quota_bytes: int = Field(
+        default=1024 * MiB,
+        ge=0,
+        description="Most bytes of each user's own wheelhouse (package_cache_dir/pip-users/ID: "
+        "their sessions' pip downloads, seen by their sessions only); 0 = not kept",
+    )
     preview_max_request_bytes: int = Field(
         default=32 * MiB, gt=0, description="Largest request body relayed to a previewed program"
     )

@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
+import shutil
 import tempfile
 import time
 from collections.abc import Iterator
@@ -402,3 +403,91 @@ def test_pip_installs_from_an_index_in_a_network_enabled_session(user: UserClien
     value, shared, path = out.strip().split(" | ")
     assert (value, shared) == ("from the index", "from the shared cache"), out
     assert path.startswith("/workspace/.local/lib/python3"), out
+
+
+# --- pip downloads kept per user (sandbox/pipcache.py) --------------------------------------------
+
+USER_WHEEL_NAME, USER_WHEEL = wheel("user_demo", "4.2", "VALUE = 'from my own wheelhouse'\n")
+USER_STORED = "user_demo-4.2-0-py3-none-any.whl"  # build tag 0 (sandbox/pipcache.stored_name)
+
+PIP_USER_A = f"""
+import base64, functools, http.server, os, subprocess, sys, tempfile, threading
+root = tempfile.mkdtemp()
+os.makedirs(f'{{root}}/simple/user-demo')
+open(f'{{root}}/simple/user-demo/{USER_WHEEL_NAME}', 'wb').write(
+    base64.b64decode({base64.b64encode(USER_WHEEL).decode()!r}))
+open(f'{{root}}/simple/user-demo/index.html', 'w').write(
+    '<a href="{USER_WHEEL_NAME}">{USER_WHEEL_NAME}</a>')
+class H(http.server.SimpleHTTPRequestHandler):
+    def end_headers(self):
+        if self.path.endswith('.whl'):  # as PyPI's files: pip's HTTP cache keeps them
+            self.send_header('Cache-Control', 'max-age=365000000, immutable, public')
+        super().end_headers()
+    def log_message(self, fmt, *a): pass
+srv = http.server.ThreadingHTTPServer(('127.0.0.1', 0), functools.partial(H, directory=root))
+threading.Thread(target=srv.serve_forever, daemon=True).start()
+# pip caches http:// responses of a trusted host only (PyPI is https).
+p = subprocess.run([sys.executable, '-m', 'pip', 'install', '--index-url',
+                    f'http://127.0.0.1:{{srv.server_address[1]}}/simple', '--trusted-host',
+                    '127.0.0.1', 'user-demo'], capture_output=True, text=True)
+print('install', p.returncode, p.stderr[-300:].replace(chr(10), ' '))
+"""
+
+# The index is down (nothing listens on port 9): only a wheelhouse can answer.
+PIP_OFFLINE = """
+import os, subprocess, sys
+print('wheelhouse', sorted(os.listdir('/opt/package-cache/pip-user'))
+      if os.path.isdir('/opt/package-cache/pip-user') else None)
+p = subprocess.run([sys.executable, '-m', 'pip', 'install', '--index-url',
+                    'http://127.0.0.1:9/simple', '--retries', '0', '--timeout', '2', 'user-demo'],
+                   capture_output=True, text=True)
+print('install', p.returncode)
+if p.returncode == 0:  # a new interpreter: the user site did not exist when this one started
+    sys.stdout.flush()
+    subprocess.run([sys.executable, '-c', 'import user_demo; print(user_demo.VALUE)'])
+try:
+    open('/opt/package-cache/pip-user/planted.whl', 'wb').write(b'x')
+    print('writable')
+except OSError as e:
+    print('read-only', e.errno)
+"""
+
+
+def test_a_users_pip_download_serves_their_next_session_offline_and_no_one_elses(
+    server: LiveServer, user: UserClient
+) -> None:
+    """User A installs a package from an index in session 1; its sandbox stops and the host
+    promotes the wheel (verified) into A's own wheelhouse. In A's session 2, the index down,
+    ``pip install`` of the package succeeds from that wheelhouse (read-only). User B's session
+    does not see it and its install fails."""
+    shutil.rmtree(SHARED / "pip-users", ignore_errors=True)  # the other database's run
+    sid1 = user.new_session(network_enabled=True)
+    result, out, err = run(user, sid1, "pip_a.py", PIP_USER_A)
+    assert result["exit_code"] == 0, (out, err)
+    assert out.splitlines()[0] == "install 0 ", out
+    r = user.client.post(f"/api/sessions/{sid1}/sandbox/stop")
+    assert r.status_code == 200, r.text
+    mine = [d for d in (SHARED / "pip-users").iterdir()]
+    assert len(mine) == 1 and os.listdir(mine[0]) == [USER_STORED], mine
+    assert (mine[0] / USER_STORED).read_bytes() == USER_WHEEL
+
+    sid2 = user.new_session(network_enabled=True)
+    result, out, err = run(user, sid2, "pip_offline.py", PIP_OFFLINE)
+    assert result["exit_code"] == 0, (out, err)
+    assert out.splitlines() == [
+        f"wheelhouse ['{USER_STORED}']",
+        "install 0",
+        "from my own wheelhouse",
+        "read-only 30",
+    ], (out, err)
+
+    other = register_user(server)
+    try:
+        sid_b = other.new_session(network_enabled=True)
+        result, out, err = run(other, sid_b, "pip_offline.py", PIP_OFFLINE)
+        assert result["exit_code"] == 0, (out, err)
+        lines = out.splitlines()
+        assert lines[0] == "wheelhouse None", out
+        assert lines[1].startswith("install ") and lines[1] != "install 0", out
+    finally:
+        other.client.close()

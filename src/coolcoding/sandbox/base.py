@@ -37,6 +37,9 @@ class SandboxSpec:
     # at /etc/profile.d/coolcoding.sh, which login shells source). Runtimes without host files
     # (kubernetes) ship them in the image instead.
     extra_ro_binds: Mapping[str, str] = field(default_factory=dict)
+    # The session owner's user id: the host promotes the sandbox's pip downloads into that
+    # user's wheelhouse (sandbox/pipcache.py); "" = none. Not seen inside the sandbox.
+    package_user: str = ""
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,9 @@ workspace, so they survive a sandbox stop like the user's files.
   never written by a session (so one user cannot plant a package for another). Its ``npm``
   folder, a store of npm tarballs by SHA-512, is bound read-only at ``SHARED_NPM``; the agent
   links npm's private cache to it at start; the host fills it with the sessions' own downloads,
-  each verified by its SHA-512 (sandbox/npmcache.py).
+  each verified by its SHA-512 (sandbox/npmcache.py). A user's own pip downloads are kept in
+  their own wheelhouse (``pip-users/<user id>-<created>``), bound read-only at ``SHARED_PIP_USER`` into
+  that user's sessions only, after the host-wide one (sandbox/pipcache.py: why not host-wide).
 - Debian's Python and Node.js packages on the host are there for every session: ``python3-flask``
   is importable and ``NODE_PATH`` holds Debian's Node.js modules (``node-express``), so the Flask
   and Express templates run without network.
@@ -27,6 +29,7 @@ import contextlib
 import os
 
 from coolcoding.sandbox.npmcache import SHARED_NPM
+from coolcoding.sandbox.pipcache import SHARED_PIP_USER, user_dir
 
 WORKSPACE = "/workspace"
 HOME = "/home/coder"
@@ -34,7 +37,7 @@ SHARED_PIP = "/opt/package-cache/pip"
 DEBIAN_NODE_MODULES = "/usr/share/nodejs"
 
 
-def package_env(shared_pip: bool) -> dict[str, str]:
+def package_env(shared_pip: bool, user_pip: bool = False) -> dict[str, str]:
     env = {
         "PYTHONUSERBASE": f"{WORKSPACE}/.local",
         "PIP_USER": "1",
@@ -49,17 +52,24 @@ def package_env(shared_pip: bool) -> dict[str, str]:
         # node_modules comes first (Node looks in NODE_PATH last).
         "NODE_PATH": DEBIAN_NODE_MODULES,
     }
-    if shared_pip:
-        env["PIP_FIND_LINKS"] = SHARED_PIP
+    # The operator's host-wide wheelhouse first, then the user's own promoted downloads
+    # (sandbox/pipcache.py); pip reads every folder of the (space-separated) list.
+    links = [path for path, on in ((SHARED_PIP, shared_pip), (SHARED_PIP_USER, user_pip)) if on]
+    if links:
+        env["PIP_FIND_LINKS"] = " ".join(links)
     return env
 
 
-def shared_binds(package_cache_dir: str) -> dict[str, str]:
+def shared_binds(package_cache_dir: str, user: str = "") -> dict[str, str]:
     """Host folder -> sandbox path, read-only: the shared wheelhouse and npm store when
-    configured (``pip/``, ``npm/`` in ``package_cache_dir``)."""
+    configured (``pip/``, ``npm/`` in ``package_cache_dir``), and ``user``'s own wheelhouse
+    (``pip-users/<user>``) once the host promoted some of their downloads there."""
     if not package_cache_dir:
         return {}
     binds: dict[str, str] = {}
+    mine = user_dir(package_cache_dir, user) if user else None
+    if mine is not None and mine.is_dir() and not mine.is_symlink():
+        binds[str(mine)] = SHARED_PIP_USER
     pip_dir = os.path.join(package_cache_dir, "pip")
     if os.path.isdir(pip_dir):
         binds[pip_dir] = SHARED_PIP

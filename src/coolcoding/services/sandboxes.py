@@ -33,11 +33,12 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import select, update
 
-from coolcoding.db.models import CodeSession
+from coolcoding.db.models import CodeSession, User
 from coolcoding.errors import Conflict, DomainError, Unavailable
 from coolcoding.sandbox.base import DiskUsage, Runtime, Sandbox, SandboxError, SandboxSpec
 from coolcoding.sandbox.host_limits import host_limit_message
 from coolcoding.sandbox.packages import SHARED_PIP, package_env, shared_binds
+from coolcoding.sandbox.pipcache import SHARED_PIP_USER, user_key
 from coolcoding.schemas.ws import SandboxStatusEvent
 from coolcoding.services.events import EventBus
 from coolcoding.services.leases import LeaseService, session_lease
@@ -274,7 +275,7 @@ class SandboxManager(ReplicaSharing):
         if self.sync is None:
             return
         try:
-            sandbox = await self.runtime.start(self._spec(sess), sess.sandbox_state)
+            sandbox = await self.runtime.start(await self._spec(sess), sess.sandbox_state)
             try:
                 await self.sync.recover(ref_of(sess), sandbox)
             finally:
@@ -315,12 +316,24 @@ class SandboxManager(ReplicaSharing):
 
     # --- one session -------------------------------------------------------------------------
 
-    def _spec(self, sess: CodeSession) -> SandboxSpec:
-        return self._spec_for(str(sess.uuid), bool(sess.network_enabled))
+    async def _spec(self, sess: CodeSession) -> SandboxSpec:
+        user = ""
+        if self.settings.package_cache_dir and self.settings.package_cache_pip_user_quota_bytes > 0:
+            user = await self._package_user(sess.user_id)
+        return self._spec_for(str(sess.uuid), bool(sess.network_enabled), user)
 
-    def _spec_for(self, uuid: str, network: bool) -> SandboxSpec:
+    async def _package_user(self, user_id: int) -> str:
+        """The owner's wheelhouse name (pipcache.user_key: id and creation time, so an id that
+        SQLite reuses after a deletion does not inherit the deleted account's wheels)."""
+        async with self.sessions.db.session() as s:
+            created = await s.scalar(select(User.created_at).where(User.id == user_id))
+        return "" if created is None else user_key(user_id, created)
+
+    def _spec_for(self, uuid: str, network: bool, user: str = "") -> SandboxSpec:
         s = self.settings
-        shared = shared_binds(s.package_cache_dir)
+        if s.package_cache_pip_user_quota_bytes <= 0:
+            user = ""  # no per-user pip wheelhouse
+        shared = shared_binds(s.package_cache_dir, user)
         return SandboxSpec(
             session_uuid=uuid,
             network=network,
@@ -331,7 +344,8 @@ class SandboxManager(ReplicaSharing):
             # Terminal shell integration, sourced by login shells from /etc/profile.d; the
             # shared package cache (sandbox/packages.py).
             extra_ro_binds={script_path(): SANDBOX_SCRIPT_PATH, **shared},
-            env=package_env(SHARED_PIP in shared.values()),
+            env=package_env(SHARED_PIP in shared.values(), SHARED_PIP_USER in shared.values()),
+            package_user=user,
         )
 
     async def _set_status(
@@ -402,7 +416,7 @@ class SandboxManager(ReplicaSharing):
         try:
             try:
                 sandbox = await asyncio.wait_for(
-                    self.runtime.start(self._spec(sess), sess.sandbox_state), timeout
+                    self.runtime.start(await self._spec(sess), sess.sandbox_state), timeout
                 )
             except TimeoutError as exc:
                 raise SandboxError(

@@ -59,6 +59,8 @@ from coolcoding.sandbox.local.process import become_subreaper, credentials_for
 from coolcoding.sandbox.local.sandbox import LocalSandbox
 from coolcoding.sandbox.local.session_pool import SessionPool, settle
 from coolcoding.sandbox.npmcache import promote_from_sandbox, shared_content
+from coolcoding.sandbox.pipcache import promote_from_sandbox as promote_pip_from_sandbox
+from coolcoding.sandbox.pipcache import user_dir
 from coolcoding.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -90,6 +92,8 @@ class LocalRuntime(Runtime):
         self._starting = KeyedLock()  # per session: starts of different sessions overlap
         self._watcher: asyncio.Task[None] | None = None
         self._promoter: asyncio.Task[None] | None = None  # npm downloads into the shared store
+        # Per sandbox: the pip cache files already handled (sandbox/pipcache.promote_fd).
+        self._pip_seen: dict[str, set[tuple[int, int, int]]] = {}
         size = settings.sandbox_pool_size
         size = 2 * (os.cpu_count() or 1) if size < 0 else size
         self.pool = WarmPool(size, self._make_warm, self._destroy_ephemeral, self._abandon_warm)
@@ -476,6 +480,8 @@ class LocalRuntime(Runtime):
         workspace = self.settings.workspaces_dir / session_uuid
         if sb is not None:
             await self._promote_npm(sb)  # before its home (a tmpfs) is gone
+            await self._promote_pip(sb)
+            self._pip_seen.pop(session_uuid, None)
             await sb.stop()
             await asyncio.to_thread(shutil.rmtree, sb.etc_dir, True)
             workspace = sb.workspace
@@ -750,11 +756,43 @@ class LocalRuntime(Runtime):
             log.info("npm cache of %s: %d promoted (%d bytes), %d rejected", uuid,
                      result.promoted, result.bytes, result.rejected)  # fmt: skip
 
+    async def _promote_pip(self, sb: LocalSandbox) -> None:
+        """Copy the wheels ``sb``'s pip downloaded or built into its owner's own wheelhouse,
+        each verified on this side (sandbox/pipcache.py); never fails the caller."""
+        s = self.settings
+        dest = user_dir(s.package_cache_dir, sb.spec.package_user)
+        agent = sb.agent
+        pid = agent.pid if isinstance(agent, AgentHandle) else None
+        if dest is None or s.package_cache_pip_user_quota_bytes <= 0 or pid is None:
+            return
+        if sb.stopped:
+            return
+        uuid = sb.spec.session_uuid
+        try:
+            result = await asyncio.to_thread(
+                promote_pip_from_sandbox,
+                pid,
+                bwrap.SANDBOX_HOME,
+                dest,
+                still_ours=lambda: is_agent_of(pid, uuid),
+                max_blob_bytes=s.package_cache_max_blob_bytes,
+                max_total_bytes=s.package_cache_max_promote_bytes,
+                quota_bytes=s.package_cache_pip_user_quota_bytes,
+                seen=self._pip_seen.setdefault(uuid, set()),
+            )
+        except OSError:
+            log.warning("promoting the pip cache of %s failed", uuid, exc_info=True)
+            return
+        if result.promoted or result.rejected:
+            log.info("pip cache of %s: %d promoted (%d bytes), %d rejected", uuid,
+                     result.promoted, result.bytes, result.rejected)  # fmt: skip
+
     async def _promote_loop(self) -> None:
         while True:
             await asyncio.sleep(self.settings.package_cache_promote_interval_s)
             for sb in list(self._sandboxes.values()):
                 await self._promote_npm(sb)
+                await self._promote_pip(sb)
 
     async def _watch_disk(self) -> None:
         interval = self.settings.sandbox_disk_check_interval_s

@@ -211,12 +211,15 @@ class SessionPool:
             return None
         sb, timer = found
         timer.cancel()
-        if sb.spec != spec or not self._untouched(sb):
-            if sb.spec != spec:
+        # The owner (package_user) only tells the host where to promote pip downloads.
+        fits = dataclasses.replace(sb.spec, package_user=spec.package_user) == spec
+        if not fits or not self._untouched(sb):
+            if not fits:
                 log.info("pooled sandbox %s: the session's spec differs: started cold",
                          spec.session_uuid)  # fmt: skip
             await self._destroy(sb)
             return None
+        sb.spec = spec
         self._pristine.pop(spec.session_uuid, None)
         self.live.discard(spec.session_uuid)
         await asyncio.to_thread(self.unmark, spec.session_uuid)
