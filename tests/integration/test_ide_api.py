@@ -337,6 +337,10 @@ _QUERIES: list[dict[str, object]] = [
     {"q": "kelvin", "word": True},
     {"q": "back\\slash"},
     {"q": "ga"},  # under three characters: no index
+    {"q": "se"},  # two letters with an s: U+017F is an alternative (like_alternatives)
+    {"q": "id"},  # U+0130, U+0131
+    {"q": "ke", "case": True},
+    {"q": "cret"},  # a phrase with a trigram and an s before it
     {"q": "x" * 450},
     {"q": r"delta_\w+ a_b", "regex": True},
     {"q": r"^beta", "regex": True},

@@ -39,11 +39,17 @@ MAX_LINE_CHARS = 400
 # PostgreSQL: ``body`` holds the lower-cased text (migration 0007), so the recheck is a plain LIKE
 # (ILIKE lower-cased every body per query: 150 ms at 10,000 files); SQLite: LIKE on the FTS5
 # trigram table uses its index and folds ASCII case.
+# ``:alts`` (``like_alternatives``) rechecks the index's pattern, in which i/k/s are wildcards,
+# with those letters' exact alternatives (a phrase such as ``urn res`` would otherwise read every
+# file with ``urn re``).
 PG_CANDIDATES = text(
-    "SELECT item_id FROM workspace_search WHERE session_id = :sid AND body LIKE :pattern LIMIT :cap"
+    "SELECT item_id FROM workspace_search WHERE session_id = :sid AND body LIKE :pattern "
+    "AND body LIKE ANY(:alts) LIMIT :cap"
 )
 SQLITE_CANDIDATES = text(
-    "SELECT rowid FROM workspace_search WHERE body LIKE :pattern AND session_id = :sid LIMIT :cap"
+    "SELECT rowid FROM workspace_search WHERE body LIKE :pattern AND session_id = :sid "
+    "AND EXISTS (SELECT 1 FROM json_each(:alts) WHERE workspace_search.body LIKE value) "
+    "LIMIT :cap"
 )
 # A literal without a trigram (one or two letters): PostgreSQL's second trigram index holds the
 # folded text with every character doubled (migration 0010), where ``qz`` is ``qqzz``; SQLite
@@ -55,7 +61,8 @@ PG_SHORT_CANDIDATES = text(
 )
 SQLITE_SHORT_CANDIDATES = text(
     "SELECT id FROM workspace_items WHERE session_id = :sid AND type = 'file' AND NOT is_binary "
-    "AND content IS NOT NULL AND CAST(content AS TEXT) LIKE :pattern LIMIT :cap"
+    "AND content IS NOT NULL AND CAST(content AS TEXT) LIKE :pattern AND EXISTS (SELECT 1 FROM "
+    "json_each(:alts) WHERE CAST(workspace_items.content AS TEXT) LIKE value) LIMIT :cap"
 )
 # Text files with a NUL after the 8,192 bytes ``looks_binary`` sniffs: neither index sees their
 # text (PostgreSQL stores no row for them, SQLite's FTS5 and LIKE stop at the NUL), so they are
@@ -94,13 +101,14 @@ SQLITE_BODIES = text(
 # its first 8,192 bytes (``looks_binary``), so such a file is always read.
 PG_WALK_LIKE = text(
     "SELECT w.id, w.full_path, coalesce((SELECT (s.body || '') LIKE :pattern "
-    "FROM workspace_search s WHERE s.item_id = w.id), true) FROM ("
+    "AND (s.body || '') LIKE ANY(:alts) FROM workspace_search s WHERE s.item_id = w.id), true) FROM ("
     "SELECT id, full_path FROM workspace_items WHERE session_id = :sid AND full_path > :last "
     "AND type = 'file' AND NOT is_binary AND content IS NOT NULL ORDER BY full_path LIMIT :page"
     ") w ORDER BY w.full_path"
 )
 SQLITE_WALK_LIKE = text(
-    "SELECT id, full_path, CAST(content AS TEXT) LIKE :pattern "
+    "SELECT id, full_path, (CAST(content AS TEXT) LIKE :pattern AND EXISTS (SELECT 1 FROM "
+    "json_each(:alts) WHERE CAST(workspace_items.content AS TEXT) LIKE value)) "
     "OR (size_bytes > 8192 AND instr(content, X'00') > 0) FROM workspace_items "
     "WHERE session_id = :sid AND full_path > :last AND type = 'file' AND NOT is_binary "
     "AND content IS NOT NULL ORDER BY full_path LIMIT :page"
@@ -118,6 +126,15 @@ MAX_FILTERED_PAGE = 4096
 # (i: U+0130, U+0131; k: U+212A; s: U+017F): wildcards in the index pattern, like every
 # non-ASCII character, so the database's candidates always include every file Python matches.
 UNSAFE_FOLD = frozenset("iks%_\\")
+# What an i, k or s may be in the text the database sees (SQLite: the text itself, LIKE folds
+# ASCII only; PostgreSQL: lower() of it, libc or ICU: U+0130 may become "i" or "i" + U+0307),
+# tried as exact alternatives while there are at most MAX_ALTERNATIVES patterns.
+FOLD_PARTNERS = {
+    "i": ("i", "\u0131", "\u0130", "i\u0307"),
+    "k": ("k", "\u212a"),
+    "s": ("s", "\u017f"),
+}
+MAX_ALTERNATIVES = 8
 _WORD_CHAR = re.compile(r"\w")
 
 
@@ -227,6 +244,7 @@ class SearchService:
         postgres = self.db.engine.dialect.name == "postgresql"
         literal = q.query if not q.regex else required_literal(q.query)
         like = like_pattern(literal) if literal else None
+        alts = (like_alternatives(literal) if literal else None) or ([like] if like else [])
         # The query as a plain literal: Python's match may be a plain find (_spans).
         plain = None if q.regex else q.query
         cap = self.settings.search_max_files
@@ -257,7 +275,12 @@ class SearchService:
                     for r in (
                         await conn.execute(
                             stmt,
-                            {"sid": ref.session_id, "pattern": stmt_pattern, "cap": cap + 1},
+                            {
+                                "sid": ref.session_id,
+                                "pattern": stmt_pattern,
+                                "alts": alts if postgres else json.dumps(alts),
+                                "cap": cap + 1,
+                            },
                         )
                     ).all()
                 ]
@@ -283,6 +306,7 @@ class SearchService:
             if filtered:
                 walk_stmt = PG_WALK_LIKE if postgres else SQLITE_WALK_LIKE
                 walk_params["pattern"] = like
+                walk_params["alts"] = alts if postgres else json.dumps(alts)
             last, start = "", 0
             page, max_page = (
                 (FIRST_FILTERED_PAGE, MAX_FILTERED_PAGE) if filtered else (FIRST_PAGE, MAX_PAGE)
@@ -353,6 +377,28 @@ def like_pattern(literal: str) -> str | None:
             out.append("%")
     core = "".join(out).strip("%")
     return f"%{core}%" if core else None
+
+
+def like_alternatives(literal: str) -> list[str] | None:
+    """Patterns (at most MAX_ALTERNATIVES) one of which the text of every file Python's match
+    finds satisfies, like ``like_pattern`` but with the ASCII letters i/k/s spelled out as each
+    of their case partners (``urn res`` -> ``%urn res%``, ``%urn re\u017f%``) instead of a
+    wildcard; None when there is no such letter."""
+    alts = [""]
+    spelled = False
+    for c in literal:
+        low = c.lower()
+        partners = FOLD_PARTNERS.get(low) if c.isascii() else None
+        if partners and len(alts) * len(partners) <= MAX_ALTERNATIVES:
+            alts = [a + p for a in alts for p in partners]
+            spelled = True
+        elif c.isascii() and low not in UNSAFE_FOLD:
+            alts = [a + low for a in alts]
+        else:
+            alts = [a if a.endswith("%") else a + "%" for a in alts]
+    if not spelled:
+        return None
+    return [f"%{a.strip('%')}%" for a in alts]
 
 
 def double_pattern(like: str) -> str:
