@@ -117,6 +117,8 @@ CUSTOM_PLAN = text("SET LOCAL plan_cache_mode = force_custom_plan")
 # Bodies are fetched in path order, a page at a time (doubling up to the largest), until the
 # result limit is reached.
 FIRST_PAGE = 64
+# Once lines matched, a page is sized by the lines still needed (1.25x the rate seen), at least:
+MIN_PAGE = 16
 MAX_PAGE = 1024
 # A walk filtered in the database returns only ids and paths (and reads the bodies of the files
 # that may match): larger pages, fewer statements.
@@ -311,16 +313,25 @@ class SearchService:
             page, max_page = (
                 (FIRST_FILTERED_PAGE, MAX_FILTERED_PAGE) if filtered else (FIRST_PAGE, MAX_PAGE)
             )
+            seen = 0  # files looked at so far (walked, or candidates taken)
             while not truncated:
+                if count:
+                    # Pages double, but no further than the lines still needed call for at the
+                    # rate seen so far (a doubled page overshot: the capped common word read 512
+                    # more bodies for its last 63 lines).
+                    want = (limit - count) * seen * 5 // (count * 4) + MIN_PAGE
+                    page = min(page, want)
                 if narrowed is not None:
                     batch = narrowed[start : start + page]
                     start += page
+                    seen += len(batch)
                 else:
                     walked = (
                         await conn.execute(walk_stmt, {**walk_params, "last": last, "page": page})
                     ).all()
                     if not walked:
                         break
+                    seen += len(walked)
                     last = walked[-1][1]
                     batch = [(r[1], r[0]) for r in walked if not filtered or r[2]]
                 if narrowed is not None and not batch:
