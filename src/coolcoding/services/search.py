@@ -75,6 +75,19 @@ SQLITE_NUL_FILES = text(
     "SELECT id FROM workspace_items WHERE session_id = :sid AND type = 'file' AND NOT is_binary "
     "AND size_bytes > 8192 AND instr(content, X'00') > 0"
 )
+
+
+def _with_nul_files(candidates: TextClause, nul_files: TextClause) -> TextClause:
+    """Candidates and the text files the index cannot see, in one round trip (module constants
+    only: no input is formatted into SQL)."""
+    sql = "SELECT * FROM (" + candidates.text + ") c UNION ALL " + nul_files.text  # noqa: S608
+    return text(sql)
+
+
+PG_CANDIDATES_NUL = _with_nul_files(PG_CANDIDATES, PG_NUL_FILES)
+PG_SHORT_CANDIDATES_NUL = _with_nul_files(PG_SHORT_CANDIDATES, PG_NUL_FILES)
+SQLITE_CANDIDATES_NUL = _with_nul_files(SQLITE_CANDIDATES, SQLITE_NUL_FILES)
+SQLITE_SHORT_CANDIDATES_NUL = _with_nul_files(SQLITE_SHORT_CANDIDATES, SQLITE_NUL_FILES)
 # Paths of the candidates (PostgreSQL: an array; SQLite: a JSON array).
 PG_PATHS = text("SELECT id, full_path FROM workspace_items WHERE id = ANY(:ids)")
 SQLITE_PATHS = text(
@@ -263,11 +276,11 @@ class SearchService:
             narrowed: list[tuple[str, int]] | None = None
             phase1: tuple[TextClause, str] | None = None
             if like is not None and has_trigram(like):
-                phase1 = (PG_CANDIDATES if postgres else SQLITE_CANDIDATES, like)
+                phase1 = (PG_CANDIDATES_NUL if postgres else SQLITE_CANDIDATES_NUL, like)
             elif like is not None and not postgres:
-                phase1 = (SQLITE_SHORT_CANDIDATES, like)
+                phase1 = (SQLITE_SHORT_CANDIDATES_NUL, like)
             elif like is not None and has_trigram(doubled := double_pattern(like)):
-                phase1 = (PG_SHORT_CANDIDATES, doubled)
+                phase1 = (PG_SHORT_CANDIDATES_NUL, doubled)
             if phase1 is not None:
                 # Phase 1: which files have the literal, from the index; a term in more than
                 # ``cap`` files is common enough for a walk in path order to stop early.
@@ -287,10 +300,7 @@ class SearchService:
                     ).all()
                 ]
                 if len(found_ids) <= cap:
-                    # Text files whose text the index cannot see (a NUL after 8 KB).
-                    nul_stmt = PG_NUL_FILES if postgres else SQLITE_NUL_FILES
-                    nul_ids = (await conn.execute(nul_stmt, {"sid": ref.session_id})).all()
-                    found_ids = list(dict.fromkeys([*found_ids, *(r[0] for r in nul_ids)]))
+                    found_ids = list(dict.fromkeys(found_ids))  # a NUL file may be in both
                     narrowed = []
                     if found_ids:
                         paths = await conn.execute(
