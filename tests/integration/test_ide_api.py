@@ -86,6 +86,50 @@ def test_search_walk_reads_a_text_file_with_a_nul_after_its_first_8_kb(api: User
     assert [m["line"] for m in got["files"][0]["matches"]] == [701, 702]  # type: ignore[index]
 
 
+def test_search_index_path_reads_a_text_file_with_a_nul_after_its_first_8_kb(
+    api: UserClient,
+) -> None:
+    """A rare literal with trigrams is answered from the index's candidates; a text file with a
+    NUL after its first 8,192 bytes has no PostgreSQL index row and SQLite's FTS5 text stops at
+    the NUL, so the index alone misses it: search must still read it (migration 0010's partial
+    index lists such files)."""
+    sid = api.new_session("nul-index")
+    body = b"filler line\n" * 700 + b"\0 then needle_after_nul here\nNeedle_After_Nul again\n"
+    r = api.client.put(f"/api/workspace/{sid}/upload/late-nul.txt", content=body)
+    assert r.status_code == 201, r.text
+    _save(api, sid, "a.txt", "needle_after_nul in a plain file\n")
+    _save(api, sid, "b.txt", "no match\n")
+    got = _search(api, sid, "needle_after_nul")
+    assert _paths(got) == ["a.txt", "late-nul.txt"]
+    assert [m["line"] for m in got["files"][1]["matches"]] == [701, 702]  # type: ignore[index]
+    # Case-sensitive and whole word take the same candidates.
+    got = _search(api, sid, "Needle_After_Nul", case="true", word="true")
+    assert _paths(got) == ["late-nul.txt"]
+    # Two letters (no trigram): the short-run candidates (PostgreSQL: migration 0010's doubled
+    # text index; SQLite: one LIKE scan) plus the NUL files.
+    _save(api, sid, "c.txt", "a qz here\n")
+    assert _paths(_search(api, sid, "qz")) == ["c.txt"]
+    got = _search(api, sid, "nu")
+    assert _paths(got) == ["a.txt", "late-nul.txt"]
+
+
+def test_search_short_queries_use_the_index_and_stay_exact(api: UserClient) -> None:
+    """One- and two-letter queries (no trigram) give the same files as a full match: rare ones
+    from the candidates, common ones (more than ``search_max_files``) by the walk."""
+    sid = api.new_session("short")
+    _save(api, sid, "a.txt", "aqz\nQZ upper\n")
+    _save(api, sid, "b.txt", "q z apart\nzq reversed\n")
+    _save(api, sid, "c.txt", "xx qzqz yy\n")
+    _save(api, sid, "d.txt", "q\n")
+    got = _search(api, sid, "qz")
+    assert _paths(got) == ["a.txt", "c.txt"]
+    assert [m["line"] for m in got["files"][0]["matches"]] == [1, 2]  # type: ignore[index]
+    assert _paths(_search(api, sid, "QZ", case="true")) == ["a.txt"]
+    assert _paths(_search(api, sid, "qz", word="true")) == ["a.txt"]  # "QZ upper"
+    assert _paths(_search(api, sid, "q")) == ["a.txt", "b.txt", "c.txt", "d.txt"]
+    assert _paths(_search(api, sid, "q z")) == ["b.txt"]
+
+
 def test_templates_are_listed_and_make_the_right_starter_files(api: UserClient) -> None:
     r = api.client.get("/api/templates")
     assert r.status_code == 200
@@ -293,6 +337,10 @@ _QUERIES: list[dict[str, object]] = [
     {"q": "kelvin", "word": True},
     {"q": "back\\slash"},
     {"q": "ga"},  # under three characters: no index
+    {"q": "se"},  # two letters with an s: U+017F is an alternative (like_alternatives)
+    {"q": "id"},  # U+0130, U+0131
+    {"q": "ke", "case": True},
+    {"q": "cret"},  # a phrase with a trigram and an s before it
     {"q": "x" * 450},
     {"q": r"delta_\w+ a_b", "regex": True},
     {"q": r"^beta", "regex": True},

@@ -17,7 +17,8 @@ from tests.conftest import make_database
 
 
 def _not_search_index(name: str | None, type_: str, parent_names: object) -> bool:
-    return not (type_ == "table" and (name or "").startswith("workspace_search"))
+    # The search index's table and indexes (migrations 0005, 0010), named workspace_search*.
+    return not (type_ in ("table", "index") and (name or "").startswith("workspace_search"))
 
 
 async def _diff_after_upgrade(url: str) -> list[object]:
@@ -134,5 +135,46 @@ def test_upgrade_refuses_accounts_that_differ_only_in_case(backend: str, tmp_pat
         message, rows = asyncio.run(_upgrade_with_case_duplicates(db.url))
         assert "'dup'" in message and "'DUP'" in message and "differ only in case" in message
         assert rows == 2
+    finally:
+        db.drop()
+
+
+async def _search_indexes(url: str, revision: str) -> set[str]:
+    from coolcoding.db.migrate import alembic_config
+
+    engine = create_async_engine(url)
+    try:
+        await upgrade(engine, "head")
+        if revision != "head":
+            from alembic import command
+
+            def down(conn: Any) -> None:
+                cfg = alembic_config(url)
+                cfg.attributes["connection"] = conn
+                command.downgrade(cfg, revision)
+
+            async with engine.begin() as conn:
+                await conn.run_sync(down)
+        sql = (
+            "SELECT indexname FROM pg_indexes WHERE indexname LIKE 'workspace_search_%'"
+            if engine.dialect.name == "postgresql"
+            else "SELECT name FROM sqlite_master WHERE type = 'index' "
+            "AND name LIKE 'workspace_search_%'"
+        )
+        async with engine.connect() as conn:
+            return {str(r[0]) for r in (await conn.execute(text(sql))).all()}
+    finally:
+        await engine.dispose()
+
+
+def test_migration_0010_search_indexes_upgrade_and_downgrade(backend: str, tmp_path: Path) -> None:
+    db = make_database(backend, tmp_path)
+    try:
+        up = asyncio.run(_search_indexes(db.url, "head"))
+        assert "workspace_search_nul_files" in up
+        assert ("workspace_search_doubled" in up) == (backend == "postgres")
+        down = asyncio.run(_search_indexes(db.url, "0009"))
+        assert not {"workspace_search_nul_files", "workspace_search_doubled"} & down
+        assert "workspace_search_nul_files" in asyncio.run(_search_indexes(db.url, "head"))
     finally:
         db.drop()

@@ -36,3 +36,24 @@ def test_match_file_counts_lines_and_groups_matches_of_a_line() -> None:
     limited = _match_file("f", body, re.compile("foo", re.M), 2)
     assert limited is not None and len(limited.matches) == 2
     assert _match_file("f", body, re.compile("zzz"), 10) is None
+
+
+def test_like_alternatives_spell_out_i_k_s_and_cover_python_case_folding() -> None:
+    from coolcoding.services.search import double_pattern, like_alternatives
+
+    assert like_alternatives("qz") is None  # nothing to spell out: the index pattern is exact
+    assert like_alternatives("urn res") == ["%urn res%", "%urn re\u017f%"]
+    alts = like_alternatives("Kelvin") or []
+    assert len(alts) <= 8 and "%\u212aelvin%" in alts and "%kelvin%" in alts
+    # Every text Python's case-insensitive match finds satisfies one of the patterns.
+    for text in ("return \u017fesult", "urn RES", "\u212aelv\u0130n", "kelv\u0131n"):
+        for q in ("urn res", "kelvin"):
+            if re.search(re.escape(q), text, re.IGNORECASE):
+                pats = like_alternatives(q) or []
+                rx = [
+                    re.compile(p.strip("%").replace("%", ".*"), re.IGNORECASE | re.ASCII)
+                    for p in pats
+                ]
+                assert any(r.search(text) for r in rx), (q, text)
+    assert double_pattern("%qz%") == "%qqzz%"
+    assert double_pattern("%a%bc%") == "%aa%bbcc%"

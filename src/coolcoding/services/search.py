@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from re import _constants as sre_constants  # type: ignore[attr-defined]
 from re import _parser as sre_parse  # type: ignore[attr-defined]
 
-from sqlalchemy import text
+from sqlalchemy import TextClause, text
 
 from coolcoding.db.engine import Database
 from coolcoding.errors import InvalidInput
@@ -39,12 +39,50 @@ MAX_LINE_CHARS = 400
 # PostgreSQL: ``body`` holds the lower-cased text (migration 0007), so the recheck is a plain LIKE
 # (ILIKE lower-cased every body per query: 150 ms at 10,000 files); SQLite: LIKE on the FTS5
 # trigram table uses its index and folds ASCII case.
+# (Only the index's pattern, a superset: rechecking ``:alts`` here made a common phrase scan more
+# rows before it knew it was common: +13% for ``urn res`` on PostgreSQL, A/B interleaved.)
 PG_CANDIDATES = text(
     "SELECT item_id FROM workspace_search WHERE session_id = :sid AND body LIKE :pattern LIMIT :cap"
 )
 SQLITE_CANDIDATES = text(
     "SELECT rowid FROM workspace_search WHERE body LIKE :pattern AND session_id = :sid LIMIT :cap"
 )
+# A literal without a trigram (one or two letters): PostgreSQL's second trigram index holds the
+# folded text with every character doubled (migration 0010), where ``qz`` is ``qqzz``; SQLite
+# scans the text with LIKE in one statement (no ORDER BY: ~15-20 ms for 10,000 files), stopping
+# at ``cap``.
+PG_SHORT_CANDIDATES = text(
+    "SELECT item_id FROM workspace_search WHERE session_id = :sid "
+    "AND search_doubled(body) LIKE :pattern LIMIT :cap"
+)
+SQLITE_SHORT_CANDIDATES = text(
+    "SELECT id FROM workspace_items WHERE session_id = :sid AND type = 'file' AND NOT is_binary "
+    "AND content IS NOT NULL AND CAST(content AS TEXT) LIKE :pattern LIMIT :cap"
+)
+# Text files with a NUL after the 8,192 bytes ``looks_binary`` sniffs: neither index sees their
+# text (PostgreSQL stores no row for them, SQLite's FTS5 and LIKE stop at the NUL), so they are
+# always candidates. The predicates are those of migration 0010's partial index, word for word.
+PG_NUL_FILES = text(
+    "SELECT id FROM workspace_items WHERE session_id = :sid AND type = 'file' AND NOT is_binary "
+    "AND size_bytes > 8192 AND position('\\x00'::bytea in content) > 0"
+)
+SQLITE_NUL_FILES = text(
+    "SELECT id FROM workspace_items WHERE session_id = :sid AND type = 'file' AND NOT is_binary "
+    "AND size_bytes > 8192 AND instr(content, X'00') > 0"
+)
+
+
+def _with_nul_files(candidates: TextClause, nul_files: TextClause) -> TextClause:
+    """Candidates and the text files the index cannot see, in one round trip (module constants
+    only: no input is formatted into SQL)."""
+    sql = "SELECT * FROM (" + candidates.text + ") c UNION ALL " + nul_files.text  # noqa: S608
+    return text(sql)
+
+
+PG_CANDIDATES_NUL = _with_nul_files(PG_CANDIDATES, PG_NUL_FILES)
+PG_SHORT_CANDIDATES_NUL = _with_nul_files(PG_SHORT_CANDIDATES, PG_NUL_FILES)
+SQLITE_CANDIDATES_NUL = _with_nul_files(SQLITE_CANDIDATES, SQLITE_NUL_FILES)
+SQLITE_SHORT_CANDIDATES_NUL = _with_nul_files(SQLITE_SHORT_CANDIDATES, SQLITE_NUL_FILES)
 # Paths of the candidates (PostgreSQL: an array; SQLite: a JSON array).
 PG_PATHS = text("SELECT id, full_path FROM workspace_items WHERE id = ANY(:ids)")
 SQLITE_PATHS = text(
@@ -63,21 +101,22 @@ SQLITE_BODIES = text(
 )
 # The walk of a common term or of one with no trigram: a page of the workspace's text files in
 # path order, each with whether its text may contain the literal, decided in the database (a scan
-# in C, no body sent to Python); only those bodies are then read. PostgreSQL: LIKE on the folded
-# text of the index table (`` || ''`` keeps the planner off the trigram index, which is slower
-# than this scan for a common trigram); a file the index lacks (text PostgreSQL does not store,
-# such as a NUL) is always read. SQLite: LIKE on the text itself (ASCII case folded, as
+# in C, no body sent to Python); only those bodies are then read. PostgreSQL: LIKE ANY of the
+# exact alternatives on the folded text of the index table, looked up by primary key (one detoast
+# per row: a second LIKE or a `` || ''`` copy cost 35-60% more); a file the index lacks (text
+# PostgreSQL does not store, such as a NUL) is always read. SQLite: LIKE on the text itself (ASCII case folded, as
 # ``like_pattern`` assumes); SQLite's LIKE stops at a NUL, which a text file can only have after
 # its first 8,192 bytes (``looks_binary``), so such a file is always read.
 PG_WALK_LIKE = text(
-    "SELECT w.id, w.full_path, coalesce((SELECT (s.body || '') LIKE :pattern "
+    "SELECT w.id, w.full_path, coalesce((SELECT s.body LIKE ANY(:alts) "
     "FROM workspace_search s WHERE s.item_id = w.id), true) FROM ("
     "SELECT id, full_path FROM workspace_items WHERE session_id = :sid AND full_path > :last "
     "AND type = 'file' AND NOT is_binary AND content IS NOT NULL ORDER BY full_path LIMIT :page"
     ") w ORDER BY w.full_path"
 )
 SQLITE_WALK_LIKE = text(
-    "SELECT id, full_path, CAST(content AS TEXT) LIKE :pattern "
+    "SELECT id, full_path, (CAST(content AS TEXT) LIKE :pattern AND EXISTS (SELECT 1 FROM "
+    "json_each(:alts) WHERE CAST(workspace_items.content AS TEXT) LIKE value)) "
     "OR (size_bytes > 8192 AND instr(content, X'00') > 0) FROM workspace_items "
     "WHERE session_id = :sid AND full_path > :last AND type = 'file' AND NOT is_binary "
     "AND content IS NOT NULL ORDER BY full_path LIMIT :page"
@@ -86,6 +125,8 @@ CUSTOM_PLAN = text("SET LOCAL plan_cache_mode = force_custom_plan")
 # Bodies are fetched in path order, a page at a time (doubling up to the largest), until the
 # result limit is reached.
 FIRST_PAGE = 64
+# Once lines matched, a page is sized by the lines still needed (1.25x the rate seen), at least:
+MIN_PAGE = 16
 MAX_PAGE = 1024
 # A walk filtered in the database returns only ids and paths (and reads the bodies of the files
 # that may match): larger pages, fewer statements.
@@ -95,6 +136,15 @@ MAX_FILTERED_PAGE = 4096
 # (i: U+0130, U+0131; k: U+212A; s: U+017F): wildcards in the index pattern, like every
 # non-ASCII character, so the database's candidates always include every file Python matches.
 UNSAFE_FOLD = frozenset("iks%_\\")
+# What an i, k or s may be in the text the database sees (SQLite: the text itself, LIKE folds
+# ASCII only; PostgreSQL: lower() of it, libc or ICU: U+0130 may become "i" or "i" + U+0307),
+# tried as exact alternatives while there are at most MAX_ALTERNATIVES patterns.
+FOLD_PARTNERS = {
+    "i": ("i", "\u0131", "\u0130", "i\u0307"),
+    "k": ("k", "\u212a"),
+    "s": ("s", "\u017f"),
+}
+MAX_ALTERNATIVES = 8
 _WORD_CHAR = re.compile(r"\w")
 
 
@@ -204,6 +254,7 @@ class SearchService:
         postgres = self.db.engine.dialect.name == "postgresql"
         literal = q.query if not q.regex else required_literal(q.query)
         like = like_pattern(literal) if literal else None
+        alts = (like_alternatives(literal) if literal else None) or ([like] if like else [])
         # The query as a plain literal: Python's match may be a plain find (_spans).
         plain = None if q.regex else q.query
         cap = self.settings.search_max_files
@@ -218,19 +269,28 @@ class SearchService:
                 # the session instead of the trigram index.
                 await conn.execute(CUSTOM_PLAN)
             narrowed: list[tuple[str, int]] | None = None
+            phase1: tuple[TextClause, str] | None = None
             if like is not None and has_trigram(like):
+                phase1 = (PG_CANDIDATES_NUL if postgres else SQLITE_CANDIDATES_NUL, like)
+            elif like is not None and not postgres:
+                phase1 = (SQLITE_SHORT_CANDIDATES_NUL, like)
+            elif like is not None and has_trigram(doubled := double_pattern(like)):
+                phase1 = (PG_SHORT_CANDIDATES_NUL, doubled)
+            if phase1 is not None:
                 # Phase 1: which files have the literal, from the index; a term in more than
                 # ``cap`` files is common enough for a walk in path order to stop early.
-                stmt = PG_CANDIDATES if postgres else SQLITE_CANDIDATES
+                stmt, stmt_pattern = phase1
                 found_ids = [
                     r[0]
                     for r in (
                         await conn.execute(
-                            stmt, {"sid": ref.session_id, "pattern": like, "cap": cap + 1}
+                            stmt,
+                            {"sid": ref.session_id, "pattern": stmt_pattern, "cap": cap + 1},
                         )
                     ).all()
                 ]
                 if len(found_ids) <= cap:
+                    found_ids = list(dict.fromkeys(found_ids))  # a NUL file may be in both
                     narrowed = []
                     if found_ids:
                         paths = await conn.execute(
@@ -248,20 +308,30 @@ class SearchService:
             if filtered:
                 walk_stmt = PG_WALK_LIKE if postgres else SQLITE_WALK_LIKE
                 walk_params["pattern"] = like
+                walk_params["alts"] = alts if postgres else json.dumps(alts)
             last, start = "", 0
             page, max_page = (
                 (FIRST_FILTERED_PAGE, MAX_FILTERED_PAGE) if filtered else (FIRST_PAGE, MAX_PAGE)
             )
+            seen = 0  # files looked at so far (walked, or candidates taken)
             while not truncated:
+                if count:
+                    # Pages double, but no further than the lines still needed call for at the
+                    # rate seen so far (a doubled page overshot: the capped common word read 512
+                    # more bodies for its last 63 lines).
+                    want = (limit - count) * seen * 5 // (count * 4) + MIN_PAGE
+                    page = min(page, want)
                 if narrowed is not None:
                     batch = narrowed[start : start + page]
                     start += page
+                    seen += len(batch)
                 else:
                     walked = (
                         await conn.execute(walk_stmt, {**walk_params, "last": last, "page": page})
                     ).all()
                     if not walked:
                         break
+                    seen += len(walked)
                     last = walked[-1][1]
                     batch = [(r[1], r[0]) for r in walked if not filtered or r[2]]
                 if narrowed is not None and not batch:
@@ -318,6 +388,33 @@ def like_pattern(literal: str) -> str | None:
             out.append("%")
     core = "".join(out).strip("%")
     return f"%{core}%" if core else None
+
+
+def like_alternatives(literal: str) -> list[str] | None:
+    """Patterns (at most MAX_ALTERNATIVES) one of which the text of every file Python's match
+    finds satisfies, like ``like_pattern`` but with the ASCII letters i/k/s spelled out as each
+    of their case partners (``urn res`` -> ``%urn res%``, ``%urn re\u017f%``) instead of a
+    wildcard; None when there is no such letter."""
+    alts = [""]
+    spelled = False
+    for c in literal:
+        low = c.lower()
+        partners = FOLD_PARTNERS.get(low) if c.isascii() else None
+        if partners and len(alts) * len(partners) <= MAX_ALTERNATIVES:
+            alts = [a + p for a in alts for p in partners]
+            spelled = True
+        elif c.isascii() and low not in UNSAFE_FOLD:
+            alts = [a + low for a in alts]
+        else:
+            alts = [a if a.endswith("%") else a + "%" for a in alts]
+    if not spelled:
+        return None
+    return [f"%{a.strip('%')}%" for a in alts]
+
+
+def double_pattern(like: str) -> str:
+    """``like`` for the doubled text of migration 0010 (``%qz%`` -> ``%qqzz%``)."""
+    return "".join(c if c == "%" else c + c for c in like)
 
 
 def has_trigram(like: str) -> bool:
