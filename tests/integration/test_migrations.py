@@ -17,6 +17,7 @@ from tests.conftest import make_database
 
 
 def _not_search_index(name: str | None, type_: str, parent_names: object) -> bool:
+    # The search index and its restore guard (migrations 0005, 0011) are not models.
     return not (type_ == "table" and (name or "").startswith("workspace_search"))
 
 
