@@ -341,12 +341,14 @@ def _index_bodies(server: LiveServer, sid: str) -> dict[str, str]:
         try:
             async with db.session() as s:
                 session_id = (
-                    await s.execute(select(CodeSession.id).where(CodeSession.uuid == uuid.UUID(sid)))
+                    await s.execute(
+                        select(CodeSession.id).where(CodeSession.uuid == uuid.UUID(sid))
+                    )
                 ).scalar_one()
                 key = "item_id" if db.engine.dialect.name == "postgresql" else "rowid"
                 rows = await s.execute(
                     text(
-                        f"SELECT i.full_path, w.body FROM workspace_search w"  # noqa: S608 (constant)
+                        f"SELECT i.full_path, w.body FROM workspace_search w"
                         f" JOIN workspace_items i ON i.id = w.{key} WHERE i.session_id = :sid"
                     ),
                     {"sid": session_id},

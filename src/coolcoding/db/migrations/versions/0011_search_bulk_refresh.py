@@ -67,19 +67,16 @@ SQLITE_INSERT = (
 )
 
 
-def _sqlite_update_trigger(guarded: bool) -> str:
-    when = (
-        " WHEN NOT EXISTS (SELECT 1 FROM workspace_search_deferred d"
-        " WHERE d.session_id = NEW.session_id)"
-        if guarded
-        else ""
-    )
-    return (
-        "CREATE TRIGGER workspace_search_upd AFTER UPDATE OF content, is_binary, type "
-        f"ON workspace_items{when} BEGIN DELETE FROM workspace_search WHERE rowid = OLD.id; "
-        + SQLITE_INSERT
-        + " END"
-    )
+SQLITE_UPDATE_TRIGGER = (
+    "CREATE TRIGGER workspace_search_upd AFTER UPDATE OF content, is_binary, type "  # noqa: S608 (constant SQL fragments)
+    "ON workspace_items{when} BEGIN DELETE FROM workspace_search WHERE rowid = OLD.id; "
+    + SQLITE_INSERT
+    + " END"
+)
+SQLITE_GUARD = (
+    " WHEN NOT EXISTS (SELECT 1 FROM workspace_search_deferred d"
+    " WHERE d.session_id = NEW.session_id)"
+)
 
 
 def upgrade() -> None:
@@ -91,7 +88,7 @@ def upgrade() -> None:
         sa.Column("session_id", sa.Integer, primary_key=True),
     )
     op.execute("DROP TRIGGER IF EXISTS workspace_search_upd")
-    op.execute(_sqlite_update_trigger(guarded=True))
+    op.execute(SQLITE_UPDATE_TRIGGER.format(when=SQLITE_GUARD))
 
 
 def downgrade() -> None:
@@ -99,5 +96,5 @@ def downgrade() -> None:
         op.execute(PG_TRIGGER_0008)
         return
     op.execute("DROP TRIGGER IF EXISTS workspace_search_upd")
-    op.execute(_sqlite_update_trigger(guarded=False))
+    op.execute(SQLITE_UPDATE_TRIGGER.format(when=""))
     op.drop_table("workspace_search_deferred")
