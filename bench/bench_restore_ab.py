@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import importlib.util
+import inspect
 import json
 import os
 import secrets
@@ -58,8 +59,15 @@ def _old_module(rev: str, tmp: Path) -> Any:
 async def main(backend: str, rounds: int, old_rev: str) -> dict[str, Any]:
     old_sql = _old_module(old_rev, Path(tempfile.mkdtemp(prefix="restore-ab-")))
 
+    takes_version = "version" in inspect.signature(old_sql.keep_unchanged).parameters
+
     async def old_keep(s: Any, *, session_id: int, snapshot_id: int, version: int) -> None:
-        await old_sql.keep_unchanged(s, session_id=session_id, snapshot_id=snapshot_id)
+        if takes_version:  # revisions from a6c320f on
+            await old_sql.keep_unchanged(
+                s, session_id=session_id, snapshot_id=snapshot_id, version=version
+            )
+        else:
+            await old_sql.keep_unchanged(s, session_id=session_id, snapshot_id=snapshot_id)
 
     variants = {
         "old": (old_keep, old_sql.materialize, old_sql.capture),
@@ -140,11 +148,12 @@ def cli() -> None:
     ap.add_argument("--backend", default="sqlite", choices=["sqlite", "postgres"])
     ap.add_argument("--rounds", type=int, default=4)
     ap.add_argument("--old-rev", default="9138983")
+    ap.add_argument("--out", default="history_restore_ab2.jsonl")
     args = ap.parse_args()
     out = asyncio.run(main(args.backend, args.rounds, args.old_rev))
     line = json.dumps(out)
     print(line)
-    with open(ROOT / "bench" / "results" / "history_restore_ab2.jsonl", "a") as f:
+    with open(ROOT / "bench" / "results" / args.out, "a") as f:
         f.write(line + "\n")
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 from collections.abc import Iterator
 
 import httpx
@@ -323,3 +324,89 @@ def test_snapshot_restore_records_a_version_per_changed_file(
     assert a["source"] == "restore"
     assert c.get(f"/api/workspace/{sid}/history/{a['id']}").json()["content"] == "A2\n"
     assert _store_problems(server) == []
+
+
+def _index_bodies(server: LiveServer, sid: str) -> dict[str, str]:
+    """The search index's entries of a workspace, by path (PostgreSQL stores the folded text)."""
+
+    async def read() -> dict[str, str]:
+        import uuid
+
+        from sqlalchemy import select, text
+
+        from coolcoding.db.engine import Database
+        from coolcoding.db.models import CodeSession
+
+        db = Database(server.settings)
+        try:
+            async with db.session() as s:
+                session_id = (
+                    await s.execute(
+                        select(CodeSession.id).where(CodeSession.uuid == uuid.UUID(sid))
+                    )
+                ).scalar_one()
+                key = "item_id" if db.engine.dialect.name == "postgresql" else "rowid"
+                rows = await s.execute(
+                    text(
+                        f"SELECT i.full_path, w.body FROM workspace_search w"
+                        f" JOIN workspace_items i ON i.id = w.{key} WHERE i.session_id = :sid"
+                    ),
+                    {"sid": session_id},
+                )
+                return {p: str(b) for p, b in rows.all()}
+        finally:
+            await db.dispose()
+
+    return asyncio.run(read())
+
+
+def test_snapshot_restore_leaves_search_exactly_right(user: UserClient, server: LiveServer) -> None:
+    """A restore rewrites changed files without the per-row index trigger and refreshes their
+    index entries itself: search finds the restored contents and no longer the replaced ones,
+    in files rewritten, brought back, removed and left alone, and a binary restored over text
+    leaves no entry."""
+    c, sid = user.client, user.new_session()
+    _save(c, sid, "a.py", "restoredalpha = 1\n")
+    _save(c, sid, "b.py", "restoredbeta = 2\n")
+    _save(c, sid, "same.py", "unchangedgamma = 3\n")
+    bin_v1 = base64.b64encode(b"\x00\x01binaryzeta").decode()
+    _save(c, sid, "img.bin", bin_v1, encoding="base64")
+    _save(c, sid, "txt.md", "textualeta\n")
+    # Text by its sniffed prefix, but a NUL after it: PostgreSQL cannot index it (not UTF-8 text
+    # to it), the set-based refresh falls back to the per-row trigger for the others.
+    _save(c, sid, "late.txt", "x" * 9000 + "\x00 latenulone\n")
+    snap = c.post(f"/api/workspace/{sid}/snapshots", json={"name": "v1"}).json()["id"]
+    _save(c, sid, "a.py", "replacedalpha = 1\n")
+    assert c.delete(f"/api/workspace/{sid}/file/b.py").status_code == 204
+    _save(c, sid, "c.py", "replaceddelta = 4\n")
+    _save(c, sid, "img.bin", "nowtextzeta\n")
+    _save(c, sid, "txt.md", base64.b64encode(b"\x00binaryeta").decode(), encoding="base64")
+    _save(c, sid, "late.txt", "y" * 9000 + "\x00 latenultwo\n")
+
+    def found(q: str) -> list[str]:
+        r = c.get(f"/api/workspace/{sid}/search", params={"q": q})
+        assert r.status_code == 200, r.text
+        return sorted(f["path"] for f in r.json()["files"])
+
+    assert found("replaced") == ["a.py", "c.py"]
+    assert found("nowtextzeta") == ["img.bin"]
+    r = c.post(f"/api/workspace/{sid}/snapshots/{snap}/restore")
+    assert r.status_code == 200, r.text
+    assert found("replaced") == []
+    assert found("nowtextzeta") == []
+    assert found("restoredalpha") == ["a.py"]
+    assert found("restoredbeta") == ["b.py"]
+    assert found("unchangedgamma") == ["same.py"]
+    assert found("textualeta") == ["txt.md"]
+    # The index itself holds exactly the text files, each with its current text.
+    index = _index_bodies(server, sid)
+    assert sorted(index) == sorted(
+        ["a.py", "b.py", "same.py", "txt.md"]
+        + ([] if server.settings.database_url.startswith("postgresql") else ["late.txt"])
+    )
+    assert index["a.py"].lower() == "restoredalpha = 1\n"
+    assert index["txt.md"].lower() == "textualeta\n"
+    # Saves after the restore are indexed again by the trigger (no deferral left behind).
+    _save(c, sid, "a.py", "afterwardsalpha = 1\n")
+    assert found("afterwardsalpha") == ["a.py"]
+    assert found("restoredalpha") == []

@@ -16,6 +16,7 @@ from coolcoding.errors import NotFound
 from coolcoding.filesync.paths import subtree_bounds
 from coolcoding.services import blobstore
 from coolcoding.services.blobstore import tsql
+from coolcoding.services.search_index import rewrite_deferring_index
 
 _EMPTY = b""
 _LOCK_BLOBS = text(
@@ -179,7 +180,8 @@ async def keep_unchanged(
         ),
         p,
     )
-    await s.execute(
+    await rewrite_deferring_index(
+        s,
         tsql(
             "UPDATE workspace_items SET"
             " content = (SELECT b.data FROM content_blobs b WHERE b.hash = f.blob_hash"
@@ -194,6 +196,8 @@ async def keep_unchanged(
             "now",
         ),
         p,
+        session_id=session_id,
+        version=version,
     )
 
 
