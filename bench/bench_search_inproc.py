@@ -107,6 +107,7 @@ def main() -> None:
     ap.add_argument("--backend", default="sqlite")
     ap.add_argument("--before-rev", required=True)
     ap.add_argument("--rounds", type=int, default=40)
+    ap.add_argument("--out", default="search_inproc.json", help="file name in bench/results")
     args = ap.parse_args()
     old = _old_module(args.before_rev)
     rng = random.Random(13)
@@ -132,7 +133,7 @@ def main() -> None:
         load_after = os.getloadavg()
     finally:
         t.close()
-    out = ROOT / "bench" / "results" / "search_inproc.json"
+    out = ROOT / "bench" / "results" / args.out
     merged: dict[str, Any] = json.loads(out.read_text()) if out.exists() else {}
     merged[args.backend] = {
         "before_rev": args.before_rev,

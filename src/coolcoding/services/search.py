@@ -121,6 +121,25 @@ SQLITE_WALK_LIKE = text(
     "WHERE session_id = :sid AND full_path > :last AND type = 'file' AND NOT is_binary "
     "AND content IS NOT NULL ORDER BY full_path LIMIT :page"
 )
+# The same walks returning the body itself of each file that may match (NULL for the others):
+# one round trip and one lookup per file instead of a second statement for the bodies (the
+# phrase with common trigrams, ~1,500 bodies: see bench/README.md). PostgreSQL passes the
+# content's TOAST pointer through the subquery and reads it only for the rows it sends.
+# Used without include/exclude globs (those are applied in Python, before any body is read).
+PG_WALK_LIKE_BODIES = text(
+    "SELECT w.id, w.full_path, CASE WHEN coalesce((SELECT s.body LIKE ANY(:alts) "
+    "FROM workspace_search s WHERE s.item_id = w.id), true) THEN w.content END FROM ("
+    "SELECT id, full_path, content FROM workspace_items WHERE session_id = :sid "
+    "AND full_path > :last AND type = 'file' AND NOT is_binary AND content IS NOT NULL "
+    "ORDER BY full_path LIMIT :page) w ORDER BY w.full_path"
+)
+SQLITE_WALK_LIKE_BODIES = text(
+    "SELECT id, full_path, CASE WHEN (CAST(content AS TEXT) LIKE :pattern AND EXISTS (SELECT 1 "
+    "FROM json_each(:alts) WHERE CAST(workspace_items.content AS TEXT) LIKE value)) "
+    "OR (size_bytes > 8192 AND instr(content, X'00') > 0) THEN content END FROM workspace_items "
+    "WHERE session_id = :sid AND full_path > :last AND type = 'file' AND NOT is_binary "
+    "AND content IS NOT NULL ORDER BY full_path LIMIT :page"
+)
 CUSTOM_PLAN = text("SET LOCAL plan_cache_mode = force_custom_plan")
 # Bodies are fetched in path order, a page at a time (doubling up to the largest), until the
 # result limit is reached.
@@ -305,14 +324,25 @@ class SearchService:
             bodies_stmt = PG_BODIES if postgres else SQLITE_BODIES
             walk_stmt = WALK
             walk_params: dict[str, object] = {"sid": ref.session_id}
+            # Without globs, a filtered walk brings the bodies with it (at most MAX_PAGE per
+            # page, the bound the separate body statement had).
+            with_bodies = filtered and not includes and not excludes
             if filtered:
-                walk_stmt = PG_WALK_LIKE if postgres else SQLITE_WALK_LIKE
+                if with_bodies:
+                    walk_stmt = PG_WALK_LIKE_BODIES if postgres else SQLITE_WALK_LIKE_BODIES
+                else:
+                    walk_stmt = PG_WALK_LIKE if postgres else SQLITE_WALK_LIKE
                 walk_params["pattern"] = like
                 walk_params["alts"] = alts if postgres else json.dumps(alts)
             last, start = "", 0
             page, max_page = (
-                (FIRST_FILTERED_PAGE, MAX_FILTERED_PAGE) if filtered else (FIRST_PAGE, MAX_PAGE)
+                (min(FIRST_FILTERED_PAGE, MAX_PAGE), MAX_PAGE)
+                if with_bodies
+                else (FIRST_FILTERED_PAGE, MAX_FILTERED_PAGE)
+                if filtered
+                else (FIRST_PAGE, MAX_PAGE)
             )
+            walked_bodies: dict[int, bytes] | None = None
             seen = 0  # files looked at so far (walked, or candidates taken)
             while not truncated:
                 if count:
@@ -334,6 +364,8 @@ class SearchService:
                     seen += len(walked)
                     last = walked[-1][1]
                     batch = [(r[1], r[0]) for r in walked if not filtered or r[2]]
+                    if with_bodies:
+                        walked_bodies = {r[0]: r[2] for r in walked if r[2]}
                 if narrowed is not None and not batch:
                     break
                 page = min(page * 2, max_page)
@@ -349,11 +381,15 @@ class SearchService:
                 # files), so memory stays bounded whatever the page size.
                 for chunk_start in range(0, len(batch), MAX_PAGE):
                     chunk = batch[chunk_start : chunk_start + MAX_PAGE]
-                    ids = [item_id for _, item_id in chunk]
-                    params: dict[str, object] = {"ids": ids if postgres else json.dumps(ids)}
-                    bodies: dict[int, bytes] = {
-                        r[0]: r[1] for r in (await conn.execute(bodies_stmt, params)).all()
-                    }
+                    bodies: dict[int, bytes]
+                    if walked_bodies is not None:
+                        bodies = walked_bodies
+                    else:
+                        ids = [item_id for _, item_id in chunk]
+                        params: dict[str, object] = {"ids": ids if postgres else json.dumps(ids)}
+                        bodies = {
+                            r[0]: r[1] for r in (await conn.execute(bodies_stmt, params)).all()
+                        }
                     for path, item_id in chunk:
                         content = bodies.get(item_id)
                         if not content:
