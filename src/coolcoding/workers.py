@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
+import fcntl
 import logging
 import os
 import signal
@@ -229,12 +230,23 @@ def serve_workers(settings: Settings, host: str, port: int, workers: int) -> int
     from coolcoding.httpserver import listen_backlog
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    migrate_once(settings)
-    sock = bind_listener(host, port, listen_backlog())
     data_dir = settings.data_dir.resolve()
     parent = data_dir / "workers"
     parent.mkdir(mode=0o711, parents=True, exist_ok=True)
     os.chmod(parent, 0o711)  # noqa: S103 (sandbox uids pass through to the workspaces)
+    # Two supervisors on one data dir would run two workers k on one dir k (one server id: each
+    # one's orphan cleanup would kill the other's sandboxes).
+    lock = os.open(parent / ".lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(lock)
+        log.error(
+            "another `coolcoding serve --workers` runs on %s: give each its own data dir", data_dir
+        )
+        return 2
+    migrate_once(settings)
+    sock = bind_listener(host, port, listen_backlog())
     me = os.getpid()
 
     def spawn(index: int) -> subprocess.Popen[bytes]:
@@ -249,6 +261,7 @@ def serve_workers(settings: Settings, host: str, port: int, workers: int) -> int
         return Supervisor(workers, spawn).run()
     finally:
         sock.close()
+        os.close(lock)
 
 
 def run_worker(settings: Settings, fd: int, index: int, parent_pid: int) -> None:
