@@ -70,6 +70,15 @@ class Served:
     def workers_seen(self, n: int = 60) -> set[str]:
         return {self.get("/api/health/").headers.get(HEADER, "") for _ in range(n)}
 
+    def until_both_seen(self) -> None:
+        seen: set[str] = set()
+
+        def both() -> bool:
+            seen.update(self.workers_seen(20))
+            return seen == {"0", "1"}
+
+        _until(both, "both workers")
+
 
 @pytest.fixture(scope="module")
 def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
@@ -144,8 +153,7 @@ def served(env: dict[str, str]) -> Iterator[Served]:
 
 
 def test_both_workers_answer_on_the_one_port(served: Served) -> None:
-    seen: set[str] = set()
-    _until(lambda: seen.update(served.workers_seen(20)) or seen == {"0", "1"}, "both workers")
+    served.until_both_seen()
     data = Path(served.log).parent
     assert (data / "workers" / "0" / "server-id").read_text() != (
         data / "workers" / "1" / "server-id"
@@ -194,8 +202,7 @@ def test_a_killed_worker_is_restarted_and_the_port_keeps_answering(served: Serve
         lambda: len(after := _children(served.proc.pid)) == 2 and before[0] not in after,
         "a new worker",
     )
-    seen: set[str] = set()
-    _until(lambda: seen.update(served.workers_seen(20)) or seen == {"0", "1"}, "both again")
+    served.until_both_seen()
     assert "died" in served.log.read_text()
 
 
