@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import random
+import resource
 import secrets
 import statistics
 import tempfile
@@ -35,7 +37,7 @@ from benchhistory import (
     warm_up,
     workspace_files,
 )
-from ccserver import pct, write_result
+from ccserver import descendants, pct, write_result
 from httpload import run_load
 
 # Servers compared in the load phase: history off (the floor), on with the single-statement
@@ -80,7 +82,8 @@ def save_latency(
         warm_up(servers, connections, rate)  # at the measured rate, not measured
         for _ in range(rounds):
             for mode in servers:
-                _, port, _, make = servers[mode]
+                proc, port, _, make = servers[mode]
+                cpu0 = _cpu(proc.pid)
                 r = asyncio.run(
                     run_load(
                         "127.0.0.1",
@@ -91,7 +94,16 @@ def save_latency(
                         rate=rate,
                     )
                 )
-                results[mode].append({**r.summary(), "loadavg": _loadavg()})
+                cpu1 = _cpu(proc.pid)
+                # CPU seconds per wall second during the round: the server (all its workers),
+                # this load generator, and the machine's idle share of its cores.
+                wall = cpu1[3] - cpu0[3]
+                use = {
+                    "server_cores": round((cpu1[0] - cpu0[0]) / wall, 2),
+                    "loadgen_cores": round((cpu1[1] - cpu0[1]) / wall, 2),
+                    "machine_idle_cores": round((cpu1[2] - cpu0[2]) / wall, 2),
+                }
+                results[mode].append({**r.summary(), **use, "loadavg": _loadavg()})
         out: dict[str, object] = {"backend": backend, "rate": rate, "duration_s": duration}
         stats: dict[str, dict[str, Any]] = {}
         for mode, runs in results.items():
@@ -140,6 +152,22 @@ def _envs(
         for m, env in chosen.items()
         for n in workers
     }
+
+
+def _cpu(server_pid: int) -> tuple[float, float, float, float]:
+    """CPU seconds of the server's process tree and of this process, idle seconds of the
+    machine (summed over its cores), and the monotonic clock."""
+    tick = os.sysconf("SC_CLK_TCK")
+    server = 0
+    for pid in [server_pid, *descendants(server_pid)]:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        server += int(fields[11]) + int(fields[12])  # utime, stime
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    idle = int(Path("/proc/stat").read_text().split("\n", 1)[0].split()[4])
+    return server / tick, own.ru_utime + own.ru_stime, idle / tick, time.monotonic()
 
 
 def _loadavg() -> str:
