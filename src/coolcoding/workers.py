@@ -189,8 +189,9 @@ class Supervisor:
                 now = time.monotonic()
                 for w in pool:
                     if w.proc is not None and (rc := w.proc.poll()) is not None:
-                        w.returncode, pid, w.proc = rc, w.proc.pid, None
-                        if stopping:
+                        pid, w.proc = w.proc.pid, None
+                        if stopping:  # how the stop went decides the exit code
+                            w.returncode = rc
                             log.info("worker %d (pid %d) exited (%d)", w.index, pid, rc)
                             continue
                         if now - w.started_at >= RESTART_RESET_S:
@@ -221,7 +222,8 @@ class Supervisor:
                     w.proc.wait()
             for s, h in old.items():
                 signal.signal(s, h)
-        clean = {0, -signal.SIGTERM, -signal.SIGINT}
+        # None: a worker waiting for its restart when the stop came.
+        clean = {None, 0, -signal.SIGTERM, -signal.SIGINT}
         return 0 if all(w.returncode in clean for w in pool) else 1
 
 

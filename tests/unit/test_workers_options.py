@@ -89,3 +89,43 @@ def test_the_worker_header_is_added_to_http_responses_only() -> None:
     seen.clear()
     asyncio.run(WorkerHeader(app, 3)({"type": "websocket"}, None, send))
     assert seen[0]["headers"] == [(b"a", b"b")]
+
+
+def test_the_supervisor_restarts_a_dead_worker_and_stops_all_on_a_signal() -> None:
+    import signal
+    import subprocess
+    import threading
+    import time
+
+    from coolcoding.workers import Supervisor
+
+    started: list[tuple[int, subprocess.Popen[bytes]]] = []
+
+    def spawn(index: int) -> subprocess.Popen[bytes]:
+        p = subprocess.Popen(["sleep", "60"])
+        started.append((index, p))
+        return p
+
+    sup = Supervisor(2, spawn, poll_s=0.02)
+
+    def drive() -> None:
+        deadline = time.monotonic() + 20
+        while len(started) < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        started[0][1].kill()  # worker 0 dies: restarted after the back-off
+        while len(started) < 3 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        sup._signals.append(signal.SIGTERM)  # as the handler does on SIGTERM
+
+    t = threading.Thread(target=drive)
+    t.start()
+    try:
+        assert sup.run() == 0  # the workers' SIGTERM exits count as clean
+    finally:
+        t.join()
+        for _, p in started:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    assert [i for i, _ in started] == [0, 1, 0]
+    assert [p.returncode for _, p in started] == [-signal.SIGKILL, -signal.SIGTERM, -signal.SIGTERM]
