@@ -15,12 +15,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import random
+import resource
 import secrets
 import statistics
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -34,7 +37,7 @@ from benchhistory import (
     warm_up,
     workspace_files,
 )
-from ccserver import pct, write_result
+from ccserver import descendants, pct, write_result
 from httpload import run_load
 
 # Servers compared in the load phase: history off (the floor), on with the single-statement
@@ -63,18 +66,24 @@ def save_latency(
     rounds: int,
     connections: int = 50,
     modes: tuple[str, ...] = ("off", "on"),
+    workers: tuple[int, ...] = (1,),
+    redis_url: str = "",
 ) -> dict[str, object]:
-    """Every mode's server up at once; rounds interleaved (off, on, ... in turn)."""
+    """Every mode's server up at once; rounds interleaved (off, on, ... in turn).
+
+    ``workers`` other than ``(1,)``: each mode once per worker count (``serve --workers N``,
+    modes named ``<mode>_w<N>``), all of them on ``redis_url`` (which N > 1 needs)."""
     servers: dict[str, LoadedServer] = {}
     tmp = tempfile.TemporaryDirectory()
     try:
-        envs = {m: env for m, env in MODES[backend].items() if m in modes}
+        envs = _envs(backend, modes, workers, redis_url)
         start_servers(servers, backend, envs, Path(tmp.name), _setup, connections)
         results: dict[str, list[dict[str, object]]] = {m: [] for m in servers}
         warm_up(servers, connections, rate)  # at the measured rate, not measured
         for _ in range(rounds):
             for mode in servers:
-                _, port, _, make = servers[mode]
+                proc, port, _, make = servers[mode]
+                cpu0 = _cpu(proc.pid)
                 r = asyncio.run(
                     run_load(
                         "127.0.0.1",
@@ -85,30 +94,84 @@ def save_latency(
                         rate=rate,
                     )
                 )
-                results[mode].append(r.summary())
+                cpu1 = _cpu(proc.pid)
+                # CPU seconds per wall second during the round: the server (all its workers),
+                # this load generator, and the machine's idle share of its cores.
+                wall = cpu1[3] - cpu0[3]
+                use = {
+                    "server_cores": round((cpu1[0] - cpu0[0]) / wall, 2),
+                    "loadgen_cores": round((cpu1[1] - cpu0[1]) / wall, 2),
+                    "machine_idle_cores": round((cpu1[2] - cpu0[2]) / wall, 2),
+                }
+                results[mode].append({**r.summary(), **use, "loadavg": _loadavg()})
         out: dict[str, object] = {"backend": backend, "rate": rate, "duration_s": duration}
+        stats: dict[str, dict[str, Any]] = {}
         for mode, runs in results.items():
-            out[mode] = {
+            stats[mode] = {
                 "p50_ms_median": statistics.median(float(r["p50_ms"]) for r in runs),  # type: ignore[arg-type]
                 "p99_ms_median": statistics.median(float(r["p99_ms"]) for r in runs),  # type: ignore[arg-type]
                 "p99_ms_max": max(float(r["p99_ms"]) for r in runs),  # type: ignore[arg-type]
                 "runs": runs,
             }
-        off = out["off"]
-        for mode in results:
-            if mode != "off":
-                m = out[mode]
-                m["p50_vs_off"] = round(m["p50_ms_median"] / off["p50_ms_median"], 2)  # type: ignore[index,operator]
-                m["p99_vs_off"] = round(m["p99_ms_median"] / off["p99_ms_median"], 2)  # type: ignore[index,operator]
-                # Per round: on/off of the rounds run back to back (the fairest pairing here).
-                m["p99_vs_off_per_round"] = [
-                    round(float(a["p99_ms"]) / float(b["p99_ms"]), 2)  # type: ignore[arg-type]
-                    for a, b in zip(results[mode], results["off"], strict=True)
-                ]
+
+        def compare(m: dict[str, Any], floor: str, name: str) -> None:
+            """``m``'s medians over ``floor``'s, and per round (the rounds run back to back)."""
+            base = stats[floor]
+            m[f"p50_vs_{name}"] = round(m["p50_ms_median"] / base["p50_ms_median"], 2)
+            m[f"p99_vs_{name}"] = round(m["p99_ms_median"] / base["p99_ms_median"], 2)
+            m[f"p99_vs_{name}_per_round"] = [
+                round(float(a["p99_ms"]) / float(b["p99_ms"]), 2)
+                for a, b in zip(m["runs"], base["runs"], strict=True)
+            ]
+
+        for mode, m in stats.items():
+            kind, _, w = mode.partition("_w")
+            floor = "off" + (f"_w{w}" if w else "")
+            if kind != "off" and floor in stats:
+                compare(m, floor, "off")
+            if w and w != "1" and f"{kind}_w1" in stats:
+                compare(m, f"{kind}_w1", "1_worker")  # N workers against one, the same mode
+        out.update(stats)
         return out
     finally:
         stop_servers(servers)
         tmp.cleanup()
+
+
+def _envs(
+    backend: str, modes: tuple[str, ...], workers: tuple[int, ...], redis_url: str
+) -> dict[str, dict[str, str]]:
+    """Each server's environment, by its mode's name: ``off``, ``on``... or, with other worker
+    counts than 1, ``off_w1``, ``off_w2``, ``on_w1``..."""
+    chosen = {m: env for m, env in MODES[backend].items() if m in modes}
+    if workers == (1,):
+        return chosen
+    extra = {"COOLCODING_REDIS_URL": redis_url, "COOLCODING_REGISTER_RATE_LIMIT": "100000"}
+    return {
+        f"{m}_w{n}": {**env, **extra, "COOLCODING_WORKERS": str(n)}
+        for m, env in chosen.items()
+        for n in workers
+    }
+
+
+def _cpu(server_pid: int) -> tuple[float, float, float, float]:
+    """CPU seconds of the server's process tree and of this process, idle seconds of the
+    machine (summed over its cores), and the monotonic clock."""
+    tick = os.sysconf("SC_CLK_TCK")
+    server = 0
+    for pid in [server_pid, *descendants(server_pid)]:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        server += int(fields[11]) + int(fields[12])  # utime, stime
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    idle = int(Path("/proc/stat").read_text().split("\n", 1)[0].split()[4])
+    return server / tick, own.ru_utime + own.ru_stime, idle / tick, time.monotonic()
+
+
+def _loadavg() -> str:
+    return Path("/proc/loadavg").read_text().strip()
 
 
 SHARED_CONTENT = True
@@ -278,6 +341,13 @@ def main() -> None:
         help="off,on[,on_general]: on_general (PostgreSQL) is the save before the single"
         " statement; at 500 req/s it queues for minutes on this machine",
     )
+    ap.add_argument(
+        "--workers",
+        default="1",
+        help="worker counts to compare, e.g. 1,2 (serve --workers N; then every server uses"
+        " --redis-url, which N > 1 needs)",
+    )
+    ap.add_argument("--redis-url", default="redis://127.0.0.1:6379/11")
     ap.add_argument("--out", default=None, help="result name (default history / history_load)")
     ap.add_argument(
         "--distinct-content",
@@ -307,16 +377,28 @@ def main() -> None:
     if not args.skip_load:
         for backend in args.load_backends.split(","):
             modes = tuple(m for m in args.modes.split(",") if m in MODES[backend])
+            workers = tuple(int(w) for w in args.workers.split(","))
             result[f"save_latency_{backend}"] = r = save_latency(
-                backend, args.rate, args.duration, args.rounds, modes=modes
+                backend,
+                args.rate,
+                args.duration,
+                args.rounds,
+                modes=modes,
+                workers=workers,
+                redis_url=args.redis_url,
             )
-            for mode in modes:
+            for mode in _envs(backend, modes, workers, args.redis_url):
                 m = r[mode]  # type: ignore[index]
                 print(
                     f"{backend}: saves+reads at {args.rate:.0f} req/s, history {mode}: "
                     f"p50 {m['p50_ms_median']} ms, p99 median {m['p99_ms_median']} ms, "
                     f"worst {m['p99_ms_max']} ms"
-                    + (f"; p99 vs off {m['p99_vs_off']}x" if mode != "off" else "")
+                    + (f"; p99 vs off {m['p99_vs_off']}x" if "p99_vs_off" in m else "")
+                    + (
+                        f"; p99 vs 1 worker {m['p99_vs_1_worker']}x"
+                        if "p99_vs_1_worker" in m
+                        else ""
+                    )
                 )
     write_result(args.out or ("history_load" if args.only_load else "history"), result)
 

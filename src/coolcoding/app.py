@@ -43,13 +43,14 @@ log = logging.getLogger(__name__)
 ZIP_IMPORT_PATHS = re.compile(r"^/api/(?:workspace/[^/]+/import|sessions/import)$")
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, *, migrate: bool = True) -> FastAPI:
+    """The ASGI app; ``migrate=False``: a ``serve --workers`` child (its parent migrated)."""
     settings = settings or get_settings()
     platform = Platform(settings)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        await platform.start()
+        await platform.start(migrate=migrate)
         try:
             yield
         finally:

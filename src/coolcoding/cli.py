@@ -25,19 +25,32 @@ app.add_typer(deploy_app, name="deploy")
 def serve(
     host: str = typer.Option(None, help="Address to bind (default from COOLCODING_HOST)"),
     port: int = typer.Option(None, help="Port (default from COOLCODING_PORT)"),
+    workers: int = typer.Option(
+        None,
+        help="Worker processes on the port (default from COOLCODING_WORKERS, 1); more than 1 "
+        "needs PostgreSQL and COOLCODING_REDIS_URL",
+    ),
 ) -> None:
     """Run the platform (migrations are applied at start)."""
     import uvicorn
 
     from coolcoding.app import create_app
     from coolcoding.httpserver import raise_open_file_limit, uvicorn_options
+    from coolcoding.workers import serve_workers, workers_problem
 
     settings = get_settings()
     host = host or settings.host
     port = port or settings.port
+    n = settings.workers if workers is None else workers
+    if (problem := workers_problem(settings, n)) is not None:
+        typer.echo(f"error: {problem}", err=True)
+        raise typer.Exit(2)
     typer.echo(
         f"Cool Coding Platform on http://{host}:{port}/  (database: {settings.effective_database_url.split('://')[0]})"
+        + (f", {n} workers" if n > 1 else "")
     )
+    if n > 1:
+        raise typer.Exit(serve_workers(settings, host, port, n))
     before, nofile = raise_open_file_limit()
     typer.echo(f"open-file limit {nofile} (was {before})")
     application = create_app(settings)
@@ -54,6 +67,18 @@ def serve(
         access_log=settings.access_log,
         **uvicorn_options(settings, open_file_limit=nofile),
     )
+
+
+@app.command("serve-worker", hidden=True)
+def serve_worker(
+    fd: int = typer.Option(..., help="Inherited listening socket"),
+    index: int = typer.Option(..., help="Worker number (its data dir)"),
+    parent_pid: int = typer.Option(..., help="The supervisor's pid"),
+) -> None:
+    """One worker of ``serve --workers N`` (started by the supervisor, not by hand)."""
+    from coolcoding.workers import run_worker
+
+    run_worker(get_settings(), fd, index, parent_pid)
 
 
 @app.command()

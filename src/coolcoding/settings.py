@@ -35,6 +35,13 @@ class Settings(BaseSettings):
     )
     host: str = "127.0.0.1"
     port: int = 8000
+    workers: int = Field(
+        default=1,
+        ge=1,
+        le=64,
+        description="Worker processes of `coolcoding serve` on one port (each a replica with its "
+        "own data dir <data_dir>/workers/<k>); more than 1 needs PostgreSQL and Redis",
+    )
     public_origins: list[str] = Field(
         default_factory=list,
         description="Origins allowed to open WebSockets/cookies; empty = same host as the request",
