@@ -60,7 +60,9 @@ def _key(result: Any) -> list[Any]:
     return [(f.path, [(m.line, m.text, m.ranges) for m in f.matches]) for f in result.files]
 
 
-async def _measure(url: str, session_uuid: str, old: Any, rounds: int) -> dict[str, Any]:
+async def _measure(
+    url: str, session_uuid: str, old: Any, rounds: int, only: list[str]
+) -> dict[str, Any]:
     from sqlalchemy import select
 
     from coolcoding.db.models import CodeSession
@@ -77,6 +79,8 @@ async def _measure(url: str, session_uuid: str, old: Any, rounds: int) -> dict[s
     after, before = SearchService(db, settings), old.SearchService(db, settings)
     out: dict[str, Any] = {}
     for name, q, kw in QUERIES:
+        if only and not any(o in name for o in only):
+            continue
         a = await after.search(ref, SearchQuery(q, **kw))
         b = await before.search(ref, old.SearchQuery(q, **kw))
         assert _key(a) == _key(b) and a.match_count == b.match_count, name
@@ -108,6 +112,7 @@ def main() -> None:
     ap.add_argument("--before-rev", required=True)
     ap.add_argument("--rounds", type=int, default=40)
     ap.add_argument("--out", default="search_inproc.json", help="file name in bench/results")
+    ap.add_argument("--queries", default="", help="comma-separated parts of query names to run")
     args = ap.parse_args()
     old = _old_module(args.before_rev)
     rng = random.Random(13)
@@ -129,7 +134,8 @@ def main() -> None:
     try:
         asyncio.run(seed(t.url, t.sid, data))
         load_before = os.getloadavg()
-        queries = asyncio.run(_measure(t.url, t.sid, old, args.rounds))
+        only = [o for o in args.queries.split(",") if o]
+        queries = asyncio.run(_measure(t.url, t.sid, old, args.rounds, only))
         load_after = os.getloadavg()
     finally:
         t.close()
