@@ -29,7 +29,7 @@ from re import _constants as sre_constants  # type: ignore[attr-defined]
 from re import _parser as sre_parse  # type: ignore[attr-defined]
 from typing import Any
 
-from sqlalchemy import Row, TextClause, text
+from sqlalchemy import TextClause, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from coolcoding.db.engine import Database
@@ -354,7 +354,7 @@ class SearchService:
             seen = 0  # files looked at so far (walked, or candidates taken)
             # A walk that brings its bodies reads the next page while Python matches the current
             # one (no other statement runs on the connection meanwhile).
-            ahead: tuple[asyncio.Task[Sequence[Row[Any]]], int] | None = None
+            ahead: tuple[asyncio.Task[Sequence[Any]], int] | None = None
             try:
                 while not truncated:
                     if count:
@@ -444,7 +444,7 @@ class SearchService:
 
 async def _walk_page(
     conn: AsyncConnection, stmt: TextClause, params: dict[str, object], last: str, page: int
-) -> Sequence[Row[Any]]:
+) -> Sequence[Any]:
     return (await conn.execute(stmt, {**params, "last": last, "page": page})).all()
 
 
@@ -459,7 +459,7 @@ def _read_ahead(
     before: int,
     count: int,
     seen: int,
-) -> tuple[asyncio.Task[Sequence[Row[Any]]], int] | None:
+) -> tuple[asyncio.Task[Sequence[Any]], int] | None:
     """The walk's next page, started now (read while the current one is matched), unless the
     current page was the last, or, at the rate of lines per file seen before it, it is expected to
     bring the lines still needed (then the next page would most likely be read for nothing)."""
