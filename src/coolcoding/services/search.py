@@ -16,21 +16,17 @@ bodies are read; the walk stops when enough lines matched.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 # The standard library's regex parser (private, stable since 3.11), used only to find a literal
 # that every match contains.
 from re import _constants as sre_constants  # type: ignore[attr-defined]
 from re import _parser as sre_parse  # type: ignore[attr-defined]
-from typing import Any
 
 from sqlalchemy import TextClause, text
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from coolcoding.db.engine import Database
 from coolcoding.errors import InvalidInput
@@ -169,10 +165,6 @@ FOLD_PARTNERS = {
 }
 MAX_ALTERNATIVES = 8
 _WORD_CHAR = re.compile(r"\w")
-# While a walk's next page is being read (in PostgreSQL's process or aiosqlite's thread), the
-# matching of the current page gives the event loop a turn every this many files, so the driver
-# can take in the rows already sent.
-YIELD_EVERY = 32
 
 
 @dataclass(frozen=True)
@@ -352,125 +344,71 @@ class SearchService:
             )
             walked_bodies: dict[int, bytes] | None = None
             seen = 0  # files looked at so far (walked, or candidates taken)
-            # A walk that brings its bodies reads the next page while Python matches the current
-            # one (no other statement runs on the connection meanwhile).
-            ahead: tuple[asyncio.Task[Sequence[Any]], int] | None = None
-            try:
-                while not truncated:
-                    if count:
-                        # Pages double, but no further than the lines still needed call for at
-                        # the rate seen so far (a doubled page overshot: the capped common word
-                        # read 512 more bodies for its last 63 lines).
-                        want = (limit - count) * seen * 5 // (count * 4) + MIN_PAGE
-                        page = min(page, want)
-                    if narrowed is not None:
-                        batch = narrowed[start : start + page]
-                        start += page
-                        seen += len(batch)
-                    else:
-                        if ahead is not None:
-                            page = ahead[1]
-                            walked, ahead = await ahead[0], None
-                        else:
-                            walked = await _walk_page(conn, walk_stmt, walk_params, last, page)
-                        if not walked:
-                            break
-                        before, before_count = seen, count
-                        seen += len(walked)
-                        last = walked[-1][1]
-                        batch = [(r[1], r[0]) for r in walked if not filtered or r[2]]
-                        if with_bodies:
-                            walked_bodies = {r[0]: r[2] for r in walked if r[2]}
-                            ahead = _read_ahead(
-                                conn, walk_stmt, walk_params, last, len(walked) == page,
-                                min(page * 2, max_page), limit, before, before_count, seen,
-                            )  # fmt: skip
-                            if ahead is not None:
-                                await asyncio.sleep(0)  # the statement goes out now
-                    if narrowed is not None and not batch:
+            while not truncated:
+                if count:
+                    # Pages double, but no further than the lines still needed call for at the
+                    # rate seen so far (a doubled page overshot: the capped common word read 512
+                    # more bodies for its last 63 lines).
+                    want = (limit - count) * seen * 5 // (count * 4) + MIN_PAGE
+                    page = min(page, want)
+                if narrowed is not None:
+                    batch = narrowed[start : start + page]
+                    start += page
+                    seen += len(batch)
+                else:
+                    walked = (
+                        await conn.execute(walk_stmt, {**walk_params, "last": last, "page": page})
+                    ).all()
+                    if not walked:
                         break
-                    page = min(page * 2, max_page)
-                    batch = [
-                        (path, item_id)
-                        for path, item_id in batch
-                        if (not includes or any(g.match(path) for g in includes))
-                        and not (excludes and any(g.match(path) for g in excludes))
-                    ]
-                    if not batch:
-                        continue
-                    # Bodies at most MAX_PAGE at a time (a filtered walk's page may hold more
-                    # files), so memory stays bounded whatever the page size.
-                    for chunk_start in range(0, len(batch), MAX_PAGE):
-                        chunk = batch[chunk_start : chunk_start + MAX_PAGE]
-                        bodies: dict[int, bytes]
-                        if walked_bodies is not None:
-                            bodies = walked_bodies
-                        else:
-                            ids = [item_id for _, item_id in chunk]
-                            params: dict[str, object] = {
-                                "ids": ids if postgres else json.dumps(ids)
-                            }
-                            bodies = {
-                                r[0]: r[1] for r in (await conn.execute(bodies_stmt, params)).all()
-                            }
-                        for n, (path, item_id) in enumerate(chunk):
-                            if ahead is not None and n % YIELD_EVERY == YIELD_EVERY - 1:
-                                await asyncio.sleep(0)
-                            content = bodies.get(item_id)
-                            if not content:
-                                continue
-                            body = content.decode("utf-8", "replace")
-                            found = _match_file(
-                                path, body, pattern, limit - count, plain, q.case_sensitive,
-                                q.whole_word,
-                            )  # fmt: skip
-                            if found is None:
-                                continue
-                            files.append(found)
-                            count += len(found.matches)
-                            if count >= limit:
-                                truncated = True
-                                break
-                        if truncated:
+                    seen += len(walked)
+                    last = walked[-1][1]
+                    batch = [(r[1], r[0]) for r in walked if not filtered or r[2]]
+                    if with_bodies:
+                        walked_bodies = {r[0]: r[2] for r in walked if r[2]}
+                if narrowed is not None and not batch:
+                    break
+                page = min(page * 2, max_page)
+                batch = [
+                    (path, item_id)
+                    for path, item_id in batch
+                    if (not includes or any(g.match(path) for g in includes))
+                    and not (excludes and any(g.match(path) for g in excludes))
+                ]
+                if not batch:
+                    continue
+                # Bodies at most MAX_PAGE at a time (a filtered walk's page may hold more
+                # files), so memory stays bounded whatever the page size.
+                for chunk_start in range(0, len(batch), MAX_PAGE):
+                    chunk = batch[chunk_start : chunk_start + MAX_PAGE]
+                    bodies: dict[int, bytes]
+                    if walked_bodies is not None:
+                        bodies = walked_bodies
+                    else:
+                        ids = [item_id for _, item_id in chunk]
+                        params: dict[str, object] = {"ids": ids if postgres else json.dumps(ids)}
+                        bodies = {
+                            r[0]: r[1] for r in (await conn.execute(bodies_stmt, params)).all()
+                        }
+                    for path, item_id in chunk:
+                        content = bodies.get(item_id)
+                        if not content:
+                            continue
+                        body = content.decode("utf-8", "replace")
+                        found = _match_file(
+                            path, body, pattern, limit - count, plain, q.case_sensitive,
+                            q.whole_word,
+                        )  # fmt: skip
+                        if found is None:
+                            continue
+                        files.append(found)
+                        count += len(found.matches)
+                        if count >= limit:
+                            truncated = True
                             break
-            finally:
-                if ahead is not None:
-                    # A page read for nothing (the lines were found): wait for it, so the
-                    # connection is free again (cancelling a statement midway is not).
-                    with contextlib.suppress(Exception):
-                        await ahead[0]
+                    if truncated:
+                        break
         return SearchResult(files, count, truncated)
-
-
-async def _walk_page(
-    conn: AsyncConnection, stmt: TextClause, params: dict[str, object], last: str, page: int
-) -> Sequence[Any]:
-    return (await conn.execute(stmt, {**params, "last": last, "page": page})).all()
-
-
-def _read_ahead(
-    conn: AsyncConnection,
-    stmt: TextClause,
-    params: dict[str, object],
-    last: str,
-    full: bool,
-    page: int,
-    limit: int,
-    before: int,
-    count: int,
-    seen: int,
-) -> tuple[asyncio.Task[Sequence[Any]], int] | None:
-    """The walk's next page, started now (read while the current one is matched), unless the
-    current page was the last, or, at the rate of lines per file seen before it, it is expected to
-    bring the lines still needed (then the next page would most likely be read for nothing)."""
-    if not full:
-        return None
-    if count:
-        expected = count * seen // before
-        if expected >= limit:
-            return None
-        page = min(page, (limit - expected) * seen * 5 // (expected * 4) + MIN_PAGE)
-    return asyncio.create_task(_walk_page(conn, stmt, params, last, page)), page
 
 
 def like_pattern(literal: str) -> str | None:
