@@ -3,7 +3,8 @@ from the client, interleaved, on the 10,000-file workspace of bench_search_inpro
 the current walk (``PG_WALK_LIKE_BODIES``), a prototype with ``full_path`` copied into
 ``workspace_search`` (index on ``(session_id, full_path)``: one ordered scan, the item looked up
 only for the rows that may match), the current walk without bodies, a walk without the index
-lookup and LIKE, and ``strpos`` instead of LIKE. Prints p50/max per variant (no JSON written)::
+lookup and LIKE, ``strpos`` instead of LIKE, ``LIKE '%urn re%'`` before the exact alternatives, and
+that LIKE alone (inexact: the cost of one scan). Prints p50/max per variant (no JSON written)::
 
     .venv/bin/python bench/search_phrase_walk_pg_variants.py
 """
@@ -47,12 +48,22 @@ STRPOS = text(
         "OR CAST(:alts AS text[]) IS NULL)",
     )
 )
+PREFILTER = text(
+    OLD.text.replace("s.body LIKE ANY(:alts)", "s.body LIKE :pattern AND s.body LIKE ANY(:alts)")
+)
+ONE_LIKE = text(
+    OLD.text.replace(
+        "s.body LIKE ANY(:alts)", "s.body LIKE :pattern AND CAST(:alts AS text[]) IS NOT NULL"
+    )
+)
 VARIANTS = {
     "current": OLD,
     "path_column": PATH_COLUMN,
     "current_no_bodies": NO_BODIES,
     "walk_without_lookup": PLAIN,
     "strpos": STRPOS,
+    "prefilter_like_pattern": PREFILTER,
+    "one_like_inexact": ONE_LIKE,
 }
 PAGES = [256, 512, 1024, 1024, 1024]  # the pages the search takes for this phrase
 
@@ -61,7 +72,7 @@ async def walk(conn: Any, stmt: Any, sid: int, alts: list[str]) -> tuple[float, 
     last, n, m = "", 0, 0
     t0 = time.perf_counter()
     for p in PAGES:
-        params = {"sid": sid, "last": last, "page": p, "alts": alts}
+        params = {"sid": sid, "last": last, "page": p, "alts": alts, "pattern": "%urn re%"}
         rows = (await conn.execute(stmt, params)).all()
         last = rows[-1][1]
         n += len(rows)
