@@ -4,7 +4,7 @@
         [--modes off,on] [--rounds 3] [--workers 1] [--out NAME]
 
 A mode is a history mode of ``bench_history.MODES`` with an optional variant of the HTTP
-server (``VARIANTS``): ``off@base`` is history off without the write coalescing and the young-GC
+server (``bench_history.SERVER_VARIANTS``): ``off@base`` is history off without the write coalescing and the young-GC
 threshold of issue 9 (the server as it was before), ``off@nogc``/``off@nocoalesce`` without one.
 
 The load of ``bench_history.py`` (50 clients, half saves, half reads). For each server (history
@@ -62,17 +62,9 @@ def own_cpu_s() -> float:
     return r.ru_utime + r.ru_stime
 
 
-VARIANTS = {
-    "": {},
-    "base": {"COOLCODING_HTTP_COALESCE_WRITES": "false", "COOLCODING_GC_YOUNG_THRESHOLD": "700"},
-    "nogc": {"COOLCODING_GC_YOUNG_THRESHOLD": "700"},
-    "nocoalesce": {"COOLCODING_HTTP_COALESCE_WRITES": "false"},
-}
-
-
 def mode_env(backend: str, mode: str) -> dict[str, str]:
     history, _, variant = mode.partition("@")
-    return {**bench_history.MODES[backend][history], **VARIANTS[variant]}
+    return {**bench_history.MODES[backend][history], **bench_history.SERVER_VARIANTS[variant]}
 
 
 def main() -> None:
