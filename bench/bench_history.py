@@ -59,6 +59,15 @@ MODES = {
 }
 
 
+# The HTTP server as it was before issue 9's CPU work (``base``), or without one of its two changes.
+SERVER_VARIANTS = {
+    "": {},
+    "base": {"COOLCODING_HTTP_COALESCE_WRITES": "false", "COOLCODING_GC_YOUNG_THRESHOLD": "700"},
+    "nogc": {"COOLCODING_GC_YOUNG_THRESHOLD": "700"},
+    "nocoalesce": {"COOLCODING_HTTP_COALESCE_WRITES": "false"},
+}
+
+
 def save_latency(
     backend: str,
     rate: float,
@@ -142,8 +151,13 @@ def _envs(
     backend: str, modes: tuple[str, ...], workers: tuple[int, ...], redis_url: str
 ) -> dict[str, dict[str, str]]:
     """Each server's environment, by its mode's name: ``off``, ``on``... or, with other worker
-    counts than 1, ``off_w1``, ``off_w2``, ``on_w1``..."""
+    counts than 1, ``off_w1``, ``off_w2``, ``on_w1``...; ``off@base`` etc.: a server variant
+    (``SERVER_VARIANTS``)."""
     chosen = {m: env for m, env in MODES[backend].items() if m in modes}
+    for m in modes:
+        if "@" in m:
+            history, _, variant = m.partition("@")
+            chosen[m] = {**MODES[backend][history], **SERVER_VARIANTS[variant]}
     if workers == (1,):
         return chosen
     extra = {"COOLCODING_REDIS_URL": redis_url, "COOLCODING_REGISTER_RATE_LIMIT": "100000"}
@@ -376,7 +390,7 @@ def main() -> None:
         )
     if not args.skip_load:
         for backend in args.load_backends.split(","):
-            modes = tuple(m for m in args.modes.split(",") if m in MODES[backend])
+            modes = tuple(m for m in args.modes.split(",") if m.partition("@")[0] in MODES[backend])
             workers = tuple(int(w) for w in args.workers.split(","))
             result[f"save_latency_{backend}"] = r = save_latency(
                 backend,

@@ -3,6 +3,10 @@
     .venv/bin/python bench/bench_save_cpu.py [--backend postgres] [--rate 200] [--duration 5]
         [--modes off,on] [--rounds 3] [--workers 1] [--out NAME]
 
+A mode is a history mode of ``bench_history.MODES`` with an optional variant of the HTTP
+server (``bench_history.SERVER_VARIANTS``): ``off@base`` is history off without the write coalescing and the young-GC
+threshold of issue 9 (the server as it was before), ``off@nogc``/``off@nocoalesce`` without one.
+
 The load of ``bench_history.py`` (50 clients, half saves, half reads). For each server (history
 off and on, up side by side, rounds interleaved): the server's user+system CPU from
 /proc/<pid>/stat (all its worker processes with ``--workers``) over the measured seconds, divided
@@ -58,6 +62,11 @@ def own_cpu_s() -> float:
     return r.ru_utime + r.ru_stime
 
 
+def mode_env(backend: str, mode: str) -> dict[str, str]:
+    history, _, variant = mode.partition("@")
+    return {**bench_history.MODES[backend][history], **bench_history.SERVER_VARIANTS[variant]}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--backend", default="postgres")
@@ -72,13 +81,14 @@ def main() -> None:
     servers: dict[str, LoadedServer] = {}
     tmp = tempfile.TemporaryDirectory()
     try:
-        envs = {mode: bench_history.MODES[args.backend][mode] for mode in modes}
+        envs = {mode: mode_env(args.backend, mode) for mode in modes}
         setup = bench_history._setup
         start_servers(servers, args.backend, envs, Path(tmp.name), setup, args.connections)
         warm_up(servers, args.connections, args.rate)
         runs: dict[str, list[dict[str, object]]] = {m: [] for m in modes}
-        for _ in range(args.rounds):
-            for mode in modes:
+        for rnd in range(args.rounds):
+            # Alternate the order so that no mode always runs first (or right after another).
+            for mode in modes if rnd % 2 == 0 else modes[::-1]:
                 proc, port, _, make = servers[mode]
                 s0, g0 = cpu_s(proc.pid), own_cpu_s()
                 load0 = os.getloadavg()[0]
@@ -101,7 +111,11 @@ def main() -> None:
                 summ["loadavg_1m"] = load0
                 runs[mode].append(summ)
                 print(mode, summ, flush=True)
-        out: dict[str, object] = {"backend": args.backend, "rate": args.rate}
+        out: dict[str, object] = {
+            "backend": args.backend,
+            "rate": args.rate,
+            "loadavg_end": Path("/proc/loadavg").read_text().split()[:3],
+        }
         for mode, rs in runs.items():
             out[mode] = {
                 "server_cpu_ms_per_req_median": statistics.median(

@@ -276,12 +276,11 @@ def serve_workers(settings: Settings, host: str, port: int, workers: int) -> int
 
 def run_worker(settings: Settings, fd: int, index: int, parent_pid: int) -> None:
     """One worker: the app without migrations, on the inherited listening socket."""
-    import gc
 
     import uvicorn
 
     from coolcoding.app import create_app
-    from coolcoding.httpserver import raise_open_file_limit, uvicorn_options
+    from coolcoding.httpserver import raise_open_file_limit, settle_gc, uvicorn_options
 
     set_parent_death_signal(signal.SIGTERM)
     if os.getppid() != parent_pid:  # the parent died before the request took effect
@@ -289,8 +288,7 @@ def run_worker(settings: Settings, fd: int, index: int, parent_pid: int) -> None
     sock = socket.socket(fileno=fd)
     _before, nofile = raise_open_file_limit()
     application = WorkerHeader(create_app(settings, migrate=False), index)
-    gc.collect()
-    gc.freeze()  # as in ``serve``: the long-lived objects out of the collector's sight
+    settle_gc(settings)  # as in ``serve``
     config = uvicorn.Config(
         application,
         log_level="info",
