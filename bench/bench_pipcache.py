@@ -11,48 +11,35 @@ install slower, the second is unchanged)."""
 from __future__ import annotations
 
 import argparse
-import base64
 import functools
-import hashlib
 import http.server
-import io
 import json
 import os
 import shutil
 import statistics
 import subprocess
+import sys
 import tempfile
 import threading
 import time
-import zipfile
 from pathlib import Path
 
 from benchstats import ratio, summary
 from coolcoding.sandbox.pipcache import promote
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tests.package_archives import wheel_bytes
 
 PIP = "/usr/bin/python3"
 
 
 def make_wheel(mb: int) -> tuple[str, bytes]:
     name, version = "bench_pkg", "1.0"
-    dist = f"{name}-{version}.dist-info"
     files = {
         f"{name}/__init__.py": b"VALUE = 1\n",
         f"{name}/data.bin": os.urandom(mb * 1024 * 1024),
-        f"{dist}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n".encode(),
-        f"{dist}/WHEEL": b"Wheel-Version: 1.0\nGenerator: b\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
     }
-    record = []
-    for path, data in files.items():
-        digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
-        record.append(f"{path},sha256={digest},{len(data)}")
-    record.append(f"{dist}/RECORD,,")
-    files[f"{dist}/RECORD"] = ("\n".join(record) + "\n").encode()
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w") as z:
-        for path, data in files.items():
-            z.writestr(path, data)
-    return f"{name}-{version}-py3-none-any.whl", buf.getvalue()
+    return f"{name}-{version}-py3-none-any.whl", wheel_bytes(name, version, files)
 
 
 def main() -> None:

@@ -10,12 +10,16 @@ import tarfile
 import zipfile
 
 
-def wheel(name: str, version: str, module_source: str) -> tuple[str, bytes]:
-    """A minimal pure-Python wheel (PEP 427) for ``name``."""
-    dist = f"{name}-{version}.dist-info"
+def wheel_bytes(
+    name: str, version: str, files: dict[str, bytes], *, meta_name: str | None = None
+) -> bytes:
+    """A pure-Python wheel (PEP 427) holding ``files``, with its METADATA, WHEEL and a RECORD
+    of every member's SHA-256; ``meta_name`` lets the metadata name another project."""
+    dist_name = meta_name or name
+    dist = f"{dist_name}-{version}.dist-info"
     files = {
-        f"{name}.py": module_source.encode(),
-        f"{dist}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n".encode(),
+        **files,
+        f"{dist}/METADATA": f"Metadata-Version: 2.1\nName: {dist_name}\nVersion: {version}\n".encode(),
         f"{dist}/WHEEL": b"Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
     }
     record = []
@@ -28,7 +32,14 @@ def wheel(name: str, version: str, module_source: str) -> tuple[str, bytes]:
     with zipfile.ZipFile(buf, "w") as z:
         for path, data in files.items():
             z.writestr(path, data)
-    return f"{name}-{version}-py3-none-any.whl", buf.getvalue()
+    return buf.getvalue()
+
+
+def wheel(name: str, version: str, module_source: str) -> tuple[str, bytes]:
+    """A minimal pure-Python wheel for ``name``: its file name and bytes."""
+    return f"{name}-{version}-py3-none-any.whl", wheel_bytes(
+        name, version, {f"{name}.py": module_source.encode()}
+    )
 
 
 def npm_tarball(source: str, name: str = "leftpadx") -> bytes:

@@ -8,9 +8,7 @@ The real Debian pip fills the cache from an index on this host's loopback."""
 from __future__ import annotations
 
 import asyncio
-import base64
 import functools
-import hashlib
 import http.server
 import io
 import os
@@ -41,30 +39,14 @@ from coolcoding.services.ratelimit import RateLimiter
 from coolcoding.services.sandboxes import SandboxManager
 from coolcoding.services.sessions import SessionService
 from tests.conftest import make_database, make_settings
+from tests.package_archives import wheel_bytes
 
 SYSTEM_PIP = "/usr/bin/python3"
 
 
 def wheel(name: str, version: str, source: str, *, dist_name: str | None = None) -> bytes:
     """A pure-Python wheel; ``dist_name`` lets its metadata name another project."""
-    meta_name = dist_name or name
-    dist = f"{meta_name}-{version}.dist-info"
-    files = {
-        f"{name}.py": source.encode(),
-        f"{dist}/METADATA": f"Metadata-Version: 2.1\nName: {meta_name}\nVersion: {version}\n".encode(),
-        f"{dist}/WHEEL": b"Wheel-Version: 1.0\nGenerator: t\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
-    }
-    record = []
-    for path, data in files.items():
-        digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
-        record.append(f"{path},sha256={digest},{len(data)}")
-    record.append(f"{dist}/RECORD,,")
-    files[f"{dist}/RECORD"] = ("\n".join(record) + "\n").encode()
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w") as z:
-        for path, data in files.items():
-            z.writestr(path, data)
-    return buf.getvalue()
+    return wheel_bytes(name, version, {f"{name}.py": source.encode()}, meta_name=dist_name)
 
 
 GOOD = wheel("demo_pkg", "1.0", "VALUE = 'good'\n")
