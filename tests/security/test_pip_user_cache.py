@@ -32,13 +32,14 @@ from coolcoding.sandbox.pipcache import (
     promote,
     promote_from_sandbox,
     user_dir,
+    user_key,
 )
 from coolcoding.services.accounts import AccountService
 from coolcoding.services.events import EventBus
 from coolcoding.services.ratelimit import RateLimiter
 from coolcoding.services.sandboxes import SandboxManager
 from coolcoding.services.sessions import SessionService
-from tests.conftest import make_database, make_settings
+from tests.conftest import make_database, make_settings, register_user, start_live_server
 from tests.package_archives import wheel_bytes
 
 SYSTEM_PIP = "/usr/bin/python3"
@@ -223,6 +224,56 @@ def test_a_reused_user_id_does_not_inherit_the_deleted_accounts_wheelhouse(
     assert user_dir(settings.package_cache_dir, planted) != user_dir(
         settings.package_cache_dir, victims
     )
+
+
+def test_deleting_the_account_removes_its_wheelhouse_and_nothing_else(
+    backend: str, tmp_path: Path
+) -> None:
+    """The wheelhouse's name holds the account's creation time, so after the account is deleted
+    nobody can reach it: it is removed with the account. Another user's wheelhouse stays, and a
+    link planted inside the removed one is not followed out of it."""
+    store = tmp_path / "store"
+    (tmp_path / "live").mkdir()
+    server, stop = start_live_server(backend, tmp_path / "live", package_cache_dir=str(store))
+    try:
+        a, b = register_user(server), register_user(server)
+
+        async def keys() -> list[str]:
+            db = Database(server.settings)
+            try:
+                accounts = AccountService(db, server.settings, RateLimiter(1000, 60))
+                return [
+                    user_key(u.user_id, (await accounts.get_user(u.user_id)).created_at)
+                    for u in (a, b)
+                ]
+            finally:
+                await db.dispose()
+
+        key_a, key_b = asyncio.run(keys())
+        outside = tmp_path / "outside"
+        outside.mkdir()
+        (outside / "keep.txt").write_text("not the wheelhouse's")
+        homes = []
+        for key in (key_a, key_b):
+            home = user_dir(str(store), key)
+            assert home is not None
+            (home / "sub").mkdir(parents=True)
+            (home / "demo-1.0-py3-none-any.whl").write_bytes(b"PK")
+            os.chmod(home / "demo-1.0-py3-none-any.whl", 0o444)
+            (home / "sub" / "escape").symlink_to(outside)
+            homes.append(home)
+        r = a.client.request("DELETE", "/api/users/me", json={"password": a.password})
+        assert r.status_code == 204, r.text
+        assert not homes[0].exists()
+        assert (homes[1] / "demo-1.0-py3-none-any.whl").exists()
+        assert (outside / "keep.txt").read_text() == "not the wheelhouse's"
+        # A wrong password deletes nothing, the wheelhouse included.
+        bad = b.client.request("DELETE", "/api/users/me", json={"password": "not it at all"})
+        assert bad.status_code == 403 and homes[1].exists()
+        a.client.close()
+        b.client.close()
+    finally:
+        stop()
 
 
 def test_http_body_reads_only_a_well_formed_entry() -> None:

@@ -45,6 +45,7 @@ import io
 import mmap
 import os
 import re
+import shutil
 import stat
 import struct
 import tempfile
@@ -105,6 +106,19 @@ def user_dir(package_cache_dir: str, user: str) -> Path | None:
     if not package_cache_dir or not _USER.fullmatch(user):
         return None
     return Path(package_cache_dir) / USERS_DIR / user
+
+
+def remove_user_dir(package_cache_dir: str, user: str) -> bool:
+    """Remove a user's wheelhouse (the account was deleted): True when there was one. The
+    removal works on directory fds and never follows a link (``shutil.rmtree`` on Linux), so a
+    link planted inside cannot redirect it."""
+    dest = user_dir(package_cache_dir, user)
+    if dest is None or not dest.is_dir() or dest.is_symlink():
+        return False
+    if not shutil.rmtree.avoids_symlink_attacks:  # pragma: no cover (Linux always has it)
+        raise OSError("this platform cannot remove a directory without following links")
+    shutil.rmtree(dest)
+    return True
 
 
 # --- wheels ---------------------------------------------------------------------------------

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Request, Response
@@ -10,8 +12,11 @@ from coolcoding.api.deps import CurrentUser, PlatformDep, client_ip
 from coolcoding.api.responses import AUTHED, GUARDS, PUBLIC, WRITE, errors, merge
 from coolcoding.db.models import User
 from coolcoding.errors import Conflict, Forbidden, NotAuthenticated, NotFound, RateLimited
+from coolcoding.sandbox.pipcache import remove_user_dir, user_key
 from coolcoding.schemas.accounts import AuthOut, DeleteAccountIn, LoginIn, RegisterIn, UserOut
 from coolcoding.schemas.limits import INT64_MAX
+
+log = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/api/users", tags=["users"])
 
@@ -112,6 +117,14 @@ async def delete_me(
     for sess in await platform.sessions.list_for(user.user_id):
         await platform.sessions.delete(user.user_id, str(sess.uuid))
     await platform.accounts.delete_user(user.user_id)
+    if platform.settings.package_cache_dir:
+        # The account's pip wheelhouse (its name holds the account's creation time, so nobody
+        # else can reach it any more): disk only, removed after the rows are gone.
+        key = user_key(user.user_id, account.created_at)
+        try:
+            await asyncio.to_thread(remove_user_dir, platform.settings.package_cache_dir, key)
+        except OSError as exc:
+            log.warning("could not remove the wheelhouse of deleted user %s: %s", key, exc)
     response = Response(status_code=204)
     response.delete_cookie(platform.settings.session_cookie_name, path="/")
     return response
