@@ -166,6 +166,30 @@ async def test_cleanup_orphans_removes_a_previous_process_cgroups(runtime: Local
     assert not any(Path(p).exists() for p in leftover.paths)
 
 
+async def test_cleanup_orphans_leaves_a_start_in_progress_alone(
+    runtime: LocalRuntime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A start makes the sandbox's /etc (and then its cgroup) before the sandbox is listed: a
+    sweep running meanwhile must wait for the start, not take them as a dead process's."""
+    spec = new_spec()
+    original = runtime._start_agent
+    sweeps: list[asyncio.Task[int]] = []
+
+    async def slow_start(sb: LocalSandbox) -> None:
+        assert (runtime.etc_root / spec.session_uuid).is_dir()  # made, not yet listed
+        sweeps.append(asyncio.create_task(runtime.cleanup_orphans()))
+        await asyncio.sleep(0.3)  # the sweep runs now
+        await original(sb)
+
+    monkeypatch.setattr(runtime, "_start_agent", slow_start)
+    sb = await runtime.start(spec)
+    assert sweeps and await sweeps[0] == 0
+    assert (runtime.etc_root / spec.session_uuid).is_dir()
+    r = await sb.exec(["sh", "-c", "id -un; cat /proc/self/cgroup | grep -c ."])
+    assert r.exit_code == 0, r.stderr
+    await runtime.stop(spec.session_uuid)
+
+
 async def test_ephemeral_sandbox_is_removed_on_exit(runtime: LocalRuntime) -> None:
     async with runtime.ephemeral({"main.py": b"print(6*7)"}) as sb:
         assert isinstance(sb, LocalSandbox)

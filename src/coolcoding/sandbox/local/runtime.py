@@ -694,7 +694,12 @@ class LocalRuntime(Runtime):
         for name in self.host.cgroups.leftovers():
             if name in self._sandboxes or name in self._live_ephemeral or name in keep:
                 continue
-            removed = await asyncio.to_thread(self.host.cgroups.group(name).remove)
+            # Under the start's own lock, checked again: a start in progress makes its cgroup
+            # and /etc before the sandbox is listed, and is not an orphan.
+            async with self._starting.hold(name):
+                if name in self._sandboxes or name in self._live_ephemeral or name in keep:
+                    continue
+                removed = await asyncio.to_thread(self.host.cgroups.group(name).remove)
             count += 1
             if not removed:
                 log.warning("orphan sandbox cgroup %s could not be removed", name)
@@ -722,8 +727,11 @@ class LocalRuntime(Runtime):
             self.session_pool.unmark(name)
             count += 1
         for entry in os.listdir(self.etc_root) if self.etc_root.is_dir() else ():
-            if entry not in {"templates", *self._sandboxes, *self._live_ephemeral, *keep}:
-                await asyncio.to_thread(shutil.rmtree, self.etc_root / entry, True)
+            if entry in {"templates", *self._sandboxes, *self._live_ephemeral, *keep}:
+                continue
+            async with self._starting.hold(entry):  # as above: not a start's in progress
+                if entry not in {*self._sandboxes, *self._live_ephemeral, *keep}:
+                    await asyncio.to_thread(shutil.rmtree, self.etc_root / entry, True)
         templates = self.etc_root / "templates"
         if templates.is_dir():
             for entry in set(os.listdir(templates)) - self._etc.in_use():
