@@ -71,7 +71,9 @@ class Platform:
         self.login_limiter = RateLimiter(
             settings.login_rate_limit, settings.login_rate_window_s, self.redis, prefix="cc:login"
         )
-        self.accounts = AccountService(self.db, settings, self.login_limiter, self.redis)
+        self.accounts = AccountService(
+            self.db, settings, self.login_limiter, self.redis, self.events
+        )
         self.sessions = SessionService(
             self.db,
             owner_cache_ttl_s=settings.auth_cache_ttl_s,

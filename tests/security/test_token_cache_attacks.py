@@ -5,7 +5,11 @@ lookup of that token was in flight during the logout; and concurrent lookups sha
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -15,8 +19,10 @@ from coolcoding.db.migrate import upgrade
 from coolcoding.db.models import User
 from coolcoding.errors import NotAuthenticated
 from coolcoding.services.accounts import AccountService, Principal
+from coolcoding.services.events import EventBus
 from coolcoding.services.ratelimit import RateLimiter
 from tests.conftest import make_database, make_settings
+from tests.serve_helpers import free_port
 
 
 class GatedAccounts(AccountService):
@@ -108,3 +114,91 @@ def test_concurrent_lookups_of_one_token_share_one_query(backend: str, tmp_path:
             await accounts.resolve_token("not-a-token")
 
     _with_a_login(backend, tmp_path, "many", body)
+
+
+@pytest.fixture
+def redis_url(tmp_path: Path) -> Iterator[str]:
+    """A Redis of the test's own (the replicas' event bus)."""
+    server = shutil.which("redis-server")
+    if server is None:
+        pytest.fail("redis-server is needed (scripts/setup.sh installs it)")
+    port = free_port()
+    proc = subprocess.Popen(
+        [server, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--dir", tmp_path],
+        stdout=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+@pytest.mark.parametrize("scenario", ["logout", "delete_user"])
+def test_a_logout_on_one_replica_reaches_the_other_replicas_cache(
+    backend: str, scenario: str, tmp_path: Path, redis_url: str
+) -> None:
+    """Two replicas (own database engine and event bus each, one database, one Redis): a token
+    cached by replica B stops working there as soon as replica A logs it out or deletes the
+    account, not ``auth_cache_ttl_s`` (30 s here) later."""
+    database = make_database(backend, tmp_path)
+    settings = make_settings(tmp_path, database.url, auth_cache_ttl_s=30.0, redis_url=redis_url)
+
+    async def main() -> None:
+        dbs = [Database(settings), Database(settings)]
+        buses = [EventBus(redis_url), EventBus(redis_url)]
+        try:
+            await upgrade(dbs[0].engine)
+            for bus in buses:
+                await bus.start()
+            a, b = (
+                AccountService(db, settings, RateLimiter(1000, 60), events=bus)
+                for db, bus in zip(dbs, buses, strict=True)
+            )
+            user = await a.register("roamer", "roamer@example.com", "long-enough-pass")
+            token = await a.create_login(user, None, None)
+            other = await a.create_login(user, None, None)
+            login_id = (await b.resolve_token(token)).login_id  # cached on B
+            await b.resolve_token(other)
+            # A forged or foreign message on the bus changes nothing.
+            await buses[0].publish_to_replicas("", {"type": "auth.forget", "login_id": "1"})
+            await buses[0].publish_to_replicas("", {"type": "auth.other", "user_id": user.id})
+            await asyncio.sleep(0.2)
+            assert (await b.resolve_token(token)).user_id == user.id
+            if scenario == "logout":
+                await a.revoke(login_id)
+            else:
+                await a.delete_user(user.id)
+            deadline = time.monotonic() + 10  # pub/sub delivery, far below the 30 s cache
+            while True:
+                try:
+                    await b.resolve_token(token)
+                except NotAuthenticated:
+                    break
+                assert time.monotonic() < deadline, "replica B still accepts the revoked token"
+                await asyncio.sleep(0.05)
+            if scenario == "logout":  # the user's other login is untouched
+                assert (await b.resolve_token(other)).user_id == user.id
+            else:
+                with pytest.raises(NotAuthenticated):
+                    await b.resolve_token(other)
+        finally:
+            for bus in buses:
+                await bus.stop()
+            for db in dbs:
+                await db.dispose()
+
+    try:
+        asyncio.run(main())
+    finally:
+        database.drop()

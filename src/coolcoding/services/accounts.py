@@ -38,6 +38,7 @@ from coolcoding.db.engine import Database
 from coolcoding.db.models import LoginSession, User, utcnow
 from coolcoding.errors import Conflict, InvalidInput, NotAuthenticated, NotFound, RateLimited
 from coolcoding.services.blobstore import retrying
+from coolcoding.services.events import EventBus
 from coolcoding.services.ratelimit import RateLimiter
 from coolcoding.services.ttlcache import TtlCache
 from coolcoding.settings import Settings
@@ -61,11 +62,25 @@ class Principal:
     login_id: int
 
 
+# A replica message (services/events.py): drop these logins' cached tokens on every replica.
+FORGET_LOGINS = "auth.forget"
+
+
 class AccountService:
     def __init__(
-        self, db: Database, settings: Settings, limiter: RateLimiter, redis: Any = None
+        self,
+        db: Database,
+        settings: Settings,
+        limiter: RateLimiter,
+        redis: Any = None,
+        events: EventBus | None = None,
     ) -> None:
         self.db = db
+        # With Redis, a logout or an account deletion reaches the other replicas' token caches
+        # at once (not after auth_cache_ttl_s).
+        self.events = events
+        if events is not None:
+            events.on_replica_message(self._on_replica_message)
         self.settings = settings
         self.limiter = limiter  # failed logins per IP
         self.account_failures = RateLimiter(
@@ -279,9 +294,25 @@ class AccountService:
             await s.commit()
         # Again once committed: a lookup that read the row before the delete stores nothing.
         self._forget_tokens(lambda p: p.login_id == login_id)
+        await self._tell_replicas({"login_id": login_id})
 
     def _forget_tokens(self, match: Callable[[Principal], bool]) -> None:
         self._token_cache.forget(lambda _k, p: match(p))
+
+    async def _tell_replicas(self, which: dict[str, int]) -> None:
+        """After the commit: the other replicas drop the cached tokens (at most once, Redis
+        pub/sub: a replica that misses it still stops within ``auth_cache_ttl_s``)."""
+        if self.events is not None:
+            await self.events.publish_to_replicas("", {"type": FORGET_LOGINS, **which})
+
+    async def _on_replica_message(self, _session: str, message: dict[str, Any]) -> None:
+        if message.get("type") != FORGET_LOGINS:
+            return
+        login_id, user_id = message.get("login_id"), message.get("user_id")
+        if isinstance(login_id, int):
+            self._forget_tokens(lambda p: p.login_id == login_id)
+        if isinstance(user_id, int):
+            self._forget_tokens(lambda p: p.user_id == user_id)
 
     async def get_user(self, user_id: int) -> User:
         async with self.db.session() as s:
@@ -303,6 +334,7 @@ class AccountService:
 
         await retrying(run)
         self._forget_tokens(lambda p: p.user_id == user_id)
+        await self._tell_replicas({"user_id": user_id})
 
 
 def _aware(dt: datetime) -> datetime:
