@@ -128,8 +128,8 @@ class Settings(BaseSettings):
         default=2.0,
         description="Seconds a resolved login token, and a session's owner, are cached in-process "
         "(0 = off; concurrent lookups of one token share one query); a logout or a session "
-        "delete applies at once on its own replica; a logout reaches other replicas through "
-        "the event bus (Redis), a session delete takes at most this long there",
+        "delete applies at once on its own replica, and reaches the other replicas through "
+        "the event bus (Redis; within this TTL if a replica misses the message)",
     )
 
     # --- workspace limits ------------------------------------------------------------------------
