@@ -37,12 +37,12 @@ import base64
 import contextlib
 import hashlib
 import os
-import stat
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+
+from coolcoding.sandbox.nofollow import copy_capped, open_dir, open_regular
 
 SHARED_NPM = "/opt/package-cache/npm"
 CONTENT = Path("_cacache") / "content-v2" / "sha512"
@@ -52,8 +52,6 @@ RELINK_POLL_S = 2.0
 # Largest blob promoted (a tarball); bigger ones stay private.
 MAX_BLOB_BYTES = 256 * 1024 * 1024
 _HEX = frozenset("0123456789abcdef")
-_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
-CHUNK = 1024 * 1024
 
 
 @dataclass
@@ -161,16 +159,6 @@ def _mark(shared_host: Path, result: PromoteResult) -> None:
         os.replace(tmp, shared_host / MARKER)
 
 
-def _open_dir(name: str, dir_fd: int) -> int | None:
-    """A sub-folder of ``dir_fd`` (never a link), or None."""
-    if name in ("", ".", "..") or "/" in name:
-        return None
-    try:
-        return os.open(name, _DIR_FLAGS, dir_fd=dir_fd)
-    except OSError:
-        return None
-
-
 def _promote_fd(
     root_fd: int,
     parts: tuple[str, ...],
@@ -183,7 +171,7 @@ def _promote_fd(
     try:
         cur = root_fd
         for part in parts:
-            nxt = _open_dir(part, cur)
+            nxt = open_dir(part, cur)
             if nxt is None:
                 return result
             fds.append(nxt)
@@ -191,13 +179,13 @@ def _promote_fd(
         dest_root = shared_host / CONTENT
         budget = max_total_bytes
         for a in sorted(os.listdir(cur)):
-            fa = _open_dir(a, cur) if len(a) == 2 else None
+            fa = open_dir(a, cur) if len(a) == 2 else None
             if fa is None:
                 result.rejected += 1
                 continue
             try:
                 for b in sorted(os.listdir(fa)):
-                    fb = _open_dir(b, fa) if len(b) == 2 else None
+                    fb = open_dir(b, fa) if len(b) == 2 else None
                     if fb is None:
                         result.rejected += 1
                         continue
@@ -235,33 +223,18 @@ def _copy_verified(
     """Copy the regular file ``name`` (opened without following a link, one link only, at most
     ``cap`` bytes) to ``dest``, kept only if the SHA-512 of the bytes actually copied is
     ``digest`` (the file may change while it is read). Returns the size, or None."""
-    try:
-        fd = os.open(
-            name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=dir_fd
-        )
-    except OSError:
+    opened = open_regular(dir_fd, name, cap)
+    if opened is None:
         return None
+    fd, _ = opened
     tmp: str | None = None
     try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode) or st.st_nlink != 1 or st.st_size > cap:
-            return None
         # The copy is made beside the store (same file system), moved in once verified.
-        out, tmp = tempfile.mkstemp(prefix=".promote-", dir=tmp_dir)
         h = hashlib.sha512()
-        size = 0
-        with os.fdopen(out, "wb") as f:
-            while True:
-                chunk = os.read(fd, min(CHUNK, cap + 1 - size))
-                if not chunk:
-                    break
-                size += len(chunk)
-                if size > cap:
-                    return None
-                h.update(chunk)
-                f.write(chunk)
-        if h.hexdigest() != digest:
+        tmp = copy_capped(fd, tmp_dir, cap, h)
+        if tmp is None or h.hexdigest() != digest:
             return None
+        size = os.stat(tmp).st_size
         os.chmod(tmp, 0o444)
         for d in reversed(dest.parents[:5]):  # _cacache/content-v2/sha512/ab/cd
             if not d.is_dir():

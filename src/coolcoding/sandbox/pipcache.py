@@ -55,6 +55,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from coolcoding.sandbox.nofollow import CHUNK, copy_capped, open_dir, open_regular
+
 SHARED_PIP_USER = "/opt/package-cache/pip-user"
 USERS_DIR = "pip-users"
 CACHE_IN_HOME = (".cache", "pip")
@@ -62,7 +64,6 @@ MAX_BLOB_BYTES = 256 * 1024 * 1024
 MAX_DEPTH = 7  # http/a/b/c/d/e/<entry>; wheels/aa/bb/cc/dd/<rest>/<wheel>
 MAX_FILES = 20000
 MAX_MEMBERS = 100000
-_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _USER = re.compile(r"[0-9]{1,20}-[0-9]{1,20}")
 _PART = r"[A-Za-z0-9_.]+"
 WHEEL_NAME = re.compile(
@@ -70,7 +71,6 @@ WHEEL_NAME = re.compile(
     rf"(?:-(?P<build>[0-9][A-Za-z0-9_.]*))?-(?P<py>{_PART})-(?P<abi>{_PART})-(?P<plat>{_PART})"
     r"\.whl"
 )
-CHUNK = 1024 * 1024
 
 
 @dataclass
@@ -362,15 +362,6 @@ def _skip(buf: bytes | mmap.mmap, i: int, depth: int) -> int:
 # --- promotion ------------------------------------------------------------------------------
 
 
-def _open_dir(name: str, dir_fd: int) -> int | None:
-    if name in ("", ".", "..") or "/" in name:
-        return None
-    try:
-        return os.open(name, _DIR_FLAGS, dir_fd=dir_fd)
-    except OSError:
-        return None
-
-
 def _walk(dir_fd: int, depth: int, count: list[int]) -> Iterator[tuple[int, str]]:
     """(folder fd, file name) of every entry below ``dir_fd``, folders opened without following
     links, at most MAX_DEPTH deep and MAX_FILES entries. The fd is valid while the caller
@@ -386,7 +377,7 @@ def _walk(dir_fd: int, depth: int, count: list[int]) -> Iterator[tuple[int, str]
         if stat.S_ISDIR(st.st_mode):
             if depth >= MAX_DEPTH:
                 continue
-            sub = _open_dir(name, dir_fd)
+            sub = open_dir(name, dir_fd)
             if sub is None:
                 continue
             try:
@@ -407,39 +398,19 @@ def _copy_in(
     """Copy the regular file ``name`` (never a link, one link only, at most ``cap`` bytes) from
     its open descriptor to a new host file in ``tmp_dir``; its path, or None. ``seen`` holds
     the (inode, size, mtime) of the files handled before (raises :class:`Seen`)."""
-    try:
-        fd = os.open(
-            name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=dir_fd
-        )
-    except OSError:
+    opened = open_regular(dir_fd, name, cap)
+    if opened is None:
         return None
-    tmp: str | None = None
+    fd, st = opened
     try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode) or st.st_nlink != 1 or st.st_size > cap:
-            return None
         if seen is not None:
             key = (st.st_ino, st.st_size, st.st_mtime_ns)
             if key in seen:
                 raise Seen
             seen.add(key)
-        out, tmp = tempfile.mkstemp(prefix=".promote-", dir=tmp_dir)
-        size = 0
-        with os.fdopen(out, "wb") as f:
-            while chunk := os.read(fd, min(CHUNK, cap + 1 - size)):
-                size += len(chunk)
-                if size > cap:
-                    return None
-                f.write(chunk)
-        done, tmp = tmp, None
-        return done
-    except OSError:
-        return None
+        return copy_capped(fd, tmp_dir, cap)
     finally:
         os.close(fd)
-        if tmp is not None:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
 
 
 def _extract_body(path: str, tmp_dir: Path) -> str | None:
@@ -509,7 +480,7 @@ def promote_fd(
     if max_total_bytes is not None:
         budget = min(budget, max_total_bytes)
     for kind in ("wheels", "http", "http-v2"):
-        sub = _open_dir(kind, cache_fd)
+        sub = open_dir(kind, cache_fd)
         if sub is None:
             continue
         try:
@@ -638,7 +609,7 @@ def promote_from_sandbox(
             return PromoteResult()
         cur = root
         for part in (*Path(home.strip("/")).parts, *CACHE_IN_HOME):
-            nxt = _open_dir(part, cur)
+            nxt = open_dir(part, cur)
             if nxt is None:
                 return PromoteResult()
             fds.append(nxt)
