@@ -57,15 +57,18 @@ async def rewrite_deferring_index(
     *,
     session_id: int,
     version: int,
-) -> None:
+) -> int:
     """Run ``statement`` (an ``UPDATE`` of ``session_id``'s items that sets ``version``, a
     version no row of the workspace had) without the per-row index trigger, then refresh the
-    index entries of every row at ``version``."""
+    index entries of every row at ``version``. Returns the number of rows rewritten (none: no
+    refresh)."""
     p = {"sid": session_id, "version": version}
     if s.get_bind().dialect.name == "postgresql":
         await s.execute(_PG_DEFER, {"sid": str(session_id)})
-        await s.execute(statement, params)
+        rewritten = rowcount(await s.execute(statement, params))
         await s.execute(_PG_UNDEFER)
+        if not rewritten:
+            return 0
         await s.execute(_PG_DELETE, p)
         try:
             # One savepoint for the set instead of the trigger's subtransaction per row.
@@ -75,9 +78,16 @@ async def rewrite_deferring_index(
             # A content that is not valid UTF-8 (a NUL past the sniffed prefix): the per-row
             # trigger indexes the others and skips that one, as for a save.
             await s.execute(_PG_REINDEX_EACH, p)
-        return
+        return rewritten
     await s.execute(_SQLITE_DEFER, p)
-    await s.execute(statement, params)
+    rewritten = rowcount(await s.execute(statement, params))
     await s.execute(_SQLITE_UNDEFER, p)
-    await s.execute(_SQLITE_DELETE, p)
-    await s.execute(_SQLITE_INSERT, p)
+    if rewritten:
+        await s.execute(_SQLITE_DELETE, p)
+        await s.execute(_SQLITE_INSERT, p)
+    return rewritten
+
+
+def rowcount(result: object) -> int:
+    """The rows a statement changed (0 when the driver does not say)."""
+    return int(getattr(result, "rowcount", 0) or 0)
