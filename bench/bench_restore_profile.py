@@ -29,7 +29,7 @@ import bench_history as bh
 from benchhistory import every_file_changed_snapshot, seed_without_history, workspace_files
 
 
-async def main(backend: str, runs: int) -> None:
+async def main(backend: str, runs: int, keep: bool = False) -> None:
     with tempfile.TemporaryDirectory() as d:
         db, ws, snaps, settings, pg_name = await bh._platform(backend, Path(d))
         timings: dict[str, float] = defaultdict(float)
@@ -75,7 +75,9 @@ async def main(backend: str, runs: int) -> None:
                     print(f"{ms / n:8.1f} ms  x{counts[key] // n:<3} {key}")
         finally:
             await db.dispose()
-            if pg_name:
+            if pg_name and keep:
+                print(f"kept database {pg_name}")
+            elif pg_name:
                 await bh._pg(f'DROP DATABASE IF EXISTS "{pg_name}" WITH (FORCE)')
 
 
@@ -83,5 +85,6 @@ if __name__ == "__main__":
     ap = argparse.ArgumentParser()
     ap.add_argument("--backend", default="sqlite", choices=["sqlite", "postgres"])
     ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--keep", action="store_true", help="keep the PostgreSQL database")
     args = ap.parse_args()
-    asyncio.run(main(args.backend, args.runs))
+    asyncio.run(main(args.backend, args.runs, args.keep))

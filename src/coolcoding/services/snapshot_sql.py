@@ -172,8 +172,13 @@ async def drop(s: AsyncSession, snapshot_id: int) -> None:
 
 
 async def keep_unchanged(
-    s: AsyncSession, *, session_id: int, snapshot_id: int, version: int
-) -> tuple[int, int]:
+    s: AsyncSession,
+    *,
+    session_id: int,
+    snapshot_id: int,
+    version: int,
+    defer_index_min: int = 0,
+) -> tuple[int, int, bool]:
     """Before restoring a snapshot over a workspace: delete every item whose path the snapshot
     does not hold with the same type, and rewrite in place every file the snapshot holds with
     other contents (``version``, no author; the row, its id and its parent link stay), so that
@@ -182,7 +187,9 @@ async def keep_unchanged(
     delete and an insert through every index of the table. A folder kept has every ancestor
     kept; a folder deleted takes its subtree (ON DELETE CASCADE), which the snapshot cannot
     hold either. Contents stored packed are left NULL here; ``fill_packed`` fills them.
-    Returns the numbers of items deleted (their subtrees not counted) and files rewritten."""
+    ``defer_index_min``: rewriting at least that many files leaves their search-index refresh
+    to after the commit (``search_index.refresh_stale``). Returns the numbers of items deleted
+    (their subtrees not counted) and files rewritten, and whether that refresh is left."""
     p = {"sid": session_id, "snap": snapshot_id, "version": version, "now": utcnow()}
     deleted = await s.execute(
         text(
@@ -192,7 +199,7 @@ async def keep_unchanged(
         ),
         p,
     )
-    rewritten = await rewrite_deferring_index(
+    rewritten, deferred = await rewrite_deferring_index(
         s,
         tsql(
             "UPDATE workspace_items SET"
@@ -210,8 +217,9 @@ async def keep_unchanged(
         p,
         session_id=session_id,
         version=version,
+        defer_min=defer_index_min,
     )
-    return rowcount(deleted), rewritten
+    return rowcount(deleted), rewritten, deferred
 
 
 async def materialize(

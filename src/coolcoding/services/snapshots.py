@@ -24,6 +24,7 @@ from coolcoding.errors import Conflict, Forbidden, NotFound, TooLarge
 from coolcoding.filesync.paths import ancestors
 from coolcoding.services import blobstore
 from coolcoding.services.blobstore import retried
+from coolcoding.services.search_index import STALE_SESSIONS, refresh_stale
 from coolcoding.services.snapshot_jobs import SnapshotJobs
 from coolcoding.services.snapshot_sql import (
     capture,
@@ -78,6 +79,9 @@ class SnapshotService(SnapshotJobs):
         self.workspace = workspace
         self.fork_grants: list[ForkGrant] = []
         self._task: asyncio.Task[None] | None = None
+        self._catch_up: asyncio.Task[None] | None = None
+        self._refreshes: dict[int, asyncio.Task[None]] = {}
+        self._refresh_again: set[int] = set()
 
     # --- snapshots ---------------------------------------------------------------------------
 
@@ -203,8 +207,12 @@ class SnapshotService(SnapshotJobs):
             )
             # Only what differs is rewritten; what is already as in the snapshot stays (with
             # its version: a save based on it is still right).
-            deleted, rewritten = await keep_unchanged(
-                s, session_id=ref.session_id, snapshot_id=snapshot_id, version=version
+            deleted, rewritten, index_deferred = await keep_unchanged(
+                s,
+                session_id=ref.session_id,
+                snapshot_id=snapshot_id,
+                version=version,
+                defer_index_min=self.settings.search_defer_refresh_min_files,
             )
             count = int(
                 (
@@ -250,6 +258,8 @@ class SnapshotService(SnapshotJobs):
                     )
                 ]
             safety_id = safety.id
+        if index_deferred:
+            self.schedule_search_refresh(ref.session_id)
         await self._notify_reset(ref, gone)
         return {
             "restored_items": count,
@@ -257,6 +267,49 @@ class SnapshotService(SnapshotJobs):
             "safety_snapshot_id": safety_id,
             "snapshot_id": snapshot_id,
         }
+
+    # --- search-index refresh after a large restore ----------------------------------------
+
+    def schedule_search_refresh(self, session_id: int) -> None:
+        """Refresh the session's index entries a restore marked stale, in the background (one
+        task per session at a time; a later mark is taken by the running task's retry)."""
+        running = self._refreshes.get(session_id)
+        if running is not None and not running.done():
+            self._refresh_again.add(session_id)
+            return
+        self._refreshes[session_id] = asyncio.create_task(self._refresh_search(session_id))
+
+    async def _refresh_search(self, session_id: int) -> None:
+        while True:
+            self._refresh_again.discard(session_id)
+            try:
+                await self.refresh_search_now(session_id)
+            except Exception:
+                # The marks stay: search stays exact, and the next start refreshes them.
+                log.exception("search-index refresh of session %s failed", session_id)
+                return
+            if session_id not in self._refresh_again:
+                return
+
+    @retried
+    async def refresh_search_now(self, session_id: int) -> None:
+        """Refresh the session's stale index entries (``search_index.refresh_stale``)."""
+        async with self.db.session() as s, s.begin():
+            await refresh_stale(s, session_id)
+
+    async def refresh_all_stale(self) -> int:
+        """Refresh every session's stale index entries (at start: marks a crash left behind).
+        Returns the number of sessions refreshed."""
+        async with self.db.session() as s:
+            sessions = [int(r[0]) for r in (await s.execute(STALE_SESSIONS)).all()]
+        for session_id in sessions:
+            await self.refresh_search_now(session_id)
+        return len(sessions)
+
+    async def search_refreshed(self) -> None:
+        """Wait for the refreshes in flight (tests, benches)."""
+        while pending := [t for t in self._refreshes.values() if not t.done()]:
+            await asyncio.gather(*pending, return_exceptions=True)
 
     async def _notify_reset(self, ref: WorkspaceRef, gone: list[tuple[str, str]]) -> None:
         """Tell listeners (browser, sandbox) the tree was replaced: what is ``gone`` (path,
