@@ -119,6 +119,8 @@ class SnapshotJobs:
             )
             try:
                 await self.purge_once()
+                # Marks whose refresh did not run (its replica died after the restore's commit).
+                await self.refresh_all_stale()
                 if (
                     self.settings.snapshot_interval_s > 0
                     and loop.time() - last_sched >= self.settings.snapshot_interval_s

@@ -298,8 +298,8 @@ class SnapshotService(SnapshotJobs):
             await refresh_stale(s, session_id)
 
     async def refresh_all_stale(self) -> int:
-        """Refresh every session's stale index entries (at start: marks a crash left behind).
-        Returns the number of sessions refreshed."""
+        """Refresh every session's stale index entries (at start, and in the purge loop: marks
+        a crash left behind). Returns the number of sessions refreshed."""
         async with self.db.session() as s:
             sessions = [int(r[0]) for r in (await s.execute(STALE_SESSIONS)).all()]
         for session_id in sessions:
