@@ -254,6 +254,13 @@ class Settings(BaseSettings):
         description="Most candidate files a search takes from the index; a term found in more "
         "walks the workspace in path order instead (results are exact either way)",
     )
+    search_defer_refresh_min_files: int = Field(
+        default=500,
+        ge=0,
+        description="A snapshot restore rewriting at least this many files refreshes their "
+        "search-index entries right after its commit instead of inside it (search reads those "
+        "files until then and stays exact); 0 = always inside",
+    )
     search_max_query_length: int = Field(
         default=500,
         ge=1,

@@ -17,7 +17,8 @@ from tests.conftest import make_database
 
 
 def _not_search_index(name: str | None, type_: str, parent_names: object) -> bool:
-    # The search index's table and indexes (migrations 0005, 0010) and its restore guard (0011),
+    # The search index's table and indexes (migrations 0005, 0010), its restore guard (0011) and
+    # its marks of entries to refresh (0012),
     # named workspace_search*, are not models.
     return not (type_ in ("table", "index") and (name or "").startswith("workspace_search"))
 

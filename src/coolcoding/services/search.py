@@ -72,10 +72,21 @@ SQLITE_NUL_FILES = text(
 )
 
 
+# Text files whose index entry a large restore left to refresh after its commit (migration 0012,
+# ``services/search_index.py``): their entry may hold the replaced text, so they are always
+# candidates until the refresh drops the mark.
+STALE_FILES = text(
+    "SELECT t.item_id FROM workspace_search_stale t JOIN workspace_items w ON w.id = t.item_id"
+    " WHERE t.session_id = :sid AND w.type = 'file' AND NOT w.is_binary"
+    " AND w.content IS NOT NULL"
+)
+
+
 def _with_nul_files(candidates: TextClause, nul_files: TextClause) -> TextClause:
-    """Candidates and the text files the index cannot see, in one round trip (module constants
-    only: no input is formatted into SQL)."""
-    sql = "SELECT * FROM (" + candidates.text + ") c UNION ALL " + nul_files.text  # noqa: S608
+    """Candidates and the text files the index cannot see (a NUL) or may see wrong (stale), in
+    one round trip (module constants only: no input is formatted into SQL)."""
+    parts = (candidates.text, nul_files.text, STALE_FILES.text)
+    sql = "SELECT * FROM (" + parts[0] + ") c UNION ALL " + " UNION ALL ".join(parts[1:])  # noqa: S608
     return text(sql)
 
 
@@ -104,12 +115,14 @@ SQLITE_BODIES = text(
 # in C, no body sent to Python); only those bodies are then read. PostgreSQL: LIKE ANY of the
 # exact alternatives on the folded text of the index table, looked up by primary key (one detoast
 # per row: a second LIKE or a `` || ''`` copy cost 35-60% more); a file the index lacks (text
-# PostgreSQL does not store, such as a NUL) is always read. SQLite: LIKE on the text itself (ASCII case folded, as
+# PostgreSQL does not store, such as a NUL) or holds stale (a large restore's, until its
+# refresh) is always read. SQLite: LIKE on the text itself (ASCII case folded, as
 # ``like_pattern`` assumes); SQLite's LIKE stops at a NUL, which a text file can only have after
 # its first 8,192 bytes (``looks_binary``), so such a file is always read.
 PG_WALK_LIKE = text(
     "SELECT w.id, w.full_path, coalesce((SELECT s.body LIKE ANY(:alts) "
-    "FROM workspace_search s WHERE s.item_id = w.id), true) FROM ("
+    "FROM workspace_search s WHERE s.item_id = w.id AND NOT EXISTS (SELECT 1 FROM "
+    "workspace_search_stale t WHERE t.item_id = w.id)), true) FROM ("
     "SELECT id, full_path FROM workspace_items WHERE session_id = :sid AND full_path > :last "
     "AND type = 'file' AND NOT is_binary AND content IS NOT NULL ORDER BY full_path LIMIT :page"
     ") w ORDER BY w.full_path"
@@ -128,7 +141,8 @@ SQLITE_WALK_LIKE = text(
 # Used without include/exclude globs (those are applied in Python, before any body is read).
 PG_WALK_LIKE_BODIES = text(
     "SELECT w.id, w.full_path, CASE WHEN coalesce((SELECT s.body LIKE ANY(:alts) "
-    "FROM workspace_search s WHERE s.item_id = w.id), true) THEN w.content END FROM ("
+    "FROM workspace_search s WHERE s.item_id = w.id AND NOT EXISTS (SELECT 1 FROM "
+    "workspace_search_stale t WHERE t.item_id = w.id)), true) THEN w.content END FROM ("
     "SELECT id, full_path, content FROM workspace_items WHERE session_id = :sid "
     "AND full_path > :last AND type = 'file' AND NOT is_binary AND content IS NOT NULL "
     "ORDER BY full_path LIMIT :page) w ORDER BY w.full_path"

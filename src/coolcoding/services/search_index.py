@@ -1,10 +1,13 @@
-"""A bulk rewrite of a workspace's files with a set-based search-index refresh (migration 0011).
+"""A bulk rewrite of a workspace's files with a set-based search-index refresh (migrations 0011,
+0012).
 
 The index (``workspace_search``) is kept by per-row triggers; for one statement that rewrites
 thousands of rows (a restore), ``rewrite_deferring_index`` has the update trigger skip the
 workspace's rows and then refreshes their entries in one ``DELETE`` and one ``INSERT ... SELECT``,
-in the caller's transaction: a reader never sees the index out of step (the guard and the
-refresh commit or roll back with the rewrite).
+in the caller's transaction (the guard and the refresh commit or roll back with the rewrite).
+When it rewrote at least ``defer_min`` files it only marks them (``workspace_search_stale``, in
+the same transaction) and ``refresh_stale`` refreshes them after the commit: search reads every
+marked text file as a candidate until then (``services/search.py``), so its answer stays exact.
 """
 
 from __future__ import annotations
@@ -35,6 +38,39 @@ _PG_REINDEX_EACH = text(
     "UPDATE workspace_items SET content = content WHERE session_id = :sid"
     " AND version = :version AND type = 'file'"
 )
+# The rows just rewritten (a restore inserts new items after this, through the triggers).
+_MARK = text(
+    "INSERT INTO workspace_search_stale (item_id, session_id) SELECT id, session_id"
+    " FROM workspace_items WHERE session_id = :sid AND version = :version"
+    " ON CONFLICT (item_id) DO NOTHING"
+)
+# The refresh of marked entries, after the rewrite's commit. PostgreSQL first locks the session
+# row (a restore, which locks it FOR UPDATE, waits; inserts of items, which key-share it, do not)
+# and the marked rows (a save of one waits, or is already in).
+_PG_LOCK_SESSION = text("SELECT id FROM sessions WHERE id = :sid FOR NO KEY UPDATE")
+_PG_LOCK_ITEMS = text(
+    "SELECT id FROM workspace_items WHERE id IN (SELECT item_id FROM workspace_search_stale"
+    " WHERE session_id = :sid) ORDER BY id FOR NO KEY UPDATE"
+)
+_STALE_IDS = "SELECT item_id FROM workspace_search_stale WHERE session_id = :sid"
+_PG_DELETE_STALE = text(f"DELETE FROM workspace_search WHERE item_id IN ({_STALE_IDS})")  # noqa: S608
+_PG_INSERT_STALE = text(
+    "INSERT INTO workspace_search (item_id, session_id, body)"  # noqa: S608 (constants)
+    " SELECT id, session_id, lower(convert_from(content, 'UTF8')) FROM workspace_items"
+    f" WHERE id IN ({_STALE_IDS}) AND type = 'file' AND NOT is_binary AND content IS NOT NULL"
+)
+_PG_REINDEX_STALE = text(
+    f"UPDATE workspace_items SET content = content WHERE id IN ({_STALE_IDS})"  # noqa: S608
+    " AND type = 'file'"
+)
+_SQLITE_DELETE_STALE = text(f"DELETE FROM workspace_search WHERE rowid IN ({_STALE_IDS})")  # noqa: S608
+_SQLITE_INSERT_STALE = text(
+    "INSERT INTO workspace_search (rowid, body, session_id)"  # noqa: S608 (constants)
+    " SELECT id, CAST(content AS TEXT), session_id FROM workspace_items"
+    f" WHERE id IN ({_STALE_IDS}) AND type = 'file' AND NOT is_binary AND content IS NOT NULL"
+)
+_UNMARK = text("DELETE FROM workspace_search_stale WHERE session_id = :sid")
+STALE_SESSIONS = text("SELECT DISTINCT session_id FROM workspace_search_stale")
 # SQLite: the guard is a row of workspace_search_deferred, in the writer's transaction only.
 _SQLITE_DEFER = text("INSERT INTO workspace_search_deferred (session_id) VALUES (:sid)")
 _SQLITE_UNDEFER = text("DELETE FROM workspace_search_deferred WHERE session_id = :sid")
@@ -57,27 +93,64 @@ async def rewrite_deferring_index(
     *,
     session_id: int,
     version: int,
-) -> None:
+    defer_min: int = 0,
+) -> tuple[int, bool]:
     """Run ``statement`` (an ``UPDATE`` of ``session_id``'s items that sets ``version``, a
     version no row of the workspace had) without the per-row index trigger, then refresh the
-    index entries of every row at ``version``."""
+    index entries of every row at ``version``, or, when it rewrote at least ``defer_min`` rows
+    (0: never), mark them for ``refresh_stale`` after the commit. Returns the number of rows
+    rewritten and whether their refresh is left to ``refresh_stale``."""
     p = {"sid": session_id, "version": version}
-    if s.get_bind().dialect.name == "postgresql":
+    postgres = s.get_bind().dialect.name == "postgresql"
+    if postgres:
         await s.execute(_PG_DEFER, {"sid": str(session_id)})
-        await s.execute(statement, params)
-        await s.execute(_PG_UNDEFER)
-        await s.execute(_PG_DELETE, p)
-        try:
-            # One savepoint for the set instead of the trigger's subtransaction per row.
-            async with s.begin_nested():
-                await s.execute(_PG_INSERT, p)
-        except DBAPIError:
-            # A content that is not valid UTF-8 (a NUL past the sniffed prefix): the per-row
-            # trigger indexes the others and skips that one, as for a save.
-            await s.execute(_PG_REINDEX_EACH, p)
+    else:
+        await s.execute(_SQLITE_DEFER, p)
+    rewritten = rowcount(await s.execute(statement, params))
+    await s.execute(_PG_UNDEFER if postgres else _SQLITE_UNDEFER, p)
+    if not rewritten:
+        return 0, False
+    if 0 < defer_min <= rewritten:
+        await s.execute(_MARK, p)
+        return rewritten, True
+    if not postgres:
+        await s.execute(_SQLITE_DELETE, p)
+        await s.execute(_SQLITE_INSERT, p)
+        return rewritten, False
+    await s.execute(_PG_DELETE, p)
+    try:
+        # One savepoint for the set instead of the trigger's subtransaction per row.
+        async with s.begin_nested():
+            await s.execute(_PG_INSERT, p)
+    except DBAPIError:
+        # A content that is not valid UTF-8 (a NUL past the sniffed prefix): the per-row
+        # trigger indexes the others and skips that one, as for a save.
+        await s.execute(_PG_REINDEX_EACH, p)
+    return rewritten, False
+
+
+async def refresh_stale(s: AsyncSession, session_id: int) -> None:
+    """In the caller's transaction: refresh the index entries marked stale in ``session_id``
+    from the files' current contents (a file saved since is refreshed again, to the same text)
+    and drop the marks. Idempotent: a crash before the commit leaves the marks for a retry."""
+    p = {"sid": session_id}
+    if s.get_bind().dialect.name != "postgresql":
+        # The first statement writes: SQLite's write lock is held from here to the commit.
+        await s.execute(_SQLITE_DELETE_STALE, p)
+        await s.execute(_SQLITE_INSERT_STALE, p)
+        await s.execute(_UNMARK, p)
         return
-    await s.execute(_SQLITE_DEFER, p)
-    await s.execute(statement, params)
-    await s.execute(_SQLITE_UNDEFER, p)
-    await s.execute(_SQLITE_DELETE, p)
-    await s.execute(_SQLITE_INSERT, p)
+    await s.execute(_PG_LOCK_SESSION, p)
+    await s.execute(_PG_LOCK_ITEMS, p)
+    await s.execute(_PG_DELETE_STALE, p)
+    try:
+        async with s.begin_nested():
+            await s.execute(_PG_INSERT_STALE, p)
+    except DBAPIError:
+        await s.execute(_PG_REINDEX_STALE, p)
+    await s.execute(_UNMARK, p)
+
+
+def rowcount(result: object) -> int:
+    """The rows a statement changed (0 when the driver does not say)."""
+    return int(getattr(result, "rowcount", 0) or 0)

@@ -27,6 +27,8 @@ class SnapshotJobs:
     db: Database
     settings: Settings
     _task: asyncio.Task[None] | None
+    _catch_up: asyncio.Task[None] | None
+    _refreshes: dict[int, asyncio.Task[None]]
 
     async def purge_once(self) -> dict[str, int]:
         """Trash past retention, automatic snapshots past age or count: dropped."""
@@ -117,6 +119,8 @@ class SnapshotJobs:
             )
             try:
                 await self.purge_once()
+                # Marks whose refresh did not run (its replica died after the restore's commit).
+                await self.refresh_all_stale()
                 if (
                     self.settings.snapshot_interval_s > 0
                     and loop.time() - last_sched >= self.settings.snapshot_interval_s
@@ -128,8 +132,25 @@ class SnapshotJobs:
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._loop())
+        self._catch_up = asyncio.create_task(self._refresh_left_stale())
+
+    async def _refresh_left_stale(self) -> None:
+        """Index entries a restore marked stale and a crash left unrefreshed."""
+        try:
+            await self.refresh_all_stale()
+        except Exception:
+            log.exception("search-index catch-up failed (search stays exact; retried at start)")
+
+    async def refresh_all_stale(self) -> int:
+        raise NotImplementedError
 
     async def stop(self) -> None:
+        # Refreshes in flight stop here; their marks stay for the next start.
+        for task in [self._catch_up, *self._refreshes.values()]:
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -16,7 +16,7 @@ from coolcoding.errors import NotFound
 from coolcoding.filesync.paths import subtree_bounds
 from coolcoding.services import blobstore
 from coolcoding.services.blobstore import tsql
-from coolcoding.services.search_index import rewrite_deferring_index
+from coolcoding.services.search_index import rewrite_deferring_index, rowcount
 
 _EMPTY = b""
 _LOCK_BLOBS = text(
@@ -90,14 +90,37 @@ async def capture(
     # saved) gain them in one update that reads no content; only the others are copied in (an
     # upsert, in case a concurrent writer stored one meanwhile).
     p = {"sid": session_id, "snap": snap.id, "empty": _EMPTY, "now": utcnow()}
-    await s.execute(
-        text(
-            "UPDATE content_blobs SET refs = refs + g.n FROM (SELECT f.blob_hash AS h,"
-            " COUNT(*) AS n FROM snapshot_files f WHERE f.snapshot_id = :snap AND f.type = 'file'"
-            " GROUP BY f.blob_hash) g WHERE content_blobs.hash = g.h"
-        ),
-        p,
+    count, total, distinct = (
+        await s.execute(
+            text(
+                "SELECT COUNT(*), COALESCE(SUM(size), 0), COUNT(DISTINCT blob_hash)"
+                " FROM snapshot_files WHERE snapshot_id = :snap AND type = 'file'"
+            ),
+            {"snap": snap.id},
+        )
+    ).one()
+    stored = rowcount(
+        await s.execute(
+            text(
+                "UPDATE content_blobs SET refs = refs + g.n FROM (SELECT f.blob_hash AS h,"
+                " COUNT(*) AS n FROM snapshot_files f WHERE f.snapshot_id = :snap"
+                " AND f.type = 'file' GROUP BY f.blob_hash) g WHERE content_blobs.hash = g.h"
+            ),
+            p,
+        )
     )
+    # Every content stored already (the usual case; the rows updated are locked until commit,
+    # so none of them can go meanwhile): nothing to copy in, and no scan looking for what is not.
+    if stored < int(distinct):
+        await _store_missing_contents(s, p)
+    snap.file_count, snap.total_bytes = int(count), int(total)
+    await s.flush()
+    return snap
+
+
+async def _store_missing_contents(s: AsyncSession, p: dict[str, Any]) -> None:
+    """The contents of a snapshot being captured that the store lacks, copied in from the
+    workspace with their references."""
     await s.execute(
         tsql(
             "INSERT INTO content_blobs"
@@ -114,18 +137,6 @@ async def capture(
         ),
         p,
     )
-    count, total = (
-        await s.execute(
-            text(
-                "SELECT COUNT(*), COALESCE(SUM(size), 0) FROM snapshot_files"
-                " WHERE snapshot_id = :snap AND type = 'file'"
-            ),
-            {"snap": snap.id},
-        )
-    ).one()
-    snap.file_count, snap.total_bytes = int(count), int(total)
-    await s.flush()
-    return snap
 
 
 async def drop(s: AsyncSession, snapshot_id: int) -> None:
@@ -161,8 +172,13 @@ async def drop(s: AsyncSession, snapshot_id: int) -> None:
 
 
 async def keep_unchanged(
-    s: AsyncSession, *, session_id: int, snapshot_id: int, version: int
-) -> None:
+    s: AsyncSession,
+    *,
+    session_id: int,
+    snapshot_id: int,
+    version: int,
+    defer_index_min: int = 0,
+) -> tuple[int, int, bool]:
     """Before restoring a snapshot over a workspace: delete every item whose path the snapshot
     does not hold with the same type, and rewrite in place every file the snapshot holds with
     other contents (``version``, no author; the row, its id and its parent link stay), so that
@@ -170,9 +186,12 @@ async def keep_unchanged(
     changes, and a changed file costs one row update (with its search-index entry) instead of a
     delete and an insert through every index of the table. A folder kept has every ancestor
     kept; a folder deleted takes its subtree (ON DELETE CASCADE), which the snapshot cannot
-    hold either. Contents stored packed are left NULL here; ``materialize`` fills them."""
+    hold either. Contents stored packed are left NULL here; ``fill_packed`` fills them.
+    ``defer_index_min``: rewriting at least that many files leaves their search-index refresh
+    to after the commit (``search_index.refresh_stale``). Returns the numbers of items deleted
+    (their subtrees not counted) and files rewritten, and whether that refresh is left."""
     p = {"sid": session_id, "snap": snapshot_id, "version": version, "now": utcnow()}
-    await s.execute(
+    deleted = await s.execute(
         text(
             "DELETE FROM workspace_items WHERE session_id = :sid AND NOT EXISTS ("
             " SELECT 1 FROM snapshot_files f WHERE f.snapshot_id = :snap"
@@ -180,7 +199,7 @@ async def keep_unchanged(
         ),
         p,
     )
-    await rewrite_deferring_index(
+    rewritten, deferred = await rewrite_deferring_index(
         s,
         tsql(
             "UPDATE workspace_items SET"
@@ -198,7 +217,9 @@ async def keep_unchanged(
         p,
         session_id=session_id,
         version=version,
+        defer_min=defer_index_min,
     )
+    return rowcount(deleted), rewritten, deferred
 
 
 async def materialize(
@@ -256,8 +277,14 @@ async def materialize(
         ),
         p,
     )
-    # The files left without content (their blob is stored packed, or missing from the store),
-    # found in one scan, filled one distinct content at a time.
+    await fill_packed(s, session_id=session_id, snapshot_id=snapshot_id)
+    return rowcount(folders) + rowcount(files)
+
+
+async def fill_packed(s: AsyncSession, *, session_id: int, snapshot_id: int) -> None:
+    """Fill the files written without content (their blob is stored packed, or missing from
+    the store), found in one scan, one distinct content at a time."""
+    p = {"sid": session_id}
     packed = (
         await s.execute(
             text(
@@ -285,7 +312,6 @@ async def materialize(
         )
     if missing:
         raise RuntimeError(f"snapshot {snapshot_id}: {missing} contents missing from the store")
-    return sum(int(getattr(r, "rowcount", 0) or 0) for r in (folders, files))
 
 
 async def copy_items(s: AsyncSession, *, from_id: int, to_id: int) -> int:
@@ -314,23 +340,62 @@ async def copy_items(s: AsyncSession, *, from_id: int, to_id: int) -> int:
     return int(getattr(inserted, "rowcount", 0) or 0)
 
 
-# A restored file whose content differs from (or was absent in) the state before the restore.
+# A restored file whose content differs from (or was absent in) the state before the restore:
+# only rows the restore wrote (at its version) can be; the others are not joined at all.
 _RESTORED_CHANGED = (
     " FROM workspace_items w LEFT JOIN snapshot_files o ON o.snapshot_id = :before"
     " AND o.path = w.full_path AND o.type = 'file'"
-    " WHERE w.session_id = :sid AND w.type = 'file'"
+    " WHERE w.session_id = :sid AND w.type = 'file' AND w.version = :version"
     " AND (o.blob_hash IS NULL OR o.blob_hash <> w.content_hash)"
 )
 
 
 async def record_restore(
-    s: AsyncSession, *, session_id: int, before_id: int, author_id: int | None
+    s: AsyncSession,
+    *,
+    session_id: int,
+    before_id: int,
+    author_id: int | None,
+    version: int,
+    written: bool = True,
+    removed: bool = True,
 ) -> int:
     """File history of a snapshot restore, after ``materialize``: a "restore" version of each
-    file whose content it changed or brought back, a deletion version of each file it removed
-    (``before_id``: the snapshot of the state before). Set-based: a 10,000-file restore is three
-    statements. Returns the number of files changed."""
-    p = {"sid": session_id, "before": before_id, "author": author_id, "now": utcnow()}
+    file whose content it changed or brought back (the rows at ``version``), a deletion version
+    of each file it removed (``before_id``: the snapshot of the state before). Set-based: a
+    10,000-file restore is three statements; ``written``/``removed`` False: the restore wrote
+    no file, deleted no item (those statements are skipped). Returns the number of files
+    changed."""
+    p = {
+        "sid": session_id,
+        "before": before_id,
+        "author": author_id,
+        "now": utcnow(),
+        "version": version,
+    }
+    total = 0
+    if written:
+        total += await _record_written(s, p)
+    if removed:
+        total += rowcount(
+            await s.execute(
+                tsql(
+                    "INSERT INTO file_versions (session_id, path, blob_hash, size, is_binary,"
+                    " source, author_id, changes, created_at, updated_at)"
+                    " SELECT :sid, o.path, NULL, 0, false, 'delete:restore', :author, 1, :now,"
+                    " :now FROM snapshot_files o WHERE o.snapshot_id = :before"
+                    " AND o.type = 'file' AND NOT EXISTS (SELECT 1 FROM workspace_items w"
+                    " WHERE w.session_id = :sid AND w.full_path = o.path AND w.type = 'file')",
+                    "now",
+                ),
+                {k: v for k, v in p.items() if k != "version"},
+            )
+        )
+    return total
+
+
+async def _record_written(s: AsyncSession, p: dict[str, Any]) -> int:
+    """The "restore" versions of the files written at ``p["version"]`` whose content changed."""
     # The versions' references first (every restored content is a blob: the snapshot's).
     await s.execute(
         text(
@@ -350,16 +415,4 @@ async def record_restore(
         ),
         p,
     )
-    removed = await s.execute(
-        tsql(
-            "INSERT INTO file_versions (session_id, path, blob_hash, size, is_binary, source,"
-            " author_id, changes, created_at, updated_at)"
-            " SELECT :sid, o.path, NULL, 0, false, 'delete:restore', :author, 1, :now, :now"
-            " FROM snapshot_files o WHERE o.snapshot_id = :before AND o.type = 'file'"
-            " AND NOT EXISTS (SELECT 1 FROM workspace_items w WHERE w.session_id = :sid"
-            " AND w.full_path = o.path AND w.type = 'file')",
-            "now",
-        ),
-        p,
-    )
-    return sum(int(getattr(r, "rowcount", 0) or 0) for r in (written, removed))
+    return rowcount(written)

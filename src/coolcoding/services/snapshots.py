@@ -24,11 +24,13 @@ from coolcoding.errors import Conflict, Forbidden, NotFound, TooLarge
 from coolcoding.filesync.paths import ancestors
 from coolcoding.services import blobstore
 from coolcoding.services.blobstore import retried
+from coolcoding.services.search_index import STALE_SESSIONS, refresh_stale
 from coolcoding.services.snapshot_jobs import SnapshotJobs
 from coolcoding.services.snapshot_sql import (
     capture,
     copy_items,
     drop,
+    fill_packed,
     keep_unchanged,
     materialize,
     record_restore,
@@ -37,8 +39,14 @@ from coolcoding.services.workspace import Change, WorkspaceRef, WorkspaceService
 from coolcoding.settings import Settings
 
 log = logging.getLogger(__name__)
-# A restore's tree before and after, for its change events: no timestamps, no ItemInfo objects.
-_TREE_STMT = text("SELECT full_path, type FROM workspace_items WHERE session_id = :sid")
+# A restore's tree after, and the paths it removed (in the safety snapshot of the state before,
+# not in the workspace now), for its change events: no timestamps, no ItemInfo objects.
+_GONE_STMT = text(
+    "SELECT o.path, o.type FROM snapshot_files o WHERE o.snapshot_id = :before"
+    " AND NOT EXISTS (SELECT 1 FROM workspace_items w WHERE w.session_id = :sid"
+    " AND w.full_path = o.path)"
+)
+_COUNT_STMT = text("SELECT COUNT(*) FROM workspace_items WHERE session_id = :sid")
 _TREE_NOW_STMT = text(
     "SELECT full_path, type, version, size_bytes FROM workspace_items WHERE session_id = :sid"
     " ORDER BY full_path"
@@ -71,6 +79,9 @@ class SnapshotService(SnapshotJobs):
         self.workspace = workspace
         self.fork_grants: list[ForkGrant] = []
         self._task: asyncio.Task[None] | None = None
+        self._catch_up: asyncio.Task[None] | None = None
+        self._refreshes: dict[int, asyncio.Task[None]] = {}
+        self._refresh_again: set[int] = set()
 
     # --- snapshots ---------------------------------------------------------------------------
 
@@ -176,12 +187,6 @@ class SnapshotService(SnapshotJobs):
                     text("SELECT id FROM sessions WHERE id = :sid FOR UPDATE"),
                     {"sid": ref.session_id},
                 )
-            # The tree replaced, for the listeners: paths and types only (a 10,000-item listing
-            # through ItemInfo objects cost as much as a third of the restore), read in the
-            # restore's transaction so it is the tree actually replaced.
-            before: dict[str, str] = {
-                str(p): str(t) for p, t in (await s.execute(_TREE_STMT, {"sid": ref.session_id}))
-            }
             safety = await capture(
                 s,
                 session_id=ref.session_id,
@@ -189,25 +194,25 @@ class SnapshotService(SnapshotJobs):
                 kind="auto",
                 name=f"Before restoring {snap.name!r}",
             )
-            version = (
-                await s.execute(
-                    text(
-                        "SELECT COALESCE(MAX(version), 0) + 1 FROM workspace_items WHERE session_id = :sid"
-                    ),
-                    {"sid": ref.session_id},
-                )
-            ).scalar_one()
+            version = int(
+                (
+                    await s.execute(
+                        text(
+                            "SELECT COALESCE(MAX(version), 0) + 1 FROM workspace_items"
+                            " WHERE session_id = :sid"
+                        ),
+                        {"sid": ref.session_id},
+                    )
+                ).scalar_one()
+            )
             # Only what differs is rewritten; what is already as in the snapshot stays (with
             # its version: a save based on it is still right).
-            await keep_unchanged(
-                s, session_id=ref.session_id, snapshot_id=snapshot_id, version=int(version)
-            )
-            await materialize(
+            deleted, rewritten, index_deferred = await keep_unchanged(
                 s,
                 session_id=ref.session_id,
                 snapshot_id=snapshot_id,
-                version=int(version),
-                only_missing=True,
+                version=version,
+                defer_index_min=self.settings.search_defer_refresh_min_files,
             )
             count = int(
                 (
@@ -217,14 +222,45 @@ class SnapshotService(SnapshotJobs):
                     )
                 ).scalar_one()
             )
+            # Every item left is one the snapshot holds (path and type): as many as it holds
+            # means none is missing, and there is nothing to insert.
+            kept = int((await s.execute(_COUNT_STMT, {"sid": ref.session_id})).scalar_one())
+            inserted = 0
+            if kept < count:
+                inserted = await materialize(
+                    s,
+                    session_id=ref.session_id,
+                    snapshot_id=snapshot_id,
+                    version=version,
+                    only_missing=True,
+                )
+            elif rewritten:
+                await fill_packed(s, session_id=ref.session_id, snapshot_id=snapshot_id)
             if self.workspace.recorder is not None and self.workspace.recorder.enabled:
                 changed = await record_restore(
-                    s, session_id=ref.session_id, before_id=safety.id, author_id=author_id
+                    s,
+                    session_id=ref.session_id,
+                    before_id=safety.id,
+                    author_id=author_id,
+                    version=version,
+                    written=bool(rewritten or inserted),
+                    removed=bool(deleted),
                 )
             else:
                 changed = 0
+            # The paths gone, for the listeners (the state before is the safety snapshot).
+            gone: list[tuple[str, str]] = []
+            if deleted:
+                gone = [
+                    (str(p), str(t))
+                    for p, t in await s.execute(
+                        _GONE_STMT, {"sid": ref.session_id, "before": safety.id}
+                    )
+                ]
             safety_id = safety.id
-        await self._notify_reset(ref, before)
+        if index_deferred:
+            self.schedule_search_refresh(ref.session_id)
+        await self._notify_reset(ref, gone)
         return {
             "restored_items": count,
             "changed_files": changed,
@@ -232,16 +268,57 @@ class SnapshotService(SnapshotJobs):
             "snapshot_id": snapshot_id,
         }
 
-    async def _notify_reset(self, ref: WorkspaceRef, before: dict[str, str]) -> None:
-        """Tell listeners (browser, sandbox) the tree was replaced: what is gone is deleted
-        (deepest first), everything else rewritten."""
+    # --- search-index refresh after a large restore ----------------------------------------
+
+    def schedule_search_refresh(self, session_id: int) -> None:
+        """Refresh the session's index entries a restore marked stale, in the background (one
+        task per session at a time; a later mark is taken by the running task's retry)."""
+        running = self._refreshes.get(session_id)
+        if running is not None and not running.done():
+            self._refresh_again.add(session_id)
+            return
+        self._refreshes[session_id] = asyncio.create_task(self._refresh_search(session_id))
+
+    async def _refresh_search(self, session_id: int) -> None:
+        while True:
+            self._refresh_again.discard(session_id)
+            try:
+                await self.refresh_search_now(session_id)
+            except Exception:
+                # The marks stay: search stays exact, and the next start refreshes them.
+                log.exception("search-index refresh of session %s failed", session_id)
+                return
+            if session_id not in self._refresh_again:
+                return
+
+    @retried
+    async def refresh_search_now(self, session_id: int) -> None:
+        """Refresh the session's stale index entries (``search_index.refresh_stale``)."""
+        async with self.db.session() as s, s.begin():
+            await refresh_stale(s, session_id)
+
+    async def refresh_all_stale(self) -> int:
+        """Refresh every session's stale index entries (at start, and in the purge loop: marks
+        a crash left behind). Returns the number of sessions refreshed."""
+        async with self.db.session() as s:
+            sessions = [int(r[0]) for r in (await s.execute(STALE_SESSIONS)).all()]
+        for session_id in sessions:
+            await self.refresh_search_now(session_id)
+        return len(sessions)
+
+    async def search_refreshed(self) -> None:
+        """Wait for the refreshes in flight (tests, benches)."""
+        while pending := [t for t in self._refreshes.values() if not t.done()]:
+            await asyncio.gather(*pending, return_exceptions=True)
+
+    async def _notify_reset(self, ref: WorkspaceRef, gone: list[tuple[str, str]]) -> None:
+        """Tell listeners (browser, sandbox) the tree was replaced: what is ``gone`` (path,
+        type) is deleted (deepest first), everything else rewritten."""
         async with self.db.read() as conn:
             items = (await conn.execute(_TREE_NOW_STMT, {"sid": ref.session_id})).all()
-        now = {str(i[0]) for i in items}
         changes = [
             Change("delete", p, "folder" if t == "folder" else "file", source="restore")
-            for p, t in sorted(before.items(), reverse=True)
-            if p not in now
+            for p, t in sorted(gone, reverse=True)
         ]
         changes += [
             Change(
