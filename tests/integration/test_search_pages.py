@@ -136,7 +136,7 @@ def test_a_cursor_in_the_middle_of_a_file_continues_at_the_next_line(api: UserCl
     _save(api, sid, "b.txt", "needle b\n")
     first = _get(api, sid, q="needle", max_results=4)
     assert [m["line"] for m in first["files"][0]["matches"]] == [1, 3, 5, 7]
-    assert first["truncated"] and _cursor_fields(first["next"]) == ["a.txt", 7]
+    assert first["truncated"] and _cursor_fields(first["next"]) == ["a.txt", 7, False]
     second = _get(api, sid, q="needle", max_results=4, after=first["next"])
     assert second["files"][0]["path"] == "a.txt"
     assert [m["line"] for m in second["files"][0]["matches"]] == [9, 11, 13, 15]
@@ -149,7 +149,7 @@ def test_a_cursor_in_the_middle_of_a_file_continues_at_the_next_line(api: UserCl
     # A page that ends with a file's last line: the next page starts after that file, and a
     # page ending at the search's last match gives a cursor whose page is empty.
     full = _get(api, sid, q="needle", max_results=10)
-    assert _cursor_fields(full["next"]) == ["a.txt", 0]
+    assert _cursor_fields(full["next"]) == ["a.txt", 0, False]
     rest = _get(api, sid, q="needle", max_results=1, after=full["next"])
     assert [f["path"] for f in rest["files"]] == ["b.txt"] and rest["truncated"]
     empty = _get(api, sid, q="needle", max_results=1, after=rest["next"])
@@ -178,7 +178,7 @@ def _walk_starts(server: LiveServer) -> tuple[list[dict[str, Any]], Any]:
         conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, many: bool
     ) -> None:
         params = context.compiled_parameters[0] if context.compiled_parameters else {}
-        if "last" in params or "path" in params:
+        if {"last", "path", "cap"} & params.keys():
             seen.append(dict(params))
 
     engine = server.platform.db.engine.sync_engine
@@ -195,15 +195,17 @@ def test_the_next_page_walks_from_the_cursor_not_from_the_top(
     # More files than search_max_files: the term is common, the search walks in path order.
     monkeypatch.setattr(api.server.platform.search.settings, "search_max_files", 2)
     first = _get(api, sid, q="common phrase", max_results=7)
-    assert _cursor_fields(first["next"]) == ["f2.txt", 1]
+    # The index found the phrase in more than search_max_files files: the cursor says so.
+    assert _cursor_fields(first["next"]) == ["f2.txt", 1, True]
     seen, stop = _walk_starts(api.server)
     try:
         second = _get(api, sid, q="common phrase", max_results=7, after=first["next"])
     finally:
         stop()
     # The cursor's file is read by its path, the walk starts after it: nothing before it is
-    # looked at again.
+    # looked at again, and the index is not asked again whether the phrase is common.
     assert [p.get("path") for p in seen if "path" in p] == ["f2.txt"]
+    assert not [p for p in seen if "cap" in p]
     walks = [p["last"] for p in seen if "last" in p]
     assert walks and walks[0] == "f2.txt"
     assert [(f["path"], len(f["matches"])) for f in second["files"]] == [
@@ -254,7 +256,7 @@ def test_cursors_of_another_query_or_workspace_or_altered_are_refused(api: UserC
         )
         assert r.status_code == 400 and r.json()["error"] == "invalid_cursor", (params, r.text)
     head, digest = cursor.split(".")
-    forged_head = base64.urlsafe_b64encode(b'["a.txt",1]').rstrip(b"=").decode()
+    forged_head = base64.urlsafe_b64encode(b'["a.txt", 1, false]').rstrip(b"=").decode()
     for altered in (f"{forged_head}.{digest}", f"{head}.{digest[:-2]}AA", f"{head}x.{digest}"):
         r = api.client.get(url, params={"q": "needle", "after": altered})
         assert r.status_code == 400 and r.json()["error"] == "invalid_cursor", altered
@@ -334,15 +336,17 @@ def _session_id(server: LiveServer, sid: str) -> int:
 @pytest.mark.parametrize(
     "fields",
     [
-        ["a\x00b", 1],  # NUL: PostgreSQL text cannot hold it (a driver error, a 500)
-        ["\ud800", 1],  # a lone surrogate: not UTF-8
-        ["", 1],
-        ["x" * 2000, 1],
-        ["a.txt", -1],
-        ["a.txt", 2**40],
-        ["a.txt", True],
-        ["a.txt", "1"],
-        ["a.txt"],
+        ["a\x00b", 1, False],  # NUL: PostgreSQL text cannot hold it (a driver error, a 500)
+        ["\ud800", 1, False],  # a lone surrogate: not UTF-8
+        ["", 1, False],
+        ["x" * 2000, 1, False],
+        ["a.txt", -1, False],
+        ["a.txt", 2**40, False],
+        ["a.txt", True, False],
+        ["a.txt", "1", False],
+        ["a.txt", 1],
+        ["a.txt", 1, 0],
+        ["a.txt", 1, False, 1],
         {"p": "a.txt"},
     ],
 )
@@ -363,3 +367,31 @@ def test_a_forged_cursor_with_a_valid_digest_is_refused_before_the_database(
     )
     assert r.status_code == 400, r.text
     assert r.json()["error"] == "invalid_cursor"
+
+
+def test_a_forged_common_flag_only_changes_how_the_same_answer_is_found(api: UserClient) -> None:
+    """``common`` (walk without asking the index) is not checked against the index: both ways
+    give the exact answer."""
+    from coolcoding.services.search import SearchQuery
+    from coolcoding.services.search_cursor import SearchPosition, encode_cursor
+
+    sid = api.new_session("pages-common")
+    for name in ("a.txt", "b.txt", "c.txt"):
+        _save(api, sid, name, f"rare_word in {name}\nrare_word again\n")
+    session_id = _session_id(api.server, sid)
+    q = SearchQuery("rare_word")
+    pages = [
+        _get(
+            api,
+            sid,
+            q="rare_word",
+            after=encode_cursor(session_id, q, SearchPosition("a.txt", 1, c)),
+        )
+        for c in (False, True)
+    ]
+    assert pages[0] == pages[1]
+    assert [(f["path"], len(f["matches"])) for f in pages[0]["files"]] == [
+        ("a.txt", 1),
+        ("b.txt", 2),
+        ("c.txt", 2),
+    ]

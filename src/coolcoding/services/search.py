@@ -20,6 +20,7 @@ bodies are read; the walk stops when enough lines matched.
 from __future__ import annotations
 
 import bisect
+import dataclasses
 import json
 import re
 from collections.abc import Iterator
@@ -370,6 +371,8 @@ class SearchService:
                     )  # fmt: skip
                     truncated = found is not None and out.add(found)
             narrowed: list[tuple[str, int]] | None = None
+            # The previous page found the literal common: walk without asking the index again.
+            common = resume is not None and resume.common
             phase1: tuple[TextClause, str] | None = None
             if like is not None and has_trigram(like):
                 phase1 = (PG_CANDIDATES_NUL if postgres else SQLITE_CANDIDATES_NUL, like)
@@ -377,7 +380,7 @@ class SearchService:
                 phase1 = (SQLITE_SHORT_CANDIDATES_NUL, like)
             elif like is not None and has_trigram(doubled := double_pattern(like)):
                 phase1 = (PG_SHORT_CANDIDATES_NUL, doubled)
-            if phase1 is not None and not truncated:
+            if phase1 is not None and not truncated and not common:
                 # Phase 1: which files have the literal, from the index; a term in more than
                 # ``cap`` files is common enough for a walk in path order to stop early.
                 stmt, stmt_pattern = phase1
@@ -390,7 +393,8 @@ class SearchService:
                         )
                     ).all()
                 ]
-                if len(found_ids) <= cap:
+                common = len(found_ids) > cap
+                if not common:
                     found_ids = list(dict.fromkeys(found_ids))  # a NUL file may be in both
                     narrowed = []
                     if found_ids:
@@ -485,7 +489,9 @@ class SearchService:
                             break
                     if truncated:
                         break
-        cursor = encode_cursor(ref.session_id, q, out.stop) if out.stop is not None else None
+        cursor = None
+        if out.stop is not None:
+            cursor = encode_cursor(ref.session_id, q, dataclasses.replace(out.stop, common=common))
         return SearchResult(out.files, out.count, truncated, cursor)
 
 

@@ -1,9 +1,11 @@
 """The continuation cursor of a paged search (``next`` in an answer, ``after=`` in the next
 request): where the previous page stopped, bound to the workspace and the query it was made for.
 
-A cursor is ``base64url(JSON [path, line]) "." base64url(digest)``. ``line`` is the last line the
-page returned in ``path`` (the next page continues in that file from the line after), or 0 when
-that file has no more matching lines (the next page starts after it). The digest (SHA-256 of the
+A cursor is ``base64url(JSON [path, line, common]) "." base64url(digest)``. ``line`` is the last
+line the page returned in ``path`` (the next page continues in that file from the line after), or
+0 when that file has no more matching lines (the next page starts after it); ``common``: the
+index found the query's literal in more than ``search_max_files`` files, so the next page walks
+without asking it again (either way the answer is exact: this only saves a statement). The digest (SHA-256 of the
 workspace, every query parameter and the payload) refuses a damaged cursor and one made for
 another query or workspace. It is a checksum, not a signature: a cursor only names a position in
 a workspace its caller can already search, so a forged one with a valid digest is harmless once
@@ -50,10 +52,12 @@ class CursorQuery(Protocol):
 
 @dataclass(frozen=True)
 class SearchPosition:
-    """The last line a page returned: ``line`` in ``path``, or all of ``path`` when ``line`` is 0."""
+    """The last line a page returned: ``line`` in ``path``, or all of ``path`` when ``line`` is 0;
+    ``common``: the search walks the workspace (its literal is in too many files to narrow)."""
 
     path: str
     line: int
+    common: bool = False
 
 
 def _digest(session_id: int, q: CursorQuery, payload: bytes) -> bytes:
@@ -81,7 +85,7 @@ def _unb64(text: str) -> bytes:
 
 
 def encode_cursor(session_id: int, q: CursorQuery, pos: SearchPosition) -> str:
-    payload = json.dumps([pos.path, pos.line], ensure_ascii=False).encode()
+    payload = json.dumps([pos.path, pos.line, pos.common], ensure_ascii=False).encode()
     return f"{_b64(payload)}.{_b64(_digest(session_id, q, payload))}"
 
 
@@ -112,12 +116,13 @@ def decode_cursor(raw: str, session_id: int, q: CursorQuery, max_path_bytes: int
         raise _refuse("malformed") from exc
     if not (
         isinstance(value, list)
-        and len(value) == 2
+        and len(value) == 3
         and isinstance(value[0], str)
         and type(value[1]) is int
+        and type(value[2]) is bool
     ):
         raise _refuse("malformed")
-    path, line = value[0], value[1]
+    path, line, common = value
     if not 0 <= line <= MAX_LINE:
         raise _refuse("line out of range")
     try:
@@ -126,4 +131,4 @@ def decode_cursor(raw: str, session_id: int, q: CursorQuery, max_path_bytes: int
         raise _refuse("path is not UTF-8") from exc
     if not path or "\x00" in path or size > max_path_bytes:
         raise _refuse("not a workspace path")
-    return SearchPosition(path, line)
+    return SearchPosition(path, line, common)
