@@ -6,9 +6,11 @@ include/exclude globs, Python's ``re``), a page of at most ``search_max_results`
 ``search_page_results``), the same as matching every text file in path order. A page that is full
 carries a cursor (services/search_cursor.py) from which the next page continues the walk: the
 line after the last one returned (a file's lines may be split across pages), then the files after
-it in path order, so the pages joined are the answer of one walk. The search index (migration 0005; PostgreSQL: pg_trgm on the
-lower-cased ``workspace_search.body`` of migration 0007; SQLite: an FTS5 trigram table), kept in
-sync by triggers on ``workspace_items``, only decides which bodies are read: a literal every match
+it in path order, so the pages joined are the answer of one walk.
+
+The search index (migration 0005; PostgreSQL: pg_trgm on the lower-cased
+``workspace_search.body`` of migration 0007; SQLite: an FTS5 trigram table), kept in sync by
+triggers on ``workspace_items``, only decides which bodies are read: a literal every match
 contains (the query, or one taken from the regex) becomes a LIKE pattern that is a superset of
 Python's match. A term in at most ``search_max_files`` files is answered from those; a more
 common one, or
