@@ -67,7 +67,8 @@ async def _measure(
 
     from coolcoding.db.models import CodeSession
 
-    settings = Settings(database_url=url)
+    # One page as large as a search may return: the unpaged answer an older revision gives.
+    settings = Settings(database_url=url, search_page_results=2000)
     db = Database(settings)
     async with db.engine.connect() as c:
         sid = (

@@ -246,7 +246,16 @@ class Settings(BaseSettings):
         "files are always stored",
     )
     search_max_results: int = Field(
-        default=2_000, ge=1, description="Most matching lines one search returns"
+        default=2_000,
+        ge=1,
+        description="Most matching lines one search answer (page) returns: the largest "
+        "max_results a request may ask for",
+    )
+    search_page_results: int = Field(
+        default=500,
+        ge=1,
+        description="Matching lines of a search page when the request gives no max_results "
+        "(at most search_max_results); the answer's next cursor fetches more",
     )
     search_max_files: int = Field(
         default=500,

@@ -133,6 +133,41 @@ def test_search_groups_results_and_jumps_to_the_line(page: Page, shots: Screensh
     shots.take("jumped")
 
 
+def test_search_shows_the_first_page_and_loads_more_on_demand(
+    page: Page, shots: Screenshots
+) -> None:
+    """The first page (search_page_results, 500 lines) shows; "Load more results" appends the
+    next page, continuing inside the file the first page stopped in; a new search resets."""
+    register(page)
+    uuid = create_workspace(page, "e2e search pages")
+    expect(tree_item(page, "main.py")).to_be_visible()
+    put_file(page, uuid, "big.txt", "".join(f"needle {i}\n" for i in range(1, 521)))
+    put_file(page, uuid, "zz_last.txt", "the last needle\n")
+    page.keyboard.press("Control+Shift+F")
+    page.get_by_label("Search text").fill("needle")
+    summary = page.locator(".search-summary")
+    expect(summary).to_contain_text("500 results in 1 file (more available)")
+    big = page.locator(".search-file[data-path='big.txt'] .search-match")
+    expect(big).to_have_count(500)
+    expect(page.locator(".search-file[data-path='zz_last.txt']")).to_have_count(0)
+    more = page.get_by_role("button", name="Load more results")
+    more.click()
+    expect(summary).to_contain_text("521 results in 2 files")
+    expect(summary).not_to_contain_text("more available")
+    # Page 2: the rest of big.txt joined to its group, then the next file.
+    expect(page.locator(".search-file")).to_have_count(2)
+    expect(big).to_have_count(520)
+    expect(big.last).to_contain_text("needle 520")
+    expect(page.locator(".search-file[data-path='zz_last.txt']")).to_contain_text("the last needle")
+    expect(more).to_have_count(0)
+    shots.take("loaded-more")
+    page.locator(".search-file[data-path='big.txt'] .search-match", has_text="needle 510").click()
+    expect(page.locator(".editor-tab.is-active")).to_contain_text("big.txt")
+    # A new search starts again at its first page.
+    page.get_by_label("Search text").fill("needle 5")
+    expect(summary).to_have_text("32 results in 1 file")  # 5, 50-59, 500-520
+
+
 def test_quick_open_and_command_palette(page: Page, shots: Screenshots) -> None:
     register(page)
     uuid = create_workspace(page, "e2e palette")

@@ -385,7 +385,8 @@ def test_search_results_equal_a_brute_force_match_of_every_file(
         limit = settings.search_max_results
         for params in _QUERIES:
             query = {k: str(v).lower() if isinstance(v, bool) else v for k, v in params.items()}
-            got = _search(api, sid, **query)
+            got = _search(api, sid, **query, max_results=limit)
+            assert (got.pop("next") is not None) == got["truncated"]
             want = _reference(
                 files,
                 str(params["q"]),

@@ -19,9 +19,18 @@ class SearchFile(BaseModel):
 
 
 class SearchOut(BaseModel):
+    """One page of a search: the lines after the previous page's (``after``), in path order."""
+
     files: list[SearchFile]
-    match_count: int
-    truncated: bool = Field(description="More lines matched than search_max_results")
+    match_count: int = Field(description="Matching lines in this page")
+    truncated: bool = Field(
+        description="The page is full (max_results lines): `next` continues it; the next page "
+        "may be empty when nothing matches after this one"
+    )
+    next: str | None = Field(
+        description="Opaque cursor for the next page (pass it as `after` with the same query); "
+        "null when the search is complete"
+    )
 
 
 class TemplateOut(BaseModel):

@@ -2,10 +2,15 @@
 stopped).
 
 The answer is exact: files in path order with their matching lines (regex, case, whole word,
-include/exclude globs, Python's ``re``), cut at ``search_max_results`` lines, the same as matching
-every text file in path order. The search index (migration 0005; PostgreSQL: pg_trgm on the
-lower-cased ``workspace_search.body`` of migration 0007; SQLite: an FTS5 trigram table), kept in
-sync by triggers on ``workspace_items``, only decides which bodies are read: a literal every match
+include/exclude globs, Python's ``re``), a page of at most ``search_max_results`` lines (by default
+``search_page_results``), the same as matching every text file in path order. A page that is full
+carries a cursor (services/search_cursor.py) from which the next page continues the walk: the
+line after the last one returned (a file's lines may be split across pages), then the files after
+it in path order, so the pages joined are the answer of one walk.
+
+The search index (migration 0005; PostgreSQL: pg_trgm on the lower-cased
+``workspace_search.body`` of migration 0007; SQLite: an FTS5 trigram table), kept in sync by
+triggers on ``workspace_items``, only decides which bodies are read: a literal every match
 contains (the query, or one taken from the regex) becomes a LIKE pattern that is a superset of
 Python's match. A term in at most ``search_max_files`` files is answered from those; a more
 common one, or
@@ -16,6 +21,8 @@ bodies are read; the walk stops when enough lines matched.
 
 from __future__ import annotations
 
+import bisect
+import dataclasses
 import json
 import re
 from collections.abc import Iterator
@@ -30,6 +37,11 @@ from sqlalchemy import TextClause, text
 
 from coolcoding.db.engine import Database
 from coolcoding.errors import InvalidInput
+from coolcoding.services.search_cursor import (
+    SearchPosition,
+    decode_cursor,
+    encode_cursor,
+)
 from coolcoding.services.workspace_types import WorkspaceRef
 from coolcoding.settings import Settings
 
@@ -105,6 +117,11 @@ SQLITE_PATHS = text(
 WALK = text(
     "SELECT id, full_path FROM workspace_items WHERE session_id = :sid AND full_path > :last "
     "AND type = 'file' AND NOT is_binary AND content IS NOT NULL ORDER BY full_path LIMIT :page"
+)
+# The file a cursor stopped in (the walk resumes in it from the line after).
+RESUME_FILE = text(
+    "SELECT id, content FROM workspace_items WHERE session_id = :sid AND full_path = :path "
+    "AND type = 'file' AND NOT is_binary AND content IS NOT NULL"
 )
 PG_BODIES = text("SELECT id, content FROM workspace_items WHERE id = ANY(:ids)")
 SQLITE_BODIES = text(
@@ -207,8 +224,37 @@ class FileMatches:
 @dataclass
 class SearchResult:
     files: list[FileMatches]
-    match_count: int
-    truncated: bool
+    match_count: int  # lines in this page
+    truncated: bool  # the page is full: ``next`` continues it (its page may be empty)
+    next: str | None = None  # the cursor of the next page (services/search_cursor.py)
+
+
+@dataclass
+class _Page:
+    """The lines of one page, in path order, up to ``limit``."""
+
+    limit: int
+    files: list[FileMatches] = field(default_factory=list)
+    count: int = 0
+    stop: SearchPosition | None = None  # where a full page stopped
+
+    @property
+    def room(self) -> int:
+        """Lines to ask of the next file: the room left and one more, which tells whether the
+        file has lines beyond this page."""
+        return self.limit - self.count + 1
+
+    def add(self, found: FileMatches) -> bool:
+        """Take a file's lines (at most ``room``); True once the page is full."""
+        room = self.limit - self.count
+        more = len(found.matches) > room
+        del found.matches[room:]
+        self.files.append(found)
+        self.count += len(found.matches)
+        if self.count < self.limit:
+            return False
+        self.stop = SearchPosition(found.path, found.matches[-1].line if more else 0)
+        return True
 
 
 def glob_to_regex(glob: str) -> re.Pattern[str]:
@@ -278,11 +324,34 @@ class SearchService:
         except re.error as exc:
             raise InvalidInput(f"invalid regular expression: {exc}", code="invalid_regex") from exc
 
-    async def search(self, ref: WorkspaceRef, q: SearchQuery) -> SearchResult:
-        """Files in path order, their matching lines, until ``search_max_results`` lines: the
-        same answer as matching every text file of the workspace in path order (the index only
-        decides which bodies need to be read)."""
+    def page_size(self, max_results: int | None) -> int:
+        most = self.settings.search_max_results
+        if max_results is None:
+            return min(self.settings.search_page_results, most)
+        if not 1 <= max_results <= most:
+            raise InvalidInput(
+                f"max_results must be between 1 and {most}", code="invalid_search", limit=most
+            )
+        return max_results
+
+    async def search(
+        self,
+        ref: WorkspaceRef,
+        q: SearchQuery,
+        max_results: int | None = None,
+        after: str | None = None,
+    ) -> SearchResult:
+        """Files in path order, their matching lines, until the page (``max_results`` lines,
+        ``search_page_results`` by default) is full: the same answer as matching every text file
+        of the workspace in path order (the index only decides which bodies need to be read).
+        ``after``: the cursor of the previous page; the walk starts there, not at the top."""
         pattern = self.compile(q)
+        limit = self.page_size(max_results)
+        resume = (
+            decode_cursor(after, ref.session_id, q, self.settings.max_path_length)
+            if after is not None
+            else None
+        )
         includes, excludes = _globs(q.include), _globs(q.exclude)
         postgres = self.db.engine.dialect.name == "postgresql"
         literal = q.query if not q.regex else required_literal(q.query)
@@ -291,17 +360,35 @@ class SearchService:
         # The query as a plain literal: Python's match may be a plain find (_spans).
         plain = None if q.regex else q.query
         cap = self.settings.search_max_files
-        limit = self.settings.search_max_results
-        files: list[FileMatches] = []
-        count = 0
+        out = _Page(limit)
         truncated = False
+
+        def wanted(path: str) -> bool:
+            return (not includes or any(g.match(path) for g in includes)) and not (
+                excludes and any(g.match(path) for g in excludes)
+            )
+
         async with self.db.engine.connect() as conn, conn.begin():
             if postgres:
                 # The statements are prepared: after a few runs PostgreSQL may switch to a
                 # generic plan, which cannot see how rare the pattern is and reads every body of
                 # the session instead of the trigram index.
                 await conn.execute(CUSTOM_PLAN)
+            if resume is not None and resume.line > 0 and wanted(resume.path):
+                # The rest of the file the previous page stopped in, as it is now (changed or
+                # gone since: its lines after that number, or none).
+                row = (
+                    await conn.execute(RESUME_FILE, {"sid": ref.session_id, "path": resume.path})
+                ).first()
+                if row is not None and row[1]:
+                    found = _match_file(
+                        resume.path, row[1].decode("utf-8", "replace"), pattern, out.room,
+                        plain, q.case_sensitive, q.whole_word, after_line=resume.line,
+                    )  # fmt: skip
+                    truncated = found is not None and out.add(found)
             narrowed: list[tuple[str, int]] | None = None
+            # The previous page found the literal common: walk without asking the index again.
+            common = resume is not None and resume.common
             phase1: tuple[TextClause, str] | None = None
             if like is not None and has_trigram(like):
                 phase1 = (PG_CANDIDATES_NUL if postgres else SQLITE_CANDIDATES_NUL, like)
@@ -309,7 +396,7 @@ class SearchService:
                 phase1 = (SQLITE_SHORT_CANDIDATES_NUL, like)
             elif like is not None and has_trigram(doubled := double_pattern(like)):
                 phase1 = (PG_SHORT_CANDIDATES_NUL, doubled)
-            if phase1 is not None:
+            if phase1 is not None and not truncated and not common:
                 # Phase 1: which files have the literal, from the index; a term in more than
                 # ``cap`` files is common enough for a walk in path order to stop early.
                 stmt, stmt_pattern = phase1
@@ -322,7 +409,8 @@ class SearchService:
                         )
                     ).all()
                 ]
-                if len(found_ids) <= cap:
+                common = len(found_ids) > cap
+                if not common:
                     found_ids = list(dict.fromkeys(found_ids))  # a NUL file may be in both
                     narrowed = []
                     if found_ids:
@@ -331,6 +419,11 @@ class SearchService:
                             {"ids": found_ids if postgres else json.dumps(found_ids)},
                         )
                         narrowed = sorted((r[1], r[0]) for r in paths.all())
+                    if resume is not None:
+                        # The files after the cursor's (paths compare as the database's do:
+                        # byte-wise UTF-8, which is code point order).
+                        keys = [path for path, _ in narrowed]
+                        del narrowed[: bisect.bisect_right(keys, resume.path)]
             # Phase 2: the text of candidates in path order (globs applied before any text is
             # read), a page at a time, until enough lines matched. A walk with a literal reads
             # only the bodies the database found it in.
@@ -348,7 +441,7 @@ class SearchService:
                     walk_stmt = PG_WALK_LIKE if postgres else SQLITE_WALK_LIKE
                 walk_params["pattern"] = like
                 walk_params["alts"] = alts if postgres else json.dumps(alts)
-            last, start = "", 0
+            last, start = (resume.path if resume is not None else ""), 0
             page, max_page = (
                 (min(FIRST_FILTERED_PAGE, MAX_PAGE), MAX_PAGE)
                 if with_bodies
@@ -357,9 +450,9 @@ class SearchService:
                 else (FIRST_PAGE, MAX_PAGE)
             )
             walked_bodies: dict[int, bytes] | None = None
-            seen = 0  # files looked at so far (walked, or candidates taken)
+            seen = 1 if out.count else 0  # files looked at so far (walked, candidates, resumed)
             while not truncated:
-                if count:
+                if count := out.count:
                     # Pages double, but no further than the lines still needed call for at the
                     # rate seen so far (a doubled page overshot: the capped common word read 512
                     # more bodies for its last 63 lines).
@@ -383,12 +476,7 @@ class SearchService:
                 if narrowed is not None and not batch:
                     break
                 page = min(page * 2, max_page)
-                batch = [
-                    (path, item_id)
-                    for path, item_id in batch
-                    if (not includes or any(g.match(path) for g in includes))
-                    and not (excludes and any(g.match(path) for g in excludes))
-                ]
+                batch = [(path, item_id) for path, item_id in batch if wanted(path)]
                 if not batch:
                     continue
                 # Bodies at most MAX_PAGE at a time (a filtered walk's page may hold more
@@ -410,19 +498,17 @@ class SearchService:
                             continue
                         body = content.decode("utf-8", "replace")
                         found = _match_file(
-                            path, body, pattern, limit - count, plain, q.case_sensitive,
-                            q.whole_word,
-                        )  # fmt: skip
-                        if found is None:
-                            continue
-                        files.append(found)
-                        count += len(found.matches)
-                        if count >= limit:
+                            path, body, pattern, out.room, plain, q.case_sensitive, q.whole_word
+                        )
+                        if found is not None and out.add(found):
                             truncated = True
                             break
                     if truncated:
                         break
-        return SearchResult(files, count, truncated)
+        cursor = None
+        if out.stop is not None:
+            cursor = encode_cursor(ref.session_id, q, dataclasses.replace(out.stop, common=common))
+        return SearchResult(out.files, out.count, truncated, cursor)
 
 
 def like_pattern(literal: str) -> str | None:
@@ -531,18 +617,26 @@ def _match_file(
     literal: str | None = None,
     case: bool = False,
     word: bool = False,
+    after_line: int = 0,
 ) -> FileMatches | None:
-    """The matching lines of one file: matches found over the whole text (no split into lines),
-    line numbers counted between them."""
+    """The matching lines of one file (at most ``room``, after line ``after_line``): matches
+    found over the whole text (no split into lines), line numbers counted between them."""
     result = FileMatches(path)
     matches = result.matches
-    line_no = 1
-    scanned = 0  # newlines are counted up to here
+    skip_to = 0  # where line after_line + 1 starts
+    for _ in range(after_line):
+        skip_to = body.find("\n", skip_to) + 1
+        if not skip_to:
+            return None
+    line_no = after_line + 1
+    scanned = skip_to  # newlines are counted up to here
     current: LineMatch | None = None
     line_end = -1  # end of the current line (its newline), -1 before the first
     line_start = 0
+    # Matches are found from the top even when resuming: where one ends decides where the next
+    # may start (a match across lines), exactly as in one walk of the file.
     for start, end in _spans(body, pattern, literal, case, word):
-        if end == start:
+        if end == start or start < skip_to:
             continue
         if current is None or start > line_end:
             if len(matches) >= room:

@@ -13,9 +13,10 @@ export interface SearchOptions {
   exclude: string;
 }
 
-export function searchWorkspace(uuid: string, q: string, o: SearchOptions, signal?: AbortSignal): Promise<SearchResult> {
+/** One page of results (the server's default size); `after`: the previous page's `next`, with the same query and options. */
+export function searchWorkspace(uuid: string, q: string, o: SearchOptions, signal?: AbortSignal, after?: string): Promise<SearchResult> {
   return request<SearchResult>(`${base(uuid)}/search`, {
-    query: { q, regex: o.regex, case: o.caseSensitive, word: o.wholeWord, include: o.include || undefined, exclude: o.exclude || undefined },
+    query: { q, regex: o.regex, case: o.caseSensitive, word: o.wholeWord, include: o.include || undefined, exclude: o.exclude || undefined, after },
     signal,
   });
 }

@@ -1167,7 +1167,8 @@ export interface paths {
         /**
          * Search
          * @description Full-text search of the workspace's text files (from the database, with the sandbox
-         *     stopped too). ``include``/``exclude``: comma-separated globs (``*.py, src/**``).
+         *     stopped too), a page at a time. ``include``/``exclude``: comma-separated globs
+         *     (``*.py, src/**``); ``after``: the ``next`` of the previous page (same query).
          */
         get: operations["search_api_workspace__session_uuid__search_get"];
         put?: never;
@@ -2180,15 +2181,26 @@ export interface components {
              */
             text: string;
         };
-        /** SearchOut */
+        /**
+         * SearchOut
+         * @description One page of a search: the lines after the previous page's (``after``), in path order.
+         */
         SearchOut: {
             /** Files */
             files: components["schemas"]["SearchFile"][];
-            /** Match Count */
+            /**
+             * Match Count
+             * @description Matching lines in this page
+             */
             match_count: number;
             /**
+             * Next
+             * @description Opaque cursor for the next page (pass it as `after` with the same query); null when the search is complete
+             */
+            next: string | null;
+            /**
              * Truncated
-             * @description More lines matched than search_max_results
+             * @description The page is full (max_results lines): `next` continues it; the next page may be empty when nothing matches after this one
              */
             truncated: boolean;
         };
@@ -8325,9 +8337,13 @@ export interface operations {
     search_api_workspace__session_uuid__search_get: {
         parameters: {
             query: {
+                /** @description The previous page's `next` */
+                after?: string | null;
                 case?: boolean;
                 exclude?: string;
                 include?: string;
+                /** @description Lines in this page: 1..search_max_results, default search_page_results */
+                max_results?: number | null;
                 q: string;
                 regex?: boolean;
                 word?: boolean;

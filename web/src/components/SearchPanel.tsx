@@ -1,11 +1,15 @@
-/** Search across the workspace's files (served by the database: works with the sandbox stopped); results grouped by file, a click jumps to the line. */
+/** Search across the workspace's files (served by the database: works with the sandbox stopped); results grouped by file, a click jumps to the line. The first page shows at once; "Load more results" appends the next one (the server's `next` cursor). */
 import { useEffect, useRef, useState } from "react";
 import { errorMessage } from "../api/errors";
 import { searchWorkspace, type SearchOptions } from "../api/ide";
 import type { SearchResult } from "../api/types";
+import { appendSearchPage } from "../modules/search/searchPages";
 import { Spinner } from "./PageStates";
 
-type State = { status: "idle" } | { status: "loading" } | { status: "error"; message: string } | { status: "ready"; result: SearchResult };
+/** The next page's request: idle, in flight, or failed (the shown results stay). */
+type More = { status: "idle" } | { status: "loading" } | { status: "error"; message: string };
+/** `query`/`opts`: what the shown results are for (a cursor is only valid with them). */
+type State = { status: "idle" } | { status: "loading" } | { status: "error"; message: string } | { status: "ready"; result: SearchResult; query: string; opts: SearchOptions; more: More };
 
 function Line({ text, ranges }: { text: string; ranges: [number, number][] }) {
   const parts: React.ReactNode[] = [];
@@ -29,6 +33,8 @@ export function SearchPanel({ uuid, onOpenMatch, focusNonce }: { uuid: string; o
   const [state, setState] = useState<State>({ status: "idle" });
   const [collapsed, setCollapsed] = useState<Set<string>>(new Set());
   const inputRef = useRef<HTMLInputElement>(null);
+  // The search in progress: a new search aborts its pages still in flight.
+  const searchCtrl = useRef<AbortController | null>(null);
 
   useEffect(() => inputRef.current?.focus(), [focusNonce]);
 
@@ -38,10 +44,11 @@ export function SearchPanel({ uuid, onOpenMatch, focusNonce }: { uuid: string; o
       return;
     }
     const ctrl = new AbortController();
+    searchCtrl.current = ctrl;
     const timer = setTimeout(() => {
       setState({ status: "loading" });
       searchWorkspace(uuid, query, opts, ctrl.signal).then(
-        (result) => setState({ status: "ready", result }),
+        (result) => !ctrl.signal.aborted && setState({ status: "ready", result, query, opts, more: { status: "idle" } }),
         (err: unknown) => !ctrl.signal.aborted && setState({ status: "error", message: errorMessage(err) }),
       );
     }, 200);
@@ -50,6 +57,18 @@ export function SearchPanel({ uuid, onOpenMatch, focusNonce }: { uuid: string; o
       ctrl.abort();
     };
   }, [uuid, query, opts]);
+
+  const loadMore = () => {
+    const ctrl = searchCtrl.current;
+    if (state.status !== "ready" || !state.result.next || state.more.status === "loading" || !ctrl) return;
+    const shown = state;
+    const after = state.result.next;
+    setState({ ...shown, more: { status: "loading" } });
+    searchWorkspace(uuid, shown.query, shown.opts, ctrl.signal, after).then(
+      (page) => !ctrl.signal.aborted && setState((s) => (s.status === "ready" && s.result.next === after ? { ...s, result: appendSearchPage(s.result, page), more: { status: "idle" } } : s)),
+      (err: unknown) => !ctrl.signal.aborted && setState((s) => (s.status === "ready" && s.result.next === after ? { ...s, more: { status: "error", message: errorMessage(err) } } : s)),
+    );
+  };
 
   const toggle = (key: "regex" | "caseSensitive" | "wholeWord", label: string, text: string) => (
     <button type="button" className={`search-toggle ${opts[key] ? "is-on" : ""}`} aria-pressed={opts[key]} aria-label={label} title={label} onClick={() => setOpts((o) => ({ ...o, [key]: !o[key] }))}>
@@ -81,7 +100,7 @@ export function SearchPanel({ uuid, onOpenMatch, focusNonce }: { uuid: string; o
             <div className="search-summary" aria-live="polite">
               {state.result.match_count === 0
                 ? "No results"
-                : `${state.result.match_count} result${state.result.match_count === 1 ? "" : "s"} in ${state.result.files.length} file${state.result.files.length === 1 ? "" : "s"}${state.result.truncated ? " (more not shown)" : ""}`}
+                : `${state.result.match_count} result${state.result.match_count === 1 ? "" : "s"} in ${state.result.files.length} file${state.result.files.length === 1 ? "" : "s"}${state.result.next ? " (more available)" : ""}`}
             </div>
             <ul className="search-files">
               {state.result.files.map((f) => (
@@ -118,6 +137,16 @@ export function SearchPanel({ uuid, onOpenMatch, focusNonce }: { uuid: string; o
                 </li>
               ))}
             </ul>
+            {state.more.status === "error" && (
+              <div className="search-error" role="alert">
+                {state.more.message}
+              </div>
+            )}
+            {state.result.next && (
+              <button type="button" className="btn btn-sm search-more" onClick={loadMore} disabled={state.more.status === "loading"}>
+                {state.more.status === "loading" ? "Loading more results…" : "Load more results"}
+              </button>
+            )}
           </>
         )}
       </div>

@@ -24,6 +24,7 @@ from coolcoding.schemas.ide import ImportOut, SearchOut
 from coolcoding.schemas.limits import WorkspacePathParam
 from coolcoding.schemas.workspace import ItemOut
 from coolcoding.services.search import SearchQuery
+from coolcoding.services.search_cursor import MAX_CURSOR_CHARS
 from coolcoding.services.sessions import ref_of
 
 router = APIRouter(prefix="/api/workspace/{session_uuid}", tags=["workspace"])
@@ -134,9 +135,21 @@ async def search(
     word: bool = False,
     include: Annotated[str, Query(max_length=200)] = "",
     exclude: Annotated[str, Query(max_length=200)] = "",
+    max_results: Annotated[
+        int | None,
+        Query(
+            ge=1,
+            description="Lines in this page: 1..search_max_results, default search_page_results",
+        ),
+    ] = None,
+    after: Annotated[
+        str | None,
+        Query(max_length=MAX_CURSOR_CHARS, description="The previous page's `next`"),
+    ] = None,
 ) -> Any:
     """Full-text search of the workspace's text files (from the database, with the sandbox
-    stopped too). ``include``/``exclude``: comma-separated globs (``*.py, src/**``)."""
+    stopped too), a page at a time. ``include``/``exclude``: comma-separated globs
+    (``*.py, src/**``); ``after``: the ``next`` of the previous page (same query)."""
     result = await platform.search.search(
         ws,
         SearchQuery(
@@ -147,6 +160,8 @@ async def search(
             include=tuple(g for g in include.split(",") if g.strip()),
             exclude=tuple(g for g in exclude.split(",") if g.strip()),
         ),
+        max_results=max_results,
+        after=after,
     )
     # Serialised straight with orjson: a capped search is 2,000 lines, which the response
     # model's validation and encoding took ~10 ms to re-check.
@@ -163,6 +178,7 @@ async def search(
             ],
             "match_count": result.match_count,
             "truncated": result.truncated,
+            "next": result.next,
         }
     )
     return Response(body, media_type="application/json")
