@@ -60,26 +60,26 @@ async def test_file_size_limit_kills_with_sigxfsz_not_ignored(runtime: LocalRunt
     assert res.stdout.strip() == f"rc={128 + signal.SIGXFSZ}".encode(), res
 
 
-def test_a_failing_setup_step_fails_the_spawn(tmp_path: Path) -> None:
+async def test_a_failing_setup_step_fails_the_spawn(tmp_path: Path) -> None:
     """Fail closed: a cgroup that cannot be joined means no process, never one outside it."""
     marker = tmp_path / "ran"
     setup = SpawnSetup(procs_files=[str(tmp_path / "no-such-cgroup" / "cgroup.procs")],
                        rlimits=[], uid=0, gid=0, drop=False)  # fmt: skip
     with pytest.raises(SandboxError) as err:
-        SPAWNER.spawn(["/bin/touch", str(marker)], env={}, setup=setup, stdin=0, stdout=1,
-                      stderr=2, pass_fds=(), new_session=True)  # fmt: skip
+        await SPAWNER.spawn(["/bin/touch", str(marker)], env={}, setup=setup, stdin=0, stdout=1,
+                            stderr=2, pass_fds=(), new_session=True)  # fmt: skip
     assert "cgroup.procs" in err.value.log_message
     assert not marker.exists()
 
 
-def test_a_killed_helper_is_replaced(tmp_path: Path) -> None:
+async def test_a_killed_helper_is_replaced(tmp_path: Path) -> None:
     setup = SpawnSetup(procs_files=[], rlimits=[], uid=0, gid=0, drop=False)
-    pid = SPAWNER.spawn(["/bin/true"], env={}, setup=setup, stdin=0, stdout=1, stderr=2,
-                        pass_fds=(), new_session=True)  # fmt: skip
+    pid = await SPAWNER.spawn(["/bin/true"], env={}, setup=setup, stdin=0, stdout=1, stderr=2,
+                              pass_fds=(), new_session=True)  # fmt: skip
     assert os.waitpid(pid, 0)[1] == 0  # our own child: the server reaps it
-    helper = SPAWNER._local.helper[1]
+    helper = SPAWNER._local.link.proc
     os.kill(helper.pid, signal.SIGKILL)
     helper.wait()
-    pid = SPAWNER.spawn(["/bin/true"], env={}, setup=setup, stdin=0, stdout=1, stderr=2,
-                        pass_fds=(), new_session=True)  # fmt: skip
+    pid = await SPAWNER.spawn(["/bin/true"], env={}, setup=setup, stdin=0, stdout=1, stderr=2,
+                              pass_fds=(), new_session=True)  # fmt: skip
     assert os.waitpid(pid, 0)[1] == 0

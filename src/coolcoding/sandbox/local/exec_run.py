@@ -100,7 +100,7 @@ class LocalExec(ExecStream):
             out_r, err_r, status_r = ours
             _, out_w, err_w, status_w = child_fds
             self._t0 = time.perf_counter()
-            self._proc = sb.spawn(
+            self._proc = await sb.spawn(
                 self._argv,
                 cgroup=self._cg,
                 stdin=stdin_fd,
