@@ -205,17 +205,26 @@ class Cgroup:
                 found.add(int(line))
         return sorted(found)
 
-    def kill_all(self, spare: int | None = None) -> None:
+    def kill_all(self, spare: int | None = None, *, wait: bool = True) -> None:
         """SIGKILL every process in the group (and its children); loops because a fork bomb may
         fork between reading cgroup.procs and the kill (bounded by pids.max).
 
         ``spare``: the host-side bwrap, left alive so that it reaps its child (the sandbox's
         pid 1) and exits by itself; killed first, that child would be re-parented to the host's
         init and could linger as a zombie.
+
+        ``wait=False``: with cgroup v2's ``cgroup.kill`` (which the kernel makes atomic against
+        concurrent forks) return once it is written, without polling (and sleeping on the event
+        loop) until the killed processes have finished exiting; ``remove`` waits for that.
         """
         if spare is None and self.version == 2 and (self.dirs["pids"] / "cgroup.kill").exists():
-            with contextlib.suppress(OSError):
+            try:
                 _write(self.dirs["pids"] / "cgroup.kill", "1")
+            except OSError:
+                pass
+            else:
+                if not wait:
+                    return
         for _ in range(100):
             pids = [p for p in self._all_pids() if p != spare]
             if not pids:
