@@ -213,9 +213,11 @@ class Cgroup:
         pid 1) and exits by itself; killed first, that child would be re-parented to the host's
         init and could linger as a zombie.
 
-        ``wait=False``: with cgroup v2's ``cgroup.kill`` (which the kernel makes atomic against
-        concurrent forks) return once it is written, without polling (and sleeping on the event
-        loop) until the killed processes have finished exiting; ``remove`` waits for that.
+        ``wait=False``: return once every process left has been sent SIGKILL, without polling
+        (and sleeping on the event loop) until they have finished exiting; ``remove`` waits for
+        that. Sound against forks: a process with a fatal signal pending cannot complete a
+        ``fork`` (``copy_process`` checks it), so a listing of only killed pids is final.
+        cgroup v2's ``cgroup.kill`` is atomic against concurrent forks by itself.
         """
         if spare is None and self.version == 2 and (self.dirs["pids"] / "cgroup.kill").exists():
             try:
@@ -225,14 +227,17 @@ class Cgroup:
             else:
                 if not wait:
                     return
+        killed: set[int] = set()
         for _ in range(100):
             pids = [p for p in self._all_pids() if p != spare]
-            if not pids:
+            if not pids or (not wait and killed.issuperset(pids)):
                 return
             for pid in pids:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
-            time.sleep(0.0005)
+            killed.update(pids)
+            if wait:
+                time.sleep(0.0005)
 
     def all_pids(self) -> list[int]:
         """Every process in the group and its subgroups."""
