@@ -39,14 +39,14 @@ def _cmdline(pid: int) -> list[str]:
     return Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0")[:-1]
 
 
-async def _until_blocked() -> None:
-    """Until a child of ours waits in ``open()`` of a FIFO for a reader."""
+async def _until_blocked() -> int:
+    """Until a child of ours waits in ``open()`` of a FIFO for a reader; its pid."""
     for _ in range(500):
         for d in Path("/proc").iterdir():
             with contextlib.suppress(OSError, ValueError, IndexError):
                 ppid = int((d / "stat").read_text().rsplit(")", 1)[1].split()[1])
                 if ppid == os.getpid() and (d / "wchan").read_text() == "wait_for_partner":
-                    return
+                    return int(d.name)
         await asyncio.sleep(0.01)
     raise AssertionError("no child blocked on the FIFO")
 
@@ -94,7 +94,7 @@ async def test_a_helper_killed_mid_request_fails_the_waiting_spawns_clearly(
     fifo = tmp_path / "cgroup.procs"
     os.mkfifo(fifo)
     blocked = asyncio.create_task(_spawn(["/bin/sleep", "302"], _setup([str(fifo)])))
-    await _until_blocked()
+    orphan = await _until_blocked()
     queued = asyncio.create_task(_spawn(["/bin/sleep", "303"]))
     await asyncio.sleep(0)
     helper = SPAWNER._local.link.proc
@@ -104,9 +104,9 @@ async def test_a_helper_killed_mid_request_fails_the_waiting_spawns_clearly(
             await asyncio.wait_for(task, 10)  # no hang
         assert err.value.reason == "spawn"
         assert "spawner helper exited" in err.value.log_message
-    # The orphaned child (still the server's) stays blocked until its FIFO has a reader.
-    reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
-    os.close(reader)
+    # The child the dead helper cloned is still ours (CLONE_PARENT), blocked before exec: in
+    # the server, in a sandbox cgroup that its teardown kills; here, killed by hand.
+    _reap(orphan)
     # A new helper serves the next spawn.
     pid = await asyncio.wait_for(_spawn(["/bin/true"]), 10)
     assert os.waitpid(pid, 0)[1] == 0
