@@ -62,18 +62,22 @@ def spec_kw() -> dict[str, object]:
 class FloorShell:
     """The floor: a login bash on a PTY of a new bwrap of ``sb`` (no agent), in its own leaf."""
 
-    def __init__(self, sb: LocalSandbox) -> None:
-        self.cgroup: Cgroup = sb.new_leaf("floor", CgroupLimits())
+    def __init__(self, proc: SandboxProcess, cgroup: Cgroup, fd: int) -> None:
+        self.proc, self.cgroup, self.fd = proc, cgroup, fd
+
+    @classmethod
+    async def open(cls, sb: LocalSandbox) -> FloorShell:
+        cgroup = sb.new_leaf("floor", CgroupLimits())
         master, slave = os.openpty()
         try:
-            self.proc: SandboxProcess = sb.spawn(
-                ["/bin/bash", "--login", "-i"], cgroup=self.cgroup, stdin=slave, stdout=slave,
+            proc = await sb.spawn(
+                ["/bin/bash", "--login", "-i"], cgroup=cgroup, stdin=slave, stdout=slave,
                 stderr=slave, cwd=None, env=PROMPT_ENV, terminal=True,
             )  # fmt: skip
         finally:
             os.close(slave)
         os.set_blocking(master, False)
-        self.fd = master
+        return cls(proc, cgroup, master)
 
     async def until_prompt(self) -> None:
         loop = asyncio.get_running_loop()
@@ -189,7 +193,7 @@ async def start_rounds(rt: LocalRuntime, base: LocalSandbox, starts: int) -> dic
                 await rt.delete_workspace(sb.spec.session_uuid)
             else:
                 t0 = time.perf_counter()
-                shell = FloorShell(base)
+                shell = await FloorShell.open(base)
                 await shell.until_prompt()
                 floor.append((time.perf_counter() - t0) * 1000)
                 await shell.close()
@@ -270,7 +274,7 @@ async def idle_sessions(rt: LocalRuntime, n: int) -> dict[str, object]:
             sb = await rt.start(new_spec(**spec_kw()))
             assert isinstance(sb, LocalSandbox)
             term = await agent_prompt(sb)
-            floor = FloorShell(sb)
+            floor = await FloorShell.open(sb)
             await floor.until_prompt()
             held.append((sb, term, floor))
         await asyncio.sleep(3)  # idle

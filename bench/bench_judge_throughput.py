@@ -110,7 +110,12 @@ def main() -> None:
     srv = Server(EXEC_RATE_LIMIT_PER_MINUTE="1000000", JUDGE0_ENABLED="true", **extra)
     base = None
     if args.baseline is not None:
-        base = Server(args.baseline, EXEC_RATE_LIMIT_PER_MINUTE="1000000", **extra)
+        try:
+            base = Server(args.baseline, EXEC_RATE_LIMIT_PER_MINUTE="1000000", **extra)
+        except BaseException:  # e.g. the baseline's .venv lacks a dependency: stop ours too
+            srv.stop()
+            shutil.rmtree(srv.tmp, ignore_errors=True)
+            raise
     series: dict[str, list[float]] = {}
     lats: dict[str, list[float]] = {}
     cpu_per_job: list[float] = []

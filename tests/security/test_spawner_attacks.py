@@ -6,6 +6,7 @@ sandbox), a set-up step that fails being skipped (fail open), the helper killed.
 # ruff: noqa: F811 (pytest fixtures imported from conftest_sandbox, then requested by name)
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 from pathlib import Path
@@ -13,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from coolcoding.sandbox.base import SandboxError
+from coolcoding.sandbox.local.cgroups import CgroupLimits
 from coolcoding.sandbox.local.runtime import LocalRuntime
 from coolcoding.sandbox.local.sandbox import LocalSandbox
 from coolcoding.sandbox.local.spawner import SPAWNER, SpawnSetup
@@ -60,26 +62,66 @@ async def test_file_size_limit_kills_with_sigxfsz_not_ignored(runtime: LocalRunt
     assert res.stdout.strip() == f"rc={128 + signal.SIGXFSZ}".encode(), res
 
 
-def test_a_failing_setup_step_fails_the_spawn(tmp_path: Path) -> None:
+async def test_a_failing_setup_step_fails_the_spawn(tmp_path: Path) -> None:
     """Fail closed: a cgroup that cannot be joined means no process, never one outside it."""
     marker = tmp_path / "ran"
     setup = SpawnSetup(procs_files=[str(tmp_path / "no-such-cgroup" / "cgroup.procs")],
                        rlimits=[], uid=0, gid=0, drop=False)  # fmt: skip
     with pytest.raises(SandboxError) as err:
-        SPAWNER.spawn(["/bin/touch", str(marker)], env={}, setup=setup, stdin=0, stdout=1,
-                      stderr=2, pass_fds=(), new_session=True)  # fmt: skip
+        await SPAWNER.spawn(["/bin/touch", str(marker)], env={}, setup=setup, stdin=0, stdout=1,
+                            stderr=2, pass_fds=(), new_session=True)  # fmt: skip
     assert "cgroup.procs" in err.value.log_message
     assert not marker.exists()
 
 
-def test_a_killed_helper_is_replaced(tmp_path: Path) -> None:
+async def test_a_killed_helper_is_replaced(tmp_path: Path) -> None:
     setup = SpawnSetup(procs_files=[], rlimits=[], uid=0, gid=0, drop=False)
-    pid = SPAWNER.spawn(["/bin/true"], env={}, setup=setup, stdin=0, stdout=1, stderr=2,
-                        pass_fds=(), new_session=True)  # fmt: skip
+    pid = await SPAWNER.spawn(["/bin/true"], env={}, setup=setup, stdin=0, stdout=1, stderr=2,
+                              pass_fds=(), new_session=True)  # fmt: skip
     assert os.waitpid(pid, 0)[1] == 0  # our own child: the server reaps it
-    helper = SPAWNER._local.helper[1]
+    helper = SPAWNER._local.link.proc
     os.kill(helper.pid, signal.SIGKILL)
     helper.wait()
-    pid = SPAWNER.spawn(["/bin/true"], env={}, setup=setup, stdin=0, stdout=1, stderr=2,
-                        pass_fds=(), new_session=True)  # fmt: skip
+    pid = await SPAWNER.spawn(["/bin/true"], env={}, setup=setup, stdin=0, stdout=1, stderr=2,
+                              pass_fds=(), new_session=True)  # fmt: skip
     assert os.waitpid(pid, 0)[1] == 0
+
+
+def _killed_or_exiting(pid: int) -> bool:
+    """SIGKILL pending for ``pid``, or it is already exiting (PF_EXITING, a zombie, gone)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return True
+    if int(stat.rsplit(")", 1)[1].split()[6]) & 0x4:  # flags: PF_EXITING
+        return True
+    fields = dict(line.split(":\t", 1) for line in status.splitlines() if ":\t" in line)
+    if fields["State"][0] in "ZX":
+        return True
+    pending = int(fields["ShdPnd"], 16) | int(fields["SigPnd"], 16)
+    return bool(pending & (1 << (signal.SIGKILL - 1)))
+
+
+async def test_kill_all_without_waiting_leaves_no_process_unkilled(
+    runtime: LocalRuntime, tmp_path: Path
+) -> None:
+    """``kill_all(wait=False)`` (after every exec) returns before the killed have exited, but
+    only once every process in the group, forks racing the kill included, has SIGKILL."""
+    bomb = "while :; do sleep 5 & sh -c : & done 2>/dev/null"
+    for i in range(5):  # a race: several tries, each in a new group
+        cg = runtime.host.cgroups.create(f"killtest-{os.getpid()}-{i}", CgroupLimits(pids=64))
+        try:
+            setup = SpawnSetup(procs_files=cg.procs_files, rlimits=[], uid=0, gid=0, drop=False)
+            pids = [await SPAWNER.spawn(["/bin/sh", "-c", bomb], env={}, setup=setup, stdin=0,
+                                        stdout=1, stderr=2, pass_fds=(), new_session=True)
+                    for _ in range(4)]  # fmt: skip
+            await asyncio.sleep(0.2)
+            assert len(cg.all_pids()) > 4
+            cg.kill_all(wait=False)
+            left = cg.all_pids()
+            assert all(_killed_or_exiting(p) for p in left), left
+            for pid in pids:
+                os.waitpid(pid, 0)
+        finally:
+            assert await asyncio.to_thread(cg.remove, 10.0)

@@ -207,7 +207,7 @@ async def start_agent(
         )
         rl = sandbox.exec_rlimits(None, None)
         env = bwrap.sandbox_env({**sandbox.spec.env, "PYTHONPATH": bwrap.AGENT_PYTHONPATH})
-        proc = SandboxProcess(
+        proc = await SandboxProcess.spawn(
             argv, env=env, setup=spawn_setup(sandbox.creds, cg.procs_files, rl,
                                                 controlling_tty=False, netns_fd=join_netns),
             stdin=devnull, stdout=log_fd, stderr=log_fd,

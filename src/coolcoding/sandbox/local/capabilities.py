@@ -26,7 +26,7 @@ class SpawnHost(Protocol):
 
     def new_leaf(self, kind: str, limits: CgroupLimits) -> Cgroup: ...
 
-    def spawn(
+    async def spawn(
         self,
         command: list[str],
         *,

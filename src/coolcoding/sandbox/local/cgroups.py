@@ -205,25 +205,39 @@ class Cgroup:
                 found.add(int(line))
         return sorted(found)
 
-    def kill_all(self, spare: int | None = None) -> None:
+    def kill_all(self, spare: int | None = None, *, wait: bool = True) -> None:
         """SIGKILL every process in the group (and its children); loops because a fork bomb may
         fork between reading cgroup.procs and the kill (bounded by pids.max).
 
         ``spare``: the host-side bwrap, left alive so that it reaps its child (the sandbox's
         pid 1) and exits by itself; killed first, that child would be re-parented to the host's
         init and could linger as a zombie.
+
+        ``wait=False``: return once every process left has been sent SIGKILL, without polling
+        (and sleeping on the event loop) until they have finished exiting; ``remove`` waits for
+        that. Sound against forks: a process with a fatal signal pending cannot complete a
+        ``fork`` (``copy_process`` checks it), so a listing of only killed pids is final.
+        cgroup v2's ``cgroup.kill`` is atomic against concurrent forks by itself.
         """
         if spare is None and self.version == 2 and (self.dirs["pids"] / "cgroup.kill").exists():
-            with contextlib.suppress(OSError):
+            try:
                 _write(self.dirs["pids"] / "cgroup.kill", "1")
+            except OSError:
+                pass
+            else:
+                if not wait:
+                    return
+        killed: set[int] = set()
         for _ in range(100):
             pids = [p for p in self._all_pids() if p != spare]
-            if not pids:
+            if not pids or (not wait and killed.issuperset(pids)):
                 return
             for pid in pids:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
-            time.sleep(0.0005)
+            killed.update(pids)
+            if wait:
+                time.sleep(0.0005)
 
     def all_pids(self) -> list[int]:
         """Every process in the group and its subgroups."""

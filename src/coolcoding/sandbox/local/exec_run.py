@@ -100,7 +100,7 @@ class LocalExec(ExecStream):
             out_r, err_r, status_r = ours
             _, out_w, err_w, status_w = child_fds
             self._t0 = time.perf_counter()
-            self._proc = sb.spawn(
+            self._proc = await sb.spawn(
                 self._argv,
                 cgroup=self._cg,
                 stdin=stdin_fd,
@@ -241,7 +241,9 @@ class LocalExec(ExecStream):
         wall_ms = (time.perf_counter() - self._t0) * 1000
         for timer in self._timers:
             timer.cancel()
-        self._cg.kill_all()  # e.g. a daemon that escaped the pid namespace's teardown race
+        # e.g. a daemon that escaped the pid namespace's teardown race; not waiting for the
+        # killed to finish exiting (the cleanup's ``remove`` does, off the caller's latency).
+        self._cg.kill_all(wait=False)
         # The workspace is measured in a thread while the output and the counters are read.
         over_quota = asyncio.ensure_future(self._sb.over_quota())
         pumps = asyncio.gather(*self._tasks[:2])

@@ -102,10 +102,19 @@ def become_subreaper() -> None:
 
 
 class SandboxProcess:
-    """The host-side bwrap process: spawned synchronously, reaped through a pidfd on the loop."""
+    """The host-side bwrap process: spawned through the helper, reaped through a pidfd on the loop."""
 
-    def __init__(
-        self,
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self._pidfd = LoopFd(os.pidfd_open(pid))
+        self.status: int | None = None  # raw wait status once reaped
+        self.rusage: resource.struct_rusage | None = None
+        self._exited: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._pidfd.watch_readable(self._on_exit)
+
+    @classmethod
+    async def spawn(
+        cls,
         argv: list[str],
         *,
         env: Mapping[str, str],
@@ -115,10 +124,11 @@ class SandboxProcess:
         stderr: int,
         pass_fds: Sequence[int],
         new_session: bool,
-    ) -> None:
+    ) -> SandboxProcess:
+        """Spawn ``argv``; the fds may be closed once this returns (or raises)."""
         # Spawned from the event loop's thread on purpose: bwrap's --die-with-parent uses
         # PR_SET_PDEATHSIG, which fires when the *thread* that forked exits (spawner.py).
-        self.pid = SPAWNER.spawn(
+        pid = await SPAWNER.spawn(
             argv,
             env=env,
             setup=setup,
@@ -128,11 +138,7 @@ class SandboxProcess:
             pass_fds=pass_fds,
             new_session=new_session,
         )
-        self._pidfd = LoopFd(os.pidfd_open(self.pid))
-        self.status: int | None = None  # raw wait status once reaped
-        self.rusage: resource.struct_rusage | None = None
-        self._exited: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._pidfd.watch_readable(self._on_exit)
+        return cls(pid)
 
     def _on_exit(self) -> None:
         with contextlib.suppress(ChildProcessError):

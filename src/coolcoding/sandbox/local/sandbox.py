@@ -181,7 +181,7 @@ class LocalSandbox(Sandbox):
                                "the sandbox's network namespace is gone")  # fmt: skip
         return self.network.netns_fd
 
-    def spawn(
+    async def spawn(
         self,
         command: list[str],
         *,
@@ -232,7 +232,7 @@ class LocalSandbox(Sandbox):
                 self.creds, cgroup.procs_files, rl, controlling_tty=terminal, netns_fd=join_netns
             )
             pass_fds = [*fds, *extra_fds] + ([json_status_fd] if json_status_fd is not None else [])
-            return SandboxProcess(
+            return await SandboxProcess.spawn(
                 argv,
                 env=bwrap.sandbox_env({**self.spec.env, **(env or {})}),
                 setup=setup,

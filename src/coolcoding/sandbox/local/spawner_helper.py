@@ -118,20 +118,24 @@ def main() -> None:
         return
     while True:
         fds: list[int] = []
+        rid = None
         try:
             data, fds, _flags, _addr = socket.recv_fds(sock, MAX_MESSAGE, MAX_FDS)
             if not data:
                 return  # the server closed its end
             req = json.loads(data)
+            rid = req.get("id")  # echoed: the server matches answers to its queued requests
             if len(fds) != len(req["targets"]):
                 answer = {"error": "fd count mismatch"}
             else:
                 answer = _spawn(req, fds)
-        except (OSError, ValueError, KeyError, TypeError) as e:
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
             answer = {"error": f"{type(e).__name__}: {e}"}
         finally:
             for fd in fds:
                 os.close(fd)
+        if rid is not None:
+            answer["id"] = rid
         try:
             sock.send(json.dumps(answer).encode())
         except OSError:

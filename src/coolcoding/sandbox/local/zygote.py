@@ -223,7 +223,7 @@ async def start_zygote(sb: SpawnHost, timeout_s: float) -> WarmProcess:
         status_r, status_w = pipe(host_reads=True)
         control_r, control_w = pipe(host_reads=True)
         request_w, request_r = pipe(host_reads=False)
-        proc = sb.spawn(
+        proc = await sb.spawn(
             zygote_command(request_r, control_w),
             cgroup=cg,
             stdin=stdin_fd,
