@@ -51,6 +51,12 @@ MODES = {
             "COOLCODING_HISTORY_ENABLED": "true",
             "COOLCODING_HISTORY_SINGLE_STATEMENT_SAVE": "false",
         },
+        # The single-statement save that does the blob work itself (shared rows, delta), as
+        # before the deferred save.
+        "on_inline": {
+            "COOLCODING_HISTORY_ENABLED": "true",
+            "COOLCODING_HISTORY_DEFERRED_SAVE": "false",
+        },
     },
     "sqlite": {
         "off": {"COOLCODING_HISTORY_ENABLED": "false"},
@@ -258,6 +264,15 @@ async def storage_1000(backend: str) -> dict[str, object]:
                 t0 = time.perf_counter()
                 await ws.save_file(ref, "big.txt", content)
                 times.append((time.perf_counter() - t0) * 1000)
+            # The deferred save's versions (PostgreSQL) are stored raw until compacted: what is
+            # kept is measured after the background task's work (timed on its own).
+            from coolcoding.services.history_deferred import HistoryCompactor
+
+            t0 = time.perf_counter()
+            compactor, compacted = HistoryCompactor(db, _settings), 0
+            while n := await compactor.compact_once(everything=True):
+                compacted += n
+            compact_ms = (time.perf_counter() - t0) * 1000
             async with db.session() as s:
                 stored, count = (
                     await s.execute(text("SELECT SUM(stored_size), COUNT(*) FROM content_blobs"))
@@ -275,6 +290,8 @@ async def storage_1000(backend: str) -> dict[str, object]:
                 "ratio_raw_to_stored": round(raw / int(stored), 1),
                 "save_p50_ms": round(statistics.median(times), 2),
                 "save_p99_ms": round(pct(times, 99), 2),
+                "compacted_versions": compacted,
+                "compact_ms": round(compact_ms, 1),
             }
         finally:
             await db.dispose()
@@ -362,6 +379,12 @@ def main() -> None:
         " --redis-url, which N > 1 needs)",
     )
     ap.add_argument("--redis-url", default="redis://127.0.0.1:6379/11")
+    ap.add_argument(
+        "--old-src",
+        default=None,
+        help="a src/ directory of another build: modes with the suffix @old run it (PYTHONPATH),"
+        " e.g. --modes on,on@old (git archive <rev> src | tar -x -C DIR)",
+    )
     ap.add_argument("--out", default=None, help="result name (default history / history_load)")
     ap.add_argument(
         "--distinct-content",
@@ -369,6 +392,8 @@ def main() -> None:
         help="each client saves its own contents (default: all the same ones, one hot blob row)",
     )
     args = ap.parse_args()
+    if args.old_src:
+        SERVER_VARIANTS["old"] = {"PYTHONPATH": str(Path(args.old_src).resolve())}
     global SHARED_CONTENT
     SHARED_CONTENT = not args.distinct_content
     result: dict[str, object] = {}

@@ -163,11 +163,16 @@ async def deferred_save(
 
 _PENDING = text(
     "SELECT hash FROM content_blobs WHERE hash >= 'p' AND hash < 'q' AND encoding = 'pending'"
-    " LIMIT :n"
+    " ORDER BY length(hash), hash LIMIT :n"
+)
+_VERSION = text("SELECT session_id, path FROM file_versions WHERE id = :id")
+# The file first, then its version, then the pending row: the order in which a save (deferred or
+# general) locks them, so that no save sees the version half compacted.
+_LOCK_ITEM = text(
+    "SELECT 1 FROM workspace_items WHERE session_id = :sid AND full_path = :path FOR UPDATE"
 )
 _LOCK_VERSION = tsql(
-    "SELECT session_id, path, created_at, blob_hash FROM file_versions WHERE id = :id"
-    " FOR UPDATE SKIP LOCKED",
+    "SELECT session_id, path, created_at, blob_hash FROM file_versions WHERE id = :id FOR UPDATE",
     columns=("created_at",),
 )
 _LOCK_PENDING = text(
@@ -202,7 +207,7 @@ class HistoryCompactor:
                 for r in await conn.execute(_PENDING, {"n": self.settings.history_compact_batch})
             ]
         done = 0
-        for key in sorted(keys, key=lambda k: int(k[1:])):
+        for key in keys:  # oldest first: a version's delta base is compacted before it
             if await blobstore.retrying(lambda key=key: self._compact(key, everything)):  # type: ignore[misc]
                 done += 1
         return done
@@ -211,9 +216,13 @@ class HistoryCompactor:
         version_id = int(key[1:])
         window = self.settings.history_coalesce_s
         async with self.db.session() as s, s.begin():
+            where = (await s.execute(_VERSION, {"id": version_id})).first()
+            if where is None:
+                return False  # gone (retention, a deleted workspace): its row went with it
+            await s.execute(_LOCK_ITEM, {"sid": where[0], "path": where[1]})
             v = (await s.execute(_LOCK_VERSION, {"id": version_id})).first()
-            if v is None or v[3] != key:
-                return False  # being saved into (locked), or gone: its row goes with it
+            if v is None or v[3] != key or (v[0], v[1]) != tuple(where):
+                return False  # changed meanwhile (moved, coalesced into, compacted): next pass
             sid, path, created_at = v[0], v[1], v[2]
             p = {"sid": sid, "path": path, "id": version_id}
             if not everything and window > 0:
