@@ -165,14 +165,12 @@ _PENDING = text(
     "SELECT hash FROM content_blobs WHERE hash >= 'p' AND hash < 'q' AND encoding = 'pending'"
     " ORDER BY length(hash), hash LIMIT :n"
 )
-_VERSION = text("SELECT session_id, path FROM file_versions WHERE id = :id")
-# The file first, then its version, then the pending row: the order in which a save (deferred or
-# general) locks them, so that no save sees the version half compacted.
-_LOCK_ITEM = text(
-    "SELECT 1 FROM workspace_items WHERE session_id = :sid AND full_path = :path FOR UPDATE"
-)
+# The version, then its pending row (a coalescing save's order). Only closed versions are
+# compacted, and saves coalesce only into open ones (the latest, within the window), so neither
+# waits for the other and the file's row is not locked: saves of it go on meanwhile.
 _LOCK_VERSION = tsql(
-    "SELECT session_id, path, created_at, blob_hash FROM file_versions WHERE id = :id FOR UPDATE",
+    "SELECT session_id, path, created_at, blob_hash FROM file_versions WHERE id = :id"
+    " FOR UPDATE SKIP LOCKED",
     columns=("created_at",),
 )
 _LOCK_PENDING = text(
@@ -216,13 +214,11 @@ class HistoryCompactor:
         version_id = int(key[1:])
         window = self.settings.history_coalesce_s
         async with self.db.session() as s, s.begin():
-            where = (await s.execute(_VERSION, {"id": version_id})).first()
-            if where is None:
-                return False  # gone (retention, a deleted workspace): its row went with it
-            await s.execute(_LOCK_ITEM, {"sid": where[0], "path": where[1]})
             v = (await s.execute(_LOCK_VERSION, {"id": version_id})).first()
-            if v is None or v[3] != key or (v[0], v[1]) != tuple(where):
-                return False  # changed meanwhile (moved, coalesced into, compacted): next pass
+            if v is None or v[3] != key:
+                # Gone (retention, a deleted workspace: its row went with it), being coalesced
+                # into (locked), or compacted by another replica.
+                return False
             sid, path, created_at = v[0], v[1], v[2]
             p = {"sid": sid, "path": path, "id": version_id}
             if not everything and window > 0:
