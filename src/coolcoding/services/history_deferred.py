@@ -161,9 +161,17 @@ async def deferred_save(
     )
 
 
-_PENDING = text(
-    "SELECT hash FROM content_blobs WHERE hash >= 'p' AND hash < 'q' AND encoding = 'pending'"
-    " ORDER BY length(hash), hash LIMIT :n"
+# Closed versions still pending, oldest first (open ones are not even listed: a pass over the
+# files being edited costs one query).
+_PENDING = tsql(
+    "SELECT b.hash FROM content_blobs b JOIN file_versions v"
+    # (CASE: a digest is never cast, whatever order the planner evaluates the conditions in)
+    " ON v.id = CASE WHEN b.encoding = 'pending' THEN CAST(substr(b.hash, 2) AS BIGINT) END"
+    " WHERE b.hash >= 'p' AND b.hash < 'q' AND b.encoding = 'pending'"
+    " AND (CAST(:everything AS BOOLEAN) OR v.created_at < :cutoff OR EXISTS (SELECT 1"
+    "  FROM file_versions n WHERE n.session_id = v.session_id AND n.path = v.path AND n.id > v.id))"
+    " ORDER BY v.id LIMIT :n",
+    "cutoff",
 )
 # The version, then its pending row (a coalescing save's order). Only closed versions are
 # compacted, and saves coalesce only into open ones (the latest, within the window), so neither
@@ -199,11 +207,17 @@ class HistoryCompactor:
         """One pass: compacts up to ``history_compact_batch`` closed versions, oldest first;
         returns how many. ``everything``: open versions too (no save may coalesce meanwhile:
         tests and benchmarks)."""
+        window = self.settings.history_coalesce_s
         async with self.db.read() as conn:
-            keys = [
-                str(r[0])
-                for r in await conn.execute(_PENDING, {"n": self.settings.history_compact_batch})
-            ]
+            rows = await conn.execute(
+                _PENDING,
+                {
+                    "n": self.settings.history_compact_batch,
+                    "everything": everything or window <= 0,
+                    "cutoff": utcnow() - timedelta(seconds=window + CLOCK_MARGIN_S),
+                },
+            )
+            keys = [str(r[0]) for r in rows]
         done = 0
         for key in keys:  # oldest first: a version's delta base is compacted before it
             if await blobstore.retrying(lambda key=key: self._compact(key, everything)):  # type: ignore[misc]
