@@ -4,7 +4,8 @@ content-addressed blob store; consecutive changes from one source coalesce; the 
 
 ``HistoryRecorder`` is called by ``WorkspaceService`` inside each write's transaction, so a
 change and its version land together or not at all. ``HistoryService`` serves the API: list,
-read, diff and restore (a restore is a new version, never a rewrite of history).
+read, diff and restore (a restore is a new version, never a rewrite of history). On PostgreSQL an
+edit's version is written by one statement and compacted later (services/history_deferred.py).
 """
 
 from __future__ import annotations
