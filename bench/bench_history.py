@@ -51,6 +51,12 @@ MODES = {
             "COOLCODING_HISTORY_ENABLED": "true",
             "COOLCODING_HISTORY_SINGLE_STATEMENT_SAVE": "false",
         },
+        # The single-statement save that does the blob work itself (shared rows, delta), as
+        # before the deferred save.
+        "on_inline": {
+            "COOLCODING_HISTORY_ENABLED": "true",
+            "COOLCODING_HISTORY_DEFERRED_SAVE": "false",
+        },
     },
     "sqlite": {
         "off": {"COOLCODING_HISTORY_ENABLED": "false"},
@@ -107,16 +113,29 @@ def save_latency(
                 # CPU seconds per wall second during the round: the server (all its workers),
                 # this load generator, and the machine's idle share of its cores.
                 wall = cpu1[3] - cpu0[3]
+                served = max(int(r.summary().get("requests", 0)), 1)
                 use = {
                     "server_cores": round((cpu1[0] - cpu0[0]) / wall, 2),
                     "loadgen_cores": round((cpu1[1] - cpu0[1]) / wall, 2),
                     "machine_idle_cores": round((cpu1[2] - cpu0[2]) / wall, 2),
+                    # Per request: the server's CPU, and every PostgreSQL process's (the
+                    # server's backends, but also anyone else's on this machine meanwhile).
+                    "server_cpu_ms_per_req": round((cpu1[0] - cpu0[0]) * 1000 / served, 3),
+                    "postgres_cpu_ms_per_req": round((cpu1[4] - cpu0[4]) * 1000 / served, 3),
                 }
                 results[mode].append({**r.summary(), **use, "loadavg": _loadavg()})
         out: dict[str, object] = {"backend": backend, "rate": rate, "duration_s": duration}
         stats: dict[str, dict[str, Any]] = {}
         for mode, runs in results.items():
             stats[mode] = {
+                "server_cpu_ms_per_req_median": statistics.median(
+                    float(r["server_cpu_ms_per_req"])  # type: ignore[arg-type]
+                    for r in runs
+                ),
+                "postgres_cpu_ms_per_req_median": statistics.median(
+                    float(r["postgres_cpu_ms_per_req"])  # type: ignore[arg-type]
+                    for r in runs
+                ),
                 "p50_ms_median": statistics.median(float(r["p50_ms"]) for r in runs),  # type: ignore[arg-type]
                 "p99_ms_median": statistics.median(float(r["p99_ms"]) for r in runs),  # type: ignore[arg-type]
                 "p99_ms_max": max(float(r["p99_ms"]) for r in runs),  # type: ignore[arg-type]
@@ -138,6 +157,10 @@ def save_latency(
             floor = "off" + (f"_w{w}" if w else "")
             if kind != "off" and floor in stats:
                 compare(m, floor, "off")
+            if "@" not in mode and f"{mode}@old" in stats:
+                compare(m, f"{mode}@old", "old")  # this build against --old-src, same mode
+            if mode == "on" and "on_inline" in stats:
+                compare(m, "on_inline", "inline")  # deferred save against the inline one
             if w and w != "1" and f"{kind}_w1" in stats:
                 compare(m, f"{kind}_w1", "1_worker")  # N workers against one, the same mode
         out.update(stats)
@@ -168,9 +191,10 @@ def _envs(
     }
 
 
-def _cpu(server_pid: int) -> tuple[float, float, float, float]:
+def _cpu(server_pid: int) -> tuple[float, float, float, float, float]:
     """CPU seconds of the server's process tree and of this process, idle seconds of the
-    machine (summed over its cores), and the monotonic clock."""
+    machine (summed over its cores), the monotonic clock, CPU seconds of every PostgreSQL
+    process."""
     tick = os.sysconf("SC_CLK_TCK")
     server = 0
     for pid in [server_pid, *descendants(server_pid)]:
@@ -181,7 +205,18 @@ def _cpu(server_pid: int) -> tuple[float, float, float, float]:
         server += int(fields[11]) + int(fields[12])  # utime, stime
     own = resource.getrusage(resource.RUSAGE_SELF)
     idle = int(Path("/proc/stat").read_text().split("\n", 1)[0].split()[4])
-    return server / tick, own.ru_utime + own.ru_stime, idle / tick, time.monotonic()
+    pg = 0
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            if not (proc / "comm").read_text().startswith("postgres"):
+                continue
+            fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        pg += int(fields[11]) + int(fields[12])
+    return server / tick, own.ru_utime + own.ru_stime, idle / tick, time.monotonic(), pg / tick
 
 
 def _loadavg() -> str:
@@ -258,6 +293,15 @@ async def storage_1000(backend: str) -> dict[str, object]:
                 t0 = time.perf_counter()
                 await ws.save_file(ref, "big.txt", content)
                 times.append((time.perf_counter() - t0) * 1000)
+            # The deferred save's versions (PostgreSQL) are stored raw until compacted: what is
+            # kept is measured after the background task's work (timed on its own).
+            from coolcoding.services.history_deferred import HistoryCompactor
+
+            t0 = time.perf_counter()
+            compactor, compacted = HistoryCompactor(db, _settings), 0
+            while n := await compactor.compact_once(everything=True):
+                compacted += n
+            compact_ms = (time.perf_counter() - t0) * 1000
             async with db.session() as s:
                 stored, count = (
                     await s.execute(text("SELECT SUM(stored_size), COUNT(*) FROM content_blobs"))
@@ -275,6 +319,8 @@ async def storage_1000(backend: str) -> dict[str, object]:
                 "ratio_raw_to_stored": round(raw / int(stored), 1),
                 "save_p50_ms": round(statistics.median(times), 2),
                 "save_p99_ms": round(pct(times, 99), 2),
+                "compacted_versions": compacted,
+                "compact_ms": round(compact_ms, 1),
             }
         finally:
             await db.dispose()
@@ -391,6 +437,12 @@ def main() -> None:
         " --redis-url, which N > 1 needs)",
     )
     ap.add_argument("--redis-url", default="redis://127.0.0.1:6379/11")
+    ap.add_argument(
+        "--old-src",
+        default=None,
+        help="a src/ directory of another build: modes with the suffix @old run it (PYTHONPATH),"
+        " e.g. --modes on,on@old (git archive <rev> src | tar -x -C DIR)",
+    )
     ap.add_argument("--out", default=None, help="result name (default history / history_load)")
     ap.add_argument(
         "--distinct-content",
@@ -398,6 +450,8 @@ def main() -> None:
         help="each client saves its own contents (default: all the same ones, one hot blob row)",
     )
     args = ap.parse_args()
+    if args.old_src:
+        SERVER_VARIANTS["old"] = {"PYTHONPATH": str(Path(args.old_src).resolve())}
     global SHARED_CONTENT
     SHARED_CONTENT = not args.distinct_content
     result: dict[str, object] = {}
@@ -437,7 +491,9 @@ def main() -> None:
                 print(
                     f"{backend}: saves+reads at {args.rate:.0f} req/s, history {mode}: "
                     f"p50 {m['p50_ms_median']} ms, p99 median {m['p99_ms_median']} ms, "
-                    f"worst {m['p99_ms_max']} ms"
+                    f"worst {m['p99_ms_max']} ms; CPU/request server "
+                    f"{m['server_cpu_ms_per_req_median']} ms, PostgreSQL "
+                    f"{m['postgres_cpu_ms_per_req_median']} ms"
                     + (f"; p99 vs off {m['p99_vs_off']}x" if "p99_vs_off" in m else "")
                     + (
                         f"; p99 vs 1 worker {m['p99_vs_1_worker']}x"

@@ -84,10 +84,12 @@ class Platform:
         self.workspace.sinks.append(self._publish_changes)
         # File history, snapshots, trash, forks (services/history.py, snapshots.py).
         from coolcoding.services.history import HistoryRecorder, HistoryService
+        from coolcoding.services.history_deferred import HistoryCompactor
         from coolcoding.services.snapshots import SnapshotService
 
         self.workspace.recorder = HistoryRecorder(settings)
         self.history = HistoryService(self.db, settings, self.workspace)
+        self.history_compactor = HistoryCompactor(self.db, settings)
         self.snapshots = SnapshotService(self.db, settings, self.workspace)
         self.sessions.before_delete.append(self.snapshots.trash_workspace)
         self.accounts.before_delete.append(self.snapshots.release_user)
@@ -237,8 +239,10 @@ class Platform:
         for hook in self._on_start:
             await hook()
         await self.snapshots.start()
+        await self.history_compactor.start()
 
     async def stop(self) -> None:
+        await self.history_compactor.stop()
         await self.snapshots.stop()
         for hook in reversed(self._on_stop):
             try:

@@ -195,6 +195,22 @@ class Settings(BaseSettings):
         description="PostgreSQL: save an edit and its version in one statement (false: the "
         "general locked transaction, kept for comparison in bench/bench_history.py)",
     )
+    history_deferred_save: bool = Field(
+        default=True,
+        description="PostgreSQL: a save writes its version's content to a row of its own (no "
+        "shared row locked, no delta computed); a background task compacts it into the shared "
+        "content store (deltas, reference counts) once the version is closed (false: the save "
+        "does that work itself)",
+    )
+    history_compact_interval_s: float = Field(
+        default=2.0,
+        ge=0,
+        description="How often the background task compacts closed versions' contents into the "
+        "shared store (0 = never: only for tests and benchmarks)",
+    )
+    history_compact_batch: int = Field(
+        default=500, ge=1, description="Versions compacted per pass of that task at most"
+    )
     history_max_versions: int = Field(
         default=50, ge=1, description="Versions kept per file (the oldest beyond are purged)"
     )

@@ -4,7 +4,8 @@ content-addressed blob store; consecutive changes from one source coalesce; the 
 
 ``HistoryRecorder`` is called by ``WorkspaceService`` inside each write's transaction, so a
 change and its version land together or not at all. ``HistoryService`` serves the API: list,
-read, diff and restore (a restore is a new version, never a rewrite of history).
+read, diff and restore (a restore is a new version, never a rewrite of history). On PostgreSQL an
+edit's version is written by one statement and compacted later (services/history_deferred.py).
 """
 
 from __future__ import annotations
@@ -22,14 +23,19 @@ from coolcoding.db.models import FileVersion, utcnow
 from coolcoding.errors import Conflict, InvalidInput, NotFound
 from coolcoding.services import blobstore
 from coolcoding.services.blobstore import tsql
+from coolcoding.services.history_deferred import deferred_save
 from coolcoding.services.workspace_types import ItemInfo, WorkspaceRef, looks_binary
 from coolcoding.settings import Settings
 
 # The service's write sources, as history names them.
 SOURCES = {"api": "editor", "sandbox": "terminal"}
 
+# The latest version: id, source, author, start, its content's digest, the delta base of its blob,
+# the key of its blob (a pending row's key differs from the digest: services/blobstore.py).
 _LATEST = tsql(
-    "SELECT v.id, v.source, v.author_id, v.created_at, v.blob_hash, b.base_hash"
+    "SELECT v.id, v.source, v.author_id, v.created_at,"
+    " CASE WHEN b.encoding = 'pending' THEN b.base_hash ELSE v.blob_hash END,"
+    " CASE WHEN b.encoding = 'delta' THEN b.base_hash END, v.blob_hash"
     " FROM file_versions v LEFT JOIN content_blobs b ON b.hash = v.blob_hash"
     " WHERE v.session_id = :sid AND v.path = :path ORDER BY v.id DESC LIMIT 1",
     columns=("created_at",),
@@ -49,8 +55,12 @@ _BEYOND = text(
     "SELECT id, blob_hash FROM file_versions WHERE session_id = :sid AND path = :path"
     " ORDER BY id DESC LIMIT 1000 OFFSET :keep"
 )
+# A version's columns (``_version``); its content's digest (a pending row's ``base_hash``), and
+# the key of the blob holding it last.
 _VERSION_COLS = (
-    "id, path, blob_hash, size, is_binary, source, author_id, changes, created_at, updated_at"
+    "v.id, v.path, CASE WHEN p.encoding = 'pending' THEN p.base_hash ELSE v.blob_hash END,"
+    " v.size, v.is_binary, v.source, v.author_id, v.changes, v.created_at, v.updated_at,"
+    " v.blob_hash FROM file_versions v LEFT JOIN content_blobs p ON p.hash = v.blob_hash"
 )
 
 
@@ -187,7 +197,7 @@ class HistoryRecorder:
                     "now": now,
                 },
             )
-            await blobstore.release(s, [latest[4]])
+            await blobstore.release(s, [latest[6]])
             return
         await self._insert(s, p, new_hash, new, src, author_id, now, base=old)
         await self._enforce_retention(s, p)
@@ -210,6 +220,30 @@ class HistoryRecorder:
         in autocommit). None: not the common case, the caller takes the general path."""
         if base_version == 0:
             return None
+        if self.settings.history_deferred_save:
+            # One statement, no shared row, no delta: services/history_deferred.py.
+            done = await deferred_save(
+                conn,
+                self.settings,
+                session_id=ref.session_id,
+                path=path,
+                content=content,
+                digest=digest,
+                binary=looks_binary(content),
+                base_version=base_version,
+                base_hash=base_hash,
+                source=source_name(source),
+                author_id=author_id,
+                max_bytes=max_bytes,
+            )
+            if done is None:
+                return None
+            return FastSave(
+                row=done.row,
+                extra_base=None,
+                unreferenced=done.unreferenced,
+                retention=done.retention,
+            )
         p = {"sid": ref.session_id, "path": path}
         keep = self.settings.history_max_versions
         cur = (
@@ -519,6 +553,18 @@ def _version(row: Any) -> VersionInfo:
     )
 
 
+async def _read_version(s: AsyncSession, key: str, info: VersionInfo) -> bytes:
+    """A version's content from its blob ``key``; a pending one compacted meanwhile (its row gone)
+    is by then the shared blob of its digest."""
+    assert info.blob_hash is not None
+    try:
+        return await blobstore.read(s, key)
+    except NotFound:
+        if key == info.blob_hash:
+            raise
+        return await blobstore.read(s, info.blob_hash)
+
+
 def _aware(dt: datetime) -> datetime:
     from datetime import UTC
 
@@ -536,19 +582,20 @@ class HistoryService:
     async def versions(
         self, ref: WorkspaceRef, path: str | None, *, limit: int = 100, before: int | None = None
     ) -> list[VersionInfo]:
-        sql = f"SELECT {_VERSION_COLS} FROM file_versions WHERE session_id = :sid"  # noqa: S608 (constant SQL fragments; values are bound)
+        sql = f"SELECT {_VERSION_COLS} WHERE v.session_id = :sid"
         p: dict[str, Any] = {"sid": ref.session_id, "limit": limit}
         if path is not None:
-            sql += " AND path = :path"
+            sql += " AND v.path = :path"
             p["path"] = self.workspace.normalize(path)
         if before is not None:
-            sql += " AND id < :before"
+            sql += " AND v.id < :before"
             p["before"] = before
         async with self.db.session() as s:
             rows = (
                 await s.execute(
                     tsql(
-                        sql + " ORDER BY id DESC LIMIT :limit", columns=("created_at", "updated_at")
+                        sql + " ORDER BY v.id DESC LIMIT :limit",
+                        columns=("created_at", "updated_at"),
                     ),
                     p,
                 )
@@ -560,7 +607,7 @@ class HistoryService:
             row = (
                 await s.execute(
                     tsql(
-                        f"SELECT {_VERSION_COLS} FROM file_versions WHERE id = :id AND session_id = :sid",  # noqa: S608 (constant SQL fragments; values are bound)
+                        f"SELECT {_VERSION_COLS} WHERE v.id = :id AND v.session_id = :sid",
                         columns=("created_at", "updated_at"),
                     ),
                     {"id": version_id, "sid": ref.session_id},
@@ -571,7 +618,7 @@ class HistoryService:
                     f"no version {version_id} in this workspace", code="version_not_found"
                 )
             info = _version(row)
-            content = b"" if info.blob_hash is None else await blobstore.read(s, info.blob_hash)
+            content = b"" if info.blob_hash is None else await _read_version(s, row[10], info)
         return info, content
 
     async def diff(self, ref: WorkspaceRef, a: int, b: int | None) -> dict[str, Any]:
