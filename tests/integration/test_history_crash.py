@@ -8,10 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -27,6 +24,7 @@ from coolcoding.services.sessions import ref_of
 from coolcoding.services.snapshots import SnapshotService
 from coolcoding.services.workspace import WorkspaceService
 from tests.conftest import make_database, make_settings
+from tests.integration.restore_child import start_restore_child
 
 CHILD = """
 import asyncio, sys
@@ -58,20 +56,7 @@ def test_kill_9_mid_restore_and_purge(backend: str, tmp_path: Path) -> None:
         ref, snap_id = asyncio.run(_seed(settings))
         outcomes = set()
         for delay in (0.0, 0.05, 0.1, 0.2, 0.4, 0.8, 30.0):
-            proc = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-c",
-                    CHILD,
-                    db_info.url,
-                    str(tmp_path),
-                    str(ref.session_id),
-                    ref.session_uuid,
-                    str(snap_id),
-                ],
-                stdout=subprocess.PIPE,
-                env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2] / "src")},
-            )
+            proc = start_restore_child(CHILD, db_info.url, tmp_path, ref, snap_id)
             assert proc.stdout is not None
             assert proc.stdout.readline().strip() == b"ready"
             if delay < 30:

@@ -6,10 +6,7 @@ databases."""
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +22,7 @@ from coolcoding.services.snapshots import SnapshotService
 from coolcoding.services.workspace import WorkspaceRef, WorkspaceService
 from coolcoding.settings import Settings
 from tests.conftest import make_database, make_settings
+from tests.integration.restore_child import start_restore_child
 
 # Restored contents (files 0-19 and a binary), and the contents they replace.
 OLD = {f"d{i % 3}/f{i}.py": f"restoredword{i} = {i}\ncommon line\n".encode() for i in range(20)}
@@ -237,20 +235,7 @@ def test_kill_between_restore_commit_and_refresh_then_start_refreshes(
 
     try:
         ref, snap_id = asyncio.run(seed())
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-c",
-                CHILD,
-                db_info.url,
-                str(tmp_path),
-                str(ref.session_id),
-                ref.session_uuid,
-                str(snap_id),
-            ],
-            stdout=subprocess.PIPE,
-            env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2] / "src")},
-        )
+        proc = start_restore_child(CHILD, db_info.url, tmp_path, ref, snap_id)
         assert proc.stdout is not None
         assert proc.stdout.readline().strip() == b"restored"
         proc.send_signal(signal.SIGKILL)

@@ -12,6 +12,7 @@ marked text file as a candidate until then (``services/search.py``), so its answ
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy import TextClause, text
@@ -118,15 +119,21 @@ async def rewrite_deferring_index(
         await s.execute(_SQLITE_INSERT, p)
         return rewritten, False
     await s.execute(_PG_DELETE, p)
-    try:
-        # One savepoint for the set instead of the trigger's subtransaction per row.
-        async with s.begin_nested():
-            await s.execute(_PG_INSERT, p)
-    except DBAPIError:
-        # A content that is not valid UTF-8 (a NUL past the sniffed prefix): the per-row
-        # trigger indexes the others and skips that one, as for a save.
-        await s.execute(_PG_REINDEX_EACH, p)
+    await _pg_insert_set(s, _PG_INSERT, _PG_REINDEX_EACH, p)
     return rewritten, False
+
+
+async def _pg_insert_set(
+    s: AsyncSession, insert: TextClause, each: TextClause, p: Mapping[str, object]
+) -> None:
+    """PostgreSQL: the set's index entries in one statement, under one savepoint instead of
+    the trigger's subtransaction per row; on a content that is not valid UTF-8 (a NUL past the
+    sniffed prefix), ``each`` indexes the others row by row and skips that one, as a save."""
+    try:
+        async with s.begin_nested():
+            await s.execute(insert, p)
+    except DBAPIError:
+        await s.execute(each, p)
 
 
 async def refresh_stale(s: AsyncSession, session_id: int) -> None:
@@ -143,11 +150,7 @@ async def refresh_stale(s: AsyncSession, session_id: int) -> None:
     await s.execute(_PG_LOCK_SESSION, p)
     await s.execute(_PG_LOCK_ITEMS, p)
     await s.execute(_PG_DELETE_STALE, p)
-    try:
-        async with s.begin_nested():
-            await s.execute(_PG_INSERT_STALE, p)
-    except DBAPIError:
-        await s.execute(_PG_REINDEX_STALE, p)
+    await _pg_insert_set(s, _PG_INSERT_STALE, _PG_REINDEX_STALE, p)
     await s.execute(_UNMARK, p)
 
 
