@@ -375,6 +375,26 @@ class Settings(BaseSettings):
         description="Warm ephemeral sandboxes (judge jobs) kept pre-started, their first exec "
         "waiting in a zygote; -1 = 2 per CPU core, 0 = no pool",
     )
+    sandbox_judge_reuse: bool = Field(
+        default=True,
+        description="A judge job's sandbox is wiped after the job (every process killed "
+        "cgroup-wide, its leaf cgroups removed, its workspace emptied and reset) and runs the "
+        "next job of the same user in a new bwrap, instead of a new sandbox (dirs, /etc, "
+        "cgroups) per job; a sandbox whose wipe fails or times out is destroyed. false = every "
+        "job gets a never-used sandbox",
+    )
+    sandbox_judge_reuse_size: int = Field(
+        default=-1,
+        description="sandbox_judge_reuse: wiped judge sandboxes kept in all users (the least "
+        "recently used user's go first); -1 = the number of judge workers (exec_workers), "
+        "0 = no reuse",
+    )
+    sandbox_judge_reuse_wipe_timeout_s: float = Field(
+        default=5.0,
+        gt=0,
+        description="sandbox_judge_reuse: a wipe (kill, cgroup leaves, workspace, new zygote) "
+        "that takes longer destroys the sandbox instead",
+    )
     sandbox_session_pool_size: int = Field(
         default=2,
         ge=0,

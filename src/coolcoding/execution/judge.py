@@ -272,7 +272,7 @@ class Judge:
             deps_env = DEPS_ENV.get(lang.id, {})
         async with runtime.ephemeral(
             files, network=False, memory_mb=box_memory, pids=box_pids, executables=executables,
-            ro_binds=ro_binds,
+            ro_binds=ro_binds, owner=job.cache_scope,
         ) as box:  # fmt: skip
             cwd = box.workspace_path
             env = {**lang.env, **deps_env}

@@ -239,12 +239,15 @@ class Runtime(abc.ABC):
         pids: int = 64,
         executables: Collection[str] = (),
         ro_binds: Mapping[str, str] | None = None,
+        owner: str = "",
     ) -> AbstractAsyncContextManager[Sandbox]:
         """A throw-away sandbox holding ``files`` (judge jobs); everything is removed on exit.
         ``executables`` (paths of ``files``) are written with mode 0755 (a cached binary runs
         without a ``chmod`` exec first, so the pooled process runs the program itself).
         ``ro_binds``: host directories mounted read-only (host path -> sandbox path), e.g. the
-        job's dependency cache; a runtime that cannot mount host paths refuses them."""
+        job's dependency cache; a runtime that cannot mount host paths refuses them.
+        ``owner`` (e.g. ``user:<id>``): whose job it is; a runtime may then run the job in a
+        sandbox an earlier job of the same owner used, wiped (local runtime, reuse.py)."""
 
     @abc.abstractmethod
     async def shutdown(self) -> None:

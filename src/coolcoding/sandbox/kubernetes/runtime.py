@@ -407,7 +407,7 @@ class KubernetesRuntime(Runtime):
 
     def ephemeral(self, files: Mapping[str, bytes], *, network: bool = False,
                   memory_mb: int = 512, pids: int = 64, executables: Collection[str] = (),
-                  ro_binds: Mapping[str, str] | None = None,
+                  ro_binds: Mapping[str, str] | None = None, owner: str = "",
                   ) -> contextlib.AbstractAsyncContextManager[Sandbox]:  # fmt: skip
         if ro_binds:  # a pod cannot mount this server's directories (dependency caching)
             raise SandboxError("unsupported", "Cached dependencies are not available on this "

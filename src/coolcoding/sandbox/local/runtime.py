@@ -56,6 +56,7 @@ from coolcoding.sandbox.local.etcroots import (
 from coolcoding.sandbox.local.keyedlock import KeyedLock
 from coolcoding.sandbox.local.pool import WarmPool
 from coolcoding.sandbox.local.process import become_subreaper, credentials_for
+from coolcoding.sandbox.local.reuse import ReusePool, clear_cgroup, wipe_directory
 from coolcoding.sandbox.local.sandbox import LocalSandbox
 from coolcoding.sandbox.local.session_pool import SessionPool, settle
 from coolcoding.sandbox.npmcache import promote_from_sandbox, shared_content
@@ -97,6 +98,16 @@ class LocalRuntime(Runtime):
         size = settings.sandbox_pool_size
         size = 2 * (os.cpu_count() or 1) if size < 0 else size
         self.pool = WarmPool(size, self._make_warm, self._destroy_ephemeral, self._abandon_warm)
+        reuse_size = settings.sandbox_judge_reuse_size
+        if reuse_size < 0:
+            reuse_size = settings.exec_workers or 2 * (os.cpu_count() or 1)
+        self.reuse = ReusePool(
+            reuse_size if settings.sandbox_judge_reuse else 0,
+            self._wipe_ephemeral,
+            self._destroy_ephemeral,
+            self._abandon_warm,
+            settings.sandbox_judge_reuse_wipe_timeout_s,
+        )
         self.session_pool = SessionPool(
             settings.sandbox_session_pool_size,
             self.state_dir,
@@ -602,12 +613,14 @@ class LocalRuntime(Runtime):
         self._live_ephemeral.discard(sb.spec.session_uuid)
 
     def pool_names(self) -> set[str]:
-        """Ephemeral sandboxes (cgroup and directory names) that belong to the warm pool: ready
-        or being started, never used by a job."""
+        """Ephemeral sandboxes (cgroup and directory names) that belong to the warm pool (ready
+        or being started, never used by a job) or to the reuse pool (being wiped, or wiped)."""
         return self._live_ephemeral - self._jobs
 
-    async def _claim_warm(self, memory_mb: int, pids: int) -> LocalSandbox | None:
-        sb = self.pool.claim()
+    async def _claim_warm(self, memory_mb: int, pids: int, owner: str = "") -> LocalSandbox | None:
+        sb = self.reuse.claim(owner) if owner else None
+        if sb is None:
+            sb = self.pool.claim()
         if sb is None:
             return None
         try:
@@ -629,12 +642,15 @@ class LocalRuntime(Runtime):
         pids: int,
         executables: Collection[str],
         ro_binds: Mapping[str, str] | None,
+        owner: str,
     ) -> AsyncIterator[Sandbox]:
         sb: LocalSandbox | None = None
         spec = self._ephemeral_spec(network, memory_mb, pids, ro_binds)
+        # Reused (wiped) sandboxes: per owner, and like the pool's, without extra mounts.
+        reuse = owner if owner and not network and not ro_binds and self.reuse.size > 0 else ""
         try:
             if not network and not ro_binds:  # pooled sandboxes have no extra mounts
-                sb = await self._claim_warm(memory_mb, pids)
+                sb = await self._claim_warm(memory_mb, pids, reuse)
             if sb is None:
                 self._jobs.add(spec.session_uuid)
                 sb = await self._new_ephemeral(spec)
@@ -644,7 +660,10 @@ class LocalRuntime(Runtime):
             yield sb
         finally:
             if sb is not None:
-                await self._destroy_ephemeral(sb)
+                if reuse and not sb.stopped:
+                    self.reuse.put_back(reuse, sb)  # wiped in the background, or destroyed
+                else:
+                    await self._destroy_ephemeral(sb)
                 self._jobs.discard(sb.spec.session_uuid)
             self._jobs.discard(spec.session_uuid)
             if not network:
@@ -659,10 +678,29 @@ class LocalRuntime(Runtime):
         pids: int = 64,
         executables: Collection[str] = (),
         ro_binds: Mapping[str, str] | None = None,
+        owner: str = "",
     ) -> contextlib.AbstractAsyncContextManager[Sandbox]:
-        return self._ephemeral(files, network, memory_mb, pids, executables, ro_binds)
+        return self._ephemeral(files, network, memory_mb, pids, executables, ro_binds, owner)
+
+    async def _wipe_ephemeral(self, sb: LocalSandbox) -> None:
+        """Make a used judge sandbox fit for its owner's next job (reuse.py); raises if not."""
+        await sb.quiesce()
+
+        def wipe() -> None:
+            clear_cgroup(sb.cgroup)
+            wipe_directory(str(sb.workspace), sb.creds.uid, sb.creds.gid, chown=sb.creds.drop)
+
+        done = asyncio.get_running_loop().run_in_executor(None, wipe)
+        try:
+            await asyncio.shield(done)
+        except asyncio.CancelledError:  # a timeout: the thread ends before the destroy
+            with contextlib.suppress(Exception):
+                await done
+            raise
+        await sb.start_zygote(self.settings.sandbox_start_timeout_s)
 
     async def shutdown(self) -> None:
+        await self.reuse.close()
         await self.pool.close()
         await self.session_pool.close()
         if self._watcher is not None:

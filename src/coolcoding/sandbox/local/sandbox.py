@@ -418,6 +418,15 @@ class LocalSandbox(Sandbox):
         self._cleanups.add(task)
         task.add_done_callback(self._cleanups.discard)
 
+    async def quiesce(self) -> None:
+        """Before a wipe (reuse.py): drop an unused zygote, wait for the exec clean-ups."""
+        if self.warm is not None:
+            warm, self.warm = self.warm, None
+            self.track_cleanup(warm.discard())
+        if self._cleanups:
+            await asyncio.gather(*self._cleanups, return_exceptions=True)
+        self.pooled_execs = 0
+
     async def stop(self) -> None:
         """Kill every process of the session and remove its cgroups; keep the files."""
         self.stopped = True
