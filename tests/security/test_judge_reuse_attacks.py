@@ -14,6 +14,7 @@ import asyncio
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -193,7 +194,7 @@ async def test_counters_and_limits_do_not_carry_over(runtime: LocalRuntime) -> N
     _, ra = await run(runtime, "user:mem", hog)
     assert ra.exit_code == 0, ra.stderr
     assert ra.memory_kb > 150 * 1024
-    small_name, small = await run(runtime, "user:mem", "true")
+    _, small = await run(runtime, "user:mem", "true")
     assert small.memory_kb < 40 * 1024 and small.cpu_ms < 200, small
     _, rb = await run(
         runtime, "user:mem", "/usr/bin/python3 -c 'b = bytearray(200 << 20); print(len(b))'"
@@ -203,7 +204,7 @@ async def test_counters_and_limits_do_not_carry_over(runtime: LocalRuntime) -> N
 
 async def test_no_reuse_across_users(runtime: LocalRuntime) -> None:
     name_a, _ = await run(runtime, "user:alice", f"echo x > {MARK}")
-    name_b, rb = await run(runtime, "user:bob", f"ls -A; ls /tmp")
+    name_b, rb = await run(runtime, "user:bob", "ls -A; ls /tmp")
     assert name_b != name_a and rb.stdout == b""
     assert runtime.reuse.claim("user:carol") is None
 
@@ -293,3 +294,68 @@ async def test_a_cached_c_build_runs_as_the_reused_sandboxs_pooled_process(
     assert again.cached_build and again.verdict == Verdict.ACCEPTED
     assert runtime.reuse.reused == reused + 1
     assert len(seen) == 1 and seen[0][1] == 1, seen
+
+
+KILLED_CHILD = r"""
+import asyncio, os, signal, sys
+from pathlib import Path
+from coolcoding.sandbox.base import ExecLimits
+from coolcoding.sandbox.registry import make_runtime
+from tests.integration.test_judge import judge_settings
+
+data_dir, parent, when = Path(sys.argv[1]), sys.argv[2], sys.argv[3]
+
+
+async def main() -> None:
+    rt = make_runtime(judge_settings(data_dir, sandbox_cgroup_parent=parent, sandbox_pool_size=0))
+    limits = ExecLimits(wall_s=30)
+    async with rt.ephemeral({}, owner="user:k", memory_mb=256, pids=64) as box:
+        print(box.spec.session_uuid, flush=True)
+        script = "echo x > left; exec -a ccreusekilled sleep 1000"
+        if when == "job":
+            task = asyncio.create_task(box.exec(["/bin/bash", "-c", script], limits=limits))
+            await asyncio.sleep(1.0)
+            os.kill(os.getpid(), signal.SIGKILL)
+            await task
+        await box.exec(["/bin/bash", "-c", "echo x > left; mkdir -p d/e; echo y > d/e/f"],
+                       limits=limits)
+    await asyncio.sleep(0)  # the wipe has started (its thread may be removing files)
+    await asyncio.sleep(0.002)
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+asyncio.run(main())
+"""
+
+
+@pytest.mark.parametrize("when", ["job", "wipe"])
+async def test_a_server_killed_mid_job_or_mid_wipe_never_reuses_that_sandbox(when: str) -> None:
+    """The pool is in memory: a sandbox a SIGKILLed server was using or wiping is removed by the
+    next server's orphan clean-up, and the owner's next job gets a new, empty one."""
+    data_dir = Path(tempfile.mkdtemp(prefix="cc-judge-reusekill-"))
+    data_dir.chmod(0o711)
+    parent = f"cc-test-jreusekill-{os.getpid()}-{when}"
+    root = Path(__file__).resolve().parents[2]
+    child = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", KILLED_CHILD, str(data_dir), parent, when,
+        cwd=root, stdout=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, _ = await asyncio.wait_for(child.communicate(), 60)
+    assert child.returncode == -9
+    name = out.decode().split()[0]
+    rt = make_runtime(judge_settings(data_dir, sandbox_cgroup_parent=parent, sandbox_pool_size=0))
+    assert isinstance(rt, LocalRuntime)
+    try:
+        await rt.cleanup_orphans()
+        await asyncio.sleep(0.2)
+        assert name not in rt.host.cgroups.leftovers()
+        assert not (rt.state_dir / "ephemeral" / name).exists()
+        assert processes_with("ccreusekilled") == []
+        again, rb = await run(rt, "user:k", "ls -A")
+        assert again != name and rb.stdout == b""
+    finally:
+        await rt.shutdown()
+        for d in set(rt.host.cgroups.bases.values()):
+            if d.is_dir():
+                os.rmdir(d)
+        shutil.rmtree(data_dir, ignore_errors=True)
