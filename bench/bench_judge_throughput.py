@@ -100,8 +100,12 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=0, help="COOLCODING_EXEC_WORKERS (0: default)")
     ap.add_argument("--baseline", type=Path, default=None,
                     help="another checkout (with its .venv): its server judged as a peer")  # fmt: skip
+    ap.add_argument("--baseline-env", action="append", default=[], metavar="KEY=VALUE",
+                    help="a setting for the baseline's server only (COOLCODING_KEY), e.g. "
+                    "--baseline . --baseline-env SANDBOX_JUDGE_REUSE=false")  # fmt: skip
     ap.add_argument("--out", type=Path, default=RESULTS, help="where the JSON goes")
     args = ap.parse_args()
+    base_env = dict(kv.split("=", 1) for kv in args.baseline_env)
     load_start = round(os.getloadavg()[0], 2)
     work = Path(tempfile.mkdtemp(prefix="cc-bench-tp-"))
     binary = work / "hello"
@@ -111,7 +115,9 @@ def main() -> None:
     base = None
     if args.baseline is not None:
         try:
-            base = Server(args.baseline, EXEC_RATE_LIMIT_PER_MINUTE="1000000", **extra)
+            base = Server(
+                args.baseline.resolve(), EXEC_RATE_LIMIT_PER_MINUTE="1000000", **extra, **base_env
+            )
         except BaseException:  # e.g. the baseline's .venv lacks a dependency: stop ours too
             srv.stop()
             shutil.rmtree(srv.tmp, ignore_errors=True)
@@ -203,6 +209,7 @@ def main() -> None:
         **(
             {
                 "baseline": str(args.baseline),
+                "baseline_env": base_env,
                 "baseline_server_cpu_ms_per_job_median": round(statistics.median(baseline_cpu), 2),
                 "ratio_server_cpu_vs_baseline": round(
                     statistics.median(cpu_per_job) / statistics.median(baseline_cpu), 3
