@@ -7,7 +7,9 @@ Interleaved, so every figure sees the same machine load:
 - exec_pooled: the same as the first exec of a pooled ephemeral sandbox (a zygote released);
 - job_unpooled / job_pooled: what a judge job pays around it: ``ephemeral({...})`` enter, the
   exec, exit (the pool is refilled between runs: the steady state of a machine that is not
-  saturated; when jobs outrun the refill they take the normal path).
+  saturated; when jobs outrun the refill they take the normal path);
+- job_reused: the same in a reused, wiped sandbox of the same owner (reuse.py);
+- cpu_*: this process's CPU (all threads) per job, its clean-up and the refill or wipe included.
 
 overhead = sandboxed - plain, per run pair; p50 and p99 of that. Run as root:
 ``.venv/bin/python bench/bench_exec_overhead.py [runs]``; writes bench/results/exec_overhead.json.
@@ -37,7 +39,8 @@ async def timed_plain() -> float:
 
 async def main(runs: int) -> None:
     xs: dict[str, list[float]] = {k: [] for k in (
-        "plain", "floor", "exec_unpooled", "exec_pooled", "job_unpooled", "job_pooled")}  # fmt: skip
+        "plain", "floor", "exec_unpooled", "exec_pooled", "job_unpooled", "job_pooled",
+        "job_reused", "cpu_unpooled", "cpu_pooled", "cpu_reused")}  # fmt: skip
     async with (
         bench_runtime("-0", sandbox_pool_size=0) as plain_rt,
         bench_runtime("-1", sandbox_pool_size=2) as pooled_rt,
@@ -54,21 +57,31 @@ async def main(runs: int) -> None:
             r = await sb.exec(["/bin/true"])
             xs["exec_unpooled"].append((time.perf_counter() - t) * 1000)
             assert r.exit_code == 0, r
-            for rt, kind in ((plain_rt, "unpooled"), (pooled_rt, "pooled")):
+            for rt, kind, owner in (
+                (plain_rt, "unpooled", ""),
+                (pooled_rt, "pooled", ""),
+                (pooled_rt, "reused", "bench"),
+            ):
                 await rt.pool.wait_full()
+                await rt.reuse.drain()
+                cpu = time.process_time()
                 t_job = time.perf_counter()
-                async with rt.ephemeral({"main.c": b"int main(){}"}) as box:
+                async with rt.ephemeral({"main.c": b"int main(){}"}, owner=owner) as box:
                     assert isinstance(box, LocalSandbox)
                     t = time.perf_counter()
                     r = await box.exec(["/bin/true"])
                     exec_ms = (time.perf_counter() - t) * 1000
-                    assert r.exit_code == 0 and box.pooled_execs == (kind == "pooled"), r
+                    assert r.exit_code == 0 and box.pooled_execs == (kind != "unpooled"), r
                 xs[f"job_{kind}"].append((time.perf_counter() - t_job) * 1000)
                 if kind == "pooled":
                     xs["exec_pooled"].append(exec_ms)
+                # this process's CPU for the job, its clean-up and the refill (or the wipe)
+                await rt.pool.wait_full()
+                await rt.reuse.drain()
+                xs[f"cpu_{kind}"].append((time.process_time() - cpu) * 1000)
 
     results = {f"{k}_ms": summary(v) for k, v in xs.items()}
-    for k in ("floor", "exec_unpooled", "exec_pooled", "job_unpooled", "job_pooled"):
+    for k in ("floor", "exec_unpooled", "exec_pooled", "job_unpooled", "job_pooled", "job_reused"):
         results[f"overhead_{k}_ms"] = summary(
             [a - b for a, b in zip(xs[k], xs["plain"], strict=True)]
         )

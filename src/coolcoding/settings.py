@@ -386,8 +386,8 @@ class Settings(BaseSettings):
     sandbox_judge_reuse_size: int = Field(
         default=-1,
         description="sandbox_judge_reuse: wiped judge sandboxes kept in all users (the least "
-        "recently used user's go first); -1 = the number of judge workers (exec_workers), "
-        "0 = no reuse",
+        "recently used user's go first); -1 = twice the number of judge workers "
+        "(exec_workers), 0 = no reuse",
     )
     sandbox_judge_reuse_wipe_timeout_s: float = Field(
         default=5.0,

@@ -100,7 +100,8 @@ class LocalRuntime(Runtime):
         self.pool = WarmPool(size, self._make_warm, self._destroy_ephemeral, self._abandon_warm)
         reuse_size = settings.sandbox_judge_reuse_size
         if reuse_size < 0:
-            reuse_size = settings.exec_workers or 2 * (os.cpu_count() or 1)
+            # twice the judge workers: a job ending finds its user's sandboxes still wiping
+            reuse_size = 2 * (settings.exec_workers or 2 * (os.cpu_count() or 1))
         self.reuse = ReusePool(
             reuse_size if settings.sandbox_judge_reuse else 0,
             self._wipe_ephemeral,
