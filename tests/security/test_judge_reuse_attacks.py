@@ -72,6 +72,19 @@ async def run(
     return name, r
 
 
+async def test_the_next_job_waits_for_its_users_wipe(runtime: LocalRuntime) -> None:
+    """B starts while A's sandbox is still being wiped: it waits for that wipe and reuses the
+    sandbox (no new sandbox from the warm pool, whose refill would cost a new one)."""
+    async with runtime.ephemeral({}, owner="user:next", memory_mb=256, pids=64) as box:
+        await box.exec(["/bin/bash", "-c", "echo x > f"], limits=LIMITS)
+        first = box.spec.session_uuid
+    async with runtime.ephemeral({}, owner="user:next", memory_mb=256, pids=64) as box:
+        r = await box.exec(["/bin/bash", "-c", "ls -A"], limits=LIMITS)
+        assert box.spec.session_uuid == first
+        assert r.stdout == b""
+    await runtime.reuse.drain()
+
+
 async def a_then_b(rt: LocalRuntime, a: str, b: str, owner: str = "user:1") -> ExecResult:
     """A then B of one owner, B in A's (reused) sandbox; B's result."""
     name_a, ra = await run(rt, owner, a)
@@ -206,7 +219,7 @@ async def test_no_reuse_across_users(runtime: LocalRuntime) -> None:
     name_a, _ = await run(runtime, "user:alice", f"echo x > {MARK}")
     name_b, rb = await run(runtime, "user:bob", "ls -A; ls /tmp")
     assert name_b != name_a and rb.stdout == b""
-    assert runtime.reuse.claim("user:carol") is None
+    assert await runtime.reuse.claim("user:carol") is None
 
 
 async def test_a_failed_wipe_destroys_the_sandbox(runtime: LocalRuntime) -> None:

@@ -32,7 +32,7 @@ import logging
 import os
 import shutil
 import stat
-from collections import OrderedDict, deque
+from collections import Counter, OrderedDict, deque
 from collections.abc import Callable, Coroutine
 from typing import Any
 
@@ -121,6 +121,9 @@ class ReusePool:
         self._ready: OrderedDict[str, deque[LocalSandbox]] = OrderedDict()
         self._tasks: set[asyncio.Task[None]] = set()
         self._wiping: set[LocalSandbox] = set()
+        self._wiping_by: Counter[str] = Counter()  # owner -> wipes in progress
+        self._waiting_by: Counter[str] = Counter()  # owner -> claims waiting for one
+        self._changed = asyncio.Event()  # set (and replaced) whenever a wipe ends
         self._closed = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self.wiped = 0  # counters (tests, benchmarks)
@@ -140,12 +143,13 @@ class ReusePool:
             for sb in self._wiping:  # its wipe died with the old loop: never kept
                 self._abandon(sb)
             self._wiping = set()
+            self._wiping_by.clear()
+            self._waiting_by.clear()
+            self._changed = asyncio.Event()
             self._tasks = set()
         self._loop = loop
 
-    def claim(self, owner: str) -> LocalSandbox | None:
-        """A wiped sandbox an earlier job of ``owner`` used, its zygote ready; or ``None``."""
-        self._check_loop()
+    def _pop_ready(self, owner: str) -> LocalSandbox | None:
         q = self._ready.get(owner)
         while q:
             sb = q.popleft()
@@ -158,9 +162,36 @@ class ReusePool:
         self._ready.pop(owner, None)
         return None
 
+    async def claim(self, owner: str) -> LocalSandbox | None:
+        """A wiped sandbox an earlier job of ``owner`` used, its zygote ready; or ``None``.
+
+        When none is ready but one of ``owner``'s is being wiped (and no other claim waits for
+        it), waits for that wipe: a job queued behind its user's previous one (the common case
+        under load) then reuses its sandbox instead of taking a new one from the warm pool,
+        which would be refilled (a new sandbox's cost) while the wiped one is evicted."""
+        self._check_loop()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.timeout_s
+        while True:
+            sb = self._pop_ready(owner)
+            if sb is not None or self._wiping_by[owner] <= self._waiting_by[owner]:
+                return sb
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return None
+            self._waiting_by[owner] += 1
+            try:
+                await asyncio.wait_for(self._changed.wait(), remaining)
+            except TimeoutError:
+                return None
+            finally:
+                self._waiting_by[owner] -= 1
+
     def put_back(self, owner: str, sb: LocalSandbox) -> None:
         """``sb``'s job is over: wipe it in the background, then keep it for ``owner``."""
         self._check_loop()
+        self._wiping.add(sb)  # counted at once: a claim right after this one waits for it
+        self._wiping_by[owner] += 1
         self._spawn(self._wipe_and_keep(owner, sb))
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
@@ -177,7 +208,6 @@ class ReusePool:
             raise
 
     async def _wipe_and_keep(self, owner: str, sb: LocalSandbox) -> None:
-        self._wiping.add(sb)
         try:
             await self._wipe_and_keep_inner(owner, sb)
         except BaseException:  # cancelled (its loop is closing): destroyed without the loop
@@ -185,6 +215,11 @@ class ReusePool:
             raise
         finally:
             self._wiping.discard(sb)
+            self._wiping_by[owner] -= 1
+            if self._wiping_by[owner] <= 0:
+                del self._wiping_by[owner]
+            changed, self._changed = self._changed, asyncio.Event()
+            changed.set()
 
     async def _wipe_and_keep_inner(self, owner: str, sb: LocalSandbox) -> None:
         try:

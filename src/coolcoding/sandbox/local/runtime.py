@@ -619,7 +619,7 @@ class LocalRuntime(Runtime):
         return self._live_ephemeral - self._jobs
 
     async def _claim_warm(self, memory_mb: int, pids: int, owner: str = "") -> LocalSandbox | None:
-        sb = self.reuse.claim(owner) if owner else None
+        sb = await self.reuse.claim(owner) if owner else None
         if sb is None:
             sb = self.pool.claim()
         if sb is None:
