@@ -393,7 +393,8 @@ class Settings(BaseSettings):
         default=5.0,
         gt=0,
         description="sandbox_judge_reuse: a wipe (kill, cgroup leaves, workspace, new zygote) "
-        "that takes longer destroys the sandbox instead",
+        "that takes longer destroys the sandbox instead; a job waits at most this long for its "
+        "user's wipe in progress",
     )
     sandbox_session_pool_size: int = Field(
         default=2,
