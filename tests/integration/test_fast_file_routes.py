@@ -334,3 +334,30 @@ def test_off_means_no_lean_path(tmp_path: Path) -> None:
     )
     app = create_app(settings)
     assert not any(m.cls is FastFileRoutes for m in app.user_middleware)
+
+
+def test_a_chunked_body_over_the_limit_is_413_on_both(pair: tuple[LiveServer, LiveServer]) -> None:
+    """RequestGuards answers 413 while the body streams in and tells the app the client left:
+    the lean path hands that to FastAPI, whose answer is dropped, as before."""
+    token, sid = _user(pair[0])
+    settings = pair[0].settings
+    limit = max(settings.max_file_bytes, settings.exec_max_stdin_bytes) * 4 // 3 + 256 * 1024
+    lean = _lean(pair[0])
+    before = lean.taken
+
+    def chunks() -> Iterator[bytes]:
+        yield b'{"content": "'
+        for _ in range(limit // 65536 + 2):
+            yield b"x" * 65536
+        yield b'"}'
+
+    for server in pair:
+        with httpx.Client(base_url=server.base_url, timeout=30) as c:
+            r = c.post(
+                f"/api/workspace/{sid}/file/big.txt",
+                content=chunks(),
+                headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+            )
+        assert r.status_code == 413 and r.json()["error"] == "request_too_large"
+        assert r.headers["x-frame-options"] == "DENY"
+    assert lean.taken == before
