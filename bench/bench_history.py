@@ -73,6 +73,8 @@ SERVER_VARIANTS = {
     "nocoalesce": {"COOLCODING_HTTP_COALESCE_WRITES": "false"},
     # this build with the file routes through FastAPI (api/fastfiles.py off)
     "nofast": {"COOLCODING_HTTP_FAST_FILE_ROUTES": "false"},
+    # this build with the hot statements through SQLAlchemy (db/raw.py off)
+    "noraw": {"COOLCODING_DB_RAW_HOT_STATEMENTS": "false"},
 }
 
 

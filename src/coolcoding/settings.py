@@ -72,6 +72,12 @@ class Settings(BaseSettings):
         description="PostgreSQL connections kept open per replica (and as many again on bursts); "
         "below the number of concurrent requests, each burst pays new connections",
     )
+    db_raw_hot_statements: bool = Field(
+        default=True,
+        description="PostgreSQL: the one-statement read and save of a file go straight to "
+        "asyncpg's prepared statement (db/raw.py) instead of through SQLAlchemy's execute "
+        "layers; same SQL, same types, errors rerun through SQLAlchemy",
+    )
     ws_compression: bool = Field(
         default=False,
         description="permessage-deflate on WebSockets: saves bandwidth on slow links, but costs "
