@@ -8,22 +8,24 @@ connection's dialect (the same SQL text SQLAlchemy sends, casts included), appli
 and result processors (the UTC datetime type), and calls asyncpg's ``fetchrow`` (its statement
 cache). Only on a connection of ``Database.reader`` (autocommit: the statement is its own
 transaction) whose engine has the ``raw_statements`` execution option
-(``COOLCODING_DB_RAW_HOT_STATEMENTS``). Any error of the statement on the server (a unique
-violation of a concurrent save, a serialization failure...) reruns it through SQLAlchemy, which
-raises it wrapped as the rest of the code expects (nothing was written: the failed statement
-rolled back on its own); SQLite always goes through SQLAlchemy.
+(``COOLCODING_DB_RAW_HOT_STATEMENTS``). Any error (of the statement on the server: a unique
+violation of a concurrent save, a serialization failure...; or of the connection) reruns it
+through SQLAlchemy, which raises it wrapped as the rest of the code expects and invalidates a
+dead connection (nothing was written: the failed statement rolled back on its own); SQLite always
+goes through SQLAlchemy.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-import asyncpg  # type: ignore[import-untyped]
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql import Executable
 
+log = logging.getLogger(__name__)
 RAW_OPTION = "coolcoding_raw_statements"
 Processor = Callable[[Any], Any] | None
 
@@ -97,8 +99,10 @@ async def first_row(
             driver: Any = raw.driver_connection
             try:
                 record = await driver.fetchrow(compiled.sql, *args)
-            except asyncpg.PostgresError:
-                pass  # rerun below, raised as SQLAlchemy raises it
+            except Exception as exc:
+                # Rerun below: SQLAlchemy raises it wrapped, and invalidates a dead connection
+                # (a PostgreSQL restart) instead of leaving it in the pool for the next request.
+                log.debug("raw statement failed, rerun through SQLAlchemy: %r", exc)
             else:
                 return None if record is None else compiled.row(record)
     return (await conn.execute(stmt, dict(params))).first()
