@@ -33,12 +33,17 @@ from tests.conftest import (
 MAX_FILE = 4000
 
 
-@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+@pytest.fixture(
+    scope="module",
+    params=[("sqlite", True), ("postgres", True), ("postgres", False)],
+    ids=["sqlite", "postgres", "postgres-history-off"],
+)
 def pair(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[LiveServer, LiveServer]]:
-    root = searchable(tmp_path_factory.mktemp(f"fastfiles-{request.param}"))
-    db = make_database(request.param, root)
+    backend, history = request.param
+    root = searchable(tmp_path_factory.mktemp(f"fastfiles-{backend}"))
+    db = make_database(backend, root)
     servers: list[LiveServer] = []
     threads: list[_ServerThread] = []
     try:
@@ -46,14 +51,18 @@ def pair(
             data = root / ("fast" if fast else "slow")
             data.mkdir()
             settings = make_settings(
-                data, db.url, http_fast_file_routes=fast, max_file_bytes=MAX_FILE
+                data,
+                db.url,
+                http_fast_file_routes=fast,
+                max_file_bytes=MAX_FILE,
+                history_enabled=history,
             )
             app = create_app(settings)
             port = _free_port()
             thread = _ServerThread(app, port)
             thread.start()
             threads.append(thread)
-            servers.append(LiveServer(f"http://127.0.0.1:{port}", settings, app, request.param))
+            servers.append(LiveServer(f"http://127.0.0.1:{port}", settings, app, backend))
         yield servers[0], servers[1]
     finally:
         for t in threads:

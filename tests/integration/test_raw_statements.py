@@ -11,9 +11,9 @@ from sqlalchemy import event, select, text
 from sqlalchemy import exc as sa_exc
 
 from coolcoding.db.engine import Database
-from coolcoding.db.models import CodeSession
+from coolcoding.db.models import CodeSession, utcnow
 from coolcoding.db.raw import first_row
-from coolcoding.services.workspace_types import READ_STMT
+from coolcoding.services.workspace_types import FAST_UPDATE_STMT, READ_STMT
 from tests.conftest import LiveServer, register_user
 
 
@@ -53,6 +53,26 @@ def test_raw_rows_and_errors_are_sqlalchemys(live_server: LiveServer) -> None:
                 assert isinstance(raw[7], datetime) and raw[7].tzinfo is not None
                 assert bytes(raw[8]) == b"\x00\x01\x02"
                 assert await first_row(conn, READ_STMT, {**params, "path": "none"}) is None
+                # The history-off save: literal binds of its own (version + 1, type = 'file').
+                update = {
+                    **params,
+                    "content": b"new",
+                    "size": 3,
+                    "digest": "d" * 64,
+                    "binary": False,
+                    "base_version": 1,
+                    "base_hash": None,
+                    "max_bytes": 10**9,
+                    "now": utcnow(),
+                }
+                assert (
+                    await first_row(conn, FAST_UPDATE_STMT, {**update, "base_version": 5}) is None
+                )
+                row = await first_row(conn, FAST_UPDATE_STMT, update)
+                assert row is not None and row[4] == 2 and row[3] == 3 and row[5] == "d" * 64
+                assert row[7].tzinfo is not None
+                again = await first_row(conn, READ_STMT, params)
+                assert again is not None and bytes(again[8]) == b"new" and again[4] == 2
                 # An error of the statement on the server comes out as SQLAlchemy raises it.
                 with pytest.raises(sa_exc.DBAPIError):
                     await first_row(

@@ -31,7 +31,7 @@ Processor = Callable[[Any], Any] | None
 
 
 class _Compiled:
-    __slots__ = ("by_name", "names", "params", "positions", "sql")
+    __slots__ = ("by_name", "defaults", "names", "params", "positions", "sql")
 
     def __init__(self, stmt: Executable, dialect: Dialect) -> None:
         compiled = stmt.compile(dialect=dialect)  # type: ignore[attr-defined]
@@ -39,6 +39,12 @@ class _Compiled:
         self.names: tuple[str, ...] = tuple(compiled.positiontup or ())
         binds: Mapping[str, Processor] = compiled._bind_processors
         self.params: tuple[Processor, ...] = tuple(binds.get(n) for n in self.names)
+        # The values the statement carries itself (``version + 1``, ``type = 'file'``).
+        self.defaults: dict[str, Any] = {
+            n: compiled.binds[n].effective_value
+            for n in self.names
+            if n in compiled.binds and not compiled.binds[n].required
+        }
         # By result column name (a text() statement's typed columns are matched by name too);
         # their positions come from the first record (``positions``).
         by_name: dict[str, Callable[[Any], Any]] = {}
@@ -91,10 +97,11 @@ async def first_row(
     ):
         compiled = _compiled(stmt, conn.dialect)
         if compiled is not None:
-            args = [
-                params[n] if p is None else p(params[n])
-                for n, p in zip(compiled.names, compiled.params, strict=True)
-            ]
+            defaults = compiled.defaults
+            args = []
+            for n, p in zip(compiled.names, compiled.params, strict=True):
+                v = params[n] if n in params else defaults[n]
+                args.append(v if p is None else p(v))
             raw = await conn.get_raw_connection()
             driver: Any = raw.driver_connection
             try:
