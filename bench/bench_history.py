@@ -71,6 +71,10 @@ SERVER_VARIANTS = {
     "base": {"COOLCODING_HTTP_COALESCE_WRITES": "false", "COOLCODING_GC_YOUNG_THRESHOLD": "700"},
     "nogc": {"COOLCODING_GC_YOUNG_THRESHOLD": "700"},
     "nocoalesce": {"COOLCODING_HTTP_COALESCE_WRITES": "false"},
+    # this build with the file routes through FastAPI (api/fastfiles.py off)
+    "nofast": {"COOLCODING_HTTP_FAST_FILE_ROUTES": "false"},
+    # this build with the hot statements through SQLAlchemy (db/raw.py off)
+    "noraw": {"COOLCODING_DB_RAW_HOT_STATEMENTS": "false"},
 }
 
 

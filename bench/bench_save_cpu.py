@@ -4,7 +4,8 @@
         [--modes off,on] [--rounds 3] [--workers 1] [--out NAME]
 
 A mode is a history mode of ``bench_history.MODES`` with an optional variant of the HTTP
-server (``bench_history.SERVER_VARIANTS``): ``off@base`` is history off without the write coalescing and the young-GC
+server (``bench_history.SERVER_VARIANTS``): ``off@old`` runs ``--old-src`` (another build's
+src/ through PYTHONPATH), ``off@nofast`` this build without the lean file routes; ``off@base`` is history off without the write coalescing and the young-GC
 threshold of issue 9 (the server as it was before), ``off@nogc``/``off@nocoalesce`` without one.
 
 The load of ``bench_history.py`` (50 clients, half saves, half reads). For each server (history
@@ -76,7 +77,14 @@ def main() -> None:
     ap.add_argument("--modes", default="off,on")
     ap.add_argument("--connections", type=int, default=50)
     ap.add_argument("--out", default=None)
+    ap.add_argument(
+        "--old-src",
+        default=None,
+        help="a src/ directory of another build for the modes with the suffix @old (PYTHONPATH)",
+    )
     args = ap.parse_args()
+    if args.old_src:
+        bench_history.SERVER_VARIANTS["old"] = {"PYTHONPATH": str(Path(args.old_src).resolve())}
     modes = args.modes.split(",")
     servers: dict[str, LoadedServer] = {}
     tmp = tempfile.TemporaryDirectory()

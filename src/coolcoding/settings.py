@@ -54,6 +54,12 @@ class Settings(BaseSettings):
         description="Send the writes of one event-loop turn (a response's head and body) in one "
         "writev: one syscall and one TCP segment instead of two per response",
     )
+    http_fast_file_routes: bool = Field(
+        default=True,
+        description="Serve the well-formed read and save of one workspace file "
+        "(GET/POST /api/workspace/{uuid}/file/{path}) without FastAPI's routing and dependency "
+        "solving; same checks, answers and errors, anything else goes through FastAPI",
+    )
     gc_young_threshold: int = Field(
         default=10_000,
         ge=0,
@@ -65,6 +71,12 @@ class Settings(BaseSettings):
         default=40,
         description="PostgreSQL connections kept open per replica (and as many again on bursts); "
         "below the number of concurrent requests, each burst pays new connections",
+    )
+    db_raw_hot_statements: bool = Field(
+        default=True,
+        description="PostgreSQL: the one-statement read and save of a file go straight to "
+        "asyncpg's prepared statement (db/raw.py) instead of through SQLAlchemy's execute "
+        "layers; same SQL, same types, errors rerun through SQLAlchemy",
     )
     ws_compression: bool = Field(
         default=False,

@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.pool import StaticPool
 
+from coolcoding.db.raw import RAW_OPTION
 from coolcoding.settings import Settings
 
 
@@ -57,7 +58,9 @@ class Database:
         self.sessionmaker = make_sessionmaker(self.engine)
         # Single-statement reads need no transaction: on PostgreSQL a plain checkout costs a
         # BEGIN and a ROLLBACK round trip around the one query; this engine (same pool) skips both.
-        self.reader = self.engine.execution_options(isolation_level="AUTOCOMMIT")
+        self.reader = self.engine.execution_options(
+            isolation_level="AUTOCOMMIT", **{RAW_OPTION: settings.db_raw_hot_statements}
+        )
         self.is_sqlite = self.engine.dialect.name == "sqlite"
 
     @asynccontextmanager

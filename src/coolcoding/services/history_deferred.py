@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from coolcoding.db.engine import Database
 from coolcoding.db.models import utcnow
+from coolcoding.db.raw import first_row
 from coolcoding.services import blobstore
 from coolcoding.services.blobstore import tsql
 from coolcoding.settings import Settings
@@ -129,28 +130,27 @@ async def deferred_save(
     path)."""
     now = utcnow()
     window = settings.history_coalesce_s
-    row = (
-        await conn.execute(
-            _SAVE,
-            {
-                "sid": session_id,
-                "path": path,
-                "content": content,
-                "size": len(content),
-                "digest": digest,
-                "binary": binary,
-                "now": now,
-                "author": author_id,
-                "base_version": base_version,
-                "base_hash": base_hash,
-                "max_bytes": max_bytes,
-                "may_coalesce": window > 0 and source not in ("restore", "upload"),
-                "source": source,
-                "cutoff": now - timedelta(seconds=window),
-                "keep": max(settings.history_max_versions - 1, 0),
-            },
-        )
-    ).first()
+    row = await first_row(
+        conn,
+        _SAVE,
+        {
+            "sid": session_id,
+            "path": path,
+            "content": content,
+            "size": len(content),
+            "digest": digest,
+            "binary": binary,
+            "now": now,
+            "author": author_id,
+            "base_version": base_version,
+            "base_hash": base_hash,
+            "max_bytes": max_bytes,
+            "may_coalesce": window > 0 and source not in ("restore", "upload"),
+            "source": source,
+            "cutoff": now - timedelta(seconds=window),
+            "keep": max(settings.history_max_versions - 1, 0),
+        },
+    )
     if row is None:
         return None
     return DeferredSave(

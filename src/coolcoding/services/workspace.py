@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from coolcoding.db.engine import Database
 from coolcoding.db.models import WorkspaceItem, utcnow
+from coolcoding.db.raw import first_row
 from coolcoding.errors import Conflict, InvalidInput, NotFound, TooLarge
 from coolcoding.filesync.paths import (
     PathRules,
@@ -106,7 +107,7 @@ class WorkspaceService:
     async def read(self, ref: WorkspaceRef, raw_path: str) -> tuple[ItemInfo, bytes]:
         path = self.normalize(raw_path)
         async with self.db.read() as conn:
-            row = (await conn.execute(READ_STMT, {"sid": ref.session_id, "path": path})).first()
+            row = await first_row(conn, READ_STMT, {"sid": ref.session_id, "path": path})
         if row is None:
             raise NotFound(f"no file or folder at {path!r}", code="file_not_found", path=path)
         return item_info(row), row[8] or b""
@@ -249,23 +250,22 @@ class WorkspaceService:
             # its own transaction); anything else (a new file, a conflict, a no-op, a folder,
             # the quota) matches no row and takes the general path below, which explains it.
             async with self.db.read() as conn:
-                row = (
-                    await conn.execute(
-                        FAST_UPDATE_STMT,
-                        {
-                            "sid": ref.session_id,
-                            "path": path,
-                            "content": content,
-                            "size": len(content),
-                            "digest": digest,
-                            "binary": binary,
-                            "base_version": base_version,
-                            "base_hash": base_hash,
-                            "max_bytes": self.settings.max_workspace_bytes,
-                            "now": utcnow(),
-                        },
-                    )
-                ).first()
+                row = await first_row(
+                    conn,
+                    FAST_UPDATE_STMT,
+                    {
+                        "sid": ref.session_id,
+                        "path": path,
+                        "content": content,
+                        "size": len(content),
+                        "digest": digest,
+                        "binary": binary,
+                        "base_version": base_version,
+                        "base_hash": base_hash,
+                        "max_bytes": self.settings.max_workspace_bytes,
+                        "now": utcnow(),
+                    },
+                )
             if row is not None:
                 return await self._written(ref, item_info(row), [], source), False
         if (

@@ -20,6 +20,7 @@ from coolcoding.api.deps import (
 from coolcoding.api.downloads import download_headers
 from coolcoding.api.responses import OWNED, WRITE_OWNED, errors, merge
 from coolcoding.errors import Conflict, InvalidInput, TooLarge
+from coolcoding.platform import Platform
 from coolcoding.schemas.limits import WorkspacePathParam
 from coolcoding.schemas.workspace import (
     EnsureDefaultOut,
@@ -30,7 +31,10 @@ from coolcoding.schemas.workspace import (
     SaveIn,
     StatusOut,
 )
+from coolcoding.services.accounts import Principal
 from coolcoding.services.sessions import ref_of
+from coolcoding.services.workspace import WorkspaceRef
+from coolcoding.services.workspace_types import ItemInfo
 
 
 class AnyPathConvertor(Convertor[str]):
@@ -74,6 +78,11 @@ async def read_file(
 ) -> Response:
     """The file's content (``?raw=true``: the bytes); 409 ``is_a_folder`` for a folder."""
     info, content = await platform.workspace.read(ws, path)
+    return file_response(info, content, raw=raw)
+
+
+def file_response(info: ItemInfo, content: bytes, *, raw: bool) -> Response:
+    """``read_file``'s answer (also the lean path's, ``api/fastfiles.py``)."""
     if info.type == "folder":
         raise Conflict(f"{info.path!r} is a folder", code="is_a_folder", path=info.path)
     if raw:
@@ -95,18 +104,33 @@ async def save_file(
     user: CurrentUser,
     platform: PlatformDep,
 ) -> JSONResponse:
-    if body.encoding == "base64":
+    return await save_response(
+        platform, ws, user, path, body.content, body.encoding, body.base_version
+    )
+
+
+async def save_response(
+    platform: Platform,
+    ws: WorkspaceRef,
+    user: Principal,
+    path: str,
+    text: str,
+    encoding: str,
+    base_version: int | None,
+) -> JSONResponse:
+    """``save_file``'s work and answer (also the lean path's, ``api/fastfiles.py``)."""
+    if encoding == "base64":
         try:
-            content = base64.b64decode(body.content, validate=True)
+            content = base64.b64decode(text, validate=True)
         except (binascii.Error, ValueError) as exc:
             raise InvalidInput("content is not valid base64", code="invalid_content") from exc
     else:
         try:
-            content = body.content.encode("utf-8")
+            content = text.encode("utf-8")
         except UnicodeEncodeError as exc:
             raise InvalidInput("content is not valid UTF-8 text", code="invalid_content") from exc
     info, created = await platform.workspace.save_file(
-        ws, path, content, base_version=body.base_version, author_id=user.user_id
+        ws, path, content, base_version=base_version, author_id=user.user_id
     )
     return JSONResponse(info.as_json(), status_code=201 if created else 200)
 

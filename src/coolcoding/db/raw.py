@@ -1,0 +1,115 @@
+"""One hot statement straight on the asyncpg connection (PostgreSQL), SQLAlchemy's result as is.
+
+The read and the save of one file are one statement each; through SQLAlchemy's
+``AsyncConnection.execute`` each pays the greenlet hop, the execution context, the cursor
+adapter and the result object around asyncpg's own prepared-statement call (py-spy: ~10% of the
+server's CPU under the save/read load). ``first_row`` compiles the statement once with the
+connection's dialect (the same SQL text SQLAlchemy sends, casts included), applies the same bind
+and result processors (the UTC datetime type), and calls asyncpg's ``fetchrow`` (its statement
+cache). Only on a connection of ``Database.reader`` (autocommit: the statement is its own
+transaction) whose engine has the ``raw_statements`` execution option
+(``COOLCODING_DB_RAW_HOT_STATEMENTS``). Any error (of the statement on the server: a unique
+violation of a concurrent save, a serialization failure...; or of the connection) reruns it
+through SQLAlchemy, which raises it wrapped as the rest of the code expects and invalidates a
+dead connection (nothing was written: the failed statement rolled back on its own); SQLite always
+goes through SQLAlchemy.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from sqlalchemy.engine import Dialect
+from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql import Executable
+
+log = logging.getLogger(__name__)
+RAW_OPTION = "coolcoding_raw_statements"
+Processor = Callable[[Any], Any] | None
+
+
+class _Compiled:
+    __slots__ = ("by_name", "defaults", "names", "params", "positions", "sql")
+
+    def __init__(self, stmt: Executable, dialect: Dialect) -> None:
+        compiled = stmt.compile(dialect=dialect)  # type: ignore[attr-defined]
+        self.sql: str = compiled.string
+        self.names: tuple[str, ...] = tuple(compiled.positiontup or ())
+        binds: Mapping[str, Processor] = compiled._bind_processors
+        self.params: tuple[Processor, ...] = tuple(binds.get(n) for n in self.names)
+        # The values the statement carries itself (``version + 1``, ``type = 'file'``).
+        self.defaults: dict[str, Any] = {
+            n: compiled.binds[n].effective_value
+            for n in self.names
+            if n in compiled.binds and not compiled.binds[n].required
+        }
+        # By result column name (a text() statement's typed columns are matched by name too);
+        # their positions come from the first record (``positions``).
+        by_name: dict[str, Callable[[Any], Any]] = {}
+        for column in compiled._result_columns:
+            proc = column[3]._cached_result_processor(dialect, None)
+            if proc is not None:
+                by_name[column[0]] = proc
+        self.by_name = by_name
+        self.positions: tuple[tuple[int, Callable[[Any], Any]], ...] | None = None
+
+    def row(self, record: Any) -> tuple[Any, ...]:
+        if not self.by_name:
+            return tuple(record)
+        if self.positions is None:
+            self.positions = tuple(
+                (i, self.by_name[k]) for i, k in enumerate(record.keys()) if k in self.by_name
+            )
+        values = list(record)
+        for i, proc in self.positions:
+            values[i] = proc(values[i])
+        return tuple(values)
+
+
+_CACHE: dict[int, tuple[Executable, _Compiled | None]] = {}
+
+
+def _compiled(stmt: Executable, dialect: Dialect) -> _Compiled | None:
+    hit = _CACHE.get(id(stmt))
+    if hit is not None and hit[0] is stmt:
+        return hit[1]
+    try:
+        compiled: _Compiled | None = _Compiled(stmt, dialect)
+    except Exception:  # anything SQLAlchemy compiles differently per call: not for this path
+        compiled = None
+    if compiled is not None and "POSTCOMPILE" in compiled.sql:
+        compiled = None
+    _CACHE[id(stmt)] = (stmt, compiled)  # module-level statements: a handful, kept alive
+    return compiled
+
+
+async def first_row(
+    conn: AsyncConnection, stmt: Executable, params: Mapping[str, Any]
+) -> Sequence[Any] | None:
+    """``(await conn.execute(stmt, params)).first()``, straight on asyncpg when allowed."""
+    sync = conn.sync_connection
+    if (
+        sync is not None
+        and conn.dialect.name == "postgresql"
+        and sync.get_execution_options().get(RAW_OPTION)
+    ):
+        compiled = _compiled(stmt, conn.dialect)
+        if compiled is not None:
+            defaults = compiled.defaults
+            args = []
+            for n, p in zip(compiled.names, compiled.params, strict=True):
+                v = params[n] if n in params else defaults[n]
+                args.append(v if p is None else p(v))
+            raw = await conn.get_raw_connection()
+            driver: Any = raw.driver_connection
+            try:
+                record = await driver.fetchrow(compiled.sql, *args)
+            except Exception as exc:
+                # Rerun below: SQLAlchemy raises it wrapped, and invalidates a dead connection
+                # (a PostgreSQL restart) instead of leaving it in the pool for the next request.
+                log.debug("raw statement failed, rerun through SQLAlchemy: %r", exc)
+            else:
+                return None if record is None else compiled.row(record)
+    return (await conn.execute(stmt, dict(params))).first()
