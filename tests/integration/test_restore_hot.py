@@ -137,3 +137,108 @@ def test_search_follows_a_nul_brought_or_removed_by_a_restore_or_a_save(
         asyncio.run(go())
     finally:
         tdb.drop()
+
+
+CHILD = """
+import asyncio, sys
+from coolcoding.db.engine import Database
+from coolcoding.services.snapshots import SnapshotService
+from coolcoding.services.workspace import WorkspaceRef, WorkspaceService
+from coolcoding.settings import Settings
+
+async def main():
+    settings = Settings(database_url=sys.argv[1], data_dir=sys.argv[2], environment="test")
+    db = Database(settings)
+    ws = WorkspaceService(db, settings)
+    snaps = SnapshotService(db, settings, ws)
+    print("ready", flush=True)
+    await snaps.restore(WorkspaceRef(int(sys.argv[3]), sys.argv[4]), int(sys.argv[5]))
+    print("done", flush=True)
+
+asyncio.run(main())
+"""
+
+# 1,500 files; in the snapshot every one differs, and every tenth is a text file with a NUL
+# after 8 KiB (in the state now, none is).
+STATE_NOW = {f"d{i % 15}/f{i}.txt": f"now{i}\n".encode() * 20 for i in range(1_500)}
+STATE_SNAP = {
+    p: (LATE_NUL + str(i).encode() if i % 10 == 0 else f"snap{i}\n".encode() * 20)
+    for i, p in enumerate(STATE_NOW)
+}
+
+
+def test_kill_9_mid_rewrite_leaves_one_state_and_the_nul_files_of_it(
+    backend: str, tmp_path: Path
+) -> None:
+    """A restore rewriting every file in place (the HOT path), SIGKILLed at increasing delays:
+    afterwards every file holds its content of one state, the same state for all, and the files
+    search always reads (PostgreSQL: the generated flag; SQLite: 0010's predicate) are exactly
+    the text files with a NUL after 8 KiB of that state."""
+    import signal
+    import time
+
+    from tests.integration.restore_child import start_restore_child
+
+    tdb = make_database(backend, tmp_path)
+
+    async def seed() -> tuple[WorkspaceRef, int]:
+        db, ws, snaps = await _setup(tmp_path, tdb.url)
+        try:
+            ref = await _workspace(db, "hotkill")
+            ws.settings.history_enabled = False
+            await ws.create_files(ref, list(STATE_SNAP.items()))
+            snap = await snaps.create(ref, "snap")
+            for path, content in STATE_NOW.items():
+                await ws.save_file(ref, path, content)
+            return ref, snap.id
+        finally:
+            await db.dispose()
+
+    async def state(ref: WorkspaceRef) -> str:
+        db, _ws, _snaps = await _setup(tmp_path, tdb.url)
+        nul_sql = (
+            "SELECT full_path FROM workspace_items WHERE session_id = :sid AND search_nul"
+            if backend == "postgres"
+            else "SELECT full_path FROM workspace_items WHERE session_id = :sid"
+            " AND type = 'file' AND NOT is_binary AND size_bytes > 8192"
+            " AND instr(content, X'00') > 0"
+        )
+        try:
+            async with db.session() as s:
+                rows = dict(
+                    (
+                        await s.execute(
+                            text(
+                                "SELECT full_path, content FROM workspace_items"
+                                " WHERE session_id = :sid AND type = 'file'"
+                            ),
+                            {"sid": ref.session_id},
+                        )
+                    ).all()
+                )
+                listed = {
+                    str(r[0]) for r in await s.execute(text(nul_sql), {"sid": ref.session_id})
+                }
+        finally:
+            await db.dispose()
+        which = "snap" if rows == STATE_SNAP else "now" if rows == STATE_NOW else "mixed"
+        assert which != "mixed"
+        expected = STATE_SNAP if which == "snap" else STATE_NOW
+        assert listed == {p for p, c in expected.items() if b"\0" in c}
+        return which
+
+    try:
+        ref, snap_id = asyncio.run(seed())
+        outcomes = set()
+        for delay in (0.0, 0.1, 0.3, 0.6, 30.0):
+            proc = start_restore_child(CHILD, tdb.url, tmp_path, ref, snap_id)
+            assert proc.stdout is not None
+            assert proc.stdout.readline().strip() == b"ready"
+            if delay < 30:
+                time.sleep(delay)
+                proc.send_signal(signal.SIGKILL)
+            proc.wait(timeout=120)
+            outcomes.add(asyncio.run(state(ref)))
+        assert "snap" in outcomes  # not killed, it completes
+    finally:
+        tdb.drop()
