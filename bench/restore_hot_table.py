@@ -1,4 +1,5 @@
-"""Table of ``bench_restore_hot_ab.sh``'s results (bench/results/restore_hot_*.json): per backend
+"""Table of ``bench_restore_hot_ab.sh``'s results (bench/results/<prefix>_*.json, prefix
+``restore_hot`` unless given as the argument): per backend
 and build, per round the medians (max) of snapshot, restore where nothing differs and restore
 where every file differs, each also as a ratio to the listing floor measured in the same
 process; the raw restores of both rounds pooled (median, p99 = max of 10)."""
@@ -7,18 +8,19 @@ from __future__ import annotations
 
 import json
 import statistics
+import sys
 from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
-def main() -> None:
+def main(prefix: str = "restore_hot") -> None:
     for backend in ("postgres", "sqlite"):
         for build in ("old", "new"):
             rows = []
             pooled: dict[str, list[float]] = {"nothing": [], "every": []}
             for r in (1, 2):
-                f = RESULTS / f"restore_hot_{backend}_{build}_r{r}.json"
+                f = RESULTS / f"{prefix}_{backend}_{build}_r{r}.json"
                 if not f.exists():
                     continue
                 d = json.loads(f.read_text())[f"snapshot_{backend}"]
@@ -48,4 +50,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    main(*sys.argv[1:2])
