@@ -29,6 +29,24 @@ import bench_history as bh
 from benchhistory import every_file_changed_snapshot, seed_without_history, workspace_files
 
 
+async def _hot_updates(db: Any) -> str:
+    """PostgreSQL: the workspace rows' updates so far, and how many of them were HOT (in place
+    on their page, no index entry written), once the statistics are flushed."""
+    from sqlalchemy import text
+
+    await asyncio.sleep(1.2)  # the other connections' statistics reach the shared view
+    async with db.read() as conn:
+        upd, hot = (
+            await conn.execute(
+                text(
+                    "SELECT n_tup_upd, n_tup_hot_upd FROM pg_stat_user_tables"
+                    " WHERE relname = 'workspace_items'"
+                )
+            )
+        ).one()
+    return f"; workspace_items updates so far {upd}, HOT {hot}"
+
+
 async def main(backend: str, runs: int, keep: bool = False) -> None:
     with tempfile.TemporaryDirectory() as d:
         db, ws, snaps, settings, pg_name = await bh._platform(backend, Path(d))
@@ -68,12 +86,13 @@ async def main(backend: str, runs: int, keep: bool = False) -> None:
                     # statements are counted with the restore's).
                     await snaps.search_refreshed()
                 n = len(targets)
+                hot = await _hot_updates(db) if backend == "postgres" else ""
                 print(
                     f"\n== {backend}, {variant}: {n} restores, "
                     f"ms each: {[round(x) for x in total]}, load {os.getloadavg()[0]:.1f}"
                 )
                 accounted = sum(timings.values()) / n
-                print(f"   SQL per restore {accounted:.0f} ms of {sum(total) / n:.0f} ms")
+                print(f"   SQL per restore {accounted:.0f} ms of {sum(total) / n:.0f} ms{hot}")
                 for key, ms in sorted(timings.items(), key=lambda kv: -kv[1])[:18]:
                     print(f"{ms / n:8.1f} ms  x{counts[key] // n:<3} {key}")
         finally:

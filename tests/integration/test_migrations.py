@@ -19,7 +19,10 @@ from tests.conftest import make_database
 def _not_search_index(name: str | None, type_: str, parent_names: object) -> bool:
     # The search index's table and indexes (migrations 0005, 0010), its restore guard (0011) and
     # its marks of entries to refresh (0012),
-    # named workspace_search*, are not models.
+    # named workspace_search*, are not models; nor is PostgreSQL's generated flag of the text
+    # files with a NUL (0013), which the database computes.
+    if type_ == "column" and name == "search_nul":
+        return False
     return not (type_ in ("table", "index") and (name or "").startswith("workspace_search"))
 
 
@@ -178,5 +181,115 @@ def test_migration_0010_search_indexes_upgrade_and_downgrade(backend: str, tmp_p
         down = asyncio.run(_search_indexes(db.url, "0009"))
         assert not {"workspace_search_nul_files", "workspace_search_doubled"} & down
         assert "workspace_search_nul_files" in asyncio.run(_search_indexes(db.url, "head"))
+    finally:
+        db.drop()
+
+
+async def _nul_index(url: str, revision: str) -> tuple[str, bool, list[str]]:
+    """Upgrade or downgrade to ``revision``; the NUL-file index's definition, whether
+    ``workspace_items`` has the generated flag, and the paths the index's predicate lists."""
+    engine = create_async_engine(url)
+    try:
+        from alembic import command
+
+        from coolcoding.db.migrate import alembic_config
+
+        cfg = alembic_config(url)
+
+        def run(conn: Any) -> None:
+            cfg.attributes["connection"] = conn
+            current = MigrationContext.configure(conn).get_current_revision()
+            if revision != "head" and current is not None and int(current) > int(revision):
+                command.downgrade(cfg, revision)
+            else:
+                command.upgrade(cfg, revision)
+
+        async with engine.begin() as conn:
+            await conn.run_sync(run)
+        async with engine.connect() as conn:
+            indexdef = str(
+                (
+                    await conn.execute(
+                        text(
+                            "SELECT indexdef FROM pg_indexes"
+                            " WHERE indexname = 'workspace_search_nul_files'"
+                        )
+                    )
+                ).scalar_one()
+            )
+            has_flag = bool(
+                (
+                    await conn.execute(
+                        text(
+                            "SELECT COUNT(*) FROM information_schema.columns"
+                            " WHERE table_name = 'workspace_items' AND column_name = 'search_nul'"
+                        )
+                    )
+                ).scalar_one()
+            )
+            where = indexdef.split(" WHERE ", 1)[1]
+            paths = sorted(
+                str(r[0])
+                for r in (
+                    await conn.execute(text(f"SELECT full_path FROM workspace_items WHERE {where}"))
+                ).all()
+            )
+            return indexdef, has_flag, paths
+    finally:
+        await engine.dispose()
+
+
+def test_migration_0013_nul_flag_upgrade_and_downgrade(backend: str, tmp_path: Path) -> None:
+    """PostgreSQL: 0013 moves the NUL-file index's predicate onto a generated flag (computed for
+    the rows already there) and back on downgrade, listing the same files; SQLite: unchanged."""
+    if backend != "postgres":
+        pytest.skip("0013 changes PostgreSQL only (SQLite has no HOT update)")
+    db = make_database(backend, tmp_path)
+
+    async def seed() -> None:
+        from sqlalchemy.ext.asyncio import AsyncSession
+
+        from coolcoding.db.models import CodeSession, User, WorkspaceItem
+
+        engine = create_async_engine(db.url)
+        try:
+            await upgrade(engine, "head")
+            async with AsyncSession(engine) as s:
+                u = User(username="nul", email="nul@example.com", password_hash="x")
+                s.add(u)
+                await s.flush()
+                sess = CodeSession(user_id=u.id, name="n")
+                s.add(sess)
+                await s.flush()
+                for path, content in (
+                    ("late.txt", b"x" * 9000 + b"\0 after"),
+                    ("early.bin", b"\0" + b"x" * 9000),
+                    ("plain.txt", b"x" * 9000),
+                ):
+                    s.add(
+                        WorkspaceItem(
+                            session_id=sess.id,
+                            name=path,
+                            type="file",
+                            content=content,
+                            is_binary=path.endswith(".bin"),
+                            size_bytes=len(content),
+                            full_path=path,
+                        )
+                    )
+                await s.commit()
+        finally:
+            await engine.dispose()
+
+    try:
+        asyncio.run(seed())
+        indexdef, flag, paths = asyncio.run(_nul_index(db.url, "0013"))
+        assert flag and indexdef.endswith("WHERE search_nul"), indexdef
+        assert paths == ["late.txt"]
+        indexdef, flag, paths = asyncio.run(_nul_index(db.url, "0012"))
+        assert not flag and "position" in indexdef.lower(), indexdef
+        assert paths == ["late.txt"]
+        indexdef, flag, paths = asyncio.run(_nul_index(db.url, "head"))
+        assert flag and paths == ["late.txt"]
     finally:
         db.drop()

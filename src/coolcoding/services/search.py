@@ -73,11 +73,10 @@ SQLITE_SHORT_CANDIDATES = text(
 )
 # Text files with a NUL after the 8,192 bytes ``looks_binary`` sniffs: neither index sees their
 # text (PostgreSQL stores no row for them, SQLite's FTS5 and LIKE stop at the NUL), so they are
-# always candidates. The predicates are those of migration 0010's partial index, word for word.
-PG_NUL_FILES = text(
-    "SELECT id FROM workspace_items WHERE session_id = :sid AND type = 'file' AND NOT is_binary "
-    "AND size_bytes > 8192 AND position('\\x00'::bytea in content) > 0"
-)
+# always candidates. The predicates are those of the partial index, word for word: PostgreSQL's
+# names the generated column of migration 0013 (0010's predicate, computed on write), SQLite's
+# the predicate of migration 0010.
+PG_NUL_FILES = text("SELECT id FROM workspace_items WHERE session_id = :sid AND search_nul")
 SQLITE_NUL_FILES = text(
     "SELECT id FROM workspace_items WHERE session_id = :sid AND type = 'file' AND NOT is_binary "
     "AND size_bytes > 8192 AND instr(content, X'00') > 0"

@@ -394,8 +394,26 @@ async def record_restore(
     return total
 
 
+# PostgreSQL: the references and the versions in one statement, the changed files joined once
+# (a 10,000-file restore joined them twice: ~100-300 ms). The reference update still takes its
+# locks on the blob rows within the statement that records the versions.
+_PG_RECORD_WRITTEN = tsql(
+    "WITH c AS MATERIALIZED (SELECT w.session_id, w.full_path, w.content_hash, w.size_bytes,"  # noqa: S608 (constant SQL fragments; values are bound)
+    f" w.is_binary{_RESTORED_CHANGED}),"
+    " r AS (UPDATE content_blobs SET refs = refs + g.n FROM (SELECT content_hash AS h,"
+    " COUNT(*) AS n FROM c GROUP BY content_hash) g WHERE content_blobs.hash = g.h RETURNING 1)"
+    " INSERT INTO file_versions (session_id, path, blob_hash, size, is_binary, source,"
+    " author_id, changes, created_at, updated_at)"
+    " SELECT session_id, full_path, content_hash, size_bytes, is_binary, 'restore', :author, 1,"
+    " :now, :now FROM c",
+    "now",
+)
+
+
 async def _record_written(s: AsyncSession, p: dict[str, Any]) -> int:
     """The "restore" versions of the files written at ``p["version"]`` whose content changed."""
+    if s.get_bind().dialect.name == "postgresql":
+        return rowcount(await s.execute(_PG_RECORD_WRITTEN, p))
     # The versions' references first (every restored content is a blob: the snapshot's).
     await s.execute(
         text(
