@@ -5,6 +5,7 @@
   fresh database (a new PostgreSQL database per run, dropped at the end) and its own data dir.
 - ``sqlite_server``: one SQLite-backed server, for tests where the database is not the subject.
 - ``api``/``make_user``: an httpx client logged in as a fresh user.
+- ``user``: the same on the module's own ``server`` fixture (a module that defines one).
 
 PostgreSQL is reached at COOLCODING_TEST_PG_ADMIN_URL (default: postgres@127.0.0.1:5432, trust auth).
 """
@@ -259,3 +260,10 @@ def make_user(live_server: LiveServer) -> Iterator[Callable[[], UserClient]]:
 @pytest.fixture
 def api(make_user: Callable[[], UserClient]) -> UserClient:
     return make_user()
+
+
+@pytest.fixture
+def user(server: LiveServer) -> Iterator[UserClient]:
+    u = register_user(server)
+    yield u
+    u.client.close()

@@ -45,7 +45,9 @@ async def test_terminal_echo_then_reattach_from_a_new_client_sees_scrollback_and
     att = await c1.pty_attach("main")
     await att.write(b"echo hi\r")
     await read_until(att, b"hi\r\n")
-    await att.write(b"for i in $(seq 5); do echo n$i; sleep 1; done\r")
+    # A loop that goes on writing after the client left, then waits for a line: n5 can only
+    # come live, after the new client typed it (was: five lines a second apart, 5 s).
+    await att.write(b"for i in 1 2 3; do echo n$i; sleep 0.2; done; read x; echo n$((4+1))\r")
     await read_until(att, b"n1\r\n")
     await c1.close()  # the client goes away; the shell and its loop do not
 
@@ -53,9 +55,11 @@ async def test_terminal_echo_then_reattach_from_a_new_client_sees_scrollback_and
     [info] = await c2.pty_list()
     assert info["terminal_id"] == "main" and info["alive"]
     att2 = await c2.pty_attach("main")
-    out = await read_until(att2, b"n5\r\n")
+    out = await read_until(att2, b"n3\r\n")  # the loop went on while no client was there
+    await att2.write(b"go\r")
+    out += await read_until(att2, b"n5\r\n")
     assert b"hi\r\n" in out and b"n1\r\n" in out  # the scrollback, then live output
-    assert out.index(b"n1") < out.index(b"n5")
+    assert out.index(b"n1") < out.index(b"n3") < out.index(b"go") < out.index(b"n5")
     await att2.write(b"echo done$((40+2))\r")
     await read_until(att2, b"done42")
     await c2.close()

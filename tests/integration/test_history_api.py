@@ -9,8 +9,8 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from coolcoding.services import blobstore
 from tests.conftest import LiveServer, UserClient, module_live_server, register_user
+from tests.integration.history_helpers import store_problems
 
 server = module_live_server("history", history_coalesce_s=0.0, snapshot_before_delete_min_files=3)
 
@@ -30,20 +30,6 @@ def _versions(c: httpx.Client, sid: str, path: str | None = None) -> list[dict[s
 
 def _read(c: httpx.Client, sid: str, path: str) -> httpx.Response:
     return c.get(f"/api/workspace/{sid}/file/{path}")
-
-
-def _store_problems(server: LiveServer) -> list[str]:
-    async def check() -> list[str]:
-        from coolcoding.db.engine import Database
-
-        db = Database(server.settings)
-        try:
-            async with db.session() as s:
-                return await blobstore.verify(s)
-        finally:
-            await db.dispose()
-
-    return asyncio.run(check())
 
 
 @pytest.fixture
@@ -76,7 +62,7 @@ def test_versions_list_get_diff_restore(user: UserClient, server: LiveServer) ->
     assert _read(c, sid, "a.py").json()["content"] == "x = 0\nprint(x)\n"
     vs2 = _versions(c, sid, "a.py")
     assert len(vs2) == 4 and vs2[0]["source"] == "restore"  # a new version, history kept
-    assert _store_problems(server) == []
+    assert store_problems(server) == []
 
 
 def test_restore_with_stale_base_is_409_not_lost(user: UserClient) -> None:
@@ -149,7 +135,7 @@ def test_coalescing_and_retention(user: UserClient, server: LiveServer) -> None:
     for v in vs:
         r = c.get(f"/api/workspace/{sid}/history/{v['id']}")
         assert r.status_code == 200 and r.json()["content"].startswith("line ")
-    assert _store_problems(server) == []
+    assert store_problems(server) == []
 
 
 def test_snapshot_browse_restore_is_atomic_and_safe(user: UserClient, server: LiveServer) -> None:
@@ -183,7 +169,7 @@ def test_snapshot_browse_restore_is_atomic_and_safe(user: UserClient, server: Li
     assert _read(c, sid, "src/a.py").json()["content"] == "broken\n"
     assert c.delete(f"/api/workspace/{sid}/snapshots/{snap}").status_code == 204
     assert c.get(f"/api/workspace/{sid}/snapshots/{snap}/files").status_code == 404
-    assert _store_problems(server) == []
+    assert store_problems(server) == []
 
 
 def test_trash_file_and_folder_restore(user: UserClient, server: LiveServer) -> None:
@@ -208,7 +194,7 @@ def test_trash_file_and_folder_restore(user: UserClient, server: LiveServer) -> 
     assert _read(c, sid, "note.txt").json()["content"] == "a new note\n"
     assert c.delete(f"/api/workspace/{sid}/trash/{by_path['note.txt']['id']}").status_code == 204
     assert c.get(f"/api/workspace/{sid}/trash").json()["snapshots"] == []
-    assert _store_problems(server) == []
+    assert store_problems(server) == []
 
 
 def test_deleted_workspace_goes_to_trash_and_comes_back(
@@ -226,7 +212,7 @@ def test_deleted_workspace_goes_to_trash_and_comes_back(
     assert r.json()["uuid"] == sid and r.json()["name"] == "precious"
     assert _read(c, sid, "a/b.txt").json()["content"] == "more bytes\n"
     assert c.get("/api/trash").json()["snapshots"] == []
-    assert _store_problems(server) == []
+    assert store_problems(server) == []
 
 
 def test_fork_copies_files_and_keeps_lineage(user: UserClient, other: UserClient) -> None:
@@ -323,7 +309,7 @@ def test_snapshot_restore_records_a_version_per_changed_file(
     a = _versions(c, sid, "a.py")[0]
     assert a["source"] == "restore"
     assert c.get(f"/api/workspace/{sid}/history/{a['id']}").json()["content"] == "A2\n"
-    assert _store_problems(server) == []
+    assert store_problems(server) == []
 
 
 def _index_bodies(server: LiveServer, sid: str) -> dict[str, str]:

@@ -14,8 +14,9 @@ from coolcoding.errors import Conflict
 from coolcoding.services import blobstore
 from coolcoding.services.history import HistoryRecorder
 from coolcoding.services.snapshots import SnapshotService
-from coolcoding.services.workspace import WorkspaceRef, WorkspaceService
+from coolcoding.services.workspace import WorkspaceService
 from tests.conftest import LiveServer, UserClient, module_live_server
+from tests.integration.history_helpers import assert_everything_reads_back, ref_of_sid
 
 server = module_live_server("history-race", history_coalesce_s=0.0, history_max_versions=3)
 
@@ -45,7 +46,7 @@ def test_no_referenced_content_disappears(user: UserClient, server: LiveServer) 
         ws = WorkspaceService(db, server.settings)
         ws.recorder = HistoryRecorder(server.settings)
         snaps = SnapshotService(db, server.settings, ws)
-        ref = await _ref(db, sid)
+        ref = await ref_of_sid(db, sid)
         try:
             for i in range(ROUNDS):
                 for path in ("a.txt", "b.txt"):
@@ -68,28 +69,7 @@ def test_no_referenced_content_disappears(user: UserClient, server: LiveServer) 
     t.join()
     assert failures == []
     assert problems == []
-    versions = c.get(f"/api/workspace/{sid}/history").json()["versions"]
-    assert versions
-    for v in versions:
-        if v["kind"] == "write":
-            assert c.get(f"/api/workspace/{sid}/history/{v['id']}").status_code == 200
-    for snap in c.get(f"/api/workspace/{sid}/snapshots").json()["snapshots"]:
-        for f in c.get(f"/api/workspace/{sid}/snapshots/{snap['id']}/files").json()["items"]:
-            if f["type"] == "file":
-                r = c.get(f"/api/workspace/{sid}/snapshots/{snap['id']}/file/{f['path']}")
-                assert r.status_code == 200, r.text
-
-
-async def _ref(db: Database, sid: str) -> WorkspaceRef:
-    from sqlalchemy import select
-
-    from coolcoding.db.models import CodeSession
-    from coolcoding.services.sessions import parse_uuid
-
-    async with db.session() as s:
-        row = await s.scalar(select(CodeSession.id).where(CodeSession.uuid == parse_uuid(sid)))
-    assert row is not None
-    return WorkspaceRef(int(row), sid)
+    assert assert_everything_reads_back(c, sid)
 
 
 def test_bulk_arrival_records_first_versions(user: UserClient, server: LiveServer) -> None:
@@ -102,7 +82,7 @@ def test_bulk_arrival_records_first_versions(user: UserClient, server: LiveServe
         ws = WorkspaceService(db, server.settings)
         ws.recorder = HistoryRecorder(server.settings)
         try:
-            ref = await _ref(db, sid)
+            ref = await ref_of_sid(db, sid)
             files = [
                 (f"gen/f{i}.txt", b"same\n" if i % 2 else f"n{i}\n".encode()) for i in range(50)
             ]

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import signal
-import time
 from pathlib import Path
 
 import pytest
@@ -24,7 +22,7 @@ from coolcoding.services.sessions import ref_of
 from coolcoding.services.snapshots import SnapshotService
 from coolcoding.services.workspace import WorkspaceService
 from tests.conftest import make_database, make_settings
-from tests.integration.restore_child import start_restore_child
+from tests.integration.restore_child import GO, kill_at_delays, start_restore_child
 
 CHILD = """
 import asyncio, sys
@@ -40,12 +38,13 @@ async def main():
     snaps = SnapshotService(db, settings, ws)
     ref = WorkspaceRef(int(sys.argv[3]), sys.argv[4])
     print("ready", flush=True)
+    GO
     out = await snaps.restore(ref, int(sys.argv[5]))
     await snaps.delete(ref, out["safety_snapshot_id"])
     print("done", flush=True)
 
 asyncio.run(main())
-"""
+""".replace("GO", GO)
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgres"])
@@ -55,17 +54,17 @@ def test_kill_9_mid_restore_and_purge(backend: str, tmp_path: Path) -> None:
         settings = make_settings(tmp_path, db_info.url)
         ref, snap_id = asyncio.run(_seed(settings))
         outcomes = set()
-        for delay in (0.0, 0.05, 0.1, 0.2, 0.4, 0.8, 30.0):
-            proc = start_restore_child(CHILD, db_info.url, tmp_path, ref, snap_id)
-            assert proc.stdout is not None
-            assert proc.stdout.readline().strip() == b"ready"
-            if delay < 30:
-                time.sleep(delay)
-                proc.send_signal(signal.SIGKILL)
-            proc.wait(timeout=120)
+
+        def check() -> None:
             count = asyncio.run(_check(settings, ref.session_id))
             outcomes.add(count)
             assert count in (2_000 + 20, 2_500 + 21), count  # files + folders of either state
+
+        kill_at_delays(
+            lambda: start_restore_child(CHILD, db_info.url, tmp_path, ref, snap_id),
+            (0.0, 0.05, 0.1, 0.2, 0.4, 0.8, None),
+            check,
+        )
         assert 2_000 + 20 in outcomes  # the restore does complete when not killed
     finally:
         db_info.drop()

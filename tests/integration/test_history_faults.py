@@ -13,11 +13,11 @@ import zipfile
 import httpx
 
 from coolcoding.db.engine import Database
-from coolcoding.services import blobstore
 from coolcoding.services.history import HistoryRecorder
 from coolcoding.services.snapshots import SnapshotService
-from coolcoding.services.workspace import WorkspaceRef, WorkspaceService
+from coolcoding.services.workspace import WorkspaceService
 from tests.conftest import LiveServer, UserClient, module_live_server
+from tests.integration.history_helpers import ref_of_sid, store_problems
 
 QUOTA = 4_000
 server = module_live_server(
@@ -42,30 +42,6 @@ def _services(server: LiveServer) -> tuple[Database, WorkspaceService, SnapshotS
     ws = WorkspaceService(db, server.settings)
     ws.recorder = HistoryRecorder(server.settings)
     return db, ws, SnapshotService(db, server.settings, ws)
-
-
-async def _ref(db: Database, sid: str) -> WorkspaceRef:
-    from sqlalchemy import select
-
-    from coolcoding.db.models import CodeSession
-    from coolcoding.services.sessions import parse_uuid
-
-    async with db.session() as s:
-        row = await s.scalar(select(CodeSession.id).where(CodeSession.uuid == parse_uuid(sid)))
-    assert row is not None
-    return WorkspaceRef(int(row), sid)
-
-
-def _store_problems(server: LiveServer) -> list[str]:
-    async def check() -> list[str]:
-        db = Database(server.settings)
-        try:
-            async with db.session() as s:
-                return await blobstore.verify(s)
-        finally:
-            await db.dispose()
-
-    return asyncio.run(check())
 
 
 def test_zip_import_takes_a_snapshot_first(user: UserClient) -> None:
@@ -109,7 +85,7 @@ def test_rm_in_the_terminal_is_recoverable_from_history(
     async def rm() -> None:
         db, ws, _ = _services(server)
         try:
-            await ws.delete(await _ref(db, sid), "notes.md", source="sandbox")
+            await ws.delete(await ref_of_sid(db, sid), "notes.md", source="sandbox")
         finally:
             await db.dispose()
 
@@ -150,7 +126,7 @@ def test_snapshot_at_quota_and_trash_restore_beyond_it(
         == 200
     )
     assert c.get(f"/api/workspace/{sid}/file/big.txt").json()["size"] == QUOTA - 100
-    assert _store_problems(server) == []
+    assert store_problems(server) == []
 
 
 def _snapshot_named(c: httpx.Client, sid: str) -> int:
@@ -165,7 +141,7 @@ def test_automatic_snapshots_are_kept_by_count(user: UserClient, server: LiveSer
     async def run() -> dict[str, int]:
         db, _ws, snaps = _services(server)
         try:
-            ref = await _ref(db, sid)
+            ref = await ref_of_sid(db, sid)
             for i in range(4):
                 await snaps.create(ref, f"auto {i}", kind="auto")
             await snaps.create(ref, "mine")  # manual: never purged by count
@@ -177,7 +153,7 @@ def test_automatic_snapshots_are_kept_by_count(user: UserClient, server: LiveSer
     assert done["snapshots"] >= 2
     names = [s["name"] for s in c.get(f"/api/workspace/{sid}/snapshots").json()["snapshots"]]
     assert names == ["mine", "auto 3", "auto 2"]
-    assert _store_problems(server) == []
+    assert store_problems(server) == []
 
 
 def test_restore_rewrites_only_what_differs(user: UserClient, server: LiveServer) -> None:
@@ -208,7 +184,7 @@ def test_restore_rewrites_only_what_differs(user: UserClient, server: LiveServer
 
         db = Database(server.settings)
         try:
-            ref = await _ref(db, sid)
+            ref = await ref_of_sid(db, sid)
             async with db.session() as s:
                 rows = (
                     await s.execute(
@@ -229,4 +205,4 @@ def test_restore_rewrites_only_what_differs(user: UserClient, server: LiveServer
 
     assert asyncio.run(parents()) == []
     _save(c, sid, "a/new.txt", "N\n")  # the restored folder takes new files
-    assert _store_problems(server) == []
+    assert store_problems(server) == []

@@ -15,8 +15,9 @@ from coolcoding.errors import Conflict
 from coolcoding.services import blobstore
 from coolcoding.services.history import HistoryRecorder
 from coolcoding.services.snapshots import SnapshotService
-from coolcoding.services.workspace import WorkspaceRef, WorkspaceService
+from coolcoding.services.workspace import WorkspaceService
 from tests.conftest import LiveServer, module_live_server, register_user
+from tests.integration.history_helpers import assert_everything_reads_back, ref_of_sid
 
 server = module_live_server("history-users", history_coalesce_s=0.0, history_max_versions=5)
 
@@ -55,7 +56,7 @@ def test_deleting_a_user_releases_content_and_keeps_shared(server: LiveServer) -
         ws = WorkspaceService(db, server.settings)
         ws.recorder = HistoryRecorder(server.settings)
         snaps = SnapshotService(db, server.settings, ws)
-        ref = await _ref(db, sb)
+        ref = await ref_of_sid(db, sb)
         try:
             for i in range(30):
                 try:
@@ -96,24 +97,4 @@ def test_deleting_a_user_releases_content_and_keeps_shared(server: LiveServer) -
     assert failures == []
     assert problems == []
     # Everything B has still reads back: current files, every version, every snapshot file.
-    for v in cb.get(f"/api/workspace/{sb}/history", params={"limit": 500}).json()["versions"]:
-        if v["kind"] == "write":
-            r = cb.get(f"/api/workspace/{sb}/history/{v['id']}")
-            assert r.status_code == 200, r.text
-    for snap in cb.get(f"/api/workspace/{sb}/snapshots").json()["snapshots"]:
-        for f in cb.get(f"/api/workspace/{sb}/snapshots/{snap['id']}/files").json()["items"]:
-            if f["type"] == "file":
-                r = cb.get(f"/api/workspace/{sb}/snapshots/{snap['id']}/file/{f['path']}")
-                assert r.status_code == 200, r.text
-
-
-async def _ref(db: Database, sid: str) -> WorkspaceRef:
-    from sqlalchemy import select
-
-    from coolcoding.db.models import CodeSession
-    from coolcoding.services.sessions import parse_uuid
-
-    async with db.session() as s:
-        row = await s.scalar(select(CodeSession.id).where(CodeSession.uuid == parse_uuid(sid)))
-    assert row is not None
-    return WorkspaceRef(int(row), sid)
+    assert_everything_reads_back(cb, sb)

@@ -39,12 +39,10 @@ def judge_settings(data_dir: Path, **overrides: Any) -> Settings:
     return Settings(**values)
 
 
-@pytest.fixture(scope="module")
-def judge() -> Iterator[Judge]:
-    # Sandbox uids must be able to traverse the data dir: not under pytest's 0700 tmp.
-    data_dir = Path(tempfile.mkdtemp(prefix="cc-judge-"))
-    data_dir.chmod(0o711)
-    settings = judge_settings(data_dir)
+@contextlib.contextmanager
+def running_judge(settings: Settings) -> Iterator[Judge]:
+    """A judge on a new runtime of ``settings`` with this machine's languages; afterwards the
+    runtime is shut down and its cgroup bases removed (the judge fixtures of three modules)."""
     runtime = make_runtime(settings)
     languages = LanguageRegistry()
     asyncio.run(languages.detect_versions())
@@ -54,6 +52,15 @@ def judge() -> Iterator[Judge]:
     for d in set(runtime.host.cgroups.bases.values()):
         if d.is_dir():
             os.rmdir(d)
+
+
+@pytest.fixture(scope="module")
+def judge() -> Iterator[Judge]:
+    # Sandbox uids must be able to traverse the data dir: not under pytest's 0700 tmp.
+    data_dir = Path(tempfile.mkdtemp(prefix="cc-judge-"))
+    data_dir.chmod(0o711)
+    with running_judge(judge_settings(data_dir)) as j:
+        yield j
     shutil.rmtree(data_dir, ignore_errors=True)
 
 

@@ -4,7 +4,6 @@ wheelhouse built here (a wheel, an npm tarball): nothing leaves this machine."""
 
 from __future__ import annotations
 
-import asyncio
 import io
 import json
 import os
@@ -20,12 +19,10 @@ import pytest
 from coolcoding.errors import InvalidInput
 from coolcoding.execution.dependencies import cache_key, validate_dependencies
 from coolcoding.execution.judge import Judge, JudgeJob, resolve_limits
-from coolcoding.execution.languages import LanguageRegistry
 from coolcoding.execution.verdicts import Verdict
-from coolcoding.sandbox.local.runtime import LocalRuntime
-from coolcoding.sandbox.registry import make_runtime
 from coolcoding.settings import Settings
 from tests.integration.conftest_sandbox import requires_sandbox
+from tests.integration.test_judge import running_judge
 
 pytestmark = [pytest.mark.sandbox, requires_sandbox]
 
@@ -75,15 +72,8 @@ def judge() -> Iterator[Judge]:
                         sandbox_cgroup_parent=f"cc-test-deps-{os.getpid()}",
                         exec_deps_wheelhouse=house)  # fmt: skip
     (base / "data").mkdir(mode=0o711)
-    runtime = make_runtime(settings)
-    languages = LanguageRegistry()
-    asyncio.run(languages.detect_versions())
-    yield Judge(runtime, languages, settings)
-    asyncio.run(runtime.shutdown())
-    assert isinstance(runtime, LocalRuntime)
-    for d in set(runtime.host.cgroups.bases.values()):
-        if d.is_dir():
-            os.rmdir(d)
+    with running_judge(settings) as j:
+        yield j
     for dirpath, _, _ in os.walk(base):
         os.chmod(dirpath, 0o700)  # the cache is read-only
     shutil.rmtree(base, ignore_errors=True)

@@ -11,7 +11,6 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -42,13 +41,6 @@ for _d in [SHARED / "npm", *(SHARED / "npm").rglob("*")]:
     os.chmod(_d, 0o755 if _d.is_dir() else 0o644)
 
 server = module_live_server("pkgs", package_cache_dir=str(SHARED))
-
-
-@pytest.fixture
-def user(server: LiveServer) -> Iterator[UserClient]:
-    u = register_user(server)
-    yield u
-    u.client.close()
 
 
 def run(u: UserClient, sid: str, path: str, source: str) -> tuple[dict[str, object], str, str]:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -84,13 +83,6 @@ class S(socketserver.ThreadingMixIn, http.server.HTTPServer):
 
 S(("127.0.0.1", 8000), H).serve_forever()
 """
-
-
-@pytest.fixture
-def user(server: LiveServer) -> Iterator[UserClient]:
-    u = register_user(server)
-    yield u
-    u.client.close()
 
 
 def start_app(u: UserClient) -> str:

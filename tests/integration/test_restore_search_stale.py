@@ -6,7 +6,9 @@ databases."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -37,12 +39,39 @@ def _settings(tmp_path: Path, url: str) -> Settings:
     )
 
 
-async def _services(settings: Settings) -> tuple[Database, WorkspaceService, SnapshotService]:
+Services = tuple[Database, WorkspaceService, SnapshotService]
+
+
+@contextlib.asynccontextmanager
+async def _opened(settings: Settings) -> AsyncIterator[Services]:
+    """The services of one process (a restart opens them again), disposed at the end."""
     db = Database(settings)
-    await upgrade(db.engine)
-    ws = WorkspaceService(db, settings)
-    ws.recorder = HistoryRecorder(settings)
-    return db, ws, SnapshotService(db, settings, ws)
+    try:
+        await upgrade(db.engine)
+        ws = WorkspaceService(db, settings)
+        ws.recorder = HistoryRecorder(settings)
+        yield db, ws, SnapshotService(db, settings, ws)
+    finally:
+        await db.dispose()
+
+
+def _run_on_fresh_database(
+    backend: str,
+    tmp_path: Path,
+    body: Callable[[Settings, Database, WorkspaceService, SnapshotService], Awaitable[None]],
+) -> None:
+    """Runs ``body`` on a new database of ``backend`` with its services open, then drops it."""
+    db_info = make_database(backend, tmp_path)
+
+    async def run() -> None:
+        settings = _settings(tmp_path, db_info.url)
+        async with _opened(settings) as (db, ws, snaps):
+            await body(settings, db, ws, snaps)
+
+    try:
+        asyncio.run(run())
+    finally:
+        db_info.drop()
 
 
 async def _seed(db: Database, ws: WorkspaceService, snaps: SnapshotService) -> tuple[Any, int]:
@@ -114,73 +143,61 @@ def _cancel_refreshes(snaps: SnapshotService) -> None:
 
 
 def test_search_right_after_a_deferred_restore_is_exact(backend: str, tmp_path: Path) -> None:
-    async def run(settings: Settings) -> None:
-        db, ws, snaps = await _services(settings)
-        try:
-            ref, snap_id = await _seed(db, ws, snaps)
-            search = SearchService(db, settings)
-            assert len(await _found(search, ref, "replacedword")) == 21
-            _cancel_refreshes(snaps)
-            out = await snaps.restore(ref, snap_id)
-            assert out["changed_files"] == 21
-            # The index still holds the replaced text; the marks make search read the files.
-            assert await _stale_marks(db, ref.session_id) == 21
-            assert not await _index_is_current(db, ref.session_id)
-            assert await _found(search, ref, "replacedword") == []
-            assert await _found(search, ref, "restoredword7 ") == ["d1/f7.py"]
-            assert len(await _found(search, ref, "restoredword")) == 20  # a walk (> 3 files)
-            assert len(await _found(search, ref, "common line")) == 20
-            assert await _found(search, ref, "restoredbin") == []  # binary: never matched
-            # The refresh (here by hand) drops the marks; the index is then current.
-            assert await snaps.refresh_all_stale() == 1
-            assert await _stale_marks(db, ref.session_id) == 0
-            assert await _index_is_current(db, ref.session_id)
-            assert await _found(search, ref, "restoredword7 ") == ["d1/f7.py"]
-            assert await _found(search, ref, "replacedword") == []
-        finally:
-            await db.dispose()
+    async def body(
+        settings: Settings, db: Database, ws: WorkspaceService, snaps: SnapshotService
+    ) -> None:
+        ref, snap_id = await _seed(db, ws, snaps)
+        search = SearchService(db, settings)
+        assert len(await _found(search, ref, "replacedword")) == 21
+        _cancel_refreshes(snaps)
+        out = await snaps.restore(ref, snap_id)
+        assert out["changed_files"] == 21
+        # The index still holds the replaced text; the marks make search read the files.
+        assert await _stale_marks(db, ref.session_id) == 21
+        assert not await _index_is_current(db, ref.session_id)
+        assert await _found(search, ref, "replacedword") == []
+        assert await _found(search, ref, "restoredword7 ") == ["d1/f7.py"]
+        assert len(await _found(search, ref, "restoredword")) == 20  # a walk (> 3 files)
+        assert len(await _found(search, ref, "common line")) == 20
+        assert await _found(search, ref, "restoredbin") == []  # binary: never matched
+        # The refresh (here by hand) drops the marks; the index is then current.
+        assert await snaps.refresh_all_stale() == 1
+        assert await _stale_marks(db, ref.session_id) == 0
+        assert await _index_is_current(db, ref.session_id)
+        assert await _found(search, ref, "restoredword7 ") == ["d1/f7.py"]
+        assert await _found(search, ref, "replacedword") == []
 
-    db_info = make_database(backend, tmp_path)
-    try:
-        asyncio.run(run(_settings(tmp_path, db_info.url)))
-    finally:
-        db_info.drop()
+    _run_on_fresh_database(backend, tmp_path, body)
 
 
 def test_a_save_in_the_stale_window_is_found_and_kept_by_the_refresh(
     backend: str, tmp_path: Path
 ) -> None:
-    async def run(settings: Settings) -> None:
-        db, ws, snaps = await _services(settings)
-        try:
-            ref, snap_id = await _seed(db, ws, snaps)
-            search = SearchService(db, settings)
-            _cancel_refreshes(snaps)
-            await snaps.restore(ref, snap_id)
-            assert await _stale_marks(db, ref.session_id) == 21
-            await ws.save_file(ref, "d0/f3.py", b"savedmeanwhile = 3\n")
-            assert await _found(search, ref, "savedmeanwhile") == ["d0/f3.py"]
-            assert "d0/f3.py" not in await _found(search, ref, "restoredword")
-            await snaps.refresh_all_stale()
-            assert await _index_is_current(db, ref.session_id)
-            assert await _found(search, ref, "savedmeanwhile") == ["d0/f3.py"]
-            # The refresh scheduled as usual (not cancelled) also ends current.
-            snaps2 = SnapshotService(db, settings, ws)
-            await snaps2.restore(ref, (await snaps2.create(ref, "again")).id)
-            await ws.save_file(ref, "d0/f3.py", b"second = 3\n")
-            out = await snaps2.restore(ref, snap_id)
-            assert out["changed_files"] >= 1
-            await snaps2.search_refreshed()
-            assert await _stale_marks(db, ref.session_id) == 0
-            assert await _index_is_current(db, ref.session_id)
-        finally:
-            await db.dispose()
+    async def body(
+        settings: Settings, db: Database, ws: WorkspaceService, snaps: SnapshotService
+    ) -> None:
+        ref, snap_id = await _seed(db, ws, snaps)
+        search = SearchService(db, settings)
+        _cancel_refreshes(snaps)
+        await snaps.restore(ref, snap_id)
+        assert await _stale_marks(db, ref.session_id) == 21
+        await ws.save_file(ref, "d0/f3.py", b"savedmeanwhile = 3\n")
+        assert await _found(search, ref, "savedmeanwhile") == ["d0/f3.py"]
+        assert "d0/f3.py" not in await _found(search, ref, "restoredword")
+        await snaps.refresh_all_stale()
+        assert await _index_is_current(db, ref.session_id)
+        assert await _found(search, ref, "savedmeanwhile") == ["d0/f3.py"]
+        # The refresh scheduled as usual (not cancelled) also ends current.
+        snaps2 = SnapshotService(db, settings, ws)
+        await snaps2.restore(ref, (await snaps2.create(ref, "again")).id)
+        await ws.save_file(ref, "d0/f3.py", b"second = 3\n")
+        out = await snaps2.restore(ref, snap_id)
+        assert out["changed_files"] >= 1
+        await snaps2.search_refreshed()
+        assert await _stale_marks(db, ref.session_id) == 0
+        assert await _index_is_current(db, ref.session_id)
 
-    db_info = make_database(backend, tmp_path)
-    try:
-        asyncio.run(run(_settings(tmp_path, db_info.url)))
-    finally:
-        db_info.drop()
+    _run_on_fresh_database(backend, tmp_path, body)
 
 
 CHILD = """
@@ -209,37 +226,28 @@ asyncio.run(main())
 def test_kill_between_restore_commit_and_refresh_then_start_refreshes(
     backend: str, tmp_path: Path
 ) -> None:
-    db_info = make_database(backend, tmp_path)
-    settings = _settings(tmp_path, db_info.url)
-
-    async def seed() -> tuple[Any, int]:
-        db, ws, snaps = await _services(settings)
-        try:
-            return await _seed(db, ws, snaps)
-        finally:
-            await db.dispose()
-
-    async def after_restart(session_id: int) -> None:
-        db, _ws, snaps = await _services(settings)
-        try:
-            assert await _stale_marks(db, session_id) == 21
-            assert not await _index_is_current(db, session_id)
-            await snaps.start()  # catches up on the marks left behind
-            assert snaps._catch_up is not None
-            await snaps._catch_up
-            await snaps.stop()
-            assert await _stale_marks(db, session_id) == 0
-            assert await _index_is_current(db, session_id)
-        finally:
-            await db.dispose()
-
-    try:
-        ref, snap_id = asyncio.run(seed())
-        proc = start_restore_child(CHILD, db_info.url, tmp_path, ref, snap_id)
+    def kill_after_restore(url: str, ref: WorkspaceRef, snap_id: int) -> None:
+        proc = start_restore_child(CHILD, url, tmp_path, ref, snap_id)
         assert proc.stdout is not None
         assert proc.stdout.readline().strip() == b"restored"
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=60)
-        asyncio.run(after_restart(ref.session_id))
-    finally:
-        db_info.drop()
+
+    async def body(
+        settings: Settings, db: Database, ws: WorkspaceService, snaps: SnapshotService
+    ) -> None:
+        ref, snap_id = await _seed(db, ws, snaps)
+        await db.dispose()  # this process holds no connection while the child restores
+        await asyncio.to_thread(kill_after_restore, settings.database_url, ref, snap_id)
+        # A restart: the services open again.
+        async with _opened(settings) as (db2, _ws2, snaps2):
+            assert await _stale_marks(db2, ref.session_id) == 21
+            assert not await _index_is_current(db2, ref.session_id)
+            await snaps2.start()  # catches up on the marks left behind
+            assert snaps2._catch_up is not None
+            await snaps2._catch_up
+            await snaps2.stop()
+            assert await _stale_marks(db2, ref.session_id) == 0
+            assert await _index_is_current(db2, ref.session_id)
+
+    _run_on_fresh_database(backend, tmp_path, body)

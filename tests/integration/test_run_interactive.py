@@ -9,7 +9,6 @@ import json
 import queue
 import threading
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -22,13 +21,6 @@ pytestmark = pytest.mark.sandbox
 server = module_live_server("runi")
 
 Event = tuple[str, dict[str, Any]]
-
-
-@pytest.fixture
-def user(server: LiveServer) -> Iterator[UserClient]:
-    u = register_user(server)
-    yield u
-    u.client.close()
 
 
 def write_file(u: UserClient, sid: str, path: str, content: str) -> None:

@@ -5,12 +5,11 @@ terminal works as a cold one's; a user at the running-sandbox cap gets a stopped
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 
 import pytest
 
 from coolcoding.sandbox.local.runtime import LocalRuntime
-from tests.conftest import LiveServer, UserClient, module_live_server, register_user
+from tests.conftest import LiveServer, UserClient, module_live_server
 from tests.sandbox_helpers import Term
 
 pytestmark = pytest.mark.sandbox
@@ -22,13 +21,6 @@ server = module_live_server(
     max_running_sandboxes_per_user=2,
     max_sessions_per_user=3,
 )
-
-
-@pytest.fixture
-def user(server: LiveServer) -> Iterator[UserClient]:
-    u = register_user(server)
-    yield u
-    u.client.close()
 
 
 def pooled_names(server: LiveServer) -> set[str]:

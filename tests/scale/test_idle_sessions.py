@@ -19,13 +19,12 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.conftest import LiveServer, UserClient, module_live_server, register_user
+from tests.conftest import LiveServer, UserClient, module_live_server
 from tests.sandbox_helpers import Term
 
 pytestmark = pytest.mark.sandbox
@@ -42,13 +41,6 @@ server = module_live_server(
     sandbox_pool_size=0,
     sandbox_start_timeout_s=300,
 )
-
-
-@pytest.fixture
-def user(server: LiveServer) -> Iterator[UserClient]:
-    u = register_user(server)
-    yield u
-    u.client.close()
 
 
 def inotify_fds(pid: int | str) -> int:

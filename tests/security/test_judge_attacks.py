@@ -3,7 +3,6 @@ cgroup, no file), and cannot reach the network or the host's files."""
 
 from __future__ import annotations
 
-import asyncio
 import os
 import shutil
 import tempfile
@@ -14,12 +13,10 @@ from pathlib import Path
 import pytest
 
 from coolcoding.execution.judge import Judge
-from coolcoding.execution.languages import LanguageRegistry
 from coolcoding.execution.verdicts import Verdict
 from coolcoding.sandbox.local.runtime import LocalRuntime
-from coolcoding.sandbox.registry import make_runtime
 from tests.integration.judge_programs import DAEMON_MARK
-from tests.integration.test_judge import job, judge_settings
+from tests.integration.test_judge import job, judge_settings, running_judge
 
 pytestmark = pytest.mark.sandbox
 
@@ -28,17 +25,9 @@ pytestmark = pytest.mark.sandbox
 def judge() -> Iterator[Judge]:
     data_dir = Path(tempfile.mkdtemp(prefix="cc-judge-sec-"))
     data_dir.chmod(0o711)
-    runtime = make_runtime(
-        judge_settings(data_dir, sandbox_cgroup_parent=f"cc-test-jsec-{os.getpid()}")
-    )
-    languages = LanguageRegistry()
-    asyncio.run(languages.detect_versions())
-    yield Judge(runtime, languages, runtime.settings)  # type: ignore[attr-defined]
-    asyncio.run(runtime.shutdown())
-    assert isinstance(runtime, LocalRuntime)
-    for d in set(runtime.host.cgroups.bases.values()):
-        if d.is_dir():
-            os.rmdir(d)
+    settings = judge_settings(data_dir, sandbox_cgroup_parent=f"cc-test-jsec-{os.getpid()}")
+    with running_judge(settings) as j:
+        yield j
     shutil.rmtree(data_dir, ignore_errors=True)
 
 

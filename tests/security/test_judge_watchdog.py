@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from coolcoding.sandbox.base import Sandbox
-from tests.conftest import LiveServer, UserClient, register_user, searchable, start_live_server
+from tests.conftest import LiveServer, UserClient, searchable, start_live_server
 
 pytestmark = pytest.mark.sandbox
 
@@ -58,13 +58,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     assert judge.runtime() is runtime
     yield srv
     stop()
-
-
-@pytest.fixture
-def user(server: LiveServer) -> Iterator[UserClient]:
-    u = register_user(server)
-    yield u
-    u.client.close()
 
 
 def wait_finished(u: UserClient, eid: str, timeout: float = 90.0) -> dict[str, Any]:

@@ -6,24 +6,16 @@ that names the limit, not "the sandbox failed to start"; once instances are free
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 
 import pytest
 
 from coolcoding.sandbox.local.process import credentials_for
-from tests.conftest import LiveServer, UserClient, module_live_server, register_user
+from tests.conftest import LiveServer, UserClient, module_live_server
 from tests.sandbox_helpers import hold_all_inotify_instances
 
 pytestmark = pytest.mark.sandbox
 
 server = module_live_server("inolimit", sandbox_pool_size=0)
-
-
-@pytest.fixture
-def user(server: LiveServer) -> Iterator[UserClient]:
-    u = register_user(server)
-    yield u
-    u.client.close()
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root to act as the sandbox's uid")

@@ -4,15 +4,12 @@ events WebSocket with no ``sync_error``. It is skipped, the socket stays open, a
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
 from tests.conftest import (
     LiveServer,
     UserClient,
     module_live_server,
-    register_user,
 )
 from tests.sandbox_helpers import Term, events_socket, file_items, next_event
 
@@ -20,13 +17,6 @@ pytestmark = pytest.mark.sandbox
 
 
 server = module_live_server("badname")
-
-
-@pytest.fixture
-def user(server: LiveServer) -> Iterator[UserClient]:
-    u = register_user(server)
-    yield u
-    u.client.close()
 
 
 async def test_invalid_utf8_name_is_reported_and_the_events_socket_stays_open(

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +25,6 @@ from tests.conftest import (
     make_database,
     make_settings,
     module_live_server,
-    register_user,
     searchable,
 )
 from tests.sandbox_helpers import Term, events_socket
@@ -34,13 +33,6 @@ pytestmark = pytest.mark.sandbox
 
 
 server = module_live_server("lost")
-
-
-@pytest.fixture
-def user(server: LiveServer) -> Iterator[UserClient]:
-    u = register_user(server)
-    yield u
-    u.client.close()
 
 
 async def _collect(ws: Any, into: list[dict[str, Any]]) -> None:

@@ -5,7 +5,6 @@ walk the host's /usr (inotify watches 1,614 -> 17,915)."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 
 import pytest
 
@@ -13,7 +12,6 @@ from tests.conftest import (
     LiveServer,
     UserClient,
     module_live_server,
-    register_user,
 )
 from tests.sandbox_helpers import Term, file_items
 
@@ -22,13 +20,6 @@ ROUNDS = 60
 
 
 server = module_live_server("wlink")
-
-
-@pytest.fixture
-def user(server: LiveServer) -> Iterator[UserClient]:
-    u = register_user(server)
-    yield u
-    u.client.close()
 
 
 async def test_renamed_parent_replaced_by_a_symlink_is_never_watched_or_walked(

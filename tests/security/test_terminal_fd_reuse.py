@@ -15,7 +15,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.conftest import LiveServer, UserClient, register_user, searchable, start_live_server
+from tests.conftest import LiveServer, UserClient, searchable, start_live_server
 from tests.sandbox_helpers import Term
 
 pytestmark = pytest.mark.sandbox
@@ -34,13 +34,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     )
     yield srv
     stop()
-
-
-@pytest.fixture
-def user(server: LiveServer) -> Iterator[UserClient]:
-    u = register_user(server)
-    yield u
-    u.client.close()
 
 
 async def assert_terminal_works(server: LiveServer, u: UserClient, sid: str, tid: str) -> Term:

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.conftest import LiveServer, UserClient, register_user, searchable, start_live_server
+from tests.conftest import LiveServer, UserClient, searchable, start_live_server
 from tests.sandbox_helpers import Term
 
 pytestmark = pytest.mark.sandbox
@@ -45,13 +45,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     srv, stop = start_live_server("sqlite", searchable(tmp_path_factory.mktemp("replay")))
     yield srv
     stop()
-
-
-@pytest.fixture
-def user(server: LiveServer) -> Iterator[UserClient]:
-    u = register_user(server)
-    yield u
-    u.client.close()
 
 
 async def test_the_replay_holds_no_terminal_query(server: LiveServer, user: UserClient) -> None:

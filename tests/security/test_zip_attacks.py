@@ -7,21 +7,13 @@ from __future__ import annotations
 import stat
 import struct
 import zlib
-from collections.abc import Iterator
 
 import pytest
 
-from tests.conftest import LiveServer, UserClient, module_live_server, register_user
+from tests.conftest import UserClient, module_live_server
 
 server = module_live_server("zipattack", max_zip_entries=200)
 GiB = 1 << 30
-
-
-@pytest.fixture
-def user(server: LiveServer) -> Iterator[UserClient]:
-    u = register_user(server)
-    yield u
-    u.client.close()
 
 
 def raw_zip(entries: list[tuple[str, bytes, int, int, int]], *, deflate: bool = False) -> bytes:

@@ -25,7 +25,7 @@ import secrets
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from argon2 import PasswordHasher
@@ -35,7 +35,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from coolcoding.db.engine import Database
-from coolcoding.db.models import LoginSession, User, utcnow
+from coolcoding.db.models import LoginSession, User, as_utc, utcnow
 from coolcoding.errors import Conflict, InvalidInput, NotAuthenticated, NotFound, RateLimited
 from coolcoding.services.blobstore import retrying
 from coolcoding.services.events import EventBus
@@ -278,9 +278,9 @@ class AccountService:
             if row is None:
                 raise NotAuthenticated("not logged in (unknown or revoked token)")
             login_id, expires_at, last_used, user_id, username = row
-            if _aware(expires_at) <= now:
+            if as_utc(expires_at) <= now:
                 raise NotAuthenticated("login expired; log in again", code="login_expired")
-            if now - _aware(last_used) > _TOUCH_EVERY:
+            if now - as_utc(last_used) > _TOUCH_EVERY:
                 await s.execute(
                     update(LoginSession).where(LoginSession.id == login_id).values(last_used_at=now)
                 )
@@ -335,8 +335,3 @@ class AccountService:
         await retrying(run)
         self._forget_tokens(lambda p: p.user_id == user_id)
         await self._tell_replicas({"user_id": user_id})
-
-
-def _aware(dt: datetime) -> datetime:
-    """Timestamps are stored as UTC; make sure a naive one compares as such."""
-    return dt if dt.tzinfo is not None else dt.replace(tzinfo=UTC)

@@ -19,7 +19,7 @@ from sqlalchemy import delete, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from coolcoding.db.engine import Database
-from coolcoding.db.models import FileVersion, utcnow
+from coolcoding.db.models import FileVersion, as_utc, utcnow
 from coolcoding.errors import Conflict, InvalidInput, NotFound
 from coolcoding.services import blobstore
 from coolcoding.services.blobstore import tsql
@@ -180,7 +180,7 @@ class HistoryRecorder:
             and latest[1] == src
             and latest[2] == author_id
             and latest[4] is not None
-            and now - _aware(latest[3]) < window
+            and now - as_utc(latest[3]) < window
         ):
             base_hash = latest[5]
             base = (base_hash, await blobstore.read(s, base_hash)) if base_hash else None
@@ -271,7 +271,7 @@ class HistoryRecorder:
             and src not in ("restore", "upload")
             and latest_src == src
             and latest_author == author_id
-            and (now - _aware(latest_at)).total_seconds() < window
+            and (now - as_utc(latest_at)).total_seconds() < window
         )
         # The new content's encoding: nothing to compute when it is stored already (the raw
         # bytes only serve if it vanished meanwhile); a delta against the replaced content for
@@ -548,8 +548,8 @@ def _version(row: Any) -> VersionInfo:
         source=source.removeprefix("delete:"),
         author_id=row[6],
         changes=int(row[7]),
-        created_at=_aware(row[8]),
-        updated_at=_aware(row[9]),
+        created_at=as_utc(row[8]),
+        updated_at=as_utc(row[9]),
     )
 
 
@@ -563,12 +563,6 @@ async def _read_version(s: AsyncSession, key: str, info: VersionInfo) -> bytes:
         if key == info.blob_hash:
             raise
         return await blobstore.read(s, info.blob_hash)
-
-
-def _aware(dt: datetime) -> datetime:
-    from datetime import UTC
-
-    return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
 
 
 class HistoryService:

@@ -25,7 +25,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from coolcoding.db.engine import Database
-from coolcoding.db.models import utcnow
+from coolcoding.db.models import as_utc, utcnow
 from coolcoding.db.raw import first_row
 from coolcoding.services import blobstore
 from coolcoding.services.blobstore import tsql
@@ -237,7 +237,7 @@ class HistoryCompactor:
             p = {"sid": sid, "path": path, "id": version_id}
             if not everything and window > 0:
                 cutoff = utcnow() - timedelta(seconds=window + CLOCK_MARGIN_S)
-                if _aware(created_at) >= cutoff and (await s.execute(_LATER, p)).first() is None:
+                if as_utc(created_at) >= cutoff and (await s.execute(_LATER, p)).first() is None:
                     return False  # still open: saves may coalesce into it
             pending = (await s.execute(_LOCK_PENDING, {"key": key})).first()
             if pending is None:
@@ -282,9 +282,3 @@ class HistoryCompactor:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
-
-
-def _aware(dt: Any) -> Any:
-    from datetime import UTC
-
-    return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
