@@ -203,6 +203,14 @@ def main() -> None:
         "server_cpu_ms_per_job_by_scenario": {
             k: round(statistics.median(v), 2) for k, v in cpu_by.items()
         },
+        "server_cpu_ms_per_job_rounds": {
+            **{k: [round(x, 2) for x in v] for k, v in cpu_by.items()},
+            **(
+                {"baseline judge python": [round(x, 2) for x in baseline_cpu]}
+                if baseline_cpu
+                else {}
+            ),
+        },
         "spawner_helper_cpu_ms_per_job_median": round(statistics.median(helper_per_job), 2),
         "load_avg_1m_at_end": round(os.getloadavg()[0], 2),
         "load_avg_1m_at_start": load_start,
@@ -211,6 +219,13 @@ def main() -> None:
                 "baseline": str(args.baseline),
                 "baseline_env": base_env,
                 "baseline_server_cpu_ms_per_job_median": round(statistics.median(baseline_cpu), 2),
+                # Same-round pairs (the peer runs right after ours in each round).
+                "ratio_python_cpu_vs_baseline_paired_median": round(
+                    statistics.median(
+                        a / b for a, b in zip(cpu_by["judge python"], baseline_cpu, strict=True)
+                    ),
+                    3,
+                ),
                 "ratio_server_cpu_vs_baseline": round(
                     statistics.median(cpu_per_job) / statistics.median(baseline_cpu), 3
                 ),

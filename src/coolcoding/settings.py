@@ -695,6 +695,12 @@ class Settings(BaseSettings):
         description="Tries of a job whose worker was lost or which ended in "
         "internal_error, before it is finished as internal_error",
     )
+    exec_fold_claim: bool = Field(
+        default=True,
+        description="In-memory queue: a ?wait=true job has no claim transaction; it stays "
+        "queued in the database while it runs and one UPDATE finishes it (a server killed "
+        "mid-job runs it again at restart instead of failing it)",
+    )
     exec_queue_poll_s: float = Field(
         default=1.0, gt=0, description="Idle database-queue workers poll this often"
     )

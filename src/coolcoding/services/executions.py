@@ -100,6 +100,21 @@ STORE_RESULT = (
     .values({c: bindparam(c) for c in _RESULT_COLUMNS})
 )
 
+# A watched job of the in-memory queue (``?wait=true``): no claim transaction; the job stays
+# "queued" in the database while it runs and this one statement finishes it, only if it still is
+# queued and this replica's (issue 10: one transaction of three per job). A server killed
+# mid-job leaves it queued: the restart runs it again (at least once), and the condition lets
+# one run only finish it.
+FINISH_QUEUED = (
+    update(_TABLE)
+    .where(
+        _TABLE.c.id == bindparam("eid"),
+        _TABLE.c.status == "queued",
+        _TABLE.c.owner.is_not_distinct_from(bindparam("by_owner")),
+    )
+    .values({c: bindparam(c) for c in (*_RESULT_COLUMNS, "started_at")})
+)
+
 INSERT_JOB = (
     insert(_TABLE).values({c: bindparam(c) for c in _COLUMNS if c != "id"}).returning(_TABLE.c.id)
 )
@@ -161,6 +176,8 @@ class ExecutionService:
         self._finished: dict[int, Finished] = {}
         # Rows saved by ``submit`` (in-memory queue) until a worker takes them.
         self._submitted: dict[int, Execution] = {}
+        # Of those, the watched ones (``?wait=true``): claimed and finished in one statement.
+        self._fold: set[int] = set()
         # Why sandboxes cannot run on this host, when they cannot (set by the wiring).
         self.unavailable: str | None = None
         # Replica leases (set by the wiring): recovery leaves live replicas' rows alone.
@@ -430,6 +447,8 @@ class ExecutionService:
             self.queue.submit(ids, owner=user_id)
             # The worker starts from the row as saved (no read of it back), if still in memory.
             self._submitted.update((r.id, r) for r in rows if _loaded(r))
+            if watch and self.settings.exec_fold_claim:
+                self._fold.update(r.id for r in rows if r.id in self._submitted)
         return rows
 
     async def load(self, execution_id: int) -> Execution | None:
@@ -439,6 +458,11 @@ class ExecutionService:
     async def _process(self, execution_id: int) -> None:
         """A queue worker's job: claim it (exactly once), judge it, store the result."""
         saved = self._submitted.pop(execution_id, None)
+        folded = execution_id in self._fold
+        self._fold.discard(execution_id)
+        if saved is not None and folded:
+            await self._run_folded(saved)
+            return
         if saved is not None:
             started = {"status": "running", "started_at": utcnow()}
             async with self.db.engine.begin() as conn:
@@ -462,6 +486,22 @@ class ExecutionService:
         if row is None:
             return
         await self.finish(row, await self.run_job(row))
+
+    async def _run_folded(self, saved: Execution) -> None:
+        """A watched job without its claim transaction (see ``FINISH_QUEUED``)."""
+        started = {"status": "running", "started_at": utcnow()}
+        running = _apply(saved, started)
+        result = await self.run_job(running)
+        values = {**result_values(result), "started_at": started["started_at"]}
+        async with self.db.engine.begin() as conn:
+            res = await conn.execute(
+                FINISH_QUEUED, {"eid": saved.id, "by_owner": self.owner, **values}
+            )
+            if getattr(res, "rowcount", 0) != 1:
+                await conn.rollback()
+                log.warning("execution %s: taken by another replica; result dropped", saved.id)
+                return
+        self._stored(_apply(saved, values))
 
     async def run_job(self, row: Execution) -> JudgeResult:
         """Judge ``row``'s job; never raises but for cancellation."""
