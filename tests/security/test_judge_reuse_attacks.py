@@ -38,25 +38,37 @@ LIMITS = ExecLimits(cpu_s=10, wall_s=30, memory_mb=256, pids=64)
 MARK = "ccreusemark"
 
 
-@pytest.fixture(scope="module")
-def runtime() -> Iterator[LocalRuntime]:
-    data_dir = Path(tempfile.mkdtemp(prefix="cc-judge-reuse-"))
+def new_data_dir(prefix: str) -> Path:
+    data_dir = Path(tempfile.mkdtemp(prefix=prefix))
     data_dir.chmod(0o711)
-    rt = make_runtime(
-        judge_settings(
-            data_dir,
-            sandbox_cgroup_parent=f"cc-test-jreuse-{os.getpid()}",
-            sandbox_pool_size=1,
-            sandbox_judge_reuse_size=2,
-        )
-    )
+    return data_dir
+
+
+def local_runtime(data_dir: Path, **overrides: object) -> LocalRuntime:
+    rt = make_runtime(judge_settings(data_dir, **overrides))
     assert isinstance(rt, LocalRuntime)
-    yield rt
-    asyncio.run(rt.shutdown())
+    return rt
+
+
+async def dispose(rt: LocalRuntime, data_dir: Path) -> None:
+    await rt.shutdown()
     for d in set(rt.host.cgroups.bases.values()):
         if d.is_dir():
             os.rmdir(d)
     shutil.rmtree(data_dir, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def runtime() -> Iterator[LocalRuntime]:
+    data_dir = new_data_dir("cc-judge-reuse-")
+    rt = local_runtime(
+        data_dir,
+        sandbox_cgroup_parent=f"cc-test-jreuse-{os.getpid()}",
+        sandbox_pool_size=1,
+        sandbox_judge_reuse_size=2,
+    )
+    yield rt
+    asyncio.run(dispose(rt, data_dir))
 
 
 async def run(
@@ -260,27 +272,19 @@ async def test_a_wipe_that_times_out_destroys_the_sandbox(runtime: LocalRuntime)
 
 
 async def test_reuse_off_gives_a_new_sandbox_every_time(tmp_path: Path) -> None:
-    data_dir = Path(tempfile.mkdtemp(prefix="cc-judge-noreuse-"))
-    data_dir.chmod(0o711)
-    rt = make_runtime(
-        judge_settings(
-            data_dir,
-            sandbox_cgroup_parent=f"cc-test-jnoreuse-{os.getpid()}",
-            sandbox_pool_size=0,
-            sandbox_judge_reuse=False,
-        )
+    data_dir = new_data_dir("cc-judge-noreuse-")
+    rt = local_runtime(
+        data_dir,
+        sandbox_cgroup_parent=f"cc-test-jnoreuse-{os.getpid()}",
+        sandbox_pool_size=0,
+        sandbox_judge_reuse=False,
     )
-    assert isinstance(rt, LocalRuntime)
     try:
         a, _ = await run(rt, "user:1", "true")
         b, _ = await run(rt, "user:1", "true")
         assert a != b and len(rt.reuse) == 0
     finally:
-        await rt.shutdown()
-        for d in set(rt.host.cgroups.bases.values()):
-            if d.is_dir():
-                os.rmdir(d)
-        shutil.rmtree(data_dir, ignore_errors=True)
+        await dispose(rt, data_dir)
 
 
 async def test_a_cached_c_build_runs_as_the_reused_sandboxs_pooled_process(
@@ -345,8 +349,7 @@ asyncio.run(main())
 async def test_a_server_killed_mid_job_or_mid_wipe_never_reuses_that_sandbox(when: str) -> None:
     """The pool is in memory: a sandbox a SIGKILLed server was using or wiping is removed by the
     next server's orphan clean-up, and the owner's next job gets a new, empty one."""
-    data_dir = Path(tempfile.mkdtemp(prefix="cc-judge-reusekill-"))
-    data_dir.chmod(0o711)
+    data_dir = new_data_dir("cc-judge-reusekill-")
     parent = f"cc-test-jreusekill-{os.getpid()}-{when}"
     root = Path(__file__).resolve().parents[2]
     child = await asyncio.create_subprocess_exec(
@@ -356,8 +359,7 @@ async def test_a_server_killed_mid_job_or_mid_wipe_never_reuses_that_sandbox(whe
     out, _ = await asyncio.wait_for(child.communicate(), 60)
     assert child.returncode == -9
     name = out.decode().split()[0]
-    rt = make_runtime(judge_settings(data_dir, sandbox_cgroup_parent=parent, sandbox_pool_size=0))
-    assert isinstance(rt, LocalRuntime)
+    rt = local_runtime(data_dir, sandbox_cgroup_parent=parent, sandbox_pool_size=0)
     try:
         await rt.cleanup_orphans()
         await asyncio.sleep(0.2)
@@ -367,8 +369,4 @@ async def test_a_server_killed_mid_job_or_mid_wipe_never_reuses_that_sandbox(whe
         again, rb = await run(rt, "user:k", "ls -A")
         assert again != name and rb.stdout == b""
     finally:
-        await rt.shutdown()
-        for d in set(rt.host.cgroups.bases.values()):
-            if d.is_dir():
-                os.rmdir(d)
-        shutil.rmtree(data_dir, ignore_errors=True)
+        await dispose(rt, data_dir)
