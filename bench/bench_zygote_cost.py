@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import concurrent.futures
 import json
 import os
 import shutil
@@ -242,11 +243,57 @@ async def part2(loops: int, n: int, work: Path) -> dict[str, Any]:
     }
 
 
+async def part3(rounds: int, clients: int, work: Path) -> dict[str, Any]:
+    """``clients`` python3 hello at once: pooled first execs (CPU from each exec's cgroup:
+    env(1) and python3) against host processes (``wait4``), the pool refilled between rounds
+    so that only the programs run together."""
+    (work / "main.py").write_bytes(HELLO)
+    env = {**bwrap.sandbox_env(PY_ENV), "PWD": str(work)}
+    per: dict[str, list[float]] = {"outside": [], "pooled": []}
+
+    def host_one() -> float:
+        p = subprocess.Popen(["/usr/bin/python3", "main.py"], cwd=work, env=env,
+                             stdout=subprocess.DEVNULL)  # fmt: skip
+        _, status, ru = os.wait4(p.pid, 0)
+        p.returncode = os.waitstatus_to_exitcode(status)
+        assert p.returncode == 0
+        return (ru.ru_utime + ru.ru_stime) * 1000
+
+    pool = concurrent.futures.ThreadPoolExecutor(clients)
+    loop = asyncio.get_running_loop()
+
+    async with bench_runtime("-zp", sandbox_pool_size=clients) as rt:
+
+        async def pooled_one() -> float:
+            async with rt.ephemeral({"main.py": HELLO}) as box:
+                assert isinstance(box, LocalSandbox) and box.warm is not None
+                r = await box.exec(["/usr/bin/python3", "main.py"], cwd=box.workspace_path,
+                                   env=PY_ENV, limits=ExecLimits(cpu_s=10, wall_s=60))  # fmt: skip
+                assert r.exit_code == 0 and box.pooled_execs == 1, r
+                return r.cpu_ms
+
+        for _ in range(rounds):
+            await rt.pool.wait_full(60)
+            per["pooled"] += await asyncio.gather(*(pooled_one() for _ in range(clients)))
+            per["outside"] += await asyncio.gather(
+                *(loop.run_in_executor(pool, host_one) for _ in range(clients))
+            )
+    pool.shutdown()
+    return {
+        "rounds": rounds,
+        "clients": clients,
+        "python3_hello_cpu_ms_per_job": {k: summary(v, 3) for k, v in per.items()},
+        "ratio_vs_outside": {k: ratio(per[k], per["outside"]) for k in per},
+    }
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=300, help="part 1: rounds (true; python: /4)")
     ap.add_argument("--loops", type=int, default=5, help="part 2: rounds")
     ap.add_argument("--n", type=int, default=60, help="part 2: python3 runs per loop")
+    ap.add_argument("--rounds", type=int, default=10, help="part 3: rounds")
+    ap.add_argument("--clients", type=int, default=20, help="part 3: jobs at once")
     ap.add_argument("--out", default="zygote_cost")
     args = ap.parse_args()
     if os.geteuid() != 0:
@@ -258,6 +305,9 @@ def main() -> None:
         result: dict[str, Any] = {"cpus": os.cpu_count(), "load_avg_at_start": load_start}
         result["zygote"] = part1(args.runs, work)
         result["python3_inside_vs_outside"] = asyncio.run(part2(args.loops, args.n, work))
+        result["python3_concurrent_pooled_vs_outside"] = asyncio.run(
+            part3(args.rounds, args.clients, work)
+        )
         result["load_avg_at_end"] = os.getloadavg()
     finally:
         shutil.rmtree(work, ignore_errors=True)
