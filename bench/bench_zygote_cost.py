@@ -17,6 +17,10 @@ the language's env, the exec's rlimits, seccomp, cgroup), against the same loop 
 ``bash -c 'for ...; do python3 main.py; done'`` minus the same loop of ``/bin/true``, CPU from
 the exec cgroup inside and ``wait4`` outside; plus the sandbox without its seccomp filter.
 
+Part 3, 20 pooled first execs of python3 hello at once against 20 on the host; part 4, one at
+a time, python3 and /bin/true: the pooled exec's constant cost (its cgroup also holds the
+zygote's tail, env(1) and bwrap's pid 1 until it exits).
+
 Usage (root): .venv/bin/python bench/bench_zygote_cost.py [--runs 300] [--loops 5 --n 60]
 Writes bench/results/zygote_cost.json.
 """
@@ -29,6 +33,7 @@ import concurrent.futures
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -287,6 +292,37 @@ async def part3(rounds: int, clients: int, work: Path) -> dict[str, Any]:
     }
 
 
+async def part4(runs: int, work: Path) -> dict[str, Any]:
+    """One pooled first exec at a time (its cgroup's CPU: the zygote after the release, env(1),
+    the program, bwrap's pid 1 until it exits) against the same program on the host
+    (``wait4``), for python3 hello and for /bin/true: what is constant per exec."""
+    (work / "main.py").write_bytes(HELLO)
+    env = {**bwrap.sandbox_env(PY_ENV), "PWD": str(work)}
+    progs = {"python3": ["/usr/bin/python3", "main.py"], "true": ["/bin/true"]}
+    per: dict[str, list[float]] = {f"{w}_{p}": [] for p in progs for w in ("outside", "pooled")}
+    async with bench_runtime("-z4", sandbox_pool_size=2) as rt:
+        for _ in range(runs):
+            for name, argv in progs.items():
+                await rt.pool.wait_full(60)
+                async with rt.ephemeral({"main.py": HELLO}) as box:
+                    assert isinstance(box, LocalSandbox) and box.warm is not None
+                    r = await box.exec(argv, cwd=box.workspace_path, env=PY_ENV,
+                                       limits=ExecLimits(cpu_s=10, wall_s=60))  # fmt: skip
+                    assert r.exit_code == 0 and box.pooled_execs == 1, r
+                per[f"pooled_{name}"].append(r.cpu_ms)
+                per[f"outside_{name}"].append(one_direct(argv, str(work), env)[0])
+    return {
+        "runs": runs,
+        "cpu_ms_per_job": {k: summary(v, 3) for k, v in per.items()},
+        "pooled_minus_outside_p50_ms": {
+            p: round(
+                statistics.median(per[f"pooled_{p}"]) - statistics.median(per[f"outside_{p}"]), 3
+            )
+            for p in progs
+        },
+    }
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=300, help="part 1: rounds (true; python: /4)")
@@ -294,6 +330,7 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=60, help="part 2: python3 runs per loop")
     ap.add_argument("--rounds", type=int, default=10, help="part 3: rounds")
     ap.add_argument("--clients", type=int, default=20, help="part 3: jobs at once")
+    ap.add_argument("--sequential", type=int, default=60, help="part 4: runs")
     ap.add_argument("--out", default="zygote_cost")
     args = ap.parse_args()
     if os.geteuid() != 0:
@@ -308,6 +345,7 @@ def main() -> None:
         result["python3_concurrent_pooled_vs_outside"] = asyncio.run(
             part3(args.rounds, args.clients, work)
         )
+        result["one_pooled_exec_vs_outside"] = asyncio.run(part4(args.sequential, work))
         result["load_avg_at_end"] = os.getloadavg()
     finally:
         shutil.rmtree(work, ignore_errors=True)
