@@ -1,7 +1,12 @@
 """The zygote's exec (sandbox/local/zygote.py) gives the program exactly what bwrap would: the
 same environ bytes in the same order, rlimits, cwd and argv bytes, fds; and nothing in a request
 is ever interpreted by the zygote's shell. Each test compares a pooled first exec against the
-normal path (a fresh bwrap) and, where it can, against the bytes the request asked for."""
+normal path (a fresh bwrap) and, where it can, against the bytes the request asked for.
+
+Checked to fail against mutated zygote scripts: ``env`` without ``-i`` (environ tests), bash's own
+``export`` + ``exec`` instead of env(1) (SHLVL, order), the request memfd left open (fds), ``mapfile``
+split on newlines (odd bytes, environ, large request), ``cd`` on an unquoted field (odd cwd),
+no soft ``ulimit`` (rlimits)."""
 
 # ruff: noqa: F811 (pytest fixtures imported from conftest_sandbox, then requested by name)
 from __future__ import annotations
