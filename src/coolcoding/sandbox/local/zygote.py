@@ -2,17 +2,23 @@
 
 The zygote is bash (no Python in the sandbox) started by the same ``LocalSandbox.spawn`` as any
 exec: same argv builder, mounts, uid, cgroup, ``--new-session``, ``--die-with-parent``. It writes
-``R`` on its control fd once bwrap's set-up is done, then blocks reading one NUL-separated
-request (cwd, PATH, env count, env, argv) from its request fd. It checks that the cwd and the
-program exist (bwrap's own ``--chdir``/``execvp`` failures have no "exit-code" and raise
-``exec_failed``; the zygote reports them as ``X`` on the control fd instead), closes both fds
-and ``exec``s ``/usr/bin/env -i`` (an exec, not a fork: the program keeps the zygote's pid 2,
-as under bwrap's pid 1 in the normal path; ``env -i`` so that bash adds none of its variables).
+``R`` on its control fd once bwrap's set-up is done, then blocks reading one byte from its
+release pipe. The request (cwd, PATH, rlimits, env, argv, NUL-separated) is in its request
+memfd by then: bash reads a pipe one byte per ``read(2)`` (about 400 calls for a judge job) but
+a seekable file in blocks. It checks that the cwd and the program exist (bwrap's own
+``--chdir``/``execvp`` failures have no "exit-code" and raise ``exec_failed``; the zygote reports
+them as ``X`` on the control fd instead), closes its three fds and ``exec``s ``/usr/bin/env -i``
+(an exec, not a fork: the program keeps the zygote's pid 2, as under bwrap's pid 1 in the normal
+path; ``env -i`` because bash's own ``exec`` adds SHLVL and orders the environment by its hash
+table, and the program must get exactly the requested environment, in order). The zygote and
+env(1) run with ``LC_ALL=C`` (bytes in, bytes out, and no locale files loaded); ``env -i``
+drops it, the program gets only the request's environment.
 
 The host sets this exec's cgroup limits, resets the cgroup's accounting, writes the job's stdin
 into the zygote's stdin memfd (a shared file description, so the program reads it from offset
-0, as in the normal path), then writes the request: that is the release, and the exec's wall
-clock starts there. The zygote applies the exec's rlimits with ``ulimit`` (the host cannot:
+0, as in the normal path), writes the request into the request memfd, then one byte into the
+release pipe: that is the release, and the exec's wall clock starts there. The zygote applies
+the exec's rlimits with ``ulimit`` (the host cannot:
 ``prlimit`` on another process needs CAP_SYS_RESOURCE, which this server may lack); it can only
 lower them, so the pooled bwrap starts with the server's own NPROC/FSIZE/CPU limits, the same
 ceiling the normal path's ``setrlimit`` has. Anything the zygote cannot do exactly like bwrap
@@ -36,25 +42,32 @@ from coolcoding.sandbox.local.process import SandboxProcess
 if TYPE_CHECKING:
     from coolcoding.sandbox.local.capabilities import SpawnHost
 
-# Below a pipe's capacity, so the release never blocks the event loop.
+# Bounds bash's array of fields (the request memfd itself could hold more).
 MAX_REQUEST_BYTES = 60_000
-# $1: request fd, $2: control fd. Fields: cwd, PATH, k, k x (ulimit flag, soft, hard), n,
-# n env entries, argv. ``ulimit`` lowers the limits the pooled bwrap was started with.
-ZYGOTE_SCRIPT = r"""req=$1 ctl=$2
+# The zygote's own environment (on top of the sandbox's): no locale to load, byte semantics.
+ZYGOTE_ENV = {"LC_ALL": "C"}
+# $1: release pipe, $2: control fd, $3: request memfd. Fields: cwd, PATH, k, k x (ulimit flag,
+# soft, hard), n, n env entries, argv. ``ulimit`` lowers the limits the pooled bwrap was
+# started with. One redirection for the whole check (each one costs bash an open, dups, fcntls).
+ZYGOTE_SCRIPT = r"""go=$1 ctl=$2 req=$3
 printf R >&"$ctl"
-f=()
-while IFS= read -r -d '' -u "$req" x; do f+=("$x"); done
+read -r -n 1 -u "$go" x || exit 1
+mapfile -t -d '' -u "$req" f
 fail() { printf X >&"$ctl"; exit 127; }
-i=3
-for ((k = 0; k < f[2]; k++, i += 3)); do
-  ulimit "-${f[i]}" "${f[i+2]}" 2>/dev/null && ulimit -S "-${f[i]}" "${f[i+1]}" 2>/dev/null || fail
-done
-n=${f[i]}
-PATH=${f[1]}
-cd -P -- "${f[0]}" 2>/dev/null && type -P -- "${f[i+1+n]}" >/dev/null || fail
-exec {req}<&- {ctl}>&-
+{
+  i=3
+  for ((k = 0; k < f[2]; k++, i += 3)); do
+    ulimit "-${f[i]}" "${f[i+2]}" && ulimit -S "-${f[i]}" "${f[i+1]}" || fail
+  done
+  n=${f[i]}
+  PATH=${f[1]}
+  cd -P -- "${f[0]}" && type -P -- "${f[i+1+n]}" || fail
+} >/dev/null 2>&1
+exec {go}<&- {ctl}>&- {req}<&-
 exec /usr/bin/env -i -- "${f[@]:i+1:n}" "${f[@]:i+1+n}"
 """
+# The byte the host writes into the release pipe once the request is in the memfd.
+RELEASE = b"G"
 # rlimit -> (bash ulimit flag, unit in bytes or 1)
 ULIMIT_FLAGS: dict[int, tuple[str, int]] = {
     resource.RLIMIT_CORE: ("c", 1024),
@@ -70,9 +83,9 @@ ULIMIT_FLAGS: dict[int, tuple[str, int]] = {
 POOL_RLIMITS = [(resource.RLIMIT_CORE, (0, 0)), (resource.RLIMIT_NOFILE, (4096, 4096))]
 
 
-def zygote_command(request_fd: int, control_fd: int) -> list[str]:
+def zygote_command(release_fd: int, control_fd: int, request_fd: int) -> list[str]:
     return ["/bin/bash", "--noprofile", "--norc", "-c", ZYGOTE_SCRIPT, "zygote",
-            str(request_fd), str(control_fd)]  # fmt: skip
+            str(release_fd), str(control_fd), str(request_fd)]  # fmt: skip
 
 
 def _ulimit_fields(rlimits: Sequence[tuple[int, tuple[int, int]]]) -> list[str] | None:
@@ -127,7 +140,8 @@ class WarmProcess:
     stdout_r: LoopFd
     stderr_r: LoopFd
     status_r: LoopFd
-    request_w: LoopFd
+    request_fd: LoopFd  # memfd shared with the zygote's request fd (never watched)
+    release_w: LoopFd
     control_r: LoopFd
     status_json: bytes = b""
     ready: bool = False
@@ -161,8 +175,10 @@ class WarmProcess:
         if stdin:
             self.stdin_fd.write(stdin)
             os.lseek(self.stdin_fd.fd, 0, os.SEEK_SET)
-        self.request_w.write(request)
-        self._close("stdin_fd", "request_w")
+        if os.pwrite(self.request_fd.fd, request, 0) != len(request):
+            raise OSError("short write of the zygote's request")
+        self.release_w.write(RELEASE)
+        self._close("stdin_fd", "request_fd", "release_w")
 
     def exec_failed(self) -> bool:
         """True when the zygote found no such cwd or program (reads the control fd's rest)."""
@@ -179,7 +195,9 @@ class WarmProcess:
             fd.close()
 
     def close_fds(self) -> None:
-        self._close("stdin_fd", "request_w", "control_r", "stdout_r", "stderr_r", "status_r")
+        self._close(
+            "stdin_fd", "request_fd", "release_w", "control_r", "stdout_r", "stderr_r", "status_r"
+        )
 
     def abandon(self) -> None:
         """``discard`` without an event loop (the one that started the zygote is gone)."""
@@ -218,21 +236,23 @@ async def start_zygote(sb: SpawnHost, timeout_s: float) -> WarmProcess:
     try:
         stdin_fd = os.memfd_create("stdin", os.MFD_CLOEXEC)
         ours.append(stdin_fd)
+        request_fd = os.memfd_create("zygote-request", os.MFD_CLOEXEC)
+        ours.append(request_fd)
         out_r, out_w = pipe(host_reads=True)
         err_r, err_w = pipe(host_reads=True)
         status_r, status_w = pipe(host_reads=True)
         control_r, control_w = pipe(host_reads=True)
-        request_w, request_r = pipe(host_reads=False)
+        release_w, release_r = pipe(host_reads=False)
         proc = await sb.spawn(
-            zygote_command(request_r, control_w),
+            zygote_command(release_r, control_w, request_fd),
             cgroup=cg,
             stdin=stdin_fd,
             stdout=out_w,
             stderr=err_w,
             cwd=None,
-            env=None,
+            env=ZYGOTE_ENV,
             json_status_fd=status_w,
-            extra_fds=(request_r, control_w),
+            extra_fds=(release_r, control_w, request_fd),
             rlimits=POOL_RLIMITS,
         )
     except BaseException:
@@ -244,7 +264,7 @@ async def start_zygote(sb: SpawnHost, timeout_s: float) -> WarmProcess:
         os.close(fd)
     warm = WarmProcess(
         proc, cg, LoopFd(stdin_fd), LoopFd(out_r), LoopFd(err_r), LoopFd(status_r),
-        LoopFd(request_w), LoopFd(control_r),
+        LoopFd(request_fd), LoopFd(release_w), LoopFd(control_r),
     )  # fmt: skip
     try:
         await warm.wait_ready(timeout_s)

@@ -1,0 +1,197 @@
+"""The zygote's exec (sandbox/local/zygote.py) gives the program exactly what bwrap would: the
+same environ bytes in the same order, rlimits, cwd and argv bytes, fds; and nothing in a request
+is ever interpreted by the zygote's shell. Each test compares a pooled first exec against the
+normal path (a fresh bwrap) and, where it can, against the bytes the request asked for.
+
+Checked to fail against mutated zygote scripts: ``env`` without ``-i`` (environ tests), bash's own
+``export`` + ``exec`` instead of env(1) (SHLVL, order), the request memfd left open (fds), ``mapfile``
+split on newlines (odd bytes, environ, large request), ``cd`` on an unquoted field (odd cwd),
+no soft ``ulimit`` (rlimits)."""
+
+# ruff: noqa: F811 (pytest fixtures imported from conftest_sandbox, then requested by name)
+from __future__ import annotations
+
+import ast
+import os
+
+import pytest
+
+from coolcoding.sandbox.base import ExecLimits, SandboxError
+from coolcoding.sandbox.local import bwrap, zygote
+from coolcoding.sandbox.local.runtime import LocalRuntime
+from coolcoding.sandbox.local.sandbox import LocalSandbox
+from tests.integration.conftest_sandbox import (  # noqa: F401 (fixtures)
+    plain_runtime,
+    pooled_runtime,
+    requires_sandbox,
+)
+
+pytestmark = [pytest.mark.sandbox, requires_sandbox]
+
+# Names a shell would expand, split, glob or read as options; bytes that are not UTF-8.
+ODD = [
+    "a b",
+    "line\nbreak",
+    "-leading",
+    "--",
+    "",
+    "ü€😀",
+    "$(touch /workspace/pwned)",
+    "`touch /workspace/pwned`",
+    "*",
+    "\\",
+    "'\"",
+    "tab\there",
+    "\r\x01\x7f",
+    os.fsdecode(b"\xff\xfe not utf-8"),
+]
+ODD_DIR = "d ü $(touch pwned)/-x\nnl/`id`*"
+SHOW = (
+    "import os; r = lambda p: open(p, 'rb').read(); print(repr((r('/proc/self/cmdline'), "
+    "os.getcwdb(), r('/proc/self/environ'), sorted(os.listdir('/proc/self/fd')))))"
+)
+
+
+async def run_first(
+    rt: LocalRuntime, argv: list[str], *, pooled: bool, files: dict[str, bytes] | None = None,
+    **kw: object,
+) -> tuple[bytes, bytes, list[str]]:  # fmt: skip
+    """stdout, stderr and the workspace listing of ``argv`` as a fresh sandbox's first exec."""
+    if pooled:
+        await rt.pool.wait_full()
+    async with rt.ephemeral(files or {}, memory_mb=256, pids=64) as sb:
+        assert isinstance(sb, LocalSandbox)
+        assert (sb.warm is not None) == pooled
+        r = await sb.exec(argv, **kw)  # type: ignore[arg-type]
+        assert sb.pooled_execs == int(pooled), r
+        listing = sorted(os.listdir(sb.workspace))
+    assert r.exit_code == 0, r
+    return r.stdout, r.stderr, listing
+
+
+def expected_environ(env: dict[str, str], cwd: str) -> bytes:
+    """What bwrap gives the program: the sandbox's env in order, PWD set to the cwd in place
+    (appended when absent)."""
+    full = bwrap.sandbox_env(env)
+    full["PWD"] = cwd
+    return b"".join(os.fsencode(f"{k}={v}") + b"\0" for k, v in full.items())
+
+
+async def test_environ_is_byte_identical_to_the_request_in_order(
+    plain_runtime: LocalRuntime, pooled_runtime: LocalRuntime
+) -> None:
+    # Names bash treats specially (SHLVL, _, BASH_ENV, LC_ALL of the zygote itself, ...) and
+    # values with every odd byte: none may be added, dropped, reordered or rewritten.
+    env = {"ZZZ": "last?", "SHLVL": "7", "_": "/x", "BASH_ENV": "/workspace/evil.sh",
+           "IFS": "x", "LANG": "C.UTF-8", "AAA": "a b\nc", "ODD": os.fsdecode(b"\xff$(id)"),
+           "PATH": bwrap.SANDBOX_PATH, "EMPTY": "", "EQ": "a=b=c"}  # fmt: skip
+    argv = ["/usr/bin/cat", "/proc/self/environ"]
+    files = {"evil.sh": b"touch /workspace/pwned\n"}
+    normal, _, _ = await run_first(plain_runtime, argv, pooled=False, files=files, env=env)
+    warm, _, listing = await run_first(pooled_runtime, argv, pooled=True, files=files, env=env)
+    assert warm == normal == expected_environ(env, "/workspace")
+    assert b"LC_ALL" not in warm and listing == ["evil.sh"]
+
+
+async def test_environ_without_pwd_or_with_only_path_is_exact(
+    plain_runtime: LocalRuntime, pooled_runtime: LocalRuntime
+) -> None:
+    argv = ["/usr/bin/cat", "/proc/self/environ"]
+    normal, _, _ = await run_first(plain_runtime, argv, pooled=False, env={"PWD": "/nope"})
+    warm, _, _ = await run_first(pooled_runtime, argv, pooled=True, env={"PWD": "/nope"})
+    assert warm == normal == expected_environ({"PWD": "x"}, "/workspace")
+    assert b"SHLVL" not in warm and b"\0_=" not in warm and b"OLDPWD" not in warm
+
+
+async def test_argv_cwd_and_fds_with_odd_bytes_are_passed_verbatim(
+    plain_runtime: LocalRuntime, pooled_runtime: LocalRuntime
+) -> None:
+    argv = ["python3", "-c", SHOW, *ODD]
+    cwd = f"/workspace/{ODD_DIR}"
+    files = {f"{ODD_DIR}/f": b""}
+    normal, nerr, _ = await run_first(plain_runtime, argv, pooled=False, files=files, cwd=cwd)
+    warm, werr, listing = await run_first(pooled_runtime, argv, pooled=True, files=files, cwd=cwd)
+    cmdline, wcwd, environ, fds = ast.literal_eval(warm.decode())
+    assert cmdline == b"".join(os.fsencode(a) + b"\0" for a in ["python3", "-c", SHOW, *ODD])
+    assert wcwd == os.fsencode(cwd) and environ == expected_environ({}, cwd)
+    assert fds == [
+        "0",
+        "1",
+        "2",
+        "3",
+    ]  # stdin, stdout, stderr, and the listing's own fd: no zygote fd
+    assert warm == normal and werr == nerr == b""
+    assert "pwned" not in listing and listing == [ODD_DIR.split("/")[0]]
+
+
+async def test_rlimits_are_the_normal_paths(
+    plain_runtime: LocalRuntime, pooled_runtime: LocalRuntime
+) -> None:
+    argv = ["cat", "/proc/self/limits"]
+    limits = ExecLimits(cpu_s=3, file_size_bytes=5 << 20, pids=20)
+    normal, _, _ = await run_first(plain_runtime, argv, pooled=False, limits=limits)
+    warm, _, _ = await run_first(pooled_runtime, argv, pooled=True, limits=limits)
+    assert warm == normal
+    lines = {line[:26].strip(): line[26:].split()[:2] for line in warm.decode().splitlines()}
+    assert lines["Max cpu time"] == ["3", "4"]  # soft, hard (the hard one kills: SIGKILL)
+    assert lines["Max file size"] == [str(5 << 20)] * 2
+    assert lines["Max core file size"] == ["0", "0"]
+    assert lines["Max open files"] == ["4096", "4096"]
+
+
+@pytest.mark.parametrize(
+    "kw",
+    [
+        {"argv": ["no-such-program"]},
+        {"argv": ["/workspace/not-executable"]},
+        {"argv": ["/workspace"]},  # a directory
+        {"argv": ["-x"]},  # would be an option to type/env if not after "--"
+        {"argv": ["true"], "cwd": "/workspace/not-executable"},  # a file, not a directory
+        {"argv": ["true"], "cwd": "/workspace/$(touch pwned)"},
+    ],
+)
+async def test_what_cannot_run_fails_as_exec_failed_on_both_paths(
+    plain_runtime: LocalRuntime, pooled_runtime: LocalRuntime, kw: dict[str, object]
+) -> None:
+    for rt, pooled in ((plain_runtime, False), (pooled_runtime, True)):
+        if pooled:
+            await rt.pool.wait_full()
+        async with rt.ephemeral({"not-executable": b"echo ran\n"}) as sb:
+            assert isinstance(sb, LocalSandbox)
+            with pytest.raises(SandboxError) as e:
+                await sb.exec(**kw)  # type: ignore[arg-type]
+            assert e.value.reason == "exec_failed"
+            assert sb.pooled_execs == int(pooled)
+            assert sorted(os.listdir(sb.workspace)) == ["not-executable"]
+
+
+async def test_a_large_request_and_stdin_with_nuls_and_the_release_byte(
+    plain_runtime: LocalRuntime, pooled_runtime: LocalRuntime
+) -> None:
+    # A request far above the few bytes bash used to read one by one, below the cap; stdin
+    # with NULs and the release byte itself: the two memfds never mix.
+    env = {f"V{i}": "x" * 400 for i in range(100)}
+    stdin = zygote.RELEASE + b"\0\0data\0" + zygote.RELEASE
+    argv = ["sh", "-c", "cat; cat /proc/self/environ | wc -c"]
+    normal, _, _ = await run_first(plain_runtime, argv, pooled=False, env=env, stdin=stdin)
+    warm, _, _ = await run_first(pooled_runtime, argv, pooled=True, env=env, stdin=stdin)
+    assert warm == normal and warm.startswith(stdin)
+    assert int(warm[len(stdin) :]) == len(expected_environ(env, "/workspace"))
+
+
+async def test_a_request_above_the_cap_takes_the_normal_path(
+    pooled_runtime: LocalRuntime,
+) -> None:
+    await pooled_runtime.pool.wait_full()
+    async with pooled_runtime.ephemeral({}) as sb:
+        assert isinstance(sb, LocalSandbox) and sb.warm is not None
+        big = "y" * zygote.MAX_REQUEST_BYTES
+        r = await sb.exec(["sh", "-c", "echo ${#BIG}"], env={"BIG": big})
+        assert r.stdout == f"{len(big)}\n".encode() and sb.pooled_execs == 0
+
+
+def test_the_zygote_closes_every_fd_it_was_given_before_the_exec() -> None:
+    """The request memfd, the release pipe and the control fd are the zygote's alone."""
+    script = zygote.ZYGOTE_SCRIPT
+    assert "exec {go}<&- {ctl}>&- {req}<&-\n" in script
+    assert script.index("{req}<&-") < script.index("exec /usr/bin/env -i -- ")
