@@ -60,6 +60,13 @@ class Settings(BaseSettings):
         "(GET/POST /api/workspace/{uuid}/file/{path}) without FastAPI's routing and dependency "
         "solving; same checks, answers and errors, anything else goes through FastAPI",
     )
+    http_fast_exec_routes: bool = Field(
+        default=True,
+        description="Serve the well-formed waited judge submission (POST /api/executions?wait=true "
+        "and the Judge0 POST /submissions?wait=true) without FastAPI's routing, dependency solving "
+        "and response validation; same login, checks, answers and errors, anything else goes "
+        "through FastAPI",
+    )
     gc_young_threshold: int = Field(
         default=10_000,
         ge=0,
