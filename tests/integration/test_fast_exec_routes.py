@@ -44,6 +44,7 @@ class Peer:
     server: LiveServer
     login: str
     api: str
+    submission: str = ""  # a Judge0 token of this user's, for "{tok}" in a case's URL
 
     @property
     def lean(self) -> FastExecRoutes:
@@ -97,8 +98,9 @@ def strip(body: Any) -> Any:
 Case = tuple[str, Any, str, dict[str, str]]
 
 
-def send(p: Peer, case: Case) -> httpx.Response:
+def send(p: Peer, case: Case, method: str = "POST") -> httpx.Response:
     url, body, auth, extra = case
+    url = url.replace("{tok}", p.submission)
     headers = {
         "bearer": {"Authorization": f"Bearer {p.login}"},
         "cookie": {"Cookie": f"{p.server.settings.session_cookie_name}={p.login}"},
@@ -113,12 +115,16 @@ def send(p: Peer, case: Case) -> httpx.Response:
     if not isinstance(body, bytes) and "Content-Type" not in headers:
         headers["Content-Type"] = "application/json"
     with httpx.Client(base_url=p.server.base_url, timeout=60) as c:
+        if method == "GET":
+            return c.get(url, headers=headers)
         return c.post(url, content=content, headers=headers)
 
 
-def same(pair: tuple[Peer, Peer], case: Case, *, taken: bool) -> httpx.Response:
+def same(
+    pair: tuple[Peer, Peer], case: Case, *, taken: bool, method: str = "POST"
+) -> httpx.Response:
     before = pair[0].lean.taken
-    fast, slow = send(pair[0], case), send(pair[1], case)
+    fast, slow = send(pair[0], case, method), send(pair[1], case, method)
     where = (case, fast.text, slow.text)
     assert fast.status_code == slow.status_code, where
     assert fast.status_code < 500 or fast.json().get("error") == "queue_full", where
@@ -270,6 +276,7 @@ def test_bad_judge0_submissions_answer_alike(servers: tuple[LiveServer, LiveServ
         (JUDGE0 + "&fields=stdout,nonsense", HELLO0, "api", {}),  # 400 after the job ran
         (JUDGE0 + "&fields=" + "x" * 2001, HELLO0, "api", {}),
         (JUDGE0 + "&callback_url=x", HELLO0, "api", {}),
+        ("/judge0/submissions/?wait=true", HELLO0, "api", {}),
         ("/judge0/submissions?wait=true&%ZZ", HELLO0, "api", {}),
         ("/judge0/submissions?wait=false", {"source_code": PY, "language_id": 1}, "api", {}),
         (JUDGE0, b'{"source_code": "\\ud800", "language_id": 71}', "api", JSON),
@@ -298,6 +305,46 @@ def test_bad_judge0_submissions_answer_alike(servers: tuple[LiveServer, LiveServ
         same(pair, case, taken=False)
     for case in taken:
         same(pair, case, taken=True)
+
+
+def test_judge0_gets_answer_alike(servers: tuple[LiveServer, LiveServer]) -> None:
+    pair = peers(servers)
+    other = peers(servers)
+    for p in (*pair, *other):
+        r = send(p, ("/judge0/submissions?wait=true", {**HELLO0, "stdin": "x"}, "api", {}))
+        assert r.status_code == 201, r.text
+        p.submission = r.json()["token"]
+    one = "/judge0/submissions/{tok}"
+    taken: list[Case] = [
+        (one, None, "api", {}),
+        (one, None, "api-bearer", {}),
+        (one + "?fields=*", None, "api", {}),
+        (one + "?base64_encoded=true&fields=stdout,stdin,status", None, "api", {}),
+        (one + "?base64_encoded=false", None, "api", {}),
+        ("/judge0/submissions/8d0b5e3c-5f6e-4b7a-9c1d-2e3f4a5b6c7d", None, "api", {}),
+        ("/judge0/submissions/not-a-uuid", None, "api", {}),
+        (one, None, "bad", {}),
+        (one, None, "login-as-api", {}),
+    ]
+    handed: list[Case] = [
+        (one, None, "none", {}),
+        (one + "?fields=nope", None, "api", {}),
+        (one + "?wait=true", None, "api", {}),
+        (one + "?base64_encoded=yes", None, "api", {}),
+        (one + "?fields=*&fields=*", None, "api", {}),
+        ("/judge0/submissions/batch?tokens={tok}", None, "api", {}),
+        ("/judge0/submissions/batch", None, "api", {}),
+        ("/judge0/submissions/{tok}/x", None, "api", {}),
+    ]
+    for case in taken:
+        same(pair, case, taken=True, method="GET")
+    for case in handed:
+        same(pair, case, taken=False, method="GET")
+    # Another user's submission: 404 like a missing one, on both paths.
+    for p, q in ((pair[0], other[0]), (pair[1], other[1])):
+        p.submission = q.submission
+    r = same(pair, (one, None, "api", {}), taken=True, method="GET")
+    assert r.status_code == 404
 
 
 def test_the_rate_limit_and_a_full_queue_answer_alike(
@@ -340,6 +387,10 @@ def test_a_revoked_api_token_is_refused_by_the_lean_path(
 def test_the_lean_readers_refuse_what_fastapi_would_read_otherwise() -> None:
     assert judge0_query(b"wait=true") == (False, None)
     assert judge0_query(b"wait=true&base64_encoded=true&fields=*") == (True, "*")
+    assert judge0_query(b"", wait=False) == (False, None)
+    assert judge0_query(b"fields=stdout&base64_encoded=true", wait=False) == (True, "stdout")
+    for raw in (b"wait=true", b"wait=false", b"fields=*&fields=*", b"x=1"):
+        assert judge0_query(raw, wait=False) is None, raw
     for raw in (b"", b"wait=True", b"wait=1", b"wait=true&wait=true", b"wait=true&x=1",
                 b"wait=true&base64_encoded=1", b"wait=true&fields=nope", b"wait=true&&",
                 b"wait=true&fields=" + b"a" * 2001, b"wait=true&\xff=1"):  # fmt: skip

@@ -1,5 +1,6 @@
 """A lean path for the judge's waited submissions: ``POST /api/executions?wait=true`` and
-``POST {judge0_prefix}/submissions?wait=true`` (the routes of ``routes/executions.py`` and
+``POST {judge0_prefix}/submissions?wait=true``, and Judge0's ``GET /submissions/{token}`` (the
+routes of ``routes/executions.py`` and
 ``routes/judge0.py``, which stay registered for OpenAPI and every request this path does not
 take). Under 20 clients of Python hello jobs, FastAPI's router walk, dependency solving, its
 body and response validation cost about as much server CPU as the submit itself (py-spy of
@@ -9,9 +10,9 @@ login, the same models (``ExecutionIn`` / ``SubmissionIn``, validated the way Fa
 ``json.loads`` then the model, lax), the same service calls (rate limit, queue room, wait) and
 the same answer, and hands everything else to FastAPI unchanged:
 
-- another method, path or query (native: exactly ``wait=true``; Judge0: ``wait=true`` with
-  optional ``base64_encoded=true|false`` and a ``fields`` that ``parse_fields`` accepts, each
-  once), a ``root_path``, no token, a non-JSON content type, a body that is not JSON or that
+- another method, path or query (native: exactly ``wait=true``; Judge0: ``wait=true`` (none
+  for the GET) with optional ``base64_encoded=true|false`` and a ``fields`` that
+  ``parse_fields`` accepts, each once), a ``root_path``, no token, a non-JSON content type, a body that is not JSON or that
   the model refuses: FastAPI answers (the body already read is replayed), so 422s, a missing
   login's 401 and a bad ``fields`` (answered after the job ran) are exactly FastAPI's;
 - errors raised once the request is taken (401 of an unknown token, 400/413/429/503 of the
@@ -46,17 +47,20 @@ _BOOLS = {"true": True, "false": False}
 M = TypeVar("M", bound=BaseModel)
 
 
-def judge0_query(raw: bytes) -> tuple[bool, str | None] | None:
-    """``(base64_encoded, fields)`` of a waited Judge0 submission's query string, or None when
-    FastAPI should read it (anything but the plain, canonical common case)."""
+def judge0_query(raw: bytes, *, wait: bool = True) -> tuple[bool, str | None] | None:
+    """``(base64_encoded, fields)`` of a Judge0 query string (a waited submission's with
+    ``wait``, else a GET's, which has no ``wait``), or None when FastAPI should read it
+    (anything but the plain, canonical common case)."""
+    if not raw and not wait:
+        return False, None
     try:
         pairs = parse_qsl(raw.decode("ascii"), keep_blank_values=True, strict_parsing=True)
     except (UnicodeDecodeError, ValueError):
         return None
     query = dict(pairs)
-    if len(query) != len(pairs) or query.get("wait") != "true":
+    if len(query) != len(pairs) or query.pop("wait", None) != ("true" if wait else None):
         return None
-    if not set(query) <= {"wait", "base64_encoded", "fields"}:
+    if not set(query) <= {"base64_encoded", "fields"}:
         return None
     b64 = _BOOLS.get(query.get("base64_encoded", "false"))
     fields = query.get("fields")
@@ -96,19 +100,38 @@ class FastExecRoutes:
         self.handlers = handlers  # the app's exception handlers (read at request time)
         self.cookie_name = cookie_name
         self.judge0_path = f"{judge0_prefix}/submissions" if judge0_prefix is not None else None
+        self.judge0_get = f"{self.judge0_path}/" if self.judge0_path is not None else None
         self.taken = 0  # requests this path answered (the tests check which path answered)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] != "POST" or scope.get("root_path"):
+        if scope["type"] != "http" or scope.get("root_path"):
             await self.app(scope, receive, send)
             return
         path = scope["path"]
+        prefix = self.judge0_get
+        if scope["method"] == "GET" and prefix is not None and path.startswith(prefix):
+            await self._get(scope, receive, send, path[len(prefix) :])
+            return
+        if scope["method"] != "POST":
+            await self.app(scope, receive, send)
+            return
         if path == NATIVE_PATH and scope.get("query_string") == b"wait=true":
             await self._native(scope, receive, send)
         elif path == self.judge0_path and (query := judge0_query(scope["query_string"])):
             await self._judge0(scope, receive, send, *query)
         else:
             await self.app(scope, receive, send)
+
+    async def _get(self, scope: Scope, receive: Receive, send: Send, name: str) -> None:
+        """``GET {judge0_prefix}/submissions/{name}`` (not ``/batch``, FastAPI's own route)."""
+        query = judge0_query(scope["query_string"], wait=False)
+        token = self._judge0_token(scope)
+        if not name or "/" in name or name == "batch" or query is None or token is None:
+            await self.app(scope, receive, send)
+            return
+        self.taken += 1
+        work = self._get_judge0(token, name, *query)
+        await answer(scope, receive, send, work, self.handlers)
 
     async def _native(self, scope: Scope, receive: Receive, send: Send) -> None:
         token = self._login_token(scope)
@@ -181,3 +204,11 @@ class FastExecRoutes:
         row = await svc.wait(row, svc.settings.exec_wait_max_s)
         out = judge0.submission_out(svc, row, parse_fields(fields), b64)
         return JSONResponse(out, status_code=201)
+
+    async def _get_judge0(self, token: str, name: str, b64: bool, fields: str | None) -> Response:
+        """``routes.judge0``'s ``get_one``."""
+        platform = self.platform
+        user = await platform.api_tokens.authenticate(token)
+        svc = platform.executions
+        row = await svc.get(user, name)
+        return JSONResponse(judge0.submission_out(svc, row, parse_fields(fields), b64))
