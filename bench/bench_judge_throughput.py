@@ -59,9 +59,15 @@ RAW_CHECKS: dict[Any, Any] = {
 }
 
 
-def cpu_s(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+def cpu_s(pid: int, stat: str = "stat") -> float:
+    fields = Path(f"/proc/{pid}/{stat}").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / TICK  # utime, stime
+
+
+def loop_cpu_s(pid: int) -> float:
+    """CPU of the server's main thread alone: its event loop (HTTP, validation, the services'
+    Python), without the threads (SQLite, the sandboxes' thread pool) where other work lands."""
+    return cpu_s(pid, f"task/{pid}/stat")
 
 
 def helper_cpu_s(server_pid: int) -> float:
@@ -174,6 +180,7 @@ def main() -> None:
     helper_per_job: list[float] = []
     baseline_cpu: list[float] = []
     cpu_by: dict[str, list[float]] = {}
+    loop_by: dict[str, list[float]] = {}  # the server's main thread only
     bench_cpu: dict[str, list[float]] = {}  # this process's CPU per job (client or launcher)
     floor_children_cpu: dict[str, list[float]] = {}  # the floor's programs themselves
     try:
@@ -206,14 +213,19 @@ def main() -> None:
                 children_before = resource.getrusage(resource.RUSAGE_CHILDREN)
                 if name.startswith("baseline") and base is not None:
                     before = cpu_s(base.proc.pid)
+                    loop_before = loop_cpu_s(base.proc.pid)
                     rate, lat = asyncio.run(run())
                     baseline_cpu.append((cpu_s(base.proc.pid) - before) * 1000 / args.n)
+                    loop_by.setdefault(name, []).append(
+                        (loop_cpu_s(base.proc.pid) - loop_before) * 1000 / args.n
+                    )
                     own = (time.process_time() - own_before) * 1000 / args.n
                     bench_cpu.setdefault(name, []).append(own)
                     series.setdefault(name, []).append(rate)
                     lats.setdefault(name, []).extend(lat)
                     continue
                 before = cpu_s(srv.proc.pid)
+                loop_before = loop_cpu_s(srv.proc.pid)
                 helper_before = helper_cpu_s(srv.proc.pid)
                 rate, lat = asyncio.run(run())
                 bench_cpu.setdefault(name, []).append(
@@ -228,6 +240,9 @@ def main() -> None:
                 if name.startswith("judge"):
                     cpu_per_job.append((cpu_s(srv.proc.pid) - before) * 1000 / args.n)
                     cpu_by.setdefault(name, []).append(cpu_per_job[-1])
+                    loop_by.setdefault(name, []).append(
+                        (loop_cpu_s(srv.proc.pid) - loop_before) * 1000 / args.n
+                    )
                     helper = helper_cpu_s(srv.proc.pid) - helper_before
                     helper_per_job.append(helper * 1000 / args.n)
                 series.setdefault(name, []).append(rate)
@@ -266,6 +281,27 @@ def main() -> None:
                 else {}
             ),
         },
+        "server_main_thread_cpu_ms_per_job_by_scenario": {
+            k: round(statistics.median(v), 2) for k, v in loop_by.items()
+        },
+        "server_main_thread_cpu_ms_per_job_rounds": {
+            k: [round(x, 2) for x in v] for k, v in loop_by.items()
+        },
+        **(
+            {
+                "ratio_python_main_thread_cpu_vs_baseline_paired_median": round(
+                    statistics.median(
+                        a / b
+                        for a, b in zip(
+                            loop_by["judge python"], loop_by["baseline judge python"], strict=True
+                        )
+                    ),
+                    3,
+                )
+            }
+            if "baseline judge python" in loop_by
+            else {}
+        ),
         "client": args.client,
         # This process's CPU per job: the load generator's (judge) or the launcher's (floor).
         "bench_cpu_ms_per_job_by_scenario": {
