@@ -145,9 +145,10 @@ class Settings(BaseSettings):
     password_min_length: int = 8
     auth_cache_ttl_s: float = Field(
         default=2.0,
-        description="Seconds a resolved login token, and a session's owner, are cached in-process "
-        "(0 = off; concurrent lookups of one token share one query); a logout or a session "
-        "delete applies at once on its own replica, and reaches the other replicas through "
+        description="Seconds a resolved login token, an API token (Judge0), and a session's owner "
+        "are cached in-process (0 = off; concurrent lookups of one token share one query); a "
+        "logout, a token's revocation, an account's or a session's deletion applies at once on "
+        "its own replica, and reaches the other replicas through "
         "the event bus (Redis; within this TTL if a replica misses the message)",
     )
 
