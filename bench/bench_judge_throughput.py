@@ -3,10 +3,16 @@
 subprocess), in interleaved rounds of one run; the Judge0-compatible endpoint against the native
 one; and the server process's own CPU per judged job (its utime + stime, children excluded).
 
+The load generator is a raw-asyncio HTTP/1.1 closed loop (``httpload.run_closed``: ``--clients``
+keep-alive connections, each sends its next request when the previous answer arrived, every
+answer checked: status and verdict accepted / Judge0 status 3); ``--client httpx`` is the former
+httpx client, ~3 ms of CPU per job on the same 2 cores. The bench process's own CPU per job is
+recorded for every scenario, the floor's launcher (asyncio subprocess) included.
+
 Python hello, and C precompiled (the compile cache: every measured job runs the cached binary).
 
 Usage: .venv/bin/python bench/bench_judge_throughput.py [-n 200] [--rounds 3] [--clients 20]
-(root; sandboxes need cgroups and uids). Writes bench/results/judge_throughput.json.
+[--client raw|httpx] [--baseline DIR [--baseline-env KEY=VALUE]] (root; sandboxes need cgroups and uids). Writes bench/results/judge_throughput.json.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ import argparse
 import asyncio
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -29,6 +36,7 @@ import httpx
 sys.path.insert(0, str(Path(__file__).parent))
 from bench_exec import pct
 from ccserver import Server
+from httpload import run_closed
 
 PY = 'print("hello")\n'
 C = '#include <stdio.h>\nint main(void){puts("hello");return 0;}\n'
@@ -36,9 +44,30 @@ RESULTS = Path(__file__).parent / "results" / "judge_throughput.json"
 TICK = os.sysconf("SC_CLK_TCK")
 
 
-def cpu_s(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+def ok(r: httpx.Response) -> bool:
+    return r.status_code == 200 and r.json()["verdict"] == "accepted"
+
+
+def ok0(r: httpx.Response) -> bool:
+    return r.status_code == 201 and r.json()["status"]["id"] == 3
+
+
+# The same checks on the raw client's (status, body), without an httpx.Response per answer.
+RAW_CHECKS: dict[Any, Any] = {
+    ok: lambda status, raw: status == 200 and json.loads(raw)["verdict"] == "accepted",
+    ok0: lambda status, raw: status == 201 and json.loads(raw)["status"]["id"] == 3,
+}
+
+
+def cpu_s(pid: int, stat: str = "stat") -> float:
+    fields = Path(f"/proc/{pid}/{stat}").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / TICK  # utime, stime
+
+
+def loop_cpu_s(pid: int) -> float:
+    """CPU of the server's main thread alone: its event loop (HTTP, validation, the services'
+    Python), without the threads (SQLite, the sandboxes' thread pool) where other work lands."""
+    return cpu_s(pid, f"task/{pid}/stat")
 
 
 def helper_cpu_s(server_pid: int) -> float:
@@ -76,6 +105,26 @@ async def load(url: str, body: dict[str, Any], headers: dict[str, str], n: int, 
         return n / (time.perf_counter() - t0), lat
 
 
+async def load_raw(url: str, body: dict[str, Any], headers: dict[str, str], n: int,
+                   clients: int, check: Any) -> tuple[float, list[float]]:  # fmt: skip
+    """``load`` on ``httpload.run_closed``: the same requests and checks, a lighter client."""
+    parsed = httpx.URL(url)
+    payload = json.dumps(body).encode()
+    head = [
+        f"POST {parsed.raw_path.decode()} HTTP/1.1",
+        f"Host: {parsed.host}:{parsed.port}",
+        "Content-Type: application/json",
+        f"Content-Length: {len(payload)}",
+        *(f"{k}: {v}" for k, v in headers.items()),
+    ]
+    request = ("\r\n".join(head) + "\r\n\r\n").encode() + payload
+
+    assert parsed.port is not None
+    return await run_closed(
+        parsed.host, parsed.port, request, n=n, connections=clients, check=RAW_CHECKS[check]
+    )
+
+
 async def floor(argv: list[str], n: int, clients: int) -> tuple[float, list[float]]:
     lat: list[float] = []
     sem = asyncio.Semaphore(clients)
@@ -104,7 +153,10 @@ def main() -> None:
                     help="a setting for the baseline's server only (COOLCODING_KEY), e.g. "
                     "--baseline . --baseline-env SANDBOX_JUDGE_REUSE=false")  # fmt: skip
     ap.add_argument("--out", type=Path, default=RESULTS, help="where the JSON goes")
+    ap.add_argument("--client", choices=("raw", "httpx"), default="raw",
+                    help="the load generator: raw asyncio closed loop, or httpx (the former)")  # fmt: skip
     args = ap.parse_args()
+    load_fn = load_raw if args.client == "raw" else load
     base_env = dict(kv.split("=", 1) for kv in args.baseline_env)
     load_start = round(os.getloadavg()[0], 2)
     work = Path(tempfile.mkdtemp(prefix="cc-bench-tp-"))
@@ -128,6 +180,9 @@ def main() -> None:
     helper_per_job: list[float] = []
     baseline_cpu: list[float] = []
     cpu_by: dict[str, list[float]] = {}
+    loop_by: dict[str, list[float]] = {}  # the server's main thread only
+    bench_cpu: dict[str, list[float]] = {}  # this process's CPU per job (client or launcher)
+    floor_children_cpu: dict[str, list[float]] = {}  # the floor's programs themselves
     try:
         cookie = srv.headers
         token = srv.client.post("/api/tokens", json={"name": "bench"}, headers=cookie).json()
@@ -135,24 +190,18 @@ def main() -> None:
         native = f"{srv.base}/api/executions?wait=true"
         judge0 = f"{srv.base}/judge0/submissions?wait=true"
 
-        def ok(r: httpx.Response) -> bool:
-            return r.status_code == 200 and r.json()["verdict"] == "accepted"
-
-        def ok0(r: httpx.Response) -> bool:
-            return r.status_code == 201 and r.json()["status"]["id"] == 3
-
         scenarios: list[tuple[str, Any]] = [
             ("floor python3", lambda: floor(["/usr/bin/python3", "-c", PY], args.n, args.clients)),
-            ("judge python", lambda: load(native, {"language": "python", "source": PY}, cookie,
+            ("judge python", lambda: load_fn(native, {"language": "python", "source": PY}, cookie,
                                           args.n, args.clients, ok)),
             ("floor C binary", lambda: floor([str(binary)], args.n, args.clients)),
-            ("judge C cached", lambda: load(native, {"language": "c", "source": C}, cookie,
+            ("judge C cached", lambda: load_fn(native, {"language": "c", "source": C}, cookie,
                                             args.n, args.clients, ok)),
-            ("judge0 python", lambda: load(judge0, {"source_code": PY, "language_id": 71}, j0,
+            ("judge0 python", lambda: load_fn(judge0, {"source_code": PY, "language_id": 71}, j0,
                                            args.n, args.clients, ok0)),
         ]  # fmt: skip
         if base is not None:
-            scenarios.append(("baseline judge python", lambda: load(
+            scenarios.append(("baseline judge python", lambda: load_fn(
                 f"{base.base}/api/executions?wait=true", {"language": "python", "source": PY},
                 base.headers, args.n, args.clients, ok)))  # fmt: skip
         # Warm-up: the C build is cached, the pools full, the DB's pages read.
@@ -160,19 +209,40 @@ def main() -> None:
             asyncio.run(run())
         for _ in range(args.rounds):
             for name, run in scenarios:
+                own_before = time.process_time()
+                children_before = resource.getrusage(resource.RUSAGE_CHILDREN)
                 if name.startswith("baseline") and base is not None:
                     before = cpu_s(base.proc.pid)
+                    loop_before = loop_cpu_s(base.proc.pid)
                     rate, lat = asyncio.run(run())
                     baseline_cpu.append((cpu_s(base.proc.pid) - before) * 1000 / args.n)
+                    loop_by.setdefault(name, []).append(
+                        (loop_cpu_s(base.proc.pid) - loop_before) * 1000 / args.n
+                    )
+                    own = (time.process_time() - own_before) * 1000 / args.n
+                    bench_cpu.setdefault(name, []).append(own)
                     series.setdefault(name, []).append(rate)
                     lats.setdefault(name, []).extend(lat)
                     continue
                 before = cpu_s(srv.proc.pid)
+                loop_before = loop_cpu_s(srv.proc.pid)
                 helper_before = helper_cpu_s(srv.proc.pid)
                 rate, lat = asyncio.run(run())
+                bench_cpu.setdefault(name, []).append(
+                    (time.process_time() - own_before) * 1000 / args.n
+                )
+                if name.startswith("floor"):
+                    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+                    used = (after.ru_utime + after.ru_stime) - (
+                        children_before.ru_utime + children_before.ru_stime
+                    )
+                    floor_children_cpu.setdefault(name, []).append(used * 1000 / args.n)
                 if name.startswith("judge"):
                     cpu_per_job.append((cpu_s(srv.proc.pid) - before) * 1000 / args.n)
                     cpu_by.setdefault(name, []).append(cpu_per_job[-1])
+                    loop_by.setdefault(name, []).append(
+                        (loop_cpu_s(srv.proc.pid) - loop_before) * 1000 / args.n
+                    )
                     helper = helper_cpu_s(srv.proc.pid) - helper_before
                     helper_per_job.append(helper * 1000 / args.n)
                 series.setdefault(name, []).append(rate)
@@ -210,6 +280,35 @@ def main() -> None:
                 if baseline_cpu
                 else {}
             ),
+        },
+        "server_main_thread_cpu_ms_per_job_by_scenario": {
+            k: round(statistics.median(v), 2) for k, v in loop_by.items()
+        },
+        "server_main_thread_cpu_ms_per_job_rounds": {
+            k: [round(x, 2) for x in v] for k, v in loop_by.items()
+        },
+        **(
+            {
+                "ratio_python_main_thread_cpu_vs_baseline_paired_median": round(
+                    statistics.median(
+                        a / b
+                        for a, b in zip(
+                            loop_by["judge python"], loop_by["baseline judge python"], strict=True
+                        )
+                    ),
+                    3,
+                )
+            }
+            if "baseline judge python" in loop_by
+            else {}
+        ),
+        "client": args.client,
+        # This process's CPU per job: the load generator's (judge) or the launcher's (floor).
+        "bench_cpu_ms_per_job_by_scenario": {
+            k: round(statistics.median(v), 2) for k, v in bench_cpu.items()
+        },
+        "floor_programs_cpu_ms_per_job": {
+            k: round(statistics.median(v), 2) for k, v in floor_children_cpu.items()
         },
         "spawner_helper_cpu_ms_per_job_median": round(statistics.median(helper_per_job), 2),
         "load_avg_1m_at_end": round(os.getloadavg()[0], 2),

@@ -1,8 +1,10 @@
-"""A small open-loop HTTP/1.1 load generator on raw asyncio sockets (keep-alive connections).
+"""A small HTTP/1.1 load generator on raw asyncio sockets (keep-alive connections).
 
-Open loop: requests are scheduled at a fixed rate and latency is measured from the *scheduled*
-time, so a slow server is not hidden by the client waiting for it (no coordinated omission).
-Lighter than an HTTP client library, so the 2-core machine's CPU goes to the server under test.
+Open loop (``run_load``): requests are scheduled at a fixed rate and latency is measured from the
+*scheduled* time, so a slow server is not hidden by the client waiting for it (no coordinated
+omission). Closed loop (``run_closed``): each connection sends its next request when the previous
+answer arrived, and every answer is checked. Lighter than an HTTP client library, so the 2-core
+machine's CPU goes to the server under test.
 """
 
 from __future__ import annotations
@@ -32,6 +34,11 @@ class Request:
 
 
 async def _read_response(reader: asyncio.StreamReader) -> int:
+    return (await read_response(reader))[0]
+
+
+async def read_response(reader: asyncio.StreamReader) -> tuple[int, bytes]:
+    """One response's status and body (Content-Length or chunked)."""
     head = await reader.readuntil(b"\r\n\r\n")
     status = int(head[9:12])
     length = 0
@@ -44,14 +51,16 @@ async def _read_response(reader: asyncio.StreamReader) -> int:
         elif k == b"transfer-encoding" and b"chunked" in v.lower():
             chunked = True
     if chunked:
+        parts = []
         while True:
             size = int((await reader.readuntil(b"\r\n")).strip(), 16)
-            await reader.readexactly(size + 2)
+            parts.append((await reader.readexactly(size + 2))[:-2])
             if size == 0:
                 break
-    elif length:
-        await reader.readexactly(length)
-    return status
+        return status, b"".join(parts)
+    if length:
+        return status, await reader.readexactly(length)
+    return status, b""
 
 
 @dataclass
@@ -129,3 +138,39 @@ async def run_load(
 
     await asyncio.gather(*(worker(c) for c in range(connections)))
     return LoadResult(latencies, statuses, duration_s, errors)
+
+
+async def run_closed(
+    host: str,
+    port: int,
+    request: bytes,
+    *,
+    n: int,
+    connections: int,
+    check: Callable[[int, bytes], bool],
+) -> tuple[float, list[float]]:
+    """``n`` copies of the encoded ``request`` over ``connections`` keep-alive connections, each
+    sending its next one when the previous answer arrived (closed loop); every answer must pass
+    ``check(status, body)``. Returns requests/s and the latencies (ms)."""
+    latencies: list[float] = []
+    left = n
+    streams = [await asyncio.open_connection(host, port) for _ in range(connections)]
+
+    async def worker(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal left
+        while left > 0:
+            left -= 1
+            t0 = time.perf_counter()
+            writer.write(request)
+            status, body = await read_response(reader)
+            latencies.append((time.perf_counter() - t0) * 1000)
+            if not check(status, body):
+                raise AssertionError(f"{status}: {body[:500]!r}")
+
+    try:
+        start = time.perf_counter()
+        await asyncio.gather(*(worker(r, w) for r, w in streams))
+        return n / (time.perf_counter() - start), latencies
+    finally:
+        for _, writer in streams:
+            writer.close()

@@ -12,6 +12,7 @@ from fastapi.middleware.gzip import GZipMiddleware
 
 from coolcoding import __version__
 from coolcoding.api.errors import install_error_handlers
+from coolcoding.api.fastexec import FastExecRoutes
 from coolcoding.api.fastfiles import FastFileRoutes
 from coolcoding.api.guards import RequestGuards
 from coolcoding.api.openapi import install_openapi
@@ -76,6 +77,15 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
             platform=platform,
             handlers=app.exception_handlers,
             cookie_name=settings.session_cookie_name,
+        )
+    if settings.http_fast_exec_routes:
+        # Next to it: the lean waited judge submissions (api/fastexec.py).
+        app.add_middleware(
+            FastExecRoutes,
+            platform=platform,
+            handlers=app.exception_handlers,
+            cookie_name=settings.session_cookie_name,
+            judge0_prefix=settings.judge0_prefix if settings.judge0_enabled else None,
         )
     # Level 1: a 10,000-item tree (2.4 MB of JSON) compresses in ~13 ms instead of ~57 ms at
     # level 9, for 12% more bytes.

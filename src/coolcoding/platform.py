@@ -79,7 +79,10 @@ class Platform:
             owner_cache_ttl_s=settings.auth_cache_ttl_s,
             max_per_user=settings.max_sessions_per_user,
         )
-        self.api_tokens = ApiTokenService(self.db, settings.api_tokens_max_per_user)
+        self.api_tokens = ApiTokenService(
+            self.db, settings.api_tokens_max_per_user, settings.auth_cache_ttl_s, self.events
+        )
+        self.accounts.on_deleted.append(self.api_tokens.forget_user)
         self.workspace = WorkspaceService(self.db, settings)
         self.workspace.sinks.append(self._publish_changes)
         # File history, snapshots, trash, forks (services/history.py, snapshots.py).

@@ -60,6 +60,13 @@ class Settings(BaseSettings):
         "(GET/POST /api/workspace/{uuid}/file/{path}) without FastAPI's routing and dependency "
         "solving; same checks, answers and errors, anything else goes through FastAPI",
     )
+    http_fast_exec_routes: bool = Field(
+        default=True,
+        description="Serve the well-formed waited judge submission (POST /api/executions?wait=true "
+        "and the Judge0 POST /submissions?wait=true) without FastAPI's routing, dependency solving "
+        "and response validation; same login, checks, answers and errors, anything else goes "
+        "through FastAPI",
+    )
     gc_young_threshold: int = Field(
         default=10_000,
         ge=0,
@@ -138,9 +145,10 @@ class Settings(BaseSettings):
     password_min_length: int = 8
     auth_cache_ttl_s: float = Field(
         default=2.0,
-        description="Seconds a resolved login token, and a session's owner, are cached in-process "
-        "(0 = off; concurrent lookups of one token share one query); a logout or a session "
-        "delete applies at once on its own replica, and reaches the other replicas through "
+        description="Seconds a resolved login token, an API token (Judge0), and a session's owner "
+        "are cached in-process (0 = off; concurrent lookups of one token share one query); a "
+        "logout, a token's revocation, an account's or a session's deletion applies at once on "
+        "its own replica, and reaches the other replicas through "
         "the event bus (Redis; within this TTL if a replica misses the message)",
     )
 

@@ -45,14 +45,14 @@ _ENCODINGS = ("utf-8", "base64")
 Handler = Callable[[Request, Any], Response | Awaitable[Response]]
 
 
-def _header(scope: Scope, name: bytes) -> str | None:
+def header(scope: Scope, name: bytes) -> str | None:
     for key, value in scope["headers"]:
         if key.lower() == name:
             return str(value.decode("latin-1"))
     return None
 
 
-def _is_json(content_type: str | None) -> bool:
+def is_json(content_type: str | None) -> bool:
     """Whether FastAPI would parse the body as JSON and nothing else (no or a JSON media type)."""
     if content_type is None:
         return True
@@ -117,22 +117,13 @@ class FastFileRoutes:
                 return
             await self._answer(scope, receive, send, self._read(token, uuid, path))
             return
-        if not _is_json(_header(scope, b"content-type")):
+        if not is_json(header(scope, b"content-type")):
             await self.app(scope, receive, send)
             return
-        messages: list[Message] = []
-        chunks: list[bytes] = []
-        while True:
-            message = await receive()
-            messages.append(message)
-            if message["type"] != "http.request":
-                break  # a disconnect (or RequestGuards' 413): FastAPI's own handling
-            chunks.append(message.get("body", b""))
-            if not message.get("more_body", False):
-                break
-        parsed = None if messages[-1]["type"] != "http.request" else save_body(b"".join(chunks))
+        messages, raw = await read_body(receive)
+        parsed = None if raw is None else save_body(raw)
         if parsed is None:
-            await self.app(scope, _replay(messages, receive), send)
+            await self.app(scope, replay_body(messages, receive), send)
             return
         content, encoding, base_version = parsed
         await self._answer(
@@ -144,10 +135,10 @@ class FastFileRoutes:
 
     def _token(self, scope: Scope) -> str | None:
         """``deps.token_from``: a Bearer token, else the login cookie."""
-        auth = _header(scope, b"authorization")
+        auth = header(scope, b"authorization")
         if auth is not None and auth.lower().startswith("bearer "):
             return auth[7:].strip() or None
-        cookie = _header(scope, b"cookie")
+        cookie = header(scope, b"cookie")
         if not cookie:
             return None
         return cookie_parser(cookie).get(self.cookie_name) or None
@@ -177,28 +168,55 @@ class FastFileRoutes:
         self, scope: Scope, receive: Receive, send: Send, work: Awaitable[Response]
     ) -> None:
         self.taken += 1
-        try:
-            response = await work
-        except Exception as exc:
-            handler = self._handler(exc)
-            if handler is None:
-                raise
-            answer = handler(Request(scope, receive), exc)
-            response = await answer if inspect.isawaitable(answer) else answer
-        await response(scope, receive, send)
-
-    def _handler(self, exc: Exception) -> Handler | None:
-        """The handler ``ExceptionMiddleware`` would pick (not the 500 catch-all, which is
-        ``ServerErrorMiddleware``'s, outside)."""
-        for cls in type(exc).__mro__:
-            if cls is Exception:
-                return None
-            if cls in self.handlers:
-                return self.handlers[cls]
-        return None
+        await answer(scope, receive, send, work, self.handlers)
 
 
-def _replay(messages: list[Message], receive: Receive) -> Receive:
+async def answer(
+    scope: Scope,
+    receive: Receive,
+    send: Send,
+    work: Awaitable[Response],
+    handlers: Mapping[Any, Handler],
+) -> None:
+    """Send ``work``'s response, or what the app's handler of its exception answers."""
+    try:
+        response = await work
+    except Exception as exc:
+        handler = exception_handler(handlers, exc)
+        if handler is None:
+            raise
+        made = handler(Request(scope, receive), exc)
+        response = await made if inspect.isawaitable(made) else made
+    await response(scope, receive, send)
+
+
+def exception_handler(handlers: Mapping[Any, Handler], exc: Exception) -> Handler | None:
+    """The handler ``ExceptionMiddleware`` would pick (not the 500 catch-all, which is
+    ``ServerErrorMiddleware``'s, outside)."""
+    for cls in type(exc).__mro__:
+        if cls is Exception:
+            return None
+        if cls in handlers:
+            return handlers[cls]
+    return None
+
+
+async def read_body(receive: Receive) -> tuple[list[Message], bytes | None]:
+    """The request's messages as read, and its whole body (None when it did not arrive)."""
+    messages: list[Message] = []
+    chunks: list[bytes] = []
+    while True:
+        message = await receive()
+        messages.append(message)
+        if message["type"] != "http.request":
+            # a disconnect (or RequestGuards' 413): FastAPI's own handling
+            return messages, None
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            return messages, b"".join(chunks)
+
+
+def replay_body(messages: list[Message], receive: Receive) -> Receive:
     """``receive`` that first gives back the messages already read."""
     pending = list(messages)
 

@@ -102,6 +102,9 @@ class AccountService:
         # Run in the deletion's transaction before the user's rows go: releases what the
         # database's cascades cannot (shared content's reference counts, services/snapshots.py).
         self.before_delete: list[Callable[[AsyncSession, int], Awaitable[None]]] = []
+        # Called with the user id before and after an account's deletion (other caches of
+        # credentials: API tokens).
+        self.on_deleted: list[Callable[[int], None]] = []
 
     def _validate(self, username: str, email: str, password: str) -> None:
         if not USERNAME_RE.match(username):
@@ -325,6 +328,8 @@ class AccountService:
         """Delete the account; the database cascades to its logins, sessions, files, commands
         and executions. Callers stop the user's sandboxes first (SessionService.delete)."""
         self._forget_tokens(lambda p: p.user_id == user_id)
+        for forget in self.on_deleted:
+            forget(user_id)
 
         async def run() -> None:
             async with self.db.session() as s, s.begin():
@@ -334,4 +339,6 @@ class AccountService:
 
         await retrying(run)
         self._forget_tokens(lambda p: p.user_id == user_id)
+        for forget in self.on_deleted:
+            forget(user_id)
         await self._tell_replicas({"user_id": user_id})

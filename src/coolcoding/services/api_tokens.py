@@ -3,6 +3,11 @@
 A token is ``cct_`` + 32 random bytes (URL-safe base64), shown once at creation; the database
 keeps only its SHA-256 (a fast hash is enough for 256 random bits: nothing to brute-force) and
 its first characters, to tell tokens apart in a list.
+
+A resolved token is cached ``auth_cache_ttl_s`` (as login tokens are, services/ttlcache.py): a
+Judge0 client sends one with every request, and its lookup was an ORM query per judged job. A
+revocation or the owner's deletion drops it at once on this replica, and on the others through
+the event bus (Redis), else within the TTL.
 """
 
 from __future__ import annotations
@@ -10,14 +15,19 @@ from __future__ import annotations
 import hashlib
 import secrets
 from datetime import timedelta
+from typing import Any
 
 from sqlalchemy import delete, func, select, update
 
 from coolcoding.db.engine import Database
 from coolcoding.db.models import ApiToken, utcnow
 from coolcoding.errors import InvalidInput, NotAuthenticated, NotFound, TooLarge
+from coolcoding.services.accounts import FORGET_LOGINS
+from coolcoding.services.events import EventBus
+from coolcoding.services.ttlcache import TtlCache
 
 PREFIX = "cct_"
+FORGET_CACHED = "api_token.forget"  # a replica message: drop this token id from the cache
 TOUCH_EVERY = timedelta(minutes=1)  # last_used_at is written at most this often
 
 
@@ -26,9 +36,20 @@ def token_hash(raw: str) -> str:
 
 
 class ApiTokenService:
-    def __init__(self, db: Database, max_per_user: int) -> None:
+    def __init__(
+        self,
+        db: Database,
+        max_per_user: int,
+        cache_ttl_s: float = 0.0,
+        events: EventBus | None = None,
+    ) -> None:
         self.db = db
         self.max_per_user = max_per_user
+        # token hash -> (token id, user id)
+        self._cache: TtlCache[str, tuple[int, int]] = TtlCache(cache_ttl_s)
+        self.events = events
+        if events is not None:
+            events.on_replica_message(self._on_replica_message)
 
     async def create(self, user_id: int, name: str) -> tuple[ApiToken, str]:
         name = name.strip()
@@ -62,13 +83,33 @@ class ApiTokenService:
             await s.commit()
         if getattr(res, "rowcount", 0) != 1:
             raise NotFound("no such API token", code="token_not_found")
+        self._cache.forget(lambda _k, v: v[0] == token_id)
+        if self.events is not None:
+            await self.events.publish_to_replicas("", {"type": FORGET_CACHED, "id": token_id})
+
+    def forget_user(self, user_id: int) -> None:
+        """Drop ``user_id``'s cached tokens (the account is being, or was, deleted)."""
+        self._cache.forget(lambda _k, v: v[1] == user_id)
+
+    async def _on_replica_message(self, _session: str, message: dict[str, Any]) -> None:
+        kind = message.get("type")
+        if kind == FORGET_CACHED and isinstance(message.get("id"), int):
+            self._cache.forget(lambda _k, v: v[0] == message["id"])
+        elif kind == FORGET_LOGINS and isinstance(message.get("user_id"), int):
+            self.forget_user(message["user_id"])  # another replica deleted the account
 
     async def authenticate(self, raw: str | None) -> int:
         """The user id of ``raw``; 401 for a missing, unknown or revoked token."""
         if not raw or not raw.startswith(PREFIX) or len(raw) > 100:
             raise NotAuthenticated("a valid API token is required (X-Auth-Token)")
+        digest = token_hash(raw)
+        return (await self._cache.get(digest, lambda: self._lookup(digest)))[1]
+
+    async def _lookup(self, digest: str) -> tuple[int, int]:
+        """``(token id, user id)`` of the token with this hash (401 when there is none); its
+        ``last_used_at`` is written at most every ``TOUCH_EVERY``."""
         async with self.db.session() as s:
-            row = await s.scalar(select(ApiToken).where(ApiToken.token_hash == token_hash(raw)))
+            row = await s.scalar(select(ApiToken).where(ApiToken.token_hash == digest))
             if row is None:
                 raise NotAuthenticated("a valid API token is required (X-Auth-Token)")
             now = utcnow()
@@ -77,4 +118,4 @@ class ApiTokenService:
                     update(ApiToken).where(ApiToken.id == row.id).values(last_used_at=now)
                 )
                 await s.commit()
-            return row.user_id
+            return row.id, row.user_id

@@ -342,6 +342,16 @@ class ExecutionService:
 
     def prepare(self, user_id: int, req: JobRequest) -> Execution:
         """A validated, not yet saved ``Execution`` row for ``req`` (raises clear 4xx errors)."""
+        try:
+            return self._prepare(user_id, req)
+        except UnicodeEncodeError as exc:
+            # JSON's "\ud800" escapes decode to lone surrogates, which no UTF-8 text holds.
+            raise InvalidInput(
+                "the job holds text that is not valid Unicode (a lone surrogate)",
+                code="invalid_text",
+            ) from exc
+
+    def _prepare(self, user_id: int, req: JobRequest) -> Execution:
         lang = self.language(req.language)
         if (req.source is None) == (req.files is None):
             raise InvalidInput("give either source or files", code="invalid_source")

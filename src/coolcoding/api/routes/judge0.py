@@ -133,6 +133,21 @@ def job_request(body: SubmissionIn, b64: bool) -> JobRequest:
     )
 
 
+def language_name(svc: ExecutionService, language: str) -> str:
+    lang = svc.languages.get(language)
+    version = svc.languages.versions.get(language)
+    if lang is None:
+        return language
+    return f"{lang.name} ({version})" if version else lang.name
+
+
+def submission_out(
+    svc: ExecutionService, row: Any, fields: tuple[str, ...], b64: bool
+) -> dict[str, Any]:
+    """A submission as Judge0 shows it (``fields`` of it)."""
+    return submission_json(row, fields, b64=b64, language_name=language_name(svc, row.language))
+
+
 def make_router(prefix: str) -> APIRouter:
     # Judge0's own API (documented by Judge0), kept out of our OpenAPI schema.
     router = APIRouter(
@@ -142,16 +157,6 @@ def make_router(prefix: str) -> APIRouter:
         dependencies=[Depends(judge0_user)],  # every route: Judge0 with AUTHN_TOKEN set
     )
 
-    def name_of(svc: ExecutionService, language: str) -> str:
-        lang = svc.languages.get(language)
-        version = svc.languages.versions.get(language)
-        if lang is None:
-            return language
-        return f"{lang.name} ({version})" if version else lang.name
-
-    def out(svc: ExecutionService, row: Any, fields: tuple[str, ...], b64: bool) -> dict[str, Any]:
-        return submission_json(row, fields, b64=b64, language_name=name_of(svc, row.language))
-
     @router.get("/about")
     async def about() -> dict[str, Any]:
         return {"version": JUDGE0_VERSION, "homepage": "", "source_code": "", "maintainer": ""}
@@ -159,7 +164,7 @@ def make_router(prefix: str) -> APIRouter:
     @router.get("/languages")
     async def languages(svc: Svc) -> list[dict[str, Any]]:
         return [
-            {"id": jid, "name": name_of(svc, lid)}
+            {"id": jid, "name": language_name(svc, lid)}
             for lid, jid in sorted(LANGUAGE_IDS.items(), key=lambda kv: kv[1])
             if svc.languages.get(lid) is not None and svc.languages.available(lid)
         ]
@@ -170,7 +175,7 @@ def make_router(prefix: str) -> APIRouter:
         if lid is None or svc.languages.get(lid) is None:
             raise InvalidInput(f"language with id {language_id} doesn't exist",
                                code="unknown_language")  # fmt: skip
-        return {"id": language_id, "name": name_of(svc, lid), "is_archived": False}
+        return {"id": language_id, "name": language_name(svc, lid), "is_archived": False}
 
     @router.get("/statuses")
     async def statuses() -> list[dict[str, Any]]:
@@ -217,7 +222,7 @@ def make_router(prefix: str) -> APIRouter:
         if not wait:
             return {"token": str(row.uuid)}
         row = await svc.wait(row, svc.settings.exec_wait_max_s)
-        return out(svc, row, parse_fields(fields), base64_encoded)
+        return submission_out(svc, row, parse_fields(fields), base64_encoded)
 
     @router.post("/submissions/batch", status_code=201)
     async def create_batch(
@@ -242,7 +247,8 @@ def make_router(prefix: str) -> APIRouter:
         rows = await svc.get_many(user, wanted)
         return {
             "submissions": [
-                out(svc, rows[t], names, base64_encoded) if t in rows else None for t in wanted
+                submission_out(svc, rows[t], names, base64_encoded) if t in rows else None
+                for t in wanted
             ]
         }
 
@@ -255,6 +261,6 @@ def make_router(prefix: str) -> APIRouter:
         fields: Fields = None,
     ) -> dict[str, Any]:
         names = parse_fields(fields)
-        return out(svc, await svc.get(user, token), names, base64_encoded)
+        return submission_out(svc, await svc.get(user, token), names, base64_encoded)
 
     return router
