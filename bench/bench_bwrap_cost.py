@@ -33,7 +33,6 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
 from benchstats import pct, summary
-
 from coolcoding.sandbox.local import bwrap, seccomp
 from coolcoding.sandbox.local.environment import detect_host_layout
 from coolcoding.sandbox.local.etcdir import write_etc_dir
@@ -149,9 +148,8 @@ class CpuGroup:
         """In the child before exec: join the group, then drop to the sandbox uid."""
         with open(self.procs, "w") as f:
             f.write("0")
-        if self.mntns is not None:
-            if LIBC.setns(self.mntns, CLONE_NEWNS) != 0:
-                raise OSError(ctypes.get_errno(), "setns")
+        if self.mntns is not None and LIBC.setns(self.mntns, CLONE_NEWNS) != 0:
+            raise OSError(ctypes.get_errno(), "setns")
         os.setgroups([])
         os.setresgid(UID, UID, UID)
         os.setresuid(UID, UID, UID)
