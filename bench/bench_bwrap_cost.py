@@ -1,17 +1,21 @@
 """Where a judge job's bwrap start costs CPU (issue 10): the exact argv the warm pool starts
 (``bwrap.build_bwrap_argv`` with this host's layout, a workspace, a generated /etc, the seccomp
 program and a json-status pipe), running ``/usr/bin/true``, against variants that drop or change
-one element at a time.
+one element at a time, the same argv started from the judge's spawn mount namespace
+(spawnns.py, this build), and from a copy of the host's namespace with N more mounts (what N
+running sessions' workspace images add).
 
-Per run: the CPU of the whole bwrap tree (``wait4`` rusage, user + system: what ``perf stat -e
-task-clock`` counts) and the wall time. Per block of runs: the CPU the kernel's own threads
-(kworkers: network namespace clean-up, RCU, cgroup release) used meanwhile, divided by the runs
-(machine-wide, so other load on the machine shows up there too). Interleaved: every round runs
-one block of every variant, in a shuffled order; figures are medians and p99 over all runs, and
-ratios against ``full`` measured in the same rounds.
+Per run: the CPU of the whole bwrap tree, from a cpuacct cgroup of its own (every process of the
+run, including bwrap's inner ones that its outer process never reaps, which ``wait4`` rusage
+misses; what ``perf stat -e task-clock`` counts), and the wall time. Per block of runs: the CPU
+the kernel's own threads (kworkers: network namespace clean-up, RCU, mount release) used
+meanwhile, divided by the runs (machine-wide: other load on the machine shows up there too).
+Interleaved: every round runs one block of every variant, in a shuffled order; figures are
+medians and p99 over all runs, and ratios against ``full`` measured in the same rounds. The
+"floor" rows price the harness itself (fork, cgroup join, exec of true) and bwrap's namespaces.
 
-Usage (root): .venv/bin/python bench/bench_bwrap_cost.py [--rounds 10] [--block 20]
-[--only full,new] [--out bench/results/bwrap_cost.json]
+Usage (root, cgroup v1 cpuacct): .venv/bin/python bench/bench_bwrap_cost.py [--rounds 10]
+[--block 20] [--only "full,no --dev"] [--host-mounts 100] [--out bench/results/bwrap_cost.json]
 """
 
 from __future__ import annotations
@@ -27,7 +31,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +40,11 @@ from coolcoding.sandbox.local import bwrap, seccomp
 from coolcoding.sandbox.local.environment import detect_host_layout
 from coolcoding.sandbox.local.etcdir import write_etc_dir
 
+try:  # this build's spawn mount namespace (absent in older builds)
+    from coolcoding.sandbox.local import spawnns
+except ImportError:
+    spawnns = None  # type: ignore[assignment]
+SPAWN_NS = "full, from the spawn mount namespace"
 RESULTS = Path(__file__).parent / "results" / "bwrap_cost.json"
 UID = 200_000 + 4242
 BWRAP = "/usr/bin/bwrap"
@@ -49,7 +57,7 @@ CLONE_NEWNS = 0x00020000
 CMD = ["/usr/bin/true"]
 
 
-def full_config(*, shared_dev: bool) -> bwrap.BwrapConfig:
+def full_config() -> bwrap.BwrapConfig:
     return bwrap.BwrapConfig(
         layout=detect_host_layout(),
         uid=UID,
@@ -84,8 +92,6 @@ def insert_before(a: Argv, opt: str, extra: Argv) -> Argv:
 
 def variants(full: Argv, new: Argv | None) -> dict[str, Argv]:
     v: dict[str, Argv] = {"full": full}
-    if new is not None and new != full:
-        v["new"] = new
     v["share-net (no new net ns)"] = insert_before(full, "--unshare-user", ["--share-net"])
     v["no --disable-userns"] = drop(drop(full, "--disable-userns", 0),
                                     "--assert-userns-disabled", 0)  # fmt: skip
@@ -244,32 +250,30 @@ def main() -> None:
     )
     args = ap.parse_args()
     cmd = CMD
-    full = bwrap.build_bwrap_argv(BWRAP, full_config(shared_dev=False), cmd)
-    new = full  # replaced below when the build has a cheaper argv
-    builder: Callable[..., Argv] | None = getattr(bwrap, "build_bwrap_argv_legacy", None)
-    if builder is not None:  # this build's argv is "new"; the previous one is "full"
-        full = builder(BWRAP, full_config(shared_dev=False), cmd)
-    all_v = variants(full, new)
-    if args.only:
-        names = [n.strip() for n in args.only.split(",")]
-        all_v = {n: all_v[n] for n in names}
+    full = bwrap.build_bwrap_argv(BWRAP, full_config(), cmd)
+    all_v = variants(full, None)
+    names = [n.strip() for n in args.only.split(",")] if args.only else []
+    if names:
+        all_v = {n: all_v[n] for n in names if n in all_v}
     root = Path(tempfile.mkdtemp(prefix="jbwrap-cost-", dir="/tmp"))
     group = CpuGroup()
     holders: list[subprocess.Popen[bytes]] = []
     mntns: dict[str, int] = {}
     try:
         prepare(root)
+        if spawnns is not None and (not names or SPAWN_NS in names):
+            # what the runtime does (runtime.py): the same argv, from the spawn namespace
+            needed = [*detect_host_layout().ro_dirs, BWRAP, str(root)]
+            mntns[SPAWN_NS] = spawnns.create_spawn_namespace(needed)
+            all_v[SPAWN_NS] = full
         if args.host_mounts:
             n = args.host_mounts
-            for name, script in (
-                (f"full, +{n} host mounts", f"for i in $(seq {n}); do mkdir -p {root}/m/$i; "
-                 f"mount -t tmpfs -o size=4k t {root}/m/$i; done"),
-                ("full, host mounts without /sys", "umount -R /sys || umount -l /sys"),
-            ):  # fmt: skip
-                holder, ns_fd = mount_ns_holder(script)
-                holders.append(holder)
-                mntns[name] = ns_fd
-                all_v[name] = full
+            script = (f"for i in $(seq {n}); do mkdir -p {root}/m/$i; "
+                      f"mount -t tmpfs -o size=4k t {root}/m/$i; done")  # fmt: skip
+            holder, ns_fd = mount_ns_holder(script)
+            holders.append(holder)
+            mntns[f"full, +{n} host mounts"] = ns_fd
+            all_v[f"full, +{n} host mounts"] = full
         for name, argv in all_v.items():
             run_once(
                 argv, root, group, mntns.get(name)
@@ -331,7 +335,6 @@ def main() -> None:
         "kernel": os.uname().release,
         "host_mount_lines": mount_lines(),
         "full_argv": full,
-        "new_argv": new,
         "variants": rows,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
