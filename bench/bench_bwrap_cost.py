@@ -44,7 +44,7 @@ try:  # this build's spawn mount namespace (absent in older builds)
     from coolcoding.sandbox.local import spawnns
 except ImportError:
     spawnns = None  # type: ignore[assignment]
-SPAWN_NS = "full, from the spawn mount namespace"
+SPAWN_NS = "full from the spawn mount ns"
 RESULTS = Path(__file__).parent / "results" / "bwrap_cost.json"
 UID = 200_000 + 4242
 BWRAP = "/usr/bin/bwrap"
@@ -225,6 +225,14 @@ def mount_lines(pid: int | str = "self") -> int:
         return sum(1 for _ in f)
 
 
+def ns_mount_lines(ns_fd: int) -> int:
+    """How many mounts the mount namespace ``ns_fd`` has (what bwrap copies and re-reads)."""
+    out = subprocess.run(["nsenter", f"--mount=/proc/self/fd/{ns_fd}", "cat",
+                          "/proc/self/mountinfo"], pass_fds=[ns_fd], capture_output=True,
+                         check=True).stdout  # fmt: skip
+    return out.count(b"\n")
+
+
 def prepare(root: Path) -> None:
     os.chmod(root, 0o711)
     ws = root / "ws"
@@ -272,8 +280,8 @@ def main() -> None:
                       f"mount -t tmpfs -o size=4k t {root}/m/$i; done")  # fmt: skip
             holder, ns_fd = mount_ns_holder(script)
             holders.append(holder)
-            mntns[f"full, +{n} host mounts"] = ns_fd
-            all_v[f"full, +{n} host mounts"] = full
+            mntns[f"full +{n} host mounts"] = ns_fd
+            all_v[f"full +{n} host mounts"] = full
         for name, argv in all_v.items():
             run_once(
                 argv, root, group, mntns.get(name)
@@ -281,6 +289,7 @@ def main() -> None:
         cpu: dict[str, list[float]] = {n: [] for n in all_v}
         wall: dict[str, list[float]] = {n: [] for n in all_v}
         kthr: dict[str, list[float]] = {n: [] for n in all_v}
+        lines = {n: ns_mount_lines(mntns[n]) if n in mntns else mount_lines() for n in all_v}
         load_start = os.getloadavg()
         for r in range(args.rounds):
             order = list(all_v)
@@ -308,10 +317,11 @@ def main() -> None:
     rows: dict[str, Any] = {}
     print(f"load {load_start[0]:.2f} -> {load_end[0]:.2f}; host mounts: {mount_lines()}")
     print(f"{'variant':32} {'cpu p50':>8} {'p99':>7} {'x full':>7} {'p99 x':>6} "
-          f"{'kthr/run':>9} {'wall p50':>9}")  # fmt: skip
+          f"{'kthr/run':>9} {'wall p50':>9} {'mounts':>6}")  # fmt: skip
     for name in all_v:
         rows[name] = {
             "argv": all_v[name],
+            "mounts_bwrap_starts_with": lines[name],
             "cpu_ms": summary(cpu[name], 3),
             "wall_ms": summary(wall[name], 3),
             "kthreads_ms_per_run": summary(kthr[name], 3),
@@ -323,7 +333,7 @@ def main() -> None:
         print(f"{name:32} {statistics.median(cpu[name]):8.3f} {pct(cpu[name], 99):7.3f} "
               f"{statistics.median(cpu[name]) / base_cpu:7.3f} "
               f"{pct(cpu[name], 99) / base_p99:6.3f} {statistics.median(kthr[name]):9.3f} "
-              f"{statistics.median(wall[name]):9.3f}")  # fmt: skip
+              f"{statistics.median(wall[name]):9.3f} {lines[name]:6d}")  # fmt: skip
     out = {
         "what": "CPU of one bwrap start (whole tree, rusage) running /usr/bin/true, by variant",
         "rounds": args.rounds,
