@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import pytest
+
+from coolcoding.sandbox.local import spawnns
 from coolcoding.sandbox.local.spawnns import mount_points, mounts_to_detach, unescape
 
 HOST = [
@@ -51,3 +54,16 @@ def test_mountinfo_paths_are_unescaped() -> None:
     assert mount_points(info) == ["/", "/srv/my data", "/srv/a\\b"]
     assert unescape("/x\\011y") == "/x\ty"
     assert unescape("/trailing\\04") == "/trailing\\04"
+
+
+def test_a_namespace_that_cannot_be_made_leaves_bwrap_in_the_servers(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def fail(needed: object) -> int:
+        raise OSError("unshare: Operation not permitted")
+
+    monkeypatch.setattr(spawnns, "create_spawn_namespace", fail)
+    monkeypatch.setattr(spawnns.os, "geteuid", lambda: 0)
+    ns = spawnns.SpawnNamespace.create(["/usr"])
+    assert ns.fd is None
+    ns.close()  # nothing to close: no error
