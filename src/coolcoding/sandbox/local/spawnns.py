@@ -5,10 +5,10 @@ Why: bwrap copies its caller's whole mount table into its new namespace, re-read
 ``/proc/self/mountinfo`` after every bind (11 times per judge job), then detaches and frees the
 copies: each host mount costs every bwrap start ~26-34 us of CPU (bench/bench_bwrap_cost.py),
 and a host with the disk quota has one mount per running session (its workspace image), plus
-/sys and its cgroup hierarchies. This namespace keeps only the mounts on the way to what a
-judge sandbox's bwrap binds by path or by fd (``/usr``, the data dir, the generated /etc's
-root, the bwrap binary) and the /proc and /dev subtrees (bwrap's ``--proc`` needs a fully visible procfs in its
-namespace; ``--dev`` binds the host's null, zero, full, random, urandom, tty).
+/sys and its cgroup hierarchies. This namespace keeps only the mounts on the way to what a judge
+sandbox's bwrap binds by path or by fd (``/usr``, the data dir, the generated /etc's root, the
+bwrap binary) and the /proc and /dev subtrees (bwrap's ``--proc`` needs a fully visible procfs
+in its namespace; ``--dev`` binds the host's null, zero, full, random, urandom, tty).
 
 Security: the sandbox's view does not change: bwrap builds it from scratch with the same argv,
 and what bwrap's set-up can reach during the start is a subset of the host's. The namespace is a
