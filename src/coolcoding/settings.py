@@ -403,6 +403,14 @@ class Settings(BaseSettings):
         "cgroups) per job; a sandbox whose wipe fails or times out is destroyed. false = every "
         "job gets a never-used sandbox",
     )
+    sandbox_spawn_mount_ns: bool = Field(
+        default=True,
+        description="Judge sandboxes' bwrap starts from a private copy of the server's mount "
+        "namespace holding only the mounts it needs (/, /usr, /proc, /dev, the data dir's), "
+        "made once at start-up (sandbox/local/spawnns.py): every other host mount (/sys, "
+        "session workspace images) no longer costs each judge job's bwrap; same sandbox view. "
+        "Root only; false = the server's own namespace",
+    )
     sandbox_judge_reuse_size: int = Field(
         default=-1,
         description="sandbox_judge_reuse: wiped judge sandboxes kept in all users (the least "

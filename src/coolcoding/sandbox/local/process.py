@@ -78,6 +78,7 @@ def spawn_setup(
     *,
     controlling_tty: bool,
     netns_fd: int | None = None,
+    mntns_fd: int | None = None,
 ) -> SpawnSetup:
     """What the child does before exec (spawner.py): join the cgroups, rlimits, the tty,
     ``netns_fd`` (the sandbox's own network namespace, network.py, entered while still root),
@@ -90,6 +91,7 @@ def spawn_setup(
         drop=creds.drop,
         controlling_tty=controlling_tty,
         netns_fd=netns_fd,
+        mntns_fd=mntns_fd,
     )
 
 

@@ -59,6 +59,7 @@ from coolcoding.sandbox.local.process import become_subreaper, credentials_for
 from coolcoding.sandbox.local.reuse import ReusePool, clear_cgroup, wipe_directory
 from coolcoding.sandbox.local.sandbox import LocalSandbox
 from coolcoding.sandbox.local.session_pool import SessionPool, settle
+from coolcoding.sandbox.local.spawnns import SpawnNamespace
 from coolcoding.sandbox.npmcache import promote_from_sandbox, shared_content
 from coolcoding.sandbox.pipcache import promote_from_sandbox as promote_pip_from_sandbox
 from coolcoding.sandbox.pipcache import user_dir
@@ -138,6 +139,13 @@ class LocalRuntime(Runtime):
             if settings.sandbox_disk_quota == "image"
             else None
         )
+        self.spawn_ns = SpawnNamespace(None)
+        if settings.sandbox_spawn_mount_ns:
+            # what judge sandboxes' bwrap reads by path or by fd (bwrap.py, etcdir.py)
+            needed = [*self.host.layout.ro_dirs, self.host.bwrap_path, str(self.state_dir),
+                      str(settings.workspaces_dir), str(self.etc_root),
+                      *self.extra_ro_binds]  # fmt: skip
+            self.spawn_ns = SpawnNamespace.create([os.path.realpath(p) for p in needed])
         self.seccomp_program = seccomp.program() if settings.sandbox_seccomp else None
         if settings.sandbox_seccomp and self.seccomp_program is None:
             log.warning("no seccomp syscall table for this architecture: sandboxes run without one")
@@ -563,9 +571,10 @@ class LocalRuntime(Runtime):
         root = self._ephemeral_root(spec.session_uuid)
         self._live_ephemeral.add(spec.session_uuid)
         try:
-            return await self._make(
-                spec, root / "workspace", self.etc_root / spec.session_uuid, None
-            )
+            sb = await self._make(spec, root / "workspace", self.etc_root / spec.session_uuid, None)
+            if not spec.extra_ro_binds:  # a job's own binds may be anywhere: the host's
+                sb.spawn_ns = self.spawn_ns
+            return sb
         except BaseException:
             await asyncio.to_thread(self.host.cgroups.group(spec.session_uuid).remove)
             await asyncio.to_thread(shutil.rmtree, root, True)
@@ -720,6 +729,7 @@ class LocalRuntime(Runtime):
         # the sandboxes released to outlive it (their /etc dirs stay too).
         await self.cleanup_orphans(keep=self._released)
         await asyncio.to_thread(self.host.cgroups.remove_parent)
+        self.spawn_ns.close()
         if not self._released:
             await asyncio.to_thread(shutil.rmtree, self.etc_root, True)
 

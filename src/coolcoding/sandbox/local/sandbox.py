@@ -41,6 +41,7 @@ from coolcoding.sandbox.local.process import (
     rlimits_for,
     spawn_setup,
 )
+from coolcoding.sandbox.local.spawnns import SpawnNamespace
 from coolcoding.sandbox.local.zygote import WarmProcess, encode_request, start_zygote
 
 if TYPE_CHECKING:
@@ -95,6 +96,8 @@ class LocalSandbox(Sandbox):
         self.pooled_execs = 0  # execs released from ``warm`` (0 or 1)
         # Its own network namespace and NAT, if the session has network (``start_network``).
         self.network: network.SandboxNetwork | None = None
+        # A judge sandbox's bwrap starts from this mount namespace (spawnns.py); None: the host's.
+        self.spawn_ns: SpawnNamespace | None = None
         # A session sandbox's agent (agents.py): its first process, holding its terminals.
         self.agent: SandboxAgent | None = None
         # The server whose cgroup subtree and data dir hold it, when it is not this one (taken
@@ -229,8 +232,9 @@ class LocalSandbox(Sandbox):
             argv = bwrap.build_bwrap_argv(self.host.bwrap_path, cfg, command)
             rl = self.exec_rlimits(cpu_s, file_size) if rlimits is None else rlimits
             setup = spawn_setup(
-                self.creds, cgroup.procs_files, rl, controlling_tty=terminal, netns_fd=join_netns
-            )
+                self.creds, cgroup.procs_files, rl, controlling_tty=terminal, netns_fd=join_netns,
+                mntns_fd=self.spawn_ns.fd if self.spawn_ns is not None else None,
+            )  # fmt: skip
             pass_fds = [*fds, *extra_fds] + ([json_status_fd] if json_status_fd is not None else [])
             return await SandboxProcess.spawn(
                 argv,

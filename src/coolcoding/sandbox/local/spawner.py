@@ -53,6 +53,9 @@ class SpawnSetup:
     drop: bool
     controlling_tty: bool = False
     netns_fd: int | None = None  # the sandbox's network namespace, entered before the drop
+    # The mount namespace to exec bwrap in (spawnns.py), entered after the cgroups are joined
+    # and before the drop; None: the server's own.
+    mntns_fd: int | None = None
 
 
 @dataclass
@@ -68,6 +71,7 @@ class SpawnRequest:
     controlling_tty: bool
     new_session: bool
     netns_index: int | None = field(default=None)
+    mntns_index: int | None = field(default=None)
 
 
 def spawn_request(
@@ -77,6 +81,7 @@ def spawn_request(
     targets: list[int],
     new_session: bool,
     netns_index: int | None,
+    mntns_index: int | None = None,
 ) -> dict[str, object]:
     """``SpawnRequest``'s fields as a plain dict (what the helper reads): built directly, as
     ``dataclasses.asdict`` deep-copies every value (~0.2 ms per spawn on the event loop)."""
@@ -92,6 +97,7 @@ def spawn_request(
         "controlling_tty": setup.controlling_tty,
         "new_session": new_session,
         "netns_index": netns_index,
+        "mntns_index": mntns_index,
     }
 
 
@@ -253,7 +259,12 @@ class Spawner:
             netns_index = len(fds)
             fds.append(setup.netns_fd)
             targets.append(-1)
-        req = spawn_request(argv, env, setup, targets, new_session, netns_index)
+        mntns_index = None
+        if setup.mntns_fd is not None:
+            mntns_index = len(fds)
+            fds.append(setup.mntns_fd)
+            targets.append(-1)
+        req = spawn_request(argv, env, setup, targets, new_session, netns_index, mntns_index)
         for attempt in range(2):
             link = self._link()
             try:

@@ -22,6 +22,7 @@ from typing import Any, NoReturn
 
 CLONE_PARENT = 0x00008000
 CLONE_NEWNET = 0x40000000
+CLONE_NEWNS = 0x00020000
 CLOSE_RANGE_CLOEXEC = 1 << 2
 PR_SET_PDEATHSIG = 1
 SYS = {"x86_64": {"clone": 56, "setns": 308}, "aarch64": {"clone": 220, "setns": 268}}
@@ -76,6 +77,9 @@ def _child(req: dict[str, Any], fds: list[int], err_w: int) -> NoReturn:
             resource.setrlimit(res, (soft, hard))
         if req["controlling_tty"]:
             fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+        mntns = req.get("mntns_index")
+        if mntns is not None:  # after the cgroups (/sys is not in it), still root (spawnns.py)
+            _check(_libc.syscall(_nr["setns"], high[mntns], CLONE_NEWNS), "setns mnt")
         os.chdir("/")
         if req["drop"]:
             os.setgroups([])
