@@ -13,13 +13,13 @@ import pytest
 from coolcoding.sandbox.local.diskimage import (
     BLOCK,
     WorkspaceImages,
-    _unescape,
     capacity_bytes,
     is_clean,
     mkfs_argv,
 )
 from coolcoding.sandbox.local.runtime import LocalRuntime
 from coolcoding.sandbox.local.sandbox import LocalSandbox
+from coolcoding.sandbox.local.spawnns import unescape
 from tests.integration.conftest_sandbox import make_runtime, new_spec, requires_sandbox
 
 MiB = 1024 * 1024
@@ -38,7 +38,7 @@ def test_capacity_leaves_out_overhead_and_the_kernels_reserve() -> None:
 
 
 def test_mountinfo_paths_are_unescaped() -> None:
-    assert _unescape("/a\\040b\\134c") == "/a b\\c"
+    assert unescape("/a\\040b\\134c") == "/a b\\c"
 
 
 async def start(rt: LocalRuntime, name: str, disk: int = 8 * MiB) -> LocalSandbox:

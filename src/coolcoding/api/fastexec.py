@@ -29,11 +29,18 @@ from typing import Any, TypeVar
 from urllib.parse import parse_qsl
 
 from pydantic import BaseModel, ValidationError
-from starlette.requests import cookie_parser
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from coolcoding.api.fastfiles import Handler, answer, header, is_json, read_body, replay_body
+from coolcoding.api.fastfiles import (
+    Handler,
+    answer,
+    header,
+    is_json,
+    login_token,
+    read_body,
+    replay_body,
+)
 from coolcoding.api.routes import judge0
 from coolcoding.api.routes.executions import job_request
 from coolcoding.errors import InvalidInput
@@ -163,14 +170,7 @@ class FastExecRoutes:
         await answer(scope, receive, send, work, self.handlers)
 
     def _login_token(self, scope: Scope) -> str | None:
-        """``deps.token_from``: a Bearer token, else the login cookie."""
-        auth = header(scope, b"authorization")
-        if auth is not None and auth.lower().startswith("bearer "):
-            return auth[7:].strip() or None
-        cookie = header(scope, b"cookie")
-        if not cookie:
-            return None
-        return cookie_parser(cookie).get(self.cookie_name) or None
+        return login_token(scope, self.cookie_name)
 
     @staticmethod
     def _judge0_token(scope: Scope) -> str | None:

@@ -79,6 +79,17 @@ def save_body(raw: bytes) -> tuple[str, str, int | None] | None:
     return content, encoding, base_version
 
 
+def login_token(scope: Scope, cookie_name: str) -> str | None:
+    """``deps.token_from``: a Bearer token, else the login cookie."""
+    auth = header(scope, b"authorization")
+    if auth is not None and auth.lower().startswith("bearer "):
+        return auth[7:].strip() or None
+    cookie = header(scope, b"cookie")
+    if not cookie:
+        return None
+    return cookie_parser(cookie).get(cookie_name) or None
+
+
 class FastFileRoutes:
     """The lean read/save of one file; see the module's docstring."""
 
@@ -134,14 +145,7 @@ class FastFileRoutes:
         )
 
     def _token(self, scope: Scope) -> str | None:
-        """``deps.token_from``: a Bearer token, else the login cookie."""
-        auth = header(scope, b"authorization")
-        if auth is not None and auth.lower().startswith("bearer "):
-            return auth[7:].strip() or None
-        cookie = header(scope, b"cookie")
-        if not cookie:
-            return None
-        return cookie_parser(cookie).get(self.cookie_name) or None
+        return login_token(scope, self.cookie_name)
 
     async def _read(self, token: str, uuid: str, path: str) -> Response:
         platform = self.platform

@@ -24,6 +24,7 @@ from pathlib import Path
 
 from coolcoding.sandbox.base import DiskUsage, SandboxError
 from coolcoding.sandbox.local import loopmount
+from coolcoding.sandbox.local.spawnns import unescape
 
 log = logging.getLogger(__name__)
 BLOCK = 4096  # 1 KiB blocks halve the per-file slack but cost ~40 % of write throughput
@@ -278,7 +279,7 @@ class WorkspaceImages:
         found = []
         with open("/proc/self/mountinfo", encoding="utf-8", errors="surrogateescape") as f:
             for line in f:
-                point = _unescape(line.split(" ")[4])
+                point = unescape(line.split(" ")[4])
                 if point.startswith(prefix) and "/" not in point[len(prefix) :]:
                     found.append(Path(point))
         return found
@@ -294,16 +295,3 @@ class WorkspaceImages:
         st = os.statvfs(mountpoint)
         used = (st.f_blocks - st.f_bfree) * st.f_frsize
         return DiskUsage(used, used + st.f_bavail * st.f_frsize)
-
-
-def _unescape(field: str) -> str:
-    """mountinfo escapes space, tab, newline and backslash as octal (``\\040``)."""
-    out, i = [], 0
-    while i < len(field):
-        if field[i] == "\\" and field[i + 1 : i + 4].isdigit():
-            out.append(chr(int(field[i + 1 : i + 4], 8)))
-            i += 4
-        else:
-            out.append(field[i])
-            i += 1
-    return "".join(out)
