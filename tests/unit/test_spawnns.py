@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import time
+from pathlib import Path
+
 import pytest
 
 from coolcoding.sandbox.local import spawnns
@@ -67,3 +71,20 @@ def test_a_namespace_that_cannot_be_made_leaves_bwrap_in_the_servers(
     ns = spawnns.SpawnNamespace.create(["/usr"])
     assert ns.fd is None
     ns.close()  # nothing to close: no error
+
+
+def test_a_child_that_never_answers_fails_the_namespace_within_the_timeout(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A child stuck before "ready" (e.g. in umount2 of a hung mount) must not hang the
+    server's start: the creation fails after ``timeout_s`` and the child is killed. Without
+    the timeout the read waits for the child (30 s here) instead of 0.5 s."""
+    pid_file = str(tmp_path / "pid")
+    script = f"import os, time\nopen({pid_file!r}, 'w').write(str(os.getpid()))\ntime.sleep(30)\n"
+    monkeypatch.setattr(spawnns, "_CHILD", script)
+    started = time.monotonic()
+    with pytest.raises(OSError, match="no answer within"):
+        spawnns.create_spawn_namespace(["/"], timeout_s=0.5)
+    assert time.monotonic() - started < 10
+    pid = int(Path(pid_file).read_text())
+    assert not os.path.exists(f"/proc/{pid}")  # killed and reaped

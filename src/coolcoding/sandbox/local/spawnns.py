@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import select
 import subprocess
 import sys
 from collections.abc import Iterable, Sequence
@@ -105,6 +106,11 @@ def create_spawn_namespace(needed: Sequence[str], timeout_s: float = 10.0) -> in
     )
     assert child.stdin is not None and child.stdout is not None and child.stderr is not None
     try:
+        # A child stuck in umount2 (e.g. a hung network mount) must not hang the server's start.
+        ready, _, _ = select.select([child.stdout], [], [], timeout_s)
+        if not ready:
+            child.kill()
+            raise OSError(f"spawn mount namespace: no answer within {timeout_s} s")
         if child.stdout.readline().strip() != b"ready":
             child.wait(timeout_s)
             raise OSError(f"spawn mount namespace: {child.stderr.read().decode()[-500:]}")
