@@ -131,6 +131,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
     app.include_router(api_tokens.router)
     if settings.judge0_enabled:
         app.include_router(judge0.make_router(settings.judge0_prefix))
-    mount_spa(app, find_static_dir(settings.static_dir))
+    judge0_root = [settings.judge0_prefix] if settings.judge0_enabled else []
+    mount_spa(app, find_static_dir(settings.static_dir), judge0_root)
     install_openapi(app, settings)
     return app

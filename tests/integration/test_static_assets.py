@@ -56,3 +56,15 @@ def test_client_routes_fall_back_to_index_html(static_server: httpx.Client) -> N
     missing = static_server.get("/api/nope")
     assert missing.status_code == 404
     assert missing.json()["error"] == "not_found"
+
+
+@pytest.mark.parametrize("path", ["/judge0/nope", "/judge0/submissions/abc/x", "/judge0/"])
+def test_unknown_judge0_paths_answer_json_404_not_the_web_app(
+    static_server: httpx.Client, path: str
+) -> None:
+    """A Judge0 client that asks for a path the API lacks gets the API's JSON 404, not a 200
+    index.html (it did: the fallback only left out /api and /ws)."""
+    r = static_server.get(path)
+    assert r.status_code == 404, r.text[:100]
+    assert r.json()["error"] == "not_found"
+    assert static_server.get("/judge0x/y").text.startswith("<!doctype html>")  # not a prefix

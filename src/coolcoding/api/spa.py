@@ -6,11 +6,13 @@ import asyncio
 import gzip
 import mimetypes
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
 from starlette.convertors import Convertor, register_url_convertor
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from coolcoding.api.errors import error_body
 
@@ -86,11 +88,17 @@ class ClientPathConvertor(Convertor[str]):
 register_url_convertor("clientpath", ClientPathConvertor())
 
 
-def mount_spa(app: FastAPI, static_dir: Path | None) -> None:
+def mount_spa(app: FastAPI, static_dir: Path | None, api_prefixes: Sequence[str] = ()) -> None:
+    """``api_prefixes``: other API roots (the Judge0 API's) whose unknown paths answer the API's
+    JSON 404, not the web app's index.html (a Judge0 client must never get a 200 HTML page)."""
     assets = CompressedAssets()
+    prefixes = tuple(p.rstrip("/") for p in api_prefixes)
 
     @app.get("/{full_path:clientpath}", include_in_schema=False)
     async def spa(full_path: str, request: Request) -> Response:
+        path = f"/{full_path}"
+        if any(path == p or path.startswith(f"{p}/") for p in prefixes):
+            raise StarletteHTTPException(status_code=404)
         if static_dir is None:
             return JSONResponse(
                 error_body(
