@@ -34,10 +34,10 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from coolcoding.api.fastfiles import (
     Handler,
+    LeanRoutes,
     answer,
     header,
     is_json,
-    login_token,
     read_body,
     replay_body,
 )
@@ -91,7 +91,7 @@ def parse_model(model: type[M], raw: bytes) -> M | None:
         return None
 
 
-class FastExecRoutes:
+class FastExecRoutes(LeanRoutes):
     """The lean waited judge submissions; see the module's docstring."""
 
     def __init__(
@@ -102,16 +102,12 @@ class FastExecRoutes:
         cookie_name: str,
         judge0_prefix: str | None,
     ) -> None:
-        self.app = app
-        self.platform = platform
-        self.handlers = handlers  # the app's exception handlers (read at request time)
-        self.cookie_name = cookie_name
+        super().__init__(app, platform, handlers, cookie_name)
         self.judge0_path = f"{judge0_prefix}/submissions" if judge0_prefix is not None else None
         self.judge0_get = f"{self.judge0_path}/" if self.judge0_path is not None else None
-        self.taken = 0  # requests this path answered (the tests check which path answered)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope.get("root_path"):
+        if self.passes(scope):
             await self.app(scope, receive, send)
             return
         path = scope["path"]
@@ -168,9 +164,6 @@ class FastExecRoutes:
         self.taken += 1
         work = self._submit_judge0(token, body, b64, fields)
         await answer(scope, receive, send, work, self.handlers)
-
-    def _login_token(self, scope: Scope) -> str | None:
-        return login_token(scope, self.cookie_name)
 
     @staticmethod
     def _judge0_token(scope: Scope) -> str | None:

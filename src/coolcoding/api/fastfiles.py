@@ -90,8 +90,10 @@ def login_token(scope: Scope, cookie_name: str) -> str | None:
     return cookie_parser(cookie).get(cookie_name) or None
 
 
-class FastFileRoutes:
-    """The lean read/save of one file; see the module's docstring."""
+class LeanRoutes:
+    """What the lean paths share: the app behind them, the platform, the app's
+    exception handlers (the dict FastAPI fills; read at request time) and the
+    login cookie's name."""
 
     def __init__(
         self,
@@ -102,14 +104,34 @@ class FastFileRoutes:
     ) -> None:
         self.app = app
         self.platform = platform
-        # The app's exception handlers (the dict FastAPI fills; read at request time).
         self.handlers = handlers
         self.cookie_name = cookie_name
-        self.max_path = DEFAULT_RULES.max_path_bytes
         self.taken = 0  # requests this path answered (the tests check which path answered)
 
+    @staticmethod
+    def passes(scope: Scope) -> bool:
+        """True where the request is not plain HTTP at the root: FastAPI's."""
+        return scope["type"] != "http" or bool(scope.get("root_path"))
+
+    def _login_token(self, scope: Scope) -> str | None:
+        return login_token(scope, self.cookie_name)
+
+
+class FastFileRoutes(LeanRoutes):
+    """The lean read/save of one file; see the module's docstring."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        platform: Platform,
+        handlers: Mapping[Any, Handler],
+        cookie_name: str,
+    ) -> None:
+        super().__init__(app, platform, handlers, cookie_name)
+        self.max_path = DEFAULT_RULES.max_path_bytes
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope.get("root_path"):
+        if self.passes(scope):
             await self.app(scope, receive, send)
             return
         method = scope["method"]
@@ -118,7 +140,7 @@ class FastFileRoutes:
             await self.app(scope, receive, send)
             return
         uuid, path = match.group("session_uuid", "path")
-        token = self._token(scope)
+        token = self._login_token(scope)
         if token is None or not 1 <= len(path) <= self.max_path:
             await self.app(scope, receive, send)
             return
@@ -143,9 +165,6 @@ class FastFileRoutes:
             send,
             self._save(token, uuid, path, content, encoding, base_version),
         )
-
-    def _token(self, scope: Scope) -> str | None:
-        return login_token(scope, self.cookie_name)
 
     async def _read(self, token: str, uuid: str, path: str) -> Response:
         platform = self.platform
