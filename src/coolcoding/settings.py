@@ -79,6 +79,13 @@ class Settings(BaseSettings):
         description="PostgreSQL connections kept open per replica (and as many again on bursts); "
         "below the number of concurrent requests, each burst pays new connections",
     )
+    sqlite_busy_timeout_ms: int = Field(
+        default=10_000,
+        ge=0,
+        description="SQLite: how long a statement waits for another connection's write lock "
+        "before failing with 'database is locked' (503 database_unavailable); the holders of "
+        "the lock then are logged with the task and statement that took it",
+    )
     db_raw_hot_statements: bool = Field(
         default=True,
         description="PostgreSQL: the one-statement read and save of a file go straight to "

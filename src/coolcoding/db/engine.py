@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
+import io
+import logging
+import sqlite3
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import event
+from sqlalchemy.engine import Connection, ExceptionContext
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
     AsyncEngine,
@@ -19,15 +26,107 @@ from sqlalchemy.pool import StaticPool
 from coolcoding.db.raw import RAW_OPTION
 from coolcoding.settings import Settings
 
+log = logging.getLogger(__name__)
 
-def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
-    cur = dbapi_conn.cursor()
-    # WAL lets readers run beside the writer; foreign_keys makes ON DELETE CASCADE real.
-    cur.execute("PRAGMA journal_mode=WAL")
-    cur.execute("PRAGMA synchronous=NORMAL")
-    cur.execute("PRAGMA foreign_keys=ON")
-    cur.execute("PRAGMA busy_timeout=10000")
-    cur.close()
+# The statements before which Python's sqlite3 (legacy transaction control) opens a transaction
+# that takes SQLite's single write lock until its commit or rollback.
+_WRITES = ("INSERT", "UPDATE", "DELETE", "REPLACE", "BEGIN")
+# "database is locked" failures log the holders at most this often.
+_REPORT_EVERY_S = 10.0
+
+
+@dataclass(slots=True)
+class _Writer:
+    since: float  # time.monotonic()
+    statement: str
+    task: asyncio.Task[Any] | None
+
+
+class SqliteWriters:
+    """Which connections of one SQLite engine hold a write transaction (and so the database's
+    write lock), since when, begun by which statement in which task.
+
+    SQLite has one writer at a time: a transaction left open across a slow await (or leaked by
+    a task that never finished) makes every other write wait ``sqlite_busy_timeout_ms`` and fail
+    with "database is locked". When that happens the failure alone names only the victim; this
+    logs the holders (their age, statement and the holding task's stack). Bookkeeping: one dict
+    operation per write statement, commit, rollback and pool check-in.
+    """
+
+    def __init__(self) -> None:
+        self.open: dict[int, _Writer] = {}
+        self._reported = 0.0
+
+    def attach(self, engine: AsyncEngine) -> None:
+        sync = engine.sync_engine
+        event.listen(sync, "after_cursor_execute", self._after_execute)
+        event.listen(sync, "commit", self._end)
+        event.listen(sync, "rollback", self._end)
+        event.listen(sync, "handle_error", self._on_error)
+        event.listen(sync.pool, "checkin", self._checkin)
+        event.listen(sync.pool, "reset", self._reset)
+
+    def _after_execute(
+        self, conn: Connection, _c: Any, statement: str, _p: Any, context: Any, _m: bool
+    ) -> None:
+        key = id(conn.connection.dbapi_connection)
+        if key in self.open or not statement.lstrip()[:7].upper().startswith(_WRITES):
+            return
+        if context is not None and context.execution_options.get("isolation_level") == (
+            "AUTOCOMMIT"
+        ):
+            return  # its own transaction, over when the statement is
+        try:
+            task = asyncio.current_task()
+        except RuntimeError:
+            task = None
+        self.open[key] = _Writer(time.monotonic(), " ".join(statement.split())[:200], task)
+
+    def _end(self, conn: Connection) -> None:
+        self.open.pop(id(conn.connection.dbapi_connection), None)
+
+    def _checkin(self, dbapi_conn: Any, _record: Any) -> None:
+        self.open.pop(id(dbapi_conn), None)
+
+    def _reset(self, dbapi_conn: Any, _record: Any, _state: Any) -> None:
+        self.open.pop(id(dbapi_conn), None)
+
+    def _on_error(self, ctx: ExceptionContext) -> None:
+        exc = ctx.original_exception
+        if isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc):
+            now = time.monotonic()
+            if now - self._reported >= _REPORT_EVERY_S:
+                self._reported = now
+                log.warning("database is locked; %s", self.describe(now))
+
+    def describe(self, now: float | None = None) -> str:
+        """The write transactions open now, oldest first (the log line of a lock failure)."""
+        now = time.monotonic() if now is None else now
+        if not self.open:
+            return "no connection of this process holds a write transaction"
+        parts = [f"{len(self.open)} connection(s) of this process hold a write transaction:"]
+        for w in sorted(self.open.values(), key=lambda w: w.since):
+            where = "outside any task"
+            if w.task is not None:
+                buf = io.StringIO()
+                state = "done" if w.task.done() else "pending"
+                w.task.print_stack(limit=12, file=buf)
+                where = f"in task {w.task.get_name()} ({state}):\n{buf.getvalue().rstrip()}"
+            parts.append(f"- for {now - w.since:.1f} s, begun by: {w.statement}; {where}")
+        return "\n".join(parts)
+
+
+def _sqlite_pragmas(busy_timeout_ms: int) -> Any:
+    def apply(dbapi_conn: Any, _record: Any) -> None:
+        cur = dbapi_conn.cursor()
+        # WAL lets readers run beside the writer; foreign_keys makes ON DELETE CASCADE real.
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+        cur.close()
+
+    return apply
 
 
 def make_engine(settings: Settings) -> AsyncEngine:
@@ -38,7 +137,9 @@ def make_engine(settings: Settings) -> AsyncEngine:
         else:
             settings.data_dir.mkdir(parents=True, exist_ok=True)
             engine = create_async_engine(url)
-        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        event.listen(
+            engine.sync_engine, "connect", _sqlite_pragmas(settings.sqlite_busy_timeout_ms)
+        )
         return engine
     # No pre-ping (a round trip per checkout); stale connections are recycled instead.
     return create_async_engine(
@@ -62,6 +163,10 @@ class Database:
             isolation_level="AUTOCOMMIT", **{RAW_OPTION: settings.db_raw_hot_statements}
         )
         self.is_sqlite = self.engine.dialect.name == "sqlite"
+        self.sqlite_writers: SqliteWriters | None = None
+        if self.is_sqlite:
+            self.sqlite_writers = SqliteWriters()
+            self.sqlite_writers.attach(self.engine)
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:
