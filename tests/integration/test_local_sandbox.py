@@ -75,6 +75,38 @@ async def test_exec_stream_yields_chunks_then_the_result(sandbox: LocalSandbox) 
     assert result.exit_code == 0 and result.stdout == b"one\n"
 
 
+async def test_a_consumer_that_stops_waiting_leaves_no_getter_behind(sandbox: LocalSandbox) -> None:
+    """A consumer cancelled while chunks() waits (a client gone, a timeout) closes the generator:
+    its queue getter is cancelled with it, not left pending until garbage collection ("Task
+    was destroyed but it is pending!", a CI log held thousands)."""
+
+    def getters() -> list[asyncio.Task[Any]]:
+        return [
+            t
+            for t in asyncio.all_tasks()
+            if not t.done() and getattr(t.get_coro(), "__qualname__", "") == "Queue.get"
+        ]
+
+    async with sandbox.exec_stream(["sh", "-c", "echo one; sleep 30"]) as st:
+        chunks = st.chunks()
+
+        async def consume() -> None:
+            async for _ in chunks:
+                pass
+
+        task = asyncio.create_task(consume())
+        await asyncio.sleep(0.5)  # it has the first chunk and waits for the next
+        assert len(getters()) == 1
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        await chunks.aclose()
+        await asyncio.sleep(0)
+        assert getters() == []
+        await st.kill()
+        await st.result()
+
+
 async def test_wall_and_cpu_limits(sandbox: LocalSandbox) -> None:
     r = await sandbox.exec(["sleep", "10"], limits=ExecLimits(wall_s=0.3))
     assert r.limit_hit == "wall" and r.signal == 9 and r.wall_ms < 2000

@@ -142,6 +142,7 @@ class TerminalManager:
 
     async def _events(self, uuid: str, control: _Control) -> None:
         closed = asyncio.ensure_future(control.client.wait_closed())
+        get: asyncio.Future[dict[str, Any]] | None = None
         try:
             while True:
                 get = asyncio.ensure_future(control.client.events.get())
@@ -158,6 +159,8 @@ class TerminalManager:
                         log.warning("sandbox %s: a malformed command event: %s", uuid, exc)
         finally:
             closed.cancel()
+            if get is not None:  # cancelled while waiting: no task left pending on the queue
+                get.cancel()
 
     async def _on_command(self, uuid: str, control: _Control, rec: CommandRecord) -> None:
         """End of a shell command: sync its file changes now, record it, tell the clients (the

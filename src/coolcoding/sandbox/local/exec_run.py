@@ -203,22 +203,29 @@ class LocalExec(ExecStream):
         if self._queue is None:
             raise RuntimeError("chunks() needs a streaming exec")
         finisher = self._ensure_finishing()
-        while True:
-            get = asyncio.ensure_future(self._queue.get())
-            done, _ = await asyncio.wait({get, finisher}, return_when=asyncio.FIRST_COMPLETED)
-            if get in done:
-                item = get.result()
-                if item is None:
-                    return
-                yield item
-            else:
-                get.cancel()
-                while not self._queue.empty():
-                    item = self._queue.get_nowait()
+        get: asyncio.Future[tuple[StreamName, bytes] | None] | None = None
+        try:
+            while True:
+                get = asyncio.ensure_future(self._queue.get())
+                done, _ = await asyncio.wait({get, finisher}, return_when=asyncio.FIRST_COMPLETED)
+                if get in done:
+                    item = get.result()
                     if item is None:
                         return
                     yield item
-                return
+                else:
+                    get.cancel()
+                    while not self._queue.empty():
+                        item = self._queue.get_nowait()
+                        if item is None:
+                            return
+                        yield item
+                    return
+        finally:
+            # A consumer that stops early (break, cancel, an error) closes this generator while
+            # it waits: the queue's getter must not stay behind as a pending task.
+            if get is not None:
+                get.cancel()
 
     def _ensure_finishing(self) -> asyncio.Task[ExecResult]:
         if self._finishing is None:
