@@ -7,6 +7,7 @@ import io
 import logging
 import sqlite3
 import time
+import weakref
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -39,7 +40,7 @@ _REPORT_EVERY_S = 10.0
 class _Writer:
     since: float  # time.monotonic()
     statement: str
-    task: asyncio.Task[Any] | None
+    task: weakref.ref[asyncio.Task[Any]] | None  # weak: a record never keeps a task alive
 
 
 class SqliteWriters:
@@ -65,6 +66,8 @@ class SqliteWriters:
         event.listen(sync, "handle_error", self._on_error)
         event.listen(sync.pool, "checkin", self._checkin)
         event.listen(sync.pool, "reset", self._reset)
+        event.listen(sync.pool, "close", self._checkin)
+        event.listen(sync.pool, "invalidate", self._invalidate)
 
     def _after_execute(
         self, conn: Connection, _c: Any, statement: str, _p: Any, context: Any, _m: bool
@@ -80,7 +83,8 @@ class SqliteWriters:
             task = asyncio.current_task()
         except RuntimeError:
             task = None
-        self.open[key] = _Writer(time.monotonic(), " ".join(statement.split())[:200], task)
+        ref = weakref.ref(task) if task is not None else None
+        self.open[key] = _Writer(time.monotonic(), " ".join(statement.split())[:200], ref)
 
     def _end(self, conn: Connection) -> None:
         self.open.pop(id(conn.connection.dbapi_connection), None)
@@ -89,6 +93,9 @@ class SqliteWriters:
         self.open.pop(id(dbapi_conn), None)
 
     def _reset(self, dbapi_conn: Any, _record: Any, _state: Any) -> None:
+        self.open.pop(id(dbapi_conn), None)
+
+    def _invalidate(self, dbapi_conn: Any, _record: Any, _exc: Any) -> None:
         self.open.pop(id(dbapi_conn), None)
 
     def _on_error(self, ctx: ExceptionContext) -> None:
@@ -106,12 +113,13 @@ class SqliteWriters:
             return "no connection of this process holds a write transaction"
         parts = [f"{len(self.open)} connection(s) of this process hold a write transaction:"]
         for w in sorted(self.open.values(), key=lambda w: w.since):
-            where = "outside any task"
-            if w.task is not None:
+            task = w.task() if w.task is not None else None
+            where = "outside any task" if w.task is None else "in a task that no longer exists"
+            if task is not None:
                 buf = io.StringIO()
-                state = "done" if w.task.done() else "pending"
-                w.task.print_stack(limit=12, file=buf)
-                where = f"in task {w.task.get_name()} ({state}):\n{buf.getvalue().rstrip()}"
+                state = "done" if task.done() else "pending"
+                task.print_stack(limit=12, file=buf)
+                where = f"in task {task.get_name()} ({state}):\n{buf.getvalue().rstrip()}"
             parts.append(f"- for {now - w.since:.1f} s, begun by: {w.statement}; {where}")
         return "\n".join(parts)
 
