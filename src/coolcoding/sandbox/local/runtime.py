@@ -44,6 +44,7 @@ from coolcoding.sandbox.local.agents import (
     is_clean_abs,
     locate_agent,
 )
+from coolcoding.sandbox.local.czygote import CACHE_DIR, ZygoteChoice, ZygoteUnavailable
 from coolcoding.sandbox.local.diskimage import WorkspaceImages
 from coolcoding.sandbox.local.environment import HostEnvironment, check_environment
 from coolcoding.sandbox.local.etcdir import EtcTemplates
@@ -149,6 +150,18 @@ class LocalRuntime(Runtime):
         self.seccomp_program = seccomp.program() if settings.sandbox_seccomp else None
         if settings.sandbox_seccomp and self.seccomp_program is None:
             log.warning("no seccomp syscall table for this architecture: sandboxes run without one")
+        # The pooled zygote (zygote.py): C once built and self-tested (czygote.py), else bash.
+        self.zygotes = ZygoteChoice(settings.sandbox_zygote, self.state_dir / CACHE_DIR)
+        if settings.sandbox_zygote == "c":
+            try:
+                self.zygotes.resolve()
+            except ZygoteUnavailable as e:
+                raise SandboxError(
+                    "zygote_unavailable",
+                    "Sandboxes are not available on this server.",
+                    f"COOLCODING_SANDBOX_ZYGOTE=c: {e}; install a C compiler (cc) and libc "
+                    "headers, or set COOLCODING_SANDBOX_ZYGOTE=auto or bash",
+                ) from e
 
     @property
     def state_dir(self) -> Path:
@@ -586,7 +599,7 @@ class LocalRuntime(Runtime):
         """A pooled sandbox (pool.py): limits are set again when a job claims it."""
         sb = await self._new_ephemeral(self._ephemeral_spec(False, 512, 64))
         try:
-            await sb.start_zygote(self.settings.sandbox_start_timeout_s)
+            await sb.start_zygote(self.settings.sandbox_start_timeout_s, await self.zygotes.get())
         except BaseException:
             await self._destroy_ephemeral(sb)
             raise
@@ -707,7 +720,7 @@ class LocalRuntime(Runtime):
             with contextlib.suppress(Exception):
                 await done
             raise
-        await sb.start_zygote(self.settings.sandbox_start_timeout_s)
+        await sb.start_zygote(self.settings.sandbox_start_timeout_s, await self.zygotes.get())
 
     async def shutdown(self) -> None:
         await self.reuse.close()
@@ -730,6 +743,7 @@ class LocalRuntime(Runtime):
         await self.cleanup_orphans(keep=self._released)
         await asyncio.to_thread(self.host.cgroups.remove_parent)
         self.spawn_ns.close()
+        self.zygotes.close()
         if not self._released:
             await asyncio.to_thread(shutil.rmtree, self.etc_root, True)
 
