@@ -1,4 +1,5 @@
-"""The zygote's exec (sandbox/local/zygote.py) gives the program exactly what bwrap would: the
+"""The zygote's exec (sandbox/local/zygote.py, the bash script and the C program zygote.c: each
+pooled test runs on both) gives the program exactly what bwrap would: the
 same environ bytes in the same order, rlimits, cwd and argv bytes, fds; and nothing in a request
 is ever interpreted by the zygote's shell. Each test compares a pooled first exec against the
 normal path (a fresh bwrap) and, where it can, against the bytes the request asked for.
@@ -6,13 +7,15 @@ normal path (a fresh bwrap) and, where it can, against the bytes the request ask
 Checked to fail against mutated zygote scripts: ``env`` without ``-i`` (environ tests), bash's own
 ``export`` + ``exec`` instead of env(1) (SHLVL, order), the request memfd left open (fds), ``mapfile``
 split on newlines (odd bytes, environ, large request), ``cd`` on an unquoted field (odd cwd),
-no soft ``ulimit`` (rlimits)."""
+no soft ``ulimit`` (rlimits); the C zygote's counterparts are in
+tests/security/test_czygote_attacks.py."""
 
 # ruff: noqa: F811 (pytest fixtures imported from conftest_sandbox, then requested by name)
 from __future__ import annotations
 
 import ast
 import os
+from collections.abc import AsyncIterator
 
 import pytest
 
@@ -21,8 +24,9 @@ from coolcoding.sandbox.local import bwrap, zygote
 from coolcoding.sandbox.local.runtime import LocalRuntime
 from coolcoding.sandbox.local.sandbox import LocalSandbox
 from tests.integration.conftest_sandbox import (  # noqa: F401 (fixtures)
+    EPHEMERAL_DISK,
+    make_runtime,
     plain_runtime,
-    pooled_runtime,
     requires_sandbox,
 )
 
@@ -50,6 +54,18 @@ SHOW = (
     "import os; r = lambda p: open(p, 'rb').read(); print(repr((r('/proc/self/cmdline'), "
     "os.getcwdb(), r('/proc/self/environ'), sorted(os.listdir('/proc/self/fd')))))"
 )
+
+
+@pytest.fixture(params=["c", "bash"])
+async def pooled_runtime(request: pytest.FixtureRequest) -> AsyncIterator[LocalRuntime]:
+    """conftest_sandbox's pool of 2, its zygotes the C program or the bash script."""
+    kind = request.param
+    async with make_runtime(
+        sandbox_pool_size=2, max_workspace_bytes=EPHEMERAL_DISK, sandbox_zygote=kind
+    ) as rt:
+        await rt.pool.wait_full()
+        assert (rt.zygotes.current is not None) == (kind == "c")
+        yield rt
 
 
 async def run_first(

@@ -263,6 +263,11 @@ class ZygoteChoice:
         self._done = mode == "bash"
         self._zygote: CZygote | None = None
 
+    @property
+    def current(self) -> CZygote | None:
+        """The loaded C zygote; ``None`` until loaded, with bash, or after a failed load."""
+        return self._zygote
+
     def resolve(self) -> CZygote | None:
         """Load the C zygote once (blocking); ``None``: bash. Mode ``c`` raises instead."""
         with self._lock:
