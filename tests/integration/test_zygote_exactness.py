@@ -211,3 +211,22 @@ def test_the_zygote_closes_every_fd_it_was_given_before_the_exec() -> None:
     script = zygote.ZYGOTE_SCRIPT
     assert "exec {go}<&- {ctl}>&- {req}<&-\n" in script
     assert script.index("{req}<&-") < script.index("exec /usr/bin/env -i -- ")
+
+
+async def test_a_program_found_only_as_a_non_executable_file_is_exec_failed_like_bwrap(
+    plain_runtime: LocalRuntime,
+) -> None:
+    """``type -P`` accepts a non-executable file found in PATH; the exec then fails. bwrap
+    reports ``exec_failed``, and so does the C zygote (bash's env(1) would exit 126)."""
+    kw: dict[str, object] = {"argv": ["not-executable"], "env": {"PATH": "/workspace"}}
+    async with make_runtime(
+        sandbox_pool_size=1, max_workspace_bytes=EPHEMERAL_DISK, sandbox_zygote="c"
+    ) as c_runtime:
+        for rt, pooled in ((plain_runtime, False), (c_runtime, True)):
+            if pooled:
+                await rt.pool.wait_full()
+            async with rt.ephemeral({"not-executable": b"echo ran\n"}) as sb:
+                assert isinstance(sb, LocalSandbox)
+                with pytest.raises(SandboxError) as e:
+                    await sb.exec(**kw)  # type: ignore[arg-type]
+                assert e.value.reason == "exec_failed" and sb.pooled_execs == int(pooled)

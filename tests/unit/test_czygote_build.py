@@ -9,10 +9,15 @@ import shutil
 import struct
 import subprocess
 from pathlib import Path
+from unittest.mock import Mock
 
 import pytest
 
+from coolcoding.sandbox.base import SandboxError
 from coolcoding.sandbox.local import czygote
+from coolcoding.sandbox.local.environment import HostEnvironment
+from coolcoding.sandbox.local.runtime import LocalRuntime
+from coolcoding.settings import Settings
 
 pytestmark = pytest.mark.skipif(shutil.which("cc") is None, reason="needs a C compiler (cc)")
 
@@ -122,3 +127,14 @@ def test_without_a_static_libc_the_build_is_dynamic(
     data = czygote.build(tmp_path / "cache")
     assert has_interpreter(data)
     czygote.load(tmp_path / "cache").close()
+
+
+def test_sandbox_zygote_c_without_a_compiler_fails_the_runtime_start(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    settings = Settings(data_dir=tmp_path, environment="test", sandbox_zygote="c")
+    with pytest.raises(SandboxError) as e:
+        LocalRuntime(settings, host=Mock(spec=HostEnvironment))
+    assert e.value.reason == "zygote_unavailable"
+    assert "no C compiler" in e.value.log_message

@@ -88,6 +88,19 @@ class LocalRuntime(Runtime):
     ) -> None:
         self.settings = settings
         self.host = host or check_environment(settings)
+        # The pooled zygote (zygote.py): C once built and self-tested (czygote.py), else bash;
+        # with "c", built first (a failure leaves nothing else started).
+        self.zygotes = ZygoteChoice(settings.sandbox_zygote, self.state_dir / CACHE_DIR)
+        if settings.sandbox_zygote == "c":
+            try:
+                self.zygotes.resolve()
+            except ZygoteUnavailable as e:
+                raise SandboxError(
+                    "zygote_unavailable",
+                    "Sandboxes are not available on this server.",
+                    f"COOLCODING_SANDBOX_ZYGOTE=c: {e}; install a C compiler (cc) and libc "
+                    "headers, or set COOLCODING_SANDBOX_ZYGOTE=auto or bash",
+                ) from e
         self.instance_id = self.host.cgroups.instance
         become_subreaper()
         self.extra_ro_binds = dict(extra_ro_binds or {})
@@ -150,18 +163,6 @@ class LocalRuntime(Runtime):
         self.seccomp_program = seccomp.program() if settings.sandbox_seccomp else None
         if settings.sandbox_seccomp and self.seccomp_program is None:
             log.warning("no seccomp syscall table for this architecture: sandboxes run without one")
-        # The pooled zygote (zygote.py): C once built and self-tested (czygote.py), else bash.
-        self.zygotes = ZygoteChoice(settings.sandbox_zygote, self.state_dir / CACHE_DIR)
-        if settings.sandbox_zygote == "c":
-            try:
-                self.zygotes.resolve()
-            except ZygoteUnavailable as e:
-                raise SandboxError(
-                    "zygote_unavailable",
-                    "Sandboxes are not available on this server.",
-                    f"COOLCODING_SANDBOX_ZYGOTE=c: {e}; install a C compiler (cc) and libc "
-                    "headers, or set COOLCODING_SANDBOX_ZYGOTE=auto or bash",
-                ) from e
 
     @property
     def state_dir(self) -> Path:

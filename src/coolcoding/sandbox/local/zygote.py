@@ -23,6 +23,13 @@ the exec's rlimits with ``ulimit`` (the host cannot:
 lower them, so the pooled bwrap starts with the server's own NPROC/FSIZE/CPU limits, the same
 ceiling the normal path's ``setrlimit`` has. Anything the zygote cannot do exactly like bwrap
 (``encode_request`` returns None) goes the normal path.
+
+``ZYGOTE_SCRIPT`` is the reference; by default (COOLCODING_SANDBOX_ZYGOTE=auto) the zygote is
+zygote.c, the same protocol and request in C (setrlimit, chdir, ``type -P``'s check, then
+``execvp`` with exactly the request's environment: no bash, no env(1)), built and loaded by
+czygote.py. One difference, towards bwrap: a program that passes the check but whose exec
+fails (e.g. found only as a non-executable file in PATH) is reported as ``X`` by the C zygote
+(bwrap's normal path: ``exec_failed``), where bash's env(1) exits 126/127 with a message.
 """
 
 from __future__ import annotations
