@@ -20,7 +20,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from coolcoding.sandbox.base import ExecLimits, SandboxError
-from coolcoding.sandbox.local import bwrap, zygote
+from coolcoding.sandbox.local import bwrap, czygote, zygote
 from coolcoding.sandbox.local.runtime import LocalRuntime
 from coolcoding.sandbox.local.sandbox import LocalSandbox
 from tests.integration.conftest_sandbox import (  # noqa: F401 (fixtures)
@@ -230,3 +230,21 @@ async def test_a_program_found_only_as_a_non_executable_file_is_exec_failed_like
                 with pytest.raises(SandboxError) as e:
                     await sb.exec(**kw)  # type: ignore[arg-type]
                 assert e.value.reason == "exec_failed" and sb.pooled_execs == int(pooled)
+
+
+async def test_auto_turns_to_bash_when_the_c_zygote_dies_in_the_sandbox(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A C zygote that passes its host check but cannot start under bwrap.
+    monkeypatch.setattr(czygote, "self_test", lambda zyg: None)
+    monkeypatch.setattr(
+        czygote.CZygote, "command", lambda self, *fds: ["/nonexistent/zygote", *map(str, fds)]
+    )
+    async with make_runtime(sandbox_pool_size=1, max_workspace_bytes=EPHEMERAL_DISK) as rt:
+        await rt.pool.wait_full()
+        assert rt.zygotes.mode == "auto" and rt.zygotes.current is None
+        assert "the C zygote failed in a sandbox" in caplog.text
+        async with rt.ephemeral({}) as sb:
+            assert isinstance(sb, LocalSandbox) and sb.warm is not None
+            r = await sb.exec(["sh", "-c", "echo ok"])
+            assert r.stdout == b"ok\n" and sb.pooled_execs == 1

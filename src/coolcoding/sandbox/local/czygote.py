@@ -16,7 +16,8 @@ reopen it (bwrap's pid 1 closes its inherited fds too: tests/security/test_czygo
 
 ``ZygoteChoice`` implements COOLCODING_SANDBOX_ZYGOTE: ``auto`` builds on the first zygote
 start (off the event loop) and falls back to bash, saying why in the log, when the build or
-the self-test fails; ``c`` builds at start-up and fails it instead; ``bash`` never builds.
+the self-test fails, or when a C zygote dies during a sandbox's set-up where a bash one then
+starts (runtime.py); ``c`` builds at start-up and fails it instead; ``bash`` never builds.
 """
 
 from __future__ import annotations
@@ -262,6 +263,7 @@ class ZygoteChoice:
         self._lock = threading.Lock()
         self._done = mode == "bash"
         self._zygote: CZygote | None = None
+        self._retired: list[CZygote] = []
 
     @property
     def current(self) -> CZygote | None:
@@ -286,9 +288,21 @@ class ZygoteChoice:
             return self._zygote
         return await asyncio.to_thread(self.resolve)
 
+    def disable(self, zyg: CZygote, reason: str) -> None:
+        """Bash from now on (mode ``auto``): ``zyg`` failed in a sandbox where bash started."""
+        with self._lock:
+            if self._zygote is zyg:
+                log.warning(
+                    "the C zygote failed in a sandbox, pooled sandboxes use bash: %s", reason
+                )
+                self._zygote = None
+        # ``zyg``'s fd stays open: a spawn in flight may still pass it; closed with the runtime.
+        self._retired.append(zyg)
+
     def close(self) -> None:
         with self._lock:
-            if self._zygote is not None:
-                self._zygote.close()
-                self._zygote = None
+            for zyg in [self._zygote, *self._retired]:
+                if zyg is not None:
+                    zyg.close()
+            self._zygote, self._retired = None, []
             self._done = True

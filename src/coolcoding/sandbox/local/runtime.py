@@ -600,7 +600,7 @@ class LocalRuntime(Runtime):
         """A pooled sandbox (pool.py): limits are set again when a job claims it."""
         sb = await self._new_ephemeral(self._ephemeral_spec(False, 512, 64))
         try:
-            await sb.start_zygote(self.settings.sandbox_start_timeout_s, await self.zygotes.get())
+            await self._start_zygote(sb)
         except BaseException:
             await self._destroy_ephemeral(sb)
             raise
@@ -721,7 +721,22 @@ class LocalRuntime(Runtime):
             with contextlib.suppress(Exception):
                 await done
             raise
-        await sb.start_zygote(self.settings.sandbox_start_timeout_s, await self.zygotes.get())
+        await self._start_zygote(sb)
+
+    async def _start_zygote(self, sb: LocalSandbox) -> None:
+        """The pooled zygote of ``sb``; with ``auto``, a C zygote that dies during the set-up
+        (not a timeout) is followed by a bash one, and if that one starts, bash from then on."""
+        timeout_s = self.settings.sandbox_start_timeout_s
+        binary = await self.zygotes.get()
+        try:
+            await sb.start_zygote(timeout_s, binary)
+        except TimeoutError:
+            raise
+        except OSError as e:
+            if binary is None or self.zygotes.mode != "auto":
+                raise
+            await sb.start_zygote(timeout_s, None)
+            self.zygotes.disable(binary, str(e))
 
     async def shutdown(self) -> None:
         await self.reuse.close()
