@@ -401,7 +401,8 @@ class Settings(BaseSettings):
         "program (zygote.c, built with cc at the first pooled start and cached under "
         "<data_dir>/sandbox-state/zygote-cache), ~2 ms less CPU per judge job than bash and "
         "env(1); bash = the bash script; auto = c when it builds and passes its self-test, else "
-        "bash (the log says why); c fails the start-up instead",
+        "bash (the log says why; also when a C zygote dies in a sandbox where bash starts); c "
+        "fails the start-up instead",
     )
     sandbox_judge_reuse: bool = Field(
         default=True,
