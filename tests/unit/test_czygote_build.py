@@ -71,16 +71,19 @@ def test_a_corrupt_cached_binary_is_rebuilt(
     czygote.load(tmp_path).close()
 
 
-def test_a_stale_build_dir_is_removed_by_the_next_build(tmp_path: Path) -> None:
+def test_a_stale_build_dir_is_removed_by_the_next_load(tmp_path: Path) -> None:
+    czygote.build(tmp_path)
     dead = subprocess.Popen(["true"])
     dead.wait()
     stale = tmp_path / f"{czygote.BUILD_PREFIX}{dead.pid}-deadbeef"
     live = tmp_path / f"{czygote.BUILD_PREFIX}{os.getpid()}-cafe0000"  # a build in progress
-    for d in (stale, live):
+    ancient = tmp_path / f"{czygote.BUILD_PREFIX}{os.getpid()}-01d01d00"  # our pid, reused
+    for d in (stale, live, ancient):
         d.mkdir()
         (d / czygote.BINARY).write_bytes(b"half")
-    czygote.build(tmp_path)
-    assert not stale.exists() and live.exists()
+    os.utime(ancient, (0, 0))
+    czygote.build(tmp_path)  # a cache hit
+    assert not stale.exists() and live.exists() and not ancient.exists()
 
 
 def test_without_a_compiler_auto_falls_back_to_bash_and_c_fails(

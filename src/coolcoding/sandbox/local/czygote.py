@@ -4,7 +4,7 @@ self-tested and handed to every pooled bwrap as a sealed memfd.
 Built once per source and compiler flags (``cc -O2 -s -static``, dynamic when the static libc
 is missing) into ``<data_dir>/sandbox-state/zygote-cache/<sha256>/``: a build runs in a
 ``.build-<pid>-*`` dir renamed into place, so a crashed build leaves no half binary under a
-key (only a ``.build-*`` dir, removed by the next build once its pid is gone); the binary's own
+key (only a ``.build-*`` dir, removed by the next load once its pid is gone); the binary's own
 digest is kept beside it and a copy that no longer matches it is rebuilt.
 
 How it reaches the sandbox: the data dir is not mounted there, so the binary is copied into a
@@ -33,6 +33,7 @@ import secrets
 import shutil
 import subprocess
 import threading
+import time
 from pathlib import Path
 from typing import Literal
 
@@ -47,6 +48,7 @@ BINARY = "zygote"
 DIGEST = "zygote.sha256"
 BUILD_PREFIX = ".build-"
 BUILD_TIMEOUT_S = 120.0
+STALE_BUILD_S = 3600.0  # far above BUILD_TIMEOUT_S: no live build is that old
 SELF_TEST_TIMEOUT_S = 10.0
 # Not in Python's os module before 3.12 (memfd.h, fcntl.h).
 MFD_EXEC = 0x0010  # executable even under vm.memfd_noexec=1 (kernel 6.3+; older: EINVAL)
@@ -92,14 +94,17 @@ def _pid_alive(pid: int) -> bool:
 
 
 def clean_stale_builds(cache_root: Path) -> None:
-    """Remove ``.build-<pid>-*`` dirs whose builder is gone (a build killed midway)."""
+    """Remove ``.build-<pid>-*`` dirs whose builder is gone (a build killed midway), or older
+    than STALE_BUILD_S whatever their pid says (a pid reused since)."""
     with contextlib.suppress(FileNotFoundError):
         for entry in os.scandir(cache_root):
             if not entry.name.startswith(BUILD_PREFIX):
                 continue
             pid = entry.name[len(BUILD_PREFIX) :].partition("-")[0]
-            if not (pid.isdigit() and _pid_alive(int(pid))):
-                shutil.rmtree(entry.path, ignore_errors=True)
+            with contextlib.suppress(OSError):
+                old = time.time() - entry.stat(follow_symlinks=False).st_mtime > STALE_BUILD_S
+                if old or not (pid.isdigit() and _pid_alive(int(pid))):
+                    shutil.rmtree(entry.path, ignore_errors=True)
 
 
 def _compile(cc: str, src: Path, out: Path) -> None:
@@ -130,6 +135,7 @@ def build(cache_root: Path, source: bytes | None = None) -> bytes:
     """The zygote binary for ``source`` (default zygote.c): from the cache, else built."""
     source = SOURCE.read_bytes() if source is None else source
     final = cache_root / cache_key(source)
+    clean_stale_builds(cache_root)
     data = _cached(final)
     if data is not None:
         return data
@@ -137,7 +143,6 @@ def build(cache_root: Path, source: bytes | None = None) -> bytes:
     if cc is None:
         raise ZygoteUnavailable("no C compiler (cc) in PATH")
     cache_root.mkdir(mode=0o700, parents=True, exist_ok=True)
-    clean_stale_builds(cache_root)
     work = cache_root / f"{BUILD_PREFIX}{os.getpid()}-{secrets.token_hex(4)}"
     work.mkdir(mode=0o700)
     try:
