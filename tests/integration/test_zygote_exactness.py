@@ -15,7 +15,10 @@ from __future__ import annotations
 
 import ast
 import os
-from collections.abc import AsyncIterator
+import shutil
+import tempfile
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import pytest
 
@@ -248,3 +251,78 @@ async def test_auto_turns_to_bash_when_the_c_zygote_dies_in_the_sandbox(
             assert isinstance(sb, LocalSandbox) and sb.warm is not None
             r = await sb.exec(["sh", "-c", "echo ok"])
             assert r.stdout == b"ok\n" and sb.pooled_execs == 1
+
+
+@pytest.fixture(scope="module")
+def lookup_dir() -> Iterator[Path]:
+    """ex (executable), noexec (a file without x), dir/, d1/both (no x) and d2/both (x)."""
+    base = Path(tempfile.mkdtemp(prefix="cc-zyg-lookup-", dir="/tmp"))
+    for d in (base, base / "dir", base / "d1", base / "d2"):
+        d.mkdir(exist_ok=True)
+        d.chmod(0o755)
+    for path, mode in (("ex", 0o755), ("noexec", 0o644), ("d1/both", 0o644), ("d2/both", 0o755)):
+        shutil.copy("/bin/true", base / path)
+        (base / path).chmod(mode)
+    yield base
+    shutil.rmtree(base)
+
+
+RAN, REFUSED = (0, b"R"), (127, b"RX")
+# (PATH, cwd under the lookup dir, program): bash's ``type -P`` and execvp on both zygotes.
+LOOKUPS = [
+    ("{d}", ".", "ex", RAN),
+    ("{d}", ".", "missing", REFUSED),
+    ("{d}", ".", "dir", REFUSED),  # a directory in PATH is skipped
+    ("/nonexistent:{d}/d1:{d}/d2", ".", "both", RAN),  # an executable one wins
+    ("", ".", "ex", RAN),  # an empty PATH: the cwd
+    ("", "dir", "ex", REFUSED),
+    ("/nonexistent:", ".", "ex", RAN),  # a trailing empty element: the cwd
+    (":/nonexistent", ".", "ex", RAN),  # a leading one
+    ("/nonexistent::/x", ".", "ex", RAN),
+    ("/nonexistent", ".", "ex", REFUSED),
+    ("/nonexistent", ".", "./ex", RAN),  # a slash: that file, no PATH search
+    ("/nonexistent", "dir", "../ex", RAN),
+    ("{d}", ".", "./noexec", REFUSED),
+    ("{d}", ".", "{d}/dir", REFUSED),
+    ("{d}", ".", "ex/", REFUSED),
+    ("{d}", ".", "", REFUSED),
+    ("{d}", "missing", "ex", REFUSED),  # no such cwd
+    ("{d}", "ex", "ex", REFUSED),  # a file as the cwd
+]
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="runs the zygotes as nobody (root's eaccess)")
+@pytest.mark.parametrize(("path", "cwd", "program", "want"), LOOKUPS)
+@pytest.mark.parametrize("kind", ["c", "bash"])
+def test_the_program_lookup_is_bashs_type_p_on_both_zygotes(
+    lookup_dir: Path, tmp_path_factory: pytest.TempPathFactory,
+    kind: str, path: str, cwd: str, program: str, want: tuple[int, bytes],
+) -> None:  # fmt: skip
+    zyg = czygote.load(tmp_path_factory.getbasetemp() / "zygote-cache") if kind == "c" else None
+    d = str(lookup_dir)
+    env = {"PATH": path.format(d=d)}
+    request = zygote.encode_request([program.format(d=d)], f"{d}/{cwd}", env, [])
+    assert request is not None
+    try:
+        got = czygote.run_once(zyg, request, user=65534)
+    finally:
+        if zyg is not None:
+            zyg.close()
+    assert got[:2] == want, got
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="runs the zygotes as nobody (root's eaccess)")
+def test_a_non_executable_file_in_path_is_the_one_difference(
+    lookup_dir: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """``type -P`` accepts it; the exec fails: X from C (bwrap's exec_failed), env(1)'s 126."""
+    d = str(lookup_dir)
+    request = zygote.encode_request(["noexec"], d, {"PATH": d}, [])
+    assert request is not None
+    zyg = czygote.load(tmp_path_factory.getbasetemp() / "zygote-cache")
+    try:
+        assert czygote.run_once(zyg, request, user=65534)[:2] == REFUSED
+    finally:
+        zyg.close()
+    code, control, _, err = czygote.run_once(None, request, user=65534)
+    assert (code, control) == (126, b"R") and b"Permission denied" in err

@@ -37,7 +37,13 @@ import time
 from pathlib import Path
 from typing import Literal
 
-from coolcoding.sandbox.local.zygote import MAX_REQUEST_BYTES, RELEASE, encode_request
+from coolcoding.sandbox.local.zygote import (
+    MAX_REQUEST_BYTES,
+    RELEASE,
+    ZYGOTE_ENV,
+    encode_request,
+    zygote_command,
+)
 
 log = logging.getLogger(__name__)
 
@@ -183,23 +189,28 @@ def seal(binary: bytes) -> int:
 
 
 def run_once(
-    zyg: CZygote, request: bytes, *, user: int | None = None, timeout_s: float = 10.0
+    zyg: CZygote | None, request: bytes, *, user: int | None = None, timeout_s: float = 10.0
 ) -> tuple[int, bytes, bytes, bytes]:
-    """Run the zygote outside any sandbox through its whole protocol: (exit code, what it
-    wrote on the control fd, stdout, stderr). For the self-test, the tests and the bench."""
+    """Run the zygote (``None``: the bash one) outside any sandbox through its whole protocol:
+    (exit code, what it wrote on the control fd, stdout, stderr). For the self-test and tests."""
     ctl_r, ctl_w = os.pipe2(os.O_CLOEXEC)
     go_r, go_w = os.pipe2(os.O_CLOEXEC)
     req = os.memfd_create("zygote-request", os.MFD_CLOEXEC)
     fds = [ctl_r, ctl_w, go_r, go_w, req]
     proc: subprocess.Popen[bytes] | None = None
+    if zyg is None:
+        cmd, env = zygote_command(go_r, ctl_w, req), dict(ZYGOTE_ENV)
+        passed: tuple[int, ...] = (go_r, ctl_w, req)
+    else:
+        cmd, env, passed = zyg.command(go_r, ctl_w, req), {}, (zyg.fd, go_r, ctl_w, req)
     try:
         proc = subprocess.Popen(
-            zyg.command(go_r, ctl_w, req),
-            pass_fds=(zyg.fd, go_r, ctl_w, req),
+            cmd,
+            pass_fds=passed,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
-            env={},
+            env=env,
             user=user,
         )
         os.close(ctl_w)
