@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import ast
 import os
+import resource
 import shutil
 import tempfile
 from collections.abc import AsyncIterator, Iterator
@@ -25,7 +26,7 @@ import pytest
 from coolcoding.sandbox.base import ExecLimits, SandboxError
 from coolcoding.sandbox.local import bwrap, czygote, zygote
 from coolcoding.sandbox.local.runtime import LocalRuntime
-from coolcoding.sandbox.local.sandbox import LocalSandbox
+from coolcoding.sandbox.local.sandbox import LocalSandbox, rlimits_for
 from tests.integration.conftest_sandbox import (  # noqa: F401 (fixtures)
     EPHEMERAL_DISK,
     make_runtime,
@@ -326,3 +327,28 @@ def test_a_non_executable_file_in_path_is_the_one_difference(
         zyg.close()
     code, control, _, err = czygote.run_once(None, request, user=65534)
     assert (code, control) == (126, b"R") and b"Permission denied" in err
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="runs the zygotes as nobody (no CAP_SYS_RESOURCE)")
+def test_rlimits_set_lowered_and_refused_alike_on_both_zygotes(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    zyg = czygote.load(tmp_path_factory.getbasetemp() / "zygote-cache")
+    hard_nofile = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    env = {"PATH": bwrap.SANDBOX_PATH}
+
+    def both(rlimits: list[tuple[int, tuple[int, int]]]) -> list[tuple[int, bytes, bytes]]:
+        request = zygote.encode_request(["cat", "/proc/self/limits"], "/", env, rlimits)
+        assert request is not None
+        return [czygote.run_once(z, request, user=65534)[:3] for z in (zyg, None)]
+
+    try:
+        lowered = both(rlimits_for(nproc=100, fsize=5 << 20, cpu_s=3, nofile=64))
+        assert lowered[0] == lowered[1] and lowered[0][:2] == RAN
+        assert b"Max open files            64                   64" in lowered[0][2]
+        soft_above_hard = both([(resource.RLIMIT_NOFILE, (64, 32))])
+        raised = both([(resource.RLIMIT_NOFILE, (64, hard_nofile + 1))])
+        for got in (*soft_above_hard, *raised):
+            assert got[:2] == REFUSED
+    finally:
+        zyg.close()
