@@ -47,8 +47,7 @@ from coolcoding.sandbox.local.loopfd import LoopFd
 from coolcoding.sandbox.local.process import SandboxProcess
 
 if TYPE_CHECKING:
-    from coolcoding.sandbox.local.capabilities import SpawnHost
-    from coolcoding.sandbox.local.czygote import CZygote
+    from coolcoding.sandbox.local.capabilities import SpawnHost, ZygoteBinary
 
 # Bounds bash's array of fields (the request memfd itself could hold more).
 MAX_REQUEST_BYTES = 60_000
@@ -227,7 +226,7 @@ class WarmProcess:
 
 
 async def start_zygote(
-    sb: SpawnHost, timeout_s: float, binary: CZygote | None = None
+    sb: SpawnHost, timeout_s: float, binary: ZygoteBinary | None = None
 ) -> WarmProcess:
     """Spawn ``sb``'s first exec leaf (``exec-1``) with a zygote in it and wait until it is
     ready: the C one (czygote.py, zygote.c: same protocol) when ``binary`` is given, else bash."""
