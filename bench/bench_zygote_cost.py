@@ -8,8 +8,8 @@ program) and the wall time from the release to its exit:
 - previous: 5f62f99's zygote (request on a pipe: bash reads it one byte per ``read(2)``, one
   redirection per check, the sandbox's ``LANG=C.UTF-8`` loaded by bash and env(1));
 - current: this build's (request in a memfd, one redirection, ``LC_ALL=C``);
-- c_helper: a prototype C zygote compiled here (same protocol; not shipped), for the figure of
-  what dropping bash and env(1) would save.
+- c_helper: a prototype C zygote compiled here (same protocol), for the figure of what
+  dropping bash and env(1) would save (the shipped one, zygote.c: bench_czygote.py).
 Programs: ``/bin/true`` (the zygote's overhead alone) and ``python3 main.py`` (hello).
 
 Part 2, python3 hello per run, inside a sandbox started the way the judge does (ephemeral,

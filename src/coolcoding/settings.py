@@ -402,6 +402,15 @@ class Settings(BaseSettings):
         description="Warm ephemeral sandboxes (judge jobs) kept pre-started, their first exec "
         "waiting in a zygote; -1 = 2 per CPU core, 0 = no pool",
     )
+    sandbox_zygote: Literal["auto", "c", "bash"] = Field(
+        default="auto",
+        description="The pooled sandboxes' zygote (sandbox/local/zygote.py): c = a small C "
+        "program (zygote.c, built with cc at the first pooled start and cached under "
+        "<data_dir>/sandbox-state/zygote-cache), ~2 ms less CPU per judge job than bash and "
+        "env(1); bash = the bash script; auto = c when it builds and passes its self-test, else "
+        "bash (the log says why; also when a C zygote dies in a sandbox where bash starts); c "
+        "fails the start-up instead",
+    )
     sandbox_judge_reuse: bool = Field(
         default=True,
         description="A judge job's sandbox is wiped after the job (every process killed "

@@ -49,6 +49,15 @@ class SpawnHost(Protocol):
     def track_cleanup(self, coro: Coroutine[Any, Any, None]) -> None: ...
 
 
+class ZygoteBinary(Protocol):
+    """The C zygote as a spawn uses it (``czygote.CZygote``): an fd to pass, its argv."""
+
+    @property
+    def fd(self) -> int: ...
+
+    def command(self, release_fd: int, control_fd: int, request_fd: int) -> list[str]: ...
+
+
 class Stoppable(Protocol):
     async def stop(self) -> None: ...
 

@@ -44,6 +44,7 @@ from coolcoding.sandbox.local.agents import (
     is_clean_abs,
     locate_agent,
 )
+from coolcoding.sandbox.local.czygote import CACHE_DIR, ZygoteChoice, ZygoteUnavailable
 from coolcoding.sandbox.local.diskimage import WorkspaceImages
 from coolcoding.sandbox.local.environment import HostEnvironment, check_environment
 from coolcoding.sandbox.local.etcdir import EtcTemplates
@@ -87,6 +88,19 @@ class LocalRuntime(Runtime):
     ) -> None:
         self.settings = settings
         self.host = host or check_environment(settings)
+        # The pooled zygote (zygote.py): C once built and self-tested (czygote.py), else bash;
+        # with "c", built first (a failure leaves nothing else started).
+        self.zygotes = ZygoteChoice(settings.sandbox_zygote, self.state_dir / CACHE_DIR)
+        if settings.sandbox_zygote == "c":
+            try:
+                self.zygotes.resolve()
+            except ZygoteUnavailable as e:
+                raise SandboxError(
+                    "zygote_unavailable",
+                    "Sandboxes are not available on this server.",
+                    f"COOLCODING_SANDBOX_ZYGOTE=c: {e}; install a C compiler (cc) and libc "
+                    "headers, or set COOLCODING_SANDBOX_ZYGOTE=auto or bash",
+                ) from e
         self.instance_id = self.host.cgroups.instance
         become_subreaper()
         self.extra_ro_binds = dict(extra_ro_binds or {})
@@ -586,7 +600,7 @@ class LocalRuntime(Runtime):
         """A pooled sandbox (pool.py): limits are set again when a job claims it."""
         sb = await self._new_ephemeral(self._ephemeral_spec(False, 512, 64))
         try:
-            await sb.start_zygote(self.settings.sandbox_start_timeout_s)
+            await self._start_zygote(sb)
         except BaseException:
             await self._destroy_ephemeral(sb)
             raise
@@ -707,7 +721,22 @@ class LocalRuntime(Runtime):
             with contextlib.suppress(Exception):
                 await done
             raise
-        await sb.start_zygote(self.settings.sandbox_start_timeout_s)
+        await self._start_zygote(sb)
+
+    async def _start_zygote(self, sb: LocalSandbox) -> None:
+        """The pooled zygote of ``sb``; with ``auto``, a C zygote that dies during the set-up
+        (not a timeout) is followed by a bash one, and if that one starts, bash from then on."""
+        timeout_s = self.settings.sandbox_start_timeout_s
+        binary = await self.zygotes.get()
+        try:
+            await sb.start_zygote(timeout_s, binary)
+        except TimeoutError:
+            raise
+        except OSError as e:
+            if binary is None or self.zygotes.mode != "auto":
+                raise
+            await sb.start_zygote(timeout_s, None)
+            self.zygotes.disable(binary, str(e))
 
     async def shutdown(self) -> None:
         await self.reuse.close()
@@ -730,6 +759,7 @@ class LocalRuntime(Runtime):
         await self.cleanup_orphans(keep=self._released)
         await asyncio.to_thread(self.host.cgroups.remove_parent)
         self.spawn_ns.close()
+        self.zygotes.close()
         if not self._released:
             await asyncio.to_thread(shutil.rmtree, self.etc_root, True)
 

@@ -46,7 +46,7 @@ from coolcoding.sandbox.local.zygote import WarmProcess, encode_request, start_z
 
 if TYPE_CHECKING:
     from coolcoding.agent.client import AgentClient
-    from coolcoding.sandbox.local.capabilities import SandboxAgent
+    from coolcoding.sandbox.local.capabilities import SandboxAgent, ZygoteBinary
 
 log = logging.getLogger(__name__)
 _PATH_FLAGS = os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -259,9 +259,10 @@ class LocalSandbox(Sandbox):
             cpu_s=cpu_s,
         )
 
-    async def start_zygote(self, timeout_s: float) -> None:
-        """Pre-start this (ephemeral, unused) sandbox's first exec as a zygote: see zygote.py."""
-        self.warm = await start_zygote(self, timeout_s)
+    async def start_zygote(self, timeout_s: float, binary: ZygoteBinary | None = None) -> None:
+        """Pre-start this (ephemeral, unused) sandbox's first exec as a zygote: see zygote.py
+        (``binary``: the C zygote, czygote.py; ``None``: bash)."""
+        self.warm = await start_zygote(self, timeout_s, binary)
 
     def _take_warm(
         self, argv: list[str], cwd: str | None, env: Mapping[str, str] | None, limits: ExecLimits

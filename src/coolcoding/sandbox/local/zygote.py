@@ -23,6 +23,13 @@ the exec's rlimits with ``ulimit`` (the host cannot:
 lower them, so the pooled bwrap starts with the server's own NPROC/FSIZE/CPU limits, the same
 ceiling the normal path's ``setrlimit`` has. Anything the zygote cannot do exactly like bwrap
 (``encode_request`` returns None) goes the normal path.
+
+``ZYGOTE_SCRIPT`` is the reference; by default (COOLCODING_SANDBOX_ZYGOTE=auto) the zygote is
+zygote.c, the same protocol and request in C (setrlimit, chdir, ``type -P``'s check, then
+``execvp`` with exactly the request's environment: no bash, no env(1)), built and loaded by
+czygote.py. One difference, towards bwrap: a program that passes the check but whose exec
+fails (e.g. found only as a non-executable file in PATH) is reported as ``X`` by the C zygote
+(bwrap's normal path: ``exec_failed``), where bash's env(1) exits 126/127 with a message.
 """
 
 from __future__ import annotations
@@ -40,7 +47,7 @@ from coolcoding.sandbox.local.loopfd import LoopFd
 from coolcoding.sandbox.local.process import SandboxProcess
 
 if TYPE_CHECKING:
-    from coolcoding.sandbox.local.capabilities import SpawnHost
+    from coolcoding.sandbox.local.capabilities import SpawnHost, ZygoteBinary
 
 # Bounds bash's array of fields (the request memfd itself could hold more).
 MAX_REQUEST_BYTES = 60_000
@@ -218,8 +225,11 @@ class WarmProcess:
         self.close_fds()
 
 
-async def start_zygote(sb: SpawnHost, timeout_s: float) -> WarmProcess:
-    """Spawn ``sb``'s first exec leaf (``exec-1``) with a zygote in it and wait until it is ready."""
+async def start_zygote(
+    sb: SpawnHost, timeout_s: float, binary: ZygoteBinary | None = None
+) -> WarmProcess:
+    """Spawn ``sb``'s first exec leaf (``exec-1``) with a zygote in it and wait until it is
+    ready: the C one (czygote.py, zygote.c: same protocol) when ``binary`` is given, else bash."""
     cg = sb.new_leaf("exec", CgroupLimits(sb.spec.memory_mb * 1024 * 1024, sb.spec.pids))
     ours: list[int] = []  # host ends, kept
     theirs: list[int] = []  # the zygote's ends, closed here once bwrap has them
@@ -243,16 +253,18 @@ async def start_zygote(sb: SpawnHost, timeout_s: float) -> WarmProcess:
         status_r, status_w = pipe(host_reads=True)
         control_r, control_w = pipe(host_reads=True)
         release_w, release_r = pipe(host_reads=False)
+        fds = (release_r, control_w, request_fd)
         proc = await sb.spawn(
-            zygote_command(release_r, control_w, request_fd),
+            binary.command(*fds) if binary is not None else zygote_command(*fds),
             cgroup=cg,
             stdin=stdin_fd,
             stdout=out_w,
             stderr=err_w,
             cwd=None,
-            env=ZYGOTE_ENV,
+            env=ZYGOTE_ENV if binary is None else None,  # the C zygote reads no variable
             json_status_fd=status_w,
-            extra_fds=(release_r, control_w, request_fd),
+            # the C zygote's binary: bwrap executes it as /proc/self/fd/N, it closes the fd
+            extra_fds=fds if binary is None else (*fds, binary.fd),
             rlimits=POOL_RLIMITS,
         )
     except BaseException:
