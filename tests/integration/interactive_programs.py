@@ -1,5 +1,5 @@
 """A guessing game for interactive judging (tests and bench): the interactor knows a number
-from 1 to N (``input``: "N QUERIES", ``expected``: the number), answers "? g" with "<", ">" or
+from 1 to N (``input``: "N QUERIES", ``expected``: the number, N if empty), answers "? g" with "<", ">" or
 "=" and accepts "! x" when x is the number; more than QUERIES questions is a wrong answer."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ from __future__ import annotations
 GUESS_INTERACTOR = r"""
 import sys
 n, limit = map(int, open("input").read().split())
-secret = int(open("expected").read())
+secret = int(open("expected").read() or n)  # no expected number: N
 print(n, flush=True)
 asked = 0
 while True:

@@ -16,6 +16,7 @@ from coolcoding.execution import interactive
 from coolcoding.execution.judge import Judge, JudgeJob, resolve_limits
 from coolcoding.execution.testcases import Checker, JudgeCase
 from coolcoding.execution.verdicts import Verdict
+from tests.conftest import UserClient
 from tests.integration import interactive_programs as game
 from tests.integration.test_judge import judge_settings, running_judge
 
@@ -165,3 +166,55 @@ async def test_the_server_keeps_no_copy_of_the_pipes(
         except OSError:
             still = False
         assert not still, f"fd {fd} still open in the server"
+
+
+# --- over HTTP, both databases -------------------------------------------------------------------
+
+
+def test_an_interactive_problem_over_http(api: UserClient) -> None:
+    checker = {
+        "type": "interactive",
+        "language": "python",
+        "files": {"game/interactor.py": game.GUESS_INTERACTOR},
+        "entry": "game/interactor.py",
+    }
+    body = {
+        "language": "python",
+        "source": game.PY_BINARY_SEARCH,
+        "testcases": [{"stdin": "100 7", "expected_output": "64"}, {"stdin": "100 7"}],
+        "checker": checker,
+    }
+    r = api.client.post("/api/executions?wait=true", json=body)
+    assert r.status_code == 200, r.text
+    out = r.json()
+    # The second case has no expected output (the interactor's file is empty: it picks N).
+    assert [c["verdict"] for c in out["testcases"]] == ["accepted", "accepted"], out
+    assert out["verdict"] == "accepted" and out["testcases"][0]["stdout"] == ""
+    body["testcases"] = [{"stdin": "100 2", "expected_output": "64"}]
+    r = api.client.post("/api/executions?wait=true", json=body)
+    assert r.status_code == 200, r.text
+    assert r.json()["verdict"] == "wrong_answer"
+    assert r.json()["message"] == "test case 1: wrong answer (too many queries (3 > 2))"
+
+
+@pytest.mark.parametrize(
+    ("checker", "code"),
+    [
+        ({"type": "interactive", "language": "python"}, "invalid_checker"),
+        ({"type": "interactive", "language": "python", "source": "x", "files": {"a.py": "x"}},
+         "invalid_checker"),
+        ({"type": "interactive", "language": "python", "files": {"a.py": "x", "b.py": "y"}},
+         "entry_required"),
+        ({"type": "interactive", "language": "python", "files": {"a.py": "x"}, "entry": "b.py"},
+         "invalid_entry"),
+        ({"type": "interactive", "language": "cobol-74", "source": "x"}, "validation_error"),
+        ({"type": "token", "files": {"a.py": "x"}}, "invalid_checker"),
+    ],
+)  # fmt: skip
+def test_bad_interactive_checkers_answer_400(
+    api: UserClient, checker: dict[str, Any], code: str
+) -> None:
+    body = {"language": "python", "source": "print(1)", "testcases": [{"stdin": "1"}],
+            "checker": checker}  # fmt: skip
+    r = api.client.post("/api/executions", json=body)
+    assert r.status_code in (400, 422) and r.json()["error"] == code, r.text

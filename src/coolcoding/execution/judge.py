@@ -151,6 +151,13 @@ class Judge:
         self._runtime = self._runtime()
         return self._runtime
 
+    def connected_execs(self) -> bool:
+        """Whether the runtime can run interactive problems (``Runtime.connected_execs``)."""
+        try:
+            return self.runtime().connected_execs
+        except SandboxError:
+            return False
+
     def compile_limits(self) -> ExecLimits:
         s = self.settings
         return ExecLimits(
