@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -67,16 +68,18 @@ def build(tmp: Path) -> dict[str, list[str]]:
         subprocess.run(["/usr/bin/gcc", "-O2", "-std=gnu17", "-o", str(tmp / name),
                         str(tmp / f"{name}.c")], check=True)  # fmt: skip
     (tmp / "interactor.py").write_text(GUESS_INTERACTOR)
-    return {"python": [sys.executable, "-I", "interactor.py"], "c": [str(tmp / "interactor")]}
+    return {"python": [sys.executable, "-I", str(tmp / "interactor.py")],
+            "c": [str(tmp / "interactor")]}  # fmt: skip
 
 
-def floor_s(tmp: Path, interactor: list[str]) -> float:
-    """Both programs joined by two plain pipes, no sandbox: start to both exited, in s."""
+def floor_s(tmp: Path, cwd: Path, interactor: list[str]) -> float:
+    """Both programs joined by two plain pipes, no sandbox, in ``cwd`` (the files ``input``
+    and ``expected``): start to both exited, in s."""
     to_int_r, to_int_w = os.pipe()
     to_sol_r, to_sol_w = os.pipe()
     t = time.perf_counter()
-    judge = subprocess.Popen(interactor, cwd=tmp, stdin=to_int_r, stdout=to_sol_w)
-    sol = subprocess.Popen([str(tmp / "solution")], cwd=tmp, stdin=to_sol_r, stdout=to_int_w)
+    judge = subprocess.Popen(interactor, cwd=cwd, stdin=to_int_r, stdout=to_sol_w)
+    sol = subprocess.Popen([str(tmp / "solution")], cwd=cwd, stdin=to_sol_r, stdout=to_int_w)
     for fd in (to_int_r, to_int_w, to_sol_r, to_sol_w):
         os.close(fd)
     codes = judge.wait(), sol.wait()
@@ -85,8 +88,8 @@ def floor_s(tmp: Path, interactor: list[str]) -> float:
     return elapsed
 
 
-def job_for(lang: str, n: int, settings: Settings) -> JudgeJob:
-    """One case of ``n`` exchanges: the C submission against the ``lang`` interactor."""
+def job_for(lang: str, n: int, secret: int, settings: Settings) -> JudgeJob:
+    """One case of ``secret`` exchanges: the C submission against the ``lang`` interactor."""
     name, src = INTERACTORS[lang]
     return JudgeJob(
         language="c",
@@ -94,7 +97,7 @@ def job_for(lang: str, n: int, settings: Settings) -> JudgeJob:
         entry="main.c",
         limits=resolve_limits({"wall_s": 20, "cpu_s": 20}, settings),
         cache_scope="user:bench",
-        cases=[JudgeCase(f"{n} {n}".encode(), str(n).encode())],
+        cases=[JudgeCase(f"{n} {n}".encode(), str(secret).encode())],
         checker=Checker(kind="interactive", language=lang, files={name: src.encode()}, entry=name),
     )
 
@@ -106,6 +109,12 @@ async def ours_s(judge: Judge, job: JudgeJob) -> tuple[float, float]:
     total = time.perf_counter() - t
     assert r.verdict == Verdict.ACCEPTED, (r.message, r.extra)
     return r.extra["cases"][0]["wall_ms"] / 1000, total
+
+
+def marginal(ms: dict[str, list[float]], series: str, n: int) -> int:
+    """Exchanges/s without the fixed costs: (n - 1) / (median of n - median of one exchange)."""
+    extra_ms = statistics.median(ms[series]) - statistics.median(ms[f"{series}_1"])
+    return round((n - 1) * 1000 / extra_ms) if extra_ms > 0 else -1
 
 
 async def main() -> None:
@@ -120,26 +129,33 @@ async def main() -> None:
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
         floor_argv = build(tmp)
-        (tmp / "input").write_text(f"{n} {n}\n")
-        (tmp / "expected").write_text(f"{n}\n")
+        dirs = {}
+        for size in (n, 1):  # n exchanges, and one (the fixed costs)
+            dirs[size] = tmp / str(size)
+            dirs[size].mkdir()
+            (dirs[size] / "input").write_text(f"{n} {n}\n")
+            (dirs[size] / "expected").write_text(f"{size}\n")
         ms: dict[str, list[float]] = {}  # per series: the case's time, ms
         async with bench_runtime() as rt:
             judge = Judge(rt, languages, rt.settings)
-            jobs = {lang: job_for(lang, n, rt.settings) for lang in INTERACTORS}
-            for lang in INTERACTORS:  # warm-up: the compile cache, the page cache
-                await ours_s(judge, jobs[lang])
-                floor_s(tmp, floor_argv[lang])
+            jobs = {(lang, size): job_for(lang, n, size, rt.settings)
+                    for lang in INTERACTORS for size in dirs}  # fmt: skip
+            for lang, size in jobs:  # warm-up: the compile cache, the page cache
+                await ours_s(judge, jobs[lang, size])
+                floor_s(tmp, dirs[size], floor_argv[lang])
             for i in range(args.rounds):
                 order = list(INTERACTORS) if i % 2 == 0 else list(INTERACTORS)[::-1]
                 for lang in order:
                     for kind in ("ours", "floor") if i % 2 == 0 else ("floor", "ours"):
-                        if kind == "ours":
-                            case_s, job_s = await ours_s(judge, jobs[lang])
-                            ms.setdefault(f"{lang}/ours", []).append(case_s * 1000)
-                            ms.setdefault(f"{lang}/ours_job", []).append(job_s * 1000)
-                        else:
-                            t = floor_s(tmp, floor_argv[lang])
-                            ms.setdefault(f"{lang}/floor", []).append(t * 1000)
+                        for size in dirs:
+                            tag = "" if size == n else "_1"
+                            if kind == "ours":
+                                case_s, job_s = await ours_s(judge, jobs[lang, size])
+                                ms.setdefault(f"{lang}/ours{tag}", []).append(case_s * 1000)
+                                ms.setdefault(f"{lang}/ours_job{tag}", []).append(job_s * 1000)
+                            else:
+                                t = floor_s(tmp, dirs[size], floor_argv[lang])
+                                ms.setdefault(f"{lang}/floor{tag}", []).append(t * 1000)
     out: dict[str, object] = {
         "exchanges": n,
         "rounds": args.rounds,
@@ -158,6 +174,12 @@ async def main() -> None:
         "ours_over_floor": {
             lang: ratio(ms[f"{lang}/ours"], ms[f"{lang}/floor"]) for lang in INTERACTORS
         },
+        # per exchange, the fixed costs (a case of one exchange) taken off: medians
+        "marginal_exchanges_per_s": {
+            f"{lang}/{kind}": marginal(ms, f"{lang}/{kind}", n)
+            for lang in INTERACTORS
+            for kind in ("ours", "floor")
+        },
         "raw_ms": {k: [round(x, 2) for x in v] for k, v in ms.items()},
     }
     print(f"{n} exchanges per case, {args.rounds} rounds")
@@ -171,6 +193,7 @@ async def main() -> None:
             f"{lang:<10} {kind:<9} {s['p50']:>9.1f} {s['p99']:>9.1f} {r['p50']:>11,} {r['p99']:>9,}"
         )
     print("ours / floor time (p50, p99):", out["ours_over_floor"])
+    print("marginal exchanges/s (fixed costs off):", out["marginal_exchanges_per_s"])
     write_result("interactive", out)
 
 
