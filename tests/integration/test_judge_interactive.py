@@ -113,8 +113,9 @@ async def test_a_crashing_interactor_is_a_checker_error(judge: Judge) -> None:
 
 
 async def test_a_looping_interactor_hits_its_own_limit(judge: Judge) -> None:
+    # A long wall limit for the submission: a loaded host must not make it the first to end.
     job = game_job(judge, "python", game.PY_BINARY_SEARCH, [("100 7", "50")],
-                   checker=interactor(game.INTERACTOR_LOOPS))  # fmt: skip
+                   checker=interactor(game.INTERACTOR_LOOPS), limits={"wall_s": 15})  # fmt: skip
     r = await judge.judge(job)
     assert r.verdict == Verdict.INTERNAL_ERROR, (r.message, r.extra)
     assert verdicts(r) == ["checker_error"]
