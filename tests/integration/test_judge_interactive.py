@@ -16,6 +16,7 @@ from coolcoding.execution import interactive
 from coolcoding.execution.judge import Judge, JudgeJob, resolve_limits
 from coolcoding.execution.testcases import Checker, JudgeCase
 from coolcoding.execution.verdicts import Verdict
+from coolcoding.sandbox.local.runtime import LocalRuntime
 from tests.conftest import UserClient
 from tests.integration import interactive_programs as game
 from tests.integration.test_judge import judge_settings, running_judge
@@ -219,3 +220,17 @@ def test_bad_interactive_checkers_answer_400(
             "checker": checker}  # fmt: skip
     r = api.client.post("/api/executions", json=body)
     assert r.status_code in (400, 422) and r.json()["error"] == code, r.text
+
+
+def test_a_runtime_that_cannot_connect_two_programs_answers_400(
+    api: UserClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # As the Kubernetes runtime: its sandboxes have no ``start_connected``.
+    monkeypatch.setattr(LocalRuntime, "connected_execs", False)
+    body = {"language": "python", "source": game.PY_BINARY_SEARCH, "testcases": [{"stdin": "9 4"}],
+            "checker": {"type": "interactive", "language": "python",
+                        "source": game.GUESS_INTERACTOR}}  # fmt: skip
+    r = api.client.post("/api/executions", json=body)
+    assert r.status_code == 400, r.text
+    assert r.json()["error"] == "interactive_unsupported"
+    assert "cannot run interactive problems" in r.json()["message"]
