@@ -16,7 +16,9 @@ from coolcoding.execution import interactive
 from coolcoding.execution.judge import Judge, JudgeJob, resolve_limits
 from coolcoding.execution.testcases import Checker, JudgeCase
 from coolcoding.execution.verdicts import Verdict
+from coolcoding.sandbox.base import ExecLimits
 from coolcoding.sandbox.local.runtime import LocalRuntime
+from coolcoding.sandbox.local.sandbox import LocalSandbox
 from tests.conftest import UserClient
 from tests.integration import interactive_programs as game
 from tests.integration.test_judge import judge_settings, running_judge
@@ -168,6 +170,34 @@ async def test_the_server_keeps_no_copy_of_the_pipes(
         except OSError:
             still = False
         assert not still, f"fd {fd} still open in the server"
+
+
+async def test_start_connected_runs_on_the_callers_pipes_never_the_zygote(judge: Judge) -> None:
+    rt = judge.runtime()
+    assert isinstance(rt, LocalRuntime)
+    await rt.pool.wait_full()
+    async with rt.ephemeral({}) as box:
+        assert isinstance(box, LocalSandbox) and box.warm is not None  # a pooled one
+        in_r, in_w = os.pipe2(os.O_CLOEXEC)
+        out_r, out_w = os.pipe2(os.O_CLOEXEC)
+        run = await box.start_connected(["/bin/sh", "-c", "read x; echo got $x; echo err >&2"],
+                                        stdin_fd=in_r, stdout_fd=out_w,
+                                        limits=ExecLimits(wall_s=5))  # fmt: skip
+        os.close(in_r)
+        os.close(out_w)
+        os.write(in_w, b"hello\n")
+        os.close(in_w)
+        res = await run.result()
+        try:
+            assert os.read(out_r, 100) == b"got hello\n"
+            assert os.read(out_r, 100) == b""  # no other writer left: not even the server
+        finally:
+            os.close(out_r)
+        assert res.exit_code == 0 and res.stdout == b"" and res.stderr == b"err\n", res
+        assert box.warm is None and box.pooled_execs == 0  # its zygote was discarded
+        # The sandbox's next exec is an ordinary one.
+        again = await box.exec(["/bin/cat"], stdin=b"plain")
+        assert again.stdout == b"plain"
 
 
 # --- over HTTP, both databases -------------------------------------------------------------------
