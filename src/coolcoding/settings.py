@@ -647,6 +647,12 @@ class Settings(BaseSettings):
     exec_checker_cpu_s: float = Field(default=5.0, description="A checker program's CPU limit")
     exec_checker_wall_s: float = Field(default=10.0, description="A checker program's wall limit")
     exec_checker_memory_mb: int = Field(default=256, description="A checker program's memory")
+    exec_interactor_grace_s: float = Field(
+        default=2.0,
+        gt=0,
+        description="An interactor's wall limit past the submission's (a deadlock is then the "
+        "submission's time limit)",
+    )
     exec_deps_max: int = Field(default=20, description="Packages per job's `dependencies`")
     exec_deps_max_mb: int = Field(
         default=200, description="Installed size of one job's dependency set (MiB)"

@@ -19,8 +19,10 @@ from coolcoding.errors import InvalidInput
 from coolcoding.execution.compile_cache import CompileCache, cache_key
 from coolcoding.execution.dependencies import ENV as DEPS_ENV
 from coolcoding.execution.dependencies import SANDBOX_DEPS, DependencyCache
+from coolcoding.execution.interactive import run_interactive
 from coolcoding.execution.languages import Language, LanguageRegistry, expand
 from coolcoding.execution.testcases import (
+    PROGRAM_CHECKERS,
     CaseOutcome,
     Checker,
     CheckerBox,
@@ -28,7 +30,7 @@ from coolcoding.execution.testcases import (
     compare,
     summarize,
 )
-from coolcoding.execution.verdicts import Verdict, classify
+from coolcoding.execution.verdicts import Decision, Verdict, classify
 from coolcoding.sandbox.base import ExecLimits, ExecResult, Runtime, Sandbox, SandboxError
 from coolcoding.sandbox.host_limits import host_limit_message
 from coolcoding.settings import Settings
@@ -149,6 +151,13 @@ class Judge:
         self._runtime = self._runtime()
         return self._runtime
 
+    def connected_execs(self) -> bool:
+        """Whether the runtime can run interactive problems (``Runtime.connected_execs``)."""
+        try:
+            return self.runtime().connected_execs
+        except SandboxError:
+            return False
+
     def compile_limits(self) -> ExecLimits:
         s = self.settings
         return ExecLimits(
@@ -178,6 +187,9 @@ class Judge:
         wall = job.limits.wall_s or s.exec_default_wall_s
         if job.checker.kind == "program":  # its compile step, and its run per case
             wall += s.exec_checker_wall_s
+            compile_s *= 2
+        elif job.checker.kind == "interactive":  # its compile step; it runs with the program
+            wall += s.exec_interactor_grace_s
             compile_s *= 2
         if job.dependencies:
             compile_s += s.exec_deps_install_timeout_s + 60  # and reading the result out
@@ -355,6 +367,11 @@ class Judge:
         assert job.cases is not None
         lang = self.language(job.language)
         outcomes: list[CaseOutcome] = []
+
+        def decide(run: ExecResult) -> Decision:
+            return classify(run, job.limits, oom_pattern=lang.oom_pattern,
+                            memory_limit_mb=run_memory)  # fmt: skip
+
         async with self._checker(job.checker) as checker:
             if isinstance(checker, str):
                 return JudgeResult(Verdict.INTERNAL_ERROR, checker, extra={"cases": []})
@@ -363,11 +380,17 @@ class Judge:
                 if failed and job.stop_on_failure:
                     outcomes.append(CaseOutcome("skipped"))
                     continue
+                if job.checker.kind == "interactive":
+                    assert checker is not None
+                    outcome = await run_interactive(checker, box, argv, run_limits, env, case,
+                                                    decide, self.settings.exec_interactor_grace_s)  # fmt: skip
+                    outcomes.append(outcome)
+                    failed = failed or outcome.verdict != Verdict.ACCEPTED
+                    continue
                 run = await box.exec(
                     argv, stdin=case.stdin, limits=run_limits, cwd=box.workspace_path, env=env
                 )
-                decision = classify(run, job.limits, oom_pattern=lang.oom_pattern,
-                                    memory_limit_mb=run_memory)  # fmt: skip
+                decision = decide(run)
                 outcome = CaseOutcome(decision.verdict, decision.message, run)
                 if decision.verdict == Verdict.ACCEPTED and case.expected is not None:
                     if checker is not None:
@@ -394,7 +417,7 @@ class Judge:
     async def _checker(self, checker: Checker) -> AsyncIterator[CheckerBox | str | None]:
         """A compiled checker program in its own sandbox (``None`` for the built-in
         comparisons; a message when the checker does not compile)."""
-        if checker.kind != "program":
+        if checker.kind not in PROGRAM_CHECKERS:
             yield None
             return
         lang = self.language(checker.language or "")
@@ -417,7 +440,8 @@ class Judge:
                 comp = await box.exec(command, limits=compile_limits, cwd=box.workspace_path,
                                       env=env)  # fmt: skip
                 if comp.exit_code != 0 or comp.limit_hit:
-                    yield "the checker does not compile: " + compile_output_text(comp)[:2000]
+                    what = "interactor" if checker.kind == "interactive" else "checker"
+                    yield f"the {what} does not compile: " + compile_output_text(comp)[:2000]
                     return
             argv = expand(lang.run, entry=entry, sources=sources, build=".", heap_mb=256)
             yield CheckerBox(box, argv, env, limits)

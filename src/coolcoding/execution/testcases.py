@@ -12,7 +12,9 @@ well, the checker's:
   submission cannot touch it), run per case with the files ``input``, ``output`` and
   ``expected`` in its working directory: exit 0 accepts, exit 1 is a wrong answer (its stdout
   the message); anything else (a crash, a limit, a compile error) is the checker's fault and
-  fails the job as ``internal_error`` with a ``checker_error`` case status saying why.
+  fails the job as ``internal_error`` with a ``checker_error`` case status saying why;
+- ``interactive``: such a program as the interactor, run at the same time as the submission,
+  the two talking through pipes (interactive.py says who decides when both fail).
 
 The job's verdict is its first failing case's (``test case 3: wrong answer``), else accepted;
 ``stop_on_failure`` skips the cases after it (``skipped``).
@@ -28,7 +30,8 @@ from typing import Any
 from coolcoding.execution.verdicts import Verdict, outputs_match
 from coolcoding.sandbox.base import ExecLimits, ExecResult, Sandbox
 
-CHECKERS = ("exact", "token", "float", "program")
+CHECKERS = ("exact", "token", "float", "program", "interactive")
+PROGRAM_CHECKERS = ("program", "interactive")  # a program of their own (interactive.py)
 CASE_OUTPUT_KEEP = 4096  # bytes of each case's stdout kept in its result
 
 
@@ -42,7 +45,7 @@ class JudgeCase:
 class Checker:
     kind: str = "exact"
     tolerance: float = 1e-6
-    language: str | None = None  # kind "program"
+    language: str | None = None  # kinds "program" and "interactive"
     files: Mapping[str, bytes] = field(default_factory=dict)
     entry: str | None = None
 

@@ -151,6 +151,26 @@ class Sandbox(abc.ABC):
     ) -> AbstractAsyncContextManager[ExecStream]:
         """Like ``exec`` but yields output chunks as they come (for the Run button)."""
 
+    async def start_connected(
+        self,
+        argv: list[str],
+        *,
+        stdin_fd: int,
+        stdout_fd: int,
+        limits: ExecLimits | None = None,
+        cwd: str | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> ExecStream:
+        """Start ``argv`` with two host fds (pipes) as its stdin and stdout, which are not
+        captured (``result().stdout`` is empty): two programs connected to each other, e.g. an
+        interactive problem's interactor and submission. The fds are the caller's: once this
+        returns the program holds its own copies and the caller closes its. Only runtimes whose
+        ``connected_execs`` is true have it."""
+        raise SandboxError(
+            "interactive_unsupported",
+            "This server's sandbox runtime cannot connect two programs (interactive problems).",
+        )
+
     @abc.abstractmethod
     async def write_files(self, files: Mapping[str, bytes | None]) -> None:
         """Write (bytes) or delete (None) workspace-relative paths; creates parent folders.
@@ -185,6 +205,8 @@ class Runtime(abc.ABC):
     # local/identity.py); stored with a session's sandbox state so that another server's
     # start-up leaves that session alone.
     instance_id: str = ""
+    # Whether its sandboxes have ``Sandbox.start_connected`` (interactive problems).
+    connected_execs: bool = False
 
     def keep_session_pool(self, template: SandboxSpec) -> None:
         """Keep sandboxes of new sessions pre-started with this spec (its uuid is ignored), if

@@ -55,16 +55,22 @@ class TestCaseIn(BaseModel):
 
 class CheckerIn(BaseModel):
     """How a test case's output is judged: ``exact`` (the default), ``token``, ``float``
-    (numbers within ``tolerance``, absolute or relative), or ``program``: a checker in
-    ``language`` (``source``) reading the files ``input``, ``output`` and ``expected``; exit 0
-    accepts, exit 1 rejects, anything else is the checker's failure."""
+    (numbers within ``tolerance``, absolute or relative), ``program``: a checker in
+    ``language`` (``source``, or ``files`` and ``entry``) reading the files ``input``,
+    ``output`` and ``expected``; exit 0 accepts, exit 1 rejects, anything else is the
+    checker's failure; or ``interactive``: such a program as the interactor, run at the same
+    time as the submission, its stdout the submission's stdin and the other way round, with
+    the files ``input`` and ``expected`` (400 ``interactive_unsupported`` where the sandbox
+    runtime cannot connect two programs)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra=lambda s: _files_keys_are_paths(s))
 
-    type: Literal["exact", "token", "float", "program"] = "exact"
+    type: Literal["exact", "token", "float", "program", "interactive"] = "exact"
     tolerance: float = Field(default=1e-6, ge=0, le=1e9)
     language: LanguageId | None = None
     source: str | None = None
+    files: dict[WorkspacePath, str] | None = Field(default=None, max_length=100)
+    entry: WorkspacePath | None = None
 
 
 class CaseResultOut(BaseModel):

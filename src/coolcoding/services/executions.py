@@ -389,7 +389,7 @@ class ExecutionService:
             ),
             limits={k: getattr(limits, k) for k in LIMIT_FIELDS},
             owner=self.owner,
-            testcases=testcases_of(req, self.settings, self.language),
+            testcases=testcases_of(req, self.settings, self.language, self.judge.connected_execs()),
             callback_url=req.callback_url,
         )
 

@@ -11,7 +11,7 @@ from coolcoding.db.models import Execution, utcnow
 from coolcoding.errors import InvalidInput, TooLarge
 from coolcoding.execution.judge import JudgeResult
 from coolcoding.execution.languages import Language, LanguageRegistry
-from coolcoding.execution.testcases import Checker, JudgeCase
+from coolcoding.execution.testcases import PROGRAM_CHECKERS, Checker, JudgeCase
 from coolcoding.filesync.paths import normalize_path
 from coolcoding.settings import Settings
 
@@ -28,7 +28,8 @@ class JobRequest:
     expected_output: str | None = None
     limits: dict[str, Any] | None = None
     testcases: list[dict[str, Any]] | None = None  # [{"stdin", "expected_output"}]
-    checker: dict[str, Any] | None = None  # {"type", "tolerance", "language", "source"}
+    # {"type", "tolerance", "language", "source" or "files" and "entry"}
+    checker: dict[str, Any] | None = None
     stop_on_failure: bool = False
     callback_url: str | None = None  # Judge0: PUT the result there (callbacks.py)
     judge0_base64: bool = False  # Judge0: the callback's texts in base64
@@ -51,9 +52,10 @@ def text_limit(name: str, value: str | None, maximum: int) -> bytes | None:
 
 
 def testcases_of(
-    req: JobRequest, s: Settings, language: Callable[[str], Language]
+    req: JobRequest, s: Settings, language: Callable[[str], Language], connected: bool = False
 ) -> dict[str, Any] | None:
-    """The job's test cases and checker, validated (``None`` without test cases)."""
+    """The job's test cases and checker, validated (``None`` without test cases).
+    ``connected``: whether the runtime can run interactive problems (``connected_execs``)."""
     if req.testcases is None:
         if req.checker is not None:
             raise InvalidInput("a checker needs testcases", code="invalid_testcases")
@@ -80,20 +82,49 @@ def testcases_of(
             code="testcases_too_large",
             maximum=s.exec_max_testcases_bytes,
         )
-    checker = dict(req.checker or {"type": "exact"})
-    if checker.get("type") == "program":
-        lang = language(str(checker.get("language") or ""))
-        source = checker.get("source")
-        if not source or not str(source).strip():
-            raise InvalidInput("a program checker needs its source", code="invalid_checker")
-        if len(str(source).encode()) > s.exec_max_source_bytes:
-            raise TooLarge("the checker's source is too large", code="source_too_large",
-                           maximum=s.exec_max_source_bytes)  # fmt: skip
-        checker["language"] = lang.id
-    elif checker.get("language") or checker.get("source"):
-        raise InvalidInput("language and source are for a program checker",
-                           code="invalid_checker")  # fmt: skip
+    checker = checker_of(req.checker, s, language, connected)
     return {"cases": req.testcases, "checker": checker, "stop_on_failure": req.stop_on_failure}
+
+
+def checker_of(
+    given: dict[str, Any] | None,
+    s: Settings,
+    language: Callable[[str], Language],
+    connected: bool,
+) -> dict[str, Any]:
+    """The checker as stored: a program's (``program``, ``interactive``) as ``files`` and
+    ``entry``, from ``source`` or ``files`` (and ``entry``, as for the job's own files)."""
+    checker = {k: v for k, v in (given or {"type": "exact"}).items() if v is not None}
+    kind = checker.get("type", "exact")
+    source, files = checker.pop("source", None), checker.pop("files", None)
+    if kind not in PROGRAM_CHECKERS:
+        if checker.get("language") or source is not None or files is not None or "entry" in checker:
+            raise InvalidInput("language, source, files and entry are for a program checker",
+                               code="invalid_checker")  # fmt: skip
+        return checker
+    if kind == "interactive" and not connected:
+        raise InvalidInput(
+            "this server's sandbox runtime cannot run interactive problems (it cannot connect "
+            "two programs)",
+            code="interactive_unsupported",
+        )
+    what = "an interactor" if kind == "interactive" else "a program checker"
+    lang = language(str(checker.get("language") or ""))
+    if (source is None) == (files is None):
+        raise InvalidInput(f"{what} needs its source or its files", code="invalid_checker")
+    if source is not None:
+        files = {lang.source_name(str(source)): str(source)}
+    else:
+        files = {normalize_path(p): str(c) for p, c in dict(files).items()}
+    if not files or all(not c.strip() for c in files.values()):
+        raise InvalidInput(f"{what} needs its source", code="invalid_checker")
+    if sum(len(c.encode()) for c in files.values()) > s.exec_max_source_bytes:
+        raise TooLarge(f"the {what.split()[-1]}'s source is too large", code="source_too_large",
+                       maximum=s.exec_max_source_bytes)  # fmt: skip
+    entry = checker.get("entry")
+    checker.update(language=lang.id, files=files,
+                   entry=entry_of(lang, files, None if entry is None else str(entry)))  # fmt: skip
+    return checker
 
 
 def case_fields(row: Execution, languages: LanguageRegistry) -> dict[str, Any]:
@@ -113,12 +144,16 @@ def case_fields(row: Execution, languages: LanguageRegistry) -> dict[str, Any]:
     chk = spec.get("checker") or {}
     checker = Checker(kind=str(chk.get("type", "exact")),
                       tolerance=float(chk.get("tolerance", 1e-6)))  # fmt: skip
-    if checker.kind == "program":
+    if checker.kind in PROGRAM_CHECKERS:
         lang = languages.get(str(chk.get("language")))
         assert lang is not None
-        name = lang.source_name(str(chk.get("source")))
-        checker = Checker(kind="program", language=lang.id,
-                          files={name: str(chk.get("source")).encode()}, entry=name)  # fmt: skip
+        if "files" in chk:
+            files = {str(p): str(c).encode() for p, c in chk["files"].items()}
+            entry = str(chk["entry"])
+        else:  # stored before checkers had files
+            entry = lang.source_name(str(chk.get("source")))
+            files = {entry: str(chk.get("source")).encode()}
+        checker = Checker(kind=checker.kind, language=lang.id, files=files, entry=entry)
     return {"cases": cases, "checker": checker,
             "stop_on_failure": bool(spec.get("stop_on_failure"))}  # fmt: skip
 

@@ -1422,11 +1422,21 @@ export interface components {
         /**
          * CheckerIn
          * @description How a test case's output is judged: ``exact`` (the default), ``token``, ``float``
-         *     (numbers within ``tolerance``, absolute or relative), or ``program``: a checker in
-         *     ``language`` (``source``) reading the files ``input``, ``output`` and ``expected``; exit 0
-         *     accepts, exit 1 rejects, anything else is the checker's failure.
+         *     (numbers within ``tolerance``, absolute or relative), ``program``: a checker in
+         *     ``language`` (``source``, or ``files`` and ``entry``) reading the files ``input``,
+         *     ``output`` and ``expected``; exit 0 accepts, exit 1 rejects, anything else is the
+         *     checker's failure; or ``interactive``: such a program as the interactor, run at the same
+         *     time as the submission, its stdout the submission's stdin and the other way round, with
+         *     the files ``input`` and ``expected`` (400 ``interactive_unsupported`` where the sandbox
+         *     runtime cannot connect two programs).
          */
         CheckerIn: {
+            /** Entry */
+            entry?: string | null;
+            /** Files */
+            files?: {
+                [key: string]: string;
+            } | null;
             /** Language */
             language?: string | null;
             /** Source */
@@ -1441,7 +1451,7 @@ export interface components {
              * @default exact
              * @enum {string}
              */
-            type?: "exact" | "token" | "float" | "program";
+            type?: "exact" | "token" | "float" | "program" | "interactive";
         };
         /**
          * CommandOut

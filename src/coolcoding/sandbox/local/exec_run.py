@@ -54,8 +54,14 @@ class LocalExec(ExecStream):
         cwd: str | None,
         env: Mapping[str, str] | None,
         stream: bool,
+        stdin_fd: int | None = None,
+        stdout_fd: int | None = None,
     ) -> None:
         self._sb = sandbox
+        # The caller's fds as the program's stdin/stdout instead of a memfd / a captured pipe
+        # (interactive judging: pipes to another sandbox's program). Never closed here.
+        self._stdin_fd = stdin_fd
+        self._stdout_fd = stdout_fd
         self._argv = argv
         self._stdin = stdin
         self._limits = limits or ExecLimits()
@@ -77,6 +83,8 @@ class LocalExec(ExecStream):
         self._finishing: asyncio.Task[ExecResult] | None = None
         self._t0 = 0.0
         self._warm: WarmProcess | None = None
+        self._pumps = 2  # the first tasks: stdout's and stderr's readers (stderr's only)
+        self.ended_at: float | None = None  # perf_counter() when the program was seen to end
 
     async def start(self) -> None:
         sb, lim = self._sb, self._limits
@@ -87,18 +95,25 @@ class LocalExec(ExecStream):
         child_fds: list[int] = []
         ours: list[int] = []
         try:
-            stdin_fd = os.memfd_create("stdin", os.MFD_CLOEXEC)  # a file, not a pipe: no writer
-            child_fds.append(stdin_fd)
-            if self._stdin:
-                os.write(stdin_fd, self._stdin)
-                os.lseek(stdin_fd, 0, os.SEEK_SET)
-            for _ in range(3):
+            if self._stdin_fd is not None:
+                stdin_fd = self._stdin_fd
+            else:
+                stdin_fd = os.memfd_create("stdin", os.MFD_CLOEXEC)  # a file: no writer
+                child_fds.append(stdin_fd)
+                if self._stdin:
+                    os.write(stdin_fd, self._stdin)
+                    os.lseek(stdin_fd, 0, os.SEEK_SET)
+            for _ in range(3 if self._stdout_fd is None else 2):
                 r, w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
                 os.set_blocking(w, True)
                 ours.append(r)
                 child_fds.append(w)
-            out_r, err_r, status_r = ours
-            _, out_w, err_w, status_w = child_fds
+            if self._stdout_fd is None:
+                out_r, err_r, status_r = ours
+                out_w, err_w, status_w = child_fds[-3:]
+            else:
+                out_r, (err_r, status_r) = -1, ours
+                out_w, (err_w, status_w) = self._stdout_fd, child_fds[-2:]
             self._t0 = time.perf_counter()
             self._proc = await sb.spawn(
                 self._argv,
@@ -121,7 +136,7 @@ class LocalExec(ExecStream):
             for fd in child_fds:
                 os.close(fd)
         self._status_r = LoopFd(status_r)
-        self._begin(LoopFd(out_r), LoopFd(err_r))
+        self._begin(LoopFd(out_r) if out_r >= 0 else None, LoopFd(err_r))
 
     async def start_warm(self, warm: WarmProcess, request: bytes) -> None:
         """Release a pooled zygote (see zygote.py) with this exec's limits instead of spawning."""
@@ -142,15 +157,15 @@ class LocalExec(ExecStream):
             raise
         self._begin(warm.stdout_r, warm.stderr_r)
 
-    def _begin(self, out_r: LoopFd, err_r: LoopFd) -> None:
+    def _begin(self, out_r: LoopFd | None, err_r: LoopFd) -> None:
         lim = self._limits
         loop = asyncio.get_running_loop()
         out_limit = lim.output_bytes if lim.output_bytes is not None else DEFAULT_OUTPUT_BYTES
-        self._pipes = [out_r, err_r]
-        self._tasks = [
-            loop.create_task(self._pump(out_r, "stdout", out_limit)),
-            loop.create_task(self._pump(err_r, "stderr", out_limit)),
-        ]
+        self._pipes = [err_r] if out_r is None else [out_r, err_r]
+        self._tasks = [loop.create_task(self._pump(err_r, "stderr", out_limit))]
+        if out_r is not None:
+            self._tasks.insert(0, loop.create_task(self._pump(out_r, "stdout", out_limit)))
+        self._pumps = len(self._tasks)
         if lim.wall_s is not None:
             self._timers.append(loop.call_later(lim.wall_s, self._kill_for, "wall"))
         if lim.cpu_s is not None:
@@ -245,7 +260,8 @@ class LocalExec(ExecStream):
     async def _finish(self) -> ExecResult:
         assert self._proc is not None and self._cg is not None
         status = await self._proc.wait()
-        wall_ms = (time.perf_counter() - self._t0) * 1000
+        self.ended_at = time.perf_counter()
+        wall_ms = (self.ended_at - self._t0) * 1000
         for timer in self._timers:
             timer.cancel()
         # e.g. a daemon that escaped the pid namespace's teardown race; not waiting for the
@@ -253,7 +269,7 @@ class LocalExec(ExecStream):
         self._cg.kill_all(wait=False)
         # The workspace is measured in a thread while the output and the counters are read.
         over_quota = asyncio.ensure_future(self._sb.over_quota())
-        pumps = asyncio.gather(*self._tasks[:2])
+        pumps = asyncio.gather(*self._tasks[: self._pumps])
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(pumps, 2.0)
         for t in self._tasks:

@@ -79,6 +79,8 @@ def _chown_tree(root: Path, uid: int, gid: int) -> None:
 
 
 class LocalRuntime(Runtime):
+    connected_execs = True  # LocalSandbox.start_connected: host pipes as the exec's fds
+
     def __init__(
         self,
         settings: Settings,

@@ -340,6 +340,27 @@ class LocalSandbox(Sandbox):
             run.kill_now()
             raise
 
+    async def start_connected(
+        self,
+        argv: list[str],
+        *,
+        stdin_fd: int,
+        stdout_fd: int,
+        limits: ExecLimits | None = None,
+        cwd: str | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> LocalExec:
+        """Start ``argv`` with the caller's ``stdin_fd``/``stdout_fd`` as its fds 0 and 1 (base.py).
+        Never through the zygote, whose stdin and stdout are its own pipes: an unused one is
+        discarded (its processes would count against the limits)."""
+        if self.warm is not None:
+            warm, self.warm = self.warm, None
+            self.track_cleanup(warm.discard())
+        run = LocalExec(self, argv, stdin=b"", limits=limits, cwd=cwd, env=env, stream=False,
+                        stdin_fd=stdin_fd, stdout_fd=stdout_fd)  # fmt: skip
+        await run.start()
+        return run
+
     @asynccontextmanager
     async def _exec_stream(
         self,
