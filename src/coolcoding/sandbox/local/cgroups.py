@@ -146,23 +146,40 @@ class Cgroup:
         v1 resets CPU time and the peak in the kernel (write 0). v2 cannot reset cpu.stat, so
         its usage is subtracted; memory.peak is reset per open file (kernel >= 6.12: write to it,
         keep that fd, read it later). On an older v2 kernel the peak stays the group's (the
-        zygote's few MiB included), documented in pool.py.
+        zygote's few MiB included), documented in pool.py. Calling it again replaces the kept
+        fd (never two open per group); ``memory_peak_bytes``, ``close`` and ``remove`` close it.
         """
+        self.close()
         if self.version == 1:
             _write(self._f("cpuacct", "cpuacct.usage"), "0")
             _write(self._f("memory", "memory.max_usage_in_bytes"), "0")
         else:
             self._cpu_base_ns = self._raw_cpu_ns()
-            with contextlib.suppress(OSError):
-                fd = os.open(self._f("memory", "memory.peak"), os.O_RDWR | os.O_CLOEXEC)
-                try:
-                    os.write(fd, b"reset")
-                except OSError:
-                    os.close(fd)
-                else:
-                    self._peak_fd = fd
+        self._peak_fd = self._reset_peak()
         self._oom_base = self._raw_oom_kills()
         self._pids_events_base = self._raw_pids_events()
+
+    def _reset_peak(self) -> int:
+        """v2: an fd of memory.peak whose peak was reset (-1: v1, or a kernel without it)."""
+        if self.version == 1:
+            return -1
+        try:
+            fd = os.open(self._f("memory", "memory.peak"), os.O_RDWR | os.O_CLOEXEC)
+        except OSError:
+            return -1
+        try:
+            os.write(fd, b"reset")
+        except OSError:
+            os.close(fd)
+            return -1
+        return fd
+
+    def close(self) -> None:
+        """Close the memory.peak fd ``reset_accounting`` kept, if any (idempotent). The server
+        holds one per measured exec: a group dropped without this leaks an fd per job."""
+        fd, self._peak_fd = self._peak_fd, -1
+        if fd >= 0:
+            os.close(fd)
 
     def _raw_cpu_ns(self) -> int:
         if self.version == 1:
@@ -174,10 +191,14 @@ class Cgroup:
         return self._raw_cpu_ns() - self._cpu_base_ns
 
     def memory_peak_bytes(self) -> int | None:
+        """The peak since ``reset_accounting`` (or since creation); closes the kept fd."""
         if self._peak_fd >= 0:
-            txt = os.pread(self._peak_fd, 64, 0).decode().strip()
-            os.close(self._peak_fd)
-            self._peak_fd = -1
+            try:
+                txt = os.pread(self._peak_fd, 64, 0).decode().strip()
+            except OSError:
+                txt = ""
+            finally:
+                self.close()
         else:
             name = "memory.max_usage_in_bytes" if self.version == 1 else "memory.peak"
             txt = _read(self._f("memory", name)).strip()
@@ -258,6 +279,7 @@ class Cgroup:
 
     def remove(self, timeout_s: float = 2.0) -> bool:
         """Kill what is left and remove the directories (children first). True when gone."""
+        self.close()
         deadline = time.monotonic() + timeout_s
         while True:
             self.kill_all()

@@ -138,6 +138,7 @@ class LocalExec(ExecStream):
             warm.release(request, self._stdin)
         except BaseException:
             self._proc.terminate_tree(self._cg)
+            self._cg.close()  # a peak fd of the reset: the exec never reads it
             warm.close_fds()
             raise
         self._begin(warm.stdout_r, warm.stderr_r)
@@ -236,6 +237,15 @@ class LocalExec(ExecStream):
         self._kill_for("killed")
 
     async def _finish(self) -> ExecResult:
+        assert self._cg is not None
+        try:
+            return await self._measure()
+        finally:
+            # The memory.peak fd a pooled exec's reset kept (cgroups.py): read and closed on
+            # the way, but not when the wait was cancelled or a read raised before it.
+            self._cg.close()
+
+    async def _measure(self) -> ExecResult:
         assert self._proc is not None and self._cg is not None
         status = await self._proc.wait()
         wall_ms = (time.perf_counter() - self._t0) * 1000

@@ -110,6 +110,7 @@ class LocalSandbox(Sandbox):
 
     def create_cgroup(self) -> None:
         spec = self.spec
+        self.cgroup.close()  # a reused sandbox's wipe reset (and kept a fd of) the old object
         self.cgroup = self._cgroups.create(
             self.cgroup_name,
             CgroupLimits(memory_bytes=spec.memory_mb * 1024 * 1024, pids=spec.pids, cpus=spec.cpus),
