@@ -320,7 +320,10 @@ class LocalExec(ExecStream):
     async def _cleanup(self, status_json: bytes) -> None:
         assert self._proc is not None and self._cg is not None
         await self._proc.reap_orphan(status_json)
-        await asyncio.to_thread(self._cg.remove)
+        # Everything in the leaf is reaped by now: usually one rmdir per directory, done here;
+        # a process still exiting (a busy group) is waited for in a thread.
+        if not self._cg.try_remove():
+            await asyncio.to_thread(self._cg.remove)
 
     def _read_status(self) -> bytes:
         """bwrap's --json-status-fd: "child-pid" once its namespaces exist, "exit-code" once the

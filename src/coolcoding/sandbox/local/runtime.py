@@ -217,6 +217,8 @@ class LocalRuntime(Runtime):
             extra_ro_binds=binds,
             seccomp_program=self.seccomp_program,
             disk_image=images is not None,
+            inline_write_bytes=s.sandbox_inline_write_bytes,
+            inline_usage_entries=s.sandbox_inline_usage_entries,
         )
         sb.create_cgroup()
         if spec.network:
@@ -458,6 +460,8 @@ class LocalRuntime(Runtime):
             spec, host=self.host, creds=creds, workspace=workspace, etc_dir=etc_dir,
             cgroup_name=cgroup_name, tmp_bytes=s.sandbox_tmp_bytes, extra_ro_binds=binds,
             seccomp_program=self.seccomp_program, disk_image=self.images is not None,
+            inline_write_bytes=s.sandbox_inline_write_bytes,
+            inline_usage_entries=s.sandbox_inline_usage_entries,
         )  # fmt: skip
         sb.owner = owner
         sb.agent = AgentHandle(loc.socket_path, loc.secret, loc.secret_file, pid)
@@ -666,7 +670,7 @@ class LocalRuntime(Runtime):
                 sb = await self._new_ephemeral(spec)
             self._jobs.add(sb.spec.session_uuid)
             if files:
-                await asyncio.to_thread(sb.files.apply, files, executables)
+                await sb.write_files(files, executables)
             yield sb
         finally:
             if sb is not None:
