@@ -405,9 +405,10 @@ class Settings(BaseSettings):
     sandbox_inline_usage_entries: int = Field(
         default=64,
         ge=0,
-        description="sandbox_disk_quota=measured: a workspace of at most this many entries "
-        "(a judge job's) is measured after each exec on the event loop, a bigger one in a "
-        "worker thread; 0 = always in a thread",
+        description="A workspace of at most this many entries (a judge job's) is measured "
+        "after each exec (sandbox_disk_quota=measured), and a reused judge sandbox with no "
+        "process left is wiped, on the event loop; a bigger one in a worker thread; 0 = always "
+        "in a thread",
     )
     sandbox_judge_reuse: bool = Field(
         default=True,

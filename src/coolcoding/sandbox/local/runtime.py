@@ -53,6 +53,7 @@ from coolcoding.sandbox.local.etcroots import (
     make_etc_root,
     reclaim_dead_etc_roots,
 )
+from coolcoding.sandbox.local.files import disk_usage_bytes_upto
 from coolcoding.sandbox.local.keyedlock import KeyedLock
 from coolcoding.sandbox.local.pool import WarmPool
 from coolcoding.sandbox.local.process import become_subreaper, credentials_for
@@ -704,14 +705,27 @@ class LocalRuntime(Runtime):
             clear_cgroup(sb.cgroup)
             wipe_directory(str(sb.workspace), sb.creds.uid, sb.creds.gid, chown=sb.creds.drop)
 
-        done = asyncio.get_running_loop().run_in_executor(None, wipe)
-        try:
-            await asyncio.shield(done)
-        except asyncio.CancelledError:  # a timeout: the thread ends before the destroy
-            with contextlib.suppress(Exception):
-                await done
-            raise
+        if self._wipe_is_small(sb):
+            wipe()  # a few files and no process: less work than the thread hop
+        else:
+            done = asyncio.get_running_loop().run_in_executor(None, wipe)
+            try:
+                await asyncio.shield(done)
+            except asyncio.CancelledError:  # a timeout: the thread ends before the destroy
+                with contextlib.suppress(Exception):
+                    await done
+                raise
         await sb.start_zygote(self.settings.sandbox_start_timeout_s)
+
+    def _wipe_is_small(self, sb: LocalSandbox) -> bool:
+        """Whether ``sb``'s wipe can run on the event loop: no process left in its cgroup (so
+        the kill has nothing to wait for, and nothing can fork: every process is gone) and at
+        most ``sandbox_inline_usage_entries`` entries in its workspace (the bounded walk stops
+        past them)."""
+        entries = self.settings.sandbox_inline_usage_entries
+        if entries <= 0 or sb.cgroup.all_pids():
+            return False
+        return disk_usage_bytes_upto(str(sb.workspace), entries) is not None
 
     async def shutdown(self) -> None:
         await self.reuse.close()
