@@ -12,7 +12,11 @@ recorded for every scenario, the floor's launcher (asyncio subprocess) included.
 Python hello, and C precompiled (the compile cache: every measured job runs the cached binary).
 
 Usage: .venv/bin/python bench/bench_judge_throughput.py [-n 200] [--rounds 3] [--clients 20]
-[--client raw|httpx] [--baseline DIR [--baseline-env KEY=VALUE]] (root; sandboxes need cgroups and uids). Writes bench/results/judge_throughput.json.
+[--client raw|httpx] [--baseline DIR [--baseline-env KEY=VALUE]] [--only python]
+[--db sqlite|postgres] (root; sandboxes need cgroups and uids). Writes
+bench/results/judge_throughput.json. ``--only python``: the native Python scenario (and the
+baseline's) alone; ``--db postgres``: each server on a new database of the local PostgreSQL
+(COOLCODING_BENCH_PG_ADMIN_URL, default postgres@127.0.0.1:5432), dropped afterwards.
 """
 
 from __future__ import annotations
@@ -155,7 +159,47 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=RESULTS, help="where the JSON goes")
     ap.add_argument("--client", choices=("raw", "httpx"), default="raw",
                     help="the load generator: raw asyncio closed loop, or httpx (the former)")  # fmt: skip
+    ap.add_argument("--only", choices=("all", "python"), default="all",
+                    help="python: only the native Python scenario (and the baseline's)")  # fmt: skip
+    ap.add_argument("--db", choices=("sqlite", "postgres"), default="sqlite")
     args = ap.parse_args()
+    dbs = [new_pg_database() for _ in range(2)] if args.db == "postgres" else []
+    try:
+        run(args, dbs)
+    finally:
+        for name in dbs:
+            pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+PG_ADMIN = os.environ.get(
+    "COOLCODING_BENCH_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
+
+
+def pg_admin(sql: str) -> None:
+    import asyncpg  # the server's own dependency
+
+    async def go() -> None:
+        conn = await asyncpg.connect(PG_ADMIN)
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    asyncio.run(go())
+
+
+def new_pg_database() -> str:
+    name = f"cc_bench_{os.getpid()}_{os.urandom(4).hex()}"
+    pg_admin(f'CREATE DATABASE "{name}"')
+    return name
+
+
+def pg_url(name: str) -> str:
+    return PG_ADMIN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://") + "/" + name
+
+
+def run(args: argparse.Namespace, dbs: list[str]) -> None:
     load_fn = load_raw if args.client == "raw" else load
     base_env = dict(kv.split("=", 1) for kv in args.baseline_env)
     load_start = round(os.getloadavg()[0], 2)
@@ -163,13 +207,16 @@ def main() -> None:
     binary = work / "hello"
     subprocess.run(["gcc", "-O2", "-x", "c", "-o", str(binary), "-"], input=C.encode(), check=True)
     extra = {"EXEC_WORKERS": str(args.workers)} if args.workers else {}
-    srv = Server(EXEC_RATE_LIMIT_PER_MINUTE="1000000", JUDGE0_ENABLED="true", **extra)
+    ours_db = {"DATABASE_URL": pg_url(dbs[0])} if dbs else {}
+    base_db = {"DATABASE_URL": pg_url(dbs[1])} if dbs else {}
+    srv = Server(EXEC_RATE_LIMIT_PER_MINUTE="1000000", JUDGE0_ENABLED="true", **extra, **ours_db)
     base = None
     if args.baseline is not None:
         try:
             base = Server(
-                args.baseline.resolve(), EXEC_RATE_LIMIT_PER_MINUTE="1000000", **extra, **base_env
-            )
+                args.baseline.resolve(), EXEC_RATE_LIMIT_PER_MINUTE="1000000", **extra,
+                **base_db, **base_env,
+            )  # fmt: skip
         except BaseException:  # e.g. the baseline's .venv lacks a dependency: stop ours too
             srv.stop()
             shutil.rmtree(srv.tmp, ignore_errors=True)
@@ -200,6 +247,8 @@ def main() -> None:
             ("judge0 python", lambda: load_fn(judge0, {"source_code": PY, "language_id": 71}, j0,
                                            args.n, args.clients, ok0)),
         ]  # fmt: skip
+        if args.only == "python":
+            scenarios = [sc for sc in scenarios if sc[0] == "judge python"]
         if base is not None:
             scenarios.append(("baseline judge python", lambda: load_fn(
                 f"{base.base}/api/executions?wait=true", {"language": "python", "source": PY},
@@ -267,9 +316,19 @@ def main() -> None:
         "median_jobs_per_s": {k: round(v, 2) for k, v in med.items()},
         "p50_ms": {k: round(pct(v, 50), 1) for k, v in lats.items()},
         "p99_ms": {k: round(pct(v, 99), 1) for k, v in lats.items()},
-        "ratio_python_vs_floor": round(med["judge python"] / med["floor python3"], 3),
-        "ratio_c_vs_floor": round(med["judge C cached"] / med["floor C binary"], 3),
-        "ratio_judge0_vs_native": round(med["judge0 python"] / med["judge python"], 3),
+        **(
+            {
+                "ratio_python_vs_floor": round(med["judge python"] / med["floor python3"], 3),
+                "ratio_c_vs_floor": round(med["judge C cached"] / med["floor C binary"], 3),
+                "ratio_judge0_vs_native": round(med["judge0 python"] / med["judge python"], 3),
+            }
+            if args.only == "all"
+            else {}
+        ),
+        "db": args.db,
+        "server_cpu_ms_per_job_p99_by_scenario": {
+            k: round(pct(v, 99), 2) for k, v in cpu_by.items()
+        },
         "server_cpu_ms_per_job_median": round(statistics.median(cpu_per_job), 2),
         "server_cpu_ms_per_job_p99": round(pct(cpu_per_job, 99), 2),
         "server_cpu_ms_per_job_by_scenario": {
@@ -320,6 +379,7 @@ def main() -> None:
                 "baseline": str(args.baseline),
                 "baseline_env": base_env,
                 "baseline_server_cpu_ms_per_job_median": round(statistics.median(baseline_cpu), 2),
+                "baseline_server_cpu_ms_per_job_p99": round(pct(baseline_cpu, 99), 2),
                 # Same-round pairs (the peer runs right after ours, or first, every other round).
                 "ratio_python_cpu_vs_baseline_paired_median": round(
                     statistics.median(

@@ -411,6 +411,21 @@ class Settings(BaseSettings):
         "bash (the log says why; also when a C zygote dies in a sandbox where bash starts); c "
         "fails the start-up instead",
     )
+    sandbox_inline_write_bytes: int = Field(
+        default=64 * 1024,
+        ge=0,
+        description="Workspace writes of at most this many bytes in all (and 16 files), e.g. a "
+        "judge job's source, run on the event loop instead of a worker thread (a thread hop "
+        "costs more than such a write); 0 = always in a thread",
+    )
+    sandbox_inline_usage_entries: int = Field(
+        default=64,
+        ge=0,
+        description="A workspace of at most this many entries (a judge job's) is measured "
+        "after each exec (sandbox_disk_quota=measured), and a reused judge sandbox with no "
+        "process left is wiped, on the event loop; a bigger one in a worker thread; 0 = always "
+        "in a thread",
+    )
     sandbox_judge_reuse: bool = Field(
         default=True,
         description="A judge job's sandbox is wiped after the job (every process killed "

@@ -171,6 +171,8 @@ class Database:
             isolation_level="AUTOCOMMIT", **{RAW_OPTION: settings.db_raw_hot_statements}
         )
         self.is_sqlite = self.engine.dialect.name == "sqlite"
+        # The same for one write statement (``one_write``); without the raw-statement option.
+        self._writer = self.engine.execution_options(isolation_level="AUTOCOMMIT")
         self.sqlite_writers: SqliteWriters | None = None
         if self.is_sqlite:
             self.sqlite_writers = SqliteWriters()
@@ -186,6 +188,21 @@ class Database:
         """A connection for one read-only statement, outside any transaction."""
         async with self.reader.connect() as conn:
             yield conn
+
+    @asynccontextmanager
+    async def one_write(self) -> AsyncIterator[AsyncConnection]:
+        """A connection for exactly ONE write statement, which is its own transaction.
+
+        PostgreSQL: autocommit, no BEGIN and COMMIT round trips around it (a statement is atomic
+        by itself); never use it for two statements that must hold together. SQLite: a
+        transaction as ``engine.begin()`` (pysqlite's BEGIN is implicit and free, while
+        switching aiosqlite's connection to autocommit and back costs two thread hops)."""
+        if self.is_sqlite:
+            async with self.engine.begin() as conn:
+                yield conn
+        else:
+            async with self._writer.connect() as conn:
+                yield conn
 
     async def dispose(self) -> None:
         await self.engine.dispose()

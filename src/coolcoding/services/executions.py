@@ -435,8 +435,10 @@ class ExecutionService:
         watched: list[int] = []
         try:
             # A Core connection, not an ORM session: the statements are prepared Core ones,
-            # and a session (identity map, transaction bookkeeping) per job cost ~1 ms.
-            async with self.db.engine.begin() as session:
+            # and a session (identity map, transaction bookkeeping) per job cost ~1 ms. One
+            # row without the database queue's notify is one INSERT: no transaction around it.
+            single = len(rows) == 1 and self.dbq is None
+            async with self.db.one_write() if single else self.db.engine.begin() as session:
                 # One prepared INSERT per row (no unit of work): the rows stay whole in memory.
                 for r in rows:
                     res = await session.execute(INSERT_JOB, _complete(r))
@@ -475,7 +477,7 @@ class ExecutionService:
             return
         if saved is not None:
             started = {"status": "running", "started_at": utcnow()}
-            async with self.db.engine.begin() as conn:
+            async with self.db.one_write() as conn:  # one UPDATE
                 res = await conn.execute(CLAIM_QUEUED, {"eid": execution_id, **started})
             if getattr(res, "rowcount", 0) != 1:
                 return  # not queued any more (another replica's recovery took it)
@@ -503,14 +505,13 @@ class ExecutionService:
         running = _apply(saved, started)
         result = await self.run_job(running)
         values = {**result_values(result), "started_at": started["started_at"]}
-        async with self.db.engine.begin() as conn:
+        async with self.db.one_write() as conn:  # one UPDATE: it wrote nothing if no row
             res = await conn.execute(
                 FINISH_QUEUED, {"eid": saved.id, "by_owner": self.owner, **values}
             )
-            if getattr(res, "rowcount", 0) != 1:
-                await conn.rollback()
-                log.warning("execution %s: taken by another replica; result dropped", saved.id)
-                return
+        if getattr(res, "rowcount", 0) != 1:
+            log.warning("execution %s: taken by another replica; result dropped", saved.id)
+            return
         self._stored(_apply(saved, values))
 
     async def run_job(self, row: Execution) -> JudgeResult:
@@ -586,7 +587,8 @@ class ExecutionService:
     async def _store_fast(self, row: Execution, values: dict[str, Any]) -> Execution:
         """``store`` with one prepared UPDATE and no RETURNING: the stored row is ``row`` (all
         of it in memory, as the database holds it) with ``values`` applied."""
-        async with self.db.engine.begin() as conn:
+        # One UPDATE (no transaction around it) unless the database queue's notify follows.
+        async with self.db.one_write() if self.dbq is None else self.db.engine.begin() as conn:
             await conn.execute(STORE_RESULT, {"eid": row.id, **values})
             if self.dbq is not None:
                 await conn.execute(

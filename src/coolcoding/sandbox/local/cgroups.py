@@ -93,6 +93,11 @@ class Cgroup:
         # v1: whether memory.memsw.* exist (swap accounting; the same for every group of the
         # hierarchy, so the manager asks once); None: look.
         self.memsw: bool | None = None
+        # Limit files this object wrote and what (``set_limits`` skips a write of the same
+        # value: a reused judge sandbox's session group gets its owner's same limits per job).
+        # Forgotten when the directory is made anew or removed.
+        self._written: dict[Path, str] = {}
+        self.controllers_enabled = False  # v2: ``+memory +pids +cpu`` written (inner groups)
 
     @property
     def paths(self) -> list[str]:
@@ -106,7 +111,20 @@ class Cgroup:
     def _f(self, controller: str, name: str) -> Path:
         return self.dirs[controller] / name
 
+    def forget_limits(self) -> None:
+        """The directory is new (or gone): nothing this object wrote is in it."""
+        self._written.clear()
+        self.controllers_enabled = False
+
+    def _write_limit(self, path: Path, value: str) -> None:
+        if self._written.get(path) == value:
+            return
+        self._written.pop(path, None)  # unknown until the write succeeds
+        _write(path, value)
+        self._written[path] = value
+
     def set_limits(self, limits: CgroupLimits) -> None:
+        """Write ``limits`` (skipping files this object already set to the same value)."""
         try:
             if limits.memory_bytes is not None:
                 if self.version == 1:
@@ -117,22 +135,25 @@ class Cgroup:
                     # sandbox's) writes memsw first.
                     has_memsw = memsw.exists() if self.memsw is None else self.memsw
                     order = [mem, memsw] if has_memsw else [mem]
-                    if len(order) == 2 and limits.memory_bytes > int(_read(memsw) or 0):
-                        order.reverse()
+                    value = str(limits.memory_bytes)
+                    if len(order) == 2 and any(self._written.get(f) != value for f in order):
+                        current = self._written.get(memsw) or _read(memsw)
+                        if limits.memory_bytes > int(current or 0):
+                            order.reverse()
                     for path in order:
-                        _write(path, str(limits.memory_bytes))
+                        self._write_limit(path, value)
                 else:
-                    _write(self._f("memory", "memory.max"), str(limits.memory_bytes))
-                    _write(self._f("memory", "memory.swap.max"), "0")
+                    self._write_limit(self._f("memory", "memory.max"), str(limits.memory_bytes))
+                    self._write_limit(self._f("memory", "memory.swap.max"), "0")
             if limits.pids is not None:
-                _write(self._f("pids", "pids.max"), str(limits.pids))
+                self._write_limit(self._f("pids", "pids.max"), str(limits.pids))
             if limits.cpus is not None:
                 quota = max(1000, int(limits.cpus * CPU_PERIOD_US))
                 if self.version == 1:
-                    _write(self._f("cpu", "cpu.cfs_period_us"), str(CPU_PERIOD_US))
-                    _write(self._f("cpu", "cpu.cfs_quota_us"), str(quota))
+                    self._write_limit(self._f("cpu", "cpu.cfs_period_us"), str(CPU_PERIOD_US))
+                    self._write_limit(self._f("cpu", "cpu.cfs_quota_us"), str(quota))
                 else:
-                    _write(self._f("cpu", "cpu.max"), f"{quota} {CPU_PERIOD_US}")
+                    self._write_limit(self._f("cpu", "cpu.max"), f"{quota} {CPU_PERIOD_US}")
         except FileNotFoundError as e:
             if e.filename and "swap" in str(e.filename):
                 return  # v2 without swap accounting: no swap to escape into
@@ -146,23 +167,40 @@ class Cgroup:
         v1 resets CPU time and the peak in the kernel (write 0). v2 cannot reset cpu.stat, so
         its usage is subtracted; memory.peak is reset per open file (kernel >= 6.12: write to it,
         keep that fd, read it later). On an older v2 kernel the peak stays the group's (the
-        zygote's few MiB included), documented in pool.py.
+        zygote's few MiB included), documented in pool.py. Calling it again replaces the kept
+        fd (never two open per group); ``memory_peak_bytes``, ``close`` and ``remove`` close it.
         """
+        self.close()
         if self.version == 1:
             _write(self._f("cpuacct", "cpuacct.usage"), "0")
             _write(self._f("memory", "memory.max_usage_in_bytes"), "0")
         else:
             self._cpu_base_ns = self._raw_cpu_ns()
-            with contextlib.suppress(OSError):
-                fd = os.open(self._f("memory", "memory.peak"), os.O_RDWR | os.O_CLOEXEC)
-                try:
-                    os.write(fd, b"reset")
-                except OSError:
-                    os.close(fd)
-                else:
-                    self._peak_fd = fd
+        self._peak_fd = self._reset_peak()
         self._oom_base = self._raw_oom_kills()
         self._pids_events_base = self._raw_pids_events()
+
+    def _reset_peak(self) -> int:
+        """v2: an fd of memory.peak whose peak was reset (-1: v1, or a kernel without it)."""
+        if self.version == 1:
+            return -1
+        try:
+            fd = os.open(self._f("memory", "memory.peak"), os.O_RDWR | os.O_CLOEXEC)
+        except OSError:
+            return -1
+        try:
+            os.write(fd, b"reset")
+        except OSError:
+            os.close(fd)
+            return -1
+        return fd
+
+    def close(self) -> None:
+        """Close the memory.peak fd ``reset_accounting`` kept, if any (idempotent). The server
+        holds one per measured exec: a group dropped without this leaks an fd per job."""
+        fd, self._peak_fd = self._peak_fd, -1
+        if fd >= 0:
+            os.close(fd)
 
     def _raw_cpu_ns(self) -> int:
         if self.version == 1:
@@ -174,10 +212,14 @@ class Cgroup:
         return self._raw_cpu_ns() - self._cpu_base_ns
 
     def memory_peak_bytes(self) -> int | None:
+        """The peak since ``reset_accounting`` (or since creation); closes the kept fd."""
         if self._peak_fd >= 0:
-            txt = os.pread(self._peak_fd, 64, 0).decode().strip()
-            os.close(self._peak_fd)
-            self._peak_fd = -1
+            try:
+                txt = os.pread(self._peak_fd, 64, 0).decode().strip()
+            except OSError:
+                txt = ""
+            finally:
+                self.close()
         else:
             name = "memory.max_usage_in_bytes" if self.version == 1 else "memory.peak"
             txt = _read(self._f("memory", name)).strip()
@@ -258,27 +300,62 @@ class Cgroup:
 
     def remove(self, timeout_s: float = 2.0) -> bool:
         """Kill what is left and remove the directories (children first). True when gone."""
+        self.close()
+        self.forget_limits()
         deadline = time.monotonic() + timeout_s
         while True:
             self.kill_all()
-            busy = False
-            for d in self.paths:
-                if not os.path.isdir(d):
-                    continue
-                for root, _dirs, _files in sorted(os.walk(d), key=lambda t: -len(t[0])):
-                    try:
-                        os.rmdir(root)
-                    except FileNotFoundError:
-                        pass
-                    except OSError as e:
-                        if e.errno != errno.EBUSY:
-                            raise
-                        busy = True
-            if not busy:
+            if self._rmdir_all():
                 return True
             if time.monotonic() > deadline:
                 return False
             time.sleep(0.001)
+
+    def try_remove(self) -> bool:
+        """``remove`` without waiting (nothing sleeps: fit for the event loop): SIGKILL what is
+        left, one pass of rmdir; False when a directory is still busy (a process exiting)."""
+        self.close()
+        self.forget_limits()
+        self.kill_all(wait=False)
+        return self._rmdir_all()
+
+    def _rmdir_all(self) -> bool:
+        """One rmdir pass over the group's directories, children first; False if one is busy.
+        A leaf (an exec's group: the common case) is one rmdir per directory, no listing."""
+        busy = False
+        for d in self.paths:
+            try:
+                os.rmdir(d)
+                continue
+            except FileNotFoundError:
+                continue
+            except OSError as e:
+                if e.errno != errno.EBUSY:
+                    raise
+            for sub in tree_deepest_first(d):  # subgroups (or processes) in it
+                try:
+                    os.rmdir(sub)
+                except FileNotFoundError:
+                    pass
+                except OSError as e:
+                    if e.errno != errno.EBUSY:
+                        raise
+                    busy = True
+        return not busy
+
+
+def tree_deepest_first(top: str) -> list[str]:
+    """``top`` and the directories under it, each after its children: one scandir per
+    directory and no stat per entry (a cgroup directory holds tens of files, few groups)."""
+    out: list[str] = []
+    todo = [top]
+    while todo:
+        d = todo.pop()
+        out.append(d)  # before its children: reversed below
+        with contextlib.suppress(OSError), os.scandir(d) as it:
+            todo.extend(e.path for e in it if e.is_dir(follow_symlinks=False))
+    out.reverse()
+    return out
 
 
 def _cannot_create(d: Path, e: OSError) -> SandboxError:
@@ -396,24 +473,32 @@ class CgroupManager:
     def group(self, rel: str) -> Cgroup:
         return Cgroup(self.version, {c: b / rel for c, b in self.bases.items()})
 
-    def create(self, rel: str, limits: CgroupLimits, *, inner: bool = False) -> Cgroup:
-        """Create (or reuse) ``<parent>/<rel>`` with ``limits``; ``inner``: will have children."""
-        cg = self.group(rel)
+    def create(
+        self, rel: str, limits: CgroupLimits, *, inner: bool = False, known: Cgroup | None = None
+    ) -> Cgroup:
+        """Create (or reuse) ``<parent>/<rel>`` with ``limits``; ``inner``: will have children.
+        ``known``: this group's object from an earlier ``create`` (a reused judge sandbox's
+        session group): limits it already wrote are not written again while its directories
+        stay (one made anew here starts from nothing)."""
+        cg = known if known is not None else self.group(rel)
         for d in cg.paths:
             try:
                 try:  # the parent usually exists: one mkdir, no stat of the bases per group
                     os.mkdir(d)
+                    cg.forget_limits()
                 except FileExistsError:
                     pass
                 except FileNotFoundError:
                     self._ensure_base()
                     os.makedirs(d, exist_ok=True)
+                    cg.forget_limits()
             except OSError as e:
                 raise SandboxError(
                     "cgroup_permission", "The sandbox could not be created.", f"mkdir {d}: {e}"
                 ) from e
-        if self.version == 2 and inner:
+        if self.version == 2 and inner and not cg.controllers_enabled:
             self._enable_v2_controllers(Path(cg.paths[0]))
+            cg.controllers_enabled = True
         if self.version == 1:
             if self._memsw is None:
                 self._memsw = (cg.dirs["memory"] / "memory.memsw.limit_in_bytes").exists()

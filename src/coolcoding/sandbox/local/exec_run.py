@@ -153,6 +153,7 @@ class LocalExec(ExecStream):
             warm.release(request, self._stdin)
         except BaseException:
             self._proc.terminate_tree(self._cg)
+            self._cg.close()  # a peak fd of the reset: the exec never reads it
             warm.close_fds()
             raise
         self._begin(warm.stdout_r, warm.stderr_r)
@@ -258,6 +259,15 @@ class LocalExec(ExecStream):
         self._kill_for("killed")
 
     async def _finish(self) -> ExecResult:
+        assert self._cg is not None
+        try:
+            return await self._measure()
+        finally:
+            # The memory.peak fd a pooled exec's reset kept (cgroups.py): read and closed on
+            # the way, but not when the wait was cancelled or a read raised before it.
+            self._cg.close()
+
+    async def _measure(self) -> ExecResult:
         assert self._proc is not None and self._cg is not None
         status = await self._proc.wait()
         self.ended_at = time.perf_counter()
@@ -333,7 +343,10 @@ class LocalExec(ExecStream):
     async def _cleanup(self, status_json: bytes) -> None:
         assert self._proc is not None and self._cg is not None
         await self._proc.reap_orphan(status_json)
-        await asyncio.to_thread(self._cg.remove)
+        # Everything in the leaf is reaped by now: usually one rmdir per directory, done here;
+        # a process still exiting (a busy group) is waited for in a thread.
+        if not self._cg.try_remove():
+            await asyncio.to_thread(self._cg.remove)
 
     def _read_status(self) -> bytes:
         """bwrap's --json-status-fd: "child-pid" once its namespaces exist, "exit-code" once the

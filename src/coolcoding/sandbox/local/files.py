@@ -175,23 +175,44 @@ class WorkspaceFiles:
 
 def disk_usage_bytes(root: str) -> int:
     """Bytes allocated under ``root`` (st_blocks); fd-relative, never following a link."""
+    total = _disk_usage(root, None)
+    assert total is not None
+    return total
+
+
+def disk_usage_bytes_upto(root: str, max_entries: int) -> int | None:
+    """``disk_usage_bytes``, or ``None`` once more than ``max_entries`` entries were seen: a
+    small tree (a judge job's few files) is measured on the caller's thread, a big one is
+    left to a worker thread."""
+    return _disk_usage(root, max_entries)
+
+
+def _disk_usage(root: str, max_entries: int | None) -> int | None:
     total = 0
+    seen = 0
     try:
         stack = [os.open(root, _DIR_FLAGS)]
     except OSError:
         return 0
-    while stack:
-        fd = stack.pop()
-        try:
-            with os.scandir(fd) as it:
-                for e in it:
-                    try:
-                        st = os.stat(e.name, dir_fd=fd, follow_symlinks=False)
-                        total += st.st_blocks * 512
-                        if stat.S_ISDIR(st.st_mode):
-                            stack.append(os.open(e.name, _DIR_FLAGS, dir_fd=fd))
-                    except OSError:
-                        continue
-        finally:
+    try:
+        while stack:
+            fd = stack.pop()
+            try:
+                with os.scandir(fd) as it:
+                    for e in it:
+                        seen += 1
+                        if max_entries is not None and seen > max_entries:
+                            return None
+                        try:
+                            st = os.stat(e.name, dir_fd=fd, follow_symlinks=False)
+                            total += st.st_blocks * 512
+                            if stat.S_ISDIR(st.st_mode):
+                                stack.append(os.open(e.name, _DIR_FLAGS, dir_fd=fd))
+                        except OSError:
+                            continue
+            finally:
+                os.close(fd)
+    finally:
+        for fd in stack:  # left open by an early return
             os.close(fd)
     return total

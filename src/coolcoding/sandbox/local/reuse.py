@@ -36,7 +36,7 @@ from collections import Counter, OrderedDict, deque
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from coolcoding.sandbox.local.cgroups import Cgroup
+from coolcoding.sandbox.local.cgroups import Cgroup, tree_deepest_first
 from coolcoding.sandbox.local.sandbox import LocalSandbox
 
 log = logging.getLogger(__name__)
@@ -83,7 +83,7 @@ def clear_cgroup(group: Cgroup) -> None:
     for d in group.paths:
         if not os.path.isdir(d):
             raise WipeError(f"{d}: the session cgroup is gone")
-        for root, _dirs, _files in sorted(os.walk(d), key=lambda t: -len(t[0])):
+        for root in tree_deepest_first(d):
             if root == d:
                 continue
             try:
@@ -100,6 +100,9 @@ def clear_cgroup(group: Cgroup) -> None:
     if group.all_pids():
         raise WipeError("processes left in the session cgroup")
     group.reset_accounting()
+    # Nobody reads the session group's peak (each exec's leaf is measured): no v2 memory.peak
+    # fd is kept open while the sandbox waits in the pool.
+    group.close()
 
 
 class ReusePool:

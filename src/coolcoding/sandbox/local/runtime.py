@@ -54,6 +54,7 @@ from coolcoding.sandbox.local.etcroots import (
     make_etc_root,
     reclaim_dead_etc_roots,
 )
+from coolcoding.sandbox.local.files import disk_usage_bytes_upto
 from coolcoding.sandbox.local.keyedlock import KeyedLock
 from coolcoding.sandbox.local.pool import WarmPool
 from coolcoding.sandbox.local.process import become_subreaper, credentials_for
@@ -233,6 +234,8 @@ class LocalRuntime(Runtime):
             extra_ro_binds=binds,
             seccomp_program=self.seccomp_program,
             disk_image=images is not None,
+            inline_write_bytes=s.sandbox_inline_write_bytes,
+            inline_usage_entries=s.sandbox_inline_usage_entries,
         )
         sb.create_cgroup()
         if spec.network:
@@ -474,6 +477,8 @@ class LocalRuntime(Runtime):
             spec, host=self.host, creds=creds, workspace=workspace, etc_dir=etc_dir,
             cgroup_name=cgroup_name, tmp_bytes=s.sandbox_tmp_bytes, extra_ro_binds=binds,
             seccomp_program=self.seccomp_program, disk_image=self.images is not None,
+            inline_write_bytes=s.sandbox_inline_write_bytes,
+            inline_usage_entries=s.sandbox_inline_usage_entries,
         )  # fmt: skip
         sb.owner = owner
         sb.agent = AgentHandle(loc.socket_path, loc.secret, loc.secret_file, pid)
@@ -682,7 +687,7 @@ class LocalRuntime(Runtime):
                 sb = await self._new_ephemeral(spec)
             self._jobs.add(sb.spec.session_uuid)
             if files:
-                await asyncio.to_thread(sb.files.apply, files, executables)
+                await sb.write_files(files, executables)
             yield sb
         finally:
             if sb is not None:
@@ -716,13 +721,16 @@ class LocalRuntime(Runtime):
             clear_cgroup(sb.cgroup)
             wipe_directory(str(sb.workspace), sb.creds.uid, sb.creds.gid, chown=sb.creds.drop)
 
-        done = asyncio.get_running_loop().run_in_executor(None, wipe)
-        try:
-            await asyncio.shield(done)
-        except asyncio.CancelledError:  # a timeout: the thread ends before the destroy
-            with contextlib.suppress(Exception):
-                await done
-            raise
+        if self._wipe_is_small(sb):
+            wipe()  # a few files and no process: less work than the thread hop
+        else:
+            done = asyncio.get_running_loop().run_in_executor(None, wipe)
+            try:
+                await asyncio.shield(done)
+            except asyncio.CancelledError:  # a timeout: the thread ends before the destroy
+                with contextlib.suppress(Exception):
+                    await done
+                raise
         await self._start_zygote(sb)
 
     async def _start_zygote(self, sb: LocalSandbox) -> None:
@@ -739,6 +747,16 @@ class LocalRuntime(Runtime):
                 raise
             await sb.start_zygote(timeout_s, None)
             self.zygotes.disable(binary, str(e))
+
+    def _wipe_is_small(self, sb: LocalSandbox) -> bool:
+        """Whether ``sb``'s wipe can run on the event loop: no process left in its cgroup (so
+        the kill has nothing to wait for, and nothing can fork: every process is gone) and at
+        most ``sandbox_inline_usage_entries`` entries in its workspace (the bounded walk stops
+        past them)."""
+        entries = self.settings.sandbox_inline_usage_entries
+        if entries <= 0 or sb.cgroup.all_pids():
+            return False
+        return disk_usage_bytes_upto(str(sb.workspace), entries) is not None
 
     async def shutdown(self) -> None:
         await self.reuse.close()

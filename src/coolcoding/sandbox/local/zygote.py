@@ -213,6 +213,7 @@ class WarmProcess:
             self.status_json += self.status_r.read(4096)
         self.proc.abandon(self.status_json)
         self.close_fds()
+        self.cgroup.close()
 
     async def discard(self) -> None:
         """Kill an unused zygote and reap its bwrap processes."""
@@ -223,6 +224,7 @@ class WarmProcess:
             self.status_json += self.status_r.read(4096)
         await self.proc.reap_orphan(self.status_json)
         self.close_fds()
+        self.cgroup.close()  # a release that failed after the accounting reset kept an fd
 
 
 async def start_zygote(
