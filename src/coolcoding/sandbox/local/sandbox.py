@@ -475,9 +475,14 @@ class LocalSandbox(Sandbox):
         if self.warm is not None:
             warm, self.warm = self.warm, None
             self.track_cleanup(warm.discard())
+        await self.settled()
+        self.pooled_execs = 0
+
+    async def settled(self) -> None:
+        """Wait for the clean-ups of the execs that ended: an exec's result comes once every
+        process of it is killed, before they have all finished exiting and been reaped."""
         if self._cleanups:
             await asyncio.gather(*self._cleanups, return_exceptions=True)
-        self.pooled_execs = 0
 
     async def stop(self) -> None:
         """Kill every process of the session and remove its cgroups; keep the files."""
