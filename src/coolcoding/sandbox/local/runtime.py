@@ -733,6 +733,15 @@ class LocalRuntime(Runtime):
         if not self._released:
             await asyncio.to_thread(shutil.rmtree, self.etc_root, True)
 
+    async def reclaim_dead(self, keep: Collection[str] = ()) -> int:
+        """Remove everything of this server's identity but ``keep`` (sandboxes a live replica
+        took over): for a runtime made only to clean up after a dead process of another mode
+        (modeswitch.py), never started. Returns how many sandboxes were removed."""
+        self._released.update(keep)
+        count = await self.cleanup_orphans()
+        await self.shutdown()  # the kept ones' /etc dirs stay in its /etc root, moved there
+        return count
+
     async def cleanup_orphans(self, keep: Collection[str] = ()) -> int:
         keep = {*keep, *self._released, *self.session_pool.live}
         count = 0
