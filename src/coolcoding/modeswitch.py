@@ -53,9 +53,10 @@ def try_lock(path: Path) -> int | None:
     return fd
 
 
-def wait_lock(path: Path, timeout_s: float = LOCK_WAIT_S) -> int | None:
-    """``try_lock`` retried for ``timeout_s`` (another start may hold it while it reclaims)."""
-    deadline = time.monotonic() + timeout_s
+def wait_lock(path: Path, timeout_s: float | None = None) -> int | None:
+    """``try_lock`` retried for ``timeout_s`` (default ``LOCK_WAIT_S``: another start may hold
+    it while it reclaims)."""
+    deadline = time.monotonic() + (LOCK_WAIT_S if timeout_s is None else timeout_s)
     while (fd := try_lock(path)) is None:
         if time.monotonic() >= deadline:
             return None
