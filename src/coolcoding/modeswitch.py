@@ -136,7 +136,14 @@ async def reclaim(settings: Settings, data_dir: Path) -> int:
             if (r.sandbox_state or {}).get(OWNER_KEY) == runtime.instance_id
         }
         live = await LeaseService(db, settings).holders([session_lease(u) for u in theirs_rows])
-        kept = {u for u in theirs_rows if session_lease(u) in live}
+        # Its own processes are dead (the caller holds its lock): a lease one of them still
+        # holds (``<server id>.<random>``, see new_replica_id) has not lapsed yet, nothing more.
+        dead = f"{runtime.instance_id}."
+        kept = {
+            u
+            for u in theirs_rows
+            if (h := live.get(session_lease(u))) is not None and not h[0].startswith(dead)
+        }
         removed = await runtime.reclaim_dead(kept)
         stopped = [i for u, i in theirs_rows.items() if u not in kept]
         if stopped:
