@@ -68,9 +68,9 @@ def _loops() -> dict[str, str]:
     return out
 
 
-def leftovers(data: Path, env: dict[str, str]) -> Leftovers:
+def leftovers(data: Path, environ: dict[str, str]) -> Leftovers:
     server = (data / "server-id").read_text().strip()
-    parent = env["COOLCODING_SANDBOX_CGROUP_PARENT"]
+    parent = environ["COOLCODING_SANDBOX_CGROUP_PARENT"]
     cgroups = [
         h / parent / server for h in CGROUP_ROOT.iterdir() if (h / parent / server).is_dir()
     ] or ([CGROUP_ROOT / parent / server] if (CGROUP_ROOT / parent / server).is_dir() else [])
@@ -118,9 +118,9 @@ def procs() -> Iterator[list[Served]]:
             s.proc.wait()
 
 
-def _serve(env: dict[str, str], data: Path, procs: list[Served], *args: str) -> Served:
+def _serve(environ: dict[str, str], data: Path, procs: list[Served], *args: str) -> Served:
     # one pooled sandbox per process (a zygote and an image of its own) among the leftovers
-    s = _start({**env, "COOLCODING_SANDBOX_SESSION_POOL_SIZE": "1"}, *args, data=data)
+    s = _start({**environ, "COOLCODING_SANDBOX_SESSION_POOL_SIZE": "1"}, *args, data=data)
     procs.append(s)
     _wait_healthy(s)
     if args:
