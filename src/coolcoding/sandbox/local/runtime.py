@@ -145,7 +145,9 @@ class LocalRuntime(Runtime):
             needed = [*self.host.layout.ro_dirs, self.host.bwrap_path, str(self.state_dir),
                       str(settings.workspaces_dir), str(self.etc_root),
                       *self.extra_ro_binds]  # fmt: skip
-            self.spawn_ns = SpawnNamespace.create([os.path.realpath(p) for p in needed])
+            self.spawn_ns = SpawnNamespace.create(
+                [os.path.realpath(p) for p in needed], hold=settings.sandbox_spawn_ns_test_hold
+            )
         self.seccomp_program = seccomp.program() if settings.sandbox_seccomp else None
         if settings.sandbox_seccomp and self.seccomp_program is None:
             log.warning("no seccomp syscall table for this architecture: sandboxes run without one")
