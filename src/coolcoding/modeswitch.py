@@ -14,6 +14,12 @@ however it dies): ``serve`` holds ``<data_dir>/serve.lock``, the supervisor of `
 each mode takes the other mode's locks it can get (not blocking) and, holding them, reclaims
 that identity's leftovers; an identity whose lock is held belongs to a live process and is never
 touched. Sessions whose lease a live replica holds (it took the sandbox over) are kept.
+
+A judge worker (``coolcoding worker``) shared the identity of ``serve`` on the same data dir:
+its shutdown's clean-up removed the live server's sandboxes, and a dead one's job sandboxes were
+nobody's. Each now is the server of ``<data_dir>/judge-workers/<k>`` (the first k whose
+``worker.lock`` it can take; a dead predecessor's leftovers there are its own to clean at start)
+and ``serve`` / ``--workers`` reclaim the dirs whose lock is free.
 """
 
 from __future__ import annotations
@@ -34,6 +40,7 @@ log = logging.getLogger(__name__)
 SERVE_LOCK = "serve.lock"
 SUPERVISOR_LOCK = ".lock"  # in <data_dir>/workers (the name ``serve --workers`` always used)
 WORKER_LOCK = "worker.lock"
+JUDGE_WORKERS = "judge-workers"  # <data_dir>/judge-workers/<k>: one ``coolcoding worker`` each
 LOCK_WAIT_S = 30.0  # a start waits this long for a lock another start holds while it reclaims
 
 
@@ -197,6 +204,7 @@ def enter_serve(settings: Settings) -> int | None:
         return None
     try:
         reclaim_workers(settings, data_dir)
+        reclaim_judge_workers(settings, data_dir)
     except BaseException:
         os.close(mine)
         raise
@@ -220,6 +228,38 @@ def reclaim_workers(settings: Settings, data_dir: Path) -> None:
                 held.append(fd)
                 dead.append(d)
         _run(settings, dead)
+
+
+def reclaim_judge_workers(settings: Settings, data_dir: Path) -> None:
+    """Reclaim the dirs of dead judge workers (``coolcoding worker``) of ``data_dir``."""
+    parent = data_dir / JUDGE_WORKERS
+    if not parent.is_dir():
+        return
+    held: list[int] = []
+    with _held(held):
+        dead = []
+        for d in sorted(p for p in parent.iterdir() if p.name.isdigit() and p.is_dir()):
+            fd = try_lock(d / WORKER_LOCK)
+            if fd is not None:
+                held.append(fd)
+                dead.append(d)
+        _run(settings, dead)
+
+
+def enter_judge_worker(settings: Settings) -> tuple[Settings, int]:
+    """``coolcoding worker``: its own identity, ``<data_dir>/judge-workers/<k>`` for the first
+    k whose lock it takes (held for its life: the fd), as ``settings``."""
+    parent = settings.data_dir.resolve() / JUDGE_WORKERS
+    parent.mkdir(mode=0o711, parents=True, exist_ok=True)
+    os.chmod(parent, 0o711)  # noqa: S103 (sandbox uids pass through to the workspaces)
+    k = 0
+    while (fd := try_lock(parent / str(k) / WORKER_LOCK)) is None:
+        k += 1
+    os.chmod(parent / str(k), 0o711)  # noqa: S103
+    own = settings.model_copy(
+        update={"data_dir": parent / str(k), "database_url": settings.effective_database_url}
+    )
+    return own, fd
 
 
 def reclaim_serve(settings: Settings, data_dir: Path) -> None:

@@ -248,9 +248,11 @@ def serve_workers(settings: Settings, host: str, port: int, workers: int) -> int
         )
         return 2
     migrate_once(settings)
-    from coolcoding.modeswitch import reclaim_serve
+    from coolcoding.modeswitch import reclaim_judge_workers, reclaim_serve
 
-    reclaim_serve(settings, data_dir)  # a dead ``coolcoding serve``'s leftovers (modeswitch.py)
+    # a dead ``coolcoding serve``'s and judge workers' leftovers (modeswitch.py)
+    reclaim_serve(settings, data_dir)
+    reclaim_judge_workers(settings, data_dir)
     sock = bind_listener(host, port, listen_backlog())
     me = os.getpid()
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 import os
 import secrets
 import signal
+import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -199,3 +201,34 @@ def test_live_workers_are_not_disturbed_by_serve_starting(
     assert all(lo.intact() for lo in lefts)
     assert all(m in _mounts() for lo in lefts for m in lo.mounts)
     assert w.get("/api/health/").status_code == 200
+
+
+def test_a_judge_worker_stopping_leaves_a_live_serves_sandboxes_alone(
+    env: dict[str, str],  # noqa: F811
+    data: Path,
+    procs: list[Served],
+) -> None:
+    """``coolcoding worker`` on the data dir of a live ``serve``: it used to be the same server
+    (one ``server-id``), and its graceful stop's clean-up removed the server's sandboxes."""
+    environ = {**env, "COOLCODING_EXEC_QUEUE": "database", "COOLCODING_DATA_DIR": str(data)}
+    s = _serve(environ, data, procs)
+    started_sandbox(s)
+    left = leftovers(data, env)
+    assert left.pids and left.mounts
+    log = data / "judge-worker.log"
+    argv = [str(Path(sys.executable).parent / "coolcoding"), "worker", "--slots", "1"]
+    with log.open("wb") as out:
+        worker = subprocess.Popen(argv, env=environ, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        _until(lambda: "ready" in log.read_text(errors="replace"), "the judge worker ready")
+        assert left.intact()
+        worker.send_signal(signal.SIGTERM)
+        assert worker.wait(timeout=60) == 0, log.read_text(errors="replace")[-3000:]
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+            worker.wait()
+    assert left.intact() and all(m in _mounts() for m in left.mounts)
+    # its own identity: a dir of its own under the data dir, not the server's
+    own = data / "judge-workers" / "0" / "server-id"
+    assert own.read_text() != (data / "server-id").read_text()
