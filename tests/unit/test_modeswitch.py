@@ -173,3 +173,24 @@ def test_reclaim_of_a_dir_without_a_server_id_does_nothing(tmp_path: Path) -> No
 
     assert asyncio.run(modeswitch.reclaim(_settings(tmp_path), tmp_path)) == 0
     assert not (tmp_path / "server-id").exists()  # not made by looking
+
+
+def test_judge_workers_take_the_first_free_dir_and_serve_reclaims_only_dead_ones(
+    tmp_path: Path, holders: list[Holder], reclaimed: list[Path]
+) -> None:
+    base = tmp_path.resolve() / modeswitch.JUDGE_WORKERS
+    _hold(holders, base / "0" / modeswitch.WORKER_LOCK)  # a live judge worker
+    own, fd = modeswitch.enter_judge_worker(_settings(tmp_path))
+    try:
+        assert own.data_dir == base / "1"
+        assert own.effective_database_url == _settings(tmp_path).effective_database_url
+        serve = modeswitch.enter_serve(_settings(tmp_path))
+        assert serve is not None
+        os.close(serve)
+        assert reclaimed == []  # 0 and 1 live
+    finally:
+        os.close(fd)
+    serve = modeswitch.enter_serve(_settings(tmp_path))
+    assert serve is not None
+    os.close(serve)
+    assert reclaimed == [base / "1"]
