@@ -116,8 +116,8 @@ def leftovers(data: Path, environ: dict[str, str]) -> Leftovers:
     return Leftovers(server, pids, cgroups, mounts, loops)
 
 
-def started_sandbox(s: Served) -> str:
-    """A user's session whose sandbox runs (through ``s``)."""
+def started_sandbox(s: Served) -> tuple[str, dict[str, str]]:
+    """A user's session whose sandbox runs (through ``s``), and the user's cookies."""
     user = register(s.url)
     cookies = {"cc_session": user.token}
     r = httpx.post(f"{s.url}/api/sessions/", json={"name": "m"}, cookies=cookies, timeout=30)
@@ -125,7 +125,7 @@ def started_sandbox(s: Served) -> str:
     sid = str(r.json()["uuid"])
     r = httpx.post(f"{s.url}/api/sessions/{sid}/sandbox/start", cookies=cookies, timeout=120)
     assert r.status_code == 200, r.text
-    return sid
+    return sid, cookies
 
 
 @pytest.fixture
@@ -176,13 +176,17 @@ def test_a_killed_serves_leftovers_are_reclaimed_by_workers(
     procs: list[Served],
 ) -> None:
     s = _serve(env, data, procs)
-    started_sandbox(s)
+    sid, cookies = started_sandbox(s)
     left = leftovers(data, env)
     assert left.pids and left.cgroups and left.mounts and left.loops, left
     _sigkill(s)
     assert left.intact()  # sandboxes outlive their server
-    _serve(env, data, procs, "--workers", "2")
+    w = _serve(env, data, procs, "--workers", "2")
     left.until_gone()
+    # its row no longer says running on a server that is gone (no wait for a lease to lapse)
+    r = httpx.get(f"{w.url}/api/sessions/{sid}", cookies=cookies, timeout=30)
+    assert r.status_code == 200, r.text
+    assert r.json()["sandbox_status"] == "stopped"
 
 
 def test_killed_workers_leftovers_are_reclaimed_by_serve(
