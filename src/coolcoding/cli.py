@@ -50,6 +50,17 @@ def serve(
     )
     if n > 1:
         raise typer.Exit(serve_workers(settings, host, port, n))
+    from coolcoding.modeswitch import enter_serve
+
+    # Held while this process lives: a later ``serve --workers`` on this data dir then leaves
+    # its sandboxes alone; and a dead ``--workers``'s leftovers are reclaimed first.
+    if enter_serve(settings) is None:
+        typer.echo(
+            f"error: another `coolcoding serve` runs on {settings.data_dir}: give each its own "
+            "data dir",
+            err=True,
+        )
+        raise typer.Exit(2)
     before, nofile = raise_open_file_limit()
     typer.echo(f"open-file limit {nofile} (was {before})")
     application = create_app(settings)

@@ -434,6 +434,12 @@ class Settings(BaseSettings):
         "cgroups) per job; a sandbox whose wipe fails or times out is destroyed. false = every "
         "job gets a never-used sandbox",
     )
+    sandbox_spawn_ns_test_hold: str = Field(
+        default="",
+        description="Tests only (refused unless COOLCODING_ENVIRONMENT=test): a file the spawn "
+        "mount namespace's helper writes its pid to once it made the namespace (unshare, mounts "
+        "detached) and before it answers, then waits there forever (a fault test SIGKILLs it)",
+    )
     sandbox_spawn_mount_ns: bool = Field(
         default=True,
         description="Judge sandboxes' bwrap starts from a private copy of the server's mount "
@@ -770,6 +776,8 @@ class Settings(BaseSettings):
             raise ValueError("COOLCODING_COOKIE_SECURE must be true in production (HTTPS cookies)")
         if self.collab_test_hold_after_save and self.environment != "test":
             raise ValueError("COOLCODING_COLLAB_TEST_HOLD_AFTER_SAVE is for tests only")
+        if self.sandbox_spawn_ns_test_hold and self.environment != "test":
+            raise ValueError("COOLCODING_SANDBOX_SPAWN_NS_TEST_HOLD is for tests only")
         return self
 
     @property

@@ -248,6 +248,11 @@ def serve_workers(settings: Settings, host: str, port: int, workers: int) -> int
         )
         return 2
     migrate_once(settings)
+    from coolcoding.modeswitch import reclaim_judge_workers, reclaim_serve
+
+    # a dead ``coolcoding serve``'s and judge workers' leftovers (modeswitch.py)
+    reclaim_serve(settings, data_dir)
+    reclaim_judge_workers(settings, data_dir)
     sock = bind_listener(host, port, listen_backlog())
     me = os.getpid()
 
@@ -284,6 +289,13 @@ def run_worker(settings: Settings, fd: int, index: int, parent_pid: int) -> None
 
     set_parent_death_signal(signal.SIGTERM)
     if os.getppid() != parent_pid:  # the parent died before the request took effect
+        raise SystemExit(1)
+    from coolcoding.modeswitch import enter_worker
+
+    # Held while this worker lives: a ``coolcoding serve`` started after its supervisor died
+    # reclaims this dir only once the worker is gone too.
+    if enter_worker(settings.data_dir.resolve()) is None:
+        log.error("worker %d: a previous worker %d still runs on its data dir", index, index)
         raise SystemExit(1)
     sock = socket.socket(fileno=fd)
     _before, nofile = raise_open_file_limit()

@@ -63,7 +63,7 @@ def test_mountinfo_paths_are_unescaped() -> None:
 def test_a_namespace_that_cannot_be_made_leaves_bwrap_in_the_servers(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    def fail(needed: object) -> int:
+    def fail(needed: object, **_kw: object) -> int:
         raise OSError("unshare: Operation not permitted")
 
     monkeypatch.setattr(spawnns, "create_spawn_namespace", fail)

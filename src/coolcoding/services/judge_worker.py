@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 
 from coolcoding.db.engine import Database
@@ -30,8 +31,15 @@ async def run_worker(settings: Settings, slots: int = 0) -> int:
         )
     if slots > 0:
         settings = settings.model_copy(update={"exec_workers": slots})
+    lock = None
+    if settings.runtime == "local":
+        from coolcoding.modeswitch import enter_judge_worker
+
+        # its own identity (not the server's of the same data dir: see modeswitch.py)
+        settings, lock = enter_judge_worker(settings)
     db = Database(settings)
     runtime = make_runtime(settings)
+    await runtime.cleanup_orphans()  # a dead predecessor's job sandboxes (its lock is ours)
     languages = LanguageRegistry()
     await languages.detect_versions()
     judge = Judge(runtime, languages, settings)
@@ -52,4 +60,6 @@ async def run_worker(settings: Settings, slots: int = 0) -> int:
         await svc.stop()
         await runtime.shutdown()
         await db.dispose()
+        if lock is not None:
+            os.close(lock)
     return svc.worker.done

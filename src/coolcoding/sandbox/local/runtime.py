@@ -162,7 +162,9 @@ class LocalRuntime(Runtime):
             needed = [*self.host.layout.ro_dirs, self.host.bwrap_path, str(self.state_dir),
                       str(settings.workspaces_dir), str(self.etc_root),
                       *self.extra_ro_binds]  # fmt: skip
-            self.spawn_ns = SpawnNamespace.create([os.path.realpath(p) for p in needed])
+            self.spawn_ns = SpawnNamespace.create(
+                [os.path.realpath(p) for p in needed], hold=settings.sandbox_spawn_ns_test_hold
+            )
         self.seccomp_program = seccomp.program() if settings.sandbox_seccomp else None
         if settings.sandbox_seccomp and self.seccomp_program is None:
             log.warning("no seccomp syscall table for this architecture: sandboxes run without one")
@@ -782,6 +784,15 @@ class LocalRuntime(Runtime):
         self.zygotes.close()
         if not self._released:
             await asyncio.to_thread(shutil.rmtree, self.etc_root, True)
+
+    async def reclaim_dead(self, keep: Collection[str] = ()) -> int:
+        """Remove everything of this server's identity but ``keep`` (sandboxes a live replica
+        took over): for a runtime made only to clean up after a dead process of another mode
+        (modeswitch.py), never started. Returns how many sandboxes were removed."""
+        self._released.update(keep)
+        count = await self.cleanup_orphans()
+        await self.shutdown()  # the kept ones' /etc dirs stay in its /etc root, moved there
+        return count
 
     async def cleanup_orphans(self, keep: Collection[str] = ()) -> int:
         keep = {*keep, *self._released, *self.session_pool.live}

@@ -88,18 +88,25 @@ check(libc.mount(b"none", b"/", None, (1 << 14) | (1 << 18), None), "mount --mak
 for point in json.loads(sys.argv[1]):
     if libc.umount2(point.encode(), 2) != 0 and ctypes.get_errno() not in (2, 22):
         raise OSError(ctypes.get_errno(), "umount2 " + point)
+if sys.argv[2]:  # sandbox_spawn_ns_test_hold: made, not answered; a fault test kills it here
+    with open(sys.argv[2], "w") as f:
+        f.write(str(os.getpid()))
+    import signal
+    while True:
+        signal.pause()
 print("ready", flush=True)
 sys.stdin.read()
 """
 
 
-def create_spawn_namespace(needed: Sequence[str], timeout_s: float = 10.0) -> int:
+def create_spawn_namespace(needed: Sequence[str], timeout_s: float = 10.0, hold: str = "") -> int:
     """An fd of a new mount namespace (see the module docstring) keeping ``needed``'s mounts;
-    raises OSError when it cannot be made (the caller then starts bwrap from its own)."""
+    raises OSError when it cannot be made (the caller then starts bwrap from its own).
+    ``hold``: ``sandbox_spawn_ns_test_hold`` (tests only)."""
     with open("/proc/self/mountinfo") as f:
         detach = mounts_to_detach(mount_points(f.read()), needed)
     child = subprocess.Popen(
-        [sys.executable, "-I", "-S", "-c", _CHILD, json.dumps(detach)],
+        [sys.executable, "-I", "-S", "-c", _CHILD, json.dumps(detach), hold],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -131,13 +138,13 @@ class SpawnNamespace:
         self.fd = fd
 
     @classmethod
-    def create(cls, needed: Sequence[str]) -> SpawnNamespace:
+    def create(cls, needed: Sequence[str], hold: str = "") -> SpawnNamespace:
         """Made when possible: otherwise (not root, no unshare) bwrap starts from the server's
         own namespace, as without the setting (a cost, never a change of the sandbox's view)."""
         if os.geteuid() != 0:
             return cls(None)
         try:
-            return cls(create_spawn_namespace(needed))
+            return cls(create_spawn_namespace(needed, hold=hold))
         except (OSError, subprocess.SubprocessError):
             log.warning("no spawn mount namespace: bwrap starts from the server's", exc_info=True)
             return cls(None)
