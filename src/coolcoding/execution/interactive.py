@@ -29,7 +29,7 @@ import contextlib
 import os
 from collections.abc import Callable, Mapping
 
-from coolcoding.execution.testcases import CaseOutcome, CheckerBox, JudgeCase
+from coolcoding.execution.testcases import CaseOutcome, CheckerBox, JudgeCase, program_verdict
 from coolcoding.execution.verdicts import Decision, Verdict
 from coolcoding.sandbox.base import ExecLimits, ExecResult, ExecStream, Sandbox
 
@@ -51,14 +51,7 @@ def interactor_limits(checker: ExecLimits, submission_wall_s: float, grace_s: fl
 def interactor_outcome(res: ExecResult) -> CaseOutcome | None:
     """``None``: the interactor accepted; else a wrong answer or its own failure."""
     said = res.stderr[:MESSAGE_KEEP].decode("utf-8", errors="replace").strip()
-    if res.limit_hit:
-        return CaseOutcome("checker_error", f"the interactor hit its {res.limit_hit} limit")
-    if res.exit_code == 0:
-        return None
-    if res.exit_code == 1:
-        return CaseOutcome(Verdict.WRONG_ANSWER, said or "rejected by the interactor")
-    how = f"exit code {res.exit_code}" if res.exit_code is not None else f"signal {res.signal}"
-    return CaseOutcome("checker_error", f"the interactor failed ({how}): {said}".rstrip(": "))
+    return program_verdict(res, said, "interactor")
 
 
 def _ended_at(run: ExecStream) -> float | None:

@@ -127,14 +127,21 @@ class CheckerBox:
             self.argv, limits=self.limits, cwd=self.box.workspace_path, env=self.env
         )
         said = (res.stdout or res.stderr)[:1000].decode("utf-8", errors="replace").strip()
-        if res.limit_hit:
-            return CaseOutcome("checker_error", f"the checker hit its {res.limit_hit} limit")
-        if res.exit_code == 0:
-            return None
-        if res.exit_code == 1:
-            return CaseOutcome(Verdict.WRONG_ANSWER, said or "rejected by the checker")
-        how = f"exit code {res.exit_code}" if res.exit_code is not None else f"signal {res.signal}"
-        return CaseOutcome("checker_error", f"the checker failed ({how}): {said}".rstrip(": "))
+        return program_verdict(res, said, "checker")
+
+
+def program_verdict(res: ExecResult, said: str, who: str) -> CaseOutcome | None:
+    """What a checker or an interactor program (``who``) said of a case by how it ended:
+    ``None`` (exit 0) accepts, exit 1 is a wrong answer with ``said`` as the message, anything
+    else (another exit code, a signal, a limit) is the program's own failure."""
+    if res.limit_hit:
+        return CaseOutcome("checker_error", f"the {who} hit its {res.limit_hit} limit")
+    if res.exit_code == 0:
+        return None
+    if res.exit_code == 1:
+        return CaseOutcome(Verdict.WRONG_ANSWER, said or f"rejected by the {who}")
+    how = f"exit code {res.exit_code}" if res.exit_code is not None else f"signal {res.signal}"
+    return CaseOutcome("checker_error", f"the {who} failed ({how}): {said}".rstrip(": "))
 
 
 def summarize(outcomes: Sequence[CaseOutcome]) -> tuple[Verdict, str | None, int | None]:
