@@ -178,11 +178,11 @@ async def reclaim(settings: Settings, data_dir: Path) -> int:
 
 def _run(settings: Settings, dirs: list[Path]) -> None:
     async def go() -> None:
-        from coolcoding.workers import _migrate
+        from coolcoding.db.migrate import upgrade_database
 
         # ``serve`` reclaims before its app migrates: the session rows must be readable (a
         # database that cannot be read leaves the leftovers alone: which are kept is unknown).
-        await _migrate(settings)
+        await upgrade_database(settings)
         for d in dirs:
             try:
                 await reclaim(settings, d)

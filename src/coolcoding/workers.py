@@ -122,19 +122,10 @@ class WorkerHeader:
         await self.app(scope, receive, send_with_header)
 
 
-async def _migrate(settings: Settings) -> None:
-    from coolcoding.db.engine import Database
-    from coolcoding.db.migrate import upgrade
-
-    db = Database(settings)
-    try:
-        await upgrade(db.engine)
-    finally:
-        await db.dispose()
-
-
 def migrate_once(settings: Settings) -> None:
-    asyncio.run(_migrate(settings))
+    from coolcoding.db.migrate import upgrade_database
+
+    asyncio.run(upgrade_database(settings))
 
 
 @dataclass

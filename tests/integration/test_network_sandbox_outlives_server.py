@@ -102,6 +102,10 @@ async def test_a_network_sandbox_keeps_its_network_through_server_restarts(
         await term.ws.send(b"echo pid=$$\r")
         shell_pid = (await term.until(rb"pid=(\d+)\r")).group(1)
         assert await egress(term, peer) == b"peer"
+        # The shell runs its next command once the probe has exited and been reaped: a CI run
+        # under load listed the exiting probe here, then missed it after the restart.
+        await term.ws.send(b"echo idle=$$\r")
+        await term.until(rb"idle=\d+\r")
         (slirp,) = slirps(sid)
         pids = sandbox_pids(sid)
         await term.ws.close()

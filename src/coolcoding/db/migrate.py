@@ -8,6 +8,8 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from coolcoding.settings import Settings
+
 _HERE = Path(__file__).resolve().parent
 
 
@@ -28,3 +30,15 @@ async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
 
     async with engine.begin() as conn:
         await conn.run_sync(_do)
+
+
+async def upgrade_database(settings: Settings) -> None:
+    """Upgrade the database of ``settings`` to head on an engine of its own, then dispose of
+    it (before a process's app exists: the ``--workers`` supervisor, a mode switch's reclaim)."""
+    from coolcoding.db.engine import Database
+
+    db = Database(settings)
+    try:
+        await upgrade(db.engine)
+    finally:
+        await db.dispose()
