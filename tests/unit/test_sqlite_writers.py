@@ -103,3 +103,25 @@ def test_a_session_returned_to_the_pool_unfinished_is_no_longer_a_holder(tmp_pat
         await db.dispose()
 
     asyncio.run(go())
+
+
+def test_the_rollback_of_an_invalidated_connection_still_works(tmp_path: Path) -> None:
+    """The record must never break a rollback: on a connection invalidated mid-transaction,
+    ``Connection.connection`` raises PendingRollbackError, which once made a session's close
+    fail and a sandbox stop hang (test_sandbox_outlives_server under SQLite)."""
+
+    async def go() -> None:
+        db = _db(tmp_path, 150)
+        await _table(db)
+        async with db.session() as s:
+            await s.execute(text("INSERT INTO t (v) VALUES ('a')"))
+            conn = await s.connection()
+            await conn.invalidate()
+            await s.rollback()  # raised PendingRollbackError from the "rollback" listener
+        assert db.sqlite_writers is not None and db.sqlite_writers.open == {}
+        async with db.session() as s2:  # and the database is writable
+            await s2.execute(text("INSERT INTO t (v) VALUES ('b')"))
+            await s2.commit()
+        await db.dispose()
+
+    asyncio.run(go())

@@ -72,7 +72,10 @@ class SqliteWriters:
     def _after_execute(
         self, conn: Connection, _c: Any, statement: str, _p: Any, context: Any, _m: bool
     ) -> None:
-        key = id(conn.connection.dbapi_connection)
+        raw = conn._dbapi_connection
+        if raw is None:
+            return
+        key = id(raw.dbapi_connection)
         if key in self.open or not statement.lstrip()[:7].upper().startswith(_WRITES):
             return
         if context is not None and context.execution_options.get("isolation_level") == (
@@ -87,7 +90,12 @@ class SqliteWriters:
         self.open[key] = _Writer(time.monotonic(), " ".join(statement.split())[:200], ref)
 
     def _end(self, conn: Connection) -> None:
-        self.open.pop(id(conn.connection.dbapi_connection), None)
+        # ``conn.connection`` raises on an invalidated connection (its rollback after a failed
+        # statement): the record must never break a rollback; the pool's "invalidate" (below)
+        # has dropped that connection's record already.
+        raw = conn._dbapi_connection  # None once invalidated
+        if raw is not None:
+            self.open.pop(id(raw.dbapi_connection), None)
 
     def _checkin(self, dbapi_conn: Any, _record: Any) -> None:
         self.open.pop(id(dbapi_conn), None)
