@@ -91,22 +91,28 @@ def _prepare_netns(blocked: Sequence[IPv4Network]) -> None:
         nl.close()
 
 
+def _unshare_netns(prepare: Callable[[], None]) -> int:
+    """In a throw-away thread (unshare moves only the calling thread, which then ends rather
+    than run anything else in there): an fd of a new network namespace, ``prepare``d before
+    anything can join it."""
+    _check(_libc.unshare(CLONE_NEWNET), "unshare(CLONE_NEWNET)")
+    fd = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        prepare()
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
 def _new_netns_in_thread(blocked: Sequence[IPv4Network]) -> int:
     """An fd of a new network namespace, prepared (``_prepare_netns``) before anything can join
-    it, made in a throw-away thread: unshare moves only the calling thread, which then ends
-    rather than run anything else in there."""
+    it, made in a throw-away thread (``_unshare_netns``)."""
     box: list[int | BaseException] = []
 
     def run() -> None:
         try:
-            _check(_libc.unshare(CLONE_NEWNET), "unshare(CLONE_NEWNET)")
-            fd = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
-            try:
-                _prepare_netns(blocked)
-            except BaseException:
-                os.close(fd)
-                raise
-            box.append(fd)
+            box.append(_unshare_netns(lambda: _prepare_netns(blocked)))
         except BaseException as e:  # handed to the caller's thread
             box.append(e)
 
@@ -117,6 +123,41 @@ def _new_netns_in_thread(blocked: Sequence[IPv4Network]) -> int:
     if isinstance(result, BaseException):
         raise result
     return result
+
+
+async def new_loopback_netns() -> int:
+    """A new network namespace with nothing but its loopback, up (127.0.0.1/8 and ::1: what
+    bwrap's ``--unshare-net`` makes), for a judge sandbox (``sandbox_judge_keep_netns``). Made
+    by the server (root), so it belongs to the initial user namespace: the sandbox user has no
+    capability over it (no route, address, link or sysctl change). Awaited without blocking
+    the loop and without an executor thread (a thread that unshared must end); an fd made for a
+    caller that was cancelled meanwhile is closed."""
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[int] = loop.create_future()
+
+    def deliver(result: int | BaseException) -> None:
+        if done.cancelled():
+            if isinstance(result, int):
+                os.close(result)
+        elif isinstance(result, BaseException):
+            done.set_exception(result)
+        else:
+            done.set_result(result)
+
+    def run() -> None:
+        result: int | BaseException
+        try:
+            result = _unshare_netns(_loopback_up)
+        except BaseException as e:
+            result = e
+        try:
+            loop.call_soon_threadsafe(deliver, result)
+        except RuntimeError:  # the loop is closed: nobody will take it
+            if isinstance(result, int):
+                os.close(result)
+
+    threading.Thread(target=run, name="netns-lo", daemon=True).start()
+    return await done
 
 
 def host_networks() -> list[IPv4Network]:

@@ -1,7 +1,9 @@
 """Reused judge sandboxes: a judge job's sandbox, wiped, serves the next job of the same owner.
 
 What is kept between two jobs is the host side of the sandbox: its workspace directory, its
-generated /etc (read-only inside), its session cgroup and its uid. What is not kept is
+generated /etc (read-only inside), its session cgroup and its uid, and (``sandbox_judge_keep_netns``)
+its loopback-only network namespace, which the sandbox user cannot change and in which no socket
+outlives the processes the wipe kills. What is not kept is
 everything a job can change from inside: every job still runs in a new bwrap (a new zygote,
 zygote.py), so its mount namespace (/tmp, $HOME, /dev/shm are that bwrap's own tmpfs), its pid
 namespace, IPC namespace (SysV and POSIX queues), environment, rlimits, umask, cwd, fds and

@@ -56,6 +56,7 @@ from coolcoding.sandbox.local.etcroots import (
 )
 from coolcoding.sandbox.local.files import disk_usage_bytes_upto
 from coolcoding.sandbox.local.keyedlock import KeyedLock
+from coolcoding.sandbox.local.network import new_loopback_netns
 from coolcoding.sandbox.local.pool import WarmPool
 from coolcoding.sandbox.local.process import become_subreaper, credentials_for
 from coolcoding.sandbox.local.reuse import ReusePool, clear_cgroup, wipe_directory
@@ -597,6 +598,8 @@ class LocalRuntime(Runtime):
             sb = await self._make(spec, root / "workspace", self.etc_root / spec.session_uuid, None)
             if not spec.extra_ro_binds:  # a job's own binds may be anywhere: the host's
                 sb.spawn_ns = self.spawn_ns
+            if not spec.network and self.settings.sandbox_judge_keep_netns:
+                sb.loopback_netns = await new_loopback_netns()
             return sb
         except BaseException:
             await asyncio.to_thread(self.host.cgroups.group(spec.session_uuid).remove)
@@ -640,6 +643,7 @@ class LocalRuntime(Runtime):
         if sb.warm is not None:
             sb.warm.abandon()
             sb.warm = None
+        sb.close_loopback_netns()
         sb.cgroup.remove()
         shutil.rmtree(self._ephemeral_root(sb.spec.session_uuid), ignore_errors=True)
         self._etc.release(sb.etc_dir)

@@ -108,6 +108,9 @@ class LocalSandbox(Sandbox):
         self.pooled_execs = 0  # execs released from ``warm`` (0 or 1)
         # Its own network namespace and NAT, if the session has network (``start_network``).
         self.network: network.SandboxNetwork | None = None
+        # A judge sandbox without network: its own loopback-only namespace, made once and kept
+        # for all its jobs (``sandbox_judge_keep_netns``; -1: each bwrap makes a new one).
+        self.loopback_netns = -1
         # A judge sandbox's bwrap starts from this mount namespace (spawnns.py); None: the host's.
         self.spawn_ns: SpawnNamespace | None = None
         # A session sandbox's agent (agents.py): its first process, holding its terminals.
@@ -191,7 +194,7 @@ class LocalSandbox(Sandbox):
         """The fd of the sandbox's namespace, which a spawned child enters; fail closed: a
         network-enabled sandbox without its namespace spawns nothing (never the host's)."""
         if not self.spec.network:
-            return None
+            return self.loopback_netns if self.loopback_netns >= 0 else None
         if self.network is None or self.network.netns_fd < 0:
             raise SandboxError("network_unavailable",
                                "Network access is not available for this sandbox.",
@@ -217,6 +220,8 @@ class LocalSandbox(Sandbox):
     ) -> SandboxProcess:
         """Start ``command`` in this sandbox (bwrap as the session uid, in ``cgroup``)."""
         join_netns = self.join_netns()
+        if join_netns is not None:  # this call's own: a stop closing the sandbox's meanwhile
+            join_netns = os.dup(join_netns)  # can never let its number name another namespace
         ws_fd = os.open(self.workspace, _PATH_FLAGS)
         fds = [ws_fd]
         try:
@@ -263,6 +268,14 @@ class LocalSandbox(Sandbox):
         finally:
             for fd in fds:
                 os.close(fd)
+            if join_netns is not None:
+                os.close(join_netns)
+
+    def close_loopback_netns(self) -> None:
+        """Drop the kept loopback namespace (it ends with the last process in it)."""
+        fd, self.loopback_netns = self.loopback_netns, -1
+        if fd >= 0:
+            os.close(fd)
 
     def exec_rlimits(
         self, cpu_s: float | None, file_size: int | None
@@ -501,4 +514,5 @@ class LocalSandbox(Sandbox):
                 await self.agent.process.stop()
         if self.network is not None:
             await self.network.close()
+        self.close_loopback_netns()
         await asyncio.to_thread(self.cgroup.remove)
