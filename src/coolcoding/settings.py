@@ -92,6 +92,13 @@ class Settings(BaseSettings):
         "asyncpg's prepared statement (db/raw.py) instead of through SQLAlchemy's execute "
         "layers; same SQL, same types, errors rerun through SQLAlchemy",
     )
+    db_sqlite_one_hop_writes: bool = Field(
+        default=True,
+        description="SQLite: the one-statement writes of a judge job (its INSERT, its claim, "
+        "its result) run with their COMMIT in one call on a dedicated connection's thread "
+        "(db/sqlite_write.py) instead of six round trips through SQLAlchemy's asyncio layer; "
+        "same SQL, same stored values, same errors",
+    )
     ws_compression: bool = Field(
         default=False,
         description="permessage-deflate on WebSockets: saves bandwidth on slow links, but costs "

@@ -8,7 +8,7 @@ import logging
 import sqlite3
 import time
 import weakref
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -23,8 +23,10 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 from sqlalchemy.pool import StaticPool
+from sqlalchemy.sql import Executable
 
 from coolcoding.db.raw import RAW_OPTION
+from coolcoding.db.sqlite_write import SqliteOneWriter, WriteResult
 from coolcoding.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -182,9 +184,15 @@ class Database:
         # The same for one write statement (``one_write``); without the raw-statement option.
         self._writer = self.engine.execution_options(isolation_level="AUTOCOMMIT")
         self.sqlite_writers: SqliteWriters | None = None
+        self.one_writer: SqliteOneWriter | None = None
         if self.is_sqlite:
             self.sqlite_writers = SqliteWriters()
             self.sqlite_writers.attach(self.engine)
+            path = self.engine.url.database
+            if settings.db_sqlite_one_hop_writes and path and path != ":memory:":
+                self.one_writer = SqliteOneWriter(
+                    path, self.engine.dialect, settings.sqlite_busy_timeout_ms
+                )
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:
@@ -212,5 +220,19 @@ class Database:
             async with self._writer.connect() as conn:
                 yield conn
 
+    async def write(self, stmt: Executable, params: Mapping[str, Any]) -> WriteResult:
+        """ONE write statement as its own transaction, committed when this returns; what it
+        returned (RETURNING: columns without a result processor only) and its row count.
+        SQLite: one hop to a dedicated connection's thread (db/sqlite_write.py); PostgreSQL:
+        ``one_write`` (autocommit)."""
+        if self.one_writer is not None:
+            return await self.one_writer.execute(stmt, params)
+        async with self.one_write() as conn:
+            res = await conn.execute(stmt, dict(params))
+            rows = [tuple(r) for r in res.all()] if res.returns_rows else []
+            return WriteResult(res.rowcount, rows)
+
     async def dispose(self) -> None:
+        if self.one_writer is not None:
+            await self.one_writer.close()
         await self.engine.dispose()

@@ -55,6 +55,16 @@ class _Compiled:
         self.by_name = by_name
         self.positions: tuple[tuple[int, Callable[[Any], Any]], ...] | None = None
 
+    def arguments(self, params: Mapping[str, Any]) -> tuple[Any, ...]:
+        """The driver's positional arguments: ``params`` (or the statement's own values) through
+        SQLAlchemy's bind processors."""
+        defaults = self.defaults
+        args = []
+        for n, p in zip(self.names, self.params, strict=True):
+            v = params[n] if n in params else defaults[n]
+            args.append(v if p is None else p(v))
+        return tuple(args)
+
     def row(self, record: Any) -> tuple[Any, ...]:
         if not self.by_name:
             return tuple(record)
@@ -68,11 +78,13 @@ class _Compiled:
         return tuple(values)
 
 
-_CACHE: dict[int, tuple[Executable, _Compiled | None]] = {}
+_CACHE: dict[tuple[int, str], tuple[Executable, _Compiled | None]] = {}
 
 
-def _compiled(stmt: Executable, dialect: Dialect) -> _Compiled | None:
-    hit = _CACHE.get(id(stmt))
+def compiled_statement(stmt: Executable, dialect: Dialect) -> _Compiled | None:
+    """``stmt`` compiled once per dialect (None: not one this path can run as is)."""
+    key = (id(stmt), f"{dialect.name}+{dialect.driver}")
+    hit = _CACHE.get(key)
     if hit is not None and hit[0] is stmt:
         return hit[1]
     try:
@@ -81,7 +93,7 @@ def _compiled(stmt: Executable, dialect: Dialect) -> _Compiled | None:
         compiled = None
     if compiled is not None and "POSTCOMPILE" in compiled.sql:
         compiled = None
-    _CACHE[id(stmt)] = (stmt, compiled)  # module-level statements: a handful, kept alive
+    _CACHE[key] = (stmt, compiled)  # module-level statements: a handful, kept alive
     return compiled
 
 
@@ -95,13 +107,9 @@ async def first_row(
         and conn.dialect.name == "postgresql"
         and sync.get_execution_options().get(RAW_OPTION)
     ):
-        compiled = _compiled(stmt, conn.dialect)
+        compiled = compiled_statement(stmt, conn.dialect)
         if compiled is not None:
-            defaults = compiled.defaults
-            args = []
-            for n, p in zip(compiled.names, compiled.params, strict=True):
-                v = params[n] if n in params else defaults[n]
-                args.append(v if p is None else p(v))
+            args = compiled.arguments(params)
             raw = await conn.get_raw_connection()
             driver: Any = raw.driver_connection
             try:

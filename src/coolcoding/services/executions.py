@@ -436,20 +436,17 @@ class ExecutionService:
         try:
             # A Core connection, not an ORM session: the statements are prepared Core ones,
             # and a session (identity map, transaction bookkeeping) per job cost ~1 ms. One
-            # row without the database queue's notify is one INSERT: no transaction around it.
-            single = len(rows) == 1 and self.dbq is None
-            async with self.db.one_write() if single else self.db.engine.begin() as session:
-                # One prepared INSERT per row (no unit of work): the rows stay whole in memory.
-                for r in rows:
-                    res = await session.execute(INSERT_JOB, _complete(r))
-                    r.id = int(res.scalar_one())
+            # row without the database queue's notify is one INSERT: no transaction around it
+            # (``Database.write``; the job is queued only below, so its wake-up set up after
+            # the commit is still there before it can finish).
+            if len(rows) == 1 and self.dbq is None:
+                row = rows[0]
+                row.id = int((await self.db.write(INSERT_JOB, _complete(row))).scalar_one())
                 if watch:
-                    for r in rows:
-                        event = self._finished.setdefault(r.id, Finished())
-                        event.early = True
-                        watched.append(r.id)
-                if self.dbq is not None:
-                    await session.execute(text("SELECT pg_notify(:c, '')"), {"c": JOBS_CHANNEL})
+                    self._finished.setdefault(row.id, Finished()).early = True
+                    watched.append(row.id)
+            else:
+                await self._insert_together(rows, watch, watched)
         except BaseException:
             for job_id in watched:
                 self._finished.pop(job_id, None)
@@ -462,6 +459,24 @@ class ExecutionService:
             if watch and self.settings.exec_fold_claim:
                 self._fold.update(r.id for r in rows if r.id in self._submitted)
         return rows
+
+    async def _insert_together(
+        self, rows: Sequence[Execution], watch: bool, watched: list[int]
+    ) -> None:
+        """A batch's rows (and the database queue's notify) in one transaction; the wake-ups
+        of watched ones are set up before its commit."""
+        async with self.db.engine.begin() as session:
+            # One prepared INSERT per row (no unit of work): the rows stay whole in memory.
+            for r in rows:
+                res = await session.execute(INSERT_JOB, _complete(r))
+                r.id = int(res.scalar_one())
+            if watch:
+                for r in rows:
+                    event = self._finished.setdefault(r.id, Finished())
+                    event.early = True
+                    watched.append(r.id)
+            if self.dbq is not None:
+                await session.execute(text("SELECT pg_notify(:c, '')"), {"c": JOBS_CHANNEL})
 
     async def load(self, execution_id: int) -> Execution | None:
         async with self.db.session() as s:
@@ -477,9 +492,8 @@ class ExecutionService:
             return
         if saved is not None:
             started = {"status": "running", "started_at": utcnow()}
-            async with self.db.one_write() as conn:  # one UPDATE
-                res = await conn.execute(CLAIM_QUEUED, {"eid": execution_id, **started})
-            if getattr(res, "rowcount", 0) != 1:
+            res = await self.db.write(CLAIM_QUEUED, {"eid": execution_id, **started})
+            if res.rowcount != 1:
                 return  # not queued any more (another replica's recovery took it)
             running = _apply(saved, started)
             await self.finish(running, await self.run_job(running), current=True)
@@ -505,11 +519,11 @@ class ExecutionService:
         running = _apply(saved, started)
         result = await self.run_job(running)
         values = {**result_values(result), "started_at": started["started_at"]}
-        async with self.db.one_write() as conn:  # one UPDATE: it wrote nothing if no row
-            res = await conn.execute(
-                FINISH_QUEUED, {"eid": saved.id, "by_owner": self.owner, **values}
-            )
-        if getattr(res, "rowcount", 0) != 1:
+        # One UPDATE: it wrote nothing if no row
+        res = await self.db.write(
+            FINISH_QUEUED, {"eid": saved.id, "by_owner": self.owner, **values}
+        )
+        if res.rowcount != 1:
             log.warning("execution %s: taken by another replica; result dropped", saved.id)
             return
         self._stored(_apply(saved, values))
@@ -588,9 +602,11 @@ class ExecutionService:
         """``store`` with one prepared UPDATE and no RETURNING: the stored row is ``row`` (all
         of it in memory, as the database holds it) with ``values`` applied."""
         # One UPDATE (no transaction around it) unless the database queue's notify follows.
-        async with self.db.one_write() if self.dbq is None else self.db.engine.begin() as conn:
-            await conn.execute(STORE_RESULT, {"eid": row.id, **values})
-            if self.dbq is not None:
+        if self.dbq is None:
+            await self.db.write(STORE_RESULT, {"eid": row.id, **values})
+        else:
+            async with self.db.engine.begin() as conn:
+                await conn.execute(STORE_RESULT, {"eid": row.id, **values})
                 await conn.execute(
                     text("SELECT pg_notify(:c, :id)"), {"c": DONE_CHANNEL, "id": str(row.id)}
                 )
