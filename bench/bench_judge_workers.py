@@ -1,7 +1,9 @@
 """Judge workers as processes (issue 10): jobs/s of 2 ``coolcoding worker`` processes vs 1, on
 the PostgreSQL queue, interleaved rounds in one run. Each worker process runs one job at a time
 (``--slots 1``); a round submits ``-n`` Python hello jobs in one batch once the workers are
-ready and times until the last is finished.
+ready and times until the last is finished. ``--loop N`` makes each job CPU-bound (a loop of N
+iterations in the program, the floor's too); ``machine_busy_*``: the machine's busy share
+during each round (/proc/stat).
 
 Usage: .venv/bin/python bench/bench_judge_workers.py [-n 60] [--rounds 3]   (root; PostgreSQL up)
 Writes bench/results/judge_workers.json.
@@ -69,14 +71,14 @@ def cpu_busy() -> tuple[float, float]:
     return sum(f) - idle, sum(f)
 
 
-async def floor_round(n: int, parallel: int) -> float:
+async def floor_round(n: int, parallel: int, program: str) -> float:
     """The unsandboxed peer: ``n`` ``python3`` hellos, ``parallel`` at a time: how much this
     machine, as loaded as it is now, gains from a second process."""
     sem = asyncio.Semaphore(parallel)
 
     async def one() -> None:
         async with sem:
-            p = await asyncio.create_subprocess_exec("/usr/bin/python3", "-c", 'print("hello")',
+            p = await asyncio.create_subprocess_exec("/usr/bin/python3", "-c", program,
                                                      stdout=subprocess.DEVNULL)  # fmt: skip
             await p.wait()
 
@@ -86,11 +88,11 @@ async def floor_round(n: int, parallel: int) -> float:
 
 
 async def round_(
-    svc: ExecutionService, user_id: int, n: int, procs: int, env: dict[str, str]
+    svc: ExecutionService, user_id: int, n: int, procs: int, env: dict[str, str], program: str
 ) -> float:
     workers = start_workers(procs, env)
     try:
-        job = JobRequest(language="python", source='print("hello")\n')
+        job = JobRequest(language="python", source=program)
         t0 = time.perf_counter()
         rows = await svc.submit(user_id, [job] * n)
         ids = [r.id for r in rows]
@@ -114,7 +116,7 @@ async def round_(
             w.wait(60)
 
 
-async def main_async(n: int, rounds: int) -> dict[str, Any]:
+async def main_async(n: int, rounds: int, program: str) -> dict[str, Any]:
     name = f"cc_bench_workers_{secrets.token_hex(4)}"
     admin = await asyncpg.connect(PG_ADMIN)
     await admin.execute(f'CREATE DATABASE "{name}"')
@@ -144,14 +146,19 @@ async def main_async(n: int, rounds: int) -> dict[str, Any]:
         floor1: list[float] = []
         floor2: list[float] = []
         others: list[float] = []
-        await round_(svc, user_id, 10, 1, env)  # warm-up: caches, the DB's pages
+        busy: dict[int, list[float]] = {1: [], 2: []}
+        await round_(svc, user_id, 10, 1, env, program)  # warm-up: caches, the DB's pages
         for i in range(rounds):
             load0 = os.getloadavg()[0]
             order = [1, 2] if i % 2 == 0 else [2, 1]  # neither always first
             for procs in order:
-                (one if procs == 1 else two).append(await round_(svc, user_id, n, procs, env))
+                b0, t0 = cpu_busy()
+                rate = await round_(svc, user_id, n, procs, env, program)
+                b1, t1 = cpu_busy()
+                busy[procs].append((b1 - b0) / max(1, t1 - t0))
+                (one if procs == 1 else two).append(rate)
             for procs in order:
-                (floor1 if procs == 1 else floor2).append(await floor_round(n, procs))
+                (floor1 if procs == 1 else floor2).append(await floor_round(n, procs, program))
             others.append(load0)
         await svc.stop()
     finally:
@@ -175,6 +182,9 @@ async def main_async(n: int, rounds: int) -> dict[str, Any]:
         "median_two": round(m2, 2),
         "ratio_two_vs_one": round(m2 / m1, 2),
         "cpus": os.cpu_count(),
+        "machine_busy_one_worker": [round(x, 3) for x in busy[1]],
+        "machine_busy_two_workers": [round(x, 3) for x in busy[2]],
+        "program": program,
     }
 
 
@@ -183,8 +193,14 @@ def main() -> None:
     ap.add_argument("-n", type=int, default=60)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--out", type=Path, default=RESULTS, help="where the JSON goes")
+    ap.add_argument("--loop", type=int, default=0,
+                    help="the program adds a loop of this many iterations (CPU-bound jobs: "
+                    "~1 ms per 20,000 here) to its hello")  # fmt: skip
     args = ap.parse_args()
-    result = asyncio.run(main_async(args.n, args.rounds))
+    program = 'print("hello")\n'
+    if args.loop:
+        program = f"n = 0\nfor i in range({args.loop}):\n    n += i\nprint('hello', n)\n"
+    result = asyncio.run(main_async(args.n, args.rounds, program))
     print(json.dumps(result, indent=2))
     args.out.parent.mkdir(exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")

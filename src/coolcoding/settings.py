@@ -88,9 +88,11 @@ class Settings(BaseSettings):
     )
     db_raw_hot_statements: bool = Field(
         default=True,
-        description="PostgreSQL: the one-statement read and save of a file go straight to "
-        "asyncpg's prepared statement (db/raw.py) instead of through SQLAlchemy's execute "
-        "layers; same SQL, same types, errors rerun through SQLAlchemy",
+        description="PostgreSQL: the one-statement read and save of a file, and a judge job's "
+        "one-statement writes (Database.write), go straight to asyncpg's prepared statement "
+        "(db/raw.py) instead of through SQLAlchemy's execute layers; same SQL, same types; a "
+        "statement PostgreSQL refused reruns through SQLAlchemy, a write whose connection was "
+        "lost is never rerun",
     )
     db_sqlite_one_hop_writes: bool = Field(
         default=True,

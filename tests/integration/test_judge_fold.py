@@ -53,14 +53,13 @@ def writes_to_executions(srv: LiveServer, job: dict[str, Any], *, wait: bool) ->
         if head.startswith(("INSERT INTO EXECUTIONS", "UPDATE EXECUTIONS")):
             seen.append(head.split()[0])
 
-    def record_one_hop(statement: str) -> None:  # db/sqlite_write.py: no cursor events
+    def record_one_hop(statement: str) -> None:  # Database.write's raw paths: no cursor events
         record(None, None, statement)
 
-    one_writer = srv.platform.db.one_writer
+    listeners = srv.platform.db.write_listeners
     u = register_user(srv)
     event.listen(engine, "before_cursor_execute", record)
-    if one_writer is not None:
-        one_writer.listeners.append(record_one_hop)
+    listeners.append(record_one_hop)
     try:
         r = u.client.post(f"/api/executions?wait={str(wait).lower()}", json=job)
         assert r.status_code in (200, 202), r.text
@@ -74,8 +73,7 @@ def writes_to_executions(srv: LiveServer, job: dict[str, Any], *, wait: bool) ->
         assert body["started_at"] and body["completed_at"] >= body["started_at"]
     finally:
         event.remove(engine, "before_cursor_execute", record)
-        if one_writer is not None:
-            one_writer.listeners.remove(record_one_hop)
+        listeners.remove(record_one_hop)
         u.client.close()
     return seen
 
@@ -98,13 +96,12 @@ def test_a_waited_job_taken_by_another_replica_is_not_finished_twice(server: Liv
         if statement.lstrip().upper().startswith("INSERT INTO EXECUTIONS") and not taken.is_set():
             taken.set()
 
-    def steal_one_hop(statement: str) -> None:  # db/sqlite_write.py: no cursor events
+    def steal_one_hop(statement: str) -> None:  # Database.write's raw paths: no cursor events
         steal(None, None, statement)
 
-    one_writer = server.platform.db.one_writer
+    listeners = server.platform.db.write_listeners
     event.listen(engine, "after_cursor_execute", steal)
-    if one_writer is not None:
-        one_writer.listeners.append(steal_one_hop)
+    listeners.append(steal_one_hop)
     result: dict[str, Any] = {}
 
     def post() -> None:
@@ -125,8 +122,7 @@ def test_a_waited_job_taken_by_another_replica_is_not_finished_twice(server: Liv
         t.join(120)
     finally:
         event.remove(engine, "after_cursor_execute", steal)
-        if one_writer is not None:
-            one_writer.listeners.remove(steal_one_hop)
+        listeners.remove(steal_one_hop)
     rows = db_run(
         server.settings.database_url,
         "SELECT status, verdict, owner FROM executions WHERE owner = 'another-replica'",

@@ -14,6 +14,8 @@ from typing import Any
 import pytest
 from sqlalchemy import exc as sa_exc
 from sqlalchemy import text, update
+from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.pool import NullPool
 
 from coolcoding.api.errors import database_unavailable
 from coolcoding.db.engine import Database
@@ -233,6 +235,51 @@ def test_write_refuses_a_statement_it_would_return_wrongly(live_server: LiveServ
         try:
             with pytest.raises(ValueError, match="not a statement"):
                 await db.write(stmt, {})
+        finally:
+            await db.dispose()
+
+    asyncio.run(run())
+
+
+def test_a_lost_postgresql_connection_is_a_503_and_the_next_write_works(
+    live_server: LiveServer,
+) -> None:
+    """Every pooled connection's backend is terminated (a PostgreSQL restart): the raw write
+    fails as "database unavailable" (503), is not rerun, and the next write works: the whole
+    pool was invalidated, not only the connection that failed."""
+    if live_server.backend != "postgres":
+        pytest.skip("PostgreSQL's raw write path")
+    u = register_user(live_server)
+    u.client.close()
+
+    async def run() -> None:
+        db = Database(live_server.settings)
+        try:
+            async with db.read() as conn:
+                user_id = (await conn.execute(
+                    text("SELECT id FROM users WHERE username = :u"), {"u": u.username}
+                )).scalar_one()  # fmt: skip
+            # Three connections in the pool, idle.
+            await asyncio.gather(*(
+                db.write(INSERT_JOB, _job_values(user_id)) for _ in range(3)
+            ))  # fmt: skip
+            admin = create_async_engine(live_server.settings.database_url, poolclass=NullPool)
+            async with admin.connect() as conn:
+                await conn.execute(text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                ))  # fmt: skip
+            await admin.dispose()
+            lost = _job_values(user_id) | {"language": "lost"}
+            with pytest.raises(Exception) as caught:
+                await db.write(INSERT_JOB, lost)
+            assert database_unavailable(caught.value), repr(caught.value)
+            await db.write(INSERT_JOB, _job_values(user_id) | {"language": "after"})
+            async with db.read() as conn:
+                counts = dict((await conn.execute(text(
+                    "SELECT language, count(*) FROM executions WHERE user_id = :u "
+                    "GROUP BY language"), {"u": user_id})).all())  # fmt: skip
+            assert counts == {"python": 3, "after": 1}, counts
         finally:
             await db.dispose()
 

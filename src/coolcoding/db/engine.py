@@ -8,7 +8,7 @@ import logging
 import sqlite3
 import time
 import weakref
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -25,8 +25,9 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.pool import StaticPool
 from sqlalchemy.sql import Executable
 
-from coolcoding.db.raw import RAW_OPTION
-from coolcoding.db.sqlite_write import SqliteOneWriter, WriteResult
+from coolcoding.db import raw
+from coolcoding.db.raw import RAW_OPTION, WriteResult
+from coolcoding.db.sqlite_write import SqliteOneWriter
 from coolcoding.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -183,15 +184,22 @@ class Database:
         self.is_sqlite = self.engine.dialect.name == "sqlite"
         # The same for one write statement (``one_write``); without the raw-statement option.
         self._writer = self.engine.execution_options(isolation_level="AUTOCOMMIT")
+        # ``write``'s: the same, straight on asyncpg when ``db_raw_hot_statements`` (raw.py).
+        self._raw_writer = self._writer.execution_options(
+            **{RAW_OPTION: settings.db_raw_hot_statements}
+        )
         self.sqlite_writers: SqliteWriters | None = None
         self.one_writer: SqliteOneWriter | None = None
+        # Called with the SQL of each ``write`` that ran outside SQLAlchemy's execute (so its
+        # cursor events never saw it): tests that count statements listen to both.
+        self.write_listeners: list[Callable[[str], None]] = []
         if self.is_sqlite:
             self.sqlite_writers = SqliteWriters()
             self.sqlite_writers.attach(self.engine)
             path = self.engine.url.database
             if settings.db_sqlite_one_hop_writes and path and path != ":memory:":
                 self.one_writer = SqliteOneWriter(
-                    path, self.engine.dialect, settings.sqlite_busy_timeout_ms
+                    path, self.engine.dialect, settings.sqlite_busy_timeout_ms, self.write_listeners
                 )
 
     @asynccontextmanager
@@ -224,13 +232,16 @@ class Database:
         """ONE write statement as its own transaction, committed when this returns; what it
         returned (RETURNING: columns without a result processor only) and its row count.
         SQLite: one hop to a dedicated connection's thread (db/sqlite_write.py); PostgreSQL:
-        ``one_write`` (autocommit)."""
+        autocommit, straight on asyncpg (raw.py ``write``)."""
         if self.one_writer is not None:
             return await self.one_writer.execute(stmt, params)
-        async with self.one_write() as conn:
-            res = await conn.execute(stmt, dict(params))
-            rows = [tuple(r) for r in res.all()] if res.returns_rows else []
-            return WriteResult(res.rowcount, rows)
+        if self.is_sqlite:  # in memory: no second connection can see it
+            async with self.one_write() as conn:
+                res = await conn.execute(stmt, dict(params))
+                rows = [tuple(r) for r in res.all()] if res.returns_rows else []
+                return WriteResult(res.rowcount, rows)
+        async with self._raw_writer.connect() as conn:
+            return await raw.write(conn, stmt, params, self.write_listeners)
 
     async def dispose(self) -> None:
         if self.one_writer is not None:

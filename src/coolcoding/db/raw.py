@@ -19,8 +19,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
+import asyncpg  # type: ignore[import-untyped]
+from sqlalchemy import text
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql import Executable
@@ -30,8 +33,21 @@ RAW_OPTION = "coolcoding_raw_statements"
 Processor = Callable[[Any], Any] | None
 
 
+@dataclass(slots=True)
+class WriteResult:
+    """What one write statement did: its row count and the rows it returned (RETURNING)."""
+
+    rowcount: int
+    rows: list[tuple[Any, ...]] = field(default_factory=list)
+
+    def scalar_one(self) -> Any:
+        if len(self.rows) != 1:
+            raise ValueError(f"expected one row, got {len(self.rows)}")
+        return self.rows[0][0]
+
+
 class _Compiled:
-    __slots__ = ("by_name", "defaults", "names", "params", "positions", "sql")
+    __slots__ = ("by_name", "defaults", "names", "params", "positions", "returns_rows", "sql")
 
     def __init__(self, stmt: Executable, dialect: Dialect) -> None:
         compiled = stmt.compile(dialect=dialect)  # type: ignore[attr-defined]
@@ -54,6 +70,7 @@ class _Compiled:
                 by_name[column[0]] = proc
         self.by_name = by_name
         self.positions: tuple[tuple[int, Callable[[Any], Any]], ...] | None = None
+        self.returns_rows = bool(compiled._result_columns)
 
     def arguments(self, params: Mapping[str, Any]) -> tuple[Any, ...]:
         """The driver's positional arguments: ``params`` (or the statement's own values) through
@@ -121,3 +138,58 @@ async def first_row(
             else:
                 return None if record is None else compiled.row(record)
     return (await conn.execute(stmt, dict(params))).first()
+
+
+async def write(
+    conn: AsyncConnection,
+    stmt: Executable,
+    params: Mapping[str, Any],
+    listeners: Sequence[Callable[[str], None]] = (),
+) -> WriteResult:
+    """ONE write statement on ``conn`` (PostgreSQL, autocommit: ``Database.write``), straight on
+    asyncpg when allowed (~0.06 ms of CPU against ~0.33 through SQLAlchemy). Unlike a read, a
+    write is rerun through SQLAlchemy only when PostgreSQL itself refused it (the statement rolled
+    back by itself: nothing was written); any other failure (the connection lost, a cancel) may
+    have come after the commit: the connection is invalidated and the error raised, never rerun
+    (the API answers asyncpg's connection errors with a 503, as it does SQLAlchemy's)."""
+    sync = conn.sync_connection
+    compiled = None
+    if (
+        sync is not None
+        and conn.dialect.name == "postgresql"
+        and sync.get_execution_options().get(RAW_OPTION)
+    ):
+        compiled = compiled_statement(stmt, conn.dialect)
+    if compiled is not None and not compiled.by_name:
+        args = compiled.arguments(params)
+        raw = await conn.get_raw_connection()
+        driver: Any = raw.driver_connection
+        try:
+            if compiled.returns_rows:
+                rows = [tuple(r) for r in await driver.fetch(compiled.sql, *args)]
+                result = WriteResult(len(rows), rows)
+            else:
+                status: str = await driver.execute(compiled.sql, *args)
+                result = WriteResult(int(status.rsplit(" ", 1)[-1]))
+        except asyncpg.PostgresError as exc:
+            log.debug("raw write refused, rerun through SQLAlchemy: %r", exc)
+        except Exception as exc:
+            # Not rerun. SQLAlchemy's own disconnect handling (this connection and every older
+            # one in the pool invalidated, a DBAPIError with connection_invalidated: a 503) by a
+            # no-op statement on the same connection; if that works, drop the connection anyway.
+            try:
+                await conn.execute(text("SELECT 1"))
+            except Exception as probe:
+                raise probe from exc
+            await conn.invalidate()
+            raise
+        except BaseException:  # cancelled mid-statement: the connection's state is unknown
+            await conn.invalidate()
+            raise
+        else:
+            for listener in listeners:  # SQLAlchemy's cursor events did not see it
+                listener(compiled.sql)
+            return result
+    res = await conn.execute(stmt, dict(params))
+    rows = [tuple(r) for r in res.all()] if res.returns_rows else []
+    return WriteResult(res.rowcount, rows)

@@ -27,27 +27,13 @@ import sqlite3
 import threading
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql import Executable
 
-from coolcoding.db.raw import compiled_statement
-
-
-@dataclass(slots=True)
-class WriteResult:
-    """What one write statement did: its row count and the rows it returned (RETURNING)."""
-
-    rowcount: int
-    rows: list[tuple[Any, ...]] = field(default_factory=list)
-
-    def scalar_one(self) -> Any:
-        if len(self.rows) != 1:
-            raise ValueError(f"expected one row, got {len(self.rows)}")
-        return self.rows[0][0]
+from coolcoding.db.raw import WriteResult, compiled_statement
 
 
 def _pragmas(conn: sqlite3.Connection, busy_timeout_ms: int) -> None:
@@ -61,7 +47,13 @@ def _pragmas(conn: sqlite3.Connection, busy_timeout_ms: int) -> None:
 class SqliteOneWriter:
     """A connection on its own thread; each ``execute`` is one statement, one transaction."""
 
-    def __init__(self, path: str, dialect: Dialect, busy_timeout_ms: int) -> None:
+    def __init__(
+        self,
+        path: str,
+        dialect: Dialect,
+        busy_timeout_ms: int,
+        listeners: list[Callable[[str], None]] | None = None,
+    ) -> None:
         self._path = path
         self._dialect = dialect
         self._busy_timeout_ms = busy_timeout_ms
@@ -70,7 +62,7 @@ class SqliteOneWriter:
         self._lock = threading.Lock()
         # Called with each statement's SQL once it ran (SQLAlchemy's cursor events do not
         # see these statements: tests that count writes listen here too).
-        self.listeners: list[Callable[[str], None]] = []
+        self.listeners = [] if listeners is None else listeners
 
     def _connection(self) -> sqlite3.Connection:
         if self._conn is None:
