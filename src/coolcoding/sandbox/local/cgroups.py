@@ -332,16 +332,28 @@ class Cgroup:
             except OSError as e:
                 if e.errno != errno.EBUSY:
                     raise
-            for sub in tree_deepest_first(d):  # subgroups (or processes) in it
-                try:
-                    os.rmdir(sub)
-                except FileNotFoundError:
-                    pass
-                except OSError as e:
-                    if e.errno != errno.EBUSY:
-                        raise
-                    busy = True
+            if rmdir_tree(d):  # subgroups (or processes) in it
+                busy = True
         return not busy
+
+
+def rmdir_tree(top: str, *, keep_top: bool = False) -> list[str]:
+    """rmdir ``top``'s subdirectories and then ``top`` (not with ``keep_top``), each after its
+    children; returns the ones still busy (EBUSY: a process in it, or a busy child), in that
+    order. One already gone is fine; any other error raises."""
+    busy = []
+    for d in tree_deepest_first(top):
+        if keep_top and d == top:
+            continue
+        try:
+            os.rmdir(d)
+        except FileNotFoundError:
+            pass
+        except OSError as e:
+            if e.errno != errno.EBUSY:
+                raise
+            busy.append(d)
+    return busy
 
 
 def tree_deepest_first(top: str) -> list[str]:

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import errno
 import logging
 import os
 import shutil
@@ -38,7 +37,7 @@ from collections import Counter, OrderedDict, deque
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from coolcoding.sandbox.local.cgroups import Cgroup, tree_deepest_first
+from coolcoding.sandbox.local.cgroups import Cgroup, rmdir_tree
 from coolcoding.sandbox.local.sandbox import LocalSandbox
 
 log = logging.getLogger(__name__)
@@ -85,17 +84,9 @@ def clear_cgroup(group: Cgroup) -> None:
     for d in group.paths:
         if not os.path.isdir(d):
             raise WipeError(f"{d}: the session cgroup is gone")
-        for root in tree_deepest_first(d):
-            if root == d:
-                continue
-            try:
-                os.rmdir(root)
-            except FileNotFoundError:
-                pass
-            except OSError as e:
-                if e.errno != errno.EBUSY:
-                    raise
-                raise WipeError(f"{root}: busy after the kill") from e
+        busy = rmdir_tree(d, keep_top=True)
+        if busy:
+            raise WipeError(f"{busy[0]}: busy after the kill")
         with os.scandir(d) as it:
             if any(e.is_dir(follow_symlinks=False) for e in it):
                 raise WipeError(f"{d}: a leaf cgroup is left")
