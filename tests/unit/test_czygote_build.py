@@ -132,6 +132,27 @@ def test_without_a_static_libc_the_build_is_dynamic(
     czygote.load(tmp_path / "cache").close()
 
 
+def test_the_compilers_temporary_files_go_in_the_build_dir(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A compiler killed midway leaves its temporary files (gcc's ccXXXXXX.s/.o) in its
+    TMPDIR: the build dir, which the next start removes (clean_stale_builds), not /tmp."""
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    seen = tmp_path / "tmpdir"
+    fake = bindir / "cc"
+    fake.write_text(f'#!/bin/sh\necho "$TMPDIR" >> {seen}\nexec {shutil.which("cc")} "$@"\n')
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bindir}:{os.environ['PATH']}")
+    monkeypatch.setenv("TMPDIR", "/tmp")
+    czygote.build(tmp_path / "cache")
+    dirs = seen.read_text().split()
+    assert dirs and all(
+        Path(d).parent == tmp_path / "cache" and Path(d).name.startswith(czygote.BUILD_PREFIX)
+        for d in dirs
+    ), dirs
+
+
 def test_sandbox_zygote_c_without_a_compiler_fails_the_runtime_start(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

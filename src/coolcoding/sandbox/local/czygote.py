@@ -117,8 +117,13 @@ def _compile(cc: str, src: Path, out: Path) -> None:
     errors = []
     for extra in (["-static"], []):  # static: the zygote then maps no shared library
         cmd = [cc, *FLAGS, *extra, "-o", str(out), str(src)]
+        # The compiler's temporary files in the build dir too: a build killed midway leaves
+        # them where the next start's clean_stale_builds removes them, not in /tmp.
+        env = {**os.environ, "TMPDIR": str(out.parent)}
         try:
-            done = subprocess.run(cmd, capture_output=True, timeout=BUILD_TIMEOUT_S, check=False)
+            done = subprocess.run(
+                cmd, capture_output=True, timeout=BUILD_TIMEOUT_S, check=False, env=env
+            )
         except (OSError, subprocess.SubprocessError) as e:
             raise ZygoteUnavailable(f"{cc}: {e}") from e
         if done.returncode == 0:
