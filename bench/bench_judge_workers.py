@@ -95,12 +95,14 @@ async def round_(
         job = JobRequest(language="python", source=program)
         t0 = time.perf_counter()
         rows = await svc.submit(user_id, [job] * n)
-        ids = [r.id for r in rows]
+        lo, hi = min(r.id for r in rows), max(r.id for r in rows)
         while True:
+            # A range on the (status, id) index: cheap for PostgreSQL, which shares the cores
+            # with the workers (an IN list of every id cost it ~10 % of a core at -n 1000).
             async with svc.db.session() as s:
                 done = await s.scalar(
                     select(func.count()).where(
-                        Execution.id.in_(ids), Execution.status == "finished"
+                        Execution.status == "finished", Execution.id.between(lo, hi)
                     )
                 )
             if done == n:
