@@ -19,13 +19,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import asyncpg  # type: ignore[import-untyped]
 import pytest
 from sqlalchemy import inspect, text
 
 from coolcoding.db.engine import Database
 from coolcoding.db.migrate import upgrade
 from coolcoding.db.models import Execution, User
-from coolcoding.execution.db_queue import DbQueue
+from coolcoding.execution.db_queue import DONE_CHANNEL, DbQueue
 from coolcoding.execution.judge import Judge, JudgeResult
 from coolcoding.execution.languages import LanguageRegistry
 from coolcoding.execution.verdicts import Verdict
@@ -234,6 +235,44 @@ async def test_the_claim_returns_the_row_the_database_holds(
     assert claim.row.status == "running" and claim.row.attempt == 1
     assert claim.row.stdin == "héllo\n".encode() and claim.row.source["files"]
     await svc.dbq.release(claim)
+
+
+async def test_a_workers_result_is_one_fenced_statement_with_its_notify(
+    service: tuple[ExecutionService, int],
+) -> None:
+    """A worker stores its result from the claimed row (no ORM session, no read back): the row
+    it returns equals a read of the database column for column; ``cc_done`` is notified once,
+    for it; a try whose lease was lost writes nothing and notifies nothing."""
+    svc, user_id = service
+    assert svc.dbq is not None
+    listener = await asyncpg.connect(svc.db.engine.url.set(drivername="postgresql")
+                                     .render_as_string(hide_password=False))  # fmt: skip
+    heard: list[str] = []
+    await listener.add_listener(DONE_CHANNEL, lambda *a: heard.append(a[-1]))
+    try:
+        [row] = await svc.submit(user_id, [JobRequest(language="python", source="print(1)")])
+        first = await svc.dbq.claim()
+        assert first is not None and first.row is not None
+        await expire(svc, row.id)
+        assert await svc.dbq.reap() == 1
+        second = await svc.dbq.claim()
+        assert second is not None and second.row is not None and second.attempt == 2
+        ok = JudgeResult(Verdict.ACCEPTED, stdout=b"1\n", cpu_ms=3.5, memory_kb=1024)
+        lost = await svc.store(first.row, ok, attempt=first.attempt, current=True)
+        assert lost is None
+        assert (await row_of(svc, row.id)).status == "running"
+        stored = await svc.store(second.row, ok, attempt=second.attempt, current=True)
+        assert stored is not None and stored.status == "finished" and stored.attempt == 2
+        in_db = await row_of(svc, row.id)
+        for attr in inspect(Execution).column_attrs:
+            assert getattr(stored, attr.key) == getattr(in_db, attr.key), attr.key
+        assert in_db.worker is None and in_db.lease_until is None and in_db.stdout == b"1\n"
+        again = await svc.store(second.row, ok, attempt=second.attempt, current=True)
+        assert again is None  # never twice
+        await asyncio.sleep(0.3)
+        assert heard == [str(row.id)], heard
+    finally:
+        await listener.close()
 
 
 async def test_a_job_out_of_tries_is_finished_as_internal_error(

@@ -154,7 +154,9 @@ class DbQueue:
             "worker": self.worker_id,
             "lease": self.lease_s,
         }
-        async with self.db.engine.begin() as conn:
+        # One statement (its row locks and update are atomic by themselves): autocommit, no
+        # BEGIN and COMMIT round trips around it.
+        async with self.db.one_write() as conn:
             found = (await conn.execute(CLAIM, params)).first()
         if found is None:
             return None

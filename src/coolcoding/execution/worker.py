@@ -41,7 +41,12 @@ class JobHost(Protocol):
     async def run_job(self, row: Execution) -> JudgeResult: ...
 
     async def store(
-        self, row: Execution, result: JudgeResult, attempt: int | None = None
+        self,
+        row: Execution,
+        result: JudgeResult,
+        attempt: int | None = None,
+        *,
+        current: bool = False,
     ) -> Execution | None: ...
 
 
@@ -121,7 +126,7 @@ class DbWorker:
                             claim.id, claim.attempt, result.message)  # fmt: skip
                 await self.queue.release(claim)
                 return
-            if await self.svc.store(row, result, attempt=claim.attempt) is not None:
+            if await self.svc.store(row, result, attempt=claim.attempt, current=True) is not None:
                 self.done += 1
         except asyncio.CancelledError:
             with contextlib.suppress(Exception):

@@ -23,10 +23,13 @@ from typing import Any, cast
 
 from sqlalchemy import (
     ColumnElement,
+    String,
     Table,
     bindparam,
+    func,
     insert,
     inspect,
+    literal,
     or_,
     select,
     text,
@@ -114,6 +117,25 @@ FINISH_QUEUED = (
     )
     .values({c: bindparam(c) for c in (*_RESULT_COLUMNS, "started_at")})
 )
+
+# A database-queue worker's result, fenced (only while the row still holds this try) and with
+# its NOTIFY, as ONE statement (autocommit: no BEGIN/COMMIT round trips, no ORM session): the
+# notification goes out at the statement's commit, and only if the row was updated (no row
+# returned: the lease was lost, nothing written).
+_FENCED = (
+    update(_TABLE)
+    .where(
+        _TABLE.c.id == bindparam("eid"),
+        _TABLE.c.attempt == bindparam("attempt"),
+        _TABLE.c.status == "running",
+    )
+    .values({c: bindparam(c) for c in (*_RESULT_COLUMNS, "worker", "lease_until")})
+    .returning(_TABLE.c.id)
+    .cte("stored")
+)
+STORE_FENCED_NOTIFY = select(
+    func.pg_notify(literal(DONE_CHANNEL), _FENCED.c.id.cast(String))
+).select_from(_FENCED)
 
 INSERT_JOB = (
     insert(_TABLE).values({c: bindparam(c) for c in _COLUMNS if c != "id"}).returning(_TABLE.c.id)
@@ -570,11 +592,25 @@ class ExecutionService:
     ) -> Execution | None:
         """Store ``result``. With ``attempt`` (the database queue) only if the row still is
         that try's (fencing: a worker that lost its lease writes nothing; ``None`` then).
-        ``current``: ``row`` is what the database holds (the in-memory queue's claimed copy),
-        so the stored row is built from it rather than read back."""
+        ``current``: ``row`` is what the database holds (the in-memory queue's claimed copy, a
+        database-queue worker's claimed row: only its lease changes meanwhile, and the store
+        clears it), so the stored row is built from it rather than read back."""
         values = result_values(result)
         if current and attempt is None and _loaded(row):
             return await self._store_fast(row, values)
+        if current and attempt is not None and self.dbq is not None and _loaded(row):
+            # A worker's claimed row, whole in memory as the claim returned it: one fenced
+            # statement with its NOTIFY, the stored row built from it.
+            values.update(worker=None, lease_until=None)
+            stored = await self.db.write(
+                STORE_FENCED_NOTIFY, {"eid": row.id, "attempt": attempt, **values}
+            )
+            if not stored.rows:
+                log.warning("execution %s: try %s lost its lease; result dropped", row.id, attempt)
+                return None
+            done = _apply(row, values)
+            self._stored(done)
+            return done
         where = [Execution.id == row.id]
         if attempt is not None:
             where += [Execution.attempt == attempt, Execution.status == "running"]
