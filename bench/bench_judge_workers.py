@@ -43,10 +43,12 @@ CLI = [sys.executable, "-c", "from coolcoding.cli import main; main()"]
 RESULTS = Path(__file__).parent / "results" / "judge_workers.json"
 
 
-def start_workers(count: int, env: dict[str, str]) -> list[subprocess.Popen[str]]:
+def start_workers(
+    count: int, env: dict[str, str], python: str = sys.executable
+) -> list[subprocess.Popen[str]]:
     procs = [
         subprocess.Popen(
-            [*CLI, "worker", "--slots", "1"],
+            [python, *CLI[1:], "worker", "--slots", "1"],
             env=env,
             text=True,
             stdout=subprocess.PIPE,
@@ -88,9 +90,15 @@ async def floor_round(n: int, parallel: int, program: str) -> float:
 
 
 async def round_(
-    svc: ExecutionService, user_id: int, n: int, procs: int, env: dict[str, str], program: str
+    svc: ExecutionService,
+    user_id: int,
+    n: int,
+    procs: int,
+    env: dict[str, str],
+    program: str,
+    python: str = sys.executable,
 ) -> float:
-    workers = start_workers(procs, env)
+    workers = start_workers(procs, env, python)
     try:
         job = JobRequest(language="python", source=program)
         t0 = time.perf_counter()
@@ -118,7 +126,7 @@ async def round_(
             w.wait(60)
 
 
-async def main_async(n: int, rounds: int, program: str) -> dict[str, Any]:
+async def main_async(n: int, rounds: int, program: str, baseline: str) -> dict[str, Any]:
     name = f"cc_bench_workers_{secrets.token_hex(4)}"
     admin = await asyncpg.connect(PG_ADMIN)
     await admin.execute(f'CREATE DATABASE "{name}"')
@@ -149,6 +157,8 @@ async def main_async(n: int, rounds: int, program: str) -> dict[str, Any]:
         floor2: list[float] = []
         others: list[float] = []
         busy: dict[int, list[float]] = {1: [], 2: []}
+        base1: list[float] = []
+        base2: list[float] = []
         await round_(svc, user_id, 10, 1, env, program)  # warm-up: caches, the DB's pages
         for i in range(rounds):
             load0 = os.getloadavg()[0]
@@ -159,6 +169,11 @@ async def main_async(n: int, rounds: int, program: str) -> dict[str, Any]:
                 b1, t1 = cpu_busy()
                 busy[procs].append((b1 - b0) / max(1, t1 - t0))
                 (one if procs == 1 else two).append(rate)
+            if baseline:  # the other checkout's workers, same rounds (its own .venv)
+                py = str(Path(baseline) / ".venv" / "bin" / "python")
+                for procs in order:
+                    rate = await round_(svc, user_id, n, procs, env, program, py)
+                    (base1 if procs == 1 else base2).append(rate)
             for procs in order:
                 (floor1 if procs == 1 else floor2).append(await floor_round(n, procs, program))
             others.append(load0)
@@ -187,6 +202,20 @@ async def main_async(n: int, rounds: int, program: str) -> dict[str, Any]:
         "machine_busy_one_worker": [round(x, 3) for x in busy[1]],
         "machine_busy_two_workers": [round(x, 3) for x in busy[2]],
         "program": program,
+        **(
+            {
+                "baseline": baseline,
+                "baseline_one_worker_jobs_per_s": [round(x, 2) for x in base1],
+                "baseline_two_workers_jobs_per_s": [round(x, 2) for x in base2],
+                "ratio_one_vs_baseline": round(m1 / statistics.median(base1), 3),
+                "ratio_two_vs_baseline": round(m2 / statistics.median(base2), 3),
+                "baseline_ratio_two_vs_one": round(
+                    statistics.median(base2) / statistics.median(base1), 2
+                ),
+            }
+            if baseline
+            else {}
+        ),
     }
 
 
@@ -198,11 +227,13 @@ def main() -> None:
     ap.add_argument("--loop", type=int, default=0,
                     help="the program adds a loop of this many iterations (CPU-bound jobs: "
                     "~1 ms per 20,000 here) to its hello")  # fmt: skip
+    ap.add_argument("--baseline", default="", help="another checkout (with its .venv): its "
+                    "workers run the same rounds, interleaved")  # fmt: skip
     args = ap.parse_args()
     program = 'print("hello")\n'
     if args.loop:
         program = f"n = 0\nfor i in range({args.loop}):\n    n += i\nprint('hello', n)\n"
-    result = asyncio.run(main_async(args.n, args.rounds, program))
+    result = asyncio.run(main_async(args.n, args.rounds, program, args.baseline))
     print(json.dumps(result, indent=2))
     args.out.parent.mkdir(exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
