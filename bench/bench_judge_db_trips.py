@@ -39,6 +39,16 @@ def _commit(conn):
 @event.listens_for(Engine, "rollback")
 def _rollback(conn):
     counts["ROLLBACK"] += 1
+try:  # Database.write's one-hop (SQLite) and raw asyncpg writes: no cursor events
+    from coolcoding.db import engine as _engine
+    _init = _engine.Database.__init__
+    def _init_counting(self, *a, **k):
+        _init(self, *a, **k)
+        self.write_listeners.append(
+            lambda sql: counts.update([" ".join(sql.split()[:3])[:60] + " (one hop)"]))
+    _engine.Database.__init__ = _init_counting
+except AttributeError:  # an older checkout (--root) without them
+    pass
 def _stop(*_):
     raise SystemExit(0)
 signal.signal(signal.SIGTERM, _stop)
