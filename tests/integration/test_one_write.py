@@ -284,3 +284,30 @@ def test_a_lost_postgresql_connection_is_a_503_and_the_next_write_works(
             await db.dispose()
 
     asyncio.run(run())
+
+
+def test_write_of_a_text_statement_returns_its_rows(live_server: LiveServer) -> None:
+    """A text() write (whether it returns rows is known only from the cursor): its RETURNING
+    rows and an UPDATE's row count come back on both databases."""
+    table = f"write_probe_{secrets.token_hex(4)}"
+
+    async def run() -> None:
+        db = Database(live_server.settings)
+        try:
+            async with db.engine.begin() as conn:
+                await conn.execute(text(f"CREATE TABLE {table} (id INTEGER PRIMARY KEY, v TEXT)"))
+            res = await db.write(
+                text(f"INSERT INTO {table} (id, v) VALUES (:i, :v) RETURNING id"),
+                {"i": 7, "v": "a"},
+            )
+            assert res.scalar_one() == 7
+            upd = await db.write(
+                text(f"UPDATE {table} SET v = :v WHERE id >= :i"), {"i": 0, "v": "b"}
+            )
+            assert upd.rowcount == 1 and upd.rows == []
+        finally:
+            async with db.engine.begin() as conn:
+                await conn.execute(text(f"DROP TABLE IF EXISTS {table}"))
+            await db.dispose()
+
+    asyncio.run(run())

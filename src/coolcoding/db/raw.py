@@ -27,6 +27,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql import Executable
+from sqlalchemy.sql.elements import TextClause
 
 log = logging.getLogger(__name__)
 RAW_OPTION = "coolcoding_raw_statements"
@@ -154,10 +155,13 @@ async def write(
     (the API answers asyncpg's connection errors with a 503, as it does SQLAlchemy's)."""
     sync = conn.sync_connection
     compiled = None
+    # A plain text() does not say whether it returns rows (SQLAlchemy learns it from the
+    # cursor): only Core statements, whose RETURNING is known, take the raw path.
     if (
         sync is not None
         and conn.dialect.name == "postgresql"
         and sync.get_execution_options().get(RAW_OPTION)
+        and not isinstance(stmt, TextClause)
     ):
         compiled = compiled_statement(stmt, conn.dialect)
     if compiled is not None and not compiled.by_name:
