@@ -51,6 +51,14 @@ def test_one_write_is_its_own_transaction(live_server: LiveServer) -> None:
 # --- Database.write: one statement, one transaction (SQLite: one hop, db/sqlite_write.py) ----
 
 
+async def user_id_of(db: Database, username: str) -> int:
+    async with db.read() as conn:
+        found = await conn.execute(
+            text("SELECT id FROM users WHERE username = :u"), {"u": username}
+        )
+        return int(found.scalar_one())
+
+
 def _job_values(user_id: int) -> dict[str, Any]:
     return {
         "uuid": uuid_mod.uuid4(),
@@ -96,10 +104,7 @@ def test_write_stores_what_the_orm_reads_back(live_server: LiveServer) -> None:
     async def run() -> None:
         db = Database(live_server.settings)
         try:
-            async with db.read() as conn:
-                user_id = (await conn.execute(
-                    text("SELECT id FROM users WHERE username = :u"), {"u": u.username}
-                )).scalar_one()  # fmt: skip
+            user_id = await user_id_of(db, u.username)
             values = _job_values(user_id)
             res = await db.write(INSERT_JOB, values)
             job_id = int(res.scalar_one())
@@ -156,10 +161,7 @@ def test_write_errors_are_sqlalchemys_and_write_nothing(live_server: LiveServer)
     async def run() -> None:
         db = Database(live_server.settings)
         try:
-            async with db.read() as conn:
-                user_id = (await conn.execute(
-                    text("SELECT id FROM users WHERE username = :u"), {"u": u.username}
-                )).scalar_one()  # fmt: skip
+            user_id = await user_id_of(db, u.username)
             values = _job_values(user_id)
             await db.write(INSERT_JOB, values)
             with pytest.raises(sa_exc.IntegrityError):
@@ -199,10 +201,7 @@ def test_a_locked_sqlite_is_a_503_not_a_500(live_server: LiveServer) -> None:
         assert path
         holder = sqlite3.connect(path, isolation_level=None)
         try:
-            async with db.read() as conn:
-                user_id = (await conn.execute(
-                    text("SELECT id FROM users WHERE username = :u"), {"u": u.username}
-                )).scalar_one()  # fmt: skip
+            user_id = await user_id_of(db, u.username)
             holder.execute("BEGIN IMMEDIATE")
             values = _job_values(user_id)
             with pytest.raises(sa_exc.OperationalError) as caught:
@@ -255,10 +254,7 @@ def test_a_lost_postgresql_connection_is_a_503_and_the_next_write_works(
     async def run() -> None:
         db = Database(live_server.settings)
         try:
-            async with db.read() as conn:
-                user_id = (await conn.execute(
-                    text("SELECT id FROM users WHERE username = :u"), {"u": u.username}
-                )).scalar_one()  # fmt: skip
+            user_id = await user_id_of(db, u.username)
             # Three connections in the pool, idle.
             await asyncio.gather(*(
                 db.write(INSERT_JOB, _job_values(user_id)) for _ in range(3)

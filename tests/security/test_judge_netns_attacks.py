@@ -50,6 +50,13 @@ def runtime() -> Iterator[LocalRuntime]:
     asyncio.run(dispose(rt, data_dir))
 
 
+def another_runtime(name: str, **overrides: object) -> tuple[LocalRuntime, Path]:
+    """A runtime of its own (data dir, cgroup subtree) beside the module's."""
+    data_dir = new_data_dir(f"cc-judge-netns-{name}-")
+    cgroup = f"cc-test-jnetns-{name}-{os.getpid()}"
+    return local_runtime(data_dir, sandbox_cgroup_parent=cgroup, **overrides), data_dir
+
+
 def server_netns_fds() -> set[str]:
     """The network namespaces this process (the runtime's server) holds an fd of."""
     found = set()
@@ -76,13 +83,7 @@ async def test_the_view_is_what_bwrap_gives(runtime: LocalRuntime) -> None:
     """Only a loopback, up, with 127.0.0.1/8 and ::1: the same view as a namespace bwrap makes
     per job (the setting off)."""
     _, kept = await run(runtime, "user:view", VIEW)
-    data_dir = new_data_dir("cc-judge-netns-off-")
-    off = local_runtime(
-        data_dir,
-        sandbox_cgroup_parent=f"cc-test-jnetns-off-{os.getpid()}",
-        sandbox_pool_size=0,
-        sandbox_judge_keep_netns=False,
-    )
+    off, data_dir = another_runtime("off", sandbox_pool_size=0, sandbox_judge_keep_netns=False)
     try:
         _, fresh = await run(off, "user:view", VIEW)
     finally:
@@ -215,13 +216,7 @@ async def test_the_server_keeps_no_namespace_of_a_destroyed_sandbox() -> None:
     """Every kept namespace fd is closed when its sandbox is destroyed (a job's with reuse off,
     the pool's at shutdown): none is left in the server after many jobs."""
     before = server_netns_fds()
-    data_dir = new_data_dir("cc-judge-netns-fds-")
-    rt = local_runtime(
-        data_dir,
-        sandbox_cgroup_parent=f"cc-test-jnetns-fds-{os.getpid()}",
-        sandbox_pool_size=2,
-        sandbox_judge_reuse=False,
-    )
+    rt, data_dir = another_runtime("fds", sandbox_pool_size=2, sandbox_judge_reuse=False)
     try:
         results = await asyncio.gather(*(run(rt, f"user:{i % 3}", "true") for i in range(12)))
         assert all(r.exit_code == 0 for _, r in results)
