@@ -12,8 +12,10 @@ Each live process holds a lock file (``flock``: released by the kernel when the 
 however it dies): ``serve`` holds ``<data_dir>/serve.lock``, the supervisor of ``--workers``
 ``<data_dir>/workers/.lock`` and each worker ``<data_dir>/workers/<k>/worker.lock``. At its start
 each mode takes the other mode's locks it can get (not blocking) and, holding them, reclaims
-that identity's leftovers; an identity whose lock is held belongs to a live process and is never
-touched. Sessions whose lease a live replica holds (it took the sandbox over) are kept.
+that identity's leftovers: first the files of its running sessions go into the database (the
+sync engine's recovery, as at a restart of that mode: what was written after the dead server's
+last sync is not lost), then its sandboxes are removed. An identity whose lock is held belongs
+to a live process and is never touched. Sessions whose lease a live replica holds (it took the sandbox over) are kept.
 
 A judge worker (``coolcoding worker``) shared the identity of ``serve`` on the same data dir:
 its shutdown's clean-up removed the live server's sandboxes, and a dead one's job sandboxes were
@@ -32,6 +34,7 @@ import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from coolcoding.settings import Settings
 
@@ -151,6 +154,11 @@ async def reclaim(settings: Settings, data_dir: Path) -> int:
             for u in theirs_rows
             if (h := live.get(session_lease(u))) is not None and not h[0].startswith(dead)
         }
+        # Their files first: what their shells and programs wrote after the dead server's last
+        # sync is taken into the database (as a restart of that mode would), then they stop.
+        await _recover_files(settings, theirs, runtime, db, [
+            r for r in rows if str(r.uuid) in theirs_rows and str(r.uuid) not in kept
+        ])  # fmt: skip
         removed = await runtime.reclaim_dead(kept)
         stopped = [i for u, i in theirs_rows.items() if u not in kept]
         if stopped:
@@ -174,6 +182,31 @@ async def reclaim(settings: Settings, data_dir: Path) -> int:
             data_dir,
         )
     return removed
+
+
+async def _recover_files(
+    settings: Settings, theirs: Settings, runtime: Any, db: Any, sessions: list[Any]
+) -> None:
+    """Take the files of ``sessions`` (their sandboxes are the dead identity's) into the
+    database: the sync engine's recovery (files the database lacks, or changed since its row,
+    are stored; the database's newer ones are kept, the sandbox's copy announced as a conflict
+    copy; nothing is deleted), through a sandbox manager of that identity. A session whose files
+    cannot be read is logged and left (its image stays on disk)."""
+    if not sessions:
+        return
+    from coolcoding.filesync.sync import SyncEngine
+    from coolcoding.services.events import EventBus
+    from coolcoding.services.history import HistoryRecorder
+    from coolcoding.services.sandboxes import SandboxManager
+    from coolcoding.services.sessions import SessionService
+    from coolcoding.services.workspace import WorkspaceService
+
+    workspace = WorkspaceService(db, settings)
+    workspace.recorder = HistoryRecorder(settings)  # recovered changes keep their history
+    events = EventBus()  # nobody follows these sessions yet: this process does not serve
+    manager = SandboxManager(theirs, runtime, SessionService(db), events,
+                             SyncEngine(workspace, events, theirs))  # fmt: skip
+    await manager.recover_files(sessions)
 
 
 def _run(settings: Settings, dirs: list[Path]) -> None:

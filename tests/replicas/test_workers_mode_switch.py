@@ -263,3 +263,30 @@ def test_a_judge_worker_stopping_leaves_a_live_serves_sandboxes_alone(
     # its own identity: a dir of its own under the data dir, not the server's
     own = data / "judge-workers" / "0" / "server-id"
     assert own.read_text() != (data / "server-id").read_text()
+
+
+def test_files_a_killed_serves_sandbox_wrote_reach_the_database_on_a_switch(
+    env: dict[str, str],  # noqa: F811
+    data: Path,
+    procs: list[Served],
+) -> None:
+    """A file written in the sandbox after its server was SIGKILLed (by a program in the
+    sandbox, which outlives the server: here written into the mounted workspace from the host)
+    was never synced. Started in the other mode, the data dir's reclaim takes the sandbox's
+    files as newer into the database (as a restart of the same mode does) before it stops the
+    sandbox: the file is not lost."""
+    s = _serve(env, data, procs)
+    sid, cookies = started_sandbox(s)
+    ws = [m for m in _mounts() if m.startswith(str(data.resolve() / "workspaces")) and sid in m]
+    assert len(ws) == 1, ws
+    _sigkill(s)
+    owner = os.stat(ws[0])
+    late = Path(ws[0]) / "late.txt"
+    late.write_text("written after the server died\n")
+    os.chown(late, owner.st_uid, owner.st_gid)
+    left = leftovers(data, env)
+    w = _serve(env, data, procs, "--workers", "2")
+    left.until_gone()
+    r = httpx.get(f"{w.url}/api/workspace/{sid}/file/late.txt", cookies=cookies, timeout=30)
+    assert r.status_code == 200, r.text
+    assert r.json()["content"] == "written after the server died\n"

@@ -269,6 +269,12 @@ class SandboxManager(ReplicaSharing):
         owner = (sess.sandbox_state or {}).get(OWNER_KEY)
         return owner is None or owner == self.runtime.instance_id
 
+    async def recover_files(self, sessions: list[CodeSession]) -> None:
+        """``_recover`` each of ``sessions`` (running sandboxes of a dead process of this
+        server's identity that nobody will reattach: modeswitch.py)."""
+        for sess in sessions:
+            await self._recover(sess)
+
     async def _recover(self, sess: CodeSession) -> None:
         """The previous server stopped without a final sync: take the sandbox's files as newer."""
         uuid = str(sess.uuid)
