@@ -33,13 +33,17 @@ from tests.serve_helpers import ServeProcess, serve_log
 pytestmark = pytest.mark.sandbox
 
 
+def _argv0(pid: int) -> bytes:
+    """``pid``'s program, or b"" when it exited since it was listed (a shell's short-lived
+    child, e.g. the egress probe's)."""
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return b""
+
+
 def slirps(sid: str) -> set[int]:
-    return {
-        p
-        for p in sandbox_pids(sid)
-        if Path(f"/proc/{p}/cmdline").read_bytes().split(b"\0")[0].endswith(b"slirp4netns")
-        and running(p)
-    }
+    return {p for p in sandbox_pids(sid) if _argv0(p).endswith(b"slirp4netns") and running(p)}
 
 
 async def egress(term: Socket, peer: Peer) -> bytes:

@@ -259,12 +259,20 @@ def test_a_lost_postgresql_connection_is_a_503_and_the_next_write_works(
             await asyncio.gather(*(
                 db.write(INSERT_JOB, _job_values(user_id)) for _ in range(3)
             ))  # fmt: skip
+
+            # Their backends' pids (held at once: three distinct connections), and only those
+            # are terminated: the live server shares this database.
+            async def backend_pid() -> int:
+                async with db.read() as conn:
+                    found = await conn.execute(text("SELECT pg_backend_pid(), pg_sleep(0.2)"))
+                    return int(found.first()[0])  # type: ignore[index]
+
+            pids = set(await asyncio.gather(*(backend_pid() for _ in range(3))))
+            assert len(pids) == 3
             admin = create_async_engine(live_server.settings.database_url, poolclass=NullPool)
             async with admin.connect() as conn:
-                await conn.execute(text(
-                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                    "WHERE datname = current_database() AND pid <> pg_backend_pid()"
-                ))  # fmt: skip
+                for pid in pids:
+                    await conn.execute(text("SELECT pg_terminate_backend(:p)"), {"p": pid})
             await admin.dispose()
             lost = _job_values(user_id) | {"language": "lost"}
             with pytest.raises(Exception) as caught:
