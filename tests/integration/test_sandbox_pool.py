@@ -13,6 +13,7 @@ from coolcoding.sandbox.local.runtime import LocalRuntime
 from coolcoding.sandbox.local.sandbox import LocalSandbox
 from tests.integration.conftest_sandbox import (  # noqa: F401 (fixtures)
     make_runtime,
+    new_spec,
     plain_runtime,
     pooled_runtime,
     requires_sandbox,
@@ -203,3 +204,15 @@ async def test_a_job_may_raise_the_pooled_sandboxes_limits(pooled_runtime: Local
         r = await sb.exec(["python3", "-c", code], limits=ExecLimits(memory_mb=1024, pids=150))
         assert (r.stdout, r.limit_hit, sb.pooled_execs) == (b"700\n", None, 1)
         assert r.memory_kb >= 700 * 1024
+
+
+async def test_shutdown_removes_its_tmpfs_dirs() -> None:
+    """A clean shutdown leaves nothing of this server in the tmpfs: its /etc root and, once
+    no sandbox is left running, its agents' socket root (an empty one stayed per identity)."""
+    async with make_runtime() as rt:
+        sb = await rt.start(new_spec(memory_mb=256, pids=64, disk_bytes=16 * 1024 * 1024))
+        assert isinstance(sb, LocalSandbox) and sb.agent is not None
+        sockets, etc_root = rt.agents.sockets, rt.etc_root
+        assert sockets.is_dir() and etc_root.is_dir()
+        await rt.shutdown()
+        assert not sockets.exists() and not etc_root.exists()

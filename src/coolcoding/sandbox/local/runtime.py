@@ -788,6 +788,10 @@ class LocalRuntime(Runtime):
         self.zygotes.close()
         if not self._released:
             await asyncio.to_thread(shutil.rmtree, self.etc_root, True)
+            # The agents' socket root (tmpfs), empty once no sandbox is left running: made
+            # again by the next start of this identity (AgentFiles creates it).
+            with contextlib.suppress(OSError):
+                await asyncio.to_thread(os.rmdir, self.agents.sockets)
 
     async def reclaim_dead(self, keep: Collection[str] = ()) -> int:
         """Remove everything of this server's identity but ``keep`` (sandboxes a live replica
