@@ -188,8 +188,8 @@ async def test_the_namespace_cannot_be_changed(runtime: LocalRuntime) -> None:
     net sysctl, so its next job's network is the same."""
     change = r"""
     ip link set lo down 2>&1 | head -c 200; echo "link $?"
-    ip addr add 10.9.9.9/32 dev lo 2>&1 | head -c 200
-    ip route add 10.8.0.0/16 dev lo 2>&1 | head -c 200
+    ip addr add 127.99.9.9/32 dev lo 2>&1 | head -c 200
+    ip route add 127.88.0.0/16 dev lo 2>&1 | head -c 200
     echo 1 > /proc/sys/net/ipv4/ip_forward 2>&1; echo 1 > /proc/sys/net/ipv6/conf/all/disable_ipv6 2>&1
     /usr/bin/python3 -c '
 import socket
@@ -201,7 +201,7 @@ except OSError as e:
     before = await run(runtime, "user:change", VIEW)
     rb = await a_then_b(runtime, change, VIEW, owner="user:change")
     assert rb.stdout == before[1].stdout, rb.stdout.decode()
-    assert b"10.9.9.9" not in rb.stdout and b"10.8.0.0" not in rb.stdout
+    assert b"127.99.9.9" not in rb.stdout and b"127.88.0.0" not in rb.stdout
 
 
 async def test_no_namespace_fd_inside(runtime: LocalRuntime) -> None:
