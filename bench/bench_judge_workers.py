@@ -2,7 +2,9 @@
 the PostgreSQL queue, interleaved rounds in one run. Each worker process runs one job at a time
 (``--slots 1``); a round submits ``-n`` Python hello jobs in one batch once the workers are
 ready and times until the last is finished. ``--loop N`` makes each job CPU-bound (a loop of N
-iterations in the program, the floor's too); ``machine_busy_*``: the machine's busy share
+iterations in the program, the floor's too), ``--sleep-ms N`` makes it wait N ms (a job that
+waits on I/O: what a worker's throughput is when its cores are not the limit, i.e. whether the
+queue itself scales); ``machine_busy_*``: the machine's busy share
 during each round (/proc/stat).
 
 Usage: .venv/bin/python bench/bench_judge_workers.py [-n 60] [--rounds 3]   (root; PostgreSQL up)
@@ -229,8 +231,13 @@ def main() -> None:
                     "~1 ms per 20,000 here) to its hello")  # fmt: skip
     ap.add_argument("--baseline", default="", help="another checkout (with its .venv): its "
                     "workers run the same rounds, interleaved")  # fmt: skip
+    ap.add_argument("--sleep-ms", type=int, default=0,
+                    help="the program sleeps this long before its hello (jobs that wait on I/O: "
+                    "the queue's scaling with the cores not the limit)")  # fmt: skip
     args = ap.parse_args()
     program = 'print("hello")\n'
+    if args.sleep_ms:
+        program = f"import time\ntime.sleep({args.sleep_ms / 1000})\nprint('hello')\n"
     if args.loop:
         program = f"n = 0\nfor i in range({args.loop}):\n    n += i\nprint('hello', n)\n"
     result = asyncio.run(main_async(args.n, args.rounds, program, args.baseline))

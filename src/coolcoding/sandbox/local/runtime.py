@@ -4,7 +4,8 @@ Persistent state lives on disk (the workspace directory survives restarts; the D
 truth), the in-memory table only knows which sandboxes this process started. A previous
 process's leftovers are found by name under this server's own cgroup subtree
 (``<sandbox_cgroup_parent>/<server id>``, see identity.py) and in its data dir
-(``cleanup_orphans``): another server on the same host is never touched.
+(``cleanup_orphans``): another server on the same host is never touched, but for the generated
+/etc dirs of another server's provably dead process that no mount uses (etcroots.py).
 
 Disk quota (``sandbox_disk_quota``): ``image`` (default) mounts a filesystem image of the
 quota's size at each session's workspace (diskimage.py), so the kernel refuses writes beyond it
@@ -49,6 +50,7 @@ from coolcoding.sandbox.local.diskimage import WorkspaceImages
 from coolcoding.sandbox.local.environment import HostEnvironment, check_environment
 from coolcoding.sandbox.local.etcdir import EtcTemplates
 from coolcoding.sandbox.local.etcroots import (
+    OWNER,
     claim_etc_dir,
     etc_root_tag,
     make_etc_root,
@@ -845,7 +847,7 @@ class LocalRuntime(Runtime):
             self.session_pool.unmark(name)
             count += 1
         for entry in os.listdir(self.etc_root) if self.etc_root.is_dir() else ():
-            if entry in {"templates", *self._sandboxes, *self._live_ephemeral, *keep}:
+            if entry in {"templates", OWNER, *self._sandboxes, *self._live_ephemeral, *keep}:
                 continue
             async with self._starting.hold(entry):  # as above: not a start's in progress
                 if entry not in {*self._sandboxes, *self._live_ephemeral, *keep}:
