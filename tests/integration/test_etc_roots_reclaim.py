@@ -107,9 +107,9 @@ def test_a_killed_servers_etc_root_goes_once_its_sandbox_is_gone(tmp_path: Path,
         assert not root_a.exists(), serve_log(dirs[1])
         assert [p.name for p in shm.glob("cc-etc-*")] == []  # b's own went at its shutdown
     finally:
+        srv.kill()
         kill_pids(sandbox_pids(sid, sleeps=True) if sid else set())
-        if srv.proc.poll() is not None:  # its own start-up clean-up: cgroups, workspaces
-            ServeProcess(dirs[0], **env_a).terminate()
+        ServeProcess(dirs[0], **env_a).terminate()  # its start-up clean-up: cgroups, images
         db_a.drop()
         db_b.drop()
 
