@@ -11,6 +11,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -72,6 +73,21 @@ def serve(data_dir: Path, **env: str | int | float) -> Iterator[str]:
             proc.kill()
             proc.wait()
         log.close()
+
+
+def run_file(client: httpx.Client, sid: str, name: str, content: str) -> dict[str, Any]:
+    """Write ``name`` into session ``sid`` and run it (the session's sandbox, started if need
+    be); the finished execution."""
+    r = client.post(f"/api/workspace/{sid}/file/{name}", json={"content": content})
+    assert r.status_code in (200, 201), r.text
+    r = client.post(f"/api/sessions/{sid}/run", json={"path": name})
+    assert r.status_code == 202, r.text
+    eid = r.json()["id"]
+    deadline = time.monotonic() + 60
+    while (out := client.get(f"/api/executions/{eid}").json())["status"] != "finished":
+        assert time.monotonic() < deadline, out
+        time.sleep(0.2)
+    return dict(out)
 
 
 def serve_log(data_dir: Path) -> str:

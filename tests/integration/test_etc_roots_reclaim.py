@@ -19,13 +19,12 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
 from coolcoding.sandbox.local.etcroots import OWNER, owner_line, reclaim_dead_etc_roots
 from tests.conftest import make_database, searchable
 from tests.integration.test_sandbox_outlives_server import login, sandbox_pids
-from tests.serve_helpers import ServeProcess, serve_log
+from tests.serve_helpers import ServeProcess, run_file, serve_log
 
 pytestmark = pytest.mark.sandbox
 
@@ -37,19 +36,6 @@ def shm() -> Iterator[Path]:
     path.chmod(0o755)  # the sandbox uid resolves paths under it (the agent's code copy)
     yield path
     shutil.rmtree(path, ignore_errors=True)
-
-
-def run_hello(srv: ServeProcess, client: httpx.Client, sid: str) -> None:
-    r = client.post(f"/api/workspace/{sid}/file/hi.py", json={"content": "print('hi')\n"})
-    assert r.status_code in (200, 201), r.text
-    r = client.post(f"/api/sessions/{sid}/run", json={"path": "hi.py"})
-    assert r.status_code == 202, r.text
-    eid = r.json()["id"]
-    deadline = time.monotonic() + 60
-    while (out := client.get(f"/api/executions/{eid}").json())["status"] != "finished":
-        assert time.monotonic() < deadline, (out, serve_log(srv.data_dir))
-        time.sleep(0.2)
-    assert out["stdout"] == "hi\n", (out, serve_log(srv.data_dir)[-3000:])
 
 
 def kill_pids(pids: set[int]) -> None:
@@ -78,7 +64,8 @@ def test_a_killed_servers_etc_root_goes_once_its_sandbox_is_gone(tmp_path: Path,
         client, _ = login(srv)
         r = client.post("/api/sessions/", json={"name": "etcroot"})
         sid = str(r.json()["uuid"])
-        run_hello(srv, client, sid)
+        out = run_file(client, sid, "hi.py", "print('hi')\n")
+        assert out["stdout"] == "hi\n", (out, serve_log(dirs[0]))
         (root_a,) = shm.glob("cc-etc-*")
         assert (root_a / sid / "passwd").is_file() and (root_a / OWNER).is_file()
         assert len(os.listdir(root_a)) > 2  # the session's /etc, the owner file and more

@@ -14,7 +14,6 @@ import json
 import os
 import secrets
 import signal
-import time
 from pathlib import Path
 
 import httpx
@@ -28,7 +27,7 @@ from tests.integration.test_sandbox_outlives_server import (
     stop_and_terminate,
 )
 from tests.security.test_network_attacks import PEER_PORT, Peer, peers, running  # noqa: F401
-from tests.serve_helpers import ServeProcess, serve_log
+from tests.serve_helpers import ServeProcess, run_file, serve_log
 
 pytestmark = pytest.mark.sandbox
 
@@ -69,15 +68,7 @@ def run_in_session(client: httpx.Client, sid: str, peer: Peer) -> str:
         "import socket\n"
         f"print(socket.create_connection(('{peer.address}', {PEER_PORT}), 5).recv(16).decode())\n"
     )
-    r = client.post(f"/api/workspace/{sid}/file/probe.py", json={"content": probe})
-    assert r.status_code in (200, 201), r.text
-    r = client.post(f"/api/sessions/{sid}/run", json={"path": "probe.py"})
-    assert r.status_code == 202, r.text
-    eid = r.json()["id"]
-    deadline = time.monotonic() + 60
-    while (out := client.get(f"/api/executions/{eid}").json())["status"] != "finished":
-        assert time.monotonic() < deadline, out
-        time.sleep(0.2)
+    out = run_file(client, sid, "probe.py", probe)
     assert out["exit_code"] == 0, out
     return str(out["stdout"])
 
