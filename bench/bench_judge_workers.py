@@ -69,6 +69,27 @@ def start_workers(
     return procs
 
 
+def workers_cpu_s(workers: list[subprocess.Popen[str]]) -> float:
+    """CPU seconds of the worker processes and their spawner helpers (their direct children),
+    not of the jobs' sandboxes (bwrap, the zygote, the program)."""
+    pids = {w.pid for w in workers}
+    total = 0.0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        fields = stat.rsplit(")", 1)[1].split()
+        if int(entry) in pids or (
+            int(fields[1]) in pids
+            and "spawner_helper" in Path(f"/proc/{entry}/cmdline").read_text()
+        ):
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
 def cpu_busy() -> tuple[float, float]:
     """(busy, total) jiffies of the whole machine (/proc/stat): how loaded the run was."""
     f = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
@@ -100,7 +121,9 @@ async def round_(
     env: dict[str, str],
     program: str,
     python: str = sys.executable,
+    cpu: list[float] | None = None,
 ) -> float:
+    """Jobs/s of ``procs`` workers; ``cpu`` gets their CPU per job in ms."""
     workers = start_workers(procs, env, python)
     # The workers' ``NOTIFY cc_done`` (payload: the id) says when a job is stored: the round
     # ends on the n-th of its ids, checked by one count. Polling alone (a count every 20 ms
@@ -120,6 +143,7 @@ async def round_(
     await listen.add_listener("cc_done", on_done)
     try:
         job = JobRequest(language="python", source=program)
+        cpu0 = workers_cpu_s(workers)
         t0 = time.perf_counter()
         rows = await svc.submit(user_id, [job] * n)
         lo, hi = ids[:] = min(r.id for r in rows), max(r.id for r in rows)
@@ -141,6 +165,8 @@ async def round_(
             at.clear()
             if any(w.poll() is not None for w in workers):
                 raise RuntimeError("a worker died")
+        if cpu is not None:
+            cpu.append((workers_cpu_s(workers) - cpu0) * 1000 / n)
         # The moment the n-th result was stored (its notification), not the check's.
         return n / ((at[0] if at else time.perf_counter()) - t0)
     finally:
@@ -183,6 +209,8 @@ async def main_async(n: int, rounds: int, program: str, baseline: str) -> dict[s
         others: list[float] = []
         busy: dict[int, list[float]] = {1: [], 2: []}
         bench_cpu: list[float] = []  # this process's CPU per job in a round (it shares the cores)
+        wcpu: dict[int, list[float]] = {1: [], 2: []}  # the workers' own CPU per job
+        bcpu: dict[int, list[float]] = {1: [], 2: []}  # the same, the baseline's
         base1: list[float] = []
         base2: list[float] = []
         await round_(svc, user_id, 10, 1, env, program)  # warm-up: caches, the DB's pages
@@ -192,7 +220,7 @@ async def main_async(n: int, rounds: int, program: str, baseline: str) -> dict[s
             for procs in order:
                 b0, t0 = cpu_busy()
                 c0 = os.times()
-                rate = await round_(svc, user_id, n, procs, env, program)
+                rate = await round_(svc, user_id, n, procs, env, program, cpu=wcpu[procs])
                 c1 = os.times()
                 b1, t1 = cpu_busy()
                 bench_cpu.append((c1.user + c1.system - c0.user - c0.system) * 1000 / n)
@@ -201,7 +229,7 @@ async def main_async(n: int, rounds: int, program: str, baseline: str) -> dict[s
             if baseline:  # the other checkout's workers, same rounds (its own .venv)
                 py = str(Path(baseline) / ".venv" / "bin" / "python")
                 for procs in order:
-                    rate = await round_(svc, user_id, n, procs, env, program, py)
+                    rate = await round_(svc, user_id, n, procs, env, program, py, bcpu[procs])
                     (base1 if procs == 1 else base2).append(rate)
             for procs in order:
                 (floor1 if procs == 1 else floor2).append(await floor_round(n, procs, program))
@@ -231,6 +259,8 @@ async def main_async(n: int, rounds: int, program: str, baseline: str) -> dict[s
         "machine_busy_one_worker": [round(x, 3) for x in busy[1]],
         "machine_busy_two_workers": [round(x, 3) for x in busy[2]],
         "bench_cpu_ms_per_job": round(statistics.median(bench_cpu), 2),
+        "worker_cpu_ms_per_job_one": [round(x, 2) for x in wcpu[1]],
+        "worker_cpu_ms_per_job_two": [round(x, 2) for x in wcpu[2]],
         "program": program,
         **(
             {
@@ -239,6 +269,14 @@ async def main_async(n: int, rounds: int, program: str, baseline: str) -> dict[s
                 "baseline_two_workers_jobs_per_s": [round(x, 2) for x in base2],
                 "ratio_one_vs_baseline": round(m1 / statistics.median(base1), 3),
                 "ratio_two_vs_baseline": round(m2 / statistics.median(base2), 3),
+                "baseline_worker_cpu_ms_per_job_one": [round(x, 2) for x in bcpu[1]],
+                "baseline_worker_cpu_ms_per_job_two": [round(x, 2) for x in bcpu[2]],
+                "ratio_worker_cpu_vs_baseline_paired_median": round(
+                    statistics.median(
+                        a / b for a, b in zip(wcpu[1] + wcpu[2], bcpu[1] + bcpu[2], strict=True)
+                    ),
+                    3,
+                ),
                 "baseline_ratio_two_vs_one": round(
                     statistics.median(base2) / statistics.median(base1), 2
                 ),

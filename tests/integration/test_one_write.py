@@ -20,6 +20,7 @@ from sqlalchemy.pool import NullPool
 from coolcoding.api.errors import database_unavailable
 from coolcoding.db.engine import Database
 from coolcoding.db.models import Execution
+from coolcoding.execution.db_queue import _ATTRS, CLAIM
 from coolcoding.services.executions import _RESULT_COLUMNS, FINISH_QUEUED, INSERT_JOB
 from tests.conftest import LiveServer, register_user
 
@@ -146,6 +147,53 @@ def test_write_stores_what_the_orm_reads_back(live_server: LiveServer) -> None:
             for k in ("id", "uuid"):
                 del ours[k], theirs[k]
             assert ours == theirs
+        finally:
+            await db.dispose()
+
+    asyncio.run(run())
+
+
+def test_a_typed_returning_goes_straight_to_asyncpg_with_sqlalchemys_values(
+    live_server: LiveServer,
+) -> None:
+    """PostgreSQL: the database queue's claim (a textual statement with typed columns: UTC
+    datetimes through their result processor, floats, JSON, bytes, a UUID) takes the raw path
+    (the write listeners see it) and returns, column for column, what SQLAlchemy's own execute
+    returns for the same claim of a twin row. Checked failing without raw.py's Float fallback
+    (asyncpg's Float processor wants a type oid: the claim then took SQLAlchemy's path)."""
+    if live_server.backend != "postgres":
+        pytest.skip("the database queue and the raw path are PostgreSQL's")
+    u = register_user(live_server)
+    u.client.close()
+
+    async def run() -> None:
+        db = Database(live_server.settings)
+        seen: list[str] = []
+        db.write_listeners.append(seen.append)
+        try:
+            user_id = await user_id_of(db, u.username)
+            owner = f"db-queue-probe-{secrets.token_hex(3)}"
+            base = _job_values(user_id) | {"owner": owner, "wall_ms": 3.5, "cpu_ms": 2.25}
+            params = {"owner": owner, "cap": 0, "worker": "w-probe", "lease": 30.0}
+            await db.write(INSERT_JOB, base)
+            ours = (await db.write(CLAIM, params)).rows
+            assert len(seen) == 2 and "FOR UPDATE" in seen[1]  # both straight on asyncpg
+            await db.write(INSERT_JOB, base | {"uuid": uuid_mod.uuid4()})
+            async with db.engine.connect() as conn:
+                theirs = [tuple(r) for r in (await conn.execute(CLAIM, params)).all()]
+                await conn.commit()
+            assert len(ours) == len(theirs) == 1
+            names = [col.name for _key, col in _ATTRS]
+            mine, twin = (
+                dict(zip(names, ours[0], strict=True)),
+                dict(zip(names, theirs[0], strict=True)),
+            )
+            assert isinstance(mine["started_at"], datetime) and mine["started_at"].tzinfo is UTC
+            assert isinstance(mine["wall_ms"], float) and mine["stdin"] == b"\x00\xffin"
+            for k in ("id", "uuid", "started_at", "lease_until"):
+                assert type(mine[k]) is type(twin[k]), k
+                del mine[k], twin[k]
+            assert mine == twin
         finally:
             await db.dispose()
 

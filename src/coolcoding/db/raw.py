@@ -20,13 +20,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import asyncpg  # type: ignore[import-untyped]
 from sqlalchemy import text
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection
-from sqlalchemy.sql import Executable
+from sqlalchemy.sql import Executable, sqltypes
 from sqlalchemy.sql.elements import TextClause
 
 log = logging.getLogger(__name__)
@@ -45,6 +45,18 @@ class WriteResult:
         if len(self.rows) != 1:
             raise ValueError(f"expected one row, got {len(self.rows)}")
         return self.rows[0][0]
+
+
+def _result_processor(type_: Any, dialect: Dialect) -> Callable[[Any], Any] | None:
+    """SQLAlchemy's result processor of ``type_``. asyncpg's Float asks for the column's type
+    oid, known only from a cursor: a Float column of ours is ``double precision`` (oid 701),
+    for which it has none."""
+    try:
+        return cast("Callable[[Any], Any] | None", type_._cached_result_processor(dialect, None))
+    except TypeError:
+        if isinstance(type_, sqltypes.Float):
+            return cast("Callable[[Any], Any] | None", type_._cached_result_processor(dialect, 701))
+        raise
 
 
 class _Compiled:
@@ -66,7 +78,7 @@ class _Compiled:
         # their positions come from the first record (``positions``).
         by_name: dict[str, Callable[[Any], Any]] = {}
         for column in compiled._result_columns:
-            proc = column[3]._cached_result_processor(dialect, None)
+            proc = _result_processor(column[3], dialect)
             if proc is not None:
                 by_name[column[0]] = proc
         self.by_name = by_name
@@ -164,13 +176,14 @@ async def write(
         and not isinstance(stmt, TextClause)
     ):
         compiled = compiled_statement(stmt, conn.dialect)
-    if compiled is not None and not compiled.by_name:
+    if compiled is not None:
         args = compiled.arguments(params)
         raw = await conn.get_raw_connection()
         driver: Any = raw.driver_connection
         try:
             if compiled.returns_rows:
-                rows = [tuple(r) for r in await driver.fetch(compiled.sql, *args)]
+                # The typed columns through SQLAlchemy's result processors, as ``first_row``
+                rows = [compiled.row(r) for r in await driver.fetch(compiled.sql, *args)]
                 result = WriteResult(len(rows), rows)
             else:
                 status: str = await driver.execute(compiled.sql, *args)

@@ -154,14 +154,13 @@ class DbQueue:
             "worker": self.worker_id,
             "lease": self.lease_s,
         }
-        # One statement (its row locks and update are atomic by themselves): autocommit, no
-        # BEGIN and COMMIT round trips around it.
-        async with self.db.one_write() as conn:
-            found = (await conn.execute(CLAIM, params)).first()
-        if found is None:
+        # One statement (its row locks and update are atomic by themselves): autocommit,
+        # straight on asyncpg (Database.write), its typed columns through SQLAlchemy's result
+        # processors; the columns come back in _ATTRS's order.
+        found = await self.db.write(CLAIM, params)
+        if not found.rows:
             return None
-        values = found._mapping
-        row = Execution(**{key: values[col] for key, col in _ATTRS})
+        row = Execution(**{key: v for (key, _col), v in zip(_ATTRS, found.rows[0], strict=True)})
         return Claim(int(row.id), int(row.attempt), row)
 
     async def renew(self, claim: Claim) -> bool:
