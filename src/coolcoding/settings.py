@@ -569,6 +569,14 @@ class Settings(BaseSettings):
     agent_connect_timeout_s: float = Field(
         default=2.0, description="Connecting to a sandbox's agent (at start-up: is it alive?)"
     )
+    sandbox_recovery_concurrency: int = Field(
+        default=4,
+        ge=1,
+        le=64,
+        description="At start-up, how many sandboxes a dead server process left (nobody "
+        "reattaches them) have their files recovered into the database at once (each starts "
+        "the sandbox, reads its files and stops it)",
+    )
 
     # --- sync -----------------------------------------------------------------------------------
     sync_debounce_ms: int = 50

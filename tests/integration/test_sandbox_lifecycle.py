@@ -89,42 +89,47 @@ async def test_delete_session_stops_sandbox_and_removes_its_files(tmp_path: Path
 
 
 async def test_restart_finds_no_orphans_and_loses_no_files(tmp_path: Path) -> None:
+    """Three sessions' sandboxes, crashed: each one's unsynced write is recovered at the next
+    start (``sandbox_recovery_concurrency`` of them at once), no process or image outlives."""
     data = searchable(tmp_path)
     server, stop = start_live_server("sqlite", data)
     u = register_user(server)
-    sid = u.new_session()
+    sids = [u.new_session() for _ in range(3)]
     try:
-        t = await Term.open(server, u, sid)
-        await t.run("echo before > before.txt; sleep 1000 &")
+        for sid in sids:
+            t = await Term.open(server, u, sid)
+            await t.run(f"echo before {sid} > before.txt; sleep 1000 &")
     finally:
         stop()  # graceful: final sync, sandboxes stopped
     runtime = server.platform.runtime
-    root = Path(runtime.workspace_dir(sid))
+    roots = {sid: Path(runtime.workspace_dir(sid)) for sid in sids}
     # Simulate a crash of the next server: status left 'running', a write not yet synced, and
     # (with the disk quota's images) the workspace image left mounted.
     db = sqlite3.connect(data / "test.db")
     db.execute("UPDATE sessions SET sandbox_status='running'")
     db.commit()
     db.close()
-    if runtime.images is not None:
-        image = str(runtime.images.image_path(sid))
-        subprocess.run(["mount", "-o", "loop,nosuid,nodev", image, str(root)], check=True)
-    (root / "unsynced.txt").write_text("after crash\n")
+    for sid, root in roots.items():
+        if runtime.images is not None:
+            image = str(runtime.images.image_path(sid))
+            subprocess.run(["mount", "-o", "loop,nosuid,nodev", image, str(root)], check=True)
+        (root / "unsynced.txt").write_text(f"after crash {sid}\n")
     assert not sleepers(), "a sandbox process outlived its server"
     server2, stop2 = start_live_server("sqlite", data)
     try:
         u.client.base_url = server2.base_url  # type: ignore[misc]
-        assert status(u, sid) == "stopped"
-        items = file_items(u, sid)
-        assert "before.txt" in items and "unsynced.txt" in items
-        t = await Term.open(server2, u, sid)
+        for sid in sids:
+            assert status(u, sid) == "stopped"
+            items = file_items(u, sid)
+            assert "before.txt" in items and "unsynced.txt" in items
+        t = await Term.open(server2, u, sids[1])
         _, out = await t.run("cat before.txt unsynced.txt")
-        assert b"before" in out and b"after crash" in out
+        assert f"before {sids[1]}".encode() in out and f"after crash {sids[1]}".encode() in out
         await t.close()
     finally:
         stop2()
-    assert not [line for line in Path("/proc/self/mountinfo").read_text().splitlines()
-                if str(root) in line], "a workspace image outlived its server"  # fmt: skip
+    mounts = Path("/proc/self/mountinfo").read_text()
+    assert not [r for r in roots.values() if str(r) in mounts], "an image outlived its server"
 
 
 async def test_an_agent_that_dies_reports_the_sandbox_as_error_with_the_reason(

@@ -180,12 +180,7 @@ class SandboxManager(ReplicaSharing):
             except Exception:
                 log.exception("sandbox %s: reattaching after a restart failed", uuid)
         lost = [sess for sess in stale if str(sess.uuid) not in self._active]
-        for sess in lost:
-            try:
-                await self._recover(sess)
-            finally:
-                if self.leases is not None:
-                    await self.leases.release(session_lease(str(sess.uuid)))
+        await self._recover_all(lost, release=True)
         if lost:
             async with self.sessions.db.session() as s:
                 await s.execute(
@@ -272,8 +267,23 @@ class SandboxManager(ReplicaSharing):
     async def recover_files(self, sessions: list[CodeSession]) -> None:
         """``_recover`` each of ``sessions`` (running sandboxes of a dead process of this
         server's identity that nobody will reattach: modeswitch.py)."""
-        for sess in sessions:
-            await self._recover(sess)
+        await self._recover_all(sessions)
+
+    async def _recover_all(self, sessions: list[CodeSession], *, release: bool = False) -> None:
+        """``_recover`` ``sessions``, ``sandbox_recovery_concurrency`` at once (each one is
+        mostly waiting: its sandbox's start, its files' reads and writes); ``release``: give
+        each one's session lease back when it is done."""
+        gate = asyncio.Semaphore(self.settings.sandbox_recovery_concurrency)
+
+        async def one(sess: CodeSession) -> None:
+            async with gate:
+                try:
+                    await self._recover(sess)
+                finally:
+                    if release and self.leases is not None:
+                        await self.leases.release(session_lease(str(sess.uuid)))
+
+        await asyncio.gather(*(one(sess) for sess in sessions))
 
     async def _recover(self, sess: CodeSession) -> None:
         """The previous server stopped without a final sync: take the sandbox's files as newer."""
