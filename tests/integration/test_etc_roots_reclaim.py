@@ -138,12 +138,15 @@ def test_only_provably_dead_roots_of_other_servers_are_touched(shm: Path) -> Non
     # an older build's root, without an owner file: left alone
     legacy = dead_root(shm, "cc-etc-999999999-tag00006-old", "")
     (legacy / OWNER).unlink()
+    # a removal cut short after the owner file went: empty, its pid dead
+    emptied = shm / "cc-etc-999999999-tag00007-cut"
+    emptied.mkdir()
     holder = held_bind(dead / "s1")
     try:
         reclaim_dead_etc_roots(shm, "tag00001", (), mine)
         assert sorted(os.listdir(dead)) == [OWNER, "s1"]  # the bound one stays
         assert (dead / "s1" / "passwd").read_text() == "x"
-        assert not reused.exists()
+        assert not reused.exists() and not emptied.exists()
         for kept in (alive, elsewhere, legacy):
             assert sorted(os.listdir(kept)) == sorted([OWNER, "s1", "s2", "templates"]) or (
                 kept is legacy and sorted(os.listdir(kept)) == ["s1", "s2", "templates"]

@@ -37,6 +37,16 @@ def _start_time(pid: int) -> int | None:
     return int(stat_line.rsplit(b")", 1)[1].split()[19])
 
 
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    return True
+
+
 def _pid_namespace() -> int:
     return os.stat("/proc/self/ns/pid").st_ino
 
@@ -143,8 +153,14 @@ def reclaim_dead_etc_roots(tmpfs_dir: Path, tag: str, keep: Collection[str], int
             if len(parts) == 5 and parts[3] != tag:
                 # Another server's: it reclaims its own sandboxes' /etc when it starts again;
                 # a dead process's dirs that nothing has mounted go now (the module's doc).
-                if entry.is_dir(follow_symlinks=False) and _owner_dead(entry.path):
-                    foreign.append(entry.path)
+                if entry.is_dir(follow_symlinks=False):
+                    if _owner_dead(entry.path):
+                        foreign.append(entry.path)
+                    elif not _pid_alive(int(parts[2])):
+                        # Empty (rmdir fails otherwise): a removal cut short after its owner
+                        # file went; no live process makes a root under a dead pid's name.
+                        with contextlib.suppress(OSError):
+                            os.rmdir(entry.path)
                 continue
             try:
                 os.kill(int(parts[2]), 0)
