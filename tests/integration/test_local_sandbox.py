@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,7 @@ import pytest
 
 from coolcoding.agent.client import AgentClient
 from coolcoding.sandbox.base import ExecLimits, SandboxError
-from coolcoding.sandbox.local.cgroups import CgroupLimits
+from coolcoding.sandbox.local.cgroups import Cgroup, CgroupLimits
 from coolcoding.sandbox.local.environment import check_environment
 from coolcoding.sandbox.local.runtime import LocalRuntime
 from coolcoding.sandbox.local.sandbox import LocalSandbox
@@ -112,6 +113,32 @@ async def test_wall_and_cpu_limits(sandbox: LocalSandbox) -> None:
     assert r.limit_hit == "wall" and r.signal == 9 and r.wall_ms < 2000
     r = await sandbox.exec(["sh", "-c", "while :; do :; done"], limits=ExecLimits(cpu_s=0.5))
     assert r.limit_hit == "cpu" and r.cpu_ms >= 450
+
+
+async def test_the_cpu_limit_counts_every_process_together(sandbox: LocalSandbox) -> None:
+    """Two busy loops, each under its own RLIMIT_CPU: the group's total is the limit, and the
+    kill comes after it (never before: the checks sleep until the budget could be spent)."""
+    loops = "while :; do :; done & while :; do :; done & wait"
+    r = await sandbox.exec(["sh", "-c", loops], limits=ExecLimits(cpu_s=1.0, wall_s=30))
+    assert r.limit_hit == "cpu" and 1000 <= r.cpu_ms < 3000, r
+
+
+async def test_a_job_that_waits_costs_about_one_cpu_check_a_second(
+    sandbox: LocalSandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The CPU limit's checks of a job that waits (a sleep, a terminal, I/O): about one a
+    second (they were ten a second: the judge worker's main cost while a job runs)."""
+    calls: list[float] = []
+    real = Cgroup.cpu_ns
+
+    def counted(self: Cgroup) -> int:
+        calls.append(time.monotonic())
+        return real(self)
+
+    monkeypatch.setattr(Cgroup, "cpu_ns", counted)
+    r = await sandbox.exec(["sleep", "3"], limits=ExecLimits(cpu_s=5, wall_s=30))
+    assert r.exit_code == 0 and r.limit_hit is None
+    assert 2 <= len(calls) <= 6, len(calls)  # start, ~1 a second, the final measure
 
 
 async def test_files_are_owned_by_the_sandbox_uid_and_links_are_not_followed(

@@ -28,6 +28,8 @@ if TYPE_CHECKING:
 StreamName = Literal["stdout", "stderr"]
 CHUNK = 64 * 1024
 DEFAULT_OUTPUT_BYTES = 16 * 1024 * 1024  # when the caller sets none: still never unbounded
+_CPU_CHECK_MIN_S = 0.01  # the CPU limit's checks (``_watch_cpu``): at most 100 a second
+_CPU_CHECK_MAX_S = 1.0  # and at least one
 
 
 def _exit_of(status: int | None) -> tuple[int | None, int | None]:
@@ -206,14 +208,23 @@ class LocalExec(ExecStream):
             src.close()
 
     async def _watch_cpu(self, cpu_s: float) -> None:
-        """RLIMIT_CPU is per process; this bounds the CPU time of all of them together."""
+        """RLIMIT_CPU is per process; this bounds the CPU time of all of them together.
+
+        The group spends at most one CPU-second per second per CPU of the host: each check
+        sleeps until the earliest moment the rest of the budget could be spent (at least
+        ``_CPU_CHECK_MIN_S``, at most ``_CPU_CHECK_MAX_S``). A job waiting on I/O or a
+        terminal costs one check a second (it was ten: the worker's main cost while a job
+        runs), and the kill comes within ``_CPU_CHECK_MIN_S`` per CPU of the limit (it was
+        0.1 s per CPU)."""
         assert self._cg is not None
-        step = min(0.1, max(0.01, cpu_s / 10))
+        cpus = os.cpu_count() or 1
+        budget_ns = cpu_s * 1e9
         while True:
-            await asyncio.sleep(step)
-            if self._cg.cpu_ns() >= cpu_s * 1e9:
+            left_s = (budget_ns - self._cg.cpu_ns()) / 1e9
+            if left_s <= 0:
                 self._kill_for("cpu")
                 return
+            await asyncio.sleep(min(_CPU_CHECK_MAX_S, max(_CPU_CHECK_MIN_S, left_s / cpus)))
 
     async def chunks(self) -> AsyncIterator[tuple[StreamName, bytes]]:
         if self._queue is None:
