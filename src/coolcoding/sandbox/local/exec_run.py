@@ -218,13 +218,13 @@ class LocalExec(ExecStream):
         0.1 s per CPU)."""
         assert self._cg is not None
         cpus = os.cpu_count() or 1
-        budget_ns = cpu_s * 1e9
+        left_s = cpu_s  # the exec's group counts from 0: nothing to read before the first sleep
         while True:
-            left_s = (budget_ns - self._cg.cpu_ns()) / 1e9
+            await asyncio.sleep(min(_CPU_CHECK_MAX_S, max(_CPU_CHECK_MIN_S, left_s / cpus)))
+            left_s = cpu_s - self._cg.cpu_ns() / 1e9
             if left_s <= 0:
                 self._kill_for("cpu")
                 return
-            await asyncio.sleep(min(_CPU_CHECK_MAX_S, max(_CPU_CHECK_MIN_S, left_s / cpus)))
 
     async def chunks(self) -> AsyncIterator[tuple[StreamName, bytes]]:
         if self._queue is None:
