@@ -26,6 +26,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -177,7 +178,11 @@ async def round_(
             w.wait(60)
 
 
-async def main_async(n: int, rounds: int, program: str, baseline: str) -> dict[str, Any]:
+@contextlib.asynccontextmanager
+async def queue_platform() -> AsyncIterator[tuple[ExecutionService, int, dict[str, str]]]:
+    """A new PostgreSQL database with the queue's schema and one user, an execution service on
+    it that submits jobs (no worker of its own), and the environment of ``coolcoding worker``
+    processes for it; all dropped at the end."""
     name = f"cc_bench_workers_{secrets.token_hex(4)}"
     admin = await asyncpg.connect(PG_ADMIN)
     await admin.execute(f'CREATE DATABASE "{name}"')
@@ -202,6 +207,17 @@ async def main_async(n: int, rounds: int, program: str, baseline: str) -> dict[s
         judge = Judge(None, LanguageRegistry(), settings)
         svc = ExecutionService(db, settings, judge.languages, judge, RateLimiter(10**9, 60))
         await svc.start()
+        yield svc, user_id, env
+        await svc.stop()
+    finally:
+        await db.dispose()
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
+async def main_async(n: int, rounds: int, program: str, baseline: str) -> dict[str, Any]:
+    async with queue_platform() as (svc, user_id, env):
         one: list[float] = []
         two: list[float] = []
         floor1: list[float] = []
@@ -234,12 +250,6 @@ async def main_async(n: int, rounds: int, program: str, baseline: str) -> dict[s
             for procs in order:
                 (floor1 if procs == 1 else floor2).append(await floor_round(n, procs, program))
             others.append(load0)
-        await svc.stop()
-    finally:
-        await db.dispose()
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
-        shutil.rmtree(data_dir, ignore_errors=True)
     m1, m2 = statistics.median(one), statistics.median(two)
     f1, f2 = statistics.median(floor1), statistics.median(floor2)
     return {

@@ -13,26 +13,14 @@ import argparse
 import asyncio
 import json
 import os
-import secrets
-import shutil
 import statistics
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
-import asyncpg  # type: ignore[import-untyped]
-
-from bench_judge_workers import PG_ADMIN, start_workers
+from bench_judge_workers import queue_platform, start_workers
 from benchstats import ratio
-from coolcoding.db.engine import Database
-from coolcoding.db.migrate import upgrade
-from coolcoding.db.models import User
-from coolcoding.execution.judge import Judge
-from coolcoding.execution.languages import LanguageRegistry
 from coolcoding.services.executions import ExecutionService, JobRequest
-from coolcoding.services.ratelimit import RateLimiter
-from coolcoding.settings import Settings
 
 RESULTS = Path(__file__).parent / "results" / "running_job_cpu.json"
 
@@ -67,43 +55,14 @@ async def one_round(
 
 
 async def main_async(args: argparse.Namespace) -> dict[str, Any]:
-    name = f"cc_bench_running_{secrets.token_hex(4)}"
-    admin = await asyncpg.connect(PG_ADMIN)
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    data_dir = Path(tempfile.mkdtemp(prefix="cc-bench-running-"))
-    data_dir.chmod(0o711)
-    url = f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}"
-    cgroup = f"cc-bench-running-{os.getpid()}"
-    settings = Settings(environment="test", data_dir=data_dir, database_url=url,
-                        exec_queue="database", exec_embedded_worker=False,
-                        exec_rate_limit_per_minute=1_000_000, sandbox_cgroup_parent=cgroup)  # fmt: skip
-    env = {**os.environ, "COOLCODING_DATA_DIR": str(data_dir), "COOLCODING_DATABASE_URL": url,
-           "COOLCODING_EXEC_QUEUE": "database", "COOLCODING_SANDBOX_CGROUP_PARENT": cgroup,
-           "COOLCODING_ENVIRONMENT": "test"}  # fmt: skip
-    db = Database(settings)
     xs: dict[str, list[float]] = {"ours": [], "baseline": []}
     pythons = {"ours": sys.executable, "baseline": str(Path(args.baseline) / ".venv/bin/python")}
-    try:
-        await upgrade(db.engine)
-        async with db.session() as s:
-            user = User(username="bench", email="b@example.com", password_hash="x")
-            s.add(user)
-            await s.commit()
-            user_id = user.id
-        judge = Judge(None, LanguageRegistry(), settings)
-        svc = ExecutionService(db, settings, judge.languages, judge, RateLimiter(10**9, 60))
-        await svc.start()
+    async with queue_platform() as (svc, user_id, env):
         for r in range(args.rounds):
             for arm in ("ours", "baseline") if r % 2 == 0 else ("baseline", "ours"):
                 cpu = await one_round(svc, user_id, env, pythons[arm], args.job_s, args.window_s)
                 xs[arm].append(cpu)
                 print(f"round {r}: {arm} {cpu:.2f} ms/s", flush=True)
-        await svc.stop()
-    finally:
-        await db.dispose()
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
-        shutil.rmtree(data_dir, ignore_errors=True)
     return {
         "what": "a judge worker's CPU (ms per second, all threads, schedstat) while its one job "
         f"sleeps {args.job_s} s, over a {args.window_s} s window; this build vs the baseline",

@@ -37,6 +37,7 @@ import time
 from pathlib import Path
 from typing import Literal
 
+from coolcoding.sandbox.local.pids import pid_alive
 from coolcoding.sandbox.local.zygote import (
     MAX_REQUEST_BYTES,
     RELEASE,
@@ -89,16 +90,6 @@ def cache_key(source: bytes) -> str:
     ).hexdigest()
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def clean_stale_builds(cache_root: Path) -> None:
     """Remove ``.build-<pid>-*`` dirs whose builder is gone (a build killed midway), or older
     than STALE_BUILD_S whatever their pid says (a pid reused since)."""
@@ -109,7 +100,7 @@ def clean_stale_builds(cache_root: Path) -> None:
             pid = entry.name[len(BUILD_PREFIX) :].partition("-")[0]
             with contextlib.suppress(OSError):
                 old = time.time() - entry.stat(follow_symlinks=False).st_mtime > STALE_BUILD_S
-                if old or not (pid.isdigit() and _pid_alive(int(pid))):
+                if old or not (pid.isdigit() and pid_alive(int(pid))):
                     shutil.rmtree(entry.path, ignore_errors=True)
 
 

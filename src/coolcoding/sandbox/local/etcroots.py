@@ -23,28 +23,11 @@ import tempfile
 from collections.abc import Collection
 from pathlib import Path
 
+from coolcoding.sandbox.local.pids import pid_alive, start_time
+
 log = logging.getLogger(__name__)
 
 OWNER = ".owner"  # in each root: "<pid namespace inode> <pid> <pid's start time>"
-
-
-def _start_time(pid: int) -> int | None:
-    """The process's start time (clock ticks since boot, /proc/<pid>/stat field 22)."""
-    try:
-        stat_line = Path(f"/proc/{pid}/stat").read_bytes()
-    except OSError:
-        return None
-    return int(stat_line.rsplit(b")", 1)[1].split()[19])
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass
-    return True
 
 
 def _pid_namespace() -> int:
@@ -52,7 +35,7 @@ def _pid_namespace() -> int:
 
 
 def owner_line() -> str:
-    return f"{_pid_namespace()} {os.getpid()} {_start_time(os.getpid())}\n"
+    return f"{_pid_namespace()} {os.getpid()} {start_time(os.getpid())}\n"
 
 
 def _owner_dead(root: str) -> bool:
@@ -64,7 +47,7 @@ def _owner_dead(root: str) -> bool:
         return False
     if pidns != _pid_namespace():
         return False
-    return _start_time(pid) != started
+    return start_time(pid) != started
 
 
 def _bound_children(tmpfs_dir: str, roots: Collection[str]) -> set[tuple[str, str]] | None:
@@ -156,7 +139,7 @@ def reclaim_dead_etc_roots(tmpfs_dir: Path, tag: str, keep: Collection[str], int
                 if entry.is_dir(follow_symlinks=False):
                     if _owner_dead(entry.path):
                         foreign.append(entry.path)
-                    elif not _pid_alive(int(parts[2])):
+                    elif not pid_alive(int(parts[2])):
                         # Empty (rmdir fails otherwise): a removal cut short after its owner
                         # file went; no live process makes a root under a dead pid's name.
                         with contextlib.suppress(OSError):
