@@ -21,6 +21,11 @@ from pathlib import Path
 
 import pytest
 
+from coolcoding.sandbox.local.agent_launch import (
+    agent_copy_name,
+    agent_package_copy,
+    reclaim_agent_copies,
+)
 from coolcoding.sandbox.local.etcroots import OWNER, owner_line, reclaim_dead_etc_roots
 from tests.conftest import make_database, searchable
 from tests.integration.test_sandbox_outlives_server import login, sandbox_pids
@@ -75,11 +80,16 @@ def test_a_killed_servers_etc_root_goes_once_its_sandbox_is_gone(tmp_path: Path,
 
         # Another server (another data dir, another tag) starts: everything of the dead root
         # but the running sandbox's bound /etc goes, and that sandbox still reads its /etc.
+        # An older code version's agent copy, which nothing uses, goes too; this version's
+        # copy, which the running sandbox's agent runs from, stays.
+        old_copy = shm / "cc-agent-0123456789abcdef"
+        (old_copy / "coolcoding").mkdir(parents=True)
         other = ServeProcess(dirs[1], **env_b)
         try:
             assert sorted(os.listdir(root_a)) == sorted([OWNER, sid]), serve_log(dirs[1])
             agent = min(pids)
             assert Path(f"/proc/{agent}/root/etc/passwd").read_text().strip()
+            assert not old_copy.exists() and (shm / agent_copy_name() / "coolcoding").is_dir()
         finally:
             other.terminate()
 
@@ -169,3 +179,44 @@ def test_a_root_bound_whole_is_left_alone(shm: Path) -> None:
     finally:
         holder.kill()
         holder.wait()
+
+
+def held_lock(path: Path) -> subprocess.Popen[str]:
+    """Another process holding a shared flock on ``path`` (a live server using its copy)."""
+    code = (
+        "import fcntl, os, sys, time\n"
+        "fd = os.open(sys.argv[1], os.O_RDONLY | os.O_DIRECTORY)\n"
+        "fcntl.flock(fd, fcntl.LOCK_SH)\n"
+        "print('held', flush=True)\n"
+        "time.sleep(600)\n"
+    )
+    proc = subprocess.Popen(["python3", "-c", code, str(path)], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None and proc.stdout.readline() == "held\n"
+    return proc
+
+
+def test_other_versions_agent_copies_go_once_nothing_uses_them(shm: Path) -> None:
+    """Agent code copies (5 MB each, per code version, in memory): a copy no live server holds
+    and no mount uses is removed; one a server holds (another process's lock, or this
+    process's own ``agent_package_copy``), one a sandbox has bound, this version's, and
+    anything not named like a copy stay."""
+    names = {k: f"cc-agent-{i:016x}" for i, k in enumerate(["free", "held", "bound", "mine"])}
+    for name in names.values():
+        (shm / name / "coolcoding").mkdir(parents=True)
+    odd = shm / "cc-agent-tmp-x1"
+    odd.mkdir()
+    ours = Path(agent_package_copy(shm)).parent  # made and held by this process
+    holder = held_lock(shm / names["held"])
+    binder = held_bind(shm / names["bound"] / "coolcoding")
+    try:
+        assert reclaim_agent_copies(shm, keep=names["mine"]) == 1
+        assert not (shm / names["free"]).exists()
+        for key in ("held", "bound", "mine"):
+            assert (shm / names[key] / "coolcoding").is_dir(), key
+        assert odd.exists() and (ours / "coolcoding").is_dir()
+    finally:
+        for proc in (holder, binder):
+            proc.kill()
+            proc.wait()
+    assert reclaim_agent_copies(shm, keep=names["mine"]) == 2  # nobody holds nor binds them
+    assert sorted(p.name for p in shm.iterdir()) == sorted([names["mine"], odd.name, ours.name])

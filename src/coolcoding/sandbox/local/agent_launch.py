@@ -13,10 +13,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import hashlib
 import logging
 import os
+import re
 import shutil
+import stat
 import subprocess
 import tempfile
 from collections.abc import Mapping
@@ -26,6 +29,7 @@ from pathlib import Path
 import coolcoding
 from coolcoding.sandbox.local import bwrap, seccomp
 from coolcoding.sandbox.local.cgroups import Cgroup, CgroupLimits
+from coolcoding.sandbox.local.etcroots import mounted_children
 from coolcoding.sandbox.local.process import SandboxProcess, spawn_setup
 from coolcoding.sandbox.local.sandbox import LocalSandbox
 from coolcoding.settings import Settings
@@ -39,6 +43,46 @@ AGENT_PYTHON = "/usr/bin/python3"  # the interpreter the agent runs on (the sand
 log = logging.getLogger(__name__)
 
 
+def _package_files(root: Path) -> list[Path]:
+    return sorted(p for pattern in _PACKAGE_FILES for p in root.rglob(pattern) if p.is_file())
+
+
+def agent_copy_name(source: str = PACKAGE_DIR, python: str = AGENT_PYTHON) -> str:
+    """The name of this code version's copy (``agent_package_copy``): ``cc-agent-<digest>``."""
+    root = Path(source)
+    digest = hashlib.sha256(f"{_COPY_FORMAT}|{python}\0".encode())
+    for f in _package_files(root):
+        digest.update(str(f.relative_to(root)).encode() + b"\0" + f.read_bytes() + b"\0")
+    return f"cc-agent-{digest.hexdigest()[:16]}"
+
+
+# The copies this process uses, each with a shared flock held for the process's life: another
+# server's clean-up (``reclaim_agent_copies``) removes only copies nobody holds.
+_HELD: dict[str, int] = {}
+
+
+def _hold(target: Path) -> bool:
+    """Hold the copy ``target`` (see ``_HELD``); False when it is gone, e.g. removed by a
+    clean-up while this waited for the lock (then it is made again)."""
+    if str(target) in _HELD:
+        return True
+    try:
+        fd = os.open(target, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return False
+    fcntl.flock(fd, fcntl.LOCK_SH)
+    try:  # still the copy at that path, not removed (nor replaced) meanwhile
+        whole = stat.S_ISDIR(os.stat("coolcoding", dir_fd=fd).st_mode)
+        same = os.stat(target).st_ino == os.fstat(fd).st_ino
+    except FileNotFoundError:
+        whole = same = False
+    if not (whole and same):
+        os.close(fd)
+        return False
+    _HELD[str(target)] = fd
+    return True
+
+
 def agent_package_copy(
     tmpfs_dir: Path, source: str = PACKAGE_DIR, python: str = AGENT_PYTHON
 ) -> str:
@@ -48,21 +92,24 @@ def agent_package_copy(
     its path inside its file system): bound from the server's install it would name the host's
     source tree; from here it names ``/cc-agent-<hash>/coolcoding`` of a tmpfs. The copy is
     shared by every sandbox of this code version, survives the server (sandboxes outlive it)
-    and is made once (a new directory renamed into place, so concurrent servers agree).
+    and is made once (a new directory renamed into place, so concurrent servers agree). This
+    process holds it (``_HELD``) until it exits.
 
     The copy holds its bytecode, compiled once by the agent's own interpreter (``python``)
     with unchecked hashes (the directory's name already changes with the source): read-only,
     the agent could write no ``__pycache__`` and compiled every module at every start."""
-    root = Path(source)
-    files = sorted(p for pattern in _PACKAGE_FILES for p in root.rglob(pattern) if p.is_file())
-    digest = hashlib.sha256(f"{_COPY_FORMAT}|{python}\0".encode())
-    for f in files:
-        digest.update(str(f.relative_to(root)).encode() + b"\0" + f.read_bytes() + b"\0")
-    target = tmpfs_dir / f"cc-agent-{digest.hexdigest()[:16]}"
-    if (target / "coolcoding").is_dir():
-        return str(target / "coolcoding")
-    tmp = Path(tempfile.mkdtemp(prefix="cc-agent-tmp-", dir=tmpfs_dir))
-    for f in files:
+    target = tmpfs_dir / agent_copy_name(source, python)
+    for _ in range(5):
+        if not (target / "coolcoding").is_dir():
+            _make_copy(Path(source), target, python)
+        if _hold(target):
+            break
+    return str(target / "coolcoding")
+
+
+def _make_copy(root: Path, target: Path, python: str) -> None:
+    tmp = Path(tempfile.mkdtemp(prefix="cc-agent-tmp-", dir=target.parent))
+    for f in _package_files(root):
         dest = tmp / "coolcoding" / f.relative_to(root)
         dest.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
         shutil.copyfile(f, dest)
@@ -82,7 +129,45 @@ def agent_package_copy(
         os.rename(tmp, target)
     except OSError:  # made meanwhile by another server
         shutil.rmtree(tmp, ignore_errors=True)
-    return str(target / "coolcoding")
+
+
+def reclaim_agent_copies(tmpfs_dir: Path, keep: str) -> int:
+    """Remove the copies of other code versions (``cc-agent-<digest>``, 5 MB each, in memory)
+    that no live server holds (``_HELD``: a server of this build or later) and no mount on the
+    host uses (a sandbox whose server is gone still runs its agent from its copy). ``keep``:
+    this version's name. Each is locked exclusively while it is checked and removed, so a
+    server that wants it meanwhile waits, finds it gone and makes it again. Returns how many."""
+    locked: list[tuple[str, int]] = []
+    with contextlib.suppress(OSError), os.scandir(tmpfs_dir) as entries:
+        for entry in entries:
+            if not re.fullmatch(r"cc-agent-[0-9a-f]{16}", entry.name) or entry.name == keep:
+                continue
+            if not entry.is_dir(follow_symlinks=False):
+                continue
+            if entry.stat(follow_symlinks=False).st_uid != os.geteuid():
+                continue
+            fd = os.open(entry.path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:  # a live server holds it
+                os.close(fd)
+                continue
+            locked.append((entry.path, fd))
+    removed = 0
+    try:
+        if locked:
+            used = mounted_children(str(tmpfs_dir), [os.path.basename(p) for p, _ in locked])
+            for path, _fd in locked:
+                name = os.path.basename(path)
+                if used is not None and not any(root == name for root, _child in used):
+                    shutil.rmtree(path, ignore_errors=True)
+                    removed += not os.path.exists(path)
+    finally:
+        for _path, fd in locked:
+            os.close(fd)
+    if removed:
+        log.info("removed %d agent code copies of other versions from %s", removed, tmpfs_dir)
+    return removed
 
 
 @dataclass

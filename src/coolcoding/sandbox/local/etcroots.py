@@ -50,7 +50,7 @@ def _owner_dead(root: str) -> bool:
     return start_time(pid) != started
 
 
-def _bound_children(tmpfs_dir: str, roots: Collection[str]) -> set[tuple[str, str]] | None:
+def mounted_children(tmpfs_dir: str, roots: Collection[str]) -> set[tuple[str, str]] | None:
     """(root, child) of every dir of ``roots`` that a mount in any mount namespace of the host
     has as its source (its root within the tmpfs; ``*`` for the root itself), or None when a
     namespace cannot be read (then nothing may be called unused)."""
@@ -94,7 +94,7 @@ def _bound_children(tmpfs_dir: str, roots: Collection[str]) -> set[tuple[str, st
 def _reclaim_foreign(tmpfs_dir: Path, roots: list[str]) -> None:
     """Remove the dirs of dead processes' roots of other servers that nothing has mounted,
     and each root once it is empty (see the module's doc)."""
-    used = _bound_children(str(tmpfs_dir), [os.path.basename(r) for r in roots])
+    used = mounted_children(str(tmpfs_dir), [os.path.basename(r) for r in roots])
     if used is None:
         return
     for root in roots:

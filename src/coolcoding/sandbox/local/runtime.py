@@ -34,7 +34,13 @@ from coolcoding.agent.client import AgentClient, AgentConnectionLost, AgentError
 from coolcoding.sandbox.agent_sandbox import AgentSandbox
 from coolcoding.sandbox.base import Runtime, Sandbox, SandboxError, SandboxSpec
 from coolcoding.sandbox.local import bwrap, seccomp
-from coolcoding.sandbox.local.agent_launch import agent_limits, agent_package_copy, start_agent
+from coolcoding.sandbox.local.agent_launch import (
+    agent_copy_name,
+    agent_limits,
+    agent_package_copy,
+    reclaim_agent_copies,
+    start_agent,
+)
 from coolcoding.sandbox.local.agents import (
     AgentFiles,
     AgentHandle,
@@ -142,6 +148,7 @@ class LocalRuntime(Runtime):
         self._removals: set[asyncio.Task[None]] = set()  # ephemeral directories being deleted
         self._etc_tag = etc_root_tag(self.instance_id)
         self._agent_package: str | None = None  # agent_package_copy, made at the first start
+        self._agent_copy_name: str | None = None  # its name (cleanup_orphans keeps it)
         self.etc_root = make_etc_root(settings.sandbox_etc_root, self.state_dir, self._etc_tag)
         tmpfs = settings.sandbox_etc_root
         self.agents = AgentFiles(
@@ -811,6 +818,10 @@ class LocalRuntime(Runtime):
             reclaim_dead_etc_roots,
             self.settings.sandbox_etc_root, self._etc_tag, keep, self.etc_root,
         )  # fmt: skip
+        if self._agent_copy_name is None:
+            self._agent_copy_name = await asyncio.to_thread(agent_copy_name)
+        # Other code versions' agent copies that nothing uses any more (agent_launch.py)
+        await asyncio.to_thread(reclaim_agent_copies, self.etc_root.parent, self._agent_copy_name)
         for name in self.host.cgroups.leftovers():
             if name in self._sandboxes or name in self._live_ephemeral or name in keep:
                 continue
