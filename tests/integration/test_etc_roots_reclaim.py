@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 
 from coolcoding.sandbox.local.agent_launch import (
+    LOCKING_MARK,
     agent_copy_name,
     agent_package_copy,
     reclaim_agent_copies,
@@ -84,6 +85,7 @@ def test_a_killed_servers_etc_root_goes_once_its_sandbox_is_gone(tmp_path: Path,
         # copy, which the running sandbox's agent runs from, stays.
         old_copy = shm / "cc-agent-0123456789abcdef"
         (old_copy / "coolcoding").mkdir(parents=True)
+        (old_copy / LOCKING_MARK).touch()
         other = ServeProcess(dirs[1], **env_b)
         try:
             assert sorted(os.listdir(root_a)) == sorted([OWNER, sid]), serve_log(dirs[1])
@@ -198,11 +200,14 @@ def held_lock(path: Path) -> subprocess.Popen[str]:
 def test_other_versions_agent_copies_go_once_nothing_uses_them(shm: Path) -> None:
     """Agent code copies (5 MB each, per code version, in memory): a copy no live server holds
     and no mount uses is removed; one a server holds (another process's lock, or this
-    process's own ``agent_package_copy``), one a sandbox has bound, this version's, and
-    anything not named like a copy stay."""
-    names = {k: f"cc-agent-{i:016x}" for i, k in enumerate(["free", "held", "bound", "mine"])}
-    for name in names.values():
+    process's own ``agent_package_copy``), one a sandbox has bound, this version's, an older
+    build's (no mark: its servers hold no lock) and anything not named like a copy stay."""
+    kinds = ["free", "held", "bound", "mine", "unmarked"]
+    names = {k: f"cc-agent-{i:016x}" for i, k in enumerate(kinds)}
+    for key, name in names.items():
         (shm / name / "coolcoding").mkdir(parents=True)
+        if key != "unmarked":  # an older build's copy has no mark: its servers hold no lock
+            (shm / name / LOCKING_MARK).touch()
     odd = shm / "cc-agent-tmp-x1"
     odd.mkdir()
     ours = Path(agent_package_copy(shm)).parent  # made and held by this process
@@ -211,7 +216,7 @@ def test_other_versions_agent_copies_go_once_nothing_uses_them(shm: Path) -> Non
     try:
         assert reclaim_agent_copies(shm, keep=names["mine"]) == 1
         assert not (shm / names["free"]).exists()
-        for key in ("held", "bound", "mine"):
+        for key in ("held", "bound", "mine", "unmarked"):
             assert (shm / names[key] / "coolcoding").is_dir(), key
         assert odd.exists() and (ours / "coolcoding").is_dir()
     finally:
@@ -219,4 +224,6 @@ def test_other_versions_agent_copies_go_once_nothing_uses_them(shm: Path) -> Non
             proc.kill()
             proc.wait()
     assert reclaim_agent_copies(shm, keep=names["mine"]) == 2  # nobody holds nor binds them
-    assert sorted(p.name for p in shm.iterdir()) == sorted([names["mine"], odd.name, ours.name])
+    left = [names["mine"], names["unmarked"], odd.name, ours.name]
+    assert sorted(p.name for p in shm.iterdir()) == sorted(left)
+    assert (ours / LOCKING_MARK).is_file()

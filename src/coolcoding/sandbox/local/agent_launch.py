@@ -38,7 +38,10 @@ _PATH_FLAGS = os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 SOCKET_NAME = "agent.sock"
 PACKAGE_DIR = str(Path(coolcoding.__file__).resolve().parent)
 _PACKAGE_FILES = ("*.py", "*.sh")  # what the agent imports or reads (shell integration)
-_COPY_FORMAT = "pyc-1"  # changes the copy's name when its layout changes
+_COPY_FORMAT = "pyc-2"  # changes the copy's name when its layout changes
+# In a copy made by a build whose servers hold their copy (``_HELD``): only such copies are
+# removed by ``reclaim_agent_copies`` (an older build's server would not hold its own).
+LOCKING_MARK = ".held-by-flock"
 AGENT_PYTHON = "/usr/bin/python3"  # the interpreter the agent runs on (the sandbox's /usr)
 log = logging.getLogger(__name__)
 
@@ -120,6 +123,7 @@ def _make_copy(root: Path, target: Path, python: str) -> None:
     )  # fmt: skip
     if compiled.returncode != 0:  # still works, only slower: the agent compiles at each start
         log.warning("compiling the agent's code failed: %s", compiled.stdout + compiled.stderr)
+    (tmp / LOCKING_MARK).touch()
     for p in tmp.rglob("*"):
         if not p.is_dir():
             os.chmod(p, 0o444)
@@ -133,8 +137,8 @@ def _make_copy(root: Path, target: Path, python: str) -> None:
 
 def reclaim_agent_copies(tmpfs_dir: Path, keep: str) -> int:
     """Remove the copies of other code versions (``cc-agent-<digest>``, 5 MB each, in memory)
-    that no live server holds (``_HELD``: a server of this build or later) and no mount on the
-    host uses (a sandbox whose server is gone still runs its agent from its copy). ``keep``:
+    made by builds whose servers hold their copy (``LOCKING_MARK``), that no live server holds
+    (``_HELD``) and no mount on the host uses (a sandbox whose server is gone still runs its agent from its copy). ``keep``:
     this version's name. Each is locked exclusively while it is checked and removed, so a
     server that wants it meanwhile waits, finds it gone and makes it again. Returns how many."""
     locked: list[tuple[str, int]] = []
@@ -146,6 +150,8 @@ def reclaim_agent_copies(tmpfs_dir: Path, keep: str) -> int:
                 continue
             if entry.stat(follow_symlinks=False).st_uid != os.geteuid():
                 continue
+            if not os.path.exists(os.path.join(entry.path, LOCKING_MARK)):
+                continue  # an older build's: its live servers hold no lock to tell us
             fd = os.open(entry.path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
