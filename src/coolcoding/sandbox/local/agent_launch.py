@@ -138,9 +138,10 @@ def _make_copy(root: Path, target: Path, python: str) -> None:
 def reclaim_agent_copies(tmpfs_dir: Path, keep: str) -> int:
     """Remove the copies of other code versions (``cc-agent-<digest>``, 5 MB each, in memory)
     made by builds whose servers hold their copy (``LOCKING_MARK``), that no live server holds
-    (``_HELD``) and no mount on the host uses (a sandbox whose server is gone still runs its agent from its copy). ``keep``:
-    this version's name. Each is locked exclusively while it is checked and removed, so a
-    server that wants it meanwhile waits, finds it gone and makes it again. Returns how many."""
+    (``_HELD``) and no mount on the host uses (a sandbox whose server is gone still runs its
+    agent from its copy). ``keep``: this version's name. Each is locked exclusively while it
+    is checked and removed, so a server that wants it meanwhile waits, finds it gone and makes
+    it again. Returns how many."""
     locked: list[tuple[str, int]] = []
     with contextlib.suppress(OSError), os.scandir(tmpfs_dir) as entries:
         for entry in entries:
